@@ -1,0 +1,68 @@
+"""create_app(): mounts each domain's router, error handlers and middleware; nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cityhealth import __version__, ops
+from cityhealth.clock import Clock, SimulatedClock, SystemClock
+from cityhealth.config import Environment, Settings, load_settings
+from cityhealth.db.engine import Database
+from cityhealth.db.schema import ensure_durable, ensure_schema_current
+from cityhealth.errors import ConfigurationError
+from cityhealth.observability import Metrics, RequestContextMiddleware, install_error_handlers
+from cityhealth.registry import api as registry_api
+from cityhealth.security import http as security_http
+
+# Bodies on these paths are streamed by their handlers, which enforce their own limits.
+STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    settings = settings or load_settings()
+    if isinstance(clock, SimulatedClock) and (
+        settings.env is Environment.PRODUCTION or not settings.simulated_clock
+    ):
+        raise ConfigurationError("a simulated clock needs CITYHEALTH_SIMULATED_CLOCK=true outside production")
+    database = database or Database(settings.effective_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_durable(database)
+        await ensure_schema_current(database)
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title="cityhealth",
+        version=__version__,
+        description="City health information platform API",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock or SystemClock()
+    app.state.metrics = Metrics()
+
+    install_error_handlers(app)
+    security_http.install(app, settings)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.max_request_bytes,
+        large_body_paths=STREAMING_UPLOAD_PATHS,
+    )
+
+    app.include_router(ops.router)
+    app.include_router(registry_api.router)
+    return app

@@ -1,0 +1,1 @@
+"""Appointment booking: schedules, slots, holds, bookings, sanctions, waitlist."""

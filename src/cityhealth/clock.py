@@ -1,0 +1,60 @@
+"""The one source of "now". Services take a Clock; none calls datetime.now() itself.
+
+Received times, upload days, release times, cut-offs and no-shows all hang on it, so the simulator and
+the tests move a SimulatedClock through a month in minutes. Production always runs on SystemClock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# Business days are Asia/Shanghai days; storage is UTC.
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SimulatedClock:
+    """A clock that only moves when told to. Refused in production (see create_app)."""
+
+    def __init__(self, start: datetime) -> None:
+        _require_aware(start)
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        _require_aware(moment)
+        moment = moment.astimezone(UTC)
+        if moment < self._now:
+            raise ValueError("the simulated clock never moves backwards")
+        self._now = moment
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self._now + delta)
+
+
+def business_date(moment: datetime) -> date:
+    """The Asia/Shanghai calendar day of an instant."""
+    _require_aware(moment)
+    return moment.astimezone(BUSINESS_TZ).date()
+
+
+def business_midnight(day: date) -> datetime:
+    """00:00 Asia/Shanghai of a day, as an aware datetime."""
+    return datetime(day.year, day.month, day.day, tzinfo=BUSINESS_TZ)
+
+
+def _require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive datetimes are not accepted; give a timezone")

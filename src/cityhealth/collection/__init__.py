@@ -1,0 +1,1 @@
+"""Data collection: the upload forms, validation, idempotent storage and data-quality metrics."""

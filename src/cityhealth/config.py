@@ -1,0 +1,153 @@
+"""Settings, read from the environment (prefix CITYHEALTH_) once, in create_app() or the CLI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cityhealth.errors import ConfigurationError
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+# Keys the platform needs; each is 32 random bytes, base64url in the environment or in var/secrets/.
+SECRET_NAMES = ("field_encryption_key", "lookup_hmac_key", "token_signing_key")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYHEALTH_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEVELOPMENT
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: str = "INFO"
+
+    # Keys; generated into var/secrets/ in development, required in production.
+    field_encryption_key: SecretStr | None = None
+    lookup_hmac_key: SecretStr | None = None
+    token_signing_key: SecretStr | None = None
+    # Older field-encryption keys still accepted for decryption during `cityhealth keys rotate`.
+    previous_field_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    # HTTP
+    behind_proxy: bool = False
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    auth_attempts_per_minute: int = Field(default=60, ge=1)
+
+    # Security
+    access_token_ttl_s: int = Field(default=300, ge=30, le=300)
+    staff_session_idle_timeout_s: int = Field(default=900, ge=60)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=900, ge=1)
+
+    # Data collection
+    realtime_window_h: int = Field(default=24, ge=1)
+    raw_payload_retention_days: int = Field(default=90, ge=1)
+
+    # Simulation and tests only: lets the injected clock be moved. Refused in production.
+    simulated_clock: bool = False
+
+    @field_validator("cors_origins", "previous_field_encryption_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            missing = [name for name in SECRET_NAMES if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    "production requires explicit keys: set "
+                    + ", ".join(f"CITYHEALTH_{name.upper()}" for name in missing)
+                )
+            if self.simulated_clock:
+                raise ValueError("CITYHEALTH_SIMULATED_CLOCK cannot be enabled in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'cityhealth.sqlite'}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.var_dir / "secrets"
+
+    def secret(self, name: str) -> bytes:
+        """The named key, from the environment or, in development and tests, var/secrets/ (made on first use)."""
+        if name not in SECRET_NAMES:
+            raise ConfigurationError(f"unknown secret {name!r}")
+        configured: SecretStr | None = getattr(self, name)
+        if configured is not None:
+            return _decode_key(name, configured.get_secret_value())
+        if self.env is Environment.PRODUCTION:  # pragma: no cover - the validator already refuses this
+            raise ConfigurationError(f"CITYHEALTH_{name.upper()} must be set in production")
+        return _load_or_create_key(self.secrets_dir / name)
+
+    def previous_secrets(self) -> list[bytes]:
+        return [
+            _decode_key("previous_field_encryption_keys", key.get_secret_value())
+            for key in self.previous_field_encryption_keys
+        ]
+
+
+def _decode_key(name: str, text: str) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError(f"CITYHEALTH_{name.upper()} is not base64url") from exc
+    if len(raw) < 32:
+        raise ConfigurationError(f"CITYHEALTH_{name.upper()} must decode to at least 32 bytes")
+    return raw
+
+
+def _load_or_create_key(path: Path) -> bytes:
+    import base64
+
+    if path.exists():
+        return _decode_key(path.name, path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    encoded = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    # O_EXCL: two processes starting at once must not each write a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _decode_key(path.name, path.read_text())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(encoded)
+    return base64.urlsafe_b64decode(encoded)
+
+
+def generate_key() -> str:
+    """A fresh key, base64url, for an operator to put in the environment."""
+    import base64
+
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment; the only place configuration is read."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc

@@ -1,0 +1,9 @@
+"""Every domain's tables on one metadata, for migrations and schema checks. Top layer only."""
+
+from cityhealth.db.base import Base
+from cityhealth.registry import models as registry_models
+from cityhealth.security import models as security_models
+
+metadata = Base.metadata
+
+__all__ = ["metadata", "registry_models", "security_models"]

@@ -1,0 +1,257 @@
+"""Structured JSON logs without personal data, request ids, Prometheus metrics, RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cityhealth.errors import DomainError, PayloadTooLarge
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+client_address_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_address", default=None)
+logger = logging.getLogger("cityhealth")
+
+# Defence in depth: whatever a careless message carries, an ID number or phone never reaches the log.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
+_ID_NUMBER_15 = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{6})(\d{3})(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+
+
+def scrub(text: str) -> str:
+    """Mask anything shaped like an ID or mobile number."""
+    text = _ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(3)[-4:]}", text)
+    text = _ID_NUMBER_15.sub(lambda m: f"{m.group(1)}******{m.group(3)}", text)
+    return _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id and the record's `extra` fields."""
+
+    _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in self._STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access",):  # our own access log replaces it
+        logging.getLogger(noisy).handlers[:] = []
+        logging.getLogger(noisy).propagate = False
+
+
+class Metrics:
+    """The Prometheus collectors of one app (a registry per app keeps tests independent)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cityhealth_http_requests_total", "HTTP requests", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cityhealth_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestContextMiddleware:
+    """Request id (honouring a well-formed X-Request-ID), access log, metrics, and the body size limit."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int,
+                 large_body_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        # Bulk upload endpoints stream bodies of any size and enforce their own limits.
+        self.large_body_paths = large_body_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        client = scope.get("client")
+        address_token = client_address_var.set(client[0] if client else None)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        limit = None if scope["path"].startswith(self.large_body_paths or ("\0",)) else self.max_body_bytes
+
+        declared = headers.get(b"content-length")
+        if limit is not None and declared is not None and declared.isdigit() and int(declared) > limit:
+            response = problem_response(PayloadTooLarge(
+                f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
+                field="body", value=int(declared), rule="max_request_bytes"), request_id)
+            await response(scope, receive, send)
+            request_id_var.reset(token)
+            client_address_var.reset(address_token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if limit is not None and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(received, limit)
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge as exc:
+            response = problem_response(PayloadTooLarge(
+                f"request body exceeds the limit of {exc.limit} bytes",
+                field="body", value=exc.received, rule="max_request_bytes"), request_id)
+            await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], route_path, str(status_holder["status"])).inc()
+            self.metrics.latency.labels(scope["method"], route_path).observe(elapsed)
+            logger.info("request", extra={
+                "method": scope["method"], "route": route_path, "status": status_holder["status"],
+                "duration_ms": round(elapsed * 1000, 2),
+            })
+            request_id_var.reset(token)
+            client_address_var.reset(address_token)
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, received: int, limit: int) -> None:
+        self.received = received
+        self.limit = limit
+
+
+def problem_body(error: DomainError, request_id: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://cityhealth.dev/problems/{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "code": error.code,
+        "detail": scrub(error.message),
+    }
+    if error.field is not None:
+        body["field"] = error.field
+    if error.value is not None:
+        body["value"] = scrub(str(error.value)) if isinstance(error.value, str) else error.value
+    if error.rule is not None:
+        body["rule"] = error.rule
+    if error.errors:
+        body["errors"] = json.loads(scrub(json.dumps(error.errors, ensure_ascii=False, default=str)))
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+def problem_response(error: DomainError, request_id: str | None,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(problem_body(error, request_id), status_code=error.status,
+                        media_type="application/problem+json", headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as application/problem+json with a stable code."""
+
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
+        headers = getattr(exc, "headers", None)
+        return problem_response(exc, _request_id(request), headers)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
+        errors = []
+        for item in exc.errors():
+            location = [str(part) for part in item.get("loc", ()) if part not in ("body",)]
+            value = item.get("input")
+            errors.append({
+                "field": ".".join(location) or "body",
+                "rule": item.get("type", "invalid"),
+                "message": item.get("msg", "invalid"),
+                "value": value if isinstance(value, str | int | float | bool) or value is None else None,
+            })
+        first = errors[0] if errors else {"field": "body", "rule": "invalid", "value": None}
+        error = DomainError(
+            f"{first['field']}: {errors[0]['message'] if errors else 'invalid request'}",
+            code="validation_failed", field=str(first["field"]), value=first.get("value"),
+            rule=str(first["rule"]), errors=errors,
+        )
+        error.status, error.title = 422, "Unprocessable content"
+        return problem_response(error, _request_id(request))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type only
+        error = DomainError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
+        error.status, error.title = exc.status_code, str(exc.detail)
+        return problem_response(error, _request_id(request), dict(exc.headers or {}))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        error = DomainError("internal error; quote the request id to the operator", code="internal_error")
+        error.status, error.title = 500, "Internal server error"
+        return problem_response(error, _request_id(request))
+
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
+
+
+AsyncHandler = Callable[[Request], Awaitable[Response]]

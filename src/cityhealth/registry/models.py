@@ -1,0 +1,142 @@
+"""Registry tables: areas, organizations, departments, practitioners, client apps, residents (MPI)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityhealth.db.base import Base
+from cityhealth.db.types import UTCDateTime
+
+AREA_LEVELS = ("province", "city", "district", "reporting_unit")
+ORGANIZATION_KINDS = ("hospital", "community_health_centre", "district_platform", "external")
+CHANNELS = ("online_12320", "phone", "clinic", "third_party")
+
+
+class Area(Base):
+    """A GB/T 2260 division, or a platform-local reporting unit such as 江北新区 (3201JB)."""
+
+    __tablename__ = "areas"
+    __table_args__ = (CheckConstraint(f"level IN {AREA_LEVELS!r}", name="level"),)
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("areas.code"), index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AreaMapping(Base):
+    """A reporting unit's constituent districts (江北新区 spans parts of 浦口/六合/栖霞)."""
+
+    __tablename__ = "area_mappings"
+
+    reporting_unit_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True)
+    district_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), primary_key=True)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {ORGANIZATION_KINDS!r}", name="kind"),
+        CheckConstraint("active_to IS NULL OR active_to >= active_from", name="active_dates"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The code senders put on every record (org code); the USCC where known, else platform-assigned.
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    short_name: Mapped[str | None] = mapped_column(String(64))
+    uscc: Mapped[str | None] = mapped_column(String(18), unique=True)  # 统一社会信用代码
+    ws218_type: Mapped[str | None] = mapped_column(String(8))  # WS 218 institution type, e.g. A100
+    level: Mapped[str | None] = mapped_column(String(8))  # 三级 / 二级 / 一级
+    kind: Mapped[str] = mapped_column(String(32))
+    area_code: Mapped[str | None] = mapped_column(ForeignKey("areas.code"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    active_from: Mapped[date] = mapped_column(Date)
+    active_to: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Department(Base):
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("organization_id", "local_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    subject_code: Mapped[str] = mapped_column(String(16))  # national 诊疗科目 code
+    local_code: Mapped[str] = mapped_column(String(32))
+    local_name: Mapped[str] = mapped_column(String(64))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Practitioner(Base):
+    __tablename__ = "practitioners"
+    __table_args__ = (UniqueConstraint("organization_id", "staff_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
+    staff_code: Mapped[str] = mapped_column(String(32))  # the hospital's own practitioner code
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(32))  # 主任医师, 副主任医师 …
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClientApp(Base):
+    """A booking front-end or third-party platform (domain.md §4); every booking records its app."""
+
+    __tablename__ = "client_apps"
+    __table_args__ = (CheckConstraint(f"channel IN {CHANNELS!r}", name="channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    operator: Mapped[str | None] = mapped_column(String(128))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Resident(Base):
+    """The master patient index. ID and phone numbers are stored only as HMAC + AES-GCM ciphertext."""
+
+    __tablename__ = "residents"
+    __table_args__ = (
+        CheckConstraint("sex IN (0, 1, 2, 9)", name="sex"),
+        Index("ix_residents_phone_hash", "phone_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    id_number_enc: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(64))
+    sex: Mapped[int] = mapped_column(SmallInteger)  # GB/T 2261.1
+    birth_date: Mapped[date] = mapped_column(Date)
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
+    phone_enc: Mapped[str | None] = mapped_column(String(255))
+    address_area_code: Mapped[str | None] = mapped_column(ForeignKey("areas.code"), index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

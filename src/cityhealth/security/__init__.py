@@ -1,0 +1,1 @@
+"""Principals, authentication, authorization, the audit trail, field encryption and masking."""

@@ -1,0 +1,91 @@
+"""Who is calling: staff users, residents and machine clients, with their roles and scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PrincipalKind(StrEnum):
+    STAFF = "staff"
+    RESIDENT = "resident"
+    CLIENT = "client"  # a machine client: hospital system, district platform, client app, gateway
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    HOTLINE_AGENT = "hotline_agent"
+    HOTLINE_SUPERVISOR = "hotline_supervisor"
+    READING_CENTRE_DOCTOR = "reading_centre_doctor"
+    DATA_QUALITY_OPERATOR = "data_quality_operator"
+    BULLETIN_EDITOR = "bulletin_editor"
+    ORGANIZATION_ADMIN = "organization_admin"
+    PLATFORM_ADMIN = "platform_admin"
+
+
+class Scope(StrEnum):
+    """Permissions per API area. Roles grant scopes to people; clients are granted scopes directly."""
+
+    REGISTRY_READ = "registry.read"
+    REGISTRY_WRITE = "registry.write"
+    RESIDENT_READ = "resident.read"  # personal data in the master patient index
+    RESIDENT_WRITE = "resident.write"
+    RESIDENT_SELF = "resident.self"  # a resident's own record and access log
+    SECURITY_ADMIN = "security.admin"
+    AUDIT_READ = "audit.read"
+    COLLECTION_UPLOAD = "collection.upload"
+    COLLECTION_READ = "collection.read"
+    COLLECTION_ADMIN = "collection.admin"
+    BOOKING_READ = "booking.read"
+    BOOKING_WRITE = "booking.write"
+    BOOKING_SCHEDULE = "booking.schedule"  # hospitals publish sessions, check patients in
+    BOOKING_ADMIN = "booking.admin"
+    BULLETIN_EDIT = "bulletin.edit"
+
+
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.RESIDENT: frozenset({Scope.RESIDENT_SELF, Scope.BOOKING_READ, Scope.BOOKING_WRITE}),
+    Role.HOTLINE_AGENT: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,
+                                   Scope.BOOKING_WRITE}),
+    Role.HOTLINE_SUPERVISOR: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,
+                                        Scope.BOOKING_WRITE, Scope.AUDIT_READ}),
+    Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ}),
+    Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
+                                           Scope.COLLECTION_ADMIN}),
+    Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),
+    Role.ORGANIZATION_ADMIN: frozenset({Scope.REGISTRY_READ, Scope.REGISTRY_WRITE, Scope.BOOKING_SCHEDULE}),
+    Role.PLATFORM_ADMIN: frozenset(set(Scope) - {Scope.RESIDENT_SELF}),
+}
+
+# Roles that read personal data in bulk or administer: TOTP is mandatory for them.
+SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
+                                 Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN})
+
+
+def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:
+    granted: set[Scope] = set()
+    for role in roles:
+        granted |= ROLE_SCOPES[role]
+    return frozenset(granted)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. Object-level rules in the services read its ids, never its name."""
+
+    kind: PrincipalKind
+    subject: str  # stable id: "staff:12", "resident-account:7", "client:his-gulou"
+    scopes: frozenset[Scope]
+    roles: frozenset[Role] = field(default_factory=frozenset)
+    organization_id: int | None = None  # staff of / client acting for this organization
+    resident_id: int | None = None  # a resident account's master-index resident
+    client_app_id: int | None = None  # a client app (booking front-end) the client acts as
+    on_behalf_of: str | None = None  # e.g. the resident a hotline agent is serving in an open call
+    session_id: str | None = None
+
+    def has(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return Role.PLATFORM_ADMIN in self.roles

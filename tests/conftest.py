@@ -1,0 +1,122 @@
+"""Test harness: every test gets its own freshly migrated database, on SQLite or PostgreSQL.
+
+CITYHEALTH_TEST_DATABASE=sqlite (default) or postgresql picks the backend; for PostgreSQL the server at
+CITYHEALTH_TEST_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres) is used, and the suite
+creates and drops its own databases there. Migrations run once into a template; each test copies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from cityhealth.app import create_app
+from cityhealth.clock import BUSINESS_TZ, SimulatedClock
+from cityhealth.config import Environment, Settings
+from cityhealth.db.cli import upgrade
+from cityhealth.db.engine import Database, async_url
+
+BACKEND = os.environ.get("CITYHEALTH_TEST_DATABASE", "sqlite")
+PG_URL = os.environ.get("CITYHEALTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# A fixed, ordinary moment; tests that need another one move the clock.
+DEFAULT_NOW = datetime(2022, 6, 15, 9, 30, tzinfo=BUSINESS_TZ)
+
+
+def pytest_report_header() -> str:
+    return f"cityhealth test database: {BACKEND}" + (f" at {PG_URL}" if BACKEND == "postgresql" else "")
+
+
+def _pg_url_for(database: str) -> str:
+    return async_url(PG_URL).set(database=database, drivername="postgresql").render_as_string(
+        hide_password=False)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    url = async_url(PG_URL)
+    connection = await asyncpg.connect(
+        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
+        password=url.password, database=url.database or "postgres",
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to head, to be copied per test: a file path (SQLite) or a database name."""
+    if BACKEND == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "template.sqlite"
+        upgrade(Settings(env=Environment.TEST, database_url=f"sqlite:///{path}"))
+        yield str(path)
+        return
+    name = f"ch_tmpl_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(Settings(env=Environment.TEST, database_url=_pg_url_for(name)))
+        yield name
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def database_url(migrated_template: str, tmp_path: Path) -> AsyncIterator[str]:
+    if BACKEND == "sqlite":
+        path = tmp_path / "cityhealth.sqlite"
+        shutil.copyfile(migrated_template, path)
+        yield f"sqlite:///{path}"
+        return
+    name = f"ch_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    try:
+        yield _pg_url_for(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(DEFAULT_NOW)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env=Environment.TEST,
+        database_url=database_url,
+        var_dir=tmp_path / "var",
+        simulated_clock=True,
+    )
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.effective_database_url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Database, clock: SimulatedClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, database=database, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

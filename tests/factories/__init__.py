@@ -1,0 +1,1 @@
+"""Factories per domain: build valid objects and authenticated callers for tests."""
