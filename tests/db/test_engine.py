@@ -1,0 +1,76 @@
+"""The engine: URL mapping, SQLite durability pragmas, PostgreSQL durability refusal, UTC storage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from cityhealth.db.engine import Database, async_url
+from cityhealth.db.schema import ensure_durable
+from cityhealth.db.types import UTCDateTime
+from cityhealth.errors import ConfigurationError
+from tests.conftest import BACKEND, _pg_admin
+
+
+def test_plain_urls_get_the_platforms_async_driver() -> None:
+    assert async_url("sqlite:///var/x.sqlite").drivername == "sqlite+aiosqlite"
+    assert async_url("postgresql://postgres@127.0.0.1:5432/db").drivername == "postgresql+asyncpg"
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/db", "not a url"])
+def test_unsupported_database_urls_are_refused_naming_the_setting(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="CITYHEALTH_DATABASE_URL"):
+        async_url(url)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite pragmas")
+async def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
+        assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL settings")
+@pytest.mark.parametrize("setting", ["synchronous_commit", "fsync", "full_page_writes"])
+async def test_postgresql_losing_commits_is_refused_naming_the_setting(database: Database, setting: str) -> None:
+    await ensure_durable(database)  # the test server itself is durable
+    name = database.url.database
+    if setting == "synchronous_commit":
+        await _pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        await database.engine.dispose()
+        with pytest.raises(ConfigurationError, match="synchronous_commit=off"):
+            await ensure_durable(database)
+    else:
+        # fsync and full_page_writes are server-wide; check the message with a stand-in value.
+        from cityhealth.db import schema
+
+        original = dict(schema._DURABILITY_SETTINGS)
+        schema._DURABILITY_SETTINGS[setting] = "impossible"
+        try:
+            with pytest.raises(ConfigurationError, match=f"{setting}=on.*cityhealth refuses|refuses to run unless {setting}"):
+                await ensure_durable(database)
+        finally:
+            schema._DURABILITY_SETTINGS.clear()
+            schema._DURABILITY_SETTINGS.update(original)
+
+
+def test_utc_column_refuses_naive_datetimes() -> None:
+    column = UTCDateTime()
+    with pytest.raises(ValueError, match="naive"):
+        column.process_bind_param(datetime(2022, 6, 1), _Dialect("postgresql"))  # noqa: DTZ001
+
+
+def test_utc_column_stores_utc_and_reads_back_aware() -> None:
+    column = UTCDateTime()
+    shanghai = timezone(timedelta(hours=8))
+    stored = column.process_bind_param(datetime(2022, 6, 1, 8, 0, tzinfo=shanghai), _Dialect("sqlite"))
+    assert stored == datetime(2022, 6, 1, 0, 0)  # noqa: DTZ001 - SQLite keeps the UTC wall time
+    assert column.process_result_value(stored, _Dialect("sqlite")) == datetime(2022, 6, 1, tzinfo=UTC)
+
+
+class _Dialect:
+    def __init__(self, name: str) -> None:
+        self.name = name
