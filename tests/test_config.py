@@ -33,7 +33,7 @@ def test_development_keys_are_generated_once_with_mode_0600(tmp_path: Path) -> N
 def test_production_requires_every_key_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYHEALTH_ENV", "production")
     monkeypatch.setenv("CITYHEALTH_FIELD_ENCRYPTION_KEY", generate_key())
-    with pytest.raises(ConfigurationError, match="CITYHEALTH_LOOKUP_HMAC_KEY.*CITYHEALTH_TOKEN_SIGNING_KEY"):
+    with pytest.raises(ConfigurationError, match=r"CITYHEALTH_LOOKUP_HMAC_KEY.*CITYHEALTH_TOKEN_SIGNING_KEY"):
         load_settings(var_dir=tmp_path)
 
 
