@@ -50,7 +50,7 @@ async def test_postgresql_losing_commits_is_refused_naming_the_setting(database:
         original = dict(schema._DURABILITY_SETTINGS)
         schema._DURABILITY_SETTINGS[setting] = "impossible"
         try:
-            with pytest.raises(ConfigurationError, match=f"refuses to run unless {setting}=on"):
+            with pytest.raises(ConfigurationError, match=f"PostgreSQL has {setting}=on; cityhealth refuses"):
                 await ensure_durable(database)
         finally:
             schema._DURABILITY_SETTINGS.clear()
