@@ -284,3 +284,20 @@ def validate_phone(value: str) -> str:
         f"phone number {mask_phone(s)} is neither a mainland mobile (11 digits starting 13-19)"
         " nor a landline (area code 0xx or 0xxx, 7-8 digits, optional -extension)",
     )
+
+
+# GB/T 2260 province-level divisions (省级行政区): code prefix → name.
+PROVINCE_NAMES = {
+    "11": "北京市", "12": "天津市", "13": "河北省", "14": "山西省", "15": "内蒙古自治区", "21": "辽宁省",
+    "22": "吉林省", "23": "黑龙江省", "31": "上海市", "32": "江苏省", "33": "浙江省", "34": "安徽省",
+    "35": "福建省", "36": "江西省", "37": "山东省", "41": "河南省", "42": "湖北省", "43": "湖南省",
+    "44": "广东省", "45": "广西壮族自治区", "46": "海南省", "50": "重庆市", "51": "四川省", "52": "贵州省",
+    "53": "云南省", "54": "西藏自治区", "61": "陕西省", "62": "甘肃省", "63": "青海省", "64": "宁夏回族自治区",
+    "65": "新疆维吾尔自治区", "71": "台湾省", "81": "香港特别行政区", "82": "澳门特别行政区",
+}
+
+
+def province_of(area_code: str) -> tuple[str, str] | None:
+    """The province (code, name) containing a GB/T 2260 area code, or None for a non-standard code."""
+    name = PROVINCE_NAMES.get(area_code[:2]) if area_code[:6].isdigit() else None
+    return None if name is None else (f"{area_code[:2]}0000", name)

@@ -112,7 +112,7 @@ class ClientApp(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     channel: Mapped[str] = mapped_column(String(16))
-    operator: Mapped[str | None] = mapped_column(String(128))
+    operator: Mapped[str | None] = mapped_column(String(255))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -131,7 +131,7 @@ class Resident(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     id_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
     id_number_enc: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64), index=True)
     sex: Mapped[int] = mapped_column(SmallInteger)  # GB/T 2261.1
     birth_date: Mapped[date] = mapped_column(Date)
     phone_hash: Mapped[str | None] = mapped_column(String(64))

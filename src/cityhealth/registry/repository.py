@@ -1,0 +1,223 @@
+"""Every registry query. Functions take the session and return ORM rows; they never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date
+from typing import Literal, TypeVar
+
+from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.registry.models import (
+    Area,
+    AreaMapping,
+    ClientApp,
+    Department,
+    Organization,
+    Practitioner,
+    Resident,
+)
+
+RowT = TypeVar("RowT")
+
+
+async def page(session: AsyncSession, statement: Select[RowT], *, limit: int, offset: int
+               ) -> tuple[Sequence[RowT], int]:
+    """One page of a statement's rows (already ordered by the caller) and the total count."""
+    total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    rows = (await session.scalars(statement.limit(limit).offset(offset))).all()
+    return rows, int(total or 0)
+
+
+# --- Areas --------------------------------------------------------------------------------------------
+
+
+async def get_area(session: AsyncSession, code: str) -> Area | None:
+    return await session.get(Area, code)
+
+
+async def areas_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, Area]:
+    if not codes:
+        return {}
+    rows = await session.scalars(select(Area).where(Area.code.in_(codes)))
+    return {area.code: area for area in rows}
+
+
+def areas_query(*, level: str | None, parent_code: str | None, active: bool | None) -> Select[Area]:
+    statement = select(Area).order_by(Area.code)
+    if level is not None:
+        statement = statement.where(Area.level == level)
+    if parent_code is not None:
+        statement = statement.where(Area.parent_code == parent_code)
+    if active is not None:
+        statement = statement.where(Area.is_active.is_(active))
+    return statement
+
+
+async def mappings_of(session: AsyncSession, codes: Collection[str]) -> dict[str, list[str]]:
+    """Each reporting unit's districts, sorted, for the given area codes (absent: no mapping)."""
+    if not codes:
+        return {}
+    rows = await session.execute(
+        select(AreaMapping.reporting_unit_code, AreaMapping.district_code)
+        .where(AreaMapping.reporting_unit_code.in_(codes))
+        .order_by(AreaMapping.reporting_unit_code, AreaMapping.district_code)
+    )
+    result: dict[str, list[str]] = {}
+    for unit, district in rows:
+        result.setdefault(unit, []).append(district)
+    return result
+
+
+async def replace_mappings(session: AsyncSession, unit_code: str, district_codes: Collection[str]) -> None:
+    await session.execute(delete(AreaMapping).where(AreaMapping.reporting_unit_code == unit_code))
+    if district_codes:
+        await session.execute(insert(AreaMapping), [
+            {"reporting_unit_code": unit_code, "district_code": code} for code in sorted(district_codes)
+        ])
+
+
+# --- Organizations ------------------------------------------------------------------------------------
+
+
+async def get_organization(session: AsyncSession, organization_id: int) -> Organization | None:
+    return await session.get(Organization, organization_id)
+
+
+async def organization_by(session: AsyncSession, column: Literal["code", "name", "uscc"], value: str
+                          ) -> Organization | None:
+    """The organization with this code, name or credit code (each unique)."""
+    return await session.scalar(select(Organization).where(getattr(Organization, column) == value))
+
+
+async def organizations_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, Organization]:
+    if not codes:
+        return {}
+    rows = await session.scalars(select(Organization).where(Organization.code.in_(codes)))
+    return {org.code: org for org in rows}
+
+
+async def organization_ancestors(session: AsyncSession, organization_id: int, *, limit: int = 32) -> list[int]:
+    """The ids up the parent chain from an organization (itself excluded), nearest first."""
+    chain: list[int] = []
+    current: int | None = organization_id
+    while current is not None and len(chain) < limit:
+        current = await session.scalar(select(Organization.parent_id).where(Organization.id == current))
+        if current is not None:
+            chain.append(current)
+    return chain
+
+
+def organizations_query(*, kind: str | None, area_code: str | None, name: str | None,
+                        active_on: date | None, inactive_on: date | None) -> Select[Organization]:
+    statement = select(Organization).order_by(Organization.id)
+    if kind is not None:
+        statement = statement.where(Organization.kind == kind)
+    if area_code is not None:
+        statement = statement.where(Organization.area_code == area_code)
+    if name is not None:
+        statement = statement.where(or_(Organization.name.contains(name, autoescape=True),
+                                        Organization.short_name.contains(name, autoescape=True)))
+    if active_on is not None:
+        statement = statement.where(Organization.active_from <= active_on,
+                                    or_(Organization.active_to.is_(None), Organization.active_to > active_on))
+    if inactive_on is not None:
+        statement = statement.where(or_(Organization.active_from > inactive_on,
+                                        Organization.active_to <= inactive_on))
+    return statement
+
+
+# --- Departments and practitioners --------------------------------------------------------------------
+
+
+async def get_department(session: AsyncSession, organization_id: int, department_id: int) -> Department | None:
+    return await session.scalar(select(Department).where(
+        Department.id == department_id, Department.organization_id == organization_id))
+
+
+async def department_by_local_code(session: AsyncSession, organization_id: int, local_code: str
+                                   ) -> Department | None:
+    return await session.scalar(select(Department).where(
+        Department.organization_id == organization_id, Department.local_code == local_code))
+
+
+def departments_query(organization_id: int, *, active: bool | None) -> Select[Department]:
+    statement = select(Department).where(Department.organization_id == organization_id).order_by(Department.id)
+    if active is not None:
+        statement = statement.where(Department.is_active.is_(active))
+    return statement
+
+
+async def get_practitioner(session: AsyncSession, organization_id: int, practitioner_id: int
+                           ) -> Practitioner | None:
+    return await session.scalar(select(Practitioner).where(
+        Practitioner.id == practitioner_id, Practitioner.organization_id == organization_id))
+
+
+async def practitioner_by_staff_code(session: AsyncSession, organization_id: int, staff_code: str
+                                     ) -> Practitioner | None:
+    return await session.scalar(select(Practitioner).where(
+        Practitioner.organization_id == organization_id, Practitioner.staff_code == staff_code))
+
+
+def practitioners_query(organization_id: int, *, department_id: int | None, active: bool | None
+                        ) -> Select[Practitioner]:
+    statement = (select(Practitioner).where(Practitioner.organization_id == organization_id)
+                 .order_by(Practitioner.id))
+    if department_id is not None:
+        statement = statement.where(Practitioner.department_id == department_id)
+    if active is not None:
+        statement = statement.where(Practitioner.is_active.is_(active))
+    return statement
+
+
+# --- Client applications ------------------------------------------------------------------------------
+
+
+async def get_client_app(session: AsyncSession, app_id: int) -> ClientApp | None:
+    return await session.get(ClientApp, app_id)
+
+
+async def client_app_by(session: AsyncSession, column: Literal["code", "name"], value: str) -> ClientApp | None:
+    """The client app with this code or name (each unique)."""
+    return await session.scalar(select(ClientApp).where(getattr(ClientApp, column) == value))
+
+
+def client_apps_query(*, channel: str | None, active: bool | None) -> Select[ClientApp]:
+    statement = select(ClientApp).order_by(ClientApp.id)
+    if channel is not None:
+        statement = statement.where(ClientApp.channel == channel)
+    if active is not None:
+        statement = statement.where(ClientApp.is_active.is_(active))
+    return statement
+
+
+# --- Residents ----------------------------------------------------------------------------------------
+
+
+async def get_resident(session: AsyncSession, resident_id: int) -> Resident | None:
+    return await session.get(Resident, resident_id)
+
+
+async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str) -> Resident | None:
+    return await session.scalar(select(Resident).where(Resident.id_number_hash == id_number_hash))
+
+
+async def residents_by_id_number_hash(session: AsyncSession, hashes: Collection[str]) -> dict[str, Resident]:
+    if not hashes:
+        return {}
+    rows = await session.scalars(select(Resident).where(Resident.id_number_hash.in_(hashes)))
+    return {resident.id_number_hash: resident for resident in rows}
+
+
+def residents_query(*, name: str | None, address_area_code: str | None, active: bool | None
+                    ) -> Select[Resident]:
+    statement = select(Resident).order_by(Resident.id)
+    if name is not None:
+        statement = statement.where(Resident.name == name)
+    if address_area_code is not None:
+        statement = statement.where(Resident.address_area_code == address_area_code)
+    if active is not None:
+        statement = statement.where(Resident.is_active.is_(active))
+    return statement
