@@ -1,0 +1,108 @@
+"""`cityhealth bulletin`: write one month's bulletin as HTML, DOCX, Markdown or scenario-format JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from cityhealth.config import Settings, load_settings
+from cityhealth.db.cli import checked_database
+from cityhealth.errors import DomainError
+from cityhealth.reporting.model import BulletinData, month_parts
+from cityhealth.reporting.service import Edition, build_bulletin, render, warnings
+from cityhealth.reporting.tables import Issue
+
+console = Console(stderr=True, soft_wrap=True)  # a warning is one line, whatever the terminal width
+
+
+def _month(value: str) -> str:
+    try:
+        month_parts(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return value
+
+
+def _published(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"a date is written YYYY-MM-DD, not {value!r}") from exc
+
+
+async def _from_database(settings: Settings, month: str, region: str | None) -> BulletinData:
+    async with checked_database(settings) as database, database.transaction() as session:
+        if not database.is_sqlite:
+            # Both sources read one snapshot, so booking and collection figures belong to the same instant.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return await build_bulletin(session, month, region_code=region)
+
+
+def _from_scenario(path: Path, month: str) -> BulletinData:
+    data = BulletinData.from_json(path.read_bytes())
+    if data.month != month:
+        raise typer.BadParameter(f"{path} holds {data.month}, not {month}", param_hint="--scenario")
+    return data
+
+
+def _write(path: Path, content: bytes) -> None:
+    """Replace `path` atomically: a reader never sees half a bulletin."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def bulletin(
+    month: Annotated[str, typer.Option("--month", callback=_month, help="the month reported on, YYYY-MM")],
+    fmt: Annotated[Edition, typer.Option("--format", help="edition to write")] = Edition.HTML,
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="file to write (default var/bulletins/bulletin-YYYY-MM.<ext>)")] = None,
+    news: Annotated[Path | None, typer.Option(
+        "--news", exists=True, dir_okay=False, readable=True,
+        help="Markdown file with the articles, a '## 简讯' list and an optional '## 页脚'")] = None,
+    issue: Annotated[int | None, typer.Option("--issue", min=1, help="issue number within the year (第N期)")] = None,
+    total_issue: Annotated[int | None, typer.Option(
+        "--total-issue", min=1, help="running issue number (总第M期)")] = None,
+    published: Annotated[str | None, typer.Option(
+        "--published", help="publication date printed under the masthead, YYYY-MM-DD")] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="region area code (default: the area the reported districts belong to)")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        "--scenario", exists=True, dir_okay=False, readable=True,
+        help="render this scenario-format file instead of the database (previews, expected figures)")] = None,
+) -> None:
+    """Compute and write the monthly bulletin; warnings about figures that do not add up go to stderr."""
+    numbering = Issue(issue, total_issue, _published(published))
+    settings = load_settings()
+    try:
+        data = _from_scenario(scenario, month) if scenario else asyncio.run(_from_database(settings, month, region))
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {escape(exc.message)}")
+        raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        console.print(f"[red]error: the figures are not in the scenario format:[/red]\n{escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    news_md = news.read_text(encoding="utf-8") if news else None
+    content = render(data, fmt, news_md, issue=numbering)
+    for warning in warnings(data):
+        console.print(f"[yellow]warning: {escape(str(warning))}[/yellow]")
+    path = output or settings.var_dir / "bulletins" / f"bulletin-{month}.{fmt.value}"
+    _write(path, content)
+    console.print(f"[green]wrote {escape(str(path))}[/green]")

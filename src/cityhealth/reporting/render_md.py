@@ -1,0 +1,60 @@
+"""The Markdown edition: the same sections and tables as the seed, as GitHub-flavoured Markdown.
+
+Markdown has no merged header cells, so a column under a group heading is labelled "门急诊信息 人次".
+"""
+
+from __future__ import annotations
+
+import re
+
+from cityhealth.reporting.news import News
+from cityhealth.reporting.tables import FrontMatter, Layout, Table
+
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
+
+
+def _text(value: str) -> str:
+    """Editorial and data text, inert: Markdown and HTML syntax characters are backslash-escaped."""
+    return _SPECIAL.sub(r"\\\1", value.replace("&", "&amp;"))
+
+
+def _table(table: Table) -> list[str]:
+    lines = [f"### {_text(table.title)}", ""]
+    if table.subtitle:
+        lines += [_text(table.subtitle), ""]
+    lines.append("| " + " | ".join(_text(column.label) for column in table.columns) + " |")
+    lines.append("|" + "|".join("---:" if column.numeric else "---" for column in table.columns) + "|")
+    rows = list(table.rows)
+    if table.total is not None:
+        rows.append(table.total)
+    if table.closing is not None:
+        rows.append((table.closing, *([""] * (len(table.columns) - 1))))
+    lines += ["| " + " | ".join(_text(cell) for cell in row) + " |" for row in rows]
+    lines.append("")
+    if table.note:
+        lines += [_text(table.note), ""]
+    return lines
+
+
+def render_md(front: FrontMatter, printed: Layout, news: News) -> bytes:
+    lines = [f"# {_text(front.masthead)}", ""]
+    for line in (front.issue_line, front.publisher_line, front.date_line):
+        if line:
+            lines += [_text(line), ""]
+    for article in news.articles:
+        if article.title:
+            lines += [f"## {_text(article.title)}", ""]
+        for paragraph in article.paragraphs:
+            lines += [_text(paragraph), ""]
+    if printed.tables:
+        lines += ["## 统计数据", ""]
+        for table in printed.tables:
+            lines += _table(table)
+    if news.briefs:
+        lines += ["## 简 讯", ""]
+        lines += [f"- {_text(item)}" for item in news.briefs]
+        lines.append("")
+    lines += ["---", ""]
+    for line in news.footer or (printed.publisher,):
+        lines += [_text(line), ""]
+    return ("\n".join(lines).rstrip("\n") + "\n").encode("utf-8")

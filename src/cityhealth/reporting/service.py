@@ -1,0 +1,53 @@
+"""The bulletin's use cases: build a month's BulletinData from the platform, render it as an edition."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.reporting import sources
+from cityhealth.reporting.checks import TableWarning, check
+from cityhealth.reporting.model import BulletinData
+from cityhealth.reporting.news import parse_news
+from cityhealth.reporting.tables import Issue, front_matter, layout, ordered
+
+
+class Edition(StrEnum):
+    HTML = "html"
+    DOCX = "docx"
+    MD = "md"
+    JSON = "json"
+
+
+async def build_bulletin(session: AsyncSession, month: str, *, region_code: str | None = None) -> BulletinData:
+    """A month's statistics from the domains' maintained aggregates, rows in printed order."""
+    return ordered(await sources.gather(session, month, region_code=region_code))
+
+
+def render(data: BulletinData, fmt: Edition, news_md: str | None = None, *, issue: Issue | None = None) -> bytes:
+    """One edition of the bulletin. The cost depends on the number of rows, never on the month's volume."""
+    data = ordered(data)
+    if fmt is Edition.JSON:
+        # Editorial content and warnings stay out: the JSON edition is exactly the scenario format.
+        return data.to_json().encode("utf-8")
+    printed = layout(data)
+    news = parse_news(news_md or "")
+    front = front_matter(data, issue or Issue())
+    if fmt is Edition.MD:
+        from cityhealth.reporting.render_md import render_md
+
+        return render_md(front, printed, news)
+    # Imported here: python-docx and matplotlib cost a second of start-up the other editions do not need.
+    if fmt is Edition.HTML:
+        from cityhealth.reporting.render_html import render_html
+
+        return render_html(front, printed, news)
+    from cityhealth.reporting.render_docx import render_docx
+
+    return render_docx(front, printed, news)
+
+
+def warnings(data: BulletinData) -> list[TableWarning]:
+    """What does not add up in the month's tables (printed by the CLI; never part of an edition)."""
+    return check(ordered(data))

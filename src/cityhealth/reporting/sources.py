@@ -1,0 +1,94 @@
+"""Where the bulletin's figures come from: the one module that knows the domains' service functions.
+
+Each domain computes its own section of the scenario format from its maintained monthly aggregates
+(never from raw records, so this stays fast at any scale); the bulletin only gathers and checks them:
+
+- booking:    `booking.service.bulletin_section(session, "YYYY-MM")` → BookingStatistics
+              {by_hospital[{hospital, online_12320, phone, clinic, third_party}], by_app[{app, bookings}],
+               cumulative_at_month_end}
+- collection: `collection.quality.quality_report(session, "YYYY-MM")` → dict
+              {month, forms_total, districts[…], hospitals[…], cumulative_accepted_at_month_end}
+- registry:   `registry.service.get_area` / `list_areas` for the region and its reported areas.
+
+A source may return its section as a dict or as any object with the same attribute names; keys beyond
+the section's (such as the report's own `month`) are checked against the request and then dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.booking import service as booking_service
+from cityhealth.collection import quality as collection_quality
+from cityhealth.errors import ValidationFailed
+from cityhealth.registry import service as registry_service
+from cityhealth.reporting.model import (
+    AreaRef,
+    BookingSection,
+    BulletinData,
+    CollectionSection,
+    Region,
+    month_parts,
+)
+
+REPORTED_AREA_LEVELS = ("district", "reporting_unit")
+_MAX_AREAS = 1000
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def _section(model: type[SectionT], value: Any, month: str, source: str) -> SectionT:
+    """A source's answer as a section model: its own keys only, and for the month that was asked for."""
+    if isinstance(value, dict):
+        answered = value.get("month", month)
+        if answered != month:
+            raise ValidationFailed(f"the {source} source answered for {answered}, not {month}",
+                                   field="month", value=answered, rule="source.month")
+        value = {key: item for key, item in value.items() if key in model.model_fields}
+    return model.model_validate(value, from_attributes=True)
+
+
+async def gather(session: AsyncSession, month: str, *, region_code: str | None = None) -> BulletinData:
+    """The month's bulletin statistics from the booking and collection services and the registry."""
+    try:
+        year, number = month_parts(month)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="month", value=month, rule="month.format") from exc
+    booking = _section(BookingSection, await booking_service.bulletin_section(session, month), month, "booking")
+    collection = _section(
+        CollectionSection, await collection_quality.quality_report(session, month), month, "collection"
+    )
+    region = await _region(session, region_code, collection)
+    return BulletinData(
+        title=f"{region.name} {year}年{number}月",
+        month=month,
+        region=region,
+        areas=await _areas(session, region),
+        booking=booking,
+        collection=collection,
+    )
+
+
+async def _region(session: AsyncSession, region_code: str | None, collection: CollectionSection) -> Region:
+    """The given region, or the one area every reported district belongs to."""
+    if region_code is None:
+        parents = {
+            (await registry_service.get_area(session, district.area)).parent_code
+            for district in collection.districts
+        }
+        if len(parents) != 1 or None in parents:
+            raise ValidationFailed(
+                "cannot tell the bulletin's region from the reported districts; name it explicitly",
+                field="region", value=sorted(str(parent) for parent in parents), rule="region.single_parent",
+            )
+        region_code = str(parents.pop())
+    area = await registry_service.get_area(session, region_code)
+    return Region(code=area.code, name=area.name)
+
+
+async def _areas(session: AsyncSession, region: Region) -> list[AreaRef]:
+    page = await registry_service.list_areas(session, parent_code=region.code, active=True, limit=_MAX_AREAS)
+    reported = [area for area in page.items if area.level in REPORTED_AREA_LEVELS]
+    return [AreaRef(code=area.code, name=area.name) for area in sorted(reported, key=lambda area: area.code)]
