@@ -1,0 +1,1 @@
+"""Server-rendered pages: the bulletin, the data-quality dashboard, operator login."""

@@ -1,0 +1,96 @@
+"""Operator login and logout for the browser: password and TOTP code through security's staff login."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
+from cityhealth.errors import TooManyRequests
+from cityhealth.security import sessions, staff
+from cityhealth.security.credentials import MAX_PASSWORD_CHARS
+from cityhealth.security.endpoints import limit_auth_attempts, source_address
+from cityhealth.security.principals import Principal
+from cityhealth.web.session import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    clear_cookie,
+    csrf_ok,
+    new_csrf_nonce,
+    require_login,
+    safe_next,
+    session_token,
+    set_cookie,
+)
+from cityhealth.web.templating import page
+
+router = APIRouter(include_in_schema=False)
+
+LoggedIn = Annotated[Principal, Depends(require_login())]
+
+# One answer for an unknown user, a wrong password or code, a locked or inactive account: none can be probed.
+REFUSED = "用户名、密码或动态验证码不正确，或账户已被暂时锁定。"
+MESSAGES = {
+    "totp_required": "请输入身份验证器上的 6 位动态验证码。",
+    "totp_not_enrolled": "该角色必须使用动态验证码，但此账户尚未绑定身份验证器，请联系管理员。",
+}
+STALE_FORM = "表单已过期或来源无效，请重新提交。"
+TOO_MANY = "登录尝试过于频繁，请稍后再试。"
+
+
+def _form(request: Request, *, next_url: str, username: str = "", error: str | None = None,
+          status_code: int = 200) -> HTMLResponse:
+    return page(request, "login.html", status_code=status_code, next_url=next_url, username=username, error=error)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: Annotated[str | None, Query(max_length=2048)] = None) -> HTMLResponse:
+    return _form(request, next_url=safe_next(next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_CHARS)] = "",
+    totp: Annotated[str, Form(max_length=12)] = "",
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "",
+) -> Response:
+    next_url = safe_next(next)
+    if not csrf_ok(request, settings, csrf_token, None):
+        # Nothing is attempted: a cross-site or replayed form must not even count towards a lockout.
+        return _form(request, next_url=next_url, username=username, error=STALE_FORM, status_code=403)
+    try:
+        await limit_auth_attempts(request, settings, clock, database, account=f"staff:{username}")
+    except TooManyRequests:
+        return _form(request, next_url=next_url, username=username, error=TOO_MANY, status_code=429)
+    # Its own transaction, committed even when refused: the failure counts towards the lockout.
+    async with database.transaction() as session:
+        result = await staff.login(session, clock, settings, username=username, password=password,
+                                   totp=totp.strip() or None, source_address=source_address(request))
+    if result.principal is None:
+        message = MESSAGES.get(result.failure or "", REFUSED)
+        return _form(request, next_url=next_url, username=username, error=message, status_code=401)
+    response = RedirectResponse(next_url, status_code=303)
+    set_cookie(response, settings, SESSION_COOKIE, session_token(result.principal, settings, clock))
+    new_csrf_nonce(request)  # the login form's nonce is not reused inside the session
+    set_cookie(response, settings, CSRF_COOKIE, request.state.csrf_nonce)
+    return response
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, principal: LoggedIn, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+) -> Response:
+    if not csrf_ok(request, settings, csrf_token, principal.session_id):
+        return page(request, "message.html", status_code=403, title="无法退出", message=STALE_FORM)
+    async with database.transaction() as session:
+        await sessions.logout(session, clock, principal)
+    response = RedirectResponse("/", status_code=303)
+    clear_cookie(response, settings, SESSION_COOKIE)
+    return response

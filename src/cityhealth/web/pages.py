@@ -1,0 +1,118 @@
+"""The web pages: the landing page and the monthly bulletin (page and downloads); `install` mounts the rest.
+
+Everything a page needs is served here (CSS, SVG charts, no script from elsewhere, no web fonts): the
+machine running the platform may have no internet. The bulletin and the dashboard's aggregates are
+public, as the printed bulletin is; record-level pages need an operator login (web/session.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from cityhealth.context import ClockDep, DatabaseDep, SessionDep
+from cityhealth.errors import ValidationFailed
+from cityhealth.reporting import service as reporting_service
+from cityhealth.reporting.model import BulletinData
+from cityhealth.reporting.service import Edition
+from cityhealth.web import dashboard, login, sources
+from cityhealth.web.session import LoginRequired, login_redirect
+from cityhealth.web.templating import environment, page
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DOWNLOADS = {
+    "json": (Edition.JSON, "application/json"),
+    "md": (Edition.MD, "text/markdown; charset=utf-8"),
+    "docx": (Edition.DOCX, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+}
+# matplotlib's settings are process-global (the chart module sets them per chart): one render at a time.
+_render_lock = threading.Lock()
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def landing(request: Request, session: SessionDep, clock: ClockDep) -> HTMLResponse:
+    months = await sources.months_with_data(session, clock)
+    # Without data in the window, the latest bulletin is last month's (an issue reports the month before).
+    latest = months[0] if months else sources.shift_month(sources.business_month(clock.now()), -1)
+    return page(request, "index.html", latest=latest, latest_has_data=bool(months))
+
+
+@router.get("/bulletin/", response_class=HTMLResponse)
+async def bulletin_index(request: Request, session: SessionDep, clock: ClockDep,
+                         month: Annotated[str | None, Query(max_length=16)] = None) -> Response:
+    if month:  # the "go to month" form
+        return RedirectResponse(f"/bulletin/{sources.parse_month(month)}", status_code=303)
+    months = await sources.months_with_data(session, clock)
+    return page(request, "bulletin_index.html", months=months, window=sources.INDEX_MONTHS,
+                current=sources.business_month(clock.now()), downloads=list(DOWNLOADS))
+
+
+def _edition(edition: str) -> tuple[str, str | None]:
+    """"2022-06" → ("2022-06", None); "2022-06.docx" → ("2022-06", "docx"); 422 for anything else."""
+    month, dot, extension = edition.partition(".")
+    sources.parse_month(month)
+    if dot and extension not in DOWNLOADS:
+        raise ValidationFailed(f"a bulletin downloads as {', '.join(DOWNLOADS)}, not {extension!r}",
+                               field="format", value=extension, rule="format.unsupported")
+    return month, extension if dot else None
+
+
+async def _bulletin(database: DatabaseDep, month: str) -> BulletinData:
+    async with database.transaction() as session:
+        if not database.is_sqlite:
+            # Booking and collection figures are read from one snapshot, as the CLI reads them.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return await reporting_service.build_bulletin(session, month)
+
+
+def _render(data: BulletinData, edition: Edition) -> bytes:
+    with _render_lock:
+        return reporting_service.render(data, edition)
+
+
+def _with_site_bar(html: str, month: str) -> str:
+    """The HTML edition as the reporting room renders it, with the site's navigation bar on top."""
+    if "</head>" not in html or "<body>" not in html:
+        return html
+    bar = environment().get_template("_bulletin_bar.html").render(
+        month=month, previous=sources.shift_month(month, -1), following=sources.shift_month(month, 1),
+        downloads=list(DOWNLOADS))
+    html = html.replace("</head>", '<link rel="stylesheet" href="/static/bar.css">\n</head>', 1)
+    return html.replace("<body>", "<body>\n" + bar, 1)
+
+
+@router.get("/bulletin/{edition}", response_class=HTMLResponse)
+async def bulletin(edition: str, database: DatabaseDep) -> Response:
+    month, extension = _edition(edition)
+    data = await _bulletin(database, month)
+    if extension is None:
+        html = await anyio.to_thread.run_sync(_render, data, Edition.HTML)
+        return HTMLResponse(_with_site_bar(html.decode("utf-8"), month))
+    fmt, media_type = DOWNLOADS[extension]
+    content = await anyio.to_thread.run_sync(_render, data, fmt)
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="bulletin-{month}.{extension}"'})
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)  # noqa: S101 - registered for LoginRequired only
+    return login_redirect(exc, request.app.state.settings)
+
+
+router.include_router(dashboard.router)
+router.include_router(login.router)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages, their static assets at /static, and the redirect of anonymous visits to /login."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(LoginRequired, _login_required)

@@ -1,0 +1,180 @@
+"""The browser's login: a staff access token in an HttpOnly cookie, renewed while its session lives; CSRF tokens.
+
+The cookie holds the platform's own access token (the one /api/auth/login issues), so a browser session is
+a staff session like any other: logout, deactivation and the idle timeout end it, and every page view
+checks it is live. The token lives minutes; a page view within the idle timeout re-issues it from the
+database (roles changed since login apply at once), so the user stays in while working.
+
+Form posts carry a CSRF token besides SameSite=Strict: an HMAC, under a key derived from the token signing
+key, of a random per-browser nonce (its own cookie) and the staff session id once logged in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from cityhealth.clock import Clock
+from cityhealth.config import Environment, Settings
+from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
+from cityhealth.errors import Forbidden, Unauthenticated
+from cityhealth.security import repository as security_repository
+from cityhealth.security import staff
+from cityhealth.security.audit import Action, record_now
+from cityhealth.security.dependencies import client_state_cache
+from cityhealth.security.principals import Principal, PrincipalKind, Scope
+from cityhealth.security.sessions import ensure_live, subject_id
+from cityhealth.security.tokens import decode_access_token, issue_access_token
+
+SESSION_COOKIE = "cityhealth_session"
+CSRF_COOKIE = "cityhealth_csrf"
+CSRF_FIELD = "csrf_token"
+DEFAULT_AFTER_LOGIN = "/dashboard/quality"
+
+
+class LoginRequired(Exception):
+    """The page needs a live staff login: answered with a redirect to /login (see pages.install)."""
+
+    def __init__(self, next_url: str, *, forget_session: bool) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+        self.forget_session = forget_session  # the cookie's session is over: delete the cookie
+
+
+def secure_cookies(settings: Settings) -> bool:
+    # Plain-HTTP development and test servers must still receive the cookie; production is HTTPS only.
+    return settings.env is Environment.PRODUCTION
+
+
+def set_cookie(response: Response, settings: Settings, name: str, value: str) -> None:
+    response.set_cookie(name, value, httponly=True, secure=secure_cookies(settings), samesite="strict", path="/")
+
+
+def clear_cookie(response: Response, settings: Settings, name: str) -> None:
+    response.delete_cookie(name, httponly=True, secure=secure_cookies(settings), samesite="strict", path="/")
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to return to after login; anything else (another host, a scheme) is dropped."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or "\n" in value:
+        return DEFAULT_AFTER_LOGIN
+    return value
+
+
+def login_redirect(error: LoginRequired, settings: Settings) -> RedirectResponse:
+    response = RedirectResponse(f"/login?next={quote(error.next_url, safe='/')}", status_code=303)
+    if error.forget_session:
+        clear_cookie(response, settings, SESSION_COOKIE)
+    return response
+
+
+# --- CSRF ------------------------------------------------------------------------------------------------
+
+
+def _csrf_key(settings: Settings) -> bytes:
+    return hmac.new(settings.secret("token_signing_key"), b"cityhealth web csrf", hashlib.sha256).digest()
+
+
+def csrf_nonce(request: Request) -> str:
+    """This browser's CSRF nonce: its cookie's, or a new one that the page response will set."""
+    nonce = getattr(request.state, "csrf_nonce", None) or request.cookies.get(CSRF_COOKIE)
+    if not nonce or len(nonce) > 128:
+        nonce = secrets.token_urlsafe(24)
+        request.state.csrf_nonce_is_new = True
+    request.state.csrf_nonce = nonce
+    return str(nonce)
+
+
+def csrf_token(settings: Settings, nonce: str, session_id: str | None) -> str:
+    message = f"{nonce}|{session_id or ''}".encode()
+    return hmac.new(_csrf_key(settings), message, hashlib.sha256).hexdigest()
+
+
+def form_token(request: Request, settings: Settings) -> str:
+    """The CSRF token a form on this page carries."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return csrf_token(settings, csrf_nonce(request), principal.session_id if principal else None)
+
+
+def csrf_ok(request: Request, settings: Settings, submitted: str | None, session_id: str | None) -> bool:
+    nonce = request.cookies.get(CSRF_COOKIE)
+    if not nonce or not submitted:
+        return False
+    return hmac.compare_digest(csrf_token(settings, nonce, session_id), submitted)
+
+
+def new_csrf_nonce(request: Request) -> None:
+    """Start a fresh nonce (after login), set on the response by the page renderer."""
+    request.state.csrf_nonce = secrets.token_urlsafe(24)
+    request.state.csrf_nonce_is_new = True
+
+
+def apply_cookies(request: Request, response: Response, settings: Settings) -> None:
+    """Set the cookies this request decided on: a new CSRF nonce, a re-issued session token."""
+    if getattr(request.state, "csrf_nonce_is_new", False):
+        set_cookie(response, settings, CSRF_COOKIE, request.state.csrf_nonce)
+    renewed = getattr(request.state, "renewed_session_token", None)
+    if renewed:
+        set_cookie(response, settings, SESSION_COOKIE, renewed)
+
+
+# --- the login dependency ---------------------------------------------------------------------------------
+
+
+def session_token(principal: Principal, settings: Settings, clock: Clock) -> str:
+    """The cookie's value: an access token for the staff session."""
+    return issue_access_token(principal, key=settings.secret("token_signing_key"), now=clock.now(),
+                              ttl_s=settings.access_token_ttl_s)
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """Like security's `require`, for pages: the staff session in the cookie, then every listed scope.
+
+    No cookie, or one whose session has ended, redirects to /login (and a bad cookie is audited);
+    a live login without the scopes is refused with 403, audited.
+    """
+
+    async def dependency(request: Request, settings: SettingsDep, clock: ClockDep,
+                         database: DatabaseDep) -> Principal:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise LoginRequired(_here(request), forget_session=False)
+        principal: Principal | None = None
+        try:
+            principal = decode_access_token(token, key=settings.secret("token_signing_key"), now=clock.now(),
+                                            allow_expired_s=settings.staff_session_idle_timeout_s)
+            if principal.kind is not PrincipalKind.STAFF or not subject_id(principal).isdigit():
+                raise Unauthenticated("pages are for staff logins", code="not_staff")
+            async with database.transaction() as session:
+                await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
+                                  clients=client_state_cache(request.app))
+                user = await security_repository.staff_user(session, int(subject_id(principal)))
+                if user is None:
+                    raise Unauthenticated("no staff user behind this session", code="session_ended")
+                principal = staff.staff_principal(user, principal.session_id)
+        except Unauthenticated as exc:
+            await record_now(database, clock, principal, Action.DENIED, "web_session", detail=exc.code)
+            raise LoginRequired(_here(request), forget_session=True) from exc
+        request.state.principal = principal
+        missing = [scope for scope in scopes if not principal.has(scope)]
+        if missing:
+            await record_now(database, clock, principal, Action.DENIED, "route", resource_id=request.url.path,
+                             detail=f"insufficient_scope: {' '.join(missing)}")
+            raise Forbidden(f"this page needs scope {', '.join(missing)}", code="insufficient_scope",
+                            field="scope", value=" ".join(missing))
+        request.state.renewed_session_token = session_token(principal, settings, clock)
+        return principal
+
+    dependency.required_scopes = scopes  # type: ignore[attr-defined]  # read by the route audit test
+    return dependency

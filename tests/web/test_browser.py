@@ -1,0 +1,198 @@
+"""The pages in headless Chromium (Debian's `chromium`, driven by Playwright), with screenshots checked.
+
+The app is served by uvicorn on 127.0.0.1 in the test's own event loop, so the browser sees exactly the
+test's app and database. Every request the browser makes is recorded: none may leave 127.0.0.1 (the
+platform may run on a machine without internet). Screenshots go to test-results/web/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pyotp
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Seeded
+
+from cityhealth.clock import SimulatedClock
+from cityhealth.web.demo import DemoOperator
+from cityhealth.web.session import SESSION_COOKIE
+from cityhealth.web.svg import PALETTE
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RESULTS = Path(__file__).resolve().parents[2] / "test-results" / "web"
+VIEWPORT = {"width": 1280, "height": 900}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Browser:
+    base_url: str
+    page: Any  # playwright.async_api.Page (the package is imported only when the browser is there)
+    context: Any
+    requested: list[str] = field(default_factory=list)
+
+    def assert_only_local_requests(self) -> None:
+        assert self.requested, "the browser made no request at all"
+        hosts = {urlsplit(url).hostname for url in self.requested}
+        assert hosts == {"127.0.0.1"}, f"requests left the machine: {sorted(map(str, hosts))}"
+
+
+@pytest.fixture
+async def live_server(app: FastAPI) -> AsyncIterator[str]:
+    """The test's app behind uvicorn on a free 127.0.0.1 port, in this event loop."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    # The app fixture has run the lifespan already; uvicorn only serves.
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    for _ in range(500):
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.01)
+    if serving.done():
+        serving.result()  # raises what stopped it
+    assert server.started, "uvicorn did not start within 5 s"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
+
+
+@pytest.fixture
+async def browser(live_server: str) -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`; `make test` installs it as root)")
+    async_api = pytest.importorskip("playwright.async_api", reason="the playwright package (dev extra) is missing")
+    async with async_api.async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await launched.new_context(viewport=VIEWPORT, locale="zh-CN")
+            session = Browser(live_server, await context.new_page(), context)
+            context.on("request", lambda request: session.requested.append(request.url))
+            yield session
+        finally:
+            await launched.close()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG header (the IHDR chunk follows the signature)."""
+    head = path.read_bytes()[:24]
+    assert (head[:8], head[12:16]) == (PNG_SIGNATURE, b"IHDR"), f"{path} is not a PNG"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+async def screenshot(browser: Browser, name: str, *, min_bytes: int = 15_000) -> Path:
+    """A full-page screenshot, checked to be a real picture of a real page."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.png"
+    await browser.page.screenshot(path=str(path), full_page=True)
+    width, height = png_size(path)
+    assert width == VIEWPORT["width"]
+    assert height >= VIEWPORT["height"] // 2
+    assert path.stat().st_size >= min_bytes, f"{path} is {path.stat().st_size} bytes: an empty page?"
+    return path
+
+
+def has_colour(path: Path, rgb: tuple[int, int, int]) -> bool:
+    from PIL import Image  # a dependency of matplotlib, which the bulletin's charts use
+
+    with Image.open(path) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
+    return any(colour == rgb for _, colour in colours)
+
+
+def rgb(hex_colour: str) -> tuple[int, int, int]:
+    value = int(hex_colour.removeprefix("#"), 16)
+    return value >> 16, (value >> 8) & 0xFF, value & 0xFF
+
+
+async def test_bulletin_page_shows_its_tables(browser: Browser, seeded: Seeded) -> None:
+    page = browser.page
+    response = await page.goto(f"{browser.base_url}/bulletin/{MONTH}")
+    assert response is not None
+    assert response.status == 200
+    assert await page.locator("header.masthead h1").inner_text() == "南京卫生信息化简报"
+    assert await page.locator("td.total-label").first.inner_text() == "合计"
+    hospitals = page.locator('[id="collection.hospitals"] table').first
+    row = hospitals.locator("tbody tr", has_text=ENROLLED)
+    cells = await row.locator("td").all_inner_texts()
+    assert (cells[0], cells[1], cells[5]) == (ENROLLED, "5", "75.00%")
+    assert await page.locator("nav.site-bar").is_visible()
+    path = await screenshot(browser, "bulletin")
+    table_shot = RESULTS / "bulletin-hospitals-table.png"
+    await hospitals.screenshot(path=str(table_shot))
+    assert png_size(table_shot)[0] > 400
+    assert path.stat().st_size > table_shot.stat().st_size
+    browser.assert_only_local_requests()
+
+
+async def test_dashboard_shows_the_ranking_chart_and_table(browser: Browser, seeded: Seeded) -> None:
+    page = browser.page
+    await page.goto(f"{browser.base_url}/dashboard/quality?month={MONTH}")
+    chart = page.locator("#hospitals svg.chart")
+    await chart.wait_for(state="visible")
+    box = await chart.bounding_box()
+    assert box is not None
+    assert box["width"] > 300
+    assert box["height"] > 60
+    bars = chart.locator("rect:has(title)")  # legend swatches have no tooltip
+    assert await bars.count() == 1  # the one measured rate: 南京鼓楼医院's outpatients
+    assert await bars.first.locator("title").text_content() == f"{ENROLLED} 门急诊: 75%"
+    ranks = await page.locator("#hospitals table.ranking-table tbody tr td.name").all_inner_texts()
+    assert ranks == [ENROLLED, NOT_ENROLLED]
+    await screenshot(browser, "dashboard")
+    chart_shot = RESULTS / "dashboard-hospital-chart.png"
+    await chart.screenshot(path=str(chart_shot))
+    assert has_colour(chart_shot, rgb(PALETTE[0])), "the outpatient bar is not in the chart's picture"
+    browser.assert_only_local_requests()
+
+
+async def test_anonymous_drill_down_lands_on_login(browser: Browser, seeded: Seeded) -> None:
+    page = browser.page
+    target = f"/dashboard/quality/units/{seeded.enrolled.id}/rejections?month={MONTH}"
+    await page.goto(browser.base_url + target)
+    landed = urlsplit(page.url)
+    assert landed.path == "/login"
+    assert parse_qs(landed.query)["next"] == [target]
+    assert await page.locator("form.login input[name=totp]").is_visible()
+    await screenshot(browser, "login", min_bytes=5_000)
+    browser.assert_only_local_requests()
+
+
+async def test_demo_operator_logs_in_and_reaches_the_drill_down(
+        browser: Browser, seeded: Seeded, demo_operator: DemoOperator, clock: SimulatedClock) -> None:
+    page = browser.page
+    target = f"/dashboard/quality/units/{seeded.enrolled.id}/rejections?month={MONTH}"
+    await page.goto(browser.base_url + target)
+    await page.fill("#username", demo_operator.username)
+    await page.fill("#password", demo_operator.password)
+    # The server's clock is the test's simulated clock: the code is the one an authenticator shows then.
+    await page.fill("#totp", pyotp.TOTP(demo_operator.totp_secret).at(clock.now()))
+    async with page.expect_navigation():
+        await page.click("form.login button[type=submit]")
+    assert page.url == browser.base_url + target
+    assert "退回记录" in await page.locator("h1").inner_text()
+    assert await page.locator("nav.site-bar form button").inner_text() == "退出"
+    cookies = {cookie["name"]: cookie for cookie in await browser.context.cookies()}
+    assert cookies[SESSION_COOKIE]["httpOnly"] is True
+    assert cookies[SESSION_COOKIE]["sameSite"] == "Strict"
+    await screenshot(browser, "drill-down", min_bytes=5_000)
+    browser.assert_only_local_requests()
