@@ -1,0 +1,122 @@
+"""The outside systems the simulator plays, each with its own credentials and its own source address.
+
+The operator is a platform administrator who logs in with password and TOTP; hospitals, district
+platforms and client apps are machine clients that obtain tokens with a signed JWT client assertion, as
+SMART Backend Services clients do. All talk to the platform over HTTP (in-process ASGI for speed).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from abc import ABC, abstractmethod
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pyotp
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
+from jwt.algorithms import ECAlgorithm
+
+from cityhealth.clock import Clock
+from cityhealth.errors import DomainError
+
+BASE_URL = "http://platform.simulation"
+TOKEN_PATH = "/api/auth/token"  # noqa: S105 - a URL path, not a secret
+# Tokens live 300 s of (simulated) time; refresh a little before that.
+TOKEN_REFRESH_S = 240
+
+
+class SimulationError(DomainError):
+    status = 500
+    code = "simulation_failed"
+
+
+def _transport(app: FastAPI, address: str) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=app, client=(address, 40000))
+
+
+class Actor(ABC):
+    """An HTTP caller with a bearer token that it renews against the platform's clock."""
+
+    def __init__(self, app: FastAPI, clock: Clock, address: str, name: str) -> None:
+        self.app = app
+        self.clock = clock
+        self.name = name
+        self.http = httpx.AsyncClient(transport=_transport(app, address), base_url=BASE_URL, timeout=600)
+        self._token: str | None = None
+        self._token_at = clock.now()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    @abstractmethod
+    async def _fetch_token(self) -> str:
+        """Authenticate the way this kind of actor does."""
+
+    async def headers(self) -> dict[str, str]:
+        if self._token is None or self.clock.now() - self._token_at > timedelta(seconds=TOKEN_REFRESH_S):
+            self._token = await self._fetch_token()
+            self._token_at = self.clock.now()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 202, 204),
+                   **kwargs: Any) -> httpx.Response:
+        headers = {**kwargs.pop("headers", {}), **(await self.headers())}
+        response = await self.http.request(method, path, headers=headers, **kwargs)
+        if response.status_code not in expect:
+            raise SimulationError(
+                f"{self.name}: {method} {path} answered {response.status_code}: {response.text[:500]}")
+        return response
+
+
+class Operator(Actor):
+    """The information center's platform administrator."""
+
+    def __init__(self, app: FastAPI, clock: Clock, username: str, password: str, totp_secret: str) -> None:
+        super().__init__(app, clock, "198.51.100.1", f"operator {username}")
+        self.username = username
+        self.password = password
+        self.totp = pyotp.TOTP(totp_secret)
+
+    async def _fetch_token(self) -> str:
+        # A staff session times out when idle: log in afresh whenever the token is renewed.
+        code = self.totp.at(self.clock.now())
+        response = await self.http.post("/api/auth/login", json={
+            "username": self.username, "password": self.password, "totp": code})
+        if response.status_code != 200:
+            raise SimulationError(f"operator login refused: {response.status_code} {response.text[:300]}")
+        return str(response.json()["access_token"])
+
+
+class MachineClient(Actor):
+    """A hospital system, district platform or client app: ES384 client assertions, its own key pair."""
+
+    def __init__(self, app: FastAPI, clock: Clock, address: str, client_id: str, name: str) -> None:
+        super().__init__(app, clock, address, name)
+        self.client_id = client_id
+        self._key = ec.generate_private_key(ec.SECP384R1())
+        self.kid = uuid.uuid4().hex[:16]
+
+    def public_jwks(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = ECAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        return {"keys": [{**jwk, "kid": self.kid, "alg": "ES384", "use": "sig"}]}
+
+    async def _fetch_token(self) -> str:
+        now = self.clock.now()
+        assertion = jwt.encode(
+            {"iss": self.client_id, "sub": self.client_id, "aud": f"{BASE_URL}{TOKEN_PATH}",
+             "iat": int(now.timestamp()), "exp": int((now + timedelta(seconds=240)).timestamp()),
+             "jti": secrets.token_hex(16)},
+            self._key, algorithm="ES384", headers={"kid": self.kid},
+        )
+        response = await self.http.post(TOKEN_PATH, data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        })
+        if response.status_code != 200:
+            raise SimulationError(f"{self.name}: token refused: {response.status_code} {response.text[:300]}")
+        return str(response.json()["access_token"])

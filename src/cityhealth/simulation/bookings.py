@@ -1,0 +1,177 @@
+"""The month's bookings: hospitals publish sessions, and every channel books through the one slot pool.
+
+Each booking cell of the plan (hospital × channel × app) is spread evenly over the month's days; a
+booking made on day d is for a session the next day (inside the default window, before the next-day
+cut-off). Residents are master-index residents, each booking at most once a day, so no cap is touched.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections import defaultdict
+from datetime import date, time, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlparse
+
+from fastapi import FastAPI
+
+from cityhealth.registry.identifiers import Sex, make_resident_id
+from cityhealth.security.principals import Role, Scope
+from cityhealth.simulation.actors import Actor, Operator
+from cityhealth.simulation.plan import BookingCell, MonthPlan
+
+if TYPE_CHECKING:
+    from cityhealth.simulation.driver import Simulation
+
+APP_SCOPES = [Scope.BOOKING_READ.value, Scope.BOOKING_WRITE.value]
+SCHEDULER_SCOPES = [Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_READ.value, Scope.BOOKING_WRITE.value]
+DEPARTMENT = {"subject_code": "03", "local_code": "SIM-03", "local_name": "内科"}
+OWN_CHANNEL_SUFFIX = "自有预约渠道"  # a hospital's own front-end: a third-party channel the bulletin leaves out
+
+
+def spread(count: int, days: int) -> list[int]:
+    base, extra = divmod(count, days)
+    return [base + (1 if index < extra else 0) for index in range(days)]
+
+
+class BookingDriver:
+    def __init__(self, simulation: Simulation, app: FastAPI, operator: Operator, plan: MonthPlan) -> None:
+        self.simulation = simulation
+        self.app = app
+        self.operator = operator
+        self.plan = plan
+        self.hospitals: dict[str, dict[str, Any]] = {}  # name -> {organization, department, scheduler}
+        self.actors: dict[tuple[str, str | None, str], Actor] = {}  # (channel, app, hospital) -> actor
+        self.residents: list[str] = []
+        # day index -> list of (cell, count)
+        self.daily: list[list[tuple[BookingCell, int]]] = [[] for _ in range(plan.days_in_month)]
+        self._serial = 0
+
+    async def prepare(self) -> None:
+        if not self.plan.bookings:
+            return
+        simulation = self.simulation
+        for cell in self.plan.bookings:
+            for index, count in enumerate(spread(cell.count, self.plan.days_in_month)):
+                if count:
+                    self.daily[index].append((cell, count))
+        for name in dict.fromkeys(cell.hospital for cell in self.plan.bookings):
+            org = await simulation.ensure_organization(self.operator, name, "hospital")
+            department = await self._department(org["id"])
+            scheduler = await simulation.machine_client(self.app, self.operator, f"{name} 号源系统",
+                                                        SCHEDULER_SCOPES, organization_id=org["id"])
+            self.hospitals[name] = {"organization": org, "department": department, "scheduler": scheduler}
+        for cell in self.plan.bookings:
+            await self._actor(cell)
+        busiest_day = max(sum(count for _, count in day) for day in self.daily)
+        await self._register_residents(busiest_day)
+        await self.operator.call("POST", "/api/booking/opening-balances", json={
+            "as_of": (self.plan.month - timedelta(days=1)).isoformat(),
+            "bookings": self.plan.bookings_cumulative_target - self.plan.bookings_in_month,
+            "note": "bookings made on the platform before the simulated month"})
+
+    async def _department(self, organization_id: int) -> dict[str, Any]:
+        path = f"/api/registry/organizations/{organization_id}/departments"
+        existing = (await self.operator.call("GET", path, params={"limit": 500})).json()["items"]
+        for row in existing:
+            if row["local_code"] == DEPARTMENT["local_code"]:
+                return dict(row)
+        return dict((await self.operator.call("POST", path, json=DEPARTMENT)).json())
+
+    async def _actor(self, cell: BookingCell) -> Actor:
+        key = (cell.channel, cell.app, cell.hospital if cell.app is None else "")
+        if key in self.actors:
+            return self.actors[key]
+        simulation = self.simulation
+        hospital = self.hospitals[cell.hospital]
+        actor: Actor
+        if cell.channel == "clinic":
+            actor = hospital["scheduler"]
+        elif cell.channel == "phone":
+            actor = await self._agent()
+        else:
+            if cell.app is not None:
+                app_row = await simulation.ensure_app(self.operator, cell.app, "third_party")
+            else:
+                owner = hospital["organization"]
+                name = f"{owner['name']}{OWN_CHANNEL_SUFFIX}" if cell.channel == "third_party" \
+                    else f"{owner['name']} 12320 合作入口"
+                app_row = await simulation.ensure_app(self.operator, name, cell.channel,
+                                                      organization_id=owner["id"])
+            actor = await simulation.machine_client(self.app, self.operator, f"{app_row['name']} 预约接口",
+                                                    APP_SCOPES, client_app_id=app_row["id"])
+        self.actors[key] = actor
+        return actor
+
+    async def _agent(self) -> Actor:
+        key = ("phone", None, "")
+        if key in self.actors:
+            return self.actors[key]
+        username = f"agent-{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(24)
+        created = (await self.operator.call("POST", "/api/security/staff", json={
+            "username": username, "display_name": "12320 话务员", "password": password,
+            "roles": [Role.HOTLINE_AGENT.value]})).json()
+        secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
+        agent = Operator(self.app, self.simulation.clock, username, password, secret)
+        self.actors[key] = agent
+        return agent
+
+    async def _register_residents(self, count: int) -> None:
+        area = next((a.code for a in self.simulation.scenario.areas if a.code.isdigit()),
+                    self.simulation.scenario.region.code)
+        rng = self.simulation.random
+        index = 0
+        while len(self.residents) < count:
+            index += 1
+            sex = Sex.MALE if index % 2 else Sex.FEMALE
+            birth = date(1940 + rng.randrange(70), 1 + rng.randrange(12), 1 + rng.randrange(28))
+            sequence = rng.randrange(500) * 2 + (1 if sex is Sex.MALE else 0)
+            number = make_resident_id(area, birth, sequence, sex)
+            # 409: the same number drawn twice (or registered by an earlier run); draw another.
+            response = await self.operator.call("POST", "/api/registry/residents", expect=(201, 409), json={
+                "id_number": number, "name": f"居民{index:06d}", "address_area_code": area})
+            if response.status_code == 201:
+                self.residents.append(number)
+
+    async def run_day(self, day: date) -> int:
+        """Publish tomorrow's sessions and make the day's bookings; returns how many were made."""
+        index = (day - self.plan.month).days
+        if not self.plan.bookings or index >= len(self.daily):
+            return 0
+        tomorrow = day + timedelta(days=1)
+        by_hospital: dict[str, int] = defaultdict(int)
+        for cell, count in self.daily[index]:
+            by_hospital[cell.hospital] += count
+        sessions: dict[str, int] = {}
+        for name, count in by_hospital.items():
+            hospital = self.hospitals[name]
+            response = await hospital["scheduler"].call("POST", "/api/booking/sessions", json={
+                "external_id": f"SIM-{tomorrow:%Y%m%d}", "department_id": hospital["department"]["id"],
+                "service_date": tomorrow.isoformat(), "start_time": time(8, 0).isoformat(),
+                "end_time": time(11, 30).isoformat(), "capacity": count})
+            sessions[name] = int(response.json()["id"])
+        made = 0
+        resident = 0
+        for cell, count in self.daily[index]:
+            actor = await self._actor(cell)
+            for _ in range(count):
+                body: dict[str, Any] = {"session_id": sessions[cell.hospital],
+                                        "id_number": self.residents[resident]}
+                if cell.channel in ("online_12320", "third_party"):
+                    body["channel"] = cell.channel
+                resident += 1
+                self._serial += 1
+                await actor.call("POST", "/api/booking/bookings", json=body, headers={
+                    "Idempotency-Key": str(uuid.UUID(int=self.simulation.random.getrandbits(128)))})
+                made += 1
+        return made
+
+    async def close(self) -> None:
+        seen: set[int] = set()
+        for actor in [*self.actors.values(), *(h["scheduler"] for h in self.hospitals.values())]:
+            if id(actor) not in seen:
+                seen.add(id(actor))
+                await actor.close()
+

@@ -1,0 +1,314 @@
+"""Drive a month through the platform: the registry, every unit's uploads, and every channel's bookings.
+
+Runs on a freshly migrated database with a SimulatedClock that it moves through the month. Every write goes
+through the platform's public HTTP API with the credentials of the actor who would make it; only the first
+administrator is created directly, as `cityhealth users create` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import orjson
+from fastapi import FastAPI
+
+from cityhealth.clock import BUSINESS_TZ, SimulatedClock
+from cityhealth.config import Environment, Settings
+from cityhealth.db.engine import Database
+from cityhealth.registry.identifiers import province_of
+from cityhealth.security import staff as staff_accounts
+from cityhealth.security.principals import Role, Scope
+from cityhealth.simulation.actors import MachineClient, Operator, SimulationError
+from cityhealth.simulation.bookings import BookingDriver
+from cityhealth.simulation.feed import UnitFeed
+from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
+from cityhealth.simulation.scenario import Scenario
+
+REALTIME_LIMIT = 1000  # records per real-time batch (the platform's limit)
+UPLOAD_SCOPES = [Scope.COLLECTION_UPLOAD.value, Scope.COLLECTION_READ.value]
+HOSPITAL_SCOPES = [*UPLOAD_SCOPES, Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_READ.value,
+                   Scope.BOOKING_WRITE.value]
+
+ProgressHook = Callable[[str, int, int], None]  # (phase, done, total)
+# The platform under simulation: create_app, handed down by the top layer (the simulator sits below it).
+AppFactory = Callable[..., FastAPI]
+
+
+@dataclass
+class SimulationResult:
+    month: str
+    scale: Decimal
+    uploaded: int = 0
+    accepted_expected: int = 0
+    bookings: int = 0
+    elapsed_s: float = 0.0
+    upload_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.uploaded / self.upload_s if self.upload_s else 0.0
+
+
+@dataclass
+class Unit:
+    plan: UnitPlan
+    organization_id: int
+    org_code: str
+    client: MachineClient
+    feed: UnitFeed
+
+
+def _no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+class Simulation:
+    def __init__(self, app_factory: AppFactory, settings: Settings, scenario: Scenario, scale: Decimal,
+                 seed: int, progress: ProgressHook | None = None) -> None:
+        if settings.env is Environment.PRODUCTION:
+            raise SimulationError("the simulator cannot run in production", code="simulation_in_production")
+        self.app_factory = app_factory
+        self.settings = settings.model_copy(update={"simulated_clock": True})
+        self.scenario = scenario
+        self.scale = scale
+        self.random = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not secrets
+        self.progress = progress or _no_progress
+        year, month = (int(part) for part in scenario.month.split("-"))
+        self.month_start = date(year, month, 1)
+        # Setup happens the week before the month; opening balances are as of the day before it.
+        self.clock = SimulatedClock(datetime.combine(self.month_start - timedelta(days=7),
+                                                     datetime.min.time(), tzinfo=BUSINESS_TZ))
+        self._addresses = iter(f"198.51.100.{n}" for n in range(2, 255))
+        self.organizations: dict[str, dict[str, Any]] = {}
+        self.apps: dict[str, dict[str, Any]] = {}
+        self._clients = 0
+
+    def at(self, day: date, hour: int, minute: int = 0) -> None:
+        moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=BUSINESS_TZ)
+        if moment > self.clock.now():
+            self.clock.set(moment)
+
+    async def run(self) -> SimulationResult:
+        started = time.perf_counter()
+        database = Database(self.settings.effective_database_url)
+        app = self.app_factory(self.settings, database=database, clock=self.clock)
+        result = SimulationResult(month=self.scenario.month, scale=self.scale)
+        async with app.router.lifespan_context(app):
+            operator = await self._bootstrap_operator(app, database)
+            try:
+                await self._register_areas(operator)
+                await self._load_organizations(operator)
+                plan = plan_month(self.scenario, self.scale,
+                                  {name: app_row["channel"] for name, app_row in self.apps.items()})
+                units = await self._register_units(app, operator, plan)
+                await self._record_openings(operator, plan, units)
+                bookings = BookingDriver(self, app, operator, plan)
+                await bookings.prepare()
+                upload_started = time.perf_counter()
+                for day_of_month in range(1, plan.days_in_month + 1):
+                    day = self.month_start + timedelta(days=day_of_month - 1)
+                    self.at(day, 9)
+                    result.bookings += await bookings.run_day(day)
+                    self.at(day, 12)
+                    result.uploaded += await self._upload_day(units, day_of_month, plan)
+                    self.progress("month", day_of_month, plan.days_in_month)
+                result.upload_s = time.perf_counter() - upload_started
+                result.accepted_expected = plan.accepted_in_month
+                for unit in units:
+                    await unit.client.close()
+                await bookings.close()
+            finally:
+                await operator.close()
+        await database.dispose()
+        result.elapsed_s = time.perf_counter() - started
+        return result
+
+    async def _bootstrap_operator(self, app: FastAPI, database: Database) -> Operator:
+        username = f"simulator-{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(24)
+        async with database.transaction() as session:
+            created = await staff_accounts.create_staff_user(
+                session, self.clock, self.settings, username=username, display_name="城市模拟器 operator",
+                password=password, roles=frozenset({Role.PLATFORM_ADMIN}), organization_id=None)
+        if created.totp_uri is None:
+            raise SimulationError("a platform administrator must have a second factor")
+        secret = parse_qs(urlparse(created.totp_uri).query)["secret"][0]
+        return Operator(app, self.clock, username, password, secret)
+
+    def next_address(self) -> str:
+        return next(self._addresses)
+
+    async def _register_areas(self, operator: Operator) -> None:
+        existing = {row["code"] for row in await _all(operator, "/api/registry/areas")}
+        region = self.scenario.region
+        province = province_of(region.code)
+        if province is None:
+            raise SimulationError(f"region {region.code} is not a GB/T 2260 city code", field="region.code",
+                                  value=region.code, rule="scenario.region")
+        if province[0] not in existing:
+            await operator.call("POST", "/api/registry/areas",
+                                json={"code": province[0], "name": province[1], "level": "province"})
+        if region.code not in existing:
+            await operator.call("POST", "/api/registry/areas", json={
+                "code": region.code, "name": region.name, "level": "city", "parent_code": province[0]})
+        for area in self.scenario.areas:
+            if area.code in existing:
+                continue
+            level = "district" if area.code.isdigit() else "reporting_unit"
+            await operator.call("POST", "/api/registry/areas", json={
+                "code": area.code, "name": area.name, "level": level, "parent_code": region.code})
+
+    async def _load_organizations(self, operator: Operator) -> None:
+        self.organizations = {row["name"]: row for row in await _all(operator, "/api/registry/organizations")}
+        self.apps = {row["name"]: row for row in await _all(operator, "/api/registry/client-apps")}
+
+    async def ensure_organization(self, operator: Operator, name: str, kind: str,
+                                  area_code: str | None = None) -> dict[str, Any]:
+        """The named organization, registered in the scenario's region when the registry lacks it."""
+        if name not in self.organizations:
+            response = await operator.call("POST", "/api/registry/organizations", json={
+                "name": name, "kind": kind, "area_code": area_code or self.scenario.region.code,
+                "active_from": (self.month_start - timedelta(days=7)).isoformat()})
+            self.organizations[name] = response.json()
+        return self.organizations[name]
+
+    async def ensure_app(self, operator: Operator, name: str, channel: str,
+                         organization_id: int | None = None) -> dict[str, Any]:
+        if name not in self.apps:
+            code = f"sim-app-{len(self.apps) + 1:03d}"
+            response = await operator.call("POST", "/api/registry/client-apps", json={
+                "code": code, "name": name, "channel": channel, "organization_id": organization_id})
+            self.apps[name] = response.json()
+        return self.apps[name]
+
+    async def machine_client(self, app: FastAPI, operator: Operator, name: str, scopes: list[str], *,
+                             organization_id: int | None = None, client_app_id: int | None = None) -> MachineClient:
+        self._clients += 1
+        client_id = f"sim-{self._clients:04d}"
+        client = MachineClient(app, self.clock, self.next_address(), client_id, name)
+        await operator.call("POST", "/api/security/clients", json={
+            "client_id": client_id, "name": name, "scopes": scopes, "organization_id": organization_id,
+            "client_app_id": client_app_id, "jwks": client.public_jwks()})
+        return client
+
+    def _district_platform(self, area_code: str) -> str | None:
+        for name, row in self.organizations.items():
+            if row["kind"] == "district_platform" and row.get("area_code") == area_code:
+                return name
+        return None
+
+    async def _register_units(self, app: FastAPI, operator: Operator, plan: MonthPlan) -> list[Unit]:
+        area_names = {area.code: area.name for area in self.scenario.areas}
+        units: list[Unit] = []
+        for unit_plan in plan.units:
+            if unit_plan.area_code is not None:
+                name = self._district_platform(unit_plan.area_code) or \
+                    f"{area_names.get(unit_plan.area_code, unit_plan.area_code)}卫生信息平台"
+                org = await self.ensure_organization(operator, name, "district_platform", unit_plan.area_code)
+                record_area = unit_plan.area_code if unit_plan.area_code.isdigit() else self.scenario.region.code
+                scopes = UPLOAD_SCOPES
+            else:
+                org = await self.ensure_organization(operator, unit_plan.name, "hospital")
+                record_area = self.scenario.region.code
+                scopes = HOSPITAL_SCOPES
+            client = await self.machine_client(app, operator, f"{org['name']} 信息系统", scopes,
+                                               organization_id=org["id"])
+            feed = UnitFeed(unit_plan, org["code"], plan.month, record_area)
+            units.append(Unit(unit_plan, org["id"], org["code"], client, feed))
+        return units
+
+    async def _record_openings(self, operator: Operator, plan: MonthPlan, units: list[Unit]) -> None:
+        """Enrolments for the month, and the opening balances a center migrating to the platform records."""
+        as_of = (self.month_start - timedelta(days=1)).isoformat()
+        month_end = (self.month_start + timedelta(days=plan.days_in_month - 1)).isoformat()
+        for unit in units:
+            for group, rate in (("outpatient", unit.plan.outpatient), ("inpatient", unit.plan.inpatient)):
+                if rate is not None:
+                    await operator.call("POST", "/api/collection/enrolments", json={
+                        "organization_code": unit.org_code, "group": group,
+                        "start_date": self.month_start.isoformat(), "end_date": month_end})
+            for form, kind in (("health_record", "health_record_basic"),
+                               ("hypertension_followup", "health_record_hypertension"),
+                               ("diabetes_followup", "health_record_diabetes")):
+                if unit.plan.area_code is None:
+                    continue
+                balance = unit.plan.health_records_target[form] - unit.plan.public_health.get(form, 0)
+                await operator.call("PUT", "/api/collection/opening-balances", json={
+                    "kind": kind, "count": balance, "as_of": as_of, "area_code": unit.plan.area_code})
+        if self.scenario.collection is not None:
+            await operator.call("PUT", "/api/collection/opening-balances", json={
+                "kind": "accepted_total", "count": plan.cumulative_accepted_target - plan.accepted_in_month,
+                "as_of": as_of})
+
+    async def _upload_day(self, units: list[Unit], day_of_month: int, plan: MonthPlan) -> int:
+        """Each unit sends its day: the smallest through the real-time path, the others as one bulk job.
+
+        One job per unit-day keeps transactions few, as real senders batch; the real-time path is
+        still exercised every day by one unit.
+        """
+        sent = 0
+        jobs: list[tuple[Unit, str]] = []
+        realtime_unit = min(units, key=lambda unit: unit.plan.uploaded) if units else None
+        for unit in units:
+            report = unit.feed.workload(day_of_month, plan.days_in_month)
+            if unit is realtime_unit:
+                by_form: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                for item in unit.feed.records_for(day_of_month):
+                    by_form[item.form].append(item.record)
+                    sent += 1
+                by_form["workload_daily"].append(report)
+                for form, records in by_form.items():
+                    for start in range(0, len(records), REALTIME_LIMIT):
+                        await unit.client.call("POST", f"/api/collection/forms/{form}/records",
+                                               content=orjson.dumps(records[start:start + REALTIME_LIMIT]),
+                                               headers={"Content-Type": "application/json"})
+                continue
+            lines = [orjson.dumps({"form": "workload_daily", **report})]
+            for item in unit.feed.records_for(day_of_month):
+                lines.append(orjson.dumps({"form": item.form, **item.record}))
+            sent += len(lines) - 1
+            response = await unit.client.call("POST", "/api/collection/jobs", content=b"\n".join(lines) + b"\n",
+                                              headers={"Content-Type": "application/x-ndjson"},
+                                              params={"format": "ndjson"})
+            jobs.append((unit, str(response.json()["id"])))
+        await self._wait_for_jobs(jobs)
+        return sent
+
+    async def _wait_for_jobs(self, jobs: list[tuple[Unit, str]]) -> None:
+        for unit, job_id in jobs:
+            while True:
+                status = (await unit.client.call("GET", f"/api/collection/jobs/{job_id}")).json()
+                if status["status"] in ("completed", "failed"):
+                    if status["status"] == "failed":
+                        raise SimulationError(f"{unit.plan.name}: bulk job {job_id} failed: {status}")
+                    break
+                await asyncio.sleep(0.02)
+
+
+async def _all(actor: Operator, path: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = (await actor.call("GET", path, params={"limit": 500, "offset": offset})).json()
+        items.extend(page["items"])
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return items
+
+
+def simulate(app_factory: AppFactory, settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1,
+             progress: ProgressHook | None = None) -> SimulationResult:
+    """Run a scenario's month at `scale` against the configured (freshly migrated) database."""
+    return asyncio.run(Simulation(app_factory, settings, scenario, scale, seed, progress).run())
+
