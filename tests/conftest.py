@@ -8,6 +8,7 @@ creates and drops its own databases there. Migrations run once into a template; 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -24,6 +25,7 @@ from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.config import Environment, Settings
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database, async_url
+from tests.security import harness as security_harness
 
 BACKEND = os.environ.get("CITYHEALTH_TEST_DATABASE", "sqlite")
 PG_URL = os.environ.get("CITYHEALTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -123,10 +125,17 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def app(settings: Settings, database: Database, clock: SimulatedClock) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, database: Database, clock: SimulatedClock,
+              request: pytest.FixtureRequest) -> AsyncIterator[FastAPI]:
     application = create_app(settings, database=database, clock=clock)
-    async with application.router.lifespan_context(application):
-        yield application
+    # Every test's requests are checked for unaudited personal-data access and unmasked numbers.
+    watch = security_harness.AppWatch(application, database, request.node.nodeid)
+    try:
+        async with application.router.lifespan_context(application):
+            yield application
+            await watch.check()
+    finally:
+        watch.close()
 
 
 @pytest.fixture
@@ -134,3 +143,33 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+# --- The security harness's suite-wide part (tests/security/harness.py) ------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Record the platform's log lines at every level, so the personal-data scan sees all of them.
+    logging.getLogger("cityhealth").setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(security_harness.LogScanner())
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    security_harness.RECORD.current_test = item.nodeid
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    record = security_harness.RECORD
+    if record.requests:
+        terminalreporter.write_line(
+            f"security harness: {record.requests} responses scanned; {record.personal_requests} requests touched "
+            f"personal data, {record.unaudited} of them without an audit event; "
+            f"{len(record.findings)} unmasked ID/phone numbers in responses or logs")
+    for finding in record.findings:
+        terminalreporter.write_line(f"  unmasked {finding.masked} in {finding.where} ({finding.test})", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A log line is not tied to one test's app: an unmasked number anywhere fails the run here.
+    if security_harness.RECORD.findings and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

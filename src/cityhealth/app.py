@@ -8,14 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cityhealth import __version__, ops
+from cityhealth.booking import api as booking_api
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
+from cityhealth.collection import api as collection_api
 from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
 from cityhealth.observability import Metrics, RequestContextMiddleware, install_error_handlers
+from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
+from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
+from cityhealth.web import pages as web_pages
 
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
@@ -65,4 +70,9 @@ def create_app(
 
     app.include_router(ops.router)
     app.include_router(registry_api.router)
+    app.include_router(booking_api.router)
+    app.include_router(security_api.router)
+    app.include_router(registry_accounts.router)
+    app.include_router(collection_api.router)
+    web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

@@ -7,11 +7,18 @@ import sys
 import typer
 
 from cityhealth import __version__
+from cityhealth.app import create_app
+from cityhealth.booking import cli as booking_cli
+from cityhealth.collection import cli as collection_cli
 from cityhealth.config import load_settings
 from cityhealth.db import cli as db_cli
 from cityhealth.errors import ConfigurationError
 from cityhealth.observability import configure_logging
 from cityhealth.registry import cli as registry_cli
+from cityhealth.reporting import cli as reporting_cli
+from cityhealth.security import cli as security_cli
+from cityhealth.simulation import cli as simulation_cli
+from cityhealth.web import cli as web_cli
 
 app = typer.Typer(
     name="cityhealth",
@@ -21,6 +28,15 @@ app = typer.Typer(
 )
 app.add_typer(db_cli.app, name="db")
 app.add_typer(registry_cli.app, name="registry")
+app.add_typer(security_cli.audit_app, name="audit")
+app.add_typer(security_cli.keys_app, name="keys")
+app.add_typer(security_cli.users_app, name="users")
+app.add_typer(security_cli.clients_app, name="clients")
+app.add_typer(booking_cli.app, name="booking")
+app.add_typer(collection_cli.app, name="collection")
+app.command("bulletin")(reporting_cli.bulletin)
+app.command("simulate")(simulation_cli.command(create_app))
+app.add_typer(web_cli.app, name="web")
 
 
 def _version(value: bool) -> None:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     auth_attempts_per_minute: int = Field(default=60, ge=1)
+    rate_limit_storage_url: str = "memory://"  # per process; redis://host:6379 shares limits across workers
 
     # Security
     access_token_ttl_s: int = Field(default=300, ge=30, le=300)

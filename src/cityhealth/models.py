@@ -1,5 +1,7 @@
 """Every domain's tables on one metadata, for migrations and schema checks. Top layer only."""
 
+from cityhealth.booking import models as booking_models  # noqa: F401 - registers the tables
+from cityhealth.collection import models as collection_models  # noqa: F401 - registers the tables
 from cityhealth.db.base import Base
 from cityhealth.registry import models as registry_models
 from cityhealth.security import models as security_models

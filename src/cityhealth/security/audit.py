@@ -3,15 +3,18 @@
 Events are queued on the session by `record()` and written, hash-chained, just before the transaction
 commits: the chain lock is then held only for the insert and the commit, and an access whose transaction
 rolls back leaves no "success" event behind. Denials, which roll back, are written by `record_now()` in a
-transaction of their own.
+transaction of their own. Inside an HTTP request that transaction is deferred to the moment the response
+starts (see `RequestAudit`): the request's own transaction has ended by then, so on SQLite the denial
+does not wait on the write lock the request itself still holds.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -27,6 +30,9 @@ from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Principal
 
 GENESIS = "0" * 64
+# The `detail` of a read that returned whole (unmasked) ID or phone numbers: the owner's own view or an
+# explicitly privileged endpoint. The suite's personal-data scan accepts unmasked numbers only with it.
+REVEALED = "revealed"
 _PENDING = "cityhealth.audit.pending"
 # One arbitrary advisory lock key serialises appends to the chain on PostgreSQL.
 _CHAIN_LOCK = 0x0C17_7EA1
@@ -70,6 +76,28 @@ class PendingEvent:
     detail: str | None
 
 
+@dataclass
+class RequestAudit:
+    """What one HTTP request has audited so far, and the denials waiting for its transaction to end."""
+
+    written: int = 0
+    deferred: list[tuple[Database, list[PendingEvent]]] = field(default_factory=list)
+    # Set once the response has started: the request's transaction is over, so a later record_now (a
+    # streaming body, a background task sharing the context) writes at once instead of being lost.
+    closed: bool = False
+
+    async def flush(self) -> None:
+        """Write the deferred denials, each batch in a transaction of its own."""
+        batches, self.deferred = self.deferred, []
+        for database, events in batches:
+            await write_events(database, events)
+
+
+# Set by the audit middleware (security/http.py) for the duration of each request.
+request_audit_var: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
+    "request_audit", default=None)
+
+
 def _events(
     clock: Clock,
     principal: Principal | None,
@@ -80,6 +108,7 @@ def _events(
     outcome: Outcome,
     detail: str | None,
     actor: str | None,
+    actor_kind: str | None = None,
 ) -> list[PendingEvent]:
     now = clock.now()
     ids: Sequence[int | None] = list(dict.fromkeys(resident_ids)) or [None]
@@ -87,7 +116,7 @@ def _events(
         PendingEvent(
             occurred_at=now,
             actor=actor or (principal.subject if principal else "anonymous"),
-            actor_kind=principal.kind.value if principal else "anonymous",
+            actor_kind=actor_kind or (principal.kind.value if principal else "anonymous"),
             on_behalf_of=principal.on_behalf_of if principal else None,
             organization_id=principal.organization_id if principal else None,
             action=action.value,
@@ -115,12 +144,16 @@ def record(
     outcome: Outcome = Outcome.SUCCESS,
     detail: str | None = None,
     actor: str | None = None,
+    actor_kind: str | None = None,
 ) -> None:
-    """Queue audit events (one per resident concerned) to be written when `session` commits."""
+    """Queue audit events (one per resident concerned) to be written when `session` commits.
+
+    `actor`/`actor_kind` name a caller that is not a Principal, such as an operator at the CLI.
+    """
     pending: list[PendingEvent] = session.sync_session.info.setdefault(_PENDING, [])
     pending.extend(_events(clock, principal, action, resource_type,
                            None if resource_id is None else str(resource_id),
-                           resident_ids, outcome, detail, actor))
+                           resident_ids, outcome, detail, actor, actor_kind))
 
 
 async def record_now(
@@ -135,11 +168,26 @@ async def record_now(
     outcome: Outcome = Outcome.DENIED,
     detail: str | None = None,
     actor: str | None = None,
+    actor_kind: str | None = None,
 ) -> None:
-    """Write audit events in their own transaction (for denials and failed logins, which roll back)."""
+    """Write audit events in their own transaction (for denials and failed logins, which roll back).
+
+    Within a request the write waits until the request's own transaction has ended (see RequestAudit);
+    it still happens before the response reaches the caller.
+    """
+    events = _events(clock, principal, action, resource_type, None if resource_id is None else str(resource_id),
+                     resident_ids, outcome, detail, actor, actor_kind)
+    current = request_audit_var.get()
+    if current is not None and not current.closed:
+        current.deferred.append((database, events))
+        return
+    await write_events(database, events)
+
+
+async def write_events(database: Database, events: list[PendingEvent]) -> None:
+    """Append already-built events to the chain in a transaction of their own."""
     async with database.transaction() as session:
-        record(session, clock, principal, action, resource_type, resource_id=resource_id,
-               resident_ids=resident_ids, outcome=outcome, detail=detail, actor=actor)
+        session.sync_session.info.setdefault(_PENDING, []).extend(events)
 
 
 def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -177,6 +225,9 @@ def _write_pending(session: Session) -> None:
         rows.append({**asdict(item), "prev_hash": prev, "hash": digest})
         prev = digest
     session.execute(insert(AuditEvent), rows)
+    current = request_audit_var.get()
+    if current is not None:
+        current.written += len(rows)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -11,11 +11,38 @@ import base64
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from cityhealth.config import Settings
+
 _VERSION = "v1"
+
+
+class Purpose:
+    """The `purpose` of each encrypted or indexed column, bound into every ciphertext and lookup hash.
+
+    `cityhealth keys rotate` re-encrypts the columns listed in security/keys.py under these purposes, so a
+    column's purpose never changes once data is written. The registry's two match registry/protection.py.
+    """
+
+    RESIDENT_ID_NUMBER = "resident.id_number"
+    RESIDENT_PHONE = "resident.phone"
+    ACCOUNT_PHONE = "resident_account.phone"
+    STAFF_TOTP_SECRET = "staff_user.totp_secret"  # noqa: S105 - a column's name, not a secret
+
+
+@lru_cache(maxsize=8)
+def _cipher(encryption_key: bytes, lookup_key: bytes, previous_keys: tuple[bytes, ...]) -> FieldCipher:
+    return FieldCipher(encryption_key, lookup_key, list(previous_keys))
+
+
+def field_cipher(settings: Settings) -> FieldCipher:
+    """The cipher under the configured keys (built once per key set); previous keys still decrypt."""
+    return _cipher(settings.secret("field_encryption_key"), settings.secret("lookup_hmac_key"),
+                   tuple(settings.previous_secrets()))
 
 
 def key_id(key: bytes) -> str:
@@ -60,6 +87,11 @@ class FieldCipher:
             return cipher.decrypt(raw[:12], raw[12:], purpose.encode()).decode()
         except InvalidTag as exc:
             raise ValueError("ciphertext failed authentication (tampered, or wrong key/column)") from exc
+
+    @property
+    def current_prefix(self) -> str:
+        """How every ciphertext under the current key begins (rotation selects the others in SQL)."""
+        return f"{_VERSION}.{self.current_key_id}."
 
     def needs_rotation(self, token: str) -> bool:
         parts = token.split(".", 2)

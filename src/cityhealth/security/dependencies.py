@@ -1,42 +1,78 @@
-"""Authorization as typed FastAPI dependencies: `Annotated[Principal, Depends(require(Scope.X))]`."""
+"""Authorization as typed FastAPI dependencies: `Annotated[Principal, Depends(require(Scope.X))]`.
+
+`authenticate` verifies the bearer token and that its session is live or its client not revoked;
+`require(*scopes)` adds the scope check. Every refusal is audited before the 401/403 leaves.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cityhealth.context import ClockDep, SettingsDep
+from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.errors import Forbidden, Unauthenticated
+from cityhealth.security.audit import Action, record_now
 from cityhealth.security.principals import Principal, Scope
+from cityhealth.security.sessions import ClientStateCache, ensure_live
 from cityhealth.security.tokens import decode_access_token
 
 _bearer = HTTPBearer(auto_error=False)
+
+
+def client_state_cache(app: FastAPI) -> ClientStateCache:
+    """The app's cache of machine-client revocation state (made on first use)."""
+    cache: ClientStateCache | None = getattr(app.state, "security_client_cache", None)
+    if cache is None:
+        cache = ClientStateCache()
+        app.state.security_client_cache = cache
+    return cache
 
 
 async def authenticate(
     request: Request,
     settings: SettingsDep,
     clock: ClockDep,
+    database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("a bearer access token is required", code="missing_token")
-    principal = decode_access_token(
-        credentials.credentials, key=settings.secret("token_signing_key"), now=clock.now()
-    )
+    principal: Principal | None = None
+    try:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthenticated("a bearer access token is required", code="missing_token")
+        principal = decode_access_token(
+            credentials.credentials, key=settings.secret("token_signing_key"), now=clock.now()
+        )
+        # A short transaction of its own: the liveness check must not hold the request's write lock
+        # (SQLite) through an endpoint that works in batches of its own transactions.
+        async with database.transaction() as session:
+            await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
+                              clients=client_state_cache(request.app))
+    except Unauthenticated as exc:
+        await record_now(database, clock, principal, Action.DENIED, "access_token", detail=exc.code)
+        raise
     request.state.principal = principal
     return principal
 
 
 def require(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the caller and demands every listed scope."""
+    """A dependency that authenticates the caller and demands every listed scope.
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    `require()` with no scope admits any authenticated caller: for endpoints about the caller itself
+    (logout, its own sessions), whose object rule is "only your own".
+    """
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(authenticate)], database: DatabaseDep, clock: ClockDep,
+        request: Request,
+    ) -> Principal:
         missing = [scope for scope in scopes if not principal.has(scope)]
         if missing:
+            route = getattr(request.scope.get("route"), "path", None)
+            await record_now(database, clock, principal, Action.DENIED, "route", resource_id=route,
+                             detail=f"insufficient_scope: {' '.join(missing)}")
             raise Forbidden(
                 f"this operation needs scope {', '.join(missing)}",
                 code="insufficient_scope", field="scope", value=" ".join(missing),

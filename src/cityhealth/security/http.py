@@ -1,4 +1,5 @@
-"""Transport protections: security headers, CORS (closed unless configured), plain-HTTP refusal."""
+"""Transport protections: security headers, CORS (closed unless configured), plain-HTTP refusal; and the
+per-request audit context that writes denials once the request's transaction has ended."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cityhealth.config import Environment, Settings
 from cityhealth.errors import Forbidden
 from cityhealth.observability import problem_response
+from cityhealth.security.audit import Action, RequestAudit, record_now, request_audit_var
 
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -62,7 +64,57 @@ class SecurityHeadersMiddleware:
         return False
 
 
+class AuditMiddleware:
+    """Gives each request its RequestAudit, writes deferred denials before the response starts, and
+    audits any 401/403 (and an authenticated caller's 404) that left without an event of its own:
+    defence in depth, no denial goes unrecorded because a service forgot."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        audit = RequestAudit()
+        token = request_audit_var.set(audit)
+        started = False
+
+        async def send_after_audit(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                await self._settle(scope, audit, int(message["status"]))
+                audit.closed = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_audit)
+        finally:
+            if not started:  # an unhandled error: its denials are still written
+                await audit.flush()
+            audit.closed = True
+            request_audit_var.reset(token)
+
+    @staticmethod
+    async def _settle(scope: Scope, audit: RequestAudit, status: int) -> None:
+        await audit.flush()
+        if audit.written:
+            return
+        principal = scope.get("state", {}).get("principal")
+        # 404 counts when an authenticated caller asked: it is how "not yours" answers (a scanner's probe
+        # of unknown URLs, unauthenticated, is not worth an event).
+        if status in (401, 403) or (status == 404 and principal is not None):
+            state = scope["app"].state
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            await record_now(state.database, state.clock, principal, Action.DENIED, "route",
+                             resource_id=f"{scope['method']} {route}", detail=f"status {status}")
+            await audit.flush()
+
+
 def install(app: FastAPI, settings: Settings) -> None:
+    # Innermost of the platform's middleware: its deferred writes run inside the request's context.
+    app.add_middleware(AuditMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

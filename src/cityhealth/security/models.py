@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhealth.db.base import Base
@@ -32,3 +32,101 @@ class AuditEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class StaffUser(Base):
+    """A member of staff: argon2 password, TOTP second factor, lockout after repeated failures."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(String(255))  # space-separated Role values
+    # The organization the user works for; for a reading-centre doctor, the reading centre's organization.
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    totp_secret_enc: Mapped[str | None] = mapped_column(String(255))  # FieldCipher, Purpose.STAFF_TOTP_SECRET
+    totp_pending_enc: Mapped[str | None] = mapped_column(String(255))  # an enrolment awaiting its first code
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # a code is accepted once, never replayed
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """A staff login. Tokens carry its id (`sid`); it dies on logout or after the idle timeout."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # logout, idle, deactivated
+    source_address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ResidentAccount(Base):
+    """A resident's login, bound to one master-index resident after a real-name check."""
+
+    __tablename__ = "resident_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), unique=True)
+    # At most three accounts per phone number (domain.md §4), counted through the HMAC.
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    phone_enc: Mapped[str] = mapped_column(String(255))  # FieldCipher, Purpose.ACCOUNT_PHONE
+    password_hash: Mapped[str] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ResidentSession(Base):
+    """A resident login; same lifecycle as a staff session."""
+
+    __tablename__ = "resident_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resident_account_id: Mapped[int] = mapped_column(ForeignKey("resident_accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+    source_address: Mapped[str | None] = mapped_column(String(64))
+
+
+class MachineClient(Base):
+    """A system calling the API with OAuth2 client credentials and a signed JWT assertion (SMART Backend)."""
+
+    __tablename__ = "machine_clients"
+    __table_args__ = (CheckConstraint("jwks IS NOT NULL OR jwks_url IS NOT NULL", name="has_keys"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    client_app_id: Mapped[int | None] = mapped_column(ForeignKey("client_apps.id"), index=True)
+    scopes: Mapped[str] = mapped_column(String(1024))  # space-separated Scope values
+    jwks: Mapped[str | None] = mapped_column(Text)  # the registered public JWK Set, JSON
+    jwks_url: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UsedJti(Base):
+    """A client assertion's `jti`, kept until the assertion expires so it is never accepted twice."""
+
+    __tablename__ = "used_jtis"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

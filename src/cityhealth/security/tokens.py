@@ -36,8 +36,12 @@ def issue_access_token(principal: Principal, *, key: bytes, now: datetime, ttl_s
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
-def decode_access_token(token: str, *, key: bytes, now: datetime) -> Principal:
-    """Verify signature, issuer, audience and expiry against the injected clock; build the Principal."""
+def decode_access_token(token: str, *, key: bytes, now: datetime, allow_expired_s: int = 0) -> Principal:
+    """Verify signature, issuer, audience and expiry against the injected clock; build the Principal.
+
+    `allow_expired_s` accepts a token that expired at most that long ago: only the refresh endpoint
+    passes it, and only for a token whose session is still live.
+    """
     try:
         claims = jwt.decode(
             token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
@@ -45,7 +49,7 @@ def decode_access_token(token: str, *, key: bytes, now: datetime) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid access token: {exc}", code="invalid_token") from exc
-    if int(claims["exp"]) <= int(now.timestamp()):
+    if int(claims["exp"]) + allow_expired_s <= int(now.timestamp()):
         raise Unauthenticated("access token expired", code="token_expired")
     try:
         return Principal(

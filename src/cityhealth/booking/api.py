@@ -1,0 +1,442 @@
+"""Booking REST API: thin routes over the booking services, each behind its scope."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+
+from cityhealth.booking import (
+    jobs,
+    lifecycle,
+    publication,
+    sanctions,
+    schedules,
+    service,
+    statistics,
+    suspension,
+    waitlist,
+)
+from cityhealth.booking.availability import BookingRuntime
+from cityhealth.booking.channels import Caller, caller_of, parse_target_resident
+from cityhealth.booking.idempotency import HEADER, context_for
+from cityhealth.booking.models import Booking
+from cityhealth.booking.schemas import (
+    AvailabilityRead,
+    BookingCreate,
+    BookingRead,
+    CallbackDone,
+    CallbackRead,
+    CancelRequest,
+    GenerateRequest,
+    GenerateResult,
+    HoldCreate,
+    OpeningBalanceCreate,
+    OpeningBalanceRead,
+    PolicyRead,
+    PolicyUpdate,
+    RescheduleRequest,
+    ResidentLookup,
+    SanctionLift,
+    SanctionRead,
+    SanctionRuleRead,
+    SanctionRuleUpdate,
+    SessionCreate,
+    SessionRead,
+    SuspendRequest,
+    SuspendResult,
+    TemplateCreate,
+    TemplateRead,
+    WaitlistCreate,
+    WaitlistRead,
+)
+from cityhealth.clock import Clock, SystemClock, business_date
+from cityhealth.context import SessionDep
+from cityhealth.db.engine import Database
+from cityhealth.errors import DomainError, Forbidden, ValidationFailed
+from cityhealth.registry.protection import cipher_for
+from cityhealth.security.audit import Action, Outcome, record, record_now
+from cityhealth.security.crypto import FieldCipher
+from cityhealth.security.dependencies import require
+from cityhealth.security.principals import Principal, PrincipalKind, Role, Scope
+
+
+class AuditedRoute(APIRoute):
+    """Every refusal of a booking route leaves an audit event (in its own transaction, as the request's
+    rolls back), unless the service settled it: audited already, or read no personal data at all."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def audited(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (DomainError, RequestValidationError) as error:
+                principal: Principal | None = getattr(request.state, "principal", None)
+                if principal is not None and not service.audit_settled(error) and not _scope_refusal(error):
+                    status = error.status if isinstance(error, DomainError) else 422
+                    denied = status in (403, 404)
+                    await record_now(
+                        request.app.state.database, request.app.state.clock, principal,
+                        Action.DENIED if denied else Action.UPDATE, service.RESOURCE,
+                        resident_ids=[principal.resident_id] if principal.resident_id is not None else [],
+                        outcome=Outcome.DENIED if denied else Outcome.FAILURE,
+                        detail=error.code if isinstance(error, DomainError) else "validation_failed")
+                raise
+
+        return audited
+
+
+def _scope_refusal(error: Exception) -> bool:
+    # `require` has audited its own refusal.
+    return isinstance(error, Forbidden) and error.code == "insufficient_scope"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On the system clock, run the hold sweeper and the no-show marker (see booking/jobs.py)."""
+    stop = asyncio.Event()
+    task = None
+    if isinstance(app.state.clock, SystemClock):
+        task = asyncio.create_task(jobs.run(app.state.database, app.state.clock, stop))
+    yield
+    stop.set()
+    if task is not None:
+        await task
+    runtime: BookingRuntime | None = getattr(app.state, "booking_runtime", None)
+    if runtime is not None:
+        await runtime.close()
+
+
+router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=AuditedRoute, lifespan=lifespan)
+
+Reader = Annotated[Principal, Depends(require(Scope.BOOKING_READ))]
+Writer = Annotated[Principal, Depends(require(Scope.BOOKING_WRITE))]
+Scheduler = Annotated[Principal, Depends(require(Scope.BOOKING_SCHEDULE))]
+Admin = Annotated[Principal, Depends(require(Scope.BOOKING_ADMIN))]
+Editor = Annotated[Principal, Depends(require(Scope.BULLETIN_EDIT))]
+IdempotencyKeyHeader = Annotated[str | None, Header(alias=HEADER, description="unique per intended request")]
+_AGENTS = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR})
+
+
+# async twins of cityhealth.context's dependencies: FastAPI runs a plain `def` dependency in the thread
+# pool, a hop that every booking attempt would pay at release time.
+async def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+async def get_runtime(request: Request) -> BookingRuntime:
+    runtime: BookingRuntime | None = getattr(request.app.state, "booking_runtime", None)
+    if runtime is None:
+        runtime = request.app.state.booking_runtime = BookingRuntime()
+    return runtime
+
+
+RuntimeDep = Annotated[BookingRuntime, Depends(get_runtime)]
+
+
+async def get_cipher(request: Request) -> FieldCipher:
+    return cipher_for(request.app.state.settings)
+
+
+CipherDep = Annotated[FieldCipher, Depends(get_cipher)]
+
+
+async def _audit_resident(database: Database, clock: Clock, principal: Principal, action: Action,
+                          resource: str) -> None:
+    """A resident's request reads their account when authenticated: leave a trace of what they did."""
+    if principal.resident_id is not None:
+        await record_now(database, clock, principal, action, resource, resident_ids=[principal.resident_id],
+                         outcome=Outcome.SUCCESS)
+
+
+async def _written(database: Database, clock: Clock, principal: Principal, result: service.WriteResult) -> Response:
+    headers = None
+    if result.replayed:
+        headers = {"Idempotent-Replayed": "true"}
+        await record_now(database, clock, principal, Action.READ, service.RESOURCE,
+                         resident_ids=[principal.resident_id] if principal.resident_id is not None else [],
+                         outcome=Outcome.SUCCESS, detail="idempotent replay")
+    return Response(content=result.body, status_code=result.status, media_type="application/json", headers=headers)
+
+
+# --- Availability and schedules -------------------------------------------------------------------------
+
+
+@router.get("/sessions", response_model=list[AvailabilityRead], summary="Availability search (a cached hint)")
+async def search_sessions(
+    principal: Reader, database: DatabaseDep, clock: ClockDep, runtime: RuntimeDep,
+    organization_id: int | None = None, department_id: int | None = None, practitioner_id: int | None = None,
+    date_from: date | None = None, date_to: date | None = None,
+) -> list[AvailabilityRead]:
+    found = await schedules.search(database, clock, runtime, organization_id=organization_id,
+                                   department_id=department_id, practitioner_id=practitioner_id,
+                                   date_from=date_from, date_to=date_to)
+    await _audit_resident(database, clock, principal, Action.SEARCH, "booking_session")
+    return found
+
+
+@router.get("/sessions/{session_id}", response_model=SessionRead)
+async def get_session(principal: Reader, session: SessionDep, clock: ClockDep, session_id: int) -> SessionRead:
+    view = await schedules.get_session(session, session_id)
+    if principal.resident_id is not None:
+        record(session, clock, principal, Action.READ, "booking_session", resource_id=session_id,
+               resident_ids=[principal.resident_id])
+    return view
+
+
+@router.post("/sessions", response_model=SessionRead, summary="Publish a session (same external_id: update)")
+async def publish_session(principal: Scheduler, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
+                          data: SessionCreate, response: Response) -> SessionRead:
+    view, created = await schedules.publish_session(session, clock, runtime, principal, data)
+    response.status_code = 201 if created else 200
+    return view
+
+
+@router.post("/sessions/{session_id}/suspend", response_model=SuspendResult, summary="Clinic suspension (停诊)")
+async def suspend_session(principal: Scheduler, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
+                          session_id: int, data: SuspendRequest) -> SuspendResult:
+    return await suspension.suspend_session(session, clock, runtime, principal, session_id, data.reason)
+
+
+@router.post("/templates", response_model=TemplateRead, status_code=201)
+async def create_template(principal: Scheduler, session: SessionDep, clock: ClockDep,
+                          data: TemplateCreate) -> TemplateRead:
+    return await schedules.create_template(session, clock, principal, data)
+
+
+@router.post("/templates/generate", response_model=GenerateResult, summary="Sessions from weekly templates")
+async def generate_sessions(principal: Scheduler, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
+                            data: GenerateRequest) -> GenerateResult:
+    return await schedules.generate_sessions(session, clock, runtime, principal, data)
+
+
+@router.get("/policies/{organization_id}", response_model=PolicyRead)
+async def get_policy(principal: Reader, session: SessionDep, clock: ClockDep, organization_id: int) -> PolicyRead:
+    view = await schedules.get_policy(session, organization_id)
+    if principal.resident_id is not None:
+        record(session, clock, principal, Action.READ, "booking_policy", resource_id=organization_id,
+               resident_ids=[principal.resident_id])
+    return view
+
+
+@router.put("/policies/{organization_id}", response_model=PolicyRead)
+async def put_policy(principal: Scheduler, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
+                     organization_id: int, data: PolicyUpdate) -> PolicyRead:
+    return await schedules.put_policy(session, clock, runtime, principal, organization_id, data)
+
+
+# --- Bookings ----------------------------------------------------------------------------------------------
+
+
+@router.post("/bookings", status_code=201, response_model=BookingRead,
+             summary="Book a slot, or confirm a hold (Idempotency-Key required)")
+async def create_booking(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
+                         cipher: CipherDep, runtime: RuntimeDep, data: BookingCreate,
+                         idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    result = await service.book(database, clock, cipher, runtime, principal, data, idem)
+    return await _written(database, clock, principal, result)
+
+
+@router.post("/holds", status_code=201, response_model=BookingRead,
+             summary="Hold a slot for at most 15 minutes (Idempotency-Key required)")
+async def create_hold(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
+                      cipher: CipherDep, runtime: RuntimeDep, data: HoldCreate,
+                      idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    result = await service.hold(database, clock, cipher, runtime, principal, data, idem)
+    return await _written(database, clock, principal, result)
+
+
+@router.get("/bookings", response_model=list[BookingRead], summary="A resident's own bookings")
+async def list_my_bookings(principal: Reader, session: SessionDep, clock: ClockDep) -> list[BookingRead]:
+    if principal.kind is not PrincipalKind.RESIDENT or principal.resident_id is None:
+        raise ValidationFailed("only a resident lists their own bookings; others open a booking by id",
+                               code="resident_only", field="principal", rule="booking.own_list")
+    rows = (await session.execute(select(Booking).where(Booking.resident_id == principal.resident_id)
+                                  .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(200))).scalars()
+    views = [service.booking_read(row) for row in rows]
+    record(session, clock, principal, Action.LIST, service.RESOURCE, resident_ids=[principal.resident_id])
+    return views
+
+
+@router.get("/bookings/{booking_id}", response_model=BookingRead)
+async def get_booking(principal: Reader, session: SessionDep, clock: ClockDep, cipher: CipherDep,
+                      booking_id: int) -> BookingRead:
+    caller = caller_of(principal)
+    booking = await service.owned_booking(session, cipher, clock, caller, booking_id, None, lock=False)
+    record(session, clock, principal, Action.READ, service.RESOURCE, resource_id=booking.id,
+           resident_ids=[booking.resident_id])
+    return service.booking_read(booking)
+
+
+@router.post("/bookings/{booking_id}/cancel", response_model=BookingRead)
+async def cancel_booking(principal: Writer, session: SessionDep, clock: ClockDep, cipher: CipherDep,
+                         runtime: RuntimeDep, booking_id: int, data: CancelRequest | None = None) -> BookingRead:
+    return await lifecycle.cancel(session, clock, cipher, runtime, principal, booking_id, data or CancelRequest())
+
+
+@router.post("/bookings/{booking_id}/reschedule", status_code=201, response_model=BookingRead,
+             summary="Move a booking to another session (Idempotency-Key required)")
+async def reschedule_booking(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
+                             cipher: CipherDep, runtime: RuntimeDep, booking_id: int, data: RescheduleRequest,
+                             idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    result = await lifecycle.reschedule(database, clock, cipher, runtime, principal, booking_id, data, idem)
+    return await _written(database, clock, principal, result)
+
+
+@router.post("/bookings/{booking_id}/check-in", response_model=BookingRead, summary="The hospital reports arrival")
+async def check_in(principal: Scheduler, session: SessionDep, clock: ClockDep, booking_id: int) -> BookingRead:
+    return await lifecycle.check_in(session, clock, principal, booking_id)
+
+
+@router.post("/waitlist", response_model=WaitlistRead, status_code=201, summary="Join a full session's waitlist")
+async def join_waitlist(principal: Writer, session: SessionDep, clock: ClockDep, cipher: CipherDep,
+                        data: WaitlistCreate) -> WaitlistRead:
+    return await waitlist.join(session, clock, cipher, principal, data)
+
+
+# --- Hotline call-back list ----------------------------------------------------------------------------
+
+
+def _require_agent(principal: Principal) -> None:
+    if not (principal.roles & _AGENTS or principal.has(Scope.BOOKING_ADMIN)):
+        raise Forbidden("the call-back list is for hotline agents", code="agents_only", field="role",
+                        rule="booking.callbacks")
+
+
+@router.get("/callbacks", response_model=list[CallbackRead], summary="Patients to call back (停诊)")
+async def list_callbacks(principal: Writer, session: SessionDep, clock: ClockDep) -> list[CallbackRead]:
+    _require_agent(principal)
+    return await suspension.open_callbacks(session, clock, principal)
+
+
+@router.post("/callbacks/{callback_id}/done", response_model=CallbackRead)
+async def close_callback(principal: Writer, session: SessionDep, clock: ClockDep, callback_id: int,
+                         data: CallbackDone) -> CallbackRead:
+    _require_agent(principal)
+    return await suspension.close_callback(session, clock, principal, callback_id, data.note)
+
+
+# --- Sanctions and statistics ------------------------------------------------------------------------------
+
+
+@router.get("/sanction-rule", response_model=SanctionRuleRead)
+async def get_sanction_rule(principal: Admin, session: SessionDep) -> SanctionRuleRead:
+    return await sanctions.current_rule(session)
+
+
+@router.put("/sanction-rule", response_model=SanctionRuleRead)
+async def put_sanction_rule(principal: Admin, session: SessionDep, clock: ClockDep,
+                            data: SanctionRuleUpdate) -> SanctionRuleRead:
+    return await sanctions.set_rule(session, clock, principal, data)
+
+
+@router.post("/sanctions/search", response_model=list[SanctionRead],
+             summary="A resident's sanctions (the ID number travels in the body, never the URL)")
+async def search_sanctions(principal: Admin, session: SessionDep, clock: ClockDep, cipher: CipherDep,
+                           data: ResidentLookup) -> list[SanctionRead]:
+    target = parse_target_resident(caller_of_staff(principal), data.id_number, business_date(clock.now()))
+    assert target is not None  # noqa: S101 - staff callers always name the resident
+    return await sanctions.sanctions_of(session, clock, cipher, principal, target)
+
+
+def caller_of_staff(principal: Principal) -> Caller:
+    return Caller(principal, None, None, None, None)
+
+
+@router.post("/sanctions/{sanction_id}/lift", response_model=SanctionRead, summary="Staff override of a ban")
+async def lift_sanction(principal: Admin, session: SessionDep, clock: ClockDep, sanction_id: int,
+                        data: SanctionLift) -> SanctionRead:
+    return await sanctions.lift(session, clock, principal, sanction_id, data.reason)
+
+
+@router.post("/opening-balances", response_model=OpeningBalanceRead, status_code=201)
+async def record_opening_balance(principal: Admin, session: SessionDep, clock: ClockDep,
+                                 data: OpeningBalanceCreate) -> OpeningBalanceRead:
+    return await statistics.record_opening_balance(session, clock, principal, data)
+
+
+@router.get("/statistics", summary="The bulletin's booking section (scenario format)")
+async def booking_statistics(principal: Editor, session: SessionDep,
+                             month: Annotated[str, Query(description="YYYY-MM")]) -> dict[str, object]:
+    return (await statistics.monthly(session, month)).model_dump()
+
+
+# --- SMART Scheduling Links ------------------------------------------------------------------------------
+
+
+def _require_machine(principal: Principal) -> None:
+    # The spec makes these files public; here they are for registered third parties only, because a
+    # slot feed at release time is exactly the load we keep off the platform, and a registered client
+    # can be rate-limited, identified and cut off.
+    if principal.kind is not PrincipalKind.CLIENT:
+        raise Forbidden("the scheduling feed is for registered machine clients", code="machine_clients_only",
+                        field="principal", rule="booking.smart_clients")
+
+
+def _ndjson(resources: list[dict[str, object]]) -> Response:
+    return Response(content=b"".join(orjson.dumps(r) + b"\n" for r in resources),
+                    media_type="application/fhir+ndjson")
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+SinceQuery = Annotated[datetime | None, Query(alias="_since", description="only resources changed after this")]
+
+
+@router.get("/$bulk-publish", summary="SMART Scheduling Links manifest")
+async def bulk_publish(principal: Reader, request: Request, clock: ClockDep,
+                       since: SinceQuery = None) -> dict[str, object]:
+    _require_machine(principal)
+    return publication.manifest(clock, _base(request), _aware(since))
+
+
+@router.get("/smart/locations.ndjson", response_class=Response)
+async def smart_locations(principal: Reader, database: DatabaseDep, clock: ClockDep, runtime: RuntimeDep,
+                          since: SinceQuery = None) -> Response:
+    _require_machine(principal)
+    return _ndjson(await publication.locations(database, clock, runtime, _aware(since)))
+
+
+@router.get("/smart/schedules.ndjson", response_class=Response)
+async def smart_schedules(principal: Reader, database: DatabaseDep, clock: ClockDep, runtime: RuntimeDep,
+                          since: SinceQuery = None) -> Response:
+    _require_machine(principal)
+    return _ndjson(await publication.schedules(database, clock, runtime, _aware(since)))
+
+
+@router.get("/smart/slots.ndjson", response_class=Response)
+async def smart_slots(principal: Reader, request: Request, database: DatabaseDep, clock: ClockDep,
+                      runtime: RuntimeDep, since: SinceQuery = None) -> Response:
+    _require_machine(principal)
+    return _ndjson(await publication.slots(database, clock, runtime, _base(request), _aware(since)))
+
+
+def _aware(since: datetime | None) -> datetime | None:
+    if since is not None and (since.tzinfo is None or since.utcoffset() is None):
+        raise ValidationFailed("_since needs a timezone (e.g. 2022-06-15T09:30:00+08:00)", code="naive_since",
+                               field="_since", value=since.isoformat(), rule="booking.since_timezone")
+    return since

@@ -1,0 +1,232 @@
+"""After booking: cancel, check in, reschedule, and the jobs that expire holds and mark no-shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.booking import idempotency, repository, sanctions, waitlist
+from cityhealth.booking.availability import BookingRuntime
+from cityhealth.booking.channels import caller_of
+from cityhealth.booking.idempotency import IdempotencyContext
+from cityhealth.booking.models import Booking, BookingSession
+from cityhealth.booking.release import cancellation_deadline, check_bookable, rules_for
+from cityhealth.booking.schemas import BookingRead, CancelRequest, RescheduleRequest
+from cityhealth.booking.service import (
+    RESOURCE,
+    Refused,
+    WriteResult,
+    audit_refusal,
+    booking_read,
+    check_caps,
+    estimated_time,
+    owned_booking,
+    why_no_slot,
+)
+from cityhealth.clock import Clock, business_date
+from cityhealth.db.engine import Database
+from cityhealth.errors import Conflict, NotFound
+from cityhealth.security.audit import Action, record
+from cityhealth.security.crypto import FieldCipher
+from cityhealth.security.principals import Principal, Scope
+
+NO_SHOW_ACTOR = "job:booking.mark_no_shows"
+HOLD_SWEEP_ACTOR = "job:booking.sweep_holds"
+
+
+async def _free_slot(tx: AsyncSession, clock: Clock, booking: Booking, principal: Principal | None) -> None:
+    """Give the booking's slot back and offer it to the first resident waiting."""
+    await repository.release_slot(tx, booking.session_id, booking.channel, booking.slot_no, clock.now())
+    await waitlist.promote(tx, clock, booking.session_id, principal)
+
+
+async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
+                 principal: Principal, booking_id: int, data: CancelRequest) -> BookingRead:
+    """Cancel before the hospital's cut-off; cancelling again returns the cancelled booking."""
+    now = clock.now()
+    caller = caller_of(principal)
+    booking = await owned_booking(session, cipher, clock, caller, booking_id, data.id_number)
+    if booking.status == "cancelled":
+        record(session, clock, principal, Action.READ, RESOURCE, resource_id=booking.id,
+               resident_ids=[booking.resident_id], detail="already cancelled")
+        return booking_read(booking)
+    if booking.status not in ("held", "booked"):
+        raise Conflict(f"a booking that is {booking.status} cannot be cancelled", code="not_cancellable",
+                       field="booking_id", value=booking_id, rule="booking.cancellable_states")
+    if booking.status == "booked":
+        deadline = cancellation_deadline(await rules_for(session, booking.organization_id), booking.service_date)
+        if deadline is None or now > deadline:
+            raise Conflict("this booking can no longer be cancelled" + (
+                f" (the cut-off was {deadline.isoformat()})" if deadline else " (the hospital allows none)"),
+                code="cancellation_closed", field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
+    await repository.set_booking(session, booking.id, status="cancelled", ended_at=now,
+                                 end_reason="cancelled", hold_expires_at=None, updated_at=now)
+    await waitlist.expire_offer(session, booking.id, now)
+    await _free_slot(session, clock, booking, principal)
+    await session.refresh(booking)
+    record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=booking.id,
+           resident_ids=[booking.resident_id], detail="cancelled")
+    runtime.availability.invalidate()
+    return booking_read(booking)
+
+
+async def check_in(session: AsyncSession, clock: Clock, principal: Principal, booking_id: int) -> BookingRead:
+    """The hospital reports the patient's arrival; refused after the session's pick-up deadline."""
+    now = clock.now()
+    booking = await repository.get_booking(session, booking_id, lock=True)
+    if booking is None or not principal.has(Scope.BOOKING_SCHEDULE) or (
+            booking.organization_id != principal.organization_id and not principal.is_platform_admin):
+        raise NotFound(f"no booking {booking_id}", code="booking_not_found", field="booking_id", value=booking_id)
+    if booking.status == "checked_in":
+        record(session, clock, principal, Action.READ, RESOURCE, resource_id=booking.id,
+               resident_ids=[booking.resident_id], detail="already checked in")
+        return booking_read(booking)
+    if booking.status != "booked":
+        raise Conflict(f"a booking that is {booking.status} cannot be checked in", code="not_checkable",
+                       field="booking_id", value=booking_id, rule="booking.check_in_states")
+    row = await repository.get_booking_session(session, booking.session_id)
+    assert row is not None  # noqa: S101 - a foreign key
+    if business_date(now) != booking.service_date:
+        raise Conflict("check-in is only on the day of the session", code="checkin_wrong_day",
+                       field="booking_id", value=booking_id, rule="booking.check_in_day")
+    if now > row.pickup_deadline:
+        raise Conflict("the pick-up deadline has passed; the booking is void", code="checkin_closed",
+                       field="booking_id", value=booking_id, rule="booking.pickup_deadline")
+    await repository.set_booking(session, booking.id, status="checked_in", checked_in_at=now, updated_at=now)
+    await session.refresh(booking)
+    record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=booking.id,
+           resident_ids=[booking.resident_id], detail="checked in")
+    return booking_read(booking)
+
+
+async def reschedule(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
+                     principal: Principal, booking_id: int, data: RescheduleRequest,
+                     idem: IdempotencyContext) -> WriteResult:
+    """Move a booking to another session of the same hospital in one transaction (改约).
+
+    The old booking must still be cancellable; the new one obeys every booking rule, its caps counted
+    without the booking it replaces. Counted once in the statistics: when it was first made.
+    """
+    caller = caller_of(principal)
+    now = clock.now()
+    with idempotency.claim(idem):
+        try:
+            async with database.transaction() as tx:
+                await idempotency.lock_key(tx, idem)
+                replay = await idempotency.stored(tx, idem)
+                if replay is not None:
+                    return WriteResult(replay.status, replay.body, replayed=True)
+                old = await owned_booking(tx, cipher, clock, caller, booking_id, data.id_number)
+                if old.status != "booked":
+                    raise Conflict(f"a booking that is {old.status} cannot be rescheduled", code="not_reschedulable",
+                                   field="booking_id", value=booking_id, rule="booking.reschedule_states")
+                rules = await rules_for(tx, old.organization_id)
+                deadline = cancellation_deadline(rules, old.service_date)
+                if deadline is None or now > deadline:
+                    raise Conflict("this booking can no longer be changed", code="cancellation_closed",
+                                   field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
+                new = await repository.get_booking_session(tx, data.session_id)
+                if new is None or new.organization_id != old.organization_id:
+                    raise NotFound(f"no session {data.session_id} at this hospital", code="session_not_found",
+                                   field="session_id", value=data.session_id)
+                check_bookable(rules, service_date=new.service_date, starts_at=new.starts_at,
+                               released=new.released_at, status=new.status, now=now)
+                body = await _move(tx, clock, principal, old, new)
+                await idempotency.store(tx, clock, idem, 201, body)
+        except Refused as refused:
+            await audit_refusal(database, clock, principal, refused)
+            raise refused.error from None
+    runtime.availability.invalidate()
+    return WriteResult(201, body)
+
+
+async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booking, new: BookingSession) -> str:
+    now = clock.now()
+    for day in sorted({old.service_date, new.service_date}):
+        await repository.lock_resident_day(tx, old.resident_id, day)
+    day_bookings = await repository.active_day_bookings(tx, old.resident_id, new.service_date)
+    violation = check_caps(day_bookings, new.department_id, new.starts_at, new.ends_at, ignore_id=old.id)
+    if violation is not None:
+        raise Refused(old.resident_id, violation)
+    # The old slot is released first so that the unique index on (resident, department, day) lets a move
+    # within the same department and day through.
+    await repository.set_booking(tx, old.id, status="rescheduled", ended_at=now, end_reason="rescheduled",
+                                 updated_at=now)
+    await repository.release_slot(tx, old.session_id, old.channel, old.slot_no, now)
+    taken = await repository.take_slot(tx, new.id, old.channel, now)
+    if taken is None:
+        raise Refused(old.resident_id, await why_no_slot(tx, new.id, old.channel, now))
+    slot_no = taken[0]
+    values: dict[str, Any] = {
+        "session_id": new.id, "organization_id": new.organization_id, "department_id": new.department_id,
+        "service_date": new.service_date, "starts_at": new.starts_at, "ends_at": new.ends_at, "slot_no": slot_no,
+        "estimated_at": estimated_time(new.starts_at, new.ends_at, new.capacity, slot_no),
+        "resident_id": old.resident_id, "channel": old.channel, "client_app_id": old.client_app_id,
+        "status": "booked", "hold_expires_at": None, "booked_at": now, "checked_in_at": None, "ended_at": None,
+        "end_reason": None, "created_by": principal.subject, "created_at": now, "updated_at": now,
+    }
+    new_id = await repository.insert_booking(tx, values)
+    await repository.set_booking(tx, old.id, rescheduled_to_id=new_id)
+    await waitlist.promote(tx, clock, old.session_id, principal)
+    record(tx, clock, principal, Action.UPDATE, RESOURCE, resource_id=old.id, resident_ids=[old.resident_id],
+           detail=f"rescheduled to {new_id}")
+    return booking_read({**values, "id": new_id}).model_dump_json()
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    expired_holds: int
+    offers_made: int
+    idempotency_keys_purged: int
+
+
+async def sweep_holds(database: Database, clock: Clock) -> SweepResult:
+    """Release every hold past its expiry (and offer the slot to the waitlist); purge old idempotency keys."""
+    now = clock.now()
+    expired = offers = 0
+    async with database.transaction() as tx:
+        statement = select(Booking).where(Booking.status == "held", Booking.hold_expires_at <= now).order_by(Booking.id)
+        if not database.is_sqlite:
+            statement = statement.with_for_update(skip_locked=True)
+        holds = (await tx.execute(statement)).scalars().all()
+        for booking in holds:
+            await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
+                                         updated_at=now)
+            await waitlist.expire_offer(tx, booking.id, now)
+            await repository.release_slot(tx, booking.session_id, booking.channel, booking.slot_no, now)
+            if await waitlist.promote(tx, clock, booking.session_id, None) is not None:
+                offers += 1
+            record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=booking.id,
+                   resident_ids=[booking.resident_id], detail="hold expired", actor=HOLD_SWEEP_ACTOR)
+            expired += 1
+        purged = await idempotency.purge_expired(tx, clock)
+    return SweepResult(expired_holds=expired, offers_made=offers, idempotency_keys_purged=purged)
+
+
+@dataclass(frozen=True)
+class NoShowResult:
+    no_shows: int
+    residents_banned: int
+
+
+async def mark_no_shows(database: Database, clock: Clock) -> NoShowResult:
+    """Bookings not checked in by their session's pick-up deadline become no-shows; apply the sanction rule."""
+    now = clock.now()
+    async with database.transaction() as tx:
+        rows = (await tx.execute(
+            select(Booking.id, Booking.resident_id).join(BookingSession, BookingSession.id == Booking.session_id)
+            .where(Booking.status == "booked", BookingSession.pickup_deadline < now).order_by(Booking.id)
+        )).all()
+        for booking_id, resident_id in rows:
+            await repository.set_booking(tx, booking_id, status="no_show", ended_at=now, end_reason="no_show",
+                                         updated_at=now)
+            record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=booking_id, resident_ids=[resident_id],
+                   detail="no-show", actor=NO_SHOW_ACTOR)
+        banned = await sanctions.apply_no_show_rule(tx, clock, [resident_id for _, resident_id in rows])
+        for resident_id in banned:
+            record(tx, clock, None, Action.CREATE, "booking_sanction", resident_ids=[resident_id],
+                   detail="no-show rule", actor=NO_SHOW_ACTOR)
+    return NoShowResult(no_shows=len(rows), residents_banned=len(banned))

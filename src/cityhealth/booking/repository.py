@@ -1,0 +1,279 @@
+"""Every booking query. The slot-taking statements are the concurrency control: read their comments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, literal, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import TextClause
+
+from cityhealth.booking.models import (
+    ACTIVE_STATUSES,
+    CHANNELS,
+    Booking,
+    BookingSession,
+    IdempotencyKey,
+    MonthlyStat,
+    ReleasePolicy,
+    ResidentDay,
+    Sanction,
+    WaitlistEntry,
+)
+from cityhealth.db.types import UTCDateTime
+from cityhealth.registry.models import ClientApp, Resident
+
+
+def upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str], set_: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE, in the dialect's own syntax (both have it)."""
+    statement = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(**values)
+    return statement.on_conflict_do_update(index_elements=keys, set_=set_)
+
+
+@dataclass(frozen=True)
+class PreCheck:
+    """What the booking path reads before deciding whether a write transaction is worth opening."""
+
+    stored_fingerprint: str | None
+    stored_status: int | None
+    stored_body: str | None
+    app_channel: str | None
+    app_active: bool | None
+    session: dict[str, Any] | None
+    policy: dict[str, Any] | None
+
+
+_SESSION_COLUMNS: list[Any] = [
+    BookingSession.id, BookingSession.organization_id, BookingSession.department_id,
+    BookingSession.practitioner_id, BookingSession.service_date, BookingSession.starts_at,
+    BookingSession.ends_at, BookingSession.released_at, BookingSession.status, BookingSession.capacity,
+    BookingSession.booked, BookingSession.open_capacity, BookingSession.open_booked,
+    *(getattr(BookingSession, f"quota_{c}") for c in CHANNELS),
+    *(getattr(BookingSession, f"booked_{c}") for c in CHANNELS),
+]
+_POLICY_COLUMNS: list[Any] = [
+    ReleasePolicy.organization_id.label("policy_organization_id"), ReleasePolicy.window_days,
+    ReleasePolicy.release_time, ReleasePolicy.same_day_allowed, ReleasePolicy.next_day_cutoff,
+    ReleasePolicy.cancellation_allowed, ReleasePolicy.cancel_cutoff_days_before, ReleasePolicy.cancel_cutoff_time,
+    ReleasePolicy.pickup_grace_minutes, ReleasePolicy.hold_minutes,
+]
+
+
+def _pre_check_statement() -> Any:
+    anchor = select(literal(1).label("one")).subquery()
+    return (
+        select(IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body,
+               ClientApp.channel, ClientApp.is_active, *_SESSION_COLUMNS, *_POLICY_COLUMNS)
+        .select_from(anchor)
+        .outerjoin(IdempotencyKey, and_(IdempotencyKey.subject == bindparam("subject"),
+                                        IdempotencyKey.key == bindparam("key")))
+        .outerjoin(ClientApp, ClientApp.id == bindparam("app_id"))
+        .outerjoin(BookingSession, BookingSession.id == bindparam("session_id"))
+        .outerjoin(ReleasePolicy, ReleasePolicy.organization_id == BookingSession.organization_id)
+    )
+
+
+# Built once: the statement is on the path of every booking attempt, and building it costs more CPU than
+# the database spends answering it.
+_PRE_CHECK = _pre_check_statement()
+
+
+_PRE_CHECK_PG = _PRE_CHECK.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+PRE_CHECK_PG_SQL = str(_PRE_CHECK_PG)
+
+
+async def pre_check(connection: AsyncConnection | AsyncSession, *, subject: str, key: str,
+                    app_id: int | None, session_id: int) -> PreCheck:
+    """One round trip: the stored idempotency result, the caller's app, the session and its policy."""
+    row = (await connection.execute(_PRE_CHECK, {
+        "subject": subject, "key": key, "app_id": app_id if app_id is not None else -1, "session_id": session_id,
+    })).mappings().one()
+    return pre_check_of(row)
+
+
+def pre_check_args(*, subject: str, key: str, app_id: int | None, session_id: int) -> list[Any]:
+    """The positional arguments of PRE_CHECK_PG_SQL, for a raw asyncpg connection."""
+    values = {"param_1": 1, "subject": subject, "key": key, "app_id": app_id if app_id is not None else -1,
+              "session_id": session_id}
+    return [values[name] for name in _PRE_CHECK_PG.positiontup or ()]
+
+
+def pre_check_of(row: Any) -> PreCheck:
+    session = None
+    if row["id"] is not None:
+        session = {column.key: row[column.key] for column in _SESSION_COLUMNS}
+    policy = None
+    if row["policy_organization_id"] is not None:
+        policy = {column.key: row[column.key] for column in _POLICY_COLUMNS[1:]}
+    return PreCheck(row["fingerprint"], row["response_status"], row["response_body"], row["channel"],
+                    row["is_active"], session, policy)
+
+
+async def resident_and_ban(session: AsyncSession, *, now: datetime, resident_id: int | None = None,
+                           id_number_hash: str | None = None) -> tuple[int, datetime | None] | None:
+    """The active master-index resident and the end of any ban in force on them."""
+    ban = (select(func.max(Sanction.ends_at))
+           .where(Sanction.resident_id == Resident.id, Sanction.lifted_at.is_(None),
+                  Sanction.starts_at <= now, Sanction.ends_at > now)
+           .correlate(Resident).scalar_subquery())
+    statement = select(Resident.id, ban).where(Resident.is_active.is_(True))
+    if resident_id is not None:
+        statement = statement.where(Resident.id == resident_id)
+    else:
+        statement = statement.where(Resident.id_number_hash == id_number_hash)
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return None
+    banned_until: datetime | None = row[1]
+    if isinstance(banned_until, str):  # SQLite aggregates lose the column type
+        banned_until = UTCDateTime().process_result_value(banned_until, session.get_bind().dialect)
+    return int(row[0]), banned_until
+
+
+async def lock_resident_day(session: AsyncSession, resident_id: int, day: date) -> None:
+    """Take the resident's day row lock, so caps are counted by one booking at a time."""
+    dialect = session.get_bind().dialect.name
+    await session.execute(upsert(dialect, ResidentDay.__table__,
+                                 {"resident_id": resident_id, "service_date": day, "version": 1},
+                                 ["resident_id", "service_date"],
+                                 {"version": ResidentDay.__table__.c.version + 1}))
+
+
+@dataclass(frozen=True)
+class DayBooking:
+    id: int
+    department_id: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+async def active_day_bookings(session: AsyncSession, resident_id: int, day: date) -> list[DayBooking]:
+    rows = (await session.execute(
+        select(Booking.id, Booking.department_id, Booking.starts_at, Booking.ends_at).where(
+            Booking.resident_id == resident_id, Booking.service_date == day,
+            Booking.status.in_(ACTIVE_STATUSES))
+    )).all()
+    return [DayBooking(*row) for row in rows]
+
+
+def _position(dialect: str) -> str:
+    return "strpos(slot_map, '0')" if dialect == "postgresql" else "instr(slot_map, '0')"
+
+
+_TAKE: dict[tuple[str, str], TextClause] = {}
+_RELEASE: dict[tuple[str, str], TextClause] = {}
+
+
+def _take_statement(dialect: str, channel: str) -> TextClause:
+    # The conditional UPDATE is the whole guard against overbooking: the row lock serialises concurrent
+    # bookers, and a loser re-evaluates the WHERE clause after the winner commits and matches nothing.
+    # Every SET expression sees the old row, so `last_slot_no` records the first free slot number that
+    # the same statement marks taken: the slot number costs no extra query while the row is locked.
+    statement = _TAKE.get((dialect, channel))
+    if statement is None:
+        if channel not in CHANNELS:  # the column names below are built from it
+            raise ValueError(f"unknown channel {channel!r}")
+        pos, quota, booked = _position(dialect), f"quota_{channel}", f"booked_{channel}"
+        # Column names come from CHANNELS (checked above); every value is a bound parameter.
+        statement = text(
+            f"UPDATE booking_sessions SET booked = booked + 1, {booked} = {booked} + 1, "  # noqa: S608
+            f"open_booked = open_booked + CASE WHEN {quota} IS NULL THEN 1 ELSE 0 END, "
+            f"last_slot_no = {pos}, "
+            f"slot_map = substr(slot_map, 1, {pos} - 1) || '1' || substr(slot_map, {pos} + 1), "
+            "updated_at = :now "
+            "WHERE id = :session_id AND status = 'open' AND released_at <= :now AND booked < capacity "
+            f"AND {pos} > 0 "
+            f"AND CASE WHEN {quota} IS NULL THEN open_booked < open_capacity ELSE {booked} < {quota} END "
+            "RETURNING last_slot_no, capacity - booked"
+        ).bindparams(bindparam("now", type_=UTCDateTime))
+        _TAKE[(dialect, channel)] = statement
+    return statement
+
+
+def _release_statement(dialect: str, channel: str) -> TextClause:
+    statement = _RELEASE.get((dialect, channel))
+    if statement is None:
+        if channel not in CHANNELS:  # the column names below are built from it
+            raise ValueError(f"unknown channel {channel!r}")
+        quota, booked = f"quota_{channel}", f"booked_{channel}"
+        # Column names come from CHANNELS (checked above); every value is a bound parameter.
+        statement = text(
+            f"UPDATE booking_sessions SET booked = booked - 1, {booked} = {booked} - 1, "  # noqa: S608
+            f"open_booked = open_booked - CASE WHEN {quota} IS NULL THEN 1 ELSE 0 END, "
+            "slot_map = substr(slot_map, 1, :slot_no - 1) || '0' || substr(slot_map, :slot_no + 1), "
+            "updated_at = :now WHERE id = :session_id AND substr(slot_map, :slot_no, 1) = '1' "
+            "RETURNING capacity - booked"
+        ).bindparams(bindparam("now", type_=UTCDateTime))
+        _RELEASE[(dialect, channel)] = statement
+    return statement
+
+
+async def may_take_slot(session: AsyncSession, session_id: int, channel: str) -> bool:
+    """A plain read: would the slot-taking UPDATE find a slot for `channel` right now?"""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    quota, booked = getattr(BookingSession, f"quota_{channel}"), getattr(BookingSession, f"booked_{channel}")
+    statement = select(BookingSession.id).where(
+        BookingSession.id == session_id, BookingSession.booked < BookingSession.capacity,
+        ((quota.is_(None) & (BookingSession.open_booked < BookingSession.open_capacity)) | (booked < quota)))
+    return (await session.execute(statement)).first() is not None
+
+
+async def take_slot(session: AsyncSession, session_id: int, channel: str, now: datetime) -> tuple[int, int] | None:
+    """Take a slot for `channel`: (slot number, slots left), or None when none may be taken."""
+    dialect = session.get_bind().dialect.name
+    row = (await session.execute(_take_statement(dialect, channel), {"session_id": session_id, "now": now})).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def release_slot(session: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> int:
+    """Give a slot back to the pool; returns the slots now left."""
+    dialect = session.get_bind().dialect.name
+    row = (await session.execute(_release_statement(dialect, channel),
+                                 {"session_id": session_id, "slot_no": slot_no, "now": now})).first()
+    return 0 if row is None else int(row[0])
+
+
+async def insert_booking(session: AsyncSession, values: dict[str, Any]) -> int:
+    return int((await session.execute(insert(Booking).values(**values).returning(Booking.id))).scalar_one())
+
+
+async def count_booking(session: AsyncSession, organization_id: int, month: str, channel: str,
+                        app_id: int | None) -> None:
+    """+1 on the month's counter for this hospital, channel and app (0 = booked without an app)."""
+    dialect = session.get_bind().dialect.name
+    table = MonthlyStat.__table__
+    await session.execute(upsert(dialect, table, {
+        "organization_id": organization_id, "month": month, "channel": channel,
+        "client_app_id": app_id or 0, "bookings": 1,
+    }, ["organization_id", "month", "channel", "client_app_id"], {"bookings": table.c.bookings + 1}))
+
+
+async def get_booking(session: AsyncSession, booking_id: int, *, lock: bool = False) -> Booking | None:
+    statement = select(Booking).where(Booking.id == booking_id)
+    if lock:
+        statement = statement.with_for_update()
+    result: Booking | None = (await session.execute(statement)).scalar_one_or_none()
+    return result
+
+
+async def get_booking_session(session: AsyncSession, session_id: int, *, lock: bool = False) -> BookingSession | None:
+    statement = select(BookingSession).where(BookingSession.id == session_id)
+    if lock:
+        statement = statement.with_for_update()
+    result: BookingSession | None = (await session.execute(statement)).scalar_one_or_none()
+    return result
+
+
+async def waitlist_offer_taken(session: AsyncSession, booking_id: int, now: datetime) -> None:
+    """A waitlist offer's hold was confirmed: the entry is fulfilled."""
+    await session.execute(update(WaitlistEntry).where(WaitlistEntry.offered_booking_id == booking_id,
+                                                      WaitlistEntry.status == "offered")
+                          .values(status="booked", updated_at=now))
+
+
+async def set_booking(session: AsyncSession, booking_id: int, **values: Any) -> None:
+    await session.execute(update(Booking).where(Booking.id == booking_id).values(**values))

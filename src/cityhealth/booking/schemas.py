@@ -1,0 +1,303 @@
+"""Request and response shapes of the booking API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FeeClass = Literal["general", "expert", "special_needs"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Quotas(_Input):
+    """Slots reserved for (and the most taken by) a channel; a channel left out shares the rest."""
+
+    online_12320: int | None = Field(default=None, ge=0)
+    phone: int | None = Field(default=None, ge=0)
+    clinic: int | None = Field(default=None, ge=0)
+    third_party: int | None = Field(default=None, ge=0)
+
+
+class SessionCreate(_Input):
+    external_id: str = Field(min_length=1, max_length=64, description="the hospital's own key for the session")
+    organization_id: int | None = Field(default=None, description="defaults to the caller's organization")
+    department_id: int
+    practitioner_id: int | None = None
+    service_date: date
+    start_time: time = Field(description="Asia/Shanghai wall time")
+    end_time: time
+    capacity: int = Field(ge=1, le=2000)
+    fee_class: FeeClass = "general"
+    quotas: Quotas = Field(default_factory=Quotas)
+
+    @model_validator(mode="after")
+    def _times(self) -> SessionCreate:
+        if self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+class SessionRead(_Output):
+    id: int
+    organization_id: int
+    department_id: int
+    practitioner_id: int | None
+    external_id: str
+    service_date: date
+    starts_at: datetime
+    ends_at: datetime
+    pickup_deadline: datetime
+    released_at: datetime
+    fee_class: str
+    capacity: int
+    booked: int
+    available: int
+    status: str
+    quotas: dict[str, int | None]
+
+
+class AvailabilityRead(BaseModel):
+    """A session as the availability search shows it: a hint, re-checked when booking."""
+
+    id: int
+    organization_id: int
+    department_id: int
+    practitioner_id: int | None
+    service_date: date
+    starts_at: datetime
+    ends_at: datetime
+    fee_class: str
+    capacity: int
+    available: int
+    status: str
+    released: bool
+
+
+class TemplateCreate(_Input):
+    organization_id: int | None = None
+    department_id: int
+    practitioner_id: int | None = None
+    weekday: int = Field(ge=1, le=7, description="ISO weekday, 1 = Monday")
+    start_time: time
+    end_time: time
+    capacity: int = Field(ge=1, le=2000)
+    fee_class: FeeClass = "general"
+    quotas: Quotas = Field(default_factory=Quotas)
+
+    @model_validator(mode="after")
+    def _times(self) -> TemplateCreate:
+        if self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+class TemplateRead(_Output):
+    id: int
+    organization_id: int
+    department_id: int
+    practitioner_id: int | None
+    weekday: int
+    start_time: time
+    end_time: time
+    capacity: int
+    fee_class: str
+    is_active: bool
+
+
+class GenerateRequest(_Input):
+    organization_id: int | None = None
+    date_from: date
+    date_to: date
+
+    @model_validator(mode="after")
+    def _range(self) -> GenerateRequest:
+        if self.date_to < self.date_from or (self.date_to - self.date_from).days > 62:
+            raise ValueError("date_to must be on or after date_from, at most 62 days later")
+        return self
+
+
+class GenerateResult(BaseModel):
+    created: int
+    existing: int
+
+
+class PolicyUpdate(_Input):
+    window_days: int = Field(default=7, ge=1, le=90)
+    release_time: time = time(0, 0)
+    same_day_allowed: bool = False
+    next_day_cutoff: time = time(12, 0)
+    cancellation_allowed: bool = True
+    cancel_cutoff_days_before: int = Field(default=1, ge=0, le=30)
+    cancel_cutoff_time: time = time(16, 0)
+    pickup_grace_minutes: int = Field(default=30, ge=0, le=720)
+    hold_minutes: int = Field(default=15, ge=1, le=15)
+
+
+class PolicyRead(PolicyUpdate):
+    model_config = ConfigDict(extra="ignore")
+    organization_id: int
+
+
+class BookingCreate(_Input):
+    """Book a slot of `session_id`, or confirm the hold `hold_id`; one of the two."""
+
+    session_id: int | None = None
+    hold_id: int | None = None
+    id_number: str | None = Field(default=None, max_length=32,
+                                  description="the resident's ID number (not for residents booking for themselves)")
+    channel: str | None = Field(default=None, max_length=32,
+                                description="optional; derived from the caller and refused if it disagrees")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> BookingCreate:
+        if (self.session_id is None) == (self.hold_id is None):
+            raise ValueError("give exactly one of session_id and hold_id")
+        return self
+
+
+class HoldCreate(_Input):
+    session_id: int
+    id_number: str | None = Field(default=None, max_length=32)
+    channel: str | None = Field(default=None, max_length=32)
+
+
+class RescheduleRequest(_Input):
+    session_id: int
+    id_number: str | None = Field(default=None, max_length=32)
+
+
+class CancelRequest(_Input):
+    id_number: str | None = Field(default=None, max_length=32,
+                                  description="hotline agents name the resident the booking is for")
+
+
+class ResidentLookup(_Input):
+    """An ID number in a POST body, so that it never appears in a URL or an access log."""
+
+    id_number: str = Field(min_length=1, max_length=32)
+
+
+class BookingRead(_Output):
+    id: int
+    session_id: int
+    organization_id: int
+    department_id: int
+    service_date: date
+    starts_at: datetime
+    ends_at: datetime
+    slot_no: int
+    estimated_at: datetime
+    status: str
+    channel: str
+    client_app_id: int | None
+    hold_expires_at: datetime | None
+    booked_at: datetime | None
+    checked_in_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class WaitlistCreate(_Input):
+    session_id: int
+    id_number: str | None = Field(default=None, max_length=32)
+
+
+class WaitlistRead(_Output):
+    id: int
+    session_id: int
+    status: str
+    position: int | None
+    offered_booking_id: int | None
+    created_at: datetime
+
+
+class SuspendRequest(_Input):
+    reason: str = Field(min_length=2, max_length=255)
+
+
+class SuspendResult(BaseModel):
+    session_id: int
+    status: str
+    cancelled_bookings: int
+    notifications_queued: int
+    callbacks_created: int
+
+
+class SanctionRuleUpdate(_Input):
+    no_show_threshold: int = Field(default=3, ge=1, le=100)
+    window_days: int = Field(default=90, ge=1, le=3650)
+    ban_days: int = Field(default=90, ge=1, le=3650)
+
+
+class SanctionRuleRead(SanctionRuleUpdate):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SanctionRead(_Output):
+    id: int
+    rule: str
+    no_show_count: int
+    starts_at: datetime
+    ends_at: datetime
+    lifted_at: datetime | None
+    lift_reason: str | None
+
+
+class SanctionLift(_Input):
+    reason: str = Field(min_length=5, max_length=1000)
+
+
+class CallbackRead(_Output):
+    id: int
+    booking_id: int
+    session_id: int
+    reason: str
+    status: str
+    created_at: datetime
+
+
+class CallbackDone(_Input):
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class OpeningBalanceCreate(_Input):
+    as_of: date
+    bookings: int = Field(ge=0)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class OpeningBalanceRead(_Output):
+    id: int
+    as_of: date
+    bookings: int
+    note: str | None
+
+
+class HospitalRow(BaseModel):
+    hospital: str
+    online_12320: int
+    phone: int
+    clinic: int
+    third_party: int
+
+
+class AppRow(BaseModel):
+    app: str
+    bookings: int
+
+
+class BookingStatistics(BaseModel):
+    """The scenario format's `booking` section (scenario-format.md)."""
+
+    by_hospital: list[HospitalRow]
+    by_app: list[AppRow]
+    cumulative_at_month_end: int

@@ -1,0 +1,272 @@
+"""Collection REST API: the standard, the two upload paths, jobs, operator settings, the quality report."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from cityhealth.collection import repository, service
+from cityhealth.collection.ingest import Collector
+from cityhealth.collection.jobs import JobRunner, process_job, reprocess_rejections
+from cityhealth.collection.quality import quality_report
+from cityhealth.collection.rules import RULES
+from cityhealth.collection.schemas import (
+    AssignmentCreate,
+    AssignmentRead,
+    BatchRead,
+    EnrolmentCreate,
+    EnrolmentRead,
+    JobRead,
+    OpeningBalanceCreate,
+    OpeningBalanceRead,
+)
+from cityhealth.collection.standard import load_standard
+from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
+from cityhealth.errors import Conflict
+from cityhealth.security.audit import Action, record
+from cityhealth.security.dependencies import require
+from cityhealth.security.principals import Principal, Scope
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the job runner with the server, resuming jobs a previous process left unfinished."""
+    runner = runtime(app)[1]
+    await runner.resume_unfinished()
+    yield
+    await runner.close()
+
+
+router = APIRouter(prefix="/api/collection", tags=["collection"], lifespan=lifespan)
+
+Upload = Annotated[Principal, Depends(require(Scope.COLLECTION_UPLOAD))]
+Reader = Annotated[Principal, Depends(require(Scope.COLLECTION_READ))]
+Admin = Annotated[Principal, Depends(require(Scope.COLLECTION_ADMIN))]
+Anyone = Annotated[Principal, Depends(require())]
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+def runtime(app: FastAPI) -> tuple[Collector, JobRunner]:
+    """The app's collector and job runner (made on first use)."""
+    state = app.state
+    if getattr(state, "collection_runtime", None) is None:
+        collector = Collector(state.settings)
+        state.collection_runtime = (collector, JobRunner(state.database, collector, state.clock))
+    pair: tuple[Collector, JobRunner] = state.collection_runtime
+    return pair
+
+
+def _standard_document() -> dict[str, Any]:
+    standard = load_standard()
+    return {
+        **standard.document,
+        "code_tables": standard.tables_document["tables"],
+        "rules": {code: {"message": en, "message_zh": zh} for code, (en, zh) in RULES.items()},
+    }
+
+
+@router.get("/standard", summary="The data standard, machine-readable")
+async def get_standard(principal: Anyone) -> Response:
+    return Response(orjson.dumps(_standard_document()), media_type="application/json")
+
+
+@router.get("/standard.html", summary="The data standard, as a readable page", response_class=HTMLResponse)
+async def get_standard_page(principal: Anyone) -> HTMLResponse:
+    standard = load_standard()
+    forms = [{**asdict(form), "fields": [asdict(f) for f in form.fields]} for form in standard.forms.values()]
+    html = _templates.get_template("standard.html").render(
+        doc=standard.document, forms=forms, tables=standard.tables_document["tables"], rules=RULES
+    )
+    return HTMLResponse(html)
+
+
+@router.post("/forms/{form}/records", response_model=BatchRead, summary="Upload up to 1,000 records (real time)")
+async def upload_records(
+    form: str,
+    request: Request,
+    principal: Upload,
+    session: SessionDep,
+    clock: ClockDep,
+    database: DatabaseDep,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    collector = runtime(request.app)[0]
+    body = await request.body()
+    return await service.upload_batch(
+        session,
+        database,
+        collector,
+        clock,
+        principal,
+        form,
+        body,
+        request.headers.get("content-type", "application/json"),
+        dry_run,
+    )
+
+
+@router.post("/jobs", status_code=202, response_model=JobRead, summary="Upload a bulk file (NDJSON or CSV)")
+async def create_job(
+    request: Request,
+    response: Response,
+    principal: Upload,
+    clock: ClockDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    format: Annotated[str | None, Query(description="ndjson or csv (default: from Content-Type)")] = None,
+    form: Annotated[str | None, Query(description="the form of every row (required for CSV)")] = None,
+    encoding: Annotated[str | None, Query(description="utf-8 (default) or gb18030")] = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    collector, runner = runtime(request.app)
+    job, created = await service.receive_job(
+        request.stream(),
+        database=database,
+        collector=collector,
+        runner=runner,
+        clock=clock,
+        settings=settings,
+        principal=principal,
+        media_type=request.headers.get("content-type", "application/x-ndjson"),
+        content_encoding=request.headers.get("content-encoding", ""),
+        format_=format,
+        form=form,
+        encoding=encoding,
+        dry_run=dry_run,
+    )
+    if not created:
+        response.status_code = 200  # the same file again: the existing job
+    response.headers["Location"] = f"/api/collection/jobs/{job.id}"
+    return service.job_view(job)
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead, summary="A job's progress and summary")
+async def get_job(
+    job_id: int, principal: Annotated[Principal, Depends(require())], session: SessionDep
+) -> dict[str, Any]:
+    return service.job_view(await service.job_for(session, principal, job_id))
+
+
+@router.get("/jobs/{job_id}/rejections", summary="A job's rejected rows, NDJSON, each with its errors")
+async def get_job_rejections(
+    job_id: int,
+    principal: Annotated[Principal, Depends(require())],
+    session: SessionDep,
+    clock: ClockDep,
+    database: DatabaseDep,
+) -> StreamingResponse:
+    job = await service.job_for(session, principal, job_id)
+    record(session, clock, principal, Action.EXPORT, "collection_job_rejections", resource_id=job.id)
+
+    async def lines() -> AsyncIterator[bytes]:
+        after = 0
+        while True:
+            async with database.transaction() as page_session:
+                page = await repository.job_rejections(page_session, job_id, after, 1000)
+            if not page:
+                return
+            for row in page:
+                yield (
+                    orjson.dumps(
+                        {
+                            "position": row.position,
+                            "form": row.form,
+                            "record_id": row.record_id,
+                            "errors": row.errors,
+                            "row": row.row,
+                        }
+                    )
+                    + b"\n"
+                )
+            after = page[-1].position
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.post(
+    "/jobs/{job_id}/rerun",
+    response_model=JobRead,
+    summary="Resume an unfinished job, or re-run a completed job's rejected rows (after a code table was fixed)",
+)
+async def rerun_job(
+    job_id: int, request: Request, principal: Admin, clock: ClockDep, database: DatabaseDep
+) -> dict[str, Any]:
+    collector, _ = runtime(request.app)
+    # No request transaction: the work runs in transactions of its own, chunk by chunk.
+    async with database.transaction() as session:
+        status = (await service.job_to_rerun(session, job_id)).status
+    if status == "completed":
+        await reprocess_rejections(database, collector, clock, job_id)
+    else:
+        try:
+            await process_job(database, collector, clock, job_id)
+        except Conflict:
+            raise
+        except Exception:  # noqa: S110 - the failure is recorded on the job row, which the answer shows
+            pass
+    async with database.transaction() as session:
+        return service.job_view(await service.job_for(session, principal, job_id))
+
+
+@router.get("/quality", summary="The monthly data-collection quality report (the bulletin's two tables)")
+async def get_quality(
+    principal: Reader, session: SessionDep, month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$")]
+) -> dict[str, Any]:
+    return await quality_report(session, month)
+
+
+@router.post(
+    "/enrolments",
+    status_code=201,
+    response_model=EnrolmentRead,
+    summary="Enrol a unit in real-time monitoring for a group",
+)
+async def create_enrolment(body: EnrolmentCreate, principal: Admin, session: SessionDep, clock: ClockDep) -> Any:
+    return await service.enrol(session, clock, body.organization_code, body.group, body.start_date, body.end_date)
+
+
+@router.get("/enrolments", response_model=list[EnrolmentRead])
+async def get_enrolments(principal: Reader, session: SessionDep) -> Any:
+    return await service.list_enrolments(session)
+
+
+@router.post(
+    "/assignments",
+    status_code=201,
+    response_model=list[AssignmentRead],
+    summary="Assign the forms a unit is expected to send",
+)
+async def create_assignments(body: AssignmentCreate, principal: Admin, session: SessionDep, clock: ClockDep) -> Any:
+    return await service.assign_forms(
+        session, clock, body.organization_code, body.forms, body.start_date, body.end_date
+    )
+
+
+@router.get("/assignments", response_model=list[AssignmentRead])
+async def get_assignments(principal: Reader, session: SessionDep) -> Any:
+    return await service.list_assignments(session)
+
+
+@router.put("/opening-balances", response_model=OpeningBalanceRead, summary="Record an opening balance")
+async def put_opening_balance(
+    body: OpeningBalanceCreate, principal: Admin, session: SessionDep, clock: ClockDep
+) -> Any:
+    return await service.record_opening_balance(
+        session,
+        clock,
+        body.kind,
+        body.count,
+        body.as_of,
+        organization_code=body.organization_code,
+        area_code=body.area_code,
+    )

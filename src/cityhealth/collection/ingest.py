@@ -1,0 +1,417 @@
+"""入库: one batch of rows from one unit — validated, decided (new, amended, revoked, duplicate, rejected),
+stored and counted, all in the caller's transaction.
+
+The same pipeline serves the real-time path (a request is one batch) and the bulk path (a job chunk is one
+batch). The record key is (organization, form, record id); an identical re-send changes nothing.
+Validation and serialisation happen in prepare.py, before any database access; what is left here is one
+existence lookup for the whole batch, the decisions, one COPY (or executemany) of the new records, and a
+handful of upserts of counters aggregated over the batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.clock import business_date
+from cityhealth.collection import repository
+from cityhealth.collection.metrics import MetricDeltas, count_decisions, count_managed, field_key, month_of
+from cityhealth.collection.models import CONFORMING, IN_BASIS, NOT_COUNTED
+from cityhealth.collection.prepare import (
+    ACCEPTED,
+    AMENDED,
+    DUPLICATE,
+    REJECTED,
+    REVOKED,
+    Candidate,
+    Collector,
+    InputRow,
+    PreparedBatch,
+    prepare,
+)
+from cityhealth.collection.repository import Sender, StoredState
+from cityhealth.collection.rules import RecordError, make_error
+from cityhealth.collection.standard import load_standard
+from cityhealth.collection.validation import shown
+from cityhealth.registry.identifiers import mask_phone, mask_resident_id
+
+__all__ = [
+    "ACCEPTED",
+    "AMENDED",
+    "DUPLICATE",
+    "OUTCOMES",
+    "REJECTED",
+    "REVOKED",
+    "BatchResult",
+    "Collector",
+    "ForeignOrganization",
+    "InputRow",
+    "RowOutcome",
+    "ingest",
+    "masked_row",
+]
+
+OUTCOMES = (ACCEPTED, AMENDED, REVOKED, DUPLICATE, REJECTED)
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    position: int
+    form: str | None
+    record_id: str | None
+    status: str
+    version: int | None = None
+    errors: list[RecordError] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    row: dict[str, Any] | None = None  # rejected rows only: as sent, personal fields masked
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"position": self.position, "record_id": self.record_id, "status": self.status}
+        if self.version is not None:
+            body["version"] = self.version
+        if self.errors:
+            body["errors"] = [error.as_dict() for error in self.errors]
+        if self.warnings:
+            body["warnings"] = self.warnings
+        return body
+
+
+class ForeignOrganization(Exception):
+    """Records name another registered organization: the sender is uploading as someone else."""
+
+    def __init__(self, codes: set[str]) -> None:
+        super().__init__("records name another organization")
+        self.codes = codes
+
+
+def masked_row(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A rejected row as it may be shown back: ID and phone numbers masked wherever they appear."""
+    if record is None:
+        return None
+    row = dict(record)
+    for name, value in row.items():
+        if isinstance(value, str) and name == "id_number":
+            row[name] = mask_resident_id(value)
+        elif isinstance(value, str) and name == "phone":
+            row[name] = mask_phone(value)
+        elif name in ("id_number", "phone"):
+            row[name] = shown(None, "***")
+    return row
+
+
+@dataclass
+class BatchResult:
+    """Row outcomes (every row in order, or only the rejected ones for a bulk chunk) and rows per status."""
+
+    outcomes: list[RowOutcome]
+    tally: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, outcomes: list[RowOutcome]) -> BatchResult:
+        return cls(outcomes, Counter(outcome.status for outcome in outcomes))
+
+    @property
+    def rejected(self) -> list[RowOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == REJECTED]
+
+    def counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(OUTCOMES, 0)
+        totals.update(self.tally)
+        totals["received"] = sum(self.tally.values())
+        return totals
+
+
+Rejections = dict[int, tuple[str | None, list[RecordError]]]
+
+
+async def ingest(
+    session: AsyncSession,
+    collector: Collector,
+    sender: Sender,
+    rows: list[InputRow],
+    *,
+    received_at: datetime,
+    dry_run: bool = False,
+    sequential_repeats: bool = False,
+    forbid_foreign: bool = True,
+    job_id: int | None = None,
+    previously_rejected: Mapping[int, tuple[str | None, list[RecordError]]] | None = None,
+    prepared: PreparedBatch | None = None,
+    detailed: bool = True,
+) -> BatchResult:
+    """Validate, decide, store and count one batch. Raises ForeignOrganization (forbid_foreign) before writing.
+
+    `sequential_repeats`: a key repeated in the batch is applied in order (bulk files carry a record and its
+    amendment); otherwise every occurrence of a repeated key is rejected (a real-time batch is ambiguous).
+    `previously_rejected` (a job's rejected rows run again): position -> the form and errors counted then,
+    taken back out of the counters so that a row is received once however often it is re-run.
+    `prepared`: the batch already validated (a bulk job prepares ahead); used if it was validated against
+    the code tables loaded now, else prepared again. `detailed=False` returns only the rejected rows' outcomes.
+    """
+    validators = await collector.validators(session)
+    if prepared is None or prepared.validators is not validators or prepared.received_at != received_at:
+        prepared = prepare(collector, validators, rows, received_at)
+    forms = load_standard().forms
+    day = business_date(received_at)
+    month = month_of(day)
+    rejected: Rejections = dict(prepared.rejected)
+
+    def reject(index: int, form: str | None, errors: list[RecordError]) -> None:
+        rejected[index] = (form, errors)
+
+    candidates = await _check_senders(session, sender, prepared.candidates, reject, forbid_foreign)
+    rounds = _rounds(candidates, reject, sequential_repeats)
+    keys = [(c.form.code, c.record_id) for round_ in rounds for c in round_]
+    if len(rounds) > 1:
+        keys = list(dict.fromkeys(keys))
+    if not dry_run:
+        await repository.lock_organization(session, sender.id)
+    state = await repository.existing_records(session, sender.id, keys)
+
+    deltas = MetricDeltas(sender.id)
+    warnings: dict[int, list[dict[str, Any]]] = {}
+    decided: list[Candidate] = []
+    for number, round_ in enumerate(rounds):
+        settled: list[Candidate] = []
+        later = number + 1 < len(rounds)
+        for candidate in round_:
+            key = (candidate.form.code, candidate.record_id)
+            if not _decide(candidate, state.get(key) if state else None, reject):
+                continue
+            settled.append(candidate)
+            if later and candidate.status != DUPLICATE:
+                state[key] = StoredState(
+                    candidate.version,
+                    candidate.action,
+                    candidate.digest,
+                    candidate.conformance,
+                    candidate.conformance_month,
+                )
+        if not dry_run:
+            await _store(session, sender, settled, received_at, job_id)
+        count_decisions(deltas, sender, settled, warnings, day, month)
+        decided.extend(settled)
+
+    if not dry_run:
+        await count_managed(session, sender, deltas, month)
+        for form, errors in rejected.values():
+            if form in forms:
+                deltas.count(day, form, "received")  # type: ignore[arg-type]
+                deltas.reject(day, form, errors)
+        if previously_rejected:
+            _take_back(deltas, rows, previously_rejected, day)
+        await deltas.flush(session, received_at)
+    return _result(rows, decided, rejected, warnings, detailed)
+
+
+def _take_back(
+    deltas: MetricDeltas,
+    rows: list[InputRow],
+    previously_rejected: Mapping[int, tuple[str | None, list[RecordError]]],
+    day: Any,
+) -> None:
+    """Remove the counts a re-run row made when it was rejected before (it is counted again now)."""
+    forms = load_standard().forms
+    for row in rows:
+        if row.position not in previously_rejected:
+            continue
+        old_form, old_errors = previously_rejected[row.position]
+        if old_form in forms:
+            deltas.count(day, old_form, "received", -1)  # type: ignore[arg-type]
+            deltas.count(day, old_form, "rejected", -1)  # type: ignore[arg-type]
+            for error in old_errors:
+                deltas.rejections[(day, old_form, error.rule, field_key(error.field))] -= 1  # type: ignore[index]
+
+
+def _rejected_outcome(row: InputRow, form: str | None, errors: list[RecordError]) -> RowOutcome:
+    record = row.record
+    record_id = record.get("record_id") if isinstance(record, dict) else None
+    return RowOutcome(
+        position=row.position,
+        form=form,
+        record_id=record_id if isinstance(record_id, str) else None,
+        status=REJECTED,
+        errors=errors,
+        row=masked_row(record),
+    )
+
+
+def _result(
+    rows: list[InputRow],
+    decided: list[Candidate],
+    rejected: Rejections,
+    warnings: dict[int, list[dict[str, Any]]],
+    detailed: bool,
+) -> BatchResult:
+    tally: Counter[str] = Counter(candidate.status for candidate in decided)
+    if rejected:
+        tally[REJECTED] = len(rejected)
+    if not detailed:
+        outcomes = [_rejected_outcome(rows[index], *rejected[index]) for index in sorted(rejected)]
+        return BatchResult(outcomes, tally)
+    by_index = {candidate.index: candidate for candidate in decided}
+    full: list[RowOutcome] = []
+    for index, row in enumerate(rows):
+        candidate = by_index.get(index)
+        if candidate is None:
+            full.append(_rejected_outcome(row, *rejected[index]))
+        else:
+            full.append(
+                RowOutcome(
+                    position=row.position,
+                    form=candidate.form.code,
+                    record_id=candidate.record_id,
+                    status=candidate.status,
+                    version=candidate.version,
+                    warnings=warnings.get(index, []),
+                )
+            )
+    return BatchResult(full, tally)
+
+
+async def _check_senders(
+    session: AsyncSession,
+    sender: Sender,
+    candidates: list[Candidate],
+    reject: Any,
+    forbid_foreign: bool,
+) -> list[Candidate]:
+    named = {candidate.record["org_code"] for candidate in candidates} - {sender.code}
+    if not named:
+        return candidates
+    registered = await repository.existing_org_codes(session, named)
+    if registered and forbid_foreign:
+        raise ForeignOrganization(registered)
+    kept = []
+    for candidate in candidates:
+        code = candidate.record["org_code"]
+        if code == sender.code:
+            kept.append(candidate)
+        else:
+            rule = "org_code.not_sender" if code in registered else "org_code.unknown"
+            reject(candidate.index, candidate.form.code, [make_error(rule, "org_code", code)])
+    return kept
+
+
+def _rounds(candidates: list[Candidate], reject: Any, sequential: bool) -> list[list[Candidate]]:
+    """Split by occurrence of each key: round k holds every key's k-th occurrence."""
+    keys = [(candidate.form.code, candidate.record_id) for candidate in candidates]
+    if len(set(keys)) == len(keys):  # the usual batch: every key once
+        return [candidates] if candidates else []
+    seen = Counter(keys)
+    if not sequential:
+        kept = []
+        for candidate, key in zip(candidates, keys, strict=True):
+            if seen[key] > 1:
+                reject(
+                    candidate.index,
+                    candidate.form.code,
+                    [make_error("record_id.duplicate_in_batch", "record_id", candidate.record_id)],
+                )
+            else:
+                kept.append(candidate)
+        return [kept] if kept else []
+    rounds: list[list[Candidate]] = []
+    occurrence: dict[tuple[str, str], int] = {}
+    for candidate, key in zip(candidates, keys, strict=True):
+        k = occurrence.get(key, 0)
+        occurrence[key] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(candidate)
+    return rounds
+
+
+def _decide(candidate: Candidate, previous: StoredState | None, reject: Any) -> bool:
+    """Fill in the candidate's decision against the stored state of its key; False if it was rejected."""
+    form = candidate.form
+    if previous is None:
+        if candidate.action != 1:
+            reject(candidate.index, form.code, [make_error("action.no_original", "action", str(candidate.action))])
+            return False
+        candidate.status, candidate.version = ACCEPTED, 1
+        if form.group is not None:
+            candidate.conformance = CONFORMING if candidate.on_time else IN_BASIS
+            candidate.conformance_month = candidate.event_month
+        else:
+            candidate.conformance, candidate.conformance_month = NOT_COUNTED, None
+        return True
+    candidate.previous = previous
+    candidate.conformance_month = previous.conformance_month
+    if previous.payload_hash == candidate.digest:
+        candidate.status, candidate.version, candidate.conformance = DUPLICATE, previous.version, previous.conformance
+        return True
+    if previous.action == 3:
+        reject(candidate.index, form.code, [make_error("record.revoked", "action", str(candidate.action))])
+        return False
+    if candidate.action == 1:
+        reject(candidate.index, form.code, [make_error("action.exists", "record_id", candidate.record_id)])
+        return False
+    candidate.version = previous.version + 1
+    if candidate.action == 2:
+        # An amendment means the real-time version did not match the final data: no longer conforming.
+        candidate.status = AMENDED
+        candidate.conformance = IN_BASIS if previous.conformance == CONFORMING else previous.conformance
+    else:
+        # A revoked record is no longer an accepted record: it leaves the basis too.
+        candidate.status, candidate.conformance = REVOKED, NOT_COUNTED
+    return True
+
+
+async def _store(
+    session: AsyncSession,
+    sender: Sender,
+    decided: list[Candidate],
+    received_at: datetime,
+    job_id: int | None,
+) -> None:
+    inserts: list[tuple[Any, ...]] = []
+    changes: list[dict[str, Any]] = []
+    organization_id = sender.id
+    for candidate in decided:
+        status = candidate.status
+        if status == ACCEPTED:
+            inserts.append(
+                (
+                    organization_id,
+                    candidate.form.code,
+                    candidate.record_id,
+                    1,
+                    candidate.action,
+                    candidate.digest,
+                    candidate.payload,
+                    candidate.event_time,
+                    candidate.event_month,
+                    received_at,
+                    received_at,
+                    candidate.conformance,
+                    candidate.conformance_month,
+                    job_id,
+                )
+            )
+        elif status != DUPLICATE:
+            changes.append(
+                {
+                    "b_org": organization_id,
+                    "b_form": candidate.form.code,
+                    "b_rid": candidate.record_id,
+                    "version": candidate.version,
+                    "action": candidate.action,
+                    "payload_hash": candidate.digest,
+                    "fields": candidate.payload,
+                    "event_time": candidate.event_time,
+                    "event_month": candidate.event_month,
+                    "received_at": received_at,
+                    "conformance": candidate.conformance,
+                    "job_id": job_id,
+                }
+            )
+    await repository.insert_records(session, inserts)
+    if changes:
+        await repository.supersede(session, organization_id, [(c["b_form"], c["b_rid"]) for c in changes], received_at)
+        await repository.update_records(session, changes)

@@ -1,0 +1,307 @@
+"""Quality metrics maintained as records arrive: deltas gathered over a batch, written in its transaction.
+
+Nothing here rescans stored records. A batch adds to the daily counters, the rejections by rule, the
+conformance counters of its events' months, the monthly stored totals and the distinct managed records;
+the workload table holds the latest report per day (a re-sent report replaces).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from cityhealth.clock import business_date
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.collection import repository
+from cityhealth.collection.models import (
+    CONFORMING,
+    IN_BASIS,
+    NOT_COUNTED,
+    Conformance,
+    DailyCount,
+    FollowupFlag,
+    ManagedCount,
+    ManagedRecord,
+    MonthlyTotal,
+    RejectionCount,
+    Workload,
+)
+from cityhealth.collection.prepare import ACCEPTED, DUPLICATE, REVOKED, Candidate
+from cityhealth.collection.public_health import PROGRAM_OF_FORM, review_followup
+from cityhealth.collection.repository import Sender
+from cityhealth.collection.rules import RecordError
+
+DAILY_COUNTERS = ("received", "accepted", "amended", "revoked", "duplicate", "rejected", "flagged")
+_LIST_INDEX = re.compile(r"\[\d+\]")
+
+
+def field_key(name: str) -> str:
+    """A field path with list positions folded (items[3].amount → items[].amount) for counting."""
+    return _LIST_INDEX.sub("[]", name)
+
+
+def month_of(day: date) -> int:
+    return day.year * 100 + day.month
+
+
+@dataclass
+class MetricDeltas:
+    """What one batch changes in the aggregates of one sending unit."""
+
+    organization_id: int
+    daily: dict[tuple[date, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    rejections: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
+    conformance: dict[tuple[int, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    stored: Counter[int] = field(default_factory=Counter)  # month -> stored records
+    workload: dict[date, tuple[int, int, str] | None] = field(default_factory=dict)  # None: revoked
+    managed_new: list[dict[str, Any]] = field(default_factory=list)
+    managed_gone: list[tuple[str, str]] = field(default_factory=list)  # (program, health record no)
+    managed_counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (area, program, month)
+    flags: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)  # None: cleared
+
+    def count(self, day: date, form: str, what: str, n: int = 1) -> None:
+        self.daily[(day, form)][what] += n
+
+    def reject(self, day: date, form: str | None, errors: list[RecordError]) -> None:
+        if form is None:  # unattributable rows (unknown form, unreadable line) are in the job summary only
+            return
+        self.daily[(day, form)]["rejected"] += 1
+        for error in errors:
+            self.rejections[(day, form, error.rule, field_key(error.field))] += 1
+
+    async def flush(self, session: AsyncSession, now: datetime) -> None:
+        org = self.organization_id
+        await repository.upsert_add(
+            session,
+            DailyCount,
+            [
+                {
+                    "organization_id": org,
+                    "day": day,
+                    "form": form,
+                    **{name: counts.get(name, 0) for name in DAILY_COUNTERS},
+                }
+                for (day, form), counts in sorted(self.daily.items())
+            ],
+            ["organization_id", "day", "form"],
+            DAILY_COUNTERS,
+        )
+        await repository.upsert_add(
+            session,
+            RejectionCount,
+            [
+                {"organization_id": org, "day": day, "form": form, "rule": rule, "field": name, "count": n}
+                for (day, form, rule, name), n in sorted(self.rejections.items())
+            ],
+            ["organization_id", "day", "form", "rule", "field"],
+            ["count"],
+        )
+        await repository.upsert_add(
+            session,
+            Conformance,
+            [
+                {"organization_id": org, "month": month, "group": group, "basis": basis, "conforming": conforming}
+                for (month, group), (basis, conforming) in sorted(self.conformance.items())
+                if basis or conforming
+            ],
+            ["organization_id", "month", "group"],
+            ["basis", "conforming"],
+        )
+        await repository.upsert_add(
+            session,
+            MonthlyTotal,
+            [{"organization_id": org, "month": month, "stored": n} for month, n in sorted(self.stored.items()) if n],
+            ["organization_id", "month"],
+            ["stored"],
+        )
+        replaced = [
+            {"organization_id": org, "day": day, "visits": value[0], "discharges": value[1], "record_id": value[2]}
+            for day, value in sorted(self.workload.items())
+            if value is not None
+        ]
+        await repository.upsert_replace(
+            session, Workload, replaced, ["organization_id", "day"], ["visits", "discharges", "record_id"]
+        )
+        await repository.delete_keys(
+            session,
+            Workload,
+            ["organization_id", "day"],
+            [(org, day) for day, value in self.workload.items() if value is None],
+        )
+        await repository.delete_keys(
+            session,
+            ManagedRecord,
+            ["organization_id", "program", "health_record_no"],
+            [(org, program, number) for program, number in self.managed_gone],
+        )
+        await repository.insert_rows(session, ManagedRecord, self.managed_new)
+        await repository.upsert_add(
+            session,
+            ManagedCount,
+            [
+                {"organization_id": org, "area_code": area, "program": program, "month": month, "added": n}
+                for (area, program, month), n in sorted(self.managed_counts.items())
+                if n
+            ],
+            ["organization_id", "area_code", "program", "month"],
+            ["added"],
+        )
+        flagged = [
+            {"organization_id": org, "form": form, "record_id": rid, **value, "flagged_at": now}
+            for (form, rid), value in sorted(self.flags.items())
+            if value is not None
+        ]
+        await repository.upsert_replace(
+            session,
+            FollowupFlag,
+            flagged,
+            ["organization_id", "form", "record_id"],
+            ["submitted", "computed", "event_month", "flagged_at"],
+        )
+        await repository.delete_keys(
+            session,
+            FollowupFlag,
+            ["organization_id", "form", "record_id"],
+            [(org, form, rid) for (form, rid), value in self.flags.items() if value is None],
+        )
+
+
+# Forms whose records feed more than the daily, conformance and stored counters.
+_FOLLOWUP_FORMS = frozenset({"hypertension_followup", "diabetes_followup"})
+_SPECIAL_FORMS = frozenset(PROGRAM_OF_FORM) | _FOLLOWUP_FORMS
+
+
+def count_decisions(
+    deltas: MetricDeltas,
+    sender: Sender,
+    decided: list[Candidate],
+    warnings: dict[int, list[dict[str, Any]]],
+    day: date,
+    month: int,
+) -> None:
+    """Add a batch's decided records to the deltas: tallied per form and status, never row by row in SQL."""
+    tally: Counter[tuple[str, str]] = Counter()
+    cells: Counter[tuple[int, str, int, int]] = Counter()  # (month, group, Δbasis, Δconforming) -> records
+    for candidate in decided:
+        form = candidate.form
+        status = candidate.status
+        tally[(form.code, status)] += 1
+        if status == DUPLICATE:
+            continue
+        if form.group is not None:
+            month_key = candidate.conformance_month or candidate.event_month
+            if status == ACCEPTED:
+                cells[(month_key, form.group, 1, candidate.conformance == CONFORMING)] += 1
+            elif candidate.previous is not None:
+                previous = candidate.previous.conformance
+                cells[
+                    (
+                        month_key,
+                        form.group,
+                        -(previous >= IN_BASIS and candidate.conformance == NOT_COUNTED),
+                        -(previous == CONFORMING and candidate.conformance != CONFORMING),
+                    )
+                ] += 1
+        if form.kind == "workload":
+            report_day = business_date(candidate.event_time)
+            record = candidate.record
+            deltas.workload[report_day] = (
+                None
+                if status == REVOKED
+                else (int(record["outpatient_emergency_visits"]), int(record["discharges"]), candidate.record_id)
+            )
+        if form.code in _SPECIAL_FORMS:
+            _count_public_health(deltas, sender, candidate, warnings, day, month)
+    for (form_code, status), n in tally.items():
+        deltas.count(day, form_code, "received", n)
+        deltas.count(day, form_code, status, n)
+        if status != DUPLICATE:
+            deltas.stored[month] += n
+    for (month_key, group, basis, conforming), n in cells.items():
+        cell = deltas.conformance[(month_key, group)]
+        cell[0] += basis * n
+        cell[1] += conforming * n
+
+
+def _count_public_health(
+    deltas: MetricDeltas,
+    sender: Sender,
+    candidate: Candidate,
+    warnings: dict[int, list[dict[str, Any]]],
+    day: date,
+    month: int,
+) -> None:
+    form = candidate.form
+    status = candidate.status
+    record = candidate.record
+    key = (form.code, candidate.record_id)
+    review = review_followup(form.code, record) if status != REVOKED else None
+    if review is not None:
+        warnings[candidate.index] = review.warnings()
+        if review.disagrees:
+            deltas.count(day, form.code, "flagged")
+            deltas.flags[key] = {
+                "submitted": review.submitted,
+                "computed": review.computed,
+                "event_month": candidate.event_month,
+            }
+        else:
+            deltas.flags[key] = None
+    elif status == REVOKED and form.code in _FOLLOWUP_FORMS:
+        deltas.flags[key] = None
+    program = PROGRAM_OF_FORM.get(form.code)
+    if program is not None:
+        number = str(record[program[1]])
+        area = sender.area_code or number[:6]
+        if status == ACCEPTED:
+            deltas.managed_new.append(
+                {
+                    "organization_id": sender.id,
+                    "program": program[0],
+                    "health_record_no": number,
+                    "area_code": area,
+                    "month": month,
+                }
+            )
+        elif status == REVOKED and program[0] == "basic":
+            deltas.managed_gone.append((program[0], number))
+
+
+async def count_managed(session: AsyncSession, sender: Sender, deltas: MetricDeltas, month: int) -> None:
+    """Keep only first sightings of a health record number; count arrivals and departures per area."""
+    if deltas.managed_gone:
+        by_program: dict[str, list[str]] = {}
+        for program, number in deltas.managed_gone:
+            by_program.setdefault(program, []).append(number)
+        gone: list[tuple[str, str]] = []
+        for program, numbers in by_program.items():
+            held = await repository.managed_areas(session, sender.id, program, numbers)
+            for number, (area, _) in held.items():
+                deltas.managed_counts[(area, program, month)] -= 1
+                gone.append((program, number))
+        deltas.managed_gone = gone
+    if deltas.managed_new:
+        fresh: list[dict[str, Any]] = []
+        by_program_new: dict[str, list[dict[str, Any]]] = {}
+        for row in deltas.managed_new:
+            by_program_new.setdefault(row["program"], []).append(row)
+        gone_now = set(deltas.managed_gone)
+        for program, candidates in by_program_new.items():
+            numbers = list(dict.fromkeys(row["health_record_no"] for row in candidates))
+            already = await repository.existing_managed(session, sender.id, program, numbers)
+            already -= {number for p, number in gone_now if p == program}
+            seen: set[str] = set()
+            for row in candidates:
+                number = row["health_record_no"]
+                if number in already or number in seen:
+                    continue
+                seen.add(number)
+                fresh.append(row)
+                deltas.managed_counts[(row["area_code"], program, month)] += 1
+        # A number revoked and re-created in one batch: delete first (flush order), then insert.
+        deltas.managed_new = fresh

@@ -1,0 +1,222 @@
+"""准备: the CPU half of ingest — rows validated per form, each valid record canonicalised, hashed and
+serialised once, with no database access.
+
+Because nothing here waits on the database, a bulk job prepares its next chunk while the database is still
+writing the current one (jobs.py), and the real-time path runs the same code inline. The canonical bytes of
+a record (sorted keys) are both what the keyed payload hash covers and what is stored, so a record is
+serialised once; only forms with personal fields serialise a second, encrypted copy for storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.collection import repository
+from cityhealth.collection.repository import StoredState
+from cityhealth.collection.rules import RecordError, make_error
+from cityhealth.collection.standard import LOADABLE_TABLES, FormSpec, load_standard
+from cityhealth.collection.validation import SLICE_RECORDS, FormValidator, business_month, shown
+from cityhealth.config import Settings
+from cityhealth.security.crypto import FieldCipher
+
+_SORTED = orjson.OPT_SORT_KEYS
+# What became of a row.
+ACCEPTED, AMENDED, REVOKED, DUPLICATE, REJECTED = "accepted", "amended", "revoked", "duplicate", "rejected"
+
+
+@dataclass(slots=True)
+class InputRow:
+    """One row as read from the upload: a record (or why it could not be read) and its 1-based position."""
+
+    position: int
+    record: dict[str, Any] | None = None
+    form: str | None = None
+    error: RecordError | None = None
+
+
+class Collector:
+    """Process-wide collection state: keys, and validators rebuilt when a loaded code table changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.window = timedelta(hours=settings.realtime_window_h)
+        self.cipher = FieldCipher(
+            settings.secret("field_encryption_key"), settings.secret("lookup_hmac_key"), settings.previous_secrets()
+        )
+        # Payload hashes are keyed: a plain hash of a record would let anyone confirm a guessed ID number.
+        self.hash_key = hashlib.sha256(b"cityhealth-collection-hash" + settings.secret("lookup_hmac_key")).digest()
+        self.spool_key = hashlib.sha256(
+            b"cityhealth-collection-spool" + settings.secret("field_encryption_key")
+        ).digest()
+        self._generations: dict[str, int] | None = None
+        self._validators: dict[str, FormValidator] = {}
+        self.loaded: dict[str, dict[str, str]] = {}
+        self.sensitive = {
+            code: tuple(spec.name for spec in form.fields if spec.sensitive)
+            for code, form in load_standard().forms.items()
+            if any(spec.sensitive for spec in form.fields)
+        }
+
+    async def validators(self, session: AsyncSession) -> dict[str, FormValidator]:
+        """The validators for the code tables loaded now (rebuilt only when a table's generation moved)."""
+        generations = await repository.code_generations(session)
+        if generations != self._generations:
+            self.loaded = {
+                table: await repository.code_entries(session, table)
+                for table in LOADABLE_TABLES
+                if table in generations
+            }
+            standard = load_standard()
+            self._validators = {
+                code: FormValidator(form, standard, self.loaded) for code, form in standard.forms.items()
+            }
+            self._generations = generations
+        return self._validators
+
+    def payload_hash(self, record: Mapping[str, Any]) -> str:
+        return self.digest(orjson.dumps(record, option=_SORTED))
+
+    def digest(self, canonical: bytes) -> str:
+        return hashlib.blake2b(canonical, key=self.hash_key, digest_size=16).hexdigest()
+
+    def sealed(self, record: dict[str, Any], names: tuple[str, ...]) -> str:
+        """The record as stored when it carries personal fields: those encrypted, with an HMAC lookup."""
+        fields = dict(record)
+        for name in names:
+            value = fields.get(name)
+            if isinstance(value, str) and value:
+                purpose = f"collection.{name}"
+                fields[name] = {
+                    "enc": self.cipher.encrypt(purpose, value),
+                    "lookup": self.cipher.lookup_hash(purpose, value),
+                }
+        return orjson.dumps(fields).decode()
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A valid record ready to be decided and stored; ingest fills in the decision fields."""
+
+    index: int  # position in the batch
+    form: FormSpec
+    record: dict[str, Any]  # normalised
+    record_id: str
+    action: int
+    event_time: datetime  # UTC
+    event_month: int  # yyyymm, Asia/Shanghai
+    on_time: bool  # received within the real-time window of its event
+    digest: str  # keyed hash of the canonical record
+    payload: str  # the stored `fields` JSON
+    status: str = ""
+    version: int = 0
+    conformance: int = 0
+    conformance_month: int | None = None
+    previous: StoredState | None = None
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """What validation made of a batch: candidates, and rejections by batch index (form, errors)."""
+
+    validators: Mapping[str, FormValidator]  # the code-table generation it was validated against
+    received_at: datetime
+    candidates: list[Candidate]
+    rejected: dict[int, tuple[str | None, list[RecordError]]]
+
+
+def preparing(
+    collector: Collector, validators: Mapping[str, FormValidator], rows: list[InputRow], received_at: datetime
+) -> Generator[None, None, PreparedBatch]:
+    """Prepare a batch, pausing (yield) after each slice of a form's records so a caller can interleave I/O."""
+    forms = load_standard().forms
+    rejected: dict[int, tuple[str | None, list[RecordError]]] = {}
+    groups: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        form = row.form
+        if row.error is not None or row.record is None:
+            rejected[index] = (
+                form if form in forms else None,
+                [row.error or make_error("json.malformed", "record", detail="empty")],
+            )
+        elif form not in forms:
+            rejected[index] = (None, [make_error("form.unknown", "form", shown(None, form))])
+        else:
+            groups.setdefault(form, []).append(index)  # type: ignore[arg-type]
+    candidates: list[Candidate] = []
+    threshold = received_at - collector.window
+    key = collector.hash_key
+    blake2b = hashlib.blake2b
+    dumps = orjson.dumps
+    for code, indexes in groups.items():
+        spec = forms[code]
+        validator = validators[code]
+        sensitive = collector.sensitive.get(code)
+        for start in range(0, len(indexes), SLICE_RECORDS):
+            part = indexes[start : start + SLICE_RECORDS]
+            result = validator.validate([rows[i].record for i in part], now=received_at)  # type: ignore[misc]
+            for position, errors in result.errors.items():
+                rejected[part[position]] = (code, errors)
+            for item in result.valid:
+                record = item.record
+                moment = item.event_time
+                canonical = dumps(record, option=_SORTED)
+                candidates.append(
+                    Candidate(
+                        part[item.index],
+                        spec,
+                        record,
+                        record["record_id"],
+                        item.action,
+                        moment,
+                        business_month(moment),
+                        moment >= threshold,
+                        blake2b(canonical, key=key, digest_size=16).hexdigest(),
+                        canonical.decode() if sensitive is None else collector.sealed(record, sensitive),
+                    )
+                )
+            yield
+    return PreparedBatch(validators, received_at, candidates, rejected)
+
+
+def prepare(
+    collector: Collector, validators: Mapping[str, FormValidator], rows: list[InputRow], received_at: datetime
+) -> PreparedBatch:
+    """Prepare a batch in one go (the real-time path: at most 1,000 records)."""
+    steps = preparing(collector, validators, rows, received_at)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+async def prepare_interleaved(
+    collector: Collector, validators: Mapping[str, FormValidator], rows: list[InputRow], received_at: datetime
+) -> PreparedBatch:
+    """Prepare a batch, letting the event loop run between slices (a bulk job's write of its previous chunk).
+
+    The cyclic garbage collector is held off within a slice: a slice allocates thousands of dicts that all
+    survive it, which would otherwise trigger repeated full collections over the whole process heap. The
+    records are acyclic and freed by reference counting; collection resumes at each pause.
+    """
+    steps = preparing(collector, validators, rows, received_at)
+    while True:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        finally:
+            if was_enabled:
+                gc.enable()
+        await asyncio.sleep(0)

@@ -1,0 +1,227 @@
+"""The monthly data-collection quality report: the bulletin's two tables, from the maintained aggregates only.
+
+Shape: scenario-format.md `collection` — {forms_total, districts[], hospitals[], cumulative_accepted_at_month_end}.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections import defaultdict
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.collection import repository
+from cityhealth.collection.models import (
+    Conformance,
+    DailyCount,
+    Enrolment,
+    FormAssignment,
+    ManagedCount,
+    MonthlyTotal,
+    OpeningBalance,
+    Workload,
+)
+from cityhealth.collection.standard import GROUPS, INPATIENT, OUTPATIENT, load_standard
+from cityhealth.errors import ValidationFailed
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+PROGRAM_BALANCES = {
+    "basic": "health_record_basic",
+    "hypertension": "health_record_hypertension",
+    "diabetes": "health_record_diabetes",
+}
+
+
+def parse_month(value: str) -> tuple[int, date, date]:
+    """'2022-06' -> (202206, first day, last day)."""
+    match = _MONTH.fullmatch(value)
+    if match is None:
+        raise ValidationFailed(
+            f"month must be YYYY-MM, not {value!r}",
+            code="invalid_month",
+            field="month",
+            value=value,
+            rule="format.month",
+        )
+    year, month = int(match.group(1)), int(match.group(2))
+    return year * 100 + month, date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def percentage(conforming: int, basis: int) -> str:
+    """100 × conforming / basis, rounded half up to two decimals, as the bulletin prints it."""
+    value = (Decimal(conforming) * 100 / Decimal(basis)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{value:.2f}"
+
+
+async def quality_report(session: AsyncSession, month_text: str) -> dict[str, Any]:
+    month, first, last = parse_month(month_text)
+    standard = load_standard()
+    upload_forms = [form.code for form in standard.forms.values() if form.counts_as_upload]
+    realtime_forms = [form.code for form in standard.realtime_forms]
+
+    daily = await session.execute(
+        select(
+            DailyCount.organization_id,
+            DailyCount.day,
+            DailyCount.form,
+            DailyCount.received,
+            DailyCount.accepted + DailyCount.amended + DailyCount.revoked,
+        ).where(DailyCount.day >= first, DailyCount.day <= last)
+    )
+    uploaded: dict[int, int] = defaultdict(int)
+    days: dict[int, set[date]] = defaultdict(set)
+    forms_with_data: dict[int, set[str]] = defaultdict(set)
+    for org, day, form, received, stored in daily:
+        if form in upload_forms and received > 0:
+            uploaded[org] += received
+            days[org].add(day)
+        if form in realtime_forms and stored > 0:
+            forms_with_data[org].add(form)
+
+    workload = await session.execute(
+        select(Workload.organization_id, func.sum(Workload.visits), func.sum(Workload.discharges))
+        .where(Workload.day >= first, Workload.day <= last)
+        .group_by(Workload.organization_id)
+    )
+    visits = {org: (int(v or 0), int(d or 0)) for org, v, d in workload}
+
+    conformance = {
+        (org, group): (int(basis), int(conforming))
+        for org, group, basis, conforming in await session.execute(
+            select(Conformance.organization_id, Conformance.group, Conformance.basis, Conformance.conforming).where(
+                Conformance.month == month
+            )
+        )
+    }
+
+    def overlapping(model: Any) -> tuple[Any, Any]:
+        return (model.start_date <= last, or_(model.end_date.is_(None), model.end_date >= first))
+
+    enrolled: set[tuple[int, str]] = set(
+        (org, group)
+        for org, group in await session.execute(
+            select(Enrolment.organization_id, Enrolment.group).where(*overlapping(Enrolment))
+        )
+    )
+    assigned = set(
+        (await session.execute(select(FormAssignment.organization_id).where(*overlapping(FormAssignment)))).scalars()
+    )
+
+    def figures(org: int) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "uploaded_records": uploaded.get(org, 0),
+            "upload_days": len(days.get(org, ())),
+            "realtime_forms": len(forms_with_data.get(org, ())),
+            "outpatient_visits": visits.get(org, (0, 0))[0],
+            "discharges": visits.get(org, (0, 0))[1],
+        }
+        for group, prefix in ((OUTPATIENT, "outpatient"), (INPATIENT, "discharge")):
+            basis, conforming = conformance.get((org, group), (0, 0))
+            shown = (org, group) in enrolled and basis > 0
+            row[f"{prefix}_conformance_pct"] = percentage(conforming, basis) if shown else None
+            row[f"{prefix}_conformance_basis"] = basis if shown else None
+        return row
+
+    senders = await repository.organizations(session)
+    names = await repository.area_names(session)
+    managed = await _managed_cumulative(session, month, last)
+
+    districts: dict[str, dict[str, Any]] = {}
+    hospitals: list[dict[str, Any]] = []
+    enrolled_orgs = {org for org, _ in enrolled}
+    for sender in senders:
+        if sender.kind == "district_platform" and sender.area_code:
+            row = districts.get(sender.area_code)
+            mine = figures(sender.id)
+            if row is None:
+                districts[sender.area_code] = {
+                    "area": sender.area_code,
+                    "name": names.get(sender.area_code, sender.area_code),
+                    **mine,
+                }
+            else:  # two platforms for one area: their figures add (rates recomputed on the joint basis)
+                _merge(row, mine, conformance, sender.id, enrolled)
+        elif sender.kind == "hospital" and (
+            sender.id in uploaded or sender.id in assigned or sender.id in enrolled_orgs or sender.id in visits
+        ):
+            hospitals.append({"hospital": sender.name, **figures(sender.id)})
+    for area, row in districts.items():
+        counts = managed.get(area, {})
+        row["health_records_cumulative"] = {program: counts.get(program, 0) for program in PROGRAM_BALANCES}
+
+    def order(row: dict[str, Any]) -> tuple[int, str]:
+        return (-int(row["uploaded_records"]), str(row.get("name") or row.get("hospital")))
+
+    return {
+        "month": month_text,
+        "forms_total": len(standard.realtime_forms),
+        "districts": sorted(districts.values(), key=order),
+        "hospitals": sorted(hospitals, key=order),
+        "cumulative_accepted_at_month_end": await cumulative_accepted(session, month, last),
+    }
+
+
+def _merge(
+    row: dict[str, Any],
+    mine: dict[str, Any],
+    conformance: dict[tuple[int, str], tuple[int, int]],
+    org: int,
+    enrolled: set[tuple[int, str]],
+) -> None:
+    for name in ("uploaded_records", "outpatient_visits", "discharges"):
+        row[name] += mine[name]
+    row["upload_days"] = max(row["upload_days"], mine["upload_days"])
+    row["realtime_forms"] = max(row["realtime_forms"], mine["realtime_forms"])
+    for group, prefix in ((OUTPATIENT, "outpatient"), (INPATIENT, "discharge")):
+        basis, conforming = conformance.get((org, group), (0, 0))
+        if (org, group) not in enrolled or basis == 0:
+            continue
+        old_basis = row[f"{prefix}_conformance_basis"] or 0
+        old_pct = row[f"{prefix}_conformance_pct"]
+        old_conforming = 0 if old_pct is None else round(Decimal(old_pct) * old_basis / 100)
+        row[f"{prefix}_conformance_basis"] = old_basis + basis
+        row[f"{prefix}_conformance_pct"] = percentage(int(old_conforming) + conforming, old_basis + basis)
+
+
+async def _managed_cumulative(session: AsyncSession, month: int, last: date) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = await session.execute(
+        select(ManagedCount.area_code, ManagedCount.program, func.sum(ManagedCount.added))
+        .where(ManagedCount.month <= month)
+        .group_by(ManagedCount.area_code, ManagedCount.program)
+    )
+    for area, program, added in rows:
+        totals[area][program] += int(added or 0)
+    balances = await session.execute(
+        select(OpeningBalance.kind, OpeningBalance.scope, OpeningBalance.count).where(
+            OpeningBalance.kind.in_(PROGRAM_BALANCES.values()), OpeningBalance.as_of <= last
+        )
+    )
+    program_of = {kind: program for program, kind in PROGRAM_BALANCES.items()}
+    for kind, scope, count in balances:
+        if scope.startswith("area:"):
+            totals[scope.removeprefix("area:")][program_of[kind]] += int(count)
+    return totals
+
+
+async def cumulative_accepted(session: AsyncSession, month: int, last: date) -> int:
+    """Opening balances plus every record stored up to the month's end (running monthly totals, no scan)."""
+    stored = (
+        await session.execute(select(func.sum(MonthlyTotal.stored)).where(MonthlyTotal.month <= month))
+    ).scalar_one()
+    opening = (
+        await session.execute(
+            select(func.sum(OpeningBalance.count)).where(
+                OpeningBalance.kind == "accepted_total", OpeningBalance.as_of <= last
+            )
+        )
+    ).scalar_one()
+    return int(stored or 0) + int(opening or 0)
+
+
+__all__ = ["GROUPS", "cumulative_accepted", "parse_month", "percentage", "quality_report"]

@@ -1,0 +1,619 @@
+"""Collection use cases: upload a batch, receive a bulk job, read jobs, operator settings, code tables, purge."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.clock import Clock, business_date
+from cityhealth.collection import repository
+from cityhealth.collection.ingest import Collector, ForeignOrganization, InputRow, ingest
+from cityhealth.collection.jobs import JobRunner
+from cityhealth.collection.metrics import field_key
+from cityhealth.collection.models import (
+    BALANCE_KINDS,
+    GROUPS,
+    Enrolment,
+    FormAssignment,
+    Job,
+    OpeningBalance,
+    RawPayload,
+)
+from cityhealth.collection.repository import Sender
+from cityhealth.collection.rules import make_error
+from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, csv_header
+from cityhealth.collection.standard import LOADABLE_TABLES, load_standard
+from cityhealth.collection.validation import _ICD9CM3, _ICD10
+from cityhealth.config import Settings
+from cityhealth.db.engine import Database
+from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from cityhealth.security.audit import Action, record, record_now
+from cityhealth.security.principals import Principal, Scope
+
+MAX_BATCH_RECORDS = 1000
+
+
+async def sender_for(session: AsyncSession, database: Database, clock: Clock, principal: Principal) -> Sender:
+    """The organization a machine client uploads for; refused (and audited) when there is none."""
+    sender = None
+    if principal.organization_id is not None:
+        sender = await repository.organization_by_id(session, principal.organization_id)
+    if sender is None or (sender.active_to is not None and sender.active_to < business_date(clock.now())):
+        await record_now(
+            database,
+            clock,
+            principal,
+            Action.DENIED,
+            "collection_upload",
+            detail="the client's organization is unknown or inactive",
+        )
+        raise Forbidden(
+            "this client is not bound to an active registered organization",
+            code="organization_unknown",
+            field="organization",
+            value=principal.organization_id,
+        )
+    return sender
+
+
+def _form_or_404(form: str) -> None:
+    if form not in load_standard().forms:
+        raise NotFound(
+            f"unknown form {form!r}; GET /api/collection/standard lists the forms",
+            code="unknown_form",
+            field="form",
+            value=form,
+            rule="form.unknown",
+        )
+
+
+def parse_batch(body: bytes, content_type: str, form: str) -> list[InputRow]:
+    """A real-time batch: a JSON array or NDJSON, at most 1,000 records; refused whole when unreadable."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    rows: list[InputRow] = []
+    if media in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
+        lines = [(n, line) for n, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
+        values: list[tuple[int, Any]] = []
+        for number, line in lines:
+            try:
+                values.append((number, orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                raise ValidationFailed(
+                    f"line {number} is not JSON: {exc}",
+                    code="malformed_body",
+                    field="body",
+                    value=number,
+                    rule="json.malformed",
+                ) from exc
+    else:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationFailed(
+                f"the body is not JSON: {exc}", code="malformed_body", field="body", rule="json.malformed"
+            ) from exc
+        if not isinstance(parsed, list):
+            raise ValidationFailed(
+                "the body must be a JSON array of records (or NDJSON)",
+                code="malformed_body",
+                field="body",
+                rule="json.malformed",
+            )
+        values = list(enumerate(parsed, start=1))
+    if not values:
+        raise ValidationFailed("the batch holds no records", code="empty_batch", field="body", rule="batch.empty")
+    if len(values) > MAX_BATCH_RECORDS:
+        raise ValidationFailed(
+            f"a real-time batch holds at most {MAX_BATCH_RECORDS} records, not {len(values)}; "
+            "use POST /api/collection/jobs for bulk files",
+            code="batch_too_large",
+            field="body",
+            value=len(values),
+            rule="batch.max_records",
+        )
+    for position, value in values:
+        if not isinstance(value, dict):
+            rows.append(
+                InputRow(
+                    position,
+                    form=form,
+                    error=make_error("json.malformed", "record", detail="a JSON object is expected"),
+                )
+            )
+            continue
+        named = value.pop("form", form)
+        if named != form:
+            rows.append(
+                InputRow(
+                    position, record=value, form=form, error=make_error("form.mismatch", "form", str(named), form=form)
+                )
+            )
+            continue
+        rows.append(InputRow(position, record=value, form=form))
+    return rows
+
+
+def _seal(collector: Collector, body: bytes, label: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(collector.spool_key).encrypt(nonce, zlib.compress(body, 1), label)
+
+
+async def upload_batch(
+    session: AsyncSession,
+    database: Database,
+    collector: Collector,
+    clock: Clock,
+    principal: Principal,
+    form: str,
+    body: bytes,
+    content_type: str,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The real-time path: one request, one transaction, an answer per record."""
+    _form_or_404(form)
+    sender = await sender_for(session, database, clock, principal)
+    rows = parse_batch(body, content_type, form)
+    received_at = clock.now()
+    try:
+        result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
+    except ForeignOrganization as exc:
+        await record_now(
+            database,
+            clock,
+            principal,
+            Action.DENIED,
+            "collection_upload",
+            detail=f"records named organization(s) {', '.join(sorted(exc.codes))}",
+        )
+        raise Forbidden(
+            "records may only be uploaded for the sending organization",
+            code="foreign_organization",
+            field="org_code",
+            value=sorted(exc.codes)[0],
+            rule="org_code.not_sender",
+        ) from exc
+    if not dry_run:
+        session.add(
+            RawPayload(
+                organization_id=sender.id,
+                job_id=None,
+                received_at=received_at,
+                content_type=content_type[:96],
+                body=_seal(collector, body, b"raw-batch"),
+                spool_path=None,
+                bytes_received=len(body),
+                purged_at=None,
+            )
+        )
+        record(
+            session,
+            clock,
+            principal,
+            Action.CREATE,
+            "collection_batch",
+            resource_id=form,
+            detail=orjson.dumps(result.counts()).decode(),
+        )
+    rules: Counter[str] = Counter()
+    fields: Counter[str] = Counter()
+    for outcome in result.outcomes:
+        for error in outcome.errors:
+            rules[error.rule] += 1
+            fields[field_key(error.field)] += 1
+    return {
+        "form": form,
+        "dry_run": dry_run,
+        "received_at": received_at.isoformat(),
+        "counts": result.counts(),
+        "rejections_by_rule": dict(rules),
+        "rejections_by_field": dict(fields),
+        "records": [outcome.as_dict() for outcome in result.outcomes],
+    }
+
+
+async def receive_job(
+    stream: AsyncIterator[bytes],
+    *,
+    database: Database,
+    collector: Collector,
+    runner: JobRunner,
+    clock: Clock,
+    settings: Settings,
+    principal: Principal,
+    media_type: str,
+    content_encoding: str,
+    format_: str | None,
+    form: str | None,
+    encoding: str | None,
+    dry_run: bool,
+) -> tuple[Job, bool]:
+    """Stream a bulk upload to an encrypted spool, checking gzip and encoding; returns (job, created)."""
+    async with database.transaction() as session:
+        sender = await sender_for(session, database, clock, principal)
+    media, _, params = media_type.partition(";")
+    media = media.strip().lower()
+    fmt = format_ or ("csv" if media in ("text/csv", "application/csv") else "ndjson")
+    if fmt not in ("ndjson", "csv"):
+        raise ValidationFailed(
+            f"format must be ndjson or csv, not {fmt!r}",
+            code="invalid_format",
+            field="format",
+            value=fmt,
+            rule="format.unsupported",
+        )
+    if form is not None:
+        _form_or_404(form)
+    declared = encoding
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and declared is None:
+            declared = value.strip().strip('"')
+    codec = SUPPORTED_ENCODINGS.get((declared or "utf-8").lower())
+    if codec is None:
+        raise ValidationFailed(
+            f"encoding {declared!r} is not supported; send UTF-8 or declare GB18030",
+            code="encoding_unsupported",
+            field="encoding",
+            value=declared,
+            rule="encoding.unsupported",
+        )
+    compressed = content_encoding.strip().lower() in ("gzip", "x-gzip")
+    if content_encoding.strip() and not compressed:
+        raise ValidationFailed(
+            f"content encoding {content_encoding!r} is not supported (gzip is)",
+            code="content_encoding_unsupported",
+            field="content-encoding",
+            value=content_encoding,
+            rule="compression.unsupported",
+        )
+    spool = settings.var_dir / "collection" / "spool" / f"{uuid.uuid4().hex}.spool"
+    writer = SpoolWriter(spool, collector.spool_key)
+    decoder = BodyDecoder(compressed=compressed, encoding=codec)
+    try:
+        async for chunk in stream:
+            for out in decoder.feed(chunk):
+                writer.write(out)
+        for out in decoder.finish():
+            writer.write(out)
+        writer.close()
+        if not decoder.head.strip():
+            raise ValidationFailed("the upload is empty", code="empty_upload", field="body", rule="body.empty")
+        if fmt == "csv":
+            _check_csv_header(csv_header(bytes(decoder.head)), form)
+    except BaseException:
+        writer.discard()
+        raise
+    digest = decoder.sha256.hexdigest()
+    dedupe = hashlib.sha256(f"{digest}|{fmt}|{form}|{codec}|{compressed}|{dry_run}".encode()).hexdigest()
+    now = clock.now()
+    try:
+        async with database.transaction() as session:
+            existing = await repository.job_by_dedupe_key(session, sender.id, dedupe)
+            if existing is not None:
+                spool.unlink(missing_ok=True)
+                return existing, False
+            job = Job(
+                organization_id=sender.id,
+                client=principal.subject,
+                status="queued",
+                format=fmt,
+                form=form,
+                encoding=codec,
+                compressed=compressed,
+                dry_run=dry_run,
+                content_sha256=digest,
+                dedupe_key=dedupe,
+                spool_path=str(spool),
+                bytes_received=decoder.bytes_in,
+                next_position=0,
+                counts={},
+                rejections_by_rule={},
+                rejections_by_field={},
+                error=None,
+                received_at=now,
+            )
+            session.add(job)
+            await session.flush()
+            session.add(
+                RawPayload(
+                    organization_id=sender.id,
+                    job_id=job.id,
+                    received_at=now,
+                    content_type=media_type[:96],
+                    body=None,
+                    spool_path=str(spool),
+                    bytes_received=decoder.bytes_in,
+                    purged_at=None,
+                )
+            )
+            record(session, clock, principal, Action.CREATE, "collection_job", resource_id=job.id)
+    except IntegrityError:  # the same file raced in twice: the first one's job is the job
+        spool.unlink(missing_ok=True)
+        async with database.transaction() as session:
+            found = await repository.job_by_dedupe_key(session, sender.id, dedupe)
+        if found is None:  # pragma: no cover - the unique key is what failed
+            raise
+        return found, False
+    runner.submit(job.id)
+    return job, True
+
+
+def _check_csv_header(header: list[str], form: str | None) -> None:
+    standard = load_standard()
+    if form is None and "form" not in header:
+        raise ValidationFailed(
+            "a CSV upload names its form (?form=…) or carries a form column",
+            code="form_required",
+            field="form",
+            rule="form.required",
+        )
+    if form is None:
+        return  # per-row forms: columns are checked per record
+    spec = standard.forms[form]
+    known = {field.name for field in spec.fields} | {"form"}
+    unknown = [name for name in header if name not in known]
+    if unknown:
+        raise ValidationFailed(
+            f"CSV columns {', '.join(unknown)} are not fields of form {form}",
+            code="csv_header",
+            field=unknown[0],
+            value=unknown[0],
+            rule="csv.header",
+        )
+    missing = [field.name for field in spec.fields if field.required and field.name not in header]
+    if missing:
+        raise ValidationFailed(
+            f"CSV header lacks required columns {', '.join(missing)}",
+            code="csv_header",
+            field=missing[0],
+            rule="csv.header",
+        )
+
+
+async def job_for(session: AsyncSession, principal: Principal, job_id: int) -> Job:
+    """A job the caller may see: its own organization's, or any for collection readers. Else 404."""
+    job = await session.get(Job, job_id)
+    if job is None or not (job.organization_id == principal.organization_id or principal.has(Scope.COLLECTION_READ)):
+        raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
+    return job
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "format": job.format,
+        "form": job.form,
+        "encoding": job.encoding,
+        "compressed": job.compressed,
+        "dry_run": job.dry_run,
+        "bytes_received": job.bytes_received,
+        "rows_processed": job.next_position,
+        "counts": job.counts,
+        "rejections_by_rule": job.rejections_by_rule,
+        "rejections_by_field": job.rejections_by_field,
+        "error": job.error,
+        "received_at": job.received_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "rejections_url": f"/api/collection/jobs/{job.id}/rejections",
+    }
+
+
+# --- operator settings -------------------------------------------------------------------------------------
+
+
+async def _organization(session: AsyncSession, code: str) -> Sender:
+    sender = await repository.organization_by_code(session, code)
+    if sender is None:
+        raise NotFound(
+            f"no organization with code {code!r}", code="organization_not_found", field="organization_code", value=code
+        )
+    return sender
+
+
+def _dates(start: date, end: date | None) -> None:
+    if end is not None and end < start:
+        raise ValidationFailed(
+            "end_date is before start_date",
+            code="invalid_dates",
+            field="end_date",
+            value=end.isoformat(),
+            rule="time.order",
+        )
+
+
+async def enrol(
+    session: AsyncSession, clock: Clock, organization_code: str, group: str, start: date, end: date | None
+) -> Enrolment:
+    """Enrol a unit in real-time monitoring for a group (outpatient or inpatient) over a date range."""
+    if group not in GROUPS:
+        raise ValidationFailed(
+            f"group must be one of {', '.join(GROUPS)}",
+            code="invalid_group",
+            field="group",
+            value=group,
+            rule="code.not_in_table",
+        )
+    _dates(start, end)
+    sender = await _organization(session, organization_code)
+    enrolment = Enrolment(
+        organization_id=sender.id, group=group, start_date=start, end_date=end, created_at=clock.now()
+    )
+    session.add(enrolment)
+    await session.flush()
+    return enrolment
+
+
+async def assign_forms(
+    session: AsyncSession, clock: Clock, organization_code: str, forms: list[str], start: date, end: date | None
+) -> list[FormAssignment]:
+    """Record the forms a unit is expected to send over a date range."""
+    _dates(start, end)
+    for form in forms:
+        _form_or_404(form)
+    sender = await _organization(session, organization_code)
+    rows = [
+        FormAssignment(organization_id=sender.id, form=form, start_date=start, end_date=end, created_at=clock.now())
+        for form in dict.fromkeys(forms)
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+async def record_opening_balance(
+    session: AsyncSession,
+    clock: Clock,
+    kind: str,
+    count: int,
+    as_of: date,
+    *,
+    organization_code: str | None = None,
+    area_code: str | None = None,
+) -> OpeningBalance:
+    """Carry a cumulative figure over from an older platform (re-recording replaces it)."""
+    if kind not in BALANCE_KINDS:
+        raise ValidationFailed(
+            f"kind must be one of {', '.join(BALANCE_KINDS)}",
+            code="invalid_kind",
+            field="kind",
+            value=kind,
+            rule="code.not_in_table",
+        )
+    if count < 0:
+        raise ValidationFailed(
+            "an opening balance is not negative", code="invalid_count", field="count", value=count, rule="range.min"
+        )
+    if kind == "accepted_total":
+        scope = (
+            "platform" if organization_code is None else f"org:{(await _organization(session, organization_code)).id}"
+        )
+    else:
+        if area_code is None or area_code not in await repository.area_names(session):
+            raise ValidationFailed(
+                "a health-record balance names a registered area_code",
+                code="invalid_area",
+                field="area_code",
+                value=area_code,
+                rule="area.unknown",
+            )
+        scope = f"area:{area_code}"
+    balance = await session.get(OpeningBalance, (kind, scope))
+    if balance is None:
+        balance = OpeningBalance(kind=kind, scope=scope, as_of=as_of, count=count, recorded_at=clock.now())
+        session.add(balance)
+    else:
+        balance.as_of, balance.count, balance.recorded_at = as_of, count, clock.now()
+    await session.flush()
+    return balance
+
+
+async def list_enrolments(session: AsyncSession) -> list[Enrolment]:
+    return list((await session.execute(select(Enrolment).order_by(Enrolment.id))).scalars())
+
+
+async def list_assignments(session: AsyncSession) -> list[FormAssignment]:
+    return list((await session.execute(select(FormAssignment).order_by(FormAssignment.id))).scalars())
+
+
+# --- code tables and retention --------------------------------------------------------------------------------
+
+
+def read_code_file(path: Path, table_id: str) -> dict[str, str]:
+    """`code,name` or `code<TAB>name` lines (UTF-8 or GB18030); a header line is skipped; shapes checked."""
+    if table_id not in LOADABLE_TABLES:
+        raise ValidationFailed(
+            f"table must be one of {', '.join(LOADABLE_TABLES)}",
+            code="invalid_table",
+            field="table",
+            value=table_id,
+            rule="code.not_in_table",
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030")
+    shape = _ICD10 if table_id == "ICD-10" else _ICD9CM3
+    entries: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        separator = "\t" if "\t" in line else ","
+        code, _, name = line.partition(separator)
+        code, name = code.strip().strip('"'), name.strip().strip('"')
+        if not shape.fullmatch(code):
+            if number == 1:
+                continue  # a header
+            raise ValidationFailed(
+                f"line {number}: {code!r} is not shaped like a {table_id} code",
+                code="invalid_code_file",
+                field="code",
+                value=code,
+                rule="code.shape",
+            )
+        if not name:
+            raise ValidationFailed(
+                f"line {number}: code {code} has no name",
+                code="invalid_code_file",
+                field="name",
+                value=code,
+                rule="required",
+            )
+        entries[code] = name
+    if not entries:
+        raise ValidationFailed("the file holds no codes", code="invalid_code_file", field="file", rule="body.empty")
+    return entries
+
+
+async def load_codes(session: AsyncSession, clock: Clock, table_id: str, path: Path) -> tuple[int, int]:
+    """Replace a loaded code table; validators pick the new generation up on their next batch."""
+    entries = read_code_file(path, table_id)
+    generation = await repository.replace_code_table(session, table_id, entries, path.name, clock.now())
+    return len(entries), generation
+
+
+async def purge(session: AsyncSession, clock: Clock, retention_days: int) -> int:
+    """Delete raw payloads received before the retention period; their jobs can no longer be re-run."""
+    before = clock.now() - timedelta(days=retention_days)
+    purged = 0
+    for payload in await repository.expired_payloads(session, before):
+        if payload.spool_path:
+            Path(payload.spool_path).unlink(missing_ok=True)
+        if payload.job_id is not None:
+            job = await session.get(Job, payload.job_id)
+            if job is not None:
+                job.spool_path = None
+        payload.body, payload.spool_path, payload.purged_at = None, None, clock.now()
+        purged += 1
+    await session.flush()
+    return purged
+
+
+async def job_to_rerun(session: AsyncSession, job_id: int) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
+    if job.spool_path is None:
+        raise Conflict(
+            f"the raw upload of job {job_id} has been purged", code="raw_payload_purged", field="job", value=job_id
+        )
+    return job
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

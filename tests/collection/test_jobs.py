@@ -1,0 +1,243 @@
+"""The bulk path: streamed files, checked encodings and gzip, chunked idempotent processing, re-runs."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from cityhealth.clock import SimulatedClock
+from cityhealth.collection import jobs, service
+from cityhealth.collection.api import runtime
+from cityhealth.collection.models import DailyCount, Job
+from cityhealth.db.engine import Database
+from tests.collection.conftest import Unit, stored_count, wait_for_job
+from tests.factories.collection import make_record
+from tests.factories.security import admin_headers
+
+
+def ndjson(unit: Unit, clock: SimulatedClock, count: int, **overrides: object) -> bytes:
+    at = clock.now() - timedelta(hours=3)
+    lines = [
+        orjson.dumps(
+            {"form": "outpatient_visit", **make_record("outpatient_visit", unit.code, f"v-{i}", at, **overrides)}
+        )
+        for i in range(count)
+    ]
+    return b"\n".join(lines) + b"\n"
+
+
+async def upload(client: httpx.AsyncClient, unit: Unit, body: bytes, **headers: str) -> httpx.Response:
+    return await client.post(
+        "/api/collection/jobs",
+        content=body,
+        headers={**unit.headers, "content-type": "application/x-ndjson", **headers},
+    )
+
+
+async def finished(app: FastAPI, client: httpx.AsyncClient, unit: Unit, response: httpx.Response) -> dict[str, object]:
+    assert response.status_code in (200, 202), response.text
+    job_id = response.json()["id"]
+    await wait_for_job(app, job_id)
+    return (await client.get(f"/api/collection/jobs/{job_id}", headers=unit.headers)).json()  # type: ignore[no-any-return]
+
+
+async def test_bulk_ndjson_job_stores_rows_and_summarises(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = (
+        ndjson(hospital, clock, 5)
+        + orjson.dumps(
+            {
+                "form": "outpatient_visit",
+                **make_record("outpatient_visit", hospital.code, "bad", clock.now() - timedelta(hours=1), sex_code="1"),
+            }
+        )
+        + b"\n{oops\n"
+    )
+    job = await finished(app, client, hospital, await upload(client, hospital, body))
+    assert job["status"] == "completed"
+    assert job["counts"] == {"received": 7, "accepted": 5, "rejected": 2}
+    assert job["rejections_by_rule"] == {"field.unknown": 1, "json.malformed": 1}
+    assert await stored_count(database) == 5
+    lines = (await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)).text
+    rows = [orjson.loads(line) for line in lines.splitlines()]
+    assert [(r["position"], r["errors"][0]["rule"]) for r in rows] == [(6, "field.unknown"), (7, "json.malformed")]
+    assert rows[0]["record_id"] == "bad"
+
+
+async def test_same_file_again_is_the_same_job_and_counts_once(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = ndjson(hospital, clock, 3)
+    first = await finished(app, client, hospital, await upload(client, hospital, body))
+    again = await upload(client, hospital, body)
+    assert (again.status_code, again.json()["id"]) == (200, first["id"])
+    async with database.transaction() as session:
+        counts = (await session.execute(select(DailyCount))).scalar_one()
+    assert (counts.received, counts.accepted) == (3, 3)
+
+
+async def test_gzip_and_gb18030_csv_are_accepted(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    record = make_record("outpatient_visit", hospital.code, "c-1", clock.now() - timedelta(hours=1))
+    header = list(record)
+    text = (
+        ",".join(header)
+        + "\n"
+        + ",".join(
+            str(record[name]).lower() if isinstance(record[name], bool) else str(record[name]) for name in header
+        )
+        + "\n"
+    )
+    body = gzip.compress(text.encode("gb18030"))
+    response = await client.post(
+        "/api/collection/jobs?form=outpatient_visit",
+        content=body,
+        headers={**hospital.headers, "content-type": "text/csv; charset=GB18030", "content-encoding": "gzip"},
+    )
+    job = await finished(app, client, hospital, response)
+    assert job["counts"] == {"received": 1, "accepted": 1}
+    assert await stored_count(database) == 1
+
+
+async def test_undeclared_gb18030_is_refused(
+    client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, settings: object
+) -> None:
+    response = await upload(client, hospital, ndjson(hospital, clock, 2).decode().encode("gb18030"))
+    assert response.status_code == 422
+    assert (response.json()["rule"], response.json()["field"]) == ("encoding.invalid", "body")
+    async with database.transaction() as session:
+        assert (await session.execute(select(Job))).first() is None
+    assert await stored_count(database) == 0
+
+
+async def test_unsupported_declared_encoding_is_refused(
+    client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock
+) -> None:
+    response = await upload(
+        client, hospital, ndjson(hospital, clock, 1), **{"content-type": "application/x-ndjson; charset=big5"}
+    )
+    assert (response.status_code, response.json()["rule"]) == (422, "encoding.unsupported")
+
+
+async def test_truncated_gzip_is_refused(
+    client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = gzip.compress(ndjson(hospital, clock, 50))
+    response = await upload(client, hospital, body[: len(body) // 2], **{"content-encoding": "gzip"})
+    assert (response.status_code, response.json()["rule"]) == (422, "gzip.truncated")
+    assert await stored_count(database) == 0
+
+
+async def test_csv_with_unknown_columns_is_refused(
+    client: httpx.AsyncClient, hospital: Unit, database: Database
+) -> None:
+    response = await client.post(
+        "/api/collection/jobs?form=outpatient_visit",
+        content=b"visit_no,colour\n1,red\n",
+        headers={**hospital.headers, "content-type": "text/csv"},
+    )
+    assert (response.status_code, response.json()["rule"], response.json()["field"]) == (422, "csv.header", "colour")
+    assert await stored_count(database) == 0
+
+
+async def test_malformed_csv_row_is_rejected_with_its_position(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock
+) -> None:
+    record = make_record("workload_daily", hospital.code, "w-1", clock.now() - timedelta(days=1))
+    header = ",".join(record)
+    body = f"{header}\n{','.join(str(v) for v in record.values())}\n1,2\n".encode()
+    response = await client.post(
+        "/api/collection/jobs?form=workload_daily",
+        content=body,
+        headers={**hospital.headers, "content-type": "text/csv"},
+    )
+    job = await finished(app, client, hospital, response)
+    assert job["counts"] == {"received": 2, "accepted": 1, "rejected": 1}
+    assert job["rejections_by_rule"] == {"csv.malformed": 1}
+
+
+async def test_interrupted_job_resumes_without_counting_twice(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    hospital: Unit,
+    clock: SimulatedClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _collector, runner = runtime(app)
+    runner.chunk_rows = 2
+    original = jobs.ingest
+    calls = 0
+
+    async def crash_on_second_chunk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the server died")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "ingest", crash_on_second_chunk)
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 5)))
+    assert (job["status"], job["rows_processed"]) == ("failed", 2)
+    assert await stored_count(database) == 2
+    response = await client.post(f"/api/collection/jobs/{job['id']}/rerun", headers=await admin_headers(app))
+    assert response.json()["status"] == "completed"
+    assert response.json()["counts"] == {"received": 5, "accepted": 5}
+    async with database.transaction() as session:
+        counts = (await session.execute(select(DailyCount))).scalar_one()
+    assert (counts.received, counts.accepted) == (5, 5)
+
+
+async def test_rerun_after_code_table_fix_moves_rejections_to_accepted(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, tmp_path: Path
+) -> None:
+    codes = tmp_path / "icd10.csv"
+    codes.write_text("J18.900,肺炎\n", encoding="utf-8")
+    async with database.transaction() as session:
+        await service.load_codes(session, clock, "ICD-10", codes)
+    record = make_record("outpatient_diagnosis", hospital.code, "g-1", clock.now() - timedelta(hours=1))
+    body = orjson.dumps({"form": "outpatient_diagnosis", **record}) + b"\n"
+    job = await finished(app, client, hospital, await upload(client, hospital, body))
+    assert job["counts"] == {"received": 1, "rejected": 1}
+    codes.write_text("J18.900,肺炎\nI10.x00,高血压\n", encoding="utf-8")
+    async with database.transaction() as session:
+        await service.load_codes(session, clock, "ICD-10", codes)
+    rerun = await client.post(f"/api/collection/jobs/{job['id']}/rerun", headers=await admin_headers(app))
+    assert rerun.json()["counts"] == {"received": 1, "accepted": 1, "rejected": 0}
+    assert rerun.json()["rejections_by_rule"] == {}
+    async with database.transaction() as session:
+        counts = (await session.execute(select(DailyCount))).scalar_one()
+    assert (counts.received, counts.accepted, counts.rejected) == (1, 1, 0)
+
+
+async def test_purge_removes_raw_payloads_after_retention(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 2)))
+    async with database.transaction() as session:
+        spool = Path(str((await session.get(Job, job["id"])).spool_path))  # type: ignore[union-attr]
+        assert await service.purge(session, clock, 90) == 0
+    assert spool.exists()
+    clock.advance(timedelta(days=91))
+    async with database.transaction() as session:
+        assert await service.purge(session, clock, 90) == 1
+    assert not spool.exists()
+    rerun = await client.post(f"/api/collection/jobs/{job['id']}/rerun", headers=await admin_headers(app))
+    assert (rerun.status_code, rerun.json()["code"]) == (409, "raw_payload_purged")
+
+
+async def test_another_units_job_is_not_found(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, other_hospital: Unit, clock: SimulatedClock
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    response = await client.get(f"/api/collection/jobs/{job['id']}", headers=other_hospital.headers)
+    assert response.status_code == 404

@@ -1,0 +1,122 @@
+"""The validator: a property test that it never crashes and never accepts a record that breaks a rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cityhealth.collection.standard import FieldSpec, load_standard
+from cityhealth.collection.validation import FormValidator, parse_date, parse_datetime
+from tests.factories.collection import ALL_FORMS, make_record
+
+NOW = datetime(2022, 6, 15, 1, 30, tzinfo=UTC)
+STANDARD = load_standard()
+VALIDATORS = {code: FormValidator(form, STANDARD, {}) for code, form in STANDARD.forms.items()}
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=40),
+    st.sampled_from(
+        ["", "1", "01", "9", "20220615", "20220615093000", "2022-06-15T09:30:00+08:00", "I10.x00", "男", "X" * 200]
+    ),
+    st.lists(st.dictionaries(st.text(max_size=8), st.integers(), max_size=3), max_size=2),
+)
+
+
+def _ok(spec: FieldSpec, value: Any) -> bool:
+    """An independent, slow statement of the single-field rules of the standard."""
+    if value is None or value == "":
+        return not spec.required
+    if spec.type == "string":
+        return isinstance(value, str) and (spec.length is None or len(value) <= spec.length)
+    if spec.type == "code":
+        code = str(value) if type(value) is int and value >= 0 else value
+        if not isinstance(code, str):
+            return False
+        table = STANDARD.tables.get(spec.table or "")
+        return table is None or code in table.codes
+    if spec.type in ("integer", "decimal"):
+        if isinstance(value, bool):
+            return False
+        try:
+            number = int(value) if spec.type == "integer" else float(value)
+        except (TypeError, ValueError):
+            return False
+        if isinstance(value, float) and spec.type == "integer":
+            return False
+        if number != number or number in (float("inf"), float("-inf")):
+            return False
+        return (spec.minimum is None or number >= spec.minimum) and (spec.maximum is None or number <= spec.maximum)
+    if spec.type == "boolean":
+        return value in (
+            True,
+            False,
+            1,
+            0,
+            "1",
+            "0",
+            "true",
+            "false",
+            "True",
+            "False",
+            "TRUE",
+            "FALSE",
+            "Y",
+            "N",
+            "y",
+            "n",
+        ) and not isinstance(value, float)
+    if spec.type == "date":
+        return isinstance(value, str) and parse_date(value) is not None
+    if spec.type == "datetime":
+        return isinstance(value, str) and parse_datetime(value) is not None
+    return isinstance(value, list | str)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    form=st.sampled_from(ALL_FORMS),
+    mutations=st.lists(st.tuples(st.integers(0, 40), values), max_size=4),
+    extra=st.booleans(),
+)
+def test_validator_never_crashes_and_never_accepts_a_broken_field(
+    form: str, mutations: list[tuple[int, Any]], extra: bool
+) -> None:
+    spec = STANDARD.forms[form]
+    record = make_record(form, "H0001", "r-1", NOW - timedelta(hours=3))
+    for position, value in mutations:
+        field = spec.fields[position % len(spec.fields)]
+        record[field.name] = value
+    if extra:
+        record["not_a_field"] = 1
+    original = dict(record)
+    result = VALIDATORS[form].validate([record], now=NOW)
+    assert len(result.valid) + len(result.errors) == 1
+    if result.valid:
+        assert not extra
+        for field in spec.fields:
+            assert _ok(field, original.get(field.name)), (field.name, original.get(field.name))
+        for field in spec.fields:
+            if field.name_field and field.table in STANDARD.tables and original.get(field.name) not in (None, ""):
+                table = STANDARD.tables[field.table or ""]
+                assert table.codes[str(original[field.name])] == original.get(field.name_field)
+    else:
+        for errors in result.errors.values():
+            assert all(error.rule and error.field and error.message and error.message_zh for error in errors)
+
+
+def test_column_checks_name_every_bad_record_of_a_batch() -> None:
+    records = [make_record("outpatient_visit", "H", f"r-{i}", NOW - timedelta(hours=1)) for i in range(100)]
+    records[7]["patient_type_code"] = "7"
+    records[42]["visit_time"] = "2022-13-01"
+    result = VALIDATORS["outpatient_visit"].validate(records, now=NOW)
+    assert sorted(result.errors) == [7, 42]
+    assert result.errors[7][0].rule == "code.not_in_table"
+    assert result.errors[42][0].rule == "format.datetime"
+    assert len(result.valid) == 98

@@ -1,0 +1,137 @@
+"""Abuse controls: authentication rate limits, request size, CORS closed by default, headers, HTTPS."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from cityhealth.app import create_app
+from cityhealth.config import Environment, Settings, generate_key
+from cityhealth.db.engine import Database
+from cityhealth.security.models import AuditEvent
+from cityhealth.security.ratelimit import AuthRateLimiter
+
+LIMIT = 5
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"auth_attempts_per_minute": LIMIT, "max_request_bytes": 2048})
+
+
+def _client_from(app: FastAPI, address: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+                             base_url="http://testserver")
+
+
+async def test_attempts_beyond_the_limit_from_one_address_get_429_with_retry_after(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    for n in range(LIMIT):
+        response = await client.post("/api/auth/login", json={"username": f"user{n}", "password": "x"})
+        assert response.status_code == 401
+    refused = await client.post("/api/auth/login", json={"username": "another", "password": "x"})
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["rule"] == "auth_attempts_per_address"
+    async with app.state.database.sessions() as session:
+        events = (await session.execute(select(AuditEvent).where(AuditEvent.detail == "rate_limited"))).all()
+    assert len(events) == 1
+
+
+async def test_attempts_on_one_account_from_many_addresses_are_limited_too(app: FastAPI) -> None:
+    statuses = []
+    for n in range(LIMIT + 1):
+        async with _client_from(app, f"10.0.0.{n + 1}") as client:
+            response = await client.post("/api/auth/login", json={"username": "target", "password": f"guess{n}"})
+            statuses.append(response.status_code)
+    assert statuses == [401] * LIMIT + [429]
+
+
+async def test_token_requests_count_as_authentication_attempts(app: FastAPI, client: httpx.AsyncClient) -> None:
+    form = {"grant_type": "client_credentials"}
+    statuses = [(await client.post("/api/auth/token", data=form)).status_code for _ in range(LIMIT + 1)]
+    assert statuses == [400] * LIMIT + [429]
+
+
+async def test_other_addresses_are_not_affected(app: FastAPI, client: httpx.AsyncClient) -> None:
+    for n in range(LIMIT + 1):
+        await client.post("/api/auth/login", json={"username": f"user{n}", "password": "x"})
+    async with _client_from(app, "10.9.9.9") as other:
+        assert (await other.post("/api/auth/login", json={"username": "z", "password": "x"})).status_code == 401
+
+
+async def test_the_window_moves() -> None:
+    limiter = AuthRateLimiter(2, window_s=1)
+    await limiter.hit(address="10.0.0.1", account=None)
+    await limiter.hit(address="10.0.0.1", account=None)
+    with pytest.raises(Exception, match="retry after"):
+        await limiter.hit(address="10.0.0.1", account=None)
+    await asyncio.sleep(1.1)
+    await limiter.hit(address="10.0.0.1", account=None)
+
+
+async def test_a_body_over_the_limit_is_refused_with_413(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/auth/login", content=b"{" + b" " * 4096 + b"}",
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["rule"] == "max_request_bytes"
+
+
+async def test_cors_is_closed_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.options("/api/auth/login", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in response.headers
+    simple = await client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_cors_admits_only_the_configured_origins(settings: Settings, database: Database) -> None:
+    configured = settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    app = create_app(configured, database=database)
+    async with _client_from(app, "127.0.0.1") as client:
+        allowed = await client.options("/api/auth/login", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        other = await client.options("/api/auth/login", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_errors_carry_the_security_headers_too(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/me/sessions")
+    assert response.status_code == 401
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def _production(settings: Settings, *, behind_proxy: bool) -> Settings:
+    keys = {name: SecretStr(generate_key()) for name in ("field_encryption_key", "lookup_hmac_key",
+                                                         "token_signing_key")}
+    return Settings(env=Environment.PRODUCTION, database_url=settings.database_url, var_dir=settings.var_dir,
+                    behind_proxy=behind_proxy, **keys)  # type: ignore[arg-type]
+
+
+async def test_production_refuses_plain_http(settings: Settings, database: Database) -> None:
+    app = create_app(_production(settings, behind_proxy=False), database=database)
+    async with _client_from(app, "127.0.0.1") as client:
+        response = await client.get("/healthz")
+        spoofed = await client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == spoofed.status_code == 403
+    assert response.json()["code"] == "https_required"
+
+
+async def test_production_behind_a_declared_proxy_accepts_forwarded_https(settings: Settings,
+                                                                          database: Database) -> None:
+    app = create_app(_production(settings, behind_proxy=True), database=database)
+    async with _client_from(app, "127.0.0.1") as client:
+        plain = await client.get("/healthz")
+        forwarded = await client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert plain.status_code == 403
+    assert forwarded.status_code == 200
+    assert forwarded.headers["strict-transport-security"].startswith("max-age=")
