@@ -48,8 +48,13 @@ async def test_metrics_are_exposed_for_prometheus(client: httpx.AsyncClient) -> 
     assert 'cityhealth_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
 
 
-async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
+async def test_docs_page_is_served_with_local_assets_only(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
+    assert "cdn." not in response.text
+    assert "/docs-assets/swagger-ui-bundle.js" in response.text
+    script = await client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000
     spec = (await client.get("/openapi.json")).json()
     assert spec["info"]["title"] == "cityhealth"

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cityhealth import __version__, ops
+from cityhealth import __version__, apidocs, ops
 from cityhealth.booking import api as booking_api
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
@@ -51,7 +51,7 @@ def create_app(
         version=__version__,
         description="City health information platform API",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by apidocs with local assets
         redoc_url=None,
     )
     app.state.settings = settings
@@ -68,6 +68,7 @@ def create_app(
         large_body_paths=STREAMING_UPLOAD_PATHS,
     )
 
+    apidocs.install(app)
     app.include_router(ops.router)
     app.include_router(registry_api.router)
     app.include_router(booking_api.router)

@@ -1,0 +1,76 @@
+"""simulate(scenario, S) then the bulletin's JSON edition equals expected(scenario, S) (scenario-format.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.reporting.expected import expected
+
+from cityhealth.app import create_app
+from cityhealth.config import Settings
+from cityhealth.db.engine import Database
+from cityhealth.reporting.service import Edition, build_bulletin, render
+from cityhealth.simulation.driver import simulate
+from cityhealth.simulation.scenario import bundled_scenario, load_scenario
+
+SECTIONS = ("booking", "collection")
+ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital"}
+
+
+def _is_all_zero(row: dict[str, Any]) -> bool:
+    return all(value in (0, None) for key, value in row.items() if key not in ("hospital", "app", "area", "name"))
+
+
+def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Sections equal, rows compared by key: all-zero rows may be absent, no other row may differ."""
+    for section in SECTIONS:
+        got, want = actual[section], wanted[section]
+        for key, value in want.items():
+            if key not in ROW_KEYS:
+                assert got[key] == value, f"{section}.{key}"
+                continue
+            name = ROW_KEYS[key]
+            got_rows = {row[name]: row for row in got[key]}
+            want_rows = {row[name]: row for row in value}
+            for row_name, row in want_rows.items():
+                if row_name not in got_rows:
+                    assert _is_all_zero(row), f"{section}.{key}: row {row_name} is missing"
+                    continue
+                assert got_rows[row_name] == row, f"{section}.{key}: row {row_name}"
+            extra = set(got_rows) - set(want_rows)
+            assert not {n for n in extra if not _is_all_zero(got_rows[n])}, f"{section}.{key}: extra rows {extra}"
+
+
+async def _bulletin_json(url: str, month: str) -> dict[str, Any]:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            data = await build_bulletin(session, month)
+    finally:
+        await database.dispose()
+    parsed: dict[str, Any] = json.loads(render(data, Edition.JSON))
+    return parsed
+
+
+def run_round_trip(settings: Settings, scale: str) -> None:
+    path = bundled_scenario("nanjing-2022-06")
+    scenario = load_scenario(path)
+    result = simulate(create_app, settings, scenario, Decimal(scale), seed=7)
+    assert result.uploaded > 0
+    actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
+    wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
+    assert_matches_expected(actual, wanted)
+
+
+def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:
+    run_round_trip(settings, "0.001")
+
+
+@pytest.mark.slow
+def test_the_nanjing_month_at_scale_0_01_round_trips(settings: Settings) -> None:
+    run_round_trip(settings, "0.01")
