@@ -320,7 +320,8 @@ async def load_reference(session: AsyncSession, clock: Clock, name: str) -> dict
          "parent_code": parent_codes[o["campus_of"]] if o.get("campus_of") else None}
         for o in organizations
     ]
-    app_rows = [{k: a[k] for k in ("code", "name", "channel", "operator")} for a in data["client_apps"]]
+    app_rows = [{k: a[k] for k in ("code", "name", "channel", "other_channels", "operator") if k in a}
+                for a in data["client_apps"]]
     return {
         "areas": await import_records(session, clock, "areas", enumerate(area_rows, 1)),
         "organizations": await import_records(session, clock, "organizations", enumerate(organization_rows, 1)),

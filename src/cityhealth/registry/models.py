@@ -111,7 +111,10 @@ class ClientApp(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))  # the app's home channel
+    # Further channels it books through, space-separated: the 12320 apps also carry hospitals' own
+    # (third-party) pools, as the published figures show (their bookings exceed the online channel's).
+    other_channels: Mapped[str] = mapped_column(String(64), default="", server_default="")
     operator: Mapped[str | None] = mapped_column(String(255))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

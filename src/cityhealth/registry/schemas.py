@@ -301,6 +301,7 @@ class _ClientAppFields(_Input):
     code: AppCode
     name: Name128
     channel: Channel
+    other_channels: list[Channel] = Field(default_factory=list, description="further channels it books through")
     operator: Annotated[str, Field(max_length=255)] | None = None
 
 
@@ -311,11 +312,12 @@ class ClientAppCreate(_ClientAppFields):
 class ClientAppUpdate(_Input):
     name: Name128 | None = None
     channel: Channel | None = None
+    other_channels: list[Channel] | None = None
     operator: Annotated[str, Field(max_length=255)] | None = None
     organization_id: int | None = None
     is_active: bool | None = None
 
-    @field_validator("name", "channel", "is_active")
+    @field_validator("name", "channel", "is_active", "other_channels")
     @classmethod
     def _required(cls, value: object, info: ValidationInfo) -> object:
         return _not_null(value, info)
@@ -326,11 +328,17 @@ class ClientAppRead(_Output):
     code: str
     name: str
     channel: str
+    other_channels: list[str]
     operator: str | None
     organization_id: int | None
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("other_channels", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return value.split() if isinstance(value, str) else value
 
 
 # --- Residents (the master patient index) -------------------------------------------------------------

@@ -454,7 +454,17 @@ async def create_client_app(session: AsyncSession, clock: Clock, principal: Prin
     return ClientAppRead.model_validate(await insert_client_app(session, clock, data.model_dump()))
 
 
+def _stored_channels(values: dict[str, Any], home_channel: str | None = None) -> dict[str, Any]:
+    """The model keeps further channels space-separated, in a stable order, without the home channel."""
+    others = values.get("other_channels")
+    if not isinstance(others, list):
+        return values
+    home = values.get("channel", home_channel)
+    return values | {"other_channels": " ".join(sorted(set(others) - {home}))}
+
+
 async def insert_client_app(session: AsyncSession, clock: Clock, values: dict[str, Any]) -> ClientApp:
+    values = _stored_channels(values)
     await _check_client_app(session, values, None)
     now = clock.now()
     app = ClientApp(**({"is_active": True} | values), created_at=now, updated_at=now)
@@ -473,6 +483,7 @@ async def update_client_app(session: AsyncSession, clock: Clock, principal: Prin
 
 async def change_client_app(session: AsyncSession, clock: Clock, app: ClientApp, changes: dict[str, Any]) -> bool:
     """Apply the changes that differ, after checking the resulting app; True if anything changed."""
+    changes = _stored_channels(changes, app.channel)
     merged = {"code": app.code, "name": app.name, "organization_id": app.organization_id} | changes
     await _check_client_app(session, merged, app.id)
     changed = apply_changes(app, changes, clock)
