@@ -75,10 +75,10 @@ async def build_world(database: Database, now: datetime) -> World:
 
 
 async def add_resident(database: Database, settings: Any, now: datetime, seq: int, *,
-                       phone: str | None = "13812345678") -> tuple[int, str]:
+                       phone: str | None = "13812345678", area: str = "320102") -> tuple[int, str]:
     """A master-index resident; returns (resident id, ID number)."""
     cipher = cipher_for(settings)
-    number = make_resident_id("320102", date(1980 + seq % 30, 1 + seq % 12, 1 + seq % 28), seq % 1000)
+    number = make_resident_id(area, date(1980 + seq % 30, 1 + seq % 12, 1 + seq % 28), seq % 1000)
     async with database.transaction() as tx:
         row = Resident(id_number_hash=cipher.lookup_hash(ID_NUMBER, number),
                        id_number_enc=cipher.encrypt(ID_NUMBER, number), name=f"居民{seq}", sex=1 if seq % 2 else 2,

@@ -49,8 +49,13 @@ def caller_of(principal: Principal) -> Caller:
                            rule="booking.channel.unknown")
 
 
-def with_app(caller: Caller, app_channel: str | None, app_active: bool | None) -> Caller:
-    """The caller with its app's channel filled in; an unknown or inactive app is refused."""
+def with_app(caller: Caller, app_channel: str | None, app_active: bool | None, *,
+             other_channels: str | None = None, claimed: str | None = None) -> Caller:
+    """The caller with its app's channel filled in; an unknown or inactive app is refused.
+
+    The app's home channel, unless the request claims one of the app's further channels (a 12320 app
+    booking into a hospital's own pool books as a third party).
+    """
     if caller.app_id is None:
         return caller
     if app_channel is None or not app_active:
@@ -61,7 +66,10 @@ def with_app(caller: Caller, app_channel: str | None, app_active: bool | None) -
         raise ValidationFailed(f"client app {caller.app_id} is registered for channel {app_channel}, "
                                "which apps cannot book through", code="unknown_channel", field="channel",
                                value=app_channel, rule="booking.channel.unknown")
-    return Caller(caller.principal, app_channel, caller.app_id, caller.resident_id, caller.organization_id)
+    channel = app_channel
+    if claimed is not None and claimed in APP_CHANNELS and claimed in (other_channels or "").split():
+        channel = claimed
+    return Caller(caller.principal, channel, caller.app_id, caller.resident_id, caller.organization_id)
 
 
 def check_claimed_channel(caller: Caller, claimed: str | None) -> None:

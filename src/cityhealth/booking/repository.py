@@ -42,6 +42,7 @@ class PreCheck:
     stored_body: str | None
     app_channel: str | None
     app_active: bool | None
+    app_other_channels: str | None  # space-separated further channels of the app
     session: dict[str, Any] | None
     policy: dict[str, Any] | None
 
@@ -66,7 +67,8 @@ def _pre_check_statement() -> Any:
     anchor = select(literal(1).label("one")).subquery()
     return (
         select(IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body,
-               ClientApp.channel, ClientApp.is_active, *_SESSION_COLUMNS, *_POLICY_COLUMNS)
+               ClientApp.channel, ClientApp.is_active, ClientApp.other_channels, *_SESSION_COLUMNS,
+               *_POLICY_COLUMNS)
         .select_from(anchor)
         .outerjoin(IdempotencyKey, and_(IdempotencyKey.subject == bindparam("subject"),
                                         IdempotencyKey.key == bindparam("key")))
@@ -109,7 +111,7 @@ def pre_check_of(row: Any) -> PreCheck:
     if row["policy_organization_id"] is not None:
         policy = {column.key: row[column.key] for column in _POLICY_COLUMNS[1:]}
     return PreCheck(row["fingerprint"], row["response_status"], row["response_body"], row["channel"],
-                    row["is_active"], session, policy)
+                    row["is_active"], row["other_channels"], session, policy)
 
 
 async def resident_and_ban(session: AsyncSession, *, now: datetime, resident_id: int | None = None,

@@ -228,7 +228,8 @@ async def _pre_check(database: Database, clock: Clock, runtime: BookingRuntime, 
     replay = idempotency.replay_of(idem, pre.stored_fingerprint, pre.stored_status, pre.stored_body)
     if replay is not None:
         return WriteResult(replay.status, replay.body, replayed=True)
-    caller = with_app(caller, pre.app_channel, pre.app_active)
+    caller = with_app(caller, pre.app_channel, pre.app_active, other_channels=pre.app_other_channels,
+                      claimed=claimed_channel)
     check_claimed_channel(caller, claimed_channel)
     channel = caller.channel
     assert channel is not None  # noqa: S101 - with_app fills it in

@@ -11,8 +11,9 @@ import calendar
 import re
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from cityhealth.booking.models import MonthlyStat, OpeningBalance
 from cityhealth.booking.schemas import (
@@ -61,10 +62,15 @@ async def monthly(session: AsyncSession, month: str) -> BookingStatistics:
         return -total, organization_id  # the bulletin's order: largest first; ties in registration order
 
     by_hospital = [HospitalRow.model_validate(entry) for _, entry in sorted(hospitals.items(), key=subtotal)]
+    # A hospital's own front-end (an app the hospital itself operates) is not a 分途径 route: the bulletin
+    # leaves hospitals' own channels out of the app table, as it does phone and in-clinic bookings.
+    operator = aliased(Organization)
     app_rows = (await session.execute(
         select(ClientApp.id, ClientApp.name, func.sum(MonthlyStat.bookings))
         .join(ClientApp, ClientApp.id == MonthlyStat.client_app_id)
-        .where(MonthlyStat.month == month, MonthlyStat.channel.in_(APP_CHANNELS))
+        .outerjoin(operator, operator.id == ClientApp.organization_id)
+        .where(MonthlyStat.month == month, MonthlyStat.channel.in_(APP_CHANNELS),
+               or_(operator.id.is_(None), operator.kind != "hospital"))
         .group_by(ClientApp.id, ClientApp.name))).all()
     by_app = [AppRow(app=name, bookings=int(count))
               for _, name, count in sorted(app_rows, key=lambda r: (-int(r[2]), r[0]))]

@@ -44,7 +44,8 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     target = parse_target_resident(caller, data.id_number, business_date(now))
     if caller.app_id is not None:
         app = await session.get(ClientApp, caller.app_id)
-        caller = with_app(caller, app.channel if app else None, app.is_active if app else None)
+        caller = with_app(caller, app.channel if app else None, app.is_active if app else None,
+                          other_channels=app.other_channels if app else None)
     row = await repository.get_booking_session(session, data.session_id)
     if row is None or (caller.organization_id is not None and row.organization_id != caller.organization_id):
         raise NotFound(f"no session {data.session_id}", code="session_not_found", field="session_id",

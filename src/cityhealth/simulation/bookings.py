@@ -92,7 +92,9 @@ class BookingDriver:
             actor = await self._agent()
         else:
             if cell.app is not None:
-                app_row = await simulation.ensure_app(self.operator, cell.app, "third_party")
+                # An app the registry lacks may book through either app channel (see plan_bookings).
+                app_row = await simulation.ensure_app(self.operator, cell.app, "online_12320",
+                                                      other_channels=["third_party"])
             else:
                 owner = hospital["organization"]
                 name = f"{owner['name']}{OWN_CHANNEL_SUFFIX}" if cell.channel == "third_party" \

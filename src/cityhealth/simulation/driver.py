@@ -184,11 +184,13 @@ class Simulation:
         return self.organizations[name]
 
     async def ensure_app(self, operator: Operator, name: str, channel: str,
-                         organization_id: int | None = None) -> dict[str, Any]:
+                         organization_id: int | None = None, other_channels: list[str] | None = None
+                         ) -> dict[str, Any]:
         if name not in self.apps:
             code = f"sim-app-{len(self.apps) + 1:03d}"
             response = await operator.call("POST", "/api/registry/client-apps", json={
-                "code": code, "name": name, "channel": channel, "organization_id": organization_id})
+                "code": code, "name": name, "channel": channel, "organization_id": organization_id,
+                "other_channels": other_channels or []})
             self.apps[name] = response.json()
         return self.apps[name]
 

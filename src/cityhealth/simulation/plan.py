@@ -175,16 +175,17 @@ def plan_unit(row: CollectionRow, scale: Decimal, days_in_month: int) -> UnitPla
 def plan_bookings(scenario: Scenario, scale: Decimal, app_channels: dict[str, str]) -> tuple[BookingCell, ...]:
     """Assign every scaled booking a hospital, a channel and an app, matching both booking tables.
 
-    `app_channels` gives each known app's home channel (apps the registry lacks count as third parties).
-    The platform's own apps fill the online channel first, then third-party cells (the published figures
-    show them carrying hospitals' pools too); third-party platforms book in third-party cells; what is left
-    of a hospital's third-party cell came through the hospital's own channel.
+    `app_channels` gives each known app's home channel; an app the registry lacks may book through either
+    app channel (the simulator registers it so). The platform's own apps fill the online channel first,
+    then third-party cells (the published figures show them carrying hospitals' pools too); third-party
+    platforms book in third-party cells; what is left of a hospital's third-party cell came through the
+    hospital's own channel.
     """
     section = scenario.booking
     if section is None:
         return ()
     apps = {row.app: scaled(row.bookings, scale) for row in section.by_app}
-    online_apps = [name for name in apps if app_channels.get(name) == "online_12320"]
+    online_apps = [name for name in apps if app_channels.get(name, "online_12320") == "online_12320"]
     other_apps = [name for name in apps if name not in online_apps]
     cells: list[BookingCell] = []
 

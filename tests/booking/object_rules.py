@@ -1,0 +1,90 @@
+"""Object rules of the booking room's read endpoints (docs/security.md, 'Adding an endpoint')."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, time
+
+from fastapi import FastAPI
+
+from cityhealth.booking.availability import BookingRuntime
+from cityhealth.booking.models import Booking
+from cityhealth.booking.schedules import publish_session
+from cityhealth.booking.schemas import SessionCreate
+from cityhealth.registry.models import Department, Organization
+from cityhealth.security.principals import Principal, PrincipalKind, Scope
+from tests.factories.booking import add_resident, resident_principal
+from tests.factories.security import headers_for
+from tests.security.objects import Owner, not_object_scoped, object_endpoint
+
+
+async def _owners_with_a_booking(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
+    """`owners` residents, each with one booking of their own on a fresh session; (headers, booking id)."""
+    database, clock = app.state.database, app.state.clock
+    now = clock.now()
+    suffix = uuid.uuid4().hex[:8]
+    admin = Principal(kind=PrincipalKind.CLIENT, subject="client:object-rules", scopes=frozenset({Scope.BOOKING_ADMIN}))
+    async with database.transaction() as tx:
+        hospital = Organization(code=f"OBJ-{suffix}", name=f"对象规则医院 {suffix}", kind="hospital",
+                                active_from=date(2000, 1, 1), created_at=now, updated_at=now)
+        tx.add(hospital)
+        await tx.flush()
+        department = Department(organization_id=hospital.id, subject_code="03", local_code="NK", local_name="内科",
+                                is_active=True, created_at=now, updated_at=now)
+        tx.add(department)
+        await tx.flush()
+        session, _ = await publish_session(tx, clock, BookingRuntime(), admin, SessionCreate(
+            external_id="objects", organization_id=hospital.id, department_id=department.id,
+            service_date=date(2022, 6, 17), start_time=time(8), end_time=time(12), capacity=max(owners, 1)))
+    found = []
+    for n in range(owners):
+        resident_id, _ = await add_resident(database, app.state.settings, now, 600 + n, area="320115")
+        async with database.transaction() as tx:
+            booking = Booking(session_id=session.id, organization_id=session.organization_id,
+                              department_id=session.department_id, service_date=session.service_date,
+                              starts_at=session.starts_at, ends_at=session.ends_at, slot_no=n + 1,
+                              estimated_at=session.starts_at, resident_id=resident_id, channel="online_12320",
+                              status="booked", booked_at=now, created_by="object-rules", created_at=now,
+                              updated_at=now)
+            tx.add(booking)
+            await tx.flush()
+            booking_id = booking.id
+        found.append((await headers_for(app, resident_principal(resident_id)), booking_id))
+    return found
+
+
+@object_endpoint("GET", "/api/booking/bookings/{booking_id}", kind="read",
+                 rule="a resident sees only their own bookings; another's looks like not found")
+async def bookings(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"booking_id": booking_id})
+            for headers, booking_id in await _owners_with_a_booking(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/bookings", kind="list", rule="a resident lists only their own bookings")
+async def booking_lists(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, marker=f'{{"id":{booking_id},')
+            for headers, booking_id in await _owners_with_a_booking(app, owners)]
+
+
+@object_endpoint("POST", "/api/booking/bookings/{booking_id}/cancel", kind="write",
+                 rule="a resident cancels only their own bookings; another's looks like not found")
+async def cancellations(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"booking_id": booking_id})
+            for headers, booking_id in await _owners_with_a_booking(app, owners)]
+
+
+_SCHEDULE = "published schedules: every holder of booking.read sees every hospital's sessions and policy"
+not_object_scoped("GET", "/api/booking/sessions", _SCHEDULE)
+not_object_scoped("GET", "/api/booking/sessions/{session_id}", _SCHEDULE)
+not_object_scoped("GET", "/api/booking/policies/{organization_id}", _SCHEDULE)
+_FEED = "SMART Scheduling Links: the schedule feed for registered third parties, no personal data"
+not_object_scoped("GET", "/api/booking/$bulk-publish", _FEED)
+not_object_scoped("GET", "/api/booking/smart/locations.ndjson", _FEED)
+not_object_scoped("GET", "/api/booking/smart/schedules.ndjson", _FEED)
+not_object_scoped("GET", "/api/booking/smart/slots.ndjson", _FEED)
+not_object_scoped("GET", "/api/booking/callbacks",
+                  "the hotline's shared work queue: every agent works every patient on it")
+not_object_scoped("GET", "/api/booking/sanction-rule", "the platform's one no-show rule (booking administrators)")
+not_object_scoped("POST", "/api/booking/sanctions/search",
+                  "booking administrators handle any resident's sanctions (override with a reason, audited)")
+not_object_scoped("GET", "/api/booking/statistics", "aggregate counts per hospital and app for the bulletin")
