@@ -13,30 +13,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from cityhealth.clock import business_date
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.clock import business_date
 from cityhealth.collection import repository
 from cityhealth.collection.models import (
     CONFORMING,
     IN_BASIS,
     NOT_COUNTED,
-    Conformance,
-    DailyCount,
     FollowupFlag,
     ManagedCount,
     ManagedRecord,
-    MonthlyTotal,
-    RejectionCount,
     Workload,
 )
 from cityhealth.collection.prepare import ACCEPTED, DUPLICATE, REVOKED, Candidate
 from cityhealth.collection.public_health import PROGRAM_OF_FORM, review_followup
-from cityhealth.collection.repository import Sender
+from cityhealth.collection.repository import DAILY_COUNTERS, Sender
 from cityhealth.collection.rules import RecordError
 
-DAILY_COUNTERS = ("received", "accepted", "amended", "revoked", "duplicate", "rejected", "flagged")
 _LIST_INDEX = re.compile(r"\[\d+\]")
 
 
@@ -76,48 +70,20 @@ class MetricDeltas:
 
     async def flush(self, session: AsyncSession, now: datetime) -> None:
         org = self.organization_id
-        await repository.upsert_add(
+        await repository.add_counters(
             session,
-            DailyCount,
+            org,
             [
-                {
-                    "organization_id": org,
-                    "day": day,
-                    "form": form,
-                    **{name: counts.get(name, 0) for name in DAILY_COUNTERS},
-                }
+                (day, form, *(counts.get(name, 0) for name in DAILY_COUNTERS))
                 for (day, form), counts in sorted(self.daily.items())
             ],
-            ["organization_id", "day", "form"],
-            DAILY_COUNTERS,
-        )
-        await repository.upsert_add(
-            session,
-            RejectionCount,
+            [(day, form, rule, name, n) for (day, form, rule, name), n in sorted(self.rejections.items())],
             [
-                {"organization_id": org, "day": day, "form": form, "rule": rule, "field": name, "count": n}
-                for (day, form, rule, name), n in sorted(self.rejections.items())
-            ],
-            ["organization_id", "day", "form", "rule", "field"],
-            ["count"],
-        )
-        await repository.upsert_add(
-            session,
-            Conformance,
-            [
-                {"organization_id": org, "month": month, "group": group, "basis": basis, "conforming": conforming}
+                (month, group, basis, conforming)
                 for (month, group), (basis, conforming) in sorted(self.conformance.items())
                 if basis or conforming
             ],
-            ["organization_id", "month", "group"],
-            ["basis", "conforming"],
-        )
-        await repository.upsert_add(
-            session,
-            MonthlyTotal,
-            [{"organization_id": org, "month": month, "stored": n} for month, n in sorted(self.stored.items()) if n],
-            ["organization_id", "month"],
-            ["stored"],
+            [(month, n) for month, n in sorted(self.stored.items()) if n],
         )
         replaced = [
             {"organization_id": org, "day": day, "visits": value[0], "discharges": value[1], "record_id": value[2]}
@@ -187,10 +153,13 @@ def count_decisions(
     """Add a batch's decided records to the deltas: tallied per form and status, never row by row in SQL."""
     tally: Counter[tuple[str, str]] = Counter()
     cells: Counter[tuple[int, str, int, int]] = Counter()  # (month, group, Δbasis, Δconforming) -> records
+    workload_forms: set[str] = set()
     for candidate in decided:
         form = candidate.form
         status = candidate.status
         tally[(form.code, status)] += 1
+        if form.kind == "workload":
+            workload_forms.add(form.code)
         if status == DUPLICATE:
             continue
         if form.group is not None:
@@ -220,7 +189,8 @@ def count_decisions(
     for (form_code, status), n in tally.items():
         deltas.count(day, form_code, "received", n)
         deltas.count(day, form_code, status, n)
-        if status != DUPLICATE:
+        # Workload reports are a separate feed (domain.md §3): not records accepted into the store.
+        if status != DUPLICATE and form_code not in workload_forms:
             deltas.stored[month] += n
     for (month_key, group, basis, conforming), n in cells.items():
         cell = deltas.conformance[(month_key, group)]

@@ -167,6 +167,11 @@ async def upload_batch(
     sender = await sender_for(session, database, clock, principal)
     rows = parse_batch(body, content_type, form)
     received_at = clock.now()
+    if not dry_run:
+        # Written first: the statements after it run under the unit's write lock, this one need not.
+        await repository.add_raw_payload(
+            session, sender.id, received_at, content_type[:96], _seal(collector, body, b"raw-batch"), len(body)
+        )
     try:
         result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
     except ForeignOrganization as exc:
@@ -186,18 +191,6 @@ async def upload_batch(
             rule="org_code.not_sender",
         ) from exc
     if not dry_run:
-        session.add(
-            RawPayload(
-                organization_id=sender.id,
-                job_id=None,
-                received_at=received_at,
-                content_type=content_type[:96],
-                body=_seal(collector, body, b"raw-batch"),
-                spool_path=None,
-                bytes_received=len(body),
-                purged_at=None,
-            )
-        )
         record(
             session,
             clock,
@@ -347,7 +340,7 @@ async def receive_job(
         if found is None:  # pragma: no cover - the unique key is what failed
             raise
         return found, False
-    runner.submit(job.id)
+    runner.submit(job.id, job.bytes_received)
     return job, True
 
 
@@ -384,9 +377,16 @@ def _check_csv_header(header: list[str], form: str | None) -> None:
 
 
 async def job_for(session: AsyncSession, principal: Principal, job_id: int) -> Job:
-    """A job the caller may see: its own organization's, or any for collection readers. Else 404."""
+    """A job the caller may see, else 404: a sender sees its own organization's jobs only; platform-wide
+    collection readers (operators, not bound to an organization) see any."""
     job = await session.get(Job, job_id)
-    if job is None or not (job.organization_id == principal.organization_id or principal.has(Scope.COLLECTION_READ)):
+    if job is None:
+        raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
+    if principal.organization_id is not None:
+        visible = job.organization_id == principal.organization_id
+    else:
+        visible = principal.has(Scope.COLLECTION_READ)
+    if not visible:
         raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
     return job
 

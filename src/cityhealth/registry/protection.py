@@ -20,7 +20,7 @@ def cipher_for(settings: Settings) -> FieldCipher:
     return field_cipher(settings)
 
 
-def get_cipher(settings: SettingsDep) -> FieldCipher:
+async def get_cipher(settings: SettingsDep) -> FieldCipher:
     return cipher_for(settings)
 
 
