@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install lint test test-sqlite test-postgres test-slow serve demo bench clean
+.PHONY: install browser-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cityhealth needs Python >= 3.11")'
@@ -22,7 +22,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test-sqlite: install
+browser-deps:
+	scripts/browser-deps
+
+test-sqlite: install browser-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(BIN)/python -m pytest -m "not slow"
 
 test-postgres: install
