@@ -1,0 +1,91 @@
+"""Goal 6: replay the Nanjing month on PostgreSQL and time the bulletin that reads it back.
+
+Creates a fresh PostgreSQL database on the server of CITYHEALTH_DATABASE_URL (or CITYHEALTH_TEST_PG_URL),
+migrates it, runs the simulator at --scale (the month through the platform's own API, in-process ASGI),
+then builds and renders the bulletin (every edition) from the maintained aggregates. Drops the database
+afterwards unless --keep. Prints the core count and, last, `scale=S simulate_s=X records_per_s=R bulletin_s=Y`.
+
+    .venv/bin/python benchmarks/replay.py [--scale 0.01] [--seed 1] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+
+from cityhealth.app import create_app
+from cityhealth.config import Environment, Settings
+from cityhealth.db.cli import upgrade
+from cityhealth.db.engine import Database, async_url
+from cityhealth.reporting.service import Edition, build_bulletin, render
+from cityhealth.simulation.driver import simulate
+from cityhealth.simulation.scenario import bundled_scenario, load_scenario
+
+
+def _server_url() -> str:
+    return os.environ.get("CITYHEALTH_DATABASE_URL") or os.environ.get(
+        "CITYHEALTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _admin(url: str, sql: str) -> None:
+    parsed = async_url(url)
+    connection = await asyncpg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+                                       user=parsed.username or "postgres", password=parsed.password,
+                                       database=parsed.database or "postgres")
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _bulletin(url: str, month: str) -> float:
+    database = Database(url)
+    try:
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            data = await build_bulletin(session, month)
+        for edition in Edition:
+            render(data, edition)
+        return time.perf_counter() - started
+    finally:
+        await database.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="0.01")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    server = _server_url()
+    name = f"ch_replay_{uuid.uuid4().hex[:8]}"
+    url = async_url(server).set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        with tempfile.TemporaryDirectory() as var_dir:
+            settings = Settings(env=Environment.DEVELOPMENT, database_url=url, var_dir=Path(var_dir))
+            upgrade(settings)
+            scenario = load_scenario(bundled_scenario("nanjing-2022-06"))
+            started = time.perf_counter()
+            result = simulate(create_app, settings, scenario, Decimal(args.scale), args.seed)
+            simulate_s = time.perf_counter() - started
+            bulletin_s = asyncio.run(_bulletin(url, scenario.month))
+    finally:
+        if not args.keep:
+            asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    print(f"cores={os.cpu_count()} database=postgresql uploaded={result.uploaded} bookings={result.bookings}")
+    print(f"scale={args.scale} simulate_s={simulate_s:.1f} records_per_s={result.records_per_s:.0f} "
+          f"bulletin_s={bulletin_s:.3f}")
+
+
+if __name__ == "__main__":
+    main()
