@@ -35,7 +35,8 @@ async def admin(app: FastAPI) -> dict[str, str]:
 
 @pytest.fixture
 async def agent(app: FastAPI) -> dict[str, str]:
-    return await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=7))
+    """A staff reader of the resident index who may not reveal (a hotline supervisor)."""
+    return await headers_for(app, staff(Role.HOTLINE_SUPERVISOR, user_id=7))
 
 
 async def _register(client: httpx.AsyncClient, headers: dict[str, str], **payload: Any) -> dict[str, Any]:
@@ -257,7 +258,18 @@ async def test_platform_admin_reveal_shows_whole_numbers_and_is_audited(
     assert [e.detail for e in reads] == ["revealed"]
 
 
-async def test_reveal_by_a_hotline_agent_is_refused_and_the_refusal_audited(
+async def test_hotline_agents_cannot_browse_the_resident_index_outside_a_call(
+        client: httpx.AsyncClient, app: FastAPI, admin: dict[str, str]) -> None:
+    created = await _register(client, admin, **resident_payload(16))
+    agent = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=8))
+    response = await client.get(f"{RESIDENTS}/{created['id']}", headers=agent)
+    assert response.status_code == 403
+    assert response.json()["code"] == "insufficient_scope"
+    assert (await client.post(f"{RESIDENTS}/lookup", json={"id_number": resident_payload(16)["id_number"]},
+                              headers=agent)).status_code == 403
+
+
+async def test_reveal_by_a_hotline_supervisor_is_refused_and_the_refusal_audited(
         client: httpx.AsyncClient, admin: dict[str, str], agent: dict[str, str], database: Database) -> None:
     payload = resident_payload(13)
     created = await _register(client, admin, **payload)

@@ -102,7 +102,7 @@ def _probe_router() -> APIRouter:
 async def test_record_now_after_the_response_is_written_at_once(app: FastAPI, client: httpx.AsyncClient,
                                                                 database: Database) -> None:
     app.include_router(_probe_router())
-    response = await client.get("/api/probe/later", headers=await headers_for(app, staff(Role.HOTLINE_AGENT)))
+    response = await client.get("/api/probe/later", headers=await headers_for(app, staff(Role.HOTLINE_SUPERVISOR)))
     assert response.status_code == 200
     assert [e.resource_type for e in await _events(database)] == ["probe-background"]
 
@@ -111,7 +111,7 @@ async def test_record_now_inside_a_request_neither_blocks_nor_is_lost(app: FastA
                                                                       database: Database) -> None:
     # On SQLite the request's transaction holds the write lock: an immediate write would wait 30 s.
     app.include_router(_probe_router())
-    headers = await headers_for(app, staff(Role.HOTLINE_AGENT))
+    headers = await headers_for(app, staff(Role.HOTLINE_SUPERVISOR))
     started = time.perf_counter()
     response = await client.get("/api/probe/deny/5", headers=headers)
     assert response.status_code == 404
@@ -152,7 +152,7 @@ async def bare_app(settings: Settings, database: Database, clock: SimulatedClock
 
 async def _watched_get(app: FastAPI, path: str, person: PersonOnIndex) -> harness.AppWatch:
     watch = harness.AppWatch(app, app.state.database, "probe")
-    headers = await headers_for(app, staff(Role.HOTLINE_AGENT))
+    headers = await headers_for(app, staff(Role.HOTLINE_SUPERVISOR))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         assert (await http.get(path.format(id=person.id), headers=headers)).status_code == 200

@@ -133,7 +133,7 @@ async def test_the_access_log_shows_who_read_the_record_by_kind_and_organization
         app: FastAPI, client: httpx.AsyncClient) -> None:
     [person] = await add_residents(app, 1)
     [hospital] = await add_organizations(app, 1)
-    agent = await headers_for(app, staff(Role.HOTLINE_AGENT, organization_id=hospital, user_id=7))
+    agent = await headers_for(app, staff(Role.HOTLINE_SUPERVISOR, organization_id=hospital, user_id=7))
     his = await headers_for(app, machine(Scope.RESIDENT_READ, organization_id=hospital, client_id="his-x"))
     assert (await client.get(f"/api/registry/residents/{person.id}", headers=agent)).status_code == 200
     assert (await client.get(f"/api/registry/residents/{person.id}", headers=his)).status_code == 200
