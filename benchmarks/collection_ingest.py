@@ -1,10 +1,19 @@
-"""Bulk ingest throughput, server memory and real-time latency of data collection, against PostgreSQL.
+"""Bulk ingest throughput, server memory and real-time latency of data collection.
 
-Spawns the server (uvicorn, 127.0.0.1) on CITYHEALTH_DATABASE_URL, registers a hospital and mints a machine
-client token with the server's own key (same CITYHEALTH_VAR_DIR), generates an NDJSON file with the real mix
-of forms and 2% invalid records, uploads it through the bulk path, waits for the job, then drives the
-real-time path at 200 requests/s of 100-record batches. Last line:
-records_per_s=N peak_rss_mb=M realtime_p99_ms=P
+Spawns the server (uvicorn, 127.0.0.1) on CITYHEALTH_DATABASE_URL (PostgreSQL), or on a fresh SQLite file
+with --sqlite, registers a hospital and mints a machine client token with the server's own key (same
+CITYHEALTH_VAR_DIR), generates an NDJSON file with the real mix of forms and 2% invalid records, and runs two
+phases one after the other:
+
+1. bulk: the file is uploaded through POST /api/collection/jobs and the job is polled until it completes;
+   records/s is records ÷ (upload start → job completed), i.e. uploaded → validated → stored → counted.
+   The server's peak RSS (VmHWM, summed over its processes) is read after this phase.
+2. real time, on its own after the bulk phase: 100-record batches at --rate requests/s for
+   --realtime-seconds, open loop (each request is due at its scheduled time; a late start counts in its
+   latency), from pre-built bodies over persistent HTTP/1.1 connections, so that the load generator spends
+   as little of the shared CPU as possible.
+
+Last line: records_per_s=N peak_rss_mb=M realtime_p99_ms=P
 """
 
 from __future__ import annotations
@@ -13,11 +22,13 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -52,6 +63,7 @@ MIX = {
     "settlement": 6,
 }
 INVALID_SHARE = 0.02
+BATCH_RECORDS = 100
 
 
 def free_port() -> int:
@@ -124,20 +136,90 @@ def generate(path: Path, code: str, count: int, seed: int = 7) -> int:
     return invalid
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def server_pids(root: int) -> list[int]:
+    """The server process and its children (uvicorn --workers N forks N)."""
+    pids = [root]
+    for task in Path(f"/proc/{root}/task").iterdir():
+        children = task / "children"
+        if children.exists():
+            pids.extend(int(pid) for pid in children.read_text().split())
+    return pids
 
 
-async def bulk(base_url: str, code: str, org_id: int, path: Path) -> tuple[float, dict[str, object]]:
+def rss_mb(pid: int, field_name: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by the server processes."""
+    total = 0.0
+    for pid in server_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def database_cpu_s(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to the benchmark's database (same host)."""
+    if not url.startswith("postgres"):
+        return 0.0
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        pids = [
+            row[0]
+            for row in await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    finally:
+        await connection.close()
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, PermissionError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@dataclass
+class Memory:
+    """Peak RSS of the server processes, sampled while they work (VmHWM per process, and the summed RSS)."""
+
+    root: int
+    peak_sum_mb: float = 0.0
+    hwm: dict[int, float] = field(default_factory=dict)
+
+    def sample(self) -> None:
+        pids = server_pids(self.root)
+        self.peak_sum_mb = max(self.peak_sum_mb, sum(rss_mb(pid, "VmRSS") for pid in pids))
+        for pid in pids:
+            self.hwm[pid] = max(self.hwm.get(pid, 0.0), rss_mb(pid, "VmHWM"))
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.peak_sum_mb, max(self.hwm.values(), default=0.0))
+
+
+async def bulk(base_url: str, code: str, org_id: int, path: Path, memory: Memory) -> tuple[float, dict[str, object]]:
     async def stream():  # type: ignore[no-untyped-def]
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 yield chunk
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(3600.0)) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(7200.0)) as client:
         started = time.perf_counter()
         response = await client.post(
             "/api/collection/jobs",
@@ -146,7 +228,9 @@ async def bulk(base_url: str, code: str, org_id: int, path: Path) -> tuple[float
         )
         response.raise_for_status()
         job_id = response.json()["id"]
+        print(f"uploaded in {time.perf_counter() - started:.1f} s, job {job_id}", flush=True)
         while True:
+            memory.sample()
             job = (
                 await client.get(
                     f"/api/collection/jobs/{job_id}", headers={"Authorization": f"Bearer {token(org_id, code)}"}
@@ -154,35 +238,111 @@ async def bulk(base_url: str, code: str, org_id: int, path: Path) -> tuple[float
             ).json()
             if job["status"] in ("completed", "failed"):
                 return time.perf_counter() - started, job
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
 
 
-async def realtime(base_url: str, code: str, org_id: int, seconds: float, rate: float) -> list[float]:
-    latencies: list[float] = []
+def realtime_bodies(code: str, count: int) -> list[bytes]:
     base = SystemClock().now() - timedelta(hours=1)
-    headers = {"Authorization": f"Bearer {token(org_id, code)}", "content-type": "application/json"}
-    counter = 0
+    run = int(time.time())
+    return [
+        orjson.dumps(
+            [make_record("outpatient_visit", code, f"rt-{run}-{n}-{k}", base) for k in range(BATCH_RECORDS)]
+        )
+        for n in range(count)
+    ]
 
-    async def one(client: httpx.AsyncClient, n: int) -> None:
-        records = [make_record("outpatient_visit", code, f"rt-{n}-{k}", base) for k in range(100)]
-        body = orjson.dumps(records)
-        started = time.perf_counter()
-        response = await client.post("/api/collection/forms/outpatient_visit/records", content=body, headers=headers)
-        latencies.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
 
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
-        tasks = []
-        start = time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            due = int(elapsed * rate)
-            while counter < due:
-                tasks.append(asyncio.create_task(one(client, counter)))
-                counter += 1
-            await asyncio.sleep(0.001)
-        await asyncio.gather(*tasks)
-    return latencies
+class Connection:
+    """One persistent HTTP/1.1 connection: a request, then its whole response (Content-Length framed)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def post(self, head: bytes, body: bytes) -> int:
+        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+
+async def realtime(port: int, code: str, org_id: int, bodies: list[bytes], rate: float) -> tuple[list[float], int]:
+    """Open-loop load: request i is due at i/rate s; latency runs from when it was due to its last byte.
+
+    Returns every request's latency (a failed request's too: its time to the error) and the failures.
+    """
+    head = (
+        b"POST /api/collection/forms/outpatient_visit/records HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"Authorization: Bearer {token(org_id, code)}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: "
+    )
+    idle: list[Connection] = []
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(due: float, body: bytes) -> None:
+        nonlocal failures
+        connection = idle.pop() if idle else Connection(*await asyncio.open_connection("127.0.0.1", port))
+        try:
+            status = await connection.post(head, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            status = 0
+            connection.writer.close()
+        else:
+            idle.append(connection)
+        latencies.append((time.perf_counter() - due) * 1000)
+        failures += status != 200
+
+    tasks = []
+    start = time.perf_counter() + 0.05
+    for n, body in enumerate(bodies):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due, body)))
+    await asyncio.gather(*tasks)
+    for connection in idle:
+        connection.writer.close()
+    return latencies, failures
+
+
+def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "cityhealth.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--timeout-keep-alive",
+            "60",
+        ],
+        env=os.environ.copy(),
+    )
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("the server did not start")
 
 
 def main() -> None:
@@ -190,58 +350,69 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--realtime-seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
     args = parser.parse_args()
-    url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL database")
+    own_var_dir = "CITYHEALTH_VAR_DIR" not in os.environ
     var_dir = Path(os.environ.setdefault("CITYHEALTH_VAR_DIR", tempfile.mkdtemp(prefix="cityhealth-bench-")))
+    if args.sqlite:
+        os.environ["CITYHEALTH_DATABASE_URL"] = f"sqlite:///{var_dir / 'bench.sqlite'}"
+    url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
+    if not (url.startswith("postgres") or args.sqlite):
+        raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL database, or pass --sqlite")
+    database = "sqlite" if args.sqlite else "postgresql"
     upgrade(load_settings(env=Environment.DEVELOPMENT))
     code = f"BENCH{int(time.time())}"
     org_id = asyncio.run(register(url, code))
-    print(f"cores={os.cpu_count()} records={args.records} database=postgresql var_dir={var_dir}")
+    print(f"cores={os.cpu_count()} records={args.records} database={database} workers={args.workers}")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload.ndjson"
         invalid = generate(path, code, args.records)
-        print(f"generated {path.stat().st_size / 1e6:.0f} MB, {invalid} invalid records")
+        print(f"generated {path.stat().st_size / 1e6:.0f} MB, {invalid} invalid records", flush=True)
+        bodies = realtime_bodies(code, int(args.rate * args.realtime_seconds))
         port = free_port()
-        server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "cityhealth.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=os.environ.copy(),
-        )
+        server = start_server(port, args.workers)
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{base_url}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            seconds, job = asyncio.run(bulk(base_url, code, org_id, path))
-            rate = args.records / seconds
-            rss = peak_rss_mb(server.pid)
-            print(f"bulk: {seconds:.1f} s, job {job['status']}, counts {job['counts']}")
-            latencies = sorted(asyncio.run(realtime(base_url, code, org_id, args.realtime_seconds, args.rate)))
-            p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
-            p50 = latencies[len(latencies) // 2] if latencies else float("nan")
-            print(f"realtime: {len(latencies)} requests at {args.rate:.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-            rss = max(rss, peak_rss_mb(server.pid))
+            memory = Memory(server.pid)
+            cpu_before = cpu_s(server.pid)
+            seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", code, org_id, path, memory))
+            memory.sample()
+            records_per_s = args.records / seconds
+            bulk_cpu = cpu_s(server.pid) - cpu_before
+            # The server's pool keeps its connections: their backends' CPU is the database's share of the job.
+            database_cpu = asyncio.run(database_cpu_s(url))
+            print(
+                f"bulk: {seconds:.1f} s, job {job['status']}, counts {job['counts']}, "
+                f"server CPU {bulk_cpu:.1f} s ({bulk_cpu / args.records * 1e6:.1f} µs/record), "
+                f"peak RSS per process {', '.join(f'{mb:.0f}' for mb in memory.hwm.values())} MB",
+                flush=True,
+            )
+            if database_cpu:
+                per_record = (bulk_cpu + database_cpu) / args.records
+                print(
+                    f"database CPU {database_cpu:.1f} s ({database_cpu / args.records * 1e6:.1f} µs/record); "
+                    f"server + database {per_record * 1e6:.1f} µs/record: at most {os.cpu_count() or 1} / that = "
+                    f"{(os.cpu_count() or 1) / per_record:.0f} records/s on idle cores",
+                    flush=True,
+                )
+            p99 = float("nan")
+            if bodies:
+                cpu_before = cpu_s(server.pid)
+                latencies, failures = asyncio.run(realtime(port, code, org_id, bodies, args.rate))
+                latencies.sort()
+                realtime_cpu = cpu_s(server.pid) - cpu_before
+                p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+                p50 = latencies[len(latencies) // 2]
+                print(
+                    f"realtime: {len(latencies)} requests at {args.rate:.0f}/s, {failures} failed, p50 {p50:.1f} ms, "
+                    f"p99 {p99:.1f} ms, server CPU {realtime_cpu / len(latencies) * 1000:.2f} ms/request"
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"records_per_s={rate:.0f} peak_rss_mb={rss:.0f} realtime_p99_ms={p99:.1f}")
+            if own_var_dir:  # the spooled upload (as large as the file) and, with --sqlite, the database
+                shutil.rmtree(var_dir, ignore_errors=True)
+    print(f"records_per_s={records_per_s:.0f} peak_rss_mb={memory.peak_mb:.0f} realtime_p99_ms={p99:.1f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection import jobs, service
 from cityhealth.collection.api import runtime
-from cityhealth.collection.models import DailyCount, Job
+from cityhealth.collection.models import DailyCount, Job, Record, RecordVersion
 from cityhealth.db.engine import Database
 from tests.collection.conftest import Unit, stored_count, wait_for_job
 from tests.factories.collection import make_record
@@ -241,3 +241,86 @@ async def test_another_units_job_is_not_found(
     job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
     response = await client.get(f"/api/collection/jobs/{job['id']}", headers=other_hospital.headers)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 100])
+async def test_record_and_its_amendment_in_one_file_are_applied_in_order(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, chunk_rows: int
+) -> None:
+    runtime(app)[1].chunk_rows = chunk_rows  # 2: the amendment lands in a later chunk; 100: in the same one
+    at = clock.now() - timedelta(hours=3)
+    first = make_record("outpatient_visit", hospital.code, "v-1", at)
+    lines = [
+        {"form": "outpatient_visit", **first},
+        {"form": "outpatient_visit", **make_record("outpatient_visit", hospital.code, "v-2", at)},
+        {"form": "outpatient_visit", **first, "action": 2, "doctor_name": "周医生"},
+        {"form": "outpatient_visit", **first, "action": 2, "doctor_name": "周医生"},
+    ]
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    job = await finished(app, client, hospital, await upload(client, hospital, body))
+    assert job["counts"] == {"received": 4, "accepted": 2, "amended": 1, "duplicate": 1}
+    async with database.transaction() as session:
+        current = (await session.execute(select(Record).where(Record.record_id == "v-1"))).scalar_one()
+        versions = (await session.execute(select(RecordVersion))).scalars().all()
+        counts = (await session.execute(select(DailyCount))).scalar_one()
+    assert (current.version, current.action, current.fields["doctor_name"]) == (2, 2, "周医生")
+    assert [(v.record_id, v.version) for v in versions] == [("v-1", 1)]
+    assert (counts.received, counts.accepted, counts.amended, counts.duplicate) == (4, 2, 1, 1)
+
+
+async def test_bulk_records_keep_their_event_time_exactly(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    at = (clock.now() - timedelta(hours=3)).replace(microsecond=0)
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 3)))
+    assert job["counts"] == {"received": 3, "accepted": 3}
+    async with database.transaction() as session:
+        # Compared in SQL: on SQLite the stored text must be exactly what the ORM writes for this instant.
+        found = (await session.execute(select(Record.record_id).where(Record.event_time == at))).scalars().all()
+        received = (await session.execute(select(Record.received_at).distinct())).scalars().all()
+    assert sorted(found) == ["v-0", "v-1", "v-2"]
+    assert received == [clock.now()]
+
+
+async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_process(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    runner = runtime(app)[1]
+    runner.chunk_rows, runner.pool_min_bytes = 3, 0  # several chunks, each prepared by a worker process
+    at = clock.now() - timedelta(hours=3)
+    patient = make_record("patient_master_index", hospital.code, "p-1", at)
+    lines = [
+        orjson.dumps({"form": "outpatient_visit", **make_record("outpatient_visit", hospital.code, "v-1", at)}),
+        b"",
+        orjson.dumps({"form": "patient_master_index", **patient}),
+        b"{oops",
+        orjson.dumps({"form": "outpatient_visit", **make_record("outpatient_visit", hospital.code, "v-2", at)}),
+        orjson.dumps({"form": "patient_master_index", **patient, "action": 2, "phone": "13900000000"}),
+        orjson.dumps(
+            {"form": "outpatient_visit", **make_record("outpatient_visit", hospital.code, "bad", at, sex_code="1")}
+        ),
+        # rejected in the server process, after the worker: the code names no registered unit
+        orjson.dumps({"form": "outpatient_visit", **make_record("outpatient_visit", "NOPE", "v-foreign", at)}),
+    ]
+    job = await finished(app, client, hospital, await upload(client, hospital, b"\n".join(lines) + b"\n"))
+    assert job["status"] == "completed"
+    assert (job["counts"], job["rows_processed"]) == (
+        {"received": 7, "accepted": 3, "amended": 1, "rejected": 3},
+        8,
+    )
+    assert runner.pool is not None
+    assert runner.pool.started  # the chunks went to a worker process
+    rejections = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)
+    rows = [orjson.loads(line) for line in rejections.text.splitlines()]
+    assert [(r["position"], r["errors"][0]["rule"], r["record_id"]) for r in rows] == [
+        (4, "json.malformed", None),
+        (7, "field.unknown", "bad"),
+        (8, "org_code.unknown", "v-foreign"),
+    ]
+    async with database.transaction() as session:
+        stored = {r.record_id: r for r in (await session.execute(select(Record))).scalars()}
+        counts = (await session.execute(select(DailyCount).where(DailyCount.form == "outpatient_visit"))).scalar_one()
+    assert sorted(stored) == ["p-1", "v-1", "v-2"]
+    assert stored["p-1"].version == 2
+    assert "13900000000" not in orjson.dumps(stored["p-1"].fields).decode()  # the phone number is encrypted
+    assert (counts.received, counts.accepted, counts.rejected) == (4, 2, 2)

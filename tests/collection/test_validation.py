@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cityhealth.clock import BUSINESS_TZ
 from cityhealth.collection.standard import FieldSpec, load_standard
 from cityhealth.collection.validation import FormValidator, parse_date, parse_datetime
 from tests.factories.collection import ALL_FORMS, make_record
@@ -120,3 +121,17 @@ def test_column_checks_name_every_bad_record_of_a_batch() -> None:
     assert result.errors[7][0].rule == "code.not_in_table"
     assert result.errors[42][0].rule == "format.datetime"
     assert len(result.valid) == 98
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099, 12, 31)))  # noqa: DTZ001
+def test_compact_datetimes_convert_as_the_time_zone_database_says(moment: datetime) -> None:
+    # Wall times: the converter shifts by +08:00 from 1992 on, and asks the time zone database before.
+    text = moment.strftime("%Y%m%d%H%M%S")
+    expected = moment.replace(microsecond=0, tzinfo=BUSINESS_TZ).astimezone(UTC)
+    assert parse_datetime(text) == expected
+
+
+def test_compact_datetimes_that_are_not_on_the_calendar_or_clock_are_refused() -> None:
+    for text in ("20220230093000", "20221301093000", "20220615240000", "20220615096000", "00000615093000"):
+        assert parse_datetime(text) is None, text

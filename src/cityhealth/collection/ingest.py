@@ -11,7 +11,7 @@ handful of upserts of counters aggregated over the batch.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -133,7 +133,7 @@ async def ingest(
     session: AsyncSession,
     collector: Collector,
     sender: Sender,
-    rows: list[InputRow],
+    rows: Sequence[InputRow],
     *,
     received_at: datetime,
     dry_run: bool = False,
@@ -201,7 +201,7 @@ async def ingest(
         await count_managed(session, sender, deltas, month)
         for form, errors in rejected.values():
             if form in forms:
-                deltas.count(day, form, "received")  # type: ignore[arg-type]
+                deltas.count(day, form, "received")
                 deltas.reject(day, form, errors)
         if previously_rejected:
             _take_back(deltas, rows, previously_rejected, day)
@@ -211,7 +211,7 @@ async def ingest(
 
 def _take_back(
     deltas: MetricDeltas,
-    rows: list[InputRow],
+    rows: Sequence[InputRow],
     previously_rejected: Mapping[int, tuple[str | None, list[RecordError]]],
     day: Any,
 ) -> None:
@@ -222,10 +222,10 @@ def _take_back(
             continue
         old_form, old_errors = previously_rejected[row.position]
         if old_form in forms:
-            deltas.count(day, old_form, "received", -1)  # type: ignore[arg-type]
-            deltas.count(day, old_form, "rejected", -1)  # type: ignore[arg-type]
+            deltas.count(day, old_form, "received", -1)
+            deltas.count(day, old_form, "rejected", -1)
             for error in old_errors:
-                deltas.rejections[(day, old_form, error.rule, field_key(error.field))] -= 1  # type: ignore[index]
+                deltas.rejections[(day, old_form, error.rule, field_key(error.field))] -= 1
 
 
 def _rejected_outcome(row: InputRow, form: str | None, errors: list[RecordError]) -> RowOutcome:
@@ -242,7 +242,7 @@ def _rejected_outcome(row: InputRow, form: str | None, errors: list[RecordError]
 
 
 def _result(
-    rows: list[InputRow],
+    rows: Sequence[InputRow],
     decided: list[Candidate],
     rejected: Rejections,
     warnings: dict[int, list[dict[str, Any]]],
@@ -281,7 +281,7 @@ async def _check_senders(
     reject: Any,
     forbid_foreign: bool,
 ) -> list[Candidate]:
-    named = {candidate.record["org_code"] for candidate in candidates} - {sender.code}
+    named = {candidate.org_code for candidate in candidates} - {sender.code}
     if not named:
         return candidates
     registered = await repository.existing_org_codes(session, named)
@@ -289,7 +289,7 @@ async def _check_senders(
         raise ForeignOrganization(registered)
     kept = []
     for candidate in candidates:
-        code = candidate.record["org_code"]
+        code = candidate.org_code
         if code == sender.code:
             kept.append(candidate)
         else:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +26,28 @@ from cityhealth.db.base import Base
 from cityhealth.db.types import UTCDateTime
 from cityhealth.registry.models import Area, Organization
 
+DAILY_COUNTERS = ("received", "accepted", "amended", "revoked", "duplicate", "rejected", "flagged")
 # Advisory lock namespace (the two-key form never collides with the audit chain's one-key lock).
 _ORG_LOCK_CLASS = 0x0C01
 
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+async def pg_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction.
+
+    The hot statements of ingest run on it directly: fixed SQL, prepared once per connection, without the
+    ORM's per-statement work. SQLAlchemy begins its transaction on the connection lazily, with its first
+    statement; if none ran yet, one does now, so nothing here ever runs outside the transaction.
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if not driver.is_in_transaction():
+        await connection.execute(text("SELECT 1"))
+    return driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +60,19 @@ class Sender:
     active_to: date | None
 
 
+_SENDER_COLUMNS = (
+    Organization.id,
+    Organization.code,
+    Organization.name,
+    Organization.kind,
+    Organization.area_code,
+    Organization.active_to,
+)
+
+
 async def organization_by_id(session: AsyncSession, organization_id: int) -> Sender | None:
-    row = (await session.execute(select(Organization).where(Organization.id == organization_id))).scalar_one_or_none()
-    return None if row is None else _sender(row)
+    row = (await session.execute(select(*_SENDER_COLUMNS).where(Organization.id == organization_id))).first()
+    return None if row is None else Sender(*row)
 
 
 async def organization_by_code(session: AsyncSession, code: str) -> Sender | None:
@@ -79,15 +105,12 @@ def _sender(row: Organization) -> Sender:
 async def lock_organization(session: AsyncSession, organization_id: int) -> None:
     """Serialise one unit's writes: the existence check and the insert must see the same table.
 
-    SQLite already serialises every write transaction (BEGIN IMMEDIATE); the statement still runs so that
-    the transaction has begun before COPY uses the raw connection.
+    SQLite already serialises every write transaction: its BEGIN IMMEDIATE took the database's write lock
+    with the transaction's first statement.
     """
     if is_postgres(session):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:c, :o)"), {"c": _ORG_LOCK_CLASS, "o": organization_id}
-        )
-    else:
-        await session.execute(text("SELECT 1"))
+        driver = await pg_driver(session)
+        await driver.execute("SELECT pg_advisory_xact_lock($1, $2)", _ORG_LOCK_CLASS, organization_id)
 
 
 @dataclass(slots=True)
@@ -100,6 +123,18 @@ class StoredState:
     fields: dict[str, Any] | None = None
 
 
+_PG_EXISTING = (
+    "SELECT record_id, version, action, payload_hash, conformance, conformance_month "
+    "FROM collection_records WHERE organization_id = $1 AND form = $2 AND record_id = ANY($3::text[])"
+)
+
+
+_SQLITE_EXISTING = (
+    "SELECT record_id, version, action, payload_hash, conformance, conformance_month FROM collection_records "
+    "WHERE organization_id = ? AND form = ? AND record_id IN (SELECT value FROM json_each(?))"
+)
+
+
 async def existing_records(
     session: AsyncSession, organization_id: int, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredState]:
@@ -107,30 +142,26 @@ async def existing_records(
     found: dict[tuple[str, str], StoredState] = {}
     if not keys:
         return found
-    if is_postgres(session):
-        statement = text(
-            "SELECT r.form, r.record_id, r.version, r.action, r.payload_hash, r.conformance, r.conformance_month "
-            "FROM collection_records r JOIN unnest(CAST(:forms AS text[]), CAST(:ids AS text[])) AS k(form, rid) "
-            "ON r.form = k.form AND r.record_id = k.rid WHERE r.organization_id = :org"
-        )
-        rows = await session.execute(
-            statement, {"forms": [k[0] for k in keys], "ids": [k[1] for k in keys], "org": organization_id}
-        )
-        for form, rid, version, action, digest, conformance, month in rows:
-            found[(form, rid)] = StoredState(version, action, digest, conformance, month)
-        return found
     by_form: dict[str, list[str]] = {}
     for form, rid in keys:
         by_form.setdefault(form, []).append(rid)
+    if is_postgres(session):
+        # Per form, `record_id = ANY(ids)` probes the primary key once per id. (A join against unnest() of
+        # the keys was planned as a scan of all the unit's records: every chunk re-read the whole history.)
+        driver = await pg_driver(session)
+        for form, ids in by_form.items():
+            rows = await driver.fetch(_PG_EXISTING, organization_id, form, ids)
+            for rid, version, action, digest, conformance, month in rows:
+                found[(form, rid)] = StoredState(version, action, digest, conformance, month)
+        return found
     # One statement per form whatever the batch size: the ids travel as one JSON array.
-    statement = text(
-        "SELECT record_id, version, action, payload_hash, conformance, conformance_month "
-        "FROM collection_records WHERE organization_id = :org AND form = :form "
-        "AND record_id IN (SELECT value FROM json_each(:ids))"
-    )
+    connection = await session.connection()
     for form, ids in by_form.items():
-        rows = await session.execute(statement, {"org": organization_id, "form": form, "ids": orjson.dumps(ids).decode()})
-        for rid, version, action, digest, conformance, month in rows:
+        result = await connection.exec_driver_sql(
+            _SQLITE_EXISTING, (organization_id, form, orjson.dumps(ids).decode())
+        )
+        stored: list[Any] = list(result)
+        for rid, version, action, digest, conformance, month in stored:
             found[(form, rid)] = StoredState(version, action, digest, conformance, month)
     return found
 
@@ -153,9 +184,13 @@ RECORD_COLUMNS = (
 )
 
 
-_DATETIME_COLUMNS = tuple(i for i, name in enumerate(RECORD_COLUMNS) if name in ("event_time", "first_received_at", "received_at"))
+_DATETIME_COLUMNS = tuple(
+    i for i, name in enumerate(RECORD_COLUMNS) if name in ("event_time", "first_received_at", "received_at")
+)
 _SQLITE_INSERT = (
-    f"INSERT INTO collection_records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
+    "INSERT INTO collection_records (organization_id, form, record_id, version, action, payload_hash, fields, "
+    "event_time, event_month, first_received_at, received_at, conformance, conformance_month, job_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -174,8 +209,7 @@ async def insert_records(session: AsyncSession, rows: list[tuple[Any, ...]]) -> 
         return
     connection = await session.connection()
     if is_postgres(session):
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
+        driver = await pg_driver(session)
         await driver.copy_records_to_table("collection_records", records=rows, columns=list(RECORD_COLUMNS))
         return
     times: dict[datetime, str] = {}
@@ -270,6 +304,102 @@ async def upsert_add(
     await session.execute(statement, rows)
 
 
+_PG_ADD_COUNTERS = """
+WITH daily AS (
+  INSERT INTO collection_daily_counts AS t
+    (organization_id, day, form, received, accepted, amended, revoked, duplicate, rejected, flagged)
+  SELECT $1, * FROM unnest($2::date[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+                           $8::bigint[], $9::bigint[], $10::bigint[])
+  ON CONFLICT (organization_id, day, form) DO UPDATE SET
+    received = t.received + EXCLUDED.received, accepted = t.accepted + EXCLUDED.accepted,
+    amended = t.amended + EXCLUDED.amended, revoked = t.revoked + EXCLUDED.revoked,
+    duplicate = t.duplicate + EXCLUDED.duplicate, rejected = t.rejected + EXCLUDED.rejected,
+    flagged = t.flagged + EXCLUDED.flagged
+), rejections AS (
+  INSERT INTO collection_rejection_counts AS t (organization_id, day, form, rule, field, count)
+  SELECT $1, * FROM unnest($11::date[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+  ON CONFLICT (organization_id, day, form, rule, field) DO UPDATE SET count = t.count + EXCLUDED.count
+), conformance AS (
+  INSERT INTO collection_conformance AS t (organization_id, month, "group", basis, conforming)
+  SELECT $1, * FROM unnest($16::integer[], $17::text[], $18::bigint[], $19::bigint[])
+  ON CONFLICT (organization_id, month, "group") DO UPDATE SET
+    basis = t.basis + EXCLUDED.basis, conforming = t.conforming + EXCLUDED.conforming
+), totals AS (
+  INSERT INTO collection_monthly_totals AS t (organization_id, month, stored)
+  SELECT $1, * FROM unnest($20::integer[], $21::bigint[])
+  ON CONFLICT (organization_id, month) DO UPDATE SET stored = t.stored + EXCLUDED.stored
+)
+SELECT 1
+"""
+
+
+_SQLITE_ADD_DAILY = (
+    "INSERT INTO collection_daily_counts (organization_id, day, form, received, accepted, amended, revoked, "
+    "duplicate, rejected, flagged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (organization_id, day, form) DO UPDATE SET received = received + excluded.received, "
+    "accepted = accepted + excluded.accepted, amended = amended + excluded.amended, "
+    "revoked = revoked + excluded.revoked, duplicate = duplicate + excluded.duplicate, "
+    "rejected = rejected + excluded.rejected, flagged = flagged + excluded.flagged"
+)
+_SQLITE_ADD_REJECTIONS = (
+    "INSERT INTO collection_rejection_counts (organization_id, day, form, rule, field, count) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (organization_id, day, form, rule, field) "
+    "DO UPDATE SET count = count + excluded.count"
+)
+_SQLITE_ADD_CONFORMANCE = (
+    'INSERT INTO collection_conformance (organization_id, month, "group", basis, conforming) VALUES (?, ?, ?, ?, ?) '
+    'ON CONFLICT (organization_id, month, "group") DO UPDATE SET basis = basis + excluded.basis, '
+    "conforming = conforming + excluded.conforming"
+)
+_SQLITE_ADD_TOTALS = (
+    "INSERT INTO collection_monthly_totals (organization_id, month, stored) VALUES (?, ?, ?) "
+    "ON CONFLICT (organization_id, month) DO UPDATE SET stored = stored + excluded.stored"
+)
+
+
+async def add_counters(
+    session: AsyncSession,
+    organization_id: int,
+    daily: list[tuple[Any, ...]],
+    rejections: list[tuple[Any, ...]],
+    conformance: list[tuple[Any, ...]],
+    totals: list[tuple[Any, ...]],
+) -> None:
+    """Add a batch's counters (rows without the organization, each list sorted by key) in one statement.
+
+    PostgreSQL: one prepared statement whose four upserts take their rows as arrays, whatever the batch.
+    SQLite: one driver-level executemany upsert per table.
+    """
+    if is_postgres(session):
+
+        def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+            return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+        driver = await pg_driver(session)
+        await driver.execute(
+            _PG_ADD_COUNTERS,
+            organization_id,
+            *columns(daily, 9),
+            *columns(rejections, 5),
+            *columns(conformance, 4),
+            *columns(totals, 2),
+        )
+        return
+    connection = await session.connection()
+    for statement, rows, days in (
+        (_SQLITE_ADD_DAILY, daily, True),
+        (_SQLITE_ADD_REJECTIONS, rejections, True),
+        (_SQLITE_ADD_CONFORMANCE, conformance, False),
+        (_SQLITE_ADD_TOTALS, totals, False),
+    ):
+        if rows:
+            # Days as the ORM stores them in SQLite (ISO text), since these go to the driver directly.
+            await connection.exec_driver_sql(
+                statement,
+                [(organization_id, row[0].isoformat(), *row[1:]) if days else (organization_id, *row) for row in rows],
+            )
+
+
 async def upsert_replace(
     session: AsyncSession, model: type[Base], rows: list[dict[str, Any]], keys: Sequence[str], values: Sequence[str]
 ) -> None:
@@ -348,9 +478,12 @@ async def job_for_update(session: AsyncSession, job_id: int) -> Job | None:
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def unfinished_job_ids(session: AsyncSession) -> list[int]:
-    rows = await session.execute(select(Job.id).where(Job.status.in_(("queued", "running"))).order_by(Job.id))
-    return list(rows.scalars())
+async def unfinished_jobs(session: AsyncSession) -> list[tuple[int, int]]:
+    """(id, bytes received) of the jobs a previous process left queued or running."""
+    rows = await session.execute(
+        select(Job.id, Job.bytes_received).where(Job.status.in_(("queued", "running"))).order_by(Job.id)
+    )
+    return [(job_id, size) for job_id, size in rows]
 
 
 async def job_rejections(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobRejection]:
@@ -379,6 +512,35 @@ async def delete_job_rejections(
 # --- raw payloads and code tables ----------------------------------------------------------------------------
 
 
+async def add_raw_payload(
+    session: AsyncSession,
+    organization_id: int,
+    received_at: datetime,
+    content_type: str,
+    body: bytes,
+    bytes_received: int,
+) -> None:
+    """Keep a real-time request's body (compressed and encrypted by the caller)."""
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        await driver.execute(
+            "INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            organization_id,
+            received_at,
+            content_type,
+            body,
+            bytes_received,
+        )
+        return
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        "INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (organization_id, sqlite_datetime(received_at), content_type, body, bytes_received),
+    )
+
+
 async def expired_payloads(session: AsyncSession, before: datetime) -> list[RawPayload]:
     rows = await session.execute(
         select(RawPayload).where(RawPayload.received_at < before, RawPayload.purged_at.is_(None))
@@ -391,6 +553,10 @@ async def job_payload(session: AsyncSession, job_id: int) -> RawPayload | None:
 
 
 async def code_generations(session: AsyncSession) -> dict[str, int]:
+    """The generation of each loaded code table (asked once per batch: a reload applies to the next batch)."""
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        return dict(await driver.fetch("SELECT table_id, generation FROM collection_code_tables"))
     return dict((await session.execute(select(CodeTableLoad.table_id, CodeTableLoad.generation))).all())
 
 

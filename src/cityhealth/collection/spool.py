@@ -13,7 +13,7 @@ import hashlib
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,7 @@ class BodyDecoder:
             yield out
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     rest = b""
     for chunk in chunks:
         parts = (rest + chunk).split(b"\n")
@@ -155,10 +155,15 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield rest
 
 
-def ndjson_rows(chunks: Iterator[bytes], default_form: str | None, after: int = 0) -> Iterator[InputRow]:
-    """Rows of an NDJSON spool; the position is the line number. Lines up to `after` are skipped."""
-    for number, line in enumerate(_lines(chunks), start=1):
-        if number <= after or not line.strip():
+def ndjson_rows(
+    chunks: Iterable[bytes], default_form: str | None, after: int = 0, start: int = 1
+) -> Iterator[InputRow]:
+    """Rows of an NDJSON spool; the position is the line number (the first line is `start`).
+
+    Lines up to `after` are skipped.
+    """
+    for number, line in enumerate(_lines(chunks), start=start):
+        if number <= after or not line or line.isspace():
             continue
         try:
             value = orjson.loads(line)
@@ -174,6 +179,26 @@ def ndjson_rows(chunks: Iterator[bytes], default_form: str | None, after: int = 
             continue
         form = value.pop("form", default_form)
         yield InputRow(number, record=value, form=form if isinstance(form, str) else None)
+
+
+def ndjson_blocks(chunks: Iterable[bytes], lines_per_block: int, after: int = 0) -> Iterator[tuple[int, int, bytes]]:
+    """The spool's lines after `after` in blocks of `lines_per_block`: (first line number, last, the lines).
+
+    A block goes to a worker process whole; its lines keep their numbers (ndjson_rows(start=first)).
+    """
+    block: list[bytes] = []
+    first = after + 1
+    number = 0
+    for number, line in enumerate(_lines(chunks), start=1):
+        if number <= after:
+            continue
+        block.append(line)
+        if len(block) == lines_per_block:
+            yield first, number, b"\n".join(block)
+            block = []
+            first = number + 1
+    if block:
+        yield first, number, b"\n".join(block)
 
 
 def csv_header(head: bytes) -> list[str]:

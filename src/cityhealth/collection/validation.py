@@ -41,6 +41,9 @@ _MISSING = (None, "")
 _VALUE_SHOWN = 64
 # Asia/Shanghai has kept UTC+8 without daylight saving since 1992: later wall times convert by subtraction.
 _FIXED_OFFSET_FROM = 1992
+_FIXED_OFFSET_YEAR = str(_FIXED_OFFSET_FROM)
+_STR: frozenset[type] = frozenset({str})
+_NONE = type(None)
 _SHANGHAI_OFFSET = timedelta(hours=8)
 # Column passes run over slices of this many records: a slice's dicts stay in the CPU cache across the
 # passes of all its fields, where a 20,000-record column pass would fetch every record from memory again.
@@ -119,17 +122,18 @@ def parse_datetime(value: str) -> datetime | None:
     """yyyyMMddHHmmss (Asia/Shanghai wall time) or ISO 8601 with an offset; UTC, or None."""
     try:
         if len(value) == 14 and value.isascii() and value.isdigit():
-            year = int(value[:4])
-            wall = datetime(
-                year,
+            if value >= _FIXED_OFFSET_YEAR:
+                # The C ISO parser checks the calendar and the clock; read as UTC, then shift by +08:00.
+                return datetime.fromisoformat(value[:8] + "T" + value[8:] + "+00:00") - _SHANGHAI_OFFSET
+            return datetime(
+                int(value[:4]),
                 int(value[4:6]),
                 int(value[6:8]),
                 int(value[8:10]),
                 int(value[10:12]),
                 int(value[12:]),
-                tzinfo=UTC if year >= _FIXED_OFFSET_FROM else BUSINESS_TZ,
-            )
-            return wall - _SHANGHAI_OFFSET if year >= _FIXED_OFFSET_FROM else wall.astimezone(UTC)
+                tzinfo=BUSINESS_TZ,
+            ).astimezone(UTC)
         if 19 <= len(value) <= 35 and value[4] == "-" and value[10] in "T ":
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None or moment.utcoffset() is None:
@@ -155,16 +159,16 @@ def _cached_moment(sink: _Sink, spec: FieldSpec, value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     if spec.type == "datetime":
-        moment = sink.moments.get(value, _UNPARSED)
-        if moment is _UNPARSED:
-            moment = sink.moments[value] = parse_datetime(value)
-        return moment  # type: ignore[return-value]
-    day = sink.days.get(value, _UNPARSED)
-    if day is _UNPARSED:
-        day = sink.days[value] = parse_date(value)
+        moments = sink.moments
+        if value in moments:
+            return moments[value]
+        moment = moments[value] = parse_datetime(value)
+        return moment
+    days = sink.days
+    day = days[value] if value in days else days.setdefault(value, parse_date(value))
     if day is None:
         return None
-    return datetime(day.year, day.month, day.day, tzinfo=BUSINESS_TZ).astimezone(UTC)  # type: ignore[union-attr]
+    return datetime(day.year, day.month, day.day, tzinfo=BUSINESS_TZ).astimezone(UTC)
 
 
 def business_month(moment: datetime) -> int:
@@ -178,7 +182,9 @@ def business_month(moment: datetime) -> int:
 
 # --- column checks ------------------------------------------------------------------------------------
 
-ColumnCheck = Callable[[list[Any], list[int], _Sink, str], list[Any] | None]
+# A check gets the column, the set of its value types (computed once per column), the batch rows, the sink
+# and the field path prefix; it returns the column converted (numbers, booleans, codes) or None if unchanged.
+ColumnCheck = Callable[[list[Any], set[type], list[int], _Sink, str], list[Any] | None]
 
 
 def _present(column: list[Any]) -> list[int]:
@@ -197,7 +203,13 @@ def _string_check(spec: FieldSpec) -> ColumnCheck:
     pattern = re.compile(spec.pattern) if spec.pattern else None
     limit = spec.length
 
-    def check(column: list[Any], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+    def check(column: list[Any], types: set[type], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+        if (
+            types == _STR
+            and (limit is None or max(map(len, column)) <= limit)
+            and (pattern is None or ("" not in column and all(map(pattern.fullmatch, column))))
+        ):
+            return None  # the usual column: text within its length, no per-value pass
         present = _present(column)
         values = column if len(present) == len(column) else [column[i] for i in present]
         clean = _only_types(values, {str}) and (limit is None or not values or max(map(len, values)) <= limit)
@@ -240,7 +252,15 @@ def _number_check(spec: FieldSpec) -> ColumnCheck:
     allowed: set[type] = {int} if integer else {int, float}
     low, high = spec.minimum, spec.maximum
 
-    def check(column: list[Any], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+    def check(column: list[Any], types: set[type], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+        if (
+            types
+            and types <= allowed
+            and (integer or all(map(isfinite, column)))
+            and (low is None or min(column) >= low)
+            and (high is None or max(column) <= high)
+        ):
+            return None  # every value a number in range
         present = _present(column)
         values = column if len(present) == len(column) else [column[i] for i in present]
         if _only_types(values, allowed) and (integer or all(map(isfinite, values))):
@@ -268,7 +288,9 @@ def _number_check(spec: FieldSpec) -> ColumnCheck:
 
 
 def _boolean_check(spec: FieldSpec) -> ColumnCheck:
-    def check(column: list[Any], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+    def check(column: list[Any], types: set[type], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+        if types <= {bool, _NONE}:
+            return None
         present = _present(column)
         if _only_types([column[i] for i in present], {bool}):
             return None
@@ -292,9 +314,15 @@ def _temporal_check(spec: FieldSpec) -> ColumnCheck:
     parse: Callable[[str], object] = parse_datetime if is_datetime else parse_date
     rule = "format.datetime" if is_datetime else "format.date"
 
-    def check(column: list[Any], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
+    def check(column: list[Any], types: set[type], rows: list[int], sink: _Sink, prefix: str) -> list[Any] | None:
         # Parsed values go to the batch's cache: the event time and the time-order rules reuse them.
         seen: dict[str, Any] = sink.moments if is_datetime else sink.days
+        if types == _STR and "" not in column:
+            for value in column:
+                if value not in seen:
+                    seen[value] = parse(value)
+            if None not in map(seen.__getitem__, column):
+                return None
         for i in _present(column):
             value = column[i]
             if isinstance(value, str):
@@ -311,13 +339,28 @@ def _temporal_check(spec: FieldSpec) -> ColumnCheck:
 
 def _code_check(
     spec: FieldSpec, name_spec: FieldSpec | None, table: Mapping[str, str] | None, table_id: str
-) -> Callable[[list[Any], list[Any] | None, list[int], _Sink, str], list[Any] | None]:
+) -> Callable[[list[Any], set[type], list[Any] | None, list[int], _Sink, str], list[Any] | None]:
     shape = _SHAPES.get(table_id)
     limit = spec.length
 
     def check(
-        column: list[Any], names: list[Any] | None, rows: list[int], sink: _Sink, prefix: str
+        column: list[Any], types: set[type], names: list[Any] | None, rows: list[int], sink: _Sink, prefix: str
     ) -> list[Any] | None:
+        if types == _STR and "" not in column:
+            distinct = set(column)
+            if (
+                (limit is None or max(map(len, distinct)) <= limit)
+                and (shape is None or all(map(shape[0].fullmatch, distinct)))
+                and (table is None or all(map(table.__contains__, distinct)))
+            ):
+                if names is None or name_spec is None:
+                    return None
+                if set(map(type, names)) == _STR and "" not in names:
+                    if table is None:
+                        return None
+                    if all(table[code] == name for code, name in set(zip(column, names, strict=True))):
+                        return None
+            # a value or a name is off: the full pass below says which record broke which rule
         present = _present(column)
         values = column if len(present) == len(column) else [column[i] for i in present]
         converted: list[Any] | None = None
@@ -358,7 +401,7 @@ def _code_check(
                     sink.add(rows[i], _error("required", name_spec, path=prefix + name_spec.name))
         if names is not None and name_spec is not None and table is not None:
             if not bad and len(present) == len(column) and None not in column and _only_types(names, {str}):
-                pairs = set(zip(column, names))  # the clean column: no per-value pass
+                pairs = set(zip(column, names, strict=True))  # a clean column: no per-value pass
             else:
                 pairs = {
                     (column[i], names[i])
@@ -429,9 +472,13 @@ class _FieldsValidator:
             for i, record in enumerate(records):
                 for name in sorted(unknown & record.keys()):
                     sink.add(rows[i], make_error("field.unknown", prefix + name, form=form))
+        columns: dict[str, list[Any]] = {}
         for spec, check in self.checks:
-            column = list(map(dict.get, records, repeat(spec.name)))
-            if spec.required and (None in column or "" in column):
+            column = columns.pop(spec.name, None)
+            if column is None:
+                column = list(map(dict.get, records, repeat(spec.name)))
+            types = set(map(type, column))
+            if spec.required and (_NONE in types or (str in types and "" in column)):
                 for i, value in enumerate(column):
                     if value is None or value == "":
                         sink.add(rows[i], _error("required", spec, path=prefix + spec.name))
@@ -439,10 +486,13 @@ class _FieldsValidator:
                 self._run_list(spec, check, column, records, rows, sink, prefix, form)
                 continue
             if spec.type == "code":
-                names = list(map(dict.get, records, repeat(spec.name_field))) if spec.name_field else None
-                converted = check(column, names, rows, sink, prefix)
+                names = None
+                if spec.name_field:
+                    # The name column is checked as a field of its own next: build it once.
+                    names = columns[spec.name_field] = list(map(dict.get, records, repeat(spec.name_field)))
+                converted = check(column, types, names, rows, sink, prefix)
             else:
-                converted = check(column, rows, sink, prefix)
+                converted = check(column, types, rows, sink, prefix)
             if converted is not None:
                 for record, value in zip(records, converted, strict=True):
                     if spec.name in record and value is not None:
@@ -459,8 +509,9 @@ class _FieldsValidator:
         prefix: str,
         form: str,
     ) -> None:
-        flat: list[dict[str, Any]] = []
-        flat_rows: list[int] = []
+        # Items of different records share one column pass per place in the list (items[0], items[1], …),
+        # so that item errors name their place: items[2].amount.
+        by_position: list[tuple[list[dict[str, Any]], list[int]]] = []
         for i, value in enumerate(column):
             if value is None or value == "":
                 continue
@@ -471,25 +522,19 @@ class _FieldsValidator:
                     value = None
                 else:
                     records[i][spec.name] = value
-            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            if not isinstance(value, list) or not all(map(isinstance, value, repeat(dict))):
                 sink.add(rows[i], _error("type.list", spec, path=prefix + spec.name))
                 continue
             if spec.min_items and len(value) < spec.min_items:
                 sink.add(rows[i], _error("list.min_items", spec, path=prefix + spec.name, min_items=spec.min_items))
-            for position, item in enumerate(value):
-                flat.append(item)
-                flat_rows.append(rows[i])
-                # Item errors name their place in the list: items[2].amount.
-                item["\0path"] = f"{prefix}{spec.name}[{position}]."
-        if not flat:
-            return
-        paths = [item.pop("\0path") for item in flat]
-        # Items of different records share one column pass; the prefix varies per item, so group by it.
-        by_path: dict[str, list[int]] = {}
-        for k, path in enumerate(paths):
-            by_path.setdefault(path, []).append(k)
-        for path, members in by_path.items():
-            items_validator.run([flat[k] for k in members], [flat_rows[k] for k in members], sink, path, form)
+            while len(by_position) < len(value):
+                by_position.append(([], []))
+            row = rows[i]
+            for (items, item_rows), item in zip(by_position, value, strict=False):
+                items.append(item)
+                item_rows.append(row)
+        for position, (items, item_rows) in enumerate(by_position):
+            items_validator.run(items, item_rows, sink, f"{prefix}{spec.name}[{position}].", form)
 
 
 class FormValidator:
