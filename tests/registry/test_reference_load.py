@@ -89,3 +89,12 @@ async def test_an_unknown_reference_set_is_refused(database: Database, clock: Si
             await imports.load_reference(session, clock, "shanghai")
     assert (caught.value.field, caught.value.rule) == ("name", "reference.unknown")
     assert "nanjing" in caught.value.message
+
+
+async def test_the_12320_apps_also_book_third_party(database: Database, clock: SimulatedClock) -> None:
+    await load_nanjing(database, clock)
+    async with database.transaction() as session:
+        rows = (await session.execute(select(ClientApp))).scalars()
+        apps = {app.name: (app.channel, app.other_channels) for app in rows}
+    assert apps["健康南京客户端"] == ("online_12320", "third_party")
+    assert apps["就医 160"] == ("third_party", "")

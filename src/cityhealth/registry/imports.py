@@ -185,7 +185,7 @@ async def _save_practitioner(session: AsyncSession, clock: Clock, data: Practiti
 
 async def _save_client_app(session: AsyncSession, clock: Clock, data: ClientAppImport,
                            present: set[str]) -> Change:
-    values = _pick(data, present, ("code", "name", "channel", "operator", "is_active"))
+    values = _pick(data, present, ("code", "name", "channel", "other_channels", "operator", "is_active"))
     if "organization_code" in present:
         values["organization_id"] = await _organization_id(session, data.organization_code, "organization_code")
     existing = await repository.client_app_by(session, "code", data.code)
