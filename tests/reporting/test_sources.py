@@ -10,8 +10,8 @@ import pytest
 from cityhealth.booking import statistics as booking_statistics
 from cityhealth.booking.schemas import OpeningBalanceCreate
 from cityhealth.clock import SimulatedClock
+from cityhealth.collection import configuration as collection_configuration
 from cityhealth.collection import quality as collection_quality
-from cityhealth.collection import service as collection_service
 from cityhealth.db.engine import Database
 from cityhealth.errors import ValidationFailed
 from cityhealth.reporting.model import Region
@@ -32,7 +32,8 @@ async def test_the_month_is_read_from_the_platforms_aggregates(
         await booking_statistics.record_opening_balance(
             session, clock, staff(Role.BULLETIN_EDITOR), OpeningBalanceCreate(as_of=before_june, bookings=29343491)
         )
-        await collection_service.record_opening_balance(session, clock, "accepted_total", 15931000000, before_june)
+        await collection_configuration.record_opening_balance(
+            session, clock, "accepted_total", 15931000000, before_june)
     async with database.transaction() as session:
         data = await gather(session, "2022-06")
     assert data.region == Region(code="320100", name="南京市")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from cityhealth.collection import repository, service
+from cityhealth.collection import configuration, repository, service
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import JobRunner, process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
@@ -240,12 +240,12 @@ async def get_quality(
     summary="Enrol a unit in real-time monitoring for a group",
 )
 async def create_enrolment(body: EnrolmentCreate, principal: Admin, session: SessionDep, clock: ClockDep) -> Any:
-    return await service.enrol(session, clock, body.organization_code, body.group, body.start_date, body.end_date)
+    return await configuration.enrol(session, clock, body.organization_code, body.group, body.start_date, body.end_date)
 
 
 @router.get("/enrolments", response_model=list[EnrolmentRead])
 async def get_enrolments(principal: Reader, session: SessionDep) -> Any:
-    return await service.list_enrolments(session)
+    return await configuration.list_enrolments(session)
 
 
 @router.post(
@@ -255,21 +255,21 @@ async def get_enrolments(principal: Reader, session: SessionDep) -> Any:
     summary="Assign the forms a unit is expected to send",
 )
 async def create_assignments(body: AssignmentCreate, principal: Admin, session: SessionDep, clock: ClockDep) -> Any:
-    return await service.assign_forms(
+    return await configuration.assign_forms(
         session, clock, body.organization_code, body.forms, body.start_date, body.end_date
     )
 
 
 @router.get("/assignments", response_model=list[AssignmentRead])
 async def get_assignments(principal: Reader, session: SessionDep) -> Any:
-    return await service.list_assignments(session)
+    return await configuration.list_assignments(session)
 
 
 @router.put("/opening-balances", response_model=OpeningBalanceRead, summary="Record an opening balance")
 async def put_opening_balance(
     body: OpeningBalanceCreate, principal: Admin, session: SessionDep, clock: ClockDep
 ) -> Any:
-    return await service.record_opening_balance(
+    return await configuration.record_opening_balance(
         session,
         clock,
         body.kind,

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from cityhealth.clock import SystemClock
-from cityhealth.collection import service
+from cityhealth.collection import configuration, service
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
@@ -97,7 +97,7 @@ def enrol(
 
     async def work(database: Database) -> int:
         async with database.transaction() as session:
-            row = await service.enrol(
+            row = await configuration.enrol(
                 session,
                 SystemClock(),
                 organization,
@@ -121,7 +121,7 @@ def assign_forms(
 
     async def work(database: Database) -> int:
         async with database.transaction() as session:
-            rows = await service.assign_forms(
+            rows = await configuration.assign_forms(
                 session,
                 SystemClock(),
                 organization,
@@ -148,7 +148,7 @@ def opening_balance(
 
     async def work(database: Database) -> str:
         async with database.transaction() as session:
-            row = await service.record_opening_balance(
+            row = await configuration.record_opening_balance(
                 session,
                 SystemClock(),
                 kind,
