@@ -16,8 +16,8 @@ from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.errors import Forbidden, Unauthenticated
 from cityhealth.security.audit import Action, record_now
 from cityhealth.security.principals import Principal, Scope
-from cityhealth.security.sessions import ClientStateCache, ensure_live
-from cityhealth.security.tokens import decode_access_token
+from cityhealth.security.sessions import ClientStateCache, client_live_from_cache, ensure_live
+from cityhealth.security.tokens import VerifiedTokens
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -31,6 +31,15 @@ def client_state_cache(app: FastAPI) -> ClientStateCache:
     return cache
 
 
+def verified_tokens(app: FastAPI) -> VerifiedTokens:
+    """The app's cache of verified access tokens (made on first use)."""
+    tokens: VerifiedTokens | None = getattr(app.state, "security_verified_tokens", None)
+    if tokens is None:
+        tokens = VerifiedTokens()
+        app.state.security_verified_tokens = tokens
+    return tokens
+
+
 async def authenticate(
     request: Request,
     settings: SettingsDep,
@@ -42,14 +51,16 @@ async def authenticate(
     try:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthenticated("a bearer access token is required", code="missing_token")
-        principal = decode_access_token(
-            credentials.credentials, key=settings.secret("token_signing_key"), now=clock.now()
-        )
-        # A short transaction of its own: the liveness check must not hold the request's write lock
-        # (SQLite) through an endpoint that works in batches of its own transactions.
-        async with database.transaction() as session:
-            await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
-                              clients=client_state_cache(request.app))
+        now = clock.now()
+        principal = verified_tokens(request.app).decode(
+            credentials.credentials, key=settings.secret("token_signing_key"), now=now)
+        clients = client_state_cache(request.app)
+        if not client_live_from_cache(principal, clients, now):
+            # A short transaction of its own: the liveness check must not hold the request's write lock
+            # (SQLite) through an endpoint that works in batches of its own transactions.
+            async with database.transaction() as session:
+                await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
+                                  clients=clients)
     except Unauthenticated as exc:
         await record_now(database, clock, principal, Action.DENIED, "access_token", detail=exc.code)
         raise
