@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,10 +38,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.measure import database_cpu_s
 from tests.factories.collection import make_record
 
 from cityhealth.clock import SystemClock
 from cityhealth.config import Environment, load_settings
+from cityhealth.db.admin import create_database, drop_database
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
 from cityhealth.registry.models import Organization
@@ -163,32 +166,6 @@ def cpu_s(root: int) -> float:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-async def database_cpu_s(url: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends connected to the benchmark's database (same host)."""
-    if not url.startswith("postgres"):
-        return 0.0
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        pids = [
-            row[0]
-            for row in await connection.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ]
-    finally:
-        await connection.close()
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, PermissionError):
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
@@ -352,14 +329,29 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     args = parser.parse_args()
     own_var_dir = "CITYHEALTH_VAR_DIR" not in os.environ
     var_dir = Path(os.environ.setdefault("CITYHEALTH_VAR_DIR", tempfile.mkdtemp(prefix="cityhealth-bench-")))
     if args.sqlite:
         os.environ["CITYHEALTH_DATABASE_URL"] = f"sqlite:///{var_dir / 'bench.sqlite'}"
-    url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
-    if not (url.startswith("postgres") or args.sqlite):
-        raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL database, or pass --sqlite")
+    server_url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
+    if not (server_url.startswith("postgres") or args.sqlite):
+        raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL server, or pass --sqlite")
+    scratch = None if args.sqlite else f"ch_bench_ingest_{uuid.uuid4().hex[:8]}"
+    if scratch is not None:  # a database of its own on that server, dropped afterwards
+        os.environ["CITYHEALTH_DATABASE_URL"] = asyncio.run(create_database(server_url, scratch))
+    try:
+        run(args, var_dir, own_var_dir, server_url, scratch)
+    finally:
+        if scratch is not None and not args.keep:
+            asyncio.run(drop_database(server_url, scratch))
+        elif scratch is not None:
+            print(f"kept database {scratch}")
+
+
+def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: str, scratch: str | None) -> None:
+    url = os.environ["CITYHEALTH_DATABASE_URL"]
     database = "sqlite" if args.sqlite else "postgresql"
     upgrade(load_settings(env=Environment.DEVELOPMENT))
     code = f"BENCH{int(time.time())}"
@@ -380,7 +372,7 @@ def main() -> None:
             records_per_s = args.records / seconds
             bulk_cpu = cpu_s(server.pid) - cpu_before
             # The server's pool keeps its connections: their backends' CPU is the database's share of the job.
-            database_cpu = asyncio.run(database_cpu_s(url))
+            database_cpu = 0.0 if scratch is None else asyncio.run(database_cpu_s(server_url, scratch))
             print(
                 f"bulk: {seconds:.1f} s, job {job['status']}, counts {job['counts']}, "
                 f"server CPU {bulk_cpu:.1f} s ({bulk_cpu / args.records * 1e6:.1f} µs/record), "

@@ -19,12 +19,11 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import asyncpg
-
 from cityhealth.app import create_app
 from cityhealth.config import Environment, Settings
+from cityhealth.db.admin import create_database, drop_database
 from cityhealth.db.cli import upgrade
-from cityhealth.db.engine import Database, async_url
+from cityhealth.db.engine import Database
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.simulation.driver import simulate
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
@@ -33,17 +32,6 @@ from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 def _server_url() -> str:
     return os.environ.get("CITYHEALTH_DATABASE_URL") or os.environ.get(
         "CITYHEALTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = async_url(url)
-    connection = await asyncpg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
-                                       user=parsed.username or "postgres", password=parsed.password,
-                                       database=parsed.database or "postgres")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 async def _bulletin(url: str, month: str) -> float:
@@ -68,8 +56,7 @@ def main() -> None:
 
     server = _server_url()
     name = f"ch_replay_{uuid.uuid4().hex[:8]}"
-    url = async_url(server).set(database=name, drivername="postgresql").render_as_string(hide_password=False)
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(create_database(server, name))
     try:
         with tempfile.TemporaryDirectory() as var_dir:
             settings = Settings(env=Environment.DEVELOPMENT, database_url=url, var_dir=Path(var_dir))
@@ -81,7 +68,7 @@ def main() -> None:
             bulletin_s = asyncio.run(_bulletin(url, scenario.month))
     finally:
         if not args.keep:
-            asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(drop_database(server, name))
     print(f"cores={os.cpu_count()} database=postgresql uploaded={result.uploaded} bookings={result.bookings}")
     print(f"scale={args.scale} simulate_s={simulate_s:.1f} records_per_s={result.records_per_s:.0f} "
           f"bulletin_s={bulletin_s:.3f}")

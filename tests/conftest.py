@@ -23,8 +23,9 @@ from fastapi import FastAPI
 from cityhealth.app import create_app
 from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.config import Environment, Settings
+from cityhealth.db.admin import create_database, drop_database, scratch_database
 from cityhealth.db.cli import upgrade
-from cityhealth.db.engine import Database, async_url
+from cityhealth.db.engine import Database
 from tests.security import harness as security_harness
 
 BACKEND = os.environ.get("CITYHEALTH_TEST_DATABASE", "sqlite")
@@ -37,25 +38,6 @@ def pytest_report_header() -> str:
     return f"cityhealth test database: {BACKEND}" + (f" at {PG_URL}" if BACKEND == "postgresql" else "")
 
 
-def _pg_url_for(database: str) -> str:
-    return async_url(PG_URL).set(database=database, drivername="postgresql").render_as_string(
-        hide_password=False)
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    url = async_url(PG_URL)
-    connection = await asyncpg.connect(
-        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-        password=url.password, database=url.database or "postgres",
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database migrated to head, to be copied per test: a file path (SQLite) or a database name."""
@@ -65,12 +47,12 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield str(path)
         return
     name = f"ch_tmpl_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(create_database(PG_URL, name))
     try:
-        upgrade(Settings(env=Environment.TEST, database_url=_pg_url_for(name)))
+        upgrade(Settings(env=Environment.TEST, database_url=url))
         yield name
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(PG_URL, name))
 
 
 @pytest.fixture
@@ -81,11 +63,11 @@ async def database_url(migrated_template: str, tmp_path: Path) -> AsyncIterator[
         yield f"sqlite:///{path}"
         return
     name = f"ch_test_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    url = await create_database(PG_URL, name, template=migrated_template)
     try:
-        yield _pg_url_for(name)
+        yield url
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(PG_URL, name)
 
 
 @pytest.fixture
@@ -94,12 +76,8 @@ async def empty_database_url(tmp_path: Path) -> AsyncIterator[str]:
     if BACKEND == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
         return
-    name = f"ch_empty_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url_for(name)
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database(PG_URL, f"ch_empty_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 @pytest.fixture

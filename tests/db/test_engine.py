@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
-from tests.conftest import BACKEND, _pg_admin
+from tests.conftest import BACKEND, PG_URL
 
+from cityhealth.db.admin import execute_on_server
 from cityhealth.db.engine import Database, async_url
 from cityhealth.db.schema import ensure_durable
 from cityhealth.db.types import UTCDateTime
@@ -39,7 +40,7 @@ async def test_postgresql_losing_commits_is_refused_naming_the_setting(database:
     await ensure_durable(database)  # the test server itself is durable
     name = database.url.database
     if setting == "synchronous_commit":
-        await _pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        await execute_on_server(PG_URL, f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         await database.engine.dispose()
         with pytest.raises(ConfigurationError, match="synchronous_commit=off"):
             await ensure_durable(database)
