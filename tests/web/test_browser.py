@@ -165,6 +165,21 @@ async def test_dashboard_shows_the_ranking_chart_and_table(browser: Browser, see
     browser.assert_only_local_requests()
 
 
+async def test_unit_page_shows_the_days_chart_and_the_rule_counts(browser: Browser, seeded: Seeded) -> None:
+    page = browser.page
+    await page.goto(f"{browser.base_url}/dashboard/quality/units/{seeded.enrolled.id}?month={MONTH}")
+    chart = page.locator("#days svg.chart")
+    await chart.wait_for(state="visible")
+    columns = chart.locator("rect:has(title)")
+    assert await columns.locator("title").all_text_contents() == ["15 入库: 4", "15 退回: 1"]
+    assert await page.locator("#days table.days tbody tr").count() == 15
+    cells = await page.locator("#rejections table.rejections tbody tr").first.locator("td").all_inner_texts()
+    assert cells[:4] == ["outpatient_visit", "required", "visit_no", "1"]
+    assert await page.locator("#rejections svg.chart").is_visible()
+    await screenshot(browser, "unit")
+    browser.assert_only_local_requests()
+
+
 async def test_anonymous_drill_down_lands_on_login(browser: Browser, seeded: Seeded) -> None:
     page = browser.page
     target = f"/dashboard/quality/units/{seeded.enrolled.id}/rejections?month={MONTH}"

@@ -17,16 +17,17 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
-from tests.factories.security import headers_for, staff
+from tests.factories.collection import make_record
+from tests.factories.security import headers_for, machine, staff
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Seeded
 
 from cityhealth.clock import SimulatedClock
-from cityhealth.collection import quality as collection_quality
-from cityhealth.collection import service as collection_service
+from cityhealth.collection.api import runtime
 from cityhealth.config import Environment, Settings, generate_key
 from cityhealth.db.engine import Database
 from cityhealth.security.models import AuditEvent, StaffUser
-from cityhealth.security.principals import Principal, Role, Scope
+from cityhealth.security.principals import Role, Scope
+from cityhealth.web import dashboard
 from cityhealth.web.demo import DemoOperator
 from cityhealth.web.session import CSRF_COOKIE, SESSION_COOKIE, set_cookie
 
@@ -63,6 +64,24 @@ async def log_in(client: httpx.AsyncClient, operator: DemoOperator, clock: Simul
         "username": operator.username, "password": operator.password,
         "totp": pyotp.TOTP(operator.totp_secret).at(clock.now()) if code is None else code,
         "csrf_token": csrf.group(1), "next": next_url})
+
+
+async def upload_job(app: FastAPI, client: httpx.AsyncClient, clock: SimulatedClock, seeded: Seeded,
+                     broken: list[str]) -> int:
+    """A bulk job from the enrolled hospital: one good row, then a row without visit_no per id in `broken`."""
+    at = clock.now() - timedelta(hours=1)
+    rows = [make_record("outpatient_visit", seeded.enrolled.code, "gl-bulk-ok", at),
+            *(make_record("outpatient_visit", seeded.enrolled.code, record_id, at, visit_no=None)
+              for record_id in broken)]
+    headers = await headers_for(app, machine(Scope.COLLECTION_UPLOAD, organization_id=seeded.enrolled.id,
+                                             client_id=f"client-{seeded.enrolled.id}"))
+    response = await client.post("/api/collection/jobs", params={"form": "outpatient_visit"},
+                                 content=b"".join(json.dumps(row).encode() + b"\n" for row in rows),
+                                 headers={**headers, "content-type": "application/x-ndjson"})
+    assert response.status_code == 202, response.text
+    job_id: int = response.json()["id"]
+    await runtime(app)[1].wait(job_id)
+    return job_id
 
 
 def drill_down(seeded: Seeded, **query: str) -> str:
@@ -224,40 +243,45 @@ async def test_unit_page_of_an_unknown_unit_is_404(client: httpx.AsyncClient, se
     assert response.status_code == 404
 
 
-async def test_unit_page_draws_the_days_and_rejections_collection_provides(
-        client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[tuple[int, str]] = []
-
-    async def unit_days(session: Any, organization_id: int, month: str) -> list[dict[str, Any]]:
-        asked.append((organization_id, month))
-        return [{"day": "2022-06-15", "received": 5, "accepted": 4, "amended": 0, "revoked": 0, "duplicate": 0,
-                 "rejected": 1, "flagged": 0}]
-
-    async def unit_rejections(session: Any, organization_id: int, month: str) -> list[dict[str, Any]]:
-        return [{"form": "outpatient_visit", "rule": "required", "field": "visit_no", "count": 1}]
-
-    monkeypatch.setattr(collection_quality, "unit_days", unit_days, raising=False)
-    monkeypatch.setattr(collection_quality, "unit_rejections", unit_rejections, raising=False)
+async def test_unit_page_shows_the_days_table_and_chart_and_the_rule_counts(
+        client: httpx.AsyncClient, seeded: Seeded) -> None:
     response = await client.get(f"/dashboard/quality/units/{seeded.enrolled.id}", params={"month": MONTH})
-    assert asked == [(seeded.enrolled.id, MONTH)]
-    days = rows_of(section(response.text, "days"), "days")
+    days_section = section(response.text, "days")
+    days = rows_of(days_section, "days")
     assert len(days) == 15  # 1-15 June: the clock's today is the 15th
     assert days[0] == ["2022-06-01", "0", "0", "0", "0", "0", "0"]
-    assert days[14] == ["2022-06-15", "5", "4", "0", "0", "0", "1"]
+    assert days[14] == ["2022-06-15", "5", "4", "0", "0", "0", "1"]  # the seeded upload: one record rejected
+    assert "<svg" in days_section
     rejections = section(response.text, "rejections")
-    assert rows_of(rejections, "rejections")[0][:4] == ["outpatient_visit", "required", "visit_no", "1"]
-    assert response.text.count("<svg") == 2
+    assert rows_of(rejections, "rejections") == [["outpatient_visit", "required", "visit_no", "1", "查看（需登录）"]]
+    assert "<svg" in rejections
     assert f"/rejections?month={MONTH}&amp;rule=required" in rejections
+    assert "尚未由数据采集服务提供" not in response.text
 
 
-async def test_unit_page_says_so_while_collection_lacks_days_and_rejections(
-        client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(collection_quality, "unit_days", raising=False)
-    monkeypatch.delattr(collection_quality, "unit_rejections", raising=False)
+async def test_unit_page_of_a_unit_without_uploads_shows_empty_days_and_no_rejections(
+        client: httpx.AsyncClient, seeded: Seeded) -> None:
+    response = await client.get(f"/dashboard/quality/units/{seeded.district_platform.id}", params={"month": MONTH})
+    assert response.status_code == 200
+    days = rows_of(section(response.text, "days"), "days")
+    assert len(days) == 15
+    assert all(cells[1:] == ["0"] * 6 for cells in days)
+    rejections = section(response.text, "rejections")
+    assert "本月没有被退回的记录" in rejections
+    assert "<svg" not in rejections
+
+
+async def test_unit_page_for_anyone_shows_the_aggregates_but_not_the_records(
+        client: httpx.AsyncClient, app: FastAPI, seeded: Seeded, clock: SimulatedClock) -> None:
+    job_id = await upload_job(app, client, clock, seeded, ["gl-bulk-bad"])
     response = await client.get(f"/dashboard/quality/units/{seeded.enrolled.id}", params={"month": MONTH})
     assert response.status_code == 200
-    assert "每日明细尚未由数据采集服务提供" in section(response.text, "days")
-    assert "退回原因统计尚未由数据采集服务提供" in section(response.text, "rejections")
+    assert rows_of(section(response.text, "rejections"), "rejections")[0][:4] == [
+        "outpatient_visit", "required", "visit_no", "2"]  # the real-time rejection and the bulk one
+    assert "gl-bulk-bad" not in response.text
+    assert "gl-broken" not in response.text
+    assert f"{job_id}:" not in response.text
+    assert (await client.get(drill_down(seeded))).status_code == 303  # the records need a login
 
 
 # --- the operator's drill-down, login, logout ------------------------------------------------------------
@@ -350,26 +374,41 @@ async def test_next_pointing_to_another_host_is_ignored(
     assert response.headers["location"] == "/dashboard/quality"
 
 
-async def test_drill_down_lists_the_rejected_records_collection_returns(
-        client: httpx.AsyncClient, seeded: Seeded, demo_operator: DemoOperator, clock: SimulatedClock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[dict[str, Any]] = []
-
-    async def rejected_records(session: Any, clock_: Any, principal: Principal, organization_id: int, month: str,
-                               **page: Any) -> list[dict[str, Any]]:
-        asked.append({"scopes": principal.scopes, "organization_id": organization_id, "month": month, **page})
-        return [{"job_id": 3, "position": 17, "form": "outpatient_visit", "record_id": "gl-broken",
-                 "errors": [{"rule": "required", "field": "visit_no", "message": "就诊流水号（visit_no）为必填项"}]}]
-
-    monkeypatch.setattr(collection_service, "rejected_records", rejected_records, raising=False)
+async def test_drill_down_lists_the_units_rejected_records_and_audits_the_read(
+        client: httpx.AsyncClient, app: FastAPI, seeded: Seeded, demo_operator: DemoOperator, clock: SimulatedClock,
+        database: Database) -> None:
+    job_id = await upload_job(app, client, clock, seeded, ["gl-bulk-1", "gl-bulk-2"])
     await log_in(client, demo_operator, clock)
     response = await client.get(drill_down(seeded, rule="required"))
     assert response.status_code == 200
-    assert rows_of(response.text, "records")[0][:4] == ["3", "17", "outpatient_visit", "gl-broken"]
-    assert "就诊流水号（visit_no）为必填项" in response.text
-    assert asked == [{"scopes": asked[0]["scopes"], "organization_id": seeded.enrolled.id, "month": MONTH,
-                      "rule": "required", "after": None, "limit": 100}]
-    assert Scope.COLLECTION_READ in asked[0]["scopes"]
+    error = "required visit_no：门(急)诊号（visit_no）为必填项"
+    assert rows_of(response.text, "records") == [[str(job_id), "2", "outpatient_visit", "gl-bulk-1", error],
+                                                 [str(job_id), "3", "outpatient_visit", "gl-bulk-2", error]]
+    assert "gl-broken" not in response.text  # a real-time rejection is counted, not kept per record
+    assert "下一页" not in response.text
+    events = await audit_events(database, resource_type="collection_job_rejections")
+    assert [(event.action, event.resource_id, event.detail) for event in events] == [
+        ("list", str(seeded.enrolled.id), "month=2022-06 rule=required after=- rows=2")]
+    assert events[0].actor.startswith("staff:")
+    other_rule = await client.get(drill_down(seeded, rule="code.not_in_table"))
+    assert "本月没有违反该规则的退回记录" in other_rule.text
+    assert "gl-bulk-" not in other_rule.text
+
+
+async def test_drill_down_links_the_next_page_only_when_there_is_one(
+        client: httpx.AsyncClient, app: FastAPI, seeded: Seeded, demo_operator: DemoOperator, clock: SimulatedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dashboard, "RECORDS_PAGE", 2)
+    job_id = await upload_job(app, client, clock, seeded, ["gl-bulk-1", "gl-bulk-2", "gl-bulk-3"])
+    await log_in(client, demo_operator, clock)
+    first = await client.get(drill_down(seeded))
+    assert [cells[1] for cells in rows_of(first.text, "records")] == ["2", "3"]
+    link = re.search(r'<a href="([^"]+)">下一页</a>', first.text)
+    assert link is not None
+    assert link.group(1).replace("&amp;", "&").endswith(f"after={job_id}%3A3")
+    second = await client.get(link.group(1).replace("&amp;", "&"))
+    assert [cells[1] for cells in rows_of(second.text, "records")] == ["4"]
+    assert "下一页" not in second.text
 
 
 async def test_drill_down_refuses_a_login_without_collection_read(

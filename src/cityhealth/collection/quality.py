@@ -8,11 +8,12 @@ from __future__ import annotations
 import calendar
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.collection import repository
@@ -24,6 +25,7 @@ from cityhealth.collection.models import (
     ManagedCount,
     MonthlyTotal,
     OpeningBalance,
+    RejectionCount,
     Workload,
 )
 from cityhealth.collection.standard import GROUPS, INPATIENT, OUTPATIENT, load_standard
@@ -224,4 +226,123 @@ async def cumulative_accepted(session: AsyncSession, month: int, last: date) -> 
     return int(stored or 0) + int(opening or 0)
 
 
-__all__ = ["GROUPS", "cumulative_accepted", "parse_month", "percentage", "quality_report"]
+# --- a unit's month, day by day and rule by rule (the dashboard's drill-down; public aggregates) ----------
+
+
+@dataclass(frozen=True)
+class UnitDay:
+    """One upload day of a unit: its records (every upload form summed) by what became of them."""
+
+    day: date
+    received: int
+    accepted: int  # new records stored
+    amended: int
+    revoked: int
+    duplicate: int
+    rejected: int
+
+    @property
+    def stored(self) -> int:
+        """Records that changed the store: new, amended and revoked."""
+        return self.accepted + self.amended + self.revoked
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    form: str
+    rule: str
+    field: str  # list positions folded: items[].amount
+    count: int
+
+
+_OUTCOMES = ("received", "accepted", "amended", "revoked", "duplicate", "rejected")
+
+
+def _upload_forms() -> list[str]:
+    return [form.code for form in load_standard().forms.values() if form.counts_as_upload]
+
+
+async def unit_days(session: AsyncSession, organization_id: int, month_text: str) -> list[UnitDay]:
+    """The unit's upload days of the month that have records, in date order, from the daily counters.
+
+    Workload reports are a separate feed (domain.md §3) and are left out, so the days add up to the quality
+    report's uploaded records; `flagged` follow-ups are a review, not an outcome, and are not shown.
+    """
+    _, first, last = parse_month(month_text)
+    sums = [func.sum(getattr(DailyCount, name)) for name in _OUTCOMES]
+    rows = await session.execute(
+        select(DailyCount.day, *sums)
+        .where(
+            DailyCount.organization_id == organization_id,
+            DailyCount.day >= first,
+            DailyCount.day <= last,
+            DailyCount.form.in_(_upload_forms()),
+        )
+        .group_by(DailyCount.day)
+        .having(func.sum(DailyCount.received) > 0)  # a re-run can take a day's only rejections back out
+        .order_by(DailyCount.day)
+    )
+    return [
+        UnitDay(day=day, **{name: int(value or 0) for name, value in zip(_OUTCOMES, counts, strict=True)})
+        for day, *counts in rows
+    ]
+
+
+async def unit_rejections(session: AsyncSession, organization_id: int, month_text: str) -> list[RuleCount]:
+    """The month's rejections of the unit by form, rule and field, most frequent first.
+
+    One record breaking two rules counts under each; rows whose form could not be told are not here.
+    """
+    _, first, last = parse_month(month_text)
+    total = func.sum(RejectionCount.count)
+    rows = await session.execute(
+        select(RejectionCount.form, RejectionCount.rule, RejectionCount.field, total)
+        .where(
+            RejectionCount.organization_id == organization_id,
+            RejectionCount.day >= first,
+            RejectionCount.day <= last,
+        )
+        .group_by(RejectionCount.form, RejectionCount.rule, RejectionCount.field)
+        .having(total > 0)
+    )
+    found = [RuleCount(form, rule, field, int(count)) for form, rule, field, count in rows]
+    # Sorted here, not in SQL: PostgreSQL's collation would order the ties differently from SQLite.
+    return sorted(found, key=lambda row: (-row.count, row.rule, row.field, row.form))
+
+
+async def months_with_data(session: AsyncSession, first_month: str, last_month: str) -> set[str]:
+    """The months from `first_month` to `last_month` in which any unit uploaded records or sent a workload
+    report with visits or discharges: one grouped query over the daily counters and the workload table."""
+    _, first, _ = parse_month(first_month)
+    _, _, last = parse_month(last_month)
+    uploads = (
+        select(extract("year", DailyCount.day).label("year"), extract("month", DailyCount.day).label("month"))
+        .where(
+            DailyCount.day >= first,
+            DailyCount.day <= last,
+            DailyCount.form.in_(_upload_forms()),
+            DailyCount.received > 0,
+        )
+        .group_by(extract("year", DailyCount.day), extract("month", DailyCount.day))
+    )
+    workload = (
+        select(extract("year", Workload.day), extract("month", Workload.day))
+        .where(Workload.day >= first, Workload.day <= last, or_(Workload.visits > 0, Workload.discharges > 0))
+        .group_by(extract("year", Workload.day), extract("month", Workload.day))
+    )
+    rows = await session.execute(uploads.union(workload))
+    return {f"{int(year):04d}-{int(month):02d}" for year, month in rows}
+
+
+__all__ = [
+    "GROUPS",
+    "RuleCount",
+    "UnitDay",
+    "cumulative_accepted",
+    "months_with_data",
+    "parse_month",
+    "percentage",
+    "quality_report",
+    "unit_days",
+    "unit_rejections",
+]

@@ -1,4 +1,7 @@
-"""Collection use cases: upload a batch, receive a bulk job, read jobs, operator settings, code tables, purge."""
+"""Collection use cases: upload a batch, receive a bulk job, read jobs, operator settings, code tables, purge.
+
+A unit's rejected records (the dashboard's drill-down) are read by `rejected_records`, kept in drilldown.py.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
 from cityhealth.collection import repository
+from cityhealth.collection.drilldown import rejected_records as rejected_records
 from cityhealth.collection.ingest import Collector, ForeignOrganization, InputRow, ingest
 from cityhealth.collection.jobs import JobRunner
 from cityhealth.collection.metrics import field_key

@@ -104,10 +104,13 @@ async def rejected_records(request: Request, organization_id: int, principal: Op
                            after: Annotated[str | None, Query(max_length=40)] = None) -> HTMLResponse:
     chosen = await _month(session, clock, month)
     organization = await sources.organization(session, organization_id)
+    rule = rule or None  # an empty ?rule= is every rule
+    # One record more than the page shows: a "next page" link only when there is one.
     records = await sources.rejected_records(session, clock, principal, organization_id, chosen, rule=rule,
-                                             after=_after(after), limit=RECORDS_PAGE)
+                                             after=_after(after), limit=RECORDS_PAGE + 1)
     following = None
-    if records is not None and len(records) == RECORDS_PAGE:
+    if len(records) > RECORDS_PAGE:
+        records = records[:RECORDS_PAGE]
         following = f"{records[-1].job_id}:{records[-1].position}"
     return page(request, "rejections.html", organization=organization, rule=rule, records=records,
                 following_page=following, **_months_around(chosen))

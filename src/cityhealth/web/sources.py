@@ -3,29 +3,29 @@
 - the month's quality per unit: `collection.quality.quality_report(session, "YYYY-MM")`, the bulletin's
   two collection tables (districts, hospitals), parsed with the bulletin's own section model;
 - the registry ids behind the report's rows: `registry.service.list_organizations`/`get_organization`;
-- whether a month has data: the same report plus `booking.service.bulletin_section`.
+- whether a month has data: `collection.quality.months_with_data` (one query for the whole window), then
+  `booking.service.bulletin_section` for a month without collected data;
+- a unit's days and its rejections by rule and field: `collection.quality.unit_days`/`unit_rejections`;
+- its rejected records: `collection.service.rejected_records` (which checks the scope and audits the read).
 
-A unit's days, its rejections by rule and field, and its rejected records are read through three collection
-functions that room has been asked for (REQUESTED below). Until a function exists the page says so in place
-of that section; nothing here reads collection tables itself (the web room may use services only).
+Nothing here reads collection tables itself (the web room may use services only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from types import ModuleType
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import service as booking_service
 from cityhealth.clock import Clock, business_date
 from cityhealth.collection import quality as collection_quality
 from cityhealth.collection import service as collection_service
+from cityhealth.collection.drilldown import RejectedRecord
+from cityhealth.collection.quality import RuleCount, UnitDay
 from cityhealth.errors import ValidationFailed
 from cityhealth.registry import service as registry_service
 from cityhealth.registry.schemas import OrganizationRead
@@ -39,16 +39,9 @@ from cityhealth.reporting.model import (
 from cityhealth.security.principals import Principal
 
 SENDER_KINDS = ("hospital", "district_platform")
-# The bulletin index looks this far back for months with data (a cheap collection function is requested).
+# The bulletin index looks this far back for months with data.
 INDEX_MONTHS = 12
 _PAGE = 500
-
-# module, function: what the web room needs from collection and does not find there yet.
-REQUESTED: dict[str, tuple[ModuleType, str]] = {
-    "unit_days": (collection_quality, "unit_days"),
-    "unit_rejections": (collection_quality, "unit_rejections"),
-    "rejected_records": (collection_service, "rejected_records"),
-}
 
 
 def parse_month(value: str) -> str:
@@ -178,103 +171,42 @@ async def organization(session: AsyncSession, organization_id: int) -> Organizat
 # --- which months have data -------------------------------------------------------------------------------
 
 
-async def has_data(session: AsyncSession, month: str) -> bool:
-    """Anything uploaded, reported or booked in the month (cumulative balances alone do not count)."""
-    report = await collection_quality.quality_report(session, month)
-    for row in [*report["districts"], *report["hospitals"]]:
-        if row["uploaded_records"] or row["outpatient_visits"] or row["discharges"]:
-            return True
-    bookings = await booking_service.bulletin_section(session, month)
-    return bool(bookings.by_hospital or bookings.by_app)
-
-
 async def months_with_data(session: AsyncSession, clock: Clock, *, window: int = INDEX_MONTHS) -> list[str]:
-    """The months with data among the last `window` (the current month included), latest first."""
+    """The months with data among the last `window` (the current month included), latest first: anything
+    uploaded or reported (one query to collection), else anything booked (cumulative balances do not count)."""
     current = business_month(clock.now())
     months = [shift_month(current, -back) for back in range(window)]
-    return [month for month in months if await has_data(session, month)]
+    collected = await collection_quality.months_with_data(session, months[-1], months[0])
+    found: list[str] = []
+    for month in months:
+        if month not in collected:
+            bookings = await booking_service.bulletin_section(session, month)  # booking has no cheaper answer
+            if not (bookings.by_hospital or bookings.by_app):
+                continue
+        found.append(month)
+    return found
 
 
-# --- a unit's days, rejections and rejected records (collection functions requested) --------------------
+# --- a unit's days, rejections and rejected records -----------------------------------------------------
 
 
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, from_attributes=True)
-
-
-class UnitDay(_Answer):
-    day: date
-    received: int = Field(ge=0)
-    accepted: int = Field(ge=0)
-    amended: int = Field(ge=0)
-    revoked: int = Field(ge=0)
-    duplicate: int = Field(ge=0)
-    rejected: int = Field(ge=0)
-
-    @property
-    def stored(self) -> int:
-        return self.accepted + self.amended + self.revoked
-
-
-class RuleCount(_Answer):
-    form: str
-    rule: str
-    field: str
-    count: int = Field(ge=0)
-
-
-class RecordError(_Answer):
-    rule: str
-    field: str | None = None
-    message: str | None = None
-
-
-class RejectedRecord(_Answer):
-    job_id: int
-    position: int
-    form: str | None
-    record_id: str | None
-    errors: list[RecordError]
-
-
-def _requested(name: str) -> Callable[..., Awaitable[Any]] | None:
-    module, attribute = REQUESTED[name]
-    function = getattr(module, attribute, None)
-    return function if callable(function) else None
-
-
-def is_provided(name: str) -> bool:
-    return _requested(name) is not None
-
-
-async def unit_days(session: AsyncSession, clock: Clock, organization_id: int, month: str) -> list[UnitDay] | None:
-    """Every day of the month up to today, zeros where nothing arrived; None while collection lacks the function."""
-    function = _requested("unit_days")
-    if function is None:
-        return None
-    answered = {row.day: row for row in (UnitDay.model_validate(item)
-                                          for item in await function(session, organization_id, month))}
+async def unit_days(session: AsyncSession, clock: Clock, organization_id: int, month: str) -> list[UnitDay]:
+    """Every day of the month up to today, zeros where nothing arrived."""
+    answered = {row.day: row for row in await collection_quality.unit_days(session, organization_id, month)}
     today = business_date(clock.now())
     return [answered.get(day) or UnitDay(day=day, received=0, accepted=0, amended=0, revoked=0, duplicate=0,
                                          rejected=0)
             for day in month_days(month) if day <= today]
 
 
-async def unit_rejections(session: AsyncSession, organization_id: int, month: str) -> list[RuleCount] | None:
-    """The month's rejections by form, rule and field, most frequent first; None while not provided."""
-    function = _requested("unit_rejections")
-    if function is None:
-        return None
-    rows = [RuleCount.model_validate(item) for item in await function(session, organization_id, month)]
-    return sorted(rows, key=lambda row: (-row.count, row.rule, row.field, row.form))
+async def unit_rejections(session: AsyncSession, organization_id: int, month: str) -> list[RuleCount]:
+    """The month's rejections by form, rule and field, most frequent first."""
+    return await collection_quality.unit_rejections(session, organization_id, month)
 
 
 async def rejected_records(session: AsyncSession, clock: Clock, principal: Principal, organization_id: int,
                            month: str, *, rule: str | None, after: tuple[int, int] | None,
-                           limit: int) -> list[RejectedRecord] | None:
-    """A page of the unit's rejected records in the month (the service audits the read); None while not provided."""
-    function = _requested("rejected_records")
-    if function is None:
-        return None
-    answer = await function(session, clock, principal, organization_id, month, rule=rule, after=after, limit=limit)
-    return [RejectedRecord.model_validate(item) for item in answer]
+                           limit: int) -> list[RejectedRecord]:
+    """A page of the unit's rejected records in the month (bulk uploads only; the service audits the read)."""
+    return await collection_service.rejected_records(session, clock, principal, organization_id, month, rule=rule,
+                                                     after=after, limit=limit)
