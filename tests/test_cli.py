@@ -43,3 +43,31 @@ def test_serve_refuses_a_database_behind_the_code(
     assert result.exit_code != 0
     assert isinstance(result.exception, SchemaOutOfDate)
     assert "cityhealth db upgrade" in str(result.exception)
+
+
+@pytest.mark.parametrize(("arguments", "mounted"), [
+    (["bulletin", "--month", "2022-06"], "bulletin"),
+    (["collection", "quality", "--month", "2022-06"], "collection"),
+    (["serve"], "serve"),
+    (["--version"], ""),
+    ([], None),
+    (["--help"], None),
+    (["no-such-command"], None),
+])
+def test_main_mounts_only_the_named_group(arguments: list[str], mounted: str | None) -> None:
+    from cityhealth.cli import _named
+
+    assert _named(arguments) == mounted
+
+
+def test_the_bulletin_command_does_not_import_the_server_or_the_other_rooms() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.argv = ['cityhealth', 'bulletin', '--help']\n"
+             "from cityhealth.cli import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "rooms = ('cityhealth.app', 'cityhealth.web', 'cityhealth.simulation')\n"
+             "print(sorted(m for m in rooms if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)  # noqa: S603
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,42 +1,71 @@
-"""The root `cityhealth` command; mounts each domain's Typer app."""
+"""The root `cityhealth` command; mounts each domain's Typer app.
+
+A command imports only its own room: `main()` mounts just the group or command named on the command line
+(every one for `--help` or an unknown name), so `cityhealth bulletin` does not pay for importing the web
+server, the simulator and every other room first. `build()` with no name is the whole tree (tests use it).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
 
 import typer
 
 from cityhealth import __version__
-from cityhealth.app import create_app
-from cityhealth.booking import cli as booking_cli
-from cityhealth.collection import cli as collection_cli
 from cityhealth.config import load_settings
-from cityhealth.db import cli as db_cli
 from cityhealth.errors import ConfigurationError
-from cityhealth.observability import configure_logging
-from cityhealth.registry import cli as registry_cli
-from cityhealth.reporting import cli as reporting_cli
-from cityhealth.security import cli as security_cli
-from cityhealth.simulation import cli as simulation_cli
-from cityhealth.web import cli as web_cli
 
-app = typer.Typer(
-    name="cityhealth",
-    help="cityhealth: the city health information platform.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # locals may hold personal data
-)
-app.add_typer(db_cli.app, name="db")
-app.add_typer(registry_cli.app, name="registry")
-app.add_typer(security_cli.audit_app, name="audit")
-app.add_typer(security_cli.keys_app, name="keys")
-app.add_typer(security_cli.users_app, name="users")
-app.add_typer(security_cli.clients_app, name="clients")
-app.add_typer(booking_cli.app, name="booking")
-app.add_typer(collection_cli.app, name="collection")
-app.command("bulletin")(reporting_cli.bulletin)
-app.command("simulate")(simulation_cli.command(create_app))
-app.add_typer(web_cli.app, name="web")
+# name -> (module, attribute): a Typer group of a room.
+GROUPS: dict[str, tuple[str, str]] = {
+    "db": ("cityhealth.db.cli", "app"),
+    "registry": ("cityhealth.registry.cli", "app"),
+    "audit": ("cityhealth.security.cli", "audit_app"),
+    "keys": ("cityhealth.security.cli", "keys_app"),
+    "users": ("cityhealth.security.cli", "users_app"),
+    "clients": ("cityhealth.security.cli", "clients_app"),
+    "booking": ("cityhealth.booking.cli", "app"),
+    "collection": ("cityhealth.collection.cli", "app"),
+    "web": ("cityhealth.web.cli", "app"),
+}
+
+
+def _bulletin() -> Callable[..., Any]:
+    from cityhealth.reporting import cli as reporting_cli
+
+    return reporting_cli.bulletin
+
+
+def _simulate() -> Callable[..., Any]:
+    from cityhealth.app import create_app
+    from cityhealth.simulation import cli as simulation_cli
+
+    return simulation_cli.command(create_app)
+
+
+# name -> the command's function, imported when mounted.
+COMMANDS: dict[str, Callable[[], Callable[..., Any]]] = {"bulletin": _bulletin, "simulate": _simulate}
+
+
+def build(only: str | None = None) -> typer.Typer:
+    """The command tree: every group and command, or only `only` (and the root's own commands)."""
+    root_app = typer.Typer(
+        name="cityhealth",
+        help="cityhealth: the city health information platform.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,  # locals may hold personal data
+    )
+    root_app.callback()(root)
+    root_app.command()(serve)
+    for name, (module, attribute) in GROUPS.items():
+        if only is None or only == name:
+            root_app.add_typer(getattr(import_module(module), attribute), name=name)
+    for name, load in COMMANDS.items():
+        if only is None or only == name:
+            root_app.command(name)(load())
+    return root_app
 
 
 def _version(value: bool) -> None:
@@ -45,7 +74,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
@@ -53,7 +81,6 @@ def root(
     """City health information platform."""
 
 
-@app.command()
 def serve(
     host: str | None = typer.Option(None, help="bind address (default CITYHEALTH_HOST)"),
     port: int | None = typer.Option(None, help="port (default CITYHEALTH_PORT)"),
@@ -63,6 +90,9 @@ def serve(
     import asyncio
 
     import uvicorn
+
+    from cityhealth.db import cli as db_cli
+    from cityhealth.observability import configure_logging
 
     settings = load_settings()
 
@@ -84,9 +114,24 @@ def serve(
     )
 
 
+def _named(arguments: list[str]) -> str | None:
+    """What to mount: the group or command the arguments name, "" for the root's own options
+    (`--version`), None for everything (no arguments, `--help`, or a name to be refused with the list)."""
+    first = next((argument for argument in arguments if not argument.startswith("-")), None)
+    if first is None:
+        return None if not arguments or "--help" in arguments else ""
+    return first if first in GROUPS or first in COMMANDS or first == "serve" else None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole tree, built on first use (`from cityhealth.cli import app`)
+        return build()
+    raise AttributeError(name)
+
+
 def main() -> None:
     try:
-        app()
+        build(_named(sys.argv[1:]))()
     except ConfigurationError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from cityhealth.config import Settings, load_settings
-from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
 from cityhealth.reporting.model import BulletinData, month_parts
 from cityhealth.reporting.service import Edition, build_bulletin, render, warnings
@@ -42,6 +41,8 @@ def _published(value: str | None) -> date | None:
 
 
 async def _from_database(settings: Settings, month: str, region: str | None) -> BulletinData:
+    from cityhealth.db.cli import checked_database  # here: a bulletin from a scenario file needs no database
+
     async with checked_database(settings) as database, database.transaction() as session:
         if not database.is_sqlite:
             # Both sources read one snapshot, so booking and collection figures belong to the same instant.

@@ -6,7 +6,6 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.reporting import sources
 from cityhealth.reporting.checks import TableWarning, check
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.news import parse_news
@@ -22,6 +21,9 @@ class Edition(StrEnum):
 
 async def build_bulletin(session: AsyncSession, month: str, *, region_code: str | None = None) -> BulletinData:
     """A month's statistics from the domains' maintained aggregates, rows in printed order."""
+    # Imported here: the domains' services are not needed to render a bulletin from a scenario file.
+    from cityhealth.reporting import sources
+
     return ordered(await sources.gather(session, month, region_code=region_code))
 
 
