@@ -18,6 +18,7 @@ from cityhealth.collection import configuration, repository, service
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import JobRunner, process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
+from cityhealth.collection.realtime import BatchGroups
 from cityhealth.collection.rules import RULES
 from cityhealth.collection.schemas import (
     AssignmentCreate,
@@ -74,6 +75,15 @@ def runtime(app: FastAPI) -> tuple[Collector, JobRunner]:
     return pair
 
 
+def batch_groups(app: FastAPI) -> BatchGroups:
+    """The app's real-time batch groups (made on first use)."""
+    state = app.state
+    if getattr(state, "collection_batch_groups", None) is None:
+        state.collection_batch_groups = BatchGroups(state.database)
+    groups: BatchGroups = state.collection_batch_groups
+    return groups
+
+
 def _standard_document() -> dict[str, Any]:
     standard = load_standard()
     return {
@@ -103,7 +113,6 @@ async def upload_records(
     form: str,
     request: Request,
     principal: Upload,
-    session: SessionDep,
     clock: ClockDep,
     database: DatabaseDep,
     dry_run: bool = False,
@@ -111,8 +120,8 @@ async def upload_records(
     collector = runtime(request.app)[0]
     body = await request.body()
     return await service.upload_batch(
-        session,
         database,
+        batch_groups(request.app),
         collector,
         clock,
         principal,

@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.collection import repository
 from cityhealth.collection.drilldown import rejected_records as rejected_records
-from cityhealth.collection.ingest import Collector, ForeignOrganization, InputRow, ingest
+from cityhealth.collection.ingest import BatchResult, Collector, ForeignOrganization, InputRow, ingest
 from cityhealth.collection.jobs import JobRunner
 from cityhealth.collection.metrics import field_key
 from cityhealth.collection.models import (
     Job,
     RawPayload,
 )
+from cityhealth.collection.realtime import BatchGroups
 from cityhealth.collection.repository import Sender
 from cityhealth.collection.rules import make_error
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, csv_header
@@ -150,8 +151,8 @@ def _seal(collector: Collector, body: bytes, label: bytes) -> bytes:
 
 
 async def upload_batch(
-    session: AsyncSession,
     database: Database,
+    groups: BatchGroups,
     collector: Collector,
     clock: Clock,
     principal: Principal,
@@ -160,18 +161,37 @@ async def upload_batch(
     content_type: str,
     dry_run: bool,
 ) -> dict[str, Any]:
-    """The real-time path: one request, one transaction, an answer per record."""
+    """The real-time path: one request, an answer per record, written with the unit's other waiting batches
+    in one transaction (realtime.py); all of the batch or none of it is stored."""
     form_or_404(form)
-    sender = await sender_for(session, database, clock, principal)
+    async with database.transaction() as session:  # a read; the write lock is not taken here
+        sender = await sender_for(session, database, clock, principal)
     rows = parse_batch(body, content_type, form)
     received_at = clock.now()
-    if not dry_run:
-        # Written first: the statements after it run under the unit's write lock, this one need not.
-        await repository.add_raw_payload(
-            session, sender.id, received_at, content_type[:96], _seal(collector, body, b"raw-batch"), len(body)
-        )
-    try:
+
+    async def write(session: AsyncSession) -> BatchResult:
         result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
+        if not dry_run:
+            await repository.add_raw_payload(
+                session, sender.id, received_at, content_type[:96], _seal(collector, body, b"raw-batch"), len(body)
+            )
+            record(
+                session,
+                clock,
+                principal,
+                Action.CREATE,
+                "collection_batch",
+                resource_id=form,
+                detail=orjson.dumps(result.counts()).decode(),
+            )
+        return result
+
+    try:
+        if dry_run:
+            async with database.transaction() as session:
+                result = await write(session)
+        else:
+            result = await groups.write(sender.id, len(rows), write)
     except ForeignOrganization as exc:
         await record_now(
             database,
@@ -188,16 +208,6 @@ async def upload_batch(
             value=sorted(exc.codes)[0],
             rule="org_code.not_sender",
         ) from exc
-    if not dry_run:
-        record(
-            session,
-            clock,
-            principal,
-            Action.CREATE,
-            "collection_batch",
-            resource_id=form,
-            detail=orjson.dumps(result.counts()).decode(),
-        )
     rules: Counter[str] = Counter()
     fields: Counter[str] = Counter()
     for outcome in result.outcomes:

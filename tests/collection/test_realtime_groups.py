@@ -1,0 +1,137 @@
+"""Real-time batches of one unit written together (group commit): one transaction, each batch its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.clock import SimulatedClock
+from cityhealth.collection import repository
+from cityhealth.collection.api import batch_groups
+from cityhealth.collection.models import RawPayload
+from cityhealth.collection.realtime import MAX_GROUP_RECORDS, BatchGroups
+from cityhealth.db.engine import Database
+from cityhealth.security.models import AuditEvent
+from tests.collection.conftest import Unit, post_records, stored_count
+from tests.factories.collection import make_record
+
+
+async def _payloads(database: Database) -> list[str]:
+    async with database.transaction() as session:
+        return sorted((await session.execute(select(RawPayload.content_type))).scalars())
+
+
+def _writer(unit: Unit, clock: SimulatedClock, label: str, sessions: list[AsyncSession],
+            gate: asyncio.Event | None = None, fail: bool = False) -> Any:
+    async def work(session: AsyncSession) -> str:
+        sessions.append(session)
+        if gate is not None:
+            await gate.wait()
+        await repository.add_raw_payload(session, unit.org.id, clock.now(), label, b"x", 1)
+        if fail:
+            raise ValueError(f"batch {label} is broken")
+        return label
+
+    return work
+
+
+async def test_batches_waiting_for_their_unit_share_one_transaction(
+    database: Database, hospital: Unit, clock: SimulatedClock
+) -> None:
+    groups = BatchGroups(database)
+    gate = asyncio.Event()
+    sessions: list[AsyncSession] = []
+    first = asyncio.create_task(groups.write(hospital.org.id, 10, _writer(hospital, clock, "b0", sessions, gate)))
+    await asyncio.sleep(0)
+    while not sessions:  # the first batch is being written, holding the unit
+        await asyncio.sleep(0.01)
+    later = [asyncio.create_task(groups.write(hospital.org.id, 10, _writer(hospital, clock, f"b{i}", sessions)))
+             for i in range(1, 6)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    answers = await asyncio.gather(first, *later)
+    assert answers == ["b0", "b1", "b2", "b3", "b4", "b5"]
+    assert (groups.groups_written, groups.batches_written) == (2, 6)
+    assert len({id(session) for session in sessions[1:]}) == 1  # the five waiting batches: one transaction
+    assert sessions[0] is not sessions[1]
+    assert await _payloads(database) == ["b0", "b1", "b2", "b3", "b4", "b5"]
+    assert groups.units == {}  # nothing left waiting
+
+
+async def test_a_failing_batch_is_answered_alone_and_the_rest_of_its_group_is_written(
+    database: Database, hospital: Unit, clock: SimulatedClock
+) -> None:
+    groups = BatchGroups(database)
+    gate = asyncio.Event()
+    sessions: list[AsyncSession] = []
+    first = asyncio.create_task(groups.write(hospital.org.id, 1, _writer(hospital, clock, "a", sessions, gate)))
+    while not sessions:
+        await asyncio.sleep(0.01)
+    good = asyncio.create_task(groups.write(hospital.org.id, 1, _writer(hospital, clock, "b", sessions)))
+    bad = asyncio.create_task(groups.write(hospital.org.id, 1, _writer(hospital, clock, "c", sessions, fail=True)))
+    last = asyncio.create_task(groups.write(hospital.org.id, 1, _writer(hospital, clock, "d", sessions)))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await first == "a"
+    assert await good == "b"
+    with pytest.raises(ValueError, match="batch c is broken"):
+        await bad
+    assert await last == "d"
+    # The group (b, c, d) was rolled back and each batch written alone: c's row is not stored, b's and d's once.
+    assert await _payloads(database) == ["a", "b", "d"]
+
+
+async def test_a_group_stops_growing_at_its_record_limit() -> None:
+    from cityhealth.collection.realtime import _take, _Waiting
+
+    async def nothing(session: AsyncSession) -> None:
+        return None
+
+    def waiting(records: int) -> _Waiting:
+        return _Waiting(nothing, records, contextvars.copy_context(), asyncio.get_running_loop().create_future())
+
+    queue = [waiting(1000) for _ in range(7)]
+    group = _take(queue)
+    assert len(group) == MAX_GROUP_RECORDS // 1000
+    assert len(queue) == 7 - len(group)
+    assert len(_take([waiting(MAX_GROUP_RECORDS + 1), waiting(1)])) == 1  # an oversized batch still goes, alone
+
+
+async def test_concurrent_batches_of_one_unit_over_http(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, other_hospital: Unit, clock: SimulatedClock,
+    database: Database,
+) -> None:
+    at = clock.now() - timedelta(hours=1)
+
+    def batch(unit: Unit, first: int, size: int = 20, owner: Unit | None = None) -> list[dict[str, Any]]:
+        return [make_record("outpatient_visit", (owner or unit).code, f"v-{first + i}", at) for i in range(size)]
+
+    sends = [post_records(client, hospital, "outpatient_visit", batch(hospital, n * 100)) for n in range(12)]
+    sends.append(post_records(client, hospital, "outpatient_visit", batch(hospital, 5000, owner=other_hospital)))
+    sends.append(post_records(client, hospital, "outpatient_visit", batch(hospital, 0)))  # a re-send of batch 0
+    responses = await asyncio.gather(*sends)
+    statuses = [response.status_code for response in responses]
+    assert statuses == [200] * 12 + [403, 200], [r.text for r in responses if r.status_code != 200]
+    assert all(r.json()["counts"]["accepted"] == 20 for r in responses[1:12])
+    # Batch 0 and its re-send: whichever reached the unit first is stored, the other is its duplicate.
+    twins = sorted((r.json()["counts"]["accepted"], r.json()["counts"]["duplicate"]) for r in (responses[0],
+                                                                                              responses[-1]))
+    assert twins == [(0, 20), (20, 0)]
+    assert responses[12].json()["code"] == "foreign_organization"
+    assert await stored_count(database) == 240  # nothing of the refused batch
+    # Each batch's audit event carries its own request's id.
+    async with database.transaction() as session:
+        audited = set((await session.execute(
+            select(AuditEvent.request_id).where(AuditEvent.resource_type == "collection_batch"))).scalars())
+        raw = (await session.execute(select(func.count()).select_from(RawPayload))).scalar_one()
+    assert audited == {r.headers["x-request-id"] for r in responses if r.status_code == 200}
+    assert raw == 13
+    assert batch_groups(app).units == {}
