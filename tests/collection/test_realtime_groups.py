@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import SimulatedClock
-from cityhealth.collection import repository
 from cityhealth.collection.api import batch_groups
 from cityhealth.collection.models import RawPayload
 from cityhealth.collection.realtime import MAX_GROUP_RECORDS, BatchGroups
+from cityhealth.collection.repository import raw_payloads
 from cityhealth.db.engine import Database
 from cityhealth.security.models import AuditEvent
 from tests.collection.conftest import Unit, post_records, stored_count
@@ -35,7 +35,7 @@ def _writer(unit: Unit, clock: SimulatedClock, label: str, sessions: list[AsyncS
         sessions.append(session)
         if gate is not None:
             await gate.wait()
-        await repository.add_raw_payload(session, unit.org.id, clock.now(), label, b"x", 1)
+        await raw_payloads.add_raw_payload(session, unit.org.id, clock.now(), label, b"x", 1)
         if fail:
             raise ValueError(f"batch {label} is broken")
         return label

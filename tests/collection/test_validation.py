@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.collection.standard import FieldSpec, load_standard
-from cityhealth.collection.validation import FormValidator, parse_date, parse_datetime
+from cityhealth.collection.validation.dates import parse_date, parse_datetime
+from cityhealth.collection.validation.validator import FormValidator
 from tests.factories.collection import ALL_FORMS, make_record
 
 NOW = datetime(2022, 6, 15, 1, 30, tzinfo=UTC)

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from cityhealth.collection import configuration, repository, service
+from cityhealth.collection import configuration, service
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import JobRunner, process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
 from cityhealth.collection.realtime import BatchGroups
+from cityhealth.collection.repository import bulk_jobs
 from cityhealth.collection.rules import RULES
 from cityhealth.collection.schemas import (
     AssignmentCreate,
@@ -189,7 +190,7 @@ async def get_job_rejections(
         after = 0
         while True:
             async with database.transaction() as page_session:
-                page = await repository.job_rejections(page_session, job_id, after, 1000)
+                page = await bulk_jobs.job_rejections(page_session, job_id, after, 1000)
             if not page:
                 return
             for row in page:

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
-from cityhealth.collection import repository
 from cityhealth.collection.models import (
     BALANCE_KINDS,
     GROUPS,
@@ -17,13 +16,14 @@ from cityhealth.collection.models import (
     FormAssignment,
     OpeningBalance,
 )
-from cityhealth.collection.repository import Sender
+from cityhealth.collection.repository import organizations
+from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.service import form_or_404
 from cityhealth.errors import NotFound, ValidationFailed
 
 
 async def _organization(session: AsyncSession, code: str) -> Sender:
-    sender = await repository.organization_by_code(session, code)
+    sender = await organizations.organization_by_code(session, code)
     if sender is None:
         raise NotFound(
             f"no organization with code {code!r}", code="organization_not_found", field="organization_code", value=code
@@ -109,7 +109,7 @@ async def record_opening_balance(
             "platform" if organization_code is None else f"org:{(await _organization(session, organization_code)).id}"
         )
     else:
-        if area_code is None or area_code not in await repository.area_names(session):
+        if area_code is None or area_code not in await organizations.area_names(session):
             raise ValidationFailed(
                 "a health-record balance names a registered area_code",
                 code="invalid_area",

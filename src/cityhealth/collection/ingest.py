@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import business_date
-from cityhealth.collection import repository
 from cityhealth.collection.metrics import MetricDeltas, count_decisions, count_managed, field_key, month_of
 from cityhealth.collection.models import CONFORMING, IN_BASIS, NOT_COUNTED
 from cityhealth.collection.prepare import (
@@ -34,10 +33,12 @@ from cityhealth.collection.prepare import (
     PreparedBatch,
     prepare,
 )
-from cityhealth.collection.repository import Sender, StoredState
+from cityhealth.collection.repository import organizations, stored_records
+from cityhealth.collection.repository.organizations import Sender
+from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import load_standard
-from cityhealth.collection.validation import shown
+from cityhealth.collection.validation.findings import shown
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 
 __all__ = [
@@ -170,8 +171,8 @@ async def ingest(
     if len(rounds) > 1:
         keys = list(dict.fromkeys(keys))
     if not dry_run:
-        await repository.lock_organization(session, sender.id)
-    state = await repository.existing_records(session, sender.id, keys)
+        await stored_records.lock_organization(session, sender.id)
+    state = await stored_records.existing_records(session, sender.id, keys)
 
     deltas = MetricDeltas(sender.id)
     warnings: dict[int, list[dict[str, Any]]] = {}
@@ -284,7 +285,7 @@ async def _check_senders(
     named = {candidate.org_code for candidate in candidates} - {sender.code}
     if not named:
         return candidates
-    registered = await repository.existing_org_codes(session, named)
+    registered = await organizations.existing_org_codes(session, named)
     if registered and forbid_foreign:
         raise ForeignOrganization(registered)
     kept = []
@@ -411,7 +412,9 @@ async def _store(
                     "job_id": job_id,
                 }
             )
-    await repository.insert_records(session, inserts)
+    await stored_records.insert_records(session, inserts)
     if changes:
-        await repository.supersede(session, organization_id, [(c["b_form"], c["b_rid"]) for c in changes], received_at)
-        await repository.update_records(session, changes)
+        await stored_records.supersede(
+            session, organization_id, [(c["b_form"], c["b_rid"]) for c in changes], received_at
+        )
+        await stored_records.update_records(session, changes)

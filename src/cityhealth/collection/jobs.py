@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
-from cityhealth.collection import repository
 from cityhealth.collection.ingest import BatchResult, RowOutcome, ingest
 from cityhealth.collection.metrics import field_key
 from cityhealth.collection.models import Job, JobRejection
@@ -38,7 +37,8 @@ from cityhealth.collection.prepare import (
     gc_paused,
     prepare_interleaved,
 )
-from cityhealth.collection.repository import Sender
+from cityhealth.collection.repository import bulk_jobs, organizations, table_writes
+from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
 from cityhealth.collection.spool import csv_rows, ndjson_blocks, ndjson_rows, read_spool
 from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedColumns, PreparePool, as_prepared
@@ -135,12 +135,12 @@ async def process_job(
     With a pool, an NDJSON job's chunks are prepared in its worker processes; otherwise in this event loop.
     """
     async with database.transaction() as session:
-        job = await repository.job_for_update(session, job_id)
+        job = await bulk_jobs.job_for_update(session, job_id)
         if job is None or job.status == "completed":
             return
         job.status, job.error = "running", None
         job.started_at = job.started_at or clock.now()
-        sender = await repository.organization_by_id(session, job.organization_id)
+        sender = await organizations.organization_by_id(session, job.organization_id)
         start, snapshot, received_at = job.next_position, _snapshot(job), job.received_at
         await collector.validators(session)
     if sender is None:  # pragma: no cover - organizations are never deleted
@@ -173,13 +173,13 @@ async def process_job(
         await source.aclose()
         logger.exception("collection job failed", extra={"job_id": job_id})
         async with database.transaction() as session:
-            job = await repository.job_for_update(session, job_id)
+            job = await bulk_jobs.job_for_update(session, job_id)
             if job is not None:
                 job.status = "failed"
                 job.error = str(exc)[:2000] if not isinstance(exc, Conflict) else exc.message
         raise
     async with database.transaction() as session:
-        job = await repository.job_for_update(session, job_id)
+        job = await bulk_jobs.job_for_update(session, job_id)
         if job is not None:
             job.status, job.finished_at = "completed", clock.now()
 
@@ -253,7 +253,7 @@ async def _write_chunk(
     """Decide, store and count one chunk with the job's new position, in one transaction."""
     last = batch.last_position if isinstance(batch, ChunkRows) else batch[-1].position
     async with database.transaction() as session:
-        job = await repository.job_for_update(session, job_id)
+        job = await bulk_jobs.job_for_update(session, job_id)
         if job is None or job.next_position >= last:
             return  # another worker committed this chunk
         result = await ingest(
@@ -269,7 +269,7 @@ async def _write_chunk(
             prepared=prepared,
             detailed=False,
         )
-        await repository.insert_rows(session, JobRejection, _rejection_rows(job, result))
+        await table_writes.insert_rows(session, JobRejection, _rejection_rows(job, result))
         _summarise(job, result)
         _audit_foreign(session, clock, job, result)
         job.next_position = last
@@ -285,7 +285,7 @@ async def reprocess_rejections(
 ) -> dict[str, int]:
     """Run a completed job's rejected rows again (after a code table was fixed); counts move, never double."""
     async with database.transaction() as session:
-        job = await repository.job_for_update(session, job_id)
+        job = await bulk_jobs.job_for_update(session, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
         if job.status != "completed":
@@ -295,15 +295,15 @@ async def reprocess_rejections(
                 field="status",
                 value=job.status,
             )
-        sender = await repository.organization_by_id(session, job.organization_id)
-        previous = {r.position: r for r in await repository.job_rejections(session, job_id, 0, 10**9)}
+        sender = await organizations.organization_by_id(session, job.organization_id)
+        previous = {r.position: r for r in await bulk_jobs.job_rejections(session, job_id, 0, 10**9)}
         snapshot = _snapshot(job)
     assert sender is not None  # noqa: S101 - organizations are never deleted
     moved: Counter[str] = Counter()
     wanted = (row for row in job_rows(snapshot, collector.spool_key) if row.position in previous)
     while batch := list(islice(wanted, chunk_rows)):
         async with database.transaction() as session:
-            job = await repository.job_for_update(session, job_id)
+            job = await bulk_jobs.job_for_update(session, job_id)
             assert job is not None  # noqa: S101 - locked above, never deleted
             old = {row.position: previous[row.position] for row in batch}
             result = await ingest(
@@ -322,8 +322,8 @@ async def reprocess_rejections(
             )
             _summarise(job, BatchResult.of([_as_rejected(row) for row in old.values()]), sign=-1)
             _summarise(job, result)
-            await repository.delete_job_rejections(session, job.organization_id, job.id, list(old))
-            await repository.insert_rows(session, JobRejection, _rejection_rows(job, result))
+            await bulk_jobs.delete_job_rejections(session, job.organization_id, job.id, list(old))
+            await table_writes.insert_rows(session, JobRejection, _rejection_rows(job, result))
             moved.update(result.tally)
     return dict(moved)
 
@@ -380,7 +380,7 @@ class JobRunner:
 
     async def resume_unfinished(self) -> None:
         async with self.database.transaction() as session:
-            unfinished = await repository.unfinished_jobs(session)
+            unfinished = await bulk_jobs.unfinished_jobs(session)
         for job_id, size_bytes in unfinished:
             self.submit(job_id, size_bytes)
 

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import business_date
-from cityhealth.collection import repository
 from cityhealth.collection.models import (
     CONFORMING,
     IN_BASIS,
@@ -28,7 +27,9 @@ from cityhealth.collection.models import (
 )
 from cityhealth.collection.prepare import ACCEPTED, DUPLICATE, REVOKED, Candidate
 from cityhealth.collection.public_health import PROGRAM_OF_FORM, review_followup
-from cityhealth.collection.repository import DAILY_COUNTERS, Sender
+from cityhealth.collection.repository import counters, managed_records, table_writes
+from cityhealth.collection.repository.counters import DAILY_COUNTERS
+from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
 
 _LIST_INDEX = re.compile(r"\[\d+\]")
@@ -70,7 +71,7 @@ class MetricDeltas:
 
     async def flush(self, session: AsyncSession, now: datetime) -> None:
         org = self.organization_id
-        await repository.add_counters(
+        await counters.add_counters(
             session,
             org,
             [
@@ -90,23 +91,23 @@ class MetricDeltas:
             for day, value in sorted(self.workload.items())
             if value is not None
         ]
-        await repository.upsert_replace(
+        await table_writes.upsert_replace(
             session, Workload, replaced, ["organization_id", "day"], ["visits", "discharges", "record_id"]
         )
-        await repository.delete_keys(
+        await table_writes.delete_keys(
             session,
             Workload,
             ["organization_id", "day"],
             [(org, day) for day, value in self.workload.items() if value is None],
         )
-        await repository.delete_keys(
+        await table_writes.delete_keys(
             session,
             ManagedRecord,
             ["organization_id", "program", "health_record_no"],
             [(org, program, number) for program, number in self.managed_gone],
         )
-        await repository.insert_rows(session, ManagedRecord, self.managed_new)
-        await repository.upsert_add(
+        await table_writes.insert_rows(session, ManagedRecord, self.managed_new)
+        await table_writes.upsert_add(
             session,
             ManagedCount,
             [
@@ -122,14 +123,14 @@ class MetricDeltas:
             for (form, rid), value in sorted(self.flags.items())
             if value is not None
         ]
-        await repository.upsert_replace(
+        await table_writes.upsert_replace(
             session,
             FollowupFlag,
             flagged,
             ["organization_id", "form", "record_id"],
             ["submitted", "computed", "event_month", "flagged_at"],
         )
-        await repository.delete_keys(
+        await table_writes.delete_keys(
             session,
             FollowupFlag,
             ["organization_id", "form", "record_id"],
@@ -250,7 +251,7 @@ async def count_managed(session: AsyncSession, sender: Sender, deltas: MetricDel
             by_program.setdefault(program, []).append(number)
         gone: list[tuple[str, str]] = []
         for program, numbers in by_program.items():
-            held = await repository.managed_areas(session, sender.id, program, numbers)
+            held = await managed_records.managed_areas(session, sender.id, program, numbers)
             for number, (area, _) in held.items():
                 deltas.managed_counts[(area, program, month)] -= 1
                 gone.append((program, number))
@@ -263,7 +264,7 @@ async def count_managed(session: AsyncSession, sender: Sender, deltas: MetricDel
         gone_now = set(deltas.managed_gone)
         for program, candidates in by_program_new.items():
             numbers = list(dict.fromkeys(row["health_record_no"] for row in candidates))
-            already = await repository.existing_managed(session, sender.id, program, numbers)
+            already = await managed_records.existing_managed(session, sender.id, program, numbers)
             already -= {number for p, number in gone_now if p == program}
             seen: set[str] = set()
             for row in candidates:

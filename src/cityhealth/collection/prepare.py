@@ -21,11 +21,13 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.collection import repository
-from cityhealth.collection.repository import StoredState
+from cityhealth.collection.repository import code_tables
+from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import LOADABLE_TABLES, FormSpec, load_standard
-from cityhealth.collection.validation import SLICE_RECORDS, FormValidator, business_month, shown
+from cityhealth.collection.validation.dates import business_month
+from cityhealth.collection.validation.findings import shown
+from cityhealth.collection.validation.validator import SLICE_RECORDS, FormValidator
 from cityhealth.config import Settings
 from cityhealth.security.crypto import FieldCipher
 
@@ -69,10 +71,10 @@ class Collector:
 
     async def validators(self, session: AsyncSession) -> dict[str, FormValidator]:
         """The validators for the code tables loaded now (rebuilt only when a table's generation moved)."""
-        generations = await repository.code_generations(session)
+        generations = await code_tables.code_generations(session)
         if generations != self._generations:
             self.loaded = {
-                table: await repository.code_entries(session, table)
+                table: await code_tables.code_entries(session, table)
                 for table in LOADABLE_TABLES
                 if table in generations
             }

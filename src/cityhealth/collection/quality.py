@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.collection import repository
 from cityhealth.collection.models import (
     Conformance,
     DailyCount,
@@ -28,6 +27,7 @@ from cityhealth.collection.models import (
     RejectionCount,
     Workload,
 )
+from cityhealth.collection.repository import organizations
 from cityhealth.collection.standard import GROUPS, INPATIENT, OUTPATIENT, load_standard
 from cityhealth.errors import ValidationFailed
 
@@ -129,8 +129,8 @@ async def quality_report(session: AsyncSession, month_text: str) -> dict[str, An
             row[f"{prefix}_conformance_basis"] = basis if shown else None
         return row
 
-    senders = await repository.organizations(session)
-    names = await repository.area_names(session)
+    senders = await organizations.organizations(session)
+    names = await organizations.area_names(session)
     managed = await _managed_cumulative(session, month, last)
 
     districts: dict[str, dict[str, Any]] = {}

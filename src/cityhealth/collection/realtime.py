@@ -1,6 +1,6 @@
 """Real-time batches of one unit written together: group commit under the unit's write lock.
 
-A unit's writes are serialised (the unit lock of `repository.lock_organization`, and on SQLite the database
+A unit's writes are serialised (the unit lock of `stored_records.lock_organization`, and on SQLite the database
 write lock), and its counter rows are shared by every batch of the day, so two batches of one unit never
 run in parallel anyway. What a busy sender can be spared is the queue: with one transaction per batch, each
 waiting for the lock, a hospital sending 200 batches a second spends more time queueing than writing, and

@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
-from cityhealth.collection import repository
 from cityhealth.collection.drilldown import rejected_records as rejected_records
 from cityhealth.collection.ingest import BatchResult, Collector, ForeignOrganization, InputRow, ingest
 from cityhealth.collection.jobs import JobRunner
@@ -31,11 +30,12 @@ from cityhealth.collection.models import (
     RawPayload,
 )
 from cityhealth.collection.realtime import BatchGroups
-from cityhealth.collection.repository import Sender
+from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads
+from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import make_error
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, csv_header
 from cityhealth.collection.standard import LOADABLE_TABLES, load_standard
-from cityhealth.collection.validation import _ICD9CM3, _ICD10
+from cityhealth.collection.validation.columns import ICD9CM3, ICD10
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -49,7 +49,7 @@ async def sender_for(session: AsyncSession, database: Database, clock: Clock, pr
     """The organization a machine client uploads for; refused (and audited) when there is none."""
     sender = None
     if principal.organization_id is not None:
-        sender = await repository.organization_by_id(session, principal.organization_id)
+        sender = await organizations.organization_by_id(session, principal.organization_id)
     if sender is None or (sender.active_to is not None and sender.active_to < business_date(clock.now())):
         await record_now(
             database,
@@ -172,7 +172,7 @@ async def upload_batch(
     async def write(session: AsyncSession) -> BatchResult:
         result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
         if not dry_run:
-            await repository.add_raw_payload(
+            await raw_payloads.add_raw_payload(
                 session, sender.id, received_at, content_type[:96], _seal(collector, body, b"raw-batch"), len(body)
             )
             record(
@@ -302,7 +302,7 @@ async def receive_job(
     now = clock.now()
     try:
         async with database.transaction() as session:
-            existing = await repository.job_by_dedupe_key(session, sender.id, dedupe)
+            existing = await bulk_jobs.job_by_dedupe_key(session, sender.id, dedupe)
             if existing is not None:
                 spool.unlink(missing_ok=True)
                 return existing, False
@@ -344,7 +344,7 @@ async def receive_job(
     except IntegrityError:  # the same file raced in twice: the first one's job is the job
         spool.unlink(missing_ok=True)
         async with database.transaction() as session:
-            found = await repository.job_by_dedupe_key(session, sender.id, dedupe)
+            found = await bulk_jobs.job_by_dedupe_key(session, sender.id, dedupe)
         if found is None:  # pragma: no cover - the unique key is what failed
             raise
         return found, False
@@ -439,7 +439,7 @@ def read_code_file(path: Path, table_id: str) -> dict[str, str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("gb18030")
-    shape = _ICD10 if table_id == "ICD-10" else _ICD9CM3
+    shape = ICD10 if table_id == "ICD-10" else ICD9CM3
     entries: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -474,7 +474,7 @@ def read_code_file(path: Path, table_id: str) -> dict[str, str]:
 async def load_codes(session: AsyncSession, clock: Clock, table_id: str, path: Path) -> tuple[int, int]:
     """Replace a loaded code table; validators pick the new generation up on their next batch."""
     entries = read_code_file(path, table_id)
-    generation = await repository.replace_code_table(session, table_id, entries, path.name, clock.now())
+    generation = await code_tables.replace_code_table(session, table_id, entries, path.name, clock.now())
     return len(entries), generation
 
 
@@ -482,7 +482,7 @@ async def purge(session: AsyncSession, clock: Clock, retention_days: int) -> int
     """Delete raw payloads received before the retention period; their jobs can no longer be re-run."""
     before = clock.now() - timedelta(days=retention_days)
     purged = 0
-    for payload in await repository.expired_payloads(session, before):
+    for payload in await raw_payloads.expired_payloads(session, before):
         if payload.spool_path:
             Path(payload.spool_path).unlink(missing_ok=True)
         if payload.job_id is not None:

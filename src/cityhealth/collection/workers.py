@@ -26,7 +26,7 @@ from cityhealth.collection.prepare import Candidate, Collector, InputRow, Prepar
 from cityhealth.collection.rules import RecordError
 from cityhealth.collection.spool import ndjson_rows
 from cityhealth.collection.standard import load_standard
-from cityhealth.collection.validation import FormValidator
+from cityhealth.collection.validation.validator import FormValidator
 from cityhealth.config import Settings
 
 _worker: dict[str, Any] = {}  # in a worker process: its Collector, and validators per code-table generation

@@ -1,0 +1,33 @@
+"""The backend under a session: which dialect it is, its asyncpg connection, SQLite's datetime text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def pg_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction.
+
+    The hot statements of ingest run on it directly: fixed SQL, prepared once per connection, without the
+    ORM's per-statement work. SQLAlchemy begins its transaction on the connection lazily, with its first
+    statement; if none ran yet, one does now, so nothing here ever runs outside the transaction.
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if not driver.is_in_transaction():
+        await connection.execute(text("SELECT 1"))
+    return driver
+
+
+def sqlite_datetime(moment: datetime) -> str:
+    """A UTC instant as SQLAlchemy stores it in SQLite (naive UTC, microseconds), for driver-level writes."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -1,0 +1,192 @@
+"""The form validator: a batch's fields checked column by column, then the form's cross-field rules, per slice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import repeat
+from typing import Any
+
+import orjson
+
+from cityhealth.clock import business_date
+from cityhealth.collection.rules import RecordError, make_error
+from cityhealth.collection.standard import CodeTable, FieldSpec, FormSpec, Standard
+from cityhealth.collection.validation.columns import (
+    NONE_TYPE,
+    boolean_check,
+    code_check,
+    number_check,
+    string_check,
+    temporal_check,
+)
+from cityhealth.collection.validation.cross_rules import CROSS_RULES
+from cityhealth.collection.validation.dates import cached_moment
+from cityhealth.collection.validation.findings import Sink, field_error, shown
+
+# Column passes run over slices of this many records: a slice's dicts stay in the CPU cache across the
+# passes of all its fields, where a 20,000-record column pass would fetch every record from memory again.
+SLICE_RECORDS = 1024
+
+
+@dataclass(slots=True)
+class ValidRecord:
+    index: int  # position of the record in the validated batch
+    record: dict[str, Any]  # normalised: codes as strings, numbers as numbers, booleans as booleans
+    action: int
+    event_time: datetime  # UTC
+
+
+@dataclass
+class ValidationResult:
+    valid: list[ValidRecord] = field(default_factory=list)
+    errors: dict[int, list[RecordError]] = field(default_factory=dict)
+
+
+class _FieldsValidator:
+    """Column checks for a list of fields (a form's, or a list field's items)."""
+
+    def __init__(
+        self, fields: Sequence[FieldSpec], tables: Mapping[str, CodeTable], loaded: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        self.fields = list(fields)
+        self.known = frozenset(spec.name for spec in fields)
+        self.by_name = {spec.name: spec for spec in fields}
+        self.name_fields = {spec.name_field for spec in fields if spec.name_field}
+        self.checks: list[tuple[FieldSpec, Any]] = []
+        for spec in fields:
+            if spec.type == "code":
+                table_id = spec.table or ""
+                codes: Mapping[str, str] | None
+                static = tables.get(table_id)
+                codes = static.codes if static is not None else loaded.get(table_id)
+                name_spec = self.by_name.get(spec.name_field) if spec.name_field else None
+                self.checks.append((spec, code_check(spec, name_spec, codes, table_id)))
+            elif spec.type == "string":
+                self.checks.append((spec, string_check(spec)))
+            elif spec.type in ("integer", "decimal"):
+                self.checks.append((spec, number_check(spec)))
+            elif spec.type == "boolean":
+                self.checks.append((spec, boolean_check(spec)))
+            elif spec.type in ("date", "datetime"):
+                self.checks.append((spec, temporal_check(spec)))
+            elif spec.type == "list":
+                self.checks.append((spec, _FieldsValidator(spec.items, tables, loaded)))
+            else:  # pragma: no cover - the packaged standard uses only the types above
+                raise ValueError(f"unknown field type {spec.type}")
+
+    def run(self, records: list[dict[str, Any]], rows: list[int], sink: Sink, prefix: str, form: str) -> None:
+        keys: set[str] = set().union(*records) if records else set()
+        unknown = keys - self.known
+        if unknown:
+            for i, record in enumerate(records):
+                for name in sorted(unknown & record.keys()):
+                    sink.add(rows[i], make_error("field.unknown", prefix + name, form=form))
+        columns: dict[str, list[Any]] = {}
+        for spec, check in self.checks:
+            column = columns.pop(spec.name, None)
+            if column is None:
+                column = list(map(dict.get, records, repeat(spec.name)))
+            types = set(map(type, column))
+            if spec.required and (NONE_TYPE in types or (str in types and "" in column)):
+                for i, value in enumerate(column):
+                    if value is None or value == "":
+                        sink.add(rows[i], field_error("required", spec, path=prefix + spec.name))
+            if isinstance(check, _FieldsValidator):
+                self._run_list(spec, check, column, records, rows, sink, prefix, form)
+                continue
+            if spec.type == "code":
+                names = None
+                if spec.name_field:
+                    # The name column is checked as a field of its own next: build it once.
+                    names = columns[spec.name_field] = list(map(dict.get, records, repeat(spec.name_field)))
+                converted = check(column, types, names, rows, sink, prefix)
+            else:
+                converted = check(column, types, rows, sink, prefix)
+            if converted is not None:
+                for record, value in zip(records, converted, strict=True):
+                    if spec.name in record and value is not None:
+                        record[spec.name] = value
+
+    def _run_list(
+        self,
+        spec: FieldSpec,
+        items_validator: _FieldsValidator,
+        column: list[Any],
+        records: list[dict[str, Any]],
+        rows: list[int],
+        sink: Sink,
+        prefix: str,
+        form: str,
+    ) -> None:
+        # Items of different records share one column pass per place in the list (items[0], items[1], …),
+        # so that item errors name their place: items[2].amount.
+        by_position: list[tuple[list[dict[str, Any]], list[int]]] = []
+        for i, value in enumerate(column):
+            if value is None or value == "":
+                continue
+            if isinstance(value, str):  # a CSV cell carries the list as JSON text
+                try:
+                    value = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    value = None
+                else:
+                    records[i][spec.name] = value
+            if not isinstance(value, list) or not all(map(isinstance, value, repeat(dict))):
+                sink.add(rows[i], field_error("type.list", spec, path=prefix + spec.name))
+                continue
+            if spec.min_items and len(value) < spec.min_items:
+                sink.add(
+                    rows[i], field_error("list.min_items", spec, path=prefix + spec.name, min_items=spec.min_items)
+                )
+            while len(by_position) < len(value):
+                by_position.append(([], []))
+            row = rows[i]
+            for (items, item_rows), item in zip(by_position, value, strict=False):
+                items.append(item)
+                item_rows.append(row)
+        for position, (items, item_rows) in enumerate(by_position):
+            items_validator.run(items, item_rows, sink, f"{prefix}{spec.name}[{position}].", form)
+
+
+class FormValidator:
+    """Validates batches of one form. Build once per form and code-table generation; reuse per batch."""
+
+    def __init__(self, form: FormSpec, standard: Standard, loaded: Mapping[str, Mapping[str, str]]) -> None:
+        self.form = form
+        self.fields = _FieldsValidator(form.fields, standard.tables, loaded)
+        self.event_spec = form.field(form.event_field)
+
+    def validate(self, records: list[dict[str, Any]], *, now: datetime) -> ValidationResult:
+        """Check every record; `records` are normalised in place. Never raises on bad input."""
+        result = ValidationResult()
+        for start in range(0, len(records), SLICE_RECORDS):
+            self._validate_slice(records[start : start + SLICE_RECORDS], start, now, result)
+        return result
+
+    def _validate_slice(self, records: list[dict[str, Any]], offset: int, now: datetime, out: ValidationResult) -> None:
+        sink = Sink()
+        rows = list(range(len(records)))
+        self.fields.run(records, rows, sink, "", self.form.code)
+        today = business_date(now)
+        event_spec = self.event_spec
+        event_name = event_spec.name
+        events = [cached_moment(sink, event_spec, value) for value in map(dict.get, records, repeat(event_name))]
+        for i, moment in enumerate(events):
+            if moment is not None and moment > now:
+                sink.add(i, make_error("event_time.future", event_name, shown(event_spec, records[i][event_name])))
+        for rule in self.form.rules:
+            CROSS_RULES[rule["rule"]](self, rule, records, sink, today)
+        errors = sink.errors
+        valid = out.valid
+        for i, record in enumerate(records):
+            if i in errors:
+                continue
+            moment = events[i]
+            if moment is None:  # pragma: no cover - a present, well-formed event field always parses
+                sink.add(i, make_error("required", event_name))
+                continue
+            valid.append(ValidRecord(offset + i, record, int(record["action"]), moment))
+        for i, found in errors.items():
+            out.errors[offset + i] = found
