@@ -59,6 +59,10 @@ def build(only: str | None = None) -> typer.Typer:
     )
     root_app.callback()(root)
     root_app.command()(serve)
+    if only != "":
+        # Every room's tables on the metadata: a room's command writes rows whose foreign keys name another
+        # room's tables (a staff user's organization), which SQLAlchemy resolves only if that room is loaded.
+        import_module("cityhealth.models")
     for name, (module, attribute) in GROUPS.items():
         if only is None or only == name:
             root_app.add_typer(getattr(import_module(module), attribute), name=name)

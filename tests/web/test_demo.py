@@ -112,3 +112,18 @@ def test_cli_refuses_the_code_in_production(
     result = runner.invoke(cli_app, ["web", "totp-code", DEMO_USERNAME])
     assert result.exit_code == 2
     assert "development only" in result.output
+
+
+def test_the_entry_point_mounting_only_this_command_still_sees_every_table(
+        database_url: str, tmp_path: Path) -> None:
+    # `cityhealth web …` mounts the web group alone; the staff user it writes references another room's table.
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CITYHEALTH_ENV": "development", "CITYHEALTH_DATABASE_URL": database_url,
+           "CITYHEALTH_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run([sys.executable, "-c", "from cityhealth.cli import main; main()",
+                             "web", "create-demo-operator"], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert DEMO_USERNAME in result.stdout
