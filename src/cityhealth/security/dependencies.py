@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,22 +22,26 @@ from cityhealth.security.tokens import VerifiedTokens
 _bearer = HTTPBearer(auto_error=False)
 
 
+_Cache = TypeVar("_Cache")
+
+
+def _per_app(app: FastAPI, name: str, make: Callable[[], _Cache]) -> _Cache:
+    """The app's object under `name` in its state, made on first use (one per worker process)."""
+    found: _Cache | None = getattr(app.state, name, None)
+    if found is None:
+        found = make()
+        setattr(app.state, name, found)
+    return found
+
+
 def client_state_cache(app: FastAPI) -> ClientStateCache:
-    """The app's cache of machine-client revocation state (made on first use)."""
-    cache: ClientStateCache | None = getattr(app.state, "security_client_cache", None)
-    if cache is None:
-        cache = ClientStateCache()
-        app.state.security_client_cache = cache
-    return cache
+    """The app's cache of machine-client revocation state."""
+    return _per_app(app, "security_client_cache", ClientStateCache)
 
 
 def verified_tokens(app: FastAPI) -> VerifiedTokens:
-    """The app's cache of verified access tokens (made on first use)."""
-    tokens: VerifiedTokens | None = getattr(app.state, "security_verified_tokens", None)
-    if tokens is None:
-        tokens = VerifiedTokens()
-        app.state.security_verified_tokens = tokens
-    return tokens
+    """The app's cache of verified access tokens."""
+    return _per_app(app, "security_verified_tokens", VerifiedTokens)
 
 
 async def authenticate(
