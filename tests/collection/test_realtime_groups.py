@@ -135,3 +135,28 @@ async def test_concurrent_batches_of_one_unit_over_http(
     assert audited == {r.headers["x-request-id"] for r in responses if r.status_code == 200}
     assert raw == 13
     assert batch_groups(app).units == {}
+
+
+async def test_a_deactivated_unit_stops_uploading_once_its_cached_registry_row_is_stale(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    from sqlalchemy import update
+
+    from cityhealth.collection.realtime import SENDER_CACHE_S
+    from cityhealth.registry.models import Organization
+
+    def one(rid: str) -> list[dict[str, Any]]:
+        return [make_record("outpatient_visit", hospital.code, rid, clock.now() - timedelta(hours=1))]
+
+    assert (await post_records(client, hospital, "outpatient_visit", one("v-1"))).status_code == 200
+    async with database.transaction() as session:
+        yesterday = clock.now().date() - timedelta(days=1)
+        await session.execute(
+            update(Organization).where(Organization.id == hospital.org.id).values(active_to=yesterday))
+    clock.advance(timedelta(seconds=SENDER_CACHE_S - 1))
+    assert (await post_records(client, hospital, "outpatient_visit", one("v-2"))).status_code == 200  # cached
+    clock.advance(timedelta(seconds=2))
+    refused = await post_records(client, hospital, "outpatient_visit", one("v-3"))
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "organization_unknown"
+    assert await stored_count(database) == 2

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from cityhealth.collection import configuration, service
+from cityhealth.collection import configuration, service, uploads
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import JobRunner, process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
@@ -120,7 +120,7 @@ async def upload_records(
 ) -> dict[str, Any]:
     collector = runtime(request.app)[0]
     body = await request.body()
-    return await service.upload_batch(
+    return await uploads.upload_batch(
         database,
         batch_groups(request.app),
         collector,

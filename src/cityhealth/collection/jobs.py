@@ -48,10 +48,10 @@ from cityhealth.security.audit import Action, Outcome, record
 
 logger = logging.getLogger("cityhealth.collection.jobs")
 # Rows per transaction. Per-chunk costs (job row, counters, commit) vanish at this size; the chunks in flight
-# (one written, one prepared, one being prepared) keep the server near 230 MB and a worker near 145 MB.
-CHUNK_ROWS = 16000
+# (one written, one being prepared per worker) keep the server near 210 MB and each worker near 115 MB.
+CHUNK_ROWS = 10000
 _READ_SLICE = 1024
-_PREFETCH_CHUNKS = 1  # chunks handed to the workers ahead of the one being written
+_PREFETCH_CHUNKS = 2  # chunks handed to the workers ahead of the one being written (one per worker here)
 _COLLECT_EVERY_ROWS = 100_000
 # Jobs smaller than this are prepared in-process: starting a worker process costs about a second.
 POOL_MIN_BYTES = 8 << 20

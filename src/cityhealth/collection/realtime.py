@@ -23,14 +23,19 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.collection.repository.organizations import Sender
 from cityhealth.db.engine import Database
 
 # A group stops growing past this many records (a real-time batch holds at most 1,000).
 MAX_GROUP_RECORDS = 5_000
+# How long a sending unit's registry row is trusted without reading it again: a unit deactivated in the
+# registry stops uploading within this time (the same bound as a revoked client's tokens).
+SENDER_CACHE_S = 30
 
 Work = Callable[[AsyncSession], Coroutine[Any, Any, Any]]
 
@@ -61,6 +66,17 @@ class BatchGroups:
     units: dict[int, _Unit] = field(default_factory=dict)
     groups_written: int = 0  # for tests and metrics: transactions committed
     batches_written: int = 0
+    senders: dict[int, tuple[Sender, datetime]] = field(default_factory=dict)
+
+    def known_sender(self, organization_id: int | None, now: datetime) -> Sender | None:
+        """The unit's registry row as read less than SENDER_CACHE_S ago, if it was."""
+        entry = None if organization_id is None else self.senders.get(organization_id)
+        if entry is None or not 0 <= (now - entry[1]).total_seconds() < SENDER_CACHE_S:
+            return None
+        return entry[0]
+
+    def remember_sender(self, sender: Sender, now: datetime) -> None:
+        self.senders[sender.id] = (sender, now)
 
     async def write(self, organization_id: int, records: int, work: Work) -> Any:
         """Run `work(session)` in a transaction shared with the unit's other waiting batches; its result."""

@@ -1,4 +1,4 @@
-"""Collection use cases: upload a batch, receive a bulk job, read jobs, operator settings, code tables, purge.
+"""Collection use cases: receive a bulk job, read jobs, code tables, purge. Real-time uploads: uploads.py.
 
 A unit's rejected records (the dashboard's drill-down) are read by `rejected_records`, kept in drilldown.py.
 """
@@ -6,33 +6,25 @@ A unit's rejected records (the dashboard's drill-down) are read by `rejected_rec
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
-import zlib
-from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
 from cityhealth.collection.drilldown import rejected_records as rejected_records
-from cityhealth.collection.ingest import BatchResult, Collector, ForeignOrganization, InputRow, ingest
+from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import JobRunner
-from cityhealth.collection.metrics import field_key
 from cityhealth.collection.models import (
     Job,
     RawPayload,
 )
-from cityhealth.collection.realtime import BatchGroups
 from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads
 from cityhealth.collection.repository.organizations import Sender
-from cityhealth.collection.rules import make_error
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, csv_header
 from cityhealth.collection.standard import LOADABLE_TABLES, load_standard
 from cityhealth.collection.validation.columns import ICD9CM3, ICD10
@@ -50,7 +42,7 @@ async def sender_for(session: AsyncSession, database: Database, clock: Clock, pr
     sender = None
     if principal.organization_id is not None:
         sender = await organizations.organization_by_id(session, principal.organization_id)
-    if sender is None or (sender.active_to is not None and sender.active_to < business_date(clock.now())):
+    if sender is None or not is_active(sender, clock):
         await record_now(
             database,
             clock,
@@ -68,6 +60,11 @@ async def sender_for(session: AsyncSession, database: Database, clock: Clock, pr
     return sender
 
 
+def is_active(sender: Sender, clock: Clock) -> bool:
+    """The unit may send: registered and not past its `active_to` day."""
+    return sender.active_to is None or sender.active_to >= business_date(clock.now())
+
+
 def form_or_404(form: str) -> None:
     if form not in load_standard().forms:
         raise NotFound(
@@ -77,152 +74,6 @@ def form_or_404(form: str) -> None:
             value=form,
             rule="form.unknown",
         )
-
-
-def parse_batch(body: bytes, content_type: str, form: str) -> list[InputRow]:
-    """A real-time batch: a JSON array or NDJSON, at most 1,000 records; refused whole when unreadable."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    rows: list[InputRow] = []
-    if media in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
-        lines = [(n, line) for n, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
-        values: list[tuple[int, Any]] = []
-        for number, line in lines:
-            try:
-                values.append((number, orjson.loads(line)))
-            except orjson.JSONDecodeError as exc:
-                raise ValidationFailed(
-                    f"line {number} is not JSON: {exc}",
-                    code="malformed_body",
-                    field="body",
-                    value=number,
-                    rule="json.malformed",
-                ) from exc
-    else:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ValidationFailed(
-                f"the body is not JSON: {exc}", code="malformed_body", field="body", rule="json.malformed"
-            ) from exc
-        if not isinstance(parsed, list):
-            raise ValidationFailed(
-                "the body must be a JSON array of records (or NDJSON)",
-                code="malformed_body",
-                field="body",
-                rule="json.malformed",
-            )
-        values = list(enumerate(parsed, start=1))
-    if not values:
-        raise ValidationFailed("the batch holds no records", code="empty_batch", field="body", rule="batch.empty")
-    if len(values) > MAX_BATCH_RECORDS:
-        raise ValidationFailed(
-            f"a real-time batch holds at most {MAX_BATCH_RECORDS} records, not {len(values)}; "
-            "use POST /api/collection/jobs for bulk files",
-            code="batch_too_large",
-            field="body",
-            value=len(values),
-            rule="batch.max_records",
-        )
-    for position, value in values:
-        if not isinstance(value, dict):
-            rows.append(
-                InputRow(
-                    position,
-                    form=form,
-                    error=make_error("json.malformed", "record", detail="a JSON object is expected"),
-                )
-            )
-            continue
-        named = value.pop("form", form)
-        if named != form:
-            rows.append(
-                InputRow(
-                    position, record=value, form=form, error=make_error("form.mismatch", "form", str(named), form=form)
-                )
-            )
-            continue
-        rows.append(InputRow(position, record=value, form=form))
-    return rows
-
-
-def _seal(collector: Collector, body: bytes, label: bytes) -> bytes:
-    nonce = os.urandom(12)
-    return nonce + AESGCM(collector.spool_key).encrypt(nonce, zlib.compress(body, 1), label)
-
-
-async def upload_batch(
-    database: Database,
-    groups: BatchGroups,
-    collector: Collector,
-    clock: Clock,
-    principal: Principal,
-    form: str,
-    body: bytes,
-    content_type: str,
-    dry_run: bool,
-) -> dict[str, Any]:
-    """The real-time path: one request, an answer per record, written with the unit's other waiting batches
-    in one transaction (realtime.py); all of the batch or none of it is stored."""
-    form_or_404(form)
-    async with database.transaction() as session:  # a read; the write lock is not taken here
-        sender = await sender_for(session, database, clock, principal)
-    rows = parse_batch(body, content_type, form)
-    received_at = clock.now()
-
-    async def write(session: AsyncSession) -> BatchResult:
-        result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
-        if not dry_run:
-            await raw_payloads.add_raw_payload(
-                session, sender.id, received_at, content_type[:96], _seal(collector, body, b"raw-batch"), len(body)
-            )
-            record(
-                session,
-                clock,
-                principal,
-                Action.CREATE,
-                "collection_batch",
-                resource_id=form,
-                detail=orjson.dumps(result.counts()).decode(),
-            )
-        return result
-
-    try:
-        if dry_run:
-            async with database.transaction() as session:
-                result = await write(session)
-        else:
-            result = await groups.write(sender.id, len(rows), write)
-    except ForeignOrganization as exc:
-        await record_now(
-            database,
-            clock,
-            principal,
-            Action.DENIED,
-            "collection_upload",
-            detail=f"records named organization(s) {', '.join(sorted(exc.codes))}",
-        )
-        raise Forbidden(
-            "records may only be uploaded for the sending organization",
-            code="foreign_organization",
-            field="org_code",
-            value=sorted(exc.codes)[0],
-            rule="org_code.not_sender",
-        ) from exc
-    rules: Counter[str] = Counter()
-    fields: Counter[str] = Counter()
-    for outcome in result.outcomes:
-        for error in outcome.errors:
-            rules[error.rule] += 1
-            fields[field_key(error.field)] += 1
-    return {
-        "form": form,
-        "dry_run": dry_run,
-        "received_at": received_at.isoformat(),
-        "counts": result.counts(),
-        "rejections_by_rule": dict(rules),
-        "rejections_by_field": dict(fields),
-        "records": [outcome.as_dict() for outcome in result.outcomes],
-    }
 
 
 async def receive_job(

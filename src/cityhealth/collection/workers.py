@@ -191,11 +191,16 @@ def as_prepared(
 
 
 class PreparePool:
-    """Worker processes for bulk preparation, started on first use (one per core beyond the first)."""
+    """Worker processes for bulk preparation, started on first use (one per core).
+
+    One per core, not one per core beyond the server's: the server process spends most of a chunk waiting
+    for the database, and preparing is the larger share of the work (measured on 2 cores, 500k records:
+    one worker 48,500 records/s with that worker the bottleneck, two workers 59,200 records/s).
+    """
 
     def __init__(self, settings: Settings, processes: int | None = None) -> None:
         self.settings = settings
-        self.processes = processes if processes is not None else max(1, (os.cpu_count() or 1) - 1)
+        self.processes = processes if processes is not None else max(1, os.cpu_count() or 1)
         self._executor: ProcessPoolExecutor | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
