@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cityhealth.clock import SimulatedClock
+from cityhealth.config import Settings
+from cityhealth.db.engine import Database
 from cityhealth.errors import Unauthenticated
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from cityhealth.security.sessions import ClientStateCache, client_live_from_cache
@@ -87,3 +90,46 @@ def test_staff_and_residents_always_go_to_the_database() -> None:
     clients = ClientStateCache()
     clients.put("1", True, NOW)
     assert client_live_from_cache(staff, clients, NOW) is False
+
+
+async def test_concurrent_requests_of_an_uncached_client_share_one_liveness_check(
+    monkeypatch: pytest.MonkeyPatch, database: Database, clock: SimulatedClock, settings: Settings
+) -> None:
+    import asyncio
+
+    from cityhealth.security import dependencies
+
+    checks: list[str] = []
+
+    async def slow_check(session: object, clock: SimulatedClock, principal: Principal, *, idle_timeout_s: int,
+                         clients: ClientStateCache) -> None:
+        checks.append(principal.subject)
+        await asyncio.sleep(0.05)
+        clients.put(principal.subject.split(":", 1)[1], True, clock.now())
+
+    monkeypatch.setattr(dependencies, "ensure_live", slow_check)
+    clients = ClientStateCache()
+    await asyncio.gather(*(dependencies._check_live(database, clock, settings, CLIENT, clients) for _ in range(20)))
+    assert checks == ["client:his-gulou"]  # one transaction, not twenty
+    assert clients.checking == {}
+
+
+async def test_waiters_on_a_revoked_client_are_refused_too(
+    monkeypatch: pytest.MonkeyPatch, database: Database, clock: SimulatedClock, settings: Settings
+) -> None:
+    import asyncio
+
+    from cityhealth.security import dependencies
+
+    async def revoked(session: object, clock: SimulatedClock, principal: Principal, *, idle_timeout_s: int,
+                      clients: ClientStateCache) -> None:
+        await asyncio.sleep(0.02)
+        clients.put("his-gulou", False, clock.now())
+        raise Unauthenticated("this client is unknown or has been revoked", code="client_revoked")
+
+    monkeypatch.setattr(dependencies, "ensure_live", revoked)
+    clients = ClientStateCache()
+    answers = await asyncio.gather(*(dependencies._check_live(database, clock, settings, CLIENT, clients)
+                                     for _ in range(5)), return_exceptions=True)
+    assert [getattr(answer, "code", None) for answer in answers] == ["client_revoked"] * 5
+    assert clients.checking == {}

@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cityhealth.clock import Clock
+from cityhealth.config import Settings
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
+from cityhealth.db.engine import Database
 from cityhealth.errors import Forbidden, Unauthenticated
 from cityhealth.security.audit import Action, record_now
-from cityhealth.security.principals import Principal, Scope
-from cityhealth.security.sessions import ClientStateCache, client_live_from_cache, ensure_live
+from cityhealth.security.principals import Principal, PrincipalKind, Scope
+from cityhealth.security.sessions import ClientStateCache, client_live_from_cache, ensure_live, subject_id
 from cityhealth.security.tokens import VerifiedTokens
 
 _bearer = HTTPBearer(auto_error=False)
@@ -60,16 +64,38 @@ async def authenticate(
             credentials.credentials, key=settings.secret("token_signing_key"), now=now)
         clients = client_state_cache(request.app)
         if not client_live_from_cache(principal, clients, now):
-            # A short transaction of its own: the liveness check must not hold the request's write lock
-            # (SQLite) through an endpoint that works in batches of its own transactions.
-            async with database.transaction() as session:
-                await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
-                                  clients=clients)
+            await _check_live(database, clock, settings, principal, clients)
     except Unauthenticated as exc:
         await record_now(database, clock, principal, Action.DENIED, "access_token", detail=exc.code)
         raise
     request.state.principal = principal
     return principal
+
+
+async def _check_live(database: Database, clock: Clock, settings: Settings, principal: Principal,
+                      clients: ClientStateCache) -> None:
+    """The liveness check in the database; one at a time per machine client, the others reading its result."""
+    owner = subject_id(principal) if principal.kind is PrincipalKind.CLIENT else None
+    under_way: asyncio.Future[None] | None = None
+    if owner is not None:
+        under_way = clients.checking.get(owner)
+        if under_way is not None:
+            await asyncio.shield(under_way)
+            if client_live_from_cache(principal, clients, clock.now()):
+                return  # (a revoked client raised just above; an unknown state falls through to a check)
+        else:
+            clients.checking[owner] = asyncio.get_running_loop().create_future()
+    try:
+        # A short transaction of its own: the liveness check must not hold the request's write lock
+        # (SQLite) through an endpoint that works in batches of its own transactions.
+        async with database.transaction() as session:
+            await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
+                              clients=clients)
+    finally:
+        if owner is not None and under_way is None:
+            done = clients.checking.pop(owner, None)
+            if done is not None and not done.done():
+                done.set_result(None)
 
 
 def require(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:

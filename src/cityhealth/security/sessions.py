@@ -9,6 +9,7 @@ CLIENT_STATE_CACHE_S, which bounds how long a revoked client keeps working.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,9 @@ class ClientStateCache:
     """client_id -> (is usable, when checked). One per app; each worker process has its own."""
 
     entries: dict[str, tuple[bool, datetime]] = field(default_factory=dict)
+    # client_id -> the database check under way: concurrent requests of a client whose state is not cached
+    # (at a release moment, or when the entry expires) wait for one check instead of each opening its own.
+    checking: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     def get(self, client_id: str, now: datetime) -> bool | None:
         entry = self.entries.get(client_id)
