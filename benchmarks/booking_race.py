@@ -38,6 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.measure import database_cpu_s, process_tree_cpu_s
+
 APPS = (("健康南京客户端", "online_12320"), ("我的南京客户端", "online_12320"),
         ("南京卫生 12320 微信平台", "online_12320"), ("就医 160", "third_party"))
 
@@ -129,26 +131,6 @@ def loadgen_main(spec_path: str, out_path: str) -> None:
 
 
 # --- Orchestration --------------------------------------------------------------------------------------
-
-
-def _admin_url(url: str, database: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
-
-
-async def _admin(url: str, sql: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
-                                       user=parsed.username or "postgres", password=parsed.password,
-                                       database=parsed.database or "postgres")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 async def seed(settings: Any, clients: int, slots: int) -> dict[str, Any]:
@@ -254,45 +236,6 @@ async def invariants(settings: Any, session_id: int) -> dict[str, int]:
         await database.dispose()
 
 
-def process_tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants still running (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        stats[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        total += stats.get(current, 0.0)
-        stack.extend(children.get(current, []))
-    return total
-
-
-async def database_cpu_s(base_url: str, scratch: str) -> float:
-    """CPU seconds of the PostgreSQL backends serving the scratch database (they live for the whole run)."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(base_url)
-    connection = await asyncpg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
-                                       user=parsed.username or "postgres", password=parsed.password,
-                                       database=parsed.database or "postgres")
-    try:
-        pids = [r["pid"] for r in await connection.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1", scratch)]
-    finally:
-        await connection.close()
-    return sum(process_tree_cpu_s(pid) for pid in pids)
-
-
 def percentile(sorted_values: list[float], share: float) -> float:
     if not sorted_values:
         return 0.0
@@ -319,6 +262,7 @@ def main() -> None:
 
 async def _orchestrate(args: argparse.Namespace) -> None:
     from cityhealth.config import Environment, generate_key, load_settings
+    from cityhealth.db.admin import create_database, drop_database
     from cityhealth.db.cli import upgrade
     from cityhealth.security.principals import Principal, PrincipalKind, Scope
     from cityhealth.security.tokens import issue_access_token
@@ -330,11 +274,11 @@ async def _orchestrate(args: argparse.Namespace) -> None:
     if args.attempts % args.clients:
         raise SystemExit("--attempts must be a multiple of --clients")
     scratch = f"ch_bench_booking_{uuid.uuid4().hex[:8]}"
-    await _admin(base_url, f'CREATE DATABASE "{scratch}"')
+    scratch_url = await create_database(base_url, scratch)
     workdir = Path(tempfile.mkdtemp(prefix="booking-race-"))
     keys = {f"CITYHEALTH_{name.upper()}": generate_key()
             for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
-    env = {**os.environ, **keys, "CITYHEALTH_DATABASE_URL": _admin_url(base_url, scratch),
+    env = {**os.environ, **keys, "CITYHEALTH_DATABASE_URL": scratch_url,
            "CITYHEALTH_VAR_DIR": str(workdir / "var"), "CITYHEALTH_ENV": Environment.DEVELOPMENT.value}
     server: subprocess.Popen[bytes] | None = None
     try:
@@ -380,7 +324,7 @@ async def _orchestrate(args: argparse.Namespace) -> None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         if not args.keep:
-            await _admin(base_url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+            await drop_database(base_url, scratch)
 
 
 async def _wait_ready(port: int) -> None:
@@ -416,6 +360,16 @@ def _report(args: argparse.Namespace, results: list[list[Any]], checked: dict[st
     print("responses: " + ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())))
     print(f"latency ms: p50={percentile(latencies, 0.5):.1f} p95={percentile(latencies, 0.95):.1f} "
           f"p99={p99:.1f} max={latencies[-1]:.1f}; wall {finished - started:.2f} s")
+    by_status: dict[int, list[float]] = {}
+    by_second: dict[int, list[float]] = {}
+    for sent, latency, status, _ in results:
+        by_status.setdefault(status, []).append(latency)
+        by_second.setdefault(int(sent), []).append(latency)
+    print("latency ms by status: " + ", ".join(
+        f"{status}: p50={percentile(sorted(v), 0.5):.0f} p99={percentile(sorted(v), 0.99):.0f}"
+        for status, v in sorted(by_status.items())))
+    print("p99 ms by second sent after release: " + ", ".join(
+        f"{second}s: {percentile(sorted(v), 0.99):.0f} ({len(v)})" for second, v in sorted(by_second.items())))
     print("database: " + ", ".join(f"{k}={v}" for k, v in checked.items()))
     per_request = {name: seconds * 1000 / len(results) for name, seconds in cpu.items()}
     total_ms = sum(per_request.values())

@@ -102,11 +102,13 @@ def _scope_refusal(error: Exception) -> bool:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On the system clock, run the hold sweeper and the no-show marker (see booking/jobs.py)."""
+    """On the system clock, run the hold sweeper and the no-show marker (see booking/jobs.py), and open the
+    booking path's own connections with their statements prepared, so the first release finds them warm."""
     stop = asyncio.Event()
     task = None
     if isinstance(app.state.clock, SystemClock):
         task = asyncio.create_task(jobs.run(app.state.database, app.state.clock, stop))
+        await runtime_of(app).warm(app.state.database)
     yield
     stop.set()
     if task is not None:
@@ -143,11 +145,15 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
-async def get_runtime(request: Request) -> BookingRuntime:
-    runtime: BookingRuntime | None = getattr(request.app.state, "booking_runtime", None)
+def runtime_of(app: FastAPI) -> BookingRuntime:
+    runtime: BookingRuntime | None = getattr(app.state, "booking_runtime", None)
     if runtime is None:
-        runtime = request.app.state.booking_runtime = BookingRuntime()
+        runtime = app.state.booking_runtime = BookingRuntime()
     return runtime
+
+
+async def get_runtime(request: Request) -> BookingRuntime:
+    return runtime_of(request.app)
 
 
 RuntimeDep = Annotated[BookingRuntime, Depends(get_runtime)]

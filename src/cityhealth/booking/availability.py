@@ -4,24 +4,28 @@ Availability is a hint (lessons.md: rules are enforced in the booking transactio
 hint), so the search is answered from a per-process snapshot at most `ttl_s` old: however many residents
 refresh the page at release time, the database sees one query per filter per second.
 
-The gate admits to the booking write path at most as many attempts of a session as it has slots left
-(the rest are answered "sold out" straight away, without a transaction), and lets only a few of those
-into the database at once: they would queue on the session's row lock anyway, and queuing here keeps the
-connection pool free for every other session's bookings.
+The gate admits to the booking write path at most as many attempts of a session as it has slots left,
+counting those already queued or being decided (the rest are answered "sold out" straight away, without
+a transaction, and never wait behind the winners). The admitted ones are decided by the group committer (committer.py):
+one leader per session and process takes the attempts queued meanwhile and decides them in a single
+transaction (booking/group_commit.py), so they do not queue on the session's row lock one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from cityhealth.booking import group_repository, repository
+from cityhealth.booking.committer import GroupCommitter
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict
 
@@ -38,43 +42,62 @@ def quota_exhausted(session_id: int, channel: str) -> Conflict:
 
 @dataclass
 class _Pool:
-    remaining: int
-    semaphore: asyncio.Semaphore
-    claimed: int = 0
+    remaining: int  # slots left for the channel, as last seen (a read, or a committed batch)
+    seen_at: float  # monotonic time of that evidence: an older read does not overwrite a newer outcome
+    claimed: int = 0  # attempts admitted and not yet decided (queued or in a batch)
+
+
+@dataclass(eq=False)
+class Claim:
+    """One admitted attempt's place in its pool, given back once, as soon as its outcome is known."""
+
+    pool: _Pool
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.pool.claimed -= 1
 
 
 @dataclass
 class SlotGate:
-    concurrency: int = 4
+    """Per process: at most as many attempts of a session and channel in the write path as it has slots."""
+
+    max_pools: int = 4096
     _pools: dict[tuple[int, str], _Pool] = field(default_factory=dict)
 
-    def observe(self, session_id: int, channel: str, remaining: int) -> None:
+    def observe(self, session_id: int, channel: str, remaining: int, seen_at: float | None = None) -> None:
+        """Record the slots left for `channel` as of `seen_at` (default: now, after a commit)."""
         pool = self._pools.get((session_id, channel))
-        if pool is not None:
-            pool.remaining = remaining
+        moment = time.monotonic() if seen_at is None else seen_at
+        if pool is not None and moment >= pool.seen_at:
+            pool.remaining, pool.seen_at = remaining, moment
 
-    @asynccontextmanager
-    async def admit(self, session_id: int, channel: str, remaining: int,
-                    refusal: Callable[[], Conflict]) -> AsyncIterator[None]:
-        """Enter the write path for a slot of `session_id`, or raise `refusal()` when all are claimed."""
+    @contextmanager
+    def admit(self, session_id: int, channel: str, remaining: int, refusal: Callable[[], Conflict], *,
+              read_at: float) -> Iterator[Claim]:
+        """Enter the write path for a slot of `session_id`, or raise `refusal()` when all are claimed.
+
+        `remaining` is what a read begun at `read_at` (monotonic) found; attempts admitted and not yet
+        decided count against it, so the losers beyond it are answered at once instead of queueing.
+        """
         key = (session_id, channel)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = _Pool(remaining, asyncio.Semaphore(self.concurrency))
+            if len(self._pools) >= self.max_pools:  # forget idle pools; a busy one keeps its claims
+                self._pools = {k: p for k, p in self._pools.items() if p.claimed}
+            pool = self._pools[key] = _Pool(remaining, read_at)
         else:
-            pool.remaining = remaining  # a fresh read; local attempts still running are in `claimed`
+            self.observe(session_id, channel, remaining, read_at)
         if pool.claimed >= pool.remaining:
             raise refusal()
         pool.claimed += 1
+        claim = Claim(pool)
         try:
-            async with pool.semaphore:
-                if pool.remaining <= 0:
-                    raise refusal()
-                yield
+            yield claim
         finally:
-            pool.claimed -= 1
-            if pool.claimed == 0:
-                self._pools.pop(key, None)
+            claim.release()
 
 
 @dataclass
@@ -129,6 +152,16 @@ class ReadPool:
         async with pool.acquire() as connection:
             return await connection.fetchrow(sql, *args)
 
+    async def warm(self, sql: str, *args: Any) -> None:
+        """Open every connection and prepare `sql` on each (asyncpg keeps it in the connection's cache)."""
+        pool = self._pool or await self._open()
+        connections = [await pool.acquire() for _ in range(self._size)]
+        try:
+            await asyncio.gather(*(connection.fetchrow(sql, *args) for connection in connections))
+        finally:
+            for connection in connections:
+                await pool.release(connection)
+
     async def _open(self) -> Any:
         async with self._lock:
             if self._pool is None:
@@ -141,13 +174,51 @@ class ReadPool:
             self._pool = None
 
 
+class Transactions(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+class WriteEngine:
+    """PostgreSQL only: the group commit's own connections, one batch transaction on each at a time.
+
+    Their statements stay prepared (asyncpg caches them per connection, and these connections run nothing
+    else), they never wait behind other requests for a connection, and they are not pinged before each
+    batch: a connection found broken fails its batch, whose attempts are then decided one by one on the
+    platform's engine.
+    """
+
+    def __init__(self, url: URL, size: int = 4) -> None:
+        self.size = size
+        self.engine = create_async_engine(url, pool_size=size, max_overflow=size, pool_use_lifo=True)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    async def warm(self, prepare: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        """Open `size` connections and run `prepare` on each in a transaction that is rolled back."""
+        async def one() -> None:
+            async with self._sessions() as session:
+                await prepare(session)
+                await session.rollback()
+
+        await asyncio.gather(*(one() for _ in range(self.size)))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
 @dataclass
 class BookingRuntime:
     """The per-process state of the booking room (one per app)."""
 
     gate: SlotGate = field(default_factory=SlotGate)
+    committer: GroupCommitter[Any, Any] = field(default_factory=GroupCommitter)
     availability: AvailabilityCache = field(default_factory=AvailabilityCache)
     read_pool: ReadPool | None = None
+    write_engine: WriteEngine | None = None
 
     def reads(self, database: Database) -> ReadPool | None:
         """The read pool for this database, or None on SQLite (whose reads go through the engine)."""
@@ -157,6 +228,31 @@ class BookingRuntime:
             self.read_pool = ReadPool(database.url)
         return self.read_pool
 
+    def writes(self, database: Database) -> Transactions:
+        """Where the group commit's transactions run: its own engine, or on SQLite the database itself
+        (one file, whose writers BEGIN IMMEDIATE serialises anyway)."""
+        if database.is_sqlite:
+            return database
+        if self.write_engine is None:
+            self.write_engine = WriteEngine(database.url)
+        return self.write_engine
+
+    async def warm(self, database: Database) -> None:
+        """Open the booking path's connections and prepare its statements, before the first release
+        rather than during it (PostgreSQL; on SQLite there is nothing to open)."""
+        reads = self.reads(database)
+        if reads is None:
+            return
+        await reads.warm(repository.PRE_CHECK_PG_SQL, *repository.pre_check_args(
+            subject="", key="", app_id=None, session_id=0))
+        writes = self.writes(database)
+        assert isinstance(writes, WriteEngine)  # noqa: S101 - PostgreSQL
+        await writes.warm(group_repository.warm_up)
+
     async def close(self) -> None:
+        await self.committer.close()
         if self.read_pool is not None:
             await self.read_pool.close()
+        if self.write_engine is not None:
+            await self.write_engine.dispose()
+            self.write_engine = None

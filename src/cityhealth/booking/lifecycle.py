@@ -9,13 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import idempotency, repository, sanctions, waitlist
-from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.channels import caller_of
-from cityhealth.booking.idempotency import IdempotencyContext
-from cityhealth.booking.models import Booking, BookingSession
-from cityhealth.booking.release import cancellation_deadline, check_bookable, rules_for
-from cityhealth.booking.schemas import BookingRead, CancelRequest, RescheduleRequest
-from cityhealth.booking.service import (
+from cityhealth.booking.attempts import (
     RESOURCE,
     Refused,
     WriteResult,
@@ -23,9 +17,15 @@ from cityhealth.booking.service import (
     booking_read,
     check_caps,
     estimated_time,
-    owned_booking,
     why_no_slot,
 )
+from cityhealth.booking.availability import BookingRuntime
+from cityhealth.booking.channels import caller_of
+from cityhealth.booking.idempotency import IdempotencyContext
+from cityhealth.booking.models import Booking, BookingSession
+from cityhealth.booking.release import cancellation_deadline, check_bookable, rules_for
+from cityhealth.booking.schemas import BookingRead, CancelRequest, RescheduleRequest
+from cityhealth.booking.service import owned_booking
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound

@@ -2,127 +2,60 @@
 
 Order of work, cheapest first: the caller and ID number are checked in memory; one read fetches the
 stored idempotency result, the caller's app and the session; a session with no slot left is answered
-"sold out" from that read, without a write transaction. Only then does one transaction resolve the
-resident, check the ban, lock the resident's day and count the caps, take the slot with a conditional
-UPDATE, insert the booking, count it, bind the idempotency key and audit — all or nothing.
+"sold out" from that read, without a write transaction. The gate admits at most as many attempts as the
+session has slots left; those join the session's group commit (booking/group_commit.py), where one
+transaction per batch resolves the residents, checks the bans, locks the residents' days and counts the
+caps, takes the slots, inserts the bookings, counts them, binds the idempotency keys and audits — all or
+nothing, each attempt with its own answer.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cityhealth.booking import idempotency, repository, statistics
+from cityhealth.booking.attempts import (
+    RESOURCE,
+    Attempt,
+    Refused,
+    WriteResult,
+    audit_refusal,
+    audit_settled,
+    booking_read,
+    month_of,
+    settle_audit,
+)
 from cityhealth.booking.availability import BookingRuntime, quota_exhausted, sold_out
 from cityhealth.booking.channels import (
     Caller,
     caller_of,
     check_claimed_channel,
     parse_target_resident,
-    resident_not_found,
     with_app,
 )
+from cityhealth.booking.group_commit import DecideAlone, WritePath, decide_alone, decide_batch
 from cityhealth.booking.idempotency import IdempotencyContext
 from cityhealth.booking.models import Booking
 from cityhealth.booking.release import ReleaseRules, check_bookable
-from cityhealth.booking.schemas import BookingCreate, BookingRead, BookingStatistics, HoldCreate
+from cityhealth.booking.schemas import BookingCreate, BookingStatistics, HoldCreate
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
-from cityhealth.errors import Conflict, DomainError, Forbidden, NotFound
+from cityhealth.errors import Conflict, DomainError, NotFound
 from cityhealth.registry.identifiers import ResidentId
 from cityhealth.registry.protection import ID_NUMBER
-from cityhealth.security.audit import Action, Outcome, record, record_now
+from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 
-RESOURCE = "booking"
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """A booking write's HTTP outcome: what was stored under the Idempotency-Key, or its replay."""
-
-    status: int
-    body: str
-    replayed: bool = False
-
-
-_AUDIT_SETTLED = "booking_audit_settled"
-
-
-def settle_audit(error: DomainError) -> DomainError:
-    """Mark a refusal whose audit is taken care of: written already, or due none (no personal data read)."""
-    setattr(error, _AUDIT_SETTLED, True)
-    return error
-
-
-def audit_settled(error: Exception) -> bool:
-    return bool(getattr(error, _AUDIT_SETTLED, False))
-
-
-class Refused(Exception):
-    """A refusal after the resident was identified: audited (in its own transaction) before it is raised."""
-
-    def __init__(self, resident_id: int, error: DomainError) -> None:
-        super().__init__(error.message)
-        self.resident_id = resident_id
-        self.error = error
-
-
-def booking_read(booking: Booking | dict[str, Any]) -> BookingRead:
-    return BookingRead.model_validate(booking)
-
-
-def estimated_time(starts_at: datetime, ends_at: datetime, capacity: int, slot_no: int) -> datetime:
-    """The slot's expected time: the session split evenly among its slots (分时段)."""
-    return starts_at + (ends_at - starts_at) * (slot_no - 1) / capacity
-
-
-def month_of(moment: datetime) -> str:
-    return business_date(moment).strftime("%Y-%m")
-
-
-def check_caps(day: list[repository.DayBooking], department_id: int, starts_at: datetime, ends_at: datetime,
-               *, ignore_id: int | None = None) -> DomainError | None:
-    """domain.md §4: one booking per department a day, at most 2 departments a day, no overlap."""
-    others = [b for b in day if b.id != ignore_id]
-    if any(b.department_id == department_id for b in others):
-        return Conflict("the resident already has a booking in this department on this day",
-                        code="same_department_day", field="session_id", rule="booking.one_per_department_day")
-    if len({b.department_id for b in others}) >= 2:
-        return Conflict("the resident already has bookings in 2 departments on this day",
-                        code="daily_department_cap", field="session_id", rule="booking.two_departments_a_day")
-    if any(b.starts_at < ends_at and starts_at < b.ends_at for b in others):
-        return Conflict("the resident holds another booking overlapping this session's time",
-                        code="overlapping_booking", field="session_id", rule="booking.no_overlap")
-    return None
-
-
-def banned_error(until: datetime) -> Forbidden:
-    return Forbidden(f"the resident may not book until {until.isoformat()} (no-show sanction)",
-                     code="resident_banned", field="id_number", rule="booking.sanction")
-
-
-async def why_no_slot(session: AsyncSession, session_id: int, channel: str, now: datetime) -> DomainError:
-    """The precise reason the slot-taking UPDATE matched nothing."""
-    row = await repository.get_booking_session(session, session_id)
-    if row is None:
-        return NotFound(f"no session {session_id}", code="session_not_found", field="session_id", value=session_id)
-    if row.status != "open":
-        return Conflict("the session is suspended (停诊); its slots cannot be booked", code="session_suspended",
-                        field="session_id", rule="booking.session_suspended")
-    if row.released_at > now:
-        return Conflict("the session's slots are not released yet", code="not_released", field="session_id",
-                        rule="booking.release_window")
-    quota = getattr(row, f"quota_{channel}")
-    if row.booked < row.capacity and quota is not None:
-        return quota_exhausted(session_id, channel)
-    return sold_out(session_id)
+# The room's use cases, and the outcome types and audit helpers that its api and other domains use with them.
+__all__ = ["RESOURCE", "Refused", "WriteResult", "audit_refusal", "audit_settled", "book", "booking_read",
+           "bulletin_section", "hold", "owned_booking", "owns", "read_connection"]
 
 
 @asynccontextmanager
@@ -132,25 +65,6 @@ async def read_connection(database: Database) -> AsyncIterator[AsyncConnection]:
         if not database.is_sqlite:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection
-
-
-async def _resolve_resident(tx: AsyncSession, cipher: FieldCipher, caller: Caller, target: ResidentId | None,
-                            now: datetime) -> int:
-    found = await repository.resident_and_ban(
-        tx, now=now, resident_id=caller.resident_id,
-        id_number_hash=None if target is None else cipher.lookup_hash(ID_NUMBER, target.number))
-    if found is None:
-        raise resident_not_found(target)
-    resident_id, banned_until = found
-    if banned_until is not None:
-        raise Refused(resident_id, banned_error(banned_until))
-    return resident_id
-
-
-async def audit_refusal(database: Database, clock: Clock, principal: Principal, refused: Refused) -> None:
-    await record_now(database, clock, principal, Action.CREATE, RESOURCE, resident_ids=[refused.resident_id],
-                     outcome=Outcome.FAILURE, detail=refused.error.rule or refused.error.code)
-    settle_audit(refused.error)
 
 
 async def book(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
@@ -177,6 +91,7 @@ async def hold(database: Database, clock: Clock, cipher: FieldCipher, runtime: B
 async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime, caller: Caller,
                 session_id: int, id_number: str | None, claimed_channel: str | None, idem: IdempotencyContext,
                 *, hold: bool) -> WriteResult:
+    read_at = time.monotonic()
     try:
         checked = await _pre_check(database, clock, runtime, caller, session_id, id_number, claimed_channel, idem)
     except DomainError as error:
@@ -189,16 +104,19 @@ async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: 
     if isinstance(checked, WriteResult):
         return checked
     caller, target, row, rules, channel, remaining, refusal = checked
+    path = WritePath(database, runtime.writes(database), clock, cipher, runtime.gate, runtime.committer)
     try:
-        async with runtime.gate.admit(session_id, channel, remaining, refusal):
+        with runtime.gate.admit(session_id, channel, remaining, refusal, read_at=read_at) as claim:
+            attempt = Attempt(caller, target, row, rules, idem, hold, claim=claim)
             try:
-                async with database.transaction() as tx:
-                    result, left = await _write(tx, clock, cipher, caller, target, row, rules, idem, hold=hold)
+                try:
+                    result: WriteResult = await runtime.committer.submit(
+                        path.key(session_id), attempt, partial(decide_batch, path, session_id))
+                except DecideAlone:
+                    result = await decide_alone(path, attempt)
             except Refused as refused:
                 await audit_refusal(database, clock, caller.principal, refused)
                 raise refused.error from None
-            if left is not None:
-                runtime.gate.observe(session_id, channel, left)
     except Conflict as error:
         if error.code in ("sold_out", "quota_exhausted") and caller.resident_id is None and not audit_settled(error):
             settle_audit(error)  # the gate's answer: all slots are claimed, nothing was read
@@ -249,51 +167,6 @@ async def _pre_check(database: Database, clock: Clock, runtime: BookingRuntime, 
     if min(pool_left, total_left) <= 0:
         raise refusal()
     return caller, target, row, rules, channel, min(pool_left, total_left), refusal
-
-
-async def _write(tx: AsyncSession, clock: Clock, cipher: FieldCipher, caller: Caller, target: ResidentId | None,
-                 row: dict[str, Any], rules: ReleaseRules, idem: IdempotencyContext,
-                 *, hold: bool) -> tuple[WriteResult, int | None]:
-    now = clock.now()
-    channel = caller.channel
-    assert channel is not None  # noqa: S101
-    await idempotency.lock_key(tx, idem)
-    if not await repository.may_take_slot(tx, row["id"], channel):
-        # Sold out since the first read (another process's winners): refused before any personal data is read.
-        raise settle_audit(await why_no_slot(tx, row["id"], channel, now))
-    resident_id = await _resolve_resident(tx, cipher, caller, target, now)
-    service_date: date = row["service_date"]
-    await repository.lock_resident_day(tx, resident_id, service_date)
-    # Checked again under the day lock: a request with this key may have committed since the first read.
-    replay = await idempotency.stored(tx, idem)
-    if replay is not None:
-        return WriteResult(replay.status, replay.body, replayed=True), None
-    day = await repository.active_day_bookings(tx, resident_id, service_date)
-    violation = check_caps(day, row["department_id"], row["starts_at"], row["ends_at"])
-    if violation is not None:
-        raise Refused(resident_id, violation)
-    taken = await repository.take_slot(tx, row["id"], channel, now)
-    if taken is None:
-        raise Refused(resident_id, await why_no_slot(tx, row["id"], channel, now))
-    slot_no, left = taken
-    values: dict[str, Any] = {
-        "session_id": row["id"], "organization_id": row["organization_id"], "department_id": row["department_id"],
-        "service_date": service_date, "starts_at": row["starts_at"], "ends_at": row["ends_at"], "slot_no": slot_no,
-        "estimated_at": estimated_time(row["starts_at"], row["ends_at"], row["capacity"], slot_no),
-        "resident_id": resident_id, "channel": channel, "client_app_id": caller.app_id,
-        "status": "held" if hold else "booked",
-        "hold_expires_at": now + timedelta(minutes=rules.hold_minutes) if hold else None,
-        "booked_at": None if hold else now, "checked_in_at": None, "ended_at": None, "end_reason": None,
-        "created_by": caller.subject, "created_at": now, "updated_at": now,
-    }
-    booking_id = await repository.insert_booking(tx, values)
-    if not hold:
-        await repository.count_booking(tx, row["organization_id"], month_of(now), channel, caller.app_id)
-    body = booking_read({**values, "id": booking_id}).model_dump_json()
-    await idempotency.store(tx, clock, idem, 201, body)
-    record(tx, clock, caller.principal, Action.CREATE, RESOURCE, resource_id=booking_id, resident_ids=[resident_id],
-           detail="hold" if hold else None)
-    return WriteResult(201, body), left
 
 
 def owns(caller: Caller, booking: Booking) -> bool:

@@ -10,11 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
+from cityhealth.booking.attempts import banned_error, check_caps, estimated_time
 from cityhealth.booking.channels import caller_of, parse_target_resident, with_app
 from cityhealth.booking.models import BookingSession, Sanction, WaitlistEntry
 from cityhealth.booking.release import ReleaseRules, check_bookable, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
-from cityhealth.booking.service import banned_error, check_caps, estimated_time
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.registry.models import ClientApp, Department, Organization

@@ -1,0 +1,304 @@
+"""Group commit: a session's queued booking attempts decided together, in one transaction.
+
+At release time the attempts that pass the pre-check and the gate would each hold the session's row lock
+from their slot-taking UPDATE to their commit, one after another, ~8 round trips each (the audit chain's
+append included). Instead one leader per session and process (`committer.GroupCommitter`) decides the
+attempts queued meanwhile in one transaction, a statement per step for the whole batch
+(`group_repository`; on PostgreSQL 9 statements whatever the batch's size):
+
+1. the session's batch lock (one batch of a session at a time across processes); only then are the
+   queued attempts taken, so those that queued during the wait join this batch;
+2. the Idempotency-Keys: advisory locks (another process running the same key: 409), stored replays;
+3. a plain read of the session: the attempts that cannot get a slot are refused before any personal data
+   is read, as the single path does (no audit event is due for them);
+4. the residents and their bans in one query, their day rows locked in id order; their day's bookings
+   with the session's row lock; the caps checked in Python, counting the batch's earlier attempts (the
+   same resident twice); slots handed out in queue order within each channel's pool;
+5. one statement writes the session's counters, the bookings, the statistics and the keys; one audit
+   event per booking is queued, and all are appended to the chain at the commit.
+
+Each attempt gets its own result or refusal; refusals after the resident was identified are audited by
+the attempt's own request (`attempts.Refused`), as before. When an attempt is refused after identifying
+its resident, the slot it would have had may go to an attempt queued behind the cut: those go back to
+the head of the queue for the next batch. A database error rolls the batch back, and each of its attempts
+is then decided on its own by the single-attempt path (`attempts.write_one`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.booking import group_repository as batch_db
+from cityhealth.booking import idempotency
+from cityhealth.booking.attempts import (
+    Attempt,
+    Refused,
+    WriteResult,
+    audit_booking,
+    banned_error,
+    booking_read,
+    booking_values,
+    check_caps,
+    month_of,
+    no_slot_error,
+    session_not_found,
+    settle_audit,
+    write_one,
+)
+from cityhealth.booking.availability import SlotGate, Transactions
+from cityhealth.booking.channels import resident_not_found
+from cityhealth.booking.committer import Batch, GroupCommitter, Requeue
+from cityhealth.booking.group_repository import SlotPool
+from cityhealth.booking.idempotency import IdempotencyContext, in_flight_error
+from cityhealth.booking.repository import DayBooking
+from cityhealth.clock import Clock
+from cityhealth.db.engine import Database
+from cityhealth.errors import DomainError
+from cityhealth.registry.protection import ID_NUMBER
+from cityhealth.security.crypto import FieldCipher
+
+logger = logging.getLogger(__name__)
+
+Outcomes = list[WriteResult | BaseException | None]
+
+
+class DecideAlone(Exception):
+    """The attempt's batch failed: the attempt is to be decided on its own (attempts.write_one)."""
+
+
+@dataclass(frozen=True)
+class WritePath:
+    database: Database  # the platform's: an attempt decided on its own runs there
+    writes: Transactions  # the batches' transactions (availability.WriteEngine on PostgreSQL)
+    clock: Clock
+    cipher: FieldCipher
+    gate: SlotGate
+    committer: GroupCommitter[Attempt, WriteResult]
+
+    def key(self, session_id: int) -> tuple[int, int]:
+        """The session's queue in this process's group committer."""
+        return id(self.database), session_id
+
+
+class _NothingWon(Exception):
+    """No attempt of the batch gets a slot: roll back, so that nothing at all is written."""
+
+
+async def decide_batch(path: WritePath, session_id: int, batch: Batch[Attempt, WriteResult],
+                       ) -> list[WriteResult | BaseException]:
+    """Decide the batch together (one result or refusal per attempt), or hand each back to be decided alone."""
+    attempts: list[Attempt] = []
+    outcomes: Outcomes = []
+    pools: list[SlotPool] = []
+    try:
+        async with path.writes.transaction() as tx:
+            await batch_db.lock_batch(tx, session_id)
+            attempts = batch.take()
+            outcomes.extend([None] * len(attempts))
+            await _decide(tx, path, session_id, attempts, outcomes, pools)
+    except _NothingWon:
+        pass
+    except Exception as error:
+        # A database error (a unique-index backstop, a deadlock, a lost connection) or a bug: nothing of
+        # the batch was written. Each attempt is decided on its own, where the error, if it is its own,
+        # stays its own. No message or parameter is logged: they can carry a resident's identifiers.
+        attempts = batch.take()
+        logger.warning("booking group commit of %d attempts failed (%s); deciding them one by one",
+                       len(attempts), type(error).__name__)
+        return [DecideAlone() for _ in attempts]
+    _observe(path, attempts, outcomes, pools[-1] if pools else None, now=path.clock.now())
+    return [RuntimeError("the group commit left an attempt undecided") if outcome is None else outcome
+            for outcome in outcomes]
+
+
+def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool: SlotPool | None, *,
+             now: datetime) -> None:
+    """Tell the gate what is left and give back the decided attempts' claims, in one step (no await
+    between), so that an attempt arriving meanwhile is neither refused for claims already decided nor let
+    in for slots already taken. Then hold the queued attempts to the gate's rule with the slots now left:
+    those beyond them, in queue order, are answered at once instead of waiting for the next batch."""
+    if pool is not None:
+        seen_at = time.monotonic()
+        for channel in {attempt.channel for attempt in attempts}:
+            path.gate.observe(pool.session_id, channel, pool.left(channel), seen_at)
+        trial = pool.copy()
+
+        def beyond_the_slots(attempt: Attempt) -> DomainError | None:
+            # The answer the next batch's plain read would give them, before any personal data is read.
+            if trial.may_take(attempt.channel, now):
+                trial.take(attempt.channel)
+                return None
+            return settle_audit(_no_slot(trial, attempt, now))
+
+        path.committer.refuse_queued(path.key(pool.session_id), beyond_the_slots)
+    for attempt, outcome in zip(attempts, outcomes, strict=True):
+        if attempt.claim is not None and not isinstance(outcome, Requeue):
+            attempt.claim.release()
+
+
+async def decide_alone(path: WritePath, attempt: Attempt) -> WriteResult:
+    """The single-attempt path, in the attempt's own transaction (its request's task and context)."""
+    async with path.database.transaction() as tx:
+        result, left = await write_one(tx, path.clock, path.cipher, attempt)
+    if left is not None:
+        path.gate.observe(attempt.session_id, attempt.channel, left)
+    return result
+
+
+async def _decide(tx: AsyncSession, path: WritePath, session_id: int, batch: list[Attempt], outcomes: Outcomes,
+                  pools: list[SlotPool]) -> None:
+    now = path.clock.now()
+    if not batch:  # every request queued was cancelled meanwhile
+        raise _NothingWon
+    locked_keys = await batch_db.try_lock_keys(tx, [a.idem for a in batch])
+    open_ = []
+    for i, is_locked in enumerate(locked_keys):
+        if is_locked:
+            open_.append(i)
+        else:
+            outcomes[i] = in_flight_error()  # as the single path answers (audited by the route)
+    pool, stored = await batch_db.stored_and_pool(tx, session_id, [batch[i].idem for i in open_])
+    open_ = [i for i in open_ if not _replayed(batch[i], stored, outcomes, i)]
+    if pool is None:
+        for i in open_:
+            outcomes[i] = settle_audit(session_not_found(session_id))
+        raise _NothingWon
+    pools.append(pool)
+    candidates = _candidates(batch, open_, pool, now, outcomes)
+    if not candidates:
+        raise _NothingWon
+    residents, created = await _identify(tx, path, batch, candidates, now, outcomes)
+    day = batch[0].row["service_date"]
+    locked = await batch_db.lock_day_and_pool(tx, session_id, residents.values(), day, reserve=len(candidates))
+    if locked is None:
+        raise RuntimeError(f"session {session_id} vanished under the batch")
+    pools.append(locked.pool)
+    winners = _hand_out(batch, candidates, residents, locked, now, outcomes)
+    if not winners:
+        raise _NothingWon
+    await _write(tx, path, batch, winners, residents, locked, now, outcomes)
+    await batch_db.drop_resident_days(tx, created - {residents[i] for i, _ in winners}, day)
+
+
+def _replayed(attempt: Attempt, stored: batch_db.Stored, outcomes: Outcomes, i: int) -> bool:
+    """A request with this key committed since the pre-check (in another process): its response, or 422."""
+    found = stored.get((attempt.idem.subject, attempt.idem.key))
+    if found is None:
+        return False
+    try:
+        replay = idempotency.replay_of(attempt.idem, *found)
+    except DomainError as error:
+        outcomes[i] = error
+        return True
+    assert replay is not None  # noqa: S101 - a stored row always replays
+    outcomes[i] = WriteResult(replay.status, replay.body, replayed=True)
+    return True
+
+
+def _no_slot(pool: SlotPool, attempt: Attempt, now: datetime) -> DomainError:
+    return no_slot_error(pool.session_id, attempt.channel, now, status=pool.status, released_at=pool.released_at,
+                         booked=pool.booked, capacity=pool.capacity, quota=pool.quotas[attempt.channel])
+
+
+def _candidates(batch: list[Attempt], open_: list[int], pool: SlotPool, now: datetime,
+                outcomes: Outcomes) -> list[int]:
+    """The attempts that fit in the pool as it stands, in queue order. Those behind the cut are refused
+    before any personal data is read, unless a candidate's refusal may free a slot for them: then
+    `_hand_out` sends them to the next batch instead."""
+    trial = pool.copy()
+    candidates = []
+    for i in open_:
+        if trial.may_take(batch[i].channel, now):
+            trial.take(batch[i].channel)
+            candidates.append(i)
+        else:
+            outcomes[i] = settle_audit(_no_slot(trial, batch[i], now))
+    return candidates
+
+
+async def _identify(tx: AsyncSession, path: WritePath, batch: list[Attempt], candidates: list[int], now: datetime,
+                    outcomes: Outcomes) -> tuple[dict[int, int], set[int]]:
+    """The candidates' residents (by index in the batch), found and not banned, their days locked; the
+    others refused. Also the residents whose day row the locking created."""
+    hashes: dict[int, str] = {}
+    for i in candidates:
+        target = batch[i].target
+        if batch[i].caller.resident_id is None and target is not None:
+            hashes[i] = path.cipher.lookup_hash(ID_NUMBER, target.number)
+    found, created = await batch_db.identify(
+        tx, now, [r for i in candidates if (r := batch[i].caller.resident_id) is not None], hashes.values(),
+        batch[0].row["service_date"])
+    by_id = {f.id: f for f in found}
+    by_hash = {f.id_number_hash: f for f in found}
+    identified: dict[int, int] = {}
+    for i in candidates:
+        resident_id = batch[i].caller.resident_id
+        match = by_id.get(resident_id) if resident_id is not None else by_hash.get(hashes.get(i, ""))
+        if match is None:
+            outcomes[i] = resident_not_found(batch[i].target)
+        elif match.banned_until is not None:
+            outcomes[i] = Refused(match.id, banned_error(match.banned_until))
+        else:
+            identified[i] = match.id
+    return identified, created
+
+
+def _hand_out(batch: list[Attempt], candidates: list[int], residents: dict[int, int], locked: batch_db.LockedPool,
+              now: datetime, outcomes: Outcomes) -> list[tuple[int, int]]:
+    """Check each identified candidate's caps (counting the batch's earlier bookings of the same resident)
+    and give it a slot from the locked row: [(index in the batch, slot number)]."""
+    row = batch[0].row
+    pool, day_bookings = locked.pool, locked.day_bookings
+    winners: list[tuple[int, int]] = []
+    for i in candidates:
+        resident = residents.get(i)
+        if resident is None:
+            continue  # refused in _identify
+        violation = check_caps(day_bookings[resident], row["department_id"], row["starts_at"], row["ends_at"])
+        if violation is not None:
+            outcomes[i] = Refused(resident, violation)
+        elif not pool.may_take(batch[i].channel, now):
+            # Taken meanwhile by a writer that is not a batch (an attempt decided alone, a reschedule).
+            outcomes[i] = Refused(resident, _no_slot(pool, batch[i], now))
+        else:
+            winners.append((i, pool.take(batch[i].channel)))
+            # A later attempt of the same resident in this batch counts this one (a negative, unused id).
+            day_bookings[resident].append(DayBooking(-1 - i, row["department_id"], row["starts_at"], row["ends_at"]))
+    if len(winners) < len(candidates):
+        # Some candidates were refused, so the attempts refused behind the cut may fit after all: as many
+        # as there are slots left go back to the head of the queue (they read no personal data and were
+        # told nothing yet), and the next batch decides them first.
+        cut, trial = set(candidates), pool.copy()
+        for i, outcome in enumerate(outcomes):
+            if (i not in cut and isinstance(outcome, DomainError) and outcome.code in ("sold_out", "quota_exhausted")
+                    and trial.may_take(batch[i].channel, now)):
+                trial.take(batch[i].channel)
+                outcomes[i] = Requeue()
+    return winners
+
+
+async def _write(tx: AsyncSession, path: WritePath, batch: list[Attempt], winners: list[tuple[int, int]],
+                 residents: dict[int, int], locked: batch_db.LockedPool, now: datetime, outcomes: Outcomes) -> None:
+    """The winners' bookings, counters, keys and audit events (one per booking, in its request's context)."""
+    bookings: list[dict[str, Any]] = []
+    responses: list[tuple[IdempotencyContext, str]] = []
+    for (i, slot_no), booking_id in zip(winners, locked.booking_ids, strict=False):
+        booking = {**booking_values(batch[i], residents[i], slot_no, now), "id": booking_id}
+        body = booking_read(booking).model_dump_json()
+        bookings.append(booking)
+        responses.append((batch[i].idem, body))
+        outcomes[i] = WriteResult(201, body)
+    counts = Counter((batch[i].row["organization_id"], month_of(now), batch[i].channel, batch[i].caller.app_id or 0)
+                     for i, _ in winners if not batch[i].hold)
+    await batch_db.write_batch(tx, path.clock, batch_db.BatchWrites(
+        locked.pool, locked.pool.booked - len(winners), max(slot for _, slot in winners), bookings, dict(counts),
+        responses))
+    for (i, _), booking in zip(winners, bookings, strict=True):
+        audit_booking(tx, path.clock, batch[i], booking["id"], residents[i])
