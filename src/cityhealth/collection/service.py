@@ -43,14 +43,7 @@ async def sender_for(session: AsyncSession, database: Database, clock: Clock, pr
     if principal.organization_id is not None:
         sender = await organizations.organization_by_id(session, principal.organization_id)
     if sender is None or not is_active(sender, clock):
-        await record_now(
-            database,
-            clock,
-            principal,
-            Action.DENIED,
-            "collection_upload",
-            detail="the client's organization is unknown or inactive",
-        )
+        await deny_upload(database, clock, principal, "the client's organization is unknown or inactive")
         raise Forbidden(
             "this client is not bound to an active registered organization",
             code="organization_unknown",
@@ -58,6 +51,11 @@ async def sender_for(session: AsyncSession, database: Database, clock: Clock, pr
             value=principal.organization_id,
         )
     return sender
+
+
+async def deny_upload(database: Database, clock: Clock, principal: Principal, detail: str) -> None:
+    """Audit a refused upload (in a transaction of its own: the refusal rolls the request's work back)."""
+    await record_now(database, clock, principal, Action.DENIED, "collection_upload", detail=detail)
 
 
 def is_active(sender: Sender, clock: Clock) -> bool:

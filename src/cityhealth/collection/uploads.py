@@ -22,10 +22,10 @@ from cityhealth.collection.realtime import BatchGroups
 from cityhealth.collection.repository import raw_payloads
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import make_error
-from cityhealth.collection.service import MAX_BATCH_RECORDS, form_or_404, is_active, sender_for
+from cityhealth.collection.service import MAX_BATCH_RECORDS, deny_upload, form_or_404, is_active, sender_for
 from cityhealth.db.engine import Database
 from cityhealth.errors import Forbidden, ValidationFailed
-from cityhealth.security.audit import Action, record, record_now
+from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
 
 
@@ -154,14 +154,7 @@ async def upload_batch(
         else:
             result = await groups.write(sender.id, len(rows), write)
     except ForeignOrganization as exc:
-        await record_now(
-            database,
-            clock,
-            principal,
-            Action.DENIED,
-            "collection_upload",
-            detail=f"records named organization(s) {', '.join(sorted(exc.codes))}",
-        )
+        await deny_upload(database, clock, principal, f"records named organization(s) {', '.join(sorted(exc.codes))}")
         raise Forbidden(
             "records may only be uploaded for the sending organization",
             code="foreign_organization",
