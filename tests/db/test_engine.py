@@ -75,3 +75,31 @@ def test_utc_column_stores_utc_and_reads_back_aware() -> None:
 class _Dialect:
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL connection pool")
+async def test_an_idle_pooled_connection_that_died_is_replaced_before_use(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with database.engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+    # The server restarts, or an idle timeout ends the session, while the connection waits in the pool.
+    await execute_on_server(PG_URL, f"SELECT pg_terminate_backend({int(pid or 0)})")
+    monkeypatch.setattr("cityhealth.db.engine.PING_AFTER_IDLE_S", 0.0)
+    async with database.transaction() as session:
+        assert (await session.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL connection pool")
+async def test_a_busy_pool_checks_out_connections_without_pinging(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    pings: list[object] = []
+    dialect = database.engine.sync_engine.dialect
+    monkeypatch.setattr(type(dialect), "do_ping", lambda self, connection: pings.append(connection) or True)
+    for _ in range(5):
+        async with database.transaction() as session:
+            await session.execute(text("SELECT 1"))
+    assert pings == []
+    monkeypatch.setattr("cityhealth.db.engine.PING_AFTER_IDLE_S", 0.0)
+    async with database.transaction() as session:
+        await session.execute(text("SELECT 1"))
+    assert len(pings) == 1

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from cityhealth.errors import ConfigurationError
 
@@ -43,6 +45,32 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.close()
 
 
+# A pooled PostgreSQL connection idle this long is checked before use. A busy pool's connections are not:
+# asyncpg's ping is three round trips (begin, query, rollback), which pool_pre_ping paid on every checkout
+# (a quarter of the statements of a booking). A connection that breaks while busy fails its transaction,
+# and SQLAlchemy then invalidates the pool's older connections, so one request sees a database restart.
+PING_AFTER_IDLE_S = 10.0
+
+
+def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_when_idle(dialect: Dialect) -> Any:
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool then discards this connection and checks out another.
+            raise DisconnectionError(f"a pooled connection idle for {time.monotonic() - idle_since:.0f} s "
+                                     f"failed its ping: {exc}") from exc
+
+    return on_checkout
+
+
 def _sqlite_on_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that later writes can fail with
     # SQLITE_BUSY instead of waiting, which would turn contention into spurious errors.
@@ -61,11 +89,15 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
-            kwargs |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+            kwargs |= {"pool_size": pool_size, "max_overflow": pool_size}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+        else:
+            pool = self.engine.sync_engine.pool
+            event.listen(pool, "checkin", _on_checkin)
+            event.listen(pool, "checkout", _ping_when_idle(self.engine.sync_engine.dialect))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
     @property
