@@ -371,7 +371,11 @@ class JobRunner:
     def submit(self, job_id: int, size_bytes: int = 0) -> None:
         if job_id in self.tasks and not self.tasks[job_id].done():
             return
-        pool = self.pool if size_bytes >= self.pool_min_bytes else None
+        for done in [key for key, task in self.tasks.items() if task.done()]:
+            del self.tasks[done]
+        # Worker processes for a large job, and for any job while others run: prepared in this event loop,
+        # concurrent jobs would share one core (a district's day of small jobs) and hold up requests.
+        pool = self.pool if size_bytes >= self.pool_min_bytes or self.tasks else None
         self.tasks[job_id] = asyncio.create_task(self._run(job_id, pool), name=f"collection-job-{job_id}")
 
     async def _run(self, job_id: int, pool: PreparePool | None) -> None:
