@@ -70,6 +70,9 @@ def main() -> None:
         if not args.keep:
             asyncio.run(drop_database(server, name))
     print(f"cores={os.cpu_count()} database=postgresql uploaded={result.uploaded} bookings={result.bookings}")
+    # Where the month's time went (bulk_send includes bodies_wait).
+    print(f"upload_s={result.upload_s:.1f} " + " ".join(
+        f"{phase}_s={seconds:.1f}" for phase, seconds in sorted(result.phases_s.items())))
     print(f"scale={args.scale} simulate_s={simulate_s:.1f} records_per_s={result.records_per_s:.0f} "
           f"bulletin_s={bulletin_s:.3f}")
 

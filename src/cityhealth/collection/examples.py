@@ -40,9 +40,13 @@ def _seed(record_id: str) -> int:
     return zlib.crc32(record_id.encode())
 
 
-def make_record(form: str, org_code: str, record_id: str, event_time: datetime, **overrides: Any) -> dict[str, Any]:
-    """A valid record of `form` whose event happened at `event_time`; overrides replace fields (None removes)."""
-    n = _seed(record_id)
+def make_record(form: str, org_code: str, record_id: str, event_time: datetime, *, seed: int | None = None,
+                **overrides: Any) -> dict[str, Any]:
+    """A valid record of `form` whose event happened at `event_time`; overrides replace fields (None removes).
+
+    Its other fields follow from `seed` (by default, a hash of the record id).
+    """
+    n = _seed(record_id) if seed is None else seed
     at = compact(event_time)
     earlier = compact(event_time - timedelta(hours=1 + n % 5))
     visit = f"V{n % 10_000_000:07d}"

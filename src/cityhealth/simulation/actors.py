@@ -7,6 +7,7 @@ SMART Backend Services clients do. All talk to the platform over HTTP (in-proces
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from abc import ABC, abstractmethod
@@ -48,6 +49,8 @@ class Actor(ABC):
         self.http = httpx.AsyncClient(transport=_transport(app, address), base_url=BASE_URL, timeout=600)
         self._token: str | None = None
         self._token_at = clock.now()
+        # Callers share an actor concurrently; one renewal at a time (a TOTP code logs in only once).
+        self._renewing = asyncio.Lock()
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -56,10 +59,15 @@ class Actor(ABC):
     async def _fetch_token(self) -> str:
         """Authenticate the way this kind of actor does."""
 
+    def _stale(self) -> bool:
+        return self._token is None or self.clock.now() - self._token_at > timedelta(seconds=TOKEN_REFRESH_S)
+
     async def headers(self) -> dict[str, str]:
-        if self._token is None or self.clock.now() - self._token_at > timedelta(seconds=TOKEN_REFRESH_S):
-            self._token = await self._fetch_token()
-            self._token_at = self.clock.now()
+        if self._stale():
+            async with self._renewing:
+                if self._stale():
+                    self._token = await self._fetch_token()
+                    self._token_at = self.clock.now()
         return {"Authorization": f"Bearer {self._token}"}
 
     async def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 202, 204),

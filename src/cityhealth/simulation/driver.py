@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -29,6 +32,7 @@ from cityhealth.registry.identifiers import province_of
 from cityhealth.security import staff as staff_accounts
 from cityhealth.security.principals import Role, Scope
 from cityhealth.simulation.actors import MachineClient, Operator, SimulationError
+from cityhealth.simulation.bodies import BodyWriter, DayBody
 from cityhealth.simulation.bookings import BookingDriver
 from cityhealth.simulation.feed import UnitFeed
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
@@ -53,6 +57,10 @@ class SimulationResult:
     bookings: int = 0
     elapsed_s: float = 0.0
     upload_s: float = 0.0
+    # Where upload_s went, by phase of the day: bookings, real-time uploads, sending bulk bodies, waiting for
+    # the body writer and waiting for the platform's jobs. Waiting for jobs taking most of it means the month
+    # ran as fast as the platform ingests.
+    phases_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -116,13 +124,7 @@ class Simulation:
                 bookings = BookingDriver(self, app, operator, plan)
                 await bookings.prepare()
                 upload_started = time.perf_counter()
-                for day_of_month in range(1, plan.days_in_month + 1):
-                    day = self.month_start + timedelta(days=day_of_month - 1)
-                    self.at(day, 9)
-                    result.bookings += await bookings.run_day(day)
-                    self.at(day, 12)
-                    result.uploaded += await self._upload_day(units, day_of_month, plan)
-                    self.progress("month", day_of_month, plan.days_in_month)
+                await self._run_month(units, plan, bookings, result)
                 result.upload_s = time.perf_counter() - upload_started
                 result.accepted_expected = plan.accepted_in_month
                 for unit in units:
@@ -253,41 +255,81 @@ class Simulation:
                 "kind": "accepted_total", "count": plan.cumulative_accepted_target - plan.accepted_in_month,
                 "as_of": as_of})
 
-    async def _upload_day(self, units: list[Unit], day_of_month: int, plan: MonthPlan) -> int:
-        """Each unit sends its day: the smallest through the real-time path, the others as one bulk job.
+    async def _run_month(self, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
+                         result: SimulationResult) -> None:
+        """Each day: the morning's bookings, then at noon every unit's uploads.
 
-        One job per unit-day keeps transactions few, as real senders batch; the real-time path is
-        still exercised every day by one unit.
+        The smallest unit sends through the real-time path, the others one bulk job each (one job per
+        unit-day keeps transactions few, as real senders batch). A day's jobs are left to run while the next
+        day's bookings and uploads go on, and another process writes the next day's bodies meanwhile, so the
+        month moves as fast as the platform ingests: the simulator waits for a day's jobs only after sending
+        the next day's.
         """
-        sent = 0
-        jobs: list[tuple[Unit, str]] = []
-        realtime_unit = min(units, key=lambda unit: unit.plan.uploaded) if units else None
-        for unit in units:
-            report = unit.feed.workload(day_of_month, plan.days_in_month)
-            if unit is realtime_unit:
-                by_form: dict[str, list[dict[str, Any]]] = defaultdict(list)
-                for item in unit.feed.records_for(day_of_month):
-                    by_form[item.form].append(item.record)
-                    sent += 1
-                by_form["workload_daily"].append(report)
-                for form, records in by_form.items():
-                    for start in range(0, len(records), REALTIME_LIMIT):
-                        await unit.client.call("POST", f"/api/collection/forms/{form}/records",
-                                               content=orjson.dumps(records[start:start + REALTIME_LIMIT]),
-                                               headers={"Content-Type": "application/json"})
-                continue
-            lines = [orjson.dumps({"form": "workload_daily", **report})]
-            for item in unit.feed.records_for(day_of_month):
-                lines.append(orjson.dumps({"form": item.form, **item.record}))
-            sent += len(lines) - 1
-            response = await unit.client.call("POST", "/api/collection/jobs", content=b"\n".join(lines) + b"\n",
-                                              headers={"Content-Type": "application/x-ndjson"},
-                                              params={"format": "ndjson"})
-            jobs.append((unit, str(response.json()["id"])))
-        await self._wait_for_jobs(jobs)
+        realtime = min(units, key=lambda unit: unit.plan.uploaded) if units else None
+        bulk = [unit for unit in units if unit is not realtime]
+        self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="simulation-", dir=self.settings.var_dir) as directory:
+            writer = BodyWriter([unit.feed for unit in bulk], Path(directory))
+            try:
+                upcoming = writer.day(1, plan.days_in_month, len(bulk))
+                running: list[tuple[Unit, str]] = []
+                for day_of_month in range(1, plan.days_in_month + 1):
+                    day = self.month_start + timedelta(days=day_of_month - 1)
+                    self.at(day, 9)
+                    with _timed(result, "bookings"):
+                        result.bookings += await bookings.run_day(day)
+                    self.at(day, 12)
+                    bodies = upcoming
+                    upcoming = writer.day(day_of_month + 1, plan.days_in_month, len(bulk)) \
+                        if day_of_month < plan.days_in_month else []
+                    if realtime is not None:
+                        with _timed(result, "realtime"):
+                            result.uploaded += await self._send_realtime(realtime, day_of_month, plan)
+                    with _timed(result, "bulk_send"):
+                        sent = await self._send_bulk(bulk, bodies, result)
+                    result.uploaded += sum(body.records for _, _, body in sent)
+                    await self._wait_for_jobs(running, result)
+                    running = [(unit, job_id) for unit, job_id, _ in sent]
+                    self.progress("month", day_of_month, plan.days_in_month)
+                await self._wait_for_jobs(running, result)
+            finally:
+                writer.close()
+
+    async def _send_realtime(self, unit: Unit, day_of_month: int, plan: MonthPlan) -> int:
+        by_form: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for line in unit.feed.lines_for(day_of_month):
+            record = orjson.loads(line)
+            by_form[record.pop("form")].append(record)
+        sent = sum(len(records) for records in by_form.values())
+        by_form["workload_daily"].append(unit.feed.workload(day_of_month, plan.days_in_month))
+        for form, records in by_form.items():
+            for start in range(0, len(records), REALTIME_LIMIT):
+                await unit.client.call("POST", f"/api/collection/forms/{form}/records",
+                                       content=orjson.dumps(records[start:start + REALTIME_LIMIT]),
+                                       headers={"Content-Type": "application/json"})
         return sent
 
-    async def _wait_for_jobs(self, jobs: list[tuple[Unit, str]]) -> None:
+    async def _send_bulk(self, units: list[Unit], bodies: list[asyncio.Future[DayBody]],
+                         result: SimulationResult) -> list[tuple[Unit, str, DayBody]]:
+        """Each unit's body of the day as a bulk job, sent as soon as it is written."""
+        sent: list[tuple[Unit, str, DayBody]] = []
+        for unit, future in zip(units, bodies, strict=True):
+            with _timed(result, "bodies_wait"):
+                body = await future
+            try:
+                response = await unit.client.call(
+                    "POST", "/api/collection/jobs", content=body.chunks(),
+                    headers={"Content-Type": "application/x-ndjson"}, params={"format": "ndjson"})
+            finally:
+                body.discard()
+            sent.append((unit, str(response.json()["id"]), body))
+        return sent
+
+    async def _wait_for_jobs(self, jobs: list[tuple[Unit, str]], result: SimulationResult) -> None:
+        with _timed(result, "jobs_wait"):
+            await self._poll_jobs(jobs)
+
+    async def _poll_jobs(self, jobs: list[tuple[Unit, str]]) -> None:
         for unit, job_id in jobs:
             while True:
                 status = (await unit.client.call("GET", f"/api/collection/jobs/{job_id}")).json()
@@ -296,6 +338,15 @@ class Simulation:
                         raise SimulationError(f"{unit.plan.name}: bulk job {job_id} failed: {status}")
                     break
                 await asyncio.sleep(0.02)
+
+
+@contextmanager
+def _timed(result: SimulationResult, phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.phases_s[phase] += time.perf_counter() - started
 
 
 async def _all(actor: Operator, path: str) -> list[dict[str, Any]]:
