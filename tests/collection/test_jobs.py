@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from datetime import timedelta
 from pathlib import Path
@@ -324,3 +325,30 @@ async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_pr
     assert stored["p-1"].version == 2
     assert "13900000000" not in orjson.dumps(stored["p-1"].fields).decode()  # the phone number is encrypted
     assert (counts.received, counts.accepted, counts.rejected) == (4, 2, 2)
+
+
+async def test_a_small_job_goes_to_the_worker_processes_only_while_other_jobs_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = object()
+    runner = jobs.JobRunner(None, None, None, pool=pool, pool_min_bytes=1000)  # type: ignore[arg-type]
+    chosen: dict[int, object] = {}
+    release = asyncio.Event()
+
+    async def run(job_id: int, job_pool: object) -> None:
+        chosen[job_id] = job_pool
+        await release.wait()
+
+    monkeypatch.setattr(runner, "_run", run)
+    runner.submit(1, size_bytes=10)  # alone and small: prepared in the event loop
+    runner.submit(2, size_bytes=10)  # small, but job 1 is running
+    runner.submit(3, size_bytes=5000)  # large
+    await asyncio.sleep(0)
+    assert chosen == {1: None, 2: pool, 3: pool}
+    release.set()
+    await asyncio.gather(*runner.tasks.values())
+    runner.submit(4, size_bytes=10)  # the others have finished: alone again, and their tasks are dropped
+    await asyncio.sleep(0)
+    assert chosen[4] is None
+    assert list(runner.tasks) == [4]
+    release.set()
+    await runner.tasks[4]

@@ -158,7 +158,7 @@ class BookingDriver:
         # bookings are made in that order while the hospitals' run side by side, as residents book at once
         # all over the city (one at a time, a scale-1 day of ≈17k bookings would take longer than its uploads).
         queues: dict[str, list[tuple[Actor, dict[str, Any], str]]] = defaultdict(list)
-        resident = 0
+        resident = 0  # the next resident to book, and so the count of bookings made
         for cell, count in self.daily[index]:
             actor = await self._actor(cell)
             for _ in range(count):

@@ -269,6 +269,7 @@ class Simulation:
         bulk = [unit for unit in units if unit is not realtime]
         self.settings.var_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="simulation-", dir=self.settings.var_dir) as directory:
+            # The writer's process takes over the bulk units' feeds: the copies here are never advanced.
             writer = BodyWriter([unit.feed for unit in bulk], Path(directory))
             try:
                 upcoming = writer.day(1, plan.days_in_month, len(bulk))
