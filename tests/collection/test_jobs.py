@@ -327,9 +327,15 @@ async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_pr
     assert (counts.received, counts.accepted, counts.rejected) == (4, 2, 2)
 
 
-async def test_a_small_job_goes_to_the_worker_processes_only_while_other_jobs_run(
+class _Pool:
+    """Stands in for a PreparePool: only whether its processes are up matters to the runner."""
+
+    started = False
+
+
+async def test_a_small_job_is_prepared_in_the_event_loop_only_on_an_idle_server_with_no_workers_up(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    pool = object()
+    pool = _Pool()
     runner = jobs.JobRunner(None, None, None, pool=pool, pool_min_bytes=1000)  # type: ignore[arg-type]
     chosen: dict[int, object] = {}
     release = asyncio.Event()
@@ -339,7 +345,7 @@ async def test_a_small_job_goes_to_the_worker_processes_only_while_other_jobs_ru
         await release.wait()
 
     monkeypatch.setattr(runner, "_run", run)
-    runner.submit(1, size_bytes=10)  # alone and small: prepared in the event loop
+    runner.submit(1, size_bytes=10)  # alone and small, workers not started: prepared in the event loop
     runner.submit(2, size_bytes=10)  # small, but job 1 is running
     runner.submit(3, size_bytes=5000)  # large
     await asyncio.sleep(0)
@@ -350,5 +356,9 @@ async def test_a_small_job_goes_to_the_worker_processes_only_while_other_jobs_ru
     await asyncio.sleep(0)
     assert chosen[4] is None
     assert list(runner.tasks) == [4]
-    release.set()
     await runner.tasks[4]
+    pool.started = True  # the workers are up (a large job started them): every job goes to them from now on
+    runner.submit(5, size_bytes=10)
+    await asyncio.sleep(0)
+    assert chosen[5] is pool
+    await runner.tasks[5]

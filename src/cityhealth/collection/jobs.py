@@ -373,9 +373,12 @@ class JobRunner:
             return
         for done in [key for key, task in self.tasks.items() if task.done()]:
             del self.tasks[done]
-        # Worker processes for a large job, and for any job while others run: prepared in this event loop,
-        # concurrent jobs would share one core (a district's day of small jobs) and hold up requests.
-        pool = self.pool if size_bytes >= self.pool_min_bytes or self.tasks else None
+        # Worker processes for a large job, for any job while others run, and for every job once they are up:
+        # prepared in this event loop, jobs would share one core with each other and with the requests (a
+        # district's day of small jobs arriving one after another). Only the first small job of an idle server
+        # is prepared here, rather than wait a second for the workers to start.
+        warm = self.pool is not None and self.pool.started
+        pool = self.pool if size_bytes >= self.pool_min_bytes or self.tasks or warm else None
         self.tasks[job_id] = asyncio.create_task(self._run(job_id, pool), name=f"collection-job-{job_id}")
 
     async def _run(self, job_id: int, pool: PreparePool | None) -> None:
