@@ -29,9 +29,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -190,32 +192,46 @@ class Memory:
         return max(self.peak_sum_mb, max(self.hwm.values(), default=0.0))
 
 
-async def bulk(base_url: str, code: str, org_id: int, path: Path, memory: Memory) -> tuple[float, dict[str, object]]:
-    async def stream():  # type: ignore[no-untyped-def]
+async def bulk(base_url: str, senders: list[tuple[str, int, Path]], memory: Memory) -> tuple[float, dict[str, object]]:
+    """Every sender uploads its file at once; the time runs until the last job completed. Returns the jobs'
+    summed counts (and the first failure's status, if any)."""
+
+    async def stream(path: Path):  # type: ignore[no-untyped-def]
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 yield chunk
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(7200.0)) as client:
-        started = time.perf_counter()
+    async def one(client: httpx.AsyncClient, code: str, org_id: int, path: Path) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token(org_id, code)}"}
         response = await client.post(
-            "/api/collection/jobs",
-            content=stream(),
-            headers={"Authorization": f"Bearer {token(org_id, code)}", "content-type": "application/x-ndjson"},
+            "/api/collection/jobs", content=stream(path), headers={**headers, "content-type": "application/x-ndjson"}
         )
         response.raise_for_status()
         job_id = response.json()["id"]
-        print(f"uploaded in {time.perf_counter() - started:.1f} s, job {job_id}", flush=True)
+        while True:
+            job: dict[str, Any] = (await client.get(f"/api/collection/jobs/{job_id}", headers=headers)).json()
+            if job["status"] in ("completed", "failed"):
+                return job
+            await asyncio.sleep(0.1)
+
+    async def sample() -> None:
         while True:
             memory.sample()
-            job = (
-                await client.get(
-                    f"/api/collection/jobs/{job_id}", headers={"Authorization": f"Bearer {token(org_id, code)}"}
-                )
-            ).json()
-            if job["status"] in ("completed", "failed"):
-                return time.perf_counter() - started, job
             await asyncio.sleep(0.1)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(7200.0)) as client:
+        started = time.perf_counter()
+        sampler = asyncio.create_task(sample())
+        try:
+            jobs = await asyncio.gather(*(one(client, code, org_id, path) for code, org_id, path in senders))
+        finally:
+            sampler.cancel()
+        elapsed = time.perf_counter() - started
+    counts: Counter[str] = Counter()
+    for job in jobs:
+        counts.update(job["counts"])
+    failed = [job for job in jobs if job["status"] != "completed"]
+    return elapsed, {"status": failed[0]["status"] if failed else "completed", "counts": dict(counts)}
 
 
 def realtime_bodies(code: str, count: int) -> list[bytes]:
@@ -328,6 +344,8 @@ def main() -> None:
     parser.add_argument("--realtime-seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="hospitals uploading at once, the records split between them (a district's day)")
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     args = parser.parse_args()
@@ -354,20 +372,27 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
     url = os.environ["CITYHEALTH_DATABASE_URL"]
     database = "sqlite" if args.sqlite else "postgresql"
     upgrade(load_settings(env=Environment.DEVELOPMENT))
-    code = f"BENCH{int(time.time())}"
-    org_id = asyncio.run(register(url, code))
-    print(f"cores={os.cpu_count()} records={args.records} database={database} workers={args.workers}")
+    codes = [f"BENCH{int(time.time())}{n:03d}" for n in range(args.jobs)]
+    org_ids = [asyncio.run(register(url, code)) for code in codes]
+    code, org_id = codes[0], org_ids[0]
+    print(f"cores={os.cpu_count()} records={args.records} jobs={args.jobs} database={database} workers={args.workers}")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "upload.ndjson"
-        invalid = generate(path, code, args.records)
-        print(f"generated {path.stat().st_size / 1e6:.0f} MB, {invalid} invalid records", flush=True)
+        senders = []
+        invalid = size = 0
+        for n, (sender_code, sender_id) in enumerate(zip(codes, org_ids, strict=True)):
+            path = Path(folder) / f"upload-{n}.ndjson"
+            share = args.records // args.jobs + (n < args.records % args.jobs)
+            invalid += generate(path, sender_code, share, seed=7 + n)
+            size += path.stat().st_size
+            senders.append((sender_code, sender_id, path))
+        print(f"generated {size / 1e6:.0f} MB in {args.jobs} file(s), {invalid} invalid records", flush=True)
         bodies = realtime_bodies(code, int(args.rate * args.realtime_seconds))
         port = free_port()
         server = start_server(port, args.workers)
         try:
             memory = Memory(server.pid)
             cpu_before = cpu_s(server.pid)
-            seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", code, org_id, path, memory))
+            seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory))
             memory.sample()
             records_per_s = args.records / seconds
             bulk_cpu = cpu_s(server.pid) - cpu_before

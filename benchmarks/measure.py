@@ -39,3 +39,24 @@ def process_tree_cpu_s(pid: int) -> float:
 async def database_cpu_s(server_url: str, name: str) -> float:
     """CPU seconds of the PostgreSQL backends serving database `name` (same host; they live for the run)."""
     return sum(process_tree_cpu_s(pid) for pid in await backend_pids(server_url, name))
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by every PostgreSQL process on this host, exited backends included.
+
+    A backend's CPU passes to the postmaster's children's time when it exits, so the difference of two readings
+    is what the server spent between them, whichever connections came and went.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        fields = _stat(int(entry.name)) if name in ("postgres", "postmaster") else None
+        if fields is not None:
+            total += sum(int(value) for value in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+    return total

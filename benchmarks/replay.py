@@ -5,7 +5,7 @@ migrates it, runs the simulator at --scale (the month through the platform's own
 then builds and renders the bulletin (every edition) from the maintained aggregates. Drops the database
 afterwards unless --keep. Prints the core count and, last, `scale=S simulate_s=X records_per_s=R bulletin_s=Y`.
 
-    .venv/bin/python benchmarks/replay.py [--scale 0.01] [--seed 1] [--keep]
+    .venv/bin/python benchmarks/replay.py [--scale 0.01] [--seed 1] [--keep] [--ingest-processes N]
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
+import sys
 import tempfile
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.measure import postgres_cpu_s
 
 from cityhealth.app import create_app
 from cityhealth.config import Environment, Settings
@@ -47,11 +53,18 @@ async def _bulletin(url: str, month: str) -> float:
         await database.dispose()
 
 
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="0.01")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--ingest-processes", type=int, default=0,
+                        help="run the bulk jobs in this many processes of their own (CITYHEALTH_INGEST_PROCESSES)")
     args = parser.parse_args()
 
     server = _server_url()
@@ -59,20 +72,30 @@ def main() -> None:
     url = asyncio.run(create_database(server, name))
     try:
         with tempfile.TemporaryDirectory() as var_dir:
-            settings = Settings(env=Environment.DEVELOPMENT, database_url=url, var_dir=Path(var_dir))
+            settings = Settings(env=Environment.DEVELOPMENT, database_url=url, var_dir=Path(var_dir),
+                                ingest_processes=args.ingest_processes)
             upgrade(settings)
             scenario = load_scenario(bundled_scenario("nanjing-2022-06"))
-            started = time.perf_counter()
+            started, database_before, own_before = time.perf_counter(), postgres_cpu_s(), _cpu(resource.RUSAGE_SELF)
             result = simulate(create_app, settings, scenario, Decimal(args.scale), args.seed)
             simulate_s = time.perf_counter() - started
+            database_cpu = postgres_cpu_s() - database_before
+            # The app has shut down: its worker processes and the body writer are reaped and counted as children.
+            own, children = _cpu(resource.RUSAGE_SELF) - own_before, _cpu(resource.RUSAGE_CHILDREN)
             bulletin_s = asyncio.run(_bulletin(url, scenario.month))
     finally:
         if not args.keep:
             asyncio.run(drop_database(server, name))
-    print(f"cores={os.cpu_count()} database=postgresql uploaded={result.uploaded} bookings={result.bookings}")
+    print(f"cores={os.cpu_count()} database=postgresql ingest_processes={args.ingest_processes} "
+          f"uploaded={result.uploaded} bookings={result.bookings}")
     # Where the month's time went (bulk_send includes bodies_wait).
     print(f"upload_s={result.upload_s:.1f} " + " ".join(
         f"{phase}_s={seconds:.1f}" for phase, seconds in sorted(result.phases_s.items())))
+    # What the month cost the machine: the one process (simulator, API, bookings and the job loop), the worker
+    # processes (preparing chunks, writing bodies) and PostgreSQL, against the cores for the month's wall time.
+    cpu = {"process": own, "workers": children, "database": database_cpu}
+    print(" ".join(f"cpu_{part}_s={seconds:.0f}" for part, seconds in cpu.items()) +
+          f" cores_busy={sum(cpu.values()) / simulate_s:.2f}/{os.cpu_count()}")
     print(f"scale={args.scale} simulate_s={simulate_s:.1f} records_per_s={result.records_per_s:.0f} "
           f"bulletin_s={bulletin_s:.3f}")
 
