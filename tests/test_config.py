@@ -1,15 +1,18 @@
-"""Settings: defaults, generated development keys, production's explicit keys, the simulated clock."""
+"""Settings: defaults, generated development keys, production's explicit keys, the simulated clock (and its
+followers in other processes)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 
 from cityhealth.app import create_app
-from cityhealth.clock import SimulatedClock, business_date
+from cityhealth.clock import FollowingClock, SimulatedClock, business_date
 from cityhealth.config import Environment, Settings, generate_key, load_settings
 from cityhealth.errors import ConfigurationError
 
@@ -76,3 +79,35 @@ def test_simulated_clock_moves_forward_only() -> None:
         clock.set(datetime(2022, 5, 31, tzinfo=UTC))
     with pytest.raises(ValueError, match="naive"):
         SimulatedClock(datetime(2022, 6, 1))  # noqa: DTZ001
+
+
+def test_ingest_processes_are_refused_on_sqlite(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="CITYHEALTH_INGEST_PROCESSES=2 needs PostgreSQL"):
+        load_settings(var_dir=tmp_path, ingest_processes=2)
+
+
+def _tell_the_time(follower: FollowingClock, connection: Connection) -> None:
+    while connection.recv():
+        connection.send(follower.now())
+
+
+def test_another_process_follows_the_simulated_clock() -> None:
+    start = datetime(2022, 6, 1, 8, 0, 0, 123456, tzinfo=UTC)
+    clock = SimulatedClock(start)
+    clock.advance(timedelta(minutes=1))
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=_tell_the_time, args=(clock.follower(), theirs))
+    process.start()
+    try:
+        ours.send(True)
+        assert ours.recv() == start + timedelta(minutes=1)
+        clock.set(start + timedelta(days=3, microseconds=1))  # moved by this process only
+        ours.send(True)
+        assert ours.recv() == start + timedelta(days=3, microseconds=1) == clock.now()
+        with pytest.raises(ValueError, match="backwards"):
+            clock.set(start)
+        ours.send(False)
+    finally:
+        process.join(timeout=30)
+        process.kill()

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # Data collection
     realtime_window_h: int = Field(default=24, ge=1)
     raw_payload_retention_days: int = Field(default=90, ge=1)
+    # Processes of their own that run the bulk jobs (0: the server's event loop runs them). PostgreSQL only.
+    ingest_processes: int = Field(default=0, ge=0, le=64)
 
     # Simulation and tests only: lets the injected clock be moved. Refused in production.
     simulated_clock: bool = False
@@ -68,6 +70,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _ingest_processes_need_a_server_database(self) -> Settings:
+        if self.ingest_processes and self.effective_database_url.startswith("sqlite"):
+            raise ValueError(
+                f"CITYHEALTH_INGEST_PROCESSES={self.ingest_processes} needs PostgreSQL: SQLite lets one process "
+                "write at a time, so ingest processes would only queue behind the server's own writes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

@@ -16,7 +16,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cityhealth.collection import configuration, service, uploads
 from cityhealth.collection.ingest import Collector
-from cityhealth.collection.jobs import JobRunner, process_job, reprocess_rejections
+from cityhealth.collection.job_processes import JobProcesses
+from cityhealth.collection.jobs import JobRunner, Jobs, process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
 from cityhealth.collection.realtime import BatchGroups
 from cityhealth.collection.repository import bulk_jobs
@@ -65,14 +66,19 @@ _templates = Environment(
 )
 
 
-def runtime(app: FastAPI) -> tuple[Collector, JobRunner]:
-    """The app's collector and job runner (made on first use)."""
+def runtime(app: FastAPI) -> tuple[Collector, Jobs]:
+    """The app's collector and where its bulk jobs run (made on first use)."""
     state = app.state
     if getattr(state, "collection_runtime", None) is None:
         collector = Collector(state.settings)
-        runner = JobRunner(state.database, collector, state.clock, pool=PreparePool(state.settings))
+        processes = state.settings.ingest_processes
+        runner: Jobs = (
+            JobProcesses(state.settings, state.database, state.clock, processes)
+            if processes
+            else JobRunner(state.database, collector, state.clock, pool=PreparePool(state.settings))
+        )
         state.collection_runtime = (collector, runner)
-    pair: tuple[Collector, JobRunner] = state.collection_runtime
+    pair: tuple[Collector, Jobs] = state.collection_runtime
     return pair
 
 

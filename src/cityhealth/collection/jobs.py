@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -346,6 +346,18 @@ def _as_rejected(row: JobRejection) -> RowOutcome:
         status=REJECTED,
         errors=[RecordError(**_error_fields(e)) for e in row.errors],
     )
+
+
+class Jobs(Protocol):
+    """Where the server hands its bulk jobs: JobRunner (this event loop) or JobProcesses (job_processes.py)."""
+
+    def submit(self, job_id: int, size_bytes: int = 0) -> None: ...
+
+    async def resume_unfinished(self) -> None: ...
+
+    async def wait(self, job_id: int) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class JobRunner:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.collection.drilldown import rejected_records as rejected_records
 from cityhealth.collection.ingest import Collector
-from cityhealth.collection.jobs import JobRunner
+from cityhealth.collection.jobs import Jobs
 from cityhealth.collection.models import (
     Job,
     RawPayload,
@@ -79,7 +79,7 @@ async def receive_job(
     *,
     database: Database,
     collector: Collector,
-    runner: JobRunner,
+    runner: Jobs,
     clock: Clock,
     settings: Settings,
     principal: Principal,

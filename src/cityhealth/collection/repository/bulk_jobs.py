@@ -1,4 +1,4 @@
-"""Bulk jobs: a job by its dedupe key or locked for update, the unfinished ones, a job's rejected rows."""
+"""Bulk jobs: a job by its dedupe key or locked for update, its status, the unfinished ones, a job's rejected rows."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ async def job_for_update(session: AsyncSession, job_id: int) -> Job | None:
     if is_postgres(session):
         statement = statement.with_for_update()
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def job_status(session: AsyncSession, job_id: int) -> str | None:
+    status: str | None = (await session.execute(select(Job.status).where(Job.id == job_id))).scalar_one_or_none()
+    return status
 
 
 async def unfinished_jobs(session: AsyncSession) -> list[tuple[int, int]]:
