@@ -56,6 +56,7 @@ class JobProcesses:
         self._slots: list[tuple[SpawnProcess, Connection] | None] = [None] * processes
         self._turn = 0
         self._closed = False
+        self._resuming: set[asyncio.Task[None]] = set()
         # Before multiprocessing's own exit hook joins the processes, which would wait for ever on open pipes.
         atexit.register(self._close_pipes)
 
@@ -97,21 +98,32 @@ class JobProcesses:
             self._start(index)
         return replaced
 
-    def _hand_out(self, job_id: int, size_bytes: int) -> None:
-        slot = self._slots[self._turn % len(self._slots)]
+    def _hand_out(self, job_id: int, size_bytes: int) -> bool:
+        """Send a job to the next process in turn; True if a dead one had to be replaced first."""
+        index = self._turn % len(self._slots)
         self._turn += 1
-        assert slot is not None  # noqa: S101 - _ensure_running filled every slot
-        slot[1].send((job_id, size_bytes))
+        replaced = False
+        for _ in range(2):
+            slot = self._slots[index]
+            assert slot is not None  # noqa: S101 - _ensure_running filled every slot
+            try:
+                slot[1].send((job_id, size_bytes))
+                return replaced
+            except OSError:  # it died since it was checked: its replacement takes the job
+                replaced = self._ensure_running() or True
+        return replaced  # not handed out: still queued on its row, for the next resume
 
     def submit(self, job_id: int, size_bytes: int = 0) -> None:
         if self._closed:
             raise RuntimeError("the ingest processes are closed")
         replaced = self._ensure_running()
-        self._hand_out(job_id, size_bytes)
+        replaced = self._hand_out(job_id, size_bytes) or replaced
         if replaced:
             # The dead process's jobs are still queued or running on their rows: hand them out again. A job
             # handed out twice is harmless (each chunk commits once, under the job row's lock).
-            asyncio.get_running_loop().create_task(self.resume_unfinished())
+            task = asyncio.get_running_loop().create_task(self.resume_unfinished())
+            self._resuming.add(task)
+            task.add_done_callback(self._resuming.discard)
 
     async def resume_unfinished(self) -> None:
         async with self.database.transaction() as session:
