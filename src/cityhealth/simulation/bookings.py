@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections import defaultdict
 from datetime import date, time, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
@@ -143,33 +142,32 @@ class BookingDriver:
         if not self.plan.bookings or index >= len(self.daily):
             return 0
         tomorrow = day + timedelta(days=1)
-        by_hospital: dict[str, int] = defaultdict(int)
-        for cell, count in self.daily[index]:
-            by_hospital[cell.hospital] += count
-        sessions: dict[str, int] = {}
-        for name, count in by_hospital.items():
-            hospital = self.hospitals[name]
+        # A session of its own for each (hospital, channel, app) cell of the day: a cell's bookings are made
+        # in the plan's order, so a seed gives the same slot numbers, while the cells' run side by side, as
+        # residents book at once all over the city (one hospital at a time, each booking waits for the one
+        # before it to commit, and a scale-1 day of ≈17k bookings would take longer than its uploads).
+        queues: list[list[tuple[Actor, dict[str, Any], str]]] = []
+        resident = 0  # the next resident to book, and so the count of bookings made
+        for position, (cell, count) in enumerate(self.daily[index]):
+            if not count:
+                continue
+            hospital = self.hospitals[cell.hospital]
             response = await hospital["scheduler"].call("POST", "/api/booking/sessions", json={
-                "external_id": f"SIM-{tomorrow:%Y%m%d}", "department_id": hospital["department"]["id"],
+                "external_id": f"SIM-{tomorrow:%Y%m%d}-{position}", "department_id": hospital["department"]["id"],
                 "service_date": tomorrow.isoformat(), "start_time": time(8, 0).isoformat(),
                 "end_time": time(11, 30).isoformat(), "capacity": count})
-            sessions[name] = int(response.json()["id"])
-        # Who books what, drawn in the plan's order so a seed gives the same month; then each hospital's
-        # bookings are made in that order while the hospitals' run side by side, as residents book at once
-        # all over the city (one at a time, a scale-1 day of ≈17k bookings would take longer than its uploads).
-        queues: dict[str, list[tuple[Actor, dict[str, Any], str]]] = defaultdict(list)
-        resident = 0  # the next resident to book, and so the count of bookings made
-        for cell, count in self.daily[index]:
+            session_id = int(response.json()["id"])
             actor = await self._actor(cell)
+            queue = []
             for _ in range(count):
-                body: dict[str, Any] = {"session_id": sessions[cell.hospital],
-                                        "id_number": self.residents[resident]}
+                body: dict[str, Any] = {"session_id": session_id, "id_number": self.residents[resident]}
                 if cell.channel in ("online_12320", "third_party"):
                     body["channel"] = cell.channel
                 resident += 1
                 key = str(uuid.UUID(int=self.simulation.random.getrandbits(128)))
-                queues[cell.hospital].append((actor, body, key))
-        await asyncio.gather(*(self._book(queue) for queue in queues.values()))
+                queue.append((actor, body, key))
+            queues.append(queue)
+        await asyncio.gather(*(self._book(queue) for queue in queues))
         return resident
 
     async def _book(self, queue: list[tuple[Actor, dict[str, Any], str]]) -> None:
