@@ -52,7 +52,7 @@ class SimulatedClock:
         self._micros: _Cell = _Micros(_to_micros(start))
 
     def now(self) -> datetime:
-        return _EPOCH + timedelta(microseconds=self._micros.value)
+        return _moment(self._micros)
 
     def set(self, moment: datetime) -> None:
         _require_aware(moment)
@@ -79,7 +79,11 @@ class FollowingClock:
         self._micros = micros
 
     def now(self) -> datetime:
-        return _EPOCH + timedelta(microseconds=self._micros.value)
+        return _moment(self._micros)
+
+
+def _moment(cell: _Cell) -> datetime:
+    return _EPOCH + timedelta(microseconds=cell.value)
 
 
 def _to_micros(moment: datetime) -> int:

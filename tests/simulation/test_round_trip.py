@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import BACKEND
 from tests.reporting.expected import expected
 
 from cityhealth.app import create_app
@@ -69,6 +70,12 @@ def run_round_trip(settings: Settings, scale: str) -> None:
 
 def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:
     run_round_trip(settings, "0.001")
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="ingest processes need PostgreSQL")
+def test_the_month_round_trips_with_its_bulk_jobs_run_by_an_ingest_process(settings: Settings) -> None:
+    # The jobs run in another process, on the simulator's clock followed there; every count must still be exact.
+    run_round_trip(settings.model_copy(update={"ingest_processes": 1}), "0.001")
 
 
 @pytest.mark.slow

@@ -154,8 +154,7 @@ class UnitFeed:
         self._templates = LineTemplates(org_code)
 
     def _next_id(self, prefix: str) -> str:
-        self._serial += 1
-        return f"{prefix}{self._serial:09d}"
+        return self._next_ids(prefix, 1)[0]
 
     def _next_ids(self, prefix: str, count: int) -> list[str]:
         first = self._serial + 1
