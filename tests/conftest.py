@@ -92,6 +92,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         var_dir=tmp_path / "var",
         simulated_clock=True,
+        # Deliberately not the test client's Host (testserver): absolute URLs must come from here.
+        public_base_url="https://cityhealth.test",
     )
 
 

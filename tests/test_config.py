@@ -43,6 +43,7 @@ def test_production_requires_every_key_explicitly(tmp_path: Path, monkeypatch: p
 def test_production_uses_the_given_keys_and_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FIELD_ENCRYPTION_KEY", "LOOKUP_HMAC_KEY", "TOKEN_SIGNING_KEY"):
         monkeypatch.setenv(f"CITYHEALTH_{name}", generate_key())
+    monkeypatch.setenv("CITYHEALTH_PUBLIC_BASE_URL", "https://health.example.gov.cn")
     settings = load_settings(env="production", var_dir=tmp_path / "var")
     assert len(settings.secret("token_signing_key")) == 32
     assert not (tmp_path / "var").exists()
@@ -64,6 +65,40 @@ def test_an_app_refuses_a_simulated_clock_unless_enabled(tmp_path: Path) -> None
     settings = Settings(env=Environment.DEVELOPMENT, var_dir=tmp_path)
     with pytest.raises(ConfigurationError, match="CITYHEALTH_SIMULATED_CLOCK"):
         create_app(settings, clock=SimulatedClock(datetime(2022, 6, 1, tzinfo=UTC)))
+
+
+def test_the_public_base_url_defaults_to_the_local_server_outside_production(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, port=8123)
+    assert settings.public_base_url == "http://127.0.0.1:8123"
+    assert settings.public_url("/api/auth/token") == "http://127.0.0.1:8123/api/auth/token"
+
+
+def test_the_public_base_url_loses_its_trailing_slash(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, public_base_url="https://health.example.gov.cn/")
+    assert settings.public_url("/api/auth/token") == "https://health.example.gov.cn/api/auth/token"
+
+
+def _production_keys() -> dict[str, str]:
+    return {name: generate_key() for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
+
+
+def test_production_requires_the_public_base_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="production requires CITYHEALTH_PUBLIC_BASE_URL"):
+        load_settings(env="production", var_dir=tmp_path, **_production_keys())
+
+
+def test_production_refuses_a_plain_http_public_base_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="CITYHEALTH_PUBLIC_BASE_URL must be an https:// URL"):
+        load_settings(env="production", var_dir=tmp_path, public_base_url="http://health.example.gov.cn",
+                      **_production_keys())
+
+
+@pytest.mark.parametrize("url", ["health.example.gov.cn", "https://", "https://health.example.gov.cn/?a=1",
+                                 "https://health.example.gov.cn/#top", "ftp://health.example.gov.cn",
+                                 "https://user@health.example.gov.cn"])
+def test_a_public_base_url_that_is_not_a_plain_base_url_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigurationError, match="CITYHEALTH_PUBLIC_BASE_URL"):
+        load_settings(var_dir=tmp_path, public_base_url=url)
 
 
 def test_cors_origins_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:

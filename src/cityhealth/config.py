@@ -7,6 +7,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     previous_field_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     # HTTP
+    # Where callers reach the platform (scheme, host, optional port and path prefix), e.g.
+    # https://health.example.gov.cn. Absolute URLs that must not follow the request's Host header (the
+    # token endpoint's expected `aud`) are built from it, never from the request. Required (https) in
+    # production; elsewhere it defaults to http://127.0.0.1:{port}.
+    public_base_url: str = ""
     behind_proxy: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -93,9 +99,31 @@ class Settings(BaseSettings):
                 raise ValueError("CITYHEALTH_SIMULATED_CLOCK cannot be enabled in production")
         return self
 
+    @model_validator(mode="after")
+    def _public_base_url_is_a_base_url(self) -> Settings:
+        if not self.public_base_url:
+            if self.env is Environment.PRODUCTION:
+                raise ValueError("production requires CITYHEALTH_PUBLIC_BASE_URL (https://…): the URL callers "
+                                 "reach the platform at, from which client assertions' audience is checked")
+            object.__setattr__(self, "public_base_url", f"http://127.0.0.1:{self.port}")
+            return self
+        parts = urlsplit(self.public_base_url)
+        if (parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment
+                or "#" in self.public_base_url or "?" in self.public_base_url or parts.username is not None):
+            raise ValueError(f"CITYHEALTH_PUBLIC_BASE_URL must be a base URL such as https://health.example.gov.cn "
+                             f"(no user, query or fragment), not {self.public_base_url!r}")
+        if self.env is Environment.PRODUCTION and parts.scheme != "https":
+            raise ValueError("CITYHEALTH_PUBLIC_BASE_URL must be an https:// URL in production")
+        object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+        return self
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'cityhealth.sqlite'}"
+
+    def public_url(self, path: str) -> str:
+        """The absolute URL of `path` (a route's path, starting with "/") as callers reach the platform."""
+        return f"{self.public_base_url}{path}"
 
     @property
     def secrets_dir(self) -> Path:

@@ -21,7 +21,7 @@ from cityhealth.security.clients import register_client
 from cityhealth.security.principals import Role, Scope
 from cityhealth.security.staff import create_staff_user
 
-TOKEN_URL = "http://testserver/api/auth/token"
+TOKEN_URL = "https://cityhealth.test/api/auth/token"
 STAFF_PASSWORD = "correct horse battery"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

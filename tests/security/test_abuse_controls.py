@@ -114,7 +114,8 @@ def _production(settings: Settings, *, behind_proxy: bool) -> Settings:
     keys = {name: SecretStr(generate_key()) for name in ("field_encryption_key", "lookup_hmac_key",
                                                          "token_signing_key")}
     return Settings(env=Environment.PRODUCTION, database_url=settings.database_url, var_dir=settings.var_dir,
-                    behind_proxy=behind_proxy, **keys)  # type: ignore[arg-type]
+                    behind_proxy=behind_proxy, public_base_url="https://cityhealth.test",
+                    **keys)  # type: ignore[arg-type]
 
 
 async def test_production_refuses_plain_http(settings: Settings, database: Database) -> None:

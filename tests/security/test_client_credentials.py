@@ -221,6 +221,28 @@ async def test_refused_assertions_are_audited(app: FastAPI, client: httpx.AsyncC
     assert "aud" in (events[0].detail or "")
 
 
+async def test_an_assertion_for_another_server_is_refused_whatever_the_host_header_says(
+        app: FastAPI, client: httpx.AsyncClient, es_key: ClientKey) -> None:
+    await register(app, "his-a", es_key)
+    signed = assertion(es_key, app, "his-a", aud="http://evil.example/api/auth/token")
+    response = await client.post("/api/auth/token", data=token_form(signed),
+                                 headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.json()["error_description"] == f"aud must be the token URL {TOKEN_URL}"
+    async with app.state.database.sessions() as session:
+        events = (await session.execute(select(AuditEvent).where(AuditEvent.action == "token"))).scalars().all()
+    assert [(e.actor, e.outcome) for e in events] == [("client:his-a", "denied")]
+
+
+async def test_an_assertion_for_the_configured_token_url_works_whatever_the_host_header_says(
+        app: FastAPI, client: httpx.AsyncClient, es_key: ClientKey) -> None:
+    await register(app, "his-a", es_key)
+    response = await client.post("/api/auth/token", data=token_form(assertion(es_key, app, "his-a")),
+                                 headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    assert response.status_code == 200, response.text
+
+
 # --- Revocation ----------------------------------------------------------------------------------------
 
 

@@ -109,6 +109,7 @@ def test_cli_refuses_the_code_in_production(
     monkeypatch.setenv("CITYHEALTH_VAR_DIR", str(tmp_path / "var"))
     for name in ("FIELD_ENCRYPTION_KEY", "LOOKUP_HMAC_KEY", "TOKEN_SIGNING_KEY"):
         monkeypatch.setenv(f"CITYHEALTH_{name}", generate_key())
+    monkeypatch.setenv("CITYHEALTH_PUBLIC_BASE_URL", "https://health.example.gov.cn")
     result = runner.invoke(cli_app, ["web", "totp-code", DEMO_USERNAME])
     assert result.exit_code == 2
     assert "development only" in result.output

@@ -462,7 +462,8 @@ async def test_roles_removed_after_login_apply_at_the_next_page(
 
 def test_session_cookie_is_secure_in_production(tmp_path: Any) -> None:
     production = Settings(env=Environment.PRODUCTION, var_dir=tmp_path, field_encryption_key=generate_key(),
-                          lookup_hmac_key=generate_key(), token_signing_key=generate_key())
+                          lookup_hmac_key=generate_key(), token_signing_key=generate_key(),
+                          public_base_url="https://health.example.gov.cn")
     response = Response()
     set_cookie(response, production, SESSION_COOKIE, "token")
     assert "Secure" in response.headers["set-cookie"]

@@ -76,7 +76,10 @@ async def token(
     try:
         async with database.transaction() as session:
             grant = await exchange_assertion(
-                session, clock, _jwks_fetcher(request), token_url=str(request.url_for("oauth_token")),
+                # The audience is the configured public URL of this route, never one built from the
+                # request's Host: an assertion made for another server must not be accepted here.
+                session, clock, _jwks_fetcher(request),
+                token_url=settings.public_url(request.app.url_path_for("oauth_token")),
                 grant_type=grant_type, assertion_type=client_assertion_type, assertion=client_assertion,
                 scope=scope)
     except OAuthError as exc:

@@ -283,7 +283,8 @@ def register_command(
                               jwks_url=jwks_url, allow_http_jwks_url=settings.env.value != "production")
 
     _run_in_transaction(settings, work)
-    typer.echo(f"registered client {client_id}; token URL: https://<host>/api/auth/token")
+    typer.echo(f"registered client {client_id}; token URL (the assertion's aud): "
+               f"{settings.public_url('/api/auth/token')}")
 
 
 @clients_app.command("revoke")

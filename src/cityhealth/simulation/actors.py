@@ -115,7 +115,7 @@ class MachineClient(Actor):
     async def _fetch_token(self) -> str:
         now = self.clock.now()
         assertion = jwt.encode(
-            {"iss": self.client_id, "sub": self.client_id, "aud": f"{BASE_URL}{TOKEN_PATH}",
+            {"iss": self.client_id, "sub": self.client_id, "aud": self.app.state.settings.public_url(TOKEN_PATH),
              "iat": int(now.timestamp()), "exp": int((now + timedelta(seconds=240)).timestamp()),
              "jti": secrets.token_hex(16)},
             self._key, algorithm="ES384", headers={"kid": self.kid},
