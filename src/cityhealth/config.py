@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     auth_attempts_per_minute: int = Field(default=60, ge=1)
+    # Failed authentications (401s, bad client assertions) per minute per address on any route, before 429.
+    auth_failures_per_minute: int = Field(default=60, ge=1)
     rate_limit_storage_url: str = "memory://"  # per process; redis://host:6379 shares limits across workers
 
     # Security

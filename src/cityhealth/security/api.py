@@ -25,6 +25,7 @@ from cityhealth.security.clients import (
 )
 from cityhealth.security.dependencies import client_state_cache, require
 from cityhealth.security.endpoints import NO_STORE, limit_auth_attempts, source_address, token_response
+from cityhealth.security.failures import authentication_failed
 from cityhealth.security.models import MachineClient, ResidentSession, StaffSession, StaffUser
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from cityhealth.security.residents import resident_principal
@@ -83,9 +84,9 @@ async def token(
                 grant_type=grant_type, assertion_type=client_assertion_type, assertion=client_assertion,
                 scope=scope)
     except OAuthError as exc:
-        await record_now(database, clock, None, Action.TOKEN, "access_token", resource_id=issuer,
-                         detail=f"{exc.error}: {exc.message}", actor=f"client:{issuer or 'unknown'}",
-                         actor_kind=PrincipalKind.CLIENT.value)
+        await authentication_failed(database, clock, None, "access_token", action=Action.TOKEN,
+                                    resource_id=issuer, detail=f"{exc.error}: {exc.message}",
+                                    actor=f"client:{issuer or 'unknown'}", actor_kind=PrincipalKind.CLIENT.value)
         headers = dict(NO_STORE)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
@@ -141,7 +142,7 @@ async def refresh(
             record(session, clock, renewed, Action.TOKEN, "access_token", resident_ids=[renewed.resident_id],
                    detail="refresh")
     except Unauthenticated as exc:
-        await record_now(database, clock, principal, Action.DENIED, "access_token", detail=f"refresh: {exc.code}")
+        await authentication_failed(database, clock, principal, "access_token", detail=f"refresh: {exc.code}")
         raise
     return token_response(renewed, settings, clock)
 

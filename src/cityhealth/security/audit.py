@@ -11,9 +11,10 @@ does not wait on the write lock the request itself still holds.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -81,16 +82,23 @@ class RequestAudit:
     """What one HTTP request has audited so far, and the denials waiting for its transaction to end."""
 
     written: int = 0
-    deferred: list[tuple[Database, list[PendingEvent]]] = field(default_factory=list)
+    # Writes waiting for the request's transaction to end, each run in a transaction of its own.
+    deferred: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Set once the response has started: the request's transaction is over, so a later record_now (a
     # streaming body, a background task sharing the context) writes at once instead of being lost.
     closed: bool = False
+    # Failed authentications of this request, recorded in bounded form (security/failures.py): counted
+    # towards the source address's failure limit, and no generic denial is added for them.
+    failed_authentications: int = 0
+    # A failed authentication or a 429 recorded that way (counted, perhaps without an audit event).
+    authentication_recorded: bool = False
 
     async def flush(self) -> None:
-        """Write the deferred denials, each batch in a transaction of its own."""
-        batches, self.deferred = self.deferred, []
-        for database, events in batches:
-            await write_events(database, events)
+        """Run the deferred writes in order (including any that a deferred write defers in turn)."""
+        while self.deferred:
+            batch, self.deferred = self.deferred, []
+            for write in batch:
+                await write()
 
 
 # Set by the audit middleware (security/http.py) for the duration of each request.
@@ -179,7 +187,7 @@ async def record_now(
                      resident_ids, outcome, detail, actor, actor_kind)
     current = request_audit_var.get()
     if current is not None and not current.closed:
-        current.deferred.append((database, events))
+        current.deferred.append(functools.partial(write_events, database, events))
         return
     await write_events(database, events)
 

@@ -1,7 +1,8 @@
 """Authorization as typed FastAPI dependencies: `Annotated[Principal, Depends(require(Scope.X))]`.
 
 `authenticate` verifies the bearer token and that its session is live or its client not revoked;
-`require(*scopes)` adds the scope check. Every refusal is audited before the 401/403 leaves.
+`require(*scopes)` adds the scope check. Every refusal is audited before the 401/403 leaves (a failed
+authentication in bounded form: security/failures.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.db.engine import Database
 from cityhealth.errors import Forbidden, Unauthenticated
 from cityhealth.security.audit import Action, record_now
+from cityhealth.security.failures import authentication_failed
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from cityhealth.security.sessions import ClientStateCache, client_live_from_cache, ensure_live, subject_id
 from cityhealth.security.tokens import VerifiedTokens
@@ -66,7 +68,7 @@ async def authenticate(
         if not client_live_from_cache(principal, clients, now):
             await _check_live(database, clock, settings, principal, clients)
     except Unauthenticated as exc:
-        await record_now(database, clock, principal, Action.DENIED, "access_token", detail=exc.code)
+        await authentication_failed(database, clock, principal, "access_token", detail=exc.code)
         raise
     request.state.principal = principal
     return principal

@@ -9,7 +9,7 @@ from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import TooManyRequests
-from cityhealth.security.audit import Action, record_now
+from cityhealth.security.failures import authentication_failed
 from cityhealth.security.principals import Principal
 from cityhealth.security.ratelimit import auth_rate_limiter
 from cityhealth.security.schemas import TokenResponse
@@ -34,10 +34,11 @@ def token_response(principal: Principal, settings: Settings, clock: Clock) -> JS
 
 async def limit_auth_attempts(request: Request, settings: Settings, clock: Clock, database: Database, *,
                               account: str | None) -> None:
-    """Count an authentication attempt from this address and on this account; 429 (audited) past the limit."""
+    """Count an authentication attempt from this address and on this account; 429 past the limit (recorded
+    in bounded form, like a failed authentication)."""
     try:
         await auth_rate_limiter(request.app, settings).hit(address=source_address(request), account=account)
     except TooManyRequests:
-        await record_now(database, clock, None, Action.DENIED, "authentication", detail="rate_limited",
-                         actor=account or "anonymous")
+        await authentication_failed(database, clock, None, "authentication", detail="rate_limited",
+                                    actor=account or "anonymous", rate_limited=True)
         raise

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.config import Environment, Settings
-from cityhealth.errors import Forbidden
+from cityhealth.errors import Forbidden, TooManyRequests
 from cityhealth.observability import problem_response
 from cityhealth.security.audit import Action, RequestAudit, record_now, request_audit_var
+from cityhealth.security.failures import authentication_failed
+from cityhealth.security.ratelimit import AuthRateLimiter, auth_rate_limiter
 
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -67,7 +70,12 @@ class SecurityHeadersMiddleware:
 class AuditMiddleware:
     """Gives each request its RequestAudit, writes deferred denials before the response starts, and
     audits any 401/403 (and an authenticated caller's 404) that left without an event of its own:
-    defence in depth, no denial goes unrecorded because a service forgot."""
+    defence in depth, no denial goes unrecorded because a service forgot.
+
+    It is also where failed authentication is limited on every route: a 401 (or a failure recorded by
+    security/failures.py) counts against the source address, and an address over its limit is refused
+    with 429 before any route runs (so before its credentials are even looked at).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -89,7 +97,11 @@ class AuditMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_after_audit)
+            refusal = await self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send_after_audit)
+            else:
+                await self.app(scope, receive, send_after_audit)
         finally:
             if not started:  # an unhandled error: its denials are still written
                 await audit.flush()
@@ -97,19 +109,49 @@ class AuditMiddleware:
             request_audit_var.reset(token)
 
     @staticmethod
-    async def _settle(scope: Scope, audit: RequestAudit, status: int) -> None:
+    def _limiter(scope: Scope) -> AuthRateLimiter:
+        app = scope["app"]
+        return auth_rate_limiter(app, app.state.settings)
+
+    @classmethod
+    async def _refusal(cls, scope: Scope) -> Response | None:
+        """A 429 (recorded in bounded form) when the source address has failed authentication too often."""
+        try:
+            await cls._limiter(scope).refuse_failing(_address(scope))
+        except TooManyRequests as error:
+            state = scope["app"].state
+            await authentication_failed(state.database, state.clock, None, "authentication", detail=error.code,
+                                        rate_limited=True)
+            return problem_response(error, scope.get("state", {}).get("request_id"),
+                                    getattr(error, "headers", None))
+        return None
+
+    @classmethod
+    async def _settle(cls, scope: Scope, audit: RequestAudit, status: int) -> None:
         await audit.flush()
-        if audit.written:
-            return
+        state = scope["app"].state
         principal = scope.get("state", {}).get("principal")
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        if status == 401 and not audit.written and not audit.authentication_recorded:
+            await authentication_failed(state.database, state.clock, principal, "route",
+                                        resource_id=f"{scope['method']} {route}", detail=f"status {status}")
+            await audit.flush()
+        if status == 401 or audit.failed_authentications:
+            # Every failed authentication counts, also those audited one by one (a login's wrong password).
+            await cls._limiter(scope).count_failure(_address(scope))
+        if audit.written or audit.authentication_recorded:
+            return
         # 404 counts when an authenticated caller asked: it is how "not yours" answers (a scanner's probe
         # of unknown URLs, unauthenticated, is not worth an event).
-        if status in (401, 403) or (status == 404 and principal is not None):
-            state = scope["app"].state
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+        if status == 403 or (status == 404 and principal is not None):
             await record_now(state.database, state.clock, principal, Action.DENIED, "route",
                              resource_id=f"{scope['method']} {route}", detail=f"status {status}")
             await audit.flush()
+
+
+def _address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 def install(app: FastAPI, settings: Settings) -> None:

@@ -34,6 +34,22 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuthFailureWindow(Base):
+    """Failed authentications from one source address in one window (security/failures.py): the bounded
+    record of anonymous failures. The first of each kind in a window is also an audit event; the rest are
+    only counted here, so no anonymous caller can grow the hash-chained trail without bound."""
+
+    __tablename__ = "auth_failure_windows"
+
+    source_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)  # failed authentications
+    rate_limited: Mapped[int] = mapped_column(Integer)  # requests refused 429 for too many failures or attempts
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_detail: Mapped[str] = mapped_column(String(64))  # the last refusal's code, e.g. invalid_token
+
+
 class StaffUser(Base):
     """A member of staff: argon2 password, TOTP second factor, lockout after repeated failures."""
 

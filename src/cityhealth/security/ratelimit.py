@@ -1,4 +1,5 @@
-"""Abuse control on the authentication endpoints: a moving window per source address and per account.
+"""Abuse control on authentication: on the authentication endpoints a moving window of attempts per source
+address and per account; on every route a moving window of failed authentications per source address.
 
 Windows run on wall-clock time kept by the `limits` storage (in-process memory by default, Redis when
 several workers must share them), not on the injected Clock: they limit how fast real requests arrive,
@@ -23,13 +24,17 @@ WINDOW_S = 60
 
 
 class AuthRateLimiter:
-    """At most `attempts` authentication attempts per `window_s` from one address and on one account."""
+    """At most `attempts` authentication attempts per `window_s` from one address and on one account, and
+    at most `failures` failed authentications per `window_s` from one address on any route."""
 
-    def __init__(self, attempts: int, storage_url: str = "memory://", window_s: int = WINDOW_S) -> None:
+    def __init__(self, attempts: int, storage_url: str = "memory://", window_s: int = WINDOW_S,
+                 failures: int | None = None) -> None:
         url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
         self._limiter = MovingWindowRateLimiter(storage_from_string(url))
         self._item = RateLimitItemPerSecond(attempts, window_s)
+        self._failure_item = RateLimitItemPerSecond(failures or attempts, window_s)
         self.attempts = attempts
+        self.failures = failures or attempts
         self.window_s = window_s
 
     async def hit(self, *, address: str | None, account: str | None) -> None:
@@ -40,19 +45,37 @@ class AuthRateLimiter:
             # Accounts are keyed by a digest: the limiter's store never holds a username or an ID hash.
             key = hashlib.sha256(value.encode()).hexdigest()[:32] if kind == "account" else value
             if not await self._limiter.hit(self._item, "auth", kind, key):
-                stats = await self._limiter.get_window_stats(self._item, "auth", kind, key)
-                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-                error = TooManyRequests(
-                    f"more than {self.attempts} authentication attempts in {self.window_s} s from this "
-                    f"{kind}; retry after {retry_after} s", code="rate_limited", rule=f"auth_attempts_per_{kind}")
-                error.headers = {"Retry-After": str(retry_after)}  # type: ignore[attr-defined]  # read by the handler
-                raise error
+                raise await self._too_many(self._item, ("auth", kind, key),
+                                           f"more than {self.attempts} authentication attempts", kind,
+                                           f"auth_attempts_per_{kind}")
+
+    async def refuse_failing(self, address: str | None) -> None:
+        """Raise 429 with Retry-After while `address` has used up its failed authentications (counts nothing)."""
+        if address and not await self._limiter.test(self._failure_item, "auth-failure", address):
+            raise await self._too_many(self._failure_item, ("auth-failure", address),
+                                       f"more than {self.failures} failed authentications", "address",
+                                       "auth_failures_per_address")
+
+    async def count_failure(self, address: str | None) -> None:
+        """Count one failed authentication from `address` (its window full: nothing more to count)."""
+        if address:
+            await self._limiter.hit(self._failure_item, "auth-failure", address)
+
+    async def _too_many(self, item: RateLimitItemPerSecond, key: tuple[str, ...], what: str, kind: str,
+                        rule: str) -> TooManyRequests:
+        stats = await self._limiter.get_window_stats(item, *key)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        error = TooManyRequests(f"{what} in {self.window_s} s from this {kind}; retry after {retry_after} s",
+                                code="rate_limited", rule=rule)
+        error.headers = {"Retry-After": str(retry_after)}  # type: ignore[attr-defined]  # read by the handler
+        return error
 
 
 def auth_rate_limiter(app: FastAPI, settings: Settings) -> AuthRateLimiter:
     """The app's limiter (made on first use from the settings)."""
     limiter: AuthRateLimiter | None = getattr(app.state, "security_rate_limiter", None)
     if limiter is None:
-        limiter = AuthRateLimiter(settings.auth_attempts_per_minute, settings.rate_limit_storage_url)
+        limiter = AuthRateLimiter(settings.auth_attempts_per_minute, settings.rate_limit_storage_url,
+                                  failures=settings.auth_failures_per_minute)
         app.state.security_rate_limiter = limiter
     return limiter

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.security.models import (
     AuditEvent,
+    AuthFailureWindow,
     MachineClient,
     ResidentAccount,
     ResidentSession,
@@ -98,6 +99,26 @@ async def remember_jti(session: AsyncSession, client_id: str, jti: str, expires_
     statement = insert(UsedJti).values(client_id=client_id, jti=jti, expires_at=expires_at)
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=["client_id", "jti"]))
     return bool(getattr(result, "rowcount", 0))
+
+
+async def count_auth_failure(session: AsyncSession, *, source_address: str, window_start: datetime,
+                             now: datetime, detail: str, rate_limited: bool) -> int:
+    """Count one failed authentication (or one 429) of a source in a window; the count of its kind so far.
+
+    One upsert, so concurrent workers counting the same source and window never lose a count, and exactly
+    one of them sees 1.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    counted = AuthFailureWindow.rate_limited if rate_limited else AuthFailureWindow.failures
+    statement = insert(AuthFailureWindow).values(
+        source_address=source_address, window_start=window_start, failures=0 if rate_limited else 1,
+        rate_limited=1 if rate_limited else 0, first_at=now, last_at=now, last_detail=detail[:64])
+    upsert = statement.on_conflict_do_update(
+        index_elements=["source_address", "window_start"],
+        set_={counted.key: counted + 1, "last_at": now, "last_detail": detail[:64]},
+    ).returning(counted)
+    return int((await session.execute(upsert)).scalar_one())
 
 
 async def purge_used_jtis(session: AsyncSession, now: datetime) -> None:

@@ -28,6 +28,7 @@ from cityhealth.security import repository as security_repository
 from cityhealth.security import staff
 from cityhealth.security.audit import Action, record_now
 from cityhealth.security.dependencies import client_state_cache
+from cityhealth.security.failures import authentication_failed
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from cityhealth.security.sessions import ensure_live, subject_id
 from cityhealth.security.tokens import decode_access_token, issue_access_token
@@ -164,7 +165,7 @@ def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
                     raise Unauthenticated("no staff user behind this session", code="session_ended")
                 principal = staff.staff_principal(user, principal.session_id)
         except Unauthenticated as exc:
-            await record_now(database, clock, principal, Action.DENIED, "web_session", detail=exc.code)
+            await authentication_failed(database, clock, principal, "web_session", detail=exc.code)
             raise LoginRequired(_here(request), forget_session=True) from exc
         request.state.principal = principal
         missing = [scope for scope in scopes if not principal.has(scope)]
