@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from cityhealth.app import create_app
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
@@ -170,3 +172,16 @@ async def test_the_audit_chain_verifies_after_a_flood(app: FastAPI, client: http
     verification = await verify_chain(app.state.database)
     assert verification.problem is None
     assert verification.checked == await _audit_rows(app.state.database) <= 2 * 3
+
+
+async def test_workers_sharing_redis_share_an_addresss_failures(settings: Settings, database: Database,
+                                                                 clock: SimulatedClock) -> None:
+    shared = settings.model_copy(update={"rate_limit_storage_url": "redis://127.0.0.1:6379"})
+    first, second = (create_app(shared, database=database, clock=clock) for _ in range(2))
+    # A fresh address per run: the Redis server outlives the test, and other runs use it too.
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    async with _client_from(first, address) as worker_a, _client_from(second, address) as worker_b:
+        statuses = [(await worker_a.get("/api/me/sessions")).status_code for _ in range(LIMIT)]
+        refused = await worker_b.get("/api/me/sessions")
+    assert statuses == [401] * LIMIT
+    assert refused.status_code == 429
