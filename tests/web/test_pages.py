@@ -304,6 +304,16 @@ async def test_drill_down_with_a_forged_cookie_redirects_clears_it_and_is_audite
     assert [event.detail for event in await audit_events(database, resource_type="web_session")] == ["invalid_token"]
 
 
+async def test_forged_cookies_are_audited_once_per_address_and_window_then_refused(
+        client: httpx.AsyncClient, seeded: Seeded, database: Database) -> None:
+    statuses = []
+    for _ in range(70):  # the default limit is 60 failed authentications a minute per address
+        client.cookies.set(SESSION_COOKIE, "not-a-token")
+        statuses.append((await client.get(drill_down(seeded))).status_code)
+    assert statuses == [303] * 60 + [429] * 10
+    assert [event.detail for event in await audit_events(database, resource_type="web_session")] == ["invalid_token"]
+
+
 async def test_login_form_carries_a_csrf_token_bound_to_its_cookie(client: httpx.AsyncClient) -> None:
     response = await client.get("/login", params={"next": "/dashboard/quality"})
     assert response.status_code == 200
