@@ -68,10 +68,13 @@ def _spool_path(job: Job) -> Path:
     return Path(job.spool_path)
 
 
-def job_rows(job: Job, key: bytes, after: int = 0) -> Iterator[InputRow]:
-    chunks = read_spool(_spool_path(job), key)
-    reader = csv_rows if job.format == "csv" else ndjson_rows
-    return reader(chunks, job.form, after)
+def job_rows(job: Job, collector: Collector, after: int = 0) -> Iterator[InputRow]:
+    chunks = read_spool(_spool_path(job), collector.spool_key)
+    # The line cap again on the way back: a spool written before the cap (or under a larger one) stays bounded.
+    cap = collector.settings.upload_max_line_bytes
+    if job.format == "csv":
+        return csv_rows(chunks, job.form, after, max_line_bytes=cap)
+    return ndjson_rows(chunks, job.form, after, max_line_bytes=cap)
 
 
 def _summarise(job: Job, result: BatchResult, sign: int = 1) -> None:
@@ -191,7 +194,7 @@ async def _local_chunks(
     collector: Collector, job: Job, start: int, chunk_rows: int, received_at: datetime
 ) -> AsyncGenerator[Chunk, None]:
     """Chunks read and prepared in this event loop, in slices between which the previous chunk's write runs."""
-    rows = job_rows(job, collector.spool_key, start)
+    rows = job_rows(job, collector, start)
     while batch := await _read_chunk(rows, chunk_rows):
         validators = collector.current_validators()
         assert validators is not None  # noqa: S101 - loaded when the job started
@@ -202,7 +205,12 @@ async def _pooled_chunks(
     pool: PreparePool, collector: Collector, job: Job, start: int, chunk_rows: int, received_at: datetime
 ) -> AsyncGenerator[Chunk, None]:
     """Chunks prepared by worker processes, up to _PREFETCH_CHUNKS ahead of the one being written."""
-    blocks = ndjson_blocks(read_spool(_spool_path(job), collector.spool_key), chunk_rows, start)
+    blocks = ndjson_blocks(
+        read_spool(_spool_path(job), collector.spool_key),
+        chunk_rows,
+        start,
+        max_line_bytes=collector.settings.upload_max_line_bytes,
+    )
     in_flight: deque[tuple[ChunkTask, Mapping[str, Any], asyncio.Future[PreparedColumns]]] = deque()
 
     def submit() -> None:
@@ -300,7 +308,7 @@ async def reprocess_rejections(
         snapshot = _snapshot(job)
     assert sender is not None  # noqa: S101 - organizations are never deleted
     moved: Counter[str] = Counter()
-    wanted = (row for row in job_rows(snapshot, collector.spool_key) if row.position in previous)
+    wanted = (row for row in job_rows(snapshot, collector) if row.position in previous)
     while batch := list(islice(wanted, chunk_rows)):
         async with database.transaction() as session:
             job = await bulk_jobs.job_for_update(session, job_id)
