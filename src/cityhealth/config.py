@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     raw_payload_retention_days: int = Field(default=90, ge=1)
     # Processes of their own that run the bulk jobs (0: the server's event loop runs them). PostgreSQL only.
     ingest_processes: int = Field(default=0, ge=0, le=64)
+    # Bulk upload limits, enforced while the body streams (docs/decisions/collection-ingest.md says why these).
+    upload_max_compressed_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # as sent (gzip or plain)
+    upload_max_decompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)  # after gzip inflation
+    upload_max_line_bytes: int = Field(default=1024 * 1024, ge=1024)  # one NDJSON record or CSV row, as UTF-8
+    upload_max_expansion_ratio: int = Field(default=100, ge=2)  # inflated / compressed bytes, ...
+    upload_expansion_check_from_bytes: int = Field(default=16 * 1024 * 1024, ge=0)  # ... once this much inflated
 
     # Simulation and tests only: lets the injected clock be moved. Refused in production.
     simulated_clock: bool = False

@@ -139,6 +139,11 @@ async def upload_records(
     )
 
 
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
 @router.post("/jobs", status_code=202, response_model=JobRead, summary="Upload a bulk file (NDJSON or CSV)")
 async def create_job(
     request: Request,
@@ -167,6 +172,7 @@ async def create_job(
         form=form,
         encoding=encoding,
         dry_run=dry_run,
+        content_length=_declared_length(request),
     )
     if not created:
         response.status_code = 200  # the same file again: the existing job

@@ -9,7 +9,6 @@ serialised once; only forms with personal fields serialise a second, encrypted c
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hashlib
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -240,18 +239,3 @@ def gc_paused() -> Iterator[None]:
         _GcPauses.pauses -= 1
         if _GcPauses.pauses == 0 and _GcPauses.resume:
             gc.enable()
-
-
-async def prepare_interleaved(
-    collector: Collector, validators: Mapping[str, FormValidator], rows: Sequence[InputRow], received_at: datetime
-) -> PreparedBatch:
-    """Prepare a batch, letting the event loop run between slices (a bulk job's write of its previous chunk)."""
-    steps = preparing(collector, validators, rows, received_at)
-    while True:
-        try:
-            with gc_paused():
-                next(steps)
-        except StopIteration as done:
-            batch: PreparedBatch = done.value
-            return batch
-        await asyncio.sleep(0)

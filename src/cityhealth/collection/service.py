@@ -5,6 +5,7 @@ A unit's rejected records (the dashboard's drill-down) are read by `rejected_rec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from cityhealth.collection.models import (
 )
 from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads
 from cityhealth.collection.repository.organizations import Sender
-from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, csv_header
+from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, UploadLimits, csv_header
 from cityhealth.collection.standard import LOADABLE_TABLES, load_standard
 from cityhealth.collection.validation.columns import ICD9CM3, ICD10
 from cityhealth.config import Settings
@@ -89,8 +90,13 @@ async def receive_job(
     form: str | None,
     encoding: str | None,
     dry_run: bool,
+    content_length: int | None = None,
 ) -> tuple[Job, bool]:
-    """Stream a bulk upload to an encrypted spool, checking gzip and encoding; returns (job, created)."""
+    """Stream a bulk upload to an encrypted spool, checking limits, gzip and encoding; returns (job, created).
+
+    A body past a limit (UploadLimits) is refused (413) as soon as it passes it; its partial spool is removed
+    and no job is recorded.
+    """
     async with database.transaction() as session:
         sender = await sender_for(session, database, clock, principal)
     media, _, params = media_type.partition(";")
@@ -129,16 +135,20 @@ async def receive_job(
             value=content_encoding,
             rule="compression.unsupported",
         )
+    limits = UploadLimits.of(settings)
+    if content_length is not None:
+        limits.check_declared(content_length)
     spool = settings.var_dir / "collection" / "spool" / f"{uuid.uuid4().hex}.spool"
     writer = SpoolWriter(spool, collector.spool_key)
-    decoder = BodyDecoder(compressed=compressed, encoding=codec)
+    decoder = BodyDecoder(compressed=compressed, encoding=codec, limits=limits)
     try:
         async for chunk in stream:
             for out in decoder.feed(chunk):
                 writer.write(out)
+                await asyncio.sleep(0)  # a network chunk may inflate to many MiB: let requests in between
         for out in decoder.finish():
             writer.write(out)
-        writer.close()
+        await asyncio.to_thread(writer.close)  # its fsync waits for the disk, not for the event loop
         if not decoder.head.strip():
             raise ValidationFailed("the upload is empty", code="empty_upload", field="body", rule="body.empty")
         if fmt == "csv":

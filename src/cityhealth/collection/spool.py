@@ -1,8 +1,11 @@
-"""Bulk uploads on disk: checked while streaming (gzip, encoding), kept encrypted, read back as rows.
+"""Bulk uploads on disk: checked while streaming (size limits, gzip, encoding, line length), kept encrypted,
+read back as rows.
 
 The body never sits in memory whole: it is inflated and decoded in bounded pieces, re-encoded to UTF-8 and
 written in AES-GCM frames (4-byte length, 12-byte nonce, ciphertext) under a key derived from the field
-encryption key, so a copy of var/ does not reveal the ID numbers inside the files.
+encryption key, so a copy of var/ does not reveal the ID numbers inside the files. The upload limits
+(`UploadLimits`) are checked as each piece arrives, so a body past one is refused after reading at most one
+network chunk (and one inflation step) beyond it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +26,131 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cityhealth.collection.prepare import InputRow
 from cityhealth.collection.rules import make_error
-from cityhealth.errors import ValidationFailed
+from cityhealth.config import Settings
+from cityhealth.errors import PayloadTooLarge, ValidationFailed
 
 FRAME_BYTES = 1 << 20
 _MAX_INFLATE = 1 << 20
 SUPPORTED_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030"}
+
+
+def too_large(limit: str, value: int, message: str, **detail: int) -> PayloadTooLarge:
+    """413 naming the limit passed: its rule (`upload.<limit>`), its value and the setting that holds it."""
+    setting = f"CITYHEALTH_UPLOAD_{limit.upper()}"
+    text = f"{message}; the limit is {value} ({setting})"
+    rule = f"upload.{limit}"
+    return PayloadTooLarge(
+        text,
+        field="body",
+        value=value,
+        rule=rule,
+        errors=[{"field": "body", "rule": rule, "message": text, "value": value, "setting": setting, **detail}],
+    )
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one bulk upload may be (config.Settings.upload_*): checked while it streams, and when read back."""
+
+    max_compressed_bytes: int
+    max_decompressed_bytes: int
+    max_line_bytes: int
+    max_expansion_ratio: int
+    expansion_check_from_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> UploadLimits:
+        return cls(
+            settings.upload_max_compressed_bytes,
+            settings.upload_max_decompressed_bytes,
+            settings.upload_max_line_bytes,
+            settings.upload_max_expansion_ratio,
+            settings.upload_expansion_check_from_bytes,
+        )
+
+    def check_declared(self, content_length: int) -> None:
+        """Refuse a body whose declared length is already past the limit, before reading any of it."""
+        if content_length > self.max_compressed_bytes:
+            raise too_large(
+                "max_compressed_bytes",
+                self.max_compressed_bytes,
+                f"the declared body of {content_length} bytes is larger than a bulk upload may be",
+            )
+
+    def check_sizes(self, compressed: int, inflated: int) -> None:
+        """The body so far: `compressed` bytes read from the network, `inflated` bytes after gzip."""
+        if compressed > self.max_compressed_bytes:
+            raise too_large(
+                "max_compressed_bytes", self.max_compressed_bytes, "the body is larger than a bulk upload may be"
+            )
+        if inflated > self.max_decompressed_bytes:
+            raise too_large(
+                "max_decompressed_bytes",
+                self.max_decompressed_bytes,
+                "the body inflates to more than a bulk upload may be",
+            )
+        # Small files are exempt: a short, repetitive file can compress far better than a day's records.
+        if inflated > self.expansion_check_from_bytes and inflated > self.max_expansion_ratio * compressed:
+            raise too_large(
+                "max_expansion_ratio",
+                self.max_expansion_ratio,
+                f"the body inflates more than {self.max_expansion_ratio}-fold (a compression bomb?)",
+            )
+
+
+class LineSplitter:
+    """Splits a stream of chunks into lines exactly as `b"".join(chunks).split(b"\n")`, in linear time.
+
+    The unfinished line is kept as a list of its pieces and joined once, when its end arrives (re-joining it
+    with every chunk made a long line cost the square of its length). With `max_line_bytes` a longer line
+    is refused as soon as that many of its bytes are seen, so at most one limit's worth is ever held.
+    """
+
+    def __init__(self, max_line_bytes: int | None = None) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.lines = 0  # lines completed so far
+        self._pieces: list[bytes] = []
+        self._pending = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines this chunk completes."""
+        if b"\n" not in chunk:
+            if chunk:
+                self._pieces.append(chunk)
+                self._pending += len(chunk)
+                self._check(self._pending, 0)
+            return []
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if self._pieces:
+            self._pieces.append(lines[0])
+            lines[0] = b"".join(self._pieces)
+        limit = self.max_line_bytes
+        if limit is not None and max(map(len, lines)) > limit:
+            index = next(i for i, line in enumerate(lines) if len(line) > limit)
+            self._check(len(lines[index]), index)
+        self.lines += len(lines)
+        self._pieces = [tail] if tail else []
+        self._pending = len(tail)
+        self._check(self._pending, 0)
+        return lines
+
+    def finish(self) -> list[bytes]:
+        """The last line (empty when the stream ended with a newline, as split gives it)."""
+        last = b"".join(self._pieces)
+        self._pieces, self._pending = [], 0
+        self.lines += 1
+        return [last]
+
+    def _check(self, length: int, index: int) -> None:
+        if self.max_line_bytes is not None and length > self.max_line_bytes:
+            number = self.lines + index + 1
+            raise too_large(
+                "max_line_bytes",
+                self.max_line_bytes,
+                f"line {number} is longer than a record may be",
+                line=number,
+            )
 
 
 class SpoolWriter:
@@ -75,21 +199,26 @@ def read_spool(path: Path, key: bytes) -> Iterator[bytes]:
 
 
 class BodyDecoder:
-    """Inflates (gzip) and decodes a streamed body, yielding UTF-8; refuses truncation and bad encodings."""
+    """Inflates (gzip) and decodes a streamed body, yielding UTF-8; refuses truncation, bad encodings, and
+    bodies past the upload limits (sizes, expansion, line length) as soon as they pass them."""
 
-    def __init__(self, *, compressed: bool, encoding: str) -> None:
+    def __init__(self, *, compressed: bool, encoding: str, limits: UploadLimits) -> None:
         self._inflate: Any = zlib.decompressobj(wbits=31) if compressed else None
         self._encoding = encoding
         self._decoder = codecs.getincrementaldecoder(encoding)("strict")
         self._offset = 0
         self._started = False
+        self._limits = limits
+        self._lines = LineSplitter(limits.max_line_bytes)
         self.sha256 = hashlib.sha256()
         self.bytes_in = 0
+        self.bytes_inflated = 0
         self.head = bytearray()  # the first bytes of text, for the CSV header
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
-        self.sha256.update(chunk)
         self.bytes_in += len(chunk)
+        self._limits.check_sizes(self.bytes_in, self.bytes_inflated)
+        self.sha256.update(chunk)
         if self._inflate is None:
             yield from self._decode(chunk, final=False)
             return
@@ -110,6 +239,7 @@ class BodyDecoder:
 
     def finish(self) -> Iterator[bytes]:
         if self._inflate is not None:
+            # Bounded: feed() drained every unconsumed input, so only what zlib holds back is left.
             yield from self._decode(self._inflate.flush(), final=False)
             if not self._inflate.eof:
                 raise ValidationFailed(
@@ -119,8 +249,11 @@ class BodyDecoder:
                     rule="gzip.truncated",
                 )
         yield from self._decode(b"", final=True)
+        self._lines.finish()
 
     def _decode(self, data: bytes, *, final: bool) -> Iterator[bytes]:
+        self.bytes_inflated += len(data)
+        self._limits.check_sizes(self.bytes_in, self.bytes_inflated)
         if not self._started and data:
             if data.startswith(codecs.BOM_UTF8) and self._encoding == "utf-8":
                 data = data[3:]
@@ -142,27 +275,33 @@ class BodyDecoder:
         if len(self.head) < 65536:
             self.head += out[: 65536 - len(self.head)]
         if out:
+            self._lines.feed(out)
             yield out
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    rest = b""
+def _lines(chunks: Iterable[bytes], max_line_bytes: int | None) -> Iterator[bytes]:
+    """A spool's lines; a trailing newline ends the last line rather than starting an empty one."""
+    splitter = LineSplitter(max_line_bytes)
     for chunk in chunks:
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        yield from parts
-    if rest:
-        yield rest
+        yield from splitter.feed(chunk)
+    last = splitter.finish()[0]
+    if last:
+        yield last
 
 
 def ndjson_rows(
-    chunks: Iterable[bytes], default_form: str | None, after: int = 0, start: int = 1
+    chunks: Iterable[bytes],
+    default_form: str | None,
+    after: int = 0,
+    start: int = 1,
+    *,
+    max_line_bytes: int | None = None,
 ) -> Iterator[InputRow]:
     """Rows of an NDJSON spool; the position is the line number (the first line is `start`).
 
-    Lines up to `after` are skipped.
+    Lines up to `after` are skipped; a line longer than `max_line_bytes` stops the reading (413).
     """
-    for number, line in enumerate(_lines(chunks), start=start):
+    for number, line in enumerate(_lines(chunks, max_line_bytes), start=start):
         if number <= after or not line or line.isspace():
             continue
         try:
@@ -181,7 +320,9 @@ def ndjson_rows(
         yield InputRow(number, record=value, form=form if isinstance(form, str) else None)
 
 
-def ndjson_blocks(chunks: Iterable[bytes], lines_per_block: int, after: int = 0) -> Iterator[tuple[int, int, bytes]]:
+def ndjson_blocks(
+    chunks: Iterable[bytes], lines_per_block: int, after: int = 0, *, max_line_bytes: int | None
+) -> Iterator[tuple[int, int, bytes]]:
     """The spool's lines after `after` in blocks of `lines_per_block`: (first line number, last, the lines).
 
     A block goes to a worker process whole; its lines keep their numbers (ndjson_rows(start=first)).
@@ -189,7 +330,7 @@ def ndjson_blocks(chunks: Iterable[bytes], lines_per_block: int, after: int = 0)
     block: list[bytes] = []
     first = after + 1
     number = 0
-    for number, line in enumerate(_lines(chunks), start=1):
+    for number, line in enumerate(_lines(chunks, max_line_bytes), start=1):
         if number <= after:
             continue
         block.append(line)
@@ -206,9 +347,11 @@ def csv_header(head: bytes) -> list[str]:
     return next(csv.reader([first]), [])
 
 
-def csv_rows(chunks: Iterator[bytes], default_form: str | None, after: int = 0) -> Iterator[InputRow]:
+def csv_rows(
+    chunks: Iterator[bytes], default_form: str | None, after: int = 0, *, max_line_bytes: int | None
+) -> Iterator[InputRow]:
     """Rows of a CSV spool (header first); the position is the data row number. Empty cells are absent."""
-    text = (line.decode("utf-8") + "\n" for line in _lines(chunks))
+    text = (line.decode("utf-8") + "\n" for line in _lines(chunks, max_line_bytes))
     reader = csv.reader(text)
     header = next(reader, None)
     if header is None:

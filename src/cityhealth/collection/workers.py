@@ -29,6 +29,7 @@ from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.validator import FormValidator
 from cityhealth.config import Settings
 
+_WORKER_NICENESS = 10
 _worker: dict[str, Any] = {}  # in a worker process: its Collector, and validators per code-table generation
 
 
@@ -64,6 +65,9 @@ class PreparedColumns:
 
 
 def _start(settings: Settings) -> None:
+    # Below the server's priority: with a worker busy on every core, the process answering requests must
+    # still get a core when a request arrives (without this, 100-180 ms stalls of its loop were seen).
+    os.nice(_WORKER_NICENESS)
     _worker["collector"] = Collector(settings)
     _worker["validators"] = {}
     # A worker holds nothing between chunks; a chunk's records are acyclic and freed when it returns. The
