@@ -18,9 +18,11 @@ from cityhealth.collection import jobs, service
 from cityhealth.collection.api import runtime
 from cityhealth.collection.models import DailyCount, Job, Record, RecordVersion
 from cityhealth.db.engine import Database
+from cityhealth.errors import NotFound
+from cityhealth.security.principals import Role, Scope
 from tests.collection.conftest import Unit, stored_count, wait_for_job
 from tests.factories.collection import make_record
-from tests.factories.security import admin_headers
+from tests.factories.security import admin_headers, headers_for, machine, staff
 
 
 def ndjson(unit: Unit, clock: SimulatedClock, count: int, **overrides: object) -> bytes:
@@ -242,6 +244,46 @@ async def test_another_units_job_is_not_found(
     job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
     response = await client.get(f"/api/collection/jobs/{job['id']}", headers=other_hospital.headers)
     assert response.status_code == 404
+
+
+async def test_another_units_rejections_are_not_found(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, other_hospital: Unit, clock: SimulatedClock
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    response = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=other_hospital.headers)
+    assert (response.status_code, response.json()["code"]) == (404, "job_not_found")
+
+
+@pytest.mark.parametrize("role", [Role.READING_CENTRE_DOCTOR, Role.ORGANIZATION_ADMIN])
+@pytest.mark.parametrize("route", ["", "/rejections"])
+async def test_staff_of_the_jobs_unit_without_a_collection_scope_are_refused(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, role: Role, route: str
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    headers = await headers_for(app, staff(role, organization_id=hospital.org.id, user_id=31))
+    response = await client.get(f"/api/collection/jobs/{job['id']}{route}", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, "insufficient_scope")
+
+
+async def test_the_job_object_rule_hides_a_job_from_its_units_staff_without_a_collection_scope(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    administrator = staff(Role.ORGANIZATION_ADMIN, organization_id=hospital.org.id, user_id=31)
+    async with database.transaction() as session:
+        with pytest.raises(NotFound) as refused:
+            await service.job_for(session, administrator, int(str(job["id"])))
+    assert (refused.value.code, refused.value.status) == ("job_not_found", 404)
+
+
+async def test_a_reader_of_the_jobs_unit_without_the_upload_scope_reads_it(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    headers = await headers_for(app, machine(Scope.COLLECTION_READ, organization_id=hospital.org.id,
+                                             client_id="reader"))
+    response = await client.get(f"/api/collection/jobs/{job['id']}", headers=headers)
+    assert (response.status_code, response.json()["id"]) == (200, job["id"])
 
 
 @pytest.mark.parametrize("chunk_rows", [2, 100])

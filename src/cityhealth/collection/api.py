@@ -37,7 +37,7 @@ from cityhealth.collection.workers import PreparePool
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.errors import Conflict
 from cityhealth.security.audit import Action, record
-from cityhealth.security.dependencies import require
+from cityhealth.security.dependencies import require, require_any
 from cityhealth.security.principals import Principal, Scope
 
 
@@ -61,6 +61,7 @@ Upload = Annotated[Principal, Depends(require(Scope.COLLECTION_UPLOAD))]
 Reader = Annotated[Principal, Depends(require(Scope.COLLECTION_READ))]
 Admin = Annotated[Principal, Depends(require(Scope.COLLECTION_ADMIN))]
 Anyone = Annotated[Principal, Depends(require())]
+JobReader = Annotated[Principal, Depends(require_any(*service.JOB_READ_SCOPES))]
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
 )
@@ -175,16 +176,14 @@ async def create_job(
 
 
 @router.get("/jobs/{job_id}", response_model=JobRead, summary="A job's progress and summary")
-async def get_job(
-    job_id: int, principal: Annotated[Principal, Depends(require())], session: SessionDep
-) -> dict[str, Any]:
+async def get_job(job_id: int, principal: JobReader, session: SessionDep) -> dict[str, Any]:
     return service.job_view(await service.job_for(session, principal, job_id))
 
 
 @router.get("/jobs/{job_id}/rejections", summary="A job's rejected rows, NDJSON, each with its errors")
 async def get_job_rejections(
     job_id: int,
-    principal: Annotated[Principal, Depends(require())],
+    principal: JobReader,
     session: SessionDep,
     clock: ClockDep,
     database: DatabaseDep,
