@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,9 +16,10 @@ from sqlalchemy import select
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection import jobs, service
 from cityhealth.collection.api import runtime
-from cityhealth.collection.models import DailyCount, Job, Record, RecordVersion
+from cityhealth.collection.models import DailyCount, Job, JobRejection, Record, RecordVersion
 from cityhealth.db.engine import Database
 from cityhealth.errors import NotFound
+from cityhealth.registry.identifiers import make_resident_id, mask_phone, mask_resident_id
 from cityhealth.security.principals import Role, Scope
 from tests.collection.conftest import Unit, stored_count, wait_for_job
 from tests.factories.collection import make_record
@@ -404,3 +405,50 @@ async def test_a_small_job_is_prepared_in_the_event_loop_only_on_an_idle_server_
     await asyncio.sleep(0)
     assert chosen[5] is pool
     await runner.tasks[5]
+
+
+async def test_id_and_mobile_numbers_in_other_fields_are_stored_and_exported_masked(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    id_number, mobile = make_resident_id("320102", date(1985, 4, 12), 37), "13912345678"
+    record = make_record("patient_master_index", hospital.code, "p-1", clock.now() - timedelta(hours=1),
+                         ethnicity_code=id_number, marital_name=f"手机{mobile}")
+    body = orjson.dumps({"form": "patient_master_index", **record}) + b"\n"
+    job = await finished(app, client, hospital, await upload(client, hospital, body))
+    async with database.transaction() as session:
+        stored = (await session.execute(select(JobRejection).where(JobRejection.job_id == job["id"]))).scalar_one()
+    assert stored.row is not None
+    assert (stored.row["ethnicity_code"], stored.row["marital_name"]) == (
+        mask_resident_id(id_number), f"手机{mask_phone(mobile)}")
+    assert (stored.row["id_number"], stored.row["phone"]) == (
+        mask_resident_id(record["id_number"]), mask_phone(record["phone"]))  # the named fields, as before
+    values = {error["field"]: error["value"] for error in stored.errors}
+    assert (values["ethnicity_code"], values["marital_name"]) == (
+        mask_resident_id(id_number), f"手机{mask_phone(mobile)}")
+    export = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)
+    exported = orjson.loads(export.content)
+    assert (exported["row"], exported["errors"]) == (stored.row, stored.errors)
+    assert id_number not in export.text
+    assert mobile not in export.text
+
+
+async def test_rejected_rows_stored_unmasked_before_are_exported_masked(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    id_number, mobile = make_resident_id("320102", date(1985, 4, 12), 37), "13912345678"
+    rejected = ndjson(hospital, clock, 1, sex_code="9")
+    job = await finished(app, client, hospital, await upload(client, hospital, rejected))
+    async with database.transaction() as session:  # as a job stored it before every field was masked
+        stored = (await session.execute(select(JobRejection).where(JobRejection.job_id == job["id"]))).scalar_one()
+        stored.record_id = id_number
+        stored.row = {**(stored.row or {}), "marital_name": mobile, "notes": [{"id": id_number}]}
+        stored.errors = [{**stored.errors[0], "value": mobile, "message": f"value {mobile}"}]
+    export = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)
+    exported = orjson.loads(export.content)
+    assert exported["record_id"] == mask_resident_id(id_number)
+    assert (exported["row"]["marital_name"], exported["row"]["notes"]) == (
+        mask_phone(mobile), [{"id": mask_resident_id(id_number)}])
+    assert (exported["errors"][0]["value"], exported["errors"][0]["message"]) == (
+        mask_phone(mobile), f"value {mask_phone(mobile)}")
+    async with database.transaction() as session:  # the suite's harness scans stored rows: none left whole
+        await session.delete(await session.merge(stored))
