@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cityhealth import personal_numbers
 from cityhealth.errors import DomainError, PayloadTooLarge
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -27,16 +28,8 @@ client_address_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 logger = logging.getLogger("cityhealth")
 
 # Defence in depth: whatever a careless message carries, an ID number or phone never reaches the log.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-_ID_NUMBER_15 = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{6})(\d{3})(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-
-
-def scrub(text: str) -> str:
-    """Mask anything shaped like an ID or mobile number."""
-    text = _ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(3)[-4:]}", text)
-    text = _ID_NUMBER_15.sub(lambda m: f"{m.group(1)}******{m.group(3)}", text)
-    return _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+# (`scrub` masks anything shaped like an ID or mobile number; the one recogniser lives in personal_numbers.)
+scrub = personal_numbers.scrub
 
 
 class JsonFormatter(logging.Formatter):

@@ -334,6 +334,24 @@ async def test_rejected_records_show_no_personal_values(
         assert secret not in shown
 
 
+async def test_rejected_records_mask_legacy_id_and_mobile_numbers_in_any_field(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    legacy_id, mobile = "320102850412037", "13912345678"  # a 15-digit ID number of the first generation
+    patient = make_record("patient_master_index", hospital.code, "p-1", clock.now() - timedelta(hours=1),
+                          marital_name=f"旧证{legacy_id}", ethnicity_name=mobile)
+    await upload_job(app, client, hospital, [row("patient_master_index", patient)])
+
+    [found] = await records(database, clock, hospital)
+    by_field = {error.field: error for error in found.errors}
+    assert [by_field[name].rule for name in ("marital_name", "ethnicity_name")] == ["code.name_mismatch"] * 2
+    assert "name 旧证320102******037 does not match" in by_field["marital_name"].message
+    assert "名称 旧证320102******037 " in by_field["marital_name"].message_zh
+    assert "name 139****5678 does not match" in by_field["ethnicity_name"].message
+    assert legacy_id not in repr(found)
+    assert mobile not in repr(found)
+
+
 async def test_rejected_records_read_is_audited(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
 ) -> None:

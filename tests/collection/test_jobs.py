@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,11 +16,14 @@ from sqlalchemy import select
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection import jobs, service
 from cityhealth.collection.api import runtime
-from cityhealth.collection.models import DailyCount, Job, Record, RecordVersion
+from cityhealth.collection.models import DailyCount, Job, JobRejection, Record, RecordVersion
 from cityhealth.db.engine import Database
+from cityhealth.errors import NotFound
+from cityhealth.registry.identifiers import make_resident_id, mask_phone, mask_resident_id
+from cityhealth.security.principals import Role, Scope
 from tests.collection.conftest import Unit, stored_count, wait_for_job
 from tests.factories.collection import make_record
-from tests.factories.security import admin_headers
+from tests.factories.security import admin_headers, headers_for, machine, staff
 
 
 def ndjson(unit: Unit, clock: SimulatedClock, count: int, **overrides: object) -> bytes:
@@ -244,6 +247,46 @@ async def test_another_units_job_is_not_found(
     assert response.status_code == 404
 
 
+async def test_another_units_rejections_are_not_found(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, other_hospital: Unit, clock: SimulatedClock
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    response = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=other_hospital.headers)
+    assert (response.status_code, response.json()["code"]) == (404, "job_not_found")
+
+
+@pytest.mark.parametrize("role", [Role.READING_CENTRE_DOCTOR, Role.ORGANIZATION_ADMIN])
+@pytest.mark.parametrize("route", ["", "/rejections"])
+async def test_staff_of_the_jobs_unit_without_a_collection_scope_are_refused(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, role: Role, route: str
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    headers = await headers_for(app, staff(role, organization_id=hospital.org.id, user_id=31))
+    response = await client.get(f"/api/collection/jobs/{job['id']}{route}", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, "insufficient_scope")
+
+
+async def test_the_job_object_rule_hides_a_job_from_its_units_staff_without_a_collection_scope(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    administrator = staff(Role.ORGANIZATION_ADMIN, organization_id=hospital.org.id, user_id=31)
+    async with database.transaction() as session:
+        with pytest.raises(NotFound) as refused:
+            await service.job_for(session, administrator, int(str(job["id"])))
+    assert (refused.value.code, refused.value.status) == ("job_not_found", 404)
+
+
+async def test_a_reader_of_the_jobs_unit_without_the_upload_scope_reads_it(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock
+) -> None:
+    job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 1)))
+    headers = await headers_for(app, machine(Scope.COLLECTION_READ, organization_id=hospital.org.id,
+                                             client_id="reader"))
+    response = await client.get(f"/api/collection/jobs/{job['id']}", headers=headers)
+    assert (response.status_code, response.json()["id"]) == (200, job["id"])
+
+
 @pytest.mark.parametrize("chunk_rows", [2, 100])
 async def test_record_and_its_amendment_in_one_file_are_applied_in_order(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, chunk_rows: int
@@ -362,3 +405,50 @@ async def test_a_small_job_is_prepared_in_the_event_loop_only_on_an_idle_server_
     await asyncio.sleep(0)
     assert chosen[5] is pool
     await runner.tasks[5]
+
+
+async def test_id_and_mobile_numbers_in_other_fields_are_stored_and_exported_masked(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    id_number, mobile = make_resident_id("320102", date(1985, 4, 12), 37), "13912345678"
+    record = make_record("patient_master_index", hospital.code, "p-1", clock.now() - timedelta(hours=1),
+                         ethnicity_code=id_number, marital_name=f"手机{mobile}")
+    body = orjson.dumps({"form": "patient_master_index", **record}) + b"\n"
+    job = await finished(app, client, hospital, await upload(client, hospital, body))
+    async with database.transaction() as session:
+        stored = (await session.execute(select(JobRejection).where(JobRejection.job_id == job["id"]))).scalar_one()
+    assert stored.row is not None
+    assert (stored.row["ethnicity_code"], stored.row["marital_name"]) == (
+        mask_resident_id(id_number), f"手机{mask_phone(mobile)}")
+    assert (stored.row["id_number"], stored.row["phone"]) == (
+        mask_resident_id(record["id_number"]), mask_phone(record["phone"]))  # the named fields, as before
+    values = {error["field"]: error["value"] for error in stored.errors}
+    assert (values["ethnicity_code"], values["marital_name"]) == (
+        mask_resident_id(id_number), f"手机{mask_phone(mobile)}")
+    export = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)
+    exported = orjson.loads(export.content)
+    assert (exported["row"], exported["errors"]) == (stored.row, stored.errors)
+    assert id_number not in export.text
+    assert mobile not in export.text
+
+
+async def test_rejected_rows_stored_unmasked_before_are_exported_masked(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    id_number, mobile = make_resident_id("320102", date(1985, 4, 12), 37), "13912345678"
+    rejected = ndjson(hospital, clock, 1, sex_code="9")
+    job = await finished(app, client, hospital, await upload(client, hospital, rejected))
+    async with database.transaction() as session:  # as a job stored it before every field was masked
+        stored = (await session.execute(select(JobRejection).where(JobRejection.job_id == job["id"]))).scalar_one()
+        stored.record_id = id_number
+        stored.row = {**(stored.row or {}), "marital_name": mobile, "notes": [{"id": id_number}]}
+        stored.errors = [{**stored.errors[0], "value": mobile, "message": f"value {mobile}"}]
+    export = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)
+    exported = orjson.loads(export.content)
+    assert exported["record_id"] == mask_resident_id(id_number)
+    assert (exported["row"]["marital_name"], exported["row"]["notes"]) == (
+        mask_phone(mobile), [{"id": mask_resident_id(id_number)}])
+    assert (exported["errors"][0]["value"], exported["errors"][0]["message"]) == (
+        mask_phone(mobile), f"value {mask_phone(mobile)}")
+    async with database.transaction() as session:  # the suite's harness scans stored rows: none left whole
+        await session.delete(await session.merge(stored))

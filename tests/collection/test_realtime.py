@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection.models import DailyCount, Record, RecordVersion, RejectionCount
 from cityhealth.db.engine import Database
+from cityhealth.registry.identifiers import make_resident_id, mask_phone, mask_resident_id
 from cityhealth.security.audit import Action
 from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Scope
@@ -205,6 +206,22 @@ async def test_id_number_with_a_bad_check_character_is_rejected_masked(
     assert (error["rule"], error["field"]) == ("id_number.check_char", "id_number")
     assert number[6:14] not in response.text  # never the whole number back
     assert await stored_count(database) == 0
+
+
+async def test_id_and_mobile_numbers_in_other_fields_come_back_masked(
+    client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock
+) -> None:
+    id_number, mobile = make_resident_id("320102", date(1985, 4, 12), 37), "13912345678"
+    record = make_record("patient_master_index", hospital.code, "p-1", clock.now() - timedelta(hours=1),
+                         ethnicity_code=id_number, marital_name=f"手机{mobile}")
+    response = await post_records(client, hospital, "patient_master_index", [record])
+    errors = {error["field"]: error for error in response.json()["records"][0]["errors"]}
+    assert (errors["ethnicity_code"]["rule"], errors["ethnicity_code"]["value"]) == (
+        "length.max", mask_resident_id(id_number))
+    assert (errors["marital_name"]["rule"], errors["marital_name"]["value"]) == (
+        "code.name_mismatch", f"手机{mask_phone(mobile)}")
+    assert id_number not in response.text
+    assert mobile not in response.text
 
 
 async def test_id_number_against_sex_is_checked(

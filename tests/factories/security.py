@@ -27,7 +27,7 @@ from cityhealth.security.principals import (
     scopes_for_roles,
 )
 from cityhealth.security.sessions import open_resident_session, open_staff_session
-from cityhealth.security.tokens import issue_access_token
+from cityhealth.security.tokens import decode_access_token, issue_access_token
 
 # Not an argon2 hash: factory-made users and accounts can never log in with a password.
 _NO_PASSWORD = "!factory-made"
@@ -72,6 +72,16 @@ async def headers_for(app: FastAPI, principal: Principal) -> dict[str, str]:
             await _backed_client(app, session, principal)
     token = issue_access_token(principal, key=settings.secret("token_signing_key"),
                                now=app.state.clock.now(), ttl_s=settings.access_token_ttl_s)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def reissued(app: FastAPI, headers: dict[str, str], *, without: frozenset[Scope]) -> dict[str, str]:
+    """The same caller (subject, session, organization, roles) in a fresh token that lacks `without`."""
+    settings, now = app.state.settings, app.state.clock.now()
+    key = settings.secret("token_signing_key")
+    principal = decode_access_token(headers["Authorization"].removeprefix("Bearer "), key=key, now=now)
+    narrowed = dataclasses.replace(principal, scopes=principal.scopes - without)
+    token = issue_access_token(narrowed, key=key, now=now, ttl_s=settings.access_token_ttl_s)
     return {"Authorization": f"Bearer {token}"}
 
 

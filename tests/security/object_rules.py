@@ -49,14 +49,18 @@ async def access_logs(app: FastAPI, owners: int) -> list[Owner]:
     return found
 
 
-@object_endpoint("GET", "/api/me/sessions", kind="list", rule="a caller sees only their own sessions")
+_OWN_SESSIONS = "every authenticated caller has sessions of its own, whatever its scopes"
+
+
+@object_endpoint("GET", "/api/me/sessions", kind="list", rule="a caller sees only their own sessions",
+                 unscoped=_OWN_SESSIONS)
 async def session_lists(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(headers, query={"session_id": _session_id(headers)}, marker=_session_id(headers))
             for headers in await _mixed_owners(app, owners)]
 
 
 @object_endpoint("DELETE", "/api/me/sessions/{session_id}", kind="write",
-                 rule="a caller ends only their own sessions; another's looks like not found")
+                 rule="a caller ends only their own sessions; another's looks like not found", unscoped=_OWN_SESSIONS)
 async def session_ends(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(headers, path={"session_id": _session_id(headers)}) for headers in await _mixed_owners(app, owners)]
 

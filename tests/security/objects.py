@@ -11,17 +11,20 @@ Every room declares its endpoints in `tests/<room>/object_rules.py` (found autom
 
 tests/security/test_object_access.py then asks, as each owner, for every other owner's object: a `read`
 (or `write`) must not succeed, a `list` must not show the other owner's `marker`. tests/security/
-test_routes.py fails while a GET route (or a POST …/search or …/lookup) has neither declaration.
+test_routes.py fails while a GET route (or a POST …/search or …/lookup) has neither declaration, and while
+a declared endpoint's guard demands no scope or lets an owner re-issued without it reach its own object.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from fastapi import FastAPI
 
 Kind = Literal["read", "list", "write"]
@@ -48,15 +51,19 @@ class ObjectEndpoint:
     kind: Kind
     rule: str
     seed: Seed
+    # Why the route may admit any authenticated caller (its objects are the caller's own sessions); None for
+    # every other endpoint, whose guard must demand a scope before the object rule runs (test_routes.py).
+    unscoped: str | None = None
 
 
 OBJECT_ENDPOINTS: dict[tuple[str, str], ObjectEndpoint] = {}
 NOT_OBJECT_SCOPED: dict[tuple[str, str], str] = {}
 
 
-def object_endpoint(method: str, path: str, *, kind: Kind, rule: str) -> Callable[[Seed], Seed]:
+def object_endpoint(method: str, path: str, *, kind: Kind, rule: str,
+                    unscoped: str | None = None) -> Callable[[Seed], Seed]:
     def register(seed: Seed) -> Seed:
-        OBJECT_ENDPOINTS[(method.upper(), path)] = ObjectEndpoint(method.upper(), path, kind, rule, seed)
+        OBJECT_ENDPOINTS[(method.upper(), path)] = ObjectEndpoint(method.upper(), path, kind, rule, seed, unscoped)
         return seed
 
     return register
@@ -72,3 +79,14 @@ def load_declarations() -> None:
     tests_dir = Path(__file__).resolve().parents[1]
     for module in sorted(tests_dir.glob("*/object_rules.py")):
         importlib.import_module(f"tests.{module.parent.name}.object_rules")
+
+
+def url_of(endpoint: ObjectEndpoint, owner: Owner) -> str:
+    """The endpoint's path with the owner's object filled in."""
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(owner.path[m.group(1)]), endpoint.path)
+
+
+async def ask(client: httpx.AsyncClient, endpoint: ObjectEndpoint, asker: Owner, target: Owner) -> httpx.Response:
+    """The endpoint's request for `target`'s object, sent with `asker`'s credentials."""
+    return await client.request(endpoint.method, url_of(endpoint, target), headers=asker.headers,
+                                params=target.query or None, json=target.json)

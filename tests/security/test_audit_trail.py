@@ -54,6 +54,17 @@ async def test_a_missing_scope_is_refused_and_audited_with_the_caller(app: FastA
     assert event.detail == "insufficient_scope: security.admin"
 
 
+async def test_a_caller_holding_none_of_the_alternative_scopes_is_refused_and_audited(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    headers = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=6))  # registry.read, no resident scope
+    response = await client.get("/api/registry/residents/1", headers=headers)
+    assert (response.status_code, response.json()["value"]) == (403, "resident.read resident.self")
+    [event] = await _events(app.state.database)
+    assert (event.actor, event.outcome) == ("staff:6", "denied")
+    assert event.resource_id == "/api/registry/residents/{resident_id}"
+    assert event.detail == "insufficient_scope: resident.read resident.self"
+
+
 async def test_not_yours_looks_like_not_found_and_is_audited(app: FastAPI, client: httpx.AsyncClient) -> None:
     [mine, theirs] = await add_residents(app, 2)
     headers = await headers_for(app, resident(mine.id))

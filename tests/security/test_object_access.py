@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.security.objects import OBJECT_ENDPOINTS, ObjectEndpoint, Owner, load_declarations
+from tests.security.objects import OBJECT_ENDPOINTS, ObjectEndpoint, Owner, ask, load_declarations, url_of
 
 # Some 10,000 requests: minutes, not seconds. `-m "not slow"` leaves it out of a quick local run.
 pytestmark = pytest.mark.slow
@@ -37,15 +36,6 @@ def owners_per_endpoint(endpoints: int) -> int:
     return n
 
 
-def _url(endpoint: ObjectEndpoint, owner: Owner) -> str:
-    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(owner.path[m.group(1)]), endpoint.path)
-
-
-async def _ask(client: httpx.AsyncClient, endpoint: ObjectEndpoint, asker: Owner, target: Owner) -> httpx.Response:
-    return await client.request(endpoint.method, _url(endpoint, target), headers=asker.headers,
-                                params=target.query or None, json=target.json)
-
-
 def _leaks(endpoint: ObjectEndpoint, response: httpx.Response, target: Owner) -> bool:
     if not response.is_success:
         return False
@@ -55,7 +45,7 @@ def _leaks(endpoint: ObjectEndpoint, response: httpx.Response, target: Owner) ->
 
 
 async def _own_object_is_reachable(client: httpx.AsyncClient, endpoint: ObjectEndpoint, owner: Owner) -> None:
-    response = await _ask(client, endpoint, owner, owner)
+    response = await ask(client, endpoint, owner, owner)
     assert response.is_success, (f"{endpoint.method} {endpoint.path}: an owner cannot reach its own object "
                                  f"({response.status_code} {response.text[:200]}): the seed is broken")
     if endpoint.kind == "list":
@@ -82,9 +72,9 @@ async def test_no_principal_reaches_another_principals_object(app: FastAPI, clie
 
     async def attempt(asker: Owner, target: Owner) -> None:
         async with gate:
-            response = await _ask(client, endpoint, asker, target)
+            response = await ask(client, endpoint, asker, target)
         if _leaks(endpoint, response, target):
-            successes.append(f"{_url(endpoint, target)} -> {response.status_code}")
+            successes.append(f"{url_of(endpoint, target)} -> {response.status_code}")
 
     await asyncio.gather(*(attempt(asker, target) for asker in owners for target in owners if target is not asker))
     assert successes == [], f"{endpoint.rule}: {len(successes)} cross-owner successes, e.g. {successes[:3]}"

@@ -421,6 +421,29 @@ async def test_drill_down_links_the_next_page_only_when_there_is_one(
     assert "下一页" not in second.text
 
 
+async def test_drill_down_masks_id_and_mobile_numbers_in_any_field(
+        client: httpx.AsyncClient, app: FastAPI, seeded: Seeded, demo_operator: DemoOperator, clock: SimulatedClock
+) -> None:
+    legacy_id, mobile = "320102850412037", "13912345678"
+    patient = make_record("patient_master_index", seeded.enrolled.code, "gl-p-1", clock.now() - timedelta(hours=1),
+                          marital_name=f"旧证{legacy_id}", ethnicity_name=mobile)
+    headers = await headers_for(app, machine(Scope.COLLECTION_UPLOAD, organization_id=seeded.enrolled.id,
+                                             client_id=f"client-{seeded.enrolled.id}"))
+    response = await client.post("/api/collection/jobs", params={"form": "patient_master_index"},
+                                 content=json.dumps(patient).encode() + b"\n",
+                                 headers={**headers, "content-type": "application/x-ndjson"})
+    assert response.status_code == 202, response.text
+    await runtime(app)[1].wait(response.json()["id"])
+    await log_in(client, demo_operator, clock)
+    page = await client.get(drill_down(seeded, rule="code.name_mismatch"))
+    assert page.status_code == 200
+    shown = " ".join(cells[-1] for cells in rows_of(page.text, "records"))
+    assert "旧证320102******037" in shown
+    assert "139****5678" in shown
+    assert legacy_id not in page.text
+    assert mobile not in page.text
+
+
 async def test_drill_down_refuses_a_login_without_collection_read(
         client: httpx.AsyncClient, app: FastAPI, seeded: Seeded) -> None:
     headers = await headers_for(app, staff(Role.READING_CENTRE_DOCTOR, user_id=9))

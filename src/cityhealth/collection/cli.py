@@ -17,6 +17,7 @@ from cityhealth.collection import configuration, service
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
+from cityhealth.collection.rejection_masking import mask_stored_rejections
 from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.db.engine import Database
@@ -84,6 +85,12 @@ def purge(
             return await service.purge(session, SystemClock(), retention_days or settings.raw_payload_retention_days)
 
     console.print(f"[green]{_run(work)} raw payload(s) purged[/green]")
+
+
+@app.command("mask-rejections")
+def mask_rejections() -> None:
+    """Mask whole ID and mobile numbers in rejected rows stored before every field was masked (issue #12)."""
+    console.print(f"[green]{_run(mask_stored_rejections)} rejected row(s) masked[/green]")
 
 
 @app.command("enrol")

@@ -7,7 +7,6 @@ only, so they appear in the unit's rule counts but never here.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -23,7 +22,8 @@ from cityhealth.collection.models import Job, JobRejection
 from cityhealth.collection.quality import parse_month
 from cityhealth.collection.standard import load_standard
 from cityhealth.errors import Forbidden, NotFound, ValidationFailed
-from cityhealth.registry.identifiers import mask_phone, mask_resident_id, resident_id_check_char
+from cityhealth.personal_numbers import scrub
+from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 
@@ -31,8 +31,6 @@ MAX_PAGE = 1000
 RESOURCE = "collection_job_rejections"
 # People's names and birth dates are personal data too, though the standard encrypts only ID and phone numbers.
 _PERSONAL_FIELDS = frozenset({"name", "doctor_name", "reporter", "responsible_doctor", "birth_date"})
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{16}[0-9Xx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9A-Za-z])(1[3-9][0-9]{9})(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -69,14 +67,6 @@ def _masked_value(field: str, value: str) -> str:
     return "*" * min(len(value), 8)
 
 
-def _scrubbed(text: str) -> str:
-    """Whole ID numbers (valid check character) and mobile numbers masked wherever a sender put them."""
-    text = _ID_NUMBER.sub(
-        lambda m: mask_resident_id(m[1]) if resident_id_check_char(m[1][:17]) == m[1][17].upper() else m[1], text
-    )
-    return _MOBILE.sub(lambda m: mask_phone(m[1]), text)
-
-
 def shown_error(error: dict[str, Any]) -> ShownError:
     """A stored error without its value, the value masked in the messages when the field is personal."""
     field = str(error.get("field") or "")
@@ -86,7 +76,7 @@ def shown_error(error: dict[str, Any]) -> ShownError:
     if isinstance(value, str) and value and name in personal_fields():
         masked = _masked_value(name, value)
         messages = [message.replace(value, masked) for message in messages]
-    english, chinese = (_scrubbed(message) for message in messages)
+    english, chinese = (scrub(message) for message in messages)
     return ShownError(rule=str(error.get("rule") or ""), field=field, message=english, message_zh=chinese)
 
 
@@ -170,7 +160,7 @@ async def rejected_records(
             job_id=int(job_id),
             position=int(position),
             form=form,
-            record_id=None if record_id is None else _scrubbed(record_id),
+            record_id=None if record_id is None else scrub(record_id),
             errors=[shown_error(error) for error in errors if isinstance(error, dict)],
         )
         for job_id, position, form, record_id, errors in await session.execute(statement)

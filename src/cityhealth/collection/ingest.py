@@ -39,6 +39,7 @@ from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.findings import shown
+from cityhealth.personal_numbers import scrub, scrub_json
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 
 __all__ = [
@@ -91,11 +92,15 @@ class ForeignOrganization(Exception):
 
 
 def masked_row(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A rejected row as it may be shown back: ID and phone numbers masked wherever they appear."""
+    """A rejected row as it may be shown back: ID and phone numbers masked wherever they appear.
+
+    The named fields are masked whatever their shape (a malformed number is still personal data); every
+    other value, nested ones and keys included, is scrubbed of whatever reads as an ID or mobile number.
+    """
     if record is None:
         return None
-    row = dict(record)
-    for name, value in row.items():
+    row: dict[str, Any] = scrub_json(record)
+    for name, value in record.items():
         if isinstance(value, str) and name == "id_number":
             row[name] = mask_resident_id(value)
         elif isinstance(value, str) and name == "phone":
@@ -235,7 +240,8 @@ def _rejected_outcome(row: InputRow, form: str | None, errors: list[RecordError]
     return RowOutcome(
         position=row.position,
         form=form,
-        record_id=record_id if isinstance(record_id, str) else None,
+        # Some senders key records by ID number: the rejection is answered, stored and exported masked.
+        record_id=scrub(record_id) if isinstance(record_id, str) else None,
         status=REJECTED,
         errors=errors,
         row=masked_row(record),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cityhealth.personal_numbers import scrub
+
 RULES: dict[str, tuple[str, str]] = {
     # structure and transport
     "json.malformed": ("the record is not a JSON object: {detail}", "记录不是合法的 JSON 对象：{detail}"),
@@ -157,11 +159,20 @@ class _Blank(dict[str, Any]):
 
 
 def make_error(rule: str, field: str, value: str | None = None, **params: Any) -> RecordError:
-    """Build a RecordError from the catalogue; `value` must already be masked if it is personal data."""
+    """Build a RecordError from the catalogue; `value` must already be masked if its field is personal data.
+
+    Whatever the field, ID and mobile numbers are masked in the value and the messages: a sender may put
+    one anywhere, and the error goes back in the answer and into the job's stored rejections.
+    """
     english, chinese = RULES[rule]
+    value = None if value is None else scrub(value)
     values = _Blank(field=field, value="" if value is None else value, **params)
     values.setdefault("label", field)
     values.setdefault("label_zh", values["label"])
     return RecordError(
-        field=field, rule=rule, message=english.format_map(values), message_zh=chinese.format_map(values), value=value
+        field=field,
+        rule=rule,
+        message=scrub(english.format_map(values)),
+        message_zh=scrub(chinese.format_map(values)),
+        value=value,
     )

@@ -243,13 +243,21 @@ def _check_csv_header(header: list[str], form: str | None) -> None:
         )
 
 
+# Who may read a job at all (the route's guard and the object rule below): its sender, or an operator.
+JOB_READ_SCOPES = (Scope.COLLECTION_UPLOAD, Scope.COLLECTION_READ)
+
+
 async def job_for(session: AsyncSession, principal: Principal, job_id: int) -> Job:
     """A job the caller may see, else 404: a sender sees its own organization's jobs only; platform-wide
     collection readers (operators, not bound to an organization) see any."""
     job = await session.get(Job, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
-    if principal.organization_id is not None:
+    # Belonging to the job's organization is not enough: its other staff (an organization administrator,
+    # a reading-centre doctor) hold no collection scope, and the rejected rows carry patients' data.
+    if not principal.has_any(*JOB_READ_SCOPES):
+        visible = False
+    elif principal.organization_id is not None:
         visible = job.organization_id == principal.organization_id
     else:
         visible = principal.has(Scope.COLLECTION_READ)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, status
 from cityhealth.clock import Clock
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
 from cityhealth.db.engine import Database
-from cityhealth.errors import DomainError, Forbidden
+from cityhealth.errors import DomainError
 from cityhealth.registry import departments, residents, service
 from cityhealth.registry.protection import CipherDep
 from cityhealth.registry.schemas import (
@@ -43,24 +43,10 @@ from cityhealth.registry.schemas import (
     ResidentUpdate,
 )
 from cityhealth.security.audit import Action, Outcome, record_now
-from cityhealth.security.dependencies import CurrentPrincipal, require
+from cityhealth.security.dependencies import require, require_any
 from cityhealth.security.principals import Principal, Scope
 
 router = APIRouter(prefix="/api/registry", tags=["registry"])
-
-
-def _require_any(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the caller and demands at least one of the listed scopes."""
-
-    async def dependency(principal: CurrentPrincipal) -> Principal:
-        if not any(principal.has(scope) for scope in scopes):
-            raise Forbidden(f"this operation needs one of the scopes {', '.join(scopes)}",
-                            code="insufficient_scope", field="scope", value=" ".join(scopes))
-        return principal
-
-    dependency.required_scopes = scopes  # type: ignore[attr-defined]  # read by the route audit test
-    dependency.any_scope = True  # type: ignore[attr-defined]
-    return dependency
 
 
 RegistryReader = Annotated[Principal, Depends(require(Scope.REGISTRY_READ))]
@@ -68,7 +54,7 @@ RegistryWriter = Annotated[Principal, Depends(require(Scope.REGISTRY_WRITE))]
 ResidentReader = Annotated[Principal, Depends(require(Scope.RESIDENT_READ))]
 ResidentWriter = Annotated[Principal, Depends(require(Scope.RESIDENT_WRITE))]
 # A resident may read their own record (the service answers 404 for anyone else's).
-ResidentViewer = Annotated[Principal, Depends(_require_any(Scope.RESIDENT_READ, Scope.RESIDENT_SELF))]
+ResidentViewer = Annotated[Principal, Depends(require_any(Scope.RESIDENT_READ, Scope.RESIDENT_SELF))]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
 Offset = Annotated[int, Query(ge=0)]
 

@@ -1,8 +1,9 @@
 """Authorization as typed FastAPI dependencies: `Annotated[Principal, Depends(require(Scope.X))]`.
 
 `authenticate` verifies the bearer token and that its session is live or its client not revoked;
-`require(*scopes)` adds the scope check. Every refusal is audited before the 401/403 leaves (a failed
-authentication in bounded form: security/failures.py).
+`require(*scopes)` adds the scope check (every scope), `require_any(*scopes)` the looser one (one of
+them). Every refusal is audited before the 401/403 leaves (a failed authentication in bounded form:
+security/failures.py).
 """
 
 from __future__ import annotations
@@ -106,23 +107,39 @@ def require(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     `require()` with no scope admits any authenticated caller: for endpoints about the caller itself
     (logout, its own sessions), whose object rule is "only your own".
     """
+    return _guard(scopes, any_scope=False)
 
+
+def require_any(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the caller and demands at least one of the listed scopes.
+
+    For reads that two kinds of caller share (a sender reads its own jobs, an operator any job; a resident
+    reads their own record, a resident reader any): the object rule in the service narrows what each sees.
+    """
+    if not scopes:
+        raise ValueError("require_any() needs at least one scope; require() admits any caller")
+    return _guard(scopes, any_scope=True)
+
+
+def _guard(scopes: tuple[Scope, ...], *, any_scope: bool) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         principal: Annotated[Principal, Depends(authenticate)], database: DatabaseDep, clock: ClockDep,
         request: Request,
     ) -> Principal:
-        missing = [scope for scope in scopes if not principal.has(scope)]
-        if missing:
+        refused = not principal.has_any(*scopes) if any_scope else not all(map(principal.has, scopes))
+        if refused:
+            missing = list(scopes) if any_scope else [scope for scope in scopes if not principal.has(scope)]
+            wanted = f"one of the scopes {', '.join(missing)}" if any_scope else f"scope {', '.join(missing)}"
             route = getattr(request.scope.get("route"), "path", None)
             await record_now(database, clock, principal, Action.DENIED, "route", resource_id=route,
                              detail=f"insufficient_scope: {' '.join(missing)}")
-            raise Forbidden(
-                f"this operation needs scope {', '.join(missing)}",
-                code="insufficient_scope", field="scope", value=" ".join(missing),
-            )
+            raise Forbidden(f"this operation needs {wanted}", code="insufficient_scope", field="scope",
+                            value=" ".join(missing))
         return principal
 
-    dependency.required_scopes = scopes  # type: ignore[attr-defined]  # read by the route audit test
+    # Read by the route audit test (tests/security/test_routes.py): every scope, or (any_scope) one of them.
+    dependency.required_scopes = scopes  # type: ignore[attr-defined]
+    dependency.any_scope = any_scope  # type: ignore[attr-defined]
     return dependency
 
 

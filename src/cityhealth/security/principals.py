@@ -87,6 +87,9 @@ class Principal:
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes
 
+    def has_any(self, *scopes: Scope) -> bool:
+        return not self.scopes.isdisjoint(scopes)
+
     @property
     def is_platform_admin(self) -> bool:
         return Role.PLATFORM_ADMIN in self.roles

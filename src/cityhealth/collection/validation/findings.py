@@ -9,6 +9,7 @@ import orjson
 
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import FieldSpec
+from cityhealth.personal_numbers import scrub
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 
 MISSING = (None, "")
@@ -42,6 +43,8 @@ def shown(spec: FieldSpec | None, value: Any) -> str:
         if spec.name == "phone":
             return mask_phone(text)
         return "*" * min(len(text), 8)
+    # Masked before the cut, which could otherwise leave most of a number that no longer reads as one.
+    text = scrub(text)
     return text if len(text) <= _VALUE_SHOWN else text[: _VALUE_SHOWN - 1] + "…"
 
 

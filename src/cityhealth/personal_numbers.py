@@ -1,0 +1,56 @@
+"""Whole ID numbers and mobile numbers wherever they appear, and their masked forms.
+
+One recogniser for every place that must not carry them: log lines and problem documents
+(`observability.scrub`), the rejected rows a bulk job keeps, and the values and messages of record errors.
+It recognises by shape alone — any 18-character run of 17 digits and a digit or X, any 15-digit run (the
+legacy ID form), any mobile number (1[3-9] and nine digits) — without checking a check character: masking
+a number that only looks like one costs nothing, leaving a real one whole is a leak.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["scrub", "scrub_json"]
+
+# An ID number stands alone between ASCII letters and digits (it is not part of a longer code); a mobile
+# number between ASCII digits only, so "tel13812345678" is masked too. Inside a number \d also takes other
+# scripts' digits (masking more is harmless); its edges are ASCII, so a full-width or Arabic-Indic digit
+# written next to a number cannot hide it.
+_NUMBER = re.compile(
+    r"(?<![0-9A-Za-z])(?P<id18>\d{17}[\dXx])(?![0-9A-Za-z])"
+    r"|(?<![0-9A-Za-z])(?P<id15>\d{15})(?![0-9A-Za-z])"
+    r"|(?<![0-9])(?P<mobile>1[3-9]\d{9})(?![0-9])"
+)
+
+
+def _masked(match: re.Match[str]) -> str:
+    if (number := match["id18"]) is not None:
+        return f"{number[:6]}********{number[-4:]}"
+    if (number := match["id15"]) is not None:
+        return f"{number[:6]}******{number[-3:]}"
+    number = match["mobile"]
+    return f"{number[:3]}****{number[-4:]}"
+
+
+def scrub(text: str) -> str:
+    """`text` with every whole ID number (`320102********123X`, `320102******123`) and mobile number
+    (`138****5678`) masked."""
+    return _NUMBER.sub(_masked, text)
+
+
+def scrub_json(value: Any) -> Any:
+    """A JSON-shaped value with every string (keys too) scrubbed; a number that reads as an ID or mobile
+    number becomes its masked string."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub_json(key): scrub_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_json(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+        masked = scrub(text)
+        return value if masked == text else masked
+    return value
