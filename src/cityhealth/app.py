@@ -20,6 +20,7 @@ from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
+from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.web import pages as web_pages
 
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
@@ -60,6 +61,7 @@ def create_app(
     app.state.metrics = Metrics()
 
     install_error_handlers(app)
+    app.add_middleware(StrictJsonMiddleware, streaming_paths=STREAMING_UPLOAD_PATHS)
     security_http.install(app, settings)
     app.add_middleware(
         RequestContextMiddleware,

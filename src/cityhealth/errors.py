@@ -38,6 +38,14 @@ class ValidationFailed(DomainError):
     title = "Unprocessable content"
 
 
+class MalformedBody(DomainError):
+    """The body is not what its Content-Type says (JSON with NaN, Infinity or a lone surrogate, say)."""
+
+    status = 400
+    code = "malformed_body"
+    title = "Malformed body"
+
+
 class NotFound(DomainError):
     """Also used for "exists but not yours", so that existence never leaks."""
 

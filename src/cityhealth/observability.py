@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -179,19 +180,45 @@ def problem_body(error: DomainError, request_id: str | None) -> dict[str, Any]:
         "title": error.title,
         "status": error.status,
         "code": error.code,
-        "detail": scrub(error.message),
+        "detail": _safe(error.message),
     }
     if error.field is not None:
-        body["field"] = error.field
+        body["field"] = _safe(error.field)
     if error.value is not None:
-        body["value"] = scrub(str(error.value)) if isinstance(error.value, str) else error.value
+        body["value"] = _safe(error.value)
     if error.rule is not None:
         body["rule"] = error.rule
     if error.errors:
-        body["errors"] = json.loads(scrub(json.dumps(error.errors, ensure_ascii=False, default=str)))
+        body["errors"] = _safe(error.errors)
     if request_id:
         body["request_id"] = request_id
     return body
+
+
+def _safe(value: Any) -> Any:
+    """A JSON-renderable copy of whatever a caller sent, with ID and phone numbers masked.
+
+    Callers send anything: numbers where strings belong (an ID number as an integer), non-finite floats,
+    lone surrogates, bytes, nested objects. Each leaf is masked on its own, so masking can never produce
+    invalid JSON, and rendering the problem document can never fail.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(value)
+        if not math.isfinite(value) or scrub(text) != text:
+            return scrub(text)
+        return value
+    if isinstance(value, bytes | bytearray):
+        return _safe(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, str):
+        # A lone surrogate cannot be encoded as UTF-8; it becomes U+FFFD rather than a failed response.
+        return scrub(value.encode("utf-8", "replace").decode("utf-8"))
+    if isinstance(value, dict):
+        return {str(_safe(str(key))): _safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_safe(item) for item in value]
+    return _safe(str(value))
 
 
 def problem_response(error: DomainError, request_id: str | None,
@@ -239,16 +266,56 @@ def install_error_handlers(app: FastAPI) -> None:
         error.status, error.title = exc.status_code, str(exc.detail)
         return problem_response(error, _request_id(request), dict(exc.headers or {}))
 
+    # The platform's own middleware answers unexpected errors (inside the security headers and the request
+    # id); this handler, run by Starlette outside every middleware, is only the last resort for a failure
+    # in the middleware itself.
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
-        error = DomainError("internal error; quote the request id to the operator", code="internal_error")
-        error.status, error.title = 500, "Internal server error"
-        return problem_response(error, _request_id(request))
+        return _internal_error(_request_id(request))
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+    # Added first, so innermost of the platform's middleware: its 500 passes through the security headers,
+    # the audit and the request id on its way out.
+    app.add_middleware(UnhandledErrorMiddleware)
+
+
+def _internal_error(request_id: str | None) -> Response:
+    logger.exception("unhandled error", extra={"request_id": request_id})
+    error = DomainError("internal error; quote the request id to the operator", code="internal_error")
+    error.status, error.title = 500, "Internal server error"
+    return problem_response(error, request_id)
+
+
+class UnhandledErrorMiddleware:
+    """Turns an exception no handler claimed into a 500 problem document naming the request id, and logs it
+    with that id (the exception's type and traceback; its message is scrubbed like every log line)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except _BodyTooLarge:
+            raise  # RequestContextMiddleware answers it with a 413
+        except Exception:
+            if started:  # part of a response is already out: nothing sound can be sent any more
+                raise
+            response = _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get())
+            await response(scope, receive, send)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
