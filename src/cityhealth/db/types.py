@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -32,3 +33,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if moment.tzinfo is None:  # SQLite, and raw SQL paths on it
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int64 = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer every supported database can bind (64-bit signed). Each integer a request carries into a
+query — path and query parameters, ids in bodies — is declared Int64, so a larger one is a 422 naming the
+parameter instead of an overflow inside the driver."""
