@@ -211,3 +211,16 @@ async def test_demo_operator_logs_in_and_reaches_the_drill_down(
     assert cookies[SESSION_COOKIE]["sameSite"] == "Strict"
     await screenshot(browser, "drill-down", min_bytes=5_000)
     browser.assert_only_local_requests()
+
+
+async def test_api_docs_start_under_the_content_security_policy(browser: Browser) -> None:
+    page = browser.page
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    response = await page.goto(f"{browser.base_url}/docs")
+    assert response is not None
+    assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+    # Swagger UI's own container appears only once the nonce-carrying start-up script has run.
+    await page.locator("#swagger-ui .swagger-ui").wait_for(state="attached")
+    assert [text for text in messages if "Content Security Policy" in text] == []
+    browser.assert_only_local_requests()
