@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from cityhealth.db.types import Int64
 from cityhealth.security.principals import Role
 
 
@@ -54,8 +55,8 @@ class ResidentLogin(BaseModel):
 
 
 class ResidentAccountRead(BaseModel):
-    account_id: int
-    resident_id: int
+    account_id: Int64
+    resident_id: Int64
     phone: str = Field(description="masked, e.g. 138****5678")
 
 
@@ -63,8 +64,8 @@ class ClientCreate(BaseModel):
     client_id: str = Field(min_length=3, max_length=64)
     name: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1)
-    organization_id: int | None = None
-    client_app_id: int | None = None
+    organization_id: Int64 | None = None
+    client_app_id: Int64 | None = None
     jwks: dict[str, Any] | None = Field(default=None, description="the client's public JWK Set")
     jwks_url: str | None = Field(default=None, max_length=512)
 
@@ -74,8 +75,8 @@ class ClientRead(BaseModel):
 
     client_id: str
     name: str
-    organization_id: int | None
-    client_app_id: int | None
+    organization_id: Int64 | None
+    client_app_id: Int64 | None
     scopes: list[str]
     jwks_url: str | None
     created_at: datetime
@@ -87,7 +88,7 @@ class StaffCreate(BaseModel):
     display_name: str = Field(min_length=1, max_length=64)
     password: SecretStr
     roles: list[Role] = Field(min_length=1)
-    organization_id: int | None = None
+    organization_id: Int64 | None = None
 
 
 class StaffRead(BaseModel):
@@ -95,7 +96,7 @@ class StaffRead(BaseModel):
     username: str
     display_name: str
     roles: list[Role]
-    organization_id: int | None
+    organization_id: Int64 | None
     is_active: bool
     locked_until: datetime | None
     has_second_factor: bool
