@@ -7,8 +7,6 @@ platform may run on a machine without internet). Screenshots go to test-results/
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,8 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Seeded
 
 from cityhealth.clock import SimulatedClock
@@ -48,31 +44,6 @@ class Browser:
         assert self.requested, "the browser made no request at all"
         hosts = {urlsplit(url).hostname for url in self.requested}
         assert hosts == {"127.0.0.1"}, f"requests left the machine: {sorted(map(str, hosts))}"
-
-
-@pytest.fixture
-async def live_server(app: FastAPI) -> AsyncIterator[str]:
-    """The test's app behind uvicorn on a free 127.0.0.1 port, in this event loop."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    port = listener.getsockname()[1]
-    # The app fixture has run the lifespan already; uvicorn only serves.
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    for _ in range(500):
-        if server.started or serving.done():
-            break
-        await asyncio.sleep(0.01)
-    if serving.done():
-        serving.result()  # raises what stopped it
-    assert server.started, "uvicorn did not start within 5 s"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
 
 
 @pytest.fixture

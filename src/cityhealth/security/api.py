@@ -33,6 +33,7 @@ from cityhealth.security.schemas import (
     AccessLogPage,
     ClientCreate,
     ClientRead,
+    OAuthErrorResponse,
     SessionRead,
     StaffCreate,
     StaffCreated,
@@ -64,7 +65,9 @@ def _jwks_fetcher(request: Request) -> JwksFetcher:
 
 
 @auth.post("/token", name="oauth_token", response_model=TokenResponse,
-           summary="OAuth2 client credentials with a signed JWT client assertion (SMART Backend Services)")
+           summary="OAuth2 client credentials with a signed JWT client assertion (SMART Backend Services)",
+           responses={400: {"model": OAuthErrorResponse, "description": "RFC 6749 error: a malformed request"},
+                      401: {"model": OAuthErrorResponse, "description": "RFC 6749 error: invalid_client"}})
 async def token(
     request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
     grant_type: Annotated[str | None, Form()] = None,

@@ -11,6 +11,13 @@ from cityhealth.db.types import Int64
 from cityhealth.security.principals import Role
 
 
+class OAuthErrorResponse(BaseModel):
+    """An OAuth 2.0 error response (RFC 6749 §5.2), as the token endpoint answers a refused request."""
+
+    error: str
+    error_description: str
+
+
 class TokenResponse(BaseModel):
     """An OAuth 2.0 access token response (RFC 6749 §5.1)."""
 
