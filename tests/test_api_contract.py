@@ -43,20 +43,24 @@ def _exercise(base_url: str, fresh_headers: HeadersFactory) -> list[str]:
             # Fresh credentials per operation: a logout or a deactivation must not blind the operations after.
             headers = fresh_headers()
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                @given(case=operation.as_strategy(generation_mode=mode))
-                @settings(max_examples=EXAMPLES_PER_OPERATION_AND_MODE, derandomize=True, database=None,
-                          deadline=None, phases=[Phase.explicit, Phase.generate],
-                          suppress_health_check=list(HealthCheck))
-                def call(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
-                    case.call_and_validate(base_url=base_url, session=http, headers=headers, checks=CHECKS)
-
                 try:
-                    call()
+                    _examples(operation, mode, base_url, http, headers)()
                 except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
                     continue
                 except (Exception, BaseExceptionGroup) as failure:  # collected, then reported together
                     failures.append(f"{operation.label} [{mode.value}]: {failure}")
     return failures
+
+
+def _examples(operation: schemathesis.APIOperation, mode: GenerationMode, base_url: str, http: requests.Session,
+              headers: dict[str, str]) -> Callable[[], None]:
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES_PER_OPERATION_AND_MODE, derandomize=True, database=None, deadline=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    def call(case: schemathesis.Case) -> None:
+        case.call_and_validate(base_url=base_url, session=http, headers=headers, checks=CHECKS)
+
+    return call  # type: ignore[no-any-return]
 
 
 async def _run(app: FastAPI, base_url: str, headers: Callable[[], Awaitable[dict[str, str]]]) -> list[str]:
