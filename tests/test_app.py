@@ -76,14 +76,27 @@ async def test_an_integer_path_parameter_beyond_64_bits_is_a_422_naming_it(clien
     assert problem["value"] == "9223372036854775808"
 
 
-async def test_the_largest_64_bit_integer_is_an_ordinary_unknown_id(client: httpx.AsyncClient) -> None:
-    response = await client.get("/dashboard/quality/units/9223372036854775807")
+async def test_an_id_beyond_a_postgresql_integer_is_a_422(app: FastAPI, client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/api/registry/residents/{2**31}", headers=await admin_headers(app))
+    assert response.status_code == 422
+    assert response.json()["field"] == "path.resident_id"
+
+
+async def test_a_negative_id_beyond_a_postgresql_integer_is_a_422(app: FastAPI, client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/api/registry/organizations/{-(2**31) - 1}/departments",
+                                headers=await admin_headers(app))
+    assert response.status_code == 422
+    assert response.json()["field"] == "path.organization_id"
+
+
+async def test_the_largest_id_an_integer_column_holds_is_an_ordinary_unknown_id(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/dashboard/quality/units/{2**31 - 1}")
     assert response.status_code == 404
 
 
-async def test_an_integer_query_parameter_beyond_64_bits_is_a_422_naming_it(app: FastAPI,
-                                                                            client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/booking/sessions", params={"organization_id": 2**63},
+async def test_an_integer_query_parameter_beyond_its_column_is_a_422_naming_it(app: FastAPI,
+                                                                               client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/booking/sessions", params={"organization_id": 2**31},
                                 headers=await admin_headers(app))
     assert response.status_code == 422
     assert response.json()["field"] == "query.organization_id"

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from cityhealth.db.types import Int64
+from cityhealth.db.types import RowId
 
 FeeClass = Literal["general", "expert", "special_needs"]
 # Asia/Shanghai has kept UTC+08:00 all year since 1991, so a wall time there has this one offset.
@@ -49,9 +49,9 @@ class Quotas(_Input):
 
 class SessionCreate(_Input):
     external_id: str = Field(min_length=1, max_length=64, description="the hospital's own key for the session")
-    organization_id: Int64 | None = Field(default=None, description="defaults to the caller's organization")
-    department_id: Int64
-    practitioner_id: Int64 | None = None
+    organization_id: RowId | None = Field(default=None, description="defaults to the caller's organization")
+    department_id: RowId
+    practitioner_id: RowId | None = None
     service_date: date
     start_time: BusinessTime = Field(description="Asia/Shanghai wall time")
     end_time: BusinessTime
@@ -68,9 +68,9 @@ class SessionCreate(_Input):
 
 class SessionRead(_Output):
     id: int
-    organization_id: Int64
-    department_id: Int64
-    practitioner_id: Int64 | None
+    organization_id: RowId
+    department_id: RowId
+    practitioner_id: RowId | None
     external_id: str
     service_date: date
     starts_at: datetime
@@ -89,9 +89,9 @@ class AvailabilityRead(BaseModel):
     """A session as the availability search shows it: a hint, re-checked when booking."""
 
     id: int
-    organization_id: Int64
-    department_id: Int64
-    practitioner_id: Int64 | None
+    organization_id: RowId
+    department_id: RowId
+    practitioner_id: RowId | None
     service_date: date
     starts_at: datetime
     ends_at: datetime
@@ -103,9 +103,9 @@ class AvailabilityRead(BaseModel):
 
 
 class TemplateCreate(_Input):
-    organization_id: Int64 | None = None
-    department_id: Int64
-    practitioner_id: Int64 | None = None
+    organization_id: RowId | None = None
+    department_id: RowId
+    practitioner_id: RowId | None = None
     weekday: int = Field(ge=1, le=7, description="ISO weekday, 1 = Monday")
     start_time: BusinessTime
     end_time: BusinessTime
@@ -122,9 +122,9 @@ class TemplateCreate(_Input):
 
 class TemplateRead(_Output):
     id: int
-    organization_id: Int64
-    department_id: Int64
-    practitioner_id: Int64 | None
+    organization_id: RowId
+    department_id: RowId
+    practitioner_id: RowId | None
     weekday: int
     start_time: BusinessTime
     end_time: BusinessTime
@@ -134,7 +134,7 @@ class TemplateRead(_Output):
 
 
 class GenerateRequest(_Input):
-    organization_id: Int64 | None = None
+    organization_id: RowId | None = None
     date_from: date
     date_to: date
 
@@ -164,14 +164,14 @@ class PolicyUpdate(_Input):
 
 class PolicyRead(PolicyUpdate):
     model_config = ConfigDict(extra="ignore")
-    organization_id: Int64
+    organization_id: RowId
 
 
 class BookingCreate(_Input):
     """Book a slot of `session_id`, or confirm the hold `hold_id`; one of the two."""
 
-    session_id: Int64 | None = None
-    hold_id: Int64 | None = None
+    session_id: RowId | None = None
+    hold_id: RowId | None = None
     id_number: str | None = Field(default=None, max_length=32,
                                   description="the resident's ID number (not for residents booking for themselves)")
     channel: str | None = Field(default=None, max_length=32,
@@ -185,13 +185,13 @@ class BookingCreate(_Input):
 
 
 class HoldCreate(_Input):
-    session_id: Int64
+    session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
     channel: str | None = Field(default=None, max_length=32)
 
 
 class RescheduleRequest(_Input):
-    session_id: Int64
+    session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
 
 
@@ -208,9 +208,9 @@ class ResidentLookup(_Input):
 
 class BookingRead(_Output):
     id: int
-    session_id: Int64
-    organization_id: Int64
-    department_id: Int64
+    session_id: RowId
+    organization_id: RowId
+    department_id: RowId
     service_date: date
     starts_at: datetime
     ends_at: datetime
@@ -218,7 +218,7 @@ class BookingRead(_Output):
     estimated_at: datetime
     status: str
     channel: str
-    client_app_id: Int64 | None
+    client_app_id: RowId | None
     hold_expires_at: datetime | None
     booked_at: datetime | None
     checked_in_at: datetime | None
@@ -227,16 +227,16 @@ class BookingRead(_Output):
 
 
 class WaitlistCreate(_Input):
-    session_id: Int64
+    session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
 
 
 class WaitlistRead(_Output):
     id: int
-    session_id: Int64
+    session_id: RowId
     status: str
     position: int | None
-    offered_booking_id: Int64 | None
+    offered_booking_id: RowId | None
     created_at: datetime
 
 
@@ -245,7 +245,7 @@ class SuspendRequest(_Input):
 
 
 class SuspendResult(BaseModel):
-    session_id: Int64
+    session_id: RowId
     status: str
     cancelled_bookings: int
     notifications_queued: int
@@ -278,8 +278,8 @@ class SanctionLift(_Input):
 
 class CallbackRead(_Output):
     id: int
-    booking_id: Int64
-    session_id: Int64
+    booking_id: RowId
+    session_id: RowId
     reason: str
     status: str
     created_at: datetime

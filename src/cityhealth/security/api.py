@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
-from cityhealth.db.types import Int64
+from cityhealth.db.types import Int64, RowId
 from cityhealth.errors import NotFound, Unauthenticated, ValidationFailed
 from cityhealth.security import repository, sessions, staff
 from cityhealth.security.access_log import MAX_PAGE, access_log
@@ -264,14 +264,14 @@ async def create_staff(body: StaffCreate, principal: SecurityAdmin, session: Ses
 
 @admin.get("/staff", response_model=list[StaffRead], summary="Staff users")
 async def list_staff(principal: SecurityAdmin, session: SessionDep, clock: ClockDep,
-                     organization_id: Int64 | None = None) -> list[StaffRead]:
+                     organization_id: RowId | None = None) -> list[StaffRead]:
     users = await repository.staff_users(session, organization_id=organization_id)
     record(session, clock, principal, Action.LIST, "staff_user", detail=f"{len(users)} users")
     return [_staff_read(user) for user in users]
 
 
 @admin.post("/staff/{user_id}/unlock", response_model=StaffRead, summary="Lift a login lockout")
-async def unlock_staff(user_id: Int64, principal: SecurityAdmin, session: SessionDep, clock: ClockDep) -> StaffRead:
+async def unlock_staff(user_id: RowId, principal: SecurityAdmin, session: SessionDep, clock: ClockDep) -> StaffRead:
     user = await staff.unlock(session, clock, user_id)
     record(session, clock, principal, Action.UPDATE, "staff_user", resource_id=user_id, detail="unlocked")
     return _staff_read(user)
@@ -279,7 +279,7 @@ async def unlock_staff(user_id: Int64, principal: SecurityAdmin, session: Sessio
 
 @admin.post("/staff/{user_id}/deactivate", response_model=StaffRead,
             summary="Disable a staff user and end their sessions")
-async def deactivate_staff(user_id: Int64, principal: SecurityAdmin, session: SessionDep,
+async def deactivate_staff(user_id: RowId, principal: SecurityAdmin, session: SessionDep,
                            clock: ClockDep) -> StaffRead:
     user = await staff.deactivate(session, clock, user_id)
     record(session, clock, principal, Action.DEACTIVATE, "staff_user", resource_id=user_id)

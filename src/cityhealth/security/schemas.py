@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from cityhealth.db.types import Int64
+from cityhealth.db.types import RowId
 from cityhealth.security.principals import Role
 
 
@@ -62,8 +62,8 @@ class ResidentLogin(BaseModel):
 
 
 class ResidentAccountRead(BaseModel):
-    account_id: Int64
-    resident_id: Int64
+    account_id: RowId
+    resident_id: RowId
     phone: str = Field(description="masked, e.g. 138****5678")
 
 
@@ -71,8 +71,8 @@ class ClientCreate(BaseModel):
     client_id: str = Field(min_length=3, max_length=64)
     name: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1)
-    organization_id: Int64 | None = None
-    client_app_id: Int64 | None = None
+    organization_id: RowId | None = None
+    client_app_id: RowId | None = None
     jwks: dict[str, Any] | None = Field(default=None, description="the client's public JWK Set")
     jwks_url: str | None = Field(default=None, max_length=512)
 
@@ -82,8 +82,8 @@ class ClientRead(BaseModel):
 
     client_id: str
     name: str
-    organization_id: Int64 | None
-    client_app_id: Int64 | None
+    organization_id: RowId | None
+    client_app_id: RowId | None
     scopes: list[str]
     jwks_url: str | None
     created_at: datetime
@@ -95,7 +95,7 @@ class StaffCreate(BaseModel):
     display_name: str = Field(min_length=1, max_length=64)
     password: SecretStr
     roles: list[Role] = Field(min_length=1)
-    organization_id: Int64 | None = None
+    organization_id: RowId | None = None
 
 
 class StaffRead(BaseModel):
@@ -103,7 +103,7 @@ class StaffRead(BaseModel):
     username: str
     display_name: str
     roles: list[Role]
-    organization_id: Int64 | None
+    organization_id: RowId | None
     is_active: bool
     locked_until: datetime | None
     has_second_factor: bool
