@@ -59,6 +59,7 @@ async def test_an_unexpected_error_is_logged_with_the_request_id(
         await client.get("/api/test-failure", headers={"X-Request-ID": "req-failure-0002"})
     [logged] = [record for record in caplog.records if record.getMessage() == "unhandled error"]
     assert logged.request_id == "req-failure-0002"  # type: ignore[attr-defined]
+    assert logged.error_type == "RuntimeError"  # type: ignore[attr-defined]
     assert logged.exc_info is not None
     assert isinstance(logged.exc_info[1], RuntimeError)
 

@@ -270,7 +270,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # id); this handler, run by Starlette outside every middleware, is only the last resort for a failure
     # in the middleware itself.
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        return _internal_error(_request_id(request))
+        return _internal_error(_request_id(request), exc)
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -281,8 +281,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_middleware(UnhandledErrorMiddleware)
 
 
-def _internal_error(request_id: str | None) -> Response:
-    logger.exception("unhandled error", extra={"request_id": request_id})
+def _internal_error(request_id: str | None, exc: Exception) -> Response:
+    logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "error_type": type(exc).__name__})
     error = DomainError("internal error; quote the request id to the operator", code="internal_error")
     error.status, error.title = 500, "Internal server error"
     return problem_response(error, request_id)
@@ -311,10 +311,10 @@ class UnhandledErrorMiddleware:
             await self.app(scope, receive, send_tracking)
         except _BodyTooLarge:
             raise  # RequestContextMiddleware answers it with a 413
-        except Exception:
+        except Exception as exc:
             if started:  # part of a response is already out: nothing sound can be sent any more
                 raise
-            response = _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get())
+            response = _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
             await response(scope, receive, send)
 
 
