@@ -94,15 +94,11 @@ class Metrics:
 
 
 class RequestContextMiddleware:
-    """Request id (honouring a well-formed X-Request-ID), access log, metrics, and the body size limit."""
+    """Request id (honouring a well-formed X-Request-ID), access log and metrics."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int,
-                 large_body_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
-        # Bulk upload endpoints stream bodies of any size and enforce their own limits.
-        self.large_body_paths = large_body_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,28 +113,6 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
-        limit = None if scope["path"].startswith(self.large_body_paths or ("\0",)) else self.max_body_bytes
-
-        declared = headers.get(b"content-length")
-        if limit is not None and declared is not None and declared.isdigit() and int(declared) > limit:
-            response = problem_response(PayloadTooLarge(
-                f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
-                field="body", value=int(declared), rule="max_request_bytes"), request_id)
-            await response(scope, receive, send)
-            request_id_var.reset(token)
-            client_address_var.reset(address_token)
-            return
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if limit is not None and message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge(received, limit)
-            return message
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -148,12 +122,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge as exc:
-            response = problem_response(PayloadTooLarge(
-                f"request body exceeds the limit of {exc.limit} bytes",
-                field="body", value=exc.received, rule="max_request_bytes"), request_id)
-            await response(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -166,6 +135,57 @@ class RequestContextMiddleware:
             })
             request_id_var.reset(token)
             client_address_var.reset(address_token)
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over the limit with a 413: at once when its Content-Length says so, else as soon as
+    the bytes read pass it. Inside the security headers and the request id, so the 413 carries both."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        # Bulk upload endpoints stream bodies of any size and enforce their own limits.
+        self.large_body_paths = large_body_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.large_body_paths and scope["path"].startswith(self.large_body_paths)):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        request_id = scope.get("state", {}).get("request_id")
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = problem_response(PayloadTooLarge(
+                f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
+                field="body", value=int(declared), rule="max_request_bytes"), request_id)
+            await response(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(received, limit)
+            return message
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_tracking)
+        except _BodyTooLarge as exc:
+            if started:
+                raise
+            response = problem_response(PayloadTooLarge(
+                f"request body exceeds the limit of {exc.limit} bytes",
+                field="body", value=exc.received, rule="max_request_bytes"), request_id)
+            await response(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
@@ -310,7 +330,7 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, send_tracking)
         except _BodyTooLarge:
-            raise  # RequestContextMiddleware answers it with a 413
+            raise  # BodyLimitMiddleware answers it with a 413
         except Exception as exc:
             if started:  # part of a response is already out: nothing sound can be sent any more
                 raise

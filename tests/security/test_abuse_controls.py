@@ -83,6 +83,32 @@ async def test_a_body_over_the_limit_is_refused_with_413(client: httpx.AsyncClie
     assert response.json()["rule"] == "max_request_bytes"
 
 
+async def test_a_declared_oversized_body_is_refused_with_the_headers_and_request_id(
+        client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/auth/login", content=b"{" + b" " * 4096 + b"}",
+                                 headers={"Content-Type": "application/json", "X-Request-ID": "req-too-large-1"})
+    assert response.status_code == 413
+    assert response.headers["x-request-id"] == "req-too-large-1"
+    assert response.json()["request_id"] == "req-too-large-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+async def test_a_streamed_oversized_body_is_refused_with_the_headers_and_request_id(
+        client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: the limit counts as it reads
+        yield b"{"
+        yield b" " * 4096
+        yield b"}"
+
+    response = await client.post("/api/auth/login", content=chunks(),
+                                 headers={"Content-Type": "application/json", "X-Request-ID": "req-too-large-2"})
+    assert response.status_code == 413
+    assert response.headers["x-request-id"] == "req-too-large-2"
+    assert response.json()["request_id"] == "req-too-large-2"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_cors_is_closed_by_default(client: httpx.AsyncClient) -> None:
     response = await client.options("/api/auth/login", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
