@@ -19,20 +19,21 @@ _MALFORMED = [
 
 
 @pytest.mark.parametrize("body", _MALFORMED)
-async def test_a_body_outside_rfc_8259_is_refused_with_400_malformed_body(client: httpx.AsyncClient,
+async def test_a_body_outside_rfc_8259_is_refused_with_422_malformed_body(client: httpx.AsyncClient,
                                                                           body: bytes) -> None:
     response = await client.post("/api/auth/login", content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert (problem["code"], problem["field"], problem["rule"]) == ("malformed_body", "body", "json")
+    assert (problem["code"], problem["field"], problem["rule"]) == ("malformed_body", "body", "json.malformed")
     assert problem["request_id"] == response.headers["x-request-id"]
 
 
 async def test_a_problem_json_body_is_checked_too(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/auth/login", content=b'{"username": NaN}',
                                  headers={"content-type": "application/merge-patch+json; charset=utf-8"})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.json()["code"] == "malformed_body"
 
 
 async def test_a_paired_surrogate_escape_is_accepted(client: httpx.AsyncClient) -> None:

@@ -79,13 +79,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 _REASONS = {
-    400: "Malformed request (a body that is not RFC 8259 JSON, say)",
+    400: "The body could not be read as its Content-Type says (a broken form, say)",
     401: "Not authenticated, or the credentials were refused",
     403: "Authenticated, without the scope this route requires",
     404: "No such object — or not yours, which answers the same",
     409: "Conflicts with the current state (a duplicate, a full session, a deadline passed)",
     413: "Request body larger than the limit",
-    422: "A parameter or the body fails validation; `field`, `value` and `rule` say which",
+    422: "A parameter or the body fails validation (or is not RFC 8259 JSON); `field`, `value` and `rule` say which",
     429: "Too many attempts; retry after the Retry-After header's seconds",
     500: "Unexpected error; quote the request_id",
 }

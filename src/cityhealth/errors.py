@@ -38,12 +38,10 @@ class ValidationFailed(DomainError):
     title = "Unprocessable content"
 
 
-class MalformedBody(DomainError):
+class MalformedBody(ValidationFailed):
     """The body is not what its Content-Type says (JSON with NaN, Infinity or a lone surrogate, say)."""
 
-    status = 400
     code = "malformed_body"
-    title = "Malformed body"
 
 
 class NotFound(DomainError):

@@ -21,9 +21,10 @@ def is_json(content_type: str) -> bool:
 
 class StrictJsonMiddleware:
     """Refuses a JSON body Python's json module would accept but RFC 8259 does not — NaN, Infinity, numbers
-    beyond a double, lone surrogates (which no UTF-8 response or database column can hold) — with a 400
-    `malformed_body` naming the position, for every route at once. Bulk upload paths parse their own
-    bodies (with the same strict parser) as they stream, so they are passed through unread."""
+    beyond a double, lone surrogates (which no UTF-8 response or database column can hold) — with a 422
+    `malformed_body`, rule `json.malformed` (as the collection room's own parsers answer), naming the
+    position, for every route at once. Bulk upload paths parse their own bodies (with the same strict
+    parser) as they stream, so they are passed through unread."""
 
     def __init__(self, app: ASGIApp, *, streaming_paths: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -53,7 +54,7 @@ class StrictJsonMiddleware:
             except orjson.JSONDecodeError as exc:
                 response = problem_response(MalformedBody(
                     f"the body is not valid JSON (RFC 8259): {exc.msg} at character {exc.pos}",
-                    field="body", value=None, rule="json"), scope.get("state", {}).get("request_id"))
+                    field="body", value=None, rule="json.malformed"), scope.get("state", {}).get("request_id"))
                 await response(scope, receive, send)
                 return
         await self.app(scope, _replay([body], None, receive), send)
