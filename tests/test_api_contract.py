@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import pytest
 import requests
 import schemathesis
 from fastapi import FastAPI
@@ -63,7 +62,7 @@ def _examples(operation: schemathesis.APIOperation, mode: GenerationMode, base_u
     return call  # type: ignore[no-any-return]
 
 
-async def _run(app: FastAPI, base_url: str, headers: Callable[[], Awaitable[dict[str, str]]]) -> list[str]:
+async def _run(base_url: str, headers: Callable[[], Awaitable[dict[str, str]]]) -> list[str]:
     loop = asyncio.get_running_loop()
 
     def fresh_headers() -> dict[str, str]:  # minted in the server's loop, from Schemathesis's thread
@@ -76,13 +75,12 @@ async def _anonymous() -> dict[str, str]:
     return {}
 
 
-@pytest.mark.usefixtures("app")
-async def test_anonymous_callers_get_only_documented_answers_and_no_5xx(app: FastAPI, live_server: str) -> None:
-    failures = await _run(app, live_server, _anonymous)
+async def test_anonymous_callers_get_only_documented_answers_and_no_5xx(live_server: str) -> None:
+    failures = await _run(live_server, _anonymous)
     assert failures == [], "\n\n".join(failures)
 
 
 async def test_a_platform_administrator_gets_only_documented_answers_and_no_5xx(app: FastAPI,
                                                                                live_server: str) -> None:
-    failures = await _run(app, live_server, lambda: admin_headers(app))
+    failures = await _run(live_server, lambda: admin_headers(app))
     assert failures == [], "\n\n".join(failures)
