@@ -15,11 +15,17 @@ from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
-from cityhealth.observability import Metrics, RequestContextMiddleware, install_error_handlers
+from cityhealth.observability import (
+    BodyLimitMiddleware,
+    Metrics,
+    RequestContextMiddleware,
+    install_error_handlers,
+)
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
+from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.web import pages as web_pages
 
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
@@ -60,13 +66,11 @@ def create_app(
     app.state.metrics = Metrics()
 
     install_error_handlers(app)
+    app.add_middleware(StrictJsonMiddleware, streaming_paths=STREAMING_UPLOAD_PATHS)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,
+                       large_body_paths=STREAMING_UPLOAD_PATHS)
     security_http.install(app, settings)
-    app.add_middleware(
-        RequestContextMiddleware,
-        metrics=app.state.metrics,
-        max_body_bytes=settings.max_request_bytes,
-        large_body_paths=STREAMING_UPLOAD_PATHS,
-    )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
     apidocs.install(app)
     app.include_router(ops.router)

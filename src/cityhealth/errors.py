@@ -38,6 +38,12 @@ class ValidationFailed(DomainError):
     title = "Unprocessable content"
 
 
+class MalformedBody(ValidationFailed):
+    """The body is not what its Content-Type says (JSON with NaN, Infinity or a lone surrogate, say)."""
+
+    code = "malformed_body"
+
+
 class NotFound(DomainError):
     """Also used for "exists but not yours", so that existence never leaks."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -86,15 +87,11 @@ class Metrics:
 
 
 class RequestContextMiddleware:
-    """Request id (honouring a well-formed X-Request-ID), access log, metrics, and the body size limit."""
+    """Request id (honouring a well-formed X-Request-ID), access log and metrics."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int,
-                 large_body_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
-        # Bulk upload endpoints stream bodies of any size and enforce their own limits.
-        self.large_body_paths = large_body_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,28 +106,6 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
-        limit = None if scope["path"].startswith(self.large_body_paths or ("\0",)) else self.max_body_bytes
-
-        declared = headers.get(b"content-length")
-        if limit is not None and declared is not None and declared.isdigit() and int(declared) > limit:
-            response = problem_response(PayloadTooLarge(
-                f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
-                field="body", value=int(declared), rule="max_request_bytes"), request_id)
-            await response(scope, receive, send)
-            request_id_var.reset(token)
-            client_address_var.reset(address_token)
-            return
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if limit is not None and message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge(received, limit)
-            return message
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -140,12 +115,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge as exc:
-            response = problem_response(PayloadTooLarge(
-                f"request body exceeds the limit of {exc.limit} bytes",
-                field="body", value=exc.received, rule="max_request_bytes"), request_id)
-            await response(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -160,6 +130,57 @@ class RequestContextMiddleware:
             client_address_var.reset(address_token)
 
 
+class BodyLimitMiddleware:
+    """Refuses a body over the limit with a 413: at once when its Content-Length says so, else as soon as
+    the bytes read pass it. Inside the security headers and the request id, so the 413 carries both."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        # Bulk upload endpoints stream bodies of any size and enforce their own limits.
+        self.large_body_paths = large_body_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.large_body_paths and scope["path"].startswith(self.large_body_paths)):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        request_id = scope.get("state", {}).get("request_id")
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = problem_response(PayloadTooLarge(
+                f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
+                field="body", value=int(declared), rule="max_request_bytes"), request_id)
+            await response(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(received, limit)
+            return message
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_tracking)
+        except _BodyTooLarge as exc:
+            if started:
+                raise
+            response = problem_response(PayloadTooLarge(
+                f"request body exceeds the limit of {exc.limit} bytes",
+                field="body", value=exc.received, rule="max_request_bytes"), request_id)
+            await response(scope, receive, send)
+
+
 class _BodyTooLarge(Exception):
     def __init__(self, received: int, limit: int) -> None:
         self.received = received
@@ -172,19 +193,45 @@ def problem_body(error: DomainError, request_id: str | None) -> dict[str, Any]:
         "title": error.title,
         "status": error.status,
         "code": error.code,
-        "detail": scrub(error.message),
+        "detail": _safe(error.message),
     }
     if error.field is not None:
-        body["field"] = error.field
+        body["field"] = _safe(error.field)
     if error.value is not None:
-        body["value"] = scrub(str(error.value)) if isinstance(error.value, str) else error.value
+        body["value"] = _safe(error.value)
     if error.rule is not None:
         body["rule"] = error.rule
     if error.errors:
-        body["errors"] = json.loads(scrub(json.dumps(error.errors, ensure_ascii=False, default=str)))
+        body["errors"] = _safe(error.errors)
     if request_id:
         body["request_id"] = request_id
     return body
+
+
+def _safe(value: Any) -> Any:
+    """A JSON-renderable copy of whatever a caller sent, with ID and phone numbers masked.
+
+    Callers send anything: numbers where strings belong (an ID number as an integer), non-finite floats,
+    lone surrogates, bytes, nested objects. Each leaf is masked on its own, so masking can never produce
+    invalid JSON, and rendering the problem document can never fail.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(value)
+        if not math.isfinite(value) or scrub(text) != text:
+            return scrub(text)
+        return value
+    if isinstance(value, bytes | bytearray):
+        return _safe(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, str):
+        # A lone surrogate cannot be encoded as UTF-8; it becomes U+FFFD rather than a failed response.
+        return scrub(value.encode("utf-8", "replace").decode("utf-8"))
+    if isinstance(value, dict):
+        return {str(_safe(str(key))): _safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_safe(item) for item in value]
+    return _safe(str(value))
 
 
 def problem_response(error: DomainError, request_id: str | None,
@@ -232,16 +279,56 @@ def install_error_handlers(app: FastAPI) -> None:
         error.status, error.title = exc.status_code, str(exc.detail)
         return problem_response(error, _request_id(request), dict(exc.headers or {}))
 
+    # The platform's own middleware answers unexpected errors (inside the security headers and the request
+    # id); this handler, run by Starlette outside every middleware, is only the last resort for a failure
+    # in the middleware itself.
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
-        error = DomainError("internal error; quote the request id to the operator", code="internal_error")
-        error.status, error.title = 500, "Internal server error"
-        return problem_response(error, _request_id(request))
+        return _internal_error(_request_id(request), exc)
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+    # Added first, so innermost of the platform's middleware: its 500 passes through the security headers,
+    # the audit and the request id on its way out.
+    app.add_middleware(UnhandledErrorMiddleware)
+
+
+def _internal_error(request_id: str | None, exc: Exception) -> Response:
+    logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "error_type": type(exc).__name__})
+    error = DomainError("internal error; quote the request id to the operator", code="internal_error")
+    error.status, error.title = 500, "Internal server error"
+    return problem_response(error, request_id)
+
+
+class UnhandledErrorMiddleware:
+    """Turns an exception no handler claimed into a 500 problem document naming the request id, and logs it
+    with that id (the exception's type and traceback; its message is scrubbed like every log line)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except _BodyTooLarge:
+            raise  # BodyLimitMiddleware answers it with a 413
+        except Exception as exc:
+            if started:  # part of a response is already out: nothing sound can be sent any more
+                raise
+            response = _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
+            await response(scope, receive, send)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}

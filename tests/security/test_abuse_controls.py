@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -82,6 +83,32 @@ async def test_a_body_over_the_limit_is_refused_with_413(client: httpx.AsyncClie
     assert response.json()["rule"] == "max_request_bytes"
 
 
+async def test_a_declared_oversized_body_is_refused_with_the_headers_and_request_id(
+        client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/auth/login", content=b"{" + b" " * 4096 + b"}",
+                                 headers={"Content-Type": "application/json", "X-Request-ID": "req-too-large-1"})
+    assert response.status_code == 413
+    assert response.headers["x-request-id"] == "req-too-large-1"
+    assert response.json()["request_id"] == "req-too-large-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+async def test_a_streamed_oversized_body_is_refused_with_the_headers_and_request_id(
+        client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: the limit counts as it reads
+        yield b"{"
+        yield b" " * 4096
+        yield b"}"
+
+    response = await client.post("/api/auth/login", content=chunks(),
+                                 headers={"Content-Type": "application/json", "X-Request-ID": "req-too-large-2"})
+    assert response.status_code == 413
+    assert response.headers["x-request-id"] == "req-too-large-2"
+    assert response.json()["request_id"] == "req-too-large-2"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_cors_is_closed_by_default(client: httpx.AsyncClient) -> None:
     response = await client.options("/api/auth/login", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
@@ -118,21 +145,64 @@ def _production(settings: Settings, *, behind_proxy: bool) -> Settings:
                     **keys)  # type: ignore[arg-type]
 
 
-async def test_production_refuses_plain_http(settings: Settings, database: Database) -> None:
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/api/registry/areas", "/login", "/healthz/x"])
+async def test_production_refuses_plain_http(settings: Settings, database: Database, path: str) -> None:
     app = create_app(_production(settings, behind_proxy=False), database=database)
     async with _client_from(app, "127.0.0.1") as client:
-        response = await client.get("/healthz")
-        spoofed = await client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+        response = await client.get(path)
+        spoofed = await client.get(path, headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == spoofed.status_code == 403
     assert response.json()["code"] == "https_required"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(("path", "expected"), [("/healthz", "ok"), ("/readyz", "ready")])
+async def test_production_answers_the_load_balancers_plain_http_health_checks(
+        settings: Settings, database: Database, path: str, expected: str) -> None:
+    app = create_app(_production(settings, behind_proxy=False), database=database)
+    async with app.router.lifespan_context(app), _client_from(app, "127.0.0.1") as client:
+        response = await client.get(path)
+    assert response.status_code == 200
+    assert response.json()["status"] == expected
+
+
+async def test_the_content_security_policy_allows_no_inline_script_or_style(client: httpx.AsyncClient) -> None:
+    policy = (await client.get("/healthz")).headers["content-security-policy"]
+    directives = dict(directive.strip().split(" ", 1) for directive in policy.split(";"))
+    assert "'unsafe-inline'" not in policy
+    assert "'unsafe-eval'" not in policy
+    nonce = directives["script-src"].removeprefix("'self' 'nonce-").removesuffix("'")
+    assert directives == {
+        "default-src": "'self'", "img-src": "'self' data:", "style-src": f"'self' 'nonce-{nonce}'",
+        "script-src": f"'self' 'nonce-{nonce}'", "object-src": "'none'", "base-uri": "'none'",
+        "form-action": "'self'", "frame-ancestors": "'none'"}
+    assert len(nonce) >= 22
+
+
+async def test_each_response_gets_its_own_csp_nonce(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/healthz")).headers["content-security-policy"]
+    second = (await client.get("/healthz")).headers["content-security-policy"]
+    assert first != second
+
+
+async def test_the_docs_pages_inline_script_carries_the_responses_nonce(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    policy = response.headers["content-security-policy"]
+    scripts = re.findall(r"<script([^>]*)>", response.text)
+    inline = [attributes for attributes in scripts if "src=" not in attributes]
+    [nonce] = re.findall(r"'nonce-([^']+)'", policy.split("script-src", 1)[1].split(";", 1)[0])
+    assert inline == [f' nonce="{nonce}"']
+    assert "<style" not in response.text
+    assert " style=" not in response.text
 
 
 async def test_production_behind_a_declared_proxy_accepts_forwarded_https(settings: Settings,
                                                                           database: Database) -> None:
     app = create_app(_production(settings, behind_proxy=True), database=database)
     async with _client_from(app, "127.0.0.1") as client:
-        plain = await client.get("/healthz")
-        forwarded = await client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+        plain = await client.get("/openapi.json")
+        forwarded = await client.get("/openapi.json", headers={"X-Forwarded-Proto": "https"})
     assert plain.status_code == 403
     assert forwarded.status_code == 200
     assert forwarded.headers["strict-transport-security"].startswith("max-age=")

@@ -156,6 +156,20 @@ async def test_expired_assertion_is_rejected(app: FastAPI, client: httpx.AsyncCl
     await _refused(client, signed)
 
 
+@pytest.mark.parametrize("claim", ["exp", "nbf"])
+@pytest.mark.parametrize("value", ["soon", "1700000000", [1], {"at": 1}, True])
+async def test_a_time_claim_of_the_wrong_type_is_refused_as_invalid_client_and_audited(
+        app: FastAPI, client: httpx.AsyncClient, es_key: ClientKey, claim: str, value: object) -> None:
+    await register(app, "his-a", es_key)
+    response = await _refused(client, assertion(es_key, app, "his-a", **{claim: value}))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert f"{claim} must be a NumericDate" in response.json()["error_description"]
+    async with app.state.database.sessions() as session:
+        events = (await session.execute(select(AuditEvent).where(AuditEvent.action == "token"))).scalars().all()
+    assert [(e.actor, e.outcome) for e in events] == [("client:his-a", "denied")]
+
+
 async def test_replayed_jti_is_rejected(app: FastAPI, client: httpx.AsyncClient, es_key: ClientKey) -> None:
     await register(app, "his-a", es_key)
     signed = assertion(es_key, app, "his-a")

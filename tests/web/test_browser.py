@@ -7,8 +7,6 @@ platform may run on a machine without internet). Screenshots go to test-results/
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,8 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Seeded
 
 from cityhealth.clock import SimulatedClock
@@ -48,31 +44,6 @@ class Browser:
         assert self.requested, "the browser made no request at all"
         hosts = {urlsplit(url).hostname for url in self.requested}
         assert hosts == {"127.0.0.1"}, f"requests left the machine: {sorted(map(str, hosts))}"
-
-
-@pytest.fixture
-async def live_server(app: FastAPI) -> AsyncIterator[str]:
-    """The test's app behind uvicorn on a free 127.0.0.1 port, in this event loop."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    port = listener.getsockname()[1]
-    # The app fixture has run the lifespan already; uvicorn only serves.
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    for _ in range(500):
-        if server.started or serving.done():
-            break
-        await asyncio.sleep(0.01)
-    if serving.done():
-        serving.result()  # raises what stopped it
-    assert server.started, "uvicorn did not start within 5 s"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
 
 
 @pytest.fixture
@@ -210,4 +181,17 @@ async def test_demo_operator_logs_in_and_reaches_the_drill_down(
     assert cookies[SESSION_COOKIE]["httpOnly"] is True
     assert cookies[SESSION_COOKIE]["sameSite"] == "Strict"
     await screenshot(browser, "drill-down", min_bytes=5_000)
+    browser.assert_only_local_requests()
+
+
+async def test_api_docs_start_under_the_content_security_policy(browser: Browser) -> None:
+    page = browser.page
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    response = await page.goto(f"{browser.base_url}/docs")
+    assert response is not None
+    assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+    # Swagger UI's own container appears only once the nonce-carrying start-up script has run.
+    await page.locator("#swagger-ui .swagger-ui").wait_for(state="attached")
+    assert [text for text in messages if "Content Security Policy" in text] == []
     browser.assert_only_local_requests()

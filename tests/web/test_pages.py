@@ -378,6 +378,15 @@ async def test_login_without_a_code_asks_for_it(
     assert "6 位动态验证码" in response.text
 
 
+@pytest.mark.parametrize("cursor", [f"{2**63}:1", f"1:{2**63}", "²:1"])
+async def test_drill_down_refuses_a_cursor_no_database_integer_can_hold(
+        client: httpx.AsyncClient, seeded: Seeded, demo_operator: DemoOperator, clock: SimulatedClock,
+        cursor: str) -> None:
+    await log_in(client, demo_operator, clock)
+    response = await client.get(drill_down(seeded, after=cursor))
+    assert response.status_code == 422
+
+
 async def test_next_pointing_to_another_host_is_ignored(
         client: httpx.AsyncClient, demo_operator: DemoOperator, clock: SimulatedClock) -> None:
     response = await log_in(client, demo_operator, clock, next_url="//evil.example/steal")

@@ -61,6 +61,7 @@ from cityhealth.booking.schemas import (
 from cityhealth.clock import Clock, SystemClock, business_date
 from cityhealth.context import SessionDep
 from cityhealth.db.engine import Database
+from cityhealth.db.types import RowId
 from cityhealth.errors import DomainError, Forbidden, ValidationFailed
 from cityhealth.registry.protection import cipher_for
 from cityhealth.security.audit import Action, Outcome, record, record_now
@@ -190,7 +191,7 @@ async def _written(database: Database, clock: Clock, principal: Principal, resul
 @router.get("/sessions", response_model=list[AvailabilityRead], summary="Availability search (a cached hint)")
 async def search_sessions(
     principal: Reader, database: DatabaseDep, clock: ClockDep, runtime: RuntimeDep,
-    organization_id: int | None = None, department_id: int | None = None, practitioner_id: int | None = None,
+    organization_id: RowId | None = None, department_id: RowId | None = None, practitioner_id: RowId | None = None,
     date_from: date | None = None, date_to: date | None = None,
 ) -> list[AvailabilityRead]:
     found = await schedules.search(database, clock, runtime, organization_id=organization_id,
@@ -201,7 +202,7 @@ async def search_sessions(
 
 
 @router.get("/sessions/{session_id}", response_model=SessionRead)
-async def get_session(principal: Reader, session: SessionDep, clock: ClockDep, session_id: int) -> SessionRead:
+async def get_session(principal: Reader, session: SessionDep, clock: ClockDep, session_id: RowId) -> SessionRead:
     view = await schedules.get_session(session, session_id)
     if principal.resident_id is not None:
         record(session, clock, principal, Action.READ, "booking_session", resource_id=session_id,
@@ -219,7 +220,7 @@ async def publish_session(principal: Scheduler, session: SessionDep, clock: Cloc
 
 @router.post("/sessions/{session_id}/suspend", response_model=SuspendResult, summary="Clinic suspension (停诊)")
 async def suspend_session(principal: Scheduler, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
-                          session_id: int, data: SuspendRequest) -> SuspendResult:
+                          session_id: RowId, data: SuspendRequest) -> SuspendResult:
     return await suspension.suspend_session(session, clock, runtime, principal, session_id, data.reason)
 
 
@@ -236,7 +237,7 @@ async def generate_sessions(principal: Scheduler, session: SessionDep, clock: Cl
 
 
 @router.get("/policies/{organization_id}", response_model=PolicyRead)
-async def get_policy(principal: Reader, session: SessionDep, clock: ClockDep, organization_id: int) -> PolicyRead:
+async def get_policy(principal: Reader, session: SessionDep, clock: ClockDep, organization_id: RowId) -> PolicyRead:
     view = await schedules.get_policy(session, organization_id)
     if principal.resident_id is not None:
         record(session, clock, principal, Action.READ, "booking_policy", resource_id=organization_id,
@@ -246,7 +247,7 @@ async def get_policy(principal: Reader, session: SessionDep, clock: ClockDep, or
 
 @router.put("/policies/{organization_id}", response_model=PolicyRead)
 async def put_policy(principal: Scheduler, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
-                     organization_id: int, data: PolicyUpdate) -> PolicyRead:
+                     organization_id: RowId, data: PolicyUpdate) -> PolicyRead:
     return await schedules.put_policy(session, clock, runtime, principal, organization_id, data)
 
 
@@ -287,7 +288,7 @@ async def list_my_bookings(principal: Reader, session: SessionDep, clock: ClockD
 
 @router.get("/bookings/{booking_id}", response_model=BookingRead)
 async def get_booking(principal: Reader, session: SessionDep, clock: ClockDep, cipher: CipherDep,
-                      booking_id: int) -> BookingRead:
+                      booking_id: RowId) -> BookingRead:
     caller = caller_of(principal)
     booking = await service.owned_booking(session, cipher, clock, caller, booking_id, None, lock=False)
     record(session, clock, principal, Action.READ, service.RESOURCE, resource_id=booking.id,
@@ -297,14 +298,14 @@ async def get_booking(principal: Reader, session: SessionDep, clock: ClockDep, c
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingRead)
 async def cancel_booking(principal: Writer, session: SessionDep, clock: ClockDep, cipher: CipherDep,
-                         runtime: RuntimeDep, booking_id: int, data: CancelRequest | None = None) -> BookingRead:
+                         runtime: RuntimeDep, booking_id: RowId, data: CancelRequest | None = None) -> BookingRead:
     return await lifecycle.cancel(session, clock, cipher, runtime, principal, booking_id, data or CancelRequest())
 
 
 @router.post("/bookings/{booking_id}/reschedule", status_code=201, response_model=BookingRead,
              summary="Move a booking to another session (Idempotency-Key required)")
 async def reschedule_booking(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
-                             cipher: CipherDep, runtime: RuntimeDep, booking_id: int, data: RescheduleRequest,
+                             cipher: CipherDep, runtime: RuntimeDep, booking_id: RowId, data: RescheduleRequest,
                              idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
     result = await lifecycle.reschedule(database, clock, cipher, runtime, principal, booking_id, data, idem)
@@ -312,7 +313,7 @@ async def reschedule_booking(principal: Writer, request: Request, database: Data
 
 
 @router.post("/bookings/{booking_id}/check-in", response_model=BookingRead, summary="The hospital reports arrival")
-async def check_in(principal: Scheduler, session: SessionDep, clock: ClockDep, booking_id: int) -> BookingRead:
+async def check_in(principal: Scheduler, session: SessionDep, clock: ClockDep, booking_id: RowId) -> BookingRead:
     return await lifecycle.check_in(session, clock, principal, booking_id)
 
 
@@ -338,7 +339,7 @@ async def list_callbacks(principal: Writer, session: SessionDep, clock: ClockDep
 
 
 @router.post("/callbacks/{callback_id}/done", response_model=CallbackRead)
-async def close_callback(principal: Writer, session: SessionDep, clock: ClockDep, callback_id: int,
+async def close_callback(principal: Writer, session: SessionDep, clock: ClockDep, callback_id: RowId,
                          data: CallbackDone) -> CallbackRead:
     _require_agent(principal)
     return await suspension.close_callback(session, clock, principal, callback_id, data.note)
@@ -372,7 +373,7 @@ def caller_of_staff(principal: Principal) -> Caller:
 
 
 @router.post("/sanctions/{sanction_id}/lift", response_model=SanctionRead, summary="Staff override of a ban")
-async def lift_sanction(principal: Admin, session: SessionDep, clock: ClockDep, sanction_id: int,
+async def lift_sanction(principal: Admin, session: SessionDep, clock: ClockDep, sanction_id: RowId,
                         data: SanctionLift) -> SanctionRead:
     return await sanctions.lift(session, clock, principal, sanction_id, data.reason)
 

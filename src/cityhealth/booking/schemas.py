@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
-from typing import Literal
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from cityhealth.db.types import RowId
 
 FeeClass = Literal["general", "expert", "special_needs"]
+# Asia/Shanghai has kept UTC+08:00 all year since 1991, so a wall time there has this one offset.
+BUSINESS_OFFSET = timezone(timedelta(hours=8))
+
+
+def _wall_time(value: time) -> time:
+    if value.tzinfo is not None and value.utcoffset() != timedelta(hours=8):
+        raise ValueError("a time is an Asia/Shanghai wall time: no offset, or +08:00")
+    return value.replace(tzinfo=None)
+
+
+def _with_offset(value: time) -> time:
+    return value.replace(tzinfo=BUSINESS_OFFSET)
+
+
+BusinessTime = Annotated[time, AfterValidator(_wall_time),
+                         PlainSerializer(_with_offset, return_type=time, when_used="json")]
+"""An Asia/Shanghai wall time: read without an offset or with +08:00, kept naive, and written with its
+offset (08:00:00+08:00), as OpenAPI's `format: time` (RFC 3339 full-time) requires."""
 
 
 class _Input(BaseModel):
@@ -29,12 +49,12 @@ class Quotas(_Input):
 
 class SessionCreate(_Input):
     external_id: str = Field(min_length=1, max_length=64, description="the hospital's own key for the session")
-    organization_id: int | None = Field(default=None, description="defaults to the caller's organization")
-    department_id: int
-    practitioner_id: int | None = None
+    organization_id: RowId | None = Field(default=None, description="defaults to the caller's organization")
+    department_id: RowId
+    practitioner_id: RowId | None = None
     service_date: date
-    start_time: time = Field(description="Asia/Shanghai wall time")
-    end_time: time
+    start_time: BusinessTime = Field(description="Asia/Shanghai wall time")
+    end_time: BusinessTime
     capacity: int = Field(ge=1, le=2000)
     fee_class: FeeClass = "general"
     quotas: Quotas = Field(default_factory=Quotas)
@@ -48,9 +68,9 @@ class SessionCreate(_Input):
 
 class SessionRead(_Output):
     id: int
-    organization_id: int
-    department_id: int
-    practitioner_id: int | None
+    organization_id: RowId
+    department_id: RowId
+    practitioner_id: RowId | None
     external_id: str
     service_date: date
     starts_at: datetime
@@ -69,9 +89,9 @@ class AvailabilityRead(BaseModel):
     """A session as the availability search shows it: a hint, re-checked when booking."""
 
     id: int
-    organization_id: int
-    department_id: int
-    practitioner_id: int | None
+    organization_id: RowId
+    department_id: RowId
+    practitioner_id: RowId | None
     service_date: date
     starts_at: datetime
     ends_at: datetime
@@ -83,12 +103,12 @@ class AvailabilityRead(BaseModel):
 
 
 class TemplateCreate(_Input):
-    organization_id: int | None = None
-    department_id: int
-    practitioner_id: int | None = None
+    organization_id: RowId | None = None
+    department_id: RowId
+    practitioner_id: RowId | None = None
     weekday: int = Field(ge=1, le=7, description="ISO weekday, 1 = Monday")
-    start_time: time
-    end_time: time
+    start_time: BusinessTime
+    end_time: BusinessTime
     capacity: int = Field(ge=1, le=2000)
     fee_class: FeeClass = "general"
     quotas: Quotas = Field(default_factory=Quotas)
@@ -102,19 +122,19 @@ class TemplateCreate(_Input):
 
 class TemplateRead(_Output):
     id: int
-    organization_id: int
-    department_id: int
-    practitioner_id: int | None
+    organization_id: RowId
+    department_id: RowId
+    practitioner_id: RowId | None
     weekday: int
-    start_time: time
-    end_time: time
+    start_time: BusinessTime
+    end_time: BusinessTime
     capacity: int
     fee_class: str
     is_active: bool
 
 
 class GenerateRequest(_Input):
-    organization_id: int | None = None
+    organization_id: RowId | None = None
     date_from: date
     date_to: date
 
@@ -132,26 +152,26 @@ class GenerateResult(BaseModel):
 
 class PolicyUpdate(_Input):
     window_days: int = Field(default=7, ge=1, le=90)
-    release_time: time = time(0, 0)
+    release_time: BusinessTime = time(0, 0)
     same_day_allowed: bool = False
-    next_day_cutoff: time = time(12, 0)
+    next_day_cutoff: BusinessTime = time(12, 0)
     cancellation_allowed: bool = True
     cancel_cutoff_days_before: int = Field(default=1, ge=0, le=30)
-    cancel_cutoff_time: time = time(16, 0)
+    cancel_cutoff_time: BusinessTime = time(16, 0)
     pickup_grace_minutes: int = Field(default=30, ge=0, le=720)
     hold_minutes: int = Field(default=15, ge=1, le=15)
 
 
 class PolicyRead(PolicyUpdate):
     model_config = ConfigDict(extra="ignore")
-    organization_id: int
+    organization_id: RowId
 
 
 class BookingCreate(_Input):
     """Book a slot of `session_id`, or confirm the hold `hold_id`; one of the two."""
 
-    session_id: int | None = None
-    hold_id: int | None = None
+    session_id: RowId | None = None
+    hold_id: RowId | None = None
     id_number: str | None = Field(default=None, max_length=32,
                                   description="the resident's ID number (not for residents booking for themselves)")
     channel: str | None = Field(default=None, max_length=32,
@@ -165,13 +185,13 @@ class BookingCreate(_Input):
 
 
 class HoldCreate(_Input):
-    session_id: int
+    session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
     channel: str | None = Field(default=None, max_length=32)
 
 
 class RescheduleRequest(_Input):
-    session_id: int
+    session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
 
 
@@ -188,9 +208,9 @@ class ResidentLookup(_Input):
 
 class BookingRead(_Output):
     id: int
-    session_id: int
-    organization_id: int
-    department_id: int
+    session_id: RowId
+    organization_id: RowId
+    department_id: RowId
     service_date: date
     starts_at: datetime
     ends_at: datetime
@@ -198,7 +218,7 @@ class BookingRead(_Output):
     estimated_at: datetime
     status: str
     channel: str
-    client_app_id: int | None
+    client_app_id: RowId | None
     hold_expires_at: datetime | None
     booked_at: datetime | None
     checked_in_at: datetime | None
@@ -207,16 +227,16 @@ class BookingRead(_Output):
 
 
 class WaitlistCreate(_Input):
-    session_id: int
+    session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
 
 
 class WaitlistRead(_Output):
     id: int
-    session_id: int
+    session_id: RowId
     status: str
     position: int | None
-    offered_booking_id: int | None
+    offered_booking_id: RowId | None
     created_at: datetime
 
 
@@ -225,7 +245,7 @@ class SuspendRequest(_Input):
 
 
 class SuspendResult(BaseModel):
-    session_id: int
+    session_id: RowId
     status: str
     cancelled_bookings: int
     notifications_queued: int
@@ -258,8 +278,8 @@ class SanctionLift(_Input):
 
 class CallbackRead(_Output):
     id: int
-    booking_id: int
-    session_id: int
+    booking_id: RowId
+    session_id: RowId
     reason: str
     status: str
     created_at: datetime

@@ -35,6 +35,7 @@ from cityhealth.collection.schemas import (
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.workers import PreparePool
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
+from cityhealth.db.types import Int64
 from cityhealth.errors import Conflict
 from cityhealth.personal_numbers import scrub, scrub_json
 from cityhealth.security.audit import Action, record
@@ -183,13 +184,13 @@ async def create_job(
 
 
 @router.get("/jobs/{job_id}", response_model=JobRead, summary="A job's progress and summary")
-async def get_job(job_id: int, principal: JobReader, session: SessionDep) -> dict[str, Any]:
+async def get_job(job_id: Int64, principal: JobReader, session: SessionDep) -> dict[str, Any]:
     return service.job_view(await service.job_for(session, principal, job_id))
 
 
 @router.get("/jobs/{job_id}/rejections", summary="A job's rejected rows, NDJSON, each with its errors")
 async def get_job_rejections(
-    job_id: int,
+    job_id: Int64,
     principal: JobReader,
     session: SessionDep,
     clock: ClockDep,
@@ -230,7 +231,7 @@ async def get_job_rejections(
     summary="Resume an unfinished job, or re-run a completed job's rejected rows (after a code table was fixed)",
 )
 async def rerun_job(
-    job_id: int, request: Request, principal: Admin, clock: ClockDep, database: DatabaseDep
+    job_id: Int64, request: Request, principal: Admin, clock: ClockDep, database: DatabaseDep
 ) -> dict[str, Any]:
     collector, _ = runtime(request.app)
     # No request transaction: the work runs in transactions of its own, chunk by chunk.

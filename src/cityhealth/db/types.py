@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -32,3 +33,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if moment.tzinfo is None:  # SQLite, and raw SQL paths on it
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+Int64 = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer a BIGINT column (or an OFFSET) can bind on every supported database."""
+RowId = Annotated[int, Interval(ge=INT32_MIN, le=INT32_MAX)]
+"""The id of a row whose key is an INTEGER column — 32-bit on PostgreSQL, where a larger value fails
+inside the driver. Every integer a request carries into a query (path and query parameters, ids in
+bodies) is declared RowId, or Int64 where its column is a BIGINT, so an out-of-range one is a 422 naming
+the parameter instead of a 500 from the driver."""

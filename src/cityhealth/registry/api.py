@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, status
 from cityhealth.clock import Clock
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
 from cityhealth.db.engine import Database
+from cityhealth.db.types import Int64, RowId
 from cityhealth.errors import DomainError
 from cityhealth.registry import departments, residents, service
 from cityhealth.registry.protection import CipherDep
@@ -56,12 +57,12 @@ ResidentWriter = Annotated[Principal, Depends(require(Scope.RESIDENT_WRITE))]
 # A resident may read their own record (the service answers 404 for anyone else's).
 ResidentViewer = Annotated[Principal, Depends(require_any(Scope.RESIDENT_READ, Scope.RESIDENT_SELF))]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[Int64, Query(ge=0)]
 
 
 @asynccontextmanager
 async def _audit_refusal(database: Database, clock: Clock, principal: Principal, action: Action,
-                         resident_id: int | None = None) -> AsyncIterator[None]:
+                         resident_id: RowId | None = None) -> AsyncIterator[None]:
     """Audit a refused resident request: its own transaction rolls back, taking any queued event with it."""
     try:
         yield
@@ -120,7 +121,7 @@ async def list_organizations(
 
 
 @router.get("/organizations/{organization_id}", response_model=OrganizationRead, summary="Get an organization")
-async def get_organization(organization_id: int, session: SessionDep, _: RegistryReader) -> OrganizationRead:
+async def get_organization(organization_id: RowId, session: SessionDep, _: RegistryReader) -> OrganizationRead:
     return await service.get_organization(session, organization_id)
 
 
@@ -133,14 +134,14 @@ async def create_organization(data: OrganizationCreate, session: SessionDep, clo
 
 @router.patch("/organizations/{organization_id}", response_model=OrganizationRead,
               summary="Update an organization")
-async def update_organization(organization_id: int, data: OrganizationUpdate, session: SessionDep,
+async def update_organization(organization_id: RowId, data: OrganizationUpdate, session: SessionDep,
                               clock: ClockDep, principal: RegistryWriter) -> OrganizationRead:
     return await service.update_organization(session, clock, principal, organization_id, data)
 
 
 @router.post("/organizations/{organization_id}/deactivate", response_model=OrganizationRead,
              summary="End an organization's active period (never deletes)")
-async def deactivate_organization(organization_id: int, session: SessionDep, clock: ClockDep,
+async def deactivate_organization(organization_id: RowId, session: SessionDep, clock: ClockDep,
                                   principal: RegistryWriter, data: OrganizationDeactivate | None = None
                                   ) -> OrganizationRead:
     return await service.deactivate_organization(session, clock, principal, organization_id,
@@ -152,7 +153,7 @@ async def deactivate_organization(organization_id: int, session: SessionDep, clo
 
 @router.get("/organizations/{organization_id}/departments", response_model=Page[DepartmentRead],
             summary="List an organization's departments")
-async def list_departments(organization_id: int, session: SessionDep, _: RegistryReader,
+async def list_departments(organization_id: RowId, session: SessionDep, _: RegistryReader,
                            active: bool | None = None, limit: Limit = 100, offset: Offset = 0
                            ) -> Page[DepartmentRead]:
     return await departments.list_departments(session, organization_id, active=active, limit=limit,
@@ -161,28 +162,28 @@ async def list_departments(organization_id: int, session: SessionDep, _: Registr
 
 @router.get("/organizations/{organization_id}/departments/{department_id}", response_model=DepartmentRead,
             summary="Get a department")
-async def get_department(organization_id: int, department_id: int, session: SessionDep, _: RegistryReader
+async def get_department(organization_id: RowId, department_id: RowId, session: SessionDep, _: RegistryReader
                          ) -> DepartmentRead:
     return await departments.get_department(session, organization_id, department_id)
 
 
 @router.post("/organizations/{organization_id}/departments", response_model=DepartmentRead,
              status_code=status.HTTP_201_CREATED, summary="Create a department")
-async def create_department(organization_id: int, data: DepartmentCreate, session: SessionDep, clock: ClockDep,
+async def create_department(organization_id: RowId, data: DepartmentCreate, session: SessionDep, clock: ClockDep,
                             principal: RegistryWriter) -> DepartmentRead:
     return await departments.create_department(session, clock, principal, organization_id, data)
 
 
 @router.patch("/organizations/{organization_id}/departments/{department_id}", response_model=DepartmentRead,
               summary="Update a department")
-async def update_department(organization_id: int, department_id: int, data: DepartmentUpdate,
+async def update_department(organization_id: RowId, department_id: RowId, data: DepartmentUpdate,
                             session: SessionDep, clock: ClockDep, principal: RegistryWriter) -> DepartmentRead:
     return await departments.update_department(session, clock, principal, organization_id, department_id, data)
 
 
 @router.post("/organizations/{organization_id}/departments/{department_id}/deactivate",
              response_model=DepartmentRead, summary="Deactivate a department (never deletes)")
-async def deactivate_department(organization_id: int, department_id: int, session: SessionDep,
+async def deactivate_department(organization_id: RowId, department_id: RowId, session: SessionDep,
                                 clock: ClockDep, principal: RegistryWriter) -> DepartmentRead:
     return await departments.deactivate_department(session, clock, principal, organization_id, department_id)
 
@@ -192,8 +193,8 @@ async def deactivate_department(organization_id: int, department_id: int, sessio
 
 @router.get("/organizations/{organization_id}/practitioners", response_model=Page[PractitionerRead],
             summary="List an organization's practitioners")
-async def list_practitioners(organization_id: int, session: SessionDep, _: RegistryReader,
-                             department_id: int | None = None, active: bool | None = None,
+async def list_practitioners(organization_id: RowId, session: SessionDep, _: RegistryReader,
+                             department_id: RowId | None = None, active: bool | None = None,
                              limit: Limit = 100, offset: Offset = 0) -> Page[PractitionerRead]:
     return await departments.list_practitioners(session, organization_id, department_id=department_id,
                                                 active=active, limit=limit, offset=offset)
@@ -201,21 +202,21 @@ async def list_practitioners(organization_id: int, session: SessionDep, _: Regis
 
 @router.get("/organizations/{organization_id}/practitioners/{practitioner_id}", response_model=PractitionerRead,
             summary="Get a practitioner")
-async def get_practitioner(organization_id: int, practitioner_id: int, session: SessionDep, _: RegistryReader
+async def get_practitioner(organization_id: RowId, practitioner_id: RowId, session: SessionDep, _: RegistryReader
                            ) -> PractitionerRead:
     return await departments.get_practitioner(session, organization_id, practitioner_id)
 
 
 @router.post("/organizations/{organization_id}/practitioners", response_model=PractitionerRead,
              status_code=status.HTTP_201_CREATED, summary="Create a practitioner")
-async def create_practitioner(organization_id: int, data: PractitionerCreate, session: SessionDep,
+async def create_practitioner(organization_id: RowId, data: PractitionerCreate, session: SessionDep,
                               clock: ClockDep, principal: RegistryWriter) -> PractitionerRead:
     return await departments.create_practitioner(session, clock, principal, organization_id, data)
 
 
 @router.patch("/organizations/{organization_id}/practitioners/{practitioner_id}",
               response_model=PractitionerRead, summary="Update a practitioner")
-async def update_practitioner(organization_id: int, practitioner_id: int, data: PractitionerUpdate,
+async def update_practitioner(organization_id: RowId, practitioner_id: RowId, data: PractitionerUpdate,
                               session: SessionDep, clock: ClockDep, principal: RegistryWriter
                               ) -> PractitionerRead:
     return await departments.update_practitioner(session, clock, principal, organization_id, practitioner_id,
@@ -224,7 +225,7 @@ async def update_practitioner(organization_id: int, practitioner_id: int, data: 
 
 @router.post("/organizations/{organization_id}/practitioners/{practitioner_id}/deactivate",
              response_model=PractitionerRead, summary="Deactivate a practitioner (never deletes)")
-async def deactivate_practitioner(organization_id: int, practitioner_id: int, session: SessionDep,
+async def deactivate_practitioner(organization_id: RowId, practitioner_id: RowId, session: SessionDep,
                                   clock: ClockDep, principal: RegistryWriter) -> PractitionerRead:
     return await departments.deactivate_practitioner(session, clock, principal, organization_id,
                                                      practitioner_id)
@@ -241,7 +242,7 @@ async def list_client_apps(session: SessionDep, _: RegistryReader, channel: Chan
 
 
 @router.get("/client-apps/{app_id}", response_model=ClientAppRead, summary="Get a client application")
-async def get_client_app(app_id: int, session: SessionDep, _: RegistryReader) -> ClientAppRead:
+async def get_client_app(app_id: RowId, session: SessionDep, _: RegistryReader) -> ClientAppRead:
     return await service.get_client_app(session, app_id)
 
 
@@ -253,14 +254,14 @@ async def create_client_app(data: ClientAppCreate, session: SessionDep, clock: C
 
 
 @router.patch("/client-apps/{app_id}", response_model=ClientAppRead, summary="Update a client application")
-async def update_client_app(app_id: int, data: ClientAppUpdate, session: SessionDep, clock: ClockDep,
+async def update_client_app(app_id: RowId, data: ClientAppUpdate, session: SessionDep, clock: ClockDep,
                             principal: RegistryWriter) -> ClientAppRead:
     return await service.update_client_app(session, clock, principal, app_id, data)
 
 
 @router.post("/client-apps/{app_id}/deactivate", response_model=ClientAppRead,
              summary="Deactivate a client application (never deletes)")
-async def deactivate_client_app(app_id: int, session: SessionDep, clock: ClockDep, principal: RegistryWriter
+async def deactivate_client_app(app_id: RowId, session: SessionDep, clock: ClockDep, principal: RegistryWriter
                                 ) -> ClientAppRead:
     return await service.deactivate_client_app(session, clock, principal, app_id)
 
@@ -292,7 +293,7 @@ async def lookup_resident(data: ResidentLookup, session: SessionDep, database: D
 
 @router.get("/residents/{resident_id}", response_model=ResidentRevealed | ResidentRead,
             summary="Get a resident: masked; whole numbers (reveal) for the resident or a platform admin")
-async def get_resident(resident_id: int, session: SessionDep, database: DatabaseDep, clock: ClockDep,
+async def get_resident(resident_id: RowId, session: SessionDep, database: DatabaseDep, clock: ClockDep,
                        cipher: CipherDep, principal: ResidentViewer, reveal: bool = False) -> ResidentRead:
     async with _audit_refusal(database, clock, principal, Action.READ, resident_id):
         return await residents.get_resident(session, clock, cipher, principal, resident_id, reveal=reveal)
@@ -307,7 +308,7 @@ async def register_resident(data: ResidentCreate, session: SessionDep, database:
 
 
 @router.patch("/residents/{resident_id}", response_model=ResidentRead, summary="Update a resident")
-async def update_resident(resident_id: int, data: ResidentUpdate, session: SessionDep, database: DatabaseDep,
+async def update_resident(resident_id: RowId, data: ResidentUpdate, session: SessionDep, database: DatabaseDep,
                           clock: ClockDep, cipher: CipherDep, principal: ResidentWriter) -> ResidentRead:
     async with _audit_refusal(database, clock, principal, Action.UPDATE, resident_id):
         return await residents.update_resident(session, clock, cipher, principal, resident_id, data)
@@ -315,7 +316,7 @@ async def update_resident(resident_id: int, data: ResidentUpdate, session: Sessi
 
 @router.post("/residents/{resident_id}/deactivate", response_model=ResidentRead,
              summary="Deactivate a resident (never deletes)")
-async def deactivate_resident(resident_id: int, session: SessionDep, database: DatabaseDep, clock: ClockDep,
+async def deactivate_resident(resident_id: RowId, session: SessionDep, database: DatabaseDep, clock: ClockDep,
                               cipher: CipherDep, principal: ResidentWriter) -> ResidentRead:
     async with _audit_refusal(database, clock, principal, Action.DEACTIVATE, resident_id):
         return await residents.deactivate_resident(session, clock, cipher, principal, resident_id)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cityhealth.db.types import RowId
 from cityhealth.registry.identifiers import IdentifierError, validate_uscc
 from cityhealth.registry.models import AREA_LEVELS, CHANNELS, ORGANIZATION_KINDS
 
@@ -185,7 +186,7 @@ class _OrganizationFields(_Input):
 
 
 class OrganizationCreate(_OrganizationFields):
-    parent_id: int | None = None
+    parent_id: RowId | None = None
 
 
 class OrganizationUpdate(_Input):
@@ -198,7 +199,7 @@ class OrganizationUpdate(_Input):
     level: HospitalLevel | None = None
     kind: OrganizationKind | None = None
     area_code: AreaCode | None = None
-    parent_id: int | None = None
+    parent_id: RowId | None = None
     active_from: date | None = None
     active_to: date | None = Field(default=None, description=_ACTIVE_TO)
 
@@ -222,7 +223,7 @@ class OrganizationRead(_Output):
     level: str | None
     kind: str
     area_code: str | None
-    parent_id: int | None
+    parent_id: RowId | None
     active_from: date
     active_to: date | None
     created_at: datetime
@@ -251,7 +252,7 @@ class DepartmentUpdate(_Input):
 
 class DepartmentRead(_Output):
     id: int
-    organization_id: int
+    organization_id: RowId
     subject_code: str
     local_code: str
     local_name: str
@@ -267,13 +268,13 @@ class _PractitionerFields(_Input):
 
 
 class PractitionerCreate(_PractitionerFields):
-    department_id: int | None = None
+    department_id: RowId | None = None
 
 
 class PractitionerUpdate(_Input):
     name: Name64 | None = None
     title: Annotated[str, Field(max_length=32)] | None = None
-    department_id: int | None = None
+    department_id: RowId | None = None
     is_active: bool | None = None
 
     @field_validator("name", "is_active")
@@ -284,8 +285,8 @@ class PractitionerUpdate(_Input):
 
 class PractitionerRead(_Output):
     id: int
-    organization_id: int
-    department_id: int | None
+    organization_id: RowId
+    department_id: RowId | None
     staff_code: str
     name: str
     title: str | None
@@ -306,7 +307,7 @@ class _ClientAppFields(_Input):
 
 
 class ClientAppCreate(_ClientAppFields):
-    organization_id: int | None = None
+    organization_id: RowId | None = None
 
 
 class ClientAppUpdate(_Input):
@@ -314,7 +315,7 @@ class ClientAppUpdate(_Input):
     channel: Channel | None = None
     other_channels: list[Channel] | None = None
     operator: Annotated[str, Field(max_length=255)] | None = None
-    organization_id: int | None = None
+    organization_id: RowId | None = None
     is_active: bool | None = None
 
     @field_validator("name", "channel", "is_active", "other_channels")
@@ -330,7 +331,7 @@ class ClientAppRead(_Output):
     channel: str
     other_channels: list[str]
     operator: str | None
-    organization_id: int | None
+    organization_id: RowId | None
     is_active: bool
     created_at: datetime
     updated_at: datetime

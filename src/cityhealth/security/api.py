@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
+from cityhealth.db.types import Int64, RowId
 from cityhealth.errors import NotFound, Unauthenticated, ValidationFailed
 from cityhealth.security import repository, sessions, staff
 from cityhealth.security.access_log import MAX_PAGE, access_log
@@ -33,6 +34,7 @@ from cityhealth.security.schemas import (
     AccessLogPage,
     ClientCreate,
     ClientRead,
+    OAuthErrorResponse,
     SessionRead,
     StaffCreate,
     StaffCreated,
@@ -64,7 +66,9 @@ def _jwks_fetcher(request: Request) -> JwksFetcher:
 
 
 @auth.post("/token", name="oauth_token", response_model=TokenResponse,
-           summary="OAuth2 client credentials with a signed JWT client assertion (SMART Backend Services)")
+           summary="OAuth2 client credentials with a signed JWT client assertion (SMART Backend Services)",
+           responses={400: {"model": OAuthErrorResponse, "description": "RFC 6749 error: a malformed request"},
+                      401: {"model": OAuthErrorResponse, "description": "RFC 6749 error: invalid_client"}})
 async def token(
     request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
     grant_type: Annotated[str | None, Form()] = None,
@@ -179,7 +183,7 @@ async def totp_confirm(body: TotpConfirmation, principal: Authenticated, session
 
 @me.get("/access-log", response_model=AccessLogPage, summary="Who accessed my record, and when (residents)")
 async def my_access_log(principal: ResidentSelf, session: SessionDep, clock: ClockDep,
-                        before: Annotated[int | None, Query(ge=1)] = None,
+                        before: Annotated[Int64 | None, Query(ge=1)] = None,
                         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50) -> AccessLogPage:
     return await access_log(session, clock, principal, before=before, limit=limit)
 
@@ -264,14 +268,14 @@ async def create_staff(body: StaffCreate, principal: SecurityAdmin, session: Ses
 
 @admin.get("/staff", response_model=list[StaffRead], summary="Staff users")
 async def list_staff(principal: SecurityAdmin, session: SessionDep, clock: ClockDep,
-                     organization_id: int | None = None) -> list[StaffRead]:
+                     organization_id: RowId | None = None) -> list[StaffRead]:
     users = await repository.staff_users(session, organization_id=organization_id)
     record(session, clock, principal, Action.LIST, "staff_user", detail=f"{len(users)} users")
     return [_staff_read(user) for user in users]
 
 
 @admin.post("/staff/{user_id}/unlock", response_model=StaffRead, summary="Lift a login lockout")
-async def unlock_staff(user_id: int, principal: SecurityAdmin, session: SessionDep, clock: ClockDep) -> StaffRead:
+async def unlock_staff(user_id: RowId, principal: SecurityAdmin, session: SessionDep, clock: ClockDep) -> StaffRead:
     user = await staff.unlock(session, clock, user_id)
     record(session, clock, principal, Action.UPDATE, "staff_user", resource_id=user_id, detail="unlocked")
     return _staff_read(user)
@@ -279,7 +283,7 @@ async def unlock_staff(user_id: int, principal: SecurityAdmin, session: SessionD
 
 @admin.post("/staff/{user_id}/deactivate", response_model=StaffRead,
             summary="Disable a staff user and end their sessions")
-async def deactivate_staff(user_id: int, principal: SecurityAdmin, session: SessionDep,
+async def deactivate_staff(user_id: RowId, principal: SecurityAdmin, session: SessionDep,
                            clock: ClockDep) -> StaffRead:
     user = await staff.deactivate(session, clock, user_id)
     record(session, clock, principal, Action.DEACTIVATE, "staff_user", resource_id=user_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import urllib.request
 from dataclasses import dataclass, field
@@ -211,12 +212,12 @@ async def exchange_assertion(session: AsyncSession, clock: Clock, fetcher: JwksF
     claims = await _verified_claims(client, fetcher, clock.now(), assertion, algorithm, header.get("kid"),
                                     token_url)
     now = clock.now()
-    expires = int(claims["exp"])
+    expires = _numeric_date(claims, "exp")
     if expires <= int(now.timestamp()):
         raise _invalid_client("the client assertion has expired")
     if expires > int(now.timestamp()) + MAX_ASSERTION_LIFETIME_S:
         raise _invalid_client(f"exp is more than {MAX_ASSERTION_LIFETIME_S} s ahead")
-    if "nbf" in claims and int(claims["nbf"]) > int(now.timestamp()):
+    if "nbf" in claims and _numeric_date(claims, "nbf") > int(now.timestamp()):
         raise _invalid_client("the client assertion is not valid yet (nbf)")
     jti = claims["jti"]
     if not isinstance(jti, str) or not 0 < len(jti) <= 255:
@@ -234,6 +235,15 @@ async def exchange_assertion(session: AsyncSession, clock: Clock, fetcher: JwksF
                           organization_id=client.organization_id, client_app_id=client.client_app_id)
     record(session, clock, principal, Action.TOKEN, "access_token", resource_id=client_id)
     return Grant(principal, client)
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> int:
+    """An RFC 7519 NumericDate claim: a finite JSON number of seconds (a string, a boolean or an object is
+    a malformed assertion, refused like any other)."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _invalid_client(f"{name} must be a NumericDate (seconds since the epoch, a JSON number)")
+    return int(value)
 
 
 async def _verified_claims(client: MachineClient, fetcher: JwksFetcher, now: datetime, assertion: str,

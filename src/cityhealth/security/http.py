@@ -3,6 +3,8 @@ per-request audit context that writes denials once the request's transaction has
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
@@ -21,15 +23,26 @@ _HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-    # Every asset is served by the platform itself; no CDN, no inline script from elsewhere.
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-     b"script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
 ]
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+# Every asset is served by the platform itself; no CDN, no inline script or style except an element that
+# carries this response's nonce (the API docs page's one start-up script). docs/security.md §4 quotes it.
+_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'nonce-{nonce}'; "
+        "script-src 'self' 'nonce-{nonce}'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'")
+# The load balancer's health checks reach the internal port over plain HTTP; nothing else may.
+PLAIN_HTTP_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def content_security_policy(nonce: str) -> bytes:
+    return _CSP.format(nonce=nonce).encode()
 
 
 class SecurityHeadersMiddleware:
+    """Security headers on every response (a fresh CSP nonce per request, in `request.state.csp_nonce` for
+    a page's inline script), HSTS in production, and plain HTTP refused in production except for the
+    health checks."""
+
     def __init__(self, app: ASGIApp, *, production: bool, behind_proxy: bool) -> None:
         self.app = app
         self.production = production
@@ -39,23 +52,27 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.production and not self._is_https(scope):
-            response = problem_response(
-                Forbidden("plain HTTP is refused in production; use HTTPS or declare a TLS-terminating "
-                          "proxy with CITYHEALTH_BEHIND_PROXY=true", code="https_required"), None)
-            await response(scope, receive, send)
-            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+        policy = (b"content-security-policy", content_security_policy(nonce))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in _HEADERS if name not in present]
+                headers += [(name, value) for name, value in (*_HEADERS, policy) if name not in present]
                 if self.production:
                     headers.append(_HSTS)
                 message["headers"] = headers
             await send(message)
 
+        if self.production and not self._is_https(scope) and scope["path"] not in PLAIN_HTTP_PATHS:
+            response = problem_response(
+                Forbidden("plain HTTP is refused in production; use HTTPS or declare a TLS-terminating "
+                          "proxy with CITYHEALTH_BEHIND_PROXY=true", code="https_required"),
+                scope["state"].get("request_id"))
+            await response(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
 
     def _is_https(self, scope: Scope) -> bool:

@@ -7,7 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from cityhealth.db.types import RowId
 from cityhealth.security.principals import Role
+
+
+class OAuthErrorResponse(BaseModel):
+    """An OAuth 2.0 error response (RFC 6749 §5.2), as the token endpoint answers a refused request."""
+
+    error: str
+    error_description: str
 
 
 class TokenResponse(BaseModel):
@@ -54,8 +62,8 @@ class ResidentLogin(BaseModel):
 
 
 class ResidentAccountRead(BaseModel):
-    account_id: int
-    resident_id: int
+    account_id: RowId
+    resident_id: RowId
     phone: str = Field(description="masked, e.g. 138****5678")
 
 
@@ -63,8 +71,8 @@ class ClientCreate(BaseModel):
     client_id: str = Field(min_length=3, max_length=64)
     name: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1)
-    organization_id: int | None = None
-    client_app_id: int | None = None
+    organization_id: RowId | None = None
+    client_app_id: RowId | None = None
     jwks: dict[str, Any] | None = Field(default=None, description="the client's public JWK Set")
     jwks_url: str | None = Field(default=None, max_length=512)
 
@@ -74,8 +82,8 @@ class ClientRead(BaseModel):
 
     client_id: str
     name: str
-    organization_id: int | None
-    client_app_id: int | None
+    organization_id: RowId | None
+    client_app_id: RowId | None
     scopes: list[str]
     jwks_url: str | None
     created_at: datetime
@@ -87,7 +95,7 @@ class StaffCreate(BaseModel):
     display_name: str = Field(min_length=1, max_length=64)
     password: SecretStr
     roles: list[Role] = Field(min_length=1)
-    organization_id: int | None = None
+    organization_id: RowId | None = None
 
 
 class StaffRead(BaseModel):
@@ -95,7 +103,7 @@ class StaffRead(BaseModel):
     username: str
     display_name: str
     roles: list[Role]
-    organization_id: int | None
+    organization_id: RowId | None
     is_active: bool
     locked_until: datetime | None
     has_second_factor: bool

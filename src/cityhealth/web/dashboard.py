@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from cityhealth.context import ClockDep, SessionDep
+from cityhealth.db.types import INT64_MAX, RowId
 from cityhealth.errors import ValidationFailed
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.web import sources, svg
@@ -61,7 +62,7 @@ async def ranking(request: Request, session: SessionDep, clock: ClockDep, month:
 
 
 @router.get("/units/{organization_id}", response_class=HTMLResponse)
-async def unit(request: Request, organization_id: int, session: SessionDep, clock: ClockDep,
+async def unit(request: Request, organization_id: RowId, session: SessionDep, clock: ClockDep,
                month: MonthQuery = None) -> HTMLResponse:
     chosen = await _month(session, clock, month)
     organization = await sources.organization(session, organization_id)
@@ -92,13 +93,14 @@ def _after(value: str | None) -> tuple[int, int] | None:
     if not value:
         return None
     job, _, position = value.partition(":")
-    if not (job.isdigit() and position.isdigit()):
+    # isdigit() alone admits "²" and other digits int() refuses; each part must also fit a database integer.
+    if not all(part.isascii() and part.isdigit() and int(part) <= INT64_MAX for part in (job, position)):
         raise ValidationFailed("after is JOB:POSITION, e.g. 12:340", field="after", value=value, rule="cursor.format")
     return int(job), int(position)
 
 
 @router.get("/units/{organization_id}/rejections", response_class=HTMLResponse)
-async def rejected_records(request: Request, organization_id: int, principal: Operator, session: SessionDep,
+async def rejected_records(request: Request, organization_id: RowId, principal: Operator, session: SessionDep,
                            clock: ClockDep, month: MonthQuery = None,
                            rule: Annotated[str | None, Query(max_length=48)] = None,
                            after: Annotated[str | None, Query(max_length=40)] = None) -> HTMLResponse:

@@ -1,0 +1,74 @@
+"""Request bodies declared JSON are parsed as RFC 8259 JSON, strictly, before any route sees them."""
+
+from __future__ import annotations
+
+import email.message
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cityhealth.errors import MalformedBody
+from cityhealth.observability import problem_response
+
+
+def is_json(content_type: str) -> bool:
+    """application/json and every application/*+json, the types FastAPI parses as JSON."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class StrictJsonMiddleware:
+    """Refuses a JSON body Python's json module would accept but RFC 8259 does not — NaN, Infinity, numbers
+    beyond a double, lone surrogates (which no UTF-8 response or database column can hold) — with a 422
+    `malformed_body`, rule `json.malformed` (as the collection room's own parsers answer), naming the
+    position, for every route at once. Bulk upload paths parse their own bodies (with the same strict
+    parser) as they stream, so they are passed through unread."""
+
+    def __init__(self, app: ASGIApp, *, streaming_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.streaming_paths = streaming_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.streaming_paths and scope["path"].startswith(self.streaming_paths)):
+            await self.app(scope, receive, send)
+            return
+        content_type = dict(scope.get("headers") or []).get(b"content-type")
+        if content_type is None or not is_json(content_type.decode("latin-1")):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to check
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                response = problem_response(MalformedBody(
+                    f"the body is not valid JSON (RFC 8259): {exc.msg} at character {exc.pos}",
+                    field="body", value=None, rule="json.malformed"), scope.get("state", {}).get("request_id"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _replay([body], None, receive), send)
+
+
+def _replay(bodies: list[bytes], pending: Message | None, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then whatever the connection sends next."""
+    queue: list[Message] = [{"type": "http.request", "body": body, "more_body": False} for body in bodies]
+    if pending is not None:
+        queue.append(pending)
+
+    async def replay() -> Message:
+        if queue:
+            return queue.pop(0)
+        return await receive()
+
+    return replay
