@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import html
 import json
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 ASSETS = "/docs-assets"
+# Swagger UI 5 (it renders OpenAPI 3.1, which FastAPI writes), as the fastapi-offline package ships it: its
+# files only; the page below is ours, so that its one inline script carries the response's CSP nonce.
+_SWAGGER_UI_FILES = str(resources.files("fastapi_offline") / "static")
 
 
 def install(app: FastAPI) -> None:
     """Mount Swagger UI's files and the /docs page; create the app with docs_url=None."""
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.mount(ASSETS, StaticFiles(directory=_SWAGGER_UI_FILES), name="docs-assets")
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -44,7 +47,7 @@ _PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="{assets}/swagger-ui.css">
-<link rel="icon" href="{assets}/favicon-32x32.png">
+<link rel="icon" href="{assets}/favicon.png">
 <title>{title}</title>
 </head>
 <body>
@@ -52,7 +55,7 @@ _PAGE = """<!DOCTYPE html>
 <script src="{assets}/swagger-ui-bundle.js"></script>
 <script nonce="{nonce}">
 SwaggerUIBundle({{url: {openapi_url}, dom_id: "#swagger-ui", layout: "BaseLayout", deepLinking: true,
-                  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]}});
+                  presets: [SwaggerUIBundle.presets.apis]}});
 </script>
 </body>
 </html>
