@@ -4,18 +4,28 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The exact versions the suite was last run with; `make lock` re-resolves them from pyproject.toml.
+LOCK := requirements.lock
 export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install browser-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
+.PHONY: install lock browser-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cityhealth needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# pip-tools runs in a virtualenv of its own under var/, so that it is not among the project's dependencies.
+# Pins already in the lock are kept; `make lock LOCK_FLAGS=--upgrade` moves every package to its newest release.
+lock:
+	test -x var/lock-env/bin/pip-compile || ($(PYTHON) -m venv var/lock-env && var/lock-env/bin/pip install --quiet pip-tools)
+	var/lock-env/bin/pip-compile --quiet $(LOCK_FLAGS) --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+		--no-emit-trusted-host --output-file $(LOCK) pyproject.toml
 
 lint: install
 	$(BIN)/ruff check src tests migrations benchmarks scripts
