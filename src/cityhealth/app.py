@@ -30,6 +30,9 @@ from cityhealth.web import pages as web_pages
 
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
+# Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON
+# middleware uses: the real-time upload, the hot path, is not parsed twice.
+SELF_PARSED_PATHS = (*STREAMING_UPLOAD_PATHS, "/api/collection/forms/")
 
 
 def create_app(
@@ -66,7 +69,7 @@ def create_app(
     app.state.metrics = Metrics()
 
     install_error_handlers(app)
-    app.add_middleware(StrictJsonMiddleware, streaming_paths=STREAMING_UPLOAD_PATHS)
+    app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,
                        large_body_paths=STREAMING_UPLOAD_PATHS)
     security_http.install(app, settings)

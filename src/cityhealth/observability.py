@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import math
 import re
 import sys
 import time
@@ -193,45 +192,19 @@ def problem_body(error: DomainError, request_id: str | None) -> dict[str, Any]:
         "title": error.title,
         "status": error.status,
         "code": error.code,
-        "detail": _safe(error.message),
+        "detail": personal_numbers.scrub_json(error.message),
     }
     if error.field is not None:
-        body["field"] = _safe(error.field)
+        body["field"] = personal_numbers.scrub_json(error.field)
     if error.value is not None:
-        body["value"] = _safe(error.value)
+        body["value"] = personal_numbers.scrub_json(error.value)
     if error.rule is not None:
         body["rule"] = error.rule
     if error.errors:
-        body["errors"] = _safe(error.errors)
+        body["errors"] = personal_numbers.scrub_json(error.errors)
     if request_id:
         body["request_id"] = request_id
     return body
-
-
-def _safe(value: Any) -> Any:
-    """A JSON-renderable copy of whatever a caller sent, with ID and phone numbers masked.
-
-    Callers send anything: numbers where strings belong (an ID number as an integer), non-finite floats,
-    lone surrogates, bytes, nested objects. Each leaf is masked on its own, so masking can never produce
-    invalid JSON, and rendering the problem document can never fail.
-    """
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        text = str(value)
-        if not math.isfinite(value) or scrub(text) != text:
-            return scrub(text)
-        return value
-    if isinstance(value, bytes | bytearray):
-        return _safe(bytes(value).decode("utf-8", "replace"))
-    if isinstance(value, str):
-        # A lone surrogate cannot be encoded as UTF-8; it becomes U+FFFD rather than a failed response.
-        return scrub(value.encode("utf-8", "replace").decode("utf-8"))
-    if isinstance(value, dict):
-        return {str(_safe(str(key))): _safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_safe(item) for item in value]
-    return _safe(str(value))
 
 
 def problem_response(error: DomainError, request_id: str | None,

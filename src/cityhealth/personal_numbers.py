@@ -9,6 +9,7 @@ a number that only looks like one costs nothing, leaving a real one whole is a l
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -41,16 +42,25 @@ def scrub(text: str) -> str:
 
 
 def scrub_json(value: Any) -> Any:
-    """A JSON-shaped value with every string (keys too) scrubbed; a number that reads as an ID or mobile
-    number becomes its masked string."""
+    """A JSON-renderable copy of `value` with every ID and mobile number masked, each leaf on its own.
+
+    Whatever a sender put where: strings (keys too), a number that reads as an ID or mobile number (it
+    becomes its masked string), non-finite floats, lone surrogates, bytes, nested objects. Masking leaf by
+    leaf can never produce invalid JSON, so a stored row or a problem document built from it always renders.
+    """
+    if value is None or isinstance(value, bool):
+        return value
     if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {scrub_json(key): scrub_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub_json(item) for item in value]
-    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A lone surrogate cannot be encoded as UTF-8; it becomes "?" rather than a failed response.
+        return scrub(value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8"))
+    if isinstance(value, int | float):
         text = str(value)
         masked = scrub(text)
-        return value if masked == text else masked
-    return value
+        return value if masked == text and math.isfinite(value) else masked
+    if isinstance(value, dict):
+        return {scrub_json(str(key)): scrub_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub_json(item) for item in value]
+    if isinstance(value, bytes | bytearray):
+        return scrub_json(bytes(value).decode("utf-8", "replace"))
+    return scrub_json(str(value))

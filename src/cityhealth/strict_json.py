@@ -23,15 +23,15 @@ class StrictJsonMiddleware:
     """Refuses a JSON body Python's json module would accept but RFC 8259 does not — NaN, Infinity, numbers
     beyond a double, lone surrogates (which no UTF-8 response or database column can hold) — with a 422
     `malformed_body`, rule `json.malformed` (as the collection room's own parsers answer), naming the
-    position, for every route at once. Bulk upload paths parse their own bodies (with the same strict
-    parser) as they stream, so they are passed through unread."""
+    position, for every route at once. The collection uploads (bulk and real time) parse their own bodies
+    with the same strict parser, so they are passed through unread."""
 
-    def __init__(self, app: ASGIApp, *, streaming_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, self_parsed_paths: tuple[str, ...] = ()) -> None:
         self.app = app
-        self.streaming_paths = streaming_paths
+        self.self_parsed_paths = self_parsed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.streaming_paths and scope["path"].startswith(self.streaming_paths)):
+        if scope["type"] != "http" or (self.self_parsed_paths and scope["path"].startswith(self.self_parsed_paths)):
             await self.app(scope, receive, send)
             return
         content_type = dict(scope.get("headers") or []).get(b"content-type")

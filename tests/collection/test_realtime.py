@@ -362,3 +362,21 @@ async def test_standard_is_published_as_data_and_page(client: httpx.AsyncClient,
     page = await client.get("/api/collection/standard.html", headers=hospital.headers)
     assert page.status_code == 200
     assert "门急诊就诊" in page.text
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"record_id": NaN}]',
+    b'[{"record_id": "r-1", "visit_fee": Infinity}]',
+    b'[{"record_id": "r-1", "visit_fee": 1e400}]',
+    b'[{"record_id": "\\ud800"}]',
+])
+async def test_a_batch_outside_rfc_8259_is_refused_by_the_routes_own_strict_parser(
+    client: httpx.AsyncClient, hospital: Unit, body: bytes
+) -> None:
+    # The strict-JSON middleware leaves this hot path to its own parser (app.SELF_PARSED_PATHS): it must refuse
+    # exactly what the middleware would, with the same problem.
+    response = await client.post("/api/collection/forms/outpatient_visit/records", content=body,
+                                 headers={**hospital.headers, "content-type": "application/json"})
+    assert response.status_code == 422
+    problem = response.json()
+    assert (problem["code"], problem["field"], problem["rule"]) == ("malformed_body", "body", "json.malformed")

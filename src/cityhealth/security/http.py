@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.config import Environment, Settings
 from cityhealth.errors import Forbidden, TooManyRequests
-from cityhealth.observability import problem_response
+from cityhealth.observability import client_address_var, problem_response
 from cityhealth.security.audit import Action, RequestAudit, record_now, request_audit_var
 from cityhealth.security.failures import authentication_failed
 from cityhealth.security.ratelimit import AuthRateLimiter, auth_rate_limiter
@@ -134,7 +134,7 @@ class AuditMiddleware:
     async def _refusal(cls, scope: Scope) -> Response | None:
         """A 429 (recorded in bounded form) when the source address has failed authentication too often."""
         try:
-            await cls._limiter(scope).refuse_failing(_address(scope))
+            await cls._limiter(scope).refuse_failing(client_address_var.get())
         except TooManyRequests as error:
             state = scope["app"].state
             await authentication_failed(state.database, state.clock, None, "authentication", detail=error.code,
@@ -155,7 +155,7 @@ class AuditMiddleware:
             await audit.flush()
         if status == 401 or audit.failed_authentications:
             # Every failed authentication counts, also those audited one by one (a login's wrong password).
-            await cls._limiter(scope).count_failure(_address(scope))
+            await cls._limiter(scope).count_failure(client_address_var.get())
         if audit.written or audit.authentication_recorded:
             return
         # 404 counts when an authenticated caller asked: it is how "not yours" answers (a scanner's probe
@@ -164,11 +164,6 @@ class AuditMiddleware:
             await record_now(state.database, state.clock, principal, Action.DENIED, "route",
                              resource_id=f"{scope['method']} {route}", detail=f"status {status}")
             await audit.flush()
-
-
-def _address(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return client[0] if client else None
 
 
 def install(app: FastAPI, settings: Settings) -> None:
