@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.config import Settings
-from cityhealth.errors import Conflict, NotFound, ValidationFailed
+from cityhealth.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from cityhealth.security import repository
 from cityhealth.security.audit import Action, Outcome, record
 from cityhealth.security.credentials import (
@@ -50,6 +50,14 @@ def staff_principal(user: StaffUser, session_id: str | None) -> Principal:
     roles = parse_roles(user.roles)
     return Principal(kind=PrincipalKind.STAFF, subject=f"staff:{user.id}", roles=roles,
                      scopes=scopes_for_roles(roles), organization_id=user.organization_id, session_id=session_id)
+
+
+async def refreshed_principal(session: AsyncSession, user_id: int, session_id: str | None) -> Principal:
+    """The Principal of a live staff session, its scopes re-read from the user's roles held now."""
+    user = await repository.staff_user(session, user_id)
+    if user is None:
+        raise Unauthenticated("no staff user behind this session", code="session_ended")
+    return staff_principal(user, session_id)
 
 
 @dataclass(frozen=True)

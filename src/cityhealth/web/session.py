@@ -24,7 +24,6 @@ from cityhealth.clock import Clock
 from cityhealth.config import Environment, Settings
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.errors import Forbidden, Unauthenticated
-from cityhealth.security import repository as security_repository
 from cityhealth.security import staff
 from cityhealth.security.audit import Action, record_now
 from cityhealth.security.dependencies import client_state_cache
@@ -160,10 +159,7 @@ def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
             async with database.transaction() as session:
                 await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
                                   clients=client_state_cache(request.app))
-                user = await security_repository.staff_user(session, int(subject_id(principal)))
-                if user is None:
-                    raise Unauthenticated("no staff user behind this session", code="session_ended")
-                principal = staff.staff_principal(user, principal.session_id)
+                principal = await staff.refreshed_principal(session, int(subject_id(principal)), principal.session_id)
         except Unauthenticated as exc:
             await authentication_failed(database, clock, principal, "web_session", detail=exc.code)
             raise LoginRequired(_here(request), forget_session=True) from exc
