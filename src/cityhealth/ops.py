@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
 
 from cityhealth.context import DatabaseDep
 from cityhealth.db.schema import ensure_schema_current
@@ -20,8 +19,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: database reachable and schema current")
 async def readyz(database: DatabaseDep) -> dict[str, str]:
     try:
-        async with database.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await database.ping()
         await ensure_schema_current(database)
     except Exception as exc:
         error = DomainError(f"not ready: {exc}", code="not_ready")

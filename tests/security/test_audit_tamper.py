@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.db.engine import Database
-from cityhealth.security.audit import Action, Outcome, record_now
-from cityhealth.security.audit_verify import _FIELDS, verify_chain
+from cityhealth.security.audit import Action, Outcome, PendingEvent, record_now
+from cityhealth.security.audit_verify import verify_chain
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 
 EVENTS = 24
+_FIELDS = [*PendingEvent.__dataclass_fields__, "prev_hash", "hash"]
 COLUMNS = ["id", *_FIELDS]
 # The SQL below is built from these fixed column names only (ruff S608 cannot tell).
 SELECT_ALL = f"SELECT {', '.join(COLUMNS)} FROM audit_events ORDER BY id"  # noqa: S608

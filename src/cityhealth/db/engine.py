@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -109,6 +109,11 @@ class Database:
         """One unit of work: commits when the block ends normally, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query (readiness)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

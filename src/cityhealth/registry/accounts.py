@@ -11,14 +11,12 @@ import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import business_date
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.errors import DomainError, Unauthenticated, ValidationFailed
+from cityhealth.registry import repository
 from cityhealth.registry.identifiers import IdentifierError, mask_phone, parse_resident_id
-from cityhealth.registry.models import Resident
 from cityhealth.registry.protection import ID_NUMBER, cipher_for
 from cityhealth.security import residents
 from cityhealth.security.audit import Action, Outcome, record, record_now
@@ -38,10 +36,6 @@ def _id_number(value: str, clock: ClockDep) -> str:
         raise ValidationFailed(f"id_number: {exc.message}", field="id_number", rule=exc.rule) from exc
 
 
-async def _resident_by_id_number(session: AsyncSession, id_hash: str) -> Resident | None:
-    return (await session.execute(select(Resident).where(Resident.id_number_hash == id_hash))).scalar()
-
-
 @router.post("/register", status_code=201, response_model=ResidentAccountRead,
              summary="Open a resident account: ID number and name must match the master patient index")
 async def register(body: ResidentRegistration, request: Request, settings: SettingsDep, clock: ClockDep,
@@ -56,7 +50,7 @@ async def register(body: ResidentRegistration, request: Request, settings: Setti
     matched: int | None = None  # the resident's id (a plain int: the row is gone once a failure rolls back)
     try:
         async with database.transaction() as session:
-            resident = await _resident_by_id_number(session, id_hash)
+            resident = await repository.resident_by_id_number_hash(session, id_hash)
             if resident is not None and resident.is_active and resident.name == body.name.strip():
                 matched = resident.id
                 account = await residents.create_account(session, clock, settings, resident_id=resident.id,
@@ -86,7 +80,7 @@ async def login(body: ResidentLogin, request: Request, settings: SettingsDep, cl
     await limit_auth_attempts(request, settings, clock, database, account=f"resident:{id_hash}")
     # Its own transaction, committed even when refused: the failure counts towards the lockout.
     async with database.transaction() as session:
-        resident = await _resident_by_id_number(session, id_hash)
+        resident = await repository.resident_by_id_number_hash(session, id_hash)
         account = await residents.account_for_login(session, None if resident is None else resident.id)
         result = await residents.login(session, clock, settings, account=account,
                                        password=body.password.get_secret_value(),

@@ -16,17 +16,13 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Integer, String, column, func, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.db.engine import Database
+from cityhealth.security import repository
 from cityhealth.security.audit import GENESIS, PendingEvent, event_hash, hashed_fields
-from cityhealth.security.models import AuditEvent
 
 BATCH = 5000
-_FIELDS = [*PendingEvent.__dataclass_fields__, "prev_hash", "hash"]
-# Read untyped: a tampered value must be reported as an edit, not crash the column type's converter.
-_events = table("audit_events", column("id", Integer), *(column(name, String) for name in _FIELDS))
 
 
 @dataclass(frozen=True)
@@ -75,10 +71,7 @@ def _recomputed(row: Any) -> str | None:
 async def _rows(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
     last = None
     while True:
-        query = select(_events).order_by(_events.c.id).limit(batch)
-        if last is not None:
-            query = query.where(_events.c.id > last)
-        rows = (await session.execute(query)).all()
+        rows = await repository.raw_audit_events(session, after_id=last, limit=batch)
         if not rows:
             return
         for row in rows:
@@ -88,7 +81,7 @@ async def _rows(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
 
 async def _broken_link(session: AsyncSession, row: Any, previous_id: int | None) -> Problem:
     """Why `row` does not link to the event stored before it."""
-    found = (await session.execute(select(_events.c.id).where(_events.c.hash == row.prev_hash))).scalar()
+    found = await repository.audit_event_id_by_hash(session, str(row.prev_hash))
     if found is not None:
         where = "after" if found > row.id else "before"
         return Problem(row.id, "reordered", f"it follows event {found} in the chain, which is stored {where} it")
@@ -132,7 +125,7 @@ async def verify_chain(database: Database, *, anchor: tuple[int, str] | None = N
 
 async def count_events(database: Database) -> int:
     async with database.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(_events))).scalar_one())
+        return await repository.count_audit_events(session)
 
 
 async def export_events(database: Database, start: datetime, end: datetime, write: Callable[[str], None],
@@ -141,9 +134,7 @@ async def export_events(database: Database, start: datetime, end: datetime, writ
     written, last = 0, 0
     async with database.transaction() as session:
         while True:
-            query = (select(AuditEvent).where(AuditEvent.occurred_at >= start, AuditEvent.occurred_at < end,
-                                              AuditEvent.id > last).order_by(AuditEvent.id).limit(batch))
-            events = (await session.execute(query)).scalars().all()
+            events = await repository.audit_events_between(session, start, end, after_id=last, limit=batch)
             if not events:
                 return written
             for event in events:

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, not_, select, update
-
 from cityhealth.db.base import Base
 from cityhealth.db.engine import Database
+from cityhealth.security import repository
 from cityhealth.security.crypto import FieldCipher, Purpose
 
 BATCH = 500
@@ -61,21 +60,11 @@ def encrypted_columns() -> list[EncryptedColumn]:
     return found
 
 
-def _table(item: EncryptedColumn) -> Table:
-    return Table(item.table, MetaData(), Column(item.key, Integer, primary_key=True), Column(item.column, String))
-
-
-def _stale(table: Table, item: EncryptedColumn, cipher: FieldCipher) -> object:
-    value = table.c[item.column]
-    return and_(value.is_not(None), not_(value.like(f"{cipher.current_prefix}%")))
-
-
 async def count_stale(database: Database, cipher: FieldCipher, item: EncryptedColumn) -> int:
     """Rows of `item` still encrypted under an older key."""
-    table = _table(item)
     async with database.transaction() as session:
-        query = select(func.count()).select_from(table).where(_stale(table, item, cipher))  # type: ignore[arg-type]
-        return int((await session.execute(query)).scalar_one())
+        return await repository.count_stale_ciphertexts(session, table_name=item.table, key=item.key,
+                                                        column_name=item.column, current_prefix=cipher.current_prefix)
 
 
 class UnknownKeyError(Exception):
@@ -92,16 +81,13 @@ class RotationResult:
 async def rotate_column(database: Database, cipher: FieldCipher, item: EncryptedColumn, *,
                         batch: int = BATCH, progress: Callable[[int], None] | None = None) -> RotationResult:
     """Re-encrypt the stale rows of one column, `batch` rows per transaction. Safe to run again."""
-    table = _table(item)
-    key, value = table.c[item.key], table.c[item.column]
     result = RotationResult(item.label)
     last: int | None = None
     while True:
         async with database.transaction() as session:
-            query = select(key, value).where(_stale(table, item, cipher)).order_by(key).limit(batch)  # type: ignore[arg-type]
-            if last is not None:
-                query = query.where(key > last)
-            rows = (await session.execute(query)).all()
+            rows = await repository.stale_ciphertexts(session, table_name=item.table, key=item.key,
+                                                      column_name=item.column, current_prefix=cipher.current_prefix,
+                                                      after=last, limit=batch)
             if not rows:
                 return result
             for row_id, old in rows:
@@ -109,10 +95,9 @@ async def rotate_column(database: Database, cipher: FieldCipher, item: Encrypted
                     plain = cipher.decrypt(item.purpose, old)
                 except ValueError as exc:
                     raise UnknownKeyError(f"{item.label} row {row_id}: {exc}") from exc
-                changed = await session.execute(
-                    update(table).where(key == row_id, value == old)
-                    .values({item.column: cipher.encrypt(item.purpose, plain)}))
-                if getattr(changed, "rowcount", 1):
+                if await repository.replace_ciphertext(session, table_name=item.table, key=item.key,
+                                                       column_name=item.column, row_id=row_id, old=old,
+                                                       new=cipher.encrypt(item.purpose, plain)):
                     result.rotated += 1
                 else:  # the application rewrote it meanwhile, under the current key already
                     result.skipped_concurrent += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,10 +47,7 @@ async def create_account(session: AsyncSession, clock: Clock, settings: Settings
     check_password_policy(password, minimum=MIN_RESIDENT_PASSWORD_CHARS)
     cipher = field_cipher(settings)
     phone_hash = cipher.lookup_hash(Purpose.ACCOUNT_PHONE, phone)
-    if session.get_bind().dialect.name == "postgresql":
-        # Two registrations on one phone at once must not both see "2 accounts" (SQLite's write lock
-        # already serialises them).
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"phone:{phone_hash}"})
+    await repository.lock_phone_for_registration(session, phone_hash)
     if await repository.account_of_resident(session, resident_id) is not None:
         raise Conflict("this resident already has an account; log in or reset its password",
                        code="account_exists", field="id_number", rule="account.one_per_resident")

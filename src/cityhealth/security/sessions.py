@@ -14,13 +14,13 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.errors import Unauthenticated
+from cityhealth.security import repository
 from cityhealth.security.audit import Action, record
-from cityhealth.security.models import MachineClient, ResidentSession, StaffSession, StaffUser
+from cityhealth.security.models import ResidentSession, StaffSession
 from cityhealth.security.principals import Principal, PrincipalKind
 
 # Issue 3: revocation of a client takes effect within 60 s. Half that leaves room for a slow request.
@@ -85,23 +85,15 @@ async def end_session(session: AsyncSession, clock: Clock, principal: Principal,
     model = StaffSession if principal.kind is PrincipalKind.STAFF else ResidentSession
     if principal.session_id is None or principal.kind is PrincipalKind.CLIENT:
         return False
-    result = await session.execute(
-        update(model).where(model.id == principal.session_id, model.ended_at.is_(None))
-        .values(ended_at=clock.now(), end_reason=reason))
-    return bool(getattr(result, "rowcount", 0))
+    return await repository.end_live_session(session, model, principal.session_id, now=clock.now(), reason=reason)
 
 
 async def end_all_staff_sessions(session: AsyncSession, clock: Clock, user_id: int, reason: str) -> None:
-    await session.execute(
-        update(StaffSession).where(StaffSession.staff_user_id == user_id, StaffSession.ended_at.is_(None))
-        .values(ended_at=clock.now(), end_reason=reason))
+    await repository.end_live_staff_sessions(session, user_id, now=clock.now(), reason=reason)
 
 
 async def end_all_resident_sessions(session: AsyncSession, clock: Clock, account_id: int, reason: str) -> None:
-    await session.execute(
-        update(ResidentSession)
-        .where(ResidentSession.resident_account_id == account_id, ResidentSession.ended_at.is_(None))
-        .values(ended_at=clock.now(), end_reason=reason))
+    await repository.end_live_resident_sessions(session, account_id, now=clock.now(), reason=reason)
 
 
 def _idle_check(row: StaffSession | ResidentSession | None, owner_id: int | None, now: datetime,
@@ -145,9 +137,7 @@ async def ensure_live(session: AsyncSession, clock: Clock, principal: Principal,
     if principal.kind is PrincipalKind.CLIENT:
         usable = clients.get(owner, now)
         if usable is None:
-            revoked_at = (await session.execute(
-                select(MachineClient.revoked_at).where(MachineClient.client_id == owner))).first()
-            usable = revoked_at is not None and revoked_at[0] is None
+            usable = await repository.client_is_usable(session, owner)
             clients.put(owner, usable, now)
         if not usable:
             raise Unauthenticated("this client is unknown or has been revoked", code="client_revoked")
@@ -157,9 +147,7 @@ async def ensure_live(session: AsyncSession, clock: Clock, principal: Principal,
     owner_id = int(owner) if owner.isdigit() else None
     row: StaffSession | ResidentSession
     if principal.kind is PrincipalKind.STAFF:
-        found = (await session.execute(
-            select(StaffSession).join(StaffUser, StaffUser.id == StaffSession.staff_user_id)
-            .where(StaffSession.id == principal.session_id, StaffUser.is_active.is_(True)))).scalar()
+        found = await repository.staff_session_of_active_user(session, principal.session_id)
         row = _idle_check(found, owner_id, now, idle_timeout_s)
     else:
         # The session alone decides: disabling an account ends its sessions (end_all_resident_sessions), and
