@@ -207,6 +207,11 @@ def not_registered(id_number: str) -> NotFound:
                     field="id_number", value=mask_resident_id(id_number))
 
 
+async def resident_for_account(session: AsyncSession, id_number_hash: str) -> Resident | None:
+    """The resident an account registration or login names, unaudited: the caller audits the attempt."""
+    return await repository.resident_by_id_number_hash(session, id_number_hash)
+
+
 async def find_resident_by_id_number(session: AsyncSession, clock: Clock, cipher: FieldCipher,
                                      principal: Principal | None, id_number: str) -> ResidentRead | None:
     """The resident with this ID number (either form), masked; None if unregistered. Audited when found."""

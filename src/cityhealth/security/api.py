@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import Int64, RowId
-from cityhealth.errors import NotFound, Unauthenticated, ValidationFailed
-from cityhealth.security import repository, sessions, staff
+from cityhealth.errors import NotFound, Unauthenticated
+from cityhealth.security import sessions, staff
 from cityhealth.security.access_log import MAX_PAGE, access_log
 from cityhealth.security.audit import Action, record, record_now
 from cityhealth.security.clients import (
@@ -21,15 +21,16 @@ from cityhealth.security.clients import (
     OAuthError,
     exchange_assertion,
     register_client,
+    registered_clients,
     revoke_client,
     unverified_issuer,
 )
 from cityhealth.security.dependencies import client_state_cache, require
 from cityhealth.security.endpoints import NO_STORE, limit_auth_attempts, source_address, token_response
 from cityhealth.security.failures import authentication_failed
-from cityhealth.security.models import MachineClient, ResidentSession, StaffSession, StaffUser
+from cityhealth.security.models import MachineClient, StaffUser
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
-from cityhealth.security.residents import resident_principal
+from cityhealth.security.residents import refreshed_principal as refreshed_resident_principal
 from cityhealth.security.schemas import (
     AccessLogPage,
     ClientCreate,
@@ -153,14 +154,10 @@ async def refresh(
 
 async def _renewed(session: AsyncSession, principal: Principal) -> Principal:
     """The principal as the database says now: roles changed since login apply from the next token."""
-    owner = sessions.subject_id(principal)
+    owner = int(sessions.subject_id(principal))
     if principal.kind is PrincipalKind.STAFF:
-        user = await repository.staff_user(session, int(owner))
-        assert user is not None  # noqa: S101 - ensure_live found its live session
-        return staff.staff_principal(user, principal.session_id)
-    account = await repository.resident_account(session, int(owner))
-    assert account is not None  # noqa: S101 - same
-    return resident_principal(account, principal.session_id)
+        return await staff.refreshed_principal(session, owner, principal.session_id)
+    return await refreshed_resident_principal(session, owner, principal.session_id)
 
 
 @auth.post("/logout", status_code=204, summary="End the caller's session")
@@ -190,7 +187,7 @@ async def my_access_log(principal: ResidentSelf, session: SessionDep, clock: Clo
 
 @me.get("/sessions", response_model=list[SessionRead], summary="My live sessions (staff and residents)")
 async def my_sessions(principal: Authenticated, session: SessionDep) -> list[SessionRead]:
-    rows = await _own_sessions(session, principal)
+    rows = await sessions.live_sessions(session, principal)
     return [SessionRead(id=row.id, created_at=row.created_at, last_seen_at=row.last_seen_at,
                         source_address=row.source_address, is_current=row.id == principal.session_id)
             for row in rows]
@@ -199,21 +196,12 @@ async def my_sessions(principal: Authenticated, session: SessionDep) -> list[Ses
 @me.delete("/sessions/{session_id}", status_code=204, summary="End one of my sessions (another device)")
 async def end_my_session(session_id: str, principal: Authenticated, session: SessionDep, clock: ClockDep,
                          database: DatabaseDep) -> None:
-    if session_id not in {row.id for row in await _own_sessions(session, principal)}:
+    if session_id not in {row.id for row in await sessions.live_sessions(session, principal)}:
         await record_now(database, clock, principal, Action.DEACTIVATE, "session", detail="not the caller's")
         raise NotFound("no such session", field="session_id")
     target = Principal(kind=principal.kind, subject=principal.subject, scopes=frozenset(), session_id=session_id)
     await sessions.end_session(session, clock, target, "ended_by_owner")
     record(session, clock, principal, Action.DEACTIVATE, "session", resident_ids=[principal.resident_id])
-
-
-async def _own_sessions(session: AsyncSession, principal: Principal) -> list[StaffSession | ResidentSession]:
-    owner = sessions.subject_id(principal)
-    if not owner.isdigit() or principal.kind is PrincipalKind.CLIENT:
-        return []
-    if principal.kind is PrincipalKind.STAFF:
-        return list(await repository.live_staff_sessions(session, int(owner)))
-    return list(await repository.live_resident_sessions(session, int(owner)))
 
 
 def _client_read(client: MachineClient) -> ClientRead:
@@ -234,7 +222,7 @@ async def create_client(body: ClientCreate, principal: SecurityAdmin, session: S
 
 @admin.get("/clients", response_model=list[ClientRead], summary="Registered machine clients")
 async def list_clients(principal: SecurityAdmin, session: SessionDep) -> list[ClientRead]:
-    return [_client_read(client) for client in await repository.machine_clients(session)]
+    return [_client_read(client) for client in await registered_clients(session)]
 
 
 @admin.post("/clients/{client_id}/revoke", response_model=ClientRead, summary="Revoke a machine client")
@@ -255,9 +243,6 @@ def _staff_read(user: StaffUser) -> StaffRead:
 @admin.post("/staff", response_model=StaffCreated, status_code=201, summary="Create a staff user")
 async def create_staff(body: StaffCreate, principal: SecurityAdmin, session: SessionDep, clock: ClockDep,
                        settings: SettingsDep) -> JSONResponse:
-    if body.organization_id is not None and not await repository.organization_exists(session, body.organization_id):
-        raise ValidationFailed(f"organization_id: no organization {body.organization_id}", field="organization_id",
-                               value=body.organization_id, rule="organization.exists")
     created = await staff.create_staff_user(
         session, clock, settings, username=body.username, display_name=body.display_name,
         password=body.password.get_secret_value(), roles=frozenset(body.roles), organization_id=body.organization_id)
@@ -269,7 +254,7 @@ async def create_staff(body: StaffCreate, principal: SecurityAdmin, session: Ses
 @admin.get("/staff", response_model=list[StaffRead], summary="Staff users")
 async def list_staff(principal: SecurityAdmin, session: SessionDep, clock: ClockDep,
                      organization_id: RowId | None = None) -> list[StaffRead]:
-    users = await repository.staff_users(session, organization_id=organization_id)
+    users = await staff.staff_users(session, organization_id=organization_id)
     record(session, clock, principal, Action.LIST, "staff_user", detail=f"{len(users)} users")
     return [_staff_read(user) for user in users]
 

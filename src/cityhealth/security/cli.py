@@ -20,10 +20,10 @@ from cityhealth.config import Settings, generate_key, load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
 from cityhealth.security import keys as key_rotation
-from cityhealth.security import repository, staff
+from cityhealth.security import staff
 from cityhealth.security.audit import Action, record
 from cityhealth.security.audit_verify import Verification, count_events, export_events, verify_chain
-from cityhealth.security.clients import register_client, revoke_client
+from cityhealth.security.clients import register_client, registered_clients, revoke_client
 from cityhealth.security.crypto import field_cipher
 from cityhealth.security.principals import Role
 
@@ -205,8 +205,6 @@ def create_user_command(
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
 
     async def work(session: Any) -> staff.NewStaffUser:
-        if organization_id is not None and not await repository.organization_exists(session, organization_id):
-            raise DomainError(f"no organization {organization_id}")
         created = await staff.create_staff_user(session, SystemClock(), settings, username=username,
                                                 display_name=display_name or username, password=password,
                                                 roles=frozenset(role), organization_id=organization_id)
@@ -225,9 +223,7 @@ def _user_command(username: str, action: str) -> None:
     done = {"unlock": "unlocked", "deactivate": "deactivated"}[action]
 
     async def work(session: Any) -> None:
-        user = await repository.staff_user_by_username(session, username)
-        if user is None:
-            raise DomainError(f"no staff user {username!r}")
+        user = await staff.staff_user_named(session, username)
         operation = staff.unlock if action == "unlock" else staff.deactivate
         await operation(session, SystemClock(), user.id)
         record(session, SystemClock(), None, Action.UPDATE if action == "unlock" else Action.DEACTIVATE,
@@ -306,7 +302,7 @@ def list_command() -> None:
 
     async def work(session: Any) -> list[str]:
         return [f"{c.client_id}\t{'revoked' if c.revoked_at else 'active'}\torg={c.organization_id}\t{c.scopes}"
-                for c in await repository.machine_clients(session)]
+                for c in await registered_clients(session)]
 
     for line in _run_in_transaction(settings, work):
         typer.echo(line)

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,6 +123,10 @@ async def register_client(session: AsyncSession, clock: Clock, principal: Princi
     record(session, clock, principal, Action.CREATE, "machine_client", resource_id=client_id,
            actor=None if principal else "cli", actor_kind=None if principal else "operator")
     return client
+
+
+async def registered_clients(session: AsyncSession) -> Sequence[MachineClient]:
+    return await repository.machine_clients(session)
 
 
 async def revoke_client(session: AsyncSession, clock: Clock, principal: Principal | None, client_id: str

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.config import Settings
-from cityhealth.errors import Conflict
+from cityhealth.errors import Conflict, Unauthenticated
 from cityhealth.security import repository
 from cityhealth.security.audit import Action, Outcome, record
 from cityhealth.security.credentials import (
@@ -39,6 +39,14 @@ def resident_principal(account: ResidentAccount, session_id: str | None) -> Prin
     return Principal(kind=PrincipalKind.RESIDENT, subject=f"resident-account:{account.id}", roles=_RESIDENT_ROLES,
                      scopes=scopes_for_roles(_RESIDENT_ROLES), resident_id=account.resident_id,
                      session_id=session_id)
+
+
+async def refreshed_principal(session: AsyncSession, account_id: int, session_id: str | None) -> Principal:
+    """The Principal of a live resident session, as the account stands now."""
+    account = await repository.resident_account(session, account_id)
+    if account is None:
+        raise Unauthenticated("no resident account behind this session", code="session_ended")
+    return resident_principal(account, session_id)
 
 
 async def create_account(session: AsyncSession, clock: Clock, settings: Settings, *, resident_id: int,

@@ -158,6 +158,16 @@ async def ensure_live(session: AsyncSession, clock: Clock, principal: Principal,
         _touch(row, now, idle_timeout_s)
 
 
+async def live_sessions(session: AsyncSession, principal: Principal) -> list[StaffSession | ResidentSession]:
+    """The live sessions of the person behind `principal`, newest first (none for a machine client)."""
+    owner = subject_id(principal)
+    if not owner.isdigit() or principal.kind is PrincipalKind.CLIENT:
+        return []
+    if principal.kind is PrincipalKind.STAFF:
+        return list(await repository.live_staff_sessions(session, int(owner)))
+    return list(await repository.live_resident_sessions(session, int(owner)))
+
+
 async def logout(session: AsyncSession, clock: Clock, principal: Principal) -> None:
     """End the caller's session: every token minted for it stops working at once."""
     await end_session(session, clock, principal, "logout")

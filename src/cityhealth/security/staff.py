@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -70,6 +71,9 @@ async def create_staff_user(session: AsyncSession, clock: Clock, settings: Setti
                             display_name: str, password: str, roles: frozenset[Role],
                             organization_id: int | None) -> NewStaffUser:
     """Create a staff user; roles that need a second factor get a TOTP secret, confirmed at first login."""
+    if organization_id is not None and not await repository.organization_exists(session, organization_id):
+        raise ValidationFailed(f"organization_id: no organization {organization_id}", field="organization_id",
+                               value=organization_id, rule="organization.exists")
     if not roles:
         raise ValidationFailed("roles: a staff user needs at least one role", field="roles", rule="roles.required")
     if Role.RESIDENT in roles:
@@ -89,6 +93,18 @@ async def create_staff_user(session: AsyncSession, clock: Clock, settings: Setti
     session.add(user)
     await session.flush()
     return NewStaffUser(user, None if secret is None else provisioning_uri(secret, username))
+
+
+async def staff_users(session: AsyncSession, *, organization_id: int | None = None) -> Sequence[StaffUser]:
+    """Every staff user, or those of one organization."""
+    return await repository.staff_users(session, organization_id=organization_id)
+
+
+async def staff_user_named(session: AsyncSession, username: str) -> StaffUser:
+    user = await repository.staff_user_by_username(session, username)
+    if user is None:
+        raise NotFound(f"no staff user {username!r}", field="username", value=username)
+    return user
 
 
 @dataclass(frozen=True)
