@@ -148,6 +148,20 @@ def test_users_deactivate_and_unlock(env: Settings) -> None:
     assert "unlocked" in runner.invoke(cli, ["users", "unlock", "editor"]).stdout
     missing = runner.invoke(cli, ["users", "unlock", "nobody"])
     assert missing.exit_code == 2
+    assert "no staff user 'nobody'" in missing.output
+
+
+def test_users_create_refuses_an_organization_that_does_not_exist(env: Settings) -> None:
+    result = runner.invoke(cli, ["users", "create", "clerk", "--role", "bulletin_editor", "--organization-id",
+                                 "424242"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 2
+    assert "organization_id: no organization 424242" in result.output
+
+    async def users(database: Database) -> list[StaffUser]:
+        async with database.sessions() as session:
+            return list((await session.execute(select(StaffUser))).scalars())
+
+    assert _db(env, users) == []
 
 
 def test_clients_register_list_and_revoke(env: Settings, tmp_path: Path) -> None:

@@ -145,6 +145,17 @@ async def test_a_password_never_appears_in_an_error(app: FastAPI, client: httpx.
     assert "tiny-secret" not in response.text
 
 
+async def test_a_user_of_an_unknown_organization_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/security/staff", headers=await admin_headers(app), json={
+        "username": "clerk", "display_name": "C", "password": "a long enough password",
+        "roles": ["bulletin_editor"], "organization_id": 424242})
+    assert response.status_code == 422
+    problem = response.json()
+    assert (problem["field"], problem["value"], problem["rule"]) == ("organization_id", 424242, "organization.exists")
+    async with app.state.database.sessions() as session:
+        assert (await session.execute(select(StaffUser).where(StaffUser.username == "clerk"))).first() is None
+
+
 # --- Second-factor enrolment ---------------------------------------------------------------------------
 
 
