@@ -40,7 +40,7 @@ def render(data: BulletinData, fmt: Edition, news_md: str | None = None, *, issu
         from cityhealth.reporting.render_md import render_md
 
         return render_md(front, printed, news)
-    # Imported here: python-docx and matplotlib cost a second of start-up the other editions do not need.
+    # Imported here: jinja2 and python-docx cost start-up time the other editions do not need.
     if fmt is Edition.HTML:
         from cityhealth.reporting.render_html import render_html
 
