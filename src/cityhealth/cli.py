@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from cityhealth import __version__
+import cityhealth
 from cityhealth.config import load_settings
 from cityhealth.errors import ConfigurationError
 
@@ -78,7 +78,7 @@ def build(only: str | None = None) -> typer.Typer:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"cityhealth {__version__}")
+        typer.echo(f"cityhealth {cityhealth.__version__}")
         raise typer.Exit()
 
 

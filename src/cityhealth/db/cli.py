@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import typer
-from alembic import command
 from rich.console import Console
 
 from cityhealth.config import Settings, load_settings
@@ -26,6 +25,8 @@ console = Console(stderr=True)
 
 def upgrade(settings: Settings, revision: str = "heads") -> None:
     """Migrate the configured database to `revision` (runs outside any event loop)."""
+    from alembic import command  # here: the other commands only check the revision, without alembic
+
     command.upgrade(alembic_config(settings.effective_database_url), revision)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from cityhealth.reporting.checks import TableWarning, check
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.news import parse_news
 from cityhealth.reporting.tables import Issue, front_matter, layout, ordered
+
+if TYPE_CHECKING:  # a bulletin rendered from a scenario file needs no database library
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Edition(StrEnum):
