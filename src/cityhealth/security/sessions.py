@@ -97,13 +97,6 @@ async def end_all_staff_sessions(session: AsyncSession, clock: Clock, user_id: i
         .values(ended_at=clock.now(), end_reason=reason))
 
 
-async def end_all_resident_sessions(session: AsyncSession, clock: Clock, account_id: int, reason: str) -> None:
-    await session.execute(
-        update(ResidentSession)
-        .where(ResidentSession.resident_account_id == account_id, ResidentSession.ended_at.is_(None))
-        .values(ended_at=clock.now(), end_reason=reason))
-
-
 def _idle_check(row: StaffSession | ResidentSession | None, owner_id: int | None, now: datetime,
                 idle_timeout_s: int) -> StaffSession | ResidentSession:
     owner = None if row is None else (
@@ -162,8 +155,8 @@ async def ensure_live(session: AsyncSession, clock: Clock, principal: Principal,
             .where(StaffSession.id == principal.session_id, StaffUser.is_active.is_(True)))).scalar()
         row = _idle_check(found, owner_id, now, idle_timeout_s)
     else:
-        # The session alone decides: disabling an account ends its sessions (end_all_resident_sessions), and
-        # a liveness check that read resident_accounts would count as an access to personal data.
+        # The session alone decides: a liveness check that read resident_accounts would count as an access to
+        # personal data. (Nothing disables a resident account yet; whatever does must end its sessions too.)
         found_r = await session.get(ResidentSession, principal.session_id)
         row = _idle_check(found_r, owner_id, now, idle_timeout_s)
     if touch:
