@@ -143,3 +143,7 @@ def main() -> None:
     except ConfigurationError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `python -X importtime -m cityhealth.cli bulletin …` profiles a command's start-up
+    main()
