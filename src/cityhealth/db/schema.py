@@ -9,6 +9,7 @@ holds the two views to each other.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,19 +43,14 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+# `revision = "…"` / `down_revision: str | None = …` at the start of a line, as alembic writes them.
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
 def _revision_and_parents(path: Path) -> tuple[str, tuple[str, ...]] | None:
     """A migration file's `revision` and its `down_revision`s (none for a root); None if it is not one."""
-    assigned: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
-        target: ast.expr
-        if isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-            assigned[target.id] = ast.literal_eval(value)
+    # The two top-level assignments only, not the whole module: parsing every migration cost more than the check.
+    assigned = {name: ast.literal_eval(value) for name, value in _ASSIGNMENT.findall(path.read_text(encoding="utf-8"))}
     revision, parents = assigned.get("revision"), assigned.get("down_revision")
     if not isinstance(revision, str):
         return None
