@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import typer
-from rich.console import Console
 
 from cityhealth.config import Settings, load_settings
 from cityhealth.db.engine import Database
@@ -20,7 +19,6 @@ from cityhealth.db.schema import (
 )
 
 app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 def upgrade(settings: Settings, revision: str = "heads") -> None:
@@ -48,7 +46,7 @@ def upgrade_command(revision: str = typer.Argument("heads", help="target revisio
     settings = load_settings()
     asyncio.run(_ensure_durable(settings))
     upgrade(settings, revision)
-    console.print(f"[green]database at revision {revision}[/green]")
+    typer.secho(f"database at revision {revision}", fg=typer.colors.GREEN, err=True)
 
 
 @app.command("current")
