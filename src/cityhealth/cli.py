@@ -2,7 +2,9 @@
 
 A command imports only its own room: `main()` mounts just the group or command named on the command line
 (every one for `--help` or an unknown name), so `cityhealth bulletin` does not pay for importing the web
-server, the simulator and every other room first. `build()` with no name is the whole tree (tests use it).
+server, the simulator and every other room first: it loads the reporting room, and the domains' services
+and the database only when it reads the database (`tests/test_cli.py` holds it to that). `build()` with no
+name is the whole tree (tests use it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import typer
 
-from cityhealth import __version__
+import cityhealth
 from cityhealth.config import load_settings
 from cityhealth.errors import ConfigurationError
 
@@ -47,6 +49,8 @@ def _simulate() -> Callable[..., Any]:
 
 # name -> the command's function, imported when mounted.
 COMMANDS: dict[str, Callable[[], Callable[..., Any]]] = {"bulletin": _bulletin, "simulate": _simulate}
+# Commands that write no rows, so need not load every room's tables first (the bulletin only reads).
+READ_ONLY = frozenset({"bulletin"})
 
 
 def build(only: str | None = None) -> typer.Typer:
@@ -59,7 +63,7 @@ def build(only: str | None = None) -> typer.Typer:
     )
     root_app.callback()(root)
     root_app.command()(serve)
-    if only != "":
+    if only != "" and only not in READ_ONLY:
         # Every room's tables on the metadata: a room's command writes rows whose foreign keys name another
         # room's tables (a staff user's organization), which SQLAlchemy resolves only if that room is loaded.
         import_module("cityhealth.models")
@@ -74,7 +78,7 @@ def build(only: str | None = None) -> typer.Typer:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"cityhealth {__version__}")
+        typer.echo(f"cityhealth {cityhealth.__version__}")
         raise typer.Exit()
 
 
@@ -139,3 +143,7 @@ def main() -> None:
     except ConfigurationError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `python -X importtime -m cityhealth.cli bulletin …` profiles a command's start-up
+    main()

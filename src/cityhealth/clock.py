@@ -6,7 +6,6 @@ the tests move a SimulatedClock through a month in minutes. Production always ru
 
 from __future__ import annotations
 
-import multiprocessing
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -67,6 +66,8 @@ class SimulatedClock:
     def follower(self) -> FollowingClock:
         """A read-only view of this clock for a process started from this one (passed to it when spawned)."""
         if isinstance(self._micros, _Micros):
+            import multiprocessing  # here: only a simulation that spawns processes needs it
+
             # One writer, and an aligned 8-byte value is read whole: no lock is needed.
             self._micros = multiprocessing.get_context("spawn").RawValue("q", self._micros.value)
         return FollowingClock(self._micros)

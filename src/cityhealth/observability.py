@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import re
@@ -22,9 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth import personal_numbers
 from cityhealth.errors import DomainError, PayloadTooLarge
+from cityhealth.request_vars import client_address_var, request_id_var
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-client_address_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_address", default=None)
 logger = logging.getLogger("cityhealth")
 
 # Defence in depth: whatever a careless message carries, an ID number or phone never reaches the log.

@@ -16,7 +16,7 @@ from cityhealth.app import create_app
 from cityhealth.config import Environment, Settings
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
-from cityhealth.db.schema import alembic_config, ensure_schema_current, head_revisions
+from cityhealth.db.schema import alembic_config, current_revisions, ensure_schema_current, head_revisions
 from cityhealth.errors import SchemaOutOfDate
 from cityhealth.models import metadata
 
@@ -78,6 +78,25 @@ async def test_an_empty_database_is_refused_saying_what_to_run(empty_database_ur
     try:
         with pytest.raises(SchemaOutOfDate, match=r"schema is empty.*run `cityhealth db upgrade`"):
             await ensure_schema_current(database)
+    finally:
+        await database.dispose()
+
+
+def test_the_heads_read_from_the_files_are_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert head_revisions() == frozenset(script.get_heads())
+
+
+async def test_the_current_revisions_read_from_the_table_are_alembics(empty_database_url: str, tmp_path: Path) -> None:
+    database = Database(empty_database_url)
+    try:
+        assert await current_revisions(database) == frozenset()
+        await asyncio.to_thread(upgrade, _settings(empty_database_url, tmp_path))
+        async with database.engine.connect() as connection:
+            alembic_view = await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads())
+        assert await current_revisions(database) == frozenset(alembic_view) == head_revisions()
     finally:
         await database.dispose()
 

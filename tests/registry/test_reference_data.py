@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,7 +99,6 @@ CLIENT_APPS = [
 
 ORG_KINDS = {"hospital", "community_health_centre", "district_platform", "external"}
 AREA_LEVELS = {"province", "city", "district", "reporting_unit"}
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -210,22 +207,8 @@ def test_no_duplicate_names_or_codes(reference: dict[str, Any]) -> None:
     assert len(short_names) == len(set(short_names))
 
 
-def _scenario_path() -> Path | None:
-    candidates = [
-        os.environ.get("CITYHEALTH_SCENARIO_FILE"),
-        REPO_ROOT / "scenarios" / "nanjing-2022-06.json",
-        REPO_ROOT.parent / "shared" / "scenarios" / "nanjing-2022-06.json",
-    ]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
 def test_expectations_match_the_scenario_file() -> None:
-    path = _scenario_path()
-    if path is None:
-        pytest.skip("scenarios/nanjing-2022-06.json not found; set CITYHEALTH_SCENARIO_FILE")
+    path = resources.files("cityhealth.simulation").joinpath("scenarios", "nanjing-2022-06.json")
     scenario = json.loads(path.read_text("utf-8"))
     assert [h["hospital"] for h in scenario["booking"]["by_hospital"]] == BOOKING_HOSPITALS
     assert [h["hospital"] for h in scenario["collection"]["hospitals"]] == COLLECTION_HOSPITALS

@@ -1,32 +1,26 @@
-"""The Nanjing scenario (every figure of the June 2022 bulletin), located as scenario-format.md describes."""
+"""The Nanjing scenario (every figure of the June 2022 bulletin), the copy bundled with the simulator."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cityhealth.reporting.model import BulletinData
+from cityhealth.simulation.scenario import bundled_scenario
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NANJING = "nanjing-2022-06.json"
+NANJING = "nanjing-2022-06"
 
 
 def scenario_path(name: str = NANJING) -> Path:
-    directory = os.environ.get("CITYHEALTH_SCENARIO_DIR")
-    base = Path(directory) if directory else REPO_ROOT.parent / "shared" / "scenarios"
-    return base / name
+    return bundled_scenario(name)
 
 
 @pytest.fixture
 def nanjing_text() -> str:
-    path = scenario_path()
-    if not path.is_file():
-        pytest.skip(f"scenario file {path} is not present (set CITYHEALTH_SCENARIO_DIR)")
-    return path.read_text(encoding="utf-8")
+    return scenario_path().read_text(encoding="utf-8")
 
 
 @pytest.fixture

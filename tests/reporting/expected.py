@@ -1,6 +1,6 @@
 """expected(scenario, scale): what the bulletin's JSON export must be after simulate(scenario, scale).
 
-Written from the rules of /work/shared/docs/scenario-format.md ("`expected(scenario, scale)`"), on plain
+Written from the rules of docs/scenario-format.md ("`expected(scenario, scale)`"), on plain
 JSON values, independently of cityhealth.reporting, so that it can judge the platform's output:
 
 1. volumes scale to r(value × scale); structure does not;

@@ -14,7 +14,7 @@ import pytest
 from cityhealth.reporting import charts
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.service import Edition, render
-from cityhealth.reporting.tables import Issue
+from cityhealth.reporting.tables import Chart, Issue
 from tests.reporting.tables_in import html_tables, markdown_tables
 
 BOOKING_TITLE = "2022 年 6 月预约挂号服务统计"
@@ -185,24 +185,54 @@ def test_html_escapes_the_editors_markdown(nanjing: BulletinData) -> None:
     assert "<p>地址：南京市紫竹林3号</p>" in page
 
 
-def test_html_without_a_chinese_font_labels_bars_by_rank_with_a_legend(
+def test_html_charts_name_the_bars_as_text_whatever_fonts_the_server_has(
     nanjing: BulletinData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(charts, "cjk_font", lambda: None)
     page = _text(nanjing, Edition.HTML)
-    assert page.count('<table class="legend">') == 4
-    assert "<tr><td>1</td><td>南京市儿童医院</td></tr>" in page
-    assert "<tr><td>12</td><td>秦淮区</td></tr>" in page
+    booking_chart = page[page.index("<svg"):page.index("</svg>")]
+    assert '<text x="' in booking_chart
+    assert ">南京市儿童医院</text>" in booking_chart
+    assert ">240,298</text>" in booking_chart  # the row's total after its bar
+    assert ">12320 在线预约</text>" in booking_chart  # the channel legend
+    assert '<table class="legend">' not in page
 
 
-@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # a stand-in font without Chinese glyphs
-def test_html_with_a_chinese_font_names_the_bars_and_prints_no_legend(
+def test_html_chart_text_is_escaped() -> None:
+    chart = Chart(key="k", title="<t>", categories=("<b>&",), series=(("s", (3,)),), unit="次")
+    image = charts.render(chart, "svg").image.decode()
+    assert "&lt;b&gt;&amp;</text>" in image
+    assert "<b>" not in image
+
+
+def test_chart_ticks_are_round_and_cover_the_largest_bar() -> None:
+    assert charts._ticks(240298) == [0, 50000, 100000, 150000, 200000, 250000]
+    assert charts._ticks(7) == [0, 2, 4, 6, 8]
+    assert charts._ticks(0) == [0, 1]
+
+
+def test_png_chart_without_a_chinese_font_is_labelled_by_rank(
     nanjing: BulletinData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(charts, "cjk_font", lambda: "DejaVu Sans")
-    page = _text(nanjing, Edition.HTML)
-    assert page.count("<svg") == 4
-    assert '<table class="legend">' not in page
+    monkeypatch.setattr(charts, "cjk_font", lambda: None)
+    chart = Chart(key="k", title="t", categories=("南京市儿童医院", "南京鼓楼医院"),
+                  series=(("在线", (5, 1)), ("电话", (2, 0))), unit="次")
+    rendered = charts.render(chart, "png")
+    assert rendered.ranks_only
+    assert rendered.legend == ((1, "南京市儿童医院"), (2, "南京鼓楼医院"))
+    assert rendered.image.startswith(b"\x89PNG")
+    assert rendered.image == charts.render(chart, "png").image  # same figures, same bytes
+
+
+def test_docx_without_a_chinese_font_prints_the_legend_beside_each_chart(
+    nanjing: BulletinData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts, "cjk_font", lambda: None)
+    document = docx.Document(io.BytesIO(render(nanjing, Edition.DOCX)))
+    legends = [table for table in document.tables if table.rows[0].cells[0].text == "1"
+               and len(table.columns) == 2]
+    assert len(legends) == 4
+    assert [cell.text for cell in legends[0].rows[0].cells] == ["1", "南京市儿童医院"]
 
 
 # --- DOCX edition ---

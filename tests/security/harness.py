@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.db.engine import Database
-from cityhealth.observability import request_id_var
+from cityhealth.request_vars import request_id_var
 from cityhealth.security.audit import REVEALED
 from cityhealth.security.models import AuditEvent
 

@@ -83,7 +83,7 @@ async def screenshot(browser: Browser, name: str, *, min_bytes: int = 15_000) ->
 
 
 def has_colour(path: Path, rgb: tuple[int, int, int]) -> bool:
-    from PIL import Image  # a dependency of matplotlib, which the bulletin's charts use
+    from PIL import Image  # a dependency: the DOCX bulletin's charts are drawn with it
 
     with Image.open(path) as image:
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []

@@ -1,7 +1,7 @@
 """Keeping release-time load off the write path: the availability search cache and the admission gate.
 
-Availability is a hint (lessons.md: rules are enforced in the booking transaction, search is only a
-hint), so the search is answered from a per-process snapshot at most `ttl_s` old: however many residents
+Availability is a hint (every rule is enforced in the booking transaction; search only guides the
+resident), so the search is answered from a per-process snapshot at most `ttl_s` old: however many residents
 refresh the page at release time, the database sees one query per filter per second.
 
 The gate admits to the booking write path at most as many attempts of a session as it has slots left,

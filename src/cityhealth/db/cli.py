@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import typer
-from alembic import command
-from rich.console import Console
 
 from cityhealth.config import Settings, load_settings
 from cityhealth.db.engine import Database
@@ -21,11 +19,12 @@ from cityhealth.db.schema import (
 )
 
 app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 def upgrade(settings: Settings, revision: str = "heads") -> None:
     """Migrate the configured database to `revision` (runs outside any event loop)."""
+    from alembic import command  # here: the other commands only check the revision, without alembic
+
     command.upgrade(alembic_config(settings.effective_database_url), revision)
 
 
@@ -47,7 +46,7 @@ def upgrade_command(revision: str = typer.Argument("heads", help="target revisio
     settings = load_settings()
     asyncio.run(_ensure_durable(settings))
     upgrade(settings, revision)
-    console.print(f"[green]database at revision {revision}[/green]")
+    typer.secho(f"database at revision {revision}", fg=typer.colors.GREEN, err=True)
 
 
 @app.command("current")

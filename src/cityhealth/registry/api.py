@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from cityhealth.clock import Clock
-from cityhealth.context import ClockDep, DatabaseDep, SessionDep
+from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import Int64, RowId
 from cityhealth.errors import DomainError
 from cityhealth.registry import departments, residents, service
-from cityhealth.registry.protection import CipherDep
+from cityhealth.registry.protection import cipher_for
 from cityhealth.registry.schemas import (
     MAX_PAGE_SIZE,
     AreaCreate,
@@ -44,6 +44,7 @@ from cityhealth.registry.schemas import (
     ResidentUpdate,
 )
 from cityhealth.security.audit import Action, Outcome, record_now
+from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.dependencies import require, require_any
 from cityhealth.security.principals import Principal, Scope
 
@@ -58,6 +59,13 @@ ResidentWriter = Annotated[Principal, Depends(require(Scope.RESIDENT_WRITE))]
 ResidentViewer = Annotated[Principal, Depends(require_any(Scope.RESIDENT_READ, Scope.RESIDENT_SELF))]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
 Offset = Annotated[Int64, Query(ge=0)]
+
+
+async def get_cipher(settings: SettingsDep) -> FieldCipher:
+    return cipher_for(settings)
+
+
+CipherDep = Annotated[FieldCipher, Depends(get_cipher)]
 
 
 @asynccontextmanager

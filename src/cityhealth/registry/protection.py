@@ -1,13 +1,9 @@
-"""The FieldCipher protecting residents' ID and phone numbers, for services, the API and the CLI."""
+"""The FieldCipher protecting residents' ID and phone numbers, for services and the CLI (the API's dependency
+is in registry/api.py, so that code outside a request does not import the web framework)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends
-
 from cityhealth.config import Settings
-from cityhealth.context import SettingsDep
 from cityhealth.security.crypto import FieldCipher, Purpose, field_cipher
 
 # The purposes bind each ciphertext and lookup hash to its column; `cityhealth keys rotate` uses the same.
@@ -19,9 +15,3 @@ def cipher_for(settings: Settings) -> FieldCipher:
     """The cipher under the configured keys (built once per key set; previous keys still decrypt)."""
     return field_cipher(settings)
 
-
-async def get_cipher(settings: SettingsDep) -> FieldCipher:
-    return cipher_for(settings)
-
-
-CipherDep = Annotated[FieldCipher, Depends(get_cipher)]

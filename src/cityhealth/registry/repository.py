@@ -91,13 +91,6 @@ async def organization_by(session: AsyncSession, column: Literal["code", "name",
     return await session.scalar(select(Organization).where(getattr(Organization, column) == value))
 
 
-async def organizations_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, Organization]:
-    if not codes:
-        return {}
-    rows = await session.scalars(select(Organization).where(Organization.code.in_(codes)))
-    return {org.code: org for org in rows}
-
-
 async def organization_ancestors(session: AsyncSession, organization_id: int, *, limit: int = 32) -> list[int]:
     """The ids up the parent chain from an organization (itself excluded), nearest first."""
     chain: list[int] = []
@@ -202,13 +195,6 @@ async def get_resident(session: AsyncSession, resident_id: int) -> Resident | No
 
 async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str) -> Resident | None:
     return await session.scalar(select(Resident).where(Resident.id_number_hash == id_number_hash))
-
-
-async def residents_by_id_number_hash(session: AsyncSession, hashes: Collection[str]) -> dict[str, Resident]:
-    if not hashes:
-        return {}
-    rows = await session.scalars(select(Resident).where(Resident.id_number_hash.in_(hashes)))
-    return {resident.id_number_hash: resident for resident in rows}
 
 
 def residents_query(*, name: str | None, address_area_code: str | None, active: bool | None

@@ -324,12 +324,6 @@ async def get_organization(session: AsyncSession, organization_id: int) -> Organ
     return OrganizationRead.model_validate(organization)
 
 
-async def find_organization_by_code(session: AsyncSession, code: str) -> OrganizationRead | None:
-    """The organization senders identify by `code`, if any (for other domains' ingest paths)."""
-    organization = await repository.organization_by(session, "code", code)
-    return None if organization is None else OrganizationRead.model_validate(organization)
-
-
 async def list_organizations(session: AsyncSession, clock: Clock, *, kind: str | None = None,
                              area_code: str | None = None, name: str | None = None,
                              active: bool | None = None, limit: int = 100, offset: int = 0
@@ -433,12 +427,6 @@ async def list_client_apps(session: AsyncSession, *, channel: str | None = None,
 
 async def get_client_app(session: AsyncSession, app_id: int) -> ClientAppRead:
     return ClientAppRead.model_validate(await _client_app(session, app_id))
-
-
-async def find_client_app_by_code(session: AsyncSession, code: str) -> ClientAppRead | None:
-    """The client app with this code, if any (bookings record their app)."""
-    app = await repository.client_app_by(session, "code", code)
-    return None if app is None else ClientAppRead.model_validate(app)
 
 
 async def _client_app(session: AsyncSession, app_id: int) -> ClientApp:

@@ -2,7 +2,7 @@
 
 The sum checks read the tables as printed (tables.Layout), so they vouch for what the reader sees, not
 for an intermediate value; the plausibility checks read the data. Warnings never change a figure: the
-bulletin prints what the platform holds, and the editor decides (lessons.md: clamp nothing silently).
+bulletin prints what the platform holds, and the editor decides (a clamped figure would hide the fault).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """BulletinData: one month's statistics in the shape of the scenario format (`cityhealth-scenario/1`).
 
 The JSON edition of the bulletin is this model written out: same keys, same key order, same number
-formats as /work/shared/docs/scenario-format.md and scenarios/nanjing-2022-06.json. Field order in
+formats as docs/scenario-format.md and the bundled simulation/scenarios/nanjing-2022-06.json. Field order in
 every class below is the file's key order; do not reorder fields.
 """
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from cityhealth.reporting.checks import TableWarning, check
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.news import parse_news
 from cityhealth.reporting.tables import Issue, front_matter, layout, ordered
+
+if TYPE_CHECKING:  # a bulletin rendered from a scenario file needs no database library
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Edition(StrEnum):
@@ -40,7 +42,7 @@ def render(data: BulletinData, fmt: Edition, news_md: str | None = None, *, issu
         from cityhealth.reporting.render_md import render_md
 
         return render_md(front, printed, news)
-    # Imported here: python-docx and matplotlib cost a second of start-up the other editions do not need.
+    # Imported here: jinja2 and python-docx cost start-up time the other editions do not need.
     if fmt is Edition.HTML:
         from cityhealth.reporting.render_html import render_html
 

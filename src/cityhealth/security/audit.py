@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
-from cityhealth.observability import client_address_var, request_id_var
+from cityhealth.request_vars import client_address_var, request_id_var
 from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Principal
 

@@ -92,7 +92,3 @@ class FieldCipher:
     def current_prefix(self) -> str:
         """How every ciphertext under the current key begins (rotation selects the others in SQL)."""
         return f"{_VERSION}.{self.current_key_id}."
-
-    def needs_rotation(self, token: str) -> bool:
-        parts = token.split(".", 2)
-        return len(parts) != 3 or parts[1] != self.current_key_id

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
-from cityhealth.observability import client_address_var
+from cityhealth.request_vars import client_address_var
 from cityhealth.security import repository
 from cityhealth.security.audit import Action, record_now, request_audit_var
 from cityhealth.security.principals import Principal

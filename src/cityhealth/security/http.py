@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.config import Environment, Settings
 from cityhealth.errors import Forbidden, TooManyRequests
-from cityhealth.observability import client_address_var, problem_response
+from cityhealth.observability import problem_response
+from cityhealth.request_vars import client_address_var
 from cityhealth.security.audit import Action, RequestAudit, record_now, request_audit_var
 from cityhealth.security.failures import authentication_failed
 from cityhealth.security.ratelimit import AuthRateLimiter, auth_rate_limiter

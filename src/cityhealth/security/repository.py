@@ -197,14 +197,6 @@ async def end_live_staff_sessions(session: AsyncSession, user_id: int, *, now: d
         .values(ended_at=now, end_reason=reason))
 
 
-async def end_live_resident_sessions(session: AsyncSession, account_id: int, *, now: datetime, reason: str
-                                     ) -> None:
-    await session.execute(
-        update(ResidentSession)
-        .where(ResidentSession.resident_account_id == account_id, ResidentSession.ended_at.is_(None))
-        .values(ended_at=now, end_reason=reason))
-
-
 async def client_is_usable(session: AsyncSession, client_id: str) -> bool:
     """True when the machine client exists and is not revoked."""
     found = (await session.execute(

@@ -92,10 +92,6 @@ async def end_all_staff_sessions(session: AsyncSession, clock: Clock, user_id: i
     await repository.end_live_staff_sessions(session, user_id, now=clock.now(), reason=reason)
 
 
-async def end_all_resident_sessions(session: AsyncSession, clock: Clock, account_id: int, reason: str) -> None:
-    await repository.end_live_resident_sessions(session, account_id, now=clock.now(), reason=reason)
-
-
 def _idle_check(row: StaffSession | ResidentSession | None, owner_id: int | None, now: datetime,
                 idle_timeout_s: int) -> StaffSession | ResidentSession:
     owner = None if row is None else (
@@ -150,8 +146,8 @@ async def ensure_live(session: AsyncSession, clock: Clock, principal: Principal,
         found = await repository.staff_session_of_active_user(session, principal.session_id)
         row = _idle_check(found, owner_id, now, idle_timeout_s)
     else:
-        # The session alone decides: disabling an account ends its sessions (end_all_resident_sessions), and
-        # a liveness check that read resident_accounts would count as an access to personal data.
+        # The session alone decides: a liveness check that read resident_accounts would count as an access to
+        # personal data. (Nothing disables a resident account yet; whatever does must end its sessions too.)
         found_r = await session.get(ResidentSession, principal.session_id)
         row = _idle_check(found_r, owner_id, now, idle_timeout_s)
     if touch:

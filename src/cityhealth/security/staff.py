@@ -35,8 +35,6 @@ from cityhealth.security.principals import (
 )
 from cityhealth.security.sessions import end_all_staff_sessions, open_staff_session
 
-STAFF_ROLES = frozenset(Role) - {Role.RESIDENT}
-
 
 def parse_roles(text: str) -> frozenset[Role]:
     return frozenset(Role(value) for value in text.split())

@@ -7,7 +7,6 @@ public, as the printed bulletin is; record-level pages need an operator login (w
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -31,8 +30,6 @@ DOWNLOADS = {
     "md": (Edition.MD, "text/markdown; charset=utf-8"),
     "docx": (Edition.DOCX, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
 }
-# matplotlib's settings are process-global (the chart module sets them per chart): one render at a time.
-_render_lock = threading.Lock()
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,11 +70,6 @@ async def _bulletin(database: DatabaseDep, month: str) -> BulletinData:
         return await reporting_service.build_bulletin(session, month)
 
 
-def _render(data: BulletinData, edition: Edition) -> bytes:
-    with _render_lock:
-        return reporting_service.render(data, edition)
-
-
 def _with_site_bar(html: str, month: str) -> str:
     """The HTML edition as the reporting room renders it, with the site's navigation bar on top."""
     if "</head>" not in html or "<body>" not in html:
@@ -94,10 +86,10 @@ async def bulletin(edition: str, database: DatabaseDep) -> Response:
     month, extension = _edition(edition)
     data = await _bulletin(database, month)
     if extension is None:
-        html = await anyio.to_thread.run_sync(_render, data, Edition.HTML)
+        html = await anyio.to_thread.run_sync(reporting_service.render, data, Edition.HTML)
         return HTMLResponse(_with_site_bar(html.decode("utf-8"), month))
     fmt, media_type = DOWNLOADS[extension]
-    content = await anyio.to_thread.run_sync(_render, data, fmt)
+    content = await anyio.to_thread.run_sync(reporting_service.render, data, fmt)
     return Response(content, media_type=media_type,
                     headers={"Content-Disposition": f'attachment; filename="bulletin-{month}.{extension}"'})
 
