@@ -327,3 +327,50 @@ async def test_an_urgent_follow_up_is_warned_even_when_its_classification_agrees
                          sbp=190, dbp=100, classification_code="2", classification_name="控制不满意")
     answer = (await post_records(client, district, "hypertension_followup", [record])).json()["records"][0]
     assert (answer["status"], [w["rule"] for w in answer["warnings"]]) == ("accepted", ["followup.urgent_referral"])
+
+
+async def second_platform(app: FastAPI, database: Database, clock: SimulatedClock) -> Unit:
+    org = await add_organization(database, clock, "D320115B", kind="district_platform", name="江宁区第二平台",
+                                 area_code="320115")
+    return Unit(org, await headers_for(app, machine(Scope.COLLECTION_UPLOAD, organization_id=org.id,
+                                                    client_id="district-b")))
+
+
+async def test_two_platforms_of_one_area_count_the_union_of_their_days_and_forms(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, district: Unit
+) -> None:
+    second = await second_platform(app, database, clock)
+    at = clock.now() - timedelta(hours=1)
+    await post_records(client, district, "outpatient_visit",
+                       [make_record("outpatient_visit", district.code, "v-1", at)])
+    clock.advance(timedelta(days=1))
+    second.headers = await headers_for(app, machine(Scope.COLLECTION_UPLOAD, organization_id=second.org.id,
+                                                    client_id="district-b"))
+    await post_records(client, second, "discharge", [make_record("discharge", second.code, "d-1", at)])
+    row = (await quality(app, client))["districts"][0]
+    # One record on the 15th from one platform and one on the 16th from the other: two days, two forms.
+    assert (row["uploaded_records"], row["upload_days"], row["realtime_forms"]) == (2, 2, 2)
+
+
+async def test_the_joint_rate_of_two_platforms_is_exact_on_large_bases(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, district: Unit
+) -> None:
+    from cityhealth.collection.models import Conformance
+
+    second = await second_platform(app, database, clock)
+    for unit in (district, second):
+        await enrol(app, client, organization_code=unit.code, group="outpatient", start_date="2022-06-01")
+    # Aggregates as a month of real uploads leaves them: rates whose two printed decimals lose digits.
+    cells = {202206: ((333_349, 1_000_000), (10, 10)), 202207: ((666_650, 1_000_000), (0, 10))}
+    async with database.transaction() as session:
+        for month, ((first_conforming, first_basis), (second_conforming, second_basis)) in cells.items():
+            session.add(Conformance(organization_id=district.org.id, month=month, group="outpatient",
+                                    basis=first_basis, conforming=first_conforming))
+            session.add(Conformance(organization_id=second.org.id, month=month, group="outpatient",
+                                    basis=second_basis, conforming=second_conforming))
+    june = (await quality(app, client, "2022-06"))["districts"][0]
+    july = (await quality(app, client, "2022-07"))["districts"][0]
+    # 333,359 / 1,000,010 = 33.3356 %: 33.34 (from the first platform's printed 33.33 it would be 33.33);
+    # 666,650 / 1,000,010 = 66.6643 %: 66.66 (from its printed 66.67 it would be 66.67).
+    assert (june["outpatient_conformance_pct"], june["outpatient_conformance_basis"]) == ("33.34", 1_000_010)
+    assert (july["outpatient_conformance_pct"], july["outpatient_conformance_basis"]) == ("66.66", 1_000_010)
