@@ -643,3 +643,57 @@ async def test_a_disagreeing_classification_is_flagged_and_the_flag_cleared_by_a
     async with database.transaction() as session:
         assert (await session.execute(select(FollowupFlag))).scalars().all() == []
     await assert_counters_equal_a_recount(database)
+
+
+async def test_revoking_a_replaced_workload_report_leaves_its_replacement(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    first = make_record("workload_daily", hospital.code, "w-a", nanjing(14, 12),
+                        outpatient_emergency_visits=100, discharges=10)
+    replacement = make_record("workload_daily", hospital.code, "w-b", nanjing(14, 12),
+                              outpatient_emergency_visits=200, discharges=20)
+    await send(client, hospital, "workload_daily", first)
+    await send(client, hospital, "workload_daily", replacement)
+    assert await send(client, hospital, "workload_daily", {**first, "action": 3}) == ["revoked"]
+    row = (await quality(app, client))["hospitals"][0]
+    assert (row["outpatient_visits"], row["discharges"]) == (200, 20)
+    async with database.transaction() as session:
+        kept = (await session.execute(select(Workload))).scalars().all()
+    assert [(w.day, w.visits, w.record_id) for w in kept] == [(date(2022, 6, 14), 200, "w-b")]
+
+
+async def test_an_amended_workload_report_moves_to_its_new_day(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    report = make_record("workload_daily", hospital.code, "w-c", nanjing(13, 12),
+                         outpatient_emergency_visits=50, discharges=5)
+    await send(client, hospital, "workload_daily", report)
+    assert await send(client, hospital, "workload_daily", {**report, "action": 2, "report_date": "20220612"}) == [
+        "amended"]
+    async with database.transaction() as session:
+        kept = (await session.execute(select(Workload))).scalars().all()
+    assert [(w.day, w.visits, w.record_id) for w in kept] == [(date(2022, 6, 12), 50, "w-c")]
+    row = (await quality(app, client))["hospitals"][0]
+    assert (row["outpatient_visits"], row["discharges"]) == (50, 5)
+
+
+async def test_a_bulk_file_of_reports_keeps_the_latest_of_each_day(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    import orjson
+
+    from tests.collection.conftest import wait_for_job
+
+    a = make_record("workload_daily", hospital.code, "w-a", nanjing(14, 12), outpatient_emergency_visits=1,
+                    discharges=1)
+    b = make_record("workload_daily", hospital.code, "w-b", nanjing(14, 12), outpatient_emergency_visits=2,
+                    discharges=2)
+    rows = [a, b, {**a, "action": 2, "outpatient_emergency_visits": 3}, {**b, "action": 3}]
+    body = b"".join(orjson.dumps({"form": "workload_daily", **row}) + b"\n" for row in rows)
+    response = await client.post("/api/collection/jobs", content=body,
+                                 headers={**hospital.headers, "content-type": "application/x-ndjson"})
+    assert response.status_code == 202, response.text
+    await wait_for_job(app, response.json()["id"])
+    async with database.transaction() as session:
+        kept = (await session.execute(select(Workload))).scalars().all()
+    assert [(w.day, w.visits, w.record_id) for w in kept] == [(date(2022, 6, 14), 3, "w-a")]
