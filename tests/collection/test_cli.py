@@ -191,3 +191,34 @@ async def test_rerun_of_an_unknown_job_exits_1(environment: Settings, database: 
     result = await run("rerun-job", "424242")
     assert result.exit_code == 1
     assert "error (job_not_found): no job 424242" in result.output
+
+
+async def test_mask_rejections_rewrites_an_old_unmasked_row(
+    environment: Settings, app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock,
+    database: Database,
+) -> None:
+    from datetime import date
+
+    import orjson
+
+    from cityhealth.collection.models import JobRejection
+    from cityhealth.registry.identifiers import make_resident_id, mask_resident_id
+    from tests.collection.conftest import wait_for_job
+
+    at = clock.now() - timedelta(hours=1)
+    rows = [{"form": "outpatient_visit", **make_record("outpatient_visit", hospital.code, f"v-{n}", at,
+                                                       visit_no=None)} for n in range(2)]
+    response = await client.post("/api/collection/jobs", content=b"".join(orjson.dumps(r) + b"\n" for r in rows),
+                                 headers={**hospital.headers, "content-type": "application/x-ndjson"})
+    await wait_for_job(app, response.json()["id"])
+    number = make_resident_id("320102", date(1985, 4, 12), 37)
+    async with database.transaction() as session:  # as a job stored it before every field was masked
+        old = (await session.execute(select(JobRejection).where(JobRejection.position == 2))).scalar_one()
+        old.record_id = number
+    result = await run("mask-rejections")
+    assert result.exit_code == 0, result.output
+    assert "1 rejected row(s) masked" in result.output
+    async with database.transaction() as session:
+        ids = (await session.execute(select(JobRejection.record_id).order_by(JobRejection.position))).scalars()
+        assert list(ids) == ["v-0", mask_resident_id(number)]
+    assert "0 rejected row(s) masked" in (await run("mask-rejections")).output
