@@ -728,3 +728,31 @@ async def test_a_health_record_whose_number_was_amended_leaves_when_revoked(
     assert await send(client, district, "health_record", {**amended, "action": 3}) == ["revoked"]
     row = (await quality(app, client))["districts"][0]
     assert row["health_records_cumulative"] == {"basic": 0, "hypertension": 0, "diabetes": 0}
+
+
+async def test_a_bulk_file_carrying_a_record_its_amendments_and_revocation_counts_each_version_once(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    import orjson
+
+    from tests.collection.conftest import wait_for_job
+
+    at = clock.now() - timedelta(hours=2)
+    first = visit(hospital, "v-1", at)
+    amended = {**first, "action": 2, "doctor_name": "周医生"}
+    other = visit(hospital, "v-2", at)
+    rows = [first, other, amended, amended, {**other, "action": 3}, {**other, "action": 2, "doctor_name": "晚"},
+            visit(hospital, "v-3", at, visit_no=None)]
+    body = b"".join(orjson.dumps({"form": "outpatient_visit", **row}) + b"\n" for row in rows)
+    for _ in range(2):  # the same file again is the same job: nothing is counted twice
+        response = await client.post("/api/collection/jobs", content=body,
+                                     headers={**hospital.headers, "content-type": "application/x-ndjson"})
+        await wait_for_job(app, response.json()["id"])
+    job = (await client.get(f"/api/collection/jobs/{response.json()['id']}", headers=hospital.headers)).json()
+    assert job["counts"] == {"received": 7, "accepted": 2, "amended": 1, "revoked": 1, "duplicate": 1,
+                             "rejected": 2}
+    row = (await daily_counts(database))[(hospital.org.id, "outpatient_visit", date(2022, 6, 15))]
+    assert {k: row[k] for k in ("received", "accepted", "amended", "revoked", "duplicate", "rejected")} == \
+        job["counts"]
+    assert await conformance(database, hospital) == (1, 0)
+    await assert_counters_equal_a_recount(database)
