@@ -374,3 +374,23 @@ async def test_the_joint_rate_of_two_platforms_is_exact_on_large_bases(
     # 666,650 / 1,000,010 = 66.6643 %: 66.66 (from its printed 66.67 it would be 66.67).
     assert (june["outpatient_conformance_pct"], june["outpatient_conformance_basis"]) == ("33.34", 1_000_010)
     assert (july["outpatient_conformance_pct"], july["outpatient_conformance_basis"]) == ("66.66", 1_000_010)
+
+
+@given(basis=st.integers(1, 10**9), data=st.data())
+def test_a_rate_is_the_exact_share_rounded_half_up_to_two_decimals(basis: int, data: st.DataObject) -> None:
+    from cityhealth.collection.quality import percentage
+
+    conforming = data.draw(st.integers(0, basis))
+    # Integer arithmetic only: hundredths of a percent, half up.
+    hundredths = (conforming * 20000 + basis) // (2 * basis)
+    assert percentage(conforming, basis) == f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
+@given(parts=st.lists(st.tuples(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), st.integers(0, 10**6) | st.none()),
+                      min_size=1, max_size=4))
+def test_a_field_path_is_counted_with_its_list_positions_folded(parts: list[tuple[str, int | None]]) -> None:
+    from cityhealth.collection.metrics import field_key
+
+    path = ".".join(name if index is None else f"{name}[{index}]" for name, index in parts)
+    folded = ".".join(name if index is None else f"{name}[]" for name, index in parts)
+    assert field_key(path) == folded
