@@ -2,7 +2,8 @@
 
 Nothing here rescans stored records. A batch adds to the daily counters, the rejections by rule, the
 conformance counters of its events' months, the monthly stored totals and the distinct managed records;
-the workload table holds the latest report per day (a re-sent report replaces).
+the workload table holds the latest report per day (a re-sent report replaces; revoking a report that was
+replaced leaves its replacement).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class MetricDeltas:
     rejections: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
     conformance: dict[tuple[int, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     stored: Counter[int] = field(default_factory=Counter)  # month -> stored records
-    workload: dict[date, tuple[int, int, str] | None] = field(default_factory=dict)  # None: revoked
+    # record id -> (report day, visits, discharges) of its latest version, None when revoked, in arrival order
+    workload: dict[str, tuple[date, int, int] | None] = field(default_factory=dict)
     managed_new: list[dict[str, Any]] = field(default_factory=list)
     managed_gone: list[tuple[str, str]] = field(default_factory=list)  # (program, health record no)
     managed_counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (area, program, month)
@@ -86,19 +88,27 @@ class MetricDeltas:
             ],
             [(month, n) for month, n in sorted(self.stored.items()) if n],
         )
-        replaced = [
-            {"organization_id": org, "day": day, "visits": value[0], "discharges": value[1], "record_id": value[2]}
-            for day, value in sorted(self.workload.items())
-            if value is not None
-        ]
-        await table_writes.upsert_replace(
-            session, Workload, replaced, ["organization_id", "day"], ["visits", "discharges", "record_id"]
-        )
+        # A report's row goes wherever its latest version is (an amendment may move its day; a revocation
+        # removes it), without touching the row another report of the same day put there since.
         await table_writes.delete_keys(
+            session, Workload, ["organization_id", "record_id"], [(org, rid) for rid in sorted(self.workload)]
+        )
+        latest_of_day: dict[date, dict[str, Any]] = {}
+        for rid, value in self.workload.items():
+            if value is not None:
+                latest_of_day[value[0]] = {
+                    "organization_id": org,
+                    "day": value[0],
+                    "visits": value[1],
+                    "discharges": value[2],
+                    "record_id": rid,
+                }
+        await table_writes.upsert_replace(
             session,
             Workload,
+            [latest_of_day[day] for day in sorted(latest_of_day)],
             ["organization_id", "day"],
-            [(org, day) for day, value in self.workload.items() if value is None],
+            ["visits", "discharges", "record_id"],
         )
         await table_writes.delete_keys(
             session,
@@ -178,12 +188,16 @@ def count_decisions(
                     )
                 ] += 1
         if form.kind == "workload":
-            report_day = business_date(candidate.event_time)
             record = candidate.record
-            deltas.workload[report_day] = (
+            deltas.workload.pop(candidate.record_id, None)  # re-inserted last: the latest version wins its day
+            deltas.workload[candidate.record_id] = (
                 None
                 if status == REVOKED
-                else (int(record["outpatient_emergency_visits"]), int(record["discharges"]), candidate.record_id)
+                else (
+                    business_date(candidate.event_time),
+                    int(record["outpatient_emergency_visits"]),
+                    int(record["discharges"]),
+                )
             )
         if form.code in _SPECIAL_FORMS:
             _count_public_health(deltas, sender, candidate, warnings, day, month)

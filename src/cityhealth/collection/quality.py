@@ -114,17 +114,20 @@ async def quality_report(session: AsyncSession, month_text: str) -> dict[str, An
         (await session.execute(select(FormAssignment.organization_id).where(*overlapping(FormAssignment)))).scalars()
     )
 
-    def figures(org: int) -> dict[str, Any]:
+    def figures(orgs: list[int]) -> dict[str, Any]:
+        """The row of one unit, or of an area served by several platforms: its days and forms are the union
+        of theirs, and its rates are counted over their joint basis (never rebuilt from printed rates)."""
         row: dict[str, Any] = {
-            "uploaded_records": uploaded.get(org, 0),
-            "upload_days": len(days.get(org, ())),
-            "realtime_forms": len(forms_with_data.get(org, ())),
-            "outpatient_visits": visits.get(org, (0, 0))[0],
-            "discharges": visits.get(org, (0, 0))[1],
+            "uploaded_records": sum(uploaded.get(org, 0) for org in orgs),
+            "upload_days": len(set().union(*(days.get(org, set()) for org in orgs))),
+            "realtime_forms": len(set().union(*(forms_with_data.get(org, set()) for org in orgs))),
+            "outpatient_visits": sum(visits.get(org, (0, 0))[0] for org in orgs),
+            "discharges": sum(visits.get(org, (0, 0))[1] for org in orgs),
         }
         for group, prefix in ((OUTPATIENT, "outpatient"), (INPATIENT, "discharge")):
-            basis, conforming = conformance.get((org, group), (0, 0))
-            shown = (org, group) in enrolled and basis > 0
+            cells = [conformance.get((org, group), (0, 0)) for org in orgs if (org, group) in enrolled]
+            basis, conforming = sum(cell[0] for cell in cells), sum(cell[1] for cell in cells)
+            shown = basis > 0
             row[f"{prefix}_conformance_pct"] = percentage(conforming, basis) if shown else None
             row[f"{prefix}_conformance_basis"] = basis if shown else None
         return row
@@ -133,28 +136,25 @@ async def quality_report(session: AsyncSession, month_text: str) -> dict[str, An
     names = await organizations.area_names(session)
     managed = await _managed_cumulative(session, month, last)
 
-    districts: dict[str, dict[str, Any]] = {}
+    platforms: dict[str, list[int]] = defaultdict(list)  # area -> its district platforms
     hospitals: list[dict[str, Any]] = []
     enrolled_orgs = {org for org, _ in enrolled}
     for sender in senders:
         if sender.kind == "district_platform" and sender.area_code:
-            row = districts.get(sender.area_code)
-            mine = figures(sender.id)
-            if row is None:
-                districts[sender.area_code] = {
-                    "area": sender.area_code,
-                    "name": names.get(sender.area_code, sender.area_code),
-                    **mine,
-                }
-            else:  # two platforms for one area: their figures add (rates recomputed on the joint basis)
-                _merge(row, mine, conformance, sender.id, enrolled)
+            platforms[sender.area_code].append(sender.id)
         elif sender.kind == "hospital" and (
             sender.id in uploaded or sender.id in assigned or sender.id in enrolled_orgs or sender.id in visits
         ):
-            hospitals.append({"hospital": sender.name, **figures(sender.id)})
-    for area, row in districts.items():
+            hospitals.append({"hospital": sender.name, **figures([sender.id])})
+    districts: dict[str, dict[str, Any]] = {}
+    for area, ids in platforms.items():
         counts = managed.get(area, {})
-        row["health_records_cumulative"] = {program: counts.get(program, 0) for program in PROGRAM_BALANCES}
+        districts[area] = {
+            "area": area,
+            "name": names.get(area, area),
+            **figures(ids),
+            "health_records_cumulative": {program: counts.get(program, 0) for program in PROGRAM_BALANCES},
+        }
 
     def order(row: dict[str, Any]) -> tuple[int, str]:
         return (-int(row["uploaded_records"]), str(row.get("name") or row.get("hospital")))
@@ -166,28 +166,6 @@ async def quality_report(session: AsyncSession, month_text: str) -> dict[str, An
         "hospitals": sorted(hospitals, key=order),
         "cumulative_accepted_at_month_end": await cumulative_accepted(session, month, last),
     }
-
-
-def _merge(
-    row: dict[str, Any],
-    mine: dict[str, Any],
-    conformance: dict[tuple[int, str], tuple[int, int]],
-    org: int,
-    enrolled: set[tuple[int, str]],
-) -> None:
-    for name in ("uploaded_records", "outpatient_visits", "discharges"):
-        row[name] += mine[name]
-    row["upload_days"] = max(row["upload_days"], mine["upload_days"])
-    row["realtime_forms"] = max(row["realtime_forms"], mine["realtime_forms"])
-    for group, prefix in ((OUTPATIENT, "outpatient"), (INPATIENT, "discharge")):
-        basis, conforming = conformance.get((org, group), (0, 0))
-        if (org, group) not in enrolled or basis == 0:
-            continue
-        old_basis = row[f"{prefix}_conformance_basis"] or 0
-        old_pct = row[f"{prefix}_conformance_pct"]
-        old_conforming = 0 if old_pct is None else round(Decimal(old_pct) * old_basis / 100)
-        row[f"{prefix}_conformance_basis"] = old_basis + basis
-        row[f"{prefix}_conformance_pct"] = percentage(int(old_conforming) + conforming, old_basis + basis)
 
 
 async def _managed_cumulative(session: AsyncSession, month: int, last: date) -> dict[str, dict[str, int]]:
