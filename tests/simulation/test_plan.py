@@ -6,7 +6,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.simulation.scenarios import load, small
 
 from cityhealth.errors import ValidationFailed
 from cityhealth.simulation.plan import (
@@ -18,6 +17,7 @@ from cityhealth.simulation.plan import (
     plan_unit,
 )
 from cityhealth.simulation.scenario import HospitalRow, bundled_scenario, load_scenario, scaled
+from tests.simulation.scenarios import load, small
 
 NANJING = load_scenario(bundled_scenario("nanjing-2022-06"))
 SCALES = ("0.0005", "0.001", "0.01", "0.37", "1")
@@ -67,7 +67,8 @@ def test_conformance_rates_are_recomputed_on_the_scaled_basis(scale: str) -> Non
         if row.outpatient_conformance_basis is None:
             assert unit.outpatient is None
             continue
-        assert unit.outpatient is not None and row.outpatient_conformance_pct is not None
+        assert unit.outpatient is not None
+        assert row.outpatient_conformance_pct is not None
         basis = max(1, scaled(row.outpatient_conformance_basis, Decimal(scale)))
         assert unit.outpatient.basis == basis
         # The rate printed from the plan's counts is the scenario's, to the hundredth, wherever it can be.

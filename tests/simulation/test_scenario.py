@@ -6,17 +6,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.simulation.scenarios import load, small, write
 
 from cityhealth.errors import ValidationFailed
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario, round_half_up, scaled
+from tests.simulation.scenarios import load, small, write
 
 
 def test_the_bundled_nanjing_month_loads_with_its_region_and_both_sections() -> None:
     scenario = load_scenario(bundled_scenario("nanjing-2022-06"))
     assert (scenario.month, scenario.region.code, scenario.region.name) == ("2022-06", "320100", "南京市")
     assert len(scenario.areas) == 12
-    assert scenario.collection is not None and scenario.booking is not None
+    assert scenario.collection is not None
+    assert scenario.booking is not None
     assert scenario.booking.cumulative_at_month_end == 29863286
     assert scenario.collection.cumulative_accepted_at_month_end == 15931000000
 
