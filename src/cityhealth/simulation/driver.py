@@ -131,14 +131,23 @@ class Simulation:
         name = self.scenario.title or self.scenario.month
         return f"simulation of {name} at scale {self.scale}, seed {self.seed}"[:200]
 
-    async def run(self) -> SimulationResult:
-        started = time.perf_counter()
+    async def announce(self) -> None:
+        """Record the month as being loaded (0 %) without running it: servers started now hold its bulletin."""
+        plan_month(self.scenario, self.scale)  # an infeasible scenario is refused before anything is recorded
         database = Database(self.settings.effective_database_url)
-        result = SimulationResult(month=self.scenario.month, scale=self.scale)
-        days = _days_in(self.month_start)
         try:
             async with database.transaction() as session:
-                await month_loads.start(session, self.wall_clock, self.scenario.month, self.source, days)
+                await month_loads.start(session, self.wall_clock, self.scenario.month, self.source,
+                                        _days_in(self.month_start))
+        finally:
+            await database.dispose()
+
+    async def run(self) -> SimulationResult:
+        started = time.perf_counter()
+        result = SimulationResult(month=self.scenario.month, scale=self.scale)
+        await self.announce()
+        database = Database(self.settings.effective_database_url)
+        try:
             try:
                 app = self.app_factory(self.settings, database=database, clock=self.clock)
                 # Leaving this block closes every actor's client, whatever ends the run.
@@ -406,6 +415,16 @@ async def _all(actor: Operator, path: str) -> list[dict[str, Any]]:
         offset += len(page["items"])
         if not page["items"] or offset >= page["total"]:
             return items
+
+
+def announce(settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1) -> None:
+    """Record a scenario's month as being loaded, for the simulation that `simulate` will then run."""
+    # The app factory is not needed to record the month: nothing of the platform runs.
+    asyncio.run(Simulation(_no_app, settings, scenario, scale, seed).announce())
+
+
+def _no_app(*_args: Any, **_kwargs: Any) -> FastAPI:
+    raise SimulationError("announcing a month runs no platform")
 
 
 def _days_in(month_start: date) -> int:
