@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from tests.reporting.expected import expected
-from tests.simulation.scenarios import load, small
-from tests.simulation.test_round_trip import _bulletin_json, assert_matches_expected
 
 from cityhealth.app import create_app
 from cityhealth.clock import SystemClock
@@ -24,6 +21,9 @@ from cityhealth.reporting import month_loads
 from cityhealth.simulation.actors import Actor, SimulationError
 from cityhealth.simulation.driver import Simulation, announce
 from cityhealth.simulation.plan import plan_month
+from tests.reporting.expected import expected
+from tests.simulation.scenarios import load, small
+from tests.simulation.test_round_trip import _bulletin_json, assert_matches_expected
 
 Scope = MutableMapping[str, Any]
 ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
