@@ -16,7 +16,7 @@ from cityhealth.simulation.driver import AppFactory, announce
 from cityhealth.simulation.driver import simulate as run_simulation
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # the summary stays one line in a log file
 
 
 def command(app_factory: AppFactory) -> Callable[..., None]:
