@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from cityhealth.app import create_app
-from cityhealth.clock import SystemClock
+from cityhealth.clock import BUSINESS_TZ, SystemClock
 from cityhealth.config import Environment, Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, ValidationFailed
@@ -169,3 +170,20 @@ def test_the_simulator_refuses_to_run_in_production(settings: Settings, tmp_path
     with pytest.raises(SimulationError) as caught:
         Simulation(create_app, production, load(small(), tmp_path), Decimal(1), seed=1)
     assert caught.value.code == "simulation_in_production"
+
+
+def test_the_clock_starts_the_week_before_the_month_and_never_moves_back(settings: Settings, tmp_path: Path) -> None:
+    simulation = Simulation(create_app, settings, load(small(), tmp_path), Decimal(1), seed=1)
+    assert simulation.clock.now() == datetime(2024, 1, 25, tzinfo=BUSINESS_TZ)
+    simulation.at(date(2024, 2, 3), 12)
+    assert simulation.clock.now() == datetime(2024, 2, 3, 12, tzinfo=BUSINESS_TZ)
+    simulation.at(date(2024, 2, 3), 9)  # the morning of a day already at noon: the clock stays
+    assert simulation.clock.now() == datetime(2024, 2, 3, 12, tzinfo=BUSINESS_TZ)
+    simulation.at(date(2024, 2, 4), 9, 30)
+    assert simulation.clock.now() == datetime(2024, 2, 4, 9, 30, tzinfo=BUSINESS_TZ)
+
+
+def test_each_machine_client_gets_its_own_source_address(settings: Settings, tmp_path: Path) -> None:
+    simulation = Simulation(create_app, settings, load(small(), tmp_path), Decimal(1), seed=1)
+    addresses = [simulation.next_address() for _ in range(3)]
+    assert addresses == ["198.51.100.2", "198.51.100.3", "198.51.100.4"]  # .1 is the operator's
