@@ -81,3 +81,20 @@ def test_the_writer_process_writes_the_bodies_the_feeds_would(tmp_path: Path) ->
     assert not list((tmp_path / "bodies").iterdir())  # closing removes what was not sent
     forms = Counter(orjson.loads(line)["form"] for content in contents for line in content.splitlines())
     assert forms["workload_daily"] == 6
+
+
+def test_closing_the_writer_removes_the_bodies_not_sent(tmp_path: Path) -> None:
+    feeds = _feeds("0.001")[:2]
+
+    async def unsent() -> list[Path]:
+        writer = BodyWriter(feeds, tmp_path / "bodies")
+        try:
+            bodies = [await future for future in writer.day(1, 30, len(feeds))]
+            assert all(body.path.exists() for body in bodies)
+            return [body.path for body in bodies]
+        finally:
+            writer.close()
+
+    paths = asyncio.run(unsent())
+    assert len(paths) == 2
+    assert not any(path.exists() for path in paths)

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import BACKEND
-from tests.reporting.expected import expected
 
 from cityhealth.app import create_app
 from cityhealth.config import Settings
@@ -18,6 +16,8 @@ from cityhealth.db.engine import Database
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.simulation.driver import simulate
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
+from tests.conftest import BACKEND
+from tests.reporting.expected import expected
 
 SECTIONS = ("booking", "collection")
 ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital"}

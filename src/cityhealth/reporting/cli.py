@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from cityhealth.config import Settings, load_settings
 from cityhealth.errors import DomainError
+from cityhealth.reporting import month_loads
 from cityhealth.reporting.model import BulletinData, month_parts
 from cityhealth.reporting.service import Edition, build_bulletin, render, warnings
 from cityhealth.reporting.tables import Issue
@@ -45,6 +46,8 @@ async def _from_database(settings: Settings, month: str, region: str | None) -> 
     from cityhealth.db.cli import checked_database  # here: a bulletin from a scenario file needs no database
 
     async with checked_database(settings) as database, database.transaction() as session:
+        # A month still being loaded (the demo's simulation) has partial figures: no bulletin is written of it.
+        month_loads.refuse_partial(await month_loads.get(session, month))
         if not database.is_sqlite:
             # Both sources read one snapshot, so booking and collection figures belong to the same instant.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})

@@ -12,7 +12,7 @@ import secrets
 import uuid
 from abc import ABC, abstractmethod
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
@@ -28,6 +28,10 @@ BASE_URL = "http://platform.simulation"
 TOKEN_PATH = "/api/auth/token"  # noqa: S105 - a URL path, not a secret
 # Tokens live 300 s of (simulated) time; refresh a little before that.
 TOKEN_REFRESH_S = 240
+# Wall-clock seconds a request may take, token renewal included. The in-process transport enforces no timeout
+# of its own (httpx's apply to sockets), so a platform that never answers would hold the month forever.
+# Generous: a scale-1 day's bulk body is ~60 MB, sent to a loop that is busy ingesting.
+REQUEST_TIMEOUT_S = 300.0
 
 
 class SimulationError(DomainError):
@@ -36,17 +40,20 @@ class SimulationError(DomainError):
 
 
 def _transport(app: FastAPI, address: str) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=app, client=(address, 40000))
+    # A platform that crashes answers 500, as a server would, rather than raising into the simulator.
+    return httpx.ASGITransport(app=app, client=(address, 40000), raise_app_exceptions=False)
 
 
 class Actor(ABC):
     """An HTTP caller with a bearer token that it renews against the platform's clock."""
 
-    def __init__(self, app: FastAPI, clock: Clock, address: str, name: str) -> None:
+    def __init__(self, app: FastAPI, clock: Clock, address: str, name: str, *,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.app = app
         self.clock = clock
         self.name = name
-        self.http = httpx.AsyncClient(transport=_transport(app, address), base_url=BASE_URL, timeout=600)
+        self.timeout_s = timeout_s
+        self.http = httpx.AsyncClient(transport=_transport(app, address), base_url=BASE_URL, timeout=timeout_s)
         self._token: str | None = None
         self._token_at = clock.now()
         # Callers share an actor concurrently; one renewal at a time (a TOTP code logs in only once).
@@ -72,19 +79,67 @@ class Actor(ABC):
 
     async def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 202, 204),
                    **kwargs: Any) -> httpx.Response:
-        headers = {**kwargs.pop("headers", {}), **(await self.headers())}
-        response = await self.http.request(method, path, headers=headers, **kwargs)
+        """One request, token renewal included, within `timeout_s`; any failure is a SimulationError."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                headers = {**kwargs.pop("headers", {}), **(await self.headers())}
+                response = await self.http.request(method, path, headers=headers, **kwargs)
+        except TimeoutError:
+            raise SimulationError(f"{self.name}: {method} {path} did not answer within {self.timeout_s:g} s",
+                                  code="simulation_timeout") from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise SimulationError(f"{self.name}: {method} {path} failed: {type(exc).__name__}: {exc}") from exc
         if response.status_code not in expect:
             raise SimulationError(
                 f"{self.name}: {method} {path} answered {response.status_code}: {response.text[:500]}")
         return response
 
 
+ActorT = TypeVar("ActorT", bound=Actor)
+
+
+class Actors:
+    """Every actor of a run, whose HTTP clients are closed together however the run ends.
+
+    An actor is added as soon as it is made, before its first request, so that an error, a timeout or a
+    cancellation anywhere after (registering it included) still closes its client.
+    """
+
+    def __init__(self) -> None:
+        self._open: list[Actor] = []
+
+    def add(self, actor: ActorT) -> ActorT:
+        self._open.append(actor)
+        return actor
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    async def close(self) -> None:
+        """Close every client, even when closing one of them fails; the first failure is raised after."""
+        actors, self._open = self._open, []
+        failure: BaseException | None = None
+        for actor in actors:
+            try:
+                await actor.close()
+            except BaseException as exc:  # close the rest, then raise the first
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def __aenter__(self) -> Actors:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+
 class Operator(Actor):
     """The information center's platform administrator."""
 
-    def __init__(self, app: FastAPI, clock: Clock, username: str, password: str, totp_secret: str) -> None:
-        super().__init__(app, clock, "198.51.100.1", f"operator {username}")
+    def __init__(self, app: FastAPI, clock: Clock, username: str, password: str, totp_secret: str, *,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        super().__init__(app, clock, "198.51.100.1", f"operator {username}", timeout_s=timeout_s)
         self.username = username
         self.password = password
         self.totp = pyotp.TOTP(totp_secret)
@@ -102,8 +157,9 @@ class Operator(Actor):
 class MachineClient(Actor):
     """A hospital system, district platform or client app: ES384 client assertions, its own key pair."""
 
-    def __init__(self, app: FastAPI, clock: Clock, address: str, client_id: str, name: str) -> None:
-        super().__init__(app, clock, address, name)
+    def __init__(self, app: FastAPI, clock: Clock, address: str, client_id: str, name: str, *,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        super().__init__(app, clock, address, name, timeout_s=timeout_s)
         self.client_id = client_id
         self._key = ec.generate_private_key(ec.SECP384R1())
         self.kid = uuid.uuid4().hex[:16]

@@ -115,7 +115,7 @@ class BookingDriver:
             "username": username, "display_name": "12320 话务员", "password": password,
             "roles": [Role.HOTLINE_AGENT.value]})).json()
         secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
-        agent = Operator(self.app, self.simulation.clock, username, password, secret)
+        agent = self.simulation.operator(self.app, username, password, secret)
         self.actors[key] = agent
         return agent
 
@@ -173,11 +173,4 @@ class BookingDriver:
     async def _book(self, queue: list[tuple[Actor, dict[str, Any], str]]) -> None:
         for actor, body, key in queue:
             await actor.call("POST", "/api/booking/bookings", json=body, headers={"Idempotency-Key": key})
-
-    async def close(self) -> None:
-        seen: set[int] = set()
-        for actor in [*self.actors.values(), *(h["scheduler"] for h in self.hospitals.values())]:
-            if id(actor) not in seen:
-                seen.add(id(actor))
-                await actor.close()
 

@@ -12,11 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cityhealth.config import load_settings
 from cityhealth.errors import DomainError
-from cityhealth.simulation.driver import AppFactory
+from cityhealth.simulation.driver import AppFactory, announce
 from cityhealth.simulation.driver import simulate as run_simulation
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # the summary stays one line in a log file
 
 
 def command(app_factory: AppFactory) -> Callable[..., None]:
@@ -26,21 +26,33 @@ def command(app_factory: AppFactory) -> Callable[..., None]:
         scenario: str = typer.Option("nanjing-2022-06", help="a scenario file, or the name of a bundled one"),
         scale: str = typer.Option("0.01", help="0 < scale <= 1; 1 is the real month"),
         seed: int = typer.Option(1, help="the same seed gives the same month"),
+        announce_only: bool = typer.Option(
+            False, "--announce-only",
+            help="only record the month as being loaded (0 %), so that a server started before the "
+                 "simulation shows its progress and holds back its bulletin from the start"),
     ) -> None:
         """Generate a scenario's month and drive it through the platform (registry, uploads, bookings)."""
-        run(app_factory, scenario, scale, seed)
+        run(app_factory, scenario, scale, seed, announce_only=announce_only)
 
     return simulate
 
 
-def run(app_factory: AppFactory, scenario: str, scale: str, seed: int) -> None:
+def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announce_only: bool = False) -> None:
     try:
         factor = Decimal(scale)
     except InvalidOperation:
         raise typer.BadParameter(f"scale {scale!r} is not a number") from None
-    path = Path(scenario) if Path(scenario).exists() else bundled_scenario(scenario)
-    loaded = load_scenario(path)
     settings = load_settings()
+    try:
+        path = Path(scenario) if Path(scenario).exists() else bundled_scenario(scenario)
+        loaded = load_scenario(path)
+        if announce_only:
+            announce(settings, loaded, factor, seed)
+            console.print(f"{loaded.month} recorded as being loaded")
+            return
+    except DomainError as exc:
+        console.print(f"[red]simulation failed: {exc.message}[/red]")
+        raise typer.Exit(1) from exc
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"simulating {loaded.month} at scale {factor}", total=None)

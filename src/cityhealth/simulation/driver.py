@@ -8,6 +8,8 @@ administrator is created directly, as `cityhealth users create` would.
 from __future__ import annotations
 
 import asyncio
+import calendar
+import contextlib
 import random
 import secrets
 import tempfile
@@ -25,17 +27,19 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 from fastapi import FastAPI
 
-from cityhealth.clock import BUSINESS_TZ, SimulatedClock
+from cityhealth.clock import BUSINESS_TZ, Clock, SimulatedClock, SystemClock
 from cityhealth.config import Environment, Settings
 from cityhealth.db.engine import Database
 from cityhealth.registry.identifiers import province_of
+from cityhealth.reporting import month_loads
 from cityhealth.security import staff as staff_accounts
 from cityhealth.security.principals import Role, Scope
-from cityhealth.simulation.actors import MachineClient, Operator, SimulationError
+from cityhealth.simulation.actors import REQUEST_TIMEOUT_S, Actors, MachineClient, Operator, SimulationError
 from cityhealth.simulation.bodies import BodyWriter, DayBody
 from cityhealth.simulation.bookings import BookingDriver
 from cityhealth.simulation.feed import UnitFeed
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
+from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.scenario import Scenario
 
 REALTIME_LIMIT = 1000  # records per real-time batch (the platform's limit)
@@ -82,14 +86,28 @@ def _no_progress(_phase: str, _done: int, _total: int) -> None:
 
 
 class Simulation:
+    """A scenario's month at a scale, driven through a platform built by `app_factory`.
+
+    The month's progress is kept in a month-load record (reporting.month_loads), so that the platform's
+    pages, served by another process meanwhile, show how far it is and hold back the month's bulletin.
+    Its timestamps come from `wall_clock`: the reader of the progress lives in real time.
+    """
+
     def __init__(self, app_factory: AppFactory, settings: Settings, scenario: Scenario, scale: Decimal,
-                 seed: int, progress: ProgressHook | None = None) -> None:
+                 seed: int, progress: ProgressHook | None = None, *, wall_clock: Clock | None = None,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 job_stall_timeout_s: float = JOB_STALL_TIMEOUT_S) -> None:
         if settings.env is Environment.PRODUCTION:
             raise SimulationError("the simulator cannot run in production", code="simulation_in_production")
         self.app_factory = app_factory
         self.settings = settings.model_copy(update={"simulated_clock": True})
         self.scenario = scenario
         self.scale = scale
+        self.seed = seed
+        self.wall_clock = wall_clock or SystemClock()
+        self.request_timeout_s = request_timeout_s
+        self.job_stall_timeout_s = job_stall_timeout_s
+        self.actors = Actors()
         self.random = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not secrets
         self.progress = progress or _no_progress
         year, month = (int(part) for part in scenario.month.split("-"))
@@ -107,34 +125,71 @@ class Simulation:
         if moment > self.clock.now():
             self.clock.set(moment)
 
+    @property
+    def source(self) -> str:
+        """How the month-load record names this run."""
+        name = self.scenario.title or self.scenario.month
+        return f"simulation of {name} at scale {self.scale}, seed {self.seed}"[:200]
+
+    async def announce(self) -> None:
+        """Record the month as being loaded (0 %) without running it: servers started now hold its bulletin."""
+        plan_month(self.scenario, self.scale)  # an infeasible scenario is refused before anything is recorded
+        database = Database(self.settings.effective_database_url)
+        try:
+            async with database.transaction() as session:
+                await month_loads.start(session, self.wall_clock, self.scenario.month, self.source,
+                                        _days_in(self.month_start))
+        finally:
+            await database.dispose()
+
     async def run(self) -> SimulationResult:
         started = time.perf_counter()
-        database = Database(self.settings.effective_database_url)
-        app = self.app_factory(self.settings, database=database, clock=self.clock)
         result = SimulationResult(month=self.scenario.month, scale=self.scale)
-        async with app.router.lifespan_context(app):
-            operator = await self._bootstrap_operator(app, database)
+        await self.announce()
+        database = Database(self.settings.effective_database_url)
+        try:
             try:
-                await self._register_areas(operator)
-                await self._load_organizations(operator)
-                plan = plan_month(self.scenario, self.scale,
-                                  {name: app_row["channel"] for name, app_row in self.apps.items()})
-                units = await self._register_units(app, operator, plan)
-                await self._record_openings(operator, plan, units)
-                bookings = BookingDriver(self, app, operator, plan)
-                await bookings.prepare()
-                upload_started = time.perf_counter()
-                await self._run_month(units, plan, bookings, result)
-                result.upload_s = time.perf_counter() - upload_started
-                result.accepted_expected = plan.accepted_in_month
-                for unit in units:
-                    await unit.client.close()
-                await bookings.close()
-            finally:
-                await operator.close()
-        await database.dispose()
+                app = self.app_factory(self.settings, database=database, clock=self.clock)
+                # Leaving this block closes every actor's client, whatever ends the run.
+                async with app.router.lifespan_context(app), self.actors:
+                    await self._drive(app, database, result)
+            except BaseException as exc:
+                await self._record_failure(database, exc)
+                raise
+            async with database.transaction() as session:
+                await month_loads.complete(session, self.wall_clock, self.scenario.month)
+        finally:
+            await database.dispose()
         result.elapsed_s = time.perf_counter() - started
         return result
+
+    async def _drive(self, app: FastAPI, database: Database, result: SimulationResult) -> None:
+        operator = await self._bootstrap_operator(app, database)
+        await self._register_areas(operator)
+        await self._load_organizations(operator)
+        plan = plan_month(self.scenario, self.scale,
+                          {name: app_row["channel"] for name, app_row in self.apps.items()})
+        units = await self._register_units(app, operator, plan)
+        await self._record_openings(operator, plan, units)
+        bookings = BookingDriver(self, app, operator, plan)
+        await bookings.prepare()
+        upload_started = time.perf_counter()
+        await self._run_month(database, units, plan, bookings, result)
+        result.upload_s = time.perf_counter() - upload_started
+        result.accepted_expected = plan.accepted_in_month
+
+    async def _record_failure(self, database: Database, exc: BaseException) -> None:
+        """Say on the month-load record why the month stopped (best effort: the run's error is what matters)."""
+        reason = exc.message if isinstance(exc, SimulationError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+            reason = "interrupted"
+        with contextlib.suppress(Exception):
+            async with database.transaction() as session:
+                await month_loads.fail(session, self.wall_clock, self.scenario.month, reason)
+
+    async def _record_day(self, database: Database, day_of_month: int) -> None:
+        async with database.transaction() as session:
+            await month_loads.advance(session, self.wall_clock, self.scenario.month, day_of_month)
 
     async def _bootstrap_operator(self, app: FastAPI, database: Database) -> Operator:
         username = f"simulator-{secrets.token_hex(4)}"
@@ -146,7 +201,12 @@ class Simulation:
         if created.totp_uri is None:
             raise SimulationError("a platform administrator must have a second factor")
         secret = parse_qs(urlparse(created.totp_uri).query)["secret"][0]
-        return Operator(app, self.clock, username, password, secret)
+        return self.operator(app, username, password, secret)
+
+    def operator(self, app: FastAPI, username: str, password: str, totp_secret: str) -> Operator:
+        """A staff actor of this run (its client is closed with the run's)."""
+        return self.actors.add(Operator(app, self.clock, username, password, totp_secret,
+                                        timeout_s=self.request_timeout_s))
 
     def next_address(self) -> str:
         return next(self._addresses)
@@ -200,7 +260,8 @@ class Simulation:
                              organization_id: int | None = None, client_app_id: int | None = None) -> MachineClient:
         self._clients += 1
         client_id = f"sim-{self._clients:04d}"
-        client = MachineClient(app, self.clock, self.next_address(), client_id, name)
+        client = self.actors.add(MachineClient(app, self.clock, self.next_address(), client_id, name,
+                                               timeout_s=self.request_timeout_s))
         await operator.call("POST", "/api/security/clients", json={
             "client_id": client_id, "name": name, "scopes": scopes, "organization_id": organization_id,
             "client_app_id": client_app_id, "jwks": client.public_jwks()})
@@ -255,7 +316,7 @@ class Simulation:
                 "kind": "accepted_total", "count": plan.cumulative_accepted_target - plan.accepted_in_month,
                 "as_of": as_of})
 
-    async def _run_month(self, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
+    async def _run_month(self, database: Database, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
                          result: SimulationResult) -> None:
         """Each day: the morning's bookings, then at noon every unit's uploads.
 
@@ -291,6 +352,7 @@ class Simulation:
                     result.uploaded += sum(body.records for _, _, body in sent)
                     await self._wait_for_jobs(running, result)
                     running = [(unit, job_id) for unit, job_id, _ in sent]
+                    await self._record_day(database, day_of_month)
                     self.progress("month", day_of_month, plan.days_in_month)
                 await self._wait_for_jobs(running, result)
             finally:
@@ -332,13 +394,7 @@ class Simulation:
 
     async def _poll_jobs(self, jobs: list[tuple[Unit, str]]) -> None:
         for unit, job_id in jobs:
-            while True:
-                status = (await unit.client.call("GET", f"/api/collection/jobs/{job_id}")).json()
-                if status["status"] in ("completed", "failed"):
-                    if status["status"] == "failed":
-                        raise SimulationError(f"{unit.plan.name}: bulk job {job_id} failed: {status}")
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for_job(unit.client, job_id, stall_timeout_s=self.job_stall_timeout_s)
 
 
 @contextmanager
@@ -359,6 +415,20 @@ async def _all(actor: Operator, path: str) -> list[dict[str, Any]]:
         offset += len(page["items"])
         if not page["items"] or offset >= page["total"]:
             return items
+
+
+def announce(settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1) -> None:
+    """Record a scenario's month as being loaded, for the simulation that `simulate` will then run."""
+    # The app factory is not needed to record the month: nothing of the platform runs.
+    asyncio.run(Simulation(_no_app, settings, scenario, scale, seed).announce())
+
+
+def _no_app(*_args: Any, **_kwargs: Any) -> FastAPI:
+    raise SimulationError("announcing a month runs no platform")
+
+
+def _days_in(month_start: date) -> int:
+    return calendar.monthrange(month_start.year, month_start.month)[1]
 
 
 def simulate(app_factory: AppFactory, settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1,

@@ -124,6 +124,9 @@ def plan_unit(row: CollectionRow, scale: Decimal, days_in_month: int) -> UnitPla
     inpatient = _rate(row.discharge_conformance_basis, row.discharge_conformance_pct, scale)
     bases = sum(rate.basis for rate in (outpatient, inpatient) if rate)
     uploaded = max(scaled(row.uploaded_records, scale), row.upload_days, row.realtime_forms, bases)
+    if row.upload_days > days_in_month:
+        raise ValidationFailed(f"{name}: {row.upload_days} upload days in a month of {days_in_month}",
+                               field="upload_days", value=row.upload_days, rule="scenario.infeasible")
     if uploaded > 0 and row.upload_days == 0:
         raise ValidationFailed(f"{name}: records uploaded on no day", field="upload_days", value=0,
                                rule="scenario.infeasible")

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
 from cityhealth.errors import ValidationFailed
+from cityhealth.reporting import month_loads
 from cityhealth.reporting import service as reporting_service
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.service import Edition
@@ -31,7 +32,16 @@ DOWNLOADS = {
     "docx": (Edition.DOCX, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
 }
 
-router = APIRouter(include_in_schema=False)
+LOADING_REFRESH_S = 10  # how often the page of a bulletin still being loaded reloads itself
+
+
+async def _month_loads(request: Request, database: DatabaseDep) -> None:
+    """Months still being loaded, for the progress banner every page shows (web/templates/_loading.html)."""
+    async with database.transaction() as session:
+        request.state.month_loads = await month_loads.unfinished(session)
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_month_loads)])
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -82,8 +92,13 @@ def _with_site_bar(html: str, month: str) -> str:
 
 
 @router.get("/bulletin/{edition}", response_class=HTMLResponse)
-async def bulletin(edition: str, database: DatabaseDep) -> Response:
+async def bulletin(edition: str, request: Request, database: DatabaseDep) -> Response:
     month, extension = _edition(edition)
+    load = next((load for load in request.state.month_loads if load.month == month), None)
+    if load is not None:
+        if extension is not None:
+            month_loads.refuse_partial(load)  # a download is the bulletin itself: 409 until the month is whole
+        return page(request, "bulletin_loading.html", load=load, refresh_s=LOADING_REFRESH_S)
     data = await _bulletin(database, month)
     if extension is None:
         html = await anyio.to_thread.run_sync(reporting_service.render, data, Edition.HTML)

@@ -44,7 +44,7 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
     principal = getattr(request.state, "principal", None)
     html = environment().get_template(template).render(
         principal=principal, csrf_field=CSRF_FIELD, csrf_token=lambda: form_token(request, settings),
-        path=request.url.path, **context)
+        path=request.url.path, loading=getattr(request.state, "month_loads", ()), **context)
     # A page shown to a logged-in operator may carry record ids: no cache keeps it.
     private = {"Cache-Control": "no-store"} if principal is not None else None
     response = HTMLResponse(html, status_code=status_code, headers=private)
