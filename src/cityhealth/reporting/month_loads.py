@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.errors import Conflict, ValidationFailed
+from cityhealth.reporting import repository
 from cityhealth.reporting.models import MonthLoad
 
 FAILURE_CHARS = 500
@@ -122,8 +122,7 @@ async def get(session: AsyncSession, month: str) -> MonthLoadRead | None:
 
 async def unfinished(session: AsyncSession) -> list[MonthLoadRead]:
     """Loads not completed, oldest month first: what the pages' progress banner shows."""
-    rows = await session.scalars(select(MonthLoad).where(MonthLoad.completed_at.is_(None)).order_by(MonthLoad.month))
-    return [_read(row) for row in rows]
+    return [_read(row) for row in await repository.unfinished_loads(session)]
 
 
 def refuse_partial(load: MonthLoadRead | None) -> None:
