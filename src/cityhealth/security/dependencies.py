@@ -55,14 +55,15 @@ def token_key(app: FastAPI, settings: Settings) -> bytes:
     return _per_app(app, "security_token_key", lambda: settings.secret("token_signing_key"))
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def authenticate(request: Request, credentials: Credentials) -> Principal:
     """The caller behind the bearer token: verified (or found verified in the cache), its session or client live.
 
     Takes the settings, clock and database from the app's state rather than as dependencies of its own: every
-    sub-dependency costs FastAPI tens of microseconds to solve, on every authenticated request.
+    sub-dependency costs FastAPI tens of microseconds to solve, on every authenticated request (so `require`
+    calls this directly too, rather than depending on it).
     """
     app = request.app
     state = app.state
@@ -132,7 +133,8 @@ def require_any(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
 
 
 def _guard(scopes: tuple[Scope, ...], *, any_scope: bool) -> Callable[..., Awaitable[Principal]]:
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)], request: Request) -> Principal:
+    async def dependency(request: Request, credentials: Credentials) -> Principal:
+        principal = await authenticate(request, credentials)
         refused = not principal.has_any(*scopes) if any_scope else not all(map(principal.has, scopes))
         if refused:
             state = request.app.state
