@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -33,7 +34,7 @@ scrub = personal_numbers.scrub
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id and the record's `extra` fields."""
 
-    _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+    _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -45,12 +46,17 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        standard = self._STANDARD
         for key, value in vars(record).items():
-            if key not in self._STANDARD and not key.startswith("_"):
+            if key not in standard and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(entry, ensure_ascii=False, default=str))
+        try:  # one line per request on the server: orjson takes a fifth of the json module's time
+            line = orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson refuses (a lone surrogate, a huge integer) the json module writes
+            line = json.dumps(entry, ensure_ascii=False, default=str)
+        return scrub(line)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -83,46 +89,92 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class ResponseStart:
+    """An ASGI `send` that notes when the response starts (and its status) before passing each message on.
+
+    The middlewares that must know whether a response is already under way (to answer an error themselves,
+    or not) share it; `on_start`, if given, runs on the start message first (to add headers, or to write
+    what must be written before the caller sees anything).
+    """
+
+    __slots__ = ("_on_start", "_send", "status")
+
+    def __init__(self, send: Send, on_start: Callable[[Message], Awaitable[None]] | None = None) -> None:
+        self._send = send
+        self._on_start = on_start
+        self.status: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.status is not None
+
+    async def __call__(self, message: Message) -> None:
+        if self.status is None and message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            if self._on_start is not None:
+                await self._on_start(message)
+        await self._send(message)
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """A request header's value (`name` in lower case, as ASGI servers give them); the last one if repeated."""
+    found = None
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            found = value
+    return None if found is None else bytes(found)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
 class RequestContextMiddleware:
     """Request id (honouring a well-formed X-Request-ID), access log and metrics."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # (method, route, status) -> the labelled collectors: `labels()` validates and locks on every call.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", incoming) else uuid.uuid4().hex
+        incoming = (header(scope, b"x-request-id") or b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         client = scope.get("client")
         address_token = client_address_var.set(client[0] if client else None)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status_holder = {"status": 500}
+        id_header = (b"x-request-id", request_id.encode())
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
+        async def add_id(message: Message) -> None:
+            message["headers"] = [*message.get("headers", ()), id_header]
 
+        watch = ResponseStart(send, add_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, watch)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], route_path, str(status_holder["status"])).inc()
-            self.metrics.latency.labels(scope["method"], route_path).observe(elapsed)
-            logger.info("request", extra={
-                "method": scope["method"], "route": route_path, "status": status_holder["status"],
-                "duration_ms": round(elapsed * 1000, 2),
-            })
+            status = watch.status or 500
+            method = scope["method"]
+            series = self._series.get((method, route_path, status))
+            if series is None:
+                series = self._series[(method, route_path, status)] = (
+                    self.metrics.requests.labels(method, route_path, str(status)),
+                    self.metrics.latency.labels(method, route_path),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("request", extra={
+                    "method": method, "route": route_path, "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                })
             request_id_var.reset(token)
             client_address_var.reset(address_token)
 
@@ -143,7 +195,7 @@ class BodyLimitMiddleware:
             return
         limit = self.max_body_bytes
         request_id = scope.get("state", {}).get("request_id")
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response = problem_response(PayloadTooLarge(
                 f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
@@ -151,7 +203,6 @@ class BodyLimitMiddleware:
             await response(scope, receive, send)
             return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -162,15 +213,11 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge(received, limit)
             return message
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watch = ResponseStart(send)
         try:
-            await self.app(scope, limited_receive, send_tracking)
+            await self.app(scope, limited_receive, watch)
         except _BodyTooLarge as exc:
-            if started:
+            if watch.started:
                 raise
             response = problem_response(PayloadTooLarge(
                 f"request body exceeds the limit of {exc.limit} bytes",
@@ -283,20 +330,13 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watch = ResponseStart(send)
         try:
-            await self.app(scope, receive, send_tracking)
+            await self.app(scope, receive, watch)
         except _BodyTooLarge:
             raise  # BodyLimitMiddleware answers it with a 413
         except Exception as exc:
-            if started:  # part of a response is already out: nothing sound can be sent any more
+            if watch.started:  # part of a response is already out: nothing sound can be sent any more
                 raise
             response = _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
             await response(scope, receive, send)

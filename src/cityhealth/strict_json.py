@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import email.message
+import functools
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.errors import MalformedBody
-from cityhealth.observability import problem_response
+from cityhealth.observability import header, problem_response
 
 
+@functools.lru_cache(maxsize=64)
 def is_json(content_type: str) -> bool:
     """application/json and every application/*+json, the types FastAPI parses as JSON."""
     message = email.message.Message()
@@ -34,7 +36,7 @@ class StrictJsonMiddleware:
         if scope["type"] != "http" or (self.self_parsed_paths and scope["path"].startswith(self.self_parsed_paths)):
             await self.app(scope, receive, send)
             return
-        content_type = dict(scope.get("headers") or []).get(b"content-type")
+        content_type = header(scope, b"content-type")
         if content_type is None or not is_json(content_type.decode("latin-1")):
             await self.app(scope, receive, send)
             return

@@ -380,3 +380,35 @@ async def test_a_batch_outside_rfc_8259_is_refused_by_the_routes_own_strict_pars
     assert response.status_code == 422
     problem = response.json()
     assert (problem["code"], problem["field"], problem["rule"]) == ("malformed_body", "body", "json.malformed")
+
+
+async def test_a_code_table_loaded_inside_a_transaction_applies_to_its_later_batches(
+    app: FastAPI, hospital: Unit, clock: SimulatedClock, database: Database, tmp_path: object
+) -> None:
+    # A transaction reads the code tables' generations once (with the unit's lock); a table replaced in that
+    # same transaction must still reach the batches decided after it.
+    from pathlib import Path
+
+    from cityhealth.collection import service
+    from cityhealth.collection.api import runtime
+    from cityhealth.collection.ingest import InputRow, ingest
+    from cityhealth.collection.repository.organizations import organization_by_id
+
+    collector = runtime(app)[0]
+    codes = Path(str(tmp_path)) / "icd10.csv"
+    codes.write_text("code,name\nJ18.900,肺炎\n", encoding="utf-8")
+    at = clock.now() - timedelta(hours=1)
+    async with database.transaction() as session:
+        sender = await organization_by_id(session, hospital.org.id)
+        assert sender is not None
+
+        def batch(record_id: str) -> list[InputRow]:
+            record = make_record("outpatient_diagnosis", hospital.code, record_id, at)
+            return [InputRow(1, record=record, form="outpatient_diagnosis")]
+
+        before = await ingest(session, collector, sender, batch("t-1"), received_at=clock.now())
+        await service.load_codes(session, clock, "ICD-10", codes)
+        after = await ingest(session, collector, sender, batch("t-2"), received_at=clock.now())
+    assert before.counts()["accepted"] == 1
+    [outcome] = after.outcomes
+    assert [error.rule for error in outcome.errors] == ["code.not_in_table"]

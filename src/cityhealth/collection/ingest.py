@@ -159,7 +159,12 @@ async def ingest(
     `prepared`: the batch already validated (a bulk job prepares ahead); used if it was validated against
     the code tables loaded now, else prepared again. `detailed=False` returns only the rejected rows' outcomes.
     """
-    validators = await collector.validators(session)
+    if prepared is None and (known := collector.current_validators()) is not None:
+        # Prepared before any statement (the usual case: the code tables did not change since the last batch),
+        # so that the unit's lock, taken next, is not held while the CPU works.
+        prepared = prepare(collector, known, rows, received_at)
+    generations = await stored_records.begin_unit_writes(session, sender.id, lock=not dry_run)
+    validators = await collector.validators_for(session, generations)
     if prepared is None or prepared.validators is not validators or prepared.received_at != received_at:
         prepared = prepare(collector, validators, rows, received_at)
     forms = load_standard().forms
@@ -175,8 +180,6 @@ async def ingest(
     keys = [(c.form.code, c.record_id) for round_ in rounds for c in round_]
     if len(rounds) > 1:
         keys = list(dict.fromkeys(keys))
-    if not dry_run:
-        await stored_records.lock_organization(session, sender.id)
     state = await stored_records.existing_records(session, sender.id, keys)
 
     deltas = MetricDeltas(sender.id)

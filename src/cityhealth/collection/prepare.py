@@ -70,7 +70,10 @@ class Collector:
 
     async def validators(self, session: AsyncSession) -> dict[str, FormValidator]:
         """The validators for the code tables loaded now (rebuilt only when a table's generation moved)."""
-        generations = await code_tables.code_generations(session)
+        return await self.validators_for(session, await code_tables.code_generations(session))
+
+    async def validators_for(self, session: AsyncSession, generations: dict[str, int]) -> dict[str, FormValidator]:
+        """The validators for the code tables at these generations (their entries read only when one moved)."""
         if generations != self._generations:
             self.loaded = {
                 table: await code_tables.code_entries(session, table)

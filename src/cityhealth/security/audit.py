@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -210,9 +210,11 @@ def _canonical(value: object) -> str:
     return str(value)
 
 
+_FIELD_NAMES = tuple(PendingEvent.__dataclass_fields__)
+
+
 def hashed_fields(row: PendingEvent | AuditEvent) -> dict[str, Any]:
-    names = PendingEvent.__dataclass_fields__
-    fields = {name: getattr(row, name) for name in names}
+    fields = {name: getattr(row, name) for name in _FIELD_NAMES}
     fields["occurred_at"] = fields["occurred_at"].astimezone(UTC).isoformat(timespec="microseconds")
     return fields
 
@@ -237,7 +239,8 @@ def _write_pending(session: Session) -> None:
     rows = []
     for item in pending:
         digest = event_hash(prev, hashed_fields(item))
-        rows.append({**asdict(item), "prev_hash": prev, "hash": digest})
+        # The event's own fields as they are (dataclasses.asdict deep-copies every value, the times included).
+        rows.append({**{name: getattr(item, name) for name in _FIELD_NAMES}, "prev_hash": prev, "hash": digest})
         prev = digest
     connection.execute(_INSERT_EVENTS, rows)
     current = request_audit_var.get()

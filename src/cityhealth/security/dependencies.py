@@ -17,7 +17,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cityhealth.clock import Clock
 from cityhealth.config import Settings
-from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.db.engine import Database
 from cityhealth.errors import Forbidden, Unauthenticated
 from cityhealth.security.audit import Action, record_now
@@ -51,21 +50,33 @@ def verified_tokens(app: FastAPI) -> VerifiedTokens:
     return _per_app(app, "security_verified_tokens", VerifiedTokens)
 
 
-async def authenticate(
-    request: Request,
-    settings: SettingsDep,
-    clock: ClockDep,
-    database: DatabaseDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+def token_key(app: FastAPI, settings: Settings) -> bytes:
+    """The app's token signing key, read once (in development it comes from a file under var/)."""
+    return _per_app(app, "security_token_key", lambda: settings.secret("token_signing_key"))
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def authenticate(request: Request, credentials: Credentials) -> Principal:
+    """The caller behind the bearer token: verified (or found verified in the cache), its session or client live.
+
+    Takes the settings, clock and database from the app's state rather than as dependencies of its own: every
+    sub-dependency costs FastAPI tens of microseconds to solve, on every authenticated request (so `require`
+    calls this directly too, rather than depending on it).
+    """
+    app = request.app
+    state = app.state
+    settings: Settings = state.settings
+    clock: Clock = state.clock
+    database: Database = state.database
     principal: Principal | None = None
     try:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthenticated("a bearer access token is required", code="missing_token")
         now = clock.now()
-        principal = verified_tokens(request.app).decode(
-            credentials.credentials, key=settings.secret("token_signing_key"), now=now)
-        clients = client_state_cache(request.app)
+        principal = verified_tokens(app).decode(credentials.credentials, key=token_key(app, settings), now=now)
+        clients = client_state_cache(app)
         if not client_live_from_cache(principal, clients, now):
             await _check_live(database, clock, settings, principal, clients)
     except Unauthenticated as exc:
@@ -122,12 +133,13 @@ def require_any(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
 
 
 def _guard(scopes: tuple[Scope, ...], *, any_scope: bool) -> Callable[..., Awaitable[Principal]]:
-    async def dependency(
-        principal: Annotated[Principal, Depends(authenticate)], database: DatabaseDep, clock: ClockDep,
-        request: Request,
-    ) -> Principal:
+    async def dependency(request: Request, credentials: Credentials) -> Principal:
+        principal = await authenticate(request, credentials)
         refused = not principal.has_any(*scopes) if any_scope else not all(map(principal.has, scopes))
         if refused:
+            state = request.app.state
+            database: Database = state.database
+            clock: Clock = state.clock
             missing = list(scopes) if any_scope else [scope for scope in scopes if not principal.has(scope)]
             wanted = f"one of the scopes {', '.join(missing)}" if any_scope else f"scope {', '.join(missing)}"
             route = getattr(request.scope.get("route"), "path", None)

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.config import Environment, Settings
 from cityhealth.errors import Forbidden, TooManyRequests
-from cityhealth.observability import problem_response
+from cityhealth.observability import ResponseStart, header, problem_response
 from cityhealth.request_vars import client_address_var
 from cityhealth.security.audit import Action, RequestAudit, record_now, request_audit_var
 from cityhealth.security.failures import authentication_failed
@@ -57,16 +57,15 @@ class SecurityHeadersMiddleware:
         scope.setdefault("state", {})["csp_nonce"] = nonce
         policy = (b"content-security-policy", content_security_policy(nonce))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in (*_HEADERS, policy) if name not in present]
-                if self.production:
-                    headers.append(_HSTS)
-                message["headers"] = headers
-            await send(message)
+        async def add_headers(message: Message) -> None:
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(name, value) for name, value in (*_HEADERS, policy) if name not in present]
+            if self.production:
+                headers.append(_HSTS)
+            message["headers"] = headers
 
+        send_with_headers = ResponseStart(send, add_headers)
         if self.production and not self._is_https(scope) and scope["path"] not in PLAIN_HTTP_PATHS:
             response = problem_response(
                 Forbidden("plain HTTP is refused in production; use HTTPS or declare a TLS-terminating "
@@ -80,8 +79,7 @@ class SecurityHeadersMiddleware:
         if scope.get("scheme") == "https":
             return True
         if self.behind_proxy:
-            headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
-            return headers.get(b"x-forwarded-proto", b"").lower() == b"https"
+            return (header(scope, b"x-forwarded-proto") or b"").lower() == b"https"
         return False
 
 
@@ -104,16 +102,12 @@ class AuditMiddleware:
             return
         audit = RequestAudit()
         token = request_audit_var.set(audit)
-        started = False
 
-        async def send_after_audit(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start" and not started:
-                started = True
-                await self._settle(scope, audit, int(message["status"]))
-                audit.closed = True
-            await send(message)
+        async def settle(message: Message) -> None:
+            await self._settle(scope, audit, int(message["status"]))
+            audit.closed = True
 
+        send_after_audit = ResponseStart(send, settle)
         try:
             refusal = await self._refusal(scope)
             if refusal is not None:
@@ -121,7 +115,7 @@ class AuditMiddleware:
             else:
                 await self.app(scope, receive, send_after_audit)
         finally:
-            if not started:  # an unhandled error: its denials are still written
+            if not send_after_audit.started:  # an unhandled error: its denials are still written
                 await audit.flush()
             audit.closed = True
             request_audit_var.reset(token)

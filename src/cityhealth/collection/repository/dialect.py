@@ -24,7 +24,13 @@ async def pg_driver(session: AsyncSession) -> Any:
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
     if not driver.is_in_transaction():
-        await connection.execute(text("SELECT 1"))
+        # SQLAlchemy's asyncpg adapter sends BEGIN before the first statement it runs itself; asking it for
+        # just that saves the round trip and the ORM's execution path of a `SELECT 1` on every transaction.
+        begin = getattr(raw.dbapi_connection, "_start_transaction", None)
+        if begin is not None and getattr(raw.dbapi_connection, "_transaction", "") is None:
+            await begin()
+        else:  # another adapter version: let a statement begin it
+            await connection.execute(text("SELECT 1"))
     return driver
 
 
