@@ -275,7 +275,8 @@ def _result(
                 RowOutcome(
                     position=row.position,
                     form=candidate.form.code,
-                    record_id=candidate.record_id,
+                    # A unit may use an ID number as its record id: the answer masks it as a rejection's would.
+                    record_id=scrub(candidate.record_id),
                     status=candidate.status,
                     version=candidate.version,
                     warnings=warnings.get(index, []),
