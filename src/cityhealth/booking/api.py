@@ -12,7 +12,6 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy import select
 
 from cityhealth.booking import (
     jobs,
@@ -28,7 +27,6 @@ from cityhealth.booking import (
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.channels import Caller, caller_of, parse_target_resident
 from cityhealth.booking.idempotency import HEADER, context_for
-from cityhealth.booking.models import Booking
 from cityhealth.booking.schemas import (
     AvailabilityRead,
     BookingCreate,
@@ -276,14 +274,7 @@ async def create_hold(principal: Writer, request: Request, database: DatabaseDep
 
 @router.get("/bookings", response_model=list[BookingRead], summary="A resident's own bookings")
 async def list_my_bookings(principal: Reader, session: SessionDep, clock: ClockDep) -> list[BookingRead]:
-    if principal.kind is not PrincipalKind.RESIDENT or principal.resident_id is None:
-        raise ValidationFailed("only a resident lists their own bookings; others open a booking by id",
-                               code="resident_only", field="principal", rule="booking.own_list")
-    rows = (await session.execute(select(Booking).where(Booking.resident_id == principal.resident_id)
-                                  .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(200))).scalars()
-    views = [service.booking_read(row) for row in rows]
-    record(session, clock, principal, Action.LIST, service.RESOURCE, resident_ids=[principal.resident_id])
-    return views
+    return await service.own_bookings(session, clock, principal)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingRead)

@@ -9,8 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking.models import BookingSession, ReleasePolicy
-from cityhealth.clock import BUSINESS_TZ, Clock, business_date
-from cityhealth.errors import Conflict, ValidationFailed
+from cityhealth.clock import BUSINESS_TZ, Clock
 
 
 @dataclass(frozen=True)
@@ -56,32 +55,6 @@ def cancellation_deadline(rules: ReleaseRules, service_date: date) -> datetime |
     if not rules.cancellation_allowed:
         return None
     return at_business_time(service_date - timedelta(days=rules.cancel_cutoff_days_before), rules.cancel_cutoff_time)
-
-
-def check_bookable(rules: ReleaseRules, *, service_date: date, starts_at: datetime, released: datetime,
-                   status: str, now: datetime) -> None:
-    """Refuse a booking the release rules do not allow now. Re-checked by the booking UPDATE itself."""
-    today = business_date(now)
-    if status == "suspended":
-        raise Conflict("the session is suspended (停诊); its slots cannot be booked",
-                       code="session_suspended", field="session_id", rule="booking.session_suspended")
-    if service_date < today or now >= starts_at:
-        raise ValidationFailed(f"the session of {service_date.isoformat()} has already started or passed",
-                               code="session_past", field="session_id", value=service_date.isoformat(),
-                               rule="booking.session_past")
-    if service_date == today and not rules.same_day_allowed:
-        raise ValidationFailed("this hospital does not take same-day bookings",
-                               code="same_day_not_allowed", field="session_id", value=service_date.isoformat(),
-                               rule="booking.same_day")
-    if now < released:
-        raise Conflict(f"the slots of {service_date.isoformat()} are released at "
-                       f"{released.astimezone(BUSINESS_TZ).isoformat()}",
-                       code="not_released", field="session_id", value=service_date.isoformat(),
-                       rule="booking.release_window")
-    if service_date == today + timedelta(days=1) and now >= at_business_time(today, rules.next_day_cutoff):
-        raise Conflict(f"booking for tomorrow closed at {rules.next_day_cutoff.isoformat('minutes')} today",
-                       code="next_day_closed", field="session_id", value=service_date.isoformat(),
-                       rule="booking.next_day_cutoff")
 
 
 async def rules_for(session: AsyncSession, organization_id: int) -> ReleaseRules:

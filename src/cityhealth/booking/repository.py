@@ -1,15 +1,14 @@
-"""Every booking query. The slot-taking statements are the concurrency control: read their comments."""
+"""Every booking query but the group commit's batch statements (group_repository.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.elements import TextClause
 
 from cityhealth.booking.models import (
     ACTIVE_STATUSES,
@@ -23,6 +22,7 @@ from cityhealth.booking.models import (
     Sanction,
     WaitlistEntry,
 )
+from cityhealth.booking.slots import SessionSlots
 from cityhealth.db.types import UTCDateTime
 from cityhealth.registry.models import ClientApp, Resident
 
@@ -161,82 +161,38 @@ async def active_day_bookings(session: AsyncSession, resident_id: int, day: date
     return [DayBooking(*row) for row in rows]
 
 
-def _position(dialect: str) -> str:
-    return "strpos(slot_map, '0')" if dialect == "postgresql" else "instr(slot_map, '0')"
+_SESSIONS = cast(Table, BookingSession.__table__)
 
 
-_TAKE: dict[tuple[str, str], TextClause] = {}
-_RELEASE: dict[tuple[str, str], TextClause] = {}
+async def session_row(session: AsyncSession, session_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+    """The session's row as a mapping (what slots.SessionSlots.of reads); `lock`: FOR UPDATE, until the commit.
+
+    A plain Core read: the ORM's identity map would keep counters that this transaction has since rewritten.
+    """
+    statement = select(*_SESSIONS.c).where(_SESSIONS.c.id == session_id)
+    if lock:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).mappings().first()
+    return None if row is None else dict(row)
 
 
-def _take_statement(dialect: str, channel: str) -> TextClause:
-    # The conditional UPDATE is the whole guard against overbooking: the row lock serialises concurrent
-    # bookers, and a loser re-evaluates the WHERE clause after the winner commits and matches nothing.
-    # Every SET expression sees the old row, so `last_slot_no` records the first free slot number that
-    # the same statement marks taken: the slot number costs no extra query while the row is locked.
-    statement = _TAKE.get((dialect, channel))
-    if statement is None:
-        if channel not in CHANNELS:  # the column names below are built from it
-            raise ValueError(f"unknown channel {channel!r}")
-        pos, quota, booked = _position(dialect), f"quota_{channel}", f"booked_{channel}"
-        # Column names come from CHANNELS (checked above); every value is a bound parameter.
-        statement = text(
-            f"UPDATE booking_sessions SET booked = booked + 1, {booked} = {booked} + 1, "  # noqa: S608
-            f"open_booked = open_booked + CASE WHEN {quota} IS NULL THEN 1 ELSE 0 END, "
-            f"last_slot_no = {pos}, "
-            f"slot_map = substr(slot_map, 1, {pos} - 1) || '1' || substr(slot_map, {pos} + 1), "
-            "updated_at = :now "
-            "WHERE id = :session_id AND status = 'open' AND released_at <= :now AND booked < capacity "
-            f"AND {pos} > 0 "
-            f"AND CASE WHEN {quota} IS NULL THEN open_booked < open_capacity ELSE {booked} < {quota} END "
-            "RETURNING last_slot_no, capacity - booked"
-        ).bindparams(bindparam("now", type_=UTCDateTime))
-        _TAKE[(dialect, channel)] = statement
-    return statement
+async def write_slots(session: AsyncSession, slots: SessionSlots, *, booked_before: int, now: datetime,
+                      last_slot_no: int | None = None) -> None:
+    """Write the session's counters and slot map as `slots` has them after its takes and give-backs.
 
-
-def _release_statement(dialect: str, channel: str) -> TextClause:
-    statement = _RELEASE.get((dialect, channel))
-    if statement is None:
-        if channel not in CHANNELS:  # the column names below are built from it
-            raise ValueError(f"unknown channel {channel!r}")
-        quota, booked = f"quota_{channel}", f"booked_{channel}"
-        # Column names come from CHANNELS (checked above); every value is a bound parameter.
-        statement = text(
-            f"UPDATE booking_sessions SET booked = booked - 1, {booked} = {booked} - 1, "  # noqa: S608
-            f"open_booked = open_booked - CASE WHEN {quota} IS NULL THEN 1 ELSE 0 END, "
-            "slot_map = substr(slot_map, 1, :slot_no - 1) || '0' || substr(slot_map, :slot_no + 1), "
-            "updated_at = :now WHERE id = :session_id AND substr(slot_map, :slot_no, 1) = '1' "
-            "RETURNING capacity - booked"
-        ).bindparams(bindparam("now", type_=UTCDateTime))
-        _RELEASE[(dialect, channel)] = statement
-    return statement
-
-
-async def may_take_slot(session: AsyncSession, session_id: int, channel: str) -> bool:
-    """A plain read: would the slot-taking UPDATE find a slot for `channel` right now?"""
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}")
-    quota, booked = getattr(BookingSession, f"quota_{channel}"), getattr(BookingSession, f"booked_{channel}")
-    statement = select(BookingSession.id).where(
-        BookingSession.id == session_id, BookingSession.booked < BookingSession.capacity,
-        ((quota.is_(None) & (BookingSession.open_booked < BookingSession.open_capacity)) | (booked < quota)))
-    return (await session.execute(statement)).first() is not None
-
-
-async def take_slot(session: AsyncSession, session_id: int, channel: str, now: datetime) -> tuple[int, int] | None:
-    """Take a slot for `channel`: (slot number, slots left), or None when none may be taken."""
-    dialect = session.get_bind().dialect.name
-    row = (await session.execute(_take_statement(dialect, channel), {"session_id": session_id, "now": now})).first()
-    return None if row is None else (int(row[0]), int(row[1]))
-
-
-async def release_slot(session: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> int:
-    """Give a slot back to the pool; returns the slots now left."""
-    dialect = session.get_bind().dialect.name
-    row = (await session.execute(_release_statement(dialect, channel),
-                                 {"session_id": session_id, "slot_no": slot_no, "now": now})).first()
-    return 0 if row is None else int(row[0])
+    The row must have been read under its lock (`session_row(lock=True)`, or the batch's row lock); the
+    UPDATE is conditional on the count it read and the table's CHECKs bound every counter: a writer that
+    got the counters wrong fails here, loudly, instead of overbooking.
+    """
+    values: dict[str, Any] = {"booked": slots.booked, "open_booked": slots.open_booked, "slot_map": slots.slot_map,
+                              "updated_at": now, **{f"booked_{c}": slots.booked_by[c] for c in CHANNELS}}
+    if last_slot_no is not None:
+        values["last_slot_no"] = last_slot_no
+    updated = (await session.execute(
+        update(_SESSIONS).where(_SESSIONS.c.id == slots.session_id, _SESSIONS.c.booked == booked_before)
+        .values(**values).returning(_SESSIONS.c.id))).first()
+    if updated is None:
+        raise RuntimeError(f"session {slots.session_id} changed under its row lock")
 
 
 async def insert_booking(session: AsyncSession, values: dict[str, Any]) -> int:
@@ -279,3 +235,10 @@ async def waitlist_offer_taken(session: AsyncSession, booking_id: int, now: date
 
 async def set_booking(session: AsyncSession, booking_id: int, **values: Any) -> None:
     await session.execute(update(Booking).where(Booking.id == booking_id).values(**values))
+
+
+async def resident_bookings(session: AsyncSession, resident_id: int, *, limit: int = 200) -> list[Booking]:
+    """A resident's own bookings, the latest day first."""
+    rows = await session.execute(select(Booking).where(Booking.resident_id == resident_id)
+                                 .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(limit))
+    return list(rows.scalars())

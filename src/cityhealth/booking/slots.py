@@ -134,6 +134,12 @@ def refusal(slots: SessionSlots, rules: ReleaseRules, channel: str, now: datetim
                         rule="booking.next_day_cutoff")
     if slots.left(channel) > 0:
         return None
+    return exhausted(slots, channel)
+
+
+def exhausted(slots: SessionSlots, channel: str) -> Conflict:
+    """The refusal for a channel with no slot left: its quota used up while the session has others, or
+    the session sold out (also what the admission gate answers once the slots left are all claimed)."""
     if slots.quotas[channel] is not None and slots.booked < slots.capacity:
         return quota_exhausted(slots.session_id, channel)
     return sold_out(slots.session_id)
