@@ -70,7 +70,8 @@ from cityhealth.security.principals import Principal, PrincipalKind, Role, Scope
 
 class AuditedRoute(APIRoute):
     """Every refusal of a booking route leaves an audit event (in its own transaction, as the request's
-    rolls back), unless the service settled it: audited already, or read no personal data at all."""
+    rolls back), unless the service settled it: audited already, or read no personal data at all. A
+    refusal after a resident was identified (`service.Refused`) is audited with that resident."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -78,6 +79,10 @@ class AuditedRoute(APIRoute):
         async def audited(request: Request) -> Response:
             try:
                 return await handler(request)
+            except service.Refused as refused:
+                await service.audit_refusal(request.app.state.database, request.app.state.clock,
+                                            request.state.principal, refused)
+                raise refused.error from None
             except (DomainError, RequestValidationError) as error:
                 principal: Principal | None = getattr(request.state, "principal", None)
                 if principal is not None and not service.audit_settled(error) and not _scope_refusal(error):
@@ -258,7 +263,11 @@ async def create_booking(principal: Writer, request: Request, database: Database
                          cipher: CipherDep, runtime: RuntimeDep, data: BookingCreate,
                          idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    result = await service.book(database, clock, cipher, runtime, principal, data, idem)
+    if data.hold_id is None:
+        result = await service.book(database, clock, cipher, runtime, principal, data, idem)
+    else:
+        async with database.transaction() as tx:  # this request's transaction (a booking's is its batch's)
+            result = await service.confirm_hold(tx, clock, cipher, principal, data, idem)
     return await _written(database, clock, principal, result)
 
 
@@ -295,11 +304,11 @@ async def cancel_booking(principal: Writer, session: SessionDep, clock: ClockDep
 
 @router.post("/bookings/{booking_id}/reschedule", status_code=201, response_model=BookingRead,
              summary="Move a booking to another session (Idempotency-Key required)")
-async def reschedule_booking(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
-                             cipher: CipherDep, runtime: RuntimeDep, booking_id: RowId, data: RescheduleRequest,
-                             idempotency_key: IdempotencyKeyHeader = None) -> Response:
+async def reschedule_booking(principal: Writer, request: Request, session: SessionDep, database: DatabaseDep,
+                             clock: ClockDep, cipher: CipherDep, runtime: RuntimeDep, booking_id: RowId,
+                             data: RescheduleRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    result = await lifecycle.reschedule(database, clock, cipher, runtime, principal, booking_id, data, idem)
+    result = await lifecycle.reschedule(session, clock, cipher, runtime, principal, booking_id, data, idem)
     return await _written(database, clock, principal, result)
 
 

@@ -14,7 +14,6 @@ from cityhealth.booking.attempts import (
     RESOURCE,
     Refused,
     WriteResult,
-    audit_refusal,
     booking_read,
     check_caps,
     estimated_time,
@@ -113,10 +112,10 @@ async def check_in(session: AsyncSession, clock: Clock, principal: Principal, bo
     return booking_read(booking)
 
 
-async def reschedule(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
+async def reschedule(tx: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                      principal: Principal, booking_id: int, data: RescheduleRequest,
                      idem: IdempotencyContext) -> WriteResult:
-    """Move a booking to another session of the same hospital in one transaction (改约).
+    """Move a booking to another session of the same hospital, in the request's transaction (改约).
 
     The old booking must still be cancellable; the new one obeys every booking rule, its caps counted
     without the booking it replaces. Counted once in the statistics: when it was first made.
@@ -124,33 +123,29 @@ async def reschedule(database: Database, clock: Clock, cipher: FieldCipher, runt
     caller = caller_of(principal)
     now = clock.now()
     with idempotency.claim(idem):
-        try:
-            async with database.transaction() as tx:
-                await idempotency.lock_key(tx, idem)
-                replay = await idempotency.stored(tx, idem)
-                if replay is not None:
-                    return WriteResult(replay.status, replay.body, replayed=True)
-                old = await owned_booking(tx, cipher, clock, caller, booking_id, data.id_number)
-                if old.status != "booked":
-                    raise Conflict(f"a booking that is {old.status} cannot be rescheduled", code="not_reschedulable",
-                                   field="booking_id", value=booking_id, rule="booking.reschedule_states")
-                rules = await rules_for(tx, old.organization_id)
-                deadline = cancellation_deadline(rules, old.service_date)
-                if deadline is None or now > deadline:
-                    raise Conflict("this booking can no longer be changed", code="cancellation_closed",
-                                   field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
-                new = await repository.session_row(tx, data.session_id)
-                if new is None or new["organization_id"] != old.organization_id:
-                    raise NotFound(f"no session {data.session_id} at this hospital", code="session_not_found",
-                                   field="session_id", value=data.session_id)
-                error = refusal(SessionSlots.of(new), rules, old.channel, now)
-                if error is not None and not is_sold_out(error):
-                    raise error  # the session's state or the moment: no resident data is needed to say so
-                body = await _move(tx, clock, principal, old, new, rules)
-                await idempotency.store(tx, clock, idem, 201, body)
-        except Refused as refused:
-            await audit_refusal(database, clock, principal, refused)
-            raise refused.error from None
+        await idempotency.lock_key(tx, idem)
+        replay = await idempotency.stored(tx, idem)
+        if replay is not None:
+            return WriteResult(replay.status, replay.body, replayed=True)
+        old = await owned_booking(tx, cipher, clock, caller, booking_id, data.id_number)
+        if old.status != "booked":
+            raise Conflict(f"a booking that is {old.status} cannot be rescheduled", code="not_reschedulable",
+                           field="booking_id", value=booking_id, rule="booking.reschedule_states")
+        rules = await rules_for(tx, old.organization_id)
+        deadline = cancellation_deadline(rules, old.service_date)
+        if deadline is None or now > deadline:
+            raise Conflict("this booking can no longer be changed", code="cancellation_closed",
+                           field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
+        new = await repository.session_row(tx, data.session_id)
+        if new is None or new["organization_id"] != old.organization_id:
+            raise NotFound(f"no session {data.session_id} at this hospital", code="session_not_found",
+                           field="session_id", value=data.session_id)
+        error = refusal(SessionSlots.of(new), rules, old.channel, now)
+        if error is not None and not is_sold_out(error):
+            raise error  # the session's state or the moment: no resident data is needed to say so
+        # A `Refused` from here on (caps, the slot gone) is audited by the route, after this rolls back.
+        body = await _move(tx, clock, principal, old, new, rules)
+        await idempotency.store(tx, clock, idem, 201, body)
     runtime.availability.invalidate()
     return WriteResult(201, body)
 

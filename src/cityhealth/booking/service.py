@@ -70,12 +70,10 @@ async def read_connection(database: Database) -> AsyncIterator[AsyncConnection]:
 
 async def book(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                principal: Principal, request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
-    """Book a slot (or confirm a hold) for a master-index resident, through the caller's channel."""
+    """Book a slot for a master-index resident, through the caller's channel (decided by the group commit)."""
     caller = caller_of(principal)
+    assert request.session_id is not None  # noqa: S101 - the schema demands it or a hold_id (confirm_hold)
     with idempotency.claim(idem):
-        if request.hold_id is not None:
-            return await _confirm_hold(database, clock, cipher, caller, request, idem)
-        assert request.session_id is not None  # noqa: S101 - the schema demands one of the two
         return await _take(database, clock, cipher, runtime, caller, request.session_id, request.id_number,
                            request.channel, idem, hold=False)
 
@@ -109,13 +107,10 @@ async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: 
     try:
         with runtime.gate.admit(session_id, channel, remaining, refusal, read_at=read_at) as claim:
             attempt = Attempt(caller, target, row, rules, idem, hold, claim=claim)
-            try:
-                # A batch of one or of many: the same decision (group_commit.py), in the leader's transaction.
-                result: WriteResult = await runtime.committer.submit(
-                    path.key(session_id), attempt, partial(decide_batch, path, session_id))
-            except Refused as refused:
-                await audit_refusal(database, clock, caller.principal, refused)
-                raise refused.error from None
+            # A batch of one or of many: the same decision (group_commit.py), in the leader's transaction.
+            # A `Refused` raised here is audited by the route, as every refusal after a resident was read.
+            result: WriteResult = await runtime.committer.submit(
+                path.key(session_id), attempt, partial(decide_batch, path, session_id))
     except Conflict as error:
         if is_sold_out(error) and caller.resident_id is None and not audit_settled(error):
             settle_audit(error)  # the gate's answer: all slots are claimed, nothing was read
@@ -204,11 +199,13 @@ async def owned_booking(tx: AsyncSession, cipher: FieldCipher, clock: Clock, cal
     return booking
 
 
-async def _confirm_hold(database: Database, clock: Clock, cipher: FieldCipher, caller: Caller,
-                        request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
-    assert request.hold_id is not None  # noqa: S101
+async def confirm_hold(tx: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
+                       request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
+    """Confirm a hold (POST /bookings with hold_id), in the request's transaction."""
+    assert request.hold_id is not None  # noqa: S101 - the route sends only these here
+    caller = caller_of(principal)
     now = clock.now()
-    async with database.transaction() as tx:
+    with idempotency.claim(idem):
         await idempotency.lock_key(tx, idem)
         replay = await idempotency.stored(tx, idem)
         if replay is not None:
