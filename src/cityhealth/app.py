@@ -76,9 +76,11 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
     apidocs.install(app)
+    # Route matching tries the routers in this order, each route in turn: the booking router, whose
+    # attempts are the release-time load, comes first (the prefixes do not overlap, so order is only cost).
+    app.include_router(booking_api.router)
     app.include_router(ops.router)
     app.include_router(registry_api.router)
-    app.include_router(booking_api.router)
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)
     app.include_router(collection_api.router)
