@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import idempotency, repository, sanctions, waitlist
@@ -21,7 +20,7 @@ from cityhealth.booking.attempts import (
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.channels import caller_of
 from cityhealth.booking.idempotency import IdempotencyContext
-from cityhealth.booking.models import Booking, BookingSession
+from cityhealth.booking.models import Booking
 from cityhealth.booking.release import ReleaseRules, cancellation_deadline, rules_for
 from cityhealth.booking.schemas import BookingRead, CancelRequest, RescheduleRequest
 from cityhealth.booking.service import owned_booking
@@ -74,7 +73,7 @@ async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runti
                 code="cancellation_closed", field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
     await repository.set_booking(session, booking.id, status="cancelled", ended_at=now,
                                  end_reason="cancelled", hold_expires_at=None, updated_at=now)
-    await waitlist.expire_offer(session, booking.id, now)
+    await repository.waitlist_offer_expired(session, booking.id, now)
     await _free_slot(session, clock, booking, principal)
     await session.refresh(booking)
     record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=booking.id,
@@ -201,14 +200,11 @@ async def sweep_holds(database: Database, clock: Clock) -> SweepResult:
     now = clock.now()
     expired = offers = 0
     async with database.transaction() as tx:
-        statement = select(Booking).where(Booking.status == "held", Booking.hold_expires_at <= now).order_by(Booking.id)
-        if not database.is_sqlite:
-            statement = statement.with_for_update(skip_locked=True)
-        holds = (await tx.execute(statement)).scalars().all()
+        holds = await repository.expired_holds(tx, now, skip_locked=not database.is_sqlite)
         for booking in holds:
             await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
                                          updated_at=now)
-            await waitlist.expire_offer(tx, booking.id, now)
+            await repository.waitlist_offer_expired(tx, booking.id, now)
             await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, now)
             if await waitlist.promote(tx, clock, booking.session_id, None) is not None:
                 offers += 1
@@ -229,10 +225,7 @@ async def mark_no_shows(database: Database, clock: Clock) -> NoShowResult:
     """Bookings not checked in by their session's pick-up deadline become no-shows; apply the sanction rule."""
     now = clock.now()
     async with database.transaction() as tx:
-        rows = (await tx.execute(
-            select(Booking.id, Booking.resident_id).join(BookingSession, BookingSession.id == Booking.session_id)
-            .where(Booking.status == "booked", BookingSession.pickup_deadline < now).order_by(Booking.id)
-        )).all()
+        rows = await repository.missed_bookings(tx, now)
         for booking_id, resident_id in rows:
             await repository.set_booking(tx, booking_id, status="no_show", ended_at=now, end_reason="no_show",
                                          updated_at=now)

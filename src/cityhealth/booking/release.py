@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking.models import BookingSession, ReleasePolicy
-from cityhealth.clock import BUSINESS_TZ, Clock
+from cityhealth.booking.models import ReleasePolicy
+from cityhealth.clock import BUSINESS_TZ
 
 
 @dataclass(frozen=True)
@@ -59,26 +58,3 @@ def cancellation_deadline(rules: ReleaseRules, service_date: date) -> datetime |
 
 async def rules_for(session: AsyncSession, organization_id: int) -> ReleaseRules:
     return ReleaseRules.from_row(await session.get(ReleasePolicy, organization_id))
-
-
-async def set_policy(session: AsyncSession, clock: Clock, organization_id: int, rules: ReleaseRules) -> ReleaseRules:
-    """Store a hospital's policy and move the release time of its sessions not yet released."""
-    now = clock.now()
-    row = await session.get(ReleasePolicy, organization_id)
-    if row is None:
-        row = ReleasePolicy(organization_id=organization_id, updated_at=now, **rules.as_dict())
-        session.add(row)
-    else:
-        for name, value in rules.as_dict().items():
-            setattr(row, name, value)
-        row.updated_at = now
-    await session.flush()
-    pending = (await session.execute(
-        select(BookingSession.id, BookingSession.service_date, BookingSession.starts_at).where(
-            BookingSession.organization_id == organization_id, BookingSession.released_at > now)
-    )).all()
-    for session_id, service_date, starts_at in pending:
-        await session.execute(update(BookingSession).where(BookingSession.id == session_id).values(
-            released_at=released_at(rules, service_date), pickup_deadline=pickup_deadline(rules, starts_at),
-            updated_at=now))
-    return rules

@@ -15,8 +15,10 @@ from cityhealth.booking.models import (
     CHANNELS,
     Booking,
     BookingSession,
+    Callback,
     IdempotencyKey,
     MonthlyStat,
+    Notification,
     ReleasePolicy,
     ResidentDay,
     Sanction,
@@ -242,3 +244,121 @@ async def resident_bookings(session: AsyncSession, resident_id: int, *, limit: i
     rows = await session.execute(select(Booking).where(Booking.resident_id == resident_id)
                                  .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(limit))
     return list(rows.scalars())
+
+
+# --- Waitlist ----------------------------------------------------------------------------------------------
+
+
+async def waiting_position(session: AsyncSession, entry: WaitlistEntry) -> int:
+    """The entry's place among the session's waiting entries (1 = next)."""
+    return int((await session.execute(select(func.count()).select_from(WaitlistEntry).where(
+        WaitlistEntry.session_id == entry.session_id, WaitlistEntry.status == "waiting",
+        WaitlistEntry.id <= entry.id))).scalar_one())
+
+
+async def open_waitlist_entry(session: AsyncSession, session_id: int, resident_id: int) -> WaitlistEntry | None:
+    """The resident's waiting or offered entry on the session, if any."""
+    result: WaitlistEntry | None = (await session.execute(select(WaitlistEntry).where(
+        WaitlistEntry.session_id == session_id, WaitlistEntry.resident_id == resident_id,
+        WaitlistEntry.status.in_(("waiting", "offered"))))).scalar_one_or_none()
+    return result
+
+
+async def first_waiting(session: AsyncSession, session_id: int) -> WaitlistEntry | None:
+    """The oldest waiting entry of the session, locked."""
+    result: WaitlistEntry | None = (await session.execute(select(WaitlistEntry).where(
+        WaitlistEntry.session_id == session_id, WaitlistEntry.status == "waiting")
+        .order_by(WaitlistEntry.id).limit(1).with_for_update())).scalar_one_or_none()
+    return result
+
+
+async def is_banned(session: AsyncSession, resident_id: int, now: datetime) -> bool:
+    """A no-show ban is in force on the resident."""
+    return bool((await session.execute(select(func.count()).select_from(Sanction).where(
+        Sanction.resident_id == resident_id, Sanction.lifted_at.is_(None), Sanction.starts_at <= now,
+        Sanction.ends_at > now))).scalar_one())
+
+
+async def waitlist_offered(session: AsyncSession, entry_id: int, hold_id: int, now: datetime) -> None:
+    await session.execute(update(WaitlistEntry).where(WaitlistEntry.id == entry_id).values(
+        status="offered", offered_booking_id=hold_id, updated_at=now))
+
+
+async def waitlist_offer_expired(session: AsyncSession, booking_id: int, now: datetime) -> None:
+    """The hold offered to a waiting resident ended unconfirmed (cancelled or expired)."""
+    await session.execute(update(WaitlistEntry).where(WaitlistEntry.offered_booking_id == booking_id,
+                                                      WaitlistEntry.status == "offered")
+                          .values(status="expired", updated_at=now))
+
+
+# --- Suspension, holds, no-shows ---------------------------------------------------------------------------
+
+
+async def active_session_bookings(session: AsyncSession, session_id: int) -> list[Booking]:
+    return list((await session.execute(select(Booking).where(
+        Booking.session_id == session_id, Booking.status.in_(ACTIVE_STATUSES)).order_by(Booking.id))).scalars())
+
+
+async def suspend(session: AsyncSession, row: BookingSession, reason: str, end_reason: str, now: datetime) -> None:
+    """Cancel the session's active bookings and waitlist, and mark it suspended with every slot free."""
+    await session.execute(update(Booking).where(
+        Booking.session_id == row.id, Booking.status.in_(ACTIVE_STATUSES)).values(
+        status="cancelled", ended_at=now, end_reason=end_reason, hold_expires_at=None, updated_at=now))
+    zeroes = {f"booked_{channel}": 0 for channel in CHANNELS}
+    await session.execute(update(BookingSession).where(BookingSession.id == row.id).values(
+        status="suspended", suspended_reason=reason, suspended_at=now, booked=0, open_booked=0,
+        slot_map="0" * row.capacity, updated_at=now, **zeroes))
+    await session.execute(update(WaitlistEntry).where(
+        WaitlistEntry.session_id == row.id,
+        WaitlistEntry.status.in_(("waiting", "offered"))).values(status="cancelled", updated_at=now))
+
+
+async def suspension_counts(session: AsyncSession, session_id: int, reason: str) -> tuple[int, int, int]:
+    """(bookings cancelled, messages queued, call-backs created) for the session's suspension."""
+    cancelled = (await session.execute(select(func.count()).select_from(Booking).where(
+        Booking.session_id == session_id, Booking.end_reason == reason))).scalar_one()
+    queued = (await session.execute(select(func.count()).select_from(Notification).join(
+        Booking, Booking.id == Notification.booking_id).where(
+        Booking.session_id == session_id, Notification.kind == reason))).scalar_one()
+    callbacks = (await session.execute(select(func.count()).select_from(Callback).where(
+        Callback.session_id == session_id, Callback.reason == reason))).scalar_one()
+    return int(cancelled), int(queued), int(callbacks)
+
+
+async def open_callbacks(session: AsyncSession, limit: int) -> list[Callback]:
+    return list((await session.execute(select(Callback).where(Callback.status == "open").order_by(Callback.id)
+                                       .limit(limit))).scalars())
+
+
+async def expired_holds(session: AsyncSession, now: datetime, *, skip_locked: bool) -> list[Booking]:
+    """Holds past their expiry, oldest first (locked; those another sweeper holds skipped, on PostgreSQL)."""
+    statement = select(Booking).where(Booking.status == "held", Booking.hold_expires_at <= now).order_by(Booking.id)
+    if skip_locked:
+        statement = statement.with_for_update(skip_locked=True)
+    return list((await session.execute(statement)).scalars())
+
+
+async def missed_bookings(session: AsyncSession, now: datetime) -> list[tuple[int, int]]:
+    """(booking, resident) of the bookings not checked in by their session's pick-up deadline."""
+    rows = (await session.execute(
+        select(Booking.id, Booking.resident_id).join(BookingSession, BookingSession.id == Booking.session_id)
+        .where(Booking.status == "booked", BookingSession.pickup_deadline < now).order_by(Booking.id))).all()
+    return [(int(booking_id), int(resident_id)) for booking_id, resident_id in rows]
+
+
+# --- Release policy ----------------------------------------------------------------------------------------
+
+
+async def unreleased_sessions(session: AsyncSession, organization_id: int,
+                              now: datetime) -> list[tuple[int, date, datetime]]:
+    """(id, day, start) of the hospital's sessions not released yet."""
+    rows = (await session.execute(
+        select(BookingSession.id, BookingSession.service_date, BookingSession.starts_at).where(
+            BookingSession.organization_id == organization_id, BookingSession.released_at > now))).all()
+    return [(int(r[0]), r[1], r[2]) for r in rows]
+
+
+async def set_release(session: AsyncSession, session_id: int, released_at: datetime, pickup_deadline: datetime,
+                      now: datetime) -> None:
+    await session.execute(update(BookingSession).where(BookingSession.id == session_id).values(
+        released_at=released_at, pickup_deadline=pickup_deadline, updated_at=now))

@@ -10,14 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import repository
 from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.models import CHANNELS, BookingSession, SessionTemplate
+from cityhealth.booking.models import CHANNELS, BookingSession, ReleasePolicy, SessionTemplate
 from cityhealth.booking.release import (
     ReleaseRules,
     at_business_time,
     pickup_deadline,
     released_at,
     rules_for,
-    set_policy,
 )
 from cityhealth.booking.schemas import (
     AvailabilityRead,
@@ -272,9 +271,27 @@ async def get_policy(session: AsyncSession, organization_id: int) -> PolicyRead:
     return PolicyRead(organization_id=organization_id, **rules.as_dict())
 
 
+async def _store_policy(session: AsyncSession, clock: Clock, organization_id: int, rules: ReleaseRules) -> ReleaseRules:
+    """Store a hospital's policy and move the release time of its sessions not yet released."""
+    now = clock.now()
+    row = await session.get(ReleasePolicy, organization_id)
+    if row is None:
+        row = ReleasePolicy(organization_id=organization_id, updated_at=now, **rules.as_dict())
+        session.add(row)
+    else:
+        for name, value in rules.as_dict().items():
+            setattr(row, name, value)
+        row.updated_at = now
+    await session.flush()
+    for session_id, service_date, starts_at in await repository.unreleased_sessions(session, organization_id, now):
+        await repository.set_release(session, session_id, released_at(rules, service_date),
+                                     pickup_deadline(rules, starts_at), now)
+    return rules
+
+
 async def put_policy(session: AsyncSession, clock: Clock, runtime: BookingRuntime, principal: Principal,
                      organization_id: int, data: PolicyUpdate) -> PolicyRead:
     organization_id = await organization_for(session, principal, organization_id)
-    rules = await set_policy(session, clock, organization_id, ReleaseRules(**data.model_dump()))
+    rules = await _store_policy(session, clock, organization_id, ReleaseRules(**data.model_dump()))
     runtime.availability.invalidate()
     return PolicyRead(organization_id=organization_id, **rules.as_dict())

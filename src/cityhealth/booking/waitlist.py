@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
 from cityhealth.booking.attempts import banned_error, check_caps, estimated_time
 from cityhealth.booking.channels import caller_of, parse_target_resident, with_app
-from cityhealth.booking.models import Sanction, WaitlistEntry
+from cityhealth.booking.models import WaitlistEntry
 from cityhealth.booking.release import ReleaseRules, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
 from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
@@ -31,9 +30,7 @@ WAITLIST_ACTOR = "job:booking.waitlist"
 async def _view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistRead:
     position = None
     if entry.status == "waiting":
-        position = int((await session.execute(select(func.count()).select_from(WaitlistEntry).where(
-            WaitlistEntry.session_id == entry.session_id, WaitlistEntry.status == "waiting",
-            WaitlistEntry.id <= entry.id))).scalar_one())
+        position = await repository.waiting_position(session, entry)
     return WaitlistRead(id=entry.id, session_id=entry.session_id, status=entry.status, position=position,
                         offered_booking_id=entry.offered_booking_id, created_at=entry.created_at)
 
@@ -70,9 +67,7 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     resident_id, banned_until = found
     if banned_until is not None:
         raise banned_error(banned_until)
-    existing = (await session.execute(select(WaitlistEntry).where(
-        WaitlistEntry.session_id == row["id"], WaitlistEntry.resident_id == resident_id,
-        WaitlistEntry.status.in_(("waiting", "offered"))))).scalar_one_or_none()
+    existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
     if existing is None:
         existing = WaitlistEntry(session_id=row["id"], resident_id=resident_id, channel=caller.channel,
                                  client_app_id=caller.app_id, status="waiting", created_by=principal.subject,
@@ -82,9 +77,8 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
                 session.add(existing)
                 await session.flush()
         except IntegrityError:  # a concurrent join of the same resident won
-            existing = (await session.execute(select(WaitlistEntry).where(
-                WaitlistEntry.session_id == row["id"], WaitlistEntry.resident_id == resident_id,
-                WaitlistEntry.status.in_(("waiting", "offered"))))).scalar_one()
+            existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
+            assert existing is not None  # noqa: S101 - the unique index refused ours for this one
     record(session, clock, principal, Action.CREATE, "booking_waitlist", resource_id=existing.id,
            resident_ids=[resident_id])
     return await _view(session, existing)
@@ -105,9 +99,7 @@ async def promote(tx: AsyncSession, clock: Clock, session_id: int, principal: Pr
         return None
     rules = await rules_for(tx, row["organization_id"])
     while True:
-        entry = (await tx.execute(select(WaitlistEntry).where(
-            WaitlistEntry.session_id == session_id, WaitlistEntry.status == "waiting")
-            .order_by(WaitlistEntry.id).limit(1).with_for_update())).scalar_one_or_none()
+        entry = await repository.first_waiting(tx, session_id)
         if entry is None:
             return None
         hold_id = await _offer(tx, clock, row, rules, entry, now, principal)
@@ -119,9 +111,7 @@ async def promote(tx: AsyncSession, clock: Clock, session_id: int, principal: Pr
 
 async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: ReleaseRules, entry: WaitlistEntry,
                  now: datetime, principal: Principal | None) -> int | None:
-    banned = (await tx.execute(select(func.count()).select_from(Sanction).where(
-        Sanction.resident_id == entry.resident_id, Sanction.lifted_at.is_(None), Sanction.starts_at <= now,
-        Sanction.ends_at > now))).scalar_one()
+    banned = await repository.is_banned(tx, entry.resident_id, now)
     await repository.lock_resident_day(tx, entry.resident_id, row["service_date"])
     day = await repository.active_day_bookings(tx, entry.resident_id, row["service_date"])
     if banned or check_caps(day, row["department_id"], row["starts_at"], row["ends_at"]) is not None:
@@ -144,8 +134,7 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
         "status": "held", "hold_expires_at": expires_at, "created_by": WAITLIST_ACTOR, "created_at": now,
         "updated_at": now,
     })
-    await tx.execute(update(WaitlistEntry).where(WaitlistEntry.id == entry.id).values(
-        status="offered", offered_booking_id=hold_id, updated_at=now))
+    await repository.waitlist_offered(tx, entry.id, hold_id, now)
     hospital = (await tx.get(Organization, row["organization_id"]))
     department = (await tx.get(Department, row["department_id"]))
     await notifications.queue(tx, resident_id=entry.resident_id, booking_id=hold_id, kind="waitlist_offer",
@@ -156,9 +145,3 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
            detail="waitlist offer", actor=None if principal else WAITLIST_ACTOR)
     await tx.refresh(entry)
     return hold_id
-
-
-async def expire_offer(tx: AsyncSession, booking_id: int, now: datetime) -> None:
-    await tx.execute(update(WaitlistEntry).where(WaitlistEntry.offered_booking_id == booking_id,
-                                                 WaitlistEntry.status == "offered")
-                     .values(status="expired", updated_at=now))
