@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from cityhealth.booking.models import (
     ACTIVE_STATUSES,
@@ -19,6 +20,7 @@ from cityhealth.booking.models import (
     IdempotencyKey,
     MonthlyStat,
     Notification,
+    OpeningBalance,
     ReleasePolicy,
     ResidentDay,
     Sanction,
@@ -26,7 +28,7 @@ from cityhealth.booking.models import (
 )
 from cityhealth.booking.slots import SessionSlots
 from cityhealth.db.types import UTCDateTime
-from cityhealth.registry.models import ClientApp, Resident
+from cityhealth.registry.models import ClientApp, Organization, Resident
 
 
 def upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str], set_: dict[str, Any]) -> Any:
@@ -362,3 +364,75 @@ async def set_release(session: AsyncSession, session_id: int, released_at: datet
                       now: datetime) -> None:
     await session.execute(update(BookingSession).where(BookingSession.id == session_id).values(
         released_at=released_at, pickup_deadline=pickup_deadline, updated_at=now))
+
+
+# --- Sanctions ---------------------------------------------------------------------------------------------
+
+
+async def has_active_sanction(session: AsyncSession, resident_id: int, now: datetime) -> bool:
+    """A sanction not lifted and not over (one starting later counts too)."""
+    return bool((await session.execute(select(func.count()).select_from(Sanction).where(
+        Sanction.resident_id == resident_id, Sanction.lifted_at.is_(None), Sanction.ends_at > now))).scalar_one())
+
+
+async def no_shows_to_count(session: AsyncSession, resident_id: int, since: datetime) -> int:
+    """The resident's no-shows after `since` and after the start of their last sanction (counted once)."""
+    last_start = (await session.execute(select(func.max(Sanction.starts_at)).where(
+        Sanction.resident_id == resident_id))).scalar_one()
+    statement = select(func.count()).select_from(Booking).where(
+        Booking.resident_id == resident_id, Booking.status == "no_show", Booking.ended_at > since)
+    if last_start is not None:
+        statement = statement.where(Booking.ended_at > last_start)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def resident_by_hash(session: AsyncSession, id_number_hash: str) -> int | None:
+    found: int | None = (await session.execute(select(Resident.id).where(
+        Resident.id_number_hash == id_number_hash))).scalar_one_or_none()
+    return found
+
+
+async def sanctions_of(session: AsyncSession, resident_id: int) -> list[Sanction]:
+    return list((await session.execute(select(Sanction).where(Sanction.resident_id == resident_id)
+                                       .order_by(Sanction.id))).scalars())
+
+
+# --- Statistics --------------------------------------------------------------------------------------------
+
+
+async def month_by_hospital(session: AsyncSession, month: str) -> list[tuple[int, str, str, int]]:
+    """(hospital, its name, channel, bookings) of the month."""
+    rows = (await session.execute(
+        select(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel, func.sum(MonthlyStat.bookings))
+        .join(Organization, Organization.id == MonthlyStat.organization_id)
+        .where(MonthlyStat.month == month)
+        .group_by(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel))).all()
+    return [(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+
+async def month_by_app(session: AsyncSession, month: str, channels: tuple[str, ...]) -> list[tuple[int, str, int]]:
+    """(app, its name, bookings) of the month through `channels`, leaving out hospitals' own front-ends."""
+    operator = aliased(Organization)
+    rows = (await session.execute(
+        select(ClientApp.id, ClientApp.name, func.sum(MonthlyStat.bookings))
+        .join(ClientApp, ClientApp.id == MonthlyStat.client_app_id)
+        .outerjoin(operator, operator.id == ClientApp.organization_id)
+        .where(MonthlyStat.month == month, MonthlyStat.channel.in_(channels),
+               or_(operator.id.is_(None), operator.kind != "hospital"))
+        .group_by(ClientApp.id, ClientApp.name))).all()
+    return [(int(r[0]), r[1], int(r[2])) for r in rows]
+
+
+async def bookings_made_until(session: AsyncSession, month: str, last_day: date) -> int:
+    """Bookings counted up to the month's end: the counters and the opening balances."""
+    made = (await session.execute(select(func.coalesce(func.sum(MonthlyStat.bookings), 0))
+                                  .where(MonthlyStat.month <= month))).scalar_one()
+    opening = (await session.execute(select(func.coalesce(func.sum(OpeningBalance.bookings), 0))
+                                     .where(OpeningBalance.as_of <= last_day))).scalar_one()
+    return int(made) + int(opening)
+
+
+async def opening_balance(session: AsyncSession, as_of: date) -> OpeningBalance | None:
+    found: OpeningBalance | None = (await session.execute(
+        select(OpeningBalance).where(OpeningBalance.as_of == as_of))).scalar_one_or_none()
+    return found
