@@ -12,7 +12,7 @@ on the row as the batch read it and again under its lock:
    queued attempts taken, so those that queued during the wait join this batch;
 2. the Idempotency-Keys: advisory locks (another process running the same key: 409), stored replays;
 3. a plain read of the session: the attempts that cannot get a slot are refused before any personal data
-   is read, as the single path does (no audit event is due for them);
+   is read (no audit event is due for them);
 4. the residents and their bans in one query, their day rows locked in id order; their day's bookings
    with the session's row lock; the caps checked in Python, counting the batch's earlier attempts (the
    same resident twice); slots handed out in queue order within each channel's pool;
@@ -20,7 +20,7 @@ on the row as the batch read it and again under its lock:
    event per booking is queued, and all are appended to the chain at the commit.
 
 Each attempt gets its own result or refusal; refusals after the resident was identified are audited by
-the attempt's own request (`attempts.Refused`), as before. When an attempt is refused after identifying
+the attempt's own request (`attempts.Refused`, audited by the booking route). When an attempt is refused after identifying
 its resident, the slot it would have had may go to an attempt queued behind the cut: those go back to
 the head of the queue for the next batch. A database error rolls the batch back, and the group commit
 then decides each of its attempts again in a batch of its own, so the error answers only its own attempt.
