@@ -22,8 +22,9 @@ on the row as the batch read it and again under its lock:
 Each attempt gets its own result or refusal; a refusal after the resident was identified
 (`attempts.Refused`) is audited by the attempt's own request, in the booking route. When an attempt is
 refused after identifying its resident, the slot it would have had may go to an attempt queued behind the
-cut: those go back to the head of the queue for the next batch. A database error rolls the batch back, and the group commit
-then decides each of its attempts again in a batch of its own, so the error answers only its own attempt.
+cut: those go back to the head of the queue for the next batch. A database error rolls the batch back,
+and the group commit then decides each of its attempts again in a batch of its own, so the error answers
+only its own attempt.
 
 The leader's task, not a request, owns each batch's transaction: the batch serves many requests, and none
 of them may commit or roll back the others' bookings.
