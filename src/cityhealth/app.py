@@ -77,9 +77,10 @@ def create_app(
 
     apidocs.install(app)
     # Route matching tries the routers in this order, each route in turn: the booking router, whose
-    # attempts are the release-time load, comes first (the prefixes do not overlap, so order is only cost).
-    app.include_router(booking_api.router)
+    # attempts are the release-time load, comes right after the three health routes (the prefixes do not
+    # overlap, so the order is only cost).
     app.include_router(ops.router)
+    app.include_router(booking_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)
