@@ -15,12 +15,19 @@ is measured per attempt. A closed loop with C connections and no pause cannot sh
 (Little's law), so `--burst` (every client fires at once and retries at once) is there to show the peak
 throughput instead. The invariants are checked from the database afterwards, never from the responses.
 Last line: confirmed=N oversold=0 double=0 p99_ms=X bookings_per_s=Y
+
+`--bare RACE_SCRIPT` also runs, in the same run and after this one, a bare ceiling under the same load: a
+minimal FastAPI + asyncpg app that books with one conditional UPDATE and no rules, authentication or audit
+(kept outside this repository; its race script prints `… server_cpu_ms=Z`). The machines these run on are
+noisy, so only a ratio measured side by side means anything: the report then gives this server's CPU per
+request over the bare app's (the goal is at most 1.25).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -252,6 +259,8 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="closed loop: every client at once, no pause")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--bare", type=Path, help="the bare ceiling's race script, run after this race with "
+                        "the same load, for the server CPU ratio")
     parser.add_argument("--loadgen", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -319,6 +328,11 @@ async def _orchestrate(args: argparse.Namespace) -> None:
         results = json.loads(out_path.read_text())
         checked = await invariants(settings, seeded["session_id"])
         _report(args, results, checked, cpu)
+        if args.bare is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            server = None
+            _compare_with_bare(args, cpu["server"] * 1000 / len(results))
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -382,6 +396,30 @@ def _report(args: argparse.Namespace, results: list[list[Any]], checked: dict[st
           f"load average during the run {load[0]:.1f}")
     print(f"confirmed={checked['confirmed']} oversold={oversold} double={double} p99_ms={p99:.0f} "
           f"bookings_per_s={per_s:.0f}")
+
+
+def _compare_with_bare(args: argparse.Namespace, server_ms: float) -> None:
+    """Run the bare ceiling under the same load and print the server CPU ratio (this server / the bare one)."""
+    with tempfile.TemporaryFile() as out:
+        bare = subprocess.Popen(  # noqa: S603 - our own interpreter and a script the operator named
+            [sys.executable, str(args.bare), "--clients", str(args.clients), "--attempts", str(args.attempts),
+             "--slots", str(args.slots), "--rate", str(args.rate)], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        try:
+            code = bare.wait(timeout=600)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(bare.pid, signal.SIGTERM)  # its server too, should the script have died before it
+        out.seek(0)
+        lines = out.read().decode(errors="replace").strip().splitlines()
+    if code != 0 or not lines or "server_cpu_ms=" not in lines[-1]:
+        print(f"bare: the ceiling's race failed (exit {code}): " + " | ".join(lines[-5:]))
+        return
+    figures = dict(part.split("=", 1) for part in lines[-1].split())
+    bare_ms = float(figures["server_cpu_ms"])
+    print(f"bare: {lines[-1]}")
+    print(f"server cpu ms per request: this={server_ms:.2f} bare={bare_ms:.2f} ratio={server_ms / bare_ms:.2f} "
+          "(goal: at most 1.25)")
 
 
 if __name__ == "__main__":

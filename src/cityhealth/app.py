@@ -75,11 +75,12 @@ def create_app(
     security_http.install(app, settings)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
-    # Routes are matched one by one in this order (each match costs a few µs in FastAPI): the two hot paths,
-    # real-time uploads and booking attempts, first. The prefixes do not overlap, so the order decides nothing else.
-    app.include_router(collection_api.router)
-    app.include_router(booking_api.router)
+    # Routes are matched one by one in this order (each match costs a few µs in FastAPI): the three health routes
+    # (an anonymous probe must reach them before any rate-limited route), then the two hot paths, booking
+    # attempts and real-time uploads. The prefixes do not overlap, so the order decides nothing else.
     app.include_router(ops.router)
+    app.include_router(booking_api.router)
+    app.include_router(collection_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import attempts, group_repository
+from cityhealth.booking import group_commit, group_repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.idempotency import context_for
 from cityhealth.booking.models import Booking, BookingSession, IdempotencyKey, MonthlyStat, ResidentDay, Sanction
@@ -50,15 +50,15 @@ BOOK = "/api/booking/bookings"
 
 class HeldLeader:
     """Once `hold()` is called, the leader waits at its batch lock until `release()`; the size of every
-    batch since is recorded, and every attempt decided on its own (after its batch failed) is counted."""
+    batch since is recorded, and every batch that failed (its attempts then decided one by one) is counted."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.released = asyncio.Event()
         self.released.set()
         self.batches: list[int] = []
-        self.alone = 0
+        self.failed = 0
         lock_batch, try_lock_keys = group_repository.lock_batch, group_repository.try_lock_keys
-        write_one = attempts.write_one
+        decide_batch = group_commit.decide_batch
 
         async def held(tx: AsyncSession, session_id: int) -> None:
             await self.released.wait()
@@ -68,13 +68,16 @@ class HeldLeader:
             self.batches.append(len(contexts))
             return await try_lock_keys(tx, contexts)
 
-        async def decided_alone(*args: Any) -> Any:
-            self.alone += 1
-            return await write_one(*args)
+        async def observed(*args: Any) -> Any:
+            try:
+                return await decide_batch(*args)
+            except Exception:
+                self.failed += 1
+                raise
 
         monkeypatch.setattr(group_repository, "lock_batch", held)
         monkeypatch.setattr(group_repository, "try_lock_keys", counted)
-        monkeypatch.setattr("cityhealth.booking.group_commit.write_one", decided_alone)
+        monkeypatch.setattr("cityhealth.booking.service.decide_batch", observed)
 
     async def decide(self, app: FastAPI,
                      requests: list[Callable[[], Awaitable[httpx.Response]]]) -> list[httpx.Response]:
@@ -183,7 +186,7 @@ async def test_queued_attempts_are_decided_in_one_batch(client: httpx.AsyncClien
     headers = await headers_for(app, online_app(world))
     responses = await leader.decide(app, [_poster(client, headers, session["id"], n) for _, n in people])
     assert leader.batches == [30]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert _codes(responses) == [201] * 30
     # Every slot once; each response carries its own booking, made for the resident it named.
     assert sorted(r.json()["slot_no"] for r in responses) == list(range(1, 31))
@@ -205,7 +208,7 @@ async def test_each_booking_of_a_batch_is_audited_with_its_resident_and_request(
     headers = await headers_for(app, online_app(world))
     responses = await leader.decide(app, [_poster(client, headers, session["id"], n) for _, n in people])
     assert leader.batches == [6]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     events = await _booking_audit(database)
     assert [(e.action, e.outcome, e.detail) for e in events] == [("create", "success", None)] * 6
     assert {(e.resource_id, e.resident_id, e.request_id) for e in events} == {
@@ -226,7 +229,7 @@ async def test_the_same_resident_twice_in_a_batch_gets_one_booking(client: httpx
                                           _poster(client, third, session["id"], twice),
                                           _poster(client, headers, session["id"], other)])
     assert leader.batches == [3]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert _codes(responses) == [201, (409, "same_department_day"), 201]
     assert [b.resident_id for b in await active_bookings(database, session["id"])].count(twice_id) == 1
     refusals = [e for e in await _booking_audit(database) if e.outcome == "failure"]
@@ -249,7 +252,7 @@ async def test_banned_capped_and_unknown_residents_do_not_fail_the_others(
     responses = await leader.decide(app, [_poster(client, headers, session["id"], n)
                                           for n in (good[1], banned[1], capped[1], unknown, good_too[1])])
     assert leader.batches == [5]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert _codes(responses) == [201, (403, "resident_banned"), (409, "same_department_day"),
                                  (404, "resident_not_found"), 201]
     assert sorted(b.resident_id for b in await active_bookings(database, session["id"])) == sorted(
@@ -283,7 +286,7 @@ async def test_a_batch_larger_than_the_slots_left_refuses_the_rest_before_readin
     leader.release()
     responses = await _answers(tasks)
     assert leader.batches == [8]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert _codes(responses) == [201] * 3 + [(409, "sold_out")] * 5  # in queue order
     assert [r.json()["slot_no"] for r in responses[:3]] == [6, 7, 8]
     assert looked_up == [3]  # the five beyond the slots: no resident looked up for them …
@@ -307,7 +310,7 @@ async def test_channel_quotas_hold_within_a_batch(client: httpx.AsyncClient, app
     leader.release()
     responses = await _answers(tasks)
     assert leader.batches == [5]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert _codes(responses) == [201, (409, "quota_exhausted"), 201, 201, (409, "sold_out")]
     assert [r.json()["slot_no"] for r in responses if r.status_code == 201] == [3, 4, 5]
     row = await _session_row(database, session["id"])
@@ -340,7 +343,7 @@ async def test_a_key_committed_by_another_process_replays_inside_the_batch(
     leader.release()
     replayed, reused, fresh = await _answers(tasks)
     assert leader.batches == [3]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert (replayed.status_code, replayed.text, replayed.headers.get("Idempotent-Replayed")) == (
         201, stored_body, "true")
     assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
@@ -357,9 +360,14 @@ async def test_a_database_error_in_a_batch_decides_its_attempts_one_by_one(
     await _ban(database, clock, banned_id)
     before = await row_counts(database)
     write_batch = group_repository.write_batch
+    calls = 0
 
     async def failing(tx: AsyncSession, clock_: Any, writes: group_repository.BatchWrites) -> None:
+        nonlocal calls
+        calls += 1
         await write_batch(tx, clock_, writes)
+        if calls > 1:
+            return
         # Everything is written; now the unique-index backstop fires, as it would on a slot or key taken
         # behind the batch's back.
         context, body = writes.responses[0]
@@ -371,8 +379,8 @@ async def test_a_database_error_in_a_batch_decides_its_attempts_one_by_one(
     headers = await headers_for(app, online_app(world))
     responses = await leader.decide(app, [_poster(client, headers, session["id"], n)
                                           for n in [*(n for _, n in people), banned]])
-    assert leader.batches == [4]
-    assert leader.alone == 4  # the batch rolled back; each attempt was then decided on its own
+    # The batch rolled back; each attempt was then decided again, in a batch of its own.
+    assert (leader.batches, leader.failed) == ([4, 1, 1, 1, 1], 1)
     assert _codes(responses) == [201, 201, 201, (403, "resident_banned")]
     after = await row_counts(database)
     assert after["bookings"] == before["bookings"] + 3
@@ -392,7 +400,7 @@ async def test_holds_are_batched_too(client: httpx.AsyncClient, app: FastAPI, wo
                         path="/api/booking/holds") for resident_id, _ in people]
     responses = await leader.decide(app, requests)
     assert leader.batches == [3]
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     assert _codes(responses) == [201] * 3
     assert {(r.json()["status"], r.json()["hold_expires_at"] is not None) for r in responses} == {("held", True)}
     async with database.transaction() as tx:
@@ -418,7 +426,7 @@ async def test_a_refused_candidate_leaves_its_slot_to_the_next_attempt_in_the_qu
     responses = await _answers(tasks)
     assert _codes(responses) == [(403, "resident_banned"), 201, 201]
     assert leader.batches == [3, 1]  # the one behind the cut went to the next batch, at the head of the queue
-    assert leader.alone == 0  # decided by the batch itself, not by the fallback
+    assert leader.failed == 0  # no batch failed: none was decided again attempt by attempt
     row = await _session_row(database, session["id"])
     assert (row.booked, row.slot_map) == (3, "111")
 
@@ -445,7 +453,7 @@ async def test_an_attempt_that_loses_its_slot_under_the_lock_leaves_no_day_row(
     lock_day_and_pool = group_repository.lock_day_and_pool
 
     async def overtaken(tx: AsyncSession, session_id: int, *args: Any, **kwargs: Any) -> Any:
-        # A writer that is not a batch (an attempt decided alone, a reschedule) takes a slot after the
+        # A writer that is not a batch (a reschedule, a waitlist offer) takes a slot after the
         # batch's plain read and before its row lock: the residents are identified, their days locked.
         await tx.execute(update(BookingSession).where(BookingSession.id == session_id).values(
             booked=1, open_booked=1, booked_phone=1, slot_map="10"))
@@ -491,7 +499,7 @@ async def test_queued_attempts_beyond_the_slots_left_are_answered_when_a_batch_e
     responses = await _answers([*first, *behind])
     assert _codes(responses) == [201, (409, "sold_out"), (409, "sold_out"), (409, "sold_out")]
     assert leader.batches == [1]  # the three were answered when the first batch ended, not by a batch of theirs
-    assert leader.alone == 0
+    assert leader.failed == 0
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="only PostgreSQL has other processes: SQLite serialises them")
@@ -512,7 +520,7 @@ async def test_a_key_running_in_another_process_is_refused_inside_the_batch(
         await other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": idem.advisory_key})
     assert (in_flight.status_code, in_flight.json()["code"]) == (409, "idempotency_key_in_flight")
     assert booked.status_code == 201
-    assert leader.alone == 0
+    assert leader.failed == 0
     assert await count(database, Booking) == 1
 
 

@@ -160,3 +160,42 @@ async def test_server_job_loop_releases_expired_holds(client: httpx.AsyncClient,
     stop.set()
     await loop
     assert await count(database, Booking, Booking.status == "expired") == 1
+
+
+async def test_a_slot_freed_after_tomorrows_cutoff_is_not_offered(client: httpx.AsyncClient, app: FastAPI,
+                                                                  world: World, database: Database,
+                                                                  settings: Settings, clock: SimulatedClock) -> None:
+    from datetime import date, time
+
+    from cityhealth.booking.release import at_business_time
+
+    holder_id, _ = await add_resident(database, settings, clock.now(), 1)
+    waiting_id, _ = await add_resident(database, settings, clock.now(), 2)
+    session = await publish(client, app, world, capacity=1)
+    booked = await book(client, app, resident_principal(holder_id), session["id"])
+    joined = await client.post("/api/booking/waitlist", json={"session_id": session["id"]},
+                               headers=await headers_for(app, resident_principal(waiting_id)))
+    assert joined.status_code == 201, joined.text
+    # The day before: cancelling is still allowed (until 16:00), booking for tomorrow closed at 12:00.
+    the_day_before = date.fromisoformat(session["service_date"]) - timedelta(days=1)
+    clock.advance(at_business_time(the_day_before, time(13, 0)) - clock.now())
+    cancelled = await client.post(f"/api/booking/bookings/{booked.json()['id']}/cancel",
+                                  headers=await headers_for(app, resident_principal(holder_id)))
+    assert cancelled.status_code == 200, cancelled.text
+    # An offer is a hold, which is a booking: the one rule refuses it as it would refuse the resident's own.
+    assert await count(database, Booking, Booking.resident_id == waiting_id) == 0
+    assert await count(database, WaitlistEntry, WaitlistEntry.status == "waiting") == 1
+
+
+async def test_a_channel_whose_quota_is_used_up_may_join_the_waitlist(client: httpx.AsyncClient, app: FastAPI,
+                                                                      world: World, database: Database,
+                                                                      settings: Settings,
+                                                                      clock: SimulatedClock) -> None:
+    holder_id, _ = await add_resident(database, settings, clock.now(), 1)
+    waiting_id, _ = await add_resident(database, settings, clock.now(), 2)
+    session = await publish(client, app, world, capacity=3, quotas={"online_12320": 1})
+    assert (await book(client, app, resident_principal(holder_id), session["id"])).status_code == 201
+    joined = await client.post("/api/booking/waitlist", json={"session_id": session["id"]},
+                               headers=await headers_for(app, resident_principal(waiting_id)))
+    # The session has free slots, but none for this channel: for the resident it is full.
+    assert joined.status_code == 201, joined.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from datetime import timedelta
 from typing import Any
 
@@ -63,7 +62,7 @@ async def test_batches_waiting_for_their_unit_share_one_transaction(
     assert len({id(session) for session in sessions[1:]}) == 1  # the five waiting batches: one transaction
     assert sessions[0] is not sessions[1]
     assert await _payloads(database) == ["b0", "b1", "b2", "b3", "b4", "b5"]
-    assert groups.units == {}  # nothing left waiting
+    assert groups.commit.idle  # nothing left waiting
 
 
 async def test_a_failing_batch_is_answered_alone_and_the_rest_of_its_group_is_written(
@@ -89,20 +88,24 @@ async def test_a_failing_batch_is_answered_alone_and_the_rest_of_its_group_is_wr
     assert await _payloads(database) == ["a", "b", "d"]
 
 
-async def test_a_group_stops_growing_at_its_record_limit() -> None:
-    from cityhealth.collection.realtime import _take, _Waiting
+async def test_a_group_stops_growing_at_its_record_limit(database: Database) -> None:
+    groups = BatchGroups(database)
+    sizes: list[int] = []
 
     async def nothing(session: AsyncSession) -> None:
         return None
 
-    def waiting(records: int) -> _Waiting:
-        return _Waiting(nothing, records, contextvars.copy_context(), asyncio.get_running_loop().create_future())
+    write_group = groups._write_group
 
-    queue = [waiting(1000) for _ in range(7)]
-    group = _take(queue)
-    assert len(group) == MAX_GROUP_RECORDS // 1000
-    assert len(queue) == 7 - len(group)
-    assert len(_take([waiting(MAX_GROUP_RECORDS + 1), waiting(1)])) == 1  # an oversized batch still goes, alone
+    async def counted(batch: Any) -> Any:
+        sizes.append(len(batch.take()))
+        return await write_group(batch)
+
+    groups._write_group = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(groups.write(1, 1000, nothing) for _ in range(7)),
+                         groups.write(1, MAX_GROUP_RECORDS + 1, nothing), groups.write(1, 1, nothing))
+    # Five batches of 1,000 records fill a group; an oversized batch still goes, alone.
+    assert sizes == [MAX_GROUP_RECORDS // 1000, 2, 1, 1]
 
 
 async def test_concurrent_batches_of_one_unit_over_http(
@@ -134,7 +137,7 @@ async def test_concurrent_batches_of_one_unit_over_http(
         raw = (await session.execute(select(func.count()).select_from(RawPayload))).scalar_one()
     assert audited == {r.headers["x-request-id"] for r in responses if r.status_code == 200}
     assert raw == 13
-    assert batch_groups(app).units == {}
+    assert batch_groups(app).commit.idle
 
 
 async def test_a_deactivated_unit_stops_uploading_once_its_cached_registry_row_is_stale(

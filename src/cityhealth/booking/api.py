@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,6 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy import select
 
 from cityhealth.booking import (
     jobs,
@@ -28,7 +28,6 @@ from cityhealth.booking import (
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.channels import Caller, caller_of, parse_target_resident
 from cityhealth.booking.idempotency import HEADER, context_for
-from cityhealth.booking.models import Booking
 from cityhealth.booking.schemas import (
     AvailabilityRead,
     BookingCreate,
@@ -72,7 +71,8 @@ from cityhealth.security.principals import Principal, PrincipalKind, Role, Scope
 
 class AuditedRoute(APIRoute):
     """Every refusal of a booking route leaves an audit event (in its own transaction, as the request's
-    rolls back), unless the service settled it: audited already, or read no personal data at all."""
+    rolls back), unless the service settled it: audited already, or read no personal data at all. A
+    refusal after a resident was identified (`service.Refused`) is audited with that resident."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -80,6 +80,10 @@ class AuditedRoute(APIRoute):
         async def audited(request: Request) -> Response:
             try:
                 return await handler(request)
+            except service.Refused as refused:
+                await service.audit_refusal(request.app.state.database, request.app.state.clock,
+                                            request.state.principal, refused)
+                raise refused.error from None
             except (DomainError, RequestValidationError) as error:
                 principal: Principal | None = getattr(request.state, "principal", None)
                 if principal is not None and not service.audit_settled(error) and not _scope_refusal(error):
@@ -160,10 +164,34 @@ async def get_runtime(request: Request) -> BookingRuntime:
 RuntimeDep = Annotated[BookingRuntime, Depends(get_runtime)]
 
 
+@dataclass(frozen=True)
+class Room:
+    """What the booking write routes take from the app, built once per app: one dependency rather than
+    four on the path every attempt takes at release time (each dependency costs FastAPI's resolution)."""
+
+    database: Database
+    clock: Clock
+    cipher: FieldCipher
+    runtime: BookingRuntime
+
+
+def room_of(app: FastAPI) -> Room:
+    room: Room | None = getattr(app.state, "booking_room", None)
+    if room is None:
+        room = app.state.booking_room = Room(app.state.database, app.state.clock,
+                                             cipher_for(app.state.settings), runtime_of(app))
+    return room
+
+
+async def get_room(request: Request) -> Room:
+    return room_of(request.app)
+
+
 async def get_cipher(request: Request) -> FieldCipher:
-    return cipher_for(request.app.state.settings)
+    return room_of(request.app).cipher
 
 
+RoomDep = Annotated[Room, Depends(get_room)]
 CipherDep = Annotated[FieldCipher, Depends(get_cipher)]
 
 
@@ -183,6 +211,31 @@ async def _written(database: Database, clock: Clock, principal: Principal, resul
                          resident_ids=[principal.resident_id] if principal.resident_id is not None else [],
                          outcome=Outcome.SUCCESS, detail="idempotent replay")
     return Response(content=result.body, status_code=result.status, media_type="application/json", headers=headers)
+
+
+# --- Booking a slot: first in the router, as route matching tries the routes in order -----------------------
+
+
+@router.post("/bookings", status_code=201, response_model=BookingRead,
+             summary="Book a slot, or confirm a hold (Idempotency-Key required)")
+async def create_booking(principal: Writer, request: Request, room: RoomDep, data: BookingCreate,
+                         idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    if data.hold_id is None:
+        result = await service.book(room.database, room.clock, room.cipher, room.runtime, principal, data, idem)
+    else:
+        async with room.database.transaction() as tx:  # this request's transaction (a booking's is its batch's)
+            result = await service.confirm_hold(tx, room.clock, room.cipher, principal, data, idem)
+    return await _written(room.database, room.clock, principal, result)
+
+
+@router.post("/holds", status_code=201, response_model=BookingRead,
+             summary="Hold a slot for at most 15 minutes (Idempotency-Key required)")
+async def create_hold(principal: Writer, request: Request, room: RoomDep, data: HoldCreate,
+                      idempotency_key: IdempotencyKeyHeader = None) -> Response:
+    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    result = await service.hold(room.database, room.clock, room.cipher, room.runtime, principal, data, idem)
+    return await _written(room.database, room.clock, principal, result)
 
 
 # --- Availability and schedules -------------------------------------------------------------------------
@@ -254,36 +307,9 @@ async def put_policy(principal: Scheduler, session: SessionDep, clock: ClockDep,
 # --- Bookings ----------------------------------------------------------------------------------------------
 
 
-@router.post("/bookings", status_code=201, response_model=BookingRead,
-             summary="Book a slot, or confirm a hold (Idempotency-Key required)")
-async def create_booking(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
-                         cipher: CipherDep, runtime: RuntimeDep, data: BookingCreate,
-                         idempotency_key: IdempotencyKeyHeader = None) -> Response:
-    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    result = await service.book(database, clock, cipher, runtime, principal, data, idem)
-    return await _written(database, clock, principal, result)
-
-
-@router.post("/holds", status_code=201, response_model=BookingRead,
-             summary="Hold a slot for at most 15 minutes (Idempotency-Key required)")
-async def create_hold(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
-                      cipher: CipherDep, runtime: RuntimeDep, data: HoldCreate,
-                      idempotency_key: IdempotencyKeyHeader = None) -> Response:
-    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    result = await service.hold(database, clock, cipher, runtime, principal, data, idem)
-    return await _written(database, clock, principal, result)
-
-
 @router.get("/bookings", response_model=list[BookingRead], summary="A resident's own bookings")
 async def list_my_bookings(principal: Reader, session: SessionDep, clock: ClockDep) -> list[BookingRead]:
-    if principal.kind is not PrincipalKind.RESIDENT or principal.resident_id is None:
-        raise ValidationFailed("only a resident lists their own bookings; others open a booking by id",
-                               code="resident_only", field="principal", rule="booking.own_list")
-    rows = (await session.execute(select(Booking).where(Booking.resident_id == principal.resident_id)
-                                  .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(200))).scalars()
-    views = [service.booking_read(row) for row in rows]
-    record(session, clock, principal, Action.LIST, service.RESOURCE, resident_ids=[principal.resident_id])
-    return views
+    return await service.own_bookings(session, clock, principal)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingRead)
@@ -304,11 +330,11 @@ async def cancel_booking(principal: Writer, session: SessionDep, clock: ClockDep
 
 @router.post("/bookings/{booking_id}/reschedule", status_code=201, response_model=BookingRead,
              summary="Move a booking to another session (Idempotency-Key required)")
-async def reschedule_booking(principal: Writer, request: Request, database: DatabaseDep, clock: ClockDep,
-                             cipher: CipherDep, runtime: RuntimeDep, booking_id: RowId, data: RescheduleRequest,
-                             idempotency_key: IdempotencyKeyHeader = None) -> Response:
+async def reschedule_booking(principal: Writer, request: Request, session: SessionDep, database: DatabaseDep,
+                             clock: ClockDep, cipher: CipherDep, runtime: RuntimeDep, booking_id: RowId,
+                             data: RescheduleRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    result = await lifecycle.reschedule(database, clock, cipher, runtime, principal, booking_id, data, idem)
+    result = await lifecycle.reschedule(session, clock, cipher, runtime, principal, booking_id, data, idem)
     return await _written(database, clock, principal, result)
 
 

@@ -1,22 +1,21 @@
-"""One booking attempt after its pre-check: its outcome types, its refusals, and its decision on its own.
+"""One booking attempt after its pre-check: its outcome types, its refusals, what it writes and audits.
 
-The group commit (`group_commit.py`) decides a session's queued attempts together; an attempt it cannot
-decide that way (its batch hit a database error) is decided here, in a transaction of its own, by the
-same rules in the same order.
+Every attempt is decided by the group commit (`group_commit.py`), alone or with the session's other
+queued attempts: a single attempt is a batch of one.
 """
 
 from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import idempotency, repository
-from cityhealth.booking.availability import Claim, quota_exhausted, sold_out
-from cityhealth.booking.channels import Caller, resident_not_found
+from cityhealth.booking import repository
+from cityhealth.booking.availability import Claim
+from cityhealth.booking.channels import Caller
 from cityhealth.booking.idempotency import IdempotencyContext
 from cityhealth.booking.models import Booking
 from cityhealth.booking.release import ReleaseRules
@@ -25,9 +24,7 @@ from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, DomainError, Forbidden, NotFound
 from cityhealth.registry.identifiers import ResidentId
-from cityhealth.registry.protection import ID_NUMBER
 from cityhealth.security.audit import Action, Outcome, record, record_now
-from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 
 RESOURCE = "booking"
@@ -124,31 +121,8 @@ def banned_error(until: datetime) -> Forbidden:
                      code="resident_banned", field="id_number", rule="booking.sanction")
 
 
-def no_slot_error(session_id: int, channel: str, now: datetime, *, status: str, released_at: datetime,
-                  booked: int, capacity: int, quota: int | None) -> DomainError:
-    """Why a session's row gives `channel` no slot, from the row's state."""
-    if status != "open":
-        return Conflict("the session is suspended (停诊); its slots cannot be booked", code="session_suspended",
-                        field="session_id", rule="booking.session_suspended")
-    if released_at > now:
-        return Conflict("the session's slots are not released yet", code="not_released", field="session_id",
-                        rule="booking.release_window")
-    if booked < capacity and quota is not None:
-        return quota_exhausted(session_id, channel)
-    return sold_out(session_id)
-
-
 def session_not_found(session_id: int) -> NotFound:
     return NotFound(f"no session {session_id}", code="session_not_found", field="session_id", value=session_id)
-
-
-async def why_no_slot(session: AsyncSession, session_id: int, channel: str, now: datetime) -> DomainError:
-    """The precise reason the slot-taking UPDATE matched nothing."""
-    row = await repository.get_booking_session(session, session_id)
-    if row is None:
-        return session_not_found(session_id)
-    return no_slot_error(session_id, channel, now, status=row.status, released_at=row.released_at,
-                         booked=row.booked, capacity=row.capacity, quota=getattr(row, f"quota_{channel}"))
 
 
 def booking_values(attempt: Attempt, resident_id: int, slot_no: int, now: datetime) -> dict[str, Any]:
@@ -174,54 +148,7 @@ def audit_booking(tx: AsyncSession, clock: Clock, attempt: Attempt, booking_id: 
                         detail="hold" if attempt.hold else None)
 
 
-async def _resolve_resident(tx: AsyncSession, cipher: FieldCipher, caller: Caller, target: ResidentId | None,
-                            now: datetime) -> int:
-    found = await repository.resident_and_ban(
-        tx, now=now, resident_id=caller.resident_id,
-        id_number_hash=None if target is None else cipher.lookup_hash(ID_NUMBER, target.number))
-    if found is None:
-        raise resident_not_found(target)
-    resident_id, banned_until = found
-    if banned_until is not None:
-        raise Refused(resident_id, banned_error(banned_until))
-    return resident_id
-
-
 async def audit_refusal(database: Database, clock: Clock, principal: Principal, refused: Refused) -> None:
     await record_now(database, clock, principal, Action.CREATE, RESOURCE, resident_ids=[refused.resident_id],
                      outcome=Outcome.FAILURE, detail=refused.error.rule or refused.error.code)
     settle_audit(refused.error)
-
-
-async def write_one(tx: AsyncSession, clock: Clock, cipher: FieldCipher,
-                    attempt: Attempt) -> tuple[WriteResult, int | None]:
-    """Decide one attempt in `tx`: (the result, slots left for its channel, None for a replay)."""
-    now = clock.now()
-    row, channel, idem = attempt.row, attempt.channel, attempt.idem
-    await idempotency.lock_key(tx, idem)
-    if not await repository.may_take_slot(tx, row["id"], channel):
-        # Sold out since the first read (another process's winners): refused before any personal data is read.
-        raise settle_audit(await why_no_slot(tx, row["id"], channel, now))
-    resident_id = await _resolve_resident(tx, cipher, attempt.caller, attempt.target, now)
-    service_date: date = row["service_date"]
-    await repository.lock_resident_day(tx, resident_id, service_date)
-    # Checked again under the day lock: a request with this key may have committed since the first read.
-    replay = await idempotency.stored(tx, idem)
-    if replay is not None:
-        return WriteResult(replay.status, replay.body, replayed=True), None
-    day = await repository.active_day_bookings(tx, resident_id, service_date)
-    violation = check_caps(day, row["department_id"], row["starts_at"], row["ends_at"])
-    if violation is not None:
-        raise Refused(resident_id, violation)
-    taken = await repository.take_slot(tx, row["id"], channel, now)
-    if taken is None:
-        raise Refused(resident_id, await why_no_slot(tx, row["id"], channel, now))
-    slot_no, left = taken
-    values = booking_values(attempt, resident_id, slot_no, now)
-    booking_id = await repository.insert_booking(tx, values)
-    if not attempt.hold:
-        await repository.count_booking(tx, row["organization_id"], month_of(now), channel, attempt.caller.app_id)
-    body = booking_read({**values, "id": booking_id}).model_dump_json()
-    await idempotency.store(tx, clock, idem, 201, body)
-    audit_booking(tx, clock, attempt, booking_id, resident_id)
-    return WriteResult(201, body), left

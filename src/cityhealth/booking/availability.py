@@ -6,9 +6,11 @@ refresh the page at release time, the database sees one query per filter per sec
 
 The gate admits to the booking write path at most as many attempts of a session as it has slots left,
 counting those already queued or being decided (the rest are answered "sold out" straight away, without
-a transaction, and never wait behind the winners). The admitted ones are decided by the group committer (committer.py):
-one leader per session and process takes the attempts queued meanwhile and decides them in a single
-transaction (booking/group_commit.py), so they do not queue on the session's row lock one by one.
+a transaction, and never wait behind the winners). How many slots are left is the booking rule's answer
+(`slots.SessionSlots.left`); the gate only counts. The admitted ones are decided by the platform's group
+commit (`db.group_commit`): one leader per session and process takes the attempts queued meanwhile and
+decides them in a single transaction (booking/group_commit.py), so they do not queue on the session's row
+lock one by one.
 """
 
 from __future__ import annotations
@@ -25,19 +27,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from cityhealth.booking import group_repository, repository
-from cityhealth.booking.committer import GroupCommitter
 from cityhealth.db.engine import Database
+from cityhealth.db.group_commit import GroupCommit
 from cityhealth.errors import Conflict
-
-
-def sold_out(session_id: int) -> Conflict:
-    return Conflict(f"session {session_id} has no slot left", code="sold_out", field="session_id",
-                    value=session_id, rule="booking.sold_out")
-
-
-def quota_exhausted(session_id: int, channel: str) -> Conflict:
-    return Conflict(f"the {channel} channel has used up its quota of session {session_id}",
-                    code="quota_exhausted", field="channel", value=channel, rule="booking.channel_quota")
 
 
 @dataclass
@@ -215,7 +207,7 @@ class BookingRuntime:
     """The per-process state of the booking room (one per app)."""
 
     gate: SlotGate = field(default_factory=SlotGate)
-    committer: GroupCommitter[Any, Any] = field(default_factory=GroupCommitter)
+    committer: GroupCommit[Any, Any] = field(default_factory=GroupCommit)
     availability: AvailabilityCache = field(default_factory=AvailabilityCache)
     read_pool: ReadPool | None = None
     write_engine: WriteEngine | None = None

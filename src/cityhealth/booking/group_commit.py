@@ -1,27 +1,33 @@
 """Group commit: a session's queued booking attempts decided together, in one transaction.
 
-At release time the attempts that pass the pre-check and the gate would each hold the session's row lock
-from their slot-taking UPDATE to their commit, one after another, ~8 round trips each (the audit chain's
-append included). Instead one leader per session and process (`committer.GroupCommitter`) decides the
-attempts queued meanwhile in one transaction, a statement per step for the whole batch
-(`group_repository`; on PostgreSQL 9 statements whatever the batch's size):
+Every booking attempt that passes the pre-check and the gate is decided here; a single attempt is a batch
+of one. At release time one transaction per attempt would hold the session's row lock from its write to its
+commit, one after another, ~8 round trips each (the audit chain's append included). Instead one leader per
+session and process (the platform's `db.group_commit.GroupCommit`) decides the attempts queued meanwhile in
+one transaction, a statement per step for the whole batch (`group_repository`; on PostgreSQL 9 statements
+whatever the batch's size). Whether an attempt may take a slot is asked of the one rule, `slots.refusal`,
+on the row as the batch read it and again under its lock:
 
 1. the session's batch lock (one batch of a session at a time across processes); only then are the
    queued attempts taken, so those that queued during the wait join this batch;
 2. the Idempotency-Keys: advisory locks (another process running the same key: 409), stored replays;
 3. a plain read of the session: the attempts that cannot get a slot are refused before any personal data
-   is read, as the single path does (no audit event is due for them);
+   is read (no audit event is due for them);
 4. the residents and their bans in one query, their day rows locked in id order; their day's bookings
    with the session's row lock; the caps checked in Python, counting the batch's earlier attempts (the
    same resident twice); slots handed out in queue order within each channel's pool;
 5. one statement writes the session's counters, the bookings, the statistics and the keys; one audit
    event per booking is queued, and all are appended to the chain at the commit.
 
-Each attempt gets its own result or refusal; refusals after the resident was identified are audited by
-the attempt's own request (`attempts.Refused`), as before. When an attempt is refused after identifying
-its resident, the slot it would have had may go to an attempt queued behind the cut: those go back to
-the head of the queue for the next batch. A database error rolls the batch back, and each of its attempts
-is then decided on its own by the single-attempt path (`attempts.write_one`).
+Each attempt gets its own result or refusal; a refusal after the resident was identified
+(`attempts.Refused`) is audited by the attempt's own request, in the booking route. When an attempt is
+refused after identifying its resident, the slot it would have had may go to an attempt queued behind the
+cut: those go back to the head of the queue for the next batch. A database error rolls the batch back,
+and the group commit then decides each of its attempts again in a batch of its own, so the error answers
+only its own attempt.
+
+The leader's task, not a request, owns each batch's transaction: the batch serves many requests, and none
+of them may commit or roll back the others' bookings.
 """
 
 from __future__ import annotations
@@ -47,19 +53,17 @@ from cityhealth.booking.attempts import (
     booking_values,
     check_caps,
     month_of,
-    no_slot_error,
     session_not_found,
     settle_audit,
-    write_one,
 )
 from cityhealth.booking.availability import SlotGate, Transactions
 from cityhealth.booking.channels import resident_not_found
-from cityhealth.booking.committer import Batch, GroupCommitter, Requeue
-from cityhealth.booking.group_repository import SlotPool
 from cityhealth.booking.idempotency import IdempotencyContext, in_flight_error
 from cityhealth.booking.repository import DayBooking
+from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
+from cityhealth.db.group_commit import Batch, GroupCommit, Requeue
 from cityhealth.errors import DomainError
 from cityhealth.registry.protection import ID_NUMBER
 from cityhealth.security.crypto import FieldCipher
@@ -69,18 +73,14 @@ logger = logging.getLogger(__name__)
 Outcomes = list[WriteResult | BaseException | None]
 
 
-class DecideAlone(Exception):
-    """The attempt's batch failed: the attempt is to be decided on its own (attempts.write_one)."""
-
-
 @dataclass(frozen=True)
 class WritePath:
-    database: Database  # the platform's: an attempt decided on its own runs there
+    database: Database
     writes: Transactions  # the batches' transactions (availability.WriteEngine on PostgreSQL)
     clock: Clock
     cipher: FieldCipher
     gate: SlotGate
-    committer: GroupCommitter[Attempt, WriteResult]
+    committer: GroupCommit[Attempt, WriteResult]
 
     def key(self, session_id: int) -> tuple[int, int]:
         """The session's queue in this process's group committer."""
@@ -93,10 +93,10 @@ class _NothingWon(Exception):
 
 async def decide_batch(path: WritePath, session_id: int, batch: Batch[Attempt, WriteResult],
                        ) -> list[WriteResult | BaseException]:
-    """Decide the batch together (one result or refusal per attempt), or hand each back to be decided alone."""
+    """Decide the batch together: one result or refusal per attempt (raises when nothing could be written)."""
     attempts: list[Attempt] = []
     outcomes: Outcomes = []
-    pools: list[SlotPool] = []
+    pools: list[SessionSlots] = []
     try:
         async with path.writes.transaction() as tx:
             await batch_db.lock_batch(tx, session_id)
@@ -107,18 +107,17 @@ async def decide_batch(path: WritePath, session_id: int, batch: Batch[Attempt, W
         pass
     except Exception as error:
         # A database error (a unique-index backstop, a deadlock, a lost connection) or a bug: nothing of
-        # the batch was written. Each attempt is decided on its own, where the error, if it is its own,
-        # stays its own. No message or parameter is logged: they can carry a resident's identifiers.
-        attempts = batch.take()
-        logger.warning("booking group commit of %d attempts failed (%s); deciding them one by one",
-                       len(attempts), type(error).__name__)
-        return [DecideAlone() for _ in attempts]
+        # the batch was written. The group commit decides each attempt again in a batch of its own, where
+        # the error, if it is its own, stays its own. No message or parameter is logged: they can carry a
+        # resident's identifiers.
+        logger.warning("booking group commit of %d attempts failed (%s)", len(batch.take()), type(error).__name__)
+        raise
     _observe(path, attempts, outcomes, pools[-1] if pools else None, now=path.clock.now())
     return [RuntimeError("the group commit left an attempt undecided") if outcome is None else outcome
             for outcome in outcomes]
 
 
-def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool: SlotPool | None, *,
+def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool: SessionSlots | None, *,
              now: datetime) -> None:
     """Tell the gate what is left and give back the decided attempts' claims, in one step (no await
     between), so that an attempt arriving meanwhile is neither refused for claims already decided nor let
@@ -132,10 +131,11 @@ def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool:
 
         def beyond_the_slots(attempt: Attempt) -> DomainError | None:
             # The answer the next batch's plain read would give them, before any personal data is read.
-            if trial.may_take(attempt.channel, now):
+            error = _refusal(trial, attempt, now)
+            if error is None:
                 trial.take(attempt.channel)
                 return None
-            return settle_audit(_no_slot(trial, attempt, now))
+            return settle_audit(error)
 
         path.committer.refuse_queued(path.key(pool.session_id), beyond_the_slots)
     for attempt, outcome in zip(attempts, outcomes, strict=True):
@@ -143,17 +143,8 @@ def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool:
             attempt.claim.release()
 
 
-async def decide_alone(path: WritePath, attempt: Attempt) -> WriteResult:
-    """The single-attempt path, in the attempt's own transaction (its request's task and context)."""
-    async with path.database.transaction() as tx:
-        result, left = await write_one(tx, path.clock, path.cipher, attempt)
-    if left is not None:
-        path.gate.observe(attempt.session_id, attempt.channel, left)
-    return result
-
-
 async def _decide(tx: AsyncSession, path: WritePath, session_id: int, batch: list[Attempt], outcomes: Outcomes,
-                  pools: list[SlotPool]) -> None:
+                  pools: list[SessionSlots]) -> None:
     now = path.clock.now()
     if not batch:  # every request queued was cancelled meanwhile
         raise _NothingWon
@@ -202,12 +193,11 @@ def _replayed(attempt: Attempt, stored: batch_db.Stored, outcomes: Outcomes, i: 
     return True
 
 
-def _no_slot(pool: SlotPool, attempt: Attempt, now: datetime) -> DomainError:
-    return no_slot_error(pool.session_id, attempt.channel, now, status=pool.status, released_at=pool.released_at,
-                         booked=pool.booked, capacity=pool.capacity, quota=pool.quotas[attempt.channel])
+def _refusal(pool: SessionSlots, attempt: Attempt, now: datetime) -> DomainError | None:
+    return refusal(pool, attempt.rules, attempt.channel, now)
 
 
-def _candidates(batch: list[Attempt], open_: list[int], pool: SlotPool, now: datetime,
+def _candidates(batch: list[Attempt], open_: list[int], pool: SessionSlots, now: datetime,
                 outcomes: Outcomes) -> list[int]:
     """The attempts that fit in the pool as it stands, in queue order. Those behind the cut are refused
     before any personal data is read, unless a candidate's refusal may free a slot for them: then
@@ -215,11 +205,12 @@ def _candidates(batch: list[Attempt], open_: list[int], pool: SlotPool, now: dat
     trial = pool.copy()
     candidates = []
     for i in open_:
-        if trial.may_take(batch[i].channel, now):
+        error = _refusal(trial, batch[i], now)
+        if error is None:
             trial.take(batch[i].channel)
             candidates.append(i)
         else:
-            outcomes[i] = settle_audit(_no_slot(trial, batch[i], now))
+            outcomes[i] = settle_audit(error)
     return candidates
 
 
@@ -262,11 +253,12 @@ def _hand_out(batch: list[Attempt], candidates: list[int], residents: dict[int, 
         if resident is None:
             continue  # refused in _identify
         violation = check_caps(day_bookings[resident], row["department_id"], row["starts_at"], row["ends_at"])
+        no_slot = None if violation is not None else _refusal(pool, batch[i], now)
         if violation is not None:
             outcomes[i] = Refused(resident, violation)
-        elif not pool.may_take(batch[i].channel, now):
-            # Taken meanwhile by a writer that is not a batch (an attempt decided alone, a reschedule).
-            outcomes[i] = Refused(resident, _no_slot(pool, batch[i], now))
+        elif no_slot is not None:
+            # Taken meanwhile by a writer that is not a batch (a reschedule, a waitlist offer).
+            outcomes[i] = Refused(resident, no_slot)
         else:
             winners.append((i, pool.take(batch[i].channel)))
             # A later attempt of the same resident in this batch counts this one (a negative, unused id).
@@ -277,8 +269,8 @@ def _hand_out(batch: list[Attempt], candidates: list[int], residents: dict[int, 
         # told nothing yet), and the next batch decides them first.
         cut, trial = set(candidates), pool.copy()
         for i, outcome in enumerate(outcomes):
-            if (i not in cut and isinstance(outcome, DomainError) and outcome.code in ("sold_out", "quota_exhausted")
-                    and trial.may_take(batch[i].channel, now)):
+            if (i not in cut and isinstance(outcome, DomainError) and is_sold_out(outcome)
+                    and _refusal(trial, batch[i], now) is None):
                 trial.take(batch[i].channel)
                 outcomes[i] = Requeue()
     return winners

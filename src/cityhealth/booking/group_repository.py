@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from cityhealth.booking.models import (
     ResidentDay,
     Sanction,
 )
+from cityhealth.booking.slots import SessionSlots
 from cityhealth.clock import Clock
 from cityhealth.db.types import UTCDateTime
 from cityhealth.registry.models import Resident
@@ -64,50 +65,9 @@ def _built(name: str, dialect: str, build: Any) -> Any:
 # --- The session's pool of slots ----------------------------------------------------------------------------
 
 
-@dataclass
-class SlotPool:
-    """A session row's counters and slot map, as the slot-taking UPDATE sees them, changed in memory as a
-    batch hands out its slots (the rules of repository._take_statement's WHERE clause)."""
-
-    session_id: int
-    status: str
-    released_at: datetime
-    capacity: int
-    booked: int
-    open_capacity: int
-    open_booked: int
-    quotas: dict[str, int | None]
-    booked_by: dict[str, int]
-    slot_map: str
-    _cursor: int = 0  # no free slot before this position
-
-    def left(self, channel: str) -> int:
-        """Slots `channel` may still take: its quota's rest, or the open pool's, within the capacity."""
-        quota = self.quotas[channel]
-        pool_left = quota - self.booked_by[channel] if quota is not None else self.open_capacity - self.open_booked
-        return max(0, min(pool_left, self.capacity - self.booked))
-
-    def may_take(self, channel: str, now: datetime) -> bool:
-        return (self.status == "open" and self.released_at <= now and self.left(channel) > 0
-                and "0" in self.slot_map[self._cursor:])
-
-    def take(self, channel: str) -> int:
-        """Take the first free slot for `channel` (may_take said yes); returns its number."""
-        position = self.slot_map.index("0", self._cursor)
-        self.slot_map = self.slot_map[:position] + "1" + self.slot_map[position + 1:]
-        self._cursor = position + 1
-        self.booked += 1
-        self.booked_by = {**self.booked_by, channel: self.booked_by[channel] + 1}
-        if self.quotas[channel] is None:
-            self.open_booked += 1
-        return position + 1
-
-    def copy(self) -> SlotPool:
-        return replace(self)
-
-
 _POOL_COLUMNS: list[Any] = [
-    BookingSession.id, BookingSession.status, BookingSession.released_at, BookingSession.capacity,
+    BookingSession.id, BookingSession.status, BookingSession.service_date, BookingSession.starts_at,
+    BookingSession.released_at, BookingSession.capacity,
     BookingSession.booked, BookingSession.open_capacity, BookingSession.open_booked, BookingSession.slot_map,
     *(getattr(BookingSession, f"quota_{c}") for c in CHANNELS),
     *(getattr(BookingSession, f"booked_{c}") for c in CHANNELS),
@@ -115,10 +75,8 @@ _POOL_COLUMNS: list[Any] = [
 _POOL_SQL = ", ".join(f"s.{column.key}" for column in _POOL_COLUMNS)  # fixed names, no input
 
 
-def _pool_of(row: Any) -> SlotPool:
-    return SlotPool(row["id"], row["status"], row["released_at"], row["capacity"], row["booked"],
-                    row["open_capacity"], row["open_booked"], {c: row[f"quota_{c}"] for c in CHANNELS},
-                    {c: row[f"booked_{c}"] for c in CHANNELS}, row["slot_map"])
+def _pool_of(row: Any) -> SessionSlots:
+    return SessionSlots.of(row)
 
 
 # --- Step 1: the batch lock, then the Idempotency-Keys' locks ----------------------------------------------
@@ -163,7 +121,7 @@ _READ_POOL = select(*_POOL_COLUMNS).where(BookingSession.id == bindparam("sessio
 
 
 async def stored_and_pool(tx: AsyncSession, session_id: int,
-                          contexts: list[IdempotencyContext]) -> tuple[SlotPool | None, Stored]:
+                          contexts: list[IdempotencyContext]) -> tuple[SessionSlots | None, Stored]:
     """The keys' stored results (committed before their locks were taken) and the session, unlocked."""
     if _is_pg(tx):
         rows = (await tx.execute(_STORED_AND_POOL_PG, {
@@ -285,7 +243,7 @@ _DAY_AND_POOL_PG = text(
 
 @dataclass(frozen=True)
 class LockedPool:
-    pool: SlotPool
+    pool: SessionSlots
     booking_ids: list[int]  # reserved for the batch's bookings (the unused ones leave a gap, as rollbacks do)
     day_bookings: dict[int, list[repository.DayBooking]]  # every resident asked for has an entry
 
@@ -358,7 +316,7 @@ class BatchWrites:
     """What a batch writes: the session's new counters, the bookings (with their ids), the counters
     keyed (hospital, month, channel, app or 0), and each booking's response under its key."""
 
-    pool: SlotPool
+    pool: SessionSlots
     booked_before: int
     last_slot_no: int
     bookings: list[dict[str, Any]]
@@ -374,7 +332,7 @@ async def write_batch(tx: AsyncSession, clock: Clock, writes: BatchWrites) -> No
                 **{f"booked_{c}": pool.booked_by[c] for c in CHANNELS}}
     keys = sorted(writes.counts)  # counter rows locked in key order: two batches cannot deadlock on them
     if not _is_pg(tx):
-        await _write_batch_sqlite(tx, clock, writes, counters, keys)
+        await _write_batch_sqlite(tx, clock, writes, keys)
         return
     first = writes.bookings[0]
     written = (await tx.execute(_WRITE_PG, {
@@ -391,18 +349,10 @@ async def write_batch(tx: AsyncSession, clock: Clock, writes: BatchWrites) -> No
         raise RuntimeError(f"session {pool.session_id} changed under its row lock")
 
 
-_SESSIONS = cast(Table, BookingSession.__table__)
-
-
-async def _write_batch_sqlite(tx: AsyncSession, clock: Clock, writes: BatchWrites, counters: dict[str, int],
+async def _write_batch_sqlite(tx: AsyncSession, clock: Clock, writes: BatchWrites,
                               keys: list[tuple[int, str, str, int]]) -> None:
-    pool = writes.pool
-    updated = (await tx.execute(
-        _SESSIONS.update().where(_SESSIONS.c.id == pool.session_id, _SESSIONS.c.booked == writes.booked_before)
-        .values(slot_map=pool.slot_map, last_slot_no=writes.last_slot_no, updated_at=clock.now(), **counters)
-        .returning(_SESSIONS.c.id))).first()
-    if updated is None:
-        raise RuntimeError(f"session {pool.session_id} changed under the batch")
+    await repository.write_slots(tx, writes.pool, booked_before=writes.booked_before, now=clock.now(),
+                                 last_slot_no=writes.last_slot_no)
     for booking in writes.bookings:
         await repository.insert_booking(tx, booking)
     for organization_id, month, channel, app_id in keys:

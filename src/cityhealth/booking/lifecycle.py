@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import idempotency, repository, sanctions, waitlist
@@ -13,19 +13,18 @@ from cityhealth.booking.attempts import (
     RESOURCE,
     Refused,
     WriteResult,
-    audit_refusal,
     booking_read,
     check_caps,
     estimated_time,
-    why_no_slot,
 )
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.channels import caller_of
 from cityhealth.booking.idempotency import IdempotencyContext
-from cityhealth.booking.models import Booking, BookingSession
-from cityhealth.booking.release import cancellation_deadline, check_bookable, rules_for
+from cityhealth.booking.models import Booking
+from cityhealth.booking.release import ReleaseRules, cancellation_deadline, rules_for
 from cityhealth.booking.schemas import BookingRead, CancelRequest, RescheduleRequest
 from cityhealth.booking.service import owned_booking
+from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound
@@ -37,9 +36,19 @@ NO_SHOW_ACTOR = "job:booking.mark_no_shows"
 HOLD_SWEEP_ACTOR = "job:booking.sweep_holds"
 
 
+async def _give_back(tx: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> None:
+    """Give a booking's slot back to its session's pool (nothing when it was given back already)."""
+    row = await repository.session_row(tx, session_id, lock=True)
+    assert row is not None  # noqa: S101 - a foreign key
+    slots = SessionSlots.of(row)
+    booked_before = slots.booked
+    if slots.give_back(channel, slot_no):
+        await repository.write_slots(tx, slots, booked_before=booked_before, now=now)
+
+
 async def _free_slot(tx: AsyncSession, clock: Clock, booking: Booking, principal: Principal | None) -> None:
     """Give the booking's slot back and offer it to the first resident waiting."""
-    await repository.release_slot(tx, booking.session_id, booking.channel, booking.slot_no, clock.now())
+    await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, clock.now())
     await waitlist.promote(tx, clock, booking.session_id, principal)
 
 
@@ -64,7 +73,7 @@ async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runti
                 code="cancellation_closed", field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
     await repository.set_booking(session, booking.id, status="cancelled", ended_at=now,
                                  end_reason="cancelled", hold_expires_at=None, updated_at=now)
-    await waitlist.expire_offer(session, booking.id, now)
+    await repository.waitlist_offer_expired(session, booking.id, now)
     await _free_slot(session, clock, booking, principal)
     await session.refresh(booking)
     record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=booking.id,
@@ -102,10 +111,10 @@ async def check_in(session: AsyncSession, clock: Clock, principal: Principal, bo
     return booking_read(booking)
 
 
-async def reschedule(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
+async def reschedule(tx: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                      principal: Principal, booking_id: int, data: RescheduleRequest,
                      idem: IdempotencyContext) -> WriteResult:
-    """Move a booking to another session of the same hospital in one transaction (改约).
+    """Move a booking to another session of the same hospital, in the request's transaction (改约).
 
     The old booking must still be cancellable; the new one obeys every booking rule, its caps counted
     without the booking it replaces. Counted once in the statistics: when it was first made.
@@ -113,57 +122,60 @@ async def reschedule(database: Database, clock: Clock, cipher: FieldCipher, runt
     caller = caller_of(principal)
     now = clock.now()
     with idempotency.claim(idem):
-        try:
-            async with database.transaction() as tx:
-                await idempotency.lock_key(tx, idem)
-                replay = await idempotency.stored(tx, idem)
-                if replay is not None:
-                    return WriteResult(replay.status, replay.body, replayed=True)
-                old = await owned_booking(tx, cipher, clock, caller, booking_id, data.id_number)
-                if old.status != "booked":
-                    raise Conflict(f"a booking that is {old.status} cannot be rescheduled", code="not_reschedulable",
-                                   field="booking_id", value=booking_id, rule="booking.reschedule_states")
-                rules = await rules_for(tx, old.organization_id)
-                deadline = cancellation_deadline(rules, old.service_date)
-                if deadline is None or now > deadline:
-                    raise Conflict("this booking can no longer be changed", code="cancellation_closed",
-                                   field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
-                new = await repository.get_booking_session(tx, data.session_id)
-                if new is None or new.organization_id != old.organization_id:
-                    raise NotFound(f"no session {data.session_id} at this hospital", code="session_not_found",
-                                   field="session_id", value=data.session_id)
-                check_bookable(rules, service_date=new.service_date, starts_at=new.starts_at,
-                               released=new.released_at, status=new.status, now=now)
-                body = await _move(tx, clock, principal, old, new)
-                await idempotency.store(tx, clock, idem, 201, body)
-        except Refused as refused:
-            await audit_refusal(database, clock, principal, refused)
-            raise refused.error from None
+        await idempotency.lock_key(tx, idem)
+        replay = await idempotency.stored(tx, idem)
+        if replay is not None:
+            return WriteResult(replay.status, replay.body, replayed=True)
+        old = await owned_booking(tx, cipher, clock, caller, booking_id, data.id_number)
+        if old.status != "booked":
+            raise Conflict(f"a booking that is {old.status} cannot be rescheduled", code="not_reschedulable",
+                           field="booking_id", value=booking_id, rule="booking.reschedule_states")
+        rules = await rules_for(tx, old.organization_id)
+        deadline = cancellation_deadline(rules, old.service_date)
+        if deadline is None or now > deadline:
+            raise Conflict("this booking can no longer be changed", code="cancellation_closed",
+                           field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
+        new = await repository.session_row(tx, data.session_id)
+        if new is None or new["organization_id"] != old.organization_id:
+            raise NotFound(f"no session {data.session_id} at this hospital", code="session_not_found",
+                           field="session_id", value=data.session_id)
+        error = refusal(SessionSlots.of(new), rules, old.channel, now)
+        if error is not None and not is_sold_out(error):
+            raise error  # the session's state or the moment: no resident data is needed to say so
+        # A `Refused` from here on (caps, the slot gone) is audited by the route, after this rolls back.
+        body = await _move(tx, clock, principal, old, new, rules)
+        await idempotency.store(tx, clock, idem, 201, body)
     runtime.availability.invalidate()
     return WriteResult(201, body)
 
 
-async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booking, new: BookingSession) -> str:
+async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booking, new: dict[str, Any],
+                rules: ReleaseRules) -> str:
     now = clock.now()
-    for day in sorted({old.service_date, new.service_date}):
+    for day in sorted({old.service_date, new["service_date"]}):
         await repository.lock_resident_day(tx, old.resident_id, day)
-    day_bookings = await repository.active_day_bookings(tx, old.resident_id, new.service_date)
-    violation = check_caps(day_bookings, new.department_id, new.starts_at, new.ends_at, ignore_id=old.id)
+    day_bookings = await repository.active_day_bookings(tx, old.resident_id, new["service_date"])
+    violation = check_caps(day_bookings, new["department_id"], new["starts_at"], new["ends_at"], ignore_id=old.id)
     if violation is not None:
         raise Refused(old.resident_id, violation)
     # The old slot is released first so that the unique index on (resident, department, day) lets a move
     # within the same department and day through.
     await repository.set_booking(tx, old.id, status="rescheduled", ended_at=now, end_reason="rescheduled",
                                  updated_at=now)
-    await repository.release_slot(tx, old.session_id, old.channel, old.slot_no, now)
-    taken = await repository.take_slot(tx, new.id, old.channel, now)
-    if taken is None:
-        raise Refused(old.resident_id, await why_no_slot(tx, new.id, old.channel, now))
-    slot_no = taken[0]
+    await _give_back(tx, old.session_id, old.channel, old.slot_no, now)
+    locked = await repository.session_row(tx, new["id"], lock=True)
+    assert locked is not None  # noqa: S101 - read in this transaction, and sessions are not deleted
+    slots = SessionSlots.of(locked)
+    booked_before = slots.booked
+    error = refusal(slots, rules, old.channel, now)
+    if error is not None:
+        raise Refused(old.resident_id, error)
+    slot_no = slots.take(old.channel)
+    await repository.write_slots(tx, slots, booked_before=booked_before, now=now, last_slot_no=slot_no)
     values: dict[str, Any] = {
-        "session_id": new.id, "organization_id": new.organization_id, "department_id": new.department_id,
-        "service_date": new.service_date, "starts_at": new.starts_at, "ends_at": new.ends_at, "slot_no": slot_no,
-        "estimated_at": estimated_time(new.starts_at, new.ends_at, new.capacity, slot_no),
+        "session_id": new["id"], "organization_id": new["organization_id"], "department_id": new["department_id"],
+        "service_date": new["service_date"], "starts_at": new["starts_at"], "ends_at": new["ends_at"],
+        "slot_no": slot_no, "estimated_at": estimated_time(new["starts_at"], new["ends_at"], new["capacity"], slot_no),
         "resident_id": old.resident_id, "channel": old.channel, "client_app_id": old.client_app_id,
         "status": "booked", "hold_expires_at": None, "booked_at": now, "checked_in_at": None, "ended_at": None,
         "end_reason": None, "created_by": principal.subject, "created_at": now, "updated_at": now,
@@ -188,15 +200,12 @@ async def sweep_holds(database: Database, clock: Clock) -> SweepResult:
     now = clock.now()
     expired = offers = 0
     async with database.transaction() as tx:
-        statement = select(Booking).where(Booking.status == "held", Booking.hold_expires_at <= now).order_by(Booking.id)
-        if not database.is_sqlite:
-            statement = statement.with_for_update(skip_locked=True)
-        holds = (await tx.execute(statement)).scalars().all()
+        holds = await repository.expired_holds(tx, now, skip_locked=not database.is_sqlite)
         for booking in holds:
             await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
                                          updated_at=now)
-            await waitlist.expire_offer(tx, booking.id, now)
-            await repository.release_slot(tx, booking.session_id, booking.channel, booking.slot_no, now)
+            await repository.waitlist_offer_expired(tx, booking.id, now)
+            await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, now)
             if await waitlist.promote(tx, clock, booking.session_id, None) is not None:
                 offers += 1
             record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=booking.id,
@@ -216,10 +225,7 @@ async def mark_no_shows(database: Database, clock: Clock) -> NoShowResult:
     """Bookings not checked in by their session's pick-up deadline become no-shows; apply the sanction rule."""
     now = clock.now()
     async with database.transaction() as tx:
-        rows = (await tx.execute(
-            select(Booking.id, Booking.resident_id).join(BookingSession, BookingSession.id == Booking.session_id)
-            .where(Booking.status == "booked", BookingSession.pickup_deadline < now).order_by(Booking.id)
-        )).all()
+        rows = await repository.missed_bookings(tx, now)
         for booking_id, resident_id in rows:
             await repository.set_booking(tx, booking_id, status="no_show", ended_at=now, end_reason="no_show",
                                          updated_at=now)

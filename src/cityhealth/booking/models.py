@@ -90,9 +90,10 @@ class SessionTemplate(Base):
 class BookingSession(Base):
     """One clinic session's pool of slots (号源), shared by every channel.
 
-    The row is the single point that serialises the session's bookings: the conditional UPDATE on
-    `booked < capacity` (and the channel's quota) is what makes overbooking impossible. `slot_map` has one
-    character per slot number ('1' taken, '0' free) so that the same UPDATE also picks the slot number.
+    The row is the single point that serialises the session's bookings: a writer locks it, asks the one
+    booking rule (`slots.refusal`) and writes the counters back; the CHECKs below and the bookings' unique
+    indexes are the backstop. `slot_map` has one character per slot number ('1' taken, '0' free), from
+    which the slot numbers are handed out.
     A channel with a quota has that many slots reserved for it and may take no more; channels without a
     quota share `open_capacity` = capacity minus the quotas.
     """

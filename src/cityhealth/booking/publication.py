@@ -12,14 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
+from cityhealth.booking import repository
 from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.models import BookingSession
 from cityhealth.booking.service import read_connection
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.db.engine import Database
-from cityhealth.registry.models import Department, Organization, Practitioner
 
 EXTENSIONS = "http://fhir-registry.smarthealthit.org/StructureDefinition"
 HORIZON_DAYS = 14  # published sessions: from today up to this many days ahead
@@ -57,14 +54,8 @@ async def locations(database: Database, clock: Clock, runtime: BookingRuntime,
     first, last, now = _window(clock)
 
     async def load() -> list[dict[str, Any]]:
-        statement = (select(Organization.id, Organization.name, Organization.code, Organization.area_code)
-                     .where(Organization.id.in_(select(BookingSession.organization_id).where(
-                         BookingSession.service_date.between(first, last), BookingSession.released_at <= now)))
-                     .order_by(Organization.id))
-        if since is not None:
-            statement = statement.where(Organization.updated_at > since)
         async with read_connection(database) as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = await repository.released_locations(connection, first, last, now, since)
         return [{
             "resourceType": "Location", "id": str(org_id), "name": name,
             "identifier": [{"system": "urn:cityhealth:organization-code", "value": code}],
@@ -80,19 +71,8 @@ async def schedules(database: Database, clock: Clock, runtime: BookingRuntime,
     first, last, now = _window(clock)
 
     async def load() -> list[dict[str, Any]]:
-        statement = (
-            select(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id,
-                   Department.local_name, Practitioner.name)
-            .join(Department, Department.id == BookingSession.department_id)
-            .outerjoin(Practitioner, Practitioner.id == BookingSession.practitioner_id)
-            .where(BookingSession.service_date.between(first, last), BookingSession.released_at <= now)
-            .group_by(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id,
-                      Department.local_name, Practitioner.name)
-            .order_by(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id))
-        if since is not None:
-            statement = statement.having(func.max(BookingSession.created_at) > since)
         async with read_connection(database) as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = await repository.released_schedules(connection, first, last, now, since)
         resources = []
         for org_id, dept_id, practitioner_id, department, practitioner in rows:
             actor = [{"reference": f"Location/{org_id}"}]
@@ -112,13 +92,8 @@ async def slots(database: Database, clock: Clock, runtime: BookingRuntime, base_
     first, last, now = _window(clock)
 
     async def load() -> list[dict[str, Any]]:
-        statement = (select(*BookingSession.__table__.c)
-                     .where(BookingSession.service_date.between(first, last), BookingSession.released_at <= now)
-                     .order_by(BookingSession.id))
-        if since is not None:
-            statement = statement.where(BookingSession.updated_at > since)
         async with read_connection(database) as connection:
-            rows = (await connection.execute(statement)).mappings().all()
+            rows = await repository.released_sessions(connection, first, last, now, since)
         resources = []
         for row in rows:
             free = row["capacity"] - row["booked"] if row["status"] == "open" and row["starts_at"] > now else 0

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking.models import BookingSession, ReleasePolicy
-from cityhealth.clock import BUSINESS_TZ, Clock, business_date
-from cityhealth.errors import Conflict, ValidationFailed
+from cityhealth.booking.models import ReleasePolicy
+from cityhealth.clock import BUSINESS_TZ
 
 
 @dataclass(frozen=True)
@@ -58,54 +56,5 @@ def cancellation_deadline(rules: ReleaseRules, service_date: date) -> datetime |
     return at_business_time(service_date - timedelta(days=rules.cancel_cutoff_days_before), rules.cancel_cutoff_time)
 
 
-def check_bookable(rules: ReleaseRules, *, service_date: date, starts_at: datetime, released: datetime,
-                   status: str, now: datetime) -> None:
-    """Refuse a booking the release rules do not allow now. Re-checked by the booking UPDATE itself."""
-    today = business_date(now)
-    if status == "suspended":
-        raise Conflict("the session is suspended (停诊); its slots cannot be booked",
-                       code="session_suspended", field="session_id", rule="booking.session_suspended")
-    if service_date < today or now >= starts_at:
-        raise ValidationFailed(f"the session of {service_date.isoformat()} has already started or passed",
-                               code="session_past", field="session_id", value=service_date.isoformat(),
-                               rule="booking.session_past")
-    if service_date == today and not rules.same_day_allowed:
-        raise ValidationFailed("this hospital does not take same-day bookings",
-                               code="same_day_not_allowed", field="session_id", value=service_date.isoformat(),
-                               rule="booking.same_day")
-    if now < released:
-        raise Conflict(f"the slots of {service_date.isoformat()} are released at "
-                       f"{released.astimezone(BUSINESS_TZ).isoformat()}",
-                       code="not_released", field="session_id", value=service_date.isoformat(),
-                       rule="booking.release_window")
-    if service_date == today + timedelta(days=1) and now >= at_business_time(today, rules.next_day_cutoff):
-        raise Conflict(f"booking for tomorrow closed at {rules.next_day_cutoff.isoformat('minutes')} today",
-                       code="next_day_closed", field="session_id", value=service_date.isoformat(),
-                       rule="booking.next_day_cutoff")
-
-
 async def rules_for(session: AsyncSession, organization_id: int) -> ReleaseRules:
     return ReleaseRules.from_row(await session.get(ReleasePolicy, organization_id))
-
-
-async def set_policy(session: AsyncSession, clock: Clock, organization_id: int, rules: ReleaseRules) -> ReleaseRules:
-    """Store a hospital's policy and move the release time of its sessions not yet released."""
-    now = clock.now()
-    row = await session.get(ReleasePolicy, organization_id)
-    if row is None:
-        row = ReleasePolicy(organization_id=organization_id, updated_at=now, **rules.as_dict())
-        session.add(row)
-    else:
-        for name, value in rules.as_dict().items():
-            setattr(row, name, value)
-        row.updated_at = now
-    await session.flush()
-    pending = (await session.execute(
-        select(BookingSession.id, BookingSession.service_date, BookingSession.starts_at).where(
-            BookingSession.organization_id == organization_id, BookingSession.released_at > now)
-    )).all()
-    for session_id, service_date, starts_at in pending:
-        await session.execute(update(BookingSession).where(BookingSession.id == session_id).values(
-            released_at=released_at(rules, service_date), pickup_deadline=pickup_deadline(rules, starts_at),
-            updated_at=now))
-    return rules

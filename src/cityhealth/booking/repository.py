@@ -1,30 +1,35 @@
-"""Every booking query. The slot-taking statements are the concurrency control: read their comments."""
+"""Every booking query but the group commit's batch statements (group_repository.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.orm import aliased
 
 from cityhealth.booking.models import (
     ACTIVE_STATUSES,
     CHANNELS,
     Booking,
     BookingSession,
+    Callback,
     IdempotencyKey,
     MonthlyStat,
+    Notification,
+    OpeningBalance,
     ReleasePolicy,
     ResidentDay,
     Sanction,
+    SessionTemplate,
     WaitlistEntry,
 )
+from cityhealth.booking.slots import SessionSlots
 from cityhealth.db.types import UTCDateTime
-from cityhealth.registry.models import ClientApp, Resident
+from cityhealth.registry.models import ClientApp, Department, Organization, Practitioner, Resident
 
 
 def upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str], set_: dict[str, Any]) -> Any:
@@ -161,82 +166,38 @@ async def active_day_bookings(session: AsyncSession, resident_id: int, day: date
     return [DayBooking(*row) for row in rows]
 
 
-def _position(dialect: str) -> str:
-    return "strpos(slot_map, '0')" if dialect == "postgresql" else "instr(slot_map, '0')"
+_SESSIONS = cast(Table, BookingSession.__table__)
 
 
-_TAKE: dict[tuple[str, str], TextClause] = {}
-_RELEASE: dict[tuple[str, str], TextClause] = {}
+async def session_row(session: AsyncSession, session_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+    """The session's row as a mapping (what slots.SessionSlots.of reads); `lock`: FOR UPDATE, until the commit.
+
+    A plain Core read: the ORM's identity map would keep counters that this transaction has since rewritten.
+    """
+    statement = select(*_SESSIONS.c).where(_SESSIONS.c.id == session_id)
+    if lock:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).mappings().first()
+    return None if row is None else dict(row)
 
 
-def _take_statement(dialect: str, channel: str) -> TextClause:
-    # The conditional UPDATE is the whole guard against overbooking: the row lock serialises concurrent
-    # bookers, and a loser re-evaluates the WHERE clause after the winner commits and matches nothing.
-    # Every SET expression sees the old row, so `last_slot_no` records the first free slot number that
-    # the same statement marks taken: the slot number costs no extra query while the row is locked.
-    statement = _TAKE.get((dialect, channel))
-    if statement is None:
-        if channel not in CHANNELS:  # the column names below are built from it
-            raise ValueError(f"unknown channel {channel!r}")
-        pos, quota, booked = _position(dialect), f"quota_{channel}", f"booked_{channel}"
-        # Column names come from CHANNELS (checked above); every value is a bound parameter.
-        statement = text(
-            f"UPDATE booking_sessions SET booked = booked + 1, {booked} = {booked} + 1, "  # noqa: S608
-            f"open_booked = open_booked + CASE WHEN {quota} IS NULL THEN 1 ELSE 0 END, "
-            f"last_slot_no = {pos}, "
-            f"slot_map = substr(slot_map, 1, {pos} - 1) || '1' || substr(slot_map, {pos} + 1), "
-            "updated_at = :now "
-            "WHERE id = :session_id AND status = 'open' AND released_at <= :now AND booked < capacity "
-            f"AND {pos} > 0 "
-            f"AND CASE WHEN {quota} IS NULL THEN open_booked < open_capacity ELSE {booked} < {quota} END "
-            "RETURNING last_slot_no, capacity - booked"
-        ).bindparams(bindparam("now", type_=UTCDateTime))
-        _TAKE[(dialect, channel)] = statement
-    return statement
+async def write_slots(session: AsyncSession, slots: SessionSlots, *, booked_before: int, now: datetime,
+                      last_slot_no: int | None = None) -> None:
+    """Write the session's counters and slot map as `slots` has them after its takes and give-backs.
 
-
-def _release_statement(dialect: str, channel: str) -> TextClause:
-    statement = _RELEASE.get((dialect, channel))
-    if statement is None:
-        if channel not in CHANNELS:  # the column names below are built from it
-            raise ValueError(f"unknown channel {channel!r}")
-        quota, booked = f"quota_{channel}", f"booked_{channel}"
-        # Column names come from CHANNELS (checked above); every value is a bound parameter.
-        statement = text(
-            f"UPDATE booking_sessions SET booked = booked - 1, {booked} = {booked} - 1, "  # noqa: S608
-            f"open_booked = open_booked - CASE WHEN {quota} IS NULL THEN 1 ELSE 0 END, "
-            "slot_map = substr(slot_map, 1, :slot_no - 1) || '0' || substr(slot_map, :slot_no + 1), "
-            "updated_at = :now WHERE id = :session_id AND substr(slot_map, :slot_no, 1) = '1' "
-            "RETURNING capacity - booked"
-        ).bindparams(bindparam("now", type_=UTCDateTime))
-        _RELEASE[(dialect, channel)] = statement
-    return statement
-
-
-async def may_take_slot(session: AsyncSession, session_id: int, channel: str) -> bool:
-    """A plain read: would the slot-taking UPDATE find a slot for `channel` right now?"""
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}")
-    quota, booked = getattr(BookingSession, f"quota_{channel}"), getattr(BookingSession, f"booked_{channel}")
-    statement = select(BookingSession.id).where(
-        BookingSession.id == session_id, BookingSession.booked < BookingSession.capacity,
-        ((quota.is_(None) & (BookingSession.open_booked < BookingSession.open_capacity)) | (booked < quota)))
-    return (await session.execute(statement)).first() is not None
-
-
-async def take_slot(session: AsyncSession, session_id: int, channel: str, now: datetime) -> tuple[int, int] | None:
-    """Take a slot for `channel`: (slot number, slots left), or None when none may be taken."""
-    dialect = session.get_bind().dialect.name
-    row = (await session.execute(_take_statement(dialect, channel), {"session_id": session_id, "now": now})).first()
-    return None if row is None else (int(row[0]), int(row[1]))
-
-
-async def release_slot(session: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> int:
-    """Give a slot back to the pool; returns the slots now left."""
-    dialect = session.get_bind().dialect.name
-    row = (await session.execute(_release_statement(dialect, channel),
-                                 {"session_id": session_id, "slot_no": slot_no, "now": now})).first()
-    return 0 if row is None else int(row[0])
+    The row must have been read under its lock (`session_row(lock=True)`, or the batch's row lock); the
+    UPDATE is conditional on the count it read and the table's CHECKs bound every counter: a writer that
+    got the counters wrong fails here, loudly, instead of overbooking.
+    """
+    values: dict[str, Any] = {"booked": slots.booked, "open_booked": slots.open_booked, "slot_map": slots.slot_map,
+                              "updated_at": now, **{f"booked_{c}": slots.booked_by[c] for c in CHANNELS}}
+    if last_slot_no is not None:
+        values["last_slot_no"] = last_slot_no
+    updated = (await session.execute(
+        update(_SESSIONS).where(_SESSIONS.c.id == slots.session_id, _SESSIONS.c.booked == booked_before)
+        .values(**values).returning(_SESSIONS.c.id))).first()
+    if updated is None:
+        raise RuntimeError(f"session {slots.session_id} changed under its row lock")
 
 
 async def insert_booking(session: AsyncSession, values: dict[str, Any]) -> int:
@@ -279,3 +240,281 @@ async def waitlist_offer_taken(session: AsyncSession, booking_id: int, now: date
 
 async def set_booking(session: AsyncSession, booking_id: int, **values: Any) -> None:
     await session.execute(update(Booking).where(Booking.id == booking_id).values(**values))
+
+
+async def resident_bookings(session: AsyncSession, resident_id: int, *, limit: int = 200) -> list[Booking]:
+    """A resident's own bookings, the latest day first."""
+    rows = await session.execute(select(Booking).where(Booking.resident_id == resident_id)
+                                 .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(limit))
+    return list(rows.scalars())
+
+
+# --- Waitlist ----------------------------------------------------------------------------------------------
+
+
+async def waiting_position(session: AsyncSession, entry: WaitlistEntry) -> int:
+    """The entry's place among the session's waiting entries (1 = next)."""
+    return int((await session.execute(select(func.count()).select_from(WaitlistEntry).where(
+        WaitlistEntry.session_id == entry.session_id, WaitlistEntry.status == "waiting",
+        WaitlistEntry.id <= entry.id))).scalar_one())
+
+
+async def open_waitlist_entry(session: AsyncSession, session_id: int, resident_id: int) -> WaitlistEntry | None:
+    """The resident's waiting or offered entry on the session, if any."""
+    result: WaitlistEntry | None = (await session.execute(select(WaitlistEntry).where(
+        WaitlistEntry.session_id == session_id, WaitlistEntry.resident_id == resident_id,
+        WaitlistEntry.status.in_(("waiting", "offered"))))).scalar_one_or_none()
+    return result
+
+
+async def first_waiting(session: AsyncSession, session_id: int) -> WaitlistEntry | None:
+    """The oldest waiting entry of the session, locked."""
+    result: WaitlistEntry | None = (await session.execute(select(WaitlistEntry).where(
+        WaitlistEntry.session_id == session_id, WaitlistEntry.status == "waiting")
+        .order_by(WaitlistEntry.id).limit(1).with_for_update())).scalar_one_or_none()
+    return result
+
+
+async def is_banned(session: AsyncSession, resident_id: int, now: datetime) -> bool:
+    """A no-show ban is in force on the resident."""
+    return bool((await session.execute(select(func.count()).select_from(Sanction).where(
+        Sanction.resident_id == resident_id, Sanction.lifted_at.is_(None), Sanction.starts_at <= now,
+        Sanction.ends_at > now))).scalar_one())
+
+
+async def waitlist_offered(session: AsyncSession, entry_id: int, hold_id: int, now: datetime) -> None:
+    await session.execute(update(WaitlistEntry).where(WaitlistEntry.id == entry_id).values(
+        status="offered", offered_booking_id=hold_id, updated_at=now))
+
+
+async def waitlist_offer_expired(session: AsyncSession, booking_id: int, now: datetime) -> None:
+    """The hold offered to a waiting resident ended unconfirmed (cancelled or expired)."""
+    await session.execute(update(WaitlistEntry).where(WaitlistEntry.offered_booking_id == booking_id,
+                                                      WaitlistEntry.status == "offered")
+                          .values(status="expired", updated_at=now))
+
+
+# --- Suspension, holds, no-shows ---------------------------------------------------------------------------
+
+
+async def active_session_bookings(session: AsyncSession, session_id: int) -> list[Booking]:
+    return list((await session.execute(select(Booking).where(
+        Booking.session_id == session_id, Booking.status.in_(ACTIVE_STATUSES)).order_by(Booking.id))).scalars())
+
+
+async def suspend(session: AsyncSession, row: BookingSession, reason: str, end_reason: str, now: datetime) -> None:
+    """Cancel the session's active bookings and waitlist, and mark it suspended with every slot free."""
+    await session.execute(update(Booking).where(
+        Booking.session_id == row.id, Booking.status.in_(ACTIVE_STATUSES)).values(
+        status="cancelled", ended_at=now, end_reason=end_reason, hold_expires_at=None, updated_at=now))
+    zeroes = {f"booked_{channel}": 0 for channel in CHANNELS}
+    await session.execute(update(BookingSession).where(BookingSession.id == row.id).values(
+        status="suspended", suspended_reason=reason, suspended_at=now, booked=0, open_booked=0,
+        slot_map="0" * row.capacity, updated_at=now, **zeroes))
+    await session.execute(update(WaitlistEntry).where(
+        WaitlistEntry.session_id == row.id,
+        WaitlistEntry.status.in_(("waiting", "offered"))).values(status="cancelled", updated_at=now))
+
+
+async def suspension_counts(session: AsyncSession, session_id: int, reason: str) -> tuple[int, int, int]:
+    """(bookings cancelled, messages queued, call-backs created) for the session's suspension."""
+    cancelled = (await session.execute(select(func.count()).select_from(Booking).where(
+        Booking.session_id == session_id, Booking.end_reason == reason))).scalar_one()
+    queued = (await session.execute(select(func.count()).select_from(Notification).join(
+        Booking, Booking.id == Notification.booking_id).where(
+        Booking.session_id == session_id, Notification.kind == reason))).scalar_one()
+    callbacks = (await session.execute(select(func.count()).select_from(Callback).where(
+        Callback.session_id == session_id, Callback.reason == reason))).scalar_one()
+    return int(cancelled), int(queued), int(callbacks)
+
+
+async def open_callbacks(session: AsyncSession, limit: int) -> list[Callback]:
+    return list((await session.execute(select(Callback).where(Callback.status == "open").order_by(Callback.id)
+                                       .limit(limit))).scalars())
+
+
+async def expired_holds(session: AsyncSession, now: datetime, *, skip_locked: bool) -> list[Booking]:
+    """Holds past their expiry, oldest first (locked; those another sweeper holds skipped, on PostgreSQL)."""
+    statement = select(Booking).where(Booking.status == "held", Booking.hold_expires_at <= now).order_by(Booking.id)
+    if skip_locked:
+        statement = statement.with_for_update(skip_locked=True)
+    return list((await session.execute(statement)).scalars())
+
+
+async def missed_bookings(session: AsyncSession, now: datetime) -> list[tuple[int, int]]:
+    """(booking, resident) of the bookings not checked in by their session's pick-up deadline."""
+    rows = (await session.execute(
+        select(Booking.id, Booking.resident_id).join(BookingSession, BookingSession.id == Booking.session_id)
+        .where(Booking.status == "booked", BookingSession.pickup_deadline < now).order_by(Booking.id))).all()
+    return [(int(booking_id), int(resident_id)) for booking_id, resident_id in rows]
+
+
+# --- Release policy ----------------------------------------------------------------------------------------
+
+
+async def unreleased_sessions(session: AsyncSession, organization_id: int,
+                              now: datetime) -> list[tuple[int, date, datetime]]:
+    """(id, day, start) of the hospital's sessions not released yet."""
+    rows = (await session.execute(
+        select(BookingSession.id, BookingSession.service_date, BookingSession.starts_at).where(
+            BookingSession.organization_id == organization_id, BookingSession.released_at > now))).all()
+    return [(int(r[0]), r[1], r[2]) for r in rows]
+
+
+async def set_release(session: AsyncSession, session_id: int, released_at: datetime, pickup_deadline: datetime,
+                      now: datetime) -> None:
+    await session.execute(update(BookingSession).where(BookingSession.id == session_id).values(
+        released_at=released_at, pickup_deadline=pickup_deadline, updated_at=now))
+
+
+# --- Sanctions ---------------------------------------------------------------------------------------------
+
+
+async def has_active_sanction(session: AsyncSession, resident_id: int, now: datetime) -> bool:
+    """A sanction not lifted and not over (one starting later counts too)."""
+    return bool((await session.execute(select(func.count()).select_from(Sanction).where(
+        Sanction.resident_id == resident_id, Sanction.lifted_at.is_(None), Sanction.ends_at > now))).scalar_one())
+
+
+async def no_shows_to_count(session: AsyncSession, resident_id: int, since: datetime) -> int:
+    """The resident's no-shows after `since` and after the start of their last sanction (counted once)."""
+    last_start = (await session.execute(select(func.max(Sanction.starts_at)).where(
+        Sanction.resident_id == resident_id))).scalar_one()
+    statement = select(func.count()).select_from(Booking).where(
+        Booking.resident_id == resident_id, Booking.status == "no_show", Booking.ended_at > since)
+    if last_start is not None:
+        statement = statement.where(Booking.ended_at > last_start)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def resident_by_hash(session: AsyncSession, id_number_hash: str) -> int | None:
+    found: int | None = (await session.execute(select(Resident.id).where(
+        Resident.id_number_hash == id_number_hash))).scalar_one_or_none()
+    return found
+
+
+async def sanctions_of(session: AsyncSession, resident_id: int) -> list[Sanction]:
+    return list((await session.execute(select(Sanction).where(Sanction.resident_id == resident_id)
+                                       .order_by(Sanction.id))).scalars())
+
+
+# --- Statistics --------------------------------------------------------------------------------------------
+
+
+async def month_by_hospital(session: AsyncSession, month: str) -> list[tuple[int, str, str, int]]:
+    """(hospital, its name, channel, bookings) of the month."""
+    rows = (await session.execute(
+        select(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel, func.sum(MonthlyStat.bookings))
+        .join(Organization, Organization.id == MonthlyStat.organization_id)
+        .where(MonthlyStat.month == month)
+        .group_by(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel))).all()
+    return [(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+
+async def month_by_app(session: AsyncSession, month: str, channels: tuple[str, ...]) -> list[tuple[int, str, int]]:
+    """(app, its name, bookings) of the month through `channels`, leaving out hospitals' own front-ends."""
+    operator = aliased(Organization)
+    rows = (await session.execute(
+        select(ClientApp.id, ClientApp.name, func.sum(MonthlyStat.bookings))
+        .join(ClientApp, ClientApp.id == MonthlyStat.client_app_id)
+        .outerjoin(operator, operator.id == ClientApp.organization_id)
+        .where(MonthlyStat.month == month, MonthlyStat.channel.in_(channels),
+               or_(operator.id.is_(None), operator.kind != "hospital"))
+        .group_by(ClientApp.id, ClientApp.name))).all()
+    return [(int(r[0]), r[1], int(r[2])) for r in rows]
+
+
+async def bookings_made_until(session: AsyncSession, month: str, last_day: date) -> int:
+    """Bookings counted up to the month's end: the counters and the opening balances."""
+    made = (await session.execute(select(func.coalesce(func.sum(MonthlyStat.bookings), 0))
+                                  .where(MonthlyStat.month <= month))).scalar_one()
+    opening = (await session.execute(select(func.coalesce(func.sum(OpeningBalance.bookings), 0))
+                                     .where(OpeningBalance.as_of <= last_day))).scalar_one()
+    return int(made) + int(opening)
+
+
+async def opening_balance(session: AsyncSession, as_of: date) -> OpeningBalance | None:
+    found: OpeningBalance | None = (await session.execute(
+        select(OpeningBalance).where(OpeningBalance.as_of == as_of))).scalar_one_or_none()
+    return found
+
+
+# --- Schedules and the published feeds -------------------------------------------------------------------
+
+
+async def session_by_external_id(session: AsyncSession, organization_id: int, external_id: str,
+                                 ) -> BookingSession | None:
+    """The hospital's session with this key of its own, locked."""
+    found: BookingSession | None = (await session.execute(select(BookingSession).where(
+        BookingSession.organization_id == organization_id, BookingSession.external_id == external_id)
+        .with_for_update())).scalar_one_or_none()
+    return found
+
+
+async def active_templates(session: AsyncSession, organization_id: int) -> list[SessionTemplate]:
+    return list((await session.execute(select(SessionTemplate).where(
+        SessionTemplate.organization_id == organization_id, SessionTemplate.is_active.is_(True))
+        .order_by(SessionTemplate.id))).scalars())
+
+
+async def external_ids_between(session: AsyncSession, organization_id: int, first: date, last: date) -> set[str]:
+    return set((await session.execute(select(BookingSession.external_id).where(
+        BookingSession.organization_id == organization_id,
+        BookingSession.service_date.between(first, last)))).scalars())
+
+
+async def sessions_between(connection: AsyncConnection, first: date, last: date, *, organization_id: int | None,
+                           department_id: int | None, practitioner_id: int | None,
+                           limit: int = 1000) -> list[dict[str, Any]]:
+    """The sessions of the days matching the filters, in time order (whole rows)."""
+    statement = select(*_SESSIONS.c).where(_SESSIONS.c.service_date.between(first, last))
+    if organization_id is not None:
+        statement = statement.where(_SESSIONS.c.organization_id == organization_id)
+    if department_id is not None:
+        statement = statement.where(_SESSIONS.c.department_id == department_id)
+    if practitioner_id is not None:
+        statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
+    statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
+
+
+def _released(first: date, last: date, now: datetime) -> Any:
+    return and_(BookingSession.service_date.between(first, last), BookingSession.released_at <= now)
+
+
+async def released_locations(connection: AsyncConnection, first: date, last: date, now: datetime,
+                             since: datetime | None) -> list[tuple[int, str, str, str | None]]:
+    """(id, name, code, area) of the hospitals with released sessions in the days (changed since `since`)."""
+    statement = (select(Organization.id, Organization.name, Organization.code, Organization.area_code)
+                 .where(Organization.id.in_(select(BookingSession.organization_id).where(
+                     _released(first, last, now))))
+                 .order_by(Organization.id))
+    if since is not None:
+        statement = statement.where(Organization.updated_at > since)
+    return [(r[0], r[1], r[2], r[3]) for r in (await connection.execute(statement)).all()]
+
+
+async def released_schedules(connection: AsyncConnection, first: date, last: date, now: datetime,
+                             since: datetime | None) -> list[tuple[int, int, int | None, str, str | None]]:
+    """(hospital, department, practitioner, department's name, practitioner's name) with released sessions."""
+    statement = (
+        select(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id,
+               Department.local_name, Practitioner.name)
+        .join(Department, Department.id == BookingSession.department_id)
+        .outerjoin(Practitioner, Practitioner.id == BookingSession.practitioner_id)
+        .where(_released(first, last, now))
+        .group_by(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id,
+                  Department.local_name, Practitioner.name)
+        .order_by(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id))
+    if since is not None:
+        statement = statement.having(func.max(BookingSession.created_at) > since)
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in (await connection.execute(statement)).all()]
+
+
+async def released_sessions(connection: AsyncConnection, first: date, last: date, now: datetime,
+                            since: datetime | None) -> list[dict[str, Any]]:
+    """The released sessions of the days (changed since `since`), whole rows."""
+    statement = select(*_SESSIONS.c).where(_released(first, last, now)).order_by(_SESSIONS.c.id)
+    if since is not None:
+        statement = statement.where(_SESSIONS.c.updated_at > since)
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]

@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking.models import Booking, Sanction, SanctionRule
+from cityhealth.booking import repository
+from cityhealth.booking.models import Sanction, SanctionRule
 from cityhealth.booking.schemas import SanctionRead, SanctionRuleRead, SanctionRuleUpdate
 from cityhealth.clock import Clock
 from cityhealth.errors import NotFound
 from cityhealth.registry.identifiers import ResidentId
-from cityhealth.registry.models import Resident
 from cityhealth.registry.protection import ID_NUMBER
 from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
@@ -54,19 +53,10 @@ async def apply_no_show_rule(tx: AsyncSession, clock: Clock, resident_ids: Itera
     now = clock.now()
     banned: list[int] = []
     for resident_id in sorted(set(resident_ids)):
-        active = (await tx.execute(select(func.count()).select_from(Sanction).where(
-            Sanction.resident_id == resident_id, Sanction.lifted_at.is_(None), Sanction.ends_at > now))).scalar_one()
-        if active:
+        if await repository.has_active_sanction(tx, resident_id, now):
             continue
         # Only no-shows after the last sanction's start count again: a ban is not re-issued for the same ones.
-        last_start = (await tx.execute(select(func.max(Sanction.starts_at)).where(
-            Sanction.resident_id == resident_id))).scalar_one()
-        since = now - timedelta(days=rule.window_days)
-        count_query = select(func.count()).select_from(Booking).where(
-            Booking.resident_id == resident_id, Booking.status == "no_show", Booking.ended_at > since)
-        if last_start is not None:
-            count_query = count_query.where(Booking.ended_at > last_start)
-        count = int((await tx.execute(count_query)).scalar_one())
+        count = await repository.no_shows_to_count(tx, resident_id, now - timedelta(days=rule.window_days))
         if count >= rule.no_show_threshold:
             tx.add(Sanction(resident_id=resident_id, rule=NO_SHOW_RULE, no_show_count=count, starts_at=now,
                             ends_at=now + timedelta(days=rule.ban_days), created_at=now))
@@ -78,13 +68,11 @@ async def apply_no_show_rule(tx: AsyncSession, clock: Clock, resident_ids: Itera
 async def sanctions_of(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
                        target: ResidentId) -> list[SanctionRead]:
     """A resident's sanctions, for staff handling a complaint or an override."""
-    resident_id = (await session.execute(select(Resident.id).where(
-        Resident.id_number_hash == cipher.lookup_hash(ID_NUMBER, target.number)))).scalar_one_or_none()
+    resident_id = await repository.resident_by_hash(session, cipher.lookup_hash(ID_NUMBER, target.number))
     if resident_id is None:
         raise NotFound("no master-index resident with this ID number", code="resident_not_found",
                        field="id_number", value=target.masked)
-    rows = (await session.execute(select(Sanction).where(Sanction.resident_id == resident_id)
-                                  .order_by(Sanction.id))).scalars().all()
+    rows = await repository.sanctions_of(session, resident_id)
     record(session, clock, principal, Action.READ, "booking_sanction", resident_ids=[resident_id])
     return [SanctionRead.model_validate(row) for row in rows]
 

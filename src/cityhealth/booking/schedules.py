@@ -5,19 +5,17 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import repository
 from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.models import CHANNELS, BookingSession, SessionTemplate
+from cityhealth.booking.models import CHANNELS, BookingSession, ReleasePolicy, SessionTemplate
 from cityhealth.booking.release import (
     ReleaseRules,
     at_business_time,
     pickup_deadline,
     released_at,
     rules_for,
-    set_policy,
 )
 from cityhealth.booking.schemas import (
     AvailabilityRead,
@@ -140,9 +138,7 @@ async def publish_session(session: AsyncSession, clock: Clock, runtime: BookingR
     await _check_refs(session, organization_id, data.department_id, data.practitioner_id)
     quotas = _quota_values(data.quotas, data.capacity)
     rules = await rules_for(session, organization_id)
-    existing = (await session.execute(select(BookingSession).where(
-        BookingSession.organization_id == organization_id, BookingSession.external_id == data.external_id)
-        .with_for_update())).scalar_one_or_none()
+    existing = await repository.session_by_external_id(session, organization_id, data.external_id)
     runtime.availability.invalidate()
     if existing is None:
         row = await _create(session, clock, organization_id, rules, external_id=data.external_id,
@@ -196,13 +192,9 @@ async def generate_sessions(session: AsyncSession, clock: Clock, runtime: Bookin
                             data: GenerateRequest) -> GenerateResult:
     """Sessions for every active template of the hospital on each day of the range (existing ones kept)."""
     organization_id = await organization_for(session, principal, data.organization_id)
-    templates = (await session.execute(select(SessionTemplate).where(
-        SessionTemplate.organization_id == organization_id, SessionTemplate.is_active.is_(True))
-        .order_by(SessionTemplate.id))).scalars().all()
+    templates = await repository.active_templates(session, organization_id)
     rules = await rules_for(session, organization_id)
-    known = set((await session.execute(select(BookingSession.external_id).where(
-        BookingSession.organization_id == organization_id,
-        BookingSession.service_date.between(data.date_from, data.date_to)))).scalars().all())
+    known = await repository.external_ids_between(session, organization_id, data.date_from, data.date_to)
     created = existing = 0
     day = data.date_from
     while day <= data.date_to:
@@ -242,17 +234,9 @@ async def search(database: Database, clock: Clock, runtime: BookingRuntime, *, o
                                code="filter_required", field="organization_id", rule="booking.search_filter")
 
     async def load() -> list[dict[str, Any]]:
-        statement = select(*BookingSession.__table__.c).where(BookingSession.service_date.between(first, last))
-        if organization_id is not None:
-            statement = statement.where(BookingSession.organization_id == organization_id)
-        if department_id is not None:
-            statement = statement.where(BookingSession.department_id == department_id)
-        if practitioner_id is not None:
-            statement = statement.where(BookingSession.practitioner_id == practitioner_id)
-        statement = statement.order_by(BookingSession.starts_at, BookingSession.id).limit(1000)
         async with read_connection(database) as connection:
-            rows = (await connection.execute(statement)).mappings().all()
-        return [dict(row) for row in rows]
+            return await repository.sessions_between(connection, first, last, organization_id=organization_id,
+                                                     department_id=department_id, practitioner_id=practitioner_id)
 
     rows = await runtime.availability.get(
         ("search", organization_id, department_id, practitioner_id, first, last), load)
@@ -272,9 +256,27 @@ async def get_policy(session: AsyncSession, organization_id: int) -> PolicyRead:
     return PolicyRead(organization_id=organization_id, **rules.as_dict())
 
 
+async def _store_policy(session: AsyncSession, clock: Clock, organization_id: int, rules: ReleaseRules) -> ReleaseRules:
+    """Store a hospital's policy and move the release time of its sessions not yet released."""
+    now = clock.now()
+    row = await session.get(ReleasePolicy, organization_id)
+    if row is None:
+        row = ReleasePolicy(organization_id=organization_id, updated_at=now, **rules.as_dict())
+        session.add(row)
+    else:
+        for name, value in rules.as_dict().items():
+            setattr(row, name, value)
+        row.updated_at = now
+    await session.flush()
+    for session_id, service_date, starts_at in await repository.unreleased_sessions(session, organization_id, now):
+        await repository.set_release(session, session_id, released_at(rules, service_date),
+                                     pickup_deadline(rules, starts_at), now)
+    return rules
+
+
 async def put_policy(session: AsyncSession, clock: Clock, runtime: BookingRuntime, principal: Principal,
                      organization_id: int, data: PolicyUpdate) -> PolicyRead:
     organization_id = await organization_for(session, principal, organization_id)
-    rules = await set_policy(session, clock, organization_id, ReleaseRules(**data.model_dump()))
+    rules = await _store_policy(session, clock, organization_id, ReleaseRules(**data.model_dump()))
     runtime.availability.invalidate()
     return PolicyRead(organization_id=organization_id, **rules.as_dict())

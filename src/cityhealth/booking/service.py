@@ -31,7 +31,7 @@ from cityhealth.booking.attempts import (
     month_of,
     settle_audit,
 )
-from cityhealth.booking.availability import BookingRuntime, quota_exhausted, sold_out
+from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.channels import (
     Caller,
     caller_of,
@@ -39,23 +39,24 @@ from cityhealth.booking.channels import (
     parse_target_resident,
     with_app,
 )
-from cityhealth.booking.group_commit import DecideAlone, WritePath, decide_alone, decide_batch
+from cityhealth.booking.group_commit import WritePath, decide_batch
 from cityhealth.booking.idempotency import IdempotencyContext
 from cityhealth.booking.models import Booking
-from cityhealth.booking.release import ReleaseRules, check_bookable
-from cityhealth.booking.schemas import BookingCreate, BookingStatistics, HoldCreate
+from cityhealth.booking.release import ReleaseRules
+from cityhealth.booking.schemas import BookingCreate, BookingRead, BookingStatistics, HoldCreate
+from cityhealth.booking.slots import SessionSlots, exhausted, is_sold_out, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
-from cityhealth.errors import Conflict, DomainError, NotFound
+from cityhealth.errors import Conflict, DomainError, NotFound, ValidationFailed
 from cityhealth.registry.identifiers import ResidentId
 from cityhealth.registry.protection import ID_NUMBER
 from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
-from cityhealth.security.principals import Principal
+from cityhealth.security.principals import Principal, PrincipalKind
 
 # The room's use cases, and the outcome types and audit helpers that its api and other domains use with them.
 __all__ = ["RESOURCE", "Refused", "WriteResult", "audit_refusal", "audit_settled", "book", "booking_read",
-           "bulletin_section", "hold", "owned_booking", "owns", "read_connection"]
+           "bulletin_section", "hold", "own_bookings", "owned_booking", "owns", "read_connection"]
 
 
 @asynccontextmanager
@@ -69,12 +70,10 @@ async def read_connection(database: Database) -> AsyncIterator[AsyncConnection]:
 
 async def book(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                principal: Principal, request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
-    """Book a slot (or confirm a hold) for a master-index resident, through the caller's channel."""
+    """Book a slot for a master-index resident, through the caller's channel (decided by the group commit)."""
     caller = caller_of(principal)
+    assert request.session_id is not None  # noqa: S101 - the schema demands it or a hold_id (confirm_hold)
     with idempotency.claim(idem):
-        if request.hold_id is not None:
-            return await _confirm_hold(database, clock, cipher, caller, request, idem)
-        assert request.session_id is not None  # noqa: S101 - the schema demands one of the two
         return await _take(database, clock, cipher, runtime, caller, request.session_id, request.id_number,
                            request.channel, idem, hold=False)
 
@@ -108,17 +107,12 @@ async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: 
     try:
         with runtime.gate.admit(session_id, channel, remaining, refusal, read_at=read_at) as claim:
             attempt = Attempt(caller, target, row, rules, idem, hold, claim=claim)
-            try:
-                try:
-                    result: WriteResult = await runtime.committer.submit(
-                        path.key(session_id), attempt, partial(decide_batch, path, session_id))
-                except DecideAlone:
-                    result = await decide_alone(path, attempt)
-            except Refused as refused:
-                await audit_refusal(database, clock, caller.principal, refused)
-                raise refused.error from None
+            # A batch of one or of many: the same decision (group_commit.py), in the leader's transaction.
+            # A `Refused` raised here is audited by the route, as every refusal after a resident was read.
+            result: WriteResult = await runtime.committer.submit(
+                path.key(session_id), attempt, partial(decide_batch, path, session_id))
     except Conflict as error:
-        if error.code in ("sold_out", "quota_exhausted") and caller.resident_id is None and not audit_settled(error):
+        if is_sold_out(error) and caller.resident_id is None and not audit_settled(error):
             settle_audit(error)  # the gate's answer: all slots are claimed, nothing was read
         raise
     runtime.availability.invalidate()
@@ -155,18 +149,23 @@ async def _pre_check(database: Database, clock: Clock, runtime: BookingRuntime, 
     if row is None or (caller.organization_id is not None and row["organization_id"] != caller.organization_id):
         raise NotFound(f"no session {session_id}", code="session_not_found", field="session_id", value=session_id)
     rules = ReleaseRules(**pre.policy) if pre.policy else ReleaseRules()
-    check_bookable(rules, service_date=row["service_date"], starts_at=row["starts_at"],
-                   released=row["released_at"], status=row["status"], now=now)
-    quota = row[f"quota_{channel}"]
-    pool_left = (quota - row[f"booked_{channel}"]) if quota is not None else row["open_capacity"] - row["open_booked"]
-    total_left = row["capacity"] - row["booked"]
+    slots = SessionSlots.of(row)
+    error = refusal(slots, rules, channel, now)
+    if error is not None:
+        raise error
+    # The gate admits as many attempts as the rule leaves slots; those beyond get the rule's answer for a
+    # channel whose slots are gone.
+    return caller, target, row, rules, channel, slots.left(channel), partial(exhausted, slots, channel)
 
-    def refusal() -> Conflict:
-        return quota_exhausted(session_id, channel) if quota is not None and total_left > 0 else sold_out(session_id)
 
-    if min(pool_left, total_left) <= 0:
-        raise refusal()
-    return caller, target, row, rules, channel, min(pool_left, total_left), refusal
+async def own_bookings(session: AsyncSession, clock: Clock, principal: Principal) -> list[BookingRead]:
+    """A resident's own bookings (the latest 200), the latest day first."""
+    if principal.kind is not PrincipalKind.RESIDENT or principal.resident_id is None:
+        raise ValidationFailed("only a resident lists their own bookings; others open a booking by id",
+                               code="resident_only", field="principal", rule="booking.own_list")
+    views = [booking_read(row) for row in await repository.resident_bookings(session, principal.resident_id)]
+    record(session, clock, principal, Action.LIST, RESOURCE, resident_ids=[principal.resident_id])
+    return views
 
 
 def owns(caller: Caller, booking: Booking) -> bool:
@@ -200,11 +199,13 @@ async def owned_booking(tx: AsyncSession, cipher: FieldCipher, clock: Clock, cal
     return booking
 
 
-async def _confirm_hold(database: Database, clock: Clock, cipher: FieldCipher, caller: Caller,
-                        request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
-    assert request.hold_id is not None  # noqa: S101
+async def confirm_hold(tx: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
+                       request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
+    """Confirm a hold (POST /bookings with hold_id), in the request's transaction."""
+    assert request.hold_id is not None  # noqa: S101 - the route sends only these here
+    caller = caller_of(principal)
     now = clock.now()
-    async with database.transaction() as tx:
+    with idempotency.claim(idem):
         await idempotency.lock_key(tx, idem)
         replay = await idempotency.stored(tx, idem)
         if replay is not None:

@@ -11,11 +11,10 @@ import calendar
 import re
 from datetime import date
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from cityhealth.booking.models import MonthlyStat, OpeningBalance
+from cityhealth.booking import repository
+from cityhealth.booking.models import OpeningBalance
 from cityhealth.booking.schemas import (
     AppRow,
     BookingStatistics,
@@ -25,7 +24,6 @@ from cityhealth.booking.schemas import (
 )
 from cityhealth.clock import Clock
 from cityhealth.errors import Conflict, ValidationFailed
-from cityhealth.registry.models import ClientApp, Organization
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
 
@@ -45,11 +43,7 @@ def month_end(month: str) -> date:
 async def monthly(session: AsyncSession, month: str) -> BookingStatistics:
     """The month's bookings by hospital × channel and by app, and the cumulative total at month end."""
     last_day = month_end(month)
-    rows = (await session.execute(
-        select(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel, func.sum(MonthlyStat.bookings))
-        .join(Organization, Organization.id == MonthlyStat.organization_id)
-        .where(MonthlyStat.month == month)
-        .group_by(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel))).all()
+    rows = await repository.month_by_hospital(session, month)
     hospitals: dict[int, dict[str, object]] = {}
     for organization_id, name, channel, count in rows:
         entry = hospitals.setdefault(organization_id, {"hospital": name, "online_12320": 0, "phone": 0,
@@ -64,21 +58,11 @@ async def monthly(session: AsyncSession, month: str) -> BookingStatistics:
     by_hospital = [HospitalRow.model_validate(entry) for _, entry in sorted(hospitals.items(), key=subtotal)]
     # A hospital's own front-end (an app the hospital itself operates) is not a 分途径 route: the bulletin
     # leaves hospitals' own channels out of the app table, as it does phone and in-clinic bookings.
-    operator = aliased(Organization)
-    app_rows = (await session.execute(
-        select(ClientApp.id, ClientApp.name, func.sum(MonthlyStat.bookings))
-        .join(ClientApp, ClientApp.id == MonthlyStat.client_app_id)
-        .outerjoin(operator, operator.id == ClientApp.organization_id)
-        .where(MonthlyStat.month == month, MonthlyStat.channel.in_(APP_CHANNELS),
-               or_(operator.id.is_(None), operator.kind != "hospital"))
-        .group_by(ClientApp.id, ClientApp.name))).all()
+    app_rows = await repository.month_by_app(session, month, APP_CHANNELS)
     by_app = [AppRow(app=name, bookings=int(count))
               for _, name, count in sorted(app_rows, key=lambda r: (-int(r[2]), r[0]))]
-    made = (await session.execute(select(func.coalesce(func.sum(MonthlyStat.bookings), 0))
-                                  .where(MonthlyStat.month <= month))).scalar_one()
-    opening = (await session.execute(select(func.coalesce(func.sum(OpeningBalance.bookings), 0))
-                                     .where(OpeningBalance.as_of <= last_day))).scalar_one()
-    return BookingStatistics(by_hospital=by_hospital, by_app=by_app, cumulative_at_month_end=int(made) + int(opening))
+    cumulative = await repository.bookings_made_until(session, month, last_day)
+    return BookingStatistics(by_hospital=by_hospital, by_app=by_app, cumulative_at_month_end=cumulative)
 
 
 async def record_opening_balance(session: AsyncSession, clock: Clock, principal: Principal,
@@ -87,8 +71,7 @@ async def record_opening_balance(session: AsyncSession, clock: Clock, principal:
 
     One balance per day: sending the same one again returns it, a different figure for that day is refused.
     """
-    existing = (await session.execute(select(OpeningBalance).where(OpeningBalance.as_of == data.as_of))
-                ).scalar_one_or_none()
+    existing = await repository.opening_balance(session, data.as_of)
     if existing is not None:
         if existing.bookings != data.bookings:
             raise Conflict(f"an opening balance of {existing.bookings} is already recorded as of {data.as_of}",

@@ -3,19 +3,13 @@ and puts every patient on the hotline's call-back list; the hotline works that l
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.models import (
-    ACTIVE_STATUSES,
-    CHANNELS,
-    Booking,
     BookingSession,
     Callback,
-    Notification,
-    WaitlistEntry,
 )
 from cityhealth.booking.schemas import CallbackRead, SuspendResult
 from cityhealth.clock import BUSINESS_TZ, Clock
@@ -47,22 +41,11 @@ async def suspend_session(session: AsyncSession, clock: Clock, runtime: BookingR
     if row is None or not _may_schedule(principal, row.organization_id):
         raise NotFound(f"no session {session_id}", code="session_not_found", field="session_id", value=session_id)
     if row.status != "suspended":
-        bookings = (await session.execute(select(Booking).where(
-            Booking.session_id == session_id, Booking.status.in_(ACTIVE_STATUSES)).order_by(Booking.id)
-        )).scalars().all()
+        bookings = await repository.active_session_bookings(session, session_id)
         hospital = await session.get(Organization, row.organization_id)
         department = await session.get(Department, row.department_id)
         message = _message(hospital.name if hospital else "", department.local_name if department else "", row)
-        await session.execute(update(Booking).where(
-            Booking.session_id == session_id, Booking.status.in_(ACTIVE_STATUSES)).values(
-            status="cancelled", ended_at=now, end_reason=REASON, hold_expires_at=None, updated_at=now))
-        zeroes = {f"booked_{channel}": 0 for channel in CHANNELS}
-        await session.execute(update(BookingSession).where(BookingSession.id == session_id).values(
-            status="suspended", suspended_reason=reason, suspended_at=now, booked=0, open_booked=0,
-            slot_map="0" * row.capacity, updated_at=now, **zeroes))
-        await session.execute(update(WaitlistEntry).where(
-            WaitlistEntry.session_id == session_id,
-            WaitlistEntry.status.in_(("waiting", "offered"))).values(status="cancelled", updated_at=now))
+        await repository.suspend(session, row, reason, REASON, now)
         told: set[int] = set()
         for booking in bookings:
             if booking.resident_id not in told:  # one message per patient, however many slots they held
@@ -79,13 +62,7 @@ async def suspend_session(session: AsyncSession, clock: Clock, runtime: BookingR
 
 
 async def _result(session: AsyncSession, session_id: int) -> SuspendResult:
-    cancelled = (await session.execute(select(func.count()).select_from(Booking).where(
-        Booking.session_id == session_id, Booking.end_reason == REASON))).scalar_one()
-    queued = (await session.execute(select(func.count()).select_from(Notification).join(
-        Booking, Booking.id == Notification.booking_id).where(
-        Booking.session_id == session_id, Notification.kind == REASON))).scalar_one()
-    callbacks = (await session.execute(select(func.count()).select_from(Callback).where(
-        Callback.session_id == session_id, Callback.reason == REASON))).scalar_one()
+    cancelled, queued, callbacks = await repository.suspension_counts(session, session_id, REASON)
     return SuspendResult(session_id=session_id, status="suspended", cancelled_bookings=cancelled,
                          notifications_queued=queued, callbacks_created=callbacks)
 
@@ -93,8 +70,7 @@ async def _result(session: AsyncSession, session_id: int) -> SuspendResult:
 async def open_callbacks(session: AsyncSession, clock: Clock, principal: Principal, *,
                          limit: int = 100) -> list[CallbackRead]:
     """The call-back list for hotline agents, oldest first."""
-    rows = (await session.execute(select(Callback).where(Callback.status == "open").order_by(Callback.id)
-                                  .limit(limit))).scalars().all()
+    rows = await repository.open_callbacks(session, limit)
     record(session, clock, principal, Action.LIST, "booking_callback", resident_ids=[r.resident_id for r in rows])
     return [CallbackRead.model_validate(row) for row in rows]
 

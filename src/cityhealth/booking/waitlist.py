@@ -4,17 +4,18 @@ has the hold's time to confirm it (POST /bookings with the hold id)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
 from cityhealth.booking.attempts import banned_error, check_caps, estimated_time
 from cityhealth.booking.channels import caller_of, parse_target_resident, with_app
-from cityhealth.booking.models import BookingSession, Sanction, WaitlistEntry
-from cityhealth.booking.release import ReleaseRules, check_bookable, rules_for
+from cityhealth.booking.models import WaitlistEntry
+from cityhealth.booking.release import ReleaseRules, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
+from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.registry.models import ClientApp, Department, Organization
@@ -29,9 +30,7 @@ WAITLIST_ACTOR = "job:booking.waitlist"
 async def _view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistRead:
     position = None
     if entry.status == "waiting":
-        position = int((await session.execute(select(func.count()).select_from(WaitlistEntry).where(
-            WaitlistEntry.session_id == entry.session_id, WaitlistEntry.status == "waiting",
-            WaitlistEntry.id <= entry.id))).scalar_one())
+        position = await repository.waiting_position(session, entry)
     return WaitlistRead(id=entry.id, session_id=entry.session_id, status=entry.status, position=position,
                         offered_booking_id=entry.offered_booking_id, created_at=entry.created_at)
 
@@ -46,16 +45,19 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
         app = await session.get(ClientApp, caller.app_id)
         caller = with_app(caller, app.channel if app else None, app.is_active if app else None,
                           other_channels=app.other_channels if app else None)
-    row = await repository.get_booking_session(session, data.session_id)
-    if row is None or (caller.organization_id is not None and row.organization_id != caller.organization_id):
+    row = await repository.session_row(session, data.session_id)
+    if row is None or (caller.organization_id is not None and row["organization_id"] != caller.organization_id):
         raise NotFound(f"no session {data.session_id}", code="session_not_found", field="session_id",
                        value=data.session_id)
-    rules = await rules_for(session, row.organization_id)
-    check_bookable(rules, service_date=row.service_date, starts_at=row.starts_at, released=row.released_at,
-                   status=row.status, now=now)
-    if row.booked < row.capacity:
+    rules = await rules_for(session, row["organization_id"])
+    assert caller.channel is not None  # noqa: S101 - with_app fills it in
+    # The waitlist is for a session the caller's channel could book but for its slots being gone.
+    error = refusal(SessionSlots.of(row), rules, caller.channel, now)
+    if error is None:
         raise Conflict("the session still has free slots: book one instead", code="session_not_full",
-                       field="session_id", value=row.id, rule="booking.waitlist_full_only")
+                       field="session_id", value=row["id"], rule="booking.waitlist_full_only")
+    if not is_sold_out(error):
+        raise error
     found = await repository.resident_and_ban(
         session, now=now, resident_id=caller.resident_id,
         id_number_hash=None if target is None else cipher.lookup_hash(ID_NUMBER, target.number))
@@ -65,11 +67,9 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     resident_id, banned_until = found
     if banned_until is not None:
         raise banned_error(banned_until)
-    existing = (await session.execute(select(WaitlistEntry).where(
-        WaitlistEntry.session_id == row.id, WaitlistEntry.resident_id == resident_id,
-        WaitlistEntry.status.in_(("waiting", "offered"))))).scalar_one_or_none()
+    existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
     if existing is None:
-        existing = WaitlistEntry(session_id=row.id, resident_id=resident_id, channel=caller.channel,
+        existing = WaitlistEntry(session_id=row["id"], resident_id=resident_id, channel=caller.channel,
                                  client_app_id=caller.app_id, status="waiting", created_by=principal.subject,
                                  created_at=now, updated_at=now)
         try:
@@ -77,9 +77,8 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
                 session.add(existing)
                 await session.flush()
         except IntegrityError:  # a concurrent join of the same resident won
-            existing = (await session.execute(select(WaitlistEntry).where(
-                WaitlistEntry.session_id == row.id, WaitlistEntry.resident_id == resident_id,
-                WaitlistEntry.status.in_(("waiting", "offered"))))).scalar_one()
+            existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
+            assert existing is not None  # noqa: S101 - the unique index refused ours for this one
     record(session, clock, principal, Action.CREATE, "booking_waitlist", resource_id=existing.id,
            resident_ids=[resident_id])
     return await _view(session, existing)
@@ -95,14 +94,12 @@ def _offer_message(hospital: str, department: str, starts_at: datetime, expires_
 async def promote(tx: AsyncSession, clock: Clock, session_id: int, principal: Principal | None) -> int | None:
     """Offer one freed slot of `session_id` to the first resident waiting; returns the hold's id, if any."""
     now = clock.now()
-    row = await repository.get_booking_session(tx, session_id, lock=True)
-    if row is None or row.status != "open" or row.starts_at <= now or row.booked >= row.capacity:
+    row = await repository.session_row(tx, session_id, lock=True)
+    if row is None or row["booked"] >= row["capacity"]:
         return None
-    rules = await rules_for(tx, row.organization_id)
+    rules = await rules_for(tx, row["organization_id"])
     while True:
-        entry = (await tx.execute(select(WaitlistEntry).where(
-            WaitlistEntry.session_id == session_id, WaitlistEntry.status == "waiting")
-            .order_by(WaitlistEntry.id).limit(1).with_for_update())).scalar_one_or_none()
+        entry = await repository.first_waiting(tx, session_id)
         if entry is None:
             return None
         hold_id = await _offer(tx, clock, row, rules, entry, now, principal)
@@ -112,45 +109,39 @@ async def promote(tx: AsyncSession, clock: Clock, session_id: int, principal: Pr
             return None
 
 
-async def _offer(tx: AsyncSession, clock: Clock, row: BookingSession, rules: ReleaseRules, entry: WaitlistEntry,
+async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: ReleaseRules, entry: WaitlistEntry,
                  now: datetime, principal: Principal | None) -> int | None:
-    banned = (await tx.execute(select(func.count()).select_from(Sanction).where(
-        Sanction.resident_id == entry.resident_id, Sanction.lifted_at.is_(None), Sanction.starts_at <= now,
-        Sanction.ends_at > now))).scalar_one()
-    await repository.lock_resident_day(tx, entry.resident_id, row.service_date)
-    day = await repository.active_day_bookings(tx, entry.resident_id, row.service_date)
-    if banned or check_caps(day, row.department_id, row.starts_at, row.ends_at) is not None:
+    banned = await repository.is_banned(tx, entry.resident_id, now)
+    await repository.lock_resident_day(tx, entry.resident_id, row["service_date"])
+    day = await repository.active_day_bookings(tx, entry.resident_id, row["service_date"])
+    if banned or check_caps(day, row["department_id"], row["starts_at"], row["ends_at"]) is not None:
         entry.status, entry.updated_at = "skipped", now
         await tx.flush()
         return None
-    taken = await repository.take_slot(tx, row.id, entry.channel, now)
-    if taken is None:
+    # The session's row is locked (promote); an offered hold takes its slot by the same rule as a booking.
+    slots = SessionSlots.of(row)
+    booked_before = slots.booked
+    if refusal(slots, rules, entry.channel, now) is not None:
         return None
-    slot_no = taken[0]
+    slot_no = slots.take(entry.channel)
+    await repository.write_slots(tx, slots, booked_before=booked_before, now=now, last_slot_no=slot_no)
     expires_at = now + timedelta(minutes=rules.hold_minutes)
     hold_id = await repository.insert_booking(tx, {
-        "session_id": row.id, "organization_id": row.organization_id, "department_id": row.department_id,
-        "service_date": row.service_date, "starts_at": row.starts_at, "ends_at": row.ends_at, "slot_no": slot_no,
-        "estimated_at": estimated_time(row.starts_at, row.ends_at, row.capacity, slot_no),
+        "session_id": row["id"], "organization_id": row["organization_id"], "department_id": row["department_id"],
+        "service_date": row["service_date"], "starts_at": row["starts_at"], "ends_at": row["ends_at"],
+        "slot_no": slot_no, "estimated_at": estimated_time(row["starts_at"], row["ends_at"], row["capacity"], slot_no),
         "resident_id": entry.resident_id, "channel": entry.channel, "client_app_id": entry.client_app_id,
         "status": "held", "hold_expires_at": expires_at, "created_by": WAITLIST_ACTOR, "created_at": now,
         "updated_at": now,
     })
-    await tx.execute(update(WaitlistEntry).where(WaitlistEntry.id == entry.id).values(
-        status="offered", offered_booking_id=hold_id, updated_at=now))
-    hospital = (await tx.get(Organization, row.organization_id))
-    department = (await tx.get(Department, row.department_id))
+    await repository.waitlist_offered(tx, entry.id, hold_id, now)
+    hospital = (await tx.get(Organization, row["organization_id"]))
+    department = (await tx.get(Department, row["department_id"]))
     await notifications.queue(tx, resident_id=entry.resident_id, booking_id=hold_id, kind="waitlist_offer",
                               message=_offer_message(hospital.name if hospital else "",
                                                      department.local_name if department else "",
-                                                     row.starts_at, expires_at), now=now)
+                                                     row["starts_at"], expires_at), now=now)
     record(tx, clock, principal, Action.CREATE, "booking", resource_id=hold_id, resident_ids=[entry.resident_id],
            detail="waitlist offer", actor=None if principal else WAITLIST_ACTOR)
     await tx.refresh(entry)
     return hold_id
-
-
-async def expire_offer(tx: AsyncSession, booking_id: int, now: datetime) -> None:
-    await tx.execute(update(WaitlistEntry).where(WaitlistEntry.offered_booking_id == booking_id,
-                                                 WaitlistEntry.status == "offered")
-                     .values(status="expired", updated_at=now))

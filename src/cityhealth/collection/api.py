@@ -55,6 +55,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await runner.resume_unfinished()
     yield
     await runner.close()
+    groups: BatchGroups | None = getattr(app.state, "collection_batch_groups", None)
+    if groups is not None:
+        await groups.close()  # the real-time batches queued are written before the process ends
 
 
 router = APIRouter(prefix="/api/collection", tags=["collection"], lifespan=lifespan)

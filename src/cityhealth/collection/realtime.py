@@ -6,22 +6,23 @@ run in parallel anyway. What a busy sender can be spared is the queue: with one 
 waiting for the lock, a hospital sending 200 batches a second spends more time queueing than writing, and
 the tail latency grows without bound once the commits fall behind.
 
-So batches of the same unit that arrive while one is being written wait here, in the process, and the next
-transaction takes all of them (up to MAX_GROUP_RECORDS records): one lock acquisition, one audit-chain
-append and one commit for the group. Each batch is still decided on its own, in arrival order, by
-`ingest()` (a later batch sees an earlier one's records), and each request gets its own answer. Each batch
-runs in its request's own context (request id, client address), so its audit event and its statements
-are attributed to that request.
+So batches of the same unit that arrive while one is being written wait in the process (the platform's
+group commit, `db.group_commit`, keyed by the unit), and the next transaction takes all of them (up to
+MAX_GROUP_RECORDS records): one lock acquisition, one audit-chain append and one commit for the group. Each
+batch is still decided on its own, in arrival order, by `ingest()` (a later batch sees an earlier one's
+records), and each request gets its own answer. Each batch runs in its request's own context (request id,
+client address), so its audit event and its statements are attributed to that request.
 
-A batch that fails inside a group rolls the whole group back, and every batch of the group is then written
-alone, in its own transaction: a failure answers only the batch that caused it, and nothing is half-stored.
+A batch that fails inside a group rolls the whole group back, and the group commit then writes every batch
+of the group alone, in its own transaction: a failure answers only the batch that caused it, and nothing is
+half-stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.db.engine import Database
+from cityhealth.db.group_commit import Batch, GroupCommit
 
 # A group stops growing past this many records (a real-time batch holds at most 1,000).
 MAX_GROUP_RECORDS = 5_000
@@ -40,30 +42,19 @@ SENDER_CACHE_S = 30
 Work = Callable[[AsyncSession], Coroutine[Any, Any, Any]]
 
 
-@dataclass
-class _Waiting:
+@dataclass(frozen=True)
+class _Upload:
     work: Work
-    records: int
-    context: contextvars.Context
-    done: asyncio.Future[Any]
-
-
-@dataclass
-class _Unit:
-    waiting: list[_Waiting] = field(default_factory=list)
-    writing: bool = False
-
-
-class GroupFailed(Exception):
-    """Internal: a batch of a group raised; the group is rolled back and its batches run alone."""
+    context: contextvars.Context  # the request's: its audit event carries the request's id
 
 
 @dataclass
 class BatchGroups:
-    """Per process: the units with batches being written, and the batches waiting for them."""
+    """Per process: the real-time batches waiting for their unit, written a group per transaction."""
 
     database: Database
-    units: dict[int, _Unit] = field(default_factory=dict)
+    commit: GroupCommit[_Upload, Any] = field(
+        default_factory=lambda: GroupCommit(max_items=1_000, max_weight=MAX_GROUP_RECORDS))
     groups_written: int = 0  # for tests and metrics: transactions committed
     batches_written: int = 0
     senders: dict[int, tuple[Sender, datetime]] = field(default_factory=dict)
@@ -80,71 +71,20 @@ class BatchGroups:
 
     async def write(self, organization_id: int, records: int, work: Work) -> Any:
         """Run `work(session)` in a transaction shared with the unit's other waiting batches; its result."""
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(work, records, contextvars.copy_context(), loop.create_future())
-        unit = self.units.setdefault(organization_id, _Unit())
-        unit.waiting.append(waiting)
-        if not unit.writing:
-            unit.writing = True
-            asyncio.create_task(self._drain(organization_id, unit))  # noqa: RUF006 - it ends when the queue is empty
-        return await waiting.done
+        upload = _Upload(work, contextvars.copy_context())
+        return await self.commit.submit(organization_id, upload, self._write_group, weight=records)
 
-    async def _drain(self, organization_id: int, unit: _Unit) -> None:
-        try:
-            while unit.waiting:
-                group = _take(unit.waiting)
-                try:
-                    await self._write_group(group)
-                except Exception:
-                    for item in group:
-                        await self._write_alone(item)
-        finally:
-            unit.writing = False
-            if not unit.waiting:
-                self.units.pop(organization_id, None)
-            else:  # arrived between the last take and now
-                unit.writing = True
-                asyncio.create_task(self._drain(organization_id, unit))  # noqa: RUF006
-
-    async def _write_group(self, group: list[_Waiting]) -> None:
+    async def _write_group(self, batch: Batch[_Upload, Any]) -> Sequence[Any]:
+        # The group commit's leader owns this transaction: it belongs to no request.
+        uploads = batch.take()
         results: list[Any] = []
         async with self.database.transaction() as session:
-            for item in group:
-                task: asyncio.Task[Any] = asyncio.create_task(item.work(session), context=item.context)
-                try:
-                    results.append(await task)
-                except Exception as exc:
-                    raise GroupFailed from exc
+            for upload in uploads:
+                results.append(await asyncio.create_task(upload.work(session), context=upload.context))
         self.groups_written += 1
-        self.batches_written += len(group)
-        for item, result in zip(group, results, strict=True):
-            if not item.done.done():
-                item.done.set_result(result)
+        self.batches_written += len(uploads)
+        return results
 
-    async def _write_alone(self, item: _Waiting) -> None:
-        try:
-            async with self.database.transaction() as session:
-                result: Any = await asyncio.create_task(item.work(session), context=item.context)
-        except BaseException as exc:
-            if not item.done.done():
-                item.done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.groups_written += 1
-        self.batches_written += 1
-        if not item.done.done():
-            item.done.set_result(result)
-
-
-def _take(waiting: list[_Waiting]) -> list[_Waiting]:
-    """The oldest batches up to MAX_GROUP_RECORDS records (at least one), removed from the queue."""
-    total, count = 0, 0
-    for item in waiting:
-        if count and total + item.records > MAX_GROUP_RECORDS:
-            break
-        total += item.records
-        count += 1
-    group = waiting[:count]
-    del waiting[:count]
-    return group
+    async def close(self) -> None:
+        """Write what is queued, then stop (at shutdown)."""
+        await self.commit.close()
