@@ -49,7 +49,7 @@ def test_frames_read_back_as_written() -> None:
 
 def test_a_frame_holds_compressed_ciphertext_not_the_text() -> None:
     text = b'{"id_number": "320102198504120370"}\n' * 2000
-    (index, frame), = sealed(text, frame_bytes=len(text))
+    ((_, frame),) = sealed(text, frame_bytes=len(text))
     assert b"320102198504120370" not in frame
     assert len(frame) < len(text) / 20  # zstd: a repetitive day's records shrink many-fold
 
