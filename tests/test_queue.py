@@ -58,16 +58,20 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+async def _defer_then_fail(database: Database) -> None:
+    async with database.transaction() as session:
+        await queue.defer(session, PROBE, item=1)
+        raise RuntimeError("the row's transaction fails")
+
+
 async def test_a_rolled_back_transaction_leaves_no_task_and_a_committed_one_leaves_one(
     settings: Settings, database: Database, clock: SimulatedClock
 ) -> None:
     runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=False)
     await runner.start()
     try:
-        with pytest.raises(RuntimeError):
-            async with database.transaction() as session:
-                await queue.defer(session, PROBE, item=1)
-                raise RuntimeError("the row's transaction fails")
+        with pytest.raises(RuntimeError, match="fails"):
+            await _defer_then_fail(database)
         async with database.transaction() as session:
             await queue.defer(session, PROBE, item=2)
             await _settle()
