@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,10 @@ from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 
 logger = logging.getLogger("cityhealth.queue")
-QUEUE_NAME = "cityhealth"
+QUEUE_NAME = "cityhealth"  # the rooms' tasks (bulk jobs)
+# The periodic work and the queue's housekeeping: a queue of their own, taken by a worker's second loop, so
+# that a hold sweep is never stuck behind a bulk job that takes minutes.
+PERIODIC_QUEUE = "cityhealth-periodic"
 _PENDING = "cityhealth.queue.pending"
 _REQUEUE_LOCK = 0x0C17_0001
 _T = TypeVar("_T")
@@ -274,12 +278,12 @@ def procrastinate_app(runtime: Runtime, *, run_periodic: bool) -> Any:
         await requeue_lost(runtime)
 
     app.periodic(cron=_cron(settings.worker_heartbeat_s))(
-        app.task(name="queue.retry_stalled", queue=QUEUE_NAME, pass_context=False)(retry_stalled)
+        app.task(name="queue.retry_stalled", queue=PERIODIC_QUEUE, pass_context=False)(retry_stalled)
     )
     if run_periodic:
         for every in PERIODIC.values():
             app.periodic(cron=_cron(every.every_s))(
-                app.task(name=every.name, queue=QUEUE_NAME, pass_context=False)(_periodic_bound(every, runtime))
+                app.task(name=every.name, queue=PERIODIC_QUEUE, pass_context=False)(_periodic_bound(every, runtime))
             )
     return app
 
@@ -323,18 +327,36 @@ async def requeue_lost(runtime: Runtime) -> int:
 
 
 async def run_worker(runtime: Runtime, *, concurrency: int, run_periodic: bool, in_server: bool = False) -> None:
-    """Take tasks from the queue until cancelled (or, outside a server, until SIGINT / SIGTERM)."""
+    """Take tasks from the queue until cancelled (or, outside a server, until SIGINT / SIGTERM).
+
+    Two loops share the process's connection pool: `concurrency` tasks of the rooms at once, and one of
+    the periodic queue at a time.
+    """
     app = procrastinate_app(runtime, run_periodic=run_periodic)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # A line per job and per tick of every periodic task is noise; warnings (a task failed) still show.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    name = "server" if in_server else "worker"
+    options: dict[str, Any] = {
+        "install_signal_handlers": False,
+        "update_heartbeat_interval": float(runtime.settings.worker_heartbeat_s),
+        "stalled_worker_timeout": float(runtime.settings.worker_stalled_after_s),
+        "delete_jobs": "successful",
+        # Then the tasks still running are cancelled: a bulk job rolls its chunk back and is requeued.
+        "shutdown_graceful_timeout": float(runtime.settings.worker_shutdown_timeout_s),
+    }
     async with app.open_async():
         await requeue_lost(runtime)
-        await app.run_worker_async(
-            queues=[QUEUE_NAME],
-            name="server" if in_server else "worker",
-            concurrency=concurrency,
-            install_signal_handlers=not in_server,
-            update_heartbeat_interval=float(runtime.settings.worker_heartbeat_s),
-            stalled_worker_timeout=float(runtime.settings.worker_stalled_after_s),
-            delete_jobs="successful",
-            # Then the tasks still running are cancelled: a bulk job rolls its chunk back and is requeued.
-            shutdown_graceful_timeout=float(runtime.settings.worker_shutdown_timeout_s),
+        loops = asyncio.gather(
+            app.run_worker_async(queues=[QUEUE_NAME], name=name, concurrency=concurrency, **options),
+            app.run_worker_async(queues=[PERIODIC_QUEUE], name=f"{name}-periodic", concurrency=1, **options),
         )
+        if not in_server:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, loops.cancel)
+        try:
+            await loops
+        except asyncio.CancelledError:
+            if in_server:
+                raise  # the server's shutdown: its lifespan awaits this
