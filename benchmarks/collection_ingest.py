@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -330,6 +331,21 @@ def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]
     return started
 
 
+async def workers_ready(url: str, count: int) -> None:
+    """Until `count` worker processes have registered (two loops each): their start-up is not the job's CPU."""
+    database = Database(url)
+    try:
+        for _ in range(1200):
+            async with database.transaction() as session:
+                found = (await session.execute(text("SELECT count(*) FROM procrastinate_workers"))).scalar_one()
+            if found >= 2 * count:
+                return
+            await asyncio.sleep(0.1)
+        raise SystemExit("the workers did not start")
+    finally:
+        await database.dispose()
+
+
 def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [
@@ -426,6 +442,8 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
         server = start_server(port, args.workers)
         workers = start_workers(task_workers, args.concurrency)
         roots = [server.pid, *(worker.pid for worker in workers)]
+        if workers:
+            asyncio.run(workers_ready(url, len(workers)))
         try:
             memory = Memory(roots)
             cpu_before = cpu_s(roots)
