@@ -39,7 +39,9 @@ from cityhealth.db.engine import Database
 from cityhealth.errors import PayloadTooLarge, ValidationFailed
 
 FRAME_BYTES = 1 << 20  # of text per frame: what a reader holds at a time
-_ZSTD_LEVEL = 3  # measured: level 3 compresses a day's NDJSON ~6-fold at ~250 MB/s on one core
+# zstd's default level. Measured on the ingest benchmark's records (350 bytes each): 16-fold smaller, sealed at
+# ~700 MB/s (0.5 µs of CPU per record) and opened at ~1 GB/s (0.33 µs), beside ~60 µs to ingest a record.
+_ZSTD_LEVEL = 3
 _SEAL_INFO = b"cityhealth collection spool frame v1|"
 _FETCH_FRAMES = 4
 _MAX_INFLATE = 1 << 20
