@@ -266,6 +266,30 @@ async def test_purge_deletes_the_frames_of_an_abandoned_upload_only_when_old(
     assert await _frames(database, job.spool_id) == 1  # a job's spool stays for the retention period
 
 
+async def test_a_refused_upload_leaves_no_frames_and_no_job(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = gzip.compress(ndjson(hospital, clock, 50))[:-20]  # cut short: the gzip stream has no end
+    response = await upload(client, hospital, body, **{"content-encoding": "gzip"})
+    assert (response.status_code, response.json()["code"]) == (422, "gzip_truncated")
+    async with database.transaction() as session:
+        frames = (await session.execute(select(func.count()).select_from(SpoolFrame))).scalar_one()
+        jobs_recorded = (await session.execute(select(func.count()).select_from(Job))).scalar_one()
+    assert (frames, jobs_recorded) == (0, 0)
+
+
+async def test_the_same_file_twice_is_one_job_and_one_spool(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = ndjson(hospital, clock, 3)
+    first = await finished(app, client, hospital, await upload(client, hospital, body))
+    again = await upload(client, hospital, body)
+    assert (again.status_code, again.json()["id"]) == (200, first["id"])
+    async with database.transaction() as session:
+        spools = (await session.execute(select(func.count(func.distinct(SpoolFrame.spool_id))))).scalar_one()
+    assert spools == 1
+
+
 async def test_another_units_job_is_not_found(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, other_hospital: Unit, clock: SimulatedClock
 ) -> None:
