@@ -142,6 +142,9 @@ async def defer(session: AsyncSession, name: str, **arguments: Any) -> None:
             {"queue": QUEUE_NAME, "task": name, "lock": _lock(spec, arguments), "args": payload},
         )
         return
+    if spec.recover is None:
+        # In-process, a task lives only in memory until it runs: its rows must say what is left to do.
+        raise RuntimeError(f"task {name} has no `recover`: on SQLite it would be lost with its process")
     runner = _local_runners.get(bind if isinstance(bind, Engine) else bind.engine)
     if runner is None:
         return  # no server runs tasks for this database now: its next start finds the row (`recover`)
