@@ -245,6 +245,12 @@ class LocalRunner:
 # --- PostgreSQL: procrastinate --------------------------------------------------------------------------------
 
 
+def is_queue_schema(name: str | None, type_: str, *_: object) -> bool:
+    """Alembic's `include_name`: False for procrastinate's own tables, which its schema (our migration) makes
+    and no model declares, so that comparing the models with the database leaves them alone."""
+    return not (type_ in ("table", "index") and (name or "").startswith(("procrastinate_", "idx_procrastinate_")))
+
+
 def conninfo(database: Database) -> str:
     """The database's URL as libpq takes it (procrastinate's psycopg connector), from SQLAlchemy's."""
     return database.url.set(drivername="postgresql").render_as_string(hide_password=False)
