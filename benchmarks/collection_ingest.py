@@ -1,17 +1,20 @@
 """Bulk ingest throughput, server memory and real-time latency of data collection.
 
-Spawns the server (uvicorn, 127.0.0.1) on CITYHEALTH_DATABASE_URL (PostgreSQL), or on a fresh SQLite file
-with --sqlite, registers a hospital and mints a machine client token with the server's own key (same
-CITYHEALTH_VAR_DIR), generates an NDJSON file with the real mix of forms and 2% invalid records, and runs two
-phases one after the other:
+Spawns the server (uvicorn, 127.0.0.1) on CITYHEALTH_DATABASE_URL (PostgreSQL) with --task-workers
+`cityhealth worker` processes that run the bulk jobs (the server runs none), or on a fresh SQLite file with
+--sqlite (the server runs them in-process), registers a hospital and mints a machine client token with the
+server's own key (same CITYHEALTH_VAR_DIR), generates an NDJSON file with the real mix of forms and 2%
+invalid records, and runs two phases:
 
 1. bulk: the file is uploaded through POST /api/collection/jobs and the job is polled until it completes;
    records/s is records ÷ (upload start → job completed), i.e. uploaded → validated → stored → counted.
-   The server's peak RSS (VmHWM, summed over its processes) is read after this phase.
-2. real time, on its own after the bulk phase: 100-record batches at --rate requests/s for
-   --realtime-seconds, open loop (each request is due at its scheduled time; a late start counts in its
-   latency), from pre-built bodies over persistent HTTP/1.1 connections, so that the load generator spends
-   as little of the shared CPU as possible.
+   The peak RSS of each process (server, workers and their prepare processes: VmHWM) is read after it.
+2. real time: 100-record batches at --rate requests/s for --realtime-seconds, open loop (each request is due
+   at its scheduled time; a late start counts in its latency), from pre-built bodies over persistent
+   HTTP/1.1 connections, so that the load generator spends as little of the shared CPU as possible. With
+   --during-bulk it runs while the bulk job is processed (the issue's target); else after it, on its own.
+
+CPU is summed over the server and the workers (their processes and children).
 
 Last line: records_per_s=N peak_rss_mb=M realtime_p99_ms=P
 """
@@ -37,6 +40,7 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -141,13 +145,17 @@ def generate(path: Path, code: str, count: int, seed: int = 7) -> int:
     return invalid
 
 
-def server_pids(root: int) -> list[int]:
-    """The server process and its children (uvicorn --workers N forks N)."""
-    pids = [root]
-    for task in Path(f"/proc/{root}/task").iterdir():
-        children = task / "children"
-        if children.exists():
-            pids.extend(int(pid) for pid in children.read_text().split())
+def server_pids(roots: list[int]) -> list[int]:
+    """The server and worker processes and their children (uvicorn --workers N, a worker's prepare processes)."""
+    pids = list(roots)
+    for root in roots:
+        try:
+            for task in Path(f"/proc/{root}/task").iterdir():
+                children = task / "children"
+                if children.exists():
+                    pids.extend(int(pid) for pid in children.read_text().split())
+        except FileNotFoundError:
+            continue
     return pids
 
 
@@ -161,15 +169,16 @@ def rss_mb(pid: int, field_name: str) -> float:
     return 0.0
 
 
-def cpu_s(root: int) -> float:
-    """CPU seconds (user + system) used so far by the server processes."""
+def cpu_s(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the server and worker processes (children included)."""
     total = 0.0
-    for pid in server_pids(root):
+    for pid in server_pids(roots):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        # utime, stime, and the reaped children's (prepare processes that ended)
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -177,12 +186,12 @@ def cpu_s(root: int) -> float:
 class Memory:
     """Peak RSS of the server processes, sampled while they work (VmHWM per process, and the summed RSS)."""
 
-    root: int
+    roots: list[int]
     peak_sum_mb: float = 0.0
     hwm: dict[int, float] = field(default_factory=dict)
 
     def sample(self) -> None:
-        pids = server_pids(self.root)
+        pids = server_pids(self.roots)
         self.peak_sum_mb = max(self.peak_sum_mb, sum(rss_mb(pid, "VmRSS") for pid in pids))
         for pid in pids:
             self.hwm[pid] = max(self.hwm.get(pid, 0.0), rss_mb(pid, "VmHWM"))
@@ -306,6 +315,37 @@ async def realtime(port: int, code: str, org_id: int, bodies: list[bytes], rate:
     return latencies, failures
 
 
+def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    """`cityhealth worker` processes, each in a working directory of its own (as on other machines)."""
+    started = []
+    for n in range(count):
+        directory = Path(tempfile.mkdtemp(prefix=f"cityhealth-worker-{n}-"))
+        started.append(
+            subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-c", "from cityhealth.cli import main; main()", "worker",
+                 "--concurrency", str(concurrency)],
+                cwd=directory,
+                env=os.environ.copy(),
+            )
+        )
+    return started
+
+
+async def workers_ready(url: str, count: int) -> None:
+    """Until `count` worker processes have registered (two loops each): their start-up is not the job's CPU."""
+    database = Database(url)
+    try:
+        for _ in range(1200):
+            async with database.transaction() as session:
+                found = (await session.execute(text("SELECT count(*) FROM procrastinate_workers"))).scalar_one()
+            if found >= 2 * count:
+                return
+            await asyncio.sleep(0.1)
+        raise SystemExit("the workers did not start")
+    finally:
+        await database.dispose()
+
+
 def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [
@@ -338,12 +378,19 @@ def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
+async def _together(first: Any, second: Any) -> tuple[Any, Any]:
+    return tuple(await asyncio.gather(first, second))  # type: ignore[return-value]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--realtime-seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--task-workers", type=int, default=1, help="`cityhealth worker` processes (PostgreSQL)")
+    parser.add_argument("--concurrency", type=int, default=1, help="tasks at once per worker process")
+    parser.add_argument("--during-bulk", action="store_true", help="send the real-time load during the bulk job")
     parser.add_argument("--jobs", type=int, default=1,
                         help="hospitals uploading at once, the records split between them (a district's day)")
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
@@ -375,7 +422,11 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
     codes = [f"BENCH{int(time.time())}{n:03d}" for n in range(args.jobs)]
     org_ids = [asyncio.run(register(url, code)) for code in codes]
     code, org_id = codes[0], org_ids[0]
-    print(f"cores={os.cpu_count()} records={args.records} jobs={args.jobs} database={database} workers={args.workers}")
+    task_workers = 0 if args.sqlite else args.task_workers
+    if task_workers:
+        os.environ["CITYHEALTH_SERVER_WORKER_CONCURRENCY"] = "0"  # the worker processes run the jobs
+    print(f"cores={os.cpu_count()} records={args.records} jobs={args.jobs} database={database} workers={args.workers} "
+          f"task_workers={task_workers}x{args.concurrency}")
     with tempfile.TemporaryDirectory() as folder:
         senders = []
         invalid = size = 0
@@ -389,18 +440,29 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
         bodies = realtime_bodies(code, int(args.rate * args.realtime_seconds))
         port = free_port()
         server = start_server(port, args.workers)
+        workers = start_workers(task_workers, args.concurrency)
+        roots = [server.pid, *(worker.pid for worker in workers)]
+        if workers:
+            asyncio.run(workers_ready(url, len(workers)))
         try:
-            memory = Memory(server.pid)
-            cpu_before = cpu_s(server.pid)
-            seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory))
+            memory = Memory(roots)
+            cpu_before = cpu_s(roots)
+            p99 = float("nan")
+            if args.during_bulk:
+                (seconds, job), (latencies, failures) = asyncio.run(
+                    _together(bulk(f"http://127.0.0.1:{port}", senders, memory),
+                              realtime(port, code, org_id, bodies, args.rate))
+                )
+            else:
+                seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory))
             memory.sample()
             records_per_s = args.records / seconds
-            bulk_cpu = cpu_s(server.pid) - cpu_before
-            # The server's pool keeps its connections: their backends' CPU is the database's share of the job.
+            bulk_cpu = cpu_s(roots) - cpu_before
+            # The pools keep their connections: their backends' CPU is the database's share of the job.
             database_cpu = 0.0 if scratch is None else asyncio.run(database_cpu_s(server_url, scratch))
             print(
                 f"bulk: {seconds:.1f} s, job {job['status']}, counts {job['counts']}, "
-                f"server CPU {bulk_cpu:.1f} s ({bulk_cpu / args.records * 1e6:.1f} µs/record), "
+                f"server+workers CPU {bulk_cpu:.1f} s ({bulk_cpu / args.records * 1e6:.1f} µs/record), "
                 f"peak RSS per process {', '.join(f'{mb:.0f}' for mb in memory.hwm.values())} MB",
                 flush=True,
             )
@@ -408,26 +470,29 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
                 per_record = (bulk_cpu + database_cpu) / args.records
                 print(
                     f"database CPU {database_cpu:.1f} s ({database_cpu / args.records * 1e6:.1f} µs/record); "
-                    f"server + database {per_record * 1e6:.1f} µs/record: at most {os.cpu_count() or 1} / that = "
-                    f"{(os.cpu_count() or 1) / per_record:.0f} records/s on idle cores",
+                    f"server + workers + database {per_record * 1e6:.1f} µs/record: at most "
+                    f"{os.cpu_count() or 1} / that = {(os.cpu_count() or 1) / per_record:.0f} records/s on idle cores",
                     flush=True,
                 )
-            p99 = float("nan")
-            if bodies:
-                cpu_before = cpu_s(server.pid)
+            if bodies and not args.during_bulk:
+                cpu_before = cpu_s(roots)
                 latencies, failures = asyncio.run(realtime(port, code, org_id, bodies, args.rate))
+                realtime_cpu = cpu_s(roots) - cpu_before
+                print(f"realtime alone: server CPU {realtime_cpu / len(latencies) * 1000:.2f} ms/request")
+            if bodies:
                 latencies.sort()
-                realtime_cpu = cpu_s(server.pid) - cpu_before
                 p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
                 p50 = latencies[len(latencies) // 2]
                 print(
-                    f"realtime: {len(latencies)} requests at {args.rate:.0f}/s, {failures} failed, p50 {p50:.1f} ms, "
-                    f"p99 {p99:.1f} ms, server CPU {realtime_cpu / len(latencies) * 1000:.2f} ms/request"
+                    f"realtime{' during the bulk job' if args.during_bulk else ''}: {len(latencies)} requests at "
+                    f"{args.rate:.0f}/s, {failures} failed, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
                 )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-            if own_var_dir:  # the spooled upload (as large as the file) and, with --sqlite, the database
+            for process in (*workers, server):
+                process.terminate()
+            for process in (*workers, server):
+                process.wait(timeout=60)
+            if own_var_dir:  # with --sqlite, the database
                 shutil.rmtree(var_dir, ignore_errors=True)
     print(f"records_per_s={records_per_s:.0f} peak_rss_mb={memory.peak_mb:.0f} realtime_p99_ms={p99:.1f}")
 

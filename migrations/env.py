@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from cityhealth.db.engine import Database
 from cityhealth.models import metadata
+from cityhealth.queue import is_queue_schema
 
 config = context.config
 url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
@@ -22,6 +23,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=is_queue_schema,  # procrastinate's tables come from its schema, not from our models
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -116,9 +116,9 @@ def test_simulated_clock_moves_forward_only() -> None:
         SimulatedClock(datetime(2022, 6, 1))  # noqa: DTZ001
 
 
-def test_ingest_processes_are_refused_on_sqlite(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="CITYHEALTH_INGEST_PROCESSES=2 needs PostgreSQL"):
-        load_settings(var_dir=tmp_path, ingest_processes=2)
+def test_a_worker_heartbeat_longer_than_the_stalled_timeout_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="CITYHEALTH_WORKER_HEARTBEAT_S=30 must divide a minute"):
+        load_settings(var_dir=tmp_path, worker_heartbeat_s=30, worker_stalled_after_s=20)
 
 
 def _tell_the_time(follower: FollowingClock, connection: Connection) -> None:

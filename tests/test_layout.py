@@ -27,18 +27,8 @@ SQL_CONSTRUCTORS = frozenset({"select", "text", "insert", "update", "delete"})
 
 # Today's statements outside a repository, in booking and collection (which are being rewritten).
 KNOWN_SQL = frozenset({
-    "booking/api.py",
     "booking/idempotency.py",
-    "booking/jobs.py",
-    "booking/lifecycle.py",
     "booking/notifications.py",
-    "booking/publication.py",
-    "booking/release.py",
-    "booking/sanctions.py",
-    "booking/schedules.py",
-    "booking/statistics.py",
-    "booking/suspension.py",
-    "booking/waitlist.py",
     "collection/configuration.py",
     "collection/drilldown.py",
     "collection/quality.py",
@@ -48,7 +38,6 @@ KNOWN_SQL = frozenset({
 })
 # Today's commits outside a transaction owner, in booking and collection (which are being rewritten).
 KNOWN_COMMITS = frozenset({
-    "booking/jobs.py",
 })
 # Modules besides db/, context.py, cli.py, api.py and tasks.py that own the transactions they open.
 TRANSACTION_OWNERS = frozenset({
@@ -62,21 +51,19 @@ TRANSACTION_OWNERS = frozenset({
     "security/audit_verify.py",  # batch runners of `cityhealth audit` and `cityhealth keys`
     "security/keys.py",
     "simulation/driver.py",  # the simulator drives a whole city, outside any request
+    "collection/spool.py",  # an upload's frames are kept as they stream in, before the job's own transaction
+    "collection/service.py",  # receive_job: the streamed upload's frames, then the job row with its task
+    "collection/jobs.py",  # the bulk-job task: one transaction per chunk, so a job resumes at its last chunk
+    "collection/rejection_masking.py",  # a batch rewrite run by its command, one transaction per page
+    "collection/uploads.py",  # the real-time route: its read before the group commit, and a dry run
+    "collection/realtime.py",  # the real-time group-commit leader, outside any request
+    "booking/group_commit.py",  # the booking group-commit leader, outside any request
+    "booking/availability.py",  # the write engine the booking leader's batches run on
+    "booking/lifecycle.py",  # hold sweep and no-show marking: periodic tasks, one transaction per round
+    "booking/notifications.py",  # notification dispatch, a periodic task: one transaction per message
 })
-# Today's transactions opened by services, in booking and collection (which are being rewritten).
-KNOWN_TRANSACTIONS = frozenset({
-    "booking/availability.py",
-    "booking/group_commit.py",
-    "booking/lifecycle.py",
-    "booking/notifications.py",
-    "booking/service.py",
-    "collection/job_processes.py",
-    "collection/jobs.py",
-    "collection/realtime.py",
-    "collection/rejection_masking.py",
-    "collection/service.py",
-    "collection/uploads.py",
-})
+# Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
+KNOWN_TRANSACTIONS: frozenset[str] = frozenset()
 # A savepoint (`begin_nested()`) inside the session a service is given is its own affair.
 TRANSACTION_OPENERS = frozenset({"transaction", "sessions", "begin"})
 
@@ -87,13 +74,15 @@ def is_repository(path: PurePosixPath) -> bool:
 
 
 def may_build_sql(path: PurePosixPath) -> bool:
-    return is_repository(path) or path.parts[0] == "db" or path.stem == "models" or "models" in path.parts[:-1]
+    return (is_repository(path) or path.parts[0] == "db" or path.name == "queue.py" or path.stem == "models"
+            or "models" in path.parts[:-1])
 
 
 def may_commit(path: PurePosixPath) -> bool:
-    """The owners of a transaction: db/ (sessions, the group-commit leader), the request scope
-    (context.py), CLI commands (cli.py) and job-queue task runners (tasks.py)."""
-    return path.parts[0] == "db" or path.name in {"context.py", "cli.py", "tasks.py"}
+    """The owners of a transaction: db/ (sessions, the group-commit leader), the job queue (queue.py, which
+    runs tasks and defers them in the caller's transaction), the request scope (context.py), CLI commands
+    (cli.py) and the rooms' task runners (tasks.py)."""
+    return path.parts[0] == "db" or path.name in {"queue.py", "context.py", "cli.py", "tasks.py"}
 
 
 def may_open_transaction(path: PurePosixPath) -> bool:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cityhealth import __version__, apidocs, ops
+from cityhealth import __version__, apidocs, ops, queue
 from cityhealth.booking import api as booking_api
+from cityhealth.booking import jobs as booking_jobs
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
+from cityhealth.collection import tasks as collection_tasks
 from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
@@ -28,6 +32,8 @@ from cityhealth.security import http as security_http
 from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.web import pages as web_pages
 
+# The rooms' task modules: importing them registers their tasks and periodic work with the queue.
+TASK_MODULES = (booking_jobs, collection_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON
@@ -47,13 +53,39 @@ def create_app(
     ):
         raise ConfigurationError("a simulated clock needs CITYHEALTH_SIMULATED_CLOCK=true outside production")
     database = database or Database(settings.effective_database_url)
+    clock = clock or SystemClock()
+    tasks = queue.Runtime(settings, database, clock)
+    # Periodic work only on the system clock: a simulated clock's driver runs it as it moves the clock.
+    run_periodic = isinstance(clock, SystemClock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_durable(database)
         await ensure_schema_current(database)
-        yield
-        await database.dispose()
+        runner = None
+        worker: asyncio.Task[None] | None = None
+        if database.is_sqlite:
+            runner = queue.LocalRunner(tasks, run_periodic=run_periodic)
+            await runner.start()
+        elif settings.server_worker_concurrency:
+            worker = asyncio.create_task(
+                queue.run_worker(
+                    tasks, concurrency=settings.server_worker_concurrency, run_periodic=run_periodic, in_server=True
+                ),
+                name="task-worker",
+            )
+        app.state.task_runner = runner
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.close()
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await tasks.close()
+            await database.dispose()
 
     app = FastAPI(
         title="cityhealth",
@@ -65,7 +97,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.clock = clock or SystemClock()
+    app.state.clock = clock
+    app.state.tasks = tasks
     app.state.metrics = Metrics()
 
     install_error_handlers(app)

@@ -63,6 +63,7 @@ def build(only: str | None = None) -> typer.Typer:
     )
     root_app.callback()(root)
     root_app.command()(serve)
+    root_app.command()(worker)
     if only != "" and only not in READ_ONLY:
         # Every room's tables on the metadata: a room's command writes rows whose foreign keys name another
         # room's tables (a staff user's organization), which SQLAlchemy resolves only if that room is loaded.
@@ -122,13 +123,47 @@ def serve(
     )
 
 
+def worker(
+    concurrency: int = typer.Option(1, min=1, max=64, help="tasks run at once by this process"),
+) -> None:
+    """Run background tasks from the job queue (PostgreSQL): bulk jobs and the periodic work.
+
+    Any number of workers, on any number of machines, share one database; a worker killed mid-task has its
+    task taken up again by another (docs/decisions/job-queue.md). Stops on SIGINT / SIGTERM.
+    """
+    import asyncio
+
+    from cityhealth import queue
+    from cityhealth.clock import SystemClock
+    from cityhealth.db import cli as db_cli
+    from cityhealth.observability import configure_logging
+
+    settings = load_settings()
+    if settings.effective_database_url.startswith("sqlite"):
+        raise ConfigurationError(
+            "`cityhealth worker` needs PostgreSQL (CITYHEALTH_DATABASE_URL): on SQLite the server runs the tasks"
+        )
+    configure_logging(settings.log_level)
+    import_module("cityhealth.app")  # its TASK_MODULES register every room's tasks and periodic work
+
+    async def run() -> None:
+        async with db_cli.checked_database(settings) as database:
+            runtime = queue.Runtime(settings, database, SystemClock())
+            try:
+                await queue.run_worker(runtime, concurrency=concurrency, run_periodic=True)
+            finally:
+                await runtime.close()
+
+    asyncio.run(run())
+
+
 def _named(arguments: list[str]) -> str | None:
     """What to mount: the group or command the arguments name, "" for the root's own options
     (`--version`), None for everything (no arguments, `--help`, or a name to be refused with the list)."""
     first = next((argument for argument in arguments if not argument.startswith("-")), None)
     if first is None:
         return None if not arguments or "--help" in arguments else ""
-    return first if first in GROUPS or first in COMMANDS or first == "serve" else None
+    return first if first in GROUPS or first in COMMANDS or first in ("serve", "worker") else None
 
 
 def __getattr__(name: str) -> Any:

@@ -66,8 +66,13 @@ class Settings(BaseSettings):
     # Data collection
     realtime_window_h: int = Field(default=24, ge=1)
     raw_payload_retention_days: int = Field(default=90, ge=1)
-    # Processes of their own that run the bulk jobs (0: the server's event loop runs them). PostgreSQL only.
-    ingest_processes: int = Field(default=0, ge=0, le=64)
+    # Background tasks on PostgreSQL (queue.py): tasks the server itself runs at once, beside any number of
+    # `cityhealth worker` processes (0: only those). SQLite always runs them in the server.
+    server_worker_concurrency: int = Field(default=1, ge=0, le=64)
+    # A worker's heartbeat; one silent for `worker_stalled_after_s` is taken as dead and its jobs run again.
+    worker_heartbeat_s: int = Field(default=10, ge=1, le=60)
+    worker_stalled_after_s: int = Field(default=30, ge=2)
+    worker_shutdown_timeout_s: int = Field(default=10, ge=0)  # then a stopping worker cancels what it runs
     # Bulk upload limits, enforced while the body streams (docs/decisions/collection-ingest.md says why these).
     upload_max_compressed_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # as sent (gzip or plain)
     upload_max_decompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)  # after gzip inflation
@@ -86,11 +91,11 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _ingest_processes_need_a_server_database(self) -> Settings:
-        if self.ingest_processes and self.effective_database_url.startswith("sqlite"):
+    def _heartbeat_divides_a_minute(self) -> Settings:
+        if 60 % self.worker_heartbeat_s or self.worker_stalled_after_s <= self.worker_heartbeat_s:
             raise ValueError(
-                f"CITYHEALTH_INGEST_PROCESSES={self.ingest_processes} needs PostgreSQL: SQLite lets one process "
-                "write at a time, so ingest processes would only queue behind the server's own writes"
+                f"CITYHEALTH_WORKER_HEARTBEAT_S={self.worker_heartbeat_s} must divide a minute and be shorter than "
+                f"CITYHEALTH_WORKER_STALLED_AFTER_S={self.worker_stalled_after_s}"
             )
         return self
 

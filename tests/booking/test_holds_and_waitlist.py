@@ -145,20 +145,21 @@ async def test_server_job_loop_releases_expired_holds(client: httpx.AsyncClient,
                                                       clock: SimulatedClock) -> None:
     import asyncio
 
+    from cityhealth import queue
     from cityhealth.booking import jobs
 
+    assert jobs.HOLD_SWEEP_EVERY_S == 30  # registered with the queue as periodic work
     resident_id, _ = await add_resident(database, settings, clock.now(), 1)
     session = await publish(client, app, world, capacity=1)
     await _hold(client, app, resident_principal(resident_id), session["id"])
     clock.advance(timedelta(minutes=20))
-    stop = asyncio.Event()
-    loop = asyncio.create_task(jobs.run(database, clock, stop))
+    runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=True)
+    await runner.start()
     for _ in range(200):
         if await count(database, Booking, Booking.status == "expired") == 1:
             break
         await asyncio.sleep(0.05)
-    stop.set()
-    await loop
+    await runner.close()
     assert await count(database, Booking, Booking.status == "expired") == 1
 
 

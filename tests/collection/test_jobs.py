@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,12 +10,13 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection import jobs, service
 from cityhealth.collection.api import runtime
-from cityhealth.collection.models import DailyCount, Job, JobRejection, Record, RecordVersion
+from cityhealth.collection.models import DailyCount, Job, JobRejection, Record, RecordVersion, SpoolFrame
+from cityhealth.collection.spool import SpoolWriter
 from cityhealth.db.engine import Database
 from cityhealth.errors import NotFound
 from cityhealth.registry.identifiers import make_resident_id, mask_phone, mask_resident_id
@@ -177,8 +177,7 @@ async def test_interrupted_job_resumes_without_counting_twice(
     database: Database,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _collector, runner = runtime(app)
-    runner.chunk_rows = 2
+    app.state.tasks.resources[jobs.CHUNK_ROWS_SETTING] = 2
     original = jobs.ingest
     calls = 0
 
@@ -228,15 +227,67 @@ async def test_purge_removes_raw_payloads_after_retention(
 ) -> None:
     job = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 2)))
     async with database.transaction() as session:
-        spool = Path(str((await session.get(Job, job["id"])).spool_path))  # type: ignore[union-attr]
+        spool = (await session.get(Job, job["id"])).spool_id  # type: ignore[union-attr]
+        assert spool is not None
         assert await service.purge(session, clock, 90) == 0
-    assert spool.exists()
+    assert await _frames(database, spool) == 1
     clock.advance(timedelta(days=91))
     async with database.transaction() as session:
         assert await service.purge(session, clock, 90) == 1
-    assert not spool.exists()
+        assert (await session.get(Job, job["id"])).spool_id is None  # type: ignore[union-attr]
+    assert await _frames(database, spool) == 0
     rerun = await client.post(f"/api/collection/jobs/{job['id']}/rerun", headers=await admin_headers(app))
     assert (rerun.status_code, rerun.json()["code"]) == (409, "raw_payload_purged")
+
+
+async def _frames(database: Database, spool_id: str) -> int:
+    async with database.transaction() as session:
+        found = await session.execute(select(func.count()).where(SpoolFrame.spool_id == spool_id))
+        return int(found.scalar_one())
+
+
+async def test_purge_deletes_the_frames_of_an_abandoned_upload_only_when_old(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    kept = await finished(app, client, hospital, await upload(client, hospital, ndjson(hospital, clock, 2)))
+    writer = SpoolWriter(database, runtime(app)[0].spool_key, clock.now())  # an upload cut off: no job, no payload
+    await writer.write(b"{}\n")
+    await writer.close()
+    async with database.transaction() as session:
+        assert await service.purge(session, clock, 90) == 0
+    assert await _frames(database, writer.spool_id) == 1  # it may still be arriving
+    clock.advance(service.ORPHAN_FRAMES_AFTER + timedelta(seconds=1))
+    async with database.transaction() as session:
+        assert await service.purge(session, clock, 90) == 0
+        job = await session.get(Job, kept["id"])
+    assert await _frames(database, writer.spool_id) == 0
+    assert job is not None
+    assert job.spool_id is not None
+    assert await _frames(database, job.spool_id) == 1  # a job's spool stays for the retention period
+
+
+async def test_a_refused_upload_leaves_no_frames_and_no_job(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = gzip.compress(ndjson(hospital, clock, 50))[:-20]  # cut short: the gzip stream has no end
+    response = await upload(client, hospital, body, **{"content-encoding": "gzip"})
+    assert (response.status_code, response.json()["code"]) == (422, "gzip_truncated")
+    async with database.transaction() as session:
+        frames = (await session.execute(select(func.count()).select_from(SpoolFrame))).scalar_one()
+        jobs_recorded = (await session.execute(select(func.count()).select_from(Job))).scalar_one()
+    assert (frames, jobs_recorded) == (0, 0)
+
+
+async def test_the_same_file_twice_is_one_job_and_one_spool(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+) -> None:
+    body = ndjson(hospital, clock, 3)
+    first = await finished(app, client, hospital, await upload(client, hospital, body))
+    again = await upload(client, hospital, body)
+    assert (again.status_code, again.json()["id"]) == (200, first["id"])
+    async with database.transaction() as session:
+        spools = (await session.execute(select(func.count(func.distinct(SpoolFrame.spool_id))))).scalar_one()
+    assert spools == 1
 
 
 async def test_another_units_job_is_not_found(
@@ -291,7 +342,8 @@ async def test_a_reader_of_the_jobs_unit_without_the_upload_scope_reads_it(
 async def test_record_and_its_amendment_in_one_file_are_applied_in_order(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, chunk_rows: int
 ) -> None:
-    runtime(app)[1].chunk_rows = chunk_rows  # 2: the amendment lands in a later chunk; 100: in the same one
+    # 2: the amendment lands in a later chunk; 100: in the same one
+    app.state.tasks.resources[jobs.CHUNK_ROWS_SETTING] = chunk_rows
     at = clock.now() - timedelta(hours=3)
     first = make_record("outpatient_visit", hospital.code, "v-1", at)
     lines = [
@@ -329,8 +381,8 @@ async def test_bulk_records_keep_their_event_time_exactly(
 async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_process(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
 ) -> None:
-    runner = runtime(app)[1]
-    runner.chunk_rows, runner.pool_min_bytes = 3, 0  # several chunks, each prepared by a worker process
+    # Several chunks, each prepared by a prepare process.
+    app.state.tasks.resources |= {jobs.CHUNK_ROWS_SETTING: 3, jobs.POOL_MIN_BYTES_SETTING: 0}
     at = clock.now() - timedelta(hours=3)
     patient = make_record("patient_master_index", hospital.code, "p-1", at)
     lines = [
@@ -352,8 +404,7 @@ async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_pr
         {"received": 7, "accepted": 3, "amended": 1, "rejected": 3},
         8,
     )
-    assert runner.pool is not None
-    assert runner.pool.started  # the chunks went to a worker process
+    assert jobs.pool_of(app.state.tasks).started  # the chunks went to a prepare process
     rejections = await client.get(f"/api/collection/jobs/{job['id']}/rejections", headers=hospital.headers)
     rows = [orjson.loads(line) for line in rejections.text.splitlines()]
     assert [(r["position"], r["errors"][0]["rule"], r["record_id"]) for r in rows] == [
@@ -368,43 +419,6 @@ async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_pr
     assert stored["p-1"].version == 2
     assert "13900000000" not in orjson.dumps(stored["p-1"].fields).decode()  # the phone number is encrypted
     assert (counts.received, counts.accepted, counts.rejected) == (4, 2, 2)
-
-
-class _Pool:
-    """Stands in for a PreparePool: only whether its processes are up matters to the runner."""
-
-    started = False
-
-
-async def test_a_small_job_is_prepared_in_the_event_loop_only_on_an_idle_server_with_no_workers_up(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    pool = _Pool()
-    runner = jobs.JobRunner(None, None, None, pool=pool, pool_min_bytes=1000)  # type: ignore[arg-type]
-    chosen: dict[int, object] = {}
-    release = asyncio.Event()
-
-    async def run(job_id: int, job_pool: object) -> None:
-        chosen[job_id] = job_pool
-        await release.wait()
-
-    monkeypatch.setattr(runner, "_run", run)
-    runner.submit(1, size_bytes=10)  # alone and small, workers not started: prepared in the event loop
-    runner.submit(2, size_bytes=10)  # small, but job 1 is running
-    runner.submit(3, size_bytes=5000)  # large
-    await asyncio.sleep(0)
-    assert chosen == {1: None, 2: pool, 3: pool}
-    release.set()
-    await asyncio.gather(*runner.tasks.values())
-    runner.submit(4, size_bytes=10)  # the others have finished: alone again, and their tasks are dropped
-    await asyncio.sleep(0)
-    assert chosen[4] is None
-    assert list(runner.tasks) == [4]
-    await runner.tasks[4]
-    pool.started = True  # the workers are up (a large job started them): every job goes to them from now on
-    runner.submit(5, size_bytes=10)
-    await asyncio.sleep(0)
-    assert chosen[5] is pool
-    await runner.tasks[5]
 
 
 async def test_id_and_mobile_numbers_in_other_fields_are_stored_and_exported_masked(

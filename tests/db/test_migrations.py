@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from cityhealth import queue
 from cityhealth.app import create_app
 from cityhealth.config import Environment, Settings
 from cityhealth.db.cli import upgrade
@@ -48,7 +49,9 @@ def test_migrations_run_up_from_empty_and_down_to_nothing(empty_database_url: st
 
 
 def _diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": False})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": False, "include_name": queue.is_queue_schema}
+    )
     return list(compare_metadata(context, metadata))
 
 

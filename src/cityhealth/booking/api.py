@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from cityhealth.booking import (
-    jobs,
     lifecycle,
     publication,
     sanctions,
@@ -107,17 +105,11 @@ def _scope_refusal(error: Exception) -> bool:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On the system clock, run the hold sweeper and the no-show marker (see booking/jobs.py), and open the
-    booking path's own connections with their statements prepared, so the first release finds them warm."""
-    stop = asyncio.Event()
-    task = None
+    """On the system clock, open the booking path's own connections with their statements prepared, so the
+    first release finds them warm. (The hold sweeper and no-show marker are tasks: booking/jobs.py.)"""
     if isinstance(app.state.clock, SystemClock):
-        task = asyncio.create_task(jobs.run(app.state.database, app.state.clock, stop))
         await runtime_of(app).warm(app.state.database)
     yield
-    stop.set()
-    if task is not None:
-        await task
     runtime: BookingRuntime | None = getattr(app.state, "booking_runtime", None)
     if runtime is not None:
         await runtime.close()

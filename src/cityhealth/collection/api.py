@@ -16,11 +16,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cityhealth.collection import configuration, service, uploads
 from cityhealth.collection.ingest import Collector, masked_row
-from cityhealth.collection.job_processes import JobProcesses
-from cityhealth.collection.jobs import JobRunner, Jobs, process_job, reprocess_rejections
+from cityhealth.collection.jobs import JobWaiter, collector_of, process_job, reprocess_rejections
 from cityhealth.collection.quality import quality_report
 from cityhealth.collection.realtime import BatchGroups
-from cityhealth.collection.repository import bulk_jobs
 from cityhealth.collection.rules import RULES
 from cityhealth.collection.schemas import (
     AssignmentCreate,
@@ -33,7 +31,6 @@ from cityhealth.collection.schemas import (
     OpeningBalanceRead,
 )
 from cityhealth.collection.standard import load_standard
-from cityhealth.collection.workers import PreparePool
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import Int64
 from cityhealth.errors import Conflict
@@ -45,16 +42,13 @@ from cityhealth.security.principals import Principal, Scope
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the job runner with the server, resuming jobs a previous process left unfinished."""
+    """Freeze what the server built at start (its jobs run as tasks: app.py starts the queue's runner)."""
     # Everything imported and built so far lives as long as the process: moved out of the collector's
     # sight, it is no longer walked by every full collection, which otherwise stalls requests for tens of
     # milliseconds whenever a batch's allocations trigger one.
     gc.collect()
     gc.freeze()
-    runner = runtime(app)[1]
-    await runner.resume_unfinished()
     yield
-    await runner.close()
     groups: BatchGroups | None = getattr(app.state, "collection_batch_groups", None)
     if groups is not None:
         await groups.close()  # the real-time batches queued are written before the process ends
@@ -72,19 +66,12 @@ _templates = Environment(
 )
 
 
-def runtime(app: FastAPI) -> tuple[Collector, Jobs]:
-    """The app's collector and where its bulk jobs run (made on first use)."""
+def runtime(app: FastAPI) -> tuple[Collector, JobWaiter]:
+    """The app's collector (shared with its in-process tasks) and a waiter for its jobs (made on first use)."""
     state = app.state
     if getattr(state, "collection_runtime", None) is None:
-        collector = Collector(state.settings)
-        processes = state.settings.ingest_processes
-        runner: Jobs = (
-            JobProcesses(state.settings, state.database, state.clock, processes)
-            if processes
-            else JobRunner(state.database, collector, state.clock, pool=PreparePool(state.settings))
-        )
-        state.collection_runtime = (collector, runner)
-    pair: tuple[Collector, Jobs] = state.collection_runtime
+        state.collection_runtime = (collector_of(state.tasks), JobWaiter(state.database))
+    pair: tuple[Collector, JobWaiter] = state.collection_runtime
     return pair
 
 
@@ -161,12 +148,11 @@ async def create_job(
     encoding: Annotated[str | None, Query(description="utf-8 (default) or gb18030")] = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    collector, runner = runtime(request.app)
+    collector = runtime(request.app)[0]
     job, created = await service.receive_job(
         request.stream(),
         database=database,
         collector=collector,
-        runner=runner,
         clock=clock,
         settings=settings,
         principal=principal,
@@ -204,7 +190,7 @@ async def get_job_rejections(
         after = 0
         while True:
             async with database.transaction() as page_session:
-                page = await bulk_jobs.job_rejections(page_session, job_id, after, 1000)
+                page = await service.job_rejections_page(page_session, job_id, after, 1000)
             if not page:
                 return
             for row in page:

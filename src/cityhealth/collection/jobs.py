@@ -1,13 +1,15 @@
-"""Bulk jobs: processed in chunks, each chunk one transaction that also advances the job's committed position.
+"""Bulk jobs: a task on the job queue (queue.py), processed in chunks, each chunk one transaction that also
+advances the job's committed position.
 
-A job interrupted anywhere (crash, restart, a failing chunk) resumes after its last committed chunk: the
-chunk that was in flight rolled back whole, so nothing is counted twice. Two workers resuming the same job
-serialise on the job row and the second skips chunks the first committed.
+The task is deferred in the transaction that records the job (service.receive_job). A job interrupted
+anywhere (a worker killed, a restart, a failing chunk) resumes after its last committed chunk: the chunk that
+was in flight rolled back whole, so nothing is counted twice. Two workers resuming the same job serialise on
+the job row and the second skips chunks the first committed.
 
 The loop is a two-stage pipeline: while chunk N is written (the database works on another core), chunk N+1
-is prepared (parse, validate, hash, serialise) — by a worker process for large NDJSON jobs (workers.py),
-else in a thread of this process, so that the event loop stays free for requests and for the write's round
-trips. Chunk N+1 is only written after chunk N committed.
+is read from the spool's frames and prepared (parse, validate, hash, serialise) — by the worker's prepare
+processes for large NDJSON jobs (workers.py), else in a thread of this process, so that the event loop stays
+free for requests and for the write's round trips. Chunk N+1 is only written after chunk N committed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from collections import Counter, deque
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth import queue
 from cityhealth.clock import Clock
 from cityhealth.collection.ingest import BatchResult, RowOutcome, ingest
 from cityhealth.collection.metrics import field_key
@@ -54,23 +56,32 @@ logger = logging.getLogger("cityhealth.collection.jobs")
 CHUNK_ROWS = 2500
 _PREFETCH_CHUNKS = 2  # chunks handed to the workers ahead of the one being written (one per worker here)
 _COLLECT_EVERY_ROWS = 100_000
-# Jobs smaller than this are prepared in-process: starting a worker process costs about a second.
+# Jobs smaller than this are prepared in-process: starting a prepare process costs about a second.
 POOL_MIN_BYTES = 8 << 20
+PROCESS_JOB = "collection.process_job"
+# The per-process things a task uses (queue.Runtime.resource): made once per worker or server.
+COLLECTOR = "collection.collector"
+PREPARE_POOL = "collection.prepare_pool"
+CHUNK_ROWS_SETTING = "collection.chunk_rows"  # tests set smaller chunks through these two
+POOL_MIN_BYTES_SETTING = "collection.pool_min_bytes"
 
 
-def _spool_path(job: Job) -> Path:
-    if job.spool_path is None or not Path(job.spool_path).exists():
+def _spool_id(job: Job) -> str:
+    if job.spool_id is None:
         raise Conflict(
             f"the raw upload of job {job.id} has been purged; it cannot be processed again",
             code="raw_payload_purged",
             field="job",
             value=job.id,
         )
-    return Path(job.spool_path)
+    return job.spool_id
 
 
-def job_rows(job: Job, collector: Collector, after: int = 0) -> Iterator[InputRow]:
-    chunks = read_spool(_spool_path(job), collector.spool_key)
+def job_rows(
+    job: Job, collector: Collector, database: Database, loop: asyncio.AbstractEventLoop, after: int = 0
+) -> Iterator[InputRow]:
+    """The job's rows after `after`, read from its spool; consumed in a thread, `loop` fetches the frames."""
+    chunks = read_spool(database, collector.spool_key, _spool_id(job), loop)
     # The line cap again on the way back: a spool written before the cap (or under a larger one) stays bounded.
     cap = collector.settings.upload_max_line_bytes
     if job.format == "csv":
@@ -133,10 +144,12 @@ async def process_job(
     job_id: int,
     chunk_rows: int = CHUNK_ROWS,
     pool: PreparePool | None = None,
+    pool_min_bytes: int = POOL_MIN_BYTES,
 ) -> None:
     """Process a queued, running or failed job from its last committed position to the end.
 
-    With a pool, an NDJSON job's chunks are prepared in its worker processes; otherwise in this event loop.
+    With a pool, an NDJSON job of `pool_min_bytes` or more (any job, once the pool is up) has its chunks
+    prepared in the pool's processes; otherwise in a thread of this process.
     """
     async with database.transaction() as session:
         job = await bulk_jobs.job_for_update(session, job_id)
@@ -146,14 +159,16 @@ async def process_job(
         job.started_at = job.started_at or clock.now()
         sender = await organizations.organization_by_id(session, job.organization_id)
         start, snapshot, received_at = job.next_position, _snapshot(job), job.received_at
+        if pool is not None and not pool.started and job.bytes_received < pool_min_bytes:
+            pool = None  # a small job of an idle worker: not worth starting the processes for
         await collector.validators(session)
     if sender is None:  # pragma: no cover - organizations are never deleted
         raise NotFound("the job's organization is gone", code="organization_unknown")
     writing: asyncio.Task[None] | None = None
     source = (
-        _pooled_chunks(pool, collector, snapshot, start, chunk_rows, received_at)
+        _pooled_chunks(pool, collector, database, snapshot, start, chunk_rows, received_at)
         if pool is not None and snapshot.format == "ndjson"
-        else _local_chunks(collector, snapshot, start, chunk_rows, received_at)
+        else _local_chunks(collector, database, snapshot, start, chunk_rows, received_at)
     )
     try:
         with gc_paused():
@@ -192,7 +207,7 @@ Chunk = tuple[Sequence[InputRow], PreparedBatch]
 
 
 async def _local_chunks(
-    collector: Collector, job: Job, start: int, chunk_rows: int, received_at: datetime
+    collector: Collector, database: Database, job: Job, start: int, chunk_rows: int, received_at: datetime
 ) -> AsyncGenerator[Chunk, None]:
     """Chunks read and prepared in a thread of this process, while the event loop writes the previous one.
 
@@ -200,7 +215,7 @@ async def _local_chunks(
     back within the switch interval (5 ms) whenever it has a request or a database reply to handle: no step
     of this stage holds the loop however long the chunk's lines are.
     """
-    rows = job_rows(job, collector, start)
+    rows = job_rows(job, collector, database, asyncio.get_running_loop(), start)
     while batch := await asyncio.to_thread(_take, rows, chunk_rows):
         validators = collector.current_validators()
         assert validators is not None  # noqa: S101 - loaded when the job started
@@ -208,19 +223,26 @@ async def _local_chunks(
 
 
 async def _pooled_chunks(
-    pool: PreparePool, collector: Collector, job: Job, start: int, chunk_rows: int, received_at: datetime
+    pool: PreparePool,
+    collector: Collector,
+    database: Database,
+    job: Job,
+    start: int,
+    chunk_rows: int,
+    received_at: datetime,
 ) -> AsyncGenerator[Chunk, None]:
-    """Chunks prepared by worker processes, up to _PREFETCH_CHUNKS ahead of the one being written."""
+    """Chunks prepared by the pool's processes, up to _PREFETCH_CHUNKS ahead of the one being written."""
     blocks = ndjson_blocks(
-        read_spool(_spool_path(job), collector.spool_key),
+        read_spool(database, collector.spool_key, _spool_id(job), asyncio.get_running_loop()),
         chunk_rows,
         start,
         max_line_bytes=collector.settings.upload_max_line_bytes,
     )
     in_flight: deque[tuple[ChunkTask, Mapping[str, Any], asyncio.Future[PreparedColumns]]] = deque()
 
-    def submit() -> None:
-        block = next(blocks, None)
+    async def submit() -> None:
+        # Read in a thread: the frames are fetched through this loop, and opened (decrypted, inflated) there.
+        block = await asyncio.to_thread(next, blocks, None)
         validators = collector.current_validators()
         if block is None or validators is None:
             return
@@ -230,11 +252,11 @@ async def _pooled_chunks(
 
     try:
         for _ in range(_PREFETCH_CHUNKS):
-            submit()
+            await submit()
         while in_flight:
             task, validators, future = in_flight.popleft()
             columns = await future
-            submit()
+            await submit()
             rows, prepared = as_prepared(task, columns, validators)
             if len(rows):
                 yield rows, prepared
@@ -284,7 +306,7 @@ async def _write_chunk(
 
 def _snapshot(job: Job) -> Job:
     """A detached copy of what reading the spool needs."""
-    return Job(id=job.id, spool_path=job.spool_path, format=job.format, form=job.form)
+    return Job(id=job.id, spool_id=job.spool_id, format=job.format, form=job.form)
 
 
 async def reprocess_rejections(
@@ -307,7 +329,8 @@ async def reprocess_rejections(
         snapshot = _snapshot(job)
     assert sender is not None  # noqa: S101 - organizations are never deleted
     moved: Counter[str] = Counter()
-    wanted = (row for row in job_rows(snapshot, collector) if row.position in previous)
+    rows = job_rows(snapshot, collector, database, asyncio.get_running_loop())
+    wanted = (row for row in rows if row.position in previous)
     # Found by reading the whole spool: in a thread, or a job with few rejections would hold the loop throughout.
     while batch := await asyncio.to_thread(_take, wanted, chunk_rows):
         async with database.transaction() as session:
@@ -356,71 +379,54 @@ def _as_rejected(row: JobRejection) -> RowOutcome:
     )
 
 
-class Jobs(Protocol):
-    """Where the server hands its bulk jobs: JobRunner (this event loop) or JobProcesses (job_processes.py)."""
+@queue.task(PROCESS_JOB, lock_by="job_id")
+async def run_job(runtime: queue.Runtime, job_id: int) -> None:
+    """The bulk job task: one job from its last committed chunk to the end (deferred by receive_job)."""
+    await process_job(
+        runtime.database,
+        collector_of(runtime),
+        runtime.clock,
+        job_id,
+        runtime.resources.get(CHUNK_ROWS_SETTING, CHUNK_ROWS),
+        pool_of(runtime),
+        runtime.resources.get(POOL_MIN_BYTES_SETTING, POOL_MIN_BYTES),
+    )
 
-    def submit(self, job_id: int, size_bytes: int = 0) -> None: ...
 
-    async def resume_unfinished(self) -> None: ...
+@queue.recover(PROCESS_JOB)
+async def unfinished_jobs(runtime: queue.Runtime) -> list[dict[str, Any]]:
+    """The jobs left queued or running (by a process that stopped): their tasks are deferred again."""
+    async with runtime.database.transaction() as session:
+        return [{"job_id": job_id} for job_id, _ in await bulk_jobs.unfinished_jobs(session)]
 
-    async def wait(self, job_id: int) -> None: ...
 
-    async def close(self) -> None: ...
+def collector_of(runtime: queue.Runtime) -> Collector:
+    return runtime.resource(COLLECTOR, lambda: Collector(runtime.settings))
 
 
-class JobRunner:
-    """Runs jobs as tasks of the server's event loop; resumes unfinished ones when the server starts."""
+def pool_of(runtime: queue.Runtime) -> PreparePool:
+    """The process's prepare pool, made on first use and closed with the runtime."""
 
-    def __init__(
-        self,
-        database: Database,
-        collector: Collector,
-        clock: Clock,
-        chunk_rows: int = CHUNK_ROWS,
-        pool: PreparePool | None = None,
-        pool_min_bytes: int = POOL_MIN_BYTES,
-    ) -> None:
+    def make() -> PreparePool:
+        pool = PreparePool(runtime.settings)
+        runtime.closers.append(pool.close)
+        return pool
+
+    return runtime.resource(PREPARE_POOL, make)
+
+
+class JobWaiter:
+    """Waits for jobs wherever they run: in this process, or in a worker on another machine (their rows)."""
+
+    def __init__(self, database: Database, poll_s: float = 0.05) -> None:
         self.database = database
-        self.collector = collector
-        self.clock = clock
-        self.chunk_rows = chunk_rows
-        self.pool = pool
-        self.pool_min_bytes = pool_min_bytes
-        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.poll_s = poll_s
 
-    def submit(self, job_id: int, size_bytes: int = 0) -> None:
-        if job_id in self.tasks and not self.tasks[job_id].done():
-            return
-        for done in [key for key, task in self.tasks.items() if task.done()]:
-            del self.tasks[done]
-        # Worker processes for a large job, for any job while others run, and for every job once they are up:
-        # prepared in this event loop, jobs would share one core with each other and with the requests (a
-        # district's day of small jobs arriving one after another). Only the first small job of an idle server
-        # is prepared here, rather than wait a second for the workers to start.
-        warm = self.pool is not None and self.pool.started
-        pool = self.pool if size_bytes >= self.pool_min_bytes or self.tasks or warm else None
-        self.tasks[job_id] = asyncio.create_task(self._run(job_id, pool), name=f"collection-job-{job_id}")
-
-    async def _run(self, job_id: int, pool: PreparePool | None) -> None:
-        with contextlib.suppress(Exception):  # recorded on the job row by process_job
-            await process_job(self.database, self.collector, self.clock, job_id, self.chunk_rows, pool)
-
-    async def resume_unfinished(self) -> None:
-        async with self.database.transaction() as session:
-            unfinished = await bulk_jobs.unfinished_jobs(session)
-        for job_id, size_bytes in unfinished:
-            self.submit(job_id, size_bytes)
-
-    async def wait(self, job_id: int) -> None:
-        task = self.tasks.get(job_id)
-        if task is not None:
-            await asyncio.shield(task)
-
-    async def close(self) -> None:
-        for task in self.tasks.values():
-            task.cancel()
-        for task in self.tasks.values():
-            with contextlib.suppress(BaseException):
-                await task
-        if self.pool is not None:
-            self.pool.close()
+    async def wait(self, job_id: int) -> str | None:
+        """Until the job completed or failed; its final status (None: no such job)."""
+        while True:
+            async with self.database.transaction() as session:
+                status = await bulk_jobs.job_status(session, job_id)
+            if status in (None, "completed", "failed"):
+                return status
+            await asyncio.sleep(self.poll_s)

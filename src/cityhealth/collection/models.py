@@ -99,7 +99,7 @@ class Job(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean)
     content_sha256: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str] = mapped_column(String(64))
-    spool_path: Mapped[str | None] = mapped_column(String(255))
+    spool_id: Mapped[str | None] = mapped_column(String(255))  # its frames in collection_spool_frames; None: purged
     bytes_received: Mapped[int] = mapped_column(BigInteger)
     next_position: Mapped[int] = mapped_column(BigInteger)  # rows committed so far (positions are 1-based)
     counts: Mapped[dict[str, int]] = mapped_column(JSON)
@@ -139,9 +139,21 @@ class RawPayload(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     content_type: Mapped[str] = mapped_column(String(96))
     body: Mapped[bytes | None] = mapped_column(LargeBinary)  # real-time batches: zlib, then AES-GCM
-    spool_path: Mapped[str | None] = mapped_column(String(255))  # bulk jobs: the encrypted spool file
+    spool_id: Mapped[str | None] = mapped_column(String(255))  # bulk jobs: the sealed spool's frames
     bytes_received: Mapped[int] = mapped_column(BigInteger)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SpoolFrame(Base):
+    """One sealed frame of a bulk upload's spool (collection/spool.py): compressed, then encrypted and bound
+    to its spool, its index and whether it is the last. Kept in the database so that every worker reads it."""
+
+    __tablename__ = "collection_spool_frames"
+
+    spool_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    frame_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class DailyCount(Base):

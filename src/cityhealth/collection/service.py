@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,15 +15,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth import queue
 from cityhealth.clock import Clock, business_date
 from cityhealth.collection.drilldown import rejected_records as rejected_records
 from cityhealth.collection.ingest import Collector
-from cityhealth.collection.jobs import Jobs
-from cityhealth.collection.models import (
-    Job,
-    RawPayload,
-)
-from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads
+from cityhealth.collection.jobs import PROCESS_JOB
+from cityhealth.collection.models import Job, JobRejection, RawPayload
+from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads, spool_frames
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, UploadLimits, csv_header
 from cityhealth.collection.standard import LOADABLE_TABLES, load_standard
@@ -80,7 +77,6 @@ async def receive_job(
     *,
     database: Database,
     collector: Collector,
-    runner: Jobs,
     clock: Clock,
     settings: Settings,
     principal: Principal,
@@ -92,10 +88,10 @@ async def receive_job(
     dry_run: bool,
     content_length: int | None = None,
 ) -> tuple[Job, bool]:
-    """Stream a bulk upload to an encrypted spool, checking limits, gzip and encoding; returns (job, created).
+    """Stream a bulk upload to a sealed spool, checking limits, gzip and encoding; returns (job, created).
 
     A body past a limit (UploadLimits) is refused (413) as soon as it passes it; its partial spool is removed
-    and no job is recorded.
+    and no job is recorded. The job's task is deferred in the transaction that records the job.
     """
     async with database.transaction() as session:
         sender = await sender_for(session, database, clock, principal)
@@ -138,23 +134,23 @@ async def receive_job(
     limits = UploadLimits.of(settings)
     if content_length is not None:
         limits.check_declared(content_length)
-    spool = settings.var_dir / "collection" / "spool" / f"{uuid.uuid4().hex}.spool"
-    writer = SpoolWriter(spool, collector.spool_key)
+    writer = SpoolWriter(database, collector.spool_key, clock.now())
+    spool = writer.spool_id
     decoder = BodyDecoder(compressed=compressed, encoding=codec, limits=limits)
     try:
         async for chunk in stream:
             for out in decoder.feed(chunk):
-                writer.write(out)
+                await writer.write(out)
                 await asyncio.sleep(0)  # a network chunk may inflate to many MiB: let requests in between
         for out in decoder.finish():
-            writer.write(out)
-        await asyncio.to_thread(writer.close)  # its fsync waits for the disk, not for the event loop
+            await writer.write(out)
+        await writer.close()
         if not decoder.head.strip():
             raise ValidationFailed("the upload is empty", code="empty_upload", field="body", rule="body.empty")
         if fmt == "csv":
             _check_csv_header(csv_header(bytes(decoder.head)), form)
     except BaseException:
-        writer.discard()
+        await asyncio.shield(writer.discard())
         raise
     digest = decoder.sha256.hexdigest()
     dedupe = hashlib.sha256(f"{digest}|{fmt}|{form}|{codec}|{compressed}|{dry_run}".encode()).hexdigest()
@@ -163,7 +159,7 @@ async def receive_job(
         async with database.transaction() as session:
             existing = await bulk_jobs.job_by_dedupe_key(session, sender.id, dedupe)
             if existing is not None:
-                spool.unlink(missing_ok=True)
+                await spool_frames.delete_spool(session, spool)
                 return existing, False
             job = Job(
                 organization_id=sender.id,
@@ -176,7 +172,7 @@ async def receive_job(
                 dry_run=dry_run,
                 content_sha256=digest,
                 dedupe_key=dedupe,
-                spool_path=str(spool),
+                spool_id=spool,
                 bytes_received=decoder.bytes_in,
                 next_position=0,
                 counts={},
@@ -194,20 +190,20 @@ async def receive_job(
                     received_at=now,
                     content_type=media_type[:96],
                     body=None,
-                    spool_path=str(spool),
+                    spool_id=spool,
                     bytes_received=decoder.bytes_in,
                     purged_at=None,
                 )
             )
             record(session, clock, principal, Action.CREATE, "collection_job", resource_id=job.id)
+            await queue.defer(session, PROCESS_JOB, job_id=job.id)
     except IntegrityError:  # the same file raced in twice: the first one's job is the job
-        spool.unlink(missing_ok=True)
         async with database.transaction() as session:
+            await spool_frames.delete_spool(session, spool)
             found = await bulk_jobs.job_by_dedupe_key(session, sender.id, dedupe)
         if found is None:  # pragma: no cover - the unique key is what failed
             raise
         return found, False
-    runner.submit(job.id, job.bytes_received)
     return job, True
 
 
@@ -345,20 +341,27 @@ async def load_codes(session: AsyncSession, clock: Clock, table_id: str, path: P
     return len(entries), generation
 
 
+# An upload cut off mid-stream (a crash between its frames and its job) leaves frames no payload names;
+# older than this they are deleted with the purge. Far longer than any upload takes.
+ORPHAN_FRAMES_AFTER = timedelta(days=1)
+
+
 async def purge(session: AsyncSession, clock: Clock, retention_days: int) -> int:
     """Delete raw payloads received before the retention period; their jobs can no longer be re-run."""
-    before = clock.now() - timedelta(days=retention_days)
+    now = clock.now()
+    before = now - timedelta(days=retention_days)
     purged = 0
     for payload in await raw_payloads.expired_payloads(session, before):
-        if payload.spool_path:
-            Path(payload.spool_path).unlink(missing_ok=True)
+        if payload.spool_id:
+            await spool_frames.delete_spool(session, payload.spool_id)
         if payload.job_id is not None:
             job = await session.get(Job, payload.job_id)
             if job is not None:
-                job.spool_path = None
-        payload.body, payload.spool_path, payload.purged_at = None, None, clock.now()
+                job.spool_id = None
+        payload.body, payload.spool_id, payload.purged_at = None, None, now
         purged += 1
     await session.flush()
+    await spool_frames.delete_orphan_frames(session, now - ORPHAN_FRAMES_AFTER)
     return purged
 
 
@@ -366,7 +369,7 @@ async def job_to_rerun(session: AsyncSession, job_id: int) -> Job:
     job = await session.get(Job, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}", code="job_not_found", field="job", value=job_id)
-    if job.spool_path is None:
+    if job.spool_id is None:
         raise Conflict(
             f"the raw upload of job {job_id} has been purged", code="raw_payload_purged", field="job", value=job_id
         )
@@ -375,3 +378,8 @@ async def job_to_rerun(session: AsyncSession, job_id: int) -> Job:
 
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+async def job_rejections_page(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobRejection]:
+    """The job's rejected rows after position `after`, in order: a page of the rejection export."""
+    return await bulk_jobs.job_rejections(session, job_id, after, limit)

@@ -1,35 +1,49 @@
-"""Bulk uploads on disk: checked while streaming (size limits, gzip, encoding, line length), kept encrypted,
-read back as rows.
+"""Bulk uploads spooled: checked while streaming (size limits, gzip, encoding, line length), kept
+compressed and sealed in the database, read back as rows.
 
 The body never sits in memory whole: it is inflated and decoded in bounded pieces, re-encoded to UTF-8 and
-written in AES-GCM frames (4-byte length, 12-byte nonce, ciphertext) under a key derived from the field
-encryption key, so a copy of var/ does not reveal the ID numbers inside the files. The upload limits
-(`UploadLimits`) are checked as each piece arrives, so a body past one is refused after reading at most one
-network chunk (and one inflation step) beyond it.
+written in frames of FRAME_BYTES of text, each zstd-compressed and AES-GCM sealed to its spool, its position
+and the end of the stream (FrameSeal), so a copy of the database does not reveal the ID numbers inside the
+files and a frame out of place is detected. The frames live in a table, so any worker on any machine reads
+any job's spool (docs/decisions/job-queue.md). The upload limits (`UploadLimits`) are checked as each piece
+arrives, so a body past one is refused after reading at most one network chunk (and one inflation step)
+beyond it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import hashlib
-import os
 import struct
+import uuid
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import orjson
+import zstandard
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cityhealth.collection.prepare import InputRow
+from cityhealth.collection.repository import spool_frames
 from cityhealth.collection.rules import make_error
 from cityhealth.config import Settings
+from cityhealth.db.engine import Database
 from cityhealth.errors import PayloadTooLarge, ValidationFailed
 
-FRAME_BYTES = 1 << 20
+FRAME_BYTES = 1 << 20  # of text per frame: what a reader holds at a time
+# zstd's default level. Measured on the ingest benchmark's records (350 bytes each): 16-fold smaller, sealed at
+# ~700 MB/s (0.5 µs of CPU per record) and opened at ~1 GB/s (0.33 µs), beside ~60 µs to ingest a record.
+_ZSTD_LEVEL = 3
+_SEAL_INFO = b"cityhealth collection spool frame v1|"
+_FETCH_FRAMES = 4
 _MAX_INFLATE = 1 << 20
 SUPPORTED_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030"}
 
@@ -153,49 +167,144 @@ class LineSplitter:
             )
 
 
-class SpoolWriter:
-    def __init__(self, path: Path, key: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+class SpoolIntegrityError(Exception):
+    """A spool's frames do not read back as they were written: altered, reordered, dropped, duplicated,
+    truncated, or from another spool. Never repaired: the job fails with this message."""
+
+
+class FrameSeal:
+    """Seals and opens the frames of one spool.
+
+    A frame is zstd-compressed, then AES-256-GCM encrypted under a key derived (HKDF-SHA256) from the
+    platform's spool key and the spool's id: a frame moved to another spool does not open there. The
+    associated data binds the frame to its index and to whether it is the last, so a frame read at another
+    place, a dropped or repeated frame, or a stream cut before its last frame fails to authenticate. The key
+    is new for every spool, so the frame index alone is a nonce that is never reused under it.
+    """
+
+    def __init__(self, spool_key: bytes, spool_id: str) -> None:
+        self.spool_id = spool_id
+        self._id = spool_id.encode()
+        key = HKDF(algorithm=SHA256(), length=32, salt=None, info=_SEAL_INFO + self._id).derive(spool_key)
         self._aead = AESGCM(key)
-        self._aad = path.name.encode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file = os.fdopen(fd, "wb")
+
+    def _aad(self, index: int, last: bool) -> bytes:
+        return self._id + struct.pack(">QB", index, last)
+
+    def seal(self, index: int, plain: bytes, *, last: bool) -> bytes:
+        packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(plain)
+        return self._aead.encrypt(struct.pack(">IQ", 0, index), packed, self._aad(index, last))
+
+    def open(self, index: int, sealed: bytes, *, last: bool) -> bytes:
+        """The frame's text; InvalidTag when it was not sealed as frame `index` (and `last`) of this spool."""
+        packed = self._aead.decrypt(struct.pack(">IQ", 0, index), sealed, self._aad(index, last))
+        return zstandard.ZstdDecompressor().decompress(packed, max_output_size=FRAME_BYTES)
+
+    def opens(self, index: int, sealed: bytes, *, last: bool) -> bool:
+        try:
+            self.open(index, sealed, last=last)
+        except InvalidTag:
+            return False
+        return True
+
+
+def open_frames(seal: FrameSeal, frames: Iterable[tuple[int, bytes]]) -> Iterator[bytes]:
+    """The text of a spool's frames, one frame at a time, each checked for its place in the stream."""
+    stream = iter(frames)
+    current = next(stream, None)
+    if current is None:
+        raise SpoolIntegrityError(f"spool {seal.spool_id} has no frames (truncated before its first frame)")
+    expected = 0
+    while current is not None:
+        following = next(stream, None)
+        index, sealed = current
+        last = following is None
+        if index != expected:
+            raise SpoolIntegrityError(
+                f"spool {seal.spool_id}: frame {expected} is missing (the next stored frame is {index})"
+            )
+        try:
+            yield seal.open(expected, sealed, last=last)
+        except InvalidTag:
+            if last and seal.opens(expected, sealed, last=False):
+                raise SpoolIntegrityError(
+                    f"spool {seal.spool_id} ends at frame {expected}, before its last frame (truncated)"
+                ) from None
+            if not last and seal.opens(expected, sealed, last=True):
+                raise SpoolIntegrityError(
+                    f"spool {seal.spool_id}: frames follow its last frame {expected} (duplicated or appended)"
+                ) from None
+            raise SpoolIntegrityError(
+                f"spool {seal.spool_id}: frame {expected} does not authenticate "
+                "(altered, moved from another position, or from another spool)"
+            ) from None
+        expected += 1
+        current = following
+
+
+class SpoolWriter:
+    """Writes an upload's text as sealed frames in the database, one short transaction per frame.
+
+    Nothing is kept but the unfinished frame (FRAME_BYTES at most), so an upload of any size streams through.
+    """
+
+    def __init__(self, database: Database, spool_key: bytes, written_at: datetime) -> None:
+        self.spool_id = uuid.uuid4().hex
+        self.database = database
+        self.written_at = written_at
+        self.frames = 0
+        self._seal = FrameSeal(spool_key, self.spool_id)
         self._buffer = bytearray()
 
-    def write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         self._buffer += data
         while len(self._buffer) >= FRAME_BYTES:
-            self._frame(bytes(self._buffer[:FRAME_BYTES]))
+            plain = bytes(self._buffer[:FRAME_BYTES])
             del self._buffer[:FRAME_BYTES]
+            await self._frame(plain, last=False)
 
-    def _frame(self, plain: bytes) -> None:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, plain, self._aad)
-        self._file.write(struct.pack(">I", len(sealed)) + nonce + sealed)
+    async def _frame(self, plain: bytes, *, last: bool) -> None:
+        # Compressing and encrypting a MiB takes milliseconds: in a thread, off the event loop.
+        sealed = await asyncio.to_thread(self._seal.seal, self.frames, plain, last=last)
+        async with self.database.transaction() as session:
+            await spool_frames.add_frame(session, self.spool_id, self.frames, sealed, self.written_at)
+        self.frames += 1
 
-    def close(self) -> None:
-        if self._buffer:
-            self._frame(bytes(self._buffer))
-            self._buffer.clear()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+    async def close(self) -> None:
+        """Seal what is left as the last frame (an empty one when the text ended on a frame's edge)."""
+        plain = bytes(self._buffer)
+        self._buffer.clear()
+        await self._frame(plain, last=True)
 
-    def discard(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+    async def discard(self) -> None:
+        async with self.database.transaction() as session:
+            await spool_frames.delete_spool(session, self.spool_id)
 
 
-def read_spool(path: Path, key: bytes) -> Iterator[bytes]:
-    aead = AESGCM(key)
-    aad = path.name.encode()
-    with path.open("rb") as handle:
-        while header := handle.read(4):
-            (size,) = struct.unpack(">I", header)
-            nonce = handle.read(12)
-            yield aead.decrypt(nonce, handle.read(size), aad)
+def read_spool(
+    database: Database, spool_key: bytes, spool_id: str, loop: asyncio.AbstractEventLoop
+) -> Iterator[bytes]:
+    """A spool's text frame by frame, fetched a few frames at a time; run in a thread, not in `loop`.
+
+    The frames are read through the event loop's engine (`loop` runs the queries), so that this iterator can
+    be consumed by the threads that parse the rows while the loop goes on serving.
+    """
+    return open_frames(FrameSeal(spool_key, spool_id), _stored_frames(database, spool_id, loop))
+
+
+def _stored_frames(database: Database, spool_id: str, loop: asyncio.AbstractEventLoop) -> Iterator[tuple[int, bytes]]:
+    after = -1
+    while True:
+        rows = asyncio.run_coroutine_threadsafe(_fetch(database, spool_id, after), loop).result()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]
+
+
+async def _fetch(database: Database, spool_id: str, after: int) -> list[tuple[int, bytes]]:
+    async with database.transaction() as session:
+        return await spool_frames.frames_after(session, spool_id, after, _FETCH_FRAMES)
 
 
 class BodyDecoder:

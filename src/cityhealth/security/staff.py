@@ -98,6 +98,11 @@ async def staff_users(session: AsyncSession, *, organization_id: int | None = No
     return await repository.staff_users(session, organization_id=organization_id)
 
 
+async def find_staff_user(session: AsyncSession, username: str, *, for_update: bool = False) -> StaffUser | None:
+    """The staff user of that name, or None; `for_update` locks the row for a change in this transaction."""
+    return await repository.staff_user_by_username(session, username, for_update=for_update)
+
+
 async def staff_user_named(session: AsyncSession, username: str) -> StaffUser:
     user = await repository.staff_user_by_username(session, username)
     if user is None:

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock
 from cityhealth.config import Environment, Settings
 from cityhealth.errors import Forbidden, NotFound
-from cityhealth.security import repository as security_repository
 from cityhealth.security import staff
 from cityhealth.security.audit import Action, record
 from cityhealth.security.credentials import hash_password, new_totp_secret, provisioning_uri, totp_code
@@ -47,7 +46,7 @@ async def ensure_demo_operator(session: AsyncSession, clock: Clock, settings: Se
     """Create the demo operator, or reset its password and TOTP secret: running it twice is harmless."""
     _refuse_outside_development(settings, "the demo operator")
     password = secrets.token_urlsafe(18)
-    existing = await security_repository.staff_user_by_username(session, DEMO_USERNAME, for_update=True)
+    existing = await staff.find_staff_user(session, DEMO_USERNAME, for_update=True)
     if existing is None:
         created = await staff.create_staff_user(session, clock, settings, username=DEMO_USERNAME,
                                                 display_name="演示数据质量操作员", password=password,
@@ -77,7 +76,7 @@ async def current_totp_code(session: AsyncSession, clock: Clock, settings: Setti
                             actor: str) -> str:
     """The code a staff user's authenticator shows now (development only: it bypasses the second factor)."""
     _refuse_outside_development(settings, "printing TOTP codes")
-    user = await security_repository.staff_user_by_username(session, username)
+    user = await staff.find_staff_user(session, username)
     if user is None or user.totp_secret_enc is None:
         raise NotFound(f"no staff user {username!r} with a second factor", field="username", value=username)
     secret = field_cipher(settings).decrypt(Purpose.STAFF_TOTP_SECRET, user.totp_secret_enc)

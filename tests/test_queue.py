@@ -1,0 +1,191 @@
+"""The job queue (queue.py): a task exists if and only if its transaction commits, on both backends; the
+in-process runner (SQLite) recovers unfinished work on start and owns its tasks; the periodic schedule."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from cityhealth import queue
+from cityhealth.app import TASK_MODULES
+from cityhealth.clock import SimulatedClock
+from cityhealth.config import Settings
+from cityhealth.db.engine import Database
+from tests.conftest import BACKEND
+
+assert TASK_MODULES  # the rooms' registrations
+PROBE = "test.probe"
+ran: list[dict[str, Any]] = []
+gates: list[asyncio.Event] = []  # the current test's: an event belongs to one event loop
+
+
+@queue.task(PROBE, lock_by="item")
+async def probe(runtime: queue.Runtime, item: int) -> None:
+    ran.append({"item": item})
+    await gates[-1].wait()
+
+
+unfinished: list[dict[str, Any]] = []  # what the probe's "rows" say is left to do
+
+
+@queue.recover(PROBE)
+async def probe_unfinished(runtime: queue.Runtime) -> list[dict[str, Any]]:
+    return list(unfinished)
+
+
+@pytest.fixture(autouse=True)
+async def gate() -> asyncio.Event:
+    ran.clear()
+    unfinished.clear()
+    gates.append(asyncio.Event())
+    gates[-1].set()
+    return gates[-1]
+
+
+async def _queued(database: Database) -> int:
+    async with database.transaction() as session:
+        found = await session.execute(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :name"), {"name": PROBE}
+        )
+        return int(found.scalar_one())
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def _defer_then_fail(database: Database) -> None:
+    async with database.transaction() as session:
+        await queue.defer(session, PROBE, item=1)
+        raise RuntimeError("the row's transaction fails")
+
+
+async def test_a_rolled_back_transaction_leaves_no_task_and_a_committed_one_leaves_one(
+    settings: Settings, database: Database, clock: SimulatedClock
+) -> None:
+    runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=False)
+    await runner.start()
+    try:
+        with pytest.raises(RuntimeError, match="fails"):
+            await _defer_then_fail(database)
+        async with database.transaction() as session:
+            await queue.defer(session, PROBE, item=2)
+            await _settle()
+            assert ran == []  # not before the commit
+        await runner.idle()
+        if BACKEND == "postgresql":
+            assert ran == []  # on PostgreSQL a worker runs it: it waits in the queue's table
+            assert await _queued(database) == 1
+        else:
+            assert ran == [{"item": 2}]
+    finally:
+        await runner.close()
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the in-process runner is SQLite's")
+async def test_a_task_deferred_while_it_runs_runs_once_more_afterwards(
+    settings: Settings, database: Database, clock: SimulatedClock, gate: asyncio.Event
+) -> None:
+    gate.clear()
+    runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=False)
+    await runner.start()
+    try:
+        for _ in range(3):
+            async with database.transaction() as session:
+                await queue.defer(session, PROBE, item=7)
+        await _settle()
+        assert ran == [{"item": 7}]  # one at a time per lock
+        gate.set()
+        await runner.idle()
+        assert ran == [{"item": 7}, {"item": 7}]  # the deferrals made meanwhile fold into one more run
+    finally:
+        await runner.close()
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the in-process runner is SQLite's")
+async def test_closing_the_runner_cancels_and_awaits_what_runs(
+    settings: Settings, database: Database, clock: SimulatedClock, gate: asyncio.Event
+) -> None:
+    gate.clear()
+    runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=True)
+    await runner.start()
+    async with database.transaction() as session:
+        await queue.defer(session, PROBE, item=3)
+    await _settle()
+    running = [task for task in asyncio.all_tasks() if task.get_name().startswith(("task-", "periodic-"))]
+    assert {task.get_name() for task in running} >= {"task-test.probe:3", "periodic-booking.sweep_holds"}
+    await runner.close()
+    assert all(task.done() for task in running)
+    async with database.transaction() as session:  # no runner: the row is left for the next start
+        await queue.defer(session, PROBE, item=4)
+    await _settle()
+    assert ran == [{"item": 3}]
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the in-process runner is SQLite's")
+async def test_the_runner_takes_up_unfinished_work_when_it_starts(
+    settings: Settings, database: Database, clock: SimulatedClock
+) -> None:
+    unfinished.extend([{"item": 11}, {"item": 12}])
+    runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=False)
+    await runner.start()
+    await runner.idle()
+    await runner.close()
+    assert sorted(run["item"] for run in ran) == [11, 12]
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="procrastinate's table")
+async def test_unfinished_work_with_no_task_is_deferred_again_once(
+    settings: Settings, database: Database, clock: SimulatedClock
+) -> None:
+    unfinished.extend([{"item": 21}, {"item": 22}])
+    runtime = queue.Runtime(settings, database, clock)
+    async with database.transaction() as session:
+        await queue.defer(session, PROBE, item=21)  # still has its task
+    assert await queue.requeue_lost(runtime) == 1
+    assert await queue.requeue_lost(runtime) == 0
+    assert await _queued(database) == 2
+
+
+def test_the_periodic_work_is_registered_with_its_schedule() -> None:
+    schedule = {name: spec.every_s for name, spec in queue.PERIODIC.items()}
+    assert schedule == {
+        "booking.sweep_holds": 30,
+        "booking.mark_no_shows": 300,
+        "booking.dispatch_notifications": 60,
+        "collection.purge_raw_payloads": 3600,
+    }
+    assert queue.TASKS["collection.process_job"].recover is not None
+
+
+@pytest.mark.parametrize(
+    ("every_s", "cron"),
+    [(30, "* * * * * */30"), (1, "* * * * * */1"), (300, "*/5 * * * *"), (3600, "0 */1 * * *")],
+)
+def test_a_period_becomes_a_cron_line(every_s: int, cron: str) -> None:
+    assert queue._cron(every_s) == cron
+
+
+@pytest.mark.parametrize("every_s", [7, 90, 5400])
+def test_a_period_no_cron_line_can_say_is_refused(every_s: int) -> None:
+    with pytest.raises(ValueError, match="must divide a minute, an hour or a day"):
+        queue.periodic("test.never", every_s=every_s)
+
+
+def test_a_worker_schedules_the_periodic_work_only_on_the_system_clock(
+    settings: Settings, database: Database, clock: SimulatedClock
+) -> None:
+    runtime = queue.Runtime(settings, database, clock)
+    with_periodic = queue.procrastinate_app(runtime, run_periodic=True)
+    without = queue.procrastinate_app(runtime, run_periodic=False)
+    scheduled = {name for name, _ in with_periodic.periodic_registry.periodic_tasks}
+    assert "collection.process_job" in with_periodic.tasks
+    assert "booking.sweep_holds" in with_periodic.tasks
+    assert "booking.sweep_holds" not in without.tasks
+    assert "queue.retry_stalled" in without.tasks  # the queue's own housekeeping runs regardless
+    assert scheduled == {*queue.PERIODIC, "queue.retry_stalled"}
+    assert {name for name, _ in without.periodic_registry.periodic_tasks} == {"queue.retry_stalled"}
