@@ -108,3 +108,11 @@ def test_every_domain_branch_has_one_head() -> None:
     heads = head_revisions()
     assert heads, "no migrations found"
     assert len(heads) == len(set(heads))
+
+
+def test_no_two_migrations_share_a_revision_id() -> None:
+    # Alembic only warns about a repeated id and then loses one of the two migrations: two branches
+    # written on the same day once both took 20261205_0030, and one of their tables was never created.
+    ids = [line.split('"')[1] for path in sorted((Path(__file__).parents[2] / "migrations" / "versions").glob("*.py"))
+           for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("revision: str = ")]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

@@ -1,8 +1,8 @@
 """Create month_loads: months whose data is still being loaded, so that their bulletin is not taken as final.
 
-Revision ID: 20261205_0030
+Revision ID: 20261205_0040
 Revises: 20261126_0230
-Create Date: 2026-12-05 00:30:00 UTC
+Create Date: 2026-12-05 00:40:00 UTC
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "20261205_0030"
+revision: str = "20261205_0040"
 down_revision: str | None = "20261126_0230"
 branch_labels: str | Sequence[str] | None = ("reporting",)
 depends_on: str | Sequence[str] | None = None
