@@ -699,11 +699,6 @@ async def test_a_bulk_file_of_reports_keeps_the_latest_of_each_day(
     assert [(w.day, w.visits, w.record_id) for w in kept] == [(date(2022, 6, 14), 3, "w-a")]
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="managed health records are kept per number, not per record: revoking one "
-           "of two records that share a record_no removes the number though the other still holds it "
-           "(metrics.count_managed needs a stored-records lookup of live holders)")
 async def test_revoking_one_of_two_records_of_a_health_record_number_keeps_it_counted(
     app: FastAPI, client: httpx.AsyncClient, district: Unit, clock: SimulatedClock
 ) -> None:
@@ -716,10 +711,6 @@ async def test_revoking_one_of_two_records_of_a_health_record_number_keeps_it_co
     assert row["health_records_cumulative"] == {"basic": 1, "hypertension": 0, "diabetes": 0}
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="an amendment that changes a health record's record_no is not followed by "
-           "the managed records (only new records add a number), so revoking it later removes nothing")
 async def test_a_health_record_whose_number_was_amended_leaves_when_revoked(
     app: FastAPI, client: httpx.AsyncClient, district: Unit, clock: SimulatedClock
 ) -> None:
