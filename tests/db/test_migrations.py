@@ -116,3 +116,36 @@ def test_no_two_migrations_share_a_revision_id() -> None:
     ids = [line.split('"')[1] for path in sorted((Path(__file__).parents[2] / "migrations" / "versions").glob("*.py"))
            for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("revision: str = ")]
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+async def test_the_health_record_number_backfill_fills_the_public_health_records_only(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from cityhealth.collection.models import Record
+
+    settings = _settings(empty_database_url, tmp_path)
+    await asyncio.to_thread(upgrade, settings, "20261205_0120")  # the column, still empty for stored records
+    moment = datetime(2022, 6, 15, 1, 30, tzinfo=UTC)
+    common = {"organization_id": 1, "version": 1, "action": 1, "payload_hash": "0" * 32, "event_time": moment,
+              "event_month": 202206, "first_received_at": moment, "received_at": moment, "conformance": 0}
+    database = Database(empty_database_url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(insert(Record), [
+                {**common, "form": "health_record", "record_id": "hr-1", "fields": {"record_no": "32011500100100001"}},
+                {**common, "form": "diabetes_followup", "record_id": "g-1",
+                 "fields": {"health_record_no": "32011500100100042"}},
+                {**common, "form": "outpatient_visit", "record_id": "v-1", "fields": {"record_no": "not a number"}},
+            ])
+        await asyncio.to_thread(upgrade, settings, "20261205_0125")
+        async with database.engine.connect() as connection:
+            filled = (await connection.execute(
+                select(Record.record_id, Record.health_record_no).order_by(Record.record_id))).all()
+    finally:
+        await database.dispose()
+    assert [tuple(row) for row in filled] == [
+        ("g-1", "32011500100100042"), ("hr-1", "32011500100100001"), ("v-1", None)]

@@ -33,6 +33,7 @@ from cityhealth.collection.prepare import (
     PreparedBatch,
     prepare,
 )
+from cityhealth.collection.public_health import held_number
 from cityhealth.collection.repository import organizations, stored_records
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.repository.stored_records import StoredState
@@ -200,6 +201,7 @@ async def ingest(
                     candidate.digest,
                     candidate.conformance,
                     candidate.conformance_month,
+                    held_number(key[0], candidate.record),
                 )
         if not dry_run:
             await _store(session, sender, settled, received_at, job_id)
@@ -403,6 +405,7 @@ async def _store(
                     candidate.conformance,
                     candidate.conformance_month,
                     job_id,
+                    held_number(candidate.form.code, candidate.record),
                 )
             )
         elif status != DUPLICATE:
@@ -420,6 +423,7 @@ async def _store(
                     "received_at": received_at,
                     "conformance": candidate.conformance,
                     "job_id": job_id,
+                    "health_record_no": held_number(candidate.form.code, candidate.record),
                 }
             )
     await stored_records.insert_records(session, inserts)

@@ -27,8 +27,8 @@ from cityhealth.collection.models import (
     Workload,
 )
 from cityhealth.collection.prepare import ACCEPTED, DUPLICATE, REVOKED, Candidate
-from cityhealth.collection.public_health import PROGRAM_OF_FORM, review_followup
-from cityhealth.collection.repository import counters, managed_records, table_writes
+from cityhealth.collection.public_health import PROGRAM_OF_FORM, held_number, review_followup
+from cityhealth.collection.repository import counters, managed_records, stored_records, table_writes
 from cityhealth.collection.repository.counters import DAILY_COUNTERS
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
@@ -56,7 +56,11 @@ class MetricDeltas:
     stored: Counter[int] = field(default_factory=Counter)  # month -> stored records
     # record id -> (report day, visits, discharges) of its latest version, None when revoked, in arrival order
     workload: dict[str, tuple[date, int, int] | None] = field(default_factory=dict)
+    # The numbers records now hold (rows of the managed table), and the numbers records let go of (program,
+    # health record no): a revoked record's, an amended record's former one. count_managed settles both into
+    # the rows to insert (managed_new) and the numbers to delete (managed_gone).
     managed_new: list[dict[str, Any]] = field(default_factory=list)
+    managed_released: list[tuple[str, str]] = field(default_factory=list)
     managed_gone: list[tuple[str, str]] = field(default_factory=list)  # (program, health record no)
     managed_counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (area, program, month)
     flags: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)  # None: cleared
@@ -239,54 +243,70 @@ def _count_public_health(
             deltas.flags[key] = None
     elif status == REVOKED and form.code in _FOLLOWUP_FORMS:
         deltas.flags[key] = None
-    program = PROGRAM_OF_FORM.get(form.code)
-    if program is not None:
-        number = str(record[program[1]])
-        area = sender.area_code or number[:6]
-        if status == ACCEPTED:
-            deltas.managed_new.append(
-                {
-                    "organization_id": sender.id,
-                    "program": program[0],
-                    "health_record_no": number,
-                    "area_code": area,
-                    "month": month,
-                }
-            )
-        elif status == REVOKED and program[0] == "basic":
-            deltas.managed_gone.append((program[0], number))
+    number = held_number(form.code, record)
+    if number is None:
+        return
+    program = PROGRAM_OF_FORM[form.code][0]
+    # The number the record held until now (None for a new record, and for one stored before records kept it).
+    before = candidate.previous.health_record_no if candidate.previous is not None else None
+    if status == REVOKED:
+        deltas.managed_released.append((program, before or number))
+        return
+    if before is not None and before != number:  # an amendment moved the record to another number
+        deltas.managed_released.append((program, before))
+    deltas.managed_new.append(_managed_row(sender, program, number, month))
+
+
+def _managed_row(sender: Sender, program: str, number: str, month: int) -> dict[str, Any]:
+    return {
+        "organization_id": sender.id,
+        "program": program,
+        "health_record_no": number,
+        "area_code": sender.area_code or number[:6],
+        "month": month,
+    }
+
+
+_FORM_OF_PROGRAM = {program: form for form, (program, _) in PROGRAM_OF_FORM.items()}
 
 
 async def count_managed(session: AsyncSession, sender: Sender, deltas: MetricDeltas, month: int) -> None:
-    """Keep only first sightings of a health record number; count arrivals and departures per area."""
-    if deltas.managed_gone:
-        by_program: dict[str, list[str]] = {}
-        for program, number in deltas.managed_gone:
-            by_program.setdefault(program, []).append(number)
-        gone: list[tuple[str, str]] = []
-        for program, numbers in by_program.items():
-            held = await managed_records.managed_areas(session, sender.id, program, numbers)
-            for number, (area, _) in held.items():
-                deltas.managed_counts[(area, program, month)] -= 1
+    """Settle the batch's managed numbers, after its records are stored: a number is managed while a live record
+    holds it, so it arrives with its first holder and leaves only when no live record holds it any more.
+
+    Numbers only arriving are held by what the batch just stored; a number released by one record may still be
+    held by another (two records of one resident, a follow-up among many, or a later row of the same file), so
+    only released numbers are looked up among the stored records. Counted per area in the batch's month.
+    """
+    arriving: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in deltas.managed_new:
+        arriving.setdefault(row["program"], {}).setdefault(row["health_record_no"], row)
+    released: dict[str, list[str]] = {}
+    for program, number in deltas.managed_released:
+        released.setdefault(program, []).append(number)
+    fresh: list[dict[str, Any]] = []
+    gone: list[tuple[str, str]] = []
+    for program in sorted(arriving.keys() | released.keys()):
+        rows = arriving.get(program, {})
+        candidates = list(dict.fromkeys(released.get(program, [])))
+        still_held = (
+            await stored_records.live_holders(session, sender.id, _FORM_OF_PROGRAM[program], candidates)
+            if candidates
+            else set()
+        )
+        leaving = [number for number in candidates if number not in still_held]
+        for number in leaving:
+            rows.pop(number, None)
+        for number in still_held:
+            rows.setdefault(number, _managed_row(sender, program, number, month))
+        held = await managed_records.managed_areas(session, sender.id, program, [*leaving, *rows])
+        for number in leaving:
+            if number in held:
+                deltas.managed_counts[(held[number][0], program, month)] -= 1
                 gone.append((program, number))
-        deltas.managed_gone = gone
-    if deltas.managed_new:
-        fresh: list[dict[str, Any]] = []
-        by_program_new: dict[str, list[dict[str, Any]]] = {}
-        for row in deltas.managed_new:
-            by_program_new.setdefault(row["program"], []).append(row)
-        gone_now = set(deltas.managed_gone)
-        for program, candidates in by_program_new.items():
-            numbers = list(dict.fromkeys(row["health_record_no"] for row in candidates))
-            already = await managed_records.existing_managed(session, sender.id, program, numbers)
-            already -= {number for p, number in gone_now if p == program}
-            seen: set[str] = set()
-            for row in candidates:
-                number = row["health_record_no"]
-                if number in already or number in seen:
-                    continue
-                seen.add(number)
+        for number, row in rows.items():
+            if number not in held:
                 fresh.append(row)
                 deltas.managed_counts[(row["area_code"], program, month)] += 1
-        # A number revoked and re-created in one batch: delete first (flush order), then insert.
-        deltas.managed_new = fresh
+    deltas.managed_new = fresh
+    deltas.managed_gone = gone

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,6 +42,17 @@ class Record(Base):
     """The current version of one record, keyed by the sender's own id (组织, 表单, 记录标识)."""
 
     __tablename__ = "collection_records"
+    # The holders of a health record number: only public-health records carry one, so the index stays small.
+    __table_args__ = (
+        Index(
+            "ix_collection_records_health_record_no",
+            "organization_id",
+            "form",
+            "health_record_no",
+            postgresql_where=text("health_record_no IS NOT NULL"),
+            sqlite_where=text("health_record_no IS NOT NULL"),
+        ),
+    )
 
     organization_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     form: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -56,6 +68,9 @@ class Record(Base):
     conformance: Mapped[int] = mapped_column(SmallInteger)
     conformance_month: Mapped[int | None] = mapped_column(Integer)  # the month its basis was counted in
     job_id: Mapped[int | None] = mapped_column(_BIGINT)
+    # The health record number a public-health record holds (its record_no or health_record_no), else None:
+    # a number stays managed while a live record holds it, and an amendment may move it to another number.
+    health_record_no: Mapped[str | None] = mapped_column(String(17))
 
 
 class RecordVersion(Base):

@@ -23,6 +23,12 @@ PROGRAM_OF_FORM = {
 FOLLOWUP_PROGRAMS = {"hypertension_followup": "hypertension", "diabetes_followup": "diabetes"}
 
 
+def held_number(form: str, record: dict[str, Any]) -> str | None:
+    """The health record number a record of this form holds under its program; None for other forms."""
+    program = PROGRAM_OF_FORM.get(form)
+    return None if program is None else str(record[program[1]])
+
+
 def is_controlled(program: str, record: dict[str, Any]) -> bool:
     if program == "hypertension":
         return bool(record["sbp"] < 140 and record["dbp"] < 90)

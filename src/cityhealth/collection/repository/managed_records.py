@@ -10,25 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.collection.models import ManagedRecord
 
 
-async def existing_managed(
-    session: AsyncSession, organization_id: int, program: str, numbers: Sequence[str]
-) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(numbers), 500):
-        rows = await session.execute(
-            select(ManagedRecord.health_record_no).where(
-                ManagedRecord.organization_id == organization_id,
-                ManagedRecord.program == program,
-                ManagedRecord.health_record_no.in_(numbers[start : start + 500]),
-            )
-        )
-        found.update(rows.scalars())
-    return found
-
-
 async def managed_areas(
     session: AsyncSession, organization_id: int, program: str, numbers: Sequence[str]
 ) -> dict[str, tuple[str, int]]:
+    """The managed numbers among these, with the area and month each was counted in."""
     found: dict[str, tuple[str, int]] = {}
     for start in range(0, len(numbers), 500):
         rows = await session.execute(

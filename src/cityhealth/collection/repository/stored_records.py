@@ -68,6 +68,7 @@ class StoredState:
     payload_hash: str
     conformance: int
     conformance_month: int | None
+    health_record_no: str | None = None  # the number a public-health record holds
     fields: dict[str, Any] | None = None
 
 
@@ -80,17 +81,17 @@ class StoredState:
 # The keys travel as two JSON arrays (one text parameter each) rather than text[]: the driver checks every
 # element of an array parameter in Python, twice the batch's size in calls, where orjson writes a list at once.
 _PG_EXISTING = (
-    "SELECT k.form, k.id, r.version, r.action, r.payload_hash, r.conformance, r.conformance_month "
+    "SELECT k.form, k.id, r.version, r.action, r.payload_hash, r.conformance, r.conformance_month, r.health_record_no "
     "FROM ROWS FROM (json_array_elements_text($2::json), json_array_elements_text($3::json)) AS k(form, id) "
     "CROSS JOIN LATERAL ("
-    "SELECT version, action, payload_hash, conformance, conformance_month FROM collection_records "
-    "WHERE organization_id = $1 AND form = k.form AND record_id = k.id LIMIT 1) AS r"
+    "SELECT version, action, payload_hash, conformance, conformance_month, health_record_no "
+    "FROM collection_records WHERE organization_id = $1 AND form = k.form AND record_id = k.id LIMIT 1) AS r"
 )
 
 
 _SQLITE_EXISTING = (
-    "SELECT record_id, version, action, payload_hash, conformance, conformance_month FROM collection_records "
-    "WHERE organization_id = ? AND form = ? AND record_id IN (SELECT value FROM json_each(?))"
+    "SELECT record_id, version, action, payload_hash, conformance, conformance_month, health_record_no "
+    "FROM collection_records WHERE organization_id = ? AND form = ? AND record_id IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -111,8 +112,8 @@ async def existing_records(
             orjson.dumps([form for form, _ in keys]).decode(),
             orjson.dumps([rid for _, rid in keys]).decode(),
         )
-        for form, rid, version, action, digest, conformance, month in rows:
-            found[(form, rid)] = StoredState(version, action, digest, conformance, month)
+        for form, rid, version, action, digest, conformance, month, number in rows:
+            found[(form, rid)] = StoredState(version, action, digest, conformance, month, number)
         return found
     by_form: dict[str, list[str]] = {}
     for form, rid in keys:
@@ -122,8 +123,8 @@ async def existing_records(
     for form, ids in by_form.items():
         result = await connection.exec_driver_sql(_SQLITE_EXISTING, (organization_id, form, orjson.dumps(ids).decode()))
         stored: list[Any] = list(result)
-        for rid, version, action, digest, conformance, month in stored:
-            found[(form, rid)] = StoredState(version, action, digest, conformance, month)
+        for rid, version, action, digest, conformance, month, number in stored:
+            found[(form, rid)] = StoredState(version, action, digest, conformance, month, number)
     return found
 
 
@@ -142,6 +143,7 @@ RECORD_COLUMNS = (
     "conformance",
     "conformance_month",
     "job_id",
+    "health_record_no",
 )
 
 
@@ -150,8 +152,9 @@ _DATETIME_COLUMNS = tuple(
 )
 _SQLITE_INSERT = (
     "INSERT INTO collection_records (organization_id, form, record_id, version, action, payload_hash, fields, "
-    "event_time, event_month, first_received_at, received_at, conformance, conformance_month, job_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "event_time, event_month, first_received_at, received_at, conformance, conformance_month, job_id, "
+    "health_record_no) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -243,7 +246,7 @@ async def supersede(
 _UPDATE_RECORD = text(
     "UPDATE collection_records SET version = :version, action = :action, payload_hash = :payload_hash, "
     "fields = :fields, event_time = :event_time, event_month = :event_month, received_at = :received_at, "
-    "conformance = :conformance, job_id = :job_id "
+    "conformance = :conformance, job_id = :job_id, health_record_no = :health_record_no "
     "WHERE organization_id = :b_org AND form = :b_form AND record_id = :b_rid"
 ).bindparams(bindparam("event_time", type_=UTCDateTime()), bindparam("received_at", type_=UTCDateTime()))
 
@@ -254,6 +257,24 @@ async def update_records(session: AsyncSession, rows: list[dict[str, Any]]) -> N
         return
     connection = await session.connection()
     await connection.execute(_UPDATE_RECORD, rows)
+
+
+async def live_holders(session: AsyncSession, organization_id: int, form: str, numbers: Sequence[str]) -> set[str]:
+    """Which of these health record numbers a live (not revoked) record of the unit's form still holds."""
+    found: set[str] = set()
+    for start in range(0, len(numbers), 500):
+        rows = await session.execute(
+            select(Record.health_record_no)
+            .where(
+                Record.organization_id == organization_id,
+                Record.form == form,
+                Record.health_record_no.in_(numbers[start : start + 500]),
+                Record.action != 3,
+            )
+            .distinct()
+        )
+        found.update(number for number in rows.scalars() if number is not None)
+    return found
 
 
 async def count_records(session: AsyncSession, organization_id: int | None = None) -> int:
