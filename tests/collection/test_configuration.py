@@ -57,11 +57,11 @@ async def test_an_enrolment_is_recorded_and_listed(app: FastAPI, client: httpx.A
     assert listed == [created]
 
 
-async def test_an_enrolment_of_an_unknown_unit_is_not_found(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_an_enrolment_of_an_unknown_unit_is_refused_naming_the_field(app: FastAPI, client: httpx.AsyncClient) -> None:
     response = await enrol(app, client, organization_code="NOPE", group="outpatient", start_date="2022-06-01")
     problem = response.json()
     assert (response.status_code, problem["code"], problem["field"], problem["value"]) == (
-        404, "organization_not_found", "organization_code", "NOPE")
+        422, "organization_not_found", "organization_code", "NOPE")
 
 
 async def test_an_enrolment_ending_before_it_starts_is_refused(
@@ -198,10 +198,10 @@ async def test_a_negative_or_unknown_balance_is_refused(app: FastAPI, client: ht
     assert (await quality(app, client))["cumulative_accepted_at_month_end"] == 0
 
 
-async def test_a_balance_for_an_unknown_unit_is_not_found(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_a_balance_for_an_unknown_unit_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
     response = await balance(app, client, kind="accepted_total", count=1, as_of="2022-05-31",
                              organization_code="NOPE")
-    assert (response.status_code, response.json()["code"]) == (404, "organization_not_found")
+    assert (response.status_code, response.json()["code"]) == (422, "organization_not_found")
 
 
 # --- the report ---------------------------------------------------------------------------------------------

@@ -19,15 +19,15 @@ from cityhealth.collection.models import (
 from cityhealth.collection.repository import organizations
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.service import form_or_404
-from cityhealth.errors import NotFound, ValidationFailed
+from cityhealth.errors import ValidationFailed
 
 
 async def _organization(session: AsyncSession, code: str) -> Sender:
     sender = await organizations.organization_by_code(session, code)
     if sender is None:
-        raise NotFound(
-            f"no organization with code {code!r}", code="organization_not_found", field="organization_code", value=code
-        )
+        # A field of the body names it (not the path): the request is what is wrong, so 422, not 404.
+        raise ValidationFailed(f"no organization with code {code!r}", code="organization_not_found",
+                               field="organization_code", value=code, rule="organization_code.known")
     return sender
 
 
