@@ -57,7 +57,9 @@ async def test_an_enrolment_is_recorded_and_listed(app: FastAPI, client: httpx.A
     assert listed == [created]
 
 
-async def test_an_enrolment_of_an_unknown_unit_is_refused_naming_the_field(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_an_enrolment_of_an_unknown_unit_is_refused_naming_the_field(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     response = await enrol(app, client, organization_code="NOPE", group="outpatient", start_date="2022-06-01")
     problem = response.json()
     assert (response.status_code, problem["code"], problem["field"], problem["value"]) == (
