@@ -1,18 +1,15 @@
-"""Settings: defaults, generated development keys, production's explicit keys, the simulated clock (and its
-followers in other processes)."""
+"""Settings: defaults, generated development keys, production's explicit keys, the simulated clock."""
 
 from __future__ import annotations
 
-import multiprocessing
 import stat
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 
 from cityhealth.app import create_app
-from cityhealth.clock import FollowingClock, SimulatedClock, business_date
+from cityhealth.clock import SimulatedClock, business_date
 from cityhealth.config import Environment, Settings, generate_key, load_settings
 from cityhealth.errors import ConfigurationError
 
@@ -119,30 +116,3 @@ def test_simulated_clock_moves_forward_only() -> None:
 def test_a_worker_heartbeat_longer_than_the_stalled_timeout_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="CITYHEALTH_WORKER_HEARTBEAT_S=30 must divide a minute"):
         load_settings(var_dir=tmp_path, worker_heartbeat_s=30, worker_stalled_after_s=20)
-
-
-def _tell_the_time(follower: FollowingClock, connection: Connection) -> None:
-    while connection.recv():
-        connection.send(follower.now())
-
-
-def test_another_process_follows_the_simulated_clock() -> None:
-    start = datetime(2022, 6, 1, 8, 0, 0, 123456, tzinfo=UTC)
-    clock = SimulatedClock(start)
-    clock.advance(timedelta(minutes=1))
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    process = context.Process(target=_tell_the_time, args=(clock.follower(), theirs))
-    process.start()
-    try:
-        ours.send(True)
-        assert ours.recv() == start + timedelta(minutes=1)
-        clock.set(start + timedelta(days=3, microseconds=1))  # moved by this process only
-        ours.send(True)
-        assert ours.recv() == start + timedelta(days=3, microseconds=1) == clock.now()
-        with pytest.raises(ValueError, match="backwards"):
-            clock.set(start)
-        ours.send(False)
-    finally:
-        process.join(timeout=30)
-        process.kill()

@@ -26,65 +26,25 @@ class SystemClock:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class _Cell(Protocol):
-    """Where a simulated clock keeps its moment: whole microseconds since 1970."""
-
-    value: int
-
-
-class _Micros:
-    """A cell private to this process."""
-
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-
 class SimulatedClock:
-    """A clock that only moves when told to. Refused in production (see create_app).
-
-    `follower()` lets processes the platform starts (bulk ingest, see collection/job_processes.py) read the
-    same simulated time: the moment then lives in shared memory, which only this clock writes.
-    """
+    """A clock that only moves when told to. Refused in production (see create_app)."""
 
     def __init__(self, start: datetime) -> None:
         _require_aware(start)
-        self._micros: _Cell = _Micros(_to_micros(start))
+        self._micros = _to_micros(start)  # whole microseconds since 1970: exact, and cheap to compare
 
     def now(self) -> datetime:
-        return _moment(self._micros)
+        return _EPOCH + timedelta(microseconds=self._micros)
 
     def set(self, moment: datetime) -> None:
         _require_aware(moment)
         micros = _to_micros(moment)
-        if micros < self._micros.value:
+        if micros < self._micros:
             raise ValueError("the simulated clock never moves backwards")
-        self._micros.value = micros
+        self._micros = micros
 
     def advance(self, delta: timedelta) -> None:
         self.set(self.now() + delta)
-
-    def follower(self) -> FollowingClock:
-        """A read-only view of this clock for a process started from this one (passed to it when spawned)."""
-        if isinstance(self._micros, _Micros):
-            import multiprocessing  # here: only a simulation that spawns processes needs it
-
-            # One writer, and an aligned 8-byte value is read whole: no lock is needed.
-            self._micros = multiprocessing.get_context("spawn").RawValue("q", self._micros.value)
-        return FollowingClock(self._micros)
-
-
-class FollowingClock:
-    """Another process's view of a SimulatedClock: the time it was last set to, never moved from here."""
-
-    def __init__(self, micros: _Cell) -> None:
-        self._micros = micros
-
-    def now(self) -> datetime:
-        return _moment(self._micros)
-
-
-def _moment(cell: _Cell) -> datetime:
-    return _EPOCH + timedelta(microseconds=cell.value)
 
 
 def _to_micros(moment: datetime) -> int:
