@@ -131,7 +131,8 @@ async def test_assigning_an_unknown_form_is_refused_and_records_nothing(
     response = await client.post("/api/collection/assignments", headers=await admin(app), json={
         "organization_code": hospital.code, "forms": ["discharge", "xray"], "start_date": "2022-06-01"})
     problem = response.json()
-    assert (response.status_code, problem["code"], problem["value"]) == (404, "unknown_form", "xray")
+    assert (response.status_code, problem["code"], problem["field"], problem["value"]) == (
+        422, "unknown_form", "forms", "xray")
     assert (await client.get("/api/collection/assignments", headers=await admin(app))).json() == []
 
 

@@ -112,6 +112,20 @@ async def test_gzip_and_gb18030_csv_are_accepted(
     assert await stored_count(database) == 1
 
 
+async def test_a_csv_job_of_an_unknown_form_is_a_422_naming_the_form_and_stores_nothing(
+    client: httpx.AsyncClient, hospital: Unit, database: Database
+) -> None:
+    response = await client.post(
+        "/api/collection/jobs?form=xray", content=b"record_id\nr-1\n",
+        headers={**hospital.headers, "content-type": "text/csv"},
+    )
+    problem = response.json()
+    assert (response.status_code, problem["code"], problem["field"], problem["value"]) == (
+        422, "unknown_form", "form", "xray")
+    async with database.transaction() as session:
+        assert (await session.execute(select(Job))).first() is None
+
+
 async def test_undeclared_gb18030_is_refused(
     client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, settings: object
 ) -> None:

@@ -18,7 +18,7 @@ from cityhealth.collection.models import (
 )
 from cityhealth.collection.repository import organizations
 from cityhealth.collection.repository.organizations import Sender
-from cityhealth.collection.service import form_or_404
+from cityhealth.collection.service import known_form
 from cityhealth.errors import ValidationFailed
 
 
@@ -70,7 +70,7 @@ async def assign_forms(
     """Record the forms a unit is expected to send over a date range."""
     _dates(start, end)
     for form in forms:
-        form_or_404(form)
+        known_form(form, "forms")
     sender = await _organization(session, organization_code)
     rows = [
         FormAssignment(organization_id=sender.id, form=form, start_date=start, end_date=end, created_at=clock.now())

@@ -61,6 +61,18 @@ def is_active(sender: Sender, clock: Clock) -> bool:
     return sender.active_to is None or sender.active_to >= business_date(clock.now())
 
 
+def known_form(form: str, field: str = "form") -> None:
+    """Refuse a form named in a query or body (the request is at fault: 422); `form_or_404` is for a path."""
+    if form not in load_standard().forms:
+        raise ValidationFailed(
+            f"unknown form {form!r}; GET /api/collection/standard lists the forms",
+            code="unknown_form",
+            field=field,
+            value=form,
+            rule="form.unknown",
+        )
+
+
 def form_or_404(form: str) -> None:
     if form not in load_standard().forms:
         raise NotFound(
@@ -107,7 +119,7 @@ async def receive_job(
             rule="format.unsupported",
         )
     if form is not None:
-        form_or_404(form)
+        known_form(form)
     declared = encoding
     for param in params.split(";"):
         name, _, value = param.partition("=")
