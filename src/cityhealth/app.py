@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,6 +31,8 @@ from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
 from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.web import pages as web_pages
+
+logger = logging.getLogger(__name__)
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
 TASK_MODULES = (booking_jobs, collection_tasks)
@@ -82,8 +84,12 @@ def create_app(
                 await runner.close()
             if worker is not None:
                 worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                # procrastinate stops gracefully (up to its shutdown timeout), then cancels the jobs it runs; a
+                # stop that still has not ended by then (seen, rarely, right after a start) must not hold the
+                # server's shutdown for ever: an interrupted job is taken up again by the stalled-job check.
+                done, _ = await asyncio.wait({worker}, timeout=settings.worker_shutdown_timeout_s + 5)
+                if not done:
+                    logger.error("the server's task worker did not stop in time; shutting down without it")
             await tasks.close()
             await database.dispose()
 
