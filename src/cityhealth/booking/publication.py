@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from cityhealth.booking import repository
+from cityhealth.booking import schedule_repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.service import read_connection
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
@@ -55,7 +55,7 @@ async def locations(database: Database, clock: Clock, runtime: BookingRuntime,
 
     async def load() -> list[dict[str, Any]]:
         async with read_connection(database) as connection:
-            rows = await repository.released_locations(connection, first, last, now, since)
+            rows = await schedule_repository.released_locations(connection, first, last, now, since)
         return [{
             "resourceType": "Location", "id": str(org_id), "name": name,
             "identifier": [{"system": "urn:cityhealth:organization-code", "value": code}],
@@ -72,7 +72,7 @@ async def schedules(database: Database, clock: Clock, runtime: BookingRuntime,
 
     async def load() -> list[dict[str, Any]]:
         async with read_connection(database) as connection:
-            rows = await repository.released_schedules(connection, first, last, now, since)
+            rows = await schedule_repository.released_schedules(connection, first, last, now, since)
         resources = []
         for org_id, dept_id, practitioner_id, department, practitioner in rows:
             actor = [{"reference": f"Location/{org_id}"}]
@@ -93,7 +93,7 @@ async def slots(database: Database, clock: Clock, runtime: BookingRuntime, base_
 
     async def load() -> list[dict[str, Any]]:
         async with read_connection(database) as connection:
-            rows = await repository.released_sessions(connection, first, last, now, since)
+            rows = await schedule_repository.released_sessions(connection, first, last, now, since)
         resources = []
         for row in rows:
             free = row["capacity"] - row["booked"] if row["status"] == "open" and row["starts_at"] > now else 0

@@ -1,4 +1,7 @@
-"""Every booking query but the group commit's batch statements (group_repository.py)."""
+"""Booking queries: attempts, bookings, waitlist, suspension, holds, release policy and sanctions.
+
+The group commit's batch statements are in group_repository.py, the statistics' in statistics_repository.py,
+the schedules' and the feeds' in schedule_repository.py."""
 
 from __future__ import annotations
 
@@ -6,10 +9,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import aliased
 
 from cityhealth.booking.models import (
     ACTIVE_STATUSES,
@@ -20,16 +22,14 @@ from cityhealth.booking.models import (
     IdempotencyKey,
     MonthlyStat,
     Notification,
-    OpeningBalance,
     ReleasePolicy,
     ResidentDay,
     Sanction,
-    SessionTemplate,
     WaitlistEntry,
 )
 from cityhealth.booking.slots import SessionSlots
 from cityhealth.db.types import UTCDateTime
-from cityhealth.registry.models import ClientApp, Department, Organization, Practitioner, Resident
+from cityhealth.registry.models import ClientApp, Resident
 
 
 def upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str], set_: dict[str, Any]) -> Any:
@@ -396,125 +396,3 @@ async def resident_by_hash(session: AsyncSession, id_number_hash: str) -> int | 
 async def sanctions_of(session: AsyncSession, resident_id: int) -> list[Sanction]:
     return list((await session.execute(select(Sanction).where(Sanction.resident_id == resident_id)
                                        .order_by(Sanction.id))).scalars())
-
-
-# --- Statistics --------------------------------------------------------------------------------------------
-
-
-async def month_by_hospital(session: AsyncSession, month: str) -> list[tuple[int, str, str, int]]:
-    """(hospital, its name, channel, bookings) of the month."""
-    rows = (await session.execute(
-        select(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel, func.sum(MonthlyStat.bookings))
-        .join(Organization, Organization.id == MonthlyStat.organization_id)
-        .where(MonthlyStat.month == month)
-        .group_by(MonthlyStat.organization_id, Organization.name, MonthlyStat.channel))).all()
-    return [(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
-
-
-async def month_by_app(session: AsyncSession, month: str, channels: tuple[str, ...]) -> list[tuple[int, str, int]]:
-    """(app, its name, bookings) of the month through `channels`, leaving out hospitals' own front-ends."""
-    operator = aliased(Organization)
-    rows = (await session.execute(
-        select(ClientApp.id, ClientApp.name, func.sum(MonthlyStat.bookings))
-        .join(ClientApp, ClientApp.id == MonthlyStat.client_app_id)
-        .outerjoin(operator, operator.id == ClientApp.organization_id)
-        .where(MonthlyStat.month == month, MonthlyStat.channel.in_(channels),
-               or_(operator.id.is_(None), operator.kind != "hospital"))
-        .group_by(ClientApp.id, ClientApp.name))).all()
-    return [(int(r[0]), r[1], int(r[2])) for r in rows]
-
-
-async def bookings_made_until(session: AsyncSession, month: str, last_day: date) -> int:
-    """Bookings counted up to the month's end: the counters and the opening balances."""
-    made = (await session.execute(select(func.coalesce(func.sum(MonthlyStat.bookings), 0))
-                                  .where(MonthlyStat.month <= month))).scalar_one()
-    opening = (await session.execute(select(func.coalesce(func.sum(OpeningBalance.bookings), 0))
-                                     .where(OpeningBalance.as_of <= last_day))).scalar_one()
-    return int(made) + int(opening)
-
-
-async def opening_balance(session: AsyncSession, as_of: date) -> OpeningBalance | None:
-    found: OpeningBalance | None = (await session.execute(
-        select(OpeningBalance).where(OpeningBalance.as_of == as_of))).scalar_one_or_none()
-    return found
-
-
-# --- Schedules and the published feeds -------------------------------------------------------------------
-
-
-async def session_by_external_id(session: AsyncSession, organization_id: int, external_id: str,
-                                 ) -> BookingSession | None:
-    """The hospital's session with this key of its own, locked."""
-    found: BookingSession | None = (await session.execute(select(BookingSession).where(
-        BookingSession.organization_id == organization_id, BookingSession.external_id == external_id)
-        .with_for_update())).scalar_one_or_none()
-    return found
-
-
-async def active_templates(session: AsyncSession, organization_id: int) -> list[SessionTemplate]:
-    return list((await session.execute(select(SessionTemplate).where(
-        SessionTemplate.organization_id == organization_id, SessionTemplate.is_active.is_(True))
-        .order_by(SessionTemplate.id))).scalars())
-
-
-async def external_ids_between(session: AsyncSession, organization_id: int, first: date, last: date) -> set[str]:
-    return set((await session.execute(select(BookingSession.external_id).where(
-        BookingSession.organization_id == organization_id,
-        BookingSession.service_date.between(first, last)))).scalars())
-
-
-async def sessions_between(connection: AsyncConnection, first: date, last: date, *, organization_id: int | None,
-                           department_id: int | None, practitioner_id: int | None,
-                           limit: int = 1000) -> list[dict[str, Any]]:
-    """The sessions of the days matching the filters, in time order (whole rows)."""
-    statement = select(*_SESSIONS.c).where(_SESSIONS.c.service_date.between(first, last))
-    if organization_id is not None:
-        statement = statement.where(_SESSIONS.c.organization_id == organization_id)
-    if department_id is not None:
-        statement = statement.where(_SESSIONS.c.department_id == department_id)
-    if practitioner_id is not None:
-        statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
-    statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
-    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
-
-
-def _released(first: date, last: date, now: datetime) -> Any:
-    return and_(BookingSession.service_date.between(first, last), BookingSession.released_at <= now)
-
-
-async def released_locations(connection: AsyncConnection, first: date, last: date, now: datetime,
-                             since: datetime | None) -> list[tuple[int, str, str, str | None]]:
-    """(id, name, code, area) of the hospitals with released sessions in the days (changed since `since`)."""
-    statement = (select(Organization.id, Organization.name, Organization.code, Organization.area_code)
-                 .where(Organization.id.in_(select(BookingSession.organization_id).where(
-                     _released(first, last, now))))
-                 .order_by(Organization.id))
-    if since is not None:
-        statement = statement.where(Organization.updated_at > since)
-    return [(r[0], r[1], r[2], r[3]) for r in (await connection.execute(statement)).all()]
-
-
-async def released_schedules(connection: AsyncConnection, first: date, last: date, now: datetime,
-                             since: datetime | None) -> list[tuple[int, int, int | None, str, str | None]]:
-    """(hospital, department, practitioner, department's name, practitioner's name) with released sessions."""
-    statement = (
-        select(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id,
-               Department.local_name, Practitioner.name)
-        .join(Department, Department.id == BookingSession.department_id)
-        .outerjoin(Practitioner, Practitioner.id == BookingSession.practitioner_id)
-        .where(_released(first, last, now))
-        .group_by(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id,
-                  Department.local_name, Practitioner.name)
-        .order_by(BookingSession.organization_id, BookingSession.department_id, BookingSession.practitioner_id))
-    if since is not None:
-        statement = statement.having(func.max(BookingSession.created_at) > since)
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in (await connection.execute(statement)).all()]
-
-
-async def released_sessions(connection: AsyncConnection, first: date, last: date, now: datetime,
-                            since: datetime | None) -> list[dict[str, Any]]:
-    """The released sessions of the days (changed since `since`), whole rows."""
-    statement = select(*_SESSIONS.c).where(_released(first, last, now)).order_by(_SESSIONS.c.id)
-    if since is not None:
-        statement = statement.where(_SESSIONS.c.updated_at > since)
-    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import repository
+from cityhealth.booking import repository, schedule_repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.models import CHANNELS, BookingSession, ReleasePolicy, SessionTemplate
 from cityhealth.booking.release import (
@@ -138,7 +138,7 @@ async def publish_session(session: AsyncSession, clock: Clock, runtime: BookingR
     await _check_refs(session, organization_id, data.department_id, data.practitioner_id)
     quotas = _quota_values(data.quotas, data.capacity)
     rules = await rules_for(session, organization_id)
-    existing = await repository.session_by_external_id(session, organization_id, data.external_id)
+    existing = await schedule_repository.session_by_external_id(session, organization_id, data.external_id)
     runtime.availability.invalidate()
     if existing is None:
         row = await _create(session, clock, organization_id, rules, external_id=data.external_id,
@@ -192,9 +192,9 @@ async def generate_sessions(session: AsyncSession, clock: Clock, runtime: Bookin
                             data: GenerateRequest) -> GenerateResult:
     """Sessions for every active template of the hospital on each day of the range (existing ones kept)."""
     organization_id = await organization_for(session, principal, data.organization_id)
-    templates = await repository.active_templates(session, organization_id)
+    templates = await schedule_repository.active_templates(session, organization_id)
     rules = await rules_for(session, organization_id)
-    known = await repository.external_ids_between(session, organization_id, data.date_from, data.date_to)
+    known = await schedule_repository.external_ids_between(session, organization_id, data.date_from, data.date_to)
     created = existing = 0
     day = data.date_from
     while day <= data.date_to:
@@ -235,7 +235,7 @@ async def search(database: Database, clock: Clock, runtime: BookingRuntime, *, o
 
     async def load() -> list[dict[str, Any]]:
         async with read_connection(database) as connection:
-            return await repository.sessions_between(connection, first, last, organization_id=organization_id,
+            return await schedule_repository.sessions_between(connection, first, last, organization_id=organization_id,
                                                      department_id=department_id, practitioner_id=practitioner_id)
 
     rows = await runtime.availability.get(

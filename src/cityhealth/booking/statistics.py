@@ -13,7 +13,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import repository
+from cityhealth.booking import statistics_repository
 from cityhealth.booking.models import OpeningBalance
 from cityhealth.booking.schemas import (
     AppRow,
@@ -43,7 +43,7 @@ def month_end(month: str) -> date:
 async def monthly(session: AsyncSession, month: str) -> BookingStatistics:
     """The month's bookings by hospital × channel and by app, and the cumulative total at month end."""
     last_day = month_end(month)
-    rows = await repository.month_by_hospital(session, month)
+    rows = await statistics_repository.month_by_hospital(session, month)
     hospitals: dict[int, dict[str, object]] = {}
     for organization_id, name, channel, count in rows:
         entry = hospitals.setdefault(organization_id, {"hospital": name, "online_12320": 0, "phone": 0,
@@ -58,10 +58,10 @@ async def monthly(session: AsyncSession, month: str) -> BookingStatistics:
     by_hospital = [HospitalRow.model_validate(entry) for _, entry in sorted(hospitals.items(), key=subtotal)]
     # A hospital's own front-end (an app the hospital itself operates) is not a 分途径 route: the bulletin
     # leaves hospitals' own channels out of the app table, as it does phone and in-clinic bookings.
-    app_rows = await repository.month_by_app(session, month, APP_CHANNELS)
+    app_rows = await statistics_repository.month_by_app(session, month, APP_CHANNELS)
     by_app = [AppRow(app=name, bookings=int(count))
               for _, name, count in sorted(app_rows, key=lambda r: (-int(r[2]), r[0]))]
-    cumulative = await repository.bookings_made_until(session, month, last_day)
+    cumulative = await statistics_repository.bookings_made_until(session, month, last_day)
     return BookingStatistics(by_hospital=by_hospital, by_app=by_app, cumulative_at_month_end=cumulative)
 
 
@@ -71,7 +71,7 @@ async def record_opening_balance(session: AsyncSession, clock: Clock, principal:
 
     One balance per day: sending the same one again returns it, a different figure for that day is refused.
     """
-    existing = await repository.opening_balance(session, data.as_of)
+    existing = await statistics_repository.opening_balance(session, data.as_of)
     if existing is not None:
         if existing.bookings != data.bookings:
             raise Conflict(f"an opening balance of {existing.bookings} is already recorded as of {data.as_of}",
