@@ -158,6 +158,7 @@ def test_the_periodic_work_is_registered_with_its_schedule() -> None:
         "booking.mark_no_shows": 300,
         "booking.dispatch_notifications": 60,
         "collection.purge_raw_payloads": 3600,
+        "security.purge_auth_failures": 3600,
     }
     assert queue.TASKS["collection.process_job"].recover is not None
 

@@ -29,13 +29,14 @@ from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
+from cityhealth.security import tasks as security_tasks
 from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.web import pages as web_pages
 
 logger = logging.getLogger(__name__)
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
-TASK_MODULES = (booking_jobs, collection_tasks)
+TASK_MODULES = (booking_jobs, collection_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON

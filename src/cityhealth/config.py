@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Data collection
     realtime_window_h: int = Field(default=24, ge=1)
     raw_payload_retention_days: int = Field(default=90, ge=1)
+    # Failed-authentication counters per source and hour (security/failures.py); the first of each window
+    # is in the audit trail for good, the counts are kept this long for abuse reviews.
+    auth_failure_retention_days: int = Field(default=30, ge=1)
     # Background tasks on PostgreSQL (queue.py): tasks the server itself runs at once, beside any number of
     # `cityhealth worker` processes (0: only those). SQLite always runs them in the server.
     server_worker_concurrency: int = Field(default=1, ge=0, le=64)

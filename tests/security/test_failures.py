@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from cityhealth import queue
 from cityhealth.app import create_app
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -17,6 +18,7 @@ from cityhealth.db.engine import Database
 from cityhealth.security.audit_verify import verify_chain
 from cityhealth.security.models import AuditEvent, AuthFailureWindow
 from cityhealth.security.principals import Role
+from cityhealth.security.tasks import purge_auth_failures
 from tests.factories.security import headers_for, resident, staff
 from tests.security.support import ClientKey, add_residents, assertion, register, token_form
 
@@ -185,3 +187,18 @@ async def test_workers_sharing_redis_share_an_addresss_failures(settings: Settin
         refused = await worker_b.get("/api/me/sessions")
     assert statuses == [401] * LIMIT
     assert refused.status_code == 429
+
+
+async def test_the_hourly_purge_forgets_failure_counters_past_the_retention_only(
+        app: FastAPI, client: httpx.AsyncClient, settings: Settings, clock: SimulatedClock) -> None:
+    await client.get("/api/me/sessions", headers=FORGED)
+    clock.advance(timedelta(days=settings.auth_failure_retention_days))
+    await client.get("/api/me/sessions", headers=FORGED)
+    database = app.state.database
+    assert len(await _windows(database)) == 2
+    clock.advance(timedelta(hours=2))
+    purged = await purge_auth_failures(queue.Runtime(settings, database, clock))
+    assert purged == 1
+    [kept] = await _windows(database)
+    assert kept.window_start > clock.now() - timedelta(days=settings.auth_failure_retention_days)
+    assert await _audit_rows(database) == 2  # the audit events of both windows stay

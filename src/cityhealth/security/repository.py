@@ -142,6 +142,12 @@ async def count_auth_failure(session: AsyncSession, *, source_address: str, wind
     return int((await session.execute(upsert)).scalar_one())
 
 
+async def purge_auth_failures(session: AsyncSession, before: datetime) -> int:
+    """Delete the failure counters of windows that started before `before`; how many rows went."""
+    result = await session.execute(delete(AuthFailureWindow).where(AuthFailureWindow.window_start < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def purge_used_jtis(session: AsyncSession, now: datetime) -> None:
     """Forget jtis whose assertion has expired: an expired assertion is refused on `exp` anyway."""
     await session.execute(delete(UsedJti).where(UsedJti.expires_at < now))
