@@ -34,6 +34,7 @@ router = APIRouter(prefix="/api/booking/family", tags=["booking"], route_class=A
 
 
 @router.post("/links", status_code=201, response_model=FamilyLinkRead,
+             responses={200: {"model": FamilyLinkRead, "description": "linked already: the live or pending link"}},
              summary="Link a family member of the master index (a minor's guardian declares consent)")
 async def add_member(principal: Writer, session: SessionDep, clock: ClockDep, cipher: CipherDep,
                      data: FamilyMemberCreate, response: Response) -> FamilyLinkRead:
