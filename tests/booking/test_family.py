@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -205,3 +205,21 @@ async def test_linking_again_returns_the_same_link(client: httpx.AsyncClient, ap
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert await count(database, FamilyLink) == 1
+
+
+async def test_a_guardians_declaration_lapses_when_the_member_comes_of_age(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    manager_id, _ = await add_resident(database, settings, clock.now(), 1)
+    member_id, number = await add_resident(database, settings, clock.now(), 54)  # born 2004-07-27: 17 today
+    linked = await link(client, app, manager_id, number, "居民54", guardian_declaration=True)
+    assert (linked.status_code, linked.json()["status"]) == (201, "active"), linked.text
+    clock.advance(timedelta(days=43))  # 2022-07-28: 18 years old
+    session = await publish(client, app, world, service_date=date(2022, 7, 30))
+    refused = await for_member(client, app, manager_id, linked.json()["id"], "bookings", {"session_id": session["id"]})
+    assert (refused.status_code, refused.json()["code"]) == (403, "consent_not_live")
+    confirmed = await client.post(f"/api/booking/family/links/{linked.json()['id']}/confirm",
+                                  headers=await headers_for(app, resident_principal(member_id)))
+    assert confirmed.json()["consent_basis"] == "member_confirmation"
+    booked = await for_member(client, app, manager_id, linked.json()["id"], "bookings", {"session_id": session["id"]})
+    assert booked.status_code == 201, booked.text

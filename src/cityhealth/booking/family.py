@@ -166,7 +166,7 @@ async def confirm(session: AsyncSession, clock: Clock, cipher: FieldCipher, prin
     if side != "member":
         raise Forbidden("only the member consents to being booked for", code="member_consents",
                         field="link_id", value=link_id, rule="booking.family.adult_consent")
-    if link.status != "active":
+    if link.status != "active" or link.consent_basis == "guardian_declaration":  # a minor's link, now their own
         _give_consent(link, "member_confirmation", principal.subject, clock.now())
         await session.flush()
         _audit(session, clock, principal, Action.UPDATE, link, "consent: member confirmation")
@@ -198,16 +198,23 @@ async def revoke(session: AsyncSession, clock: Clock, cipher: FieldCipher, princ
     return await _view(session, cipher, link, side)
 
 
-async def member_caller(connection: AsyncConnection | AsyncSession, principal: Principal, link_id: int) -> Caller:
+def _come_of_age(basis: str | None, birth_date: date, now: datetime) -> bool:
+    """A guardian's declaration lapses when the member turns 18: from then on only their own consent counts."""
+    return basis == "guardian_declaration" and _age(birth_date, business_date(now)) >= ADULT_AGE
+
+
+async def member_caller(connection: AsyncConnection | AsyncSession, clock: Clock, principal: Principal,
+                        link_id: int) -> Caller:
     """The caller acting for the link's member: the manager's channel and app, the member as the resident.
 
     A link of others looks like 404; the manager's own link without a live consent is 403.
     """
+    now = clock.now()
     caller = _resident_caller(principal)
     row = await family_repository.link_row(connection, link_id)
     if row is None or row["manager_resident_id"] != caller.resident_id:
         raise _not_found(link_id)
-    if row["status"] != "active":
+    if row["status"] != "active" or _come_of_age(row["consent_basis"], row["member_birth_date"], now):
         raise Forbidden(f"family link {link_id} has no live consent ({row['status']})", code="consent_not_live",
                         field="link_id", value=link_id, rule="booking.family.consent")
     return Caller(principal, caller.channel, caller.app_id, row["member_resident_id"], None)
@@ -216,7 +223,7 @@ async def member_caller(connection: AsyncConnection | AsyncSession, principal: P
 async def member_bookings(session: AsyncSession, clock: Clock, principal: Principal,
                           link_id: int) -> list[BookingRead]:
     """The member's bookings (the latest 200), as the member sees them."""
-    caller = await member_caller(session, principal, link_id)
+    caller = await member_caller(session, clock, principal, link_id)
     assert caller.resident_id is not None  # noqa: S101 - member_caller sets it
     views = [booking_read(row) for row in await repository.resident_bookings(session, caller.resident_id)]
     record(session, clock, principal, Action.LIST, RESOURCE, resident_ids=[caller.resident_id],

@@ -80,7 +80,7 @@ async def hold_for_member(principal: Writer, request: Request, room: RoomDep, li
                           idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
     async with service.read_connection(room.database) as connection:
-        caller = await family.member_caller(connection, principal, link_id)
+        caller = await family.member_caller(connection, room.clock, principal, link_id)
     result = await service.take_as(room.database, room.clock, room.cipher, room.runtime, caller, data.session_id,
                                    data.id_number, data.channel, idem, hold=True)
     return await _written(room.database, room.clock, principal, result)
@@ -94,11 +94,11 @@ async def book_for_member(principal: Writer, request: Request, session: SessionD
     if data.hold_id is None:  # the group commit's own transaction: the request's session stays unused
         assert data.session_id is not None  # noqa: S101 - the schema demands one of the two
         async with service.read_connection(room.database) as connection:
-            caller = await family.member_caller(connection, principal, link_id)
+            caller = await family.member_caller(connection, room.clock, principal, link_id)
         result = await service.take_as(room.database, room.clock, room.cipher, room.runtime, caller,
                                        data.session_id, data.id_number, data.channel, idem, hold=False)
     else:
-        caller = await family.member_caller(session, principal, link_id)
+        caller = await family.member_caller(session, room.clock, principal, link_id)
         result = await service.confirm_hold(session, room.clock, room.cipher, principal, data, idem, caller=caller)
     return await _written(room.database, room.clock, principal, result)
 
@@ -106,7 +106,7 @@ async def book_for_member(principal: Writer, request: Request, session: SessionD
 @router.post("/links/{link_id}/bookings/{booking_id}/cancel", response_model=BookingRead)
 async def cancel_for_member(principal: Writer, session: SessionDep, room: RoomDep, link_id: RowId,
                             booking_id: RowId, data: CancelRequest | None = None) -> BookingRead:
-    caller = await family.member_caller(session, principal, link_id)
+    caller = await family.member_caller(session, room.clock, principal, link_id)
     return await lifecycle.cancel(session, room.clock, room.cipher, room.runtime, principal, booking_id,
                                   data or CancelRequest(), caller=caller)
 
@@ -117,7 +117,7 @@ async def reschedule_for_member(principal: Writer, request: Request, session: Se
                                 link_id: RowId, booking_id: RowId, data: RescheduleRequest,
                                 idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    caller = await family.member_caller(session, principal, link_id)
+    caller = await family.member_caller(session, room.clock, principal, link_id)
     result = await lifecycle.reschedule(session, room.clock, room.cipher, room.runtime, principal, booking_id, data,
                                         idem, caller=caller)
     return await _written(room.database, room.clock, principal, result)

@@ -52,7 +52,11 @@ async def links_of(session: AsyncSession, resident_id: int) -> list[FamilyLink]:
 
 
 async def link_row(connection: AsyncConnection | AsyncSession, link_id: int) -> dict[str, Any] | None:
-    """The link's manager, member and status, on a plain connection or in a session (a Core read)."""
-    row = (await connection.execute(select(_LINKS.c.manager_resident_id, _LINKS.c.member_resident_id,
-                                           _LINKS.c.status).where(_LINKS.c.id == link_id))).mappings().first()
+    """The link's manager, member, status and consent, and the member's birth date, on a plain connection or
+    in a session (a Core read)."""
+    row = (await connection.execute(
+        select(_LINKS.c.manager_resident_id, _LINKS.c.member_resident_id, _LINKS.c.status, _LINKS.c.consent_basis,
+               Resident.birth_date.label("member_birth_date"))
+        .join(Resident, Resident.id == _LINKS.c.member_resident_id)
+        .where(_LINKS.c.id == link_id))).mappings().first()
     return None if row is None else dict(row)
