@@ -53,10 +53,11 @@ async def links_of(session: AsyncSession, resident_id: int) -> list[FamilyLink]:
 
 async def link_row(connection: AsyncConnection | AsyncSession, link_id: int) -> dict[str, Any] | None:
     """The link's manager, member, status and consent, and the member's birth date, on a plain connection or
-    in a session (a Core read)."""
-    row = (await connection.execute(
-        select(_LINKS.c.manager_resident_id, _LINKS.c.member_resident_id, _LINKS.c.status, _LINKS.c.consent_basis,
-               Resident.birth_date.label("member_birth_date"))
-        .join(Resident, Resident.id == _LINKS.c.member_resident_id)
-        .where(_LINKS.c.id == link_id))).mappings().first()
+    in a session (a Core read; in a session the link is share-locked, so a revocation waits for the write)."""
+    statement = (select(_LINKS.c.manager_resident_id, _LINKS.c.member_resident_id, _LINKS.c.status,
+                        _LINKS.c.consent_basis, Resident.birth_date.label("member_birth_date"))
+                 .join(Resident, Resident.id == _LINKS.c.member_resident_id).where(_LINKS.c.id == link_id))
+    if isinstance(connection, AsyncSession):
+        statement = statement.with_for_update(read=True, of=_LINKS)
+    row = (await connection.execute(statement)).mappings().first()
     return None if row is None else dict(row)
