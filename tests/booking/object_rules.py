@@ -8,18 +8,18 @@ from datetime import date, time
 from fastapi import FastAPI
 
 from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.models import Booking
+from cityhealth.booking.models import Booking, FamilyLink
 from cityhealth.booking.schedules import publish_session
-from cityhealth.booking.schemas import SessionCreate
+from cityhealth.booking.schemas import SessionCreate, SessionRead
 from cityhealth.registry.models import Department, Organization
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from tests.factories.booking import add_resident, resident_principal
-from tests.factories.security import headers_for
+from tests.factories.security import headers_for, machine
 from tests.security.objects import Owner, not_object_scoped, object_endpoint
 
 
-async def _owners_with_a_booking(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
-    """`owners` residents, each with one booking of their own on a fresh session; (headers, booking id)."""
+async def _session_of_a_new_hospital(app: FastAPI, capacity: int) -> SessionRead:
+    """A fresh hospital with one department and one published session of `capacity` slots."""
     database, clock = app.state.database, app.state.clock
     now = clock.now()
     suffix = uuid.uuid4().hex[:8]
@@ -35,7 +35,14 @@ async def _owners_with_a_booking(app: FastAPI, owners: int) -> list[tuple[dict[s
         await tx.flush()
         session, _ = await publish_session(tx, clock, BookingRuntime(), admin, SessionCreate(
             external_id="objects", organization_id=hospital.id, department_id=department.id,
-            service_date=date(2022, 6, 17), start_time=time(8), end_time=time(12), capacity=max(owners, 1)))
+            service_date=date(2022, 6, 17), start_time=time(8), end_time=time(12), capacity=capacity))
+    return session
+
+
+async def _owners_with_a_booking(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
+    """`owners` residents, each with one booking of their own on a fresh session; (headers, booking id)."""
+    database, now = app.state.database, app.state.clock.now()
+    session = await _session_of_a_new_hospital(app, max(owners, 1))
     found = []
     for n in range(owners):
         resident_id, _ = await add_resident(database, app.state.settings, now, 600 + n, area="320115")
@@ -71,6 +78,57 @@ async def booking_lists(app: FastAPI, owners: int) -> list[Owner]:
 async def cancellations(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(headers, path={"booking_id": booking_id})
             for headers, booking_id in await _owners_with_a_booking(app, owners)]
+
+
+async def _managers_with_a_member(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
+    """`owners` residents, each managing a family member of their own (a live link); (headers, link id)."""
+    database, now = app.state.database, app.state.clock.now()
+    found = []
+    for n in range(owners):
+        manager_id, _ = await add_resident(database, app.state.settings, now, 700 + 2 * n, area="320115")
+        member_id, _ = await add_resident(database, app.state.settings, now, 701 + 2 * n, area="320115")
+        async with database.transaction() as tx:
+            link = FamilyLink(manager_resident_id=manager_id, member_resident_id=member_id, relationship="child",
+                              status="active", consent_basis="guardian_declaration", consented_by="object-rules",
+                              consented_at=now, created_by="object-rules", created_at=now, updated_at=now)
+            tx.add(link)
+            await tx.flush()
+            link_id = link.id
+        found.append((await headers_for(app, resident_principal(manager_id)), link_id))
+    return found
+
+
+@object_endpoint("GET", "/api/booking/family/links", kind="list",
+                 rule="a resident lists only the links they manage or are managed by")
+async def family_links(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, marker=f'{{"id":{link_id},') for headers, link_id in
+            await _managers_with_a_member(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/family/links/{link_id}/bookings", kind="read",
+                 rule="only the member's manager, through a live link, lists the member's bookings")
+async def family_bookings(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"link_id": link_id}) for headers, link_id in
+            await _managers_with_a_member(app, owners)]
+
+
+@object_endpoint("POST", "/api/booking/family/links/{link_id}/revoke", kind="write",
+                 rule="only the link's manager or member revokes it; another's looks like not found")
+async def family_revocations(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"link_id": link_id}) for headers, link_id in
+            await _managers_with_a_member(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/scheduler/sessions/{session_id}", kind="read",
+                 rule="a hospital's scheduler sees only their own hospital's sessions; another's looks like not found")
+async def scheduler_views(app: FastAPI, owners: int) -> list[Owner]:
+    found = []
+    for _ in range(owners):
+        session = await _session_of_a_new_hospital(app, 1)
+        principal = machine(Scope.BOOKING_SCHEDULE, organization_id=session.organization_id,
+                            client_id=f"his-{session.organization_id}")
+        found.append(Owner(await headers_for(app, principal), path={"session_id": session.id}))
+    return found
 
 
 _SCHEDULE = "published schedules: every holder of booking.read sees every hospital's sessions and policy"

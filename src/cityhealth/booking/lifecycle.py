@@ -18,7 +18,7 @@ from cityhealth.booking.attempts import (
     estimated_time,
 )
 from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.channels import caller_of
+from cityhealth.booking.channels import Caller, caller_of
 from cityhealth.booking.idempotency import IdempotencyContext
 from cityhealth.booking.models import Booking
 from cityhealth.booking.release import ReleaseRules, cancellation_deadline, rules_for
@@ -53,10 +53,11 @@ async def _free_slot(tx: AsyncSession, clock: Clock, booking: Booking, principal
 
 
 async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
-                 principal: Principal, booking_id: int, data: CancelRequest) -> BookingRead:
+                 principal: Principal, booking_id: int, data: CancelRequest, *,
+                 caller: Caller | None = None) -> BookingRead:
     """Cancel before the hospital's cut-off; cancelling again returns the cancelled booking."""
     now = clock.now()
-    caller = caller_of(principal)
+    caller = caller or caller_of(principal)
     booking = await owned_booking(session, cipher, clock, caller, booking_id, data.id_number)
     if booking.status == "cancelled":
         record(session, clock, principal, Action.READ, RESOURCE, resource_id=booking.id,
@@ -113,13 +114,14 @@ async def check_in(session: AsyncSession, clock: Clock, principal: Principal, bo
 
 async def reschedule(tx: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                      principal: Principal, booking_id: int, data: RescheduleRequest,
-                     idem: IdempotencyContext) -> WriteResult:
+                     idem: IdempotencyContext, *, caller: Caller | None = None) -> WriteResult:
     """Move a booking to another session of the same hospital, in the request's transaction (改约).
 
     The old booking must still be cancellable; the new one obeys every booking rule, its caps counted
-    without the booking it replaces. Counted once in the statistics: when it was first made.
+    without the booking it replaces. Counted once in the statistics: when it was first made. `caller`: a
+    manager acting for a family member (family.py).
     """
-    caller = caller_of(principal)
+    caller = caller or caller_of(principal)
     now = clock.now()
     with idempotency.claim(idem):
         await idempotency.lock_key(tx, idem)

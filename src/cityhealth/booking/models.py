@@ -339,3 +339,41 @@ class OpeningBalance(Base):
     note: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(96))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+FAMILY_RELATIONSHIPS = ("child", "parent", "spouse", "other")
+FAMILY_LINK_STATUSES = ("pending", "active", "revoked")
+# guardian_declaration: a minor's guardian declares it; member_confirmation: the adult member confirms through
+# their own account; recorded_consent: staff record a consent the member gave in person or on the phone.
+CONSENT_BASES = ("guardian_declaration", "member_confirmation", "recorded_consent")
+
+
+class FamilyLink(Base):
+    """A resident (the manager) who books for another master-index resident (the member), with that member's
+    consent; one row per pair, revoked and renewed in place, every change audited."""
+
+    __tablename__ = "booking_family_links"
+    __table_args__ = (
+        CheckConstraint(f"status IN {FAMILY_LINK_STATUSES!r}", name="status"),
+        CheckConstraint(f"relationship IN {FAMILY_RELATIONSHIPS!r}", name="relationship"),
+        CheckConstraint(f"consent_basis IS NULL OR consent_basis IN {CONSENT_BASES!r}", name="consent_basis"),
+        CheckConstraint("manager_resident_id <> member_resident_id", name="not_self"),
+        CheckConstraint("status <> 'active' OR consented_at IS NOT NULL", name="active_has_consent"),
+        UniqueConstraint("manager_resident_id", "member_resident_id"),
+        Index("ix_booking_family_links_member_resident_id", "member_resident_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    manager_resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
+    member_resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
+    relationship: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    consent_basis: Mapped[str | None] = mapped_column(String(32))
+    consented_by: Mapped[str | None] = mapped_column(String(96))
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_note: Mapped[str | None] = mapped_column(String(200))
+    revoked_by: Mapped[str | None] = mapped_column(String(96))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -321,3 +321,80 @@ class BookingStatistics(BaseModel):
     by_hospital: list[HospitalRow]
     by_app: list[AppRow]
     cumulative_at_month_end: int
+
+
+# --- Family members (booking/family.py) and the scheduler's view of a session (booking/scheduler_service.py) ---
+
+
+class FamilyMemberCreate(_Input):
+    """A manager names a family member of the master index by ID number and name (the real-name check)."""
+
+    id_number: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=64)
+    relationship: Literal["child", "parent", "spouse", "other"]
+    guardian_declaration: bool = Field(
+        default=False, description="for a minor: the manager declares to be the member's guardian (the consent)")
+
+
+class ConsentRecord(_Input):
+    """Staff record a consent the member gave in person or on the phone: where and how, no personal data."""
+
+    note: str = Field(min_length=2, max_length=200)
+
+
+class FamilyLinkRead(BaseModel):
+    id: int
+    role: Literal["manager", "member"]  # the caller's side of the link
+    relationship: str
+    status: str
+    consent_basis: str | None
+    consented_at: datetime | None
+    revoked_at: datetime | None
+    manager_name: str  # masked
+    member_name: str  # masked
+    member_id_number: str  # masked
+
+
+class SchedulerSlot(BaseModel):
+    slot_no: int
+    state: Literal["free", "held", "booked", "checked_in"]
+    booking_id: int | None
+
+
+class SchedulerBooking(BaseModel):
+    id: int
+    slot_no: int
+    status: str
+    channel: str
+    resident: str  # masked name
+    resident_id_number: str  # masked
+    hold_expires_at: datetime | None
+    booked_at: datetime | None
+    created_by: str
+
+
+class SchedulerWaitlistEntry(BaseModel):
+    id: int
+    position: int | None  # 1 = next offered; None once offered
+    status: str
+    channel: str
+    resident: str  # masked name
+    resident_id_number: str  # masked
+    offered_booking_id: int | None
+    created_at: datetime
+
+
+class SchedulerSessionView(BaseModel):
+    session_id: int
+    organization_id: int
+    department_id: int
+    service_date: date
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    capacity: int
+    booked: int
+    slots: list[SchedulerSlot]
+    holds: list[SchedulerBooking]  # live holds only (not past their expiry), the soonest expiring first
+    bookings: list[SchedulerBooking]  # booked and checked in, by slot
+    waitlist: list[SchedulerWaitlistEntry]  # waiting and offered entries, in the order they are served

@@ -56,7 +56,7 @@ from cityhealth.security.principals import Principal, PrincipalKind
 
 # The room's use cases, and the outcome types and audit helpers that its api and other domains use with them.
 __all__ = ["RESOURCE", "Refused", "WriteResult", "audit_refusal", "audit_settled", "book", "booking_read",
-           "bulletin_section", "hold", "own_bookings", "owned_booking", "owns", "read_connection"]
+           "bulletin_section", "hold", "own_bookings", "owned_booking", "owns", "read_connection", "take_as"]
 
 
 @asynccontextmanager
@@ -71,20 +71,25 @@ async def read_connection(database: Database) -> AsyncIterator[AsyncConnection]:
 async def book(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                principal: Principal, request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
     """Book a slot for a master-index resident, through the caller's channel (decided by the group commit)."""
-    caller = caller_of(principal)
     assert request.session_id is not None  # noqa: S101 - the schema demands it or a hold_id (confirm_hold)
-    with idempotency.claim(idem):
-        return await _take(database, clock, cipher, runtime, caller, request.session_id, request.id_number,
-                           request.channel, idem, hold=False)
+    return await take_as(database, clock, cipher, runtime, caller_of(principal), request.session_id,
+                         request.id_number, request.channel, idem, hold=False)
 
 
 async def hold(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                principal: Principal, request: HoldCreate, idem: IdempotencyContext) -> WriteResult:
     """Hold a slot for at most the hospital's hold time (15 minutes by default) pending confirmation."""
-    caller = caller_of(principal)
+    return await take_as(database, clock, cipher, runtime, caller_of(principal), request.session_id,
+                         request.id_number, request.channel, idem, hold=True)
+
+
+async def take_as(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime, caller: Caller,
+                  session_id: int, id_number: str | None, claimed_channel: str | None, idem: IdempotencyContext,
+                  *, hold: bool) -> WriteResult:
+    """Book or hold as `caller` (a manager acting for a family member: booking/family.py)."""
     with idempotency.claim(idem):
-        return await _take(database, clock, cipher, runtime, caller, request.session_id, request.id_number,
-                           request.channel, idem, hold=True)
+        return await _take(database, clock, cipher, runtime, caller, session_id, id_number, claimed_channel, idem,
+                           hold=hold)
 
 
 async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime, caller: Caller,
@@ -200,10 +205,11 @@ async def owned_booking(tx: AsyncSession, cipher: FieldCipher, clock: Clock, cal
 
 
 async def confirm_hold(tx: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
-                       request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
-    """Confirm a hold (POST /bookings with hold_id), in the request's transaction."""
+                       request: BookingCreate, idem: IdempotencyContext, *,
+                       caller: Caller | None = None) -> WriteResult:
+    """Confirm a hold (POST /bookings with hold_id), in the request's transaction; `caller`: as family.py's."""
     assert request.hold_id is not None  # noqa: S101 - the route sends only these here
-    caller = caller_of(principal)
+    caller = caller or caller_of(principal)
     now = clock.now()
     with idempotency.claim(idem):
         await idempotency.lock_key(tx, idem)
