@@ -48,21 +48,26 @@ def _day(value: str | None, today: date) -> tuple[date, str | None]:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def choose(request: Request, visitor: Visitor, session: SessionDep, database: DatabaseDep, clock: ClockDep,
+async def choose(request: Request, visitor: Visitor, database: DatabaseDep, clock: ClockDep,
                  organization_id: RowId | None = None, department_id: RowId | None = None,
                  day: Annotated[str | None, Query(alias="date", max_length=16)] = None) -> HTMLResponse:
     today = business_date(clock.now())
     chosen, problem = _day(day, today)
-    hospitals = await sources.hospitals(session, clock)
-    hospital = next((item for item in hospitals if item.id == organization_id), None)
-    departments = await sources.departments(session, hospital.id) if hospital else []
-    if department_id is not None and all(item.id != department_id for item in departments):
-        department_id = None  # a department of another hospital (the hospital was changed): all of this one's
-    slots = None
-    if hospital is not None and problem is None:
-        slots = await sources.day_slots(database, session, clock, sources.runtime_of(request.app),
-                                        organization_id=hospital.id, department_id=department_id, day=chosen)
-        sources.audit_view(session, clock, visitor, Action.SEARCH)
+    found = None
+    if organization_id is not None and problem is None:
+        # First, on the search's own connection: on SQLite the page's transaction below holds the lock.
+        found = await sources.day_sessions(database, clock, sources.runtime_of(request.app),
+                                           organization_id=organization_id, day=chosen)
+    async with database.transaction() as session:
+        hospitals = await sources.hospitals(session, clock)
+        hospital = next((item for item in hospitals if item.id == organization_id), None)
+        departments = await sources.departments(session, hospital.id) if hospital else []
+        if department_id is not None and all(item.id != department_id for item in departments):
+            department_id = None  # a department of another hospital (the hospital was changed): all of this one's
+        slots = None
+        if hospital is not None and found is not None:
+            slots = await sources.day_slots(session, clock, found, department_id)
+            sources.audit_view(session, clock, visitor, Action.SEARCH)
     return page(request, "booking_index.html", hospitals=hospitals, hospital=hospital, departments=departments,
                 department_id=department_id, day=chosen, first_day=today,
                 last_day=today + timedelta(days=DAYS_SHOWN - 1), slots=slots, problem=problem)

@@ -25,7 +25,7 @@ from cityhealth.booking import service as booking_service
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.idempotency import context_for
 from cityhealth.booking.schedules import ChannelAnswer
-from cityhealth.booking.schemas import BookingCreate, BookingRead, CancelRequest, HoldCreate
+from cityhealth.booking.schemas import AvailabilityRead, BookingCreate, BookingRead, CancelRequest, HoldCreate
 from cityhealth.clock import BUSINESS_TZ, Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
@@ -175,18 +175,24 @@ async def _view(names: _Names, answer: ChannelAnswer, *, session_id: int, organi
         refusal=None if answer.refusal is None else refusal_text(answer.refusal))
 
 
-async def day_slots(database: Database, session: AsyncSession, clock: Clock, runtime: BookingRuntime, *,
-                    organization_id: int, department_id: int | None, day: date) -> list[SlotView]:
-    """The hospital's sessions of `day` (in one department, or all), each with the rule's answer now."""
-    found = await schedules.search(database, clock, runtime, organization_id=organization_id,
-                                   department_id=department_id, practitioner_id=None, date_from=day, date_to=day)
-    answers = await schedules.channel_answers(session, clock, [item.id for item in found], CHANNEL)
+async def day_sessions(database: Database, clock: Clock, runtime: BookingRuntime, *, organization_id: int,
+                       day: date) -> list[AvailabilityRead]:
+    """The hospital's sessions of `day`, as the availability search finds them (on its own connection)."""
+    return await schedules.search(database, clock, runtime, organization_id=organization_id, department_id=None,
+                                  practitioner_id=None, date_from=day, date_to=day)
+
+
+async def day_slots(session: AsyncSession, clock: Clock, found: list[AvailabilityRead],
+                    department_id: int | None) -> list[SlotView]:
+    """The sessions found (in one department, or all), each with the booking rule's answer now."""
+    chosen = [item for item in found if department_id is None or item.department_id == department_id]
+    answers = await schedules.channel_answers(session, clock, [item.id for item in chosen], CHANNEL)
     names = _Names(session)
     return [await _view(names, answers[item.id], session_id=item.id, organization_id=item.organization_id,
                         department_id=item.department_id, practitioner_id=item.practitioner_id,
                         service_date=item.service_date, starts_at=item.starts_at, ends_at=item.ends_at,
                         fee_class=item.fee_class)
-            for item in found if item.id in answers]
+            for item in chosen if item.id in answers]
 
 
 async def slot(session: AsyncSession, clock: Clock, slot_id: int) -> SlotView:
