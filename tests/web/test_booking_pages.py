@@ -320,3 +320,13 @@ async def test_my_bookings_shows_only_the_signed_in_residents_own(
     assert f'id="booking-{theirs.json()["id"]}"' not in mine.text
     assert "您还没有预约" in mine.text
     assert await audit_events(database, action="list", resident_id=booker.resident_id)
+
+
+async def test_a_signed_in_resident_on_an_operators_page_is_sent_to_the_operator_login_and_stays_signed_in(
+        client: httpx.AsyncClient, booker: Booker) -> None:
+    await sign_in(client, booker)
+    response = await client.get("/dashboard/quality/units/1/rejections")
+    assert response.status_code == 303
+    assert urlsplit(response.headers["location"]).path == "/login"
+    assert "set-cookie" not in response.headers
+    assert (await client.get("/booking/mine")).status_code == 200
