@@ -330,3 +330,11 @@ async def test_a_signed_in_resident_on_an_operators_page_is_sent_to_the_operator
     assert urlsplit(response.headers["location"]).path == "/login"
     assert "set-cookie" not in response.headers
     assert (await client.get("/booking/mine")).status_code == 200
+
+
+async def test_slot_page_of_a_session_reserved_for_another_channel_offers_no_booking(
+        client: httpx.AsyncClient, app: FastAPI, world: World) -> None:
+    session = await publish(client, app, world, capacity=2, quotas={"clinic": 2})
+    response = await client.get(f"/booking/slots/{session['id']}")
+    assert "号源已约满" in response.text  # free for the clinic's window, none left for residents online
+    assert "登录后预约" not in response.text
