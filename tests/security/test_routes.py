@@ -50,6 +50,10 @@ PUBLIC_ROUTES = {
     ("POST", "/login"): "the browser's staff login: password and TOTP are the credentials (web room)",
     ("GET", "/dashboard/quality"): "data-quality aggregates per unit, public as the bulletin is (web room)",
     ("GET", "/dashboard/quality/units/{organization_id}"): "one unit's aggregates, no records (web room)",
+    ("GET", "/booking/"): "choose a hospital, department and day: public sessions, no personal data (web room)",
+    ("GET", "/booking/slots/{slot_id}"): "one slot's page, the SMART feed's public deep link (web room)",
+    ("GET", "/booking/login"): "the browser's resident sign-in form (web room)",
+    ("POST", "/booking/login"): "resident sign-in: ID number and password are the credentials (web room)",
 }
 # The monthly bulletin's public pages (reporting room).
 PUBLIC_PREFIXES = ("/bulletin/",)

@@ -1,13 +1,16 @@
-"""Fixtures of the web tests: a month of data uploaded through the collection API, and the demo operator."""
+"""Fixtures of the web tests: a month of data uploaded through the collection API, the demo operator, and a
+small booking city with a registered resident."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.factories.booking import World, add_resident, build_world
 from tests.factories.collection import make_record
 from tests.factories.registry import load_nanjing
 from tests.factories.security import admin_headers, headers_for, machine
@@ -75,3 +78,52 @@ def development_settings(settings: Settings) -> Settings:
 async def demo_operator(database: Database, clock: SimulatedClock, development_settings: Settings) -> DemoOperator:
     async with database.transaction() as session:
         return await ensure_demo_operator(session, clock, development_settings, actor="test")
+
+
+# --- the resident booking pages ---------------------------------------------------------------------------
+
+RESIDENT_PASSWORD = "my-own-secret-9"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass(frozen=True)
+class Booker:
+    """A master-index resident with a resident account (registered through the API) and its password."""
+
+    resident_id: int
+    id_number: str
+    password: str
+
+
+@pytest.fixture
+async def world(database: Database, clock: SimulatedClock) -> World:
+    return await build_world(database, clock.now())
+
+
+async def registered_resident(client: httpx.AsyncClient, database: Database, settings: Settings,
+                              clock: SimulatedClock, seq: int) -> Booker:
+    resident_id, number = await add_resident(database, settings, clock.now(), seq)
+    response = await client.post("/api/auth/residents/register", json={
+        "id_number": number, "name": f"居民{seq}", "phone": f"1390000{seq:04d}", "password": RESIDENT_PASSWORD})
+    assert response.status_code == 201, response.text
+    return Booker(resident_id, number, RESIDENT_PASSWORD)
+
+
+@pytest.fixture
+async def booker(client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
+                 world: World) -> Booker:
+    return await registered_resident(client, database, settings, clock, 1)
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found is not None, "the page carries no CSRF token"
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, person: Booker, *, next_url: str = "",
+                  password: str | None = None) -> httpx.Response:
+    form = await client.get("/booking/login")
+    return await client.post("/booking/login", data={
+        "id_number": person.id_number, "password": password or person.password, "csrf_token": csrf_of(form.text),
+        "next": next_url})

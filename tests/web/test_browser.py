@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pyotp
 import pytest
-from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Seeded
+from fastapi import FastAPI
+from tests.factories.booking import World, publish
+from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Booker, Seeded
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.web.demo import DemoOperator
@@ -197,4 +200,35 @@ async def test_api_docs_start_and_render_under_the_content_security_policy(brows
     await page.locator(".opblock-summary-path", has_text="/healthz").first.wait_for()
     assert "Unable to render this definition" not in await page.content()
     assert [text for text in messages if "Content Security Policy" in text] == []
+    browser.assert_only_local_requests()
+
+
+async def test_resident_books_from_a_slots_page_and_finds_it_in_my_bookings(
+        browser: Browser, client: httpx.AsyncClient, app: FastAPI, world: World, booker: Booker) -> None:
+    session = await publish(client, app, world, capacity=4)
+    slot_page = f"{browser.base_url}/booking/slots/{session['id']}"
+    page = browser.page
+    await page.goto(slot_page)  # the SMART feed's deep link, opened anonymously
+    assert await page.locator("dd.answer").inner_text() == "可以预约，网上还剩 4 个号"
+    shot = await screenshot(browser, "booking-slot", min_bytes=5_000)
+    assert has_colour(shot, rgb("#1f5fa8")), "the sign-in-to-book button is not in the picture"
+    async with page.expect_navigation():
+        await page.click("p.book a.button")
+    assert urlsplit(page.url).path == "/booking/login"
+    await page.fill("#id_number", booker.id_number)
+    await page.fill("#password", booker.password)
+    async with page.expect_navigation():
+        await page.click("form.login button[type=submit]")
+    assert page.url == slot_page
+    async with page.expect_navigation():
+        await page.click("form.book button[type=submit]")
+    assert urlsplit(page.url).path == "/booking/mine"
+    async with page.expect_navigation():
+        await page.click("button[value=confirm]")
+    booked = parse_qs(urlsplit(page.url).query)["booked"][0]
+    row = page.locator(f"#booking-{booked}")
+    assert await row.locator("td.status").inner_text() == "已预约"
+    assert "南京鼓楼医院" in await row.inner_text()
+    assert await page.locator("p.notice.done").is_visible()
+    await screenshot(browser, "booking-mine", min_bytes=5_000)
     browser.assert_only_local_requests()

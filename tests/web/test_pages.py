@@ -36,6 +36,7 @@ from cityhealth.web.session import CSRF_COOKIE, SESSION_COOKIE, set_cookie
 PUBLIC_PAGES = {
     ("GET", "/"), ("GET", "/bulletin/"), ("GET", "/bulletin/{edition}"), ("GET", "/dashboard/quality"),
     ("GET", "/dashboard/quality/units/{organization_id}"), ("GET", "/login"), ("POST", "/login"),
+    ("GET", "/booking/"), ("GET", "/booking/slots/{slot_id}"), ("GET", "/booking/login"), ("POST", "/booking/login"),
 }
 _CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,9 +32,10 @@ from cityhealth.booking.schemas import (
     TemplateRead,
 )
 from cityhealth.booking.service import read_connection
+from cityhealth.booking.slots import SessionSlots, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
-from cityhealth.errors import Conflict, NotFound, ValidationFailed
+from cityhealth.errors import Conflict, DomainError, NotFound, ValidationFailed
 from cityhealth.registry.models import Department, Organization, Practitioner
 from cityhealth.security.principals import Principal, Scope
 
@@ -280,3 +283,33 @@ async def put_policy(session: AsyncSession, clock: Clock, runtime: BookingRuntim
     rules = await _store_policy(session, clock, organization_id, ReleaseRules(**data.model_dump()))
     runtime.availability.invalidate()
     return PolicyRead(organization_id=organization_id, **rules.as_dict())
+
+
+# --- What a channel may book now (the resident pages ask it); added at the end as its own use case ----------
+
+
+@dataclass(frozen=True)
+class ChannelAnswer:
+    """The booking rule's answer for one session, one channel, one moment: slots it may take, or why not."""
+
+    left: int
+    refusal: DomainError | None
+
+
+async def channel_answers(session: AsyncSession, clock: Clock, session_ids: Sequence[int],
+                          channel: str) -> dict[int, ChannelAnswer]:
+    """`slots.refusal` for `channel` now, on each session that exists (what is shown free can be held)."""
+    now = clock.now()
+    rules: dict[int, ReleaseRules] = {}
+    answers: dict[int, ChannelAnswer] = {}
+    for session_id in session_ids:
+        row = await repository.session_row(session, session_id)
+        if row is None:
+            continue
+        organization_id = row["organization_id"]
+        if organization_id not in rules:
+            rules[organization_id] = await rules_for(session, organization_id)
+        slots = SessionSlots.of(row)
+        answers[session_id] = ChannelAnswer(slots.left(channel),
+                                            refusal(slots, rules[organization_id], channel, now))
+    return answers

@@ -1,9 +1,10 @@
-"""The browser's login: a staff access token in an HttpOnly cookie, renewed while its session lives; CSRF tokens.
+"""The browser's login: an access token in an HttpOnly cookie, renewed while its session lives; CSRF tokens.
 
-The cookie holds the platform's own access token (the one /api/auth/login issues), so a browser session is
-a staff session like any other: logout, deactivation and the idle timeout end it, and every page view
-checks it is live. The token lives minutes; a page view within the idle timeout re-issues it from the
-database (roles changed since login apply at once), so the user stays in while working.
+The cookie holds the platform's own access token (the one /api/auth/login or /api/auth/residents/login
+issues), so a browser session is a staff or resident session like any other: logout, deactivation and the
+idle timeout end it, and every page view checks it is live. The token lives minutes; a page view within the
+idle timeout re-issues it (a staff member's from the database: roles changed since login apply at once),
+so the user stays in while working. Operators' pages take staff logins, the booking pages residents'.
 
 Form posts carry a CSRF token besides SameSite=Strict: an HMAC, under a key derived from the token signing
 key, of a random per-browser nonce (its own cookie) and the staff session id once logged in.
@@ -23,6 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from cityhealth.clock import Clock
 from cityhealth.config import Environment, Settings
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
+from cityhealth.db.engine import Database
 from cityhealth.errors import Forbidden, Unauthenticated
 from cityhealth.security import staff
 from cityhealth.security.audit import Action, record_now
@@ -36,15 +38,18 @@ SESSION_COOKIE = "cityhealth_session"
 CSRF_COOKIE = "cityhealth_csrf"
 CSRF_FIELD = "csrf_token"
 DEFAULT_AFTER_LOGIN = "/dashboard/quality"
+STAFF_LOGIN = "/login"
+RESIDENT_LOGIN = "/booking/login"
 
 
 class LoginRequired(Exception):
-    """The page needs a live staff login: answered with a redirect to /login (see pages.install)."""
+    """The page needs a live login: answered with a redirect to its login page (see pages.install)."""
 
-    def __init__(self, next_url: str, *, forget_session: bool) -> None:
+    def __init__(self, next_url: str, *, forget_session: bool, login_path: str = "/login") -> None:
         super().__init__(next_url)
         self.next_url = next_url
         self.forget_session = forget_session  # the cookie's session is over: delete the cookie
+        self.login_path = login_path
 
 
 def secure_cookies(settings: Settings) -> bool:
@@ -60,15 +65,15 @@ def clear_cookie(response: Response, settings: Settings, name: str) -> None:
     response.delete_cookie(name, httponly=True, secure=secure_cookies(settings), samesite="strict", path="/")
 
 
-def safe_next(value: str | None) -> str:
+def safe_next(value: str | None, default: str = DEFAULT_AFTER_LOGIN) -> str:
     """A local path to return to after login; anything else (another host, a scheme) is dropped."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or "\n" in value:
-        return DEFAULT_AFTER_LOGIN
+        return default
     return value
 
 
 def login_redirect(error: LoginRequired, settings: Settings) -> RedirectResponse:
-    response = RedirectResponse(f"/login?next={quote(error.next_url, safe='/')}", status_code=303)
+    response = RedirectResponse(f"{error.login_path}?next={quote(error.next_url, safe='/')}", status_code=303)
     if error.forget_session:
         clear_cookie(response, settings, SESSION_COOKIE)
     return response
@@ -122,13 +127,15 @@ def apply_cookies(request: Request, response: Response, settings: Settings) -> N
     renewed = getattr(request.state, "renewed_session_token", None)
     if renewed:
         set_cookie(response, settings, SESSION_COOKIE, renewed)
+    elif getattr(request.state, "forget_session", False):  # a public page found the cookie's session over
+        clear_cookie(response, settings, SESSION_COOKIE)
 
 
-# --- the login dependency ---------------------------------------------------------------------------------
+# --- the login dependencies ------------------------------------------------------------------------------
 
 
 def session_token(principal: Principal, settings: Settings, clock: Clock) -> str:
-    """The cookie's value: an access token for the staff session."""
+    """The cookie's value: an access token for the staff or resident session."""
     return issue_access_token(principal, key=settings.secret("token_signing_key"), now=clock.now(),
                               ttl_s=settings.access_token_ttl_s)
 
@@ -138,31 +145,41 @@ def _here(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
-    """Like security's `require`, for pages: the staff session in the cookie, then every listed scope.
+async def _cookie_principal(request: Request, settings: Settings, clock: Clock, database: Database,
+                            kind: PrincipalKind) -> Principal:
+    """The live session of `kind` behind the cookie, as it stands now; LoginRequired otherwise.
 
-    No cookie, or one whose session has ended, redirects to /login (and a bad cookie is audited);
-    a live login without the scopes is refused with 403, audited.
+    A live login of the other kind (a resident on an operator's page, or the reverse) is sent to the login
+    of this kind and keeps its cookie; a bad or ended cookie is audited and forgotten.
     """
+    login_path = RESIDENT_LOGIN if kind is PrincipalKind.RESIDENT else STAFF_LOGIN
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise LoginRequired(_here(request), forget_session=False, login_path=login_path)
+    principal: Principal | None = None
+    try:
+        principal = decode_access_token(token, key=settings.secret("token_signing_key"), now=clock.now(),
+                                        allow_expired_s=settings.staff_session_idle_timeout_s)
+        if principal.kind is not kind and principal.kind is not PrincipalKind.CLIENT:
+            raise LoginRequired(_here(request), forget_session=False, login_path=login_path)
+        if principal.kind is not kind or not subject_id(principal).isdigit():
+            raise Unauthenticated(f"these pages are for {kind.value} logins", code=f"not_{kind.value}")
+        async with database.transaction() as session:
+            await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
+                              clients=client_state_cache(request.app))
+            if kind is PrincipalKind.STAFF:
+                principal = await staff.refreshed_principal(session, int(subject_id(principal)), principal.session_id)
+            # A resident's roles never change, and re-reading the account would be an access to personal data.
+    except Unauthenticated as exc:
+        await authentication_failed(database, clock, principal, "web_session", detail=exc.code)
+        raise LoginRequired(_here(request), forget_session=True, login_path=login_path) from exc
+    return principal
 
+
+def _login_dependency(kind: PrincipalKind, scopes: tuple[Scope, ...]) -> Callable[..., Awaitable[Principal]]:
     async def dependency(request: Request, settings: SettingsDep, clock: ClockDep,
                          database: DatabaseDep) -> Principal:
-        token = request.cookies.get(SESSION_COOKIE)
-        if not token:
-            raise LoginRequired(_here(request), forget_session=False)
-        principal: Principal | None = None
-        try:
-            principal = decode_access_token(token, key=settings.secret("token_signing_key"), now=clock.now(),
-                                            allow_expired_s=settings.staff_session_idle_timeout_s)
-            if principal.kind is not PrincipalKind.STAFF or not subject_id(principal).isdigit():
-                raise Unauthenticated("pages are for staff logins", code="not_staff")
-            async with database.transaction() as session:
-                await ensure_live(session, clock, principal, idle_timeout_s=settings.staff_session_idle_timeout_s,
-                                  clients=client_state_cache(request.app))
-                principal = await staff.refreshed_principal(session, int(subject_id(principal)), principal.session_id)
-        except Unauthenticated as exc:
-            await authentication_failed(database, clock, principal, "web_session", detail=exc.code)
-            raise LoginRequired(_here(request), forget_session=True) from exc
+        principal = await _cookie_principal(request, settings, clock, database, kind)
         request.state.principal = principal
         missing = [scope for scope in scopes if not principal.has(scope)]
         if missing:
@@ -175,3 +192,34 @@ def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
 
     dependency.required_scopes = scopes  # type: ignore[attr-defined]  # read by the route audit test
     return dependency
+
+
+def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """Like security's `require`, for pages: the staff session in the cookie, then every listed scope.
+
+    No cookie, or one whose session has ended, redirects to /login (and a bad cookie is audited);
+    a live login without the scopes is refused with 403, audited.
+    """
+    return _login_dependency(PrincipalKind.STAFF, scopes)
+
+
+def require_resident(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """The same for the resident booking pages: the resident session in the cookie, else /booking/login."""
+    return _login_dependency(PrincipalKind.RESIDENT, scopes)
+
+
+async def optional_resident(request: Request) -> Principal | None:
+    """The signed-in resident on a public page, or None: no cookie, another kind of login, an ended one.
+
+    Only the token and its session are checked (no personal data is read); a public page never redirects.
+    """
+    state = request.app.state
+    try:
+        principal = await _cookie_principal(request, state.settings, state.clock, state.database,
+                                            PrincipalKind.RESIDENT)
+    except LoginRequired as refused:
+        request.state.forget_session = refused.forget_session
+        return None
+    request.state.principal = principal
+    request.state.renewed_session_token = session_token(principal, state.settings, state.clock)
+    return principal
