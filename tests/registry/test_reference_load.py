@@ -105,4 +105,5 @@ async def test_demo_hospitals_get_an_address_and_a_booking_phone(database: Datab
     async with database.transaction() as tx:
         gulou = (await tx.execute(select(Organization).where(Organization.name == "南京鼓楼医院"))).scalar_one()
     assert (gulou.address_city, gulou.address_district, gulou.postal_code) == ("南京市", "鼓楼区", "210008")
-    assert gulou.address_line and gulou.booking_phone and gulou.booking_phone.startswith("025-")
+    assert gulou.address_line
+    assert (gulou.booking_phone or "").startswith("025-")

@@ -1,0 +1,112 @@
+"""The published feeds' and the availability search's queries: sessions with their hospital's release rules.
+
+`feed_rows` is the slot feed's one read (released sessions with their policy, hospital, department and
+practitioner); `feed_state` is its validator's one aggregate read, which answers a conditional request
+without reading a single session row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityhealth.booking.models import BookingSession, ReleasePolicy
+from cityhealth.registry.models import ClientApp, Department, Organization, Practitioner
+
+_SESSIONS = cast(Table, BookingSession.__table__)
+_POLICY_COLUMNS = [column.label(f"policy_{column.key}") for column in cast(Table, ReleasePolicy.__table__).c
+                   if column.key != "organization_id"]
+
+
+def _with_policy(statement: Any) -> Any:
+    return statement.outerjoin(ReleasePolicy, ReleasePolicy.organization_id == _SESSIONS.c.organization_id)
+
+
+async def sessions_with_policies(connection: AsyncConnection, first: date, last: date, *,
+                                 organization_id: int | None, department_id: int | None,
+                                 practitioner_id: int | None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The sessions of the days matching the filters, in time order, each with its hospital's policy."""
+    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS).select_from(_SESSIONS)).where(
+        _SESSIONS.c.service_date.between(first, last))
+    if organization_id is not None:
+        statement = statement.where(_SESSIONS.c.organization_id == organization_id)
+    if department_id is not None:
+        statement = statement.where(_SESSIONS.c.department_id == department_id)
+    if practitioner_id is not None:
+        statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
+    statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
+
+
+async def app_channels(connection: AsyncConnection, app_id: int) -> tuple[str | None, bool | None, str | None]:
+    """(channel, is active, further channels) of a client app; all None when there is no such app."""
+    row = (await connection.execute(select(ClientApp.channel, ClientApp.is_active, ClientApp.other_channels)
+                                    .where(ClientApp.id == app_id))).first()
+    return (row[0], row[1], row[2]) if row is not None else (None, None, None)
+
+
+def _released(first: date, last: date, now: datetime) -> Any:
+    return and_(_SESSIONS.c.service_date.between(first, last), _SESSIONS.c.released_at <= now)
+
+
+_FEED_COLUMNS = [
+    _SESSIONS.c.id, _SESSIONS.c.organization_id, _SESSIONS.c.department_id, _SESSIONS.c.practitioner_id,
+    _SESSIONS.c.service_date, _SESSIONS.c.starts_at, _SESSIONS.c.ends_at, _SESSIONS.c.released_at,
+    _SESSIONS.c.status, _SESSIONS.c.capacity, _SESSIONS.c.booked, _SESSIONS.c.open_capacity,
+    _SESSIONS.c.open_booked, _SESSIONS.c.updated_at,
+    *(c for c in _SESSIONS.c if c.key.startswith(("quota_", "booked_"))),
+    *_POLICY_COLUMNS,
+    Organization.name.label("organization_name"), Organization.code.label("organization_code"),
+    Organization.address_line, Organization.address_city, Organization.address_district,
+    Organization.address_state, Organization.postal_code, Organization.booking_phone,
+    Organization.updated_at.label("organization_updated_at"),
+    Department.local_name.label("department_name"), Department.subject_code,
+    Department.updated_at.label("department_updated_at"),
+    Practitioner.name.label("practitioner_name"), Practitioner.updated_at.label("practitioner_updated_at"),
+]
+
+
+async def feed_rows(connection: AsyncConnection, first: date, last: date, now: datetime) -> list[dict[str, Any]]:
+    """The sessions of the days released by `now`, with their policy, hospital, department and practitioner."""
+    statement = (_with_policy(select(*_FEED_COLUMNS).select_from(_SESSIONS))
+                 .join(Organization, Organization.id == _SESSIONS.c.organization_id)
+                 .join(Department, Department.id == _SESSIONS.c.department_id)
+                 .outerjoin(Practitioner, Practitioner.id == _SESSIONS.c.practitioner_id)
+                 .where(_released(first, last, now)).order_by(_SESSIONS.c.id))
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the feed's content depends on, in one row: any change to it changes one of these."""
+
+    sessions: int
+    sessions_updated: datetime | None
+    last_released: datetime | None
+    last_started: datetime | None  # the latest start already passed: a session that starts is no longer free
+    policies_updated: datetime | None
+    cutoff_passed: time | None  # the latest next-day cut-off of any policy already passed today
+    organizations_updated: datetime | None
+    departments_updated: datetime | None
+    practitioners_updated: datetime | None
+
+
+async def feed_state(connection: AsyncConnection, first: date, last: date, now: datetime,
+                     local_time: time) -> FeedState:
+    """The feed's validator inputs in one aggregate read (no session row is fetched)."""
+    statement = select(
+        func.count(), func.max(_SESSIONS.c.updated_at), func.max(_SESSIONS.c.released_at),
+        func.max(case((_SESSIONS.c.starts_at <= now, _SESSIONS.c.starts_at))),
+        select(func.max(ReleasePolicy.updated_at)).scalar_subquery(),
+        select(func.max(ReleasePolicy.next_day_cutoff)).where(ReleasePolicy.next_day_cutoff <= local_time)
+        .scalar_subquery(),
+        select(func.max(Organization.updated_at)).scalar_subquery(),
+        select(func.max(Department.updated_at)).scalar_subquery(),
+        select(func.max(Practitioner.updated_at)).scalar_subquery(),
+    ).where(_released(first, last, now))
+    row = (await connection.execute(statement)).one()
+    return FeedState(*row)
