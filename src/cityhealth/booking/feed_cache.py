@@ -14,7 +14,9 @@ from typing import Any
 class FeedCache:
     max_documents: int = 64  # files of one state (three kinds, a few `_since` values and base URLs)
     rows_key: str | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: Any = None  # the state's published sessions and places (publication.FeedData)
+    # A Slot's NDJSON line by session id, with what it was rendered from: most lines outlive a state.
+    lines: dict[int, tuple[tuple[Any, ...], bytes]] = field(default_factory=dict)
     documents: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -14,7 +14,7 @@ A file is rendered once per state and process and kept (feed_cache.py); a change
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -55,6 +55,9 @@ class Validator:
 
     key: str
     last_modified: datetime
+    # What the clock has changed of the rule's answers since the sessions were written: the day, the latest
+    # next-day cut-off passed and the latest start passed (a released session's answer changes only then).
+    clock_key: tuple[Any, ...] = ()
 
     def etag(self, *parts: object) -> str:
         """The strong ETag of one representation (a file, its `_since` and base URL) of this state."""
@@ -79,7 +82,7 @@ async def validator(database: Database, clock: Clock) -> Validator:
         moments.append(at_business_time(first, cutoff))
     changed = max(m for m in moments if m is not None)
     key = hashlib.blake2b(repr((first, cutoff, state)).encode(), digest_size=16).hexdigest()
-    return Validator(key, changed)
+    return Validator(key, changed, (first, cutoff, state.last_started))
 
 
 def _query(since: datetime | None) -> str:
@@ -99,6 +102,26 @@ def manifest(state: Validator, base_url: str, since: datetime | None) -> bytes:
     })
 
 
+@dataclass(frozen=True)
+class FeedData:
+    """A state's published sessions (with their policy) and their hospitals, departments and practitioners."""
+
+    sessions: Sequence[Any]
+    organizations: dict[int, Any]
+    departments: dict[int, Any]
+    practitioners: dict[int, Any]
+
+
+async def _load(database: Database, now: datetime) -> FeedData:
+    first, last = _window(now)
+    async with read_connection(database) as connection:
+        sessions = await feed_repository.feed_sessions(connection, first, last, now)
+        places = await feed_repository.feed_places(
+            connection, {r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
+            {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})
+    return FeedData(sessions, *places)
+
+
 async def document(database: Database, clock: Clock, cache: FeedCache, state: Validator, kind: str,
                    base_url: str, since: datetime | None) -> bytes:
     """The NDJSON file of `kind` for this state (rendered once per state, `_since` and base URL)."""
@@ -111,19 +134,23 @@ async def document(database: Database, clock: Clock, cache: FeedCache, state: Va
         if body is None:
             now = clock.now()
             if cache.rows_key != state.key:
-                first, last = _window(now)
-                async with read_connection(database) as connection:
-                    cache.rows = await feed_repository.feed_rows(connection, first, last, now)
-                cache.rows_key = state.key
-            body = b"".join(orjson.dumps(r) + b"\n" for r in _RENDER[kind](cache.rows, now, base_url, since))
+                cache.rows, cache.rows_key = await _load(database, now), state.key
+            body = b"".join(_RENDER[kind](cache.rows, now, state, base_url, since, cache))
             cache.keep(key, body)
+            if len(cache.lines) > 2 * len(cache.rows.sessions) + 1000:  # sessions gone from the window
+                published = {row["id"] for row in cache.rows.sessions}
+                cache.lines = {k: v for k, v in cache.lines.items() if k in published}
         return body
 
 
-def _first_released(rows: Iterable[dict[str, Any]], group: Callable[[dict[str, Any]], Any]) -> dict[Any, datetime]:
+def _line(resource: dict[str, Any]) -> bytes:
+    return orjson.dumps(resource) + b"\n"
+
+
+def _first_released(data: FeedData, group: Callable[[Any], Any]) -> dict[Any, datetime]:
     """Per group, the earliest release among its published sessions: when the group appeared in the feed."""
     found: dict[Any, datetime] = {}
-    for row in rows:
+    for row in data.sessions:
         key = group(row)
         if key not in found or row["released_at"] < found[key]:
             found[key] = row["released_at"]
@@ -134,71 +161,85 @@ def _changed(since: datetime | None, *moments: datetime | None) -> bool:
     return since is None or any(m is not None and m > since for m in moments)
 
 
-def _locations(rows: list[dict[str, Any]], now: datetime, base_url: str,
-               since: datetime | None) -> Iterable[dict[str, Any]]:
-    appeared = _first_released(rows, lambda r: r["organization_id"])
-    seen: set[int] = set()
-    for row in rows:
-        org_id = row["organization_id"]
-        if org_id in seen or not _changed(since, row["organization_updated_at"], appeared[org_id]):
+def _locations(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
+               cache: FeedCache) -> Iterable[bytes]:
+    appeared = _first_released(data, lambda r: r["organization_id"])
+    for org_id, org in sorted(data.organizations.items()):
+        if not _changed(since, org["updated_at"], appeared[org_id]):
             continue
-        seen.add(org_id)
-        address = {"line": [row["address_line"]] if row["address_line"] else None, "city": row["address_city"],
-                   "district": row["address_district"], "state": row["address_state"],
-                   "postalCode": row["postal_code"], "country": "CN"}
+        address = {"line": [org["address_line"]] if org["address_line"] else None, "city": org["address_city"],
+                   "district": org["address_district"], "state": org["address_state"],
+                   "postalCode": org["postal_code"], "country": "CN"}
         location: dict[str, Any] = {
-            "resourceType": "Location", "id": str(org_id), "name": row["organization_name"],
-            "identifier": [{"system": "urn:cityhealth:organization-code", "value": row["organization_code"]}],
+            "resourceType": "Location", "id": str(org_id), "name": org["name"],
+            "identifier": [{"system": "urn:cityhealth:organization-code", "value": org["code"]}],
             "address": {k: v for k, v in address.items() if v is not None},
         }
-        if row["booking_phone"]:
-            location["telecom"] = [{"system": "phone", "value": row["booking_phone"]}]
-        yield location
+        if org["booking_phone"]:
+            location["telecom"] = [{"system": "phone", "value": org["booking_phone"]}]
+        yield _line(location)
 
 
-def _schedule_key(row: dict[str, Any]) -> str:
+def _schedule_key(row: Any) -> str:
     return schedule_id(row["organization_id"], row["department_id"], row["practitioner_id"])
 
 
-def _schedules(rows: list[dict[str, Any]], now: datetime, base_url: str,
-               since: datetime | None) -> Iterable[dict[str, Any]]:
-    appeared = _first_released(rows, _schedule_key)
+def _schedules(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
+               cache: FeedCache) -> Iterable[bytes]:
+    appeared = _first_released(data, _schedule_key)
     seen: set[str] = set()
-    for row in sorted(rows, key=lambda r: (r["organization_id"], r["department_id"], r["practitioner_id"] or 0)):
+    for row in sorted(data.sessions,
+                      key=lambda r: (r["organization_id"], r["department_id"], r["practitioner_id"] or 0)):
         key = _schedule_key(row)
-        if key in seen or not _changed(since, row["department_updated_at"], row["practitioner_updated_at"],
-                                       appeared[key]):
+        department = data.departments[row["department_id"]]
+        practitioner = data.practitioners.get(row["practitioner_id"])
+        if key in seen or not _changed(since, department["updated_at"],
+                                       practitioner["updated_at"] if practitioner else None, appeared[key]):
             continue
         seen.add(key)
-        service = {"text": row["department_name"]}
-        coding = feed_subjects.coding(row["subject_code"])
+        service = {"text": department["local_name"]}
+        coding = feed_subjects.coding(department["subject_code"])
         actor: list[dict[str, str]] = [{"reference": f"Location/{row['organization_id']}"}]
-        if row["practitioner_name"] is not None:
-            actor.append({"display": row["practitioner_name"]})
-        yield {"resourceType": "Schedule", "id": key,
-               "serviceType": [{"coding": [coding], **service} if coding else service], "actor": actor}
+        if practitioner is not None:
+            actor.append({"display": practitioner["name"]})
+        yield _line({"resourceType": "Schedule", "id": key,
+                     "serviceType": [{"coding": [coding], **service} if coding else service], "actor": actor})
 
 
-def _slots(rows: list[dict[str, Any]], now: datetime, base_url: str,
-           since: datetime | None) -> Iterable[dict[str, Any]]:
+def _slots(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
+           cache: FeedCache) -> Iterable[bytes]:
     rules: dict[int, ReleaseRules] = {}
+    decided: dict[tuple[Any, ...], bool] = {}
     link = base_url + BOOKING_PAGE
-    for row in rows:
+    for row in data.sessions:
+        organization = data.organizations[row["organization_id"]]
         org_rules = rules.get(row["organization_id"])
         if org_rules is None:
-            org_rules = rules[row["organization_id"]] = rules_of(row)
-        if since is not None and last_modified(row, org_rules, now) <= since:
+            org_rules = rules[row["organization_id"]] = rules_of(organization)
+        if since is not None and last_modified(row, org_rules, organization["policy_updated_at"], now) <= since:
             continue
-        free = free_slots(row, org_rules, PUBLIC_CHANNEL, now)
+        phone = organization["booking_phone"]
+        # Everything the line is made of: the row, the policy, the clock's turning points, the phone and the
+        # base URL. A line made of the same is the same line: only changed sessions are asked of the rule and
+        # rendered again.
+        made_of = (tuple(row.values()), organization["policy_updated_at"], state.clock_key, phone, base_url)
+        cached = cache.lines.get(row["id"])
+        if cached is not None and cached[0] == made_of:
+            yield cached[1]
+            continue
+        free = free_slots(row, org_rules, PUBLIC_CHANNEL, now, decided)
         extension: list[dict[str, object]] = [
             {"url": f"{EXTENSIONS}/booking-deep-link", "valueUrl": link.format(slot_id=row["id"])}]
-        if row["booking_phone"]:
-            extension.append({"url": f"{EXTENSIONS}/booking-phone", "valueString": row["booking_phone"]})
+        if phone:
+            extension.append({"url": f"{EXTENSIONS}/booking-phone", "valueString": phone})
         extension.append({"url": f"{EXTENSIONS}/slot-capacity", "valueInteger": free})
-        yield {"resourceType": "Slot", "id": str(row["id"]),
-               "schedule": {"reference": "Schedule/" + _schedule_key(row)}, "status": "free" if free > 0 else "busy",
-               "start": _local(row["starts_at"]), "end": _local(row["ends_at"]), "extension": extension}
+        line = _line({"resourceType": "Slot", "id": str(row["id"]),
+                      "schedule": {"reference": "Schedule/" + _schedule_key(row)},
+                      "status": "free" if free > 0 else "busy", "start": _local(row["starts_at"]),
+                      "end": _local(row["ends_at"]), "extension": extension})
+        cache.lines[row["id"]] = (made_of, line)
+        yield line
 
 
-_RENDER: dict[str, Callable[[list[dict[str, Any]], datetime, str, datetime | None], Iterable[dict[str, Any]]]] = {
+_RENDER: dict[str, Callable[[FeedData, datetime, Validator, str, datetime | None, FeedCache], Iterable[bytes]]] = {
     "Location": _locations, "Schedule": _schedules, "Slot": _slots}
