@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, select
+from sqlalchemy import Table, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,10 +51,6 @@ async def app_channels(connection: AsyncConnection, app_id: int) -> tuple[str | 
     return (row[0], row[1], row[2]) if row is not None else (None, None, None)
 
 
-def _released(first: date, last: date, now: datetime) -> Any:
-    return and_(_SESSIONS.c.service_date.between(first, last), _SESSIONS.c.released_at <= now)
-
-
 _FEED_COLUMNS = [
     _SESSIONS.c.id, _SESSIONS.c.organization_id, _SESSIONS.c.department_id, _SESSIONS.c.practitioner_id,
     _SESSIONS.c.service_date, _SESSIONS.c.starts_at, _SESSIONS.c.ends_at, _SESSIONS.c.released_at,
@@ -74,13 +70,9 @@ async def feed_sessions(connection: AsyncConnection, first: date, last: date, no
 
     On PostgreSQL straight through asyncpg: ten thousand rows cost the ORM's result processing several times
     what the database spends on them (asyncpg gives aware datetimes itself)."""
-    values = {"first": first, "last": last, "now": now}
-    if connection.dialect.name == "postgresql":
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
-        return cast(Sequence[Any], await driver.fetch(str(_FEED_SESSIONS_PG), *(
-            values[name] for name in _FEED_SESSIONS_PG.positiontup or ())))
-    return (await connection.execute(_FEED_SESSIONS, values)).mappings().all()
+    rows: Sequence[Any] = await _fetch(connection, _FEED_SESSIONS, _FEED_SESSIONS_PG,
+                                       {"first": first, "last": last, "now": now}, one=False)
+    return rows
 
 
 async def feed_places(connection: AsyncConnection, organization_ids: Iterable[int], department_ids: Iterable[int],
@@ -119,19 +111,45 @@ class FeedState:
     practitioners_updated: datetime | None
 
 
-async def feed_state(connection: AsyncConnection, first: date, last: date, now: datetime,
-                     local_time: time) -> FeedState:
-    """The feed's validator inputs in one aggregate read (no session row is fetched)."""
-    statement = select(
+def _feed_state_statement() -> Any:
+    now = bindparam("now", type_=_SESSIONS.c.released_at.type)
+    return select(
         func.count(), func.sum(_SESSIONS.c.booked), func.sum(case((_SESSIONS.c.status == "open", 1), else_=0)),
         func.max(_SESSIONS.c.updated_at), func.max(_SESSIONS.c.released_at),
         func.max(case((_SESSIONS.c.starts_at <= now, _SESSIONS.c.starts_at))),
         select(func.max(ReleasePolicy.updated_at)).scalar_subquery(),
-        select(func.max(ReleasePolicy.next_day_cutoff)).where(ReleasePolicy.next_day_cutoff <= local_time)
+        select(func.max(ReleasePolicy.next_day_cutoff))
+        .where(ReleasePolicy.next_day_cutoff <= bindparam("local_time", type_=ReleasePolicy.next_day_cutoff.type))
         .scalar_subquery(),
         select(func.max(Organization.updated_at)).scalar_subquery(),
         select(func.max(Department.updated_at)).scalar_subquery(),
         select(func.max(Practitioner.updated_at)).scalar_subquery(),
-    ).where(_released(first, last, now))
-    row = (await connection.execute(statement)).one()
+    ).where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")), _SESSIONS.c.released_at <= now)
+
+
+# Built once: a poller's conditional request is this one statement, so it runs as fixed SQL, prepared once per
+# connection by asyncpg, without the ORM's per-statement work.
+_FEED_STATE = _feed_state_statement()
+_FEED_STATE_PG = _FEED_STATE.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+
+
+async def _fetch(connection: AsyncConnection, statement: Any, compiled: Any, values: dict[str, Any],
+                 *, one: bool) -> Any:
+    """Run a fixed statement: on PostgreSQL straight through asyncpg (aware datetimes come back as they are)."""
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        values = {**compiled.params, **values}  # the statement's own literals ('open', 1, 0) are parameters too
+        args = [values[name] for name in compiled.positiontup or ()]
+        sql = str(compiled)
+        return await (driver.fetchrow(sql, *args) if one else driver.fetch(sql, *args))
+    result = await connection.execute(statement, values)
+    return result.one() if one else result.mappings().all()
+
+
+async def feed_state(connection: AsyncConnection, first: date, last: date, now: datetime,
+                     local_time: time) -> FeedState:
+    """The feed's validator inputs in one aggregate read (no session row is fetched)."""
+    row = await _fetch(connection, _FEED_STATE, _FEED_STATE_PG,
+                       {"first": first, "last": last, "now": now, "local_time": local_time}, one=True)
     return FeedState(*row)
