@@ -58,6 +58,7 @@ class Validator:
     # What the clock has changed of the rule's answers since the sessions were written: the day, the latest
     # next-day cut-off passed and the latest start passed (a released session's answer changes only then).
     clock_key: tuple[Any, ...] = ()
+    places_key: tuple[Any, ...] = ()  # the last changes of hospitals, departments, practitioners and policies
 
     def etag(self, *parts: object) -> str:
         """The strong ETag of one representation (a file, its `_since` and base URL) of this state."""
@@ -82,7 +83,8 @@ async def validator(database: Database, clock: Clock) -> Validator:
         moments.append(at_business_time(first, cutoff))
     changed = max(m for m in moments if m is not None)
     key = hashlib.blake2b(repr((first, cutoff, state)).encode(), digest_size=16).hexdigest()
-    return Validator(key, changed, (first, cutoff, state.last_started))
+    return Validator(key, changed, (first, cutoff, state.last_started), (
+        state.organizations_updated, state.departments_updated, state.practitioners_updated, state.policies_updated))
 
 
 def _query(since: datetime | None) -> str:
@@ -110,16 +112,21 @@ class FeedData:
     organizations: dict[int, Any]
     departments: dict[int, Any]
     practitioners: dict[int, Any]
+    places_key: tuple[Any, ...]  # the validator's places_key they were read at
 
 
-async def _load(database: Database, now: datetime) -> FeedData:
+async def _load(database: Database, now: datetime, state: Validator, known: FeedData | None) -> FeedData:
+    """The state's sessions; their places read again only when a place or policy changed or a new one is named."""
     first, last = _window(now)
     async with read_connection(database) as connection:
         sessions = await feed_repository.feed_sessions(connection, first, last, now)
-        places = await feed_repository.feed_places(
-            connection, {r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
-            {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})
-    return FeedData(sessions, *places)
+        ids = ({r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
+               {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})
+        if (known is not None and known.places_key == state.places_key and ids[0] <= known.organizations.keys()
+                and ids[1] <= known.departments.keys() and ids[2] <= known.practitioners.keys()):
+            return FeedData(sessions, known.organizations, known.departments, known.practitioners, state.places_key)
+        places = await feed_repository.feed_places(connection, *ids)
+    return FeedData(sessions, *places, state.places_key)
 
 
 async def document(database: Database, clock: Clock, cache: FeedCache, state: Validator, kind: str,
@@ -134,7 +141,7 @@ async def document(database: Database, clock: Clock, cache: FeedCache, state: Va
         if body is None:
             now = clock.now()
             if cache.rows_key != state.key:
-                cache.rows, cache.rows_key = await _load(database, now), state.key
+                cache.rows, cache.rows_key = await _load(database, now, state, cache.rows), state.key
             body = b"".join(_RENDER[kind](cache.rows, now, state, base_url, since, cache))
             cache.keep(key, body)
             if len(cache.lines) > 2 * len(cache.rows.sessions) + 1000:  # sessions gone from the window
