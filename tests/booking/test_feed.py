@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from cityhealth.booking import feed_subjects
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
@@ -175,3 +176,8 @@ async def test_schedules_code_their_service_type_with_the_national_subject(
     [schedule] = await _resources(client, app, "/api/booking/smart/schedules.ndjson")
     assert schedule["serviceType"] == [{"coding": [{"system": "urn:cityhealth:clinical-subject", "code": "03",
                                                     "display": "内科"}], "text": "内科"}]
+
+
+def test_a_subdivided_subject_is_coded_by_its_first_level_subject() -> None:
+    assert feed_subjects.coding("03.01") == {"system": feed_subjects.SYSTEM, "code": "03", "display": "内科"}
+    assert feed_subjects.coding("99") is None

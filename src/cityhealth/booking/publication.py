@@ -106,7 +106,7 @@ def manifest(state: Validator, base_url: str, since: datetime | None) -> bytes:
 
 @dataclass(frozen=True)
 class FeedData:
-    """A state's published sessions (with their policy) and their hospitals, departments and practitioners."""
+    """A state's published sessions and their hospitals (with their policies), departments and practitioners."""
 
     sessions: Sequence[Any]
     organizations: dict[int, Any]
