@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from cityhealth import __version__, apidocs, ops, queue
 from cityhealth.booking import api as booking_api
 from cityhealth.booking import family_api, scheduler_api
+from cityhealth.booking import feed_api as booking_feed_api
 from cityhealth.booking import jobs as booking_jobs
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
@@ -121,9 +122,10 @@ def create_app(
     # attempts and real-time uploads. The prefixes do not overlap, so the order decides nothing else.
     app.include_router(ops.router)
     app.include_router(booking_api.router)
+    app.include_router(collection_api.router)
+    app.include_router(booking_feed_api.router)
     app.include_router(family_api.router)
     app.include_router(scheduler_api.router)
-    app.include_router(collection_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)

@@ -173,6 +173,32 @@ async def test_patch_refuses_immutable_null_and_bad_values(client: httpx.AsyncCl
     assert (await client.get(f"{ORGS}/{body['id']}", headers=admin)).json() == body
 
 
+async def test_address_and_booking_phone_are_kept_changed_and_cleared(client: httpx.AsyncClient,
+                                                                       admin: dict[str, str]) -> None:
+    address = {"address_line": "中山路321号", "address_city": "南京市", "address_district": "鼓楼区",
+               "address_state": "江苏省", "postal_code": "210008", "booking_phone": "025-83106666"}
+    body = await _create(client, admin, **address)
+    assert {k: body[k] for k in address} == address
+    response = await client.patch(f"{ORGS}/{body['id']}", json={"booking_phone": None, "postal_code": "210009"},
+                                  headers=admin)
+    assert response.status_code == 200, response.text
+    assert (response.json()["booking_phone"], response.json()["postal_code"]) == (None, "210009")
+    assert (await client.get(f"{ORGS}/{body['id']}", headers=admin)).json()["address_line"] == "中山路321号"
+
+
+@pytest.mark.parametrize(("payload", "field", "rule"), [
+    ({"postal_code": "2100"}, "postal_code", "organization.postal_code"),
+    ({"booking_phone": "call us"}, "booking_phone", "organization.booking_phone"),
+    ({"address_line": ""}, "address_line", "string_too_short"),
+])
+async def test_bad_address_or_booking_phone_is_422_naming_field_and_rule(
+        client: httpx.AsyncClient, admin: dict[str, str], payload: dict[str, Any], field: str, rule: str) -> None:
+    body = await _create(client, admin)
+    response = await client.patch(f"{ORGS}/{body['id']}", json=payload, headers=admin)
+    _problem(response, 422, "validation_failed", field, rule)
+    assert (await client.get(f"{ORGS}/{body['id']}", headers=admin)).json() == body
+
+
 async def test_parent_cycle_is_refused(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     parent = await _create(client, admin)
     campus = await _create(client, admin, parent_id=parent["id"])

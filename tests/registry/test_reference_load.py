@@ -98,3 +98,12 @@ async def test_the_12320_apps_also_book_third_party(database: Database, clock: S
         apps = {app.name: (app.channel, app.other_channels) for app in rows}
     assert apps["健康南京客户端"] == ("online_12320", "third_party")
     assert apps["就医 160"] == ("third_party", "")
+
+
+async def test_demo_hospitals_get_an_address_and_a_booking_phone(database: Database, clock: SimulatedClock) -> None:
+    await load_nanjing(database, clock)
+    async with database.transaction() as tx:
+        gulou = (await tx.execute(select(Organization).where(Organization.name == "南京鼓楼医院"))).scalar_one()
+    assert (gulou.address_city, gulou.address_district, gulou.postal_code) == ("南京市", "鼓楼区", "210008")
+    assert gulou.address_line
+    assert (gulou.booking_phone or "").startswith("025-")

@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from cityhealth.booking import (
     lifecycle,
-    publication,
     sanctions,
     schedules,
     service,
@@ -59,12 +57,12 @@ from cityhealth.clock import Clock, SystemClock, business_date
 from cityhealth.context import SessionDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import RowId
-from cityhealth.errors import DomainError, Forbidden, ValidationFailed
+from cityhealth.errors import DomainError, Forbidden
 from cityhealth.registry.protection import cipher_for
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.dependencies import require
-from cityhealth.security.principals import Principal, PrincipalKind, Role, Scope
+from cityhealth.security.principals import Principal, Role, Scope
 
 
 class AuditedRoute(APIRoute):
@@ -239,7 +237,7 @@ async def search_sessions(
     organization_id: RowId | None = None, department_id: RowId | None = None, practitioner_id: RowId | None = None,
     date_from: date | None = None, date_to: date | None = None,
 ) -> list[AvailabilityRead]:
-    found = await schedules.search(database, clock, runtime, organization_id=organization_id,
+    found = await schedules.search(database, clock, runtime, principal, organization_id=organization_id,
                                    department_id=department_id, practitioner_id=practitioner_id,
                                    date_from=date_from, date_to=date_to)
     await _audit_resident(database, clock, principal, Action.SEARCH, "booking_session")
@@ -406,62 +404,3 @@ async def record_opening_balance(principal: Admin, session: SessionDep, clock: C
 async def booking_statistics(principal: Editor, session: SessionDep,
                              month: Annotated[str, Query(description="YYYY-MM")]) -> dict[str, object]:
     return (await statistics.monthly(session, month)).model_dump()
-
-
-# --- SMART Scheduling Links ------------------------------------------------------------------------------
-
-
-def _require_machine(principal: Principal) -> None:
-    # The spec makes these files public; here they are for registered third parties only, because a
-    # slot feed at release time is exactly the load we keep off the platform, and a registered client
-    # can be rate-limited, identified and cut off.
-    if principal.kind is not PrincipalKind.CLIENT:
-        raise Forbidden("the scheduling feed is for registered machine clients", code="machine_clients_only",
-                        field="principal", rule="booking.smart_clients")
-
-
-def _ndjson(resources: list[dict[str, object]]) -> Response:
-    return Response(content=b"".join(orjson.dumps(r) + b"\n" for r in resources),
-                    media_type="application/fhir+ndjson")
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-SinceQuery = Annotated[datetime | None, Query(alias="_since", description="only resources changed after this")]
-
-
-@router.get("/$bulk-publish", summary="SMART Scheduling Links manifest")
-async def bulk_publish(principal: Reader, request: Request, clock: ClockDep,
-                       since: SinceQuery = None) -> dict[str, object]:
-    _require_machine(principal)
-    return publication.manifest(clock, _base(request), _aware(since))
-
-
-@router.get("/smart/locations.ndjson", response_class=Response)
-async def smart_locations(principal: Reader, database: DatabaseDep, clock: ClockDep, runtime: RuntimeDep,
-                          since: SinceQuery = None) -> Response:
-    _require_machine(principal)
-    return _ndjson(await publication.locations(database, clock, runtime, _aware(since)))
-
-
-@router.get("/smart/schedules.ndjson", response_class=Response)
-async def smart_schedules(principal: Reader, database: DatabaseDep, clock: ClockDep, runtime: RuntimeDep,
-                          since: SinceQuery = None) -> Response:
-    _require_machine(principal)
-    return _ndjson(await publication.schedules(database, clock, runtime, _aware(since)))
-
-
-@router.get("/smart/slots.ndjson", response_class=Response)
-async def smart_slots(principal: Reader, request: Request, database: DatabaseDep, clock: ClockDep,
-                      runtime: RuntimeDep, since: SinceQuery = None) -> Response:
-    _require_machine(principal)
-    return _ndjson(await publication.slots(database, clock, runtime, _base(request), _aware(since)))
-
-
-def _aware(since: datetime | None) -> datetime | None:
-    if since is not None and (since.tzinfo is None or since.utcoffset() is None):
-        raise ValidationFailed("_since needs a timezone (e.g. 2022-06-15T09:30:00+08:00)", code="naive_since",
-                               field="_since", value=since.isoformat(), rule="booking.since_timezone")
-    return since

@@ -3,24 +3,37 @@ FHIR Location, Schedule and Slot resources, with `_since` for incremental fetche
 
 One Slot per session (the spec allows a Slot to stand for several appointments: the slot-capacity
 extension says how many are free), because a session's slots share one time range and one booking link.
-The files are built from the database on request through the booking room's one-second snapshot cache,
-so they are never more than seconds old (the spec asks for at least once a minute).
+A slot is free as far as the booking rule lets the public channel (feed_free.PUBLIC_CHANNEL, the resident
+booking page's) take it now, and its booking deep link opens that page.
+
+Every file and the manifest carry a validator (`FeedState`, one aggregate read): a strong ETag and a
+Last-Modified, so a poller's conditional request is answered 304 without reading or rendering a session.
+A file is rendered once per state and process and kept (feed_cache.py); a changed state has a new ETag.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
-from cityhealth.booking import schedule_repository
-from cityhealth.booking.availability import BookingRuntime
+import orjson
+
+from cityhealth.booking import feed_repository, feed_subjects
+from cityhealth.booking.feed_cache import FeedCache
+from cityhealth.booking.feed_free import PUBLIC_CHANNEL, free_slots, last_modified, rules_of
+from cityhealth.booking.release import ReleaseRules, at_business_time
 from cityhealth.booking.service import read_connection
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.db.engine import Database
 
 EXTENSIONS = "http://fhir-registry.smarthealthit.org/StructureDefinition"
 HORIZON_DAYS = 14  # published sessions: from today up to this many days ahead
-BOOKING_PHONE = "12320"
+FILES = {"Location": "locations", "Schedule": "schedules", "Slot": "slots"}
+BOOKING_PAGE = "/booking/slots/{slot_id}"  # the resident booking page (web/), public until sign-in is needed
 
 
 def _local(moment: datetime) -> str:
@@ -31,85 +44,209 @@ def schedule_id(organization_id: int, department_id: int, practitioner_id: int |
     return f"{organization_id}-{department_id}-{practitioner_id or 0}"
 
 
-def manifest(clock: Clock, base_url: str, since: datetime | None) -> dict[str, Any]:
-    suffix = f"?_since={since.isoformat()}" if since is not None else ""
-    files = (("Location", "locations"), ("Schedule", "schedules"), ("Slot", "slots"))
-    return {
-        "transactionTime": clock.now().isoformat(timespec="seconds"),
+def _window(now: datetime) -> tuple[date, date]:
+    today = business_date(now)
+    return today, today + timedelta(days=HORIZON_DAYS)
+
+
+@dataclass(frozen=True)
+class Validator:
+    """The feed's state as of now: `key` changes whenever any published file would change."""
+
+    key: str
+    last_modified: datetime
+    # What the clock has changed of the rule's answers since the sessions were written: the day, the latest
+    # next-day cut-off passed and the latest start passed (a released session's answer changes only then).
+    clock_key: tuple[Any, ...] = ()
+    places_key: tuple[Any, ...] = ()  # the last changes of hospitals, departments, practitioners and policies
+
+    def etag(self, *parts: object) -> str:
+        """The strong ETag of one representation (a file, its `_since` and base URL) of this state."""
+        digest = hashlib.blake2b(repr((self.key, *parts)).encode(), digest_size=12).hexdigest()
+        return f'"{digest}"'
+
+
+async def validator(database: Database, clock: Clock) -> Validator:
+    """The feed's validator from one aggregate read: its rows, its policies and the clock's turning points."""
+    now = clock.now()
+    first, last = _window(now)
+    local_time = now.astimezone(BUSINESS_TZ).time()
+    async with read_connection(database) as connection:
+        state = await feed_repository.feed_state(connection, first, last, now, local_time)
+    # Hospitals without a policy close tomorrow's booking at the default cut-off.
+    cutoffs = [c for c in (state.cutoff_passed, ReleaseRules().next_day_cutoff) if c is not None and c <= local_time]
+    cutoff = max(cutoffs, default=None)
+    moments = [at_business_time(first, time(0, 0)), state.sessions_updated, state.last_released,
+               state.last_started, state.policies_updated, state.organizations_updated,
+               state.departments_updated, state.practitioners_updated]
+    if cutoff is not None:
+        moments.append(at_business_time(first, cutoff))
+    changed = max(m for m in moments if m is not None)
+    key = hashlib.blake2b(repr((first, cutoff, state)).encode(), digest_size=16).hexdigest()
+    return Validator(key, changed, (first, cutoff, state.last_started), (
+        state.organizations_updated, state.departments_updated, state.practitioners_updated, state.policies_updated))
+
+
+def _query(since: datetime | None) -> str:
+    # Percent-encoded: a raw '+' of the offset would read back as a space.
+    return "?" + urlencode({"_since": since.isoformat()}) if since is not None else ""
+
+
+def manifest(state: Validator, base_url: str, since: datetime | None) -> bytes:
+    """The `$bulk-publish` manifest; its transactionTime is the state's last change, a `_since` for next time."""
+    suffix = _query(since)
+    return orjson.dumps({
+        "transactionTime": state.last_modified.isoformat(timespec="seconds"),
         "request": f"{base_url}/api/booking/$bulk-publish{suffix}",
         "output": [{"type": kind, "url": f"{base_url}/api/booking/smart/{name}.ndjson{suffix}"}
-                   for kind, name in files],
+                   for kind, name in FILES.items()],
         "error": [],
-    }
+    })
 
 
-def _window(clock: Clock) -> tuple[Any, Any, datetime]:
-    now = clock.now()
-    today = business_date(now)
-    return today, today + timedelta(days=HORIZON_DAYS), now
+@dataclass(frozen=True)
+class FeedData:
+    """A state's published sessions and their hospitals (with their policies), departments and practitioners."""
+
+    sessions: Sequence[Any]
+    organizations: dict[int, Any]
+    departments: dict[int, Any]
+    practitioners: dict[int, Any]
+    places_key: tuple[Any, ...]  # the validator's places_key they were read at
 
 
-async def locations(database: Database, clock: Clock, runtime: BookingRuntime,
-                    since: datetime | None) -> list[dict[str, Any]]:
-    first, last, now = _window(clock)
-
-    async def load() -> list[dict[str, Any]]:
-        async with read_connection(database) as connection:
-            rows = await schedule_repository.released_locations(connection, first, last, now, since)
-        return [{
-            "resourceType": "Location", "id": str(org_id), "name": name,
-            "identifier": [{"system": "urn:cityhealth:organization-code", "value": code}],
-            "telecom": [{"system": "phone", "value": BOOKING_PHONE}],
-            "address": {"district": area_code or "", "country": "CN"},
-        } for org_id, name, code, area_code in rows]
-
-    return await runtime.availability.get(("smart-locations", first, since, now.replace(second=0)), load)
+async def _load(database: Database, now: datetime, state: Validator, known: FeedData | None) -> FeedData:
+    """The state's sessions; their places read again only when a place or policy changed or a new one is named."""
+    first, last = _window(now)
+    async with read_connection(database) as connection:
+        sessions = await feed_repository.feed_sessions(connection, first, last, now)
+        ids = ({r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
+               {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})
+        if (known is not None and known.places_key == state.places_key and ids[0] <= known.organizations.keys()
+                and ids[1] <= known.departments.keys() and ids[2] <= known.practitioners.keys()):
+            return FeedData(sessions, known.organizations, known.departments, known.practitioners, state.places_key)
+        places = await feed_repository.feed_places(connection, *ids)
+    return FeedData(sessions, *places, state.places_key)
 
 
-async def schedules(database: Database, clock: Clock, runtime: BookingRuntime,
-                    since: datetime | None) -> list[dict[str, Any]]:
-    first, last, now = _window(clock)
+async def document(database: Database, clock: Clock, cache: FeedCache, state: Validator, kind: str,
+                   base_url: str, since: datetime | None) -> bytes:
+    """The NDJSON file of `kind` for this state (rendered once per state, `_since` and base URL)."""
+    key = (kind, state.key, since, base_url)
+    body = cache.document(key)
+    if body is not None:
+        return body
+    async with cache.lock:  # one render per file at a time: the others take its result
+        body = cache.document(key)
+        if body is None:
+            now = clock.now()
+            if cache.rows_key != state.key:
+                cache.rows, cache.rows_key = await _load(database, now, state, cache.rows), state.key
+            body = b"".join(_RENDER[kind](cache.rows, now, state, base_url, since, cache))
+            cache.keep(key, body)
+            if len(cache.lines) > 2 * len(cache.rows.sessions) + 1000:  # sessions gone from the window
+                published = {row["id"] for row in cache.rows.sessions}
+                cache.lines = {k: v for k, v in cache.lines.items() if k in published}
+        return body
 
-    async def load() -> list[dict[str, Any]]:
-        async with read_connection(database) as connection:
-            rows = await schedule_repository.released_schedules(connection, first, last, now, since)
-        resources = []
-        for org_id, dept_id, practitioner_id, department, practitioner in rows:
-            actor = [{"reference": f"Location/{org_id}"}]
-            if practitioner is not None:
-                actor.append({"display": practitioner})
-            resources.append({
-                "resourceType": "Schedule", "id": schedule_id(org_id, dept_id, practitioner_id),
-                "serviceType": [{"text": department}], "actor": actor,
-            })
-        return resources
 
-    return await runtime.availability.get(("smart-schedules", first, since, now.replace(second=0)), load)
+def _line(resource: dict[str, Any]) -> bytes:
+    return orjson.dumps(resource) + b"\n"
 
 
-async def slots(database: Database, clock: Clock, runtime: BookingRuntime, base_url: str,
-                since: datetime | None) -> list[dict[str, Any]]:
-    first, last, now = _window(clock)
+def _first_released(data: FeedData, group: Callable[[Any], Any]) -> dict[Any, datetime]:
+    """Per group, the earliest release among its published sessions: when the group appeared in the feed."""
+    found: dict[Any, datetime] = {}
+    for row in data.sessions:
+        key = group(row)
+        if key not in found or row["released_at"] < found[key]:
+            found[key] = row["released_at"]
+    return found
 
-    async def load() -> list[dict[str, Any]]:
-        async with read_connection(database) as connection:
-            rows = await schedule_repository.released_sessions(connection, first, last, now, since)
-        resources = []
-        for row in rows:
-            free = row["capacity"] - row["booked"] if row["status"] == "open" and row["starts_at"] > now else 0
-            resources.append({
-                "resourceType": "Slot", "id": str(row["id"]),
-                "schedule": {"reference": "Schedule/" + schedule_id(row["organization_id"], row["department_id"],
-                                                                     row["practitioner_id"])},
-                "status": "free" if free > 0 else "busy",
-                "start": _local(row["starts_at"]), "end": _local(row["ends_at"]),
-                "extension": [
-                    {"url": f"{EXTENSIONS}/booking-deep-link",
-                     "valueUrl": f"{base_url}/api/booking/sessions/{row['id']}"},
-                    {"url": f"{EXTENSIONS}/booking-phone", "valueString": BOOKING_PHONE},
-                    {"url": f"{EXTENSIONS}/slot-capacity", "valueInteger": free},
-                ],
-            })
-        return resources
 
-    return await runtime.availability.get(("smart-slots", first, since, now.replace(second=0), base_url), load)
+def _changed(since: datetime | None, *moments: datetime | None) -> bool:
+    return since is None or any(m is not None and m > since for m in moments)
+
+
+def _locations(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
+               cache: FeedCache) -> Iterable[bytes]:
+    appeared = _first_released(data, lambda r: r["organization_id"])
+    for org_id, org in sorted(data.organizations.items()):
+        if not _changed(since, org["updated_at"], appeared[org_id]):
+            continue
+        address = {"line": [org["address_line"]] if org["address_line"] else None, "city": org["address_city"],
+                   "district": org["address_district"], "state": org["address_state"],
+                   "postalCode": org["postal_code"], "country": "CN"}
+        location: dict[str, Any] = {
+            "resourceType": "Location", "id": str(org_id), "name": org["name"],
+            "identifier": [{"system": "urn:cityhealth:organization-code", "value": org["code"]}],
+            "address": {k: v for k, v in address.items() if v is not None},
+        }
+        if org["booking_phone"]:
+            location["telecom"] = [{"system": "phone", "value": org["booking_phone"]}]
+        yield _line(location)
+
+
+def _schedule_key(row: Any) -> str:
+    return schedule_id(row["organization_id"], row["department_id"], row["practitioner_id"])
+
+
+def _schedules(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
+               cache: FeedCache) -> Iterable[bytes]:
+    appeared = _first_released(data, _schedule_key)
+    seen: set[str] = set()
+    for row in sorted(data.sessions,
+                      key=lambda r: (r["organization_id"], r["department_id"], r["practitioner_id"] or 0)):
+        key = _schedule_key(row)
+        department = data.departments[row["department_id"]]
+        practitioner = data.practitioners.get(row["practitioner_id"])
+        if key in seen or not _changed(since, department["updated_at"],
+                                       practitioner["updated_at"] if practitioner else None, appeared[key]):
+            continue
+        seen.add(key)
+        service = {"text": department["local_name"]}
+        coding = feed_subjects.coding(department["subject_code"])
+        actor: list[dict[str, str]] = [{"reference": f"Location/{row['organization_id']}"}]
+        if practitioner is not None:
+            actor.append({"display": practitioner["name"]})
+        yield _line({"resourceType": "Schedule", "id": key,
+                     "serviceType": [{"coding": [coding], **service} if coding else service], "actor": actor})
+
+
+def _slots(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
+           cache: FeedCache) -> Iterable[bytes]:
+    rules: dict[int, ReleaseRules] = {}
+    decided: dict[tuple[Any, ...], bool] = {}
+    link = base_url + BOOKING_PAGE
+    for row in data.sessions:
+        organization = data.organizations[row["organization_id"]]
+        org_rules = rules.get(row["organization_id"])
+        if org_rules is None:
+            org_rules = rules[row["organization_id"]] = rules_of(organization)
+        if since is not None and last_modified(row, org_rules, organization["policy_updated_at"], now) <= since:
+            continue
+        phone = organization["booking_phone"]
+        # Everything the line is made of: the row, the policy, the clock's turning points, the phone and the
+        # base URL. A line made of the same is the same line: only changed sessions are asked of the rule and
+        # rendered again.
+        made_of = (tuple(row.values()), organization["policy_updated_at"], state.clock_key, phone, base_url)
+        cached = cache.lines.get(row["id"])
+        if cached is not None and cached[0] == made_of:
+            yield cached[1]
+            continue
+        free = free_slots(row, org_rules, PUBLIC_CHANNEL, now, decided)
+        extension: list[dict[str, object]] = [
+            {"url": f"{EXTENSIONS}/booking-deep-link", "valueUrl": link.format(slot_id=row["id"])}]
+        if phone:
+            extension.append({"url": f"{EXTENSIONS}/booking-phone", "valueString": phone})
+        extension.append({"url": f"{EXTENSIONS}/slot-capacity", "valueInteger": free})
+        line = _line({"resourceType": "Slot", "id": str(row["id"]),
+                      "schedule": {"reference": "Schedule/" + _schedule_key(row)},
+                      "status": "free" if free > 0 else "busy", "start": _local(row["starts_at"]),
+                      "end": _local(row["ends_at"]), "extension": extension})
+        cache.lines[row["id"]] = (made_of, line)
+        yield line
+
+
+_RENDER: dict[str, Callable[[FeedData, datetime, Validator, str, datetime | None, FeedCache], Iterable[bytes]]] = {
+    "Location": _locations, "Schedule": _schedules, "Slot": _slots}

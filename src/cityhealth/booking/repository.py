@@ -1,7 +1,7 @@
 """Booking queries: attempts, bookings, waitlist, suspension, holds, release policy and sanctions.
 
 The group commit's batch statements are in group_repository.py, the statistics' in statistics_repository.py,
-the schedules' and the feeds' in schedule_repository.py."""
+the schedules' in schedule_repository.py, the feeds' and the search's in feed_repository.py."""
 
 from __future__ import annotations
 

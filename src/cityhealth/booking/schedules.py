@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import repository, schedule_repository
+from cityhealth.booking import feed_availability, feed_repository, repository, schedule_repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.models import CHANNELS, BookingSession, ReleasePolicy, SessionTemplate
 from cityhealth.booking.release import (
@@ -220,10 +220,11 @@ async def generate_sessions(session: AsyncSession, clock: Clock, runtime: Bookin
     return GenerateResult(created=created, existing=existing)
 
 
-async def search(database: Database, clock: Clock, runtime: BookingRuntime, *, organization_id: int | None,
-                 department_id: int | None, practitioner_id: int | None, date_from: date | None,
-                 date_to: date | None) -> list[AvailabilityRead]:
-    """Sessions matching the filters, from a snapshot at most a second old (a hint; booking re-checks)."""
+async def search(database: Database, clock: Clock, runtime: BookingRuntime, principal: Principal, *,
+                 organization_id: int | None, department_id: int | None, practitioner_id: int | None,
+                 date_from: date | None, date_to: date | None) -> list[AvailabilityRead]:
+    """Sessions matching the filters, from a snapshot at most a second old (a hint; booking re-checks);
+    `available` is what the booking rule lets the caller's channel take now (feed_availability.py)."""
     now = clock.now()
     today = business_date(now)
     first = date_from or today
@@ -238,16 +239,18 @@ async def search(database: Database, clock: Clock, runtime: BookingRuntime, *, o
 
     async def load() -> list[dict[str, Any]]:
         async with read_connection(database) as connection:
-            return await schedule_repository.sessions_between(connection, first, last, organization_id=organization_id,
-                                                     department_id=department_id, practitioner_id=practitioner_id)
+            return await feed_repository.sessions_with_policies(
+                connection, first, last, organization_id=organization_id, department_id=department_id,
+                practitioner_id=practitioner_id)
 
     rows = await runtime.availability.get(
         ("search", organization_id, department_id, practitioner_id, first, last), load)
+    channel = await feed_availability.asking_channel(database, runtime, principal)
     return [AvailabilityRead(
         id=r["id"], organization_id=r["organization_id"], department_id=r["department_id"],
         practitioner_id=r["practitioner_id"], service_date=r["service_date"], starts_at=r["starts_at"],
         ends_at=r["ends_at"], fee_class=r["fee_class"], capacity=r["capacity"],
-        available=r["capacity"] - r["booked"] if r["status"] == "open" else 0, status=r["status"],
+        available=feed_availability.available(r, channel, now), status=r["status"],
         released=r["released_at"] <= now) for r in rows]
 
 

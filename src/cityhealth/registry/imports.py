@@ -124,8 +124,10 @@ async def _save_area(session: AsyncSession, clock: Clock, data: AreaImport, pres
     return Change.UPDATED if await service.change_area(session, clock, existing, changes) else Change.UNCHANGED
 
 
+_ADDRESS_FIELDS = ("address_line", "address_city", "address_district", "address_state", "postal_code",
+                   "booking_phone")
 _ORGANIZATION_FIELDS = ("code", "name", "short_name", "uscc", "ws218_type", "level", "kind", "area_code",
-                        "active_from", "active_to")
+                        "active_from", "active_to", *_ADDRESS_FIELDS)
 
 
 async def _save_organization(session: AsyncSession, clock: Clock, data: OrganizationImport,
@@ -317,7 +319,8 @@ async def load_reference(session: AsyncSession, clock: Clock, name: str) -> dict
     organization_rows = [
         {"name": o["name"], "short_name": o["short_name"], "uscc": o["uscc"], "ws218_type": o["ws218_type"],
          "level": o["level"], "kind": o["kind"], "area_code": o["area_code"], "active_from": REFERENCE_ACTIVE_FROM,
-         "parent_code": parent_codes[o["campus_of"]] if o.get("campus_of") else None}
+         "parent_code": parent_codes[o["campus_of"]] if o.get("campus_of") else None,
+         **{k: o[k] for k in _ADDRESS_FIELDS if k in o}}
         for o in organizations
     ]
     app_rows = [{k: a[k] for k in ("code", "name", "channel", "other_channels", "operator") if k in a}

@@ -69,6 +69,13 @@ class Organization(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     active_from: Mapped[date] = mapped_column(Date)
     active_to: Mapped[date | None] = mapped_column(Date)
+    # The postal address and the phone residents book by, as the booking feed publishes them.
+    address_line: Mapped[str | None] = mapped_column(String(128))  # street and number
+    address_city: Mapped[str | None] = mapped_column(String(64))
+    address_district: Mapped[str | None] = mapped_column(String(64))  # 区/县, FHIR's address.district
+    address_state: Mapped[str | None] = mapped_column(String(64))  # 省, FHIR's address.state
+    postal_code: Mapped[str | None] = mapped_column(String(6))
+    booking_phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

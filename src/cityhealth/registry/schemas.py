@@ -40,6 +40,10 @@ _SUBJECT_CODE = re.compile(r"[0-9]{2}(?:\.[0-9]{2}){0,2}")
 _LOCAL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _APP_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _AREA_CODE = re.compile(r"[0-9A-Z]{2,12}")
+_POSTAL_CODE = re.compile(r"[0-9]{6}")
+# A hospital's switchboard or booking line: digits, optionally a leading '+', area code and extension
+# separated by '-' or spaces (025-83304616, 12320-1, +86 25 8330 4616).
+_BOOKING_PHONE = re.compile(r"\+?[0-9](?:[0-9 -]{1,30}[0-9])?")
 
 
 def _one_of(rule: str, allowed: tuple[object, ...]) -> Any:
@@ -109,6 +113,9 @@ Channel = Annotated[str, _one_of("client_app.channel", CHANNELS)]
 SexCode = Annotated[int, _one_of("sex.code", SEX_CODES)]
 Name64 = Annotated[str, Field(max_length=64), AfterValidator(_not_blank)]
 Name128 = Annotated[str, Field(max_length=128), AfterValidator(_not_blank)]
+PostalCode = Annotated[str, _shaped("organization.postal_code", _POSTAL_CODE, "a 6-digit postal code")]
+BookingPhone = Annotated[str, Field(max_length=32), _shaped(
+    "organization.booking_phone", _BOOKING_PHONE, "a phone number: digits, an optional leading '+', '-' or spaces")]
 # No length or shape constraint: the services check these values and report them masked.
 SensitiveText = Annotated[str, BeforeValidator(_int_as_text)]
 
@@ -171,7 +178,18 @@ class AreaRead(_Output):
 _ACTIVE_TO = "last day excluded: the organization is active on days active_from <= d < active_to"
 
 
-class _OrganizationFields(_Input):
+class _AddressFields(_Input):
+    """Where the organization is and the phone residents book by (all optional; the booking feed shows them)."""
+
+    address_line: Name128 | None = Field(default=None, description="street and number")
+    address_city: Name64 | None = None
+    address_district: Name64 | None = Field(default=None, description="区/县")
+    address_state: Name64 | None = Field(default=None, description="省 (province)")
+    postal_code: PostalCode | None = None
+    booking_phone: BookingPhone | None = Field(default=None, description="the number residents book by")
+
+
+class _OrganizationFields(_AddressFields):
     code: OrganizationCode | None = Field(
         default=None, description="the code senders put on records; default the USCC, else platform-assigned")
     name: Name128
@@ -189,7 +207,7 @@ class OrganizationCreate(_OrganizationFields):
     parent_id: RowId | None = None
 
 
-class OrganizationUpdate(_Input):
+class OrganizationUpdate(_AddressFields):
     """The code is immutable: every record a sender ever uploaded carries it."""
 
     name: Name128 | None = None
@@ -226,6 +244,12 @@ class OrganizationRead(_Output):
     parent_id: RowId | None
     active_from: date
     active_to: date | None
+    address_line: str | None = None
+    address_city: str | None = None
+    address_district: str | None = None
+    address_state: str | None = None
+    postal_code: str | None = None
+    booking_phone: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -1,0 +1,155 @@
+"""The published feeds' and the availability search's queries: sessions with their hospital's release rules.
+
+`feed_sessions` and `feed_places` are the slot feed's reads (released sessions with their policy; their
+hospitals, departments and practitioners); `feed_state` is its validator's one aggregate read, which
+answers a conditional request without reading a single session row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cityhealth.booking.models import BookingSession, ReleasePolicy
+from cityhealth.registry.models import ClientApp, Department, Organization, Practitioner
+
+_SESSIONS = cast(Table, BookingSession.__table__)
+_POLICY_COLUMNS = [column.label(f"policy_{column.key}") for column in cast(Table, ReleasePolicy.__table__).c
+                   if column.key != "organization_id"]
+
+
+def _with_policy(statement: Any) -> Any:
+    return statement.outerjoin(ReleasePolicy, ReleasePolicy.organization_id == _SESSIONS.c.organization_id)
+
+
+async def sessions_with_policies(connection: AsyncConnection, first: date, last: date, *,
+                                 organization_id: int | None, department_id: int | None,
+                                 practitioner_id: int | None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The sessions of the days matching the filters, in time order, each with its hospital's policy."""
+    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS).select_from(_SESSIONS)).where(
+        _SESSIONS.c.service_date.between(first, last))
+    if organization_id is not None:
+        statement = statement.where(_SESSIONS.c.organization_id == organization_id)
+    if department_id is not None:
+        statement = statement.where(_SESSIONS.c.department_id == department_id)
+    if practitioner_id is not None:
+        statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
+    statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
+
+
+async def app_channels(connection: AsyncConnection, app_id: int) -> tuple[str | None, bool | None, str | None]:
+    """(channel, is active, further channels) of a client app; all None when there is no such app."""
+    row = (await connection.execute(select(ClientApp.channel, ClientApp.is_active, ClientApp.other_channels)
+                                    .where(ClientApp.id == app_id))).first()
+    return (row[0], row[1], row[2]) if row is not None else (None, None, None)
+
+
+_FEED_COLUMNS = [
+    _SESSIONS.c.id, _SESSIONS.c.organization_id, _SESSIONS.c.department_id, _SESSIONS.c.practitioner_id,
+    _SESSIONS.c.service_date, _SESSIONS.c.starts_at, _SESSIONS.c.ends_at, _SESSIONS.c.released_at,
+    _SESSIONS.c.status, _SESSIONS.c.capacity, _SESSIONS.c.booked, _SESSIONS.c.open_capacity,
+    _SESSIONS.c.open_booked, _SESSIONS.c.updated_at,
+    *(c for c in _SESSIONS.c if c.key.startswith(("quota_", "booked_"))),
+]
+_FEED_SESSIONS = (select(*_FEED_COLUMNS)
+                  .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
+                         _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
+                  .order_by(_SESSIONS.c.id))
+_FEED_SESSIONS_PG = _FEED_SESSIONS.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+
+
+async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime) -> Sequence[Any]:
+    """The sessions of the days released by `now`, in id order (mappings).
+
+    On PostgreSQL straight through asyncpg: ten thousand rows cost the ORM's result processing several times
+    what the database spends on them (asyncpg gives aware datetimes itself)."""
+    rows: Sequence[Any] = await _fetch(connection, _FEED_SESSIONS, _FEED_SESSIONS_PG,
+                                       {"first": first, "last": last, "now": now}, one=False)
+    return rows
+
+
+async def feed_places(connection: AsyncConnection, organization_ids: Iterable[int], department_ids: Iterable[int],
+                      practitioner_ids: Iterable[int],
+                      ) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+    """The hospitals (with their policy's `policy_` columns), departments and practitioners, by id."""
+    organizations = (await connection.execute(select(
+        Organization.id, Organization.name, Organization.code, Organization.address_line, Organization.address_city,
+        Organization.address_district, Organization.address_state, Organization.postal_code,
+        Organization.booking_phone, Organization.updated_at, *_POLICY_COLUMNS)
+        .outerjoin(ReleasePolicy, ReleasePolicy.organization_id == Organization.id)
+        .where(Organization.id.in_(set(organization_ids))))).mappings().all()
+    departments = (await connection.execute(select(
+        Department.id, Department.local_name, Department.subject_code, Department.updated_at)
+        .where(Department.id.in_(set(department_ids))))).mappings().all()
+    practitioners = (await connection.execute(select(Practitioner.id, Practitioner.name, Practitioner.updated_at)
+                                              .where(Practitioner.id.in_(set(practitioner_ids))))).mappings().all()
+    return ({r["id"]: r for r in organizations}, {r["id"]: r for r in departments},
+            {r["id"]: r for r in practitioners})
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the feed's content depends on, in one row: any change to it changes one of these."""
+
+    sessions: int
+    booked: int | None  # with `open_sessions`: a write at the same instant as the last still shows
+    open_sessions: int | None
+    sessions_updated: datetime | None
+    last_released: datetime | None
+    last_started: datetime | None  # the latest start already passed: a session that starts is no longer free
+    policies_updated: datetime | None
+    cutoff_passed: time | None  # the latest next-day cut-off of any policy already passed today
+    organizations_updated: datetime | None
+    departments_updated: datetime | None
+    practitioners_updated: datetime | None
+
+
+def _feed_state_statement() -> Any:
+    now = bindparam("now", type_=_SESSIONS.c.released_at.type)
+    return select(
+        func.count(), func.sum(_SESSIONS.c.booked), func.sum(case((_SESSIONS.c.status == "open", 1), else_=0)),
+        func.max(_SESSIONS.c.updated_at), func.max(_SESSIONS.c.released_at),
+        func.max(case((_SESSIONS.c.starts_at <= now, _SESSIONS.c.starts_at))),
+        select(func.max(ReleasePolicy.updated_at)).scalar_subquery(),
+        select(func.max(ReleasePolicy.next_day_cutoff))
+        .where(ReleasePolicy.next_day_cutoff <= bindparam("local_time", type_=ReleasePolicy.next_day_cutoff.type))
+        .scalar_subquery(),
+        select(func.max(Organization.updated_at)).scalar_subquery(),
+        select(func.max(Department.updated_at)).scalar_subquery(),
+        select(func.max(Practitioner.updated_at)).scalar_subquery(),
+    ).where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")), _SESSIONS.c.released_at <= now)
+
+
+# Built once: a poller's conditional request is this one statement, so it runs as fixed SQL, prepared once per
+# connection by asyncpg, without the ORM's per-statement work.
+_FEED_STATE = _feed_state_statement()
+_FEED_STATE_PG = _FEED_STATE.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+
+
+async def _fetch(connection: AsyncConnection, statement: Any, compiled: Any, values: dict[str, Any],
+                 *, one: bool) -> Any:
+    """Run a fixed statement: on PostgreSQL straight through asyncpg (aware datetimes come back as they are)."""
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        values = {**compiled.params, **values}  # the statement's own literals ('open', 1, 0) are parameters too
+        args = [values[name] for name in compiled.positiontup or ()]
+        sql = str(compiled)
+        return await (driver.fetchrow(sql, *args) if one else driver.fetch(sql, *args))
+    result = await connection.execute(statement, values)
+    return result.one() if one else result.mappings().all()
+
+
+async def feed_state(connection: AsyncConnection, first: date, last: date, now: datetime,
+                     local_time: time) -> FeedState:
+    """The feed's validator inputs in one aggregate read (no session row is fetched)."""
+    row = await _fetch(connection, _FEED_STATE, _FEED_STATE_PG,
+                       {"first": first, "last": last, "now": now, "local_time": local_time}, one=True)
+    return FeedState(*row)
