@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
@@ -236,7 +237,7 @@ class BookingRuntime:
         if reads is None:
             return
         await reads.warm(repository.PRE_CHECK_PG_SQL, *repository.pre_check_args(
-            subject="", key="", app_id=None, session_id=0))
+            subject="", key="", app_id=None, session_id=0, now=datetime.now(UTC)))
         writes = self.writes(database)
         assert isinstance(writes, WriteEngine)  # noqa: S101 - PostgreSQL
         await writes.warm(group_repository.warm_up)
