@@ -126,6 +126,10 @@ class AvailabilityCache:
         self._entries.clear()
 
 
+async def _no_reset(connection: Any) -> None:
+    """The read pool's connections keep no session state between reads: nothing to reset."""
+
+
 class ReadPool:
     """PostgreSQL only: a few connections of the booking path's own for its one read per attempt.
 
@@ -158,7 +162,9 @@ class ReadPool:
     async def _open(self) -> Any:
         async with self._lock:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._size)
+                # No reset on release: asyncpg's default sends a reset statement (a second round trip per
+                # read) to undo session state these connections never make (autocommit reads only).
+                self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._size, reset=_no_reset)
             return self._pool
 
     async def close(self) -> None:
