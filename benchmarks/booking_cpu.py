@@ -7,7 +7,8 @@ log written to /dev/null), `--concurrency` at a time, in rounds. The slots go in
 up and is not counted: the timed rounds are the losers' path (sold out), 98 % of a release's requests.
 Prints the process CPU per request (user + system, and user alone, steadier under load) over the timed
 rounds: the minimum and each round. The machines these run on are noisy, so compare two trees back to back,
-alternating, and quote minima. `--profile FILE` writes a cProfile of the first timed round.
+alternating, and quote minima. `--profile FILE` writes a cProfile of the first timed round; `--callgrind`
+(under valgrind) counts its instructions, which the machine's load does not change.
 Last line: cpu_us_per_request=X user_us_per_request=Y (the minimum rounds).
 """
 
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,10 +124,14 @@ async def _run(args: argparse.Namespace) -> None:
 
         for round_no in range(rounds):
             profile = cProfile.Profile() if args.profile and round_no == 1 else None
+            if args.callgrind and round_no == 1:  # count the first timed round's instructions only
+                subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True)  # noqa: S603, S607
             started, user_started = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
             if profile is not None:
                 profile.enable()
             await asyncio.gather(*(worker(per_round // args.concurrency) for _ in range(args.concurrency)))
+            if args.callgrind and round_no == 1:
+                subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=True)  # noqa: S603, S607
             if profile is not None:
                 profile.disable()
                 profile.dump_stats(args.profile)
@@ -150,6 +156,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2000, help="residents, as many as the race's clients")
     parser.add_argument("--concurrency", type=int, default=20, help="attempts in flight")
     parser.add_argument("--profile", help="write a cProfile of the first timed round to this file")
+    parser.add_argument("--callgrind", action="store_true", help="run under `valgrind --tool=callgrind "
+                        "--instr-atstart=no`: instructions are counted in the first timed round only")
     args = parser.parse_args()
     asyncio.run(_run(args))
 

@@ -256,7 +256,8 @@ async def _written(database: Database, clock: Clock, principal: Principal, resul
 
 async def create_booking(principal: Writer, request: Request, room: RoomDep, data: BookingCreate,
                          idempotency_key: IdempotencyKeyHeader = None) -> Response:
-    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    # The scope's path is request.url.path for a route without parameters, without building the URL.
+    idem = context_for(principal.subject, idempotency_key, "POST", request.scope["path"], await request.body())
     if data.hold_id is None:
         result = await service.book(room.database, room.clock, room.cipher, room.runtime, principal, data, idem)
     else:
@@ -272,7 +273,7 @@ router.add_api_route("/bookings", create_booking, methods=["POST"], status_code=
 
 async def create_hold(principal: Writer, request: Request, room: RoomDep, data: HoldCreate,
                       idempotency_key: IdempotencyKeyHeader = None) -> Response:
-    idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
+    idem = context_for(principal.subject, idempotency_key, "POST", request.scope["path"], await request.body())
     result = await service.hold(room.database, room.clock, room.cipher, room.runtime, principal, data, idem)
     return await _written(room.database, room.clock, principal, result)
 
