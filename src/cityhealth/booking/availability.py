@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
@@ -125,6 +126,10 @@ class AvailabilityCache:
         self._entries.clear()
 
 
+async def _no_reset(connection: Any) -> None:
+    """The read pool's connections keep no session state between reads: nothing to reset."""
+
+
 class ReadPool:
     """PostgreSQL only: a few connections of the booking path's own for its one read per attempt.
 
@@ -157,7 +162,9 @@ class ReadPool:
     async def _open(self) -> Any:
         async with self._lock:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._size)
+                # No reset on release: asyncpg's default sends a reset statement (a second round trip per
+                # read) to undo session state these connections never make (autocommit reads only).
+                self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._size, reset=_no_reset)
             return self._pool
 
     async def close(self) -> None:
@@ -236,7 +243,7 @@ class BookingRuntime:
         if reads is None:
             return
         await reads.warm(repository.PRE_CHECK_PG_SQL, *repository.pre_check_args(
-            subject="", key="", app_id=None, session_id=0))
+            subject="", key="", app_id=None, session_id=0, now=datetime.now(UTC)))
         writes = self.writes(database)
         assert isinstance(writes, WriteEngine)  # noqa: S101 - PostgreSQL
         await writes.warm(group_repository.warm_up)

@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.booking import group_repository as batch_db
 from cityhealth.booking import idempotency
 from cityhealth.booking.attempts import (
+    RESOURCE,
     Attempt,
     Refused,
     WriteResult,
@@ -66,11 +67,13 @@ from cityhealth.db.engine import Database
 from cityhealth.db.group_commit import Batch, GroupCommit, Requeue
 from cityhealth.errors import DomainError
 from cityhealth.registry.protection import ID_NUMBER
+from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
 
 logger = logging.getLogger(__name__)
 
 Outcomes = list[WriteResult | BaseException | None]
+HOLD_EXPIRY_ACTOR = "booking:hold_expiry"  # who expires a lapsed hold whose slot an attempt takes
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ async def _decide(tx: AsyncSession, path: WritePath, session_id: int, batch: lis
             open_.append(i)
         else:
             outcomes[i] = in_flight_error()  # as the single path answers (audited by the route)
-    pool, stored = await batch_db.stored_and_pool(tx, session_id, [batch[i].idem for i in open_])
+    pool, stored = await batch_db.stored_and_pool(tx, session_id, [batch[i].idem for i in open_], now)
     open_ = [i for i in open_ if not _replayed(batch[i], stored, outcomes, i)]
     if pool is None:
         for i in open_:
@@ -167,7 +170,8 @@ async def _decide(tx: AsyncSession, path: WritePath, session_id: int, batch: lis
         raise _NothingWon
     residents, created = await _identify(tx, path, batch, candidates, now, outcomes)
     day = batch[0].row["service_date"]
-    locked = await batch_db.lock_day_and_pool(tx, session_id, residents.values(), day, reserve=len(candidates))
+    locked = await batch_db.lock_day_and_pool(tx, session_id, residents.values(), day, reserve=len(candidates),
+                                              now=now)
     if locked is None:
         raise RuntimeError(f"session {session_id} vanished under the batch")
     pools.append(locked.pool)
@@ -289,8 +293,19 @@ async def _write(tx: AsyncSession, path: WritePath, batch: list[Attempt], winner
         outcomes[i] = WriteResult(201, body)
     counts = Counter((batch[i].row["organization_id"], month_of(now), batch[i].channel, batch[i].caller.app_id or 0)
                      for i, _ in winners if not batch[i].hold)
+    # The lapsed holds whose slots went to this batch, or whose residents it books (one booking per department
+    # and day), expire now, in its transaction; those it did not need stay held in the row written (the
+    # sweeper tidies them and offers their slots to the waitlist).
+    written, taken = locked.pool.copy(), {slot for _, slot in winners}
+    booked_residents = {residents[i] for i, _ in winners}
+    for hold in locked.pool.lapsed:
+        if hold.slot_no not in taken and hold.resident_id not in booked_residents:
+            written.keep(hold)
+    await batch_db.expire_lapsed(tx, written.lapsed, now)
     await batch_db.write_batch(tx, path.clock, batch_db.BatchWrites(
-        locked.pool, locked.pool.booked - len(winners), max(slot for _, slot in winners), bookings, dict(counts),
-        responses))
+        written, locked.booked_read, max(taken), bookings, dict(counts), responses))
+    for hold in written.lapsed:
+        record(tx, path.clock, None, Action.UPDATE, RESOURCE, resource_id=hold.booking_id,
+               resident_ids=[hold.resident_id], detail="hold expired", actor=HOLD_EXPIRY_ACTOR)
     for (i, _), booking in zip(winners, bookings, strict=True):
         audit_booking(tx, path.clock, batch[i], booking["id"], residents[i])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, any_, bindparam, delete, func, select, text, tuple_, union_all
+from sqlalchemy import Integer, String, Table, any_, bindparam, delete, func, select, text, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -32,7 +32,7 @@ from cityhealth.booking.models import (
     ResidentDay,
     Sanction,
 )
-from cityhealth.booking.slots import SessionSlots
+from cityhealth.booking.slots import LapsedHold, SessionSlots
 from cityhealth.clock import Clock
 from cityhealth.db.types import UTCDateTime
 from cityhealth.registry.models import Resident
@@ -72,11 +72,33 @@ _POOL_COLUMNS: list[Any] = [
     *(getattr(BookingSession, f"quota_{c}") for c in CHANNELS),
     *(getattr(BookingSession, f"booked_{c}") for c in CHANNELS),
 ]
-_POOL_SQL = ", ".join(f"s.{column.key}" for column in _POOL_COLUMNS)  # fixed names, no input
+# The session's holds lapsed at the batch's moment, "id resident slot channel" each: their slots count as free
+# (slots.SessionSlots.of), and the batch that writes expires them (expire_lapsed).
+_POOL_SQL = ", ".join(f"s.{column.key}" for column in _POOL_COLUMNS) + (  # noqa: S608 - fixed names, no input
+    ", ARRAY(SELECT concat_ws(' ', h.id, h.resident_id, h.slot_no, h.channel) FROM bookings h "
+    "WHERE h.session_id = s.id AND h.status = 'held' AND h.hold_expires_at <= CAST(:now AS timestamptz) "
+    "ORDER BY h.id) AS lapsed")
 
 
-def _pool_of(row: Any) -> SessionSlots:
-    return SessionSlots.of(row)
+def _pool_of(row: Any, lapsed: Iterable[Any] | None = None) -> SessionSlots:
+    """The pool of a session's row; its lapsed holds from the row's `lapsed` (PostgreSQL) or given as rows."""
+    items = (item.split(" ") for item in row["lapsed"]) if lapsed is None else lapsed
+    return SessionSlots.of({**row, "lapsed": [LapsedHold(int(h[0]), int(h[1]), h[3], int(h[2])) for h in items]})
+
+
+def _lapsed_statement(dialect: str) -> Any:
+    return (select(Booking.id, Booking.resident_id, Booking.slot_no, Booking.channel)
+            .where(Booking.session_id == bindparam("session_id"), Booking.status == "held",
+                   Booking.hold_expires_at <= bindparam("now", type_=UTCDateTime)).order_by(Booking.id))
+
+
+async def _pool_sqlite(tx: AsyncSession, session_id: int, now: datetime) -> SessionSlots | None:
+    row = (await tx.execute(_READ_POOL, {"session_id": session_id})).mappings().first()
+    if row is None:
+        return None
+    lapsed = (await tx.execute(_built("lapsed", "sqlite", _lapsed_statement),
+                               {"session_id": session_id, "now": now})).all()
+    return _pool_of(row, lapsed)
 
 
 # --- Step 1: the batch lock, then the Idempotency-Keys' locks ----------------------------------------------
@@ -120,12 +142,13 @@ _STORED_AND_POOL_PG = text(
 _READ_POOL = select(*_POOL_COLUMNS).where(BookingSession.id == bindparam("session_id"))
 
 
-async def stored_and_pool(tx: AsyncSession, session_id: int,
-                          contexts: list[IdempotencyContext]) -> tuple[SessionSlots | None, Stored]:
-    """The keys' stored results (committed before their locks were taken) and the session, unlocked."""
+async def stored_and_pool(tx: AsyncSession, session_id: int, contexts: list[IdempotencyContext],
+                          now: datetime) -> tuple[SessionSlots | None, Stored]:
+    """The keys' stored results (committed before their locks were taken) and the session, unlocked, its
+    holds lapsed at `now` counted free."""
     if _is_pg(tx):
         rows = (await tx.execute(_STORED_AND_POOL_PG, {
-            "session_id": session_id, "subjects": [c.subject for c in contexts],
+            "session_id": session_id, "now": now, "subjects": [c.subject for c in contexts],
             "keys": [c.key for c in contexts]})).mappings().all()
         stored = {(r["subject"], r["key"]): (r["fingerprint"], int(r["response_status"]), r["response_body"])
                   for r in rows if r["subject"] is not None}
@@ -137,8 +160,7 @@ async def stored_and_pool(tx: AsyncSession, session_id: int,
                    IdempotencyKey.response_status, IdempotencyKey.response_body)
             .where(tuple_(IdempotencyKey.subject, IdempotencyKey.key).in_([(c.subject, c.key) for c in contexts])))
         stored = {(row[0], row[1]): (row[2], int(row[3]), row[4]) for row in result.all()}
-    row = (await tx.execute(_READ_POOL, {"session_id": session_id})).mappings().first()
-    return (None if row is None else _pool_of(row)), stored
+    return await _pool_sqlite(tx, session_id, now), stored
 
 
 # --- Step 3: residents, bans, and the residents' day locks --------------------------------------------------
@@ -243,20 +265,21 @@ _DAY_AND_POOL_PG = text(
 
 @dataclass(frozen=True)
 class LockedPool:
-    pool: SessionSlots
+    pool: SessionSlots  # its lapsed holds (`pool.lapsed`) to be expired by the batch that writes
+    booked_read: int  # the row's count as read (what the conditional write of the counters checks)
     booking_ids: list[int]  # reserved for the batch's bookings (the unused ones leave a gap, as rollbacks do)
     day_bookings: dict[int, list[repository.DayBooking]]  # every resident asked for has an entry
 
 
 async def lock_day_and_pool(tx: AsyncSession, session_id: int, residents: Iterable[int], day: date,
-                            reserve: int) -> LockedPool | None:
+                            reserve: int, now: datetime) -> LockedPool | None:
     """The residents' active bookings of the day (under their day locks), the session's row locked until
-    the commit, and `reserve` new booking ids (so the responses, which carry them, are ready before the one
-    statement that writes everything)."""
+    the commit (its holds lapsed at `now` counted free, and not counted in the day's bookings), and `reserve`
+    new booking ids (so the responses, which carry them, are ready before the statement that writes)."""
     resident_ids = sorted(set(residents))
     day_bookings: dict[int, list[repository.DayBooking]] = {resident_id: [] for resident_id in resident_ids}
     if _is_pg(tx):
-        rows = (await tx.execute(_DAY_AND_POOL_PG, {"session_id": session_id, "reserve": reserve,
+        rows = (await tx.execute(_DAY_AND_POOL_PG, {"session_id": session_id, "reserve": reserve, "now": now,
                                                     "residents": resident_ids, "day": day})).mappings().all()
         if not rows:
             return None
@@ -264,18 +287,38 @@ async def lock_day_and_pool(tx: AsyncSession, session_id: int, residents: Iterab
             if row["day_id"] is not None:
                 day_bookings[row["day_resident_id"]].append(repository.DayBooking(
                     row["day_id"], row["day_department_id"], row["day_starts_at"], row["day_ends_at"]))
-        return LockedPool(_pool_of(rows[0]), [int(i) for i in rows[0]["booking_ids"]], day_bookings)
-    # SQLite: BEGIN IMMEDIATE holds the database's write lock already; the next rowids are max + 1 …
-    if resident_ids:
-        result = await tx.execute(_built("day_bookings", "sqlite", _day_bookings_statement),
-                                  {"residents": resident_ids, "day": day})
-        for booking_id, resident_id, department_id, starts_at, ends_at in result.all():
-            day_bookings[resident_id].append(repository.DayBooking(booking_id, department_id, starts_at, ends_at))
-    found = (await tx.execute(_READ_POOL, {"session_id": session_id})).mappings().first()
-    if found is None:
-        return None
-    last = int((await tx.execute(select(func.coalesce(func.max(Booking.id), 0)))).scalar_one())
-    return LockedPool(_pool_of(found), list(range(last + 1, last + 1 + reserve)), day_bookings)
+        pool, booked_read, booking_ids = _pool_of(rows[0]), rows[0]["booked"], [int(i) for i in rows[0]["booking_ids"]]
+    else:
+        # SQLite: BEGIN IMMEDIATE holds the database's write lock already; the next rowids are max + 1 …
+        if resident_ids:
+            result = await tx.execute(_built("day_bookings", "sqlite", _day_bookings_statement),
+                                      {"residents": resident_ids, "day": day})
+            for booking_id, resident_id, department_id, starts_at, ends_at in result.all():
+                day_bookings[resident_id].append(repository.DayBooking(booking_id, department_id, starts_at, ends_at))
+        found = await _pool_sqlite(tx, session_id, now)
+        if found is None:
+            return None
+        last = int((await tx.execute(select(func.coalesce(func.max(Booking.id), 0)))).scalar_one())
+        pool, booked_read = found, found.booked + len(found.lapsed)
+        booking_ids = list(range(last + 1, last + 1 + reserve))
+    lapsed = {hold.booking_id for hold in pool.lapsed}
+    if lapsed:
+        day_bookings = {r: [b for b in found_day if b.id not in lapsed] for r, found_day in day_bookings.items()}
+    return LockedPool(pool, booked_read, booking_ids, day_bookings)
+
+
+async def expire_lapsed(tx: AsyncSession, holds: list[LapsedHold], now: datetime) -> None:
+    """Expire the lapsed holds whose slots the batch counted free (before it writes: a new booking may take
+    one of their slots); a hold confirmed or tidied meanwhile fails the batch, which is then decided again."""
+    ids = sorted(hold.booking_id for hold in holds)
+    if not ids:
+        return
+    expired = await tx.execute(update(Booking).where(Booking.id.in_(ids), Booking.status == "held").values(
+        status="expired", ended_at=now, end_reason="hold_expired", updated_at=now))
+    if expired.rowcount != len(ids):  # type: ignore[attr-defined]
+        raise RuntimeError("a lapsed hold changed under the session's row lock")
+    for booking_id in ids:
+        await repository.waitlist_offer_expired(tx, booking_id, now)
 
 
 # --- Step 5: everything the batch writes --------------------------------------------------------------------
@@ -370,10 +413,10 @@ async def warm_up(tx: AsyncSession) -> None:
     moment = datetime(2000, 1, 1, tzinfo=UTC)
     await tx.execute(_LOCK_BATCH, {"batch": batch_lock_key(0)})
     await tx.execute(_TRY_LOCK_KEYS, {"keys": none})
-    await tx.execute(_STORED_AND_POOL_PG, {"session_id": 0, "subjects": none, "keys": none})
+    await tx.execute(_STORED_AND_POOL_PG, {"session_id": 0, "now": moment, "subjects": none, "keys": none})
     await tx.execute(_IDENTIFY_PG, {"now": moment, "ids": none, "hashes": none, "day": day})
     await tx.execute(_built("drop_days", "postgresql", _drop_days_statement), {"residents": none, "day": day})
-    await tx.execute(_DAY_AND_POOL_PG, {"session_id": 0, "reserve": 0, "residents": none, "day": day})
+    await tx.execute(_DAY_AND_POOL_PG, {"session_id": 0, "reserve": 0, "now": moment, "residents": none, "day": day})
     await tx.execute(_WRITE_PG, {
         "now": moment, "expires_at": moment, "session_id": 0, "booked_before": 0, "slot_map": "", "last_slot_no": 0,
         **dict.fromkeys(_SESSION_COUNTERS, 0), "organization_id": 0, "department_id": 0, "service_date": day,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -27,7 +27,7 @@ from cityhealth.booking.models import (
     Sanction,
     WaitlistEntry,
 )
-from cityhealth.booking.slots import SessionSlots
+from cityhealth.booking.slots import LapsedHold, SessionSlots
 from cityhealth.db.types import UTCDateTime
 from cityhealth.registry.models import ClientApp, Resident
 
@@ -68,12 +68,18 @@ _POLICY_COLUMNS: list[Any] = [
 ]
 
 
-def _pre_check_statement() -> Any:
+def _pre_check_statement(aggregate: str) -> Any:
     anchor = select(literal(1).label("one")).subquery()
+    # The channels of the session's holds lapsed at the attempt's moment: their slots count as free.
+    # (`aggregate`: the dialect's string aggregate; SQLAlchemy's portable one binds its separator late.)
+    lapsed = (select(getattr(func, aggregate)(Booking.channel, literal_column("' '")))
+              .where(Booking.session_id == BookingSession.id, Booking.status == literal_column("'held'"),
+                     Booking.hold_expires_at <= bindparam("now", type_=UTCDateTime))
+              .correlate(BookingSession).scalar_subquery().label("lapsed_channels"))
     return (
         select(IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body,
                ClientApp.channel, ClientApp.is_active, ClientApp.other_channels, *_SESSION_COLUMNS,
-               *_POLICY_COLUMNS)
+               *_POLICY_COLUMNS, lapsed)
         .select_from(anchor)
         .outerjoin(IdempotencyKey, and_(IdempotencyKey.subject == bindparam("subject"),
                                         IdempotencyKey.key == bindparam("key")))
@@ -85,26 +91,29 @@ def _pre_check_statement() -> Any:
 
 # Built once: the statement is on the path of every booking attempt, and building it costs more CPU than
 # the database spends answering it.
-_PRE_CHECK = _pre_check_statement()
+_PRE_CHECK = _pre_check_statement("group_concat")  # SQLite
 
 
-_PRE_CHECK_PG = _PRE_CHECK.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+_PRE_CHECK_PG = _pre_check_statement("string_agg").compile(
+    dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
 PRE_CHECK_PG_SQL = str(_PRE_CHECK_PG)
 
 
 async def pre_check(connection: AsyncConnection | AsyncSession, *, subject: str, key: str,
-                    app_id: int | None, session_id: int) -> PreCheck:
-    """One round trip: the stored idempotency result, the caller's app, the session and its policy."""
+                    app_id: int | None, session_id: int, now: datetime) -> PreCheck:
+    """One round trip: the stored idempotency result, the caller's app, the session (its holds lapsed at
+    `now` counted free) and its policy."""
     row = (await connection.execute(_PRE_CHECK, {
         "subject": subject, "key": key, "app_id": app_id if app_id is not None else -1, "session_id": session_id,
+        "now": now,
     })).mappings().one()
     return pre_check_of(row)
 
 
-def pre_check_args(*, subject: str, key: str, app_id: int | None, session_id: int) -> list[Any]:
+def pre_check_args(*, subject: str, key: str, app_id: int | None, session_id: int, now: datetime) -> list[Any]:
     """The positional arguments of PRE_CHECK_PG_SQL, for a raw asyncpg connection."""
     values = {"param_1": 1, "subject": subject, "key": key, "app_id": app_id if app_id is not None else -1,
-              "session_id": session_id}
+              "session_id": session_id, "now": now}
     return [values[name] for name in _PRE_CHECK_PG.positiontup or ()]
 
 
@@ -112,6 +121,8 @@ def pre_check_of(row: Any) -> PreCheck:
     session = None
     if row["id"] is not None:
         session = {column.key: row[column.key] for column in _SESSION_COLUMNS}
+        # Only the channels count here (the read has no slot map): ids and slots are the batch's to read.
+        session["lapsed"] = [LapsedHold(0, 0, channel, 0) for channel in (row["lapsed_channels"] or "").split()]
     policy = None
     if row["policy_organization_id"] is not None:
         policy = {column.key: row[column.key] for column in _POLICY_COLUMNS[1:]}

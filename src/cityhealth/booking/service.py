@@ -136,12 +136,12 @@ async def _pre_check(database: Database, clock: Clock, runtime: BookingRuntime, 
     reads = runtime.reads(database)
     if reads is not None:
         row = await reads.fetchrow(repository.PRE_CHECK_PG_SQL, *repository.pre_check_args(
-            subject=idem.subject, key=idem.key, app_id=caller.app_id, session_id=session_id))
+            subject=idem.subject, key=idem.key, app_id=caller.app_id, session_id=session_id, now=now))
         pre = repository.pre_check_of(row)
     else:
         async with read_connection(database) as connection:
             pre = await repository.pre_check(connection, subject=idem.subject, key=idem.key, app_id=caller.app_id,
-                                             session_id=session_id)
+                                             session_id=session_id, now=now)
     replay = idempotency.replay_of(idem, pre.stored_fingerprint, pre.stored_status, pre.stored_body)
     if replay is not None:
         return WriteResult(replay.status, replay.body, replayed=True)

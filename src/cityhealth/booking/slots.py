@@ -10,12 +10,16 @@ indexes stay only as the backstop, should a writer ever get the counters wrong.
 
 A channel with a quota has that many slots reserved for it and may take no more; channels without a quota
 share `open_capacity` (the capacity minus the quotas).
+
+A hold past its expiry at the moment of the attempt holds nothing: the reads of the attempt path return the
+session's lapsed holds as of that moment (`lapsed` in the row), and `SessionSlots.of` counts their slots as
+free; the batch that takes one expires those holds in its own transaction. The sweeper only tidies the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -40,6 +44,16 @@ def is_sold_out(error: DomainError) -> bool:
     return error.code in ("sold_out", "quota_exhausted")
 
 
+@dataclass(frozen=True)
+class LapsedHold:
+    """A hold of the session past its expiry at the moment of the read (still `held` in the table)."""
+
+    booking_id: int
+    resident_id: int
+    channel: str
+    slot_no: int
+
+
 @dataclass
 class SessionSlots:
     """A session's row as far as the decision needs it, and its slot map when a write will hand out slots
@@ -58,14 +72,24 @@ class SessionSlots:
     booked_by: dict[str, int]
     slot_map: str | None = None
     _cursor: int = 0  # no free slot before this position
+    lapsed: list[LapsedHold] = field(default_factory=list)  # lapsed holds whose slots this copy counts free
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> SessionSlots:
-        """From a row of booking_sessions (a mapping with its column names)."""
-        return cls(row["id"], row["status"], row["service_date"], row["starts_at"], row["released_at"],
-                   row["capacity"], row["booked"], row["open_capacity"], row["open_booked"],
-                   {c: row[f"quota_{c}"] for c in CHANNELS}, {c: row[f"booked_{c}"] for c in CHANNELS},
-                   row.get("slot_map"))
+        """From a row of booking_sessions (a mapping with its column names), its lapsed holds counted free."""
+        slots = cls(row["id"], row["status"], row["service_date"], row["starts_at"], row["released_at"],
+                    row["capacity"], row["booked"], row["open_capacity"], row["open_booked"],
+                    {c: row[f"quota_{c}"] for c in CHANNELS}, {c: row[f"booked_{c}"] for c in CHANNELS},
+                    row.get("slot_map"))
+        for hold in row.get("lapsed") or ():
+            # Without the map (the pre-check's read) only the counters matter; with it, a slot already
+            # free in the map was given back by a writer that committed after this read's snapshot.
+            if slots.slot_map is None:
+                slots._count(hold.channel, -1)
+            elif not slots.give_back(hold.channel, hold.slot_no):
+                continue
+            slots.lapsed.append(hold)
+        return slots
 
     def left(self, channel: str) -> int:
         """Slots `channel` may still take: its quota's rest, or the open pool's, within the capacity."""
@@ -96,6 +120,14 @@ class SessionSlots:
         self._count(channel, -1)
         return True
 
+    def keep(self, hold: LapsedHold) -> None:
+        """Count a lapsed hold as taken again: a write that did not need its slot leaves it to the sweeper."""
+        if self.slot_map is None or self.slot_map[hold.slot_no - 1] != "0":
+            raise RuntimeError(f"the slot of hold {hold.booking_id} is not free to be kept")
+        self.slot_map = self.slot_map[:hold.slot_no - 1] + "1" + self.slot_map[hold.slot_no:]
+        self._count(hold.channel, +1)
+        self.lapsed = [h for h in self.lapsed if h != hold]
+
     def _count(self, channel: str, step: int) -> None:
         self.booked += step
         self.booked_by = {**self.booked_by, channel: self.booked_by[channel] + step}
@@ -103,7 +135,7 @@ class SessionSlots:
             self.open_booked += step
 
     def copy(self) -> SessionSlots:
-        return replace(self)
+        return replace(self, lapsed=list(self.lapsed))
 
 
 def refusal(slots: SessionSlots, rules: ReleaseRules, channel: str, now: datetime) -> DomainError | None:

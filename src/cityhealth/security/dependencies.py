@@ -58,6 +58,11 @@ def token_key(app: FastAPI, settings: Settings) -> bytes:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+async def bearer_credentials(request: Request) -> HTTPAuthorizationCredentials | None:
+    """The bearer scheme's answer, for a route that calls a guard itself (booking.api.AttemptRoute)."""
+    return await _bearer(request)
+
+
 async def authenticate(request: Request, credentials: Credentials) -> Principal:
     """The caller behind the bearer token: verified (or found verified in the cache), its session or client live.
 
