@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from cityhealth import __version__, apidocs, ops, queue
 from cityhealth.booking import api as booking_api
 from cityhealth.booking import jobs as booking_jobs
+from cityhealth.booking import waitlist_api as booking_waitlist_api
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
 from cityhealth.collection import tasks as collection_tasks
@@ -119,6 +120,7 @@ def create_app(
     # attempts and real-time uploads. The prefixes do not overlap, so the order decides nothing else.
     app.include_router(ops.router)
     app.include_router(booking_api.router)
+    app.include_router(booking_waitlist_api.router)
     app.include_router(collection_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)

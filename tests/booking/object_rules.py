@@ -88,3 +88,33 @@ not_object_scoped("GET", "/api/booking/sanction-rule", "the platform's one no-sh
 not_object_scoped("POST", "/api/booking/sanctions/search",
                   "booking administrators handle any resident's sanctions (override with a reason, audited)")
 not_object_scoped("GET", "/api/booking/statistics", "aggregate counts per hospital and app for the bulletin")
+
+
+async def _owners_waiting(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
+    """`owners` residents, each with a waitlist entry of their own; (headers, entry id)."""
+    from cityhealth.booking.models import WaitlistEntry
+
+    database, now = app.state.database, app.state.clock.now()
+    found = []
+    for headers, booking_id in await _owners_with_a_booking(app, owners):
+        async with database.transaction() as tx:
+            booking = await tx.get(Booking, booking_id)
+            assert booking is not None
+            entry = WaitlistEntry(session_id=booking.session_id, resident_id=booking.resident_id,
+                                  channel="online_12320", status="waiting", created_by="test:object-rules",
+                                  created_at=now, updated_at=now)
+            tx.add(entry)
+            await tx.flush()
+            found.append((headers, entry.id))
+    return found
+
+
+@object_endpoint("GET", "/api/booking/waitlist", kind="list", rule="a resident lists only their own waitlist entries")
+async def waitlist_lists(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, marker=f'{{"id":{entry_id},') for headers, entry_id in await _owners_waiting(app, owners)]
+
+
+@object_endpoint("POST", "/api/booking/waitlist/{entry_id}/leave", kind="write",
+                 rule="a resident leaves only their own waitlist entries; another's looks like not found")
+async def waitlist_leaves(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"entry_id": entry_id}) for headers, entry_id in await _owners_waiting(app, owners)]

@@ -14,6 +14,7 @@ from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.registry.protection import cipher_for
+from tests.booking.outbox import Recorder, install, until
 from tests.factories.booking import (
     World,
     add_resident,
@@ -79,10 +80,15 @@ async def test_other_hospital_cannot_suspend_the_session(client: httpx.AsyncClie
 async def test_dispatcher_sends_the_outbox_through_the_gateway(client: httpx.AsyncClient, app: FastAPI,
                                                               world: World, database: Database, settings: Settings,
                                                               clock: SimulatedClock, tmp_path: Path) -> None:
+    sink = install(app, FileSmsSink(tmp_path / "outbox" / "sms.ndjson"))  # type: ignore[arg-type]
+
+    async def settled() -> bool:
+        return await count(database, Notification, Notification.status == "pending") == 0
+
     await _suspended_session(client, app, world, database, settings, clock)
-    sink = FileSmsSink(tmp_path / "outbox" / "sms.ndjson")
-    result = await dispatch(database, clock, cipher_for(settings), sink)
-    assert (result.sent, result.failed, result.no_phone) == (1, 0, 1)
+    assert await until(settled)  # sent by the task the suspension deferred, with no one running the dispatcher
+    assert await count(database, Notification, Notification.status == "sent") == 1
+    assert await count(database, Notification, Notification.status == "no_phone") == 1
     lines = [json.loads(line) for line in sink.path.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 1
     assert lines[0]["to"] == "138****5678"  # never the whole number, even in the development sink
@@ -93,15 +99,16 @@ async def test_dispatcher_sends_the_outbox_through_the_gateway(client: httpx.Asy
 async def test_failed_sends_stay_in_the_outbox(client: httpx.AsyncClient, app: FastAPI, world: World,
                                                database: Database, settings: Settings,
                                                clock: SimulatedClock) -> None:
+    install(app, Recorder(down=True))
+
+    async def tried() -> bool:
+        return await count(database, Notification, Notification.attempts == 1) == 1
+
     await _suspended_session(client, app, world, database, settings, clock)
-
-    class Down:
-        async def send(self, phone: str, message: str, *, reference: str) -> None:
-            raise ConnectionError("gateway unreachable")
-
-    result = await dispatch(database, clock, cipher_for(settings), Down())
-    assert result.failed == 1
+    assert await until(tried)
     assert await count(database, Notification, Notification.status == "pending", Notification.attempts == 1) == 1
+    result = await dispatch(database, clock, cipher_for(settings), Recorder(down=True))
+    assert result.failed == 1
 
 
 async def test_agents_work_the_call_back_list(client: httpx.AsyncClient, app: FastAPI, world: World,
