@@ -61,6 +61,7 @@ TRANSACTION_OWNERS = frozenset({
     "booking/lifecycle.py",  # hold sweep and no-show marking: periodic tasks, one transaction per round
     "booking/notifications.py",  # notification dispatch, a periodic task: one transaction per message
     "booking/waitlist.py",  # waitlist expiry, a periodic task: one transaction per round
+    "booking/reminders.py",  # the day-before reminders, a periodic task: one transaction per page of bookings
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from cityhealth import __version__, apidocs, ops, queue
 from cityhealth.booking import api as booking_api
 from cityhealth.booking import jobs as booking_jobs
+from cityhealth.booking import messages_api as booking_messages_api
 from cityhealth.booking import waitlist_api as booking_waitlist_api
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(booking_api.router)
     app.include_router(booking_waitlist_api.router)
+    app.include_router(booking_messages_api.router)
     app.include_router(collection_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import FastAPI
 
-from cityhealth.booking.notifications import SMS_GATEWAY
+from cityhealth.booking.notifications import SMS_GATEWAY, SmsGateway
+
+_Gateway = TypeVar("_Gateway", bound=SmsGateway)
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Recorder:
         self.sent.append((phone, message))
 
 
-def install(app: FastAPI, recorder: Recorder) -> Recorder:
+def install(app: FastAPI, recorder: _Gateway) -> _Gateway:
     """The gateway the app's sending task uses (its runtime is shared by the in-process runner and worker)."""
     app.state.tasks.resources[SMS_GATEWAY] = recorder
     return recorder

@@ -52,13 +52,12 @@ async def test_an_offer_is_sent_without_anyone_running_the_dispatcher(
     recorder = install(app, Recorder())
 
     async def sent() -> bool:
-        return bool(recorder.sent)
+        return await count(database, Notification, Notification.kind == "waitlist_offer",
+                           Notification.status == "sent") == 1
 
     _, hold_id = await _offer_made(client, app, world, database, settings, clock)
     assert await until(sent)
-    assert await count(database, Notification, Notification.kind == "waitlist_offer",
-                       Notification.status == "sent") == 1
-    assert str(hold_id) in recorder.sent[0][1]
+    assert [m for _, m in recorder.sent if "候补" in m and str(hold_id) in m]
 
 
 async def test_the_offer_states_its_deadline_and_how_to_confirm(
@@ -69,7 +68,8 @@ async def test_the_offer_states_its_deadline_and_how_to_confirm(
     async with database.transaction() as tx:
         from sqlalchemy import select
 
-        message = (await tx.execute(select(Notification.message))).scalar_one()
+        message = (await tx.execute(select(Notification.message)
+                                    .where(Notification.kind == "waitlist_offer"))).scalar_one()
     deadline = (clock.now() + timedelta(minutes=15)).astimezone(at_business_time(date(2022, 1, 1), time()).tzinfo)
     assert f"北京时间{deadline:%Y年%m月%d日 %H:%M}前" in message
     assert "确认预约" in message
@@ -81,17 +81,19 @@ async def test_a_lapsed_offer_is_never_sent(client: httpx.AsyncClient, app: Fast
     down = install(app, Recorder(down=True))  # the first try fails; the offer stays in the outbox
 
     async def tried() -> bool:
-        return await count(database, Notification, Notification.attempts == 1) == 1
+        return await count(database, Notification, Notification.kind == "waitlist_offer",
+                           Notification.attempts == 1) == 1
 
     await _offer_made(client, app, world, database, settings, clock)
     assert await until(tried)
-    assert down.calls == 1
+    assert down.calls >= 1
     clock.advance(timedelta(minutes=15, seconds=1))
     later = Recorder()
     result = await dispatch(database, clock, cipher_for(settings), later)
-    assert (result.sent, result.lapsed) == (0, 1)
-    assert later.sent == []
-    assert await count(database, Notification, Notification.status == "lapsed") == 1
+    assert result.lapsed == 1
+    assert [m for _, m in later.sent if "候补" in m] == []
+    assert await count(database, Notification, Notification.kind == "waitlist_offer",
+                       Notification.status == "lapsed") == 1
 
 
 async def test_joining_is_refused_when_already_booked_in_the_department_that_day(

@@ -36,8 +36,8 @@ async def add_named(tx: AsyncSession, kind: str, setting: str, rows: list[dict[s
     source: Any = (select(bindparam("resident_id"), bindparam("booking_id"), literal(kind),
                      bindparam("head") + Organization.name + Department.local_name + bindparam("tail"),
                      literal("pending"), literal(0), literal(now, type_=Notification.created_at.type))
-              .where(Organization.id == bindparam("organization_id"), Department.id == bindparam("department_id"),
-                     enabled))
+              .select_from(Organization).join(Department, Department.id == bindparam("department_id"))
+              .where(Organization.id == bindparam("organization_id"), enabled))
     statement = _insert(tx).from_select(
         ["resident_id", "booking_id", "kind", "message", "status", "attempts", "created_at"], source,
     ).on_conflict_do_nothing(**_ONE_PER_BOOKING)
@@ -46,8 +46,9 @@ async def add_named(tx: AsyncSession, kind: str, setting: str, rows: list[dict[s
 
 async def names(tx: AsyncSession, organization_id: int, department_id: int) -> tuple[str, str]:
     """The hospital's and the department's names as residents read them."""
-    row = (await tx.execute(select(Organization.name, Department.local_name).where(
-        Organization.id == organization_id, Department.id == department_id))).first()
+    row = (await tx.execute(select(Organization.name, Department.local_name).select_from(Organization)
+                            .join(Department, Department.id == department_id)
+                            .where(Organization.id == organization_id))).first()
     return ("", "") if row is None else (row[0], row[1])
 
 

@@ -321,3 +321,18 @@ class BookingStatistics(BaseModel):
     by_hospital: list[HospitalRow]
     by_app: list[AppRow]
     cumulative_at_month_end: int
+
+
+class MessageSettingsUpdate(_Input):
+    """Which patient messages a hospital sends, and when the day-before reminder goes out."""
+
+    confirmation_enabled: bool = True
+    cancellation_enabled: bool = True
+    reminder_enabled: bool = True
+    reminder_time: BusinessTime = Field(default=time(18, 0),
+                                        description="Asia/Shanghai wall time, the day before the appointment")
+
+
+class MessageSettingsRead(MessageSettingsUpdate):
+    model_config = ConfigDict(extra="ignore")
+    organization_id: RowId
