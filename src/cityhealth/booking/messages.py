@@ -1,5 +1,5 @@
 """The messages every booking gets: a confirmation when it is made, a cancellation when it is cancelled
-(the day-before reminder is reminders.py), and each hospital's settings for them.
+(the day-before reminder is reminders.py; each hospital's settings for them, messages_settings.py).
 
 Each message is an outbox row (notifications.py) written in the transaction that makes or cancels the
 booking, once per booking and kind (a unique index: a retried or replayed write adds nothing), and sent by
@@ -15,11 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import messages_repository, notifications
-from cityhealth.booking.schedules import organization_for
-from cityhealth.booking.schemas import MessageSettingsRead, MessageSettingsUpdate
-from cityhealth.clock import BUSINESS_TZ, Clock
-from cityhealth.security.audit import Action, record
-from cityhealth.security.principals import Principal
+from cityhealth.clock import BUSINESS_TZ
 
 CONFIRMED = "booking_confirmed"
 CANCELLED = "booking_cancelled"
@@ -63,32 +59,3 @@ async def cancelled(tx: AsyncSession, now: datetime, booking: Any) -> None:
         [booking], "【12320】取消成功：您预约的",
         " {when} 已取消，号源已释放。如需就诊，请重新预约。"), now)
     await notifications.send_soon(tx)
-
-
-# --- A hospital's settings ------------------------------------------------------------------------------
-
-
-def _read(organization_id: int, row: Any) -> MessageSettingsRead:
-    if row is None:
-        return MessageSettingsRead(organization_id=organization_id)
-    return MessageSettingsRead(organization_id=organization_id, confirmation_enabled=row.confirmation_enabled,
-                               cancellation_enabled=row.cancellation_enabled, reminder_enabled=row.reminder_enabled,
-                               reminder_time=row.reminder_time)
-
-
-async def get_settings(tx: AsyncSession, principal: Principal, organization_id: int) -> MessageSettingsRead:
-    """A hospital's message settings (the defaults when it set none)."""
-    organization_id = await organization_for(tx, principal, organization_id)
-    found = await messages_repository.settings_of(tx, [organization_id])
-    return _read(organization_id, found[0] if found else None)
-
-
-async def put_settings(tx: AsyncSession, clock: Clock, principal: Principal, organization_id: int,
-                       data: MessageSettingsUpdate) -> MessageSettingsRead:
-    """Set a hospital's message settings (its schedulers, or a booking administrator); the same body twice
-    leaves the same row."""
-    organization_id = await organization_for(tx, principal, organization_id)
-    await messages_repository.store_settings(tx, {"organization_id": organization_id, **data.model_dump(),
-                                                  "updated_by": principal.subject, "updated_at": clock.now()})
-    record(tx, clock, principal, Action.UPDATE, "booking_message_settings", resource_id=organization_id)
-    return MessageSettingsRead(organization_id=organization_id, **data.model_dump())

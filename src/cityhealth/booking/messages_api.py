@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from cityhealth.booking import messages, messages_calendar
+from cityhealth.booking import messages_calendar, messages_settings
 from cityhealth.booking.schemas import MessageSettingsRead, MessageSettingsUpdate
 from cityhealth.booking.waitlist_api import DeniedAudited
 from cityhealth.context import ClockDep, SessionDep
@@ -24,14 +24,14 @@ Scheduler = Annotated[Principal, Depends(require(Scope.BOOKING_SCHEDULE))]
 @router.get("/message-settings/{organization_id}", response_model=MessageSettingsRead)
 async def get_message_settings(principal: Scheduler, session: SessionDep,
                                organization_id: RowId) -> MessageSettingsRead:
-    return await messages.get_settings(session, principal, organization_id)
+    return await messages_settings.get_settings(session, principal, organization_id)
 
 
 @router.put("/message-settings/{organization_id}", response_model=MessageSettingsRead,
             summary="Which messages a hospital sends, and its day-before reminder time")
 async def put_message_settings(principal: Scheduler, session: SessionDep, clock: ClockDep, organization_id: RowId,
                                data: MessageSettingsUpdate) -> MessageSettingsRead:
-    return await messages.put_settings(session, clock, principal, organization_id, data)
+    return await messages_settings.put_settings(session, clock, principal, organization_id, data)
 
 
 @router.get("/bookings/{booking_id}/calendar.ics", response_class=Response,
