@@ -118,3 +118,30 @@ async def waitlist_lists(app: FastAPI, owners: int) -> list[Owner]:
                  rule="a resident leaves only their own waitlist entries; another's looks like not found")
 async def waitlist_leaves(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(headers, path={"entry_id": entry_id}) for headers, entry_id in await _owners_waiting(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/bookings/{booking_id}/calendar.ics", kind="read",
+                 rule="a resident downloads only their own booking's calendar file; another's looks like not found")
+async def calendars(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"booking_id": booking_id})
+            for headers, booking_id in await _owners_with_a_booking(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/message-settings/{organization_id}", kind="read",
+                 rule="a hospital's schedulers read only their own hospital's message settings")
+async def message_settings(app: FastAPI, owners: int) -> list[Owner]:
+    from tests.factories.security import machine
+
+    database, now = app.state.database, app.state.clock.now()
+    found = []
+    for _ in range(owners):
+        suffix = uuid.uuid4().hex[:8]
+        async with database.transaction() as tx:
+            hospital = Organization(code=f"MSG-{suffix}", name=f"消息设置医院 {suffix}", kind="hospital",
+                                    active_from=date(2000, 1, 1), created_at=now, updated_at=now)
+            tx.add(hospital)
+            await tx.flush()
+            hospital_id = hospital.id
+        principal = machine(Scope.BOOKING_SCHEDULE, organization_id=hospital_id, client_id=f"his-{suffix}")
+        found.append(Owner(await headers_for(app, principal), path={"organization_id": hospital_id}))
+    return found
