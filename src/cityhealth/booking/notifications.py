@@ -10,6 +10,8 @@ sending: an offer whose hold has ended, or a reminder of a booking no longer boo
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 from dataclasses import dataclass
@@ -135,7 +137,9 @@ async def dispatch_with(runtime: task_queue.Runtime) -> DispatchResult:
 @task_queue.task(SEND_TASK, lock_by="outbox")
 async def send_pending(runtime: task_queue.Runtime, outbox: str) -> None:
     """The sending task: one at a time per outbox (its lock); a run finds every message pending by then."""
-    await dispatch_with(runtime)
+    # On SQLite the runner starts it from the commit of the request that deferred it, in that request's
+    # context: its reads and audit events are the job's own, not the request's (request id, client).
+    await asyncio.create_task(dispatch_with(runtime), context=contextvars.Context())
 
 
 @task_queue.recover(SEND_TASK)
