@@ -28,7 +28,6 @@ SQL_CONSTRUCTORS = frozenset({"select", "text", "insert", "update", "delete"})
 # Today's statements outside a repository, in booking and collection (which are being rewritten).
 KNOWN_SQL = frozenset({
     "booking/idempotency.py",
-    "booking/notifications.py",
     "collection/configuration.py",
     "collection/drilldown.py",
     "collection/quality.py",
@@ -63,6 +62,8 @@ TRANSACTION_OWNERS = frozenset({
     "booking/availability.py",  # the write engine the booking leader's batches run on
     "booking/lifecycle.py",  # hold sweep and no-show marking: periodic tasks, one transaction per round
     "booking/notifications.py",  # notification dispatch, a periodic task: one transaction per message
+    "booking/waitlist.py",  # waitlist expiry, a periodic task: one transaction per round
+    "booking/reminders.py",  # the day-before reminders, a periodic task: one transaction per page of bookings
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

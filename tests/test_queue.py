@@ -157,10 +157,13 @@ def test_the_periodic_work_is_registered_with_its_schedule() -> None:
         "booking.sweep_holds": 30,
         "booking.mark_no_shows": 300,
         "booking.dispatch_notifications": 60,
+        "booking.expire_waitlist": 300,
+        "booking.send_reminders": 300,
         "collection.purge_raw_payloads": 3600,
         "security.purge_auth_failures": 3600,
     }
     assert queue.TASKS["collection.process_job"].recover is not None
+    assert queue.TASKS["booking.send_notifications"].recover is not None
 
 
 @pytest.mark.parametrize(

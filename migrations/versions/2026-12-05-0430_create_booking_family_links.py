@@ -1,7 +1,7 @@
 """Create booking_family_links: a resident who books for a family member, with the member's consent.
 
 Revision ID: 20261205_0430
-Revises: 20261126_0400
+Revises: 20261205_0420
 Create Date: 2026-12-05 04:30:00 UTC
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261205_0430"
-down_revision: str | None = "20261126_0400"
+down_revision: str | None = "20261205_0420"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,6 +14,8 @@ from cityhealth.booking import api as booking_api
 from cityhealth.booking import family_api, scheduler_api
 from cityhealth.booking import feed_api as booking_feed_api
 from cityhealth.booking import jobs as booking_jobs
+from cityhealth.booking import messages_api as booking_messages_api
+from cityhealth.booking import waitlist_api as booking_waitlist_api
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
 from cityhealth.collection import tasks as collection_tasks
@@ -122,6 +124,8 @@ def create_app(
     # attempts and real-time uploads. The prefixes do not overlap, so the order decides nothing else.
     app.include_router(ops.router)
     app.include_router(booking_api.router)
+    app.include_router(booking_waitlist_api.router)
+    app.include_router(booking_messages_api.router)
     app.include_router(collection_api.router)
     app.include_router(booking_feed_api.router)
     app.include_router(family_api.router)

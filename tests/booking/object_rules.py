@@ -146,3 +146,60 @@ not_object_scoped("GET", "/api/booking/sanction-rule", "the platform's one no-sh
 not_object_scoped("POST", "/api/booking/sanctions/search",
                   "booking administrators handle any resident's sanctions (override with a reason, audited)")
 not_object_scoped("GET", "/api/booking/statistics", "aggregate counts per hospital and app for the bulletin")
+
+
+async def _owners_waiting(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
+    """`owners` residents, each with a waitlist entry of their own; (headers, entry id)."""
+    from cityhealth.booking.models import WaitlistEntry
+
+    database, now = app.state.database, app.state.clock.now()
+    found = []
+    for headers, booking_id in await _owners_with_a_booking(app, owners):
+        async with database.transaction() as tx:
+            booking = await tx.get(Booking, booking_id)
+            assert booking is not None
+            entry = WaitlistEntry(session_id=booking.session_id, resident_id=booking.resident_id,
+                                  channel="online_12320", status="waiting", created_by="test:object-rules",
+                                  created_at=now, updated_at=now)
+            tx.add(entry)
+            await tx.flush()
+            found.append((headers, entry.id))
+    return found
+
+
+@object_endpoint("GET", "/api/booking/waitlist", kind="list", rule="a resident lists only their own waitlist entries")
+async def waitlist_lists(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, marker=f'{{"id":{entry_id},') for headers, entry_id in await _owners_waiting(app, owners)]
+
+
+@object_endpoint("POST", "/api/booking/waitlist/{entry_id}/leave", kind="write",
+                 rule="a resident leaves only their own waitlist entries; another's looks like not found")
+async def waitlist_leaves(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"entry_id": entry_id}) for headers, entry_id in await _owners_waiting(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/bookings/{booking_id}/calendar.ics", kind="read",
+                 rule="a resident downloads only their own booking's calendar file; another's looks like not found")
+async def calendars(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"booking_id": booking_id})
+            for headers, booking_id in await _owners_with_a_booking(app, owners)]
+
+
+@object_endpoint("GET", "/api/booking/message-settings/{organization_id}", kind="read",
+                 rule="a hospital's schedulers read only their own hospital's message settings")
+async def message_settings(app: FastAPI, owners: int) -> list[Owner]:
+    from tests.factories.security import machine
+
+    database, now = app.state.database, app.state.clock.now()
+    found = []
+    for _ in range(owners):
+        suffix = uuid.uuid4().hex[:8]
+        async with database.transaction() as tx:
+            hospital = Organization(code=f"MSG-{suffix}", name=f"消息设置医院 {suffix}", kind="hospital",
+                                    active_from=date(2000, 1, 1), created_at=now, updated_at=now)
+            tx.add(hospital)
+            await tx.flush()
+            hospital_id = hospital.id
+        principal = machine(Scope.BOOKING_SCHEDULE, organization_id=hospital_id, client_id=f"his-{suffix}")
+        found.append(Owner(await headers_for(app, principal), path={"organization_id": hospital_id}))
+    return found

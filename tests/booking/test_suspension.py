@@ -14,6 +14,7 @@ from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.registry.protection import cipher_for
+from tests.booking.outbox import Recorder, install, until
 from tests.factories.booking import (
     World,
     add_resident,
@@ -26,6 +27,8 @@ from tests.factories.booking import (
     scheduler,
 )
 from tests.factories.security import headers_for
+
+SUSPENDED = "session_suspended"
 
 
 async def _suspended_session(client: httpx.AsyncClient, app: FastAPI, world: World, database: Database,
@@ -48,7 +51,7 @@ async def test_suspension_cancels_every_booking_and_tells_each_patient(
     assert response.json() == {"session_id": session["id"], "status": "suspended", "cancelled_bookings": 2,
                                "notifications_queued": 2, "callbacks_created": 2}
     assert await count(database, Booking, Booking.status == "cancelled", Booking.end_reason == "session_suspended") == 2
-    assert await count(database, Notification, Notification.status == "pending") == 2
+    assert await count(database, Notification, Notification.kind == "session_suspended") == 2
     assert await count(database, Callback, Callback.status == "open") == 2
     async with database.transaction() as tx:
         row = await tx.get(BookingSession, session["id"])
@@ -63,7 +66,7 @@ async def test_suspending_again_changes_nothing(client: httpx.AsyncClient, app: 
     again = await client.post(f"/api/booking/sessions/{session['id']}/suspend", json={"reason": "重复提交"},
                               headers=await headers_for(app, scheduler(world)))
     assert again.json() == first.json()
-    assert await count(database, Notification) == 2
+    assert await count(database, Notification, Notification.kind == "session_suspended") == 2
 
 
 async def test_other_hospital_cannot_suspend_the_session(client: httpx.AsyncClient, app: FastAPI, world: World,
@@ -79,29 +82,41 @@ async def test_other_hospital_cannot_suspend_the_session(client: httpx.AsyncClie
 async def test_dispatcher_sends_the_outbox_through_the_gateway(client: httpx.AsyncClient, app: FastAPI,
                                                               world: World, database: Database, settings: Settings,
                                                               clock: SimulatedClock, tmp_path: Path) -> None:
+    sink = install(app, FileSmsSink(tmp_path / "outbox" / "sms.ndjson"))
+
+    async def settled() -> bool:
+        return await count(database, Notification, Notification.kind == SUSPENDED,
+                           Notification.status == "pending") == 0
+
     await _suspended_session(client, app, world, database, settings, clock)
-    sink = FileSmsSink(tmp_path / "outbox" / "sms.ndjson")
-    result = await dispatch(database, clock, cipher_for(settings), sink)
-    assert (result.sent, result.failed, result.no_phone) == (1, 0, 1)
-    lines = [json.loads(line) for line in sink.path.read_text(encoding="utf-8").splitlines()]
-    assert len(lines) == 1
-    assert lines[0]["to"] == "138****5678"  # never the whole number, even in the development sink
-    assert "停诊" in lines[0]["message"]
-    assert (await dispatch(database, clock, cipher_for(settings), sink)).sent == 0
+    assert await until(settled)  # sent by the task the suspension deferred, with no one running the dispatcher
+    assert await count(database, Notification, Notification.kind == SUSPENDED, Notification.status == "sent") == 1
+    assert await count(database, Notification, Notification.kind == SUSPENDED, Notification.status == "no_phone") == 1
+    def suspended_lines() -> list[dict[str, str]]:
+        lines = [json.loads(line) for line in sink.path.read_text(encoding="utf-8").splitlines()]
+        return [line for line in lines if "停诊" in line["message"]]
+
+    assert len(suspended_lines()) == 1
+    assert suspended_lines()[0]["to"] == "138****5678"  # never the whole number, even in the development sink
+    await dispatch(database, clock, cipher_for(settings), sink)
+    assert len(suspended_lines()) == 1
 
 
 async def test_failed_sends_stay_in_the_outbox(client: httpx.AsyncClient, app: FastAPI, world: World,
                                                database: Database, settings: Settings,
                                                clock: SimulatedClock) -> None:
+    install(app, Recorder(down=True))
+
+    async def tried() -> bool:
+        return await count(database, Notification, Notification.kind == SUSPENDED, Notification.attempts == 1) == 1
+
     await _suspended_session(client, app, world, database, settings, clock)
-
-    class Down:
-        async def send(self, phone: str, message: str, *, reference: str) -> None:
-            raise ConnectionError("gateway unreachable")
-
-    result = await dispatch(database, clock, cipher_for(settings), Down())
-    assert result.failed == 1
-    assert await count(database, Notification, Notification.status == "pending", Notification.attempts == 1) == 1
+    assert await until(tried)
+    assert await count(database, Notification, Notification.kind == SUSPENDED, Notification.status == "pending",
+                       Notification.attempts == 1) == 1
+    assert (await dispatch(database, clock, cipher_for(settings), Recorder(down=True))).failed >= 1
+    assert await count(database, Notification, Notification.kind == SUSPENDED, Notification.status == "pending",
+                       Notification.attempts >= 2) == 1
 
 
 async def test_agents_work_the_call_back_list(client: httpx.AsyncClient, app: FastAPI, world: World,

@@ -55,4 +55,5 @@ def dispatch_notifications(limit: int = typer.Option(500, min=1, help="messages 
             return await notifications.dispatch(database, SystemClock(), cipher_for(settings), gateway, limit=limit)
 
     result = asyncio.run(run())
-    console.print(f"sent: {result.sent}, failed: {result.failed}, without phone: {result.no_phone}")
+    console.print(f"sent: {result.sent}, failed: {result.failed}, without phone: {result.no_phone}, "
+                  f"lapsed (not sent): {result.lapsed}")

@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import group_repository as batch_db
-from cityhealth.booking import idempotency
+from cityhealth.booking import idempotency, messages
 from cityhealth.booking.attempts import (
     RESOURCE,
     Attempt,
@@ -309,3 +309,5 @@ async def _write(tx: AsyncSession, path: WritePath, batch: list[Attempt], winner
                resident_ids=[hold.resident_id], detail="hold expired", actor=HOLD_EXPIRY_ACTOR)
     for (i, _), booking in zip(winners, bookings, strict=True):
         audit_booking(tx, path.clock, batch[i], booking["id"], residents[i])
+    await messages.booked(tx, now, [b for (i, _), b in zip(winners, bookings, strict=True) if not batch[i].hold],
+                          send_soon=False)

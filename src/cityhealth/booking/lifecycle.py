@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import idempotency, repository, sanctions, waitlist
+from cityhealth.booking import idempotency, messages, repository, sanctions, waitlist
 from cityhealth.booking.attempts import (
     RESOURCE,
     Refused,
@@ -72,6 +72,7 @@ async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runti
             raise Conflict("this booking can no longer be cancelled" + (
                 f" (the cut-off was {deadline.isoformat()})" if deadline else " (the hospital allows none)"),
                 code="cancellation_closed", field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
+    await messages.cancelled(session, now, booking)  # before the status changes: only a booked one is told
     await repository.set_booking(session, booking.id, status="cancelled", ended_at=now,
                                  end_reason="cancelled", hold_expires_at=None, updated_at=now)
     await repository.waitlist_offer_expired(session, booking.id, now)

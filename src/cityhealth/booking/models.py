@@ -32,6 +32,8 @@ SESSION_STATUSES = ("open", "suspended")
 BOOKING_STATUSES = ("held", "booked", "checked_in", "cancelled", "expired", "no_show", "rescheduled")
 ACTIVE_STATUSES = ("held", "booked", "checked_in")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "expired", "skipped", "cancelled")
+# lapsed: its moment passed before it was sent (an offer whose hold ended, a reminder of a cancelled booking).
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "no_phone", "lapsed")
 _ACTIVE_SQL = "status IN ('held', 'booked', 'checked_in')"
 
 
@@ -274,14 +276,18 @@ class Notification(Base):
 
     __tablename__ = "booking_notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed', 'no_phone')", name="status"),
+        CheckConstraint(f"status IN {NOTIFICATION_STATUSES!r}", name="status"),
         Index("ix_booking_notifications_status_id", "status", "id"),
+        # One message of a kind per booking, however often its cause is retried or its job rerun.
+        Index("uq_booking_notifications_booking_id_kind", "booking_id", "kind", unique=True,
+              sqlite_where=text("booking_id IS NOT NULL"), postgresql_where=text("booking_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
-    kind: Mapped[str] = mapped_column(String(32))  # session_suspended, waitlist_offer
+    # session_suspended, waitlist_offer, booking_confirmed, booking_cancelled, booking_reminder
+    kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)  # no personal data: hospital, department, date
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -376,4 +382,19 @@ class FamilyLink(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(96))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MessageSettings(Base):
+    """One hospital's patient messages: which kinds are sent, and when the day-before reminder goes out
+    (Asia/Shanghai wall time); a hospital without a row gets the defaults (all on, 18:00)."""
+
+    __tablename__ = "booking_message_settings"
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    confirmation_enabled: Mapped[bool] = mapped_column(Boolean)
+    cancellation_enabled: Mapped[bool] = mapped_column(Boolean)
+    reminder_enabled: Mapped[bool] = mapped_column(Boolean)
+    reminder_time: Mapped[time] = mapped_column(Time)
+    updated_by: Mapped[str] = mapped_column(String(96))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,28 +1,41 @@
 """The patient-notification outbox and its dispatcher: rows written in the transaction that causes them
-(suspension, waitlist offer), sent afterwards through an SMS gateway, at least once."""
+(suspension, waitlist offer, booking confirmed or cancelled, the day-before reminder), sent afterwards
+through an SMS gateway, at least once.
+
+Sending is a task of the job queue, deferred in that same transaction: a message goes out moments after
+its cause commits, with no one running a command; the periodic dispatch (jobs.py) is the safety net for a
+task lost with its worker. Whether a message is still due is decided by the clock at the moment of
+sending: an offer whose hold has ended, or a reminder of a booking no longer booked, is never sent.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking.models import Notification
+from cityhealth import queue as task_queue
+from cityhealth.booking import messages_repository
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
 from cityhealth.registry.identifiers import mask_phone
-from cityhealth.registry.models import Resident
-from cityhealth.registry.protection import PHONE
+from cityhealth.registry.protection import PHONE, cipher_for
+from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+SEND_TASK = "booking.send_notifications"
+SEND_ACTOR = "job:booking.send_notifications"
+SMS_GATEWAY = "booking.sms_gateway"
+_DEFERRED = "cityhealth.booking.send_deferred"
 
 
 class SmsGateway(Protocol):
@@ -46,12 +59,22 @@ class FileSmsSink:
             handle.write(line + "\n")
 
 
+async def send_soon(tx: AsyncSession) -> None:
+    """Defer the sending task in the caller's transaction (once per transaction)."""
+    transaction = tx.sync_session.get_transaction()
+    if transaction is not None and tx.sync_session.info.get(_DEFERRED) is transaction:
+        return
+    await task_queue.defer(tx, SEND_TASK, outbox="sms")
+    tx.sync_session.info[_DEFERRED] = transaction
+
+
 async def queue(tx: AsyncSession, *, resident_id: int, booking_id: int | None, kind: str, message: str,
-                now: datetime) -> None:
-    """Add a message to the outbox, in the caller's transaction."""
-    await tx.execute(insert(Notification).values(
-        resident_id=resident_id, booking_id=booking_id, kind=kind, message=message, status="pending",
-        attempts=0, created_at=now))
+                        now: datetime) -> None:
+    """Add a message to the outbox, in the caller's transaction (once per booking and kind), and send it soon."""
+    await messages_repository.add(tx, {"resident_id": resident_id, "booking_id": booking_id, "kind": kind,
+                                       "message": message, "status": "pending", "attempts": 0, "created_at": now})
+    await send_soon(tx)
+
 
 
 @dataclass(frozen=True)
@@ -59,34 +82,68 @@ class DispatchResult:
     sent: int
     failed: int
     no_phone: int
+    lapsed: int = 0
+
+
+def still_due(row: Any, now: datetime) -> bool:
+    """An offer only while its hold runs; a reminder only while its booking stands and has not begun."""
+    if row.kind == "waitlist_offer":
+        return row.booking_status == "held" and row.hold_expires_at is not None and row.hold_expires_at > now
+    if row.kind == "booking_reminder":
+        return row.booking_status == "booked" and row.starts_at is not None and row.starts_at > now
+    return True
 
 
 async def dispatch(database: Database, clock: Clock, cipher: FieldCipher, gateway: SmsGateway, *,
                    limit: int = 200) -> DispatchResult:
     """Send up to `limit` pending messages. Rows are locked (SKIP LOCKED) so dispatchers can run side by side."""
-    sent = failed = no_phone = 0
+    sent = failed = no_phone = lapsed = 0
     async with database.transaction() as tx:
-        statement = (select(Notification.id, Notification.message, Notification.attempts, Resident.phone_enc)
-                     .join(Resident, Resident.id == Notification.resident_id)
-                     .where(Notification.status == "pending").order_by(Notification.id).limit(limit))
-        if not database.is_sqlite:
-            statement = statement.with_for_update(of=Notification, skip_locked=True)
-        rows = (await tx.execute(statement)).all()
-        for notification_id, message, attempts, phone_enc in rows:
-            now = clock.now()
-            if phone_enc is None:
-                values: dict[str, object] = {"status": "no_phone"}
+        rows = await messages_repository.pending(tx, limit, skip_locked=not database.is_sqlite)
+        for row in rows:
+            now = clock.now()  # each message's own moment: a slow gateway must not send a lapsed offer
+            if not still_due(row, now):
+                values: dict[str, object] = {"status": "lapsed"}
+                lapsed += 1
+            elif row.phone_enc is None:
+                values = {"status": "no_phone"}
                 no_phone += 1
             else:
+                # The phone number is read (decrypted) to send the message: an access of personal data.
+                record(tx, clock, None, Action.READ, "resident_phone", resource_id=row.id,
+                       resident_ids=[row.resident_id], detail=f"sms {row.kind}", actor=SEND_ACTOR)
                 try:
-                    await gateway.send(cipher.decrypt(PHONE, phone_enc), message, reference=str(notification_id))
-                    values = {"status": "sent", "sent_at": now, "attempts": attempts + 1}
+                    await gateway.send(cipher.decrypt(PHONE, row.phone_enc), row.message, reference=str(row.id))
+                    values = {"status": "sent", "sent_at": now, "attempts": row.attempts + 1}
                     sent += 1
                 except Exception as exc:  # a gateway failure must not lose the other messages
-                    logger.warning("sms send failed", extra={"notification_id": notification_id,
+                    logger.warning("sms send failed", extra={"notification_id": row.id,
                                                              "error_type": type(exc).__name__})
-                    values = {"attempts": attempts + 1, "last_error": type(exc).__name__[:255],
-                              "status": "failed" if attempts + 1 >= MAX_ATTEMPTS else "pending"}
+                    values = {"attempts": row.attempts + 1, "last_error": type(exc).__name__[:255],
+                              "status": "failed" if row.attempts + 1 >= MAX_ATTEMPTS else "pending"}
                     failed += 1
-            await tx.execute(update(Notification).where(Notification.id == notification_id).values(**values))
-    return DispatchResult(sent=sent, failed=failed, no_phone=no_phone)
+            await messages_repository.set_message(tx, row.id, values)
+    return DispatchResult(sent=sent, failed=failed, no_phone=no_phone, lapsed=lapsed)
+
+
+async def dispatch_with(runtime: task_queue.Runtime) -> DispatchResult:
+    """Send the pending messages through the process's gateway (development: a file)."""
+    gateway: SmsGateway = runtime.resource(
+        SMS_GATEWAY, lambda: FileSmsSink(runtime.settings.var_dir / "outbox" / "sms.ndjson"))
+    cipher = runtime.resource("booking.cipher", lambda: cipher_for(runtime.settings))
+    return await dispatch(runtime.database, runtime.clock, cipher, gateway)
+
+
+@task_queue.task(SEND_TASK, lock_by="outbox")
+async def send_pending(runtime: task_queue.Runtime, outbox: str) -> None:
+    """The sending task: one at a time per outbox (its lock); a run finds every message pending by then."""
+    # On SQLite the runner starts it from the commit of the request that deferred it, in that request's
+    # context: its reads and audit events are the job's own, not the request's (request id, client).
+    await asyncio.create_task(dispatch_with(runtime), context=contextvars.Context())
+
+
+@task_queue.recover(SEND_TASK)
+async def unsent(runtime: task_queue.Runtime) -> list[dict[str, Any]]:
+    """SQLite: messages still pending when the server starts are sent then."""
+    async with runtime.database.transaction() as tx:
+        return [{"outbox": "sms"}] if await messages_repository.any_pending(tx) else []

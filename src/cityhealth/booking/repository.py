@@ -407,3 +407,40 @@ async def resident_by_hash(session: AsyncSession, id_number_hash: str) -> int | 
 async def sanctions_of(session: AsyncSession, resident_id: int) -> list[Sanction]:
     return list((await session.execute(select(Sanction).where(Sanction.resident_id == resident_id)
                                        .order_by(Sanction.id))).scalars())
+
+
+# --- Waitlist: a resident's entries, leaving, expiry ---------------------------------------------------------
+
+
+async def resident_waitlist(session: AsyncSession, resident_id: int, *, limit: int = 200) -> list[WaitlistEntry]:
+    """A resident's waitlist entries, the latest first."""
+    return list((await session.execute(select(WaitlistEntry).where(WaitlistEntry.resident_id == resident_id)
+                                       .order_by(WaitlistEntry.id.desc()).limit(limit))).scalars())
+
+
+async def get_waitlist_entry(session: AsyncSession, entry_id: int, *, lock: bool = False) -> WaitlistEntry | None:
+    statement = select(WaitlistEntry).where(WaitlistEntry.id == entry_id)
+    if lock:
+        statement = statement.with_for_update()
+    result: WaitlistEntry | None = (await session.execute(statement)).scalar_one_or_none()
+    return result
+
+
+async def set_waitlist_status(session: AsyncSession, entry_ids: list[int], status: str, now: datetime) -> int:
+    """Move waiting entries to `status` (those no longer waiting are left as they are); how many moved."""
+    if not entry_ids:
+        return 0
+    moved = await session.execute(update(WaitlistEntry).where(
+        WaitlistEntry.id.in_(entry_ids), WaitlistEntry.status == "waiting").values(status=status, updated_at=now)
+        .returning(WaitlistEntry.id))
+    return len(moved.all())
+
+
+async def waiting_until(session: AsyncSession, last_day: date) -> list[tuple[int, int, str, int]]:
+    """(entry, session, channel, resident) of the entries still waiting for a session on or before `last_day`."""
+    rows = (await session.execute(
+        select(WaitlistEntry.id, WaitlistEntry.session_id, WaitlistEntry.channel, WaitlistEntry.resident_id)
+        .join(BookingSession, BookingSession.id == WaitlistEntry.session_id)
+        .where(WaitlistEntry.status == "waiting", BookingSession.service_date <= last_day)
+        .order_by(WaitlistEntry.id))).all()
+    return [(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows]

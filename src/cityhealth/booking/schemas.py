@@ -398,3 +398,18 @@ class SchedulerSessionView(BaseModel):
     holds: list[SchedulerBooking]  # live holds only (not past their expiry), the soonest expiring first
     bookings: list[SchedulerBooking]  # booked and checked in, by slot
     waitlist: list[SchedulerWaitlistEntry]  # waiting and offered entries, in the order they are served
+
+
+class MessageSettingsUpdate(_Input):
+    """Which patient messages a hospital sends, and when the day-before reminder goes out."""
+
+    confirmation_enabled: bool = True
+    cancellation_enabled: bool = True
+    reminder_enabled: bool = True
+    reminder_time: BusinessTime = Field(default=time(18, 0),
+                                        description="Asia/Shanghai wall time, the day before the appointment")
+
+
+class MessageSettingsRead(MessageSettingsUpdate):
+    model_config = ConfigDict(extra="ignore")
+    organization_id: RowId

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from cityhealth.booking import idempotency, repository, statistics
+from cityhealth.booking import idempotency, messages, repository, statistics
 from cityhealth.booking.attempts import (
     RESOURCE,
     Attempt,
@@ -229,6 +229,7 @@ async def confirm_hold(tx: AsyncSession, clock: Clock, cipher: FieldCipher, prin
                                        booking.client_app_id)
         await repository.waitlist_offer_taken(tx, booking.id, now)
         await tx.refresh(booking)
+        await messages.booked(tx, now, [booking])
         body = booking_read(booking).model_dump_json()
         await idempotency.store(tx, clock, idem, 201, body)
         record(tx, clock, caller.principal, Action.UPDATE, RESOURCE, resource_id=booking.id,

@@ -10,14 +10,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
-from cityhealth.booking.attempts import banned_error, check_caps, estimated_time
+from cityhealth.booking.attempts import Refused, banned_error, check_caps, estimated_time
 from cityhealth.booking.channels import caller_of, parse_target_resident, with_app
 from cityhealth.booking.models import WaitlistEntry
 from cityhealth.booking.release import ReleaseRules, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
 from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
-from cityhealth.errors import Conflict, NotFound
+from cityhealth.db.engine import Database
+from cityhealth.errors import Conflict, NotFound, ValidationFailed
 from cityhealth.registry.models import ClientApp, Department, Organization
 from cityhealth.registry.protection import ID_NUMBER
 from cityhealth.security.audit import Action, record
@@ -25,6 +26,7 @@ from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 
 WAITLIST_ACTOR = "job:booking.waitlist"
+EXPIRY_ACTOR = "job:booking.expire_waitlist"
 
 
 async def _view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistRead:
@@ -69,6 +71,7 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
         raise banned_error(banned_until)
     existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
     if existing is None:
+        await _check_can_ever_book(session, row, resident_id)
         existing = WaitlistEntry(session_id=row["id"], resident_id=resident_id, channel=caller.channel,
                                  client_app_id=caller.app_id, status="waiting", created_by=principal.subject,
                                  created_at=now, updated_at=now)
@@ -84,11 +87,23 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     return await _view(session, existing)
 
 
-def _offer_message(hospital: str, department: str, starts_at: datetime, expires_at: datetime) -> str:
+async def _check_can_ever_book(session: AsyncSession, row: dict[str, Any], resident_id: int) -> None:
+    """Refuse a resident whom an offer would skip: the caps the booking decision applies (one department a
+    day, two departments a day, no overlap), counted on their bookings and holds of that day."""
+    day = await repository.active_day_bookings(session, resident_id, row["service_date"])
+    violation = check_caps(day, row["department_id"], row["starts_at"], row["ends_at"])
+    if violation is not None:
+        raise Refused(resident_id, Conflict(
+            f"cannot join the waitlist: {violation.message}; an offer could never be made to this resident",
+            code=violation.code, field="session_id", value=row["id"], rule=violation.rule))
+
+
+def _offer_message(hospital: str, department: str, starts_at: datetime, expires_at: datetime, hold_id: int) -> str:
     start = starts_at.astimezone(BUSINESS_TZ)
     until = expires_at.astimezone(BUSINESS_TZ)
-    return (f"【12320】您候补的{hospital}{department} {start:%m月%d日 %H:%M} 号源已为您保留，"
-            f"请于{until:%H:%M}前确认，逾期自动释放。")
+    return (f"【12320】您候补的{hospital}{department} {start:%Y年%m月%d日 %H:%M} 的号源已为您保留"
+            f"（预约单号{hold_id}）。请在北京时间{until:%Y年%m月%d日 %H:%M}前，登录12320网站或App，"
+            f"在“我的预约”中点击“确认预约”；逾期未确认，号源将自动转给下一位候补者。")
 
 
 async def promote(tx: AsyncSession, clock: Clock, session_id: int, principal: Principal | None) -> int | None:
@@ -140,8 +155,76 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
     await notifications.queue(tx, resident_id=entry.resident_id, booking_id=hold_id, kind="waitlist_offer",
                               message=_offer_message(hospital.name if hospital else "",
                                                      department.local_name if department else "",
-                                                     row["starts_at"], expires_at), now=now)
+                                                     row["starts_at"], expires_at, hold_id), now=now)
     record(tx, clock, principal, Action.CREATE, "booking", resource_id=hold_id, resident_ids=[entry.resident_id],
            detail="waitlist offer", actor=None if principal else WAITLIST_ACTOR)
     await tx.refresh(entry)
     return hold_id
+
+
+# --- A resident's entries: list, leave; and the entries that can no longer be offered ----------------------
+
+
+def _resident_of(principal: Principal) -> int:
+    if principal.resident_id is None:
+        raise ValidationFailed("only a resident lists and leaves their own waitlist entries", code="resident_only",
+                               field="principal", rule="booking.waitlist_own")
+    return principal.resident_id
+
+
+async def own_entries(session: AsyncSession, clock: Clock, principal: Principal) -> list[WaitlistRead]:
+    """A resident's own waitlist entries (the latest 200), the latest first."""
+    resident_id = _resident_of(principal)
+    views = [await _view(session, entry) for entry in await repository.resident_waitlist(session, resident_id)]
+    record(session, clock, principal, Action.LIST, "booking_waitlist", resident_ids=[resident_id])
+    return views
+
+
+async def leave(session: AsyncSession, clock: Clock, principal: Principal, entry_id: int) -> WaitlistRead:
+    """Leave a waitlist (leaving again returns the entry as it is); an offer is declined by cancelling its hold."""
+    resident_id = _resident_of(principal)
+    entry = await repository.get_waitlist_entry(session, entry_id, lock=True)
+    if entry is None or entry.resident_id != resident_id:
+        raise NotFound(f"no waitlist entry {entry_id}", code="waitlist_entry_not_found", field="entry_id",
+                       value=entry_id)
+    if entry.status == "offered":
+        raise Conflict(f"a slot is on hold for this entry: cancel the hold (booking {entry.offered_booking_id}) "
+                       "to decline it", code="waitlist_offer_pending", field="entry_id", value=entry_id,
+                       rule="booking.waitlist_leave_waiting")
+    if entry.status == "waiting":
+        await repository.set_waitlist_status(session, [entry.id], "cancelled", clock.now())
+        await session.refresh(entry)
+    record(session, clock, principal, Action.UPDATE, "booking_waitlist", resource_id=entry.id,
+           resident_ids=[resident_id], detail="left")
+    return await _view(session, entry)
+
+
+# The refusals that stay true as time goes on: an entry its channel can no longer book is never offered.
+_CLOSED_FOR_GOOD = frozenset({"session_past", "same_day_not_allowed", "next_day_closed"})
+
+
+async def expire_waiting(database: Database, clock: Clock) -> int:
+    """Expire the waiting entries whose session the one booking rule now refuses to their channel for good
+    (it started, or its hospital's cut-off passed); how many. Only sessions of up to tomorrow can be closed."""
+    now = clock.now()
+    async with database.transaction() as tx:
+        waiting = await repository.waiting_until(tx, business_date(now) + timedelta(days=1))
+        rows: dict[int, dict[str, Any] | None] = {}
+        rules: dict[int, ReleaseRules] = {}
+        closed: dict[int, int] = {}
+        for entry_id, session_id, channel, resident_id in waiting:
+            if session_id not in rows:
+                rows[session_id] = await repository.session_row(tx, session_id)
+            row = rows[session_id]
+            if row is None:
+                continue
+            if row["organization_id"] not in rules:
+                rules[row["organization_id"]] = await rules_for(tx, row["organization_id"])
+            error = refusal(SessionSlots.of(row), rules[row["organization_id"]], channel, now)
+            if error is not None and error.code in _CLOSED_FOR_GOOD:
+                closed[entry_id] = resident_id
+        expired = await repository.set_waitlist_status(tx, list(closed), "expired", now)
+        for entry_id, resident_id in closed.items():
+            record(tx, clock, None, Action.UPDATE, "booking_waitlist", resource_id=entry_id,
+                   resident_ids=[resident_id], detail="waitlist entry expired", actor=EXPIRY_ACTOR)
+    return expired

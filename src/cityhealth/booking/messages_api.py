@@ -1,0 +1,46 @@
+"""Patient messages: a hospital's message settings (its schedulers) and a booking's calendar file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from cityhealth.booking import messages_calendar, messages_settings
+from cityhealth.booking.schemas import MessageSettingsRead, MessageSettingsUpdate
+from cityhealth.booking.waitlist_api import DeniedAudited
+from cityhealth.context import ClockDep, SessionDep
+from cityhealth.db.types import RowId
+from cityhealth.registry.protection import cipher_for
+from cityhealth.security.dependencies import require
+from cityhealth.security.principals import Principal, Scope
+
+router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=DeniedAudited)
+Reader = Annotated[Principal, Depends(require(Scope.BOOKING_READ))]
+Scheduler = Annotated[Principal, Depends(require(Scope.BOOKING_SCHEDULE))]
+
+
+@router.get("/message-settings/{organization_id}", response_model=MessageSettingsRead)
+async def get_message_settings(principal: Scheduler, session: SessionDep,
+                               organization_id: RowId) -> MessageSettingsRead:
+    return await messages_settings.get_settings(session, principal, organization_id)
+
+
+@router.put("/message-settings/{organization_id}", response_model=MessageSettingsRead,
+            summary="Which messages a hospital sends, and its day-before reminder time")
+async def put_message_settings(principal: Scheduler, session: SessionDep, clock: ClockDep, organization_id: RowId,
+                               data: MessageSettingsUpdate) -> MessageSettingsRead:
+    return await messages_settings.put_settings(session, clock, principal, organization_id, data)
+
+
+@router.get("/bookings/{booking_id}/calendar.ics", response_class=Response,
+            summary="The booking as an iCalendar file (RFC 5545), for apps, the web site and e-mail")
+async def booking_calendar(principal: Reader, request: Request, session: SessionDep, clock: ClockDep,
+                           booking_id: RowId) -> Response:
+    settings = request.app.state.settings
+    cipher = request.app.state.tasks.resource("booking.cipher", lambda: cipher_for(settings))
+    host = urlsplit(settings.public_base_url).hostname or "cityhealth"
+    body = await messages_calendar.booking_calendar(session, clock, cipher, principal, booking_id, host)
+    return Response(content=body.encode("utf-8"), media_type=messages_calendar.MEDIA_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="booking-{booking_id}.ics"'})
