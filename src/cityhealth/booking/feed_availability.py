@@ -15,12 +15,15 @@ from cityhealth.errors import DomainError
 from cityhealth.security.principals import Principal
 
 
-async def asking_channel(database: Database, runtime: BookingRuntime, principal: Principal) -> str:
+async def asking_channel(database: Database, runtime: BookingRuntime, principal: Principal | None) -> str:
     """The channel the caller books through (an app's from the registry, a second old at most).
 
     A caller that books through no channel (an unknown or inactive app, a reader without a booking role)
-    is shown what the public channel could take: what a resident on the booking page would find.
+    is shown what the public channel could take: what a resident on the booking page would find; so is an
+    anonymous visitor of the booking page (no principal).
     """
+    if principal is None:
+        return PUBLIC_CHANNEL
     try:
         caller = caller_of(principal)
         if caller.app_id is not None:

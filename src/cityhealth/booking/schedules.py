@@ -220,7 +220,7 @@ async def generate_sessions(session: AsyncSession, clock: Clock, runtime: Bookin
     return GenerateResult(created=created, existing=existing)
 
 
-async def search(database: Database, clock: Clock, runtime: BookingRuntime, principal: Principal, *,
+async def search(database: Database, clock: Clock, runtime: BookingRuntime, principal: Principal | None, *,
                  organization_id: int | None, department_id: int | None, practitioner_id: int | None,
                  date_from: date | None, date_to: date | None) -> list[AvailabilityRead]:
     """Sessions matching the filters, from a snapshot at most a second old (a hint; booking re-checks);

@@ -178,7 +178,7 @@ async def _view(names: _Names, answer: ChannelAnswer, *, session_id: int, organi
 async def day_sessions(database: Database, clock: Clock, runtime: BookingRuntime, *, organization_id: int,
                        day: date) -> list[AvailabilityRead]:
     """The hospital's sessions of `day`, as the availability search finds them (on its own connection)."""
-    return await schedules.search(database, clock, runtime, organization_id=organization_id, department_id=None,
+    return await schedules.search(database, clock, runtime, None, organization_id=organization_id, department_id=None,
                                   practitioner_id=None, date_from=day, date_to=day)
 
 
