@@ -391,20 +391,15 @@ async def _store(
         if status == ACCEPTED:
             inserts.append(
                 (
-                    organization_id,
                     candidate.form.code,
                     candidate.record_id,
-                    1,
                     candidate.action,
                     candidate.digest,
                     candidate.payload,
                     candidate.event_time,
                     candidate.event_month,
-                    received_at,
-                    received_at,
                     candidate.conformance,
                     candidate.conformance_month,
-                    job_id,
                     held_number(candidate.form.code, candidate.record),
                 )
             )
@@ -426,7 +421,7 @@ async def _store(
                     "health_record_no": held_number(candidate.form.code, candidate.record),
                 }
             )
-    await stored_records.insert_records(session, inserts)
+    await stored_records.insert_records(session, organization_id, received_at, job_id, inserts)
     if changes:
         await stored_records.supersede(
             session, organization_id, [(c["b_form"], c["b_rid"]) for c in changes], received_at

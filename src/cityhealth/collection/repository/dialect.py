@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# session.info key: the asyncpg connection of the session's current transaction, with that transaction.
+_DRIVER = "cityhealth.collection.pg_driver"
+
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
@@ -18,8 +21,14 @@ async def pg_driver(session: AsyncSession) -> Any:
 
     The hot statements of ingest run on it directly: fixed SQL, prepared once per connection, without the
     ORM's per-statement work. SQLAlchemy begins its transaction on the connection lazily, with its first
-    statement; if none ran yet, one does now, so nothing here ever runs outside the transaction.
+    statement; if none ran yet, one does now, so nothing here ever runs outside the transaction. The connection
+    is remembered for the rest of the transaction: asking the session for it again (a greenlet switch into the
+    ORM) cost more than most statements a batch sends.
     """
+    sync_session = session.sync_session
+    known = sync_session.info.get(_DRIVER)
+    if known is not None and known[0] is sync_session.get_transaction() and known[1].is_in_transaction():
+        return known[1]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -31,6 +40,7 @@ async def pg_driver(session: AsyncSession) -> Any:
             await begin()
         else:  # another adapter version: let a statement begin it
             await connection.execute(text("SELECT 1"))
+    sync_session.info[_DRIVER] = (sync_session.get_transaction(), driver)
     return driver
 
 
