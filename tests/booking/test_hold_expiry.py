@@ -78,3 +78,26 @@ async def test_a_resident_books_again_after_their_own_hold_lapsed(client: httpx.
     assert response.status_code == 201, response.text  # not refused as a second booking in the department
     assert response.json()["slot_no"] == 1
     assert await _status_and_booked(database, held["id"], session["id"]) == ("expired", 1)
+
+
+async def test_a_lapsed_hold_goes_to_the_waitlist_not_to_the_first_attempt(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    holder, _ = await add_resident(database, settings, clock.now(), 1)
+    waiting, _ = await add_resident(database, settings, clock.now(), 2)
+    newcomer, _ = await add_resident(database, settings, clock.now(), 3)
+    session = await publish(client, app, world, capacity=1)
+    held = await _hold(client, app, holder, session["id"])
+    joined = await client.post("/api/booking/waitlist", json={"session_id": session["id"]},
+                               headers=await headers_for(app, resident_principal(waiting)))
+    assert joined.status_code == 201, joined.text
+    clock.advance(timedelta(minutes=15, seconds=1))
+    response = await book(client, app, resident_principal(newcomer), session["id"])
+    assert response.status_code == 409
+    assert response.json()["code"] == "sold_out"
+    result = await sweep_holds(database, clock)
+    assert (result.expired_holds, result.offers_made) == (1, 1)
+    async with database.transaction() as tx:
+        offered = (await tx.execute(select(Booking.status).where(Booking.resident_id == waiting))).scalar_one()
+    assert offered == "held"
+    assert await _status_and_booked(database, held["id"], session["id"]) == ("expired", 1)

@@ -73,10 +73,12 @@ _POOL_COLUMNS: list[Any] = [
     *(getattr(BookingSession, f"booked_{c}") for c in CHANNELS),
 ]
 # The session's holds lapsed at the batch's moment, "id resident slot channel" each: their slots count as free
-# (slots.SessionSlots.of), and the batch that writes expires them (expire_lapsed).
+# (slots.SessionSlots.of), and the batch that writes expires them (expire_lapsed) - unless someone is waiting
+# for the session: then a lapsed hold's slot is the waitlist's, offered in order by the sweeper.
 _POOL_SQL = ", ".join(f"s.{column.key}" for column in _POOL_COLUMNS) + (  # noqa: S608 - fixed names, no input
     ", ARRAY(SELECT concat_ws(' ', h.id, h.resident_id, h.slot_no, h.channel) FROM bookings h "
     "WHERE h.session_id = s.id AND h.status = 'held' AND h.hold_expires_at <= CAST(:now AS timestamptz) "
+    "AND NOT EXISTS (SELECT 1 FROM booking_waitlist w WHERE w.session_id = s.id AND w.status = 'waiting') "
     "ORDER BY h.id) AS lapsed")
 
 
@@ -89,7 +91,9 @@ def _pool_of(row: Any, lapsed: Iterable[Any] | None = None) -> SessionSlots:
 def _lapsed_statement(dialect: str) -> Any:
     return (select(Booking.id, Booking.resident_id, Booking.slot_no, Booking.channel)
             .where(Booking.session_id == bindparam("session_id"), Booking.status == "held",
-                   Booking.hold_expires_at <= bindparam("now", type_=UTCDateTime)).order_by(Booking.id))
+                   Booking.hold_expires_at <= bindparam("now", type_=UTCDateTime),
+                   ~repository.someone_waiting_for(bindparam("session_id")))
+            .order_by(Booking.id))
 
 
 async def _pool_sqlite(tx: AsyncSession, session_id: int, now: datetime) -> SessionSlots | None:

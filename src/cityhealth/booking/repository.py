@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, literal_column, select, update
+from sqlalchemy import Table, and_, bindparam, exists, func, insert, literal, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -68,13 +68,21 @@ _POLICY_COLUMNS: list[Any] = [
 ]
 
 
+def someone_waiting_for(session_id: Any) -> Any:
+    """EXISTS a waiting entry for the session: while one does, a lapsed hold's slot goes to the waitlist in
+    order (the sweeper offers it), not to whoever attempts first."""
+    return exists().where(WaitlistEntry.session_id == session_id, WaitlistEntry.status == literal_column("'waiting'"))
+
+
 def _pre_check_statement(aggregate: str) -> Any:
     anchor = select(literal(1).label("one")).subquery()
-    # The channels of the session's holds lapsed at the attempt's moment: their slots count as free.
+    # The channels of the session's holds lapsed at the attempt's moment: their slots count as free, unless
+    # someone waits for the session (the slot is then the waitlist's: someone_waiting_for).
     # (`aggregate`: the dialect's string aggregate; SQLAlchemy's portable one binds its separator late.)
     lapsed = (select(getattr(func, aggregate)(Booking.channel, literal_column("' '")))
               .where(Booking.session_id == BookingSession.id, Booking.status == literal_column("'held'"),
-                     Booking.hold_expires_at <= bindparam("now", type_=UTCDateTime))
+                     Booking.hold_expires_at <= bindparam("now", type_=UTCDateTime),
+                     ~someone_waiting_for(BookingSession.id))
               .correlate(BookingSession).scalar_subquery().label("lapsed_channels"))
     return (
         select(IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body,
@@ -444,3 +452,4 @@ async def waiting_until(session: AsyncSession, last_day: date) -> list[tuple[int
         .where(WaitlistEntry.status == "waiting", BookingSession.service_date <= last_day)
         .order_by(WaitlistEntry.id))).all()
     return [(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows]
+
