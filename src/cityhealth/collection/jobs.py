@@ -43,7 +43,7 @@ from cityhealth.collection.repository import bulk_jobs, organizations, table_wri
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
 from cityhealth.collection.spool import csv_rows, ndjson_blocks, ndjson_rows, read_spool
-from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedColumns, PreparePool, as_prepared
+from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool, as_prepared
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, Outcome, record
@@ -238,7 +238,7 @@ async def _pooled_chunks(
         start,
         max_line_bytes=collector.settings.upload_max_line_bytes,
     )
-    in_flight: deque[tuple[ChunkTask, Mapping[str, Any], asyncio.Future[PreparedColumns]]] = deque()
+    in_flight: deque[tuple[ChunkTask, Mapping[str, Any], asyncio.Future[PreparedChunk]]] = deque()
 
     async def submit() -> None:
         # Read in a thread: the frames are fetched through this loop, and opened (decrypted, inflated) there.

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cityhealth.collection.prepare import InputRow
 from cityhealth.collection.repository import spool_frames
-from cityhealth.collection.rules import make_error
+from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import PayloadTooLarge, ValidationFailed
@@ -390,12 +390,49 @@ class BodyDecoder:
 
 def _lines(chunks: Iterable[bytes], max_line_bytes: int | None) -> Iterator[bytes]:
     """A spool's lines; a trailing newline ends the last line rather than starting an empty one."""
-    splitter = LineSplitter(max_line_bytes)
-    for chunk in chunks:
-        yield from splitter.feed(chunk)
-    last = splitter.finish()[0]
-    if last:
-        yield last
+    for lines in _frame_lines(chunks, max_line_bytes):
+        yield from lines
+
+
+@dataclass(slots=True)
+class ParsedLines:
+    """NDJSON lines parsed as columns: each row's line number, form and record (None: `errors` says why)."""
+
+    positions: list[int]
+    forms: list[str | None]
+    records: list[dict[str, Any] | None]
+    errors: dict[int, RecordError]
+
+
+def parse_lines(lines: Iterable[bytes], default_form: str | None, start: int = 1, after: int = 0) -> ParsedLines:
+    """Parse NDJSON lines numbered from `start`: blank lines and lines up to `after` are skipped."""
+    parsed = ParsedLines([], [], [], {})
+    add_position, add_form, add_record = parsed.positions.append, parsed.forms.append, parsed.records.append
+    errors = parsed.errors
+    loads = orjson.loads
+    for number, line in enumerate(lines, start):
+        if number <= after or not line or line.isspace():
+            continue
+        try:
+            value = loads(line)
+        except orjson.JSONDecodeError as exc:
+            errors[len(parsed.positions)] = make_error("json.malformed", "record", detail=str(exc))
+            value = None
+        else:
+            if type(value) is not dict:
+                errors[len(parsed.positions)] = make_error(
+                    "json.malformed", "record", detail="a JSON object is expected"
+                )
+                value = None
+        add_position(number)
+        if value is None:
+            add_form(default_form)
+            add_record(None)
+            continue
+        form = value.pop("form", default_form)
+        add_form(form if isinstance(form, str) else None)
+        add_record(value)
+    return parsed
 
 
 def ndjson_rows(
@@ -410,23 +447,21 @@ def ndjson_rows(
 
     Lines up to `after` are skipped; a line longer than `max_line_bytes` stops the reading (413).
     """
-    for number, line in enumerate(_lines(chunks, max_line_bytes), start=start):
-        if number <= after or not line or line.isspace():
-            continue
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield InputRow(number, form=default_form, error=make_error("json.malformed", "record", detail=str(exc)))
-            continue
-        if not isinstance(value, dict):
-            yield InputRow(
-                number,
-                form=default_form,
-                error=make_error("json.malformed", "record", detail="a JSON object is expected"),
-            )
-            continue
-        form = value.pop("form", default_form)
-        yield InputRow(number, record=value, form=form if isinstance(form, str) else None)
+    splitter = LineSplitter(max_line_bytes)
+    number = start
+    for chunk in chunks:
+        lines = splitter.feed(chunk)
+        yield from _rows(parse_lines(lines, default_form, number, after))
+        number += len(lines)
+    last = splitter.finish()[0]
+    if last:
+        yield from _rows(parse_lines([last], default_form, number, after))
+
+
+def _rows(parsed: ParsedLines) -> Iterator[InputRow]:
+    errors = parsed.errors
+    for index, (position, form, record) in enumerate(zip(parsed.positions, parsed.forms, parsed.records, strict=True)):
+        yield InputRow(position, record=record, form=form, error=errors.get(index))
 
 
 def ndjson_blocks(
@@ -434,21 +469,39 @@ def ndjson_blocks(
 ) -> Iterator[tuple[int, int, bytes]]:
     """The spool's lines after `after` in blocks of `lines_per_block`: (first line number, last, the lines).
 
-    A block goes to a worker process whole; its lines keep their numbers (ndjson_rows(start=first)).
+    A block goes to a worker process whole; its lines keep their numbers (parse_lines(start=first)). Lines
+    are moved a frame's worth at a time (slices of the frame's split), not one by one.
     """
     block: list[bytes] = []
     first = after + 1
-    number = 0
-    for number, line in enumerate(_lines(chunks, max_line_bytes), start=1):
-        if number <= after:
-            continue
-        block.append(line)
-        if len(block) == lines_per_block:
-            yield first, number, b"\n".join(block)
-            block = []
-            first = number + 1
+    number = 0  # lines seen so far
+    for lines in _frame_lines(chunks, max_line_bytes):
+        skip = min(len(lines), max(0, after - number))
+        number += len(lines)
+        taken = skip
+        while taken < len(lines):
+            end = taken + lines_per_block - len(block)
+            block.extend(lines[taken:end])
+            taken = min(end, len(lines))
+            if len(block) == lines_per_block:
+                last = number - len(lines) + taken
+                yield first, last, b"\n".join(block)
+                block = []
+                first = last + 1
     if block:
         yield first, number, b"\n".join(block)
+
+
+def _frame_lines(chunks: Iterable[bytes], max_line_bytes: int | None) -> Iterator[list[bytes]]:
+    """A spool's lines, a list per frame (the last line alone; a trailing newline ends it, as in _lines)."""
+    splitter = LineSplitter(max_line_bytes)
+    for chunk in chunks:
+        lines = splitter.feed(chunk)
+        if lines:
+            yield lines
+    last = splitter.finish()[0]
+    if last:
+        yield [last]
 
 
 def csv_header(head: bytes) -> list[str]:
