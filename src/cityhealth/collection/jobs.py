@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth import queue
 from cityhealth.clock import Clock
 from cityhealth.collection.ingest import BatchResult, RowOutcome, ingest
+from cityhealth.collection.lines import ndjson_blocks, ndjson_rows
 from cityhealth.collection.metrics import field_key
 from cityhealth.collection.models import Job, JobRejection
 from cityhealth.collection.prepare import (
@@ -42,7 +43,7 @@ from cityhealth.collection.prepare import (
 from cityhealth.collection.repository import bulk_jobs, organizations, table_writes
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
-from cityhealth.collection.spool import csv_rows, ndjson_blocks, ndjson_rows, read_spool
+from cityhealth.collection.spool import csv_rows, read_spool
 from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool, as_prepared
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound

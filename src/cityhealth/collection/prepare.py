@@ -15,13 +15,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.collection.repository import code_tables
-from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import LOADABLE_TABLES, FormSpec, load_standard
 from cityhealth.collection.validation.dates import business_month
@@ -29,6 +26,11 @@ from cityhealth.collection.validation.findings import shown
 from cityhealth.collection.validation.validator import SLICE_RECORDS, FormValidator
 from cityhealth.config import Settings
 from cityhealth.security.crypto import FieldCipher
+
+if TYPE_CHECKING:  # a prepare process (workers.py) never touches the database: it need not import its layer
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from cityhealth.collection.repository.stored_records import StoredState
 
 _SORTED = orjson.OPT_SORT_KEYS
 # What became of a row.
@@ -70,11 +72,15 @@ class Collector:
 
     async def validators(self, session: AsyncSession) -> dict[str, FormValidator]:
         """The validators for the code tables loaded now (rebuilt only when a table's generation moved)."""
+        from cityhealth.collection.repository import code_tables
+
         return await self.validators_for(session, await code_tables.code_generations(session))
 
     async def validators_for(self, session: AsyncSession, generations: dict[str, int]) -> dict[str, FormValidator]:
         """The validators for the code tables at these generations (their entries read only when one moved)."""
         if generations != self._generations:
+            from cityhealth.collection.repository import code_tables
+
             self.loaded = {
                 table: await code_tables.code_entries(session, table)
                 for table in LOADABLE_TABLES

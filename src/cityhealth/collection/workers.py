@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
 
+from cityhealth.collection.lines import ParsedLines, ndjson_rows, parse_lines
 from cityhealth.collection.prepare import Collector, InputRow, PreparedBatch, PreparedColumns, prepare_columns
-from cityhealth.collection.spool import ParsedLines, ndjson_rows, parse_lines
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.validator import FormValidator
 from cityhealth.config import Settings
@@ -53,8 +53,9 @@ class PreparedChunk:
 
 def _start(settings: Settings) -> None:
     # Below the server's priority: with a worker busy on every core, the process answering requests must
-    # still get a core when a request arrives (without this, 100-180 ms stalls of its loop were seen).
-    os.nice(settings.worker_nice)
+    # still get a core when a request arrives (without this, 100-180 ms stalls of its loop were seen). An
+    # absolute value: a worker started by an already niced process does not add its own on top.
+    os.setpriority(os.PRIO_PROCESS, 0, max(settings.worker_nice, os.getpriority(os.PRIO_PROCESS, 0)))
     _worker["collector"] = Collector(settings)
     _worker["validators"] = {}
     # A worker holds nothing between chunks; a chunk's records are acyclic and freed when it returns. The
