@@ -14,7 +14,7 @@ invalid records, and runs two phases:
    HTTP/1.1 connections, so that the load generator spends as little of the shared CPU as possible. With
    --during-bulk it runs while the bulk job is processed (the issue's target); else after it, on its own.
 
-CPU is summed over the server and the workers (their processes and children).
+CPU is summed over the server and the workers (their processes and children), and printed per process.
 
 Last line: records_per_s=N peak_rss_mb=M realtime_p99_ms=P
 """
@@ -169,17 +169,33 @@ def rss_mb(pid: int, field_name: str) -> float:
     return 0.0
 
 
-def cpu_s(roots: list[int]) -> float:
-    """CPU seconds (user + system) used so far by the server and worker processes (children included)."""
-    total = 0.0
+def cpu_by_process(roots: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system, and the reaped children's) used so far by each server or worker process."""
+    used = {}
     for pid in server_pids(roots):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
         # utime, stime, and the reaped children's (prepare processes that ended)
-        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
+        used[pid] = sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def cpu_s(roots: list[int]) -> float:
+    """CPU seconds used so far by the server and worker processes (children included)."""
+    return sum(cpu_by_process(roots).values())
+
+
+def cpu_shares(roots: list[int], before: dict[int, float], records: int) -> str:
+    """Each process's CPU per record since `before` (a prepare process started meanwhile: all of its CPU)."""
+    names = {pid: "server" for pid in roots[:1]} | {pid: "worker" for pid in roots[1:]}
+    after = cpu_by_process(roots)
+    return ", ".join(
+        f"{names.get(pid, 'prepare')} {(used - before.get(pid, 0.0)) / records * 1e6:.1f}"
+        for pid, used in after.items()
+        if used - before.get(pid, 0.0) >= 0.05
+    )
 
 
 @dataclass
@@ -447,6 +463,7 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
         try:
             memory = Memory(roots)
             cpu_before = cpu_s(roots)
+            by_process = cpu_by_process(roots)
             p99 = float("nan")
             if args.during_bulk:
                 (seconds, job), (latencies, failures) = asyncio.run(
@@ -458,6 +475,7 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
             memory.sample()
             records_per_s = args.records / seconds
             bulk_cpu = cpu_s(roots) - cpu_before
+            print(f"CPU per process, µs/record: {cpu_shares(roots, by_process, args.records)}", flush=True)
             # The pools keep their connections: their backends' CPU is the database's share of the job.
             database_cpu = 0.0 if scratch is None else asyncio.run(database_cpu_s(server_url, scratch))
             print(

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     worker_heartbeat_s: int = Field(default=10, ge=1, le=60)
     worker_stalled_after_s: int = Field(default=30, ge=2)
     worker_shutdown_timeout_s: int = Field(default=10, ge=0)  # then a stopping worker cancels what it runs
+    worker_nice: int = Field(default=10, ge=0, le=19)  # bulk jobs' CPU priority below requests' (os.nice)
+    bulk_chunk_rows: int = Field(default=2500, ge=100, le=20000)  # a bulk job's rows per transaction
     # Bulk upload limits, enforced while the body streams (docs/decisions/collection-ingest.md says why these).
     upload_max_compressed_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # as sent (gzip or plain)
     upload_max_decompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)  # after gzip inflation

@@ -1,4 +1,4 @@
-"""The spool's line splitter: exactly bytes.split over any chunking, linear in a line's length, capped."""
+"""The spool's lines: split exactly as bytes.split over any chunking (linear, capped), blocked and parsed in order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityhealth.collection.spool import LineSplitter, ndjson_rows
+from cityhealth.collection.lines import LineSplitter, ndjson_blocks, ndjson_rows, parse_lines
 from cityhealth.errors import PayloadTooLarge
 
 # Bytes rich in newlines, so that chunks often start, end or consist of them.
@@ -76,3 +76,36 @@ def test_reading_a_spool_back_refuses_a_line_over_the_cap() -> None:
     with pytest.raises(PayloadTooLarge) as refused:
         next(rows)
     assert (refused.value.rule, refused.value.errors[0]["line"]) == ("upload.max_line_bytes", 2)
+
+
+@given(_pieces, st.integers(min_value=1, max_value=7), st.integers(min_value=0, max_value=40))
+def test_blocks_hold_the_lines_after_the_position_in_order_numbered_for_any_chunking(
+    chunks: list[bytes], size: int, after: int
+) -> None:
+    lines = b"".join(chunks).split(b"\n")
+    if lines[-1] == b"":  # a trailing newline ends the last line
+        lines.pop()
+    expected = [(number, line) for number, line in enumerate(lines, start=1) if number > after]
+    blocks = list(ndjson_blocks(iter(chunks), size, after, max_line_bytes=None))
+    got = [(first + k, line) for first, _, blob in blocks for k, line in enumerate(blob.split(b"\n"))]
+    assert got == expected
+    assert all(last == first + len(blob.split(b"\n")) - 1 for first, last, blob in blocks)
+    assert all(len(blob.split(b"\n")) == size for _, _, blob in blocks[:-1])
+
+
+def test_parsed_lines_number_records_and_name_what_could_not_be_read() -> None:
+    lines = [b'{"form": "lab_report", "a": 1}', b"", b"  ", b"{oops", b"[1]", b'{"a": 2}', b'{"form": 7}']
+    parsed = parse_lines(lines, "outpatient_visit", start=10, after=10)
+    assert parsed.positions == [13, 14, 15, 16]
+    assert parsed.forms == ["outpatient_visit", "outpatient_visit", "outpatient_visit", None]
+    assert parsed.records == [None, None, {"a": 2}, {}]
+    assert {index: error.rule for index, error in parsed.errors.items()} == {0: "json.malformed", 1: "json.malformed"}
+    assert [
+        (row.position, row.form, row.record, row.error)
+        for row in ndjson_rows(iter([b"\n".join(lines)]), "outpatient_visit", start=10, after=10)
+    ] == [
+        (position, form, record, parsed.errors.get(index))
+        for index, (position, form, record) in enumerate(
+            zip(parsed.positions, parsed.forms, parsed.records, strict=True)
+        )
+    ]

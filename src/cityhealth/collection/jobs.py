@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth import queue
 from cityhealth.clock import Clock
 from cityhealth.collection.ingest import BatchResult, RowOutcome, ingest
+from cityhealth.collection.lines import ndjson_blocks, ndjson_rows
 from cityhealth.collection.metrics import field_key
 from cityhealth.collection.models import Job, JobRejection
 from cityhealth.collection.prepare import (
@@ -42,17 +43,19 @@ from cityhealth.collection.prepare import (
 from cityhealth.collection.repository import bulk_jobs, organizations, table_writes
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
-from cityhealth.collection.spool import csv_rows, ndjson_blocks, ndjson_rows, read_spool
-from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedColumns, PreparePool, as_prepared
+from cityhealth.collection.spool import csv_rows, read_spool
+from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool, as_prepared
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, Outcome, record
 
 logger = logging.getLogger("cityhealth.collection.jobs")
-# Rows per transaction. Each of a chunk's write steps (deciding, building the rows, counting) runs in the
-# server's event loop in one go, so the chunk bounds how long a request can wait behind it: 10,000 rows held
-# the loop for 30-110 ms per step, 2,500 rows for at most ~30 ms, at the same CPU per record (100k records,
-# PostgreSQL: 41.3 against 42.1 µs). The chunks in flight keep the server near 155 MB, each worker near 82 MB.
+# Rows per transaction (CITYHEALTH_BULK_CHUNK_ROWS). Each of a chunk's write steps (deciding, building the
+# rows, counting) runs in the event loop in one go, and the chunk's transaction holds the unit's lock, which
+# the unit's real-time batches wait for: the chunk bounds how long a request can wait behind it. 10,000 rows
+# held the loop for 30-110 ms per step, 2,500 rows for at most ~30 ms, at the same CPU per record (100k
+# records, PostgreSQL: 41.3 against 42.1 µs). The chunks in flight keep a worker near 155 MB, each prepare
+# process near 82 MB.
 CHUNK_ROWS = 2500
 _PREFETCH_CHUNKS = 2  # chunks handed to the workers ahead of the one being written (one per worker here)
 _COLLECT_EVERY_ROWS = 100_000
@@ -238,7 +241,7 @@ async def _pooled_chunks(
         start,
         max_line_bytes=collector.settings.upload_max_line_bytes,
     )
-    in_flight: deque[tuple[ChunkTask, Mapping[str, Any], asyncio.Future[PreparedColumns]]] = deque()
+    in_flight: deque[tuple[ChunkTask, Mapping[str, Any], asyncio.Future[PreparedChunk]]] = deque()
 
     async def submit() -> None:
         # Read in a thread: the frames are fetched through this loop, and opened (decrypted, inflated) there.
@@ -387,7 +390,7 @@ async def run_job(runtime: queue.Runtime, job_id: int) -> None:
         collector_of(runtime),
         runtime.clock,
         job_id,
-        runtime.resources.get(CHUNK_ROWS_SETTING, CHUNK_ROWS),
+        runtime.resources.get(CHUNK_ROWS_SETTING, runtime.settings.bulk_chunk_rows),
         pool_of(runtime),
         runtime.resources.get(POOL_MIN_BYTES_SETTING, POOL_MIN_BYTES),
     )

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.collection.repository import code_tables
-from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import LOADABLE_TABLES, FormSpec, load_standard
 from cityhealth.collection.validation.dates import business_month
@@ -29,6 +26,11 @@ from cityhealth.collection.validation.findings import shown
 from cityhealth.collection.validation.validator import SLICE_RECORDS, FormValidator
 from cityhealth.config import Settings
 from cityhealth.security.crypto import FieldCipher
+
+if TYPE_CHECKING:  # a prepare process (workers.py) never touches the database: it need not import its layer
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from cityhealth.collection.repository.stored_records import StoredState
 
 _SORTED = orjson.OPT_SORT_KEYS
 # What became of a row.
@@ -70,11 +72,15 @@ class Collector:
 
     async def validators(self, session: AsyncSession) -> dict[str, FormValidator]:
         """The validators for the code tables loaded now (rebuilt only when a table's generation moved)."""
+        from cityhealth.collection.repository import code_tables
+
         return await self.validators_for(session, await code_tables.code_generations(session))
 
     async def validators_for(self, session: AsyncSession, generations: dict[str, int]) -> dict[str, FormValidator]:
         """The validators for the code tables at these generations (their entries read only when one moved)."""
         if generations != self._generations:
+            from cityhealth.collection.repository import code_tables
+
             self.loaded = {
                 table: await code_tables.code_entries(session, table)
                 for table in LOADABLE_TABLES
@@ -147,72 +153,124 @@ class PreparedBatch:
     rejected: dict[int, tuple[str | None, list[RecordError]]]
 
 
-def preparing(
-    collector: Collector, validators: Mapping[str, FormValidator], rows: Sequence[InputRow], received_at: datetime
-) -> Generator[None, None, PreparedBatch]:
-    """Prepare a batch, pausing (yield) after each slice of a form's records so a caller can interleave I/O."""
-    forms = load_standard().forms
-    rejected: dict[int, tuple[str | None, list[RecordError]]] = {}
-    groups: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        form = row.form
-        if row.error is not None or row.record is None:
-            rejected[index] = (
-                form if form in forms else None,
-                [row.error or make_error("json.malformed", "record", detail="empty")],
+@dataclass(slots=True)
+class PreparedColumns:
+    """A prepared batch as plain columns, one entry per candidate (cheap to pickle from a prepare process)."""
+
+    indexes: list[int] = field(default_factory=list)
+    forms: list[str] = field(default_factory=list)
+    records: list[dict[str, Any] | None] = field(default_factory=list)  # None: dropped (keep_records=False)
+    record_ids: list[str] = field(default_factory=list)
+    org_codes: list[str] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    event_times: list[datetime] = field(default_factory=list)
+    event_months: list[int] = field(default_factory=list)
+    on_time: list[bool] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+    rejected: dict[int, tuple[str | None, list[RecordError]]] = field(default_factory=dict)
+
+    def batch(self, validators: Mapping[str, FormValidator], received_at: datetime) -> PreparedBatch:
+        """The columns as the candidates ingest() decides (a dropped record reads as an empty one)."""
+        forms = load_standard().forms
+        candidates = [
+            Candidate(index, forms[form], record or {}, rid, org, action, moment, month, on_time, digest, payload)
+            for index, form, record, rid, org, action, moment, month, on_time, digest, payload in zip(
+                self.indexes,
+                self.forms,
+                self.records,
+                self.record_ids,
+                self.org_codes,
+                self.actions,
+                self.event_times,
+                self.event_months,
+                self.on_time,
+                self.digests,
+                self.payloads,
+                strict=True,
             )
-        elif form not in forms:
+        ]
+        return PreparedBatch(validators, received_at, candidates, self.rejected)
+
+
+def prepare_columns(
+    collector: Collector,
+    validators: Mapping[str, FormValidator],
+    forms: Sequence[str | None],
+    records: Sequence[dict[str, Any] | None],
+    errors: Mapping[int, RecordError],
+    received_at: datetime,
+    *,
+    keep_records: bool = True,
+) -> PreparedColumns:
+    """Prepare a batch given as columns: each row's form and record (None: unreadable, `errors` says why).
+
+    `keep_records=False` drops the records of the forms counted only in the totals (a prepare process sends
+    back only what counting needs).
+    """
+    standard = load_standard().forms
+    out = PreparedColumns()
+    rejected = out.rejected
+    groups: dict[str, list[int]] = {}
+    for index, (form, record) in enumerate(zip(forms, records, strict=True)):
+        if record is None:
+            rejected[index] = (
+                form if form in standard else None,
+                [errors.get(index) or make_error("json.malformed", "record", detail="empty")],
+            )
+        elif form not in standard:
             rejected[index] = (None, [make_error("form.unknown", "form", shown(None, form))])
         else:
             groups.setdefault(form, []).append(index)
-    candidates: list[Candidate] = []
     threshold = received_at - collector.window
     key = collector.hash_key
     blake2b = hashlib.blake2b
     dumps = orjson.dumps
+    # Bound methods of the columns: a valid record costs one C call per column, no object of its own.
+    add_index, add_form, add_record = out.indexes.append, out.forms.append, out.records.append
+    add_id, add_org, add_action = out.record_ids.append, out.org_codes.append, out.actions.append
+    add_time, add_month, add_on_time = out.event_times.append, out.event_months.append, out.on_time.append
+    add_digest, add_payload = out.digests.append, out.payloads.append
     for code, indexes in groups.items():
-        spec = forms[code]
         validator = validators[code]
         sensitive = collector.sensitive.get(code)
+        kept = keep_records or standard[code].kind != "realtime"
         for start in range(0, len(indexes), SLICE_RECORDS):
             part = indexes[start : start + SLICE_RECORDS]
-            result = validator.validate([rows[i].record for i in part], now=received_at)  # type: ignore[misc]
-            for position, errors in result.errors.items():
-                rejected[part[position]] = (code, errors)
+            result = validator.validate([records[i] for i in part], now=received_at)  # type: ignore[misc]
+            for position, found in result.errors.items():
+                rejected[part[position]] = (code, found)
             for item in result.valid:
                 record = item.record
                 moment = item.event_time
                 canonical = dumps(record, option=_SORTED)
-                candidates.append(
-                    Candidate(
-                        part[item.index],
-                        spec,
-                        record,
-                        record["record_id"],
-                        record["org_code"],
-                        item.action,
-                        moment,
-                        business_month(moment),
-                        moment >= threshold,
-                        blake2b(canonical, key=key, digest_size=16).hexdigest(),
-                        canonical.decode() if sensitive is None else collector.sealed(record, sensitive),
-                    )
-                )
-            yield
-    return PreparedBatch(validators, received_at, candidates, rejected)
+                add_index(part[item.index])
+                add_form(code)
+                add_record(record if kept else None)
+                add_id(record["record_id"])
+                add_org(record["org_code"])
+                add_action(item.action)
+                add_time(moment)
+                add_month(business_month(moment))
+                add_on_time(moment >= threshold)
+                add_digest(blake2b(canonical, key=key, digest_size=16).hexdigest())
+                add_payload(canonical.decode() if sensitive is None else collector.sealed(record, sensitive))
+    return out
 
 
 def prepare(
     collector: Collector, validators: Mapping[str, FormValidator], rows: Sequence[InputRow], received_at: datetime
 ) -> PreparedBatch:
-    """Prepare a batch in one go (the real-time path: at most 1,000 records)."""
-    steps = preparing(collector, validators, rows, received_at)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            batch: PreparedBatch = done.value
-            return batch
+    """Prepare a batch of rows (the real-time path, and bulk chunks prepared in this process)."""
+    columns = prepare_columns(
+        collector,
+        validators,
+        [row.form for row in rows],
+        [None if row.error is not None else row.record for row in rows],
+        {index: row.error for index, row in enumerate(rows) if row.error is not None},
+        received_at,
+    )
+    return columns.batch(validators, received_at)
 
 
 class _GcPauses:

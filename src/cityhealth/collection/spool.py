@@ -24,19 +24,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from cityhealth.collection.lines import LineSplitter, lines_of, too_large
 from cityhealth.collection.prepare import InputRow
 from cityhealth.collection.repository import spool_frames
 from cityhealth.collection.rules import make_error
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from cityhealth.errors import PayloadTooLarge, ValidationFailed
+from cityhealth.errors import ValidationFailed
 
 FRAME_BYTES = 1 << 20  # of text per frame: what a reader holds at a time
 # zstd's default level. Measured on the ingest benchmark's records (350 bytes each): 16-fold smaller, sealed at
@@ -46,20 +46,6 @@ _SEAL_INFO = b"cityhealth collection spool frame v1|"
 _FETCH_FRAMES = 4
 _MAX_INFLATE = 1 << 20
 SUPPORTED_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030"}
-
-
-def too_large(limit: str, value: int, message: str, **detail: int) -> PayloadTooLarge:
-    """413 naming the limit passed: its rule (`upload.<limit>`), its value and the setting that holds it."""
-    setting = f"CITYHEALTH_UPLOAD_{limit.upper()}"
-    text = f"{message}; the limit is {value} ({setting})"
-    rule = f"upload.{limit}"
-    return PayloadTooLarge(
-        text,
-        field="body",
-        value=value,
-        rule=rule,
-        errors=[{"field": "body", "rule": rule, "message": text, "value": value, "setting": setting, **detail}],
-    )
 
 
 @dataclass(frozen=True)
@@ -109,61 +95,6 @@ class UploadLimits:
                 "max_expansion_ratio",
                 self.max_expansion_ratio,
                 f"the body inflates more than {self.max_expansion_ratio}-fold (a compression bomb?)",
-            )
-
-
-class LineSplitter:
-    """Splits a stream of chunks into lines exactly as `b"".join(chunks).split(b"\n")`, in linear time.
-
-    The unfinished line is kept as a list of its pieces and joined once, when its end arrives (re-joining it
-    with every chunk made a long line cost the square of its length). With `max_line_bytes` a longer line
-    is refused as soon as that many of its bytes are seen, so at most one limit's worth is ever held.
-    """
-
-    def __init__(self, max_line_bytes: int | None = None) -> None:
-        self.max_line_bytes = max_line_bytes
-        self.lines = 0  # lines completed so far
-        self._pieces: list[bytes] = []
-        self._pending = 0
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines this chunk completes."""
-        if b"\n" not in chunk:
-            if chunk:
-                self._pieces.append(chunk)
-                self._pending += len(chunk)
-                self._check(self._pending, 0)
-            return []
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        if self._pieces:
-            self._pieces.append(lines[0])
-            lines[0] = b"".join(self._pieces)
-        limit = self.max_line_bytes
-        if limit is not None and max(map(len, lines)) > limit:
-            index = next(i for i, line in enumerate(lines) if len(line) > limit)
-            self._check(len(lines[index]), index)
-        self.lines += len(lines)
-        self._pieces = [tail] if tail else []
-        self._pending = len(tail)
-        self._check(self._pending, 0)
-        return lines
-
-    def finish(self) -> list[bytes]:
-        """The last line (empty when the stream ended with a newline, as split gives it)."""
-        last = b"".join(self._pieces)
-        self._pieces, self._pending = [], 0
-        self.lines += 1
-        return [last]
-
-    def _check(self, length: int, index: int) -> None:
-        if self.max_line_bytes is not None and length > self.max_line_bytes:
-            number = self.lines + index + 1
-            raise too_large(
-                "max_line_bytes",
-                self.max_line_bytes,
-                f"line {number} is longer than a record may be",
-                line=number,
             )
 
 
@@ -388,69 +319,6 @@ class BodyDecoder:
             yield out
 
 
-def _lines(chunks: Iterable[bytes], max_line_bytes: int | None) -> Iterator[bytes]:
-    """A spool's lines; a trailing newline ends the last line rather than starting an empty one."""
-    splitter = LineSplitter(max_line_bytes)
-    for chunk in chunks:
-        yield from splitter.feed(chunk)
-    last = splitter.finish()[0]
-    if last:
-        yield last
-
-
-def ndjson_rows(
-    chunks: Iterable[bytes],
-    default_form: str | None,
-    after: int = 0,
-    start: int = 1,
-    *,
-    max_line_bytes: int | None = None,
-) -> Iterator[InputRow]:
-    """Rows of an NDJSON spool; the position is the line number (the first line is `start`).
-
-    Lines up to `after` are skipped; a line longer than `max_line_bytes` stops the reading (413).
-    """
-    for number, line in enumerate(_lines(chunks, max_line_bytes), start=start):
-        if number <= after or not line or line.isspace():
-            continue
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield InputRow(number, form=default_form, error=make_error("json.malformed", "record", detail=str(exc)))
-            continue
-        if not isinstance(value, dict):
-            yield InputRow(
-                number,
-                form=default_form,
-                error=make_error("json.malformed", "record", detail="a JSON object is expected"),
-            )
-            continue
-        form = value.pop("form", default_form)
-        yield InputRow(number, record=value, form=form if isinstance(form, str) else None)
-
-
-def ndjson_blocks(
-    chunks: Iterable[bytes], lines_per_block: int, after: int = 0, *, max_line_bytes: int | None
-) -> Iterator[tuple[int, int, bytes]]:
-    """The spool's lines after `after` in blocks of `lines_per_block`: (first line number, last, the lines).
-
-    A block goes to a worker process whole; its lines keep their numbers (ndjson_rows(start=first)).
-    """
-    block: list[bytes] = []
-    first = after + 1
-    number = 0
-    for number, line in enumerate(_lines(chunks, max_line_bytes), start=1):
-        if number <= after:
-            continue
-        block.append(line)
-        if len(block) == lines_per_block:
-            yield first, number, b"\n".join(block)
-            block = []
-            first = number + 1
-    if block:
-        yield first, number, b"\n".join(block)
-
-
 def csv_header(head: bytes) -> list[str]:
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
     return next(csv.reader([first]), [])
@@ -460,7 +328,7 @@ def csv_rows(
     chunks: Iterator[bytes], default_form: str | None, after: int = 0, *, max_line_bytes: int | None
 ) -> Iterator[InputRow]:
     """Rows of a CSV spool (header first); the position is the data row number. Empty cells are absent."""
-    text = (line.decode("utf-8") + "\n" for line in _lines(chunks, max_line_bytes))
+    text = (line.decode("utf-8") + "\n" for line in lines_of(chunks, max_line_bytes))
     reader = csv.reader(text)
     header = next(reader, None)
     if header is None:

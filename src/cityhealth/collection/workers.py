@@ -19,17 +19,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
 from typing import Any, overload
 
-from cityhealth.collection.prepare import Candidate, Collector, InputRow, PreparedBatch, prepare
-from cityhealth.collection.rules import RecordError
-from cityhealth.collection.spool import ndjson_rows
+from cityhealth.collection.lines import ParsedLines, ndjson_rows, parse_lines
+from cityhealth.collection.prepare import Collector, InputRow, PreparedBatch, PreparedColumns, prepare_columns
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.validator import FormValidator
 from cityhealth.config import Settings
 
-_WORKER_NICENESS = 10
 _worker: dict[str, Any] = {}  # in a worker process: its Collector, and validators per code-table generation
 
 
@@ -46,28 +43,19 @@ class ChunkTask:
 
 
 @dataclass(frozen=True)
-class PreparedColumns:
-    """A prepared chunk as plain columns (cheap to pickle), one entry per candidate."""
+class PreparedChunk:
+    """What a worker sends back: the rows' line numbers, the prepared columns, the rejected rows' records."""
 
     positions: list[int]
-    indexes: list[int]
-    forms: list[str]
-    records: list[dict[str, Any] | None]
-    record_ids: list[str]
-    org_codes: list[str]
-    actions: list[int]
-    event_times: list[datetime]
-    event_months: list[int]
-    on_time: list[bool]
-    digests: list[str]
-    payloads: list[str]
-    rejected: dict[int, tuple[str | None, list[RecordError], dict[str, Any] | None]]
+    columns: PreparedColumns
+    rejected_records: dict[int, dict[str, Any] | None]
 
 
 def _start(settings: Settings) -> None:
     # Below the server's priority: with a worker busy on every core, the process answering requests must
-    # still get a core when a request arrives (without this, 100-180 ms stalls of its loop were seen).
-    os.nice(_WORKER_NICENESS)
+    # still get a core when a request arrives (without this, 100-180 ms stalls of its loop were seen). An
+    # absolute value: a worker started by an already niced process does not add its own on top.
+    os.setpriority(os.PRIO_PROCESS, 0, max(settings.worker_nice, os.getpriority(os.PRIO_PROCESS, 0)))
     _worker["collector"] = Collector(settings)
     _worker["validators"] = {}
     # A worker holds nothing between chunks; a chunk's records are acyclic and freed when it returns. The
@@ -88,33 +76,27 @@ def _validators(task: ChunkTask) -> dict[str, FormValidator]:
     return cache[task.generations]
 
 
-def prepare_chunk(task: ChunkTask) -> PreparedColumns:
-    """Run in a worker: prepare() over a chunk's lines, returned as columns."""
+def _parsed(task: ChunkTask) -> ParsedLines:
+    return parse_lines(task.blob.split(b"\n"), task.default_form, task.first_line)
+
+
+def prepare_chunk(task: ChunkTask) -> PreparedChunk:
+    """Run in a worker: a chunk's lines parsed and prepared, as columns (no row or candidate objects)."""
     collector: Collector = _worker["collector"]
     gc.collect(0)  # anything cyclic the last chunk left; its records are gone, so there is little to walk
-    rows = list(ndjson_rows([task.blob], task.default_form, start=task.first_line))
-    prepared = prepare(collector, _validators(task), rows, task.received_at)
-    candidates = prepared.candidates
-
-    def column(name: str) -> list[Any]:
-        return list(map(attrgetter(name), candidates))
-
-    return PreparedColumns(
-        positions=list(map(attrgetter("position"), rows)),
-        indexes=column("index"),
-        forms=column("form.code"),
+    parsed = _parsed(task)
+    columns = prepare_columns(
+        collector,
+        _validators(task),
+        parsed.forms,
+        parsed.records,
+        parsed.errors,
+        task.received_at,
         # The records themselves only where counting needs their fields (workload, public health).
-        records=[c.record if c.form.kind != "realtime" else None for c in candidates],
-        record_ids=column("record_id"),
-        org_codes=column("org_code"),
-        actions=column("action"),
-        event_times=column("event_time"),
-        event_months=column("event_month"),
-        on_time=column("on_time"),
-        digests=column("digest"),
-        payloads=column("payload"),
-        rejected={index: (form, errors, rows[index].record) for index, (form, errors) in prepared.rejected.items()},
+        keep_records=False,
     )
+    records = parsed.records
+    return PreparedChunk(parsed.positions, columns, {index: records[index] for index in columns.rejected})
 
 
 class ChunkRows(Sequence[InputRow]):
@@ -124,10 +106,11 @@ class ChunkRows(Sequence[InputRow]):
     again here, when a code table was reloaded while the worker had it).
     """
 
-    def __init__(self, task: ChunkTask, columns: PreparedColumns) -> None:
+    def __init__(self, task: ChunkTask, chunk: PreparedChunk) -> None:
         self._task = task
-        self._positions = columns.positions
-        self._rejected = columns.rejected
+        self._positions = chunk.positions
+        self._rejected = chunk.columns.rejected
+        self._records = chunk.rejected_records
         self._parsed: list[InputRow] | None = None
         self._lines: list[bytes] | None = None
 
@@ -148,7 +131,7 @@ class ChunkRows(Sequence[InputRow]):
         index = index % len(self._positions)
         rejected = self._rejected.get(index)
         if rejected is not None:
-            return InputRow(self._positions[index], record=rejected[2], form=rejected[0])
+            return InputRow(self._positions[index], record=self._records.get(index), form=rejected[0])
         # A row rejected here rather than in the worker (another unit's code, an unknown original): its line
         # is read again for the rejected-rows download.
         if self._lines is None:
@@ -169,29 +152,10 @@ class ChunkRows(Sequence[InputRow]):
 
 
 def as_prepared(
-    task: ChunkTask, columns: PreparedColumns, validators: Mapping[str, FormValidator]
+    task: ChunkTask, chunk: PreparedChunk, validators: Mapping[str, FormValidator]
 ) -> tuple[ChunkRows, PreparedBatch]:
     """The worker's columns as the rows and prepared batch that ingest() takes."""
-    forms = load_standard().forms
-    candidates = [
-        Candidate(index, forms[form], record or {}, rid, org, action, moment, month, on_time, digest, payload)
-        for index, form, record, rid, org, action, moment, month, on_time, digest, payload in zip(
-            columns.indexes,
-            columns.forms,
-            columns.records,
-            columns.record_ids,
-            columns.org_codes,
-            columns.actions,
-            columns.event_times,
-            columns.event_months,
-            columns.on_time,
-            columns.digests,
-            columns.payloads,
-            strict=True,
-        )
-    ]
-    rejected = {index: (form, errors) for index, (form, errors, _) in columns.rejected.items()}
-    return ChunkRows(task, columns), PreparedBatch(validators, task.received_at, candidates, rejected)
+    return ChunkRows(task, chunk), chunk.columns.batch(validators, task.received_at)
 
 
 class PreparePool:
@@ -222,7 +186,7 @@ class PreparePool:
     def started(self) -> bool:
         return self._executor is not None
 
-    async def prepare(self, task: ChunkTask) -> PreparedColumns:
+    async def prepare(self, task: ChunkTask) -> PreparedChunk:
         executor = self._pool()
         try:
             return await asyncio.wrap_future(executor.submit(prepare_chunk, task))
