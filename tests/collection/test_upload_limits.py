@@ -216,13 +216,6 @@ async def test_upload_within_every_limit_is_accepted(
     assert job["counts"] == {"received": 5000, "accepted": 1, "duplicate": 4999}
 
 
-async def loop_lag_probe(stop: asyncio.Event, lags: list[float], period_s: float = 0.005) -> None:
-    while not stop.is_set():
-        started = time.perf_counter()
-        await asyncio.sleep(period_s)
-        lags.append(time.perf_counter() - started - period_s)
-
-
 def maximal_file(unit: Unit, clock: SimulatedClock) -> bytes:
     """The largest NDJSON file the test limits let through: distinct records, with every 500th line as long
     as a line may be (a record carrying a long note, rejected as a row, but a legitimate line of the file)."""
@@ -241,29 +234,31 @@ def maximal_file(unit: Unit, clock: SimulatedClock) -> bytes:
         size += len(line)
 
 
-async def test_healthz_answers_within_100_ms_while_a_maximal_job_runs(
+async def test_healthz_waits_under_100_ms_of_event_loop_work_while_a_maximal_job_runs(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
 ) -> None:
     plain = maximal_file(hospital, clock)
     body = gzip_member(plain)
     assert len(plain) > 15 * MIB
     assert len(plain) < TEST_LIMITS["upload_max_expansion_ratio"] * len(body)
+    # Each /healthz is timed, from when it falls due to its answer, in the CPU time of the event loop's thread:
+    # whatever the loop runs meanwhile (the job's steps included) counts, while the time the OS gives other
+    # processes on a loaded machine does not - so the bound checks that no step blocks the loop, not the machine.
+    loop_waits: list[float] = []
     latencies: list[float] = []
-    lags: list[float] = []
     stop = asyncio.Event()
 
     async def poll_healthz() -> None:
-        # Timed from when each request is due, so a loop busy when it falls due counts against it too.
-        due = time.perf_counter()
+        due, due_cpu = time.perf_counter(), time.thread_time()
         while not stop.is_set():
             response = await client.get("/healthz")
+            loop_waits.append(time.thread_time() - due_cpu)
             latencies.append(time.perf_counter() - due)
             assert response.status_code == 200
-            due = time.perf_counter() + 0.02
             await asyncio.sleep(0.02)
+            due, due_cpu = time.perf_counter(), time.thread_time()
 
     polling = asyncio.create_task(poll_healthz())
-    probing = asyncio.create_task(loop_lag_probe(stop, lags))
     try:
         # In pieces as large as a server reads from its socket at once (256 KiB).
         pieces = [body[i : i + 256 * KIB] for i in range(0, len(body), 256 * KIB)]
@@ -272,9 +267,13 @@ async def test_healthz_answers_within_100_ms_while_a_maximal_job_runs(
         await wait_for_job(app, response.json()["id"])
     finally:
         stop.set()
-        await asyncio.gather(polling, probing)
+        await polling
     job = (await client.get(f"/api/collection/jobs/{response.json()['id']}", headers=hospital.headers)).json()
     records = plain.count(b"\n")
     assert job["counts"] == {"received": records, "accepted": records - records // 500, "rejected": records // 500}
-    assert len(latencies) >= 10
-    assert max(latencies) < 0.1, f"slowest /healthz {max(latencies) * 1000:.0f} ms; loop lag {max(lags) * 1000:.0f} ms"
+    assert len(loop_waits) >= 10
+    assert max(loop_waits) < 0.1, (f"a /healthz waited {max(loop_waits) * 1000:.0f} ms of loop CPU "
+                                   f"(slowest by the wall clock: {max(latencies) * 1000:.0f} ms)")
+    # A wait that takes no CPU (a blocking sleep or synchronous I/O in the loop) shows only on the wall clock:
+    # bounded loosely, so that a loaded machine does not fail it but a loop stalled on I/O does.
+    assert max(latencies) < 2.0, f"a /healthz took {max(latencies) * 1000:.0f} ms by the wall clock"
