@@ -81,7 +81,8 @@ async def cancellations(app: FastAPI, owners: int) -> list[Owner]:
 
 
 async def _managers_with_a_member(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int]]:
-    """`owners` residents, each managing a family member of their own (a live link); (headers, link id)."""
+    """`owners` residents, each managing an adult family member of their own who confirmed the link; (headers,
+    link id)."""
     database, now = app.state.database, app.state.clock.now()
     found = []
     for n in range(owners):
@@ -89,7 +90,7 @@ async def _managers_with_a_member(app: FastAPI, owners: int) -> list[tuple[dict[
         member_id, _ = await add_resident(database, app.state.settings, now, 701 + 2 * n, area="320115")
         async with database.transaction() as tx:
             link = FamilyLink(manager_resident_id=manager_id, member_resident_id=member_id, relationship="child",
-                              status="active", consent_basis="guardian_declaration", consented_by="object-rules",
+                              status="active", consent_basis="member_confirmation", consented_by="object-rules",
                               consented_at=now, created_by="object-rules", created_at=now, updated_at=now)
             tx.add(link)
             await tx.flush()
