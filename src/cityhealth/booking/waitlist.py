@@ -47,7 +47,9 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
         app = await session.get(ClientApp, caller.app_id)
         caller = with_app(caller, app.channel if app else None, app.is_active if app else None,
                           other_channels=app.other_channels if app else None)
-    row = await repository.session_row(session, data.session_id)
+    # Its holds lapsed by now count free (unless someone waits already): a session full only of those is not
+    # full, and the resident books instead, as the one rule says.
+    row = await repository.session_row_at(session, data.session_id, now)
     if row is None or (caller.organization_id is not None and row["organization_id"] != caller.organization_id):
         raise NotFound(f"no session {data.session_id}", code="session_not_found", field="session_id",
                        value=data.session_id)
@@ -71,7 +73,7 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
         raise banned_error(banned_until)
     existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
     if existing is None:
-        await _check_can_ever_book(session, row, resident_id)
+        await _check_can_ever_book(session, row, resident_id, now)
         existing = WaitlistEntry(session_id=row["id"], resident_id=resident_id, channel=caller.channel,
                                  client_app_id=caller.app_id, status="waiting", created_by=principal.subject,
                                  created_at=now, updated_at=now)
@@ -87,10 +89,14 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     return await _view(session, existing)
 
 
-async def _check_can_ever_book(session: AsyncSession, row: dict[str, Any], resident_id: int) -> None:
+async def _check_can_ever_book(session: AsyncSession, row: dict[str, Any], resident_id: int,
+                               now: datetime) -> None:
     """Refuse a resident whom an offer would skip: the caps the booking decision applies (one department a
-    day, two departments a day, no overlap), counted on their bookings and holds of that day."""
-    day = await repository.active_day_bookings(session, resident_id, row["service_date"])
+    day, two departments a day, no overlap), counted on their bookings and holds of that day (not those
+    lapsed by now: they hold nothing)."""
+    lapsed = {hold.id for hold in await repository.lapsed_day_holds(session, resident_id, row["service_date"], now)}
+    day = [b for b in await repository.active_day_bookings(session, resident_id, row["service_date"])
+           if b.id not in lapsed]
     violation = check_caps(day, row["department_id"], row["starts_at"], row["ends_at"])
     if violation is not None:
         raise Refused(resident_id, Conflict(
