@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
 from cityhealth.booking.attempts import Refused, banned_error, check_caps, estimated_time
-from cityhealth.booking.channels import caller_of, parse_target_resident, with_app
+from cityhealth.booking.channels import Caller, caller_of, parse_target_resident, with_app
 from cityhealth.booking.models import WaitlistEntry
 from cityhealth.booking.release import ReleaseRules, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
@@ -38,10 +38,11 @@ async def _view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistRead:
 
 
 async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
-               data: WaitlistCreate) -> WaitlistRead:
-    """Put a resident on a full session's waitlist (joining twice returns the same entry)."""
+               data: WaitlistCreate, *, caller: Caller | None = None) -> WaitlistRead:
+    """Put a resident on a full session's waitlist (joining twice returns the same entry); `caller`: a
+    manager acting for a family member (family.py)."""
     now = clock.now()
-    caller = caller_of(principal)
+    caller = caller or caller_of(principal)
     target = parse_target_resident(caller, data.id_number, business_date(now))
     if caller.app_id is not None:
         app = await session.get(ClientApp, caller.app_id)
@@ -178,17 +179,21 @@ def _resident_of(principal: Principal) -> int:
     return principal.resident_id
 
 
-async def own_entries(session: AsyncSession, clock: Clock, principal: Principal) -> list[WaitlistRead]:
-    """A resident's own waitlist entries (the latest 200), the latest first."""
-    resident_id = _resident_of(principal)
+async def own_entries(session: AsyncSession, clock: Clock, principal: Principal, *,
+                      resident_id: int | None = None, detail: str | None = None) -> list[WaitlistRead]:
+    """A resident's own waitlist entries (the latest 200), the latest first; `resident_id`: a family member's,
+    listed by their manager (family.py)."""
+    resident_id = resident_id if resident_id is not None else _resident_of(principal)
     views = [await _view(session, entry) for entry in await repository.resident_waitlist(session, resident_id)]
-    record(session, clock, principal, Action.LIST, "booking_waitlist", resident_ids=[resident_id])
+    record(session, clock, principal, Action.LIST, "booking_waitlist", resident_ids=[resident_id], detail=detail)
     return views
 
 
-async def leave(session: AsyncSession, clock: Clock, principal: Principal, entry_id: int) -> WaitlistRead:
-    """Leave a waitlist (leaving again returns the entry as it is); an offer is declined by cancelling its hold."""
-    resident_id = _resident_of(principal)
+async def leave(session: AsyncSession, clock: Clock, principal: Principal, entry_id: int, *,
+                resident_id: int | None = None) -> WaitlistRead:
+    """Leave a waitlist (leaving again returns the entry as it is); an offer is declined by cancelling its hold.
+    `resident_id`: a family member's entry, left by their manager (family.py)."""
+    resident_id = resident_id if resident_id is not None else _resident_of(principal)
     entry = await repository.get_waitlist_entry(session, entry_id, lock=True)
     if entry is None or entry.resident_id != resident_id:
         raise NotFound(f"no waitlist entry {entry_id}", code="waitlist_entry_not_found", field="entry_id",
