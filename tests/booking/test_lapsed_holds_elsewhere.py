@@ -13,10 +13,12 @@ from cityhealth.booking.models import Booking
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from tests.factories.booking import World, add_resident, book, publish, resident_principal
-from tests.factories.security import headers_for
+from cityhealth.security.principals import Scope
+from tests.factories.booking import World, add_resident, book, online_app, publish, resident_principal
+from tests.factories.security import headers_for, machine
 
 LAPSED = timedelta(minutes=15, seconds=1)
+SLOTS = "/api/booking/smart/slots.ndjson"
 
 
 async def _hold(client: httpx.AsyncClient, app: FastAPI, resident_id: int, session_id: int) -> int:
@@ -97,3 +99,26 @@ async def test_a_lapsed_hold_still_waited_for_keeps_the_waitlist_open(
         assert joined.status_code == 201, joined.text
         clock.advance(LAPSED)  # the second joins after the hold lapsed: its slot is the first waiter's
     assert joined.json()["position"] == 2
+
+
+async def test_the_feed_and_the_search_show_a_lapsed_holds_slot_free(client: httpx.AsyncClient, app: FastAPI,
+                                                                     world: World, database: Database,
+                                                                     settings: Settings, clock: SimulatedClock) -> None:
+    holder, _ = await add_resident(database, settings, clock.now(), 1)
+    session = await publish(client, app, world, capacity=1)
+    await _hold(client, app, holder, session["id"])
+    feed = await headers_for(app, machine(Scope.BOOKING_READ, client_id="smart-reader"))
+    before = await client.get(SLOTS, headers=feed)
+    assert '"status":"busy"' in before.text
+    mark = clock.now()
+    clock.advance(LAPSED)
+    feed = await headers_for(app, machine(Scope.BOOKING_READ, client_id="smart-reader"))  # a token of now
+    after = await client.get(SLOTS, headers=feed | {"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200  # the hold lapsing changed the file, with no write
+    assert '"status":"free"' in after.text
+    changed = await client.get(SLOTS, params={"_since": mark.isoformat()}, headers=feed)
+    assert f'"id":"{session["id"]}"' in changed.text
+    search = await client.get("/api/booking/sessions", headers=await headers_for(app, online_app(world)), params={
+        "organization_id": world.hospital_id, "date_from": session["service_date"],
+        "date_to": session["service_date"]})
+    assert [s["available"] for s in search.json()] == [1]

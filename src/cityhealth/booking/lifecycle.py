@@ -161,13 +161,13 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     day_bookings = await repository.active_day_bookings(tx, old.resident_id, new["service_date"])
     # The resident's holds of that day lapsed by now hold nothing (the clock decides, not the sweeper).
     lapsed = await repository.lapsed_day_holds(tx, old.resident_id, new["service_date"], now)
-    gone = {hold.id for hold in lapsed}
+    gone = {own.id for own in lapsed}
     violation = check_caps([b for b in day_bookings if b.id not in gone], new["department_id"], new["starts_at"],
                            new["ends_at"], ignore_id=old.id)
     if violation is not None:
         raise Refused(old.resident_id, violation)
-    for hold in lapsed:  # tidied here: one of them may stand in the way of the new booking's unique index
-        await _expire_hold(tx, clock, hold, RESCHEDULE_EXPIRY_ACTOR)
+    for own in lapsed:  # tidied here: one of them may stand in the way of the new booking's unique index
+        await _expire_hold(tx, clock, own, RESCHEDULE_EXPIRY_ACTOR)
     # The old slot is released first so that the unique index on (resident, department, day) lets a move
     # within the same department and day through.
     await repository.set_booking(tx, old.id, status="rescheduled", ended_at=now, end_reason="rescheduled",

@@ -1,5 +1,6 @@
 """The messages every booking gets: a confirmation when it is made, a cancellation when it is cancelled, one
-message when it is moved (the day-before reminder is reminders.py; each hospital's settings for them, messages_settings.py).
+message when it is moved (the day-before reminder is reminders.py; each hospital's settings for them,
+messages_settings.py).
 
 Each message is an outbox row (notifications.py) written in the transaction that makes or cancels the
 booking, once per booking and kind (a unique index: a retried or replayed write adds nothing), and sent by
@@ -73,5 +74,6 @@ async def rescheduled(tx: AsyncSession, now: datetime, old: Any, new: Any) -> No
     released = appointment(_field(old, "service_date"), _field(old, "estimated_at"), _field(old, "slot_no"))
     await messages_repository.add_named(tx, RESCHEDULED, "confirmation_enabled", _rows(
         [new], "【12320】改约成功：",
-        "，新的就诊时间{when}；原预约 " + released + " 已取消，号源已释放。请于就诊当日携带有效证件按时到院签到取号。"), now)
+        "，新的就诊时间{when}；原预约 " + released + " 已取消，号源已释放。"
+        "请于就诊当日携带有效证件按时到院签到取号。"), now)
     await notifications.send_soon(tx)
