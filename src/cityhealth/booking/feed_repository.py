@@ -25,21 +25,17 @@ _POLICY_COLUMNS = [column.label(f"policy_{column.key}") for column in cast(Table
                    if column.key != "organization_id"]
 
 
-def _lapsed_holds(session_id: Any, now: Any) -> Any:
-    """The session's holds lapsed at `now` whose slots count free: none while someone waits for it."""
-    return (select().select_from(Booking).where(
-        Booking.session_id == session_id, Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now,
-        ~someone_waiting_for(session_id)).correlate(_SESSIONS))
-
-
-def _lapsed_columns(aggregate: str) -> list[Any]:
-    """`lapsed_channels` (their channels, space-separated) and `lapsed_at` (the latest expiry) of a session's
-    lapsed holds: the slots a booking would find free before the sweeper has run (slots.SessionSlots.of)."""
-    now = bindparam("now", type_=_SESSIONS.c.released_at.type)
-    holds = _lapsed_holds(_SESSIONS.c.id, now)
-    return [holds.add_columns(getattr(func, aggregate)(Booking.channel, literal_column("' '")))
-            .scalar_subquery().label("lapsed_channels"),
-            holds.add_columns(func.max(Booking.hold_expires_at)).scalar_subquery().label("lapsed_at")]
+def _lapsed(aggregate: str, first: Any, last: Any, now: Any) -> Any:
+    """Per session of the days, its holds lapsed at `now` that count free (none while someone waits for it):
+    `lapsed_channels` (their channels, space-separated) and `lapsed_at` (the latest expiry). The slots a booking
+    would find free before the sweeper has run (slots.SessionSlots.of). Few rows: the sweeper tidies them within
+    seconds, and ix_bookings_status_hold_expires_at finds them, so one join costs the feed next to nothing."""
+    return (select(Booking.session_id.label("session_id"),
+                   getattr(func, aggregate)(Booking.channel, literal_column("' '")).label("lapsed_channels"),
+                   func.max(Booking.hold_expires_at).label("lapsed_at"))
+            .where(Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now,
+                   Booking.service_date.between(first, last), ~someone_waiting_for(Booking.session_id))
+            .group_by(Booking.session_id).subquery("lapsed"))
 
 
 def _with_policy(statement: Any) -> Any:
@@ -53,8 +49,10 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
     """The sessions of the days matching the filters, in time order, each with its hospital's policy and its
     holds lapsed at `now` (feed_free.free_slots counts them free)."""
     aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, *_lapsed_columns(aggregate))
-                             .select_from(_SESSIONS)).where(_SESSIONS.c.service_date.between(first, last))
+    lapsed = _lapsed(aggregate, first, last, bindparam("now", now, type_=_SESSIONS.c.released_at.type))
+    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at)
+                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
+                             ).where(_SESSIONS.c.service_date.between(first, last))
     if organization_id is not None:
         statement = statement.where(_SESSIONS.c.organization_id == organization_id)
     if department_id is not None:
@@ -62,7 +60,7 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
     if practitioner_id is not None:
         statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
     statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
-    return [dict(row) for row in (await connection.execute(statement, {"now": now})).mappings().all()]
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
 
 
 async def app_channels(connection: AsyncConnection, app_id: int) -> tuple[str | None, bool | None, str | None]:
@@ -82,7 +80,10 @@ _FEED_COLUMNS = [
 
 
 def _feed_sessions_statement(aggregate: str) -> Any:
-    return (select(*_FEED_COLUMNS, *_lapsed_columns(aggregate))
+    lapsed = _lapsed(aggregate, bindparam("first"), bindparam("last"),
+                     bindparam("now", type_=_SESSIONS.c.released_at.type))
+    return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at)
+            .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
             .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
                    _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
             .order_by(_SESSIONS.c.id))
