@@ -1,7 +1,8 @@
 """The SMART Scheduling Links slot feed of a day with 10,000 published slots: full fetch and 304 latency.
 
 Creates a scratch database on the server of CITYHEALTH_DATABASE_URL (dropped afterwards), migrates it,
-seeds H hospitals with departments and N released sessions on one day (one Slot each), and starts the real
+seeds H hospitals with departments and N released sessions on one day (one Slot each) and as many on each
+of --history-days past days (a live table's history, outside the feed's window), and starts the real
 server (`cityhealth serve`, one worker) on 127.0.0.1. One client then, one request at a time:
 - `full (state unchanged)`: GET slots.ndjson without a validator while nothing changes (the file of the
   current state is served from the per-process cache after one read of the validator);
@@ -34,8 +35,37 @@ from benchmarks.measure import database_cpu_s, process_tree_cpu_s
 SLOTS_PATH = "/api/booking/smart/slots.ndjson"
 
 
-async def seed(settings: Any, sessions: int, hospitals: int) -> list[int]:
-    """Hospitals, departments and `sessions` released sessions the day after tomorrow; their ids."""
+# The columns copied into the past days (every column but the id; the external id made unique per day).
+_HISTORY_COPY = (
+    "INSERT INTO booking_sessions ({columns}) SELECT {values} FROM booking_sessions s, "
+    "generate_series(3, :days + 2) d")
+
+
+async def seed_history(database: Any, days: int) -> None:
+    """The day's sessions copied into `days` past days, as a live table holds them (the feed reads only its
+    window), then VACUUM ANALYZE, as autovacuum leaves a table that is mostly read."""
+    from sqlalchemy import Table, text
+
+    from cityhealth.booking.models import BookingSession
+
+    table: Table = BookingSession.__table__  # type: ignore[assignment]
+    columns = [c.key for c in table.c if c.key != "id"]
+    shifted = {"service_date": "s.service_date - d", "external_id": "s.external_id || '-h' || d",
+               **{c: f"s.{c} - d * interval '1 day'" for c in ("starts_at", "ends_at", "pickup_deadline",
+                                                              "released_at")}}
+    if days > 0:
+        async with database.transaction() as tx:
+            await tx.execute(text(_HISTORY_COPY.format(
+                columns=", ".join(columns), values=", ".join(shifted.get(c, f"s.{c}") for c in columns))),
+                {"days": days})
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text("VACUUM ANALYZE booking_sessions"))
+
+
+async def seed(settings: Any, sessions: int, hospitals: int, history_days: int = 0) -> list[int]:
+    """Hospitals, departments and `sessions` released sessions the day after tomorrow (and the same on
+    `history_days` past days); the ids of the day's sessions."""
     from sqlalchemy import insert, select
 
     from cityhealth.booking.models import CHANNELS, BookingSession
@@ -78,7 +108,9 @@ async def seed(settings: Any, sessions: int, hospitals: int) -> list[int]:
                     **{f"quota_{c}": None for c in CHANNELS},
                     **{f"booked_{c}": (n % 21 if c == "online_12320" else 0) for c in CHANNELS}})
             await tx.execute(insert(BookingSession), rows)
-            return list((await tx.execute(select(BookingSession.id).order_by(BookingSession.id))).scalars())
+            ids = list((await tx.execute(select(BookingSession.id).order_by(BookingSession.id))).scalars())
+        await seed_history(database, history_days)
+        return ids
     finally:
         await database.dispose()
 
@@ -124,6 +156,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--hospitals", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=200, help="requests per kind (the changed-state kind: 1/4)")
+    parser.add_argument("--history-days", type=int, default=30,
+                        help="past days holding as many sessions each, outside the feed's window")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     asyncio.run(_orchestrate(parser.parse_args()))
 
@@ -153,7 +187,7 @@ async def _orchestrate(args: argparse.Namespace) -> None:
         settings = load_settings(database_url=scratch_url, var_dir=workdir / "var",
                                  **{k.removeprefix("CITYHEALTH_").lower(): v for k, v in keys.items()})
         await asyncio.to_thread(upgrade, settings)
-        ids = await seed(settings, args.sessions, args.hospitals)
+        ids = await seed(settings, args.sessions, args.hospitals, args.history_days)
         port = free_port()
         log = (workdir / "server.log").open("wb")
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
@@ -186,6 +220,7 @@ async def _orchestrate(args: argparse.Namespace) -> None:
                                                           args.rounds, (base_url, scratch))
         load = os.getloadavg()
         print(f"cores={os.cpu_count()} sessions={args.sessions} published_slots={published} "
+              f"history_days={args.history_days} "
               f"load average {load[0]:.1f} (measured under load)")
         for kind, (latencies, cpu_ms, database_ms, statuses, size) in results.items():
             print(f"{kind}: status={sorted(statuses)} bytes={size} p50={percentile(latencies, 0.5):.1f} ms "

@@ -14,11 +14,18 @@ from datetime import date, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from cityhealth.booking import family_repository, repository
+from cityhealth.booking import family_repository, repository, waitlist
 from cityhealth.booking.attempts import RESOURCE, booking_read
 from cityhealth.booking.channels import Caller, caller_of
 from cityhealth.booking.models import FamilyLink
-from cityhealth.booking.schemas import BookingRead, ConsentRecord, FamilyLinkRead, FamilyMemberCreate
+from cityhealth.booking.schemas import (
+    BookingRead,
+    ConsentRecord,
+    FamilyLinkRead,
+    FamilyMemberCreate,
+    WaitlistCreate,
+    WaitlistRead,
+)
 from cityhealth.clock import Clock, business_date
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry.identifiers import IdentifierError, mask_resident_id, parse_resident_id
@@ -229,3 +236,25 @@ async def member_bookings(session: AsyncSession, clock: Clock, principal: Princi
     record(session, clock, principal, Action.LIST, RESOURCE, resident_ids=[caller.resident_id],
            detail=f"family link {link_id}")
     return views
+
+
+async def join_waitlist_for_member(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
+                                   link_id: int, data: WaitlistCreate) -> WaitlistRead:
+    """Put the member on a full session's waitlist, as the member joining it themselves (their caps, bans)."""
+    caller = await member_caller(session, clock, principal, link_id)
+    return await waitlist.join(session, clock, cipher, principal, data, caller=caller)
+
+
+async def member_waitlist(session: AsyncSession, clock: Clock, principal: Principal,
+                          link_id: int) -> list[WaitlistRead]:
+    """The member's waitlist entries (the latest 200), as the member sees them."""
+    caller = await member_caller(session, clock, principal, link_id)
+    return await waitlist.own_entries(session, clock, principal, resident_id=caller.resident_id,
+                                      detail=f"family link {link_id}")
+
+
+async def leave_waitlist_for_member(session: AsyncSession, clock: Clock, principal: Principal, link_id: int,
+                                    entry_id: int) -> WaitlistRead:
+    """Take the member off a waitlist (another's entry is 404, as for the member)."""
+    caller = await member_caller(session, clock, principal, link_id)
+    return await waitlist.leave(session, clock, principal, entry_id, resident_id=caller.resident_id)

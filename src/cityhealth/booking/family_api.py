@@ -26,6 +26,8 @@ from cityhealth.booking.schemas import (
     FamilyMemberCreate,
     HoldCreate,
     RescheduleRequest,
+    WaitlistCreate,
+    WaitlistRead,
 )
 from cityhealth.context import SessionDep
 from cityhealth.db.types import RowId
@@ -121,3 +123,23 @@ async def reschedule_for_member(principal: Writer, request: Request, session: Se
     result = await lifecycle.reschedule(session, room.clock, room.cipher, room.runtime, principal, booking_id, data,
                                         idem, caller=caller)
     return await _written(room.database, room.clock, principal, result)
+
+
+@router.post("/links/{link_id}/waitlist", status_code=201, response_model=WaitlistRead,
+             summary="Put the member on a full session's waitlist")
+async def join_waitlist_for_member(principal: Writer, session: SessionDep, clock: ClockDep, cipher: CipherDep,
+                                   link_id: RowId, data: WaitlistCreate) -> WaitlistRead:
+    return await family.join_waitlist_for_member(session, clock, cipher, principal, link_id, data)
+
+
+@router.get("/links/{link_id}/waitlist", response_model=list[WaitlistRead], summary="The member's waitlist entries")
+async def member_waitlist(principal: Reader, session: SessionDep, clock: ClockDep,
+                          link_id: RowId) -> list[WaitlistRead]:
+    return await family.member_waitlist(session, clock, principal, link_id)
+
+
+@router.post("/links/{link_id}/waitlist/{entry_id}/leave", response_model=WaitlistRead,
+             summary="Take the member off a waitlist")
+async def leave_waitlist_for_member(principal: Writer, session: SessionDep, clock: ClockDep, link_id: RowId,
+                                    entry_id: RowId) -> WaitlistRead:
+    return await family.leave_waitlist_for_member(session, clock, principal, link_id, entry_id)

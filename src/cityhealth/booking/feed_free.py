@@ -5,7 +5,8 @@ channel take at that moment (none when it would refuse), so what is shown free c
 answers for PUBLIC_CHANNEL, the channel of the resident booking page its deep links open.
 
 The answer depends on the clock as well as on the row: a session becomes bookable at its release, and stops
-being bookable on its day (no same-day booking), at the next-day cut-off, and when it starts. A slot's
+being bookable on its day (no same-day booking), at the next-day cut-off, and when it starts; a hold's slot
+is free again when the hold lapses (unless someone waits for the session: the waitlist's then). A slot's
 effective last-modified is therefore the latest of its row's `updated_at`, its policy's, and those moments
 that have passed, so `_since` sees a change the clock made.
 """
@@ -17,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from cityhealth.booking.release import ReleaseRules, at_business_time
-from cityhealth.booking.slots import SessionSlots, refusal
+from cityhealth.booking.slots import LapsedHold, SessionSlots, refusal
 
 # A resident on the resident booking page books through the 12320 platform's own channel (booking/channels.py:
 # a resident without a client app is "online_12320"); the public feed's deep links open that page.
@@ -34,6 +35,14 @@ def rules_of(row: Mapping[str, Any]) -> ReleaseRules:
     return ReleaseRules(**{name: row[f"policy_{name}"] for name in _POLICY_FIELDS})
 
 
+def _with_lapsed(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The row with its lapsed holds (`lapsed_channels`) as SessionSlots.of counts them: their slots free."""
+    channels = row.get("lapsed_channels")
+    if not channels:
+        return row
+    return {**row, "slot_map": None, "lapsed": [LapsedHold(0, 0, channel, 0) for channel in channels.split()]}
+
+
 def free_slots(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: datetime,
                decided: dict[tuple[Any, ...], bool] | None = None) -> int:
     """How many slots of the session `channel` could take at `now`: 0 wherever the booking rule refuses.
@@ -42,7 +51,7 @@ def free_slots(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: d
     rule reads of a session only its state, day, start, release and whether the channel has a slot left,
     so sessions alike in those get the same answer (a feed of ten thousand asks it a few hundred times).
     """
-    slots = SessionSlots.of(row)
+    slots = SessionSlots.of(_with_lapsed(row))
     left = slots.left(channel)
     if decided is None:
         return 0 if refusal(slots, rules, channel, now) is not None else left
@@ -67,4 +76,6 @@ def last_modified(row: Mapping[str, Any], rules: ReleaseRules, policy_updated_at
                                                                row["released_at"], rules) if m <= now)]
     if policy_updated_at is not None:
         moments.append(policy_updated_at)
+    if row.get("lapsed_at") is not None:  # a hold that lapsed freed its slot at that moment, with no write
+        moments.append(row["lapsed_at"])
     return max(moments)

@@ -12,16 +12,30 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, select
+from sqlalchemy import Table, bindparam, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityhealth.booking.models import BookingSession, ReleasePolicy
+from cityhealth.booking.models import Booking, BookingSession, ReleasePolicy
+from cityhealth.booking.repository import someone_waiting_for
 from cityhealth.registry.models import ClientApp, Department, Organization, Practitioner
 
 _SESSIONS = cast(Table, BookingSession.__table__)
 _POLICY_COLUMNS = [column.label(f"policy_{column.key}") for column in cast(Table, ReleasePolicy.__table__).c
                    if column.key != "organization_id"]
+
+
+def _lapsed(aggregate: str, first: Any, last: Any, now: Any) -> Any:
+    """Per session of the days, its holds lapsed at `now` that count free (none while someone waits for it):
+    `lapsed_channels` (their channels, space-separated) and `lapsed_at` (the latest expiry). The slots a booking
+    would find free before the sweeper has run (slots.SessionSlots.of). Few rows: the sweeper tidies them within
+    seconds, and ix_bookings_status_hold_expires_at finds them, so one join costs the feed next to nothing."""
+    return (select(Booking.session_id.label("session_id"),
+                   getattr(func, aggregate)(Booking.channel, literal_column("' '")).label("lapsed_channels"),
+                   func.max(Booking.hold_expires_at).label("lapsed_at"))
+            .where(Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now,
+                   Booking.service_date.between(first, last), ~someone_waiting_for(Booking.session_id))
+            .group_by(Booking.session_id).subquery("lapsed"))
 
 
 def _with_policy(statement: Any) -> Any:
@@ -30,10 +44,15 @@ def _with_policy(statement: Any) -> Any:
 
 async def sessions_with_policies(connection: AsyncConnection, first: date, last: date, *,
                                  organization_id: int | None, department_id: int | None,
-                                 practitioner_id: int | None, limit: int = 1000) -> list[dict[str, Any]]:
-    """The sessions of the days matching the filters, in time order, each with its hospital's policy."""
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS).select_from(_SESSIONS)).where(
-        _SESSIONS.c.service_date.between(first, last))
+                                 practitioner_id: int | None, now: datetime,
+                                 limit: int = 1000) -> list[dict[str, Any]]:
+    """The sessions of the days matching the filters, in time order, each with its hospital's policy and its
+    holds lapsed at `now` (feed_free.free_slots counts them free)."""
+    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
+    lapsed = _lapsed(aggregate, first, last, bindparam("now", now, type_=_SESSIONS.c.released_at.type))
+    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at)
+                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
+                             ).where(_SESSIONS.c.service_date.between(first, last))
     if organization_id is not None:
         statement = statement.where(_SESSIONS.c.organization_id == organization_id)
     if department_id is not None:
@@ -58,15 +77,25 @@ _FEED_COLUMNS = [
     _SESSIONS.c.open_booked, _SESSIONS.c.updated_at,
     *(c for c in _SESSIONS.c if c.key.startswith(("quota_", "booked_"))),
 ]
-_FEED_SESSIONS = (select(*_FEED_COLUMNS)
-                  .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
-                         _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
-                  .order_by(_SESSIONS.c.id))
-_FEED_SESSIONS_PG = _FEED_SESSIONS.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+
+
+def _feed_sessions_statement(aggregate: str) -> Any:
+    lapsed = _lapsed(aggregate, bindparam("first"), bindparam("last"),
+                     bindparam("now", type_=_SESSIONS.c.released_at.type))
+    return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at)
+            .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
+            .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
+                   _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
+            .order_by(_SESSIONS.c.id))
+
+
+_FEED_SESSIONS = _feed_sessions_statement("group_concat")  # SQLite
+_FEED_SESSIONS_PG = _feed_sessions_statement("string_agg").compile(
+    dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
 
 
 async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime) -> Sequence[Any]:
-    """The sessions of the days released by `now`, in id order (mappings).
+    """The sessions of the days released by `now`, in id order (mappings), with their holds lapsed at `now`.
 
     On PostgreSQL straight through asyncpg: ten thousand rows cost the ORM's result processing several times
     what the database spends on them (asyncpg gives aware datetimes itself)."""
@@ -109,6 +138,17 @@ class FeedState:
     organizations_updated: datetime | None
     departments_updated: datetime | None
     practitioners_updated: datetime | None
+    lapsed_holds: int  # holds lapsed by now that count free: a hold lapsing changes the feed with no write
+    last_lapsed: datetime | None
+
+
+def _lapsed_in_window(now: Any) -> Any:
+    """The holds of the window's released sessions lapsed at `now` and counting free (few: the sweeper tidies
+    them within seconds; ix_bookings_status_hold_expires_at finds them)."""
+    return (select().select_from(Booking).join(_SESSIONS, _SESSIONS.c.id == Booking.session_id).where(
+        Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now,
+        Booking.service_date.between(bindparam("first"), bindparam("last")), _SESSIONS.c.released_at <= now,
+        ~someone_waiting_for(Booking.session_id)))
 
 
 def _feed_state_statement() -> Any:
@@ -124,6 +164,8 @@ def _feed_state_statement() -> Any:
         select(func.max(Organization.updated_at)).scalar_subquery(),
         select(func.max(Department.updated_at)).scalar_subquery(),
         select(func.max(Practitioner.updated_at)).scalar_subquery(),
+        _lapsed_in_window(now).add_columns(func.count()).scalar_subquery(),
+        _lapsed_in_window(now).add_columns(func.max(Booking.hold_expires_at)).scalar_subquery(),
     ).where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")), _SESSIONS.c.released_at <= now)
 
 

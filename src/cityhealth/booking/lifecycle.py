@@ -24,7 +24,7 @@ from cityhealth.booking.models import Booking
 from cityhealth.booking.release import ReleaseRules, cancellation_deadline, rules_for
 from cityhealth.booking.schemas import BookingRead, CancelRequest, RescheduleRequest
 from cityhealth.booking.service import owned_booking
-from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
+from cityhealth.booking.slots import LapsedHold, SessionSlots, is_sold_out, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound
@@ -34,6 +34,7 @@ from cityhealth.security.principals import Principal, Scope
 
 NO_SHOW_ACTOR = "job:booking.mark_no_shows"
 HOLD_SWEEP_ACTOR = "job:booking.sweep_holds"
+RESCHEDULE_EXPIRY_ACTOR = "booking:reschedule"  # who expires a lapsed hold a reschedule takes or tidies
 
 
 async def _give_back(tx: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> None:
@@ -138,7 +139,7 @@ async def reschedule(tx: AsyncSession, clock: Clock, cipher: FieldCipher, runtim
         if deadline is None or now > deadline:
             raise Conflict("this booking can no longer be changed", code="cancellation_closed",
                            field="booking_id", value=booking_id, rule="booking.cancel_cutoff")
-        new = await repository.session_row(tx, data.session_id)
+        new = await repository.session_row_at(tx, data.session_id, now)
         if new is None or new["organization_id"] != old.organization_id:
             raise NotFound(f"no session {data.session_id} at this hospital", code="session_not_found",
                            field="session_id", value=data.session_id)
@@ -158,23 +159,33 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     for day in sorted({old.service_date, new["service_date"]}):
         await repository.lock_resident_day(tx, old.resident_id, day)
     day_bookings = await repository.active_day_bookings(tx, old.resident_id, new["service_date"])
-    violation = check_caps(day_bookings, new["department_id"], new["starts_at"], new["ends_at"], ignore_id=old.id)
+    # The resident's holds of that day lapsed by now hold nothing (the clock decides, not the sweeper).
+    lapsed = await repository.lapsed_day_holds(tx, old.resident_id, new["service_date"], now)
+    gone = {own.id for own in lapsed}
+    violation = check_caps([b for b in day_bookings if b.id not in gone], new["department_id"], new["starts_at"],
+                           new["ends_at"], ignore_id=old.id)
     if violation is not None:
         raise Refused(old.resident_id, violation)
+    for own in lapsed:  # tidied here: one of them may stand in the way of the new booking's unique index
+        await _expire_hold(tx, clock, own, RESCHEDULE_EXPIRY_ACTOR)
     # The old slot is released first so that the unique index on (resident, department, day) lets a move
     # within the same department and day through.
     await repository.set_booking(tx, old.id, status="rescheduled", ended_at=now, end_reason="rescheduled",
                                  updated_at=now)
     await _give_back(tx, old.session_id, old.channel, old.slot_no, now)
-    locked = await repository.session_row(tx, new["id"], lock=True)
+    locked = await repository.session_row_at(tx, new["id"], now, lock=True)
     assert locked is not None  # noqa: S101 - read in this transaction, and sessions are not deleted
-    slots = SessionSlots.of(locked)
-    booked_before = slots.booked
+    slots = SessionSlots.of(locked)  # its lapsed holds counted free
     error = refusal(slots, rules, old.channel, now)
     if error is not None:
         raise Refused(old.resident_id, error)
     slot_no = slots.take(old.channel)
-    await repository.write_slots(tx, slots, booked_before=booked_before, now=now, last_slot_no=slot_no)
+    for hold in list(slots.lapsed):  # those whose slot this move did not take stay for the sweeper
+        if hold.slot_no != slot_no:
+            slots.keep(hold)
+    for hold in slots.lapsed:
+        await _expire_lapsed(tx, clock, hold, now)
+    await repository.write_slots(tx, slots, booked_before=locked["booked"], now=now, last_slot_no=slot_no)
     values: dict[str, Any] = {
         "session_id": new["id"], "organization_id": new["organization_id"], "department_id": new["department_id"],
         "service_date": new["service_date"], "starts_at": new["starts_at"], "ends_at": new["ends_at"],
@@ -185,10 +196,33 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     }
     new_id = await repository.insert_booking(tx, values)
     await repository.set_booking(tx, old.id, rescheduled_to_id=new_id)
+    await messages.rescheduled(tx, now, old, {**values, "id": new_id})
     await waitlist.promote(tx, clock, old.session_id, principal)
     record(tx, clock, principal, Action.UPDATE, RESOURCE, resource_id=old.id, resident_ids=[old.resident_id],
            detail=f"rescheduled to {new_id}")
     return booking_read({**values, "id": new_id}).model_dump_json()
+
+
+async def _expire_lapsed(tx: AsyncSession, clock: Clock, hold: LapsedHold, now: datetime) -> None:
+    """Expire a lapsed hold whose slot a write takes (the session's row is locked and written by the caller)."""
+    await repository.set_booking(tx, hold.booking_id, status="expired", ended_at=now, end_reason="hold_expired",
+                                 updated_at=now)
+    await repository.waitlist_offer_expired(tx, hold.booking_id, now)
+    record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=hold.booking_id, resident_ids=[hold.resident_id],
+           detail="hold expired", actor=RESCHEDULE_EXPIRY_ACTOR)
+
+
+async def _expire_hold(tx: AsyncSession, clock: Clock, booking: Booking, actor: str) -> bool:
+    """Expire a lapsed hold, give its slot back and offer it to the waitlist; True when an offer was made."""
+    now = clock.now()
+    await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
+                                 updated_at=now)
+    await repository.waitlist_offer_expired(tx, booking.id, now)
+    await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, now)
+    offered = await waitlist.promote(tx, clock, booking.session_id, None) is not None
+    record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=booking.id, resident_ids=[booking.resident_id],
+           detail="hold expired", actor=actor)
+    return offered
 
 
 @dataclass(frozen=True)
@@ -205,14 +239,8 @@ async def sweep_holds(database: Database, clock: Clock) -> SweepResult:
     async with database.transaction() as tx:
         holds = await repository.expired_holds(tx, now, skip_locked=not database.is_sqlite)
         for booking in holds:
-            await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
-                                         updated_at=now)
-            await repository.waitlist_offer_expired(tx, booking.id, now)
-            await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, now)
-            if await waitlist.promote(tx, clock, booking.session_id, None) is not None:
+            if await _expire_hold(tx, clock, booking, HOLD_SWEEP_ACTOR):
                 offers += 1
-            record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=booking.id,
-                   resident_ids=[booking.resident_id], detail="hold expired", actor=HOLD_SWEEP_ACTOR)
             expired += 1
         purged = await idempotency.purge_expired(tx, clock)
     return SweepResult(expired_holds=expired, offers_made=offers, idempotency_keys_purged=purged)

@@ -1,5 +1,6 @@
-"""The messages every booking gets: a confirmation when it is made, a cancellation when it is cancelled
-(the day-before reminder is reminders.py; each hospital's settings for them, messages_settings.py).
+"""The messages every booking gets: a confirmation when it is made, a cancellation when it is cancelled, one
+message when it is moved (the day-before reminder is reminders.py; each hospital's settings for them,
+messages_settings.py).
 
 Each message is an outbox row (notifications.py) written in the transaction that makes or cancels the
 booking, once per booking and kind (a unique index: a retried or replayed write adds nothing), and sent by
@@ -19,6 +20,7 @@ from cityhealth.clock import BUSINESS_TZ
 
 CONFIRMED = "booking_confirmed"
 CANCELLED = "booking_cancelled"
+RESCHEDULED = "booking_rescheduled"
 REMINDER = "booking_reminder"
 DEFAULT_REMINDER_TIME = time(18, 0)
 
@@ -63,4 +65,15 @@ async def cancelled(tx: AsyncSession, now: datetime, booking: Any) -> None:
     await messages_repository.add_named(tx, CANCELLED, "cancellation_enabled", _rows(
         [booking], "【12320】取消成功：您预约的",
         " {when} 已取消，号源已释放。如需就诊，请重新预约。"), now)
+    await notifications.send_soon(tx)
+
+
+async def rescheduled(tx: AsyncSession, now: datetime, old: Any, new: Any) -> None:
+    """One message for a move (keyed by the new booking): the new time, and that the old slot is released; sent
+    unless the hospital turned confirmations off (a move confirms the new booking)."""
+    released = appointment(_field(old, "service_date"), _field(old, "estimated_at"), _field(old, "slot_no"))
+    await messages_repository.add_named(tx, RESCHEDULED, "confirmation_enabled", _rows(
+        [new], "【12320】改约成功：",
+        "，新的就诊时间{when}；原预约 " + released + " 已取消，号源已释放。"
+        "请于就诊当日携带有效证件按时到院签到取号。"), now)
     await notifications.send_soon(tx)

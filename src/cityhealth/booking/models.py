@@ -398,3 +398,9 @@ class MessageSettings(Base):
     reminder_time: Mapped[time] = mapped_column(Time)
     updated_by: Mapped[str] = mapped_column(String(96))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The feed validator's aggregate (feed_repository.feed_state) read from the index alone on PostgreSQL: a day's
+# sessions by service_date, with every column it filters on or aggregates (an index-only scan, no heap reads).
+Index("ix_booking_sessions_service_date_feed", BookingSession.service_date,
+      postgresql_include=["released_at", "starts_at", "updated_at", "booked", "status"])

@@ -78,7 +78,7 @@ async def validator(database: Database, clock: Clock) -> Validator:
     cutoff = max(cutoffs, default=None)
     moments = [at_business_time(first, time(0, 0)), state.sessions_updated, state.last_released,
                state.last_started, state.policies_updated, state.organizations_updated,
-               state.departments_updated, state.practitioners_updated]
+               state.departments_updated, state.practitioners_updated, state.last_lapsed]
     if cutoff is not None:
         moments.append(at_business_time(first, cutoff))
     changed = max(m for m in moments if m is not None)

@@ -453,3 +453,29 @@ async def waiting_until(session: AsyncSession, last_day: date) -> list[tuple[int
         .order_by(WaitlistEntry.id))).all()
     return [(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows]
 
+
+
+async def lapsed_holds(session: AsyncSession, session_id: int, now: datetime) -> list[LapsedHold]:
+    """The session's holds lapsed at `now` whose slots count as free: none while someone waits for it (the
+    sweeper then offers them in order)."""
+    rows = (await session.execute(
+        select(Booking.id, Booking.resident_id, Booking.channel, Booking.slot_no).where(
+            Booking.session_id == session_id, Booking.status == "held", Booking.hold_expires_at <= now,
+            ~someone_waiting_for(session_id)).order_by(Booking.id))).all()
+    return [LapsedHold(*row) for row in rows]
+
+
+async def session_row_at(session: AsyncSession, session_id: int, now: datetime, *,
+                         lock: bool = False) -> dict[str, Any] | None:
+    """The session's row with its holds lapsed at `now` (`lapsed`: what slots.SessionSlots.of counts free)."""
+    row = await session_row(session, session_id, lock=lock)
+    if row is not None:
+        row["lapsed"] = await lapsed_holds(session, session_id, now)
+    return row
+
+
+async def lapsed_day_holds(session: AsyncSession, resident_id: int, day: date, now: datetime) -> list[Booking]:
+    """The resident's holds of `day` lapsed at `now`: they hold nothing, whether or not the sweeper has run."""
+    return list((await session.execute(select(Booking).where(
+        Booking.resident_id == resident_id, Booking.service_date == day, Booking.status == "held",
+        Booking.hold_expires_at <= now).order_by(Booking.id))).scalars().all())

@@ -241,7 +241,7 @@ async def search(database: Database, clock: Clock, runtime: BookingRuntime, prin
         async with read_connection(database) as connection:
             return await feed_repository.sessions_with_policies(
                 connection, first, last, organization_id=organization_id, department_id=department_id,
-                practitioner_id=practitioner_id)
+                practitioner_id=practitioner_id, now=now)
 
     rows = await runtime.availability.get(
         ("search", organization_id, department_id, practitioner_id, first, last), load)

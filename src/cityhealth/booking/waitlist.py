@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import notifications, repository
 from cityhealth.booking.attempts import Refused, banned_error, check_caps, estimated_time
-from cityhealth.booking.channels import caller_of, parse_target_resident, with_app
+from cityhealth.booking.channels import Caller, caller_of, parse_target_resident, with_app
 from cityhealth.booking.models import WaitlistEntry
 from cityhealth.booking.release import ReleaseRules, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
@@ -38,16 +38,19 @@ async def _view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistRead:
 
 
 async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
-               data: WaitlistCreate) -> WaitlistRead:
-    """Put a resident on a full session's waitlist (joining twice returns the same entry)."""
+               data: WaitlistCreate, *, caller: Caller | None = None) -> WaitlistRead:
+    """Put a resident on a full session's waitlist (joining twice returns the same entry); `caller`: a
+    manager acting for a family member (family.py)."""
     now = clock.now()
-    caller = caller_of(principal)
+    caller = caller or caller_of(principal)
     target = parse_target_resident(caller, data.id_number, business_date(now))
     if caller.app_id is not None:
         app = await session.get(ClientApp, caller.app_id)
         caller = with_app(caller, app.channel if app else None, app.is_active if app else None,
                           other_channels=app.other_channels if app else None)
-    row = await repository.session_row(session, data.session_id)
+    # Its holds lapsed by now count free (unless someone waits already): a session full only of those is not
+    # full, and the resident books instead, as the one rule says.
+    row = await repository.session_row_at(session, data.session_id, now)
     if row is None or (caller.organization_id is not None and row["organization_id"] != caller.organization_id):
         raise NotFound(f"no session {data.session_id}", code="session_not_found", field="session_id",
                        value=data.session_id)
@@ -71,7 +74,7 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
         raise banned_error(banned_until)
     existing = await repository.open_waitlist_entry(session, row["id"], resident_id)
     if existing is None:
-        await _check_can_ever_book(session, row, resident_id)
+        await _check_can_ever_book(session, row, resident_id, now)
         existing = WaitlistEntry(session_id=row["id"], resident_id=resident_id, channel=caller.channel,
                                  client_app_id=caller.app_id, status="waiting", created_by=principal.subject,
                                  created_at=now, updated_at=now)
@@ -87,10 +90,14 @@ async def join(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     return await _view(session, existing)
 
 
-async def _check_can_ever_book(session: AsyncSession, row: dict[str, Any], resident_id: int) -> None:
+async def _check_can_ever_book(session: AsyncSession, row: dict[str, Any], resident_id: int,
+                               now: datetime) -> None:
     """Refuse a resident whom an offer would skip: the caps the booking decision applies (one department a
-    day, two departments a day, no overlap), counted on their bookings and holds of that day."""
-    day = await repository.active_day_bookings(session, resident_id, row["service_date"])
+    day, two departments a day, no overlap), counted on their bookings and holds of that day (not those
+    lapsed by now: they hold nothing)."""
+    lapsed = {hold.id for hold in await repository.lapsed_day_holds(session, resident_id, row["service_date"], now)}
+    day = [b for b in await repository.active_day_bookings(session, resident_id, row["service_date"])
+           if b.id not in lapsed]
     violation = check_caps(day, row["department_id"], row["starts_at"], row["ends_at"])
     if violation is not None:
         raise Refused(resident_id, Conflict(
@@ -172,17 +179,21 @@ def _resident_of(principal: Principal) -> int:
     return principal.resident_id
 
 
-async def own_entries(session: AsyncSession, clock: Clock, principal: Principal) -> list[WaitlistRead]:
-    """A resident's own waitlist entries (the latest 200), the latest first."""
-    resident_id = _resident_of(principal)
+async def own_entries(session: AsyncSession, clock: Clock, principal: Principal, *,
+                      resident_id: int | None = None, detail: str | None = None) -> list[WaitlistRead]:
+    """A resident's own waitlist entries (the latest 200), the latest first; `resident_id`: a family member's,
+    listed by their manager (family.py)."""
+    resident_id = resident_id if resident_id is not None else _resident_of(principal)
     views = [await _view(session, entry) for entry in await repository.resident_waitlist(session, resident_id)]
-    record(session, clock, principal, Action.LIST, "booking_waitlist", resident_ids=[resident_id])
+    record(session, clock, principal, Action.LIST, "booking_waitlist", resident_ids=[resident_id], detail=detail)
     return views
 
 
-async def leave(session: AsyncSession, clock: Clock, principal: Principal, entry_id: int) -> WaitlistRead:
-    """Leave a waitlist (leaving again returns the entry as it is); an offer is declined by cancelling its hold."""
-    resident_id = _resident_of(principal)
+async def leave(session: AsyncSession, clock: Clock, principal: Principal, entry_id: int, *,
+                resident_id: int | None = None) -> WaitlistRead:
+    """Leave a waitlist (leaving again returns the entry as it is); an offer is declined by cancelling its hold.
+    `resident_id`: a family member's entry, left by their manager (family.py)."""
+    resident_id = resident_id if resident_id is not None else _resident_of(principal)
     entry = await repository.get_waitlist_entry(session, entry_id, lock=True)
     if entry is None or entry.resident_id != resident_id:
         raise NotFound(f"no waitlist entry {entry_id}", code="waitlist_entry_not_found", field="entry_id",
