@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import SimulatedClock
+from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.security.audit import Action, Outcome, PendingEvent, record_now
 from cityhealth.security.audit_verify import verify_chain
@@ -221,7 +222,7 @@ async def test_a_respelling_of_the_same_instant_is_detected(database: Database, 
     assert (report.problem.event_id, report.problem.kind) == (victim["id"], "edited")
 
 
-async def test_concurrent_appends_from_separate_engines_keep_one_chain(database: Database, settings: Any,
+async def test_concurrent_appends_from_separate_engines_keep_one_chain(database: Database, settings: Settings,
                                                                        clock: SimulatedClock) -> None:
     # Two engines stand for two worker processes: each transaction appends several events (one per resident)
     # with non-ASCII details, and the chain lock must serialise the appends into one verifiable chain.
