@@ -24,7 +24,6 @@ import orjson
 from sqlalchemy import Table, event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from sqlalchemy.util import await_only
 
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
@@ -224,20 +223,18 @@ _LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:key)")
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]  # a declarative model's table is a Table
 _LAST_HASH = select(_EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)
 _INSERT_EVENTS = insert(_EVENTS)
-_BEGIN = text("SELECT 1")
-_PG_LOCK_CHAIN = "SELECT pg_advisory_xact_lock($1)"
 # PostgreSQL: the chain's head is read and the events are linked to it and inserted in one statement, the
 # links computed by the same formula as event_hash() (SHA-256 of the previous hash, a newline and the event's
 # canonical JSON, made here in Python). It runs after the chain lock's own statement, never in it: a statement
 # sees the rows committed before it started, and the lock may be granted only after another append committed.
-_PG_APPEND = """
+_PG_APPEND = text("""
 WITH RECURSIVE e AS (
-  SELECT * FROM json_to_recordset(convert_from($1, 'UTF8')::json) AS e(n integer, occurred_at timestamptz,
+  SELECT * FROM json_to_recordset(convert_from(:document, 'UTF8')::json) AS e(n integer, occurred_at timestamptz,
     actor text, actor_kind text, on_behalf_of text, organization_id integer, action text, resource_type text,
     resource_id text, resident_id integer, outcome text, request_id text, source_address text, detail text,
     canonical text)
 ), chain(n, prev_hash, hash) AS (
-  SELECT 0, NULL::text, coalesce((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), $2)
+  SELECT 0, NULL::text, coalesce((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), :genesis)
   UNION ALL
   SELECT e.n, chain.hash, encode(sha256(convert_to(chain.hash || E'\\n' || e.canonical, 'UTF8')), 'hex')
   FROM chain JOIN e ON e.n = chain.n + 1
@@ -247,7 +244,7 @@ INSERT INTO audit_events (occurred_at, actor, actor_kind, on_behalf_of, organiza
 SELECT e.occurred_at, e.actor, e.actor_kind, e.on_behalf_of, e.organization_id, e.action, e.resource_type,
   e.resource_id, e.resident_id, e.outcome, e.request_id, e.source_address, e.detail, chain.prev_hash, chain.hash
 FROM e JOIN chain USING (n) ORDER BY n
-"""
+""")
 
 
 def canonical_json(fields: dict[str, Any]) -> str:
@@ -269,17 +266,14 @@ def _write_pending(session: Session) -> None:
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    # Statements on the session's own connection: the ORM layer adds nothing here but CPU, and every audited
+    # Core statements on the session's own connection: the ORM layer adds nothing here but CPU, and every audited
     # write in the platform passes through this hook while holding the chain lock.
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Two round trips whatever the number of events: the lock, then one statement that links and inserts.
-        # The hook runs inside SQLAlchemy's greenlet, which awaits the driver's coroutines for it.
-        driver: Any = connection.connection.driver_connection
-        if not driver.is_in_transaction():  # nothing ran yet: the adapter begins its transaction with a statement
-            connection.execute(_BEGIN)
-        await_only(driver.execute(_PG_LOCK_CHAIN, _CHAIN_LOCK))
-        await_only(driver.execute(_PG_APPEND, _pg_document(pending), GENESIS))
+        # (Through the adapter, not the driver directly: a result still open on the connection must finish first.)
+        connection.execute(_LOCK_CHAIN, {"key": _CHAIN_LOCK})
+        connection.execute(_PG_APPEND, {"document": _pg_document(pending), "genesis": GENESIS})
     else:
         prev = connection.execute(_LAST_HASH).scalar() or GENESIS
         rows = []
