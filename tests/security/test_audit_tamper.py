@@ -7,6 +7,7 @@ the database owner's rights could, to show the hash chain still tells.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import SimulatedClock
+from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.security.audit import Action, Outcome, PendingEvent, record_now
 from cityhealth.security.audit_verify import verify_chain
@@ -218,3 +220,21 @@ async def test_a_respelling_of_the_same_instant_is_detected(database: Database, 
     report = await verify_chain(database)
     assert report.problem is not None
     assert (report.problem.event_id, report.problem.kind) == (victim["id"], "edited")
+
+
+async def test_concurrent_appends_from_separate_engines_keep_one_chain(database: Database, settings: Settings,
+                                                                       clock: SimulatedClock) -> None:
+    # Two engines stand for two worker processes: each transaction appends several events (one per resident)
+    # with non-ASCII details, and the chain lock must serialise the appends into one verifiable chain.
+    engines = [database, Database(settings.effective_database_url)]
+    try:
+        await asyncio.gather(*(
+            record_now(engines[n % 2], clock, None, Action.READ, "resident", resource_id=n,
+                       resident_ids=[n, n + 1000, n + 2000], outcome=Outcome.SUCCESS, detail=f"读取 {n} \"é\"\n")
+            for n in range(12)
+        ))
+    finally:
+        await engines[1].dispose()
+    report = await verify_chain(database)
+    assert report.ok
+    assert report.checked == 36

@@ -113,10 +113,11 @@ def masked_row(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 @dataclass
 class BatchResult:
-    """Row outcomes (every row in order, or only the rejected ones for a bulk chunk) and rows per status."""
+    """The rejected rows' outcomes, rows per status, and (detailed) every row's answer in order, as sent back."""
 
     outcomes: list[RowOutcome]
     tally: Counter[str] = field(default_factory=Counter)
+    records: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, outcomes: list[RowOutcome]) -> BatchResult:
@@ -158,7 +159,7 @@ async def ingest(
     `previously_rejected` (a job's rejected rows run again): position -> the form and errors counted then,
     taken back out of the counters so that a row is received once however often it is re-run.
     `prepared`: the batch already validated (a bulk job prepares ahead); used if it was validated against
-    the code tables loaded now, else prepared again. `detailed=False` returns only the rejected rows' outcomes.
+    the code tables loaded now, else prepared again. `detailed=False` leaves out every row's answer (`records`).
     """
     if prepared is None and (known := collector.current_validators()) is not None:
         # Prepared before any statement (the usual case: the code tables did not change since the last batch),
@@ -266,25 +267,26 @@ def _result(
     if not detailed:
         outcomes = [_rejected_outcome(rows[index], *rejected[index]) for index in sorted(rejected)]
         return BatchResult(outcomes, tally)
+    # The real-time answer, built as the response's dicts at once: only a rejection needs a RowOutcome.
     by_index = {candidate.index: candidate for candidate in decided}
-    full: list[RowOutcome] = []
+    rejections: list[RowOutcome] = []
+    records: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         candidate = by_index.get(index)
         if candidate is None:
-            full.append(_rejected_outcome(row, *rejected[index]))
-        else:
-            full.append(
-                RowOutcome(
-                    position=row.position,
-                    form=candidate.form.code,
-                    # A unit may use an ID number as its record id: the answer masks it as a rejection's would.
-                    record_id=scrub(candidate.record_id),
-                    status=candidate.status,
-                    version=candidate.version,
-                    warnings=warnings.get(index, []),
-                )
-            )
-    return BatchResult(full, tally)
+            outcome = _rejected_outcome(row, *rejected[index])
+            rejections.append(outcome)
+            records.append(outcome.as_dict())
+            continue
+        # A unit may use an ID number as its record id: the answer masks it as a rejection's would.
+        answer = {"position": row.position, "record_id": scrub(candidate.record_id), "status": candidate.status}
+        if candidate.version is not None:
+            answer["version"] = candidate.version
+        found = warnings.get(index)
+        if found:
+            answer["warnings"] = found
+        records.append(answer)
+    return BatchResult(rejections, tally, records)
 
 
 async def _check_senders(

@@ -131,11 +131,13 @@ async def upload_batch(
     received_at = clock.now()
 
     async def write(session: AsyncSession) -> BatchResult:
-        result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
-        if not dry_run:
-            await raw_payloads.add_raw_payload(
+        if not dry_run:  # written with the batch's counters
+            raw_payloads.queue_raw_payload(
                 session, sender.id, received_at, content_type[:96], _seal(collector, body, b"raw-batch"), len(body)
             )
+        result = await ingest(session, collector, sender, rows, received_at=received_at, dry_run=dry_run)
+        if not dry_run:
+            await raw_payloads.write_queued(session)
             record(
                 session,
                 clock,
@@ -164,7 +166,7 @@ async def upload_batch(
         ) from exc
     rules: Counter[str] = Counter()
     fields: Counter[str] = Counter()
-    for outcome in result.outcomes:
+    for outcome in result.outcomes:  # the rejections: only they carry errors
         for error in outcome.errors:
             rules[error.rule] += 1
             fields[field_key(error.field)] += 1
@@ -175,5 +177,5 @@ async def upload_batch(
         "counts": result.counts(),
         "rejections_by_rule": dict(rules),
         "rejections_by_field": dict(fields),
-        "records": [outcome.as_dict() for outcome in result.outcomes],
+        "records": result.records,
     }

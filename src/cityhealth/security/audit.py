@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -200,8 +201,7 @@ async def write_events(database: Database, events: list[PendingEvent]) -> None:
 
 def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     """SHA-256 over the previous hash and the event's canonical JSON: the chain link."""
-    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=_canonical)
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    return hashlib.sha256(f"{prev_hash}\n{canonical_json(fields)}".encode()).hexdigest()
 
 
 def _canonical(value: object) -> str:
@@ -223,6 +223,42 @@ _LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:key)")
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]  # a declarative model's table is a Table
 _LAST_HASH = select(_EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)
 _INSERT_EVENTS = insert(_EVENTS)
+# PostgreSQL: the chain's head is read and the events are linked to it and inserted in one statement, the
+# links computed by the same formula as event_hash() (SHA-256 of the previous hash, a newline and the event's
+# canonical JSON, made here in Python). It runs after the chain lock's own statement, never in it: a statement
+# sees the rows committed before it started, and the lock may be granted only after another append committed.
+_PG_APPEND = text("""
+WITH RECURSIVE e AS (
+  SELECT * FROM json_to_recordset(convert_from(:document, 'UTF8')::json) AS e(n integer, occurred_at timestamptz,
+    actor text, actor_kind text, on_behalf_of text, organization_id integer, action text, resource_type text,
+    resource_id text, resident_id integer, outcome text, request_id text, source_address text, detail text,
+    canonical text)
+), chain(n, prev_hash, hash) AS (
+  SELECT 0, NULL::text, coalesce((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), :genesis)
+  UNION ALL
+  SELECT e.n, chain.hash, encode(sha256(convert_to(chain.hash || E'\\n' || e.canonical, 'UTF8')), 'hex')
+  FROM chain JOIN e ON e.n = chain.n + 1
+)
+INSERT INTO audit_events (occurred_at, actor, actor_kind, on_behalf_of, organization_id, action, resource_type,
+  resource_id, resident_id, outcome, request_id, source_address, detail, prev_hash, hash)
+SELECT e.occurred_at, e.actor, e.actor_kind, e.on_behalf_of, e.organization_id, e.action, e.resource_type,
+  e.resource_id, e.resident_id, e.outcome, e.request_id, e.source_address, e.detail, chain.prev_hash, chain.hash
+FROM e JOIN chain USING (n) ORDER BY n
+""")
+
+
+def canonical_json(fields: dict[str, Any]) -> str:
+    """An event's canonical JSON, the text its chain link hashes."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=_canonical)
+
+
+def _pg_document(pending: list[PendingEvent]) -> bytes:
+    """The events as one JSON document for _PG_APPEND, numbered from 1 in order, each with its canonical text."""
+    rows = []
+    for number, item in enumerate(pending, start=1):
+        fields = hashed_fields(item)
+        rows.append({**fields, "n": number, "canonical": canonical_json(fields)})
+    return orjson.dumps(rows)
 
 
 @event.listens_for(Session, "before_commit")
@@ -230,22 +266,26 @@ def _write_pending(session: Session) -> None:
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    # Core statements on the session's connection: the ORM layer adds nothing here but CPU, and every
-    # audited write in the platform passes through this hook while holding the chain lock.
+    # Core statements on the session's own connection: the ORM layer adds nothing here but CPU, and every audited
+    # write in the platform passes through this hook while holding the chain lock.
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        # Two round trips whatever the number of events: the lock, then one statement that links and inserts.
+        # (Through the adapter, not the driver directly: a result still open on the connection must finish first.)
         connection.execute(_LOCK_CHAIN, {"key": _CHAIN_LOCK})
-    prev = connection.execute(_LAST_HASH).scalar() or GENESIS
-    rows = []
-    for item in pending:
-        digest = event_hash(prev, hashed_fields(item))
-        # The event's own fields as they are (dataclasses.asdict deep-copies every value, the times included).
-        rows.append({**{name: getattr(item, name) for name in _FIELD_NAMES}, "prev_hash": prev, "hash": digest})
-        prev = digest
-    connection.execute(_INSERT_EVENTS, rows)
+        connection.execute(_PG_APPEND, {"document": _pg_document(pending), "genesis": GENESIS})
+    else:
+        prev = connection.execute(_LAST_HASH).scalar() or GENESIS
+        rows = []
+        for item in pending:
+            digest = event_hash(prev, hashed_fields(item))
+            # The event's own fields as they are (dataclasses.asdict deep-copies every value, the times included).
+            rows.append({**{name: getattr(item, name) for name in _FIELD_NAMES}, "prev_hash": prev, "hash": digest})
+            prev = digest
+        connection.execute(_INSERT_EVENTS, rows)
     current = request_audit_var.get()
     if current is not None:
-        current.written += len(rows)
+        current.written += len(pending)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.collection.repository import raw_payloads
 from cityhealth.collection.repository.dialect import is_postgres, pg_driver
 
 DAILY_COUNTERS = ("received", "accepted", "amended", "revoked", "duplicate", "rejected", "flagged")
@@ -34,6 +35,9 @@ WITH daily AS (
   INSERT INTO collection_monthly_totals AS t (organization_id, month, stored)
   SELECT $1, * FROM unnest($20::integer[], $21::bigint[])
   ON CONFLICT (organization_id, month) DO UPDATE SET stored = t.stored + EXCLUDED.stored
+), raw AS (
+  INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received)
+  SELECT * FROM unnest($22::integer[], $23::timestamptz[], $24::text[], $25::bytea[], $26::bigint[])
 )
 SELECT 1
 """
@@ -73,8 +77,9 @@ async def add_counters(
 ) -> None:
     """Add a batch's counters (rows without the organization, each list sorted by key) in one statement.
 
-    PostgreSQL: one prepared statement whose four upserts take their rows as arrays, whatever the batch.
-    SQLite: one driver-level executemany upsert per table.
+    PostgreSQL: one prepared statement whose four upserts take their rows as arrays, whatever the batch; the
+    raw payloads queued in the transaction (raw_payloads.queue_raw_payload) are written by it too, saving the
+    real-time batch a round trip. SQLite: one driver-level executemany upsert per table.
     """
     if is_postgres(session):
 
@@ -89,6 +94,7 @@ async def add_counters(
             *columns(rejections, 5),
             *columns(conformance, 4),
             *columns(totals, 2),
+            *columns(raw_payloads.take_queued(session), 5),
         )
         return
     connection = await session.connection()

@@ -10,6 +10,47 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.collection.models import RawPayload
 from cityhealth.collection.repository.dialect import is_postgres, pg_driver, sqlite_datetime
 
+# session.info key: the raw payloads queued in this transaction and not yet written.
+_QUEUED = "cityhealth.collection.raw_payloads"
+RawRow = tuple[int, datetime, str, bytes, int]
+
+
+def queue_raw_payload(
+    session: AsyncSession, organization_id: int, received_at: datetime, content_type: str, body: bytes,
+    bytes_received: int,
+) -> None:
+    """Queue a real-time request's body (compressed and encrypted by the caller) to be written with the batch's
+    counters (one round trip for both), or by write_queued() if no counters statement took it."""
+    session.sync_session.info.setdefault(_QUEUED, []).append(
+        (organization_id, received_at, content_type, body, bytes_received))
+
+
+def take_queued(session: AsyncSession) -> list[RawRow]:
+    """The raw payloads queued and not yet written; the caller writes them."""
+    rows: list[RawRow] = session.sync_session.info.pop(_QUEUED, [])
+    return rows
+
+
+async def write_queued(session: AsyncSession) -> None:
+    """Write the raw payloads still queued (none when the counters' statement took them)."""
+    rows = take_queued(session)
+    if not rows:
+        return
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        await driver.executemany(
+            "INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            rows,
+        )
+        return
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        "INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(org, sqlite_datetime(at), kind, body, size) for org, at, kind, body, size in rows],
+    )
+
 
 async def add_raw_payload(
     session: AsyncSession,
@@ -19,25 +60,9 @@ async def add_raw_payload(
     body: bytes,
     bytes_received: int,
 ) -> None:
-    """Keep a real-time request's body (compressed and encrypted by the caller)."""
-    if is_postgres(session):
-        driver = await pg_driver(session)
-        await driver.execute(
-            "INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            organization_id,
-            received_at,
-            content_type,
-            body,
-            bytes_received,
-        )
-        return
-    connection = await session.connection()
-    await connection.exec_driver_sql(
-        "INSERT INTO collection_raw_payloads (organization_id, received_at, content_type, body, bytes_received) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (organization_id, sqlite_datetime(received_at), content_type, body, bytes_received),
-    )
+    """Keep a request's body at once (compressed and encrypted by the caller)."""
+    queue_raw_payload(session, organization_id, received_at, content_type, body, bytes_received)
+    await write_queued(session)
 
 
 async def expired_payloads(session: AsyncSession, before: datetime) -> list[RawPayload]:
