@@ -34,7 +34,7 @@ from cityhealth.collection.prepare import (
     prepare,
 )
 from cityhealth.collection.public_health import held_number
-from cityhealth.collection.repository import organizations, stored_records
+from cityhealth.collection.repository import organizations, record_copy, stored_records
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
@@ -384,11 +384,14 @@ async def _store(
     job_id: int | None,
 ) -> None:
     inserts: list[tuple[Any, ...]] = []
+    encoded: list[bytes] = []  # bulk chunks on PostgreSQL: rows built by the prepare processes
     changes: list[dict[str, Any]] = []
     organization_id = sender.id
     for candidate in decided:
         status = candidate.status
-        if status == ACCEPTED:
+        if status == ACCEPTED and candidate.copy_row is not None:
+            encoded.append(candidate.copy_row)
+        elif status == ACCEPTED:
             inserts.append(
                 (
                     candidate.form.code,
@@ -422,6 +425,7 @@ async def _store(
                 }
             )
     await stored_records.insert_records(session, organization_id, received_at, job_id, inserts)
+    await record_copy.copy_new_records(session, organization_id, received_at, job_id, encoded)
     if changes:
         await stored_records.supersede(
             session, organization_id, [(c["b_form"], c["b_rid"]) for c in changes], received_at

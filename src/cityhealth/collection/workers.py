@@ -40,6 +40,7 @@ class ChunkTask:
     received_at: datetime
     generations: tuple[tuple[str, int], ...]
     loaded: dict[str, dict[str, str]]
+    copy_rows: bool = False  # encode new records' rows for binary COPY (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def prepare_chunk(task: ChunkTask) -> PreparedChunk:
         task.received_at,
         # The records themselves only where counting needs their fields (workload, public health).
         keep_records=False,
+        copy_rows=task.copy_rows,
     )
     records = parsed.records
     return PreparedChunk(parsed.positions, columns, {index: records[index] for index in columns.rejected})
