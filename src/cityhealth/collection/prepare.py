@@ -47,6 +47,7 @@ class InputRow:
     record: dict[str, Any] | None = None
     form: str | None = None
     error: RecordError | None = None
+    masked: bool = False  # the record is already masked as a rejected row is stored (by a prepare process)
 
 
 class Collector:

@@ -24,6 +24,7 @@ from typing import Any, overload
 from cityhealth.collection.lines import ParsedLines, ndjson_rows, parse_lines
 from cityhealth.collection.prepare import Collector, InputRow, PreparedBatch, PreparedColumns, prepare_columns
 from cityhealth.collection.standard import load_standard
+from cityhealth.collection.validation.findings import masked_row
 from cityhealth.collection.validation.validator import FormValidator
 from cityhealth.config import Settings
 
@@ -45,11 +46,11 @@ class ChunkTask:
 
 @dataclass(frozen=True)
 class PreparedChunk:
-    """What a worker sends back: the rows' line numbers, the prepared columns, the rejected rows' records."""
+    """What a worker sends back: the rows' line numbers, the prepared columns, the rejected rows' records masked."""
 
     positions: list[int]
     columns: PreparedColumns
-    rejected_records: dict[int, dict[str, Any] | None]
+    rejected_records: dict[int, dict[str, Any] | None]  # as stored and shown back (findings.masked_row)
 
 
 def _start(settings: Settings) -> None:
@@ -98,7 +99,10 @@ def prepare_chunk(task: ChunkTask) -> PreparedChunk:
         copy_rows=task.copy_rows,
     )
     records = parsed.records
-    return PreparedChunk(parsed.positions, columns, {index: records[index] for index in columns.rejected})
+    # Masked here, on a niced core: walking every value of a rejected row costs 30-90 µs.
+    return PreparedChunk(
+        parsed.positions, columns, {index: masked_row(records[index]) for index in columns.rejected}
+    )
 
 
 class ChunkRows(Sequence[InputRow]):
@@ -133,7 +137,7 @@ class ChunkRows(Sequence[InputRow]):
         index = index % len(self._positions)
         rejected = self._rejected.get(index)
         if rejected is not None:
-            return InputRow(self._positions[index], record=self._records.get(index), form=rejected[0])
+            return InputRow(self._positions[index], record=self._records.get(index), form=rejected[0], masked=True)
         # A row rejected here rather than in the worker (another unit's code, an unknown original): its line
         # is read again for the rejected-rows download.
         if self._lines is None:
