@@ -5,7 +5,8 @@ Preparing is pure CPU (prepare.py) and holds the interpreter lock throughout, so
 process does. The server process still reads the spool, decides each record against the stored state and
 writes, all in the chunk's transaction: the worker only turns lines into candidates and rejections, as
 prepare() does in-process. What crosses the pipe is a chunk's lines one way and columns of plain values back
-(the parsed records only for the forms whose counters need their fields, and for rejected rows).
+(the parsed records only for the forms whose counters need their fields, rejected rows already masked, and on
+PostgreSQL each record's binary COPY row as it is stored if it is new: copy_rows.py).
 """
 
 from __future__ import annotations
