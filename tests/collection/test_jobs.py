@@ -424,9 +424,18 @@ async def test_job_prepared_in_worker_processes_is_stored_and_counted_like_in_pr
     assert (counts.received, counts.accepted, counts.rejected) == (4, 2, 2)
 
 
+# Masked in this process, or by the prepare process that found the row invalid (ingest must not mask it again).
+@pytest.mark.parametrize("in_prepare_process", [False, True], ids=["in_process", "prepare_process"])
 async def test_id_and_mobile_numbers_in_other_fields_are_stored_and_exported_masked(
-    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    hospital: Unit,
+    clock: SimulatedClock,
+    database: Database,
+    in_prepare_process: bool,
 ) -> None:
+    if in_prepare_process:
+        app.state.tasks.resources |= {jobs.POOL_MIN_BYTES_SETTING: 0}
     id_number, mobile = make_resident_id("320102", date(1985, 4, 12), 37), "13912345678"
     record = make_record("patient_master_index", hospital.code, "p-1", clock.now() - timedelta(hours=1),
                          ethnicity_code=id_number, marital_name=f"手机{mobile}")
@@ -447,6 +456,7 @@ async def test_id_and_mobile_numbers_in_other_fields_are_stored_and_exported_mas
     assert (exported["row"], exported["errors"]) == (stored.row, stored.errors)
     assert id_number not in export.text
     assert mobile not in export.text
+    assert jobs.pool_of(app.state.tasks).started == in_prepare_process
 
 
 async def test_rejected_rows_stored_unmasked_before_are_exported_masked(

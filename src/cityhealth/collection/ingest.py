@@ -34,14 +34,13 @@ from cityhealth.collection.prepare import (
     prepare,
 )
 from cityhealth.collection.public_health import held_number
-from cityhealth.collection.repository import organizations, stored_records
+from cityhealth.collection.repository import organizations, record_copy, stored_records
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import load_standard
-from cityhealth.collection.validation.findings import shown
-from cityhealth.personal_numbers import scrub, scrub_json
-from cityhealth.registry.identifiers import mask_phone, mask_resident_id
+from cityhealth.collection.validation.findings import masked_row
+from cityhealth.personal_numbers import scrub
 
 __all__ = [
     "ACCEPTED",
@@ -90,25 +89,6 @@ class ForeignOrganization(Exception):
     def __init__(self, codes: set[str]) -> None:
         super().__init__("records name another organization")
         self.codes = codes
-
-
-def masked_row(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A rejected row as it may be shown back: ID and phone numbers masked wherever they appear.
-
-    The named fields are masked whatever their shape (a malformed number is still personal data); every
-    other value, nested ones and keys included, is scrubbed of whatever reads as an ID or mobile number.
-    """
-    if record is None:
-        return None
-    row: dict[str, Any] = scrub_json(record)
-    for name, value in record.items():
-        if isinstance(value, str) and name == "id_number":
-            row[name] = mask_resident_id(value)
-        elif isinstance(value, str) and name == "phone":
-            row[name] = mask_phone(value)
-        elif name in ("id_number", "phone"):
-            row[name] = shown(None, "***")
-    return row
 
 
 @dataclass
@@ -250,7 +230,7 @@ def _rejected_outcome(row: InputRow, form: str | None, errors: list[RecordError]
         record_id=scrub(record_id) if isinstance(record_id, str) else None,
         status=REJECTED,
         errors=errors,
-        row=masked_row(record),
+        row=record if row.masked else masked_row(record),
     )
 
 
@@ -386,11 +366,14 @@ async def _store(
     job_id: int | None,
 ) -> None:
     inserts: list[tuple[Any, ...]] = []
+    encoded: list[bytes] = []  # bulk chunks on PostgreSQL: rows built by the prepare processes
     changes: list[dict[str, Any]] = []
     organization_id = sender.id
     for candidate in decided:
         status = candidate.status
-        if status == ACCEPTED:
+        if status == ACCEPTED and candidate.copy_row is not None:
+            encoded.append(candidate.copy_row)
+        elif status == ACCEPTED:
             inserts.append(
                 (
                     candidate.form.code,
@@ -424,6 +407,7 @@ async def _store(
                 }
             )
     await stored_records.insert_records(session, organization_id, received_at, job_id, inserts)
+    await record_copy.copy_new_records(session, organization_id, received_at, job_id, encoded)
     if changes:
         await stored_records.supersede(
             session, organization_id, [(c["b_form"], c["b_rid"]) for c in changes], received_at

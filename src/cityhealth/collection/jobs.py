@@ -250,7 +250,15 @@ async def _pooled_chunks(
         if block is None or validators is None:
             return
         first, _, blob = block
-        task = ChunkTask(blob, first, job.form, received_at, collector.generation_key(), collector.loaded)
+        task = ChunkTask(
+            blob,
+            first,
+            job.form,
+            received_at,
+            collector.generation_key(),
+            collector.loaded,
+            copy_rows=not database.is_sqlite,
+        )
         in_flight.append((task, validators, asyncio.ensure_future(pool.prepare(task))))
 
     try:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from cityhealth.collection import copy_rows as copy
+from cityhealth.collection.public_health import held_number
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import LOADABLE_TABLES, FormSpec, load_standard
 from cityhealth.collection.validation.dates import business_month
@@ -45,6 +47,7 @@ class InputRow:
     record: dict[str, Any] | None = None
     form: str | None = None
     error: RecordError | None = None
+    masked: bool = False  # the record is already masked as a rejected row is stored (by a prepare process)
 
 
 class Collector:
@@ -141,6 +144,7 @@ class Candidate:
     conformance: int = 0
     conformance_month: int | None = None
     previous: StoredState | None = None
+    copy_row: bytes | None = None  # its row for a bulk chunk's binary COPY if it is new (copy_rows.py)
 
 
 @dataclass(slots=True)
@@ -168,14 +172,17 @@ class PreparedColumns:
     on_time: list[bool] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
     payloads: list[str] = field(default_factory=list)
+    copy_rows: list[bytes] = field(default_factory=list)  # empty unless asked for (copy_rows=True)
     rejected: dict[int, tuple[str | None, list[RecordError]]] = field(default_factory=dict)
 
     def batch(self, validators: Mapping[str, FormValidator], received_at: datetime) -> PreparedBatch:
         """The columns as the candidates ingest() decides (a dropped record reads as an empty one)."""
         forms = load_standard().forms
+        rows: Sequence[bytes | None] = self.copy_rows or [None] * len(self.indexes)
         candidates = [
-            Candidate(index, forms[form], record or {}, rid, org, action, moment, month, on_time, digest, payload)
-            for index, form, record, rid, org, action, moment, month, on_time, digest, payload in zip(
+            Candidate(index, forms[form], record or {}, rid, org, action, moment, month, on_time, digest, payload,
+                      copy_row=row)
+            for index, form, record, rid, org, action, moment, month, on_time, digest, payload, row in zip(
                 self.indexes,
                 self.forms,
                 self.records,
@@ -187,6 +194,7 @@ class PreparedColumns:
                 self.on_time,
                 self.digests,
                 self.payloads,
+                rows,
                 strict=True,
             )
         ]
@@ -202,11 +210,13 @@ def prepare_columns(
     received_at: datetime,
     *,
     keep_records: bool = True,
+    copy_rows: bool = False,
 ) -> PreparedColumns:
     """Prepare a batch given as columns: each row's form and record (None: unreadable, `errors` says why).
 
     `keep_records=False` drops the records of the forms counted only in the totals (a prepare process sends
-    back only what counting needs).
+    back only what counting needs). `copy_rows=True` also encodes each record's row for binary COPY, as it is
+    stored if it is new (a bulk chunk on PostgreSQL).
     """
     standard = load_standard().forms
     out = PreparedColumns()
@@ -231,10 +241,13 @@ def prepare_columns(
     add_id, add_org, add_action = out.record_ids.append, out.org_codes.append, out.actions.append
     add_time, add_month, add_on_time = out.event_times.append, out.event_months.append, out.on_time.append
     add_digest, add_payload = out.digests.append, out.payloads.append
+    add_copy_row = out.copy_rows.append
     for code, indexes in groups.items():
         validator = validators[code]
         sensitive = collector.sensitive.get(code)
         kept = keep_records or standard[code].kind != "realtime"
+        grouped = standard[code].group is not None
+        form_field = copy.form_field(code)
         for start in range(0, len(indexes), SLICE_RECORDS):
             part = indexes[start : start + SLICE_RECORDS]
             result = validator.validate([records[i] for i in part], now=received_at)  # type: ignore[misc]
@@ -243,6 +256,7 @@ def prepare_columns(
             for item in result.valid:
                 record = item.record
                 moment = item.event_time
+                month = business_month(moment)
                 canonical = dumps(record, option=_SORTED)
                 add_index(part[item.index])
                 add_form(code)
@@ -251,10 +265,28 @@ def prepare_columns(
                 add_org(record["org_code"])
                 add_action(item.action)
                 add_time(moment)
-                add_month(business_month(moment))
+                add_month(month)
                 add_on_time(moment >= threshold)
-                add_digest(blake2b(canonical, key=key, digest_size=16).hexdigest())
-                add_payload(canonical.decode() if sensitive is None else collector.sealed(record, sensitive))
+                digest = blake2b(canonical, key=key, digest_size=16).hexdigest()
+                payload = canonical.decode() if sensitive is None else collector.sealed(record, sensitive)
+                add_digest(digest)
+                add_payload(payload)
+                if copy_rows:
+                    conformance, conformance_month = copy.new_conformance(grouped, moment >= threshold, month)
+                    add_copy_row(
+                        copy.record_part(
+                            form_field,
+                            record["record_id"],
+                            item.action,
+                            digest,
+                            payload,
+                            moment,
+                            month,
+                            conformance,
+                            conformance_month,
+                            held_number(code, record),
+                        )
+                    )
     return out
 
 

@@ -9,7 +9,7 @@ import orjson
 
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import FieldSpec
-from cityhealth.personal_numbers import scrub
+from cityhealth.personal_numbers import scrub, scrub_json
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 
 MISSING = (None, "")
@@ -57,3 +57,22 @@ def field_error(rule: str, spec: FieldSpec, value: Any = None, path: str | None 
         label_zh=spec.label_zh,
         **params,
     )
+
+
+def masked_row(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A rejected row as it may be shown back: ID and phone numbers masked wherever they appear.
+
+    The named fields are masked whatever their shape (a malformed number is still personal data); every
+    other value, nested ones and keys included, is scrubbed of whatever reads as an ID or mobile number.
+    """
+    if record is None:
+        return None
+    row: dict[str, Any] = scrub_json(record)
+    for name, value in record.items():
+        if isinstance(value, str) and name == "id_number":
+            row[name] = mask_resident_id(value)
+        elif isinstance(value, str) and name == "phone":
+            row[name] = mask_phone(value)
+        elif name in ("id_number", "phone"):
+            row[name] = shown(None, "***")
+    return row
