@@ -261,6 +261,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--bare", type=Path, help="the bare ceiling's race script, run after this race with "
                         "the same load, for the server CPU ratio")
+    parser.add_argument("--bare-tries", type=int, default=3, help="runs of the bare race before giving up "
+                        "(its server may miss its start-up wait on a loaded machine)")
     parser.add_argument("--loadgen", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -400,6 +402,29 @@ def _report(args: argparse.Namespace, results: list[list[Any]], checked: dict[st
 
 def _compare_with_bare(args: argparse.Namespace, server_ms: float) -> None:
     """Run the bare ceiling under the same load and print the server CPU ratio (this server / the bare one)."""
+    # Its script gives its own server a fixed few seconds to start before the load begins; on a loaded
+    # machine a cold start (imports read from disk) can miss that, and the run fails at its first connection.
+    # So the imports are warmed first, and a failed run is tried again: a failure leaves nothing behind (its
+    # process group is ended, its database is dropped and made anew by its next run).
+    subprocess.run([sys.executable, "-c", "import asyncpg, fastapi, httptools, pydantic, uvicorn, uvloop"],
+                   check=False)
+    for attempt in range(1, args.bare_tries + 1):
+        code, lines = _run_bare(args)
+        if code == 0 and lines and "server_cpu_ms=" in lines[-1]:
+            break
+        print(f"bare: the ceiling's race failed (exit {code}, try {attempt} of {args.bare_tries}): "
+              + " | ".join(lines[-3:]), flush=True)
+    else:
+        return
+    figures = dict(part.split("=", 1) for part in lines[-1].split())
+    bare_ms = float(figures["server_cpu_ms"])
+    print(f"bare: {lines[-1]}")
+    print(f"server cpu ms per request: this={server_ms:.2f} bare={bare_ms:.2f} ratio={server_ms / bare_ms:.2f} "
+          "(goal: at most 1.25)")
+
+
+def _run_bare(args: argparse.Namespace) -> tuple[int, list[str]]:
+    """One run of the bare ceiling's race script: its exit code and its output's lines."""
     with tempfile.TemporaryFile() as out:
         bare = subprocess.Popen(  # noqa: S603 - our own interpreter and a script the operator named
             [sys.executable, str(args.bare), "--clients", str(args.clients), "--attempts", str(args.attempts),
@@ -411,15 +436,7 @@ def _compare_with_bare(args: argparse.Namespace, server_ms: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(bare.pid, signal.SIGTERM)  # its server too, should the script have died before it
         out.seek(0)
-        lines = out.read().decode(errors="replace").strip().splitlines()
-    if code != 0 or not lines or "server_cpu_ms=" not in lines[-1]:
-        print(f"bare: the ceiling's race failed (exit {code}): " + " | ".join(lines[-5:]))
-        return
-    figures = dict(part.split("=", 1) for part in lines[-1].split())
-    bare_ms = float(figures["server_cpu_ms"])
-    print(f"bare: {lines[-1]}")
-    print(f"server cpu ms per request: this={server_ms:.2f} bare={bare_ms:.2f} ratio={server_ms / bare_ms:.2f} "
-          "(goal: at most 1.25)")
+        return code, out.read().decode(errors="replace").strip().splitlines()
 
 
 if __name__ == "__main__":
