@@ -96,6 +96,8 @@ def access_log(method: str, route: str, status: int, duration_ms: float) -> None
     JSON streams, as the server's are: the record, the handler chain and the formatter's walk over the
     record's attributes cost more than the request's own routing (docs/decisions/request-path-cpu.md).
     """
+    if not logger.isEnabledFor(logging.INFO):
+        return
     streams = _json_streams()
     fields = {"method": method, "route": route, "status": status, "duration_ms": duration_ms}
     if streams is None:
@@ -231,8 +233,7 @@ class RequestContextMiddleware:
                 )
             series[0].inc()
             series[1].observe(elapsed)
-            if logger.isEnabledFor(logging.INFO):
-                access_log(method, route_path, status, round(elapsed * 1000, 2))
+            access_log(method, route_path, status, round(elapsed * 1000, 2))
             request_id_var.reset(token)
             client_address_var.reset(address_token)
 
