@@ -3,13 +3,19 @@ with the security headers and the request id, and nothing a caller sent can make
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
+from cityhealth.errors import Conflict
+from cityhealth.observability import JsonFormatter, access_log, problem_body, problem_response
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id, resident_id_check_char
+from cityhealth.request_vars import request_id_var
 
 
 def _numeric_id_number() -> str:
@@ -100,3 +106,41 @@ async def test_a_login_with_a_phone_number_as_username_is_refused_with_422_and_m
     assert response.status_code == 422
     assert response.json()["value"] == mask_phone("13800138000")
     assert "13800138000" not in response.text
+
+
+def test_the_access_line_written_to_the_stream_is_the_line_the_logging_module_writes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    token = request_id_var.set("req-access-0001")
+    try:
+        access_log("POST", "/api/booking/bookings", 409, 1.25)
+        logging.getLogger("cityhealth").info("request", extra={
+            "method": "POST", "route": "/api/booking/bookings", "status": 409, "duration_ms": 1.25})
+    finally:
+        request_id_var.reset(token)
+    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert direct.pop("time")[:10] == through_logging.pop("time")[:10]
+    assert list(direct.items()) == list(through_logging.items()) == [
+        ("level", "INFO"), ("logger", "cityhealth"), ("message", "request"), ("request_id", "req-access-0001"),
+        ("method", "POST"), ("route", "/api/booking/bookings"), ("status", 409), ("duration_ms", 1.25)]
+
+
+def test_the_access_line_reaches_a_capturing_handler_as_a_record(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="cityhealth"):
+        access_log("GET", "/healthz", 200, 0.5)
+    [logged] = [record for record in caplog.records if record.getMessage() == "request"]
+    assert (logged.method, logged.route, logged.status, logged.duration_ms) == ("GET", "/healthz", 200, 0.5)
+
+
+@pytest.mark.parametrize("request_id", ["req-first-0001", "req-second-0002", None])
+def test_a_repeated_refusal_is_sent_as_the_bytes_jsonresponse_renders(request_id: str | None) -> None:
+    for value in (7, True, "7"):
+        error = Conflict("session 7 has no slot left", code="sold_out", field="session_id", value=value,
+                         rule="booking.sold_out")
+        expected = JSONResponse(problem_body(error, request_id), status_code=409,
+                                media_type="application/problem+json")
+        sent = problem_response(error, request_id)
+        assert (sent.body, sent.headers.items()) == (expected.body, expected.headers.items())
