@@ -113,6 +113,13 @@ async def family_bookings(app: FastAPI, owners: int) -> list[Owner]:
             await _managers_with_a_member(app, owners)]
 
 
+@object_endpoint("GET", "/api/booking/family/links/{link_id}/waitlist", kind="read",
+                 rule="only the member's manager, through a live link, lists the member's waitlist entries")
+async def family_waitlists(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(headers, path={"link_id": link_id}) for headers, link_id in
+            await _managers_with_a_member(app, owners)]
+
+
 @object_endpoint("POST", "/api/booking/family/links/{link_id}/revoke", kind="write",
                  rule="only the link's manager or member revokes it; another's looks like not found")
 async def family_revocations(app: FastAPI, owners: int) -> list[Owner]:
