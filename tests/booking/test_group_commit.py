@@ -431,18 +431,36 @@ async def test_a_refused_candidate_leaves_its_slot_to_the_next_attempt_in_the_qu
     assert (row.booked, row.slot_map) == (3, "111")
 
 
-async def test_attempts_beyond_the_slots_left_are_refused_without_waiting_for_the_batch(
+async def test_an_attempt_beyond_the_claimed_slots_waits_for_their_outcome_then_is_refused(
         client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
         clock: SimulatedClock, leader: HeldLeader) -> None:
     session = await publish(client, app, world, capacity=2)
     people = await _residents(database, settings, clock, range(3))
     headers = await headers_for(app, online_app(world))
     tasks = await leader.queue(app, [_poster(client, headers, session["id"], n) for _, n in people[:2]])
-    late = await asyncio.wait_for(_poster(client, headers, session["id"], people[2][1])(), 5)
-    assert (late.status_code, late.json()["code"]) == (409, "sold_out")  # answered while the batch waits
-    assert not any(task.done() for task in tasks)
+    late = asyncio.create_task(_poster(client, headers, session["id"], people[2][1])())
+    await asyncio.sleep(0.05)
+    assert not late.done()  # both slots are claimed, not taken: a claimed attempt may still lose
     leader.release()
-    assert _codes(await _answers(tasks)) == [201, 201]
+    assert _codes(await _answers([*tasks, late])) == [201, 201, (409, "sold_out")]
+    assert leader.batches == [2]  # refused by the gate once the batch took both, not by a batch of its own
+
+
+async def test_a_slot_a_claimed_attempt_loses_goes_to_the_attempt_waiting_behind_it(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock, leader: HeldLeader) -> None:
+    session = await publish(client, app, world, capacity=2)
+    (_, twice), (_, other) = await _residents(database, settings, clock, range(2))
+    headers = await headers_for(app, online_app(world))
+    # The same resident twice claims both slots; the second loses to the per-department daily cap.
+    tasks = await leader.queue(app, [_poster(client, headers, session["id"], twice) for _ in range(2)])
+    late = asyncio.create_task(_poster(client, headers, session["id"], other)())
+    await asyncio.sleep(0.05)
+    assert not late.done()
+    leader.release()
+    assert _codes(await _answers([*tasks, late])) == [201, (409, "same_department_day"), 201]
+    booked = await active_bookings(database, session["id"])
+    assert sorted(b.slot_no for b in booked) == [1, 2]
 
 
 async def test_an_attempt_that_loses_its_slot_under_the_lock_leaves_no_day_row(
@@ -470,7 +488,7 @@ async def test_an_attempt_that_loses_its_slot_under_the_lock_leaves_no_day_row(
     assert failures == [(loser_id, "booking.sold_out")]  # identified, so its refusal is audited
 
 
-async def test_queued_attempts_beyond_the_slots_left_are_answered_when_a_batch_ends(
+async def test_queued_attempts_beyond_the_slots_left_are_refused_by_the_next_batch_unread(
         client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
         clock: SimulatedClock, leader: HeldLeader, monkeypatch: pytest.MonkeyPatch) -> None:
     session = await publish(client, app, world, capacity=4)
@@ -498,8 +516,9 @@ async def test_queued_attempts_beyond_the_slots_left_are_answered_when_a_batch_e
         go_on.set()
     responses = await _answers([*first, *behind])
     assert _codes(responses) == [201, (409, "sold_out"), (409, "sold_out"), (409, "sold_out")]
-    assert leader.batches == [1]  # the three were answered when the first batch ended, not by a batch of theirs
+    assert leader.batches == [1, 3]  # the next batch refuses the three by its plain read …
     assert leader.failed == 0
+    assert [e.outcome for e in await _booking_audit(database)] == ["success"]  # … before reading anyone
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="only PostgreSQL has other processes: SQLite serialises them")

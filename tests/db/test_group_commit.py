@@ -135,23 +135,6 @@ async def test_requeued_items_go_back_to_the_head_of_the_queue() -> None:
     assert batches == [[0, 1, 2], [1, 2]]
 
 
-async def test_queued_items_can_be_answered_without_a_batch() -> None:
-    commit: GroupCommit[int, str] = GroupCommit()
-    gate = asyncio.Event()
-    recorder = Recorder(gate)
-    tasks = [asyncio.create_task(commit.submit("k", 0, recorder.decide))]
-    await asyncio.sleep(0.01)  # the leader waits at the gate, its batch not taken yet
-    tasks += [asyncio.create_task(commit.submit("k", n, recorder.decide)) for n in (1, 2, 3)]
-    await _queued(commit, 4)
-    refused = commit.refuse_queued("k", lambda n: ValueError(f"no room for {n}") if n >= 2 else None)
-    assert refused == 2
-    gate.set()
-    answers = await asyncio.gather(*tasks, return_exceptions=True)
-    assert answers[:2] == ["done 0", "done 1"]
-    assert [str(a) for a in answers[2:]] == ["no room for 2", "no room for 3"]
-    assert recorder.batches == [[0, 1]]
-
-
 async def test_a_cancelled_waiter_is_skipped_and_the_others_are_decided() -> None:
     commit: GroupCommit[int, str] = GroupCommit()
     gate = asyncio.Event()

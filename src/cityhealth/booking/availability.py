@@ -5,20 +5,22 @@ resident), so the search is answered from a per-process snapshot at most `ttl_s`
 refresh the page at release time, the database sees one query per filter per second.
 
 The gate admits to the booking write path at most as many attempts of a session as it has slots left,
-counting those already queued or being decided (the rest are answered "sold out" straight away, without
-a transaction, and never wait behind the winners). How many slots are left is the booking rule's answer
-(`slots.SessionSlots.left`); the gate only counts. The admitted ones are decided by the platform's group
-commit (`db.group_commit`): one leader per session and process takes the attempts queued meanwhile and
-decides them in a single transaction (booking/group_commit.py), so they do not queue on the session's row
-lock one by one.
+counting those already queued or being decided. When none is left the rest are answered "sold out"
+straight away, without a transaction. When slots are left but every one is claimed, an attempt waits for a
+claim to be decided instead: a claimed attempt may still lose (the resident's daily cap, a ban, an unknown
+ID number), and its slot must then go to the next attempt, not stay free behind a "sold out" already sent.
+How many slots are left is the booking rule's answer (`slots.SessionSlots.left`); the gate only counts.
+The admitted ones are decided by the platform's group commit (`db.group_commit`): one leader per session
+and process takes the attempts queued meanwhile and decides them in a single transaction
+(booking/group_commit.py), so they do not queue on the session's row lock one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,6 +40,17 @@ class _Pool:
     remaining: int  # slots left for the channel, as last seen (a read, or a committed batch)
     seen_at: float  # monotonic time of that evidence: an older read does not overwrite a newer outcome
     claimed: int = 0  # attempts admitted and not yet decided (queued or in a batch)
+    changed: asyncio.Event | None = None  # set when a claim is given back or the count changes (for waiters)
+
+    def wake(self) -> None:
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
+
+    def waiting(self) -> asyncio.Event:
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        return self.changed
 
 
 @dataclass(eq=False)
@@ -51,6 +64,7 @@ class Claim:
         if not self.released:
             self.released = True
             self.pool.claimed -= 1
+            self.pool.wake()
 
 
 @dataclass
@@ -65,15 +79,17 @@ class SlotGate:
         pool = self._pools.get((session_id, channel))
         moment = time.monotonic() if seen_at is None else seen_at
         if pool is not None and moment >= pool.seen_at:
+            if remaining != pool.remaining:
+                pool.wake()
             pool.remaining, pool.seen_at = remaining, moment
 
-    @contextmanager
-    def admit(self, session_id: int, channel: str, remaining: int, refusal: Callable[[], Conflict], *,
-              read_at: float) -> Iterator[Claim]:
-        """Enter the write path for a slot of `session_id`, or raise `refusal()` when all are claimed.
+    async def admit(self, session_id: int, channel: str, remaining: int, refusal: Callable[[], Conflict], *,
+                    read_at: float) -> Claim:
+        """Enter the write path for a slot of `session_id` (the caller releases the claim once the attempt
+        is decided), or raise `refusal()` when none is left.
 
         `remaining` is what a read begun at `read_at` (monotonic) found; attempts admitted and not yet
-        decided count against it, so the losers beyond it are answered at once instead of queueing.
+        decided count against it: beyond them an attempt waits until one is decided, then looks again.
         """
         key = (session_id, channel)
         pool = self._pools.get(key)
@@ -83,14 +99,12 @@ class SlotGate:
             pool = self._pools[key] = _Pool(remaining, read_at)
         else:
             self.observe(session_id, channel, remaining, read_at)
-        if pool.claimed >= pool.remaining:
-            raise refusal()
+        while pool.claimed >= pool.remaining:
+            if pool.remaining <= 0:
+                raise refusal()
+            await pool.waiting().wait()
         pool.claimed += 1
-        claim = Claim(pool)
-        try:
-            yield claim
-        finally:
-            claim.release()
+        return Claim(pool)
 
 
 @dataclass

@@ -115,32 +115,20 @@ async def decide_batch(path: WritePath, session_id: int, batch: Batch[Attempt, W
         # resident's identifiers.
         logger.warning("booking group commit of %d attempts failed (%s)", len(batch.take()), type(error).__name__)
         raise
-    _observe(path, attempts, outcomes, pools[-1] if pools else None, now=path.clock.now())
+    _observe(path, attempts, outcomes, pools[-1] if pools else None)
     return [RuntimeError("the group commit left an attempt undecided") if outcome is None else outcome
             for outcome in outcomes]
 
 
-def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool: SessionSlots | None, *,
-             now: datetime) -> None:
+def _observe(path: WritePath, attempts: list[Attempt], outcomes: Outcomes, pool: SessionSlots | None) -> None:
     """Tell the gate what is left and give back the decided attempts' claims, in one step (no await
     between), so that an attempt arriving meanwhile is neither refused for claims already decided nor let
-    in for slots already taken. Then hold the queued attempts to the gate's rule with the slots now left:
-    those beyond them, in queue order, are answered at once instead of waiting for the next batch."""
+    in for slots already taken. Attempts already queued are left to the next batch: one queued ahead of
+    them may still lose (the same resident twice), and its slot is then theirs."""
     if pool is not None:
         seen_at = time.monotonic()
         for channel in {attempt.channel for attempt in attempts}:
             path.gate.observe(pool.session_id, channel, pool.left(channel), seen_at)
-        trial = pool.copy()
-
-        def beyond_the_slots(attempt: Attempt) -> DomainError | None:
-            # The answer the next batch's plain read would give them, before any personal data is read.
-            error = _refusal(trial, attempt, now)
-            if error is None:
-                trial.take(attempt.channel)
-                return None
-            return settle_audit(error)
-
-        path.committer.refuse_queued(path.key(pool.session_id), beyond_the_slots)
     for attempt, outcome in zip(attempts, outcomes, strict=True):
         if attempt.claim is not None and not isinstance(outcome, Requeue):
             attempt.claim.release()

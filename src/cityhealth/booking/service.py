@@ -110,12 +110,15 @@ async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: 
     caller, target, row, rules, channel, remaining, refusal = checked
     path = WritePath(database, runtime.writes(database), clock, cipher, runtime.gate, runtime.committer)
     try:
-        with runtime.gate.admit(session_id, channel, remaining, refusal, read_at=read_at) as claim:
+        claim = await runtime.gate.admit(session_id, channel, remaining, refusal, read_at=read_at)
+        try:
             attempt = Attempt(caller, target, row, rules, idem, hold, claim=claim)
             # A batch of one or of many: the same decision (group_commit.py), in the leader's transaction.
             # A `Refused` raised here is audited by the route, as every refusal after a resident was read.
             result: WriteResult = await runtime.committer.submit(
                 path.key(session_id), attempt, partial(decide_batch, path, session_id))
+        finally:
+            claim.release()
     except Conflict as error:
         if is_sold_out(error) and caller.resident_id is None and not audit_settled(error):
             settle_audit(error)  # the gate's answer: all slots are claimed, nothing was read

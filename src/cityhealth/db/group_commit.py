@@ -117,23 +117,6 @@ class GroupCommit(Generic[T, R]):
         """Nothing queued and no batch under way."""
         return not self._queues and not self._leaders
 
-    def refuse_queued(self, key: Hashable, refusal: Callable[[T], BaseException | None]) -> int:
-        """Answer at once the queued items that `refusal` has an answer for, asked in queue order."""
-        queue = self._queues.get(key)
-        if not queue:
-            return 0
-        kept: list[_Queued[T, R]] = []
-        for queued in queue:
-            error = None if queued.future.done() else refusal(queued.item)
-            if error is None:
-                kept.append(queued)
-            else:
-                queued.future.set_exception(error)
-        refused = len(queue) - len(kept)
-        queue.clear()
-        queue.extend(kept)
-        return refused
-
     async def _lead(self, key: Hashable, decide: Decide[T, R]) -> None:
         queue = self._queues[key]
         batch: Batch[T, R] | None = None
