@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import group_repository as batch_db
-from cityhealth.booking import idempotency, messages
+from cityhealth.booking import idempotency, messages, waitlist
 from cityhealth.booking.attempts import (
     RESOURCE,
     Attempt,
@@ -290,6 +290,7 @@ async def _write(tx: AsyncSession, path: WritePath, batch: list[Attempt], winner
         if hold.slot_no not in taken and hold.resident_id not in booked_residents:
             written.keep(hold)
     await batch_db.expire_lapsed(tx, written.lapsed, now)
+    await waitlist.expire_lapsed_holds(tx, path.clock, locked.lapsed_elsewhere_of(booked_residents), HOLD_EXPIRY_ACTOR)
     await batch_db.write_batch(tx, path.clock, batch_db.BatchWrites(
         written, locked.booked_read, max(taken), bookings, dict(counts), responses))
     for hold in written.lapsed:

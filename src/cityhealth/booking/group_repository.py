@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, any_, bindparam, delete, func, select, text, tuple_, union_all, update
+from sqlalchemy import Integer, String, Table, and_, any_, bindparam, delete, func, select, text, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -248,7 +248,11 @@ async def drop_resident_days(tx: AsyncSession, resident_ids: Iterable[int], day:
 
 
 def _day_bookings_statement(dialect: str) -> Any:
-    return select(Booking.id, Booking.resident_id, Booking.department_id, Booking.starts_at, Booking.ends_at).where(
+    # `lapsed`: a hold of another session lapsed at the batch's moment (the session's own are the pool's).
+    lapsed = and_(repository.lapsed_hold(bindparam("now", type_=UTCDateTime)),
+                  Booking.session_id != bindparam("session_id"))
+    return select(Booking.id, Booking.resident_id, Booking.department_id, Booking.starts_at, Booking.ends_at,
+                  lapsed.label("lapsed")).where(
         _any(Booking.resident_id, "residents", Integer, dialect), Booking.service_date == bindparam("day"),
         Booking.status.in_(ACTIVE_STATUSES))
 
@@ -256,10 +260,13 @@ def _day_bookings_statement(dialect: str) -> Any:
 # --- Step 4: the residents' bookings of the day, the session's row lock, booking ids ------------------------
 
 # The bookings are read from this statement's snapshot, taken after the previous one locked the residents'
-# days: no booking of theirs can commit meanwhile. The session's row is returned as it is once locked.
+# days: no booking of theirs can commit meanwhile. The session's row is returned as it is once locked. A hold
+# of another session lapsed at the batch's moment holds nothing (the clock decides, not the sweeper): it is
+# returned marked, not counted, and expired if the batch books its resident.
 _DAY_AND_POOL_PG = text(
     f"SELECT p.*, d.id AS day_id, d.resident_id AS day_resident_id, d.department_id AS day_department_id, "  # noqa: S608
-    "d.starts_at AS day_starts_at, d.ends_at AS day_ends_at "
+    "d.starts_at AS day_starts_at, d.ends_at AS day_ends_at, (d.status = 'held' AND d.session_id <> p.id "
+    "AND d.hold_expires_at <= CAST(:now AS timestamptz)) AS day_lapsed "
     f"FROM (SELECT {_POOL_SQL}, ARRAY(SELECT nextval(pg_get_serial_sequence('bookings', 'id')) "
     "FROM generate_series(1, CAST(:reserve AS int))) AS booking_ids "
     "FROM booking_sessions s WHERE s.id = :session_id FOR UPDATE) p "
@@ -273,6 +280,12 @@ class LockedPool:
     booked_read: int  # the row's count as read (what the conditional write of the counters checks)
     booking_ids: list[int]  # reserved for the batch's bookings (the unused ones leave a gap, as rollbacks do)
     day_bookings: dict[int, list[repository.DayBooking]]  # every resident asked for has an entry
+    lapsed_elsewhere: dict[int, list[int]]  # resident -> their holds of the day lapsed in other sessions
+
+    def lapsed_elsewhere_of(self, residents: Iterable[int]) -> list[int]:
+        """The holds lapsed elsewhere of these residents: a booking of theirs expires them (the unique index
+        on resident, department and day would set one against it)."""
+        return [hold for resident in residents for hold in self.lapsed_elsewhere.get(resident, ())]
 
 
 async def lock_day_and_pool(tx: AsyncSession, session_id: int, residents: Iterable[int], day: date,
@@ -282,13 +295,16 @@ async def lock_day_and_pool(tx: AsyncSession, session_id: int, residents: Iterab
     new booking ids (so the responses, which carry them, are ready before the statement that writes)."""
     resident_ids = sorted(set(residents))
     day_bookings: dict[int, list[repository.DayBooking]] = {resident_id: [] for resident_id in resident_ids}
+    lapsed_elsewhere: dict[int, list[int]] = {}
     if _is_pg(tx):
         rows = (await tx.execute(_DAY_AND_POOL_PG, {"session_id": session_id, "reserve": reserve, "now": now,
                                                     "residents": resident_ids, "day": day})).mappings().all()
         if not rows:
             return None
         for row in rows:
-            if row["day_id"] is not None:
+            if row["day_lapsed"]:
+                lapsed_elsewhere.setdefault(row["day_resident_id"], []).append(row["day_id"])
+            elif row["day_id"] is not None:
                 day_bookings[row["day_resident_id"]].append(repository.DayBooking(
                     row["day_id"], row["day_department_id"], row["day_starts_at"], row["day_ends_at"]))
         pool, booked_read, booking_ids = _pool_of(rows[0]), rows[0]["booked"], [int(i) for i in rows[0]["booking_ids"]]
@@ -296,9 +312,13 @@ async def lock_day_and_pool(tx: AsyncSession, session_id: int, residents: Iterab
         # SQLite: BEGIN IMMEDIATE holds the database's write lock already; the next rowids are max + 1 …
         if resident_ids:
             result = await tx.execute(_built("day_bookings", "sqlite", _day_bookings_statement),
-                                      {"residents": resident_ids, "day": day})
-            for booking_id, resident_id, department_id, starts_at, ends_at in result.all():
-                day_bookings[resident_id].append(repository.DayBooking(booking_id, department_id, starts_at, ends_at))
+                                      {"residents": resident_ids, "day": day, "now": now, "session_id": session_id})
+            for booking_id, resident_id, department_id, starts_at, ends_at, lapsed_there in result.all():
+                if lapsed_there:
+                    lapsed_elsewhere.setdefault(resident_id, []).append(booking_id)
+                else:
+                    day_bookings[resident_id].append(
+                        repository.DayBooking(booking_id, department_id, starts_at, ends_at))
         found = await _pool_sqlite(tx, session_id, now)
         if found is None:
             return None
@@ -308,7 +328,7 @@ async def lock_day_and_pool(tx: AsyncSession, session_id: int, residents: Iterab
     lapsed = {hold.booking_id for hold in pool.lapsed}
     if lapsed:
         day_bookings = {r: [b for b in found_day if b.id not in lapsed] for r, found_day in day_bookings.items()}
-    return LockedPool(pool, booked_read, booking_ids, day_bookings)
+    return LockedPool(pool, booked_read, booking_ids, day_bookings, lapsed_elsewhere)
 
 
 async def expire_lapsed(tx: AsyncSession, holds: list[LapsedHold], now: datetime) -> None:

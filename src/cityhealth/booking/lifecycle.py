@@ -37,19 +37,9 @@ HOLD_SWEEP_ACTOR = "job:booking.sweep_holds"
 RESCHEDULE_EXPIRY_ACTOR = "booking:reschedule"  # who expires a lapsed hold a reschedule takes or tidies
 
 
-async def _give_back(tx: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> None:
-    """Give a booking's slot back to its session's pool (nothing when it was given back already)."""
-    row = await repository.session_row(tx, session_id, lock=True)
-    assert row is not None  # noqa: S101 - a foreign key
-    slots = SessionSlots.of(row)
-    booked_before = slots.booked
-    if slots.give_back(channel, slot_no):
-        await repository.write_slots(tx, slots, booked_before=booked_before, now=now)
-
-
 async def _free_slot(tx: AsyncSession, clock: Clock, booking: Booking, principal: Principal | None) -> None:
     """Give the booking's slot back and offer it to the first resident waiting."""
-    await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, clock.now())
+    await waitlist.give_back(tx, booking.session_id, booking.channel, booking.slot_no, clock.now())
     await waitlist.promote(tx, clock, booking.session_id, principal)
 
 
@@ -158,21 +148,19 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     now = clock.now()
     for day in sorted({old.service_date, new["service_date"]}):
         await repository.lock_resident_day(tx, old.resident_id, day)
-    day_bookings = await repository.active_day_bookings(tx, old.resident_id, new["service_date"])
     # The resident's holds of that day lapsed by now hold nothing (the clock decides, not the sweeper).
+    day_bookings = await repository.active_day_bookings(tx, old.resident_id, new["service_date"], now)
     lapsed = await repository.lapsed_day_holds(tx, old.resident_id, new["service_date"], now)
-    gone = {own.id for own in lapsed}
-    violation = check_caps([b for b in day_bookings if b.id not in gone], new["department_id"], new["starts_at"],
-                           new["ends_at"], ignore_id=old.id)
+    violation = check_caps(day_bookings, new["department_id"], new["starts_at"], new["ends_at"], ignore_id=old.id)
     if violation is not None:
         raise Refused(old.resident_id, violation)
     for own in lapsed:  # tidied here: one of them may stand in the way of the new booking's unique index
-        await _expire_hold(tx, clock, own, RESCHEDULE_EXPIRY_ACTOR)
+        await waitlist.expire_hold(tx, clock, own, RESCHEDULE_EXPIRY_ACTOR)
     # The old slot is released first so that the unique index on (resident, department, day) lets a move
     # within the same department and day through.
     await repository.set_booking(tx, old.id, status="rescheduled", ended_at=now, end_reason="rescheduled",
                                  updated_at=now)
-    await _give_back(tx, old.session_id, old.channel, old.slot_no, now)
+    await waitlist.give_back(tx, old.session_id, old.channel, old.slot_no, now)
     locked = await repository.session_row_at(tx, new["id"], now, lock=True)
     assert locked is not None  # noqa: S101 - read in this transaction, and sessions are not deleted
     slots = SessionSlots.of(locked)  # its lapsed holds counted free
@@ -212,19 +200,6 @@ async def _expire_lapsed(tx: AsyncSession, clock: Clock, hold: LapsedHold, now: 
            detail="hold expired", actor=RESCHEDULE_EXPIRY_ACTOR)
 
 
-async def _expire_hold(tx: AsyncSession, clock: Clock, booking: Booking, actor: str) -> bool:
-    """Expire a lapsed hold, give its slot back and offer it to the waitlist; True when an offer was made."""
-    now = clock.now()
-    await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
-                                 updated_at=now)
-    await repository.waitlist_offer_expired(tx, booking.id, now)
-    await _give_back(tx, booking.session_id, booking.channel, booking.slot_no, now)
-    offered = await waitlist.promote(tx, clock, booking.session_id, None) is not None
-    record(tx, clock, None, Action.UPDATE, RESOURCE, resource_id=booking.id, resident_ids=[booking.resident_id],
-           detail="hold expired", actor=actor)
-    return offered
-
-
 @dataclass(frozen=True)
 class SweepResult:
     expired_holds: int
@@ -239,7 +214,7 @@ async def sweep_holds(database: Database, clock: Clock) -> SweepResult:
     async with database.transaction() as tx:
         holds = await repository.expired_holds(tx, now, skip_locked=not database.is_sqlite)
         for booking in holds:
-            if await _expire_hold(tx, clock, booking, HOLD_SWEEP_ACTOR):
+            if await waitlist.expire_hold(tx, clock, booking, HOLD_SWEEP_ACTOR):
                 offers += 1
             expired += 1
         purged = await idempotency.purge_expired(tx, clock)

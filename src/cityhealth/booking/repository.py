@@ -176,13 +176,22 @@ class DayBooking:
     ends_at: datetime
 
 
-async def active_day_bookings(session: AsyncSession, resident_id: int, day: date) -> list[DayBooking]:
+async def active_day_bookings(session: AsyncSession, resident_id: int, day: date,
+                              now: datetime) -> list[DayBooking]:
+    """The resident's bookings and holds of `day`, but for holds lapsed at `now`: the clock decides, not the
+    sweeper (see lapsed_day_holds for those)."""
     rows = (await session.execute(
         select(Booking.id, Booking.department_id, Booking.starts_at, Booking.ends_at).where(
             Booking.resident_id == resident_id, Booking.service_date == day,
-            Booking.status.in_(ACTIVE_STATUSES))
+            Booking.status.in_(ACTIVE_STATUSES), ~lapsed_hold(now))
     )).all()
     return [DayBooking(*row) for row in rows]
+
+
+def lapsed_hold(now: Any) -> Any:
+    """A hold whose time ran out by `now` (an expression over bookings; `now` a value or a bound parameter)."""
+    return and_(Booking.status == literal_column("'held'"), Booking.hold_expires_at.is_not(None),
+                Booking.hold_expires_at <= now)
 
 
 _SESSIONS = cast(Table, BookingSession.__table__)

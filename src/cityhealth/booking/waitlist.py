@@ -3,7 +3,8 @@ has the hold's time to confirm it (POST /bookings with the hold id)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.booking import notifications, repository
 from cityhealth.booking.attempts import Refused, banned_error, check_caps, estimated_time
 from cityhealth.booking.channels import Caller, caller_of, parse_target_resident, with_app
-from cityhealth.booking.models import WaitlistEntry
+from cityhealth.booking.models import Booking, WaitlistEntry
 from cityhealth.booking.release import ReleaseRules, rules_for
 from cityhealth.booking.schemas import WaitlistCreate, WaitlistRead
 from cityhealth.booking.slots import SessionSlots, is_sold_out, refusal
@@ -95,9 +96,7 @@ async def _check_can_ever_book(session: AsyncSession, row: dict[str, Any], resid
     """Refuse a resident whom an offer would skip: the caps the booking decision applies (one department a
     day, two departments a day, no overlap), counted on their bookings and holds of that day (not those
     lapsed by now: they hold nothing)."""
-    lapsed = {hold.id for hold in await repository.lapsed_day_holds(session, resident_id, row["service_date"], now)}
-    day = [b for b in await repository.active_day_bookings(session, resident_id, row["service_date"])
-           if b.id not in lapsed]
+    day = await repository.active_day_bookings(session, resident_id, row["service_date"], now)
     violation = check_caps(day, row["department_id"], row["starts_at"], row["ends_at"])
     if violation is not None:
         raise Refused(resident_id, Conflict(
@@ -135,11 +134,14 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
                  now: datetime, principal: Principal | None) -> int | None:
     banned = await repository.is_banned(tx, entry.resident_id, now)
     await repository.lock_resident_day(tx, entry.resident_id, row["service_date"])
-    day = await repository.active_day_bookings(tx, entry.resident_id, row["service_date"])
+    day = await repository.active_day_bookings(tx, entry.resident_id, row["service_date"], now)  # lapsed: none
     if banned or check_caps(day, row["department_id"], row["starts_at"], row["ends_at"]) is not None:
         entry.status, entry.updated_at = "skipped", now
         await tx.flush()
         return None
+    if await expire_in_the_way(tx, clock, entry.resident_id, row["department_id"], row["service_date"],
+                               WAITLIST_ACTOR, offering=row["id"]):
+        row = await repository.session_row(tx, row["id"], lock=True) or row  # a slot of this session came back
     # The session's row is locked (promote); an offered hold takes its slot by the same rule as a booking.
     slots = SessionSlots.of(row)
     booked_before = slots.booked
@@ -167,6 +169,58 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
            detail="waitlist offer", actor=None if principal else WAITLIST_ACTOR)
     await tx.refresh(entry)
     return hold_id
+
+
+# --- Lapsed holds: expired, their slots given back (and offered) ------------------------------------------------
+
+
+async def give_back(tx: AsyncSession, session_id: int, channel: str, slot_no: int, now: datetime) -> None:
+    """Give a booking's slot back to its session's pool (nothing when it was given back already)."""
+    row = await repository.session_row(tx, session_id, lock=True)
+    assert row is not None  # noqa: S101 - a foreign key
+    slots = SessionSlots.of(row)
+    booked_before = slots.booked
+    if slots.give_back(channel, slot_no):
+        await repository.write_slots(tx, slots, booked_before=booked_before, now=now)
+
+
+async def expire_hold(tx: AsyncSession, clock: Clock, booking: Booking, actor: str, *, offer: bool = True) -> bool:
+    """Expire a lapsed hold, give its slot back and (`offer`) offer it to the waitlist; True when an offer was
+    made."""
+    now = clock.now()
+    await repository.set_booking(tx, booking.id, status="expired", ended_at=now, end_reason="hold_expired",
+                                 updated_at=now)
+    await repository.waitlist_offer_expired(tx, booking.id, now)
+    await give_back(tx, booking.session_id, booking.channel, booking.slot_no, now)
+    offered = offer and await promote(tx, clock, booking.session_id, None) is not None
+    record(tx, clock, None, Action.UPDATE, "booking", resource_id=booking.id, resident_ids=[booking.resident_id],
+           detail="hold expired", actor=actor)
+    return offered
+
+
+async def expire_in_the_way(tx: AsyncSession, clock: Clock, resident_id: int, department_id: int, day: date,
+                            actor: str, *, offering: int | None = None) -> bool:
+    """Expire the resident's holds of the department and day lapsed by now, which the unique index on
+    (resident, department, day) would set against a new booking of theirs there (the caps no longer count
+    them). A hold of `offering`, the session whose row the caller has locked and is offering, is given back
+    without a new offer; True when one was."""
+    own = False
+    for hold in await repository.lapsed_day_holds(tx, resident_id, day, clock.now()):
+        if hold.department_id == department_id:
+            own = own or hold.session_id == offering
+            await expire_hold(tx, clock, hold, actor, offer=hold.session_id != offering)
+    return own
+
+
+async def expire_lapsed_holds(tx: AsyncSession, clock: Clock, booking_ids: Iterable[int], actor: str) -> None:
+    """Expire those of these holds still held and lapsed by now (a writer about to book their residents found
+    them lapsed: the unique index on (resident, department, day) would set them against the new booking)."""
+    now = clock.now()
+    for booking_id in sorted(set(booking_ids)):
+        hold = await repository.get_booking(tx, booking_id, lock=True)
+        if (hold is not None and hold.status == "held" and hold.hold_expires_at is not None
+                and hold.hold_expires_at <= now):
+            await expire_hold(tx, clock, hold, actor)
 
 
 # --- A resident's entries: list, leave; and the entries that can no longer be offered ----------------------
