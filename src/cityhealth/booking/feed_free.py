@@ -6,7 +6,8 @@ answers for PUBLIC_CHANNEL, the channel of the resident booking page its deep li
 
 The answer depends on the clock as well as on the row: a session becomes bookable at its release, and stops
 being bookable on its day (no same-day booking), at the next-day cut-off, and when it starts; a hold's slot
-is free again when the hold lapses (unless someone waits for the session: the waitlist's then). A slot's
+is free again when the hold lapses (unless someone waits for the session: the waitlist's then, until the last
+waiter stops waiting). A slot's
 effective last-modified is therefore the latest of its row's `updated_at`, its policy's, and those moments
 that have passed, so `_since` sees a change the clock made.
 """
@@ -78,4 +79,6 @@ def last_modified(row: Mapping[str, Any], rules: ReleaseRules, policy_updated_at
         moments.append(policy_updated_at)
     if row.get("lapsed_at") is not None:  # a hold that lapsed freed its slot at that moment, with no write
         moments.append(row["lapsed_at"])
+    if row.get("waiters_left_at") is not None:  # or when the last waiter stopped waiting, if that came later
+        moments.append(row["waiters_left_at"])
     return max(moments)

@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cityhealth.booking.models import Booking, BookingSession, ReleasePolicy
+from cityhealth.booking.models import Booking, BookingSession, ReleasePolicy, WaitlistEntry
 from cityhealth.booking.repository import someone_waiting_for
 from cityhealth.registry.models import ClientApp, Department, Organization, Practitioner
 
@@ -27,12 +27,16 @@ _POLICY_COLUMNS = [column.label(f"policy_{column.key}") for column in cast(Table
 
 def _lapsed(aggregate: str, first: Any, last: Any, now: Any) -> Any:
     """Per session of the days, its holds lapsed at `now` that count free (none while someone waits for it):
-    `lapsed_channels` (their channels, space-separated) and `lapsed_at` (the latest expiry). The slots a booking
-    would find free before the sweeper has run (slots.SessionSlots.of). Few rows: the sweeper tidies them within
-    seconds, and ix_bookings_status_hold_expires_at finds them, so one join costs the feed next to nothing."""
+    `lapsed_channels` (their channels, space-separated), `lapsed_at` (the latest expiry) and `waiters_left_at`
+    (the last change to the session's waitlist: its slots count free only once nobody waits, so the last
+    waiter's leaving, or being offered or skipped, freed them then, with no write to the session). The slots a
+    booking would find free before the sweeper has run (slots.SessionSlots.of). Few rows: the sweeper tidies
+    them within seconds, and ix_bookings_status_hold_expires_at finds them, so one join costs next to nothing."""
+    left_at = (select(func.max(WaitlistEntry.updated_at)).where(WaitlistEntry.session_id == Booking.session_id)
+               .correlate(Booking).scalar_subquery())
     return (select(Booking.session_id.label("session_id"),
                    getattr(func, aggregate)(Booking.channel, literal_column("' '")).label("lapsed_channels"),
-                   func.max(Booking.hold_expires_at).label("lapsed_at"))
+                   func.max(Booking.hold_expires_at).label("lapsed_at"), left_at.label("waiters_left_at"))
             .where(Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now,
                    Booking.service_date.between(first, last), ~someone_waiting_for(Booking.session_id))
             .group_by(Booking.session_id).subquery("lapsed"))
@@ -50,7 +54,8 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
     holds lapsed at `now` (feed_free.free_slots counts them free)."""
     aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
     lapsed = _lapsed(aggregate, first, last, bindparam("now", now, type_=_SESSIONS.c.released_at.type))
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at)
+    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
+                             lapsed.c.waiters_left_at)
                              .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
                              ).where(_SESSIONS.c.service_date.between(first, last))
     if organization_id is not None:
@@ -82,7 +87,7 @@ _FEED_COLUMNS = [
 def _feed_sessions_statement(aggregate: str) -> Any:
     lapsed = _lapsed(aggregate, bindparam("first"), bindparam("last"),
                      bindparam("now", type_=_SESSIONS.c.released_at.type))
-    return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at)
+    return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at, lapsed.c.waiters_left_at)
             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
             .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
                    _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
