@@ -298,5 +298,4 @@ async def _write(tx: AsyncSession, path: WritePath, batch: list[Attempt], winner
                resident_ids=[hold.resident_id], detail="hold expired", actor=HOLD_EXPIRY_ACTOR)
     for (i, _), booking in zip(winners, bookings, strict=True):
         audit_booking(tx, path.clock, batch[i], booking["id"], residents[i])
-    await messages.booked(tx, now, [b for (i, _), b in zip(winners, bookings, strict=True) if not batch[i].hold],
-                          send_soon=False)
+    await messages.booked(tx, now, [b for (i, _), b in zip(winners, bookings, strict=True) if not batch[i].hold])

@@ -43,19 +43,19 @@ def _rows(bookings: list[Any], head: str, tail: str) -> list[dict[str, Any]]:
             for b in bookings]
 
 
-async def booked(tx: AsyncSession, now: datetime, bookings: list[Any], *, send_soon: bool = True) -> None:
-    """Confirmations of bookings just made (booked, not held), unless their hospital turned them off.
+async def booked(tx: AsyncSession, now: datetime, bookings: list[Any]) -> None:
+    """Confirmations of bookings just made (booked, not held), unless their hospital turned them off, and the
+    sending task deferred with them, so a confirmation leaves within seconds of its booking's commit.
 
-    The group commit passes `send_soon=False`: at release time a sending task per batch would be a queue
-    job per batch, taken while the crowd is still booking; the periodic dispatch (jobs.py, every minute)
-    sends those confirmations instead."""
+    The group commit calls this once per batch: the task is one queue row per batch that books (its lock lets
+    one run at a time, and a run sends all that is pending); the losers' attempts, most of a release's
+    requests, defer nothing."""
     if not bookings:
         return
     await messages_repository.add_named(tx, CONFIRMED, "confirmation_enabled", _rows(
         bookings, "【12320】预约成功：",
         "，就诊时间{when}。请于就诊当日携带有效证件按时到院签到取号；如需取消，请在医院规定的退号时间前办理。"), now)
-    if send_soon:
-        await notifications.send_soon(tx)
+    await notifications.send_soon(tx)
 
 
 async def cancelled(tx: AsyncSession, now: datetime, booking: Any) -> None:
