@@ -64,11 +64,20 @@ def _not_found(link_id: int) -> NotFound:
     return NotFound(f"no family link {link_id}", code="family_link_not_found", field="link_id", value=link_id)
 
 
-async def _view(session: AsyncSession, cipher: FieldCipher, link: FamilyLink, role: str) -> FamilyLinkRead:
+def _status(status: str, basis: str | None, birth_date: date, now: datetime) -> str:
+    """The link's status as it stands at `now`: a guardian's declaration for a member now of age is no live
+    consent, so the link waits for the adult's own, as an adult's new link does (the row changes when they
+    give it)."""
+    return "pending" if status == "active" and _come_of_age(basis, birth_date, now) else status
+
+
+async def _view(session: AsyncSession, cipher: FieldCipher, link: FamilyLink, role: str,
+                now: datetime) -> FamilyLinkRead:
     people = await family_repository.residents(session, (link.manager_resident_id, link.member_resident_id))
     manager, member = people[link.manager_resident_id], people[link.member_resident_id]
     return FamilyLinkRead.model_validate({
-        "id": link.id, "role": role, "relationship": link.relationship, "status": link.status,
+        "id": link.id, "role": role, "relationship": link.relationship,
+        "status": _status(link.status, link.consent_basis, member.birth_date, now),
         "consent_basis": link.consent_basis, "consented_at": link.consented_at, "revoked_at": link.revoked_at,
         "manager_name": mask_name(manager.name), "member_name": mask_name(member.name),
         "member_id_number": masked_id_number(cipher, member)})
@@ -114,7 +123,7 @@ async def add_member(session: AsyncSession, clock: Clock, cipher: FieldCipher, p
     link = await family_repository.link_of_pair(session, manager_id, member.id)
     if link is not None and link.status != "revoked":
         _audit(session, clock, principal, Action.READ, link, "already linked")
-        return await _view(session, cipher, link, "manager"), False
+        return await _view(session, cipher, link, "manager", now), False
     if link is None:
         link = FamilyLink(manager_resident_id=manager_id, member_resident_id=member.id, created_by=principal.subject,
                           created_at=now)
@@ -133,7 +142,7 @@ async def add_member(session: AsyncSession, clock: Clock, cipher: FieldCipher, p
                        field="id_number", rule="booking.family.one_link") from exc
     _audit(session, clock, principal, Action.CREATE, link,
            "linked: guardian declaration" if minor else "linked: awaiting the member's consent")
-    return await _view(session, cipher, link, "manager"), True
+    return await _view(session, cipher, link, "manager", now), True
 
 
 async def links(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal) -> list[FamilyLinkRead]:
@@ -141,8 +150,9 @@ async def links(session: AsyncSession, clock: Clock, cipher: FieldCipher, princi
     resident_id = _resident_caller(principal).resident_id
     assert resident_id is not None  # noqa: S101 - _resident_caller checked it
     found = await family_repository.links_of(session, resident_id)
-    views = [await _view(session, cipher, link, "manager" if link.manager_resident_id == resident_id else "member")
-             for link in found]
+    now = clock.now()
+    views = [await _view(session, cipher, link, "manager" if link.manager_resident_id == resident_id else "member",
+                         now) for link in found]
     people = {resident_id} | {r for link in found for r in (link.manager_resident_id, link.member_resident_id)}
     record(session, clock, principal, Action.LIST, LINK, resident_ids=sorted(people))
     return views
@@ -177,7 +187,7 @@ async def confirm(session: AsyncSession, clock: Clock, cipher: FieldCipher, prin
         _give_consent(link, "member_confirmation", principal.subject, clock.now())
         await session.flush()
         _audit(session, clock, principal, Action.UPDATE, link, "consent: member confirmation")
-    return await _view(session, cipher, link, side)
+    return await _view(session, cipher, link, side, clock.now())
 
 
 async def record_consent(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
@@ -186,11 +196,15 @@ async def record_consent(session: AsyncSession, clock: Clock, cipher: FieldCiphe
     link = await family_repository.link(session, link_id, lock=True)
     if link is None:
         raise _not_found(link_id)
-    if link.status != "active":
-        _give_consent(link, "recorded_consent", principal.subject, clock.now(), data.note)
+    now = clock.now()
+    member = (await family_repository.residents(session, (link.member_resident_id,)))[link.member_resident_id]
+    if _status(link.status, link.consent_basis, member.birth_date, now) != "active":  # pending, or come of age
+        _give_consent(link, "recorded_consent", principal.subject, now, data.note)
         await session.flush()
         _audit(session, clock, principal, Action.UPDATE, link, "consent: recorded by staff")
-    return await _view(session, cipher, link, "member")
+    else:
+        _audit(session, clock, principal, Action.READ, link, "consent already live")
+    return await _view(session, cipher, link, "member", now)
 
 
 async def revoke(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
@@ -202,7 +216,7 @@ async def revoke(session: AsyncSession, clock: Clock, cipher: FieldCipher, princ
         link.status, link.revoked_by, link.revoked_at, link.updated_at = "revoked", principal.subject, now, now
         await session.flush()
         _audit(session, clock, principal, Action.UPDATE, link, f"revoked by the {side}")
-    return await _view(session, cipher, link, side)
+    return await _view(session, cipher, link, side, clock.now())
 
 
 def _come_of_age(basis: str | None, birth_date: date, now: datetime) -> bool:
@@ -221,8 +235,9 @@ async def member_caller(connection: AsyncConnection | AsyncSession, clock: Clock
     row = await family_repository.link_row(connection, link_id)
     if row is None or row["manager_resident_id"] != caller.resident_id:
         raise _not_found(link_id)
-    if row["status"] != "active" or _come_of_age(row["consent_basis"], row["member_birth_date"], now):
-        raise Forbidden(f"family link {link_id} has no live consent ({row['status']})", code="consent_not_live",
+    status = _status(row["status"], row["consent_basis"], row["member_birth_date"], now)
+    if status != "active":
+        raise Forbidden(f"family link {link_id} has no live consent ({status})", code="consent_not_live",
                         field="link_id", value=link_id, rule="booking.family.consent")
     return Caller(principal, caller.channel, caller.app_id, row["member_resident_id"], None)
 
