@@ -126,6 +126,7 @@ def create_app(
     app.include_router(booking_api.router)
     app.include_router(booking_waitlist_api.router)
     app.include_router(booking_messages_api.router)
+    app.include_router(booking_messages_api.links)
     app.include_router(collection_api.router)
     app.include_router(booking_feed_api.router)
     app.include_router(family_api.router)

@@ -78,5 +78,6 @@ async def test_a_waitlist_offer_reaches_a_resident_whose_hold_of_that_session_la
         entry = (await tx.execute(select(WaitlistEntry).where(WaitlistEntry.resident_id == waiter))).scalar_one()
         offered = await tx.get(Booking, entry.offered_booking_id) if entry.offered_booking_id else None
     assert entry.status == "offered"  # not skipped as "already holding that session"
-    assert offered is not None and (offered.status, offered.session_id) == ("held", session["id"])
+    assert offered is not None
+    assert (offered.status, offered.session_id) == ("held", session["id"])
     assert await _status(database, lapsed) == "expired"

@@ -54,6 +54,7 @@ PUBLIC_ROUTES = {
     ("GET", "/booking/slots/{slot_id}"): "one slot's page, the SMART feed's public deep link (web room)",
     ("GET", "/booking/login"): "the browser's resident sign-in form (web room)",
     ("POST", "/booking/login"): "resident sign-in: ID number and password are the credentials (web room)",
+    ("GET", "/c/{token}.ics"): "a booking's calendar file by its SMS link: the link's signature is the key",
 }
 # The monthly bulletin's public pages (reporting room).
 PUBLIC_PREFIXES = ("/bulletin/",)

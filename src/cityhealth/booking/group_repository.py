@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, and_, any_, bindparam, delete, func, select, text, tuple_, union_all, update
+from sqlalchemy import Integer, String, Table, any_, bindparam, delete, func, select, text, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -249,8 +249,8 @@ async def drop_resident_days(tx: AsyncSession, resident_ids: Iterable[int], day:
 
 def _day_bookings_statement(dialect: str) -> Any:
     # `lapsed`: a hold of another session lapsed at the batch's moment (the session's own are the pool's).
-    lapsed = and_(repository.lapsed_hold(bindparam("now", type_=UTCDateTime)),
-                  Booking.session_id != bindparam("session_id"))
+    now, session_id = bindparam("now", type_=UTCDateTime), bindparam("session_id")
+    lapsed = repository.lapsed_hold(now) & (Booking.session_id != session_id)
     return select(Booking.id, Booking.resident_id, Booking.department_id, Booking.starts_at, Booking.ends_at,
                   lapsed.label("lapsed")).where(
         _any(Booking.resident_id, "residents", Integer, dialect), Booking.service_date == bindparam("day"),

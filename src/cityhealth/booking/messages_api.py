@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from cityhealth.booking import messages_calendar, messages_settings
+from cityhealth.booking import messages_calendar, messages_links, messages_settings
 from cityhealth.booking.schemas import MessageSettingsRead, MessageSettingsUpdate
 from cityhealth.booking.waitlist_api import DeniedAudited
 from cityhealth.context import ClockDep, SessionDep
@@ -17,6 +17,8 @@ from cityhealth.security.dependencies import require
 from cityhealth.security.principals import Principal, Scope
 
 router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=DeniedAudited)
+# The SMS calendar link: short (no /api prefix) and opened without a token, the signature in it being the key.
+links = APIRouter(tags=["booking"])
 Reader = Annotated[Principal, Depends(require(Scope.BOOKING_READ))]
 Scheduler = Annotated[Principal, Depends(require(Scope.BOOKING_SCHEDULE))]
 
@@ -44,3 +46,14 @@ async def booking_calendar(principal: Reader, request: Request, session: Session
     body = await messages_calendar.booking_calendar(session, clock, cipher, principal, booking_id, host)
     return Response(content=body.encode("utf-8"), media_type=messages_calendar.MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="booking-{booking_id}.ics"'})
+
+
+@links.get(messages_links.PATH, response_class=Response,
+           summary="A booking's calendar file through the link its SMS carries (no sign-in: the link is the key)")
+async def linked_calendar(request: Request, session: SessionDep, clock: ClockDep, token: str) -> Response:
+    settings = request.app.state.settings
+    cipher = request.app.state.tasks.resource("booking.cipher", lambda: cipher_for(settings))
+    host = urlsplit(settings.public_base_url).hostname or "cityhealth"
+    body = await messages_calendar.linked_calendar(session, clock, cipher, token, host)
+    return Response(content=body.encode("utf-8"), media_type=messages_calendar.MEDIA_TYPE,
+                    headers={"Content-Disposition": 'attachment; filename="booking.ics"', "Cache-Control": "no-store"})

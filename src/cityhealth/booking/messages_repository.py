@@ -55,7 +55,7 @@ async def names(tx: AsyncSession, organization_id: int, department_id: int) -> t
 async def pending(tx: AsyncSession, limit: int, *, skip_locked: bool) -> list[Any]:
     """The oldest pending messages, with the phone's ciphertext and what decides whether each is still due."""
     statement = (select(Notification.id, Notification.resident_id, Notification.kind, Notification.message,
-                        Notification.attempts,
+                        Notification.attempts, Notification.booking_id,
                         Resident.phone_enc, Booking.status.label("booking_status"), Booking.hold_expires_at,
                         Booking.starts_at)
                  .join(Resident, Resident.id == Notification.resident_id)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth import queue as task_queue
-from cityhealth.booking import messages_repository
+from cityhealth.booking import messages_links, messages_repository
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
 from cityhealth.registry.identifiers import mask_phone
@@ -95,8 +95,9 @@ def still_due(row: Any, now: datetime) -> bool:
 
 
 async def dispatch(database: Database, clock: Clock, cipher: FieldCipher, gateway: SmsGateway, *,
-                   limit: int = 200) -> DispatchResult:
-    """Send up to `limit` pending messages. Rows are locked (SKIP LOCKED) so dispatchers can run side by side."""
+                   limit: int = 200, link_base: str = "") -> DispatchResult:
+    """Send up to `limit` pending messages. Rows are locked (SKIP LOCKED) so dispatchers can run side by side.
+    `link_base`: the platform's public address, for a booking message's calendar link (messages_links.py)."""
     sent = failed = no_phone = lapsed = 0
     async with database.transaction() as tx:
         rows = await messages_repository.pending(tx, limit, skip_locked=not database.is_sqlite)
@@ -113,7 +114,8 @@ async def dispatch(database: Database, clock: Clock, cipher: FieldCipher, gatewa
                 record(tx, clock, None, Action.READ, "resident_phone", resource_id=row.id,
                        resident_ids=[row.resident_id], detail=f"sms {row.kind}", actor=SEND_ACTOR)
                 try:
-                    await gateway.send(cipher.decrypt(PHONE, row.phone_enc), row.message, reference=str(row.id))
+                    await gateway.send(cipher.decrypt(PHONE, row.phone_enc), messages_links.with_link(
+                        row, cipher, link_base), reference=str(row.id))
                     values = {"status": "sent", "sent_at": now, "attempts": row.attempts + 1}
                     sent += 1
                 except Exception as exc:  # a gateway failure must not lose the other messages
@@ -131,7 +133,8 @@ async def dispatch_with(runtime: task_queue.Runtime) -> DispatchResult:
     gateway: SmsGateway = runtime.resource(
         SMS_GATEWAY, lambda: FileSmsSink(runtime.settings.var_dir / "outbox" / "sms.ndjson"))
     cipher = runtime.resource("booking.cipher", lambda: cipher_for(runtime.settings))
-    return await dispatch(runtime.database, runtime.clock, cipher, gateway)
+    return await dispatch(runtime.database, runtime.clock, cipher, gateway,
+                          link_base=runtime.settings.public_base_url)
 
 
 @task_queue.task(SEND_TASK, lock_by="outbox")
