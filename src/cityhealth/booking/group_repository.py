@@ -249,7 +249,7 @@ async def drop_resident_days(tx: AsyncSession, resident_ids: Iterable[int], day:
 
 def _day_bookings_statement(dialect: str) -> Any:
     # `lapsed`: a hold of another session lapsed at the batch's moment (the session's own are the pool's).
-    now, session_id = bindparam("now", type_=UTCDateTime), bindparam("session_id")
+    now, session_id = bindparam("now", type_=UTCDateTime), bindparam("session_id", type_=Integer)
     lapsed = repository.lapsed_hold(now) & (Booking.session_id != session_id)
     return select(Booking.id, Booking.resident_id, Booking.department_id, Booking.starts_at, Booking.ends_at,
                   lapsed.label("lapsed")).where(
