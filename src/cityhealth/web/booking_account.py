@@ -18,23 +18,19 @@ from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
 from cityhealth.errors import DomainError, TooManyRequests, ValidationFailed
 from cityhealth.registry import residents as registry_residents
-from cityhealth.security import residents, sessions
+from cityhealth.security import residents
 from cityhealth.security.credentials import MAX_PASSWORD_CHARS
 from cityhealth.security.crypto import Purpose
 from cityhealth.security.endpoints import limit_auth_attempts, source_address
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.web import booking_sources as sources
 from cityhealth.web.session import (
-    CSRF_COOKIE,
     CSRF_FIELD,
-    SESSION_COOKIE,
-    clear_cookie,
     csrf_ok,
-    new_csrf_nonce,
+    end_session,
     require_resident,
     safe_next,
-    session_token,
-    set_cookie,
+    signed_in,
 )
 from cityhealth.web.templating import page
 
@@ -91,11 +87,7 @@ async def sign_in(
                                        source_address=source_address(request))
     if result.principal is None:
         return _form(request, next_url=next_url, error=REFUSED, status_code=401)
-    response = RedirectResponse(next_url, status_code=303)
-    set_cookie(response, settings, SESSION_COOKIE, session_token(result.principal, settings, clock))
-    new_csrf_nonce(request)  # the sign-in form's nonce is not reused inside the session
-    set_cookie(response, settings, CSRF_COOKIE, request.state.csrf_nonce)
-    return response
+    return signed_in(request, settings, clock, result.principal, next_url)
 
 
 @router.post("/logout")
@@ -103,13 +95,8 @@ async def sign_out(
     request: Request, principal: SignedIn, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
 ) -> Response:
-    if not csrf_ok(request, settings, csrf_token, principal.session_id):
-        return page(request, "message.html", status_code=403, title="无法退出", message=STALE_FORM)
-    async with database.transaction() as session:
-        await sessions.logout(session, clock, principal)
-    response = RedirectResponse("/booking/", status_code=303)
-    clear_cookie(response, settings, SESSION_COOKIE)
-    return response
+    signed_out = await end_session(request, settings, clock, database, principal, csrf_token, "/booking/")
+    return signed_out or page(request, "message.html", status_code=403, title="无法退出", message=STALE_FORM)
 
 
 def _mine(request: Request, bookings: list[sources.MyBooking], *, notice: str | None = None,

@@ -5,25 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.errors import TooManyRequests
-from cityhealth.security import sessions, staff
+from cityhealth.security import staff
 from cityhealth.security.credentials import MAX_PASSWORD_CHARS
 from cityhealth.security.endpoints import limit_auth_attempts, source_address
 from cityhealth.security.principals import Principal
 from cityhealth.web.session import (
-    CSRF_COOKIE,
     CSRF_FIELD,
-    SESSION_COOKIE,
-    clear_cookie,
     csrf_ok,
-    new_csrf_nonce,
+    end_session,
     require_login,
     safe_next,
-    session_token,
-    set_cookie,
+    signed_in,
 )
 from cityhealth.web.templating import page
 
@@ -75,11 +71,7 @@ async def login(
     if result.principal is None:
         message = MESSAGES.get(result.failure or "", REFUSED)
         return _form(request, next_url=next_url, username=username, error=message, status_code=401)
-    response = RedirectResponse(next_url, status_code=303)
-    set_cookie(response, settings, SESSION_COOKIE, session_token(result.principal, settings, clock))
-    new_csrf_nonce(request)  # the login form's nonce is not reused inside the session
-    set_cookie(response, settings, CSRF_COOKIE, request.state.csrf_nonce)
-    return response
+    return signed_in(request, settings, clock, result.principal, next_url)
 
 
 @router.post("/logout")
@@ -87,10 +79,5 @@ async def logout(
     request: Request, principal: LoggedIn, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
 ) -> Response:
-    if not csrf_ok(request, settings, csrf_token, principal.session_id):
-        return page(request, "message.html", status_code=403, title="无法退出", message=STALE_FORM)
-    async with database.transaction() as session:
-        await sessions.logout(session, clock, principal)
-    response = RedirectResponse("/", status_code=303)
-    clear_cookie(response, settings, SESSION_COOKIE)
-    return response
+    signed_out = await end_session(request, settings, clock, database, principal, csrf_token, "/")
+    return signed_out or page(request, "message.html", status_code=403, title="无法退出", message=STALE_FORM)

@@ -31,7 +31,7 @@ from cityhealth.security.audit import Action, record_now
 from cityhealth.security.dependencies import client_state_cache
 from cityhealth.security.failures import authentication_failed
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
-from cityhealth.security.sessions import ensure_live, subject_id
+from cityhealth.security.sessions import ensure_live, logout, subject_id
 from cityhealth.security.tokens import decode_access_token, issue_access_token
 
 SESSION_COOKIE = "cityhealth_session"
@@ -138,6 +138,30 @@ def session_token(principal: Principal, settings: Settings, clock: Clock) -> str
     """The cookie's value: an access token for the staff or resident session."""
     return issue_access_token(principal, key=settings.secret("token_signing_key"), now=clock.now(),
                               ttl_s=settings.access_token_ttl_s)
+
+
+def signed_in(request: Request, settings: Settings, clock: Clock, principal: Principal,
+              next_url: str) -> RedirectResponse:
+    """The answer to a sign-in that opened `principal`'s session (staff or resident): on to `next_url`, the
+    session's cookie set, and a fresh CSRF nonce (the sign-in form's is not reused inside the session)."""
+    response = RedirectResponse(next_url, status_code=303)
+    set_cookie(response, settings, SESSION_COOKIE, session_token(principal, settings, clock))
+    new_csrf_nonce(request)
+    set_cookie(response, settings, CSRF_COOKIE, request.state.csrf_nonce)
+    return response
+
+
+async def end_session(request: Request, settings: Settings, clock: Clock, database: Database, principal: Principal,
+                      submitted: str, to: str) -> RedirectResponse | None:
+    """End the session its form posted from (in a transaction of its own) and go on to `to`, its cookie
+    cleared; None, and nothing done, when the form's CSRF token does not match the session."""
+    if not csrf_ok(request, settings, submitted, principal.session_id):
+        return None
+    async with database.transaction() as session:
+        await logout(session, clock, principal)
+    response = RedirectResponse(to, status_code=303)
+    clear_cookie(response, settings, SESSION_COOKIE)
+    return response
 
 
 def _here(request: Request) -> str:
