@@ -20,6 +20,7 @@ from typing import Any
 
 from cityhealth.booking.release import ReleaseRules, at_business_time
 from cityhealth.booking.slots import LapsedHold, SessionSlots, refusal
+from cityhealth.errors import DomainError
 
 # A resident on the resident booking page books through the 12320 platform's own channel (booking/channels.py:
 # a resident without a client app is "online_12320"); the public feed's deep links open that page.
@@ -52,15 +53,23 @@ def free_slots(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: d
     rule reads of a session only its state, day, start, release and whether the channel has a slot left,
     so sessions alike in those get the same answer (a feed of ten thousand asks it a few hundred times).
     """
+    if decided is None:
+        left, refused = decide(row, rules, channel, now)
+        return 0 if refused is not None else left
     slots = SessionSlots.of(_with_lapsed(row))
     left = slots.left(channel)
-    if decided is None:
-        return 0 if refusal(slots, rules, channel, now) is not None else left
     key = (id(rules), slots.status, slots.service_date, slots.starts_at, slots.released_at, left > 0)
     allowed = decided.get(key)
     if allowed is None:
         allowed = decided[key] = refusal(slots, rules, channel, now) is None
     return left if allowed else 0
+
+
+def decide(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: datetime) -> tuple[int, DomainError | None]:
+    """The slots of the session left to `channel` (its lapsed holds' counted free) and the booking rule's
+    refusal at `now` (None: it may take one)."""
+    slots = SessionSlots.of(_with_lapsed(row))
+    return slots.left(channel), refusal(slots, rules, channel, now)
 
 
 def turning_points(service_date: date, starts_at: datetime, released_at: datetime,

@@ -25,7 +25,7 @@ _POLICY_COLUMNS = [column.label(f"policy_{column.key}") for column in cast(Table
                    if column.key != "organization_id"]
 
 
-def _lapsed(aggregate: str, first: Any, last: Any, now: Any) -> Any:
+def _lapsed(aggregate: str, now: Any, *among: Any) -> Any:
     """Per session of the days, its holds lapsed at `now` that count free (none while someone waits for it):
     `lapsed_channels` (their channels, space-separated), `lapsed_at` (the latest expiry) and `waiters_left_at`
     (the last change to the session's waitlist: its slots count free only once nobody waits, so the last
@@ -37,8 +37,8 @@ def _lapsed(aggregate: str, first: Any, last: Any, now: Any) -> Any:
     return (select(Booking.session_id.label("session_id"),
                    getattr(func, aggregate)(Booking.channel, literal_column("' '")).label("lapsed_channels"),
                    func.max(Booking.hold_expires_at).label("lapsed_at"), left_at.label("waiters_left_at"))
-            .where(Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now,
-                   Booking.service_date.between(first, last), ~someone_waiting_for(Booking.session_id))
+            .where(Booking.status == literal_column("'held'"), Booking.hold_expires_at <= now, *among,
+                   ~someone_waiting_for(Booking.session_id))
             .group_by(Booking.session_id).subquery("lapsed"))
 
 
@@ -53,7 +53,8 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
     """The sessions of the days matching the filters, in time order, each with its hospital's policy and its
     holds lapsed at `now` (feed_free.free_slots counts them free)."""
     aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
-    lapsed = _lapsed(aggregate, first, last, bindparam("now", now, type_=_SESSIONS.c.released_at.type))
+    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type),
+                     Booking.service_date.between(first, last))
     statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
                              lapsed.c.waiters_left_at)
                              .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
@@ -65,6 +66,22 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
     if practitioner_id is not None:
         statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
     statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
+    return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
+
+
+async def sessions_by_id(connection: AsyncConnection, session_ids: Sequence[int],
+                         now: datetime) -> list[dict[str, Any]]:
+    """These sessions (those that exist), each with its hospital's policy and its holds lapsed at `now`: what
+    feed_free decides on, in one read however many sessions a page shows."""
+    ids = sorted(set(session_ids))
+    if not ids:
+        return []
+    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
+    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type), Booking.session_id.in_(ids))
+    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
+                                    lapsed.c.waiters_left_at)
+                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
+                             ).where(_SESSIONS.c.id.in_(ids))
     return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
 
 
@@ -85,8 +102,8 @@ _FEED_COLUMNS = [
 
 
 def _feed_sessions_statement(aggregate: str) -> Any:
-    lapsed = _lapsed(aggregate, bindparam("first"), bindparam("last"),
-                     bindparam("now", type_=_SESSIONS.c.released_at.type))
+    lapsed = _lapsed(aggregate, bindparam("now", type_=_SESSIONS.c.released_at.type),
+                     Booking.service_date.between(bindparam("first"), bindparam("last")))
     return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at, lapsed.c.waiters_left_at)
             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
             .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import feed_availability, feed_repository, repository, schedule_repository
+from cityhealth.booking import feed_availability, feed_free, feed_repository, repository, schedule_repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.models import CHANNELS, BookingSession, ReleasePolicy, SessionTemplate
 from cityhealth.booking.release import (
@@ -32,7 +32,6 @@ from cityhealth.booking.schemas import (
     TemplateRead,
 )
 from cityhealth.booking.service import read_connection
-from cityhealth.booking.slots import SessionSlots, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -301,18 +300,10 @@ class ChannelAnswer:
 
 async def channel_answers(session: AsyncSession, clock: Clock, session_ids: Sequence[int],
                           channel: str) -> dict[int, ChannelAnswer]:
-    """`slots.refusal` for `channel` now, on each session that exists (what is shown free can be held)."""
+    """`slots.refusal` for `channel` now, on each session that exists, its lapsed holds counted free, as the feed
+    and the search count them (what is shown free can be held); one read for them all."""
     now = clock.now()
-    rules: dict[int, ReleaseRules] = {}
     answers: dict[int, ChannelAnswer] = {}
-    for session_id in session_ids:
-        row = await repository.session_row(session, session_id)
-        if row is None:
-            continue
-        organization_id = row["organization_id"]
-        if organization_id not in rules:
-            rules[organization_id] = await rules_for(session, organization_id)
-        slots = SessionSlots.of(row)
-        answers[session_id] = ChannelAnswer(slots.left(channel),
-                                            refusal(slots, rules[organization_id], channel, now))
+    for row in await feed_repository.sessions_by_id(await session.connection(), session_ids, now):
+        answers[row["id"]] = ChannelAnswer(*feed_free.decide(row, feed_free.rules_of(row), channel, now))
     return answers
