@@ -81,3 +81,31 @@ async def test_a_waitlist_offer_reaches_a_resident_whose_hold_of_that_session_la
     assert offered is not None
     assert (offered.status, offered.session_id) == ("held", session["id"])
     assert await _status(database, lapsed) == "expired"
+
+
+async def test_a_booking_that_expires_its_residents_lapsed_hold_is_not_undone_by_that_sessions_waitlist(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    resident, _ = await add_resident(database, settings, clock.now(), 1)
+    first, _ = await add_resident(database, settings, clock.now(), 2)
+    morning = await publish(client, app, world, capacity=1)
+    afternoon = await publish(client, app, world, start=time(14, 0), end=time(17, 0), capacity=2)
+    lapsed = await _hold(client, app, resident, morning["id"])
+    for resident_id in (first, resident):  # the resident ends up first in the morning's waitlist
+        joined = await client.post("/api/booking/waitlist", json={"session_id": morning["id"]},
+                                   headers=await headers_for(app, resident_principal(resident_id)))
+        assert joined.status_code == 201, joined.text
+        clock.advance(LAPSED)
+    first_entry = (await client.get("/api/booking/waitlist",
+                                    headers=await headers_for(app, resident_principal(first)))).json()[0]
+    assert (await client.post(f"/api/booking/waitlist/{first_entry['id']}/leave",
+                              headers=await headers_for(app, resident_principal(first)))).status_code == 200
+    booked = await book(client, app, resident_principal(resident), afternoon["id"])
+    assert booked.status_code == 201, booked.text  # the morning's freed slot is offered after, not before
+    assert await _status(database, lapsed) == "expired"
+    async with database.transaction() as tx:
+        entry = (await tx.execute(select(WaitlistEntry).where(WaitlistEntry.resident_id == resident))).scalar_one()
+        held_mornings = (await tx.execute(select(Booking.id).where(
+            Booking.session_id == morning["id"], Booking.status == "held"))).all()
+    assert entry.status == "skipped"  # booked in the department that day now: an offer would be refused
+    assert held_mornings == []

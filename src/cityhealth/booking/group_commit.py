@@ -290,9 +290,11 @@ async def _write(tx: AsyncSession, path: WritePath, batch: list[Attempt], winner
         if hold.slot_no not in taken and hold.resident_id not in booked_residents:
             written.keep(hold)
     await batch_db.expire_lapsed(tx, written.lapsed, now)
-    await waitlist.expire_lapsed_holds(tx, path.clock, locked.lapsed_elsewhere_of(booked_residents), HOLD_EXPIRY_ACTOR)
+    freed = await waitlist.expire_lapsed_holds(tx, path.clock, locked.lapsed_elsewhere_of(booked_residents),
+                                               HOLD_EXPIRY_ACTOR)
     await batch_db.write_batch(tx, path.clock, batch_db.BatchWrites(
         written, locked.booked_read, max(taken), bookings, dict(counts), responses))
+    await waitlist.offer_freed(tx, path.clock, freed)
     for hold in written.lapsed:
         record(tx, path.clock, None, Action.UPDATE, RESOURCE, resource_id=hold.booking_id,
                resident_ids=[hold.resident_id], detail="hold expired", actor=HOLD_EXPIRY_ACTOR)

@@ -139,9 +139,10 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
         entry.status, entry.updated_at = "skipped", now
         await tx.flush()
         return None
-    if await expire_in_the_way(tx, clock, entry.resident_id, row["department_id"], row["service_date"],
-                               WAITLIST_ACTOR, offering=row["id"]):
-        row = await repository.session_row(tx, row["id"], lock=True) or row  # a slot of this session came back
+    freed = await expire_in_the_way(tx, clock, entry.resident_id, row["department_id"], row["service_date"],
+                                    WAITLIST_ACTOR)
+    if row["id"] in freed:  # the resident's own lapsed hold of this session gave its slot back
+        row = await repository.session_row(tx, row["id"], lock=True) or row
     # The session's row is locked (promote); an offered hold takes its slot by the same rule as a booking.
     slots = SessionSlots.of(row)
     booked_before = slots.booked
@@ -168,6 +169,7 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
     record(tx, clock, principal, Action.CREATE, "booking", resource_id=hold_id, resident_ids=[entry.resident_id],
            detail="waitlist offer", actor=None if principal else WAITLIST_ACTOR)
     await tx.refresh(entry)
+    await offer_freed(tx, clock, freed - {row["id"]})
     return hold_id
 
 
@@ -199,28 +201,38 @@ async def expire_hold(tx: AsyncSession, clock: Clock, booking: Booking, actor: s
 
 
 async def expire_in_the_way(tx: AsyncSession, clock: Clock, resident_id: int, department_id: int, day: date,
-                            actor: str, *, offering: int | None = None) -> bool:
+                            actor: str) -> set[int]:
     """Expire the resident's holds of the department and day lapsed by now, which the unique index on
     (resident, department, day) would set against a new booking of theirs there (the caps no longer count
-    them). A hold of `offering`, the session whose row the caller has locked and is offering, is given back
-    without a new offer; True when one was."""
-    own = False
+    them); the sessions whose slots came back. Their waitlists are offered by the caller once its own booking
+    is written (offer_freed): an offer made before could go to this very resident and collide with it."""
+    freed = set()
     for hold in await repository.lapsed_day_holds(tx, resident_id, day, clock.now()):
         if hold.department_id == department_id:
-            own = own or hold.session_id == offering
-            await expire_hold(tx, clock, hold, actor, offer=hold.session_id != offering)
-    return own
+            await expire_hold(tx, clock, hold, actor, offer=False)
+            freed.add(hold.session_id)
+    return freed
 
 
-async def expire_lapsed_holds(tx: AsyncSession, clock: Clock, booking_ids: Iterable[int], actor: str) -> None:
+async def expire_lapsed_holds(tx: AsyncSession, clock: Clock, booking_ids: Iterable[int], actor: str) -> list[int]:
     """Expire those of these holds still held and lapsed by now (a writer about to book their residents found
-    them lapsed: the unique index on (resident, department, day) would set them against the new booking)."""
+    them lapsed: the unique index on (resident, department, day) would set them against the new booking); the
+    sessions whose slots came back, for offer_freed once the booking is written."""
     now = clock.now()
+    freed: set[int] = set()
     for booking_id in sorted(set(booking_ids)):
         hold = await repository.get_booking(tx, booking_id, lock=True)
         if (hold is not None and hold.status == "held" and hold.hold_expires_at is not None
                 and hold.hold_expires_at <= now):
-            await expire_hold(tx, clock, hold, actor)
+            await expire_hold(tx, clock, hold, actor, offer=False)
+            freed.add(hold.session_id)
+    return sorted(freed)
+
+
+async def offer_freed(tx: AsyncSession, clock: Clock, session_ids: Iterable[int]) -> None:
+    """Offer the slots that expiring lapsed holds gave back to these sessions' waitlists."""
+    for session_id in sorted(set(session_ids)):
+        await promote(tx, clock, session_id, None)
 
 
 # --- A resident's entries: list, leave; and the entries that can no longer be offered ----------------------
