@@ -155,7 +155,7 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     if violation is not None:
         raise Refused(old.resident_id, violation)
     for own in lapsed:  # tidied here: one of them may stand in the way of the new booking's unique index
-        await waitlist.expire_hold(tx, clock, own, RESCHEDULE_EXPIRY_ACTOR)
+        await waitlist.expire_hold(tx, clock, own, RESCHEDULE_EXPIRY_ACTOR, offer=False)
     # The old slot is released first so that the unique index on (resident, department, day) lets a move
     # within the same department and day through.
     await repository.set_booking(tx, old.id, status="rescheduled", ended_at=now, end_reason="rescheduled",
@@ -186,6 +186,9 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     await repository.set_booking(tx, old.id, rescheduled_to_id=new_id)
     await messages.rescheduled(tx, now, old, {**values, "id": new_id})
     await waitlist.promote(tx, clock, old.session_id, principal)
+    # The expired holds' slots are offered now the move is written: an offer made before could go to the
+    # mover and collide with their new booking.
+    await waitlist.offer_freed(tx, clock, {own.session_id for own in lapsed})
     record(tx, clock, principal, Action.UPDATE, RESOURCE, resource_id=old.id, resident_ids=[old.resident_id],
            detail=f"rescheduled to {new_id}")
     return booking_read({**values, "id": new_id}).model_dump_json()

@@ -169,7 +169,7 @@ async def _offer(tx: AsyncSession, clock: Clock, row: dict[str, Any], rules: Rel
     record(tx, clock, principal, Action.CREATE, "booking", resource_id=hold_id, resident_ids=[entry.resident_id],
            detail="waitlist offer", actor=None if principal else WAITLIST_ACTOR)
     await tx.refresh(entry)
-    await offer_freed(tx, clock, freed - {row["id"]})
+    await offer_freed(tx, clock, freed)  # this session's too: the slot the lapsed hold gave back is the next's
     return hold_id
 
 
