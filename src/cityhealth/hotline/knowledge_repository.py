@@ -48,13 +48,13 @@ async def articles_page(session: AsyncSession, *, category: str | None, status: 
     if status is not None:
         conditions.append(KnowledgeArticle.status == status)
     total = await session.scalar(select(func.count()).select_from(KnowledgeArticle).where(*conditions))
-    rows = (await session.execute(
+    result = await session.execute(
         select(KnowledgeArticle, KnowledgeVersion)
         .join(KnowledgeVersion, (KnowledgeVersion.article_id == KnowledgeArticle.id)
               & (KnowledgeVersion.version_no == KnowledgeArticle.latest_version_no))
         .where(*conditions).order_by(KnowledgeArticle.updated_at.desc(), KnowledgeArticle.id.desc())
-        .limit(limit).offset(offset))).tuples().all()
-    return rows, int(total or 0)
+        .limit(limit).offset(offset))
+    return [(a, v) for a, v in result], int(total or 0)
 
 
 async def publication_stamp(session: AsyncSession) -> tuple[int, datetime | None]:
@@ -66,26 +66,28 @@ async def publication_stamp(session: AsyncSession) -> tuple[int, datetime | None
 
 async def published(session: AsyncSession) -> Sequence[tuple[KnowledgeArticle, KnowledgeVersion]]:
     """Every published article with its published version."""
-    return (await session.execute(
+    result = await session.execute(
         select(KnowledgeArticle, KnowledgeVersion)
         .join(KnowledgeVersion, (KnowledgeVersion.article_id == KnowledgeArticle.id)
               & (KnowledgeVersion.version_no == KnowledgeArticle.published_version_no))
-        .where(KnowledgeArticle.status == "published").order_by(KnowledgeArticle.id))).tuples().all()
+        .where(KnowledgeArticle.status == "published").order_by(KnowledgeArticle.id))
+    return [(a, v) for a, v in result]
 
 
 async def published_by_ids(session: AsyncSession,
                            ids: Sequence[int]) -> dict[int, tuple[KnowledgeArticle, KnowledgeVersion]]:
-    rows = (await session.execute(
+    result = await session.execute(
         select(KnowledgeArticle, KnowledgeVersion)
         .join(KnowledgeVersion, (KnowledgeVersion.article_id == KnowledgeArticle.id)
               & (KnowledgeVersion.version_no == KnowledgeArticle.published_version_no))
-        .where(KnowledgeArticle.id.in_(ids)))).tuples().all()
-    return {a.id: (a, v) for a, v in rows}
+        .where(KnowledgeArticle.id.in_(ids)))
+    return {a.id: (a, v) for a, v in result}
 
 
 async def organization_names(session: AsyncSession) -> Sequence[tuple[str, str | None]]:
     """(name, short name) of every organization: words the tokeniser must keep whole."""
-    return (await session.execute(select(Organization.name, Organization.short_name))).tuples().all()
+    result = await session.execute(select(Organization.name, Organization.short_name))
+    return [(name, short) for name, short in result]
 
 
 async def department_names(session: AsyncSession) -> Sequence[str]:
