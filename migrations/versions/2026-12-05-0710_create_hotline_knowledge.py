@@ -1,4 +1,4 @@
-"""Create the hotline knowledge base: articles, their versions, self-service queries, unanswered questions.
+"""Create the hotline knowledge base: articles, versions, self-service queries, unanswered questions, its state.
 
 Revision ID: 20261205_0710
 Revises: 20261126_0230
@@ -114,9 +114,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("utterance_id", name=op.f("uq_hotline_kb_queries_utterance_id")),
     )
     op.create_index("ix_hotline_kb_queries_asked_at", "hotline_kb_queries", ["asked_at"], unique=False)
+    state = op.create_table(
+        "hotline_kb_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_hotline_kb_state_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hotline_kb_state")),
+    )
+    op.bulk_insert(state, [{"id": 1, "generation": 0}])
 
 
 def downgrade() -> None:
+    op.drop_table("hotline_kb_state")
     op.drop_index("ix_hotline_kb_queries_asked_at", table_name="hotline_kb_queries")
     op.drop_table("hotline_kb_queries")
     op.drop_index("ix_hotline_kb_unanswered_status_asked_count", table_name="hotline_kb_unanswered")

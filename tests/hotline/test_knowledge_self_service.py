@@ -136,3 +136,14 @@ async def test_an_editor_turns_an_unanswered_question_into_an_article(client: ht
     resolved = (await client.get(f"{BASE}/unanswered", params={"status": "resolved"}, headers=author)).json()
     assert resolved["items"][0]["article_id"] == made.json()["id"]
     assert (await client.get(f"{BASE}/unanswered", headers=author)).json()["total"] == 0
+
+
+async def test_an_article_published_after_a_search_is_found_by_the_next(client: httpx.AsyncClient,
+                                                                        app: FastAPI) -> None:
+    # The clock does not move between the two publications: the index notices the change all the same.
+    await published_article(client, app)
+    agent = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=7))
+    assert (await client.get(f"{BASE}/search", params={"q": "流感疫苗"}, headers=agent)).json()[0]["key"] != "flu"
+    await published_article(client, app, key="flu", title="流感疫苗什么时候打", body="每年九月到十一月接种流感疫苗。",
+                            questions=[])
+    assert (await client.get(f"{BASE}/search", params={"q": "流感疫苗"}, headers=agent)).json()[0]["key"] == "flu"

@@ -139,6 +139,7 @@ async def update_article(session: AsyncSession, clock: Clock, data: ArticleUpdat
             changed = True
     if changed:
         article.updated_at = clock.now()
+        await repository.bump_generation(session)
         await session.flush()
     return await read_article(session, article.id)
 
@@ -227,6 +228,7 @@ async def publish(session: AsyncSession, clock: Clock, article_id: int, data: Tr
     if version.state != "approved":
         raise _illegal(article, version, "publish", "approved")
     article.status, article.published_version_no, article.updated_at = "published", version.version_no, clock.now()
+    await repository.bump_generation(session)
     await session.flush()
     return await read_article(session, article.id)
 
@@ -238,6 +240,7 @@ async def unpublish(session: AsyncSession, clock: Clock, article_id: int) -> Art
                        field="status", value=article.status, rule="unpublish applies to a published article")
     if article.status == "published":
         article.status, article.updated_at = "unpublished", clock.now()
+        await repository.bump_generation(session)
         await session.flush()
     return await read_article(session, article.id)
 
@@ -288,22 +291,21 @@ STARTER_REVIEWER = "system:starter-load"
 async def load_articles(session: AsyncSession, clock: Clock, articles: list[ArticleCreate]) -> tuple[int, int]:
     """Each article published as its first version, unless its key exists; (loaded, already there)."""
     now = clock.now()
-    loaded = present = 0
     for data in articles:
         check_category(data.category)
-        if await repository.article_by_key(session, data.key) is not None:
-            present += 1
-            continue
-        article = KnowledgeArticle(key=data.key, category=data.category, status="published", latest_version_no=1,
-                                   published_version_no=1, valid_from=data.valid_from, valid_until=data.valid_until,
-                                   created_by=STARTER_AUTHOR, created_at=now, updated_at=now)
-        repository.add(session, article)
-        await session.flush()
-        repository.add(session, KnowledgeVersion(
-            article_id=article.id, version_no=1, state="approved", title=data.title, body=data.body,
-            questions=_questions(data.questions), author=STARTER_AUTHOR, submitted_by=STARTER_AUTHOR,
-            submitted_at=now, reviewed_by=STARTER_REVIEWER, reviewed_at=now, review_note="shipped starter set",
-            created_at=now))
-        loaded += 1
+    present = await repository.existing_keys(session, [data.key for data in articles])
+    fresh = [data for data in articles if data.key not in present]
+    made = [KnowledgeArticle(key=data.key, category=data.category, status="published", latest_version_no=1,
+                             published_version_no=1, valid_from=data.valid_from, valid_until=data.valid_until,
+                             created_by=STARTER_AUTHOR, created_at=now, updated_at=now) for data in fresh]
+    repository.add(session, *made)
     await session.flush()
-    return loaded, present
+    repository.add(session, *[KnowledgeVersion(
+        article_id=article.id, version_no=1, state="approved", title=data.title, body=data.body,
+        questions=_questions(data.questions), author=STARTER_AUTHOR, submitted_by=STARTER_AUTHOR,
+        submitted_at=now, reviewed_by=STARTER_REVIEWER, reviewed_at=now, review_note="shipped starter set",
+        created_at=now) for article, data in zip(made, fresh, strict=True)])
+    if made:
+        await repository.bump_generation(session)
+    await session.flush()
+    return len(made), len(articles) - len(made)

@@ -39,11 +39,10 @@ async def search(session: AsyncSession, clock: Clock, index: KnowledgeIndex, tex
         check_category(category)
     current = await index.current(session)
     hits = current.search(text, today=business_date(clock.now()), category=category, limit=limit)
-    found = await repository.published_by_ids(session, [hit.article_id for hit in hits])
-    return [SearchHit(article_id=hit.article_id, key=found[hit.article_id][0].key,
-                      category=found[hit.article_id][0].category, title=found[hit.article_id][1].title,
-                      answer=found[hit.article_id][1].body, score=hit.score, confidence=hit.confidence)
-            for hit in hits if hit.article_id in found]
+    # The index holds the published text it was built from, and is rebuilt whenever that changes.
+    return [SearchHit(article_id=hit.article_id, key=document.key, category=document.category,
+                      title=document.title, answer=document.body, score=hit.score, confidence=hit.confidence)
+            for hit in hits if (document := current.document(hit.article_id)) is not None]
 
 
 async def self_service(session: AsyncSession, clock: Clock, principal: Principal, index: KnowledgeIndex,

@@ -122,3 +122,13 @@ class SelfServiceQuery(Base):
     article_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_kb_articles.id"))
     confidence: Mapped[float] = mapped_column(Float)
     unanswered_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_kb_unanswered.id"))
+
+
+class KnowledgeState(Base):
+    """One row: a counter moved by every change to what is published, so that a worker's index sees it cheaply."""
+
+    __tablename__ = "hotline_kb_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)

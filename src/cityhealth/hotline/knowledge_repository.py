@@ -6,11 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.hotline.knowledge_models import KnowledgeArticle, KnowledgeVersion, SelfServiceQuery, UnansweredQuestion
+from cityhealth.hotline.knowledge_models import (
+    KnowledgeArticle,
+    KnowledgeState,
+    KnowledgeVersion,
+    SelfServiceQuery,
+    UnansweredQuestion,
+)
 from cityhealth.registry.models import Department, Organization
 
 
@@ -25,6 +31,14 @@ async def article(session: AsyncSession, article_id: int, *, for_update: bool = 
 async def article_by_key(session: AsyncSession, key: str) -> KnowledgeArticle | None:
     found: KnowledgeArticle | None = (await session.scalars(
         select(KnowledgeArticle).where(KnowledgeArticle.key == key))).first()
+    return found
+
+
+async def existing_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):  # bound the IN list
+        found.update(await session.scalars(select(KnowledgeArticle.key)
+                                           .where(KnowledgeArticle.key.in_(keys[start:start + 500]))))
     return found
 
 
@@ -57,11 +71,14 @@ async def articles_page(session: AsyncSession, *, category: str | None, status: 
     return [(a, v) for a, v in result], int(total or 0)
 
 
-async def publication_stamp(session: AsyncSession) -> tuple[int, datetime | None]:
-    """How many articles are published and their latest change: the index is rebuilt when this moves."""
-    row = (await session.execute(select(func.count(), func.max(KnowledgeArticle.updated_at))
-                                 .where(KnowledgeArticle.status == "published"))).one()
-    return int(row[0]), row[1]
+async def publication_generation(session: AsyncSession) -> int:
+    """The counter of changes to what is published: the index is rebuilt when it moves."""
+    return int(await session.scalar(select(KnowledgeState.generation).where(KnowledgeState.id == 1)) or 0)
+
+
+async def bump_generation(session: AsyncSession) -> None:
+    await session.execute(update(KnowledgeState).where(KnowledgeState.id == 1)
+                          .values(generation=KnowledgeState.generation + 1))
 
 
 async def published(session: AsyncSession) -> Sequence[tuple[KnowledgeArticle, KnowledgeVersion]]:

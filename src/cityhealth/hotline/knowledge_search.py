@@ -6,6 +6,7 @@ set of published articles changes; docs/decisions/hotline-knowledge.md says why 
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
@@ -24,6 +25,8 @@ import jieba  # type: ignore[import-untyped]
 # Field weights (title, questions, body): a word of the title or of a phrasing says more than one of the answer.
 TITLE_WEIGHT, QUESTIONS_WEIGHT, BODY_WEIGHT = 3.0, 2.0, 1.0
 K1, B = 1.2, 0.75
+# How many of a term's best documents a search takes as candidates (docs/decisions/hotline-knowledge.md).
+CHAMPIONS = 600
 _PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -104,6 +107,7 @@ class Document:
     body: str
     valid_from: date | None = None
     valid_until: date | None = None
+    key: str = ""
 
     def valid_on(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (self.valid_until is None
@@ -119,13 +123,20 @@ class Hit:
 
 @dataclass
 class SearchIndex:
-    """An inverted index: term -> [(document, weighted term frequency)], with BM25F's statistics."""
+    """An inverted index of BM25F impacts: term -> the documents holding it and each one's share of the score.
+
+    Impacts are computed when the index is built, so a search only adds them up. A search takes as candidates
+    each term's CHAMPIONS highest-impact documents (a term in most articles says little about any one of them),
+    then scores the best candidates exactly over every term of the question.
+    """
 
     analyzer: Analyzer
     documents: list[Document] = field(default_factory=list)
-    postings: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    lengths: list[float] = field(default_factory=list)
-    average_length: float = 1.0
+    postings: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    impacts: list[dict[str, float]] = field(default_factory=list)  # per document: term -> impact
+    weights: dict[str, float] = field(default_factory=dict)  # per term: its IDF (halved for a lone character)
+    restricted: frozenset[int] = frozenset()  # documents with validity dates, checked at search time
+    _by_article: dict[int, Document] = field(default_factory=dict)
     # Terms of (article, version) already cut: a rebuild cuts only what changed.
     _cut: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
 
@@ -134,22 +145,43 @@ class SearchIndex:
               previous: SearchIndex | None = None) -> SearchIndex:
         index = cls(analyzer)
         cut = previous._cut if previous is not None else {}
-        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for position, document in enumerate(documents):
+        frequencies: list[dict[str, float]] = []
+        found_in: dict[str, int] = defaultdict(int)
+        for document in documents:
             key = (document.article_id, document.version_no)
-            weights = cut.get(key)
-            if weights is None:
-                weights = index._weights(document)
-            index._cut[key] = weights
+            frequency = cut.get(key)
+            if frequency is None:
+                frequency = index._frequencies(document)
+            index._cut[key] = frequency
             index.documents.append(document)
-            index.lengths.append(sum(weights.values()))
-            for term, weight in weights.items():
-                postings[term].append((position, weight))
-        index.postings = dict(postings)
-        index.average_length = (sum(index.lengths) / len(index.lengths)) if index.lengths else 1.0
+            frequencies.append(frequency)
+            for term in frequency:
+                found_in[term] += 1
+        n = len(documents)
+        index.weights = {term: math.log(1 + (n - found + 0.5) / (found + 0.5)) * (0.5 if len(term) == 1 else 1.0)
+                         for term, found in found_in.items()}
+        lengths = [sum(frequency.values()) for frequency in frequencies]
+        average = (sum(lengths) / n) if n else 1.0
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for position, frequency in enumerate(frequencies):
+            norm = K1 * (1 - B + B * lengths[position] / average)
+            own: dict[str, float] = {}
+            for term, tf in frequency.items():
+                impact = index.weights[term] * tf * (K1 + 1) / (tf + norm)
+                own[term] = impact
+                ids, values = postings.setdefault(term, ([], []))
+                ids.append(position)
+                values.append(impact)
+            index.impacts.append(own)
+        for term, (ids, values) in postings.items():  # highest impact first: the champions lead each list
+            ranked = sorted(range(len(ids)), key=lambda i: -values[i])
+            postings[term] = ([ids[i] for i in ranked], [values[i] for i in ranked])
+        index.postings = postings
+        index._by_article = {d.article_id: d for d in documents}
+        index.restricted = frozenset(p for p, d in enumerate(documents) if d.valid_from or d.valid_until)
         return index
 
-    def _weights(self, document: Document) -> dict[str, float]:
+    def _frequencies(self, document: Document) -> dict[str, float]:
         weights: dict[str, float] = defaultdict(float)
         for text, weight in ((document.title, TITLE_WEIGHT), (document.questions, QUESTIONS_WEIGHT),
                              (document.body, BODY_WEIGHT)):
@@ -157,48 +189,59 @@ class SearchIndex:
                 weights[term] += weight
         return dict(weights)
 
-    def idf(self, term: str) -> float:
+    def weight(self, term: str) -> float:
+        """A query term's IDF; one no article holds weighs as the rarest could."""
+        known = self.weights.get(term)
+        if known is not None:
+            return known
         n = len(self.documents)
-        found = len(self.postings.get(term, ()))
-        return math.log(1 + (n - found + 0.5) / (found + 0.5))
+        return math.log(1 + (n + 0.5) / 0.5) * (0.5 if len(term) == 1 else 1.0)
+
+    def document(self, article_id: int) -> Document | None:
+        """The indexed (published) article, as it was when the index was built."""
+        return self._by_article.get(article_id)
+
+    def _admits(self, position: int, today: date, category: str | None) -> bool:
+        document = self.documents[position]
+        return (category is None or document.category == category) and (
+            position not in self.restricted or document.valid_on(today))
 
     def search(self, text: str, *, today: date, category: str | None = None, limit: int = 10) -> list[Hit]:
         """The best `limit` articles valid `today` for `text`, best first; confidence as in Hit."""
         terms = list(dict.fromkeys(self.analyzer.terms(text)))
         if not terms or not self.documents:
             return []
-        # A lone character says less about the subject than a word: half its IDF, in the score and the confidence.
-        weights = {term: self.idf(term) * (0.5 if len(term) == 1 else 1.0) for term in terms}
+        weights = {term: self.weight(term) for term in terms}
         # Search mode also yields the parts of a long word (身份 of 身份证): the confidence counts each word of
         # the question once, at its longest; a part that matched earns its whole word half the credit.
         whole = [term for term in terms if not any(term != other and term in other for other in terms)]
         total = sum(weights[term] for term in whole)
-        scores: dict[int, float] = defaultdict(float)
-        matched: dict[int, set[str]] = defaultdict(set)
-        for term, idf in weights.items():
-            for position, tf in self.postings.get(term, ()):
-                norm = K1 * (1 - B + B * self.lengths[position] / self.average_length)
-                scores[position] += idf * tf * (K1 + 1) / (tf + norm)
-                matched[position].add(term)
-        ranked = sorted(scores, key=lambda p: (-scores[p], self.documents[p].article_id))
-        hits: list[Hit] = []
-        for position in ranked:
-            document = self.documents[position]
-            if not document.valid_on(today) or (category is not None and document.category != category):
-                continue
-            hits.append(Hit(document.article_id, round(scores[position], 4),
-                            round(min(1.0, _covered(whole, matched[position], weights) / total), 4)))
-            if len(hits) == limit:
-                break
-        return hits
+        present = [term for term in terms if term in self.postings]
+        # Candidates come from each term's champion list (its highest impacts), unless a category narrows
+        # the search; the best of them are then scored exactly over every term.
+        depth = CHAMPIONS if category is None else len(self.documents)
+        found: dict[int, float] = {}
+        plain = category is None and not self.restricted
+        for term in present:
+            ids, values = self.postings[term]
+            for position, impact in zip(ids[:depth], values[:depth], strict=True):
+                if position in found:
+                    found[position] += impact
+                elif plain or self._admits(position, today, category):
+                    found[position] = impact
+        shortlist = heapq.nlargest(limit * 3, found, key=found.__getitem__)
+        exact = {p: sum(self.impacts[p].get(term, 0.0) for term in present) for p in shortlist}
+        best = sorted(exact, key=lambda p: (-exact[p], self.documents[p].article_id))[:limit]
+        return [Hit(self.documents[p].article_id, round(exact[p], 4),
+                    round(min(1.0, _covered(whole, self.impacts[p], weights) / total), 4)) for p in best]
 
 
-def _covered(whole: list[str], matched: set[str], weights: dict[str, float]) -> float:
+def _covered(whole: list[str], held: dict[str, float], weights: dict[str, float]) -> float:
     """The IDF weight of the question's words an article holds: whole words fully, words by a part half."""
     found = 0.0
     for term in whole:
-        if term in matched:
+        if term in held:
             found += weights[term]
-        elif any(part in term for part in matched):
+        elif any(part != term and part in term and part in held for part in weights):
             found += weights[term] / 2
     return found
