@@ -147,3 +147,35 @@ async def test_an_article_published_after_a_search_is_found_by_the_next(client: 
     await published_article(client, app, key="flu", title="流感疫苗什么时候打", body="每年九月到十一月接种流感疫苗。",
                             questions=[])
     assert (await client.get(f"{BASE}/search", params={"q": "流感疫苗"}, headers=agent)).json()[0]["key"] == "flu"
+
+
+async def test_a_registry_hospital_short_name_finds_articles_naming_it_in_full(client: httpx.AsyncClient,
+                                                                              app: FastAPI) -> None:
+    from datetime import date
+
+    from cityhealth.registry.models import Organization
+
+    now = app.state.clock.now()
+    async with app.state.database.transaction() as session:
+        session.add(Organization(code="KB-TEST-1", name="南京市青溪口腔专科医院", short_name="青溪口腔",
+                                 kind="hospital", active_from=date(2000, 1, 1), created_at=now, updated_at=now))
+    await published_article(client, app, key="qingxi-hours", category="hours", title="南京市青溪口腔专科医院门诊时间",
+                            body="南京市青溪口腔专科医院周一至周日上午八点至下午五点开诊。", questions=[])
+    await published_article(client, app, key="other-hours", category="hours", title="南京市第一医院门诊时间",
+                            body="南京市第一医院周一至周五上午八点开诊。", questions=[])
+    agent = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=7))
+    hits = (await client.get(f"{BASE}/search", params={"q": "青溪口腔几点开门"}, headers=agent)).json()
+    assert hits[0]["key"] == "qingxi-hours"
+    # The registry's names reached the dictionary: the short name is folded into the full name, kept whole.
+    async with app.state.database.transaction() as session:
+        index = await app.state.hotline_knowledge_index.current(session)
+    assert "南京市青溪口腔专科医院" in index.analyzer.terms("青溪口腔几点开门")
+
+
+async def test_an_empty_search_and_an_unknown_list_status_are_refused(client: httpx.AsyncClient,
+                                                                      app: FastAPI) -> None:
+    agent = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=7))
+    empty = await client.get(f"{BASE}/search", params={"q": " "}, headers=agent)
+    assert (empty.status_code, empty.json()["field"]) == (422, "q")
+    unknown = await client.get(f"{BASE}/unanswered", params={"status": "closed"}, headers=await editor(app, 1))
+    assert (unknown.status_code, unknown.json()["field"], unknown.json()["value"]) == (422, "status", "closed")
