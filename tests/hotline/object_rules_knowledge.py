@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.security.objects import not_object_scoped
 
+not_object_scoped("GET", "/api/hotline/kb/categories", "a fixed code table, the same for every reader")
 not_object_scoped("GET", "/api/hotline/kb/articles",
                   "the knowledge base is the hotline's shared content: every editor (hotline.kb.edit) works on every "
                   "article, drafts included; no article holds personal data")

@@ -153,3 +153,9 @@ async def test_an_agent_may_search_but_not_write(client: httpx.AsyncClient, app:
     refused = await client.post(f"{BASE}/articles", json=article_body("agent-writes"), headers=agent)
     assert refused.status_code == 403
     assert (await client.get(f"{BASE}/search", params={"q": "狂犬疫苗"}, headers=agent)).status_code == 200
+
+
+async def test_the_categories_are_listed_with_their_names(client: httpx.AsyncClient, app: FastAPI) -> None:
+    listed = (await client.get(f"{BASE}/categories", headers=await editor(app, 1))).json()
+    assert listed["insurance"] == "医疗保险"
+    assert "astrology" not in listed

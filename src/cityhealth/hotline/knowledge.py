@@ -30,6 +30,10 @@ from cityhealth.hotline.knowledge_schemas import (
 from cityhealth.security.principals import Principal
 
 
+def categories() -> dict[str, str]:
+    return dict(CATEGORIES)
+
+
 def check_category(category: str) -> None:
     if category not in CATEGORIES:
         raise ValidationFailed(f"unknown category {category!r}", code="unknown_category", field="category",

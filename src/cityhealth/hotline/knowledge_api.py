@@ -45,6 +45,11 @@ def knowledge_index(request: Request) -> KnowledgeIndex:
 IndexDep = Annotated[KnowledgeIndex, Depends(knowledge_index)]
 
 
+@router.get("/categories", response_model=dict[str, str], summary="The article categories: code -> name")
+async def categories(_: Reader) -> dict[str, str]:
+    return knowledge.categories()
+
+
 @router.get("/articles", response_model=ArticlePage, summary="Articles with their latest version")
 async def list_articles(_: Editor, session: SessionDep, category: Annotated[str | None, Query(max_length=24)] = None,
                         article_status: Annotated[str | None, Query(alias="status", pattern="^(draft|published|"
