@@ -65,9 +65,11 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.PLATFORM_ADMIN: frozenset(set(Scope) - {Scope.RESIDENT_SELF}),
 }
 
-# Roles that read personal data in bulk or administer: TOTP is mandatory for them.
+# Roles that read personal data in bulk or administer: TOTP is mandatory for them. A knowledge-base editor
+# too: what they approve is what the IVR tells every caller about their health.
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
-                                 Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN})
+                                 Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
+                                 Role.HOTLINE_KB_EDITOR})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:
