@@ -64,6 +64,7 @@ TRANSACTION_OWNERS = frozenset({
     "booking/notifications.py",  # notification dispatch, a periodic task: one transaction per message
     "booking/waitlist.py",  # waitlist expiry, a periodic task: one transaction per round
     "booking/reminders.py",  # the day-before reminders, a periodic task: one transaction per page of bookings
+    "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

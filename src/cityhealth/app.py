@@ -23,6 +23,7 @@ from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
+from cityhealth.hotline import knowledge_api as hotline_knowledge_api
 from cityhealth.observability import (
     BodyLimitMiddleware,
     Metrics,
@@ -134,6 +135,7 @@ def create_app(
     app.include_router(registry_api.router)
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)
+    app.include_router(hotline_knowledge_api.router)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

@@ -31,6 +31,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "booking": ("cityhealth.booking.cli", "app"),
     "collection": ("cityhealth.collection.cli", "app"),
     "web": ("cityhealth.web.cli", "app"),
+    "knowledge": ("cityhealth.hotline.knowledge_cli", "app"),
 }
 
 

@@ -1,0 +1,55 @@
+"""The process's search index over the published articles, rebuilt when what is published changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.hotline import knowledge_repository as repository
+from cityhealth.hotline.knowledge_search import Analyzer, Document, SearchIndex, starter_dictionary, starter_synonyms
+from cityhealth.hotline.knowledge_starter import hospitals, organization_synonyms
+
+
+class KnowledgeIndex:
+    """One per worker process (app.state): the analyzer with the registry's names, and the current index."""
+
+    def __init__(self) -> None:
+        self._analyzer: Analyzer | None = None
+        self._index: SearchIndex | None = None
+        self._generation: int | None = None
+        self._words: frozenset[str] = frozenset()
+        self._lock = asyncio.Lock()
+
+    async def current(self, session: AsyncSession) -> SearchIndex:
+        """The index of what is published now; one cheap query when nothing changed."""
+        generation = await repository.publication_generation(session)
+        if self._index is not None and generation == self._generation:
+            return self._index
+        async with self._lock:
+            if self._index is None or generation != self._generation:
+                self._index = await self._rebuild(session)
+                self._generation = generation
+            return self._index
+
+    async def _rebuild(self, session: AsyncSession) -> SearchIndex:
+        organizations = await repository.organization_names(session)
+        departments = await repository.department_names(session)
+        # A hospital's short name is folded into its full name, so either finds the articles naming it.
+        short_names = {short: name for name, short in organizations if short and short != name}
+        words = frozenset({name for name, _ in organizations} | set(departments) | set(short_names))
+        previous = self._index
+        if self._analyzer is None:
+            # The starter set names the demo city's hospitals: their names are known before the registry is loaded.
+            self._analyzer = Analyzer(starter_dictionary() + [h["name"] for h in hospitals()],
+                                      starter_synonyms() | organization_synonyms())
+        if words != self._words:
+            self._analyzer.synonyms.update(short_names)
+            self._analyzer.add_words(words | set(short_names.values()))
+            self._words = words
+            previous = None  # new words cut differently: every article is cut again
+        rows = await repository.published(session)
+        documents = [Document(article.id, version.version_no, article.category, version.title, version.questions,
+                              version.body, article.valid_from, article.valid_until, article.key)
+                     for article, version in rows]
+        return SearchIndex.build(self._analyzer, documents, previous)

@@ -1,0 +1,247 @@
+"""Chinese full-text search over published articles: jieba terms, synonyms, a custom dictionary, BM25F ranking.
+
+The index lives in the process (one per worker), built from the published versions and rebuilt when the
+set of published articles changes; docs/decisions/hotline-knowledge.md says why it is not the database's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jieba  # type: ignore[import-untyped]
+
+# Field weights (title, questions, body): a word of the title or of a phrasing says more than one of the answer.
+TITLE_WEIGHT, QUESTIONS_WEIGHT, BODY_WEIGHT = 3.0, 2.0, 1.0
+K1, B = 1.2, 0.75
+# How many of a term's best documents a search takes as candidates (docs/decisions/hotline-knowledge.md).
+CHAMPIONS = 600
+_PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+@cache
+def _data(name: str) -> Any:
+    return json.loads(resources.files("cityhealth.hotline").joinpath("data", name).read_text("utf-8"))
+
+
+def stop_words() -> frozenset[str]:
+    """Words that carry no subject in a caller's question; kept out of both the index and the query."""
+    return frozenset(_data("knowledge_stop_words.json"))
+
+
+def starter_dictionary() -> list[str]:
+    """The shipped custom words: departments, vaccines, insurance and booking terms jieba would split."""
+    words: list[str] = _data("knowledge_dictionary.json")
+    return words
+
+
+def starter_synonyms() -> dict[str, str]:
+    """Each variant -> its canonical term, from the shipped synonym groups (first word of a group is canonical)."""
+    groups: list[list[str]] = _data("knowledge_synonyms.json")
+    return {variant: group[0] for group in groups for variant in group[1:]}
+
+
+class Analyzer:
+    """Text -> search terms: NFKC, lower case, jieba's search-mode cut, stop words out, synonyms folded."""
+
+    def __init__(self, dictionary: Iterable[str] = (), synonyms: dict[str, str] | None = None) -> None:
+        logging.getLogger("jieba").setLevel(logging.WARNING)  # its start-up chatter is not ours to log
+        self._tokenizer = _tokenizer()
+        self._stop_words = stop_words()
+        self.synonyms = dict(synonyms or {})
+        self.add_words(dictionary)
+        self.add_words(self.synonyms)  # a variant must come out of the cut whole to be folded
+        self.add_words(set(self.synonyms.values()))
+
+    def add_words(self, words: Iterable[str]) -> None:
+        for word in words:
+            word = unicodedata.normalize("NFKC", word).lower().strip()
+            if len(word) > 1 and word not in _added:
+                self._tokenizer.add_word(word, freq=200_000)  # wins over the general dictionary's splits
+                _added.add(word)
+
+    def terms(self, text: str) -> list[str]:
+        text = unicodedata.normalize("NFKC", text).lower()
+        found = []
+        for piece in _PUNCTUATION.split(text):
+            if not piece:
+                continue
+            for word in self._tokenizer.cut_for_search(piece, HMM=True):
+                word = self.synonyms.get(word, word)
+                if word and word not in self._stop_words and not _PUNCTUATION.fullmatch(word):
+                    found.append(word)
+        return found
+
+
+_added: set[str] = set()
+
+
+@cache
+def _tokenizer() -> Any:
+    """One jieba tokenizer per process: its dictionary takes a second to load, and added words are shared."""
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Document:
+    """A published article as the index sees it."""
+
+    article_id: int
+    version_no: int
+    category: str
+    title: str
+    questions: str
+    body: str
+    valid_from: date | None = None
+    valid_until: date | None = None
+    key: str = ""
+
+    def valid_on(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (self.valid_until is None
+                                                                        or day <= self.valid_until)
+
+
+@dataclass(frozen=True)
+class Hit:
+    article_id: int
+    score: float
+    confidence: float  # the share of the question's weight (IDF) that the article covers, 0..1
+
+
+@dataclass
+class SearchIndex:
+    """An inverted index of BM25F impacts: term -> the documents holding it and each one's share of the score.
+
+    Impacts are computed when the index is built, so a search only adds them up. A search takes as candidates
+    each term's CHAMPIONS highest-impact documents (a term in most articles says little about any one of them),
+    then scores the best candidates exactly over every term of the question.
+    """
+
+    analyzer: Analyzer
+    documents: list[Document] = field(default_factory=list)
+    postings: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    impacts: list[dict[str, float]] = field(default_factory=list)  # per document: term -> impact
+    weights: dict[str, float] = field(default_factory=dict)  # per term: its IDF (halved for a lone character)
+    restricted: frozenset[int] = frozenset()  # documents with validity dates, checked at search time
+    _by_article: dict[int, Document] = field(default_factory=dict)
+    # Terms of (article, version) already cut: a rebuild cuts only what changed.
+    _cut: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, analyzer: Analyzer, documents: Sequence[Document],
+              previous: SearchIndex | None = None) -> SearchIndex:
+        index = cls(analyzer)
+        cut = previous._cut if previous is not None else {}
+        frequencies: list[dict[str, float]] = []
+        found_in: dict[str, int] = defaultdict(int)
+        for document in documents:
+            key = (document.article_id, document.version_no)
+            frequency = cut.get(key)
+            if frequency is None:
+                frequency = index._frequencies(document)
+            index._cut[key] = frequency
+            index.documents.append(document)
+            frequencies.append(frequency)
+            for term in frequency:
+                found_in[term] += 1
+        n = len(documents)
+        index.weights = {term: math.log(1 + (n - found + 0.5) / (found + 0.5)) * (0.5 if len(term) == 1 else 1.0)
+                         for term, found in found_in.items()}
+        lengths = [sum(frequency.values()) for frequency in frequencies]
+        average = (sum(lengths) / n) if n else 1.0
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for position, frequency in enumerate(frequencies):
+            norm = K1 * (1 - B + B * lengths[position] / average)
+            own: dict[str, float] = {}
+            for term, tf in frequency.items():
+                impact = index.weights[term] * tf * (K1 + 1) / (tf + norm)
+                own[term] = impact
+                ids, values = postings.setdefault(term, ([], []))
+                ids.append(position)
+                values.append(impact)
+            index.impacts.append(own)
+        for term, (ids, values) in postings.items():  # highest impact first: the champions lead each list
+            ranked = sorted(range(len(ids)), key=lambda i: -values[i])
+            postings[term] = ([ids[i] for i in ranked], [values[i] for i in ranked])
+        index.postings = postings
+        index._by_article = {d.article_id: d for d in documents}
+        index.restricted = frozenset(p for p, d in enumerate(documents) if d.valid_from or d.valid_until)
+        return index
+
+    def _frequencies(self, document: Document) -> dict[str, float]:
+        weights: dict[str, float] = defaultdict(float)
+        for text, weight in ((document.title, TITLE_WEIGHT), (document.questions, QUESTIONS_WEIGHT),
+                             (document.body, BODY_WEIGHT)):
+            for term in self.analyzer.terms(text):
+                weights[term] += weight
+        return dict(weights)
+
+    def weight(self, term: str) -> float:
+        """A query term's IDF; one no article holds weighs as the rarest could."""
+        known = self.weights.get(term)
+        if known is not None:
+            return known
+        n = len(self.documents)
+        return math.log(1 + (n + 0.5) / 0.5) * (0.5 if len(term) == 1 else 1.0)
+
+    def document(self, article_id: int) -> Document | None:
+        """The indexed (published) article, as it was when the index was built."""
+        return self._by_article.get(article_id)
+
+    def _admits(self, position: int, today: date, category: str | None) -> bool:
+        document = self.documents[position]
+        return (category is None or document.category == category) and (
+            position not in self.restricted or document.valid_on(today))
+
+    def search(self, text: str, *, today: date, category: str | None = None, limit: int = 10) -> list[Hit]:
+        """The best `limit` articles valid `today` for `text`, best first; confidence as in Hit."""
+        terms = list(dict.fromkeys(self.analyzer.terms(text)))
+        if not terms or not self.documents:
+            return []
+        weights = {term: self.weight(term) for term in terms}
+        # Search mode also yields the parts of a long word (身份 of 身份证): the confidence counts each word of
+        # the question once, at its longest; a part that matched earns its whole word half the credit.
+        whole = [term for term in terms if not any(term != other and term in other for other in terms)]
+        total = sum(weights[term] for term in whole)
+        present = [term for term in terms if term in self.postings]
+        # Candidates come from each term's champion list (its highest impacts), unless a category narrows
+        # the search; the best of them are then scored exactly over every term.
+        depth = CHAMPIONS if category is None else len(self.documents)
+        found: dict[int, float] = {}
+        plain = category is None and not self.restricted
+        for term in present:
+            ids, values = self.postings[term]
+            for position, impact in zip(ids[:depth], values[:depth], strict=True):
+                if position in found:
+                    found[position] += impact
+                elif plain or self._admits(position, today, category):
+                    found[position] = impact
+        shortlist = heapq.nlargest(limit * 3, found, key=found.__getitem__)
+        exact = {p: sum(self.impacts[p].get(term, 0.0) for term in present) for p in shortlist}
+        best = sorted(exact, key=lambda p: (-exact[p], self.documents[p].article_id))[:limit]
+        return [Hit(self.documents[p].article_id, round(exact[p], 4),
+                    round(min(1.0, _covered(whole, self.impacts[p], weights) / total), 4)) for p in best]
+
+
+def _covered(whole: list[str], held: dict[str, float], weights: dict[str, float]) -> float:
+    """The IDF weight of the question's words an article holds: whole words fully, words by a part half."""
+    found = 0.0
+    for term in whole:
+        if term in held:
+            found += weights[term]
+        elif any(part != term and part in term and part in held for part in weights):
+            found += weights[term] / 2
+    return found

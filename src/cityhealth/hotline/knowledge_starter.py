@@ -1,0 +1,96 @@
+"""The starter knowledge base: hand-written answers, and each demo hospital's address, hours, rules and profile."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+# Next-day booking closes at noon unless the hospital keeps it open longer (domain rules, booking §4).
+_NEXT_DAY_CUTOFF = {"南京鼓楼医院": "16:30", "南京市儿童医院": "18:00"}
+HOSPITAL_TOPICS = ("address", "hours", "booking", "profile")
+
+
+@dataclass(frozen=True)
+class StarterArticle:
+    key: str
+    category: str
+    title: str
+    questions: tuple[str, ...]
+    body: str
+
+
+@dataclass(frozen=True)
+class LabelledQuestion:
+    question: str
+    article_key: str | None  # None: a question the knowledge base should not answer
+
+
+def _data(name: str) -> Any:
+    return json.loads(resources.files("cityhealth.hotline").joinpath("data", name).read_text("utf-8"))
+
+
+def hospital_key(name: str, topic: str) -> str:
+    """A stable key for a hospital's article: the reference file's order may change, its names do not."""
+    return f"hospital-{hashlib.sha256(name.encode()).hexdigest()[:10]}-{topic}"
+
+
+def hospitals() -> list[dict[str, Any]]:
+    """The demo city's hospitals, as the registry's reference data describes them."""
+    reference = json.loads(resources.files("cityhealth.registry.reference").joinpath("nanjing.json")
+                           .read_text("utf-8"))
+    return [o for o in reference["organizations"] if o["kind"] == "hospital"]
+
+
+def _hospital_articles(h: dict[str, Any]) -> list[StarterArticle]:
+    name, short = h["name"], h.get("short_name") or h["name"]
+    also = f"（简称{short}）" if short != name else ""
+    where = f"{h.get('address_district') or ''}{h.get('address_line') or ''}"
+    phone = h.get("booking_phone") or "12320"
+    cutoff = _NEXT_DAY_CUTOFF.get(name, "12:00")
+    children = "儿童" in name
+    weekend = ("周六、周日上午开设儿科普通门诊，急诊24小时开放。" if children
+               else "周六上午开设部分专科门诊，周日和法定节假日以医院公告为准，急诊24小时开放。")
+    kind = h.get("ws218_type_name") or "医院"
+    level = h.get("level") or ""
+    return [
+        StarterArticle(hospital_key(name, "address"), "hospital", f"{name}的地址和联系电话",
+                       (f"{short}在哪里", f"{short}的地址", f"{short}的电话"),
+                       f"{name}{also}位于{h.get('address_city') or ''}{where}。预约咨询电话{phone}，"
+                       f"也可以拨打12320卫生热线咨询和预约。建议乘坐公共交通前往，就诊高峰时段医院周边停车较难。"),
+        StarterArticle(hospital_key(name, "hours"), "hours", f"{name}的门诊时间",
+                       (f"{short}几点开门", f"{short}门诊时间", f"{short}周末看病吗"),
+                       f"{name}门诊时间：周一至周五上午8:00至12:00，下午14:00至17:30（夏季作息下午14:30至17:30）。"
+                       f"{weekend}各科室具体出诊安排以医院当日公布为准。"),
+        StarterArticle(hospital_key(name, "booking"), "booking", f"{name}预约挂号规则",
+                       (f"{short}怎么挂号", f"{short}提前几天放号", f"{short}几点前可以退号"),
+                       f"{name}可以预约次日起7天内的号源，第7天的号源每天零点放出。预约次日号源截止到当天{cutoff}。"
+                       f"取消预约请在就诊前一天16:00前办理，逾期未取消又未就诊的记为爽约。可以通过12320电话、"
+                       f"健康南京客户端等渠道预约，也可以拨打医院预约电话{phone}。"),
+        StarterArticle(hospital_key(name, "profile"), "hospital", f"{name}简介",
+                       (f"{short}是几级医院", f"{short}是什么类型的医院", f"{short}看什么病"),
+                       f"{name}{also}是一所{level}{kind}，位于{h.get('address_district') or '南京市'}。"
+                       f"开设的科室和专家出诊信息可以在健康南京客户端中查看，或拨打12320咨询。"),
+    ]
+
+
+@cache
+def starter_articles() -> tuple[StarterArticle, ...]:
+    """Every article of the starter set, hand-written ones first, then four per hospital."""
+    written = [StarterArticle(a["key"], a["category"], a["title"], tuple(a["questions"]), a["body"])
+               for a in _data("knowledge_articles.json")]
+    generated = [article for h in hospitals() for article in _hospital_articles(h)]
+    return tuple(written + generated)
+
+
+def labelled_questions() -> list[LabelledQuestion]:
+    """Callers' questions, worded apart from the articles' own phrasings, and the article each should find."""
+    return [LabelledQuestion(q["question"], q["article"]) for q in _data("knowledge_questions.json")]
+
+
+def organization_synonyms() -> dict[str, str]:
+    """A hospital's short name -> its full name, so a caller's short name finds the full one."""
+    return {h["short_name"]: h["name"] for h in hospitals() if h.get("short_name")}
