@@ -33,14 +33,14 @@ from cityhealth.collection.prepare import (
     PreparedBatch,
     prepare,
 )
-from cityhealth.collection.public_health import held_number
+from cityhealth.collection.public_health import PROGRAM_OF_FORM, held_number
 from cityhealth.collection.repository import organizations, record_copy, stored_records
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.findings import masked_row
-from cityhealth.personal_numbers import scrub
+from cityhealth.personal_numbers import may_hold_number, scrub
 
 __all__ = [
     "ACCEPTED",
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 OUTCOMES = (ACCEPTED, AMENDED, REVOKED, DUPLICATE, REJECTED)
+# form -> the field naming the health record its records hold (public_health.held_number)
+_NUMBER_FIELDS = {form: name for form, (_, name) in PROGRAM_OF_FORM.items()}
 
 
 @dataclass(slots=True)
@@ -248,9 +250,26 @@ def _result(
         outcomes = [_rejected_outcome(rows[index], *rejected[index]) for index in sorted(rejected)]
         return BatchResult(outcomes, tally)
     # The real-time answer, built as the response's dicts at once: only a rejection needs a RowOutcome.
+    # A unit may use an ID number as its record id: the answer masks it as a rejection's would. One search over
+    # all the batch's ids says whether any could be one (a newline never joins two ids into a number).
+    masking = may_hold_number("\n".join([candidate.record_id for candidate in decided]))
+    records: list[dict[str, Any]] = []
+    if not rejected and [candidate.index for candidate in decided] == list(range(len(rows))):
+        # Every row decided, in order (the usual batch): no lookup per row.
+        for row, candidate in zip(rows, decided, strict=True):
+            rid = candidate.record_id
+            answer = {
+                "position": row.position,
+                "record_id": scrub(rid) if masking else rid,
+                "status": candidate.status,
+                "version": candidate.version,
+            }
+            if warnings and (found := warnings.get(candidate.index)):
+                answer["warnings"] = found
+            records.append(answer)
+        return BatchResult([], tally, records)
     by_index = {candidate.index: candidate for candidate in decided}
     rejections: list[RowOutcome] = []
-    records: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         candidate = by_index.get(index)
         if candidate is None:
@@ -258,8 +277,8 @@ def _result(
             rejections.append(outcome)
             records.append(outcome.as_dict())
             continue
-        # A unit may use an ID number as its record id: the answer masks it as a rejection's would.
-        answer = {"position": row.position, "record_id": scrub(candidate.record_id), "status": candidate.status}
+        rid = candidate.record_id
+        answer = {"position": row.position, "record_id": scrub(rid) if masking else rid, "status": candidate.status}
         if candidate.version is not None:
             answer["version"] = candidate.version
         found = warnings.get(index)
@@ -374,9 +393,11 @@ async def _store(
         if status == ACCEPTED and candidate.copy_row is not None:
             encoded.append(candidate.copy_row)
         elif status == ACCEPTED:
+            code = candidate.form.code
+            number_field = _NUMBER_FIELDS.get(code)  # held_number(), without a call for the forms holding none
             inserts.append(
                 (
-                    candidate.form.code,
+                    code,
                     candidate.record_id,
                     candidate.action,
                     candidate.digest,
@@ -385,7 +406,7 @@ async def _store(
                     candidate.event_month,
                     candidate.conformance,
                     candidate.conformance_month,
-                    held_number(candidate.form.code, candidate.record),
+                    None if number_field is None else str(candidate.record[number_field]),
                 )
             )
         elif status != DUPLICATE:
@@ -397,7 +418,7 @@ async def _store(
                     "version": candidate.version,
                     "action": candidate.action,
                     "payload_hash": candidate.digest,
-                    "fields": candidate.payload,
+                    "fields": payload.decode() if type(payload := candidate.payload) is bytes else payload,
                     "event_time": candidate.event_time,
                     "event_month": candidate.event_month,
                     "received_at": received_at,

@@ -28,6 +28,7 @@ from cityhealth.collection.validation.findings import Sink, field_error, shown
 # Column passes run over slices of this many records: a slice's dicts stay in the CPU cache across the
 # passes of all its fields, where a 20,000-record column pass would fetch every record from memory again.
 SLICE_RECORDS = 1024
+_STR: frozenset[type] = frozenset({str})
 
 
 @dataclass(slots=True)
@@ -36,6 +37,16 @@ class ValidRecord:
     record: dict[str, Any]  # normalised: codes as strings, numbers as numbers, booleans as booleans
     action: int
     event_time: datetime  # UTC
+
+
+@dataclass(slots=True)
+class CheckedColumns:
+    """A checked batch as columns: the valid records' indexes, actions and UTC event times; errors by index."""
+
+    indexes: list[int] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    events: list[datetime] = field(default_factory=list)
+    errors: dict[int, list[RecordError]] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,32 +172,52 @@ class FormValidator:
     def validate(self, records: list[dict[str, Any]], *, now: datetime) -> ValidationResult:
         """Check every record; `records` are normalised in place. Never raises on bad input."""
         result = ValidationResult()
-        for start in range(0, len(records), SLICE_RECORDS):
-            self._validate_slice(records[start : start + SLICE_RECORDS], start, now, result)
+        checked = self.check(records, now=now)
+        result.errors = checked.errors
+        result.valid = [
+            ValidRecord(i, records[i], action, moment)
+            for i, action, moment in zip(checked.indexes, checked.actions, checked.events, strict=True)
+        ]
         return result
 
-    def _validate_slice(self, records: list[dict[str, Any]], offset: int, now: datetime, out: ValidationResult) -> None:
+    def check(self, records: list[dict[str, Any]], *, now: datetime) -> CheckedColumns:
+        """`validate` as columns: the valid records' indexes, actions and event times (no object per record)."""
+        out = CheckedColumns()
+        for start in range(0, len(records), SLICE_RECORDS):
+            self._validate_slice(records[start : start + SLICE_RECORDS], start, now, out)
+        return out
+
+    def _validate_slice(self, records: list[dict[str, Any]], offset: int, now: datetime, out: CheckedColumns) -> None:
         sink = Sink()
         rows = list(range(len(records)))
         self.fields.run(records, rows, sink, "", self.form.code)
         today = business_date(now)
         event_spec = self.event_spec
         event_name = event_spec.name
-        events = [cached_moment(sink, event_spec, value) for value in map(dict.get, records, repeat(event_name))]
-        for i, moment in enumerate(events):
-            if moment is not None and moment > now:
-                sink.add(i, make_error("event_time.future", event_name, shown(event_spec, records[i][event_name])))
+        column = list(map(dict.get, records, repeat(event_name)))
+        events: list[datetime | None] = []
+        if event_spec.type == "datetime":
+            # The column's own check parsed every text value into the sink: one lookup per value.
+            events = list(map(sink.moments.get, column)) if set(map(type, column)) == _STR else []
+        if len(events) != len(column) or None in events:
+            events = [cached_moment(sink, event_spec, value) for value in column]
+        if None in events or max(events) > now:  # type: ignore[type-var]
+            for i, moment in enumerate(events):
+                if moment is not None and moment > now:
+                    sink.add(i, make_error("event_time.future", event_name, shown(event_spec, column[i])))
         for rule in self.form.rules:
             CROSS_RULES[rule["rule"]](self, rule, records, sink, today)
         errors = sink.errors
-        valid = out.valid
-        for i, record in enumerate(records):
-            if i in errors:
-                continue
-            moment = events[i]
-            if moment is None:  # pragma: no cover - a present, well-formed event field always parses
-                sink.add(i, make_error("required", event_name))
-                continue
-            valid.append(ValidRecord(offset + i, record, int(record["action"]), moment))
+        if errors or None in events:
+            valid = [i for i in rows if i not in errors]
+            for i in valid:
+                if events[i] is None:  # pragma: no cover - a present, well-formed event field always parses
+                    sink.add(i, make_error("required", event_name))
+            valid = [i for i in valid if i not in errors]
+        else:
+            valid = rows
+        out.indexes.extend([offset + i for i in valid] if offset else valid)
+        out.actions.extend([int(records[i]["action"]) for i in valid])
+        out.events.extend([events[i] for i in valid] if errors else events)  # type: ignore[misc]
         for i, found in errors.items():
             out.errors[offset + i] = found
