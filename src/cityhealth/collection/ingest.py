@@ -172,6 +172,18 @@ async def ingest(
     for number, round_ in enumerate(rounds):
         settled: list[Candidate] = []
         later = number + 1 < len(rounds)
+        if not state and not later and all(candidate.action == 1 for candidate in round_):
+            # Nothing stored under these keys and every record an original (a batch of new records): each is
+            # accepted as version 1, as _decide would say, without a decision call per record.
+            for candidate in round_:
+                candidate.status, candidate.version = ACCEPTED, 1
+                if candidate.form.group is not None:
+                    candidate.conformance = CONFORMING if candidate.on_time else IN_BASIS
+                    candidate.conformance_month = candidate.event_month
+                else:
+                    candidate.conformance, candidate.conformance_month = NOT_COUNTED, None
+            settled = round_
+            round_ = []
         for candidate in round_:
             key = (candidate.form.code, candidate.record_id)
             if not _decide(candidate, state.get(key) if state else None, reject):

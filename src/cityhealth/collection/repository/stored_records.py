@@ -200,8 +200,24 @@ async def insert_records(
         driver = await pg_driver(session)
         if len(rows) <= JSON_INSERT_MAX_ROWS:
             fragment = orjson.Fragment
+            # One dict display per row (the keys are NEW_RECORD_FIELDS): no zip, no tuple rebuilt around the payload.
             document = orjson.dumps(
-                [dict(zip(NEW_RECORD_FIELDS, (*row[:4], fragment(row[4]), *row[5:]), strict=True)) for row in rows]
+                [
+                    {
+                        "form": form,
+                        "record_id": rid,
+                        "action": action,
+                        "payload_hash": digest,
+                        "fields": fragment(fields),
+                        "event_time": event_time,
+                        "event_month": event_month,
+                        "conformance": conformance,
+                        "conformance_month": conformance_month,
+                        "health_record_no": number,
+                    }
+                    for form, rid, action, digest, fields, event_time, event_month, conformance, conformance_month,
+                    number in rows
+                ]
             )
             await driver.execute(_PG_INSERT_JSON, organization_id, received_at, job_id, document)
             return
