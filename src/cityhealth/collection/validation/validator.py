@@ -88,13 +88,22 @@ class _FieldsValidator:
                 raise ValueError(f"unknown field type {spec.type}")
 
     def run(self, records: list[dict[str, Any]], rows: list[int], sink: Sink, prefix: str, form: str) -> None:
-        keys: set[str] = set().union(*records) if records else set()
+        columns: dict[str, list[Any]] = {}
+        first = tuple(records[0]) if records else ()
+        if first and all(map(first.__eq__, map(tuple, records))):
+            # Every record has the same fields in the same order (a machine client's batch): one transposition
+            # makes every column at once, and a field no record has is a column of None, as dict.get gives.
+            keys = set(first)
+            columns = dict(zip(first, map(list, zip(*map(dict.values, records), strict=True)), strict=True))
+            for name in self.by_name.keys() - keys:
+                columns[name] = [None] * len(records)
+        else:
+            keys = set().union(*records) if records else set()
         unknown = keys - self.known
         if unknown:
             for i, record in enumerate(records):
                 for name in sorted(unknown & record.keys()):
                     sink.add(rows[i], make_error("field.unknown", prefix + name, form=form))
-        columns: dict[str, list[Any]] = {}
         for spec, check in self.checks:
             column = columns.pop(spec.name, None)
             if column is None:
@@ -111,7 +120,9 @@ class _FieldsValidator:
                 names = None
                 if spec.name_field:
                     # The name column is checked as a field of its own next: build it once.
-                    names = columns[spec.name_field] = list(map(dict.get, records, repeat(spec.name_field)))
+                    names = columns.get(spec.name_field)
+                    if names is None:
+                        names = columns[spec.name_field] = list(map(dict.get, records, repeat(spec.name_field)))
                 converted = check(column, types, names, rows, sink, prefix)
             else:
                 converted = check(column, types, rows, sink, prefix)
