@@ -268,15 +268,15 @@ def _result(
     records: list[dict[str, Any]] = []
     if not rejected and [candidate.index for candidate in decided] == list(range(len(rows))):
         # Every row decided, in order (the usual batch): no lookup per row.
-        for row, candidate in zip(rows, decided, strict=True):
-            rid = candidate.record_id
+        for row, done in zip(rows, decided, strict=True):
+            rid = done.record_id
             answer = {
                 "position": row.position,
                 "record_id": scrub(rid) if masking else rid,
-                "status": candidate.status,
-                "version": candidate.version,
+                "status": done.status,
+                "version": done.version,
             }
-            if warnings and (found := warnings.get(candidate.index)):
+            if warnings and (found := warnings.get(done.index)):
                 answer["warnings"] = found
             records.append(answer)
         return BatchResult([], tally, records)

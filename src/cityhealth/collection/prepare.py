@@ -298,7 +298,7 @@ def _group_by_form(
                 form if form in standard else None,
                 [errors.get(index) or make_error("json.malformed", "record", detail="empty")],
             )
-        elif form not in standard:
+        elif form is None or form not in standard:
             rejected[index] = (None, [make_error("form.unknown", "form", shown(None, form))])
         else:
             groups.setdefault(form, []).append(index)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -207,12 +207,13 @@ class FormValidator:
         event_name = event_spec.name
         column = list(map(dict.get, records, repeat(event_name)))
         events: list[datetime | None] = []
-        if event_spec.type == "datetime":
+        if event_spec.type == "datetime" and set(map(type, column)) == _STR:
             # The column's own check parsed every text value into the sink: one lookup per value.
-            events = list(map(sink.moments.get, column)) if set(map(type, column)) == _STR else []
+            parsed: Callable[[Any], datetime | None] = sink.moments.get
+            events = list(map(parsed, column))
         if len(events) != len(column) or None in events:
             events = [cached_moment(sink, event_spec, value) for value in column]
-        if None in events or max(events) > now:  # type: ignore[type-var]
+        if None in events or max(cast("list[datetime]", events)) > now:
             for i, moment in enumerate(events):
                 if moment is not None and moment > now:
                     sink.add(i, make_error("event_time.future", event_name, shown(event_spec, column[i])))
@@ -229,6 +230,6 @@ class FormValidator:
             valid = rows
         out.indexes.extend([offset + i for i in valid] if offset else valid)
         out.actions.extend([int(records[i]["action"]) for i in valid])
-        out.events.extend([events[i] for i in valid] if errors else events)  # type: ignore[misc]
+        out.events.extend(cast("list[datetime]", [events[i] for i in valid] if errors else events))
         for i, found in errors.items():
             out.errors[offset + i] = found
