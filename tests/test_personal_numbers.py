@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cityhealth import observability
-from cityhealth.personal_numbers import scrub, scrub_json
+from cityhealth.personal_numbers import may_hold_number, scrub, scrub_json
 from cityhealth.registry.identifiers import make_resident_id, mask_phone, mask_resident_id
 from tests.security.harness import whole_personal_numbers
 
@@ -70,3 +70,16 @@ def test_json_values_are_scrubbed_in_strings_keys_nested_values_and_numbers() ->
 
 def test_the_log_scrubber_is_the_same_recogniser() -> None:
     assert observability.scrub is scrub
+
+
+
+@given(texts=st.lists(st.one_of(st.text(), numbers), max_size=5))
+@example(texts=["1391234", "5678"])
+@example(texts=["id 320102198504120372", "ok"])
+def test_one_search_over_joined_texts_finds_every_text_that_needs_masking(texts: list[str]) -> None:
+    # Joined by a newline, two pieces of a number never read as one, and a whole number is always found.
+    if not may_hold_number("\n".join(texts)):
+        assert [scrub(text) for text in texts] == texts
+    if any(scrub(text) != text for text in texts):
+        assert may_hold_number("\n".join(texts))
+    assert not may_hold_number("\n".join(["1391234", "5678"]))

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["scrub", "scrub_json"]
+__all__ = ["may_hold_number", "scrub", "scrub_json"]
 
 # An ID number stands alone between ASCII letters and digits (it is not part of a longer code); a mobile
 # number between ASCII digits only, so "tel13812345678" is masked too. Inside a number \d also takes other
@@ -37,6 +37,11 @@ def _masked(match: re.Match[str]) -> str:
         return f"{number[:6]}******{number[-3:]}"
     number = match["mobile"]
     return f"{number[:3]}****{number[-4:]}"
+
+
+def may_hold_number(text: str) -> bool:
+    """Whether scrub() could change anything in `text` (texts joined by a non-digit are checked in one search)."""
+    return _DIGIT_RUN.search(text) is not None
 
 
 def scrub(text: str) -> str:

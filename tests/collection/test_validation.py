@@ -136,3 +136,55 @@ def test_compact_datetimes_convert_as_the_time_zone_database_says(moment: dateti
 def test_compact_datetimes_that_are_not_on_the_calendar_or_clock_are_refused() -> None:
     for text in ("20220230093000", "20221301093000", "20220615240000", "20220615096000", "00000615093000"):
         assert parse_datetime(text) is None, text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    form=st.sampled_from(ALL_FORMS),
+    broken=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 40), st.sampled_from([None, "", "x", 10**12, []]))),
+    future=st.lists(st.integers(0, 7), max_size=2),
+)
+def test_the_column_answer_holds_what_the_per_record_answer_holds(
+    form: str, broken: list[tuple[int, int, Any]], future: list[int]
+) -> None:
+    spec = STANDARD.forms[form]
+    records = [make_record(form, "H0001", f"r-{i}", NOW - timedelta(hours=3)) for i in range(8)]
+    for row, position, value in broken:
+        records[row][spec.fields[position % len(spec.fields)].name] = value
+    for row in future:  # an event after `now` is refused by the check that runs after the column passes
+        records[row] = make_record(form, "H0001", f"r-{row}", NOW + timedelta(days=2))
+    copies = [dict(record) for record in records]
+    result = VALIDATORS[form].validate(records, now=NOW)
+    checked = VALIDATORS[form].check(copies, now=NOW)
+    assert checked.errors == result.errors
+    assert checked.indexes == [valid.index for valid in result.valid]
+    assert checked.actions == [valid.action for valid in result.valid]
+    assert checked.events == [valid.event_time for valid in result.valid]
+    assert all(event <= NOW for event in checked.events)
+    assert copies == records  # normalised alike
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    form=st.sampled_from(ALL_FORMS),
+    broken=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.sampled_from([None, "", "x", 7, 10**12]))),
+    dropped=st.integers(0, 40),
+)
+def test_records_with_their_fields_in_one_order_are_judged_as_records_in_any_order(
+    form: str, broken: list[tuple[int, int, Any]], dropped: int
+) -> None:
+    spec = STANDARD.forms[form]
+    records = [make_record(form, "H0001", f"r-{i}", NOW - timedelta(hours=3)) for i in range(6)]
+    for row, position, value in broken:
+        records[row][spec.fields[position % len(spec.fields)].name] = value
+    for record in records:  # one field missing from every record (a column of None), one unknown field
+        record.pop(spec.fields[dropped % len(spec.fields)].name, None)
+        record["not_a_field"] = 1
+    names = list(dict.fromkeys(name for record in records for name in record))
+    uniform = [{name: record.get(name) for name in names} for record in records]  # one order: one transposition
+    shuffled = [dict(reversed(record.items())) if i % 2 else dict(record) for i, record in enumerate(uniform)]
+    one_order = VALIDATORS[form].check(uniform, now=NOW)
+    any_order = VALIDATORS[form].check(shuffled, now=NOW)
+    assert one_order.errors == any_order.errors
+    assert (one_order.indexes, one_order.events) == (any_order.indexes, any_order.events)
+    assert uniform == shuffled  # normalised alike (dict equality ignores the order)

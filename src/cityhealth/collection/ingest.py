@@ -33,14 +33,14 @@ from cityhealth.collection.prepare import (
     PreparedBatch,
     prepare,
 )
-from cityhealth.collection.public_health import held_number
+from cityhealth.collection.public_health import PROGRAM_OF_FORM, held_number
 from cityhealth.collection.repository import organizations, record_copy, stored_records
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.repository.stored_records import StoredState
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.findings import masked_row
-from cityhealth.personal_numbers import scrub
+from cityhealth.personal_numbers import may_hold_number, scrub
 
 __all__ = [
     "ACCEPTED",
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 OUTCOMES = (ACCEPTED, AMENDED, REVOKED, DUPLICATE, REJECTED)
+# form -> the field naming the health record its records hold (public_health.held_number)
+_NUMBER_FIELDS = {form: name for form, (_, name) in PROGRAM_OF_FORM.items()}
 
 
 @dataclass(slots=True)
@@ -170,6 +172,18 @@ async def ingest(
     for number, round_ in enumerate(rounds):
         settled: list[Candidate] = []
         later = number + 1 < len(rounds)
+        if not state and not later and all(candidate.action == 1 for candidate in round_):
+            # Nothing stored under these keys and every record an original (a batch of new records): each is
+            # accepted as version 1, as _decide would say, without a decision call per record.
+            for candidate in round_:
+                candidate.status, candidate.version = ACCEPTED, 1
+                if candidate.form.group is not None:
+                    candidate.conformance = CONFORMING if candidate.on_time else IN_BASIS
+                    candidate.conformance_month = candidate.event_month
+                else:
+                    candidate.conformance, candidate.conformance_month = NOT_COUNTED, None
+            settled = round_
+            round_ = []
         for candidate in round_:
             key = (candidate.form.code, candidate.record_id)
             if not _decide(candidate, state.get(key) if state else None, reject):
@@ -248,9 +262,26 @@ def _result(
         outcomes = [_rejected_outcome(rows[index], *rejected[index]) for index in sorted(rejected)]
         return BatchResult(outcomes, tally)
     # The real-time answer, built as the response's dicts at once: only a rejection needs a RowOutcome.
+    # A unit may use an ID number as its record id: the answer masks it as a rejection's would. One search over
+    # all the batch's ids says whether any could be one (a newline never joins two ids into a number).
+    masking = may_hold_number("\n".join([candidate.record_id for candidate in decided]))
+    records: list[dict[str, Any]] = []
+    if not rejected and [candidate.index for candidate in decided] == list(range(len(rows))):
+        # Every row decided, in order (the usual batch): no lookup per row.
+        for row, done in zip(rows, decided, strict=True):
+            rid = done.record_id
+            answer = {
+                "position": row.position,
+                "record_id": scrub(rid) if masking else rid,
+                "status": done.status,
+                "version": done.version,
+            }
+            if warnings and (found := warnings.get(done.index)):
+                answer["warnings"] = found
+            records.append(answer)
+        return BatchResult([], tally, records)
     by_index = {candidate.index: candidate for candidate in decided}
     rejections: list[RowOutcome] = []
-    records: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         candidate = by_index.get(index)
         if candidate is None:
@@ -258,8 +289,8 @@ def _result(
             rejections.append(outcome)
             records.append(outcome.as_dict())
             continue
-        # A unit may use an ID number as its record id: the answer masks it as a rejection's would.
-        answer = {"position": row.position, "record_id": scrub(candidate.record_id), "status": candidate.status}
+        rid = candidate.record_id
+        answer = {"position": row.position, "record_id": scrub(rid) if masking else rid, "status": candidate.status}
         if candidate.version is not None:
             answer["version"] = candidate.version
         found = warnings.get(index)
@@ -374,9 +405,11 @@ async def _store(
         if status == ACCEPTED and candidate.copy_row is not None:
             encoded.append(candidate.copy_row)
         elif status == ACCEPTED:
+            code = candidate.form.code
+            number_field = _NUMBER_FIELDS.get(code)  # held_number(), without a call for the forms holding none
             inserts.append(
                 (
-                    candidate.form.code,
+                    code,
                     candidate.record_id,
                     candidate.action,
                     candidate.digest,
@@ -385,7 +418,7 @@ async def _store(
                     candidate.event_month,
                     candidate.conformance,
                     candidate.conformance_month,
-                    held_number(candidate.form.code, candidate.record),
+                    None if number_field is None else str(candidate.record[number_field]),
                 )
             )
         elif status != DUPLICATE:
@@ -397,7 +430,7 @@ async def _store(
                     "version": candidate.version,
                     "action": candidate.action,
                     "payload_hash": candidate.digest,
-                    "fields": candidate.payload,
+                    "fields": payload.decode() if type(payload := candidate.payload) is bytes else payload,
                     "event_time": candidate.event_time,
                     "event_month": candidate.event_month,
                     "received_at": received_at,

@@ -61,6 +61,8 @@ class Collector:
         )
         # Payload hashes are keyed: a plain hash of a record would let anyone confirm a guessed ID number.
         self.hash_key = hashlib.sha256(b"cityhealth-collection-hash" + settings.secret("lookup_hmac_key")).digest()
+        # The keyed state, copied per record: keying a new hash compresses a whole block before the record's.
+        self.keyed = hashlib.blake2b(key=self.hash_key, digest_size=16)
         self.spool_key = hashlib.sha256(
             b"cityhealth-collection-spool" + settings.secret("field_encryption_key")
         ).digest()
@@ -108,7 +110,9 @@ class Collector:
         return self.digest(orjson.dumps(record, option=_SORTED))
 
     def digest(self, canonical: bytes) -> str:
-        return hashlib.blake2b(canonical, key=self.hash_key, digest_size=16).hexdigest()
+        hasher = self.keyed.copy()
+        hasher.update(canonical)
+        return hasher.hexdigest()
 
     def sealed(self, record: dict[str, Any], names: tuple[str, ...]) -> str:
         """The record as stored when it carries personal fields: those encrypted, with an HMAC lookup."""
@@ -138,7 +142,7 @@ class Candidate:
     event_month: int  # yyyymm, Asia/Shanghai
     on_time: bool  # received within the real-time window of its event
     digest: str  # keyed hash of the canonical record
-    payload: str  # the stored `fields` JSON
+    payload: str | bytes  # the stored `fields` JSON (bytes: UTF-8, as the real-time path keeps it)
     status: str = ""
     version: int = 0
     conformance: int = 0
@@ -221,20 +225,9 @@ def prepare_columns(
     standard = load_standard().forms
     out = PreparedColumns()
     rejected = out.rejected
-    groups: dict[str, list[int]] = {}
-    for index, (form, record) in enumerate(zip(forms, records, strict=True)):
-        if record is None:
-            rejected[index] = (
-                form if form in standard else None,
-                [errors.get(index) or make_error("json.malformed", "record", detail="empty")],
-            )
-        elif form not in standard:
-            rejected[index] = (None, [make_error("form.unknown", "form", shown(None, form))])
-        else:
-            groups.setdefault(form, []).append(index)
+    groups = _group_by_form(standard, forms, records, errors, rejected)
     threshold = received_at - collector.window
-    key = collector.hash_key
-    blake2b = hashlib.blake2b
+    digest_of = collector.digest
     dumps = orjson.dumps
     # Bound methods of the columns: a valid record costs one C call per column, no object of its own.
     add_index, add_form, add_record = out.indexes.append, out.forms.append, out.records.append
@@ -267,7 +260,7 @@ def prepare_columns(
                 add_time(moment)
                 add_month(month)
                 add_on_time(moment >= threshold)
-                digest = blake2b(canonical, key=key, digest_size=16).hexdigest()
+                digest = digest_of(canonical)
                 payload = canonical.decode() if sensitive is None else collector.sealed(record, sensitive)
                 add_digest(digest)
                 add_payload(payload)
@@ -290,19 +283,78 @@ def prepare_columns(
     return out
 
 
+def _group_by_form(
+    standard: Mapping[str, FormSpec],
+    forms: Sequence[str | None],
+    records: Sequence[dict[str, Any] | None],
+    errors: Mapping[int, RecordError],
+    rejected: dict[int, tuple[str | None, list[RecordError]]],
+) -> dict[str, list[int]]:
+    """The indexes of the readable rows of each known form; the others go to `rejected` with why."""
+    groups: dict[str, list[int]] = {}
+    for index, (form, record) in enumerate(zip(forms, records, strict=True)):
+        if record is None:
+            rejected[index] = (
+                form if form in standard else None,
+                [errors.get(index) or make_error("json.malformed", "record", detail="empty")],
+            )
+        elif form is None or form not in standard:
+            rejected[index] = (None, [make_error("form.unknown", "form", shown(None, form))])
+        else:
+            groups.setdefault(form, []).append(index)
+    return groups
+
+
 def prepare(
     collector: Collector, validators: Mapping[str, FormValidator], rows: Sequence[InputRow], received_at: datetime
 ) -> PreparedBatch:
-    """Prepare a batch of rows (the real-time path, and bulk chunks prepared in this process)."""
-    columns = prepare_columns(
-        collector,
-        validators,
-        [row.form for row in rows],
-        [None if row.error is not None else row.record for row in rows],
-        {index: row.error for index, row in enumerate(rows) if row.error is not None},
-        received_at,
-    )
-    return columns.batch(validators, received_at)
+    """Prepare a batch of rows (the real-time path, and bulk chunks prepared in this process).
+
+    The same work as prepare_columns, straight into the candidates ingest() decides: one object per valid
+    record, and its canonical bytes kept as the stored payload (no text copy to encode again for the driver).
+    """
+    standard = load_standard().forms
+    rejected: dict[int, tuple[str | None, list[RecordError]]] = {}
+    records = [None if row.error is not None else row.record for row in rows]
+    forms = [row.form for row in rows]
+    if rows and None not in records and forms.count(forms[0]) == len(forms) and forms[0] in standard:
+        groups = {forms[0]: list(range(len(rows)))}  # a real-time batch: one form, every row readable
+    else:
+        errors = {index: row.error for index, row in enumerate(rows) if row.error is not None}
+        groups = _group_by_form(standard, forms, records, errors, rejected)
+    threshold = received_at - collector.window
+    keyed = collector.keyed
+    dumps = orjson.dumps
+    candidates: list[Candidate] = []
+    add = candidates.append
+    for code, indexes in groups.items():
+        spec = standard[code]
+        sensitive = collector.sensitive.get(code)
+        part = [records[i] for i in indexes]
+        checked = validators[code].check(part, now=received_at)  # type: ignore[arg-type]
+        for position, found in checked.errors.items():
+            rejected[indexes[position]] = (code, found)
+        for position, action, moment in zip(checked.indexes, checked.actions, checked.events, strict=True):
+            record: dict[str, Any] = part[position]  # type: ignore[assignment]
+            canonical = dumps(record, option=_SORTED)
+            hasher = keyed.copy()
+            hasher.update(canonical)
+            add(
+                Candidate(
+                    indexes[position],
+                    spec,
+                    record,
+                    record["record_id"],
+                    record["org_code"],
+                    action,
+                    moment,
+                    business_month(moment),
+                    moment >= threshold,
+                    hasher.hexdigest(),
+                    canonical if sensitive is None else collector.sealed(record, sensitive),
+                )
+            )
+    return PreparedBatch(validators, received_at, candidates, rejected)
 
 
 class _GcPauses:

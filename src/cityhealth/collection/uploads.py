@@ -85,9 +85,10 @@ def parse_batch(body: bytes, content_type: str, form: str) -> list[InputRow]:
             value=len(values),
             rule="batch.max_records",
         )
+    add = rows.append
     for position, value in values:
-        if not isinstance(value, dict):
-            rows.append(
+        if type(value) is not dict:  # orjson makes plain dicts: anything else is not an object
+            add(
                 InputRow(
                     position,
                     form=form,
@@ -97,13 +98,9 @@ def parse_batch(body: bytes, content_type: str, form: str) -> list[InputRow]:
             continue
         named = value.pop("form", form)
         if named != form:
-            rows.append(
-                InputRow(
-                    position, record=value, form=form, error=make_error("form.mismatch", "form", str(named), form=form)
-                )
-            )
+            add(InputRow(position, value, form, make_error("form.mismatch", "form", str(named), form=form)))
             continue
-        rows.append(InputRow(position, record=value, form=form))
+        add(InputRow(position, value, form))
     return rows
 
 

@@ -187,7 +187,8 @@ JSON_INSERT_MAX_ROWS = 1_000
 async def insert_records(
     session: AsyncSession, organization_id: int, received_at: datetime, job_id: int | None, rows: list[tuple[Any, ...]]
 ) -> None:
-    """Insert new records of one unit received at one time: tuples in NEW_RECORD_FIELDS order, `fields` as JSON text.
+    """Insert new records of one unit received at one time: tuples in NEW_RECORD_FIELDS order, `fields` as JSON
+    (text, or its UTF-8 bytes).
 
     PostgreSQL: one INSERT of a JSON document, or binary COPY past JSON_INSERT_MAX_ROWS. SQLite: one executemany
     at the driver, the JSON text stored as it is (the ORM's JSON type would parse and re-serialise every payload)
@@ -199,8 +200,24 @@ async def insert_records(
         driver = await pg_driver(session)
         if len(rows) <= JSON_INSERT_MAX_ROWS:
             fragment = orjson.Fragment
+            # One dict display per row (the keys are NEW_RECORD_FIELDS): no zip, no tuple rebuilt around the payload.
             document = orjson.dumps(
-                [dict(zip(NEW_RECORD_FIELDS, (*row[:4], fragment(row[4]), *row[5:]), strict=True)) for row in rows]
+                [
+                    {
+                        "form": form,
+                        "record_id": rid,
+                        "action": action,
+                        "payload_hash": digest,
+                        "fields": fragment(fields),
+                        "event_time": event_time,
+                        "event_month": event_month,
+                        "conformance": conformance,
+                        "conformance_month": conformance_month,
+                        "health_record_no": number,
+                    }
+                    for form, rid, action, digest, fields, event_time, event_month, conformance, conformance_month,
+                    number in rows
+                ]
             )
             await driver.execute(_PG_INSERT_JSON, organization_id, received_at, job_id, document)
             return
@@ -208,7 +225,8 @@ async def insert_records(
             "collection_records",
             records=_in_slices(
                 [
-                    (organization_id, form, rid, 1, action, digest, fields, event_time, event_month, received_at,
+                    (organization_id, form, rid, 1, action, digest,
+                     fields.decode() if type(fields) is bytes else fields, event_time, event_month, received_at,
                      received_at, conformance, conformance_month, job_id, number)
                     for form, rid, action, digest, fields, event_time, event_month, conformance, conformance_month,
                     number in rows
@@ -221,6 +239,8 @@ async def insert_records(
     times: dict[datetime, str] = {}
     converted = []
     for form, rid, action, digest, fields, event_time, event_month, conformance, conformance_month, number in rows:
+        if type(fields) is bytes:  # stored as text, as the ORM's JSON type reads it
+            fields = fields.decode()
         moment = times.get(event_time)
         if moment is None:
             moment = times[event_time] = sqlite_datetime(event_time)

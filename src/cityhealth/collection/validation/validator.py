@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -28,6 +28,7 @@ from cityhealth.collection.validation.findings import Sink, field_error, shown
 # Column passes run over slices of this many records: a slice's dicts stay in the CPU cache across the
 # passes of all its fields, where a 20,000-record column pass would fetch every record from memory again.
 SLICE_RECORDS = 1024
+_STR: frozenset[type] = frozenset({str})
 
 
 @dataclass(slots=True)
@@ -36,6 +37,16 @@ class ValidRecord:
     record: dict[str, Any]  # normalised: codes as strings, numbers as numbers, booleans as booleans
     action: int
     event_time: datetime  # UTC
+
+
+@dataclass(slots=True)
+class CheckedColumns:
+    """A checked batch as columns: the valid records' indexes, actions and UTC event times; errors by index."""
+
+    indexes: list[int] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    events: list[datetime] = field(default_factory=list)
+    errors: dict[int, list[RecordError]] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,13 +88,22 @@ class _FieldsValidator:
                 raise ValueError(f"unknown field type {spec.type}")
 
     def run(self, records: list[dict[str, Any]], rows: list[int], sink: Sink, prefix: str, form: str) -> None:
-        keys: set[str] = set().union(*records) if records else set()
+        columns: dict[str, list[Any]] = {}
+        first = tuple(records[0]) if records else ()
+        if first and all(map(first.__eq__, map(tuple, records))):
+            # Every record has the same fields in the same order (a machine client's batch): one transposition
+            # makes every column at once, and a field no record has is a column of None, as dict.get gives.
+            keys = set(first)
+            columns = dict(zip(first, map(list, zip(*map(dict.values, records), strict=True)), strict=True))
+            for name in self.by_name.keys() - keys:
+                columns[name] = [None] * len(records)
+        else:
+            keys = set().union(*records) if records else set()
         unknown = keys - self.known
         if unknown:
             for i, record in enumerate(records):
                 for name in sorted(unknown & record.keys()):
                     sink.add(rows[i], make_error("field.unknown", prefix + name, form=form))
-        columns: dict[str, list[Any]] = {}
         for spec, check in self.checks:
             column = columns.pop(spec.name, None)
             if column is None:
@@ -100,7 +120,9 @@ class _FieldsValidator:
                 names = None
                 if spec.name_field:
                     # The name column is checked as a field of its own next: build it once.
-                    names = columns[spec.name_field] = list(map(dict.get, records, repeat(spec.name_field)))
+                    names = columns.get(spec.name_field)
+                    if names is None:
+                        names = columns[spec.name_field] = list(map(dict.get, records, repeat(spec.name_field)))
                 converted = check(column, types, names, rows, sink, prefix)
             else:
                 converted = check(column, types, rows, sink, prefix)
@@ -161,32 +183,53 @@ class FormValidator:
     def validate(self, records: list[dict[str, Any]], *, now: datetime) -> ValidationResult:
         """Check every record; `records` are normalised in place. Never raises on bad input."""
         result = ValidationResult()
-        for start in range(0, len(records), SLICE_RECORDS):
-            self._validate_slice(records[start : start + SLICE_RECORDS], start, now, result)
+        checked = self.check(records, now=now)
+        result.errors = checked.errors
+        result.valid = [
+            ValidRecord(i, records[i], action, moment)
+            for i, action, moment in zip(checked.indexes, checked.actions, checked.events, strict=True)
+        ]
         return result
 
-    def _validate_slice(self, records: list[dict[str, Any]], offset: int, now: datetime, out: ValidationResult) -> None:
+    def check(self, records: list[dict[str, Any]], *, now: datetime) -> CheckedColumns:
+        """`validate` as columns: the valid records' indexes, actions and event times (no object per record)."""
+        out = CheckedColumns()
+        for start in range(0, len(records), SLICE_RECORDS):
+            self._validate_slice(records[start : start + SLICE_RECORDS], start, now, out)
+        return out
+
+    def _validate_slice(self, records: list[dict[str, Any]], offset: int, now: datetime, out: CheckedColumns) -> None:
         sink = Sink()
         rows = list(range(len(records)))
         self.fields.run(records, rows, sink, "", self.form.code)
         today = business_date(now)
         event_spec = self.event_spec
         event_name = event_spec.name
-        events = [cached_moment(sink, event_spec, value) for value in map(dict.get, records, repeat(event_name))]
-        for i, moment in enumerate(events):
-            if moment is not None and moment > now:
-                sink.add(i, make_error("event_time.future", event_name, shown(event_spec, records[i][event_name])))
+        column = list(map(dict.get, records, repeat(event_name)))
+        events: list[datetime | None] = []
+        if event_spec.type == "datetime" and set(map(type, column)) == _STR:
+            # The column's own check parsed every text value into the sink: one lookup per value.
+            parsed: Callable[[Any], datetime | None] = sink.moments.get
+            events = list(map(parsed, column))
+        if len(events) != len(column) or None in events:
+            events = [cached_moment(sink, event_spec, value) for value in column]
+        if None in events or max(cast("list[datetime]", events)) > now:
+            for i, moment in enumerate(events):
+                if moment is not None and moment > now:
+                    sink.add(i, make_error("event_time.future", event_name, shown(event_spec, column[i])))
         for rule in self.form.rules:
             CROSS_RULES[rule["rule"]](self, rule, records, sink, today)
         errors = sink.errors
-        valid = out.valid
-        for i, record in enumerate(records):
-            if i in errors:
-                continue
-            moment = events[i]
-            if moment is None:  # pragma: no cover - a present, well-formed event field always parses
-                sink.add(i, make_error("required", event_name))
-                continue
-            valid.append(ValidRecord(offset + i, record, int(record["action"]), moment))
+        if errors or None in events:
+            valid = [i for i in rows if i not in errors]
+            for i in valid:
+                if events[i] is None:  # pragma: no cover - a present, well-formed event field always parses
+                    sink.add(i, make_error("required", event_name))
+            valid = [i for i in valid if i not in errors]
+        else:
+            valid = rows
+        out.indexes.extend([offset + i for i in valid] if offset else valid)
+        out.actions.extend([int(records[i]["action"]) for i in valid])
+        out.events.extend(cast("list[datetime]", [events[i] for i in valid] if errors else events))
         for i, found in errors.items():
             out.errors[offset + i] = found
