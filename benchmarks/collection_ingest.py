@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import random
 import shutil
@@ -128,21 +129,25 @@ def token(organization_id: int, code: str) -> str:
     )
 
 
-def generate(path: Path, code: str, count: int, seed: int = 7) -> int:
+def generate(path: Path, code: str, count: int, seed: int = 7, *, compress: bool = True) -> tuple[int, int]:
+    """Write the upload (gzip-compressed unless `compress` is false); returns (invalid records, NDJSON bytes)."""
     rng = random.Random(seed)
     forms = list(MIX)
     weights = list(MIX.values())
     base = SystemClock().now() - timedelta(hours=6)
-    invalid = 0
-    with path.open("wb") as out:
+    invalid = size = 0
+    # mtime=0: the same records make the same file (a re-run is the same job's content, as a hospital's re-send)
+    with path.open("wb") as raw, (gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw) as out:
         for i in range(count):
             form = rng.choices(forms, weights)[0]
             record = make_record(form, code, f"{form[:3]}-{i}", base + timedelta(seconds=i % 18000))
             if rng.random() < INVALID_SHARE:
                 invalid += 1
                 record["action"] = 7  # a code outside CH.action
-            out.write(orjson.dumps({"form": form, **record}) + b"\n")
-    return invalid
+            line = orjson.dumps({"form": form, **record}) + b"\n"
+            size += len(line)
+            out.write(line)
+    return invalid, size
 
 
 def server_pids(roots: list[int]) -> list[int]:
@@ -217,7 +222,9 @@ class Memory:
         return max(self.peak_sum_mb, max(self.hwm.values(), default=0.0))
 
 
-async def bulk(base_url: str, senders: list[tuple[str, int, Path]], memory: Memory) -> tuple[float, dict[str, object]]:
+async def bulk(
+    base_url: str, senders: list[tuple[str, int, Path]], memory: Memory, *, compressed: bool = True
+) -> tuple[float, dict[str, object]]:
     """Every sender uploads its file at once; the time runs until the last job completed. Returns the jobs'
     summed counts (and the first failure's status, if any)."""
 
@@ -228,9 +235,8 @@ async def bulk(base_url: str, senders: list[tuple[str, int, Path]], memory: Memo
 
     async def one(client: httpx.AsyncClient, code: str, org_id: int, path: Path) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token(org_id, code)}"}
-        response = await client.post(
-            "/api/collection/jobs", content=stream(path), headers={**headers, "content-type": "application/x-ndjson"}
-        )
+        upload = {"content-type": "application/x-ndjson"} | ({"content-encoding": "gzip"} if compressed else {})
+        response = await client.post("/api/collection/jobs", content=stream(path), headers={**headers, **upload})
         response.raise_for_status()
         job_id = response.json()["id"]
         while True:
@@ -409,6 +415,8 @@ def main() -> None:
     parser.add_argument("--during-bulk", action="store_true", help="send the real-time load during the bulk job")
     parser.add_argument("--jobs", type=int, default=1,
                         help="hospitals uploading at once, the records split between them (a district's day)")
+    parser.add_argument("--plain", action="store_true",
+                        help="upload plain NDJSON instead of gzip (a file past the 512 MB upload limit is refused)")
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     args = parser.parse_args()
@@ -445,14 +453,17 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
           f"task_workers={task_workers}x{args.concurrency}")
     with tempfile.TemporaryDirectory() as folder:
         senders = []
-        invalid = size = 0
+        invalid = size = sent = 0
         for n, (sender_code, sender_id) in enumerate(zip(codes, org_ids, strict=True)):
-            path = Path(folder) / f"upload-{n}.ndjson"
+            path = Path(folder) / f"upload-{n}.ndjson{'' if args.plain else '.gz'}"
             share = args.records // args.jobs + (n < args.records % args.jobs)
-            invalid += generate(path, sender_code, share, seed=7 + n)
-            size += path.stat().st_size
+            bad, plain = generate(path, sender_code, share, seed=7 + n, compress=not args.plain)
+            invalid += bad
+            size += plain
+            sent += path.stat().st_size
             senders.append((sender_code, sender_id, path))
         print(f"generated {size / 1e6:.0f} MB in {args.jobs} file(s), {invalid} invalid records", flush=True)
+        print(f"sent as {'plain NDJSON' if args.plain else 'gzip'}: {sent / 1e6:.0f} MB", flush=True)
         bodies = realtime_bodies(code, int(args.rate * args.realtime_seconds))
         port = free_port()
         server = start_server(port, args.workers)
@@ -467,11 +478,11 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
             p99 = float("nan")
             if args.during_bulk:
                 (seconds, job), (latencies, failures) = asyncio.run(
-                    _together(bulk(f"http://127.0.0.1:{port}", senders, memory),
+                    _together(bulk(f"http://127.0.0.1:{port}", senders, memory, compressed=not args.plain),
                               realtime(port, code, org_id, bodies, args.rate))
                 )
             else:
-                seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory))
+                seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory, compressed=not args.plain))
             memory.sample()
             records_per_s = args.records / seconds
             bulk_cpu = cpu_s(roots) - cpu_before

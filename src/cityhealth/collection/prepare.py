@@ -279,7 +279,7 @@ def prepare_columns(
                             record["record_id"],
                             item.action,
                             digest,
-                            payload,
+                            canonical if sensitive is None else payload.encode(),
                             moment,
                             month,
                             conformance,
