@@ -340,6 +340,12 @@ async def realtime(port: int, code: str, org_id: int, bodies: list[bytes], rate:
 def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
     """`cityhealth worker` processes, each in a working directory of its own (as on other machines)."""
     started = []
+    environment = os.environ.copy()
+    # A relative PYTHONPATH (`src:.` from a work tree) would name nothing from the worker's own directory, and
+    # the worker would import whatever copy of the package the interpreter has installed instead.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        str(Path(entry).resolve()) for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry
+    )
     for n in range(count):
         directory = Path(tempfile.mkdtemp(prefix=f"cityhealth-worker-{n}-"))
         started.append(
@@ -347,7 +353,7 @@ def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]
                 [sys.executable, "-c", "from cityhealth.cli import main; main()", "worker",
                  "--concurrency", str(concurrency)],
                 cwd=directory,
-                env=os.environ.copy(),
+                env=environment,
             )
         )
     return started
