@@ -241,7 +241,13 @@ async def bulk(
         response.raise_for_status()
         job_id = response.json()["id"]
         while True:
-            job: dict[str, Any] = (await client.get(f"/api/collection/jobs/{job_id}", headers=headers)).json()
+            # A token lives 5 minutes and a 2M-record job under load takes longer: a fresh one for every poll
+            # (with the first one, every poll after its expiry was a 401, then a 429, and the run never ended).
+            polled = await client.get(
+                f"/api/collection/jobs/{job_id}", headers={"Authorization": f"Bearer {token(org_id, code)}"}
+            )
+            polled.raise_for_status()
+            job: dict[str, Any] = polled.json()
             if job["status"] in ("completed", "failed"):
                 return job
             await asyncio.sleep(0.1)
