@@ -240,12 +240,13 @@ async def bulk(
         response = await client.post("/api/collection/jobs", content=stream(path), headers={**headers, **upload})
         response.raise_for_status()
         job_id = response.json()["id"]
+        minted = time.monotonic()
         while True:
-            # A token lives 5 minutes and a 2M-record job under load takes longer: a fresh one for every poll
+            # A token lives 5 minutes and a 2M-record job under load takes longer: a fresh one every minute
             # (with the first one, every poll after its expiry was a 401, then a 429, and the run never ended).
-            polled = await client.get(
-                f"/api/collection/jobs/{job_id}", headers={"Authorization": f"Bearer {token(org_id, code)}"}
-            )
+            if time.monotonic() - minted > 60:
+                headers, minted = {"Authorization": f"Bearer {token(org_id, code)}"}, time.monotonic()
+            polled = await client.get(f"/api/collection/jobs/{job_id}", headers=headers)
             polled.raise_for_status()
             job: dict[str, Any] = polled.json()
             if job["status"] in ("completed", "failed"):
