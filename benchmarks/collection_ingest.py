@@ -5,7 +5,7 @@ Spawns the server (uvicorn, 127.0.0.1) on CITYHEALTH_DATABASE_URL (PostgreSQL) w
 --sqlite (the server runs them in-process), registers a hospital and mints a machine client token with the
 server's own key (same CITYHEALTH_VAR_DIR), generates an NDJSON file with the real mix of forms and 2%
 invalid records, gzip-compressed as a hospital sends a day's file (--plain: as it is; 2M records are 729 MB plain,
-past the 512 MB upload limit, and 51 MB compressed), and runs two phases:
+past the 512 MB upload limit, and 47 MB compressed), and runs two phases:
 
 1. bulk: the file is uploaded through POST /api/collection/jobs and the job is polled until it completes;
    records/s is records ÷ (upload start → job completed), i.e. uploaded → validated → stored → counted.
