@@ -4,7 +4,8 @@ Spawns the server (uvicorn, 127.0.0.1) on CITYHEALTH_DATABASE_URL (PostgreSQL) w
 `cityhealth worker` processes that run the bulk jobs (the server runs none), or on a fresh SQLite file with
 --sqlite (the server runs them in-process), registers a hospital and mints a machine client token with the
 server's own key (same CITYHEALTH_VAR_DIR), generates an NDJSON file with the real mix of forms and 2%
-invalid records, and runs two phases:
+invalid records, gzip-compressed as a hospital sends a day's file (--plain: as it is; 2M records are 729 MB plain,
+past the 512 MB upload limit, and 47 MB compressed), and runs two phases:
 
 1. bulk: the file is uploaded through POST /api/collection/jobs and the job is polled until it completes;
    records/s is records ÷ (upload start → job completed), i.e. uploaded → validated → stored → counted.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import random
 import shutil
@@ -128,21 +130,25 @@ def token(organization_id: int, code: str) -> str:
     )
 
 
-def generate(path: Path, code: str, count: int, seed: int = 7) -> int:
+def generate(path: Path, code: str, count: int, seed: int = 7, *, compress: bool = True) -> tuple[int, int]:
+    """Write the upload (gzip-compressed unless `compress` is false); returns (invalid records, NDJSON bytes)."""
     rng = random.Random(seed)
     forms = list(MIX)
     weights = list(MIX.values())
     base = SystemClock().now() - timedelta(hours=6)
-    invalid = 0
-    with path.open("wb") as out:
+    invalid = size = 0
+    # mtime=0: the same records make the same file (a re-run is the same job's content, as a hospital's re-send)
+    with path.open("wb") as raw, (gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw) as out:
         for i in range(count):
             form = rng.choices(forms, weights)[0]
             record = make_record(form, code, f"{form[:3]}-{i}", base + timedelta(seconds=i % 18000))
             if rng.random() < INVALID_SHARE:
                 invalid += 1
                 record["action"] = 7  # a code outside CH.action
-            out.write(orjson.dumps({"form": form, **record}) + b"\n")
-    return invalid
+            line = orjson.dumps({"form": form, **record}) + b"\n"
+            size += len(line)
+            out.write(line)
+    return invalid, size
 
 
 def server_pids(roots: list[int]) -> list[int]:
@@ -217,7 +223,9 @@ class Memory:
         return max(self.peak_sum_mb, max(self.hwm.values(), default=0.0))
 
 
-async def bulk(base_url: str, senders: list[tuple[str, int, Path]], memory: Memory) -> tuple[float, dict[str, object]]:
+async def bulk(
+    base_url: str, senders: list[tuple[str, int, Path]], memory: Memory, *, compressed: bool = True
+) -> tuple[float, dict[str, object]]:
     """Every sender uploads its file at once; the time runs until the last job completed. Returns the jobs'
     summed counts (and the first failure's status, if any)."""
 
@@ -228,13 +236,19 @@ async def bulk(base_url: str, senders: list[tuple[str, int, Path]], memory: Memo
 
     async def one(client: httpx.AsyncClient, code: str, org_id: int, path: Path) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token(org_id, code)}"}
-        response = await client.post(
-            "/api/collection/jobs", content=stream(path), headers={**headers, "content-type": "application/x-ndjson"}
-        )
+        upload = {"content-type": "application/x-ndjson"} | ({"content-encoding": "gzip"} if compressed else {})
+        response = await client.post("/api/collection/jobs", content=stream(path), headers={**headers, **upload})
         response.raise_for_status()
         job_id = response.json()["id"]
+        minted = time.monotonic()
         while True:
-            job: dict[str, Any] = (await client.get(f"/api/collection/jobs/{job_id}", headers=headers)).json()
+            # A token lives 5 minutes and a 2M-record job under load takes longer: a fresh one every minute
+            # (with the first one, every poll after its expiry was a 401, then a 429, and the run never ended).
+            if time.monotonic() - minted > 60:
+                headers, minted = {"Authorization": f"Bearer {token(org_id, code)}"}, time.monotonic()
+            polled = await client.get(f"/api/collection/jobs/{job_id}", headers=headers)
+            polled.raise_for_status()
+            job: dict[str, Any] = polled.json()
             if job["status"] in ("completed", "failed"):
                 return job
             await asyncio.sleep(0.1)
@@ -334,6 +348,12 @@ async def realtime(port: int, code: str, org_id: int, bodies: list[bytes], rate:
 def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
     """`cityhealth worker` processes, each in a working directory of its own (as on other machines)."""
     started = []
+    environment = os.environ.copy()
+    # A relative PYTHONPATH (`src:.` from a work tree) would name nothing from the worker's own directory, and
+    # the worker would import whatever copy of the package the interpreter has installed instead.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        str(Path(entry).resolve()) for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry
+    )
     for n in range(count):
         directory = Path(tempfile.mkdtemp(prefix=f"cityhealth-worker-{n}-"))
         started.append(
@@ -341,7 +361,7 @@ def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]
                 [sys.executable, "-c", "from cityhealth.cli import main; main()", "worker",
                  "--concurrency", str(concurrency)],
                 cwd=directory,
-                env=os.environ.copy(),
+                env=environment,
             )
         )
     return started
@@ -409,6 +429,8 @@ def main() -> None:
     parser.add_argument("--during-bulk", action="store_true", help="send the real-time load during the bulk job")
     parser.add_argument("--jobs", type=int, default=1,
                         help="hospitals uploading at once, the records split between them (a district's day)")
+    parser.add_argument("--plain", action="store_true",
+                        help="upload plain NDJSON instead of gzip (a file past the 512 MB upload limit is refused)")
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     args = parser.parse_args()
@@ -445,14 +467,17 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
           f"task_workers={task_workers}x{args.concurrency}")
     with tempfile.TemporaryDirectory() as folder:
         senders = []
-        invalid = size = 0
+        invalid = size = sent = 0
         for n, (sender_code, sender_id) in enumerate(zip(codes, org_ids, strict=True)):
-            path = Path(folder) / f"upload-{n}.ndjson"
+            path = Path(folder) / f"upload-{n}.ndjson{'' if args.plain else '.gz'}"
             share = args.records // args.jobs + (n < args.records % args.jobs)
-            invalid += generate(path, sender_code, share, seed=7 + n)
-            size += path.stat().st_size
+            bad, plain = generate(path, sender_code, share, seed=7 + n, compress=not args.plain)
+            invalid += bad
+            size += plain
+            sent += path.stat().st_size
             senders.append((sender_code, sender_id, path))
         print(f"generated {size / 1e6:.0f} MB in {args.jobs} file(s), {invalid} invalid records", flush=True)
+        print(f"sent as {'plain NDJSON' if args.plain else 'gzip'}: {sent / 1e6:.0f} MB", flush=True)
         bodies = realtime_bodies(code, int(args.rate * args.realtime_seconds))
         port = free_port()
         server = start_server(port, args.workers)
@@ -467,11 +492,11 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
             p99 = float("nan")
             if args.during_bulk:
                 (seconds, job), (latencies, failures) = asyncio.run(
-                    _together(bulk(f"http://127.0.0.1:{port}", senders, memory),
+                    _together(bulk(f"http://127.0.0.1:{port}", senders, memory, compressed=not args.plain),
                               realtime(port, code, org_id, bodies, args.rate))
                 )
             else:
-                seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory))
+                seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory, compressed=not args.plain))
             memory.sample()
             records_per_s = args.records / seconds
             bulk_cpu = cpu_s(roots) - cpu_before

@@ -119,14 +119,41 @@ def test_copy_rows_are_built_only_when_asked_for(settings: Settings) -> None:
     assert columns.batch(validators, RECEIVED).candidates[0].copy_row is None
 
 
+def test_without_payloads_of_new_records_only_their_rows_carry_them(settings: Settings) -> None:
+    standard = load_standard()
+    validators = {code: FormValidator(form, standard, {}) for code, form in standard.forms.items()}
+    at = RECEIVED - timedelta(hours=1)
+    new = make_record("outpatient_visit", "H0001", "v-1", at)
+    amendment = make_record("outpatient_visit", "H0001", "v-2", at, action=2)
+    patient = make_record("patient_master_index", "H0001", "p-1", at)  # personal fields: the sealed payload
+    forms = ["outpatient_visit", "outpatient_visit", "patient_master_index"]
+    records = [new, amendment, patient]
+    collector = Collector(settings)
+    full = prepare_columns(collector, validators, forms, records, {}, RECEIVED, copy_rows=True)
+    lean = prepare_columns(collector, validators, forms, records, {}, RECEIVED, copy_rows=True, payloads_of_new=False)
+    assert lean.payloads == ["", full.payloads[1], ""]  # an amendment is stored by UPDATE: it keeps its payload
+    assert lean.copy_rows[:2] == full.copy_rows[:2]
+    payload_column = RECORD_COLUMNS_INDEX["fields"]
+    sealed = orjson.loads(decoded(lean.copy_rows[2])[payload_column] or b"")
+    assert set(sealed["id_number"]) == {"enc", "lookup"}  # encrypted as stored, like the full payload's
+    assert {k: v for k, v in sealed.items() if k not in collector.sensitive["patient_master_index"]} == {
+        k: v for k, v in orjson.loads(full.payloads[2]).items() if k not in collector.sensitive["patient_master_index"]
+    }
+    plain = prepare_columns(collector, validators, forms[:1], records[:1], {}, RECEIVED, payloads_of_new=False)
+    assert plain.payloads == full.payloads[:1]  # without COPY rows the payload is the only copy
+
+
+RECORD_COLUMNS_INDEX = {name: index for index, name in enumerate(copy_rows.RECORD_COLUMNS)}
+
+
 def encoded_rows() -> list[bytes]:
     return [
         copy_rows.record_part(
-            copy_rows.form_field("outpatient_visit"), "v-1\t\\n", 1, "0" * 32, FIELDS,
+            copy_rows.form_field("outpatient_visit"), "v-1\t\\n", 1, "0" * 32, FIELDS.encode(),
             datetime(2022, 6, 14, 23, 5, 7, 1, tzinfo=UTC), 202206, copy_rows.CONFORMING, 202206, None,
         ),
         copy_rows.record_part(
-            copy_rows.form_field("health_record"), "档案-2", 1, "f" * 32, FIELDS,
+            copy_rows.form_field("health_record"), "档案-2", 1, "f" * 32, FIELDS.encode(),
             datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), 200001, copy_rows.NOT_COUNTED, None,
             "32010600000000001",
         ),

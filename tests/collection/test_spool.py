@@ -40,6 +40,25 @@ def test_a_cap_refuses_exactly_the_streams_with_a_longer_line(chunks: list[bytes
     assert refused.value.errors[0]["line"] == first_long
 
 
+def check_all(splitter: LineSplitter, chunks: list[bytes]) -> int:
+    for chunk in chunks:
+        splitter.check(chunk)
+    splitter.finish()
+    return splitter.lines
+
+
+@given(_pieces, st.one_of(st.none(), st.integers(min_value=1, max_value=20)))
+def test_checking_without_lines_counts_and_refuses_exactly_as_splitting(chunks: list[bytes], cap: int | None) -> None:
+    expected = b"".join(chunks).split(b"\n")
+    if cap is None or max(map(len, expected)) <= cap:
+        assert check_all(LineSplitter(cap), chunks) == len(expected)
+        return
+    with pytest.raises(PayloadTooLarge) as refused:
+        check_all(LineSplitter(cap), chunks)
+    first_long = next(number for number, line in enumerate(expected, start=1) if len(line) > cap)
+    assert refused.value.errors[0]["line"] == first_long
+
+
 def test_a_long_line_in_small_chunks_is_split_in_linear_time() -> None:
     # 16 MiB in 4 KiB chunks: re-joining the line with every chunk copies ~32 GiB; joining once copies 16 MiB.
     chunk = b"x" * 4096

@@ -70,17 +70,17 @@ def record_part(
     record_id: str,
     action: int,
     digest: str,
-    payload: str,
+    payload: bytes,
     event_time: datetime,
     event_month: int,
     conformance: int,
     conformance_month: int | None,
     health_record_no: str | None,
 ) -> bytes:
-    """The record's own columns of its row (RECORD_COLUMNS), `form` already encoded as its text field."""
+    """The record's own columns of its row (RECORD_COLUMNS), `form` already encoded as its text field and the
+    stored `fields` JSON as UTF-8 (the canonical bytes themselves, for a form without personal fields)."""
     rid = record_id.encode()
     digest_bytes = digest.encode()
-    fields = payload.encode()
     return b"".join(
         (
             _FIELD_COUNT,
@@ -90,8 +90,8 @@ def record_part(
             _VERSION_ACTION(4, 1, 2, action),
             _INT4(len(digest_bytes)),
             digest_bytes,
-            _INT4(len(fields)),
-            fields,
+            _INT4(len(payload)),
+            payload,
             _MOMENT_MONTH_CONFORMANCE(8, timestamp(event_time), 4, event_month, 2, conformance),
             _NULL if conformance_month is None else _MONTH(4, conformance_month),
             _text(health_record_no),

@@ -40,10 +40,10 @@ from cityhealth.collection.prepare import (
     gc_paused,
     prepare,
 )
-from cityhealth.collection.repository import bulk_jobs, organizations, table_writes
+from cityhealth.collection.repository import bulk_jobs, organizations, spool_frames, table_writes
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
-from cityhealth.collection.spool import csv_rows, read_spool
+from cityhealth.collection.spool import FRAME_BYTES, csv_rows, read_spool
 from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool, as_prepared
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound
@@ -162,7 +162,7 @@ async def process_job(
         job.started_at = job.started_at or clock.now()
         sender = await organizations.organization_by_id(session, job.organization_id)
         start, snapshot, received_at = job.next_position, _snapshot(job), job.received_at
-        if pool is not None and not pool.started and job.bytes_received < pool_min_bytes:
+        if pool is not None and not pool.started and await _text_bytes(session, job) < pool_min_bytes:
             pool = None  # a small job of an idle worker: not worth starting the processes for
         await collector.validators(session)
     if sender is None:  # pragma: no cover - organizations are never deleted
@@ -204,6 +204,15 @@ async def process_job(
         job = await bulk_jobs.job_for_update(session, job_id)
         if job is not None:
             job.status, job.finished_at = "completed", clock.now()
+
+
+async def _text_bytes(session: AsyncSession, job: Job) -> int:
+    """The job's text size, at least: a gzip upload inflates to several times the bytes received (10-20 for
+    NDJSON), so its spool's full frames are counted, not what came over the network."""
+    if not job.compressed or job.spool_id is None:
+        return job.bytes_received
+    last = await spool_frames.last_frame_index(session, job.spool_id)
+    return max(job.bytes_received, (last or 0) * FRAME_BYTES)
 
 
 Chunk = tuple[Sequence[InputRow], PreparedBatch]

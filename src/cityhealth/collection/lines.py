@@ -69,6 +69,34 @@ class LineSplitter:
         self._check(self._pending, 0)
         return lines
 
+    def check(self, chunk: bytes) -> None:
+        """As feed(), for a stream whose lines are not wanted (an upload on its way to the spool): the lines
+        are counted and the cap enforced, but none is built, unless a line of this chunk could pass the cap.
+
+        The usual chunk (a network read, at most a MiB inflated) cannot hold a line longer than the 1 MiB cap:
+        counting its newlines is one C pass, where splitting it made an object per record.
+        """
+        if self._pieces:  # feed() was used on this stream: it keeps the unfinished line's bytes
+            self.feed(chunk)
+            return
+        limit = self.max_line_bytes
+        if limit is not None and self._pending + len(chunk) > limit and b"\n" in chunk:
+            lengths = [len(line) for line in chunk.split(b"\n")]
+            lengths[0] += self._pending
+            if max(lengths[:-1]) > limit:
+                index = next(i for i, length in enumerate(lengths) if length > limit)
+                self._check(lengths[index], index)
+            self.lines += len(lengths) - 1
+            self._pending = lengths[-1]
+        else:
+            last = chunk.rfind(b"\n")
+            if last < 0:
+                self._pending += len(chunk)
+            else:
+                self.lines += chunk.count(b"\n")
+                self._pending = len(chunk) - last - 1
+        self._check(self._pending, 0)
+
     def finish(self) -> list[bytes]:
         """The last line (empty when the stream ended with a newline, as split gives it)."""
         last = b"".join(self._pieces)

@@ -116,6 +116,10 @@ class Collector:
 
     def sealed(self, record: dict[str, Any], names: tuple[str, ...]) -> str:
         """The record as stored when it carries personal fields: those encrypted, with an HMAC lookup."""
+        return self.sealed_bytes(record, names).decode()
+
+    def sealed_bytes(self, record: dict[str, Any], names: tuple[str, ...]) -> bytes:
+        """sealed() as the UTF-8 bytes of its JSON."""
         fields = dict(record)
         for name in names:
             value = fields.get(name)
@@ -125,7 +129,7 @@ class Collector:
                     "enc": self.cipher.encrypt(purpose, value),
                     "lookup": self.cipher.lookup_hash(purpose, value),
                 }
-        return orjson.dumps(fields).decode()
+        return orjson.dumps(fields)
 
 
 @dataclass(slots=True)
@@ -215,12 +219,15 @@ def prepare_columns(
     *,
     keep_records: bool = True,
     copy_rows: bool = False,
+    payloads_of_new: bool = True,
 ) -> PreparedColumns:
     """Prepare a batch given as columns: each row's form and record (None: unreadable, `errors` says why).
 
     `keep_records=False` drops the records of the forms counted only in the totals (a prepare process sends
     back only what counting needs). `copy_rows=True` also encodes each record's row for binary COPY, as it is
-    stored if it is new (a bulk chunk on PostgreSQL).
+    stored if it is new (a bulk chunk on PostgreSQL); with `payloads_of_new=False` the payload column is then
+    empty for the records of action 1, whose row holds it (one stored only if new: otherwise a duplicate or a
+    rejection, neither of which stores anything), so that it is not sent twice from a prepare process.
     """
     standard = load_standard().forms
     out = PreparedColumns()
@@ -235,6 +242,7 @@ def prepare_columns(
     add_time, add_month, add_on_time = out.event_times.append, out.event_months.append, out.on_time.append
     add_digest, add_payload = out.digests.append, out.payloads.append
     add_copy_row = out.copy_rows.append
+    omit_new = copy_rows and not payloads_of_new
     for code, indexes in groups.items():
         validator = validators[code]
         sensitive = collector.sensitive.get(code)
@@ -261,9 +269,9 @@ def prepare_columns(
                 add_month(month)
                 add_on_time(moment >= threshold)
                 digest = digest_of(canonical)
-                payload = canonical.decode() if sensitive is None else collector.sealed(record, sensitive)
+                stored = canonical if sensitive is None else collector.sealed_bytes(record, sensitive)
                 add_digest(digest)
-                add_payload(payload)
+                add_payload("" if omit_new and item.action == 1 else stored.decode())
                 if copy_rows:
                     conformance, conformance_month = copy.new_conformance(grouped, moment >= threshold, month)
                     add_copy_row(
@@ -272,7 +280,7 @@ def prepare_columns(
                             record["record_id"],
                             item.action,
                             digest,
-                            payload,
+                            stored,
                             moment,
                             month,
                             conformance,

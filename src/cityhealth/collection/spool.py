@@ -315,7 +315,7 @@ class BodyDecoder:
         if len(self.head) < 65536:
             self.head += out[: 65536 - len(self.head)]
         if out:
-            self._lines.feed(out)
+            self._lines.check(out)
             yield out
 
 

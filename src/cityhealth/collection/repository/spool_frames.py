@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.collection.models import RawPayload, SpoolFrame
@@ -25,6 +25,12 @@ async def frames_after(session: AsyncSession, spool_id: str, after: int, limit: 
         .limit(limit)
     )
     return [(index, sealed) for index, sealed in rows]
+
+
+async def last_frame_index(session: AsyncSession, spool_id: str) -> int | None:
+    """The highest frame index of a spool (every frame before it is full); None when it has none."""
+    found = await session.execute(select(func.max(SpoolFrame.frame_index)).where(SpoolFrame.spool_id == spool_id))
+    return found.scalar_one()
 
 
 async def delete_spool(session: AsyncSession, spool_id: str) -> int:
