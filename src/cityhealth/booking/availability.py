@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,17 +41,24 @@ class _Pool:
     remaining: int  # slots left for the channel, as last seen (a read, or a committed batch)
     seen_at: float  # monotonic time of that evidence: an older read does not overwrite a newer outcome
     claimed: int = 0  # attempts admitted and not yet decided (queued or in a batch)
-    changed: asyncio.Event | None = None  # set when a claim is given back or the count changes (for waiters)
+    # Attempts beyond the claims, in arrival order: each is woken once, when it is admitted (True) or when no
+    # slot is left (False) — not every one of them at every change, hundreds at a release.
+    waiters: deque[asyncio.Future[bool]] = field(default_factory=deque)
 
-    def wake(self) -> None:
-        if self.changed is not None:
-            self.changed.set()
-            self.changed = None
-
-    def waiting(self) -> asyncio.Event:
-        if self.changed is None:
-            self.changed = asyncio.Event()
-        return self.changed
+    def settle(self) -> None:
+        """Admit the waiters the count now allows, first come first; refuse them all once none is left."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters[0]
+            if waiter.done():  # its attempt was cancelled while it waited
+                waiters.popleft()
+            elif self.remaining <= 0:
+                waiters.popleft().set_result(False)
+            elif self.claimed < self.remaining:
+                self.claimed += 1
+                waiters.popleft().set_result(True)
+            else:
+                return
 
 
 @dataclass(eq=False)
@@ -64,7 +72,7 @@ class Claim:
         if not self.released:
             self.released = True
             self.pool.claimed -= 1
-            self.pool.wake()
+            self.pool.settle()
 
 
 @dataclass
@@ -79,9 +87,10 @@ class SlotGate:
         pool = self._pools.get((session_id, channel))
         moment = time.monotonic() if seen_at is None else seen_at
         if pool is not None and moment >= pool.seen_at:
-            if remaining != pool.remaining:
-                pool.wake()
+            changed = remaining != pool.remaining
             pool.remaining, pool.seen_at = remaining, moment
+            if changed:
+                pool.settle()
 
     async def admit(self, session_id: int, channel: str, remaining: int, refusal: Callable[[], Conflict], *,
                     read_at: float) -> Claim:
@@ -89,21 +98,32 @@ class SlotGate:
         is decided), or raise `refusal()` when none is left.
 
         `remaining` is what a read begun at `read_at` (monotonic) found; attempts admitted and not yet
-        decided count against it: beyond them an attempt waits until one is decided, then looks again.
+        decided count against it: beyond them an attempt waits, behind those that came before it, until a
+        decision frees a slot for it (admitted) or leaves none (refused).
         """
         key = (session_id, channel)
         pool = self._pools.get(key)
         if pool is None:
-            if len(self._pools) >= self.max_pools:  # forget idle pools; a busy one keeps its claims
-                self._pools = {k: p for k, p in self._pools.items() if p.claimed}
+            if len(self._pools) >= self.max_pools:  # forget idle pools; a busy one keeps its claims and waiters
+                self._pools = {k: p for k, p in self._pools.items() if p.claimed or p.waiters}
             pool = self._pools[key] = _Pool(remaining, read_at)
         else:
             self.observe(session_id, channel, remaining, read_at)
-        while pool.claimed >= pool.remaining:
-            if pool.remaining <= 0:
-                raise refusal()
-            await pool.waiting().wait()
-        pool.claimed += 1
+        if pool.remaining <= 0:
+            raise refusal()
+        if pool.claimed < pool.remaining and not pool.waiters:
+            pool.claimed += 1
+            return Claim(pool)
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        pool.waiters.append(waiter)
+        try:
+            admitted = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                Claim(pool).release()  # admitted just as it was cancelled: the place goes to the next
+            raise
+        if not admitted:
+            raise refusal()
         return Claim(pool)
 
 
