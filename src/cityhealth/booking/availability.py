@@ -160,51 +160,109 @@ class AvailabilityCache:
         self._entries.clear()
 
 
-async def _no_reset(connection: Any) -> None:
-    """The read pool's connections keep no session state between reads: nothing to reset."""
-
-
 class ReadPool:
     """PostgreSQL only: a few connections of the booking path's own for its one read per attempt.
 
     Every booking attempt starts with a read (idempotency key, app, session); at release time most of them
     end there ("sold out"). On their own pool these reads never wait behind the write transactions for a
     connection, and asyncpg without the ORM layer costs a fifth of the CPU per read.
+
+    The pool is a free list, not asyncpg's pool: its connections only ever run that read in autocommit, so
+    there is no session state to reset between reads, and a read's connection goes back to the list (or
+    straight to the read waiting longest) without the task asyncpg's pool starts for every release.
+    A connection whose read failed other than with the database's answer (lost, cancelled mid-read) is
+    closed rather than reused.
     """
 
     def __init__(self, url: URL, size: int = 4) -> None:
         self._url = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
-        self._pool: Any = None
-        self._lock = asyncio.Lock()
+        self._free: list[Any] = []
+        self._opened = 0  # connections open or being opened
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._closed = False
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        pool = self._pool or await self._open()
-        async with pool.acquire() as connection:
-            return await connection.fetchrow(sql, *args)
+        connection = self._free.pop() if self._free else await self._acquire()
+        try:
+            row = await connection.fetchrow(sql, *args)
+        except asyncpg.PostgresError:
+            self._release(connection)  # the database answered: the connection is sound
+            raise
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._release(connection)
+        return row
 
     async def warm(self, sql: str, *args: Any) -> None:
         """Open every connection and prepare `sql` on each (asyncpg keeps it in the connection's cache)."""
-        pool = self._pool or await self._open()
-        connections = [await pool.acquire() for _ in range(self._size)]
+        connections = [self._free.pop() if self._free else await self._acquire() for _ in range(self._size)]
         try:
             await asyncio.gather(*(connection.fetchrow(sql, *args) for connection in connections))
         finally:
             for connection in connections:
-                await pool.release(connection)
+                self._release(connection)
 
-    async def _open(self) -> Any:
-        async with self._lock:
-            if self._pool is None:
-                # No reset on release: asyncpg's default sends a reset statement (a second round trip per
-                # read) to undo session state these connections never make (autocommit reads only).
-                self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._size, reset=_no_reset)
-            return self._pool
+    async def _acquire(self) -> Any:
+        while True:
+            if self._closed:
+                raise RuntimeError("the booking read pool is closed")
+            if self._free:
+                return self._free.pop()
+            if self._opened < self._size:
+                self._opened += 1
+                try:
+                    return await asyncpg.connect(self._url)
+                except BaseException:
+                    self._opened -= 1
+                    self._hand_on(None)
+                    raise
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                connection = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed something just as it was cancelled
+                    handed = waiter.result()
+                    if handed is None:
+                        self._hand_on(None)
+                    else:
+                        self._release(handed)
+                raise
+            if connection is not None:
+                return connection
+            # None: a connection was closed, so a new one may be opened: look again.
+
+    def _release(self, connection: Any) -> None:
+        if self._closed or connection.is_closed():
+            self._discard(connection)
+        elif not self._hand_on(connection):
+            self._free.append(connection)
+
+    def _discard(self, connection: Any) -> None:
+        self._opened -= 1
+        connection.terminate()
+        self._hand_on(None)
+
+    def _hand_on(self, connection: Any) -> bool:
+        """Give the read waiting longest `connection`, or None for a place to open one; False if none waits."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return True
+        return False
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        self._closed = True
+        free, self._free = self._free, []
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # it looks again and finds the pool closed
+        self._waiters.clear()
+        self._opened -= len(free)
+        await asyncio.gather(*(connection.close() for connection in free), return_exceptions=True)
 
 
 class Transactions(Protocol):
