@@ -106,6 +106,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by apidocs with local assets
         redoc_url=None,
+        # FastAPI's native OpenTelemetry: the platform installs no OpenTelemetry provider (its metrics are
+        # Prometheus', its traces the request id), so it is off rather than asked about on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.database = database
@@ -113,6 +116,8 @@ def create_app(
     app.state.tasks = tasks
     app.state.metrics = Metrics()
 
+    # Added first, so innermost: the attempt routes' direct way past the router (booking/api.py).
+    app.add_middleware(booking_api.AttemptLane)
     install_error_handlers(app)
     app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from cityhealth.booking import service
+from cityhealth.booking.idempotency import context_for
 from cityhealth.booking.models import Booking, IdempotencyKey
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -106,3 +108,12 @@ async def test_booking_without_a_key_is_refused(client: httpx.AsyncClient, app: 
     assert response.status_code == 400
     assert (response.json()["code"], response.json()["field"]) == ("idempotency_key_missing", "Idempotency-Key")
     assert await row_counts(database) == before
+
+
+def test_the_fingerprint_is_made_only_when_needed_and_is_the_canonical_one() -> None:
+    context = context_for("client:app", "k-1", "post", "/api/booking/bookings", b'{"b": 1, "a": "\xe4\xb8\x80"}')
+    assert "fingerprint" not in vars(context)  # a refused attempt with a fresh key never needs it
+    canonical = '{"a":"一","b":1}'.encode()
+    assert context.fingerprint == hashlib.sha256(b"POST\n/api/booking/bookings\n" + canonical).hexdigest()
+    reordered = context_for("client:app", "k-1", "POST", "/api/booking/bookings", b'{"a":"\xe4\xb8\x80","b":1}')
+    assert reordered.fingerprint == context.fingerprint

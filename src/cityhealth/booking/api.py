@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette import types as asgi
 
 from cityhealth.booking import (
     lifecycle,
@@ -74,8 +75,13 @@ class AuditedRoute(APIRoute):
     rolls back), unless the service settled it: audited already, or read no personal data at all. A
     refusal after a resident was identified (`service.Refused`) is audited with that resident."""
 
+    # The attempt routes answer a refusal with the app's own handler for it here, rather than raising it out
+    # through FastAPI's and Starlette's layers to the same handler (a release's thousands of "sold out").
+    answers_refusals = False
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = self.inner_handler()
+        answers = self.answers_refusals
 
         async def audited(request: Request) -> Response:
             try:
@@ -83,6 +89,8 @@ class AuditedRoute(APIRoute):
             except service.Refused as refused:
                 await service.audit_refusal(request.app.state.database, request.app.state.clock,
                                             request.state.principal, refused)
+                if answers:
+                    return await _answer(request, refused.error)
                 raise refused.error from None
             except (DomainError, RequestValidationError) as error:
                 principal: Principal | None = getattr(request.state, "principal", None)
@@ -95,12 +103,26 @@ class AuditedRoute(APIRoute):
                         resident_ids=[principal.resident_id] if principal.resident_id is not None else [],
                         outcome=Outcome.DENIED if denied else Outcome.FAILURE,
                         detail=error.code if isinstance(error, DomainError) else "validation_failed")
+                if answers:
+                    return await _answer(request, error)
                 raise
 
         return audited
 
     def inner_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return super().get_route_handler()
+
+
+async def _answer(request: Request, error: Exception) -> Response:
+    """The response the app's exception handler for `error` gives (found as Starlette finds it: by the
+    error's class, then its bases); raised on when the app has none."""
+    handlers: dict[Any, Any] = request.app.exception_handlers
+    # Exception's handler (with 500's) is Starlette's last resort, outside every middleware: not this one's.
+    handler = next((handlers[cls] for cls in type(error).__mro__ if cls in handlers and cls is not Exception), None)
+    if handler is None or not inspect.iscoroutinefunction(handler):
+        raise error
+    response: Response = await handler(request, error)
+    return response
 
 
 _WRITE_GUARD = require(Scope.BOOKING_WRITE)
@@ -113,6 +135,8 @@ class AttemptRoute(AuditedRoute):
     located under "body") and header — computed directly, which costs a fraction of the generic solving
     (measured: docs/decisions/request-path-cpu.md). The OpenAPI document is built from the endpoint's
     signature as for any route, so it still describes the security, header, body and response."""
+
+    answers_refusals = True
 
     def inner_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         if list(inspect.signature(self.endpoint).parameters) != _ATTEMPT_PARAMETERS:
@@ -146,6 +170,36 @@ def _validated_body(adapter: TypeAdapter[Any], content_type: str | None, body: b
 def _scope_refusal(error: Exception) -> bool:
     # `require` has audited its own refusal.
     return isinstance(error, Forbidden) and error.code == "insufficient_scope"
+
+
+class AttemptLane:
+    """ASGI middleware, innermost of the platform's: a POST to an attempt route's exact path goes straight to
+    that route's handler, past Starlette's exception middleware, FastAPI's router (a dozen included routers
+    tried in turn) and its per-route wrappers — ~15 % of a losing attempt's instructions, measured
+    (docs/decisions/request-path-cpu.md). It does what they would do for these routes: the scope names the
+    route and endpoint, an error with an app handler is answered by that handler (`_answer`), any other
+    error goes on up to the platform's middleware as it would. Every other request, and a path that only
+    routing would match (a root path, a trailing slash), takes the usual way."""
+
+    def __init__(self, app: asgi.ASGIApp) -> None:
+        self.app = app
+        self._routes: dict[str, tuple[AttemptRoute, Callable[[Request], Coroutine[Any, Any, Response]]]] = {
+            route.path: (route, route.get_route_handler())
+            for route in router.routes if isinstance(route, AttemptRoute) and route.methods == {"POST"}}
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        found = self._routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if found is None or scope.get("root_path"):
+            await self.app(scope, receive, send)
+            return
+        route, handler = found
+        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except Exception as error:  # answered by the app's handler for it, or raised on
+            response = await _answer(request, error)
+        await response(scope, receive, send)
 
 
 @asynccontextmanager
@@ -458,3 +512,4 @@ async def record_opening_balance(principal: Admin, session: SessionDep, clock: C
 async def booking_statistics(principal: Editor, session: SessionDep,
                              month: Annotated[str, Query(description="YYYY-MM")]) -> dict[str, object]:
     return (await statistics.monthly(session, month)).model_dump()
+

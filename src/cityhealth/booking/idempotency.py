@@ -13,8 +13,9 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 import orjson
 from sqlalchemy import delete, insert, select, text
@@ -33,7 +34,21 @@ _MAX_KEY_LENGTH = 255
 class IdempotencyContext:
     subject: str
     key: str
-    fingerprint: str
+    request: tuple[str, str, bytes] = field(repr=False, compare=False)  # method, path, body
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the method, path and the JSON body in canonical form; made when first needed (to compare
+        with a stored result, or to store one): a release's thousands of refused attempts need none."""
+        method, path, body = self.request
+        try:
+            # orjson parses to the same values as json (the body passed the strict-JSON check), faster; the
+            # canonical text stays json's, so fingerprints stored before still match.
+            canonical = json.dumps(orjson.loads(body or b"null"), sort_keys=True, separators=(",", ":"),
+                                   ensure_ascii=False).encode()
+        except ValueError:
+            canonical = body
+        return hashlib.sha256(method.upper().encode() + b"\n" + path.encode() + b"\n" + canonical).hexdigest()
 
     @property
     def advisory_key(self) -> int:
@@ -59,15 +74,7 @@ def context_for(subject: str, key: str | None, method: str, path: str, body: byt
     if len(key) > _MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(f"{HEADER} must be at most {_MAX_KEY_LENGTH} printable characters",
                                code="idempotency_key_invalid", field=HEADER, rule="idempotency_key.format")
-    try:
-        # orjson parses to the same values as json (the body passed the strict-JSON check), faster; the
-        # canonical text stays json's, so fingerprints stored before still match.
-        canonical = json.dumps(orjson.loads(body or b"null"), sort_keys=True, separators=(",", ":"),
-                               ensure_ascii=False).encode()
-    except ValueError:
-        canonical = body
-    fingerprint = hashlib.sha256(method.upper().encode() + b"\n" + path.encode() + b"\n" + canonical).hexdigest()
-    return IdempotencyContext(subject=subject, key=key, fingerprint=fingerprint)
+    return IdempotencyContext(subject=subject, key=key, request=(method, path, body))
 
 
 _in_flight: set[tuple[str, str]] = set()

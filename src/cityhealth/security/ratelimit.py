@@ -21,6 +21,7 @@ from cityhealth.config import Settings
 from cityhealth.errors import TooManyRequests
 
 WINDOW_S = 60
+_FAILING_KEPT = 100_000  # addresses with a recent failure remembered in-process, at most
 
 
 class AuthRateLimiter:
@@ -36,6 +37,11 @@ class AuthRateLimiter:
         self.attempts = attempts
         self.failures = failures or attempts
         self.window_s = window_s
+        # In-process storage: this limiter counted every failure its window holds, so an address with none
+        # counted in the last window is not over it, and every request need not ask the storage so (a shared
+        # store, Redis, also holds the other workers' counts: it is always asked).
+        self._local = url.startswith("async+memory")
+        self._failing_until: dict[str, float] = {}  # address -> when its last counted failure leaves the window
 
     async def hit(self, *, address: str | None, account: str | None) -> None:
         """Count one attempt; raise 429 with Retry-After once either window is full."""
@@ -51,7 +57,9 @@ class AuthRateLimiter:
 
     async def refuse_failing(self, address: str | None) -> None:
         """Raise 429 with Retry-After while `address` has used up its failed authentications (counts nothing)."""
-        if address and not await self._limiter.test(self._failure_item, "auth-failure", address):
+        if not address or (self._local and self._failing_until.get(address, 0.0) <= time.monotonic()):
+            return
+        if not await self._limiter.test(self._failure_item, "auth-failure", address):
             raise await self._too_many(self._failure_item, ("auth-failure", address),
                                        f"more than {self.failures} failed authentications", "address",
                                        "auth_failures_per_address")
@@ -59,6 +67,13 @@ class AuthRateLimiter:
     async def count_failure(self, address: str | None) -> None:
         """Count one failed authentication from `address` (its window full: nothing more to count)."""
         if address:
+            if self._local:
+                now = time.monotonic()
+                if len(self._failing_until) >= _FAILING_KEPT:  # forget those whose failures left the window
+                    self._failing_until = {a: t for a, t in self._failing_until.items() if t > now}
+                    if len(self._failing_until) >= _FAILING_KEPT:  # (a flood of addresses: ask the storage)
+                        self._local = False
+                self._failing_until[address] = now + self.window_s + 1
             await self._limiter.hit(self._failure_item, "auth-failure", address)
 
     async def _too_many(self, item: RateLimitItemPerSecond, key: tuple[str, ...], what: str, kind: str,
