@@ -43,7 +43,8 @@ async def test_an_agent_annotates_their_call_and_a_retry_adds_nothing(app: FastA
     assert [(c["kind"], c["actor"]) for c in again.json()["changes"]] == [("annotation", subject)]
     other = await client.post(f"/api/hotline/calls/{call_id}/annotations", headers=headers,
                               json={"request_key": "note-1", "note": "something else"})
-    assert other.status_code == 409 and other.json()["rule"] == "hotline.change.key_once"
+    assert other.status_code == 409
+    assert other.json()["rule"] == "hotline.change.key_once"
 
 
 async def test_an_agent_cannot_change_another_agents_call(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -84,7 +85,8 @@ async def test_a_reclassification_to_the_same_category_is_refused(app: FastAPI, 
     call_id = await _report(app, client, "c-4", agent=subject, category="complaint")
     response = await client.post(f"/api/hotline/calls/{call_id}/classification", headers=headers, json={
         "request_key": "r-1", "category": "complaint", "reason": "same"})
-    assert response.status_code == 422 and response.json()["rule"] == "hotline.reclassify.changes_category"
+    assert response.status_code == 422
+    assert response.json()["rule"] == "hotline.reclassify.changes_category"
 
 
 async def test_a_crisis_call_opens_a_follow_up_only_the_crisis_team_sees(
@@ -127,7 +129,8 @@ async def test_an_overdue_follow_up_escalates_once_on_the_periodic_task(
     assert await tasks.escalate_crisis_follow_ups(runtime) == []  # escalated once
     team = await _crisis_team(app)
     follow_up = (await client.get(f"/api/hotline/crisis-follow-ups/{escalated[0]}", headers=team)).json()
-    assert follow_up["overdue"] is True and follow_up["escalated_at"] is not None
+    assert follow_up["overdue"] is True
+    assert follow_up["escalated_at"] is not None
 
 
 async def test_a_closed_follow_up_closes_once_and_does_not_escalate(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -141,6 +144,7 @@ async def test_a_closed_follow_up_closes_once_and_does_not_escalate(app: FastAPI
     assert first.json()["status"] == again.json()["status"] == "done"
     other = await client.post(f"/api/hotline/crisis-follow-ups/{follow_up_id}/close", headers=team,
                               json={"note": "different"})
-    assert other.status_code == 409 and other.json()["value"] == "done"
+    assert other.status_code == 409
+    assert other.json()["value"] == "done"
     app.state.clock.advance(timedelta(days=2))
     assert await tasks.escalate_crisis_follow_ups(app.state.tasks) == []

@@ -16,14 +16,14 @@ from tests.hotline.calls_support import add_line, call_events, telephony
 REPORT = "/api/hotline/call-events"
 # (telephony id, line, local start, category)
 CALLS = [
-    ("s-1", "025-12320", datetime(2022, 6, 3, 9, 10), "consultation"),
-    ("s-2", "025-12320", datetime(2022, 6, 3, 9, 40), "phone_booking"),
-    ("s-3", "025-12320", datetime(2022, 6, 3, 14, 5), "phone_booking"),
-    ("s-4", "025-12320", datetime(2022, 6, 20, 9, 55), None),
-    ("s-5", "0512-12320", datetime(2022, 6, 20, 10, 0), "complaint"),
-    ("s-6", "0512-12320", datetime(2022, 6, 30, 23, 59), "crisis_intervention"),
-    ("s-7", "025-12320", datetime(2022, 7, 1, 0, 1), "consultation"),  # July in Nanjing, June 30 in UTC
-    ("s-8", "025-12320", datetime(2022, 5, 31, 23, 0), "consultation"),
+    ("s-1", "025-12320", datetime(2022, 6, 3, 9, 10, tzinfo=BUSINESS_TZ), "consultation"),
+    ("s-2", "025-12320", datetime(2022, 6, 3, 9, 40, tzinfo=BUSINESS_TZ), "phone_booking"),
+    ("s-3", "025-12320", datetime(2022, 6, 3, 14, 5, tzinfo=BUSINESS_TZ), "phone_booking"),
+    ("s-4", "025-12320", datetime(2022, 6, 20, 9, 55, tzinfo=BUSINESS_TZ), None),
+    ("s-5", "0512-12320", datetime(2022, 6, 20, 10, 0, tzinfo=BUSINESS_TZ), "complaint"),
+    ("s-6", "0512-12320", datetime(2022, 6, 30, 23, 59, tzinfo=BUSINESS_TZ), "crisis_intervention"),
+    ("s-7", "025-12320", datetime(2022, 7, 1, 0, 1, tzinfo=BUSINESS_TZ), "consultation"),  # July here, June 30 in UTC
+    ("s-8", "025-12320", datetime(2022, 5, 31, 23, 0, tzinfo=BUSINESS_TZ), "consultation"),
 ]
 
 
@@ -31,7 +31,7 @@ async def _month(app: FastAPI, client: httpx.AsyncClient) -> None:
     await add_line(app)
     await add_line(app, line="0512-12320", city_code="320500", city_name="苏州市")
     events = [event for call_id, line, local, category in CALLS
-              for event in call_events(call_id, local.replace(tzinfo=BUSINESS_TZ), line=line, category=category)]
+              for event in call_events(call_id, local, line=line, category=category)]
     response = await client.post(REPORT, headers=await telephony(app), json={"events": events})
     assert response.status_code == 200, response.text
 
@@ -52,7 +52,8 @@ async def test_the_peak_day_and_hour_are_in_business_time(app: FastAPI, client: 
     await _month(app, client)
     async with app.state.database.transaction() as session:
         figures = await call_statistics(session, "2022-06")
-    assert figures.peak_day is not None and figures.peak_hour is not None
+    assert figures.peak_day is not None
+    assert figures.peak_hour is not None
     assert (figures.peak_day.day.isoformat(), figures.peak_day.calls) == ("2022-06-03", 3)
     assert (figures.peak_hour.hour, figures.peak_hour.calls) == (9, 3)
 
@@ -60,7 +61,9 @@ async def test_the_peak_day_and_hour_are_in_business_time(app: FastAPI, client: 
 async def test_a_month_without_calls_has_no_peaks(app: FastAPI) -> None:
     async with app.state.database.transaction() as session:
         figures = await call_statistics(session, "2021-02")
-    assert figures.total == 0 and figures.peak_day is None and figures.peak_hour is None
+    assert figures.total == 0
+    assert figures.peak_day is None
+    assert figures.peak_hour is None
 
 
 async def test_a_malformed_month_is_refused(app: FastAPI) -> None:

@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from cityhealth.clock import BUSINESS_TZ
 from cityhealth.hotline.models import Call, CallEvent
 from tests.hotline.calls_support import add_line, agent, call_events, telephony
 
@@ -29,8 +30,11 @@ async def test_a_reported_call_is_stored_with_its_caller_protected(app: FastAPI,
     assert response.json() == {"accepted": 5, "duplicates": 0, "calls": 1}
     async with app.state.database.transaction() as session:
         call = (await session.scalars(select(Call))).one()
-    assert call.state == "ended" and call.city_code == "320100" and call.category == "consultation"
-    assert "13812345678" not in (call.caller_cipher or "") and call.caller_hash
+    assert call.state == "ended"
+    assert call.city_code == "320100"
+    assert call.category == "consultation"
+    assert "13812345678" not in (call.caller_cipher or "")
+    assert call.caller_hash
     headers, _ = await agent(app, 1)
     detail = (await client.get(f"/api/hotline/calls/{call.id}", headers=headers)).json()
     assert detail["caller_number_masked"] == "138****5678"
@@ -101,7 +105,8 @@ async def test_an_inactive_city_line_is_refused(app: FastAPI, client: httpx.Asyn
     await add_line(app, line="0513-12320", city_code="320600", city_name="南通市", active=False)
     response = await client.post(REPORT, headers=await telephony(app), json={
         "events": call_events("cti-8", app.state.clock.now(), line="0513-12320")})
-    assert response.status_code == 422 and response.json()["rule"] == "hotline.city_line.known"
+    assert response.status_code == 422
+    assert response.json()["rule"] == "hotline.city_line.known"
 
 
 async def test_an_unknown_category_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -110,7 +115,8 @@ async def test_an_unknown_category_is_refused(app: FastAPI, client: httpx.AsyncC
         "events": call_events("cti-9", app.state.clock.now(), category="gossip")})
     assert response.status_code == 422
     problem = response.json()
-    assert problem["field"] == "events.4.category" and problem["value"] == "gossip"
+    assert problem["field"] == "events.4.category"
+    assert problem["value"] == "gossip"
     assert await _counts(app) == (0, 0)
 
 
@@ -122,7 +128,8 @@ async def test_an_event_id_reused_with_other_content_is_refused(app: FastAPI, cl
     changed = {**events[3], "agent": "staff:2"}
     response = await client.post(REPORT, headers=headers, json={"events": [changed]})
     assert response.status_code == 422
-    assert (response.json()["field"], response.json()["rule"]) == ("events[0].event_id", "hotline.event.identity_reused")
+    problem = response.json()
+    assert (problem["field"], problem["rule"]) == ("events[0].event_id", "hotline.event.identity_reused")
 
 
 async def test_a_second_end_under_another_event_id_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -131,7 +138,8 @@ async def test_a_second_end_under_another_event_id_is_refused(app: FastAPI, clie
     events = call_events("cti-11", app.state.clock.now())
     await client.post(REPORT, headers=headers, json={"events": events})
     response = await client.post(REPORT, headers=headers, json={"events": [{**events[4], "event_id": "e6"}]})
-    assert response.status_code == 422 and response.json()["rule"] == "hotline.call.one_end"
+    assert response.status_code == 422
+    assert response.json()["rule"] == "hotline.call.one_end"
 
 
 async def test_a_field_of_another_kind_and_a_missing_one_are_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -174,3 +182,14 @@ async def test_a_supervisor_finds_a_callers_calls_by_number(app: FastAPI, client
     found = await client.post("/api/hotline/calls/search", headers=supervisor, json={"caller_number": "13812345678"})
     assert [call["telephony_call_id"] for call in found.json()] == ["cti-14"]
     assert "13812345678" not in found.text
+
+
+async def test_an_event_resent_with_another_utc_offset_is_a_duplicate(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await add_line(app)
+    headers = await telephony(app)
+    start = app.state.clock.now()
+    await client.post(REPORT, headers=headers, json={"events": call_events("cti-16", start)})
+    resent = call_events("cti-16", start.astimezone(BUSINESS_TZ))
+    assert resent[0]["at"] != call_events("cti-16", start)[0]["at"]
+    response = await client.post(REPORT, headers=headers, json={"events": resent})
+    assert response.json() == {"accepted": 0, "duplicates": 5, "calls": 1}

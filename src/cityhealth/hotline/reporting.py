@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +54,9 @@ def follow_up_due(ended_at: datetime | None, started_at: datetime | None, now: d
 
 
 def _fingerprint(item: CallEventIn, value: str | None, caller_hash: str | None) -> str:
-    content = "\x1f".join((item.kind, item.at.isoformat(), value or "", item.category or "", caller_hash or ""))
+    # The instant in UTC: the same moment written with another offset is the same event.
+    moment = item.at.astimezone(UTC).isoformat()
+    content = "\x1f".join((item.kind, moment, value or "", item.category or "", caller_hash or ""))
     return hashlib.sha256(content.encode()).hexdigest()
 
 
