@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.hotline.call_events import Event
@@ -19,9 +19,49 @@ _HELD = (_CALLS.c.id, _CALLS.c.telephony_call_id, _CALLS.c.category, _CALLS.c.cl
          _CALLS.c.caller_hash, _CALLS.c.caller_cipher, _CALLS.c.ended_at, _CALLS.c.started_at)
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+# On PostgreSQL a report's rows go in as one array per column (`unnest`): one statement and a few
+# parameters however many rows, where an executemany binds and converts every value of every row.
+_CALL_COLUMNS = (
+    ("telephony_call_id", "text"), ("state", "text"), ("city_line_id", "integer"), ("city_code", "text"),
+    ("started_at", "timestamptz"), ("business_date", "date"), ("start_hour", "smallint"), ("ivr_path", "text"),
+    ("queue", "text"), ("queued_at", "timestamptz"), ("answered_at", "timestamptz"), ("agent", "text"),
+    ("ended_at", "timestamptz"), ("caller_hash", "text"), ("caller_cipher", "text"),
+    ("reported_category", "text"), ("category", "text"), ("classified_by", "text"), ("outcome", "text"),
+    ("note", "text"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
+)
+_EVENT_COLUMNS = (
+    ("call_id", "integer"), ("event_id", "text"), ("kind", "text"), ("at", "timestamptz"), ("value", "text"),
+    ("category", "text"), ("fingerprint", "text"), ("received_at", "timestamptz"),
+)
+
+
+def _unnest_insert(table: str, columns: tuple[tuple[str, str], ...], tail: str = "") -> str:
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(columns, start=1))
+    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608 - constant names
+
+
+_PG_INSERT_CALLS = _unnest_insert("hotline_calls", _CALL_COLUMNS,
+                                  " ON CONFLICT (telephony_call_id) DO NOTHING RETURNING id, telephony_call_id")
+_PG_INSERT_EVENTS = _unnest_insert("hotline_call_events", _EVENT_COLUMNS)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _columns(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> list[list[Any]]:
+    return [[row[name] for row in rows] for name, _ in columns]
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, in the session's transaction (begun by the report's reads)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if not driver.is_in_transaction():  # nothing ran yet: let SQLAlchemy begin the transaction it owns
+        await connection.execute(select(1))
+    return driver
 
 
 async def city_lines(session: AsyncSession, lines: Collection[str] | None = None) -> list[CityLine]:
@@ -65,7 +105,11 @@ async def insert_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
     left out of the answer (the caller retries)."""
     if not rows:
         return {}
-    statement = (_insert(session, _CALLS).on_conflict_do_nothing(index_elements=["telephony_call_id"])
+    if _is_postgres(session):
+        driver = await _driver(session)
+        found = await driver.fetch(_PG_INSERT_CALLS, *_columns(rows, _CALL_COLUMNS))
+        return {row["telephony_call_id"]: row["id"] for row in found}
+    statement = (sqlite.insert(_CALLS).on_conflict_do_nothing(index_elements=["telephony_call_id"])
                  .returning(_CALLS.c.id, _CALLS.c.telephony_call_id))
     return {tid: call_id for call_id, tid in await session.execute(statement, rows)}
 
@@ -77,8 +121,13 @@ async def update_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
 
 
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(_EVENTS), rows)
+    if not rows:
+        return
+    if _is_postgres(session):
+        driver = await _driver(session)
+        await driver.execute(_PG_INSERT_EVENTS, *_columns(rows, _EVENT_COLUMNS))
+        return
+    await session.execute(insert(_EVENTS), rows)
 
 
 async def call(session: AsyncSession, call_id: int) -> Call | None:
