@@ -79,7 +79,6 @@ def upgrade() -> None:
     op.create_index("ix_hotline_calls_caller_hash", "hotline_calls", ["caller_hash"])
     op.create_table(
         "hotline_call_events",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("call_id", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
@@ -91,8 +90,7 @@ def upgrade() -> None:
         sa.CheckConstraint(_in("kind", EVENT_KINDS), name=op.f("ck_hotline_call_events_kind")),
         sa.ForeignKeyConstraint(["call_id"], ["hotline_calls.id"],
                                 name=op.f("fk_hotline_call_events_call_id_hotline_calls")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_hotline_call_events")),
-        sa.UniqueConstraint("call_id", "event_id", name=op.f("uq_hotline_call_events_call_id_event_id")),
+        sa.PrimaryKeyConstraint("call_id", "event_id", name=op.f("pk_hotline_call_events")),
     )
     op.create_table(
         "hotline_call_changes",

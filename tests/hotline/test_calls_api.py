@@ -18,7 +18,7 @@ REPORT = "/api/hotline/call-events"
 async def _counts(app: FastAPI) -> tuple[int, int]:
     async with app.state.database.transaction() as session:
         calls = await session.scalar(select(func.count(Call.id)))
-        events = await session.scalar(select(func.count(CallEvent.id)))
+        events = await session.scalar(select(func.count()).select_from(CallEvent))
     return int(calls or 0), int(events or 0)
 
 

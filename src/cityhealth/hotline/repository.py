@@ -139,7 +139,7 @@ async def call_for_update(session: AsyncSession, call_id: int) -> Call | None:
 
 
 async def call_events(session: AsyncSession, call_id: int) -> list[CallEvent]:
-    statement = select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.at, CallEvent.id)
+    statement = select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.at, CallEvent.event_id)
     return list((await session.scalars(statement)).all())
 
 
