@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -193,3 +194,17 @@ async def test_an_event_resent_with_another_utc_offset_is_a_duplicate(app: FastA
     assert resent[0]["at"] != call_events("cti-16", start)[0]["at"]
     response = await client.post(REPORT, headers=headers, json={"events": resent})
     assert response.json() == {"accepted": 0, "duplicates": 5, "calls": 1}
+
+
+async def test_the_same_report_sent_twice_at_once_stores_one_call(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await add_line(app)
+    headers = await telephony(app)
+    body = {"events": call_events("cti-17", app.state.clock.now()) + call_events("cti-18", app.state.clock.now())}
+    answers = await asyncio.gather(*(client.post(REPORT, headers=headers, json=body) for _ in range(3)))
+    for answer in answers:  # each either took the report, or was told to resend it
+        assert answer.status_code in (200, 409), answer.text
+        if answer.status_code == 409:
+            assert answer.json()["rule"] == "hotline.call.one_report_at_a_time"
+            assert (await client.post(REPORT, headers=headers, json=body)).json()["accepted"] == 0
+    assert sum(answer.json()["accepted"] for answer in answers if answer.status_code == 200) == 10
+    assert await _counts(app) == (2, 10)

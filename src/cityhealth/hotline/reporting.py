@@ -180,6 +180,7 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
         if category == CRISIS and (row is None or row.category != CRISIS):
             crisis.append((call_id, seen.ended_at, seen.started_at))
     ids = {call_id: row.id for call_id, row in held.items()}
+    inserts.sort(key=lambda row: row["telephony_call_id"])  # the lock order of held_calls, for new keys too
     inserted = await repository.insert_calls(session, inserts)
     if len(inserted) < len(inserts):
         raise Conflict("another report created one of these calls at the same moment; send the report again",

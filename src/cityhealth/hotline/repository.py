@@ -84,7 +84,9 @@ async def city_names(session: AsyncSession) -> dict[str, str]:
 
 async def held_calls(session: AsyncSession, telephony_ids: Collection[str]) -> dict[str, Any]:
     """The calls already held among `telephony_ids`, locked until the report's transaction ends."""
-    statement = select(*_HELD).where(_CALLS.c.telephony_call_id.in_(telephony_ids)).with_for_update()
+    # Locked in one order by every report, so two reports sharing calls wait for each other, never deadlock.
+    statement = (select(*_HELD).where(_CALLS.c.telephony_call_id.in_(telephony_ids))
+                 .order_by(_CALLS.c.telephony_call_id).with_for_update())
     return {row.telephony_call_id: row for row in await session.execute(statement)}
 
 
