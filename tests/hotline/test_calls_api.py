@@ -208,3 +208,14 @@ async def test_the_same_report_sent_twice_at_once_stores_one_call(app: FastAPI, 
             assert (await client.post(REPORT, headers=headers, json=body)).json()["accepted"] == 0
     assert sum(answer.json()["accepted"] for answer in answers if answer.status_code == 200) == 10
     assert await _counts(app) == (2, 10)
+
+
+async def test_a_later_report_of_a_calls_end_keeps_its_city(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await add_line(app)
+    headers = await telephony(app)
+    events = call_events("cti-19", app.state.clock.now())
+    await client.post(REPORT, headers=headers, json={"events": events[:4]})
+    await client.post(REPORT, headers=headers, json={"events": events[4:]})
+    async with app.state.database.transaction() as session:
+        call = (await session.scalars(select(Call))).one()
+    assert (call.state, call.city_code, call.city_line_id is not None) == ("ended", "320100", True)

@@ -153,6 +153,11 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
     if found.errors:
         raise _refuse(sorted(found.errors, key=lambda error: error["field"]))
 
+    # A held call's start may have come in an earlier report: its line is read too (active or not by now).
+    earlier = {event.value for events in fresh.values() for event in events
+               if event.kind == "start" and event.value and event.value not in lines}
+    if earlier:
+        lines.update((line.line, line) for line in await repository.city_lines(session, earlier))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     crisis: list[tuple[str, datetime | None, datetime | None]] = []
