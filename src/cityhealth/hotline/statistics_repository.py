@@ -18,11 +18,6 @@ def _in_month(first: date, last: date) -> list[ColumnElement[bool]]:
     return [Call.business_date >= first, Call.business_date <= last]
 
 
-async def total(session: AsyncSession, first: date, last: date) -> int:
-    found: Any = await session.scalar(select(_COUNT).where(*_in_month(first, last)))
-    return int(found or 0)
-
-
 async def by_city_and_category(session: AsyncSession, first: date, last: date) -> list[tuple[Any, Any, int]]:
     statement = (select(Call.city_code, Call.category, _COUNT).where(*_in_month(first, last))
                  .group_by(Call.city_code, Call.category))
