@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import timedelta
 
 import httpx
@@ -219,3 +220,26 @@ async def test_a_later_report_of_a_calls_end_keeps_its_city(app: FastAPI, client
     async with app.state.database.transaction() as session:
         call = (await session.scalars(select(Call))).one()
     assert (call.state, call.city_code, call.city_line_id is not None) == ("ended", "320100", True)
+
+
+async def test_calls_reported_in_shuffled_repeated_pieces_equal_one_whole_report(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await add_line(app)
+    headers = await telephony(app)
+    start = app.state.clock.now()
+    whole = [event for n in range(6) for event in call_events(f"w-{n}", start + timedelta(minutes=n))]
+    pieces = [{**event, "call_id": "p" + event["call_id"][1:]} for event in whole]
+    shuffler = random.Random(15)
+    shuffler.shuffle(pieces)
+    pieces += shuffler.sample(pieces, 8)  # some sent again
+    assert (await client.post(REPORT, headers=headers, json={"events": whole})).status_code == 200
+    for at in range(0, len(pieces), 7):
+        answer = await client.post(REPORT, headers=headers, json={"events": pieces[at:at + 7]})
+        assert answer.status_code == 200, answer.text
+    fields = ("state", "city_code", "started_at", "business_date", "start_hour", "ivr_path", "queue", "queued_at",
+              "answered_at", "agent", "ended_at", "caller_hash", "category", "outcome")
+    async with app.state.database.transaction() as session:
+        calls = {call.telephony_call_id: tuple(getattr(call, name) for name in fields)
+                 for call in await session.scalars(select(Call))}
+    for n in range(6):
+        assert calls[f"p-{n}"] == calls[f"w-{n}"]
