@@ -42,9 +42,9 @@ def call_read(settings: Settings, call: Call) -> CallRead:
         category=call.category, classified_by=call.classified_by, outcome=call.outcome, note=call.note)
 
 
-async def put_city_line(session: AsyncSession, clock: Clock, principal: Principal, line: str,
-                        data: CityLineIn) -> CityLineRead:
-    """Register a city line, or change it (the same body again changes nothing)."""
+async def put_city_line(session: AsyncSession, clock: Clock, principal: Principal | None, line: str,
+                        data: CityLineIn, *, operator: str | None = None) -> CityLineRead:
+    """Register a city line, or change it (the same body again changes nothing); by a client or an operator."""
     if not line.strip() or len(line) > 32:
         raise ValidationFailed("a city line's name has 1 to 32 characters", field="line", value=line,
                                rule="hotline.city_line.length")
@@ -57,7 +57,8 @@ async def put_city_line(session: AsyncSession, clock: Clock, principal: Principa
     elif (row.city_code, row.city_name, row.active) != (data.city_code, data.city_name, data.active):
         row.city_code, row.city_name, row.active, row.updated_at = data.city_code, data.city_name, data.active, now
     await session.flush()
-    record(session, clock, principal, Action.UPDATE, "hotline_city_line", resource_id=row.id)
+    record(session, clock, principal, Action.UPDATE, "hotline_city_line", resource_id=row.id,
+           actor=operator, actor_kind="operator" if operator else None)
     return CityLineRead.model_validate(row)
 
 
