@@ -160,6 +160,7 @@ def test_the_periodic_work_is_registered_with_its_schedule() -> None:
         "booking.expire_waitlist": 300,
         "booking.send_reminders": 300,
         "collection.purge_raw_payloads": 3600,
+        "hotline.escalate_crisis_follow_ups": 60,
         "security.purge_auth_failures": 3600,
     }
     assert queue.TASKS["collection.process_job"].recover is not None

@@ -1,7 +1,7 @@
 """Create the hotline knowledge base: articles, versions, self-service queries, unanswered questions, its state.
 
 Revision ID: 20261205_0710
-Revises: 20261126_0230
+Revises: 20261205_0700
 Create Date: 2026-12-05 07:10:00 UTC
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261205_0710"
-down_revision: str | None = "20261126_0230"
+down_revision: str | None = "20261205_0700"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -23,7 +23,9 @@ from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
+from cityhealth.hotline import api as hotline_api
 from cityhealth.hotline import knowledge_api as hotline_knowledge_api
+from cityhealth.hotline import tasks as hotline_tasks
 from cityhealth.observability import (
     BodyLimitMiddleware,
     Metrics,
@@ -41,7 +43,7 @@ from cityhealth.web import pages as web_pages
 logger = logging.getLogger(__name__)
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
-TASK_MODULES = (booking_jobs, collection_tasks, security_tasks)
+TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON
@@ -137,6 +139,7 @@ def create_app(
     app.include_router(booking_feed_api.router)
     app.include_router(family_api.router)
     app.include_router(scheduler_api.router)
+    app.include_router(hotline_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)

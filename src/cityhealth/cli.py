@@ -29,6 +29,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "users": ("cityhealth.security.cli", "users_app"),
     "clients": ("cityhealth.security.cli", "clients_app"),
     "booking": ("cityhealth.booking.cli", "app"),
+    "hotline": ("cityhealth.hotline.cli", "app"),
     "collection": ("cityhealth.collection.cli", "app"),
     "web": ("cityhealth.web.cli", "app"),
     "knowledge": ("cityhealth.hotline.knowledge_cli", "app"),

@@ -22,6 +22,7 @@ class Role(StrEnum):
     ORGANIZATION_ADMIN = "organization_admin"
     PLATFORM_ADMIN = "platform_admin"
     HOTLINE_KB_EDITOR = "hotline_kb_editor"
+    CRISIS_COUNSELLOR = "crisis_counsellor"  # the hotline's crisis team: works crisis-intervention follow-ups
 
 
 class Scope(StrEnum):
@@ -46,22 +47,29 @@ class Scope(StrEnum):
     HOTLINE_KB_EDIT = "hotline.kb.edit"  # write articles, submit them, read the unanswered questions
     HOTLINE_KB_REVIEW = "hotline.kb.review"  # approve another editor's version, publish, unpublish
     HOTLINE_SELF_SERVICE = "hotline.self_service"  # the IVR machine client asks for a caller's answer
+    HOTLINE_TELEPHONY = "hotline.telephony"  # the call centre's telephony system reports call events
+    HOTLINE_CALLS = "hotline.calls"  # agents read, annotate and reclassify the calls they answered
+    HOTLINE_SUPERVISE = "hotline.supervise"  # every call of the hotline, caller lookup
+    HOTLINE_CRISIS = "hotline.crisis"  # crisis-intervention follow-ups (the crisis team only)
+    HOTLINE_ADMIN = "hotline.admin"  # the city lines the telephony system may report
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.RESIDENT: frozenset({Scope.RESIDENT_SELF, Scope.BOOKING_READ, Scope.BOOKING_WRITE}),
     # An agent may see a caller's data only within an open call (issue 3); until the hotline room brings
     # calls, agents book for callers by the ID number they give but cannot browse the resident index.
-    Role.HOTLINE_AGENT: frozenset({Scope.REGISTRY_READ, Scope.BOOKING_READ, Scope.BOOKING_WRITE,
+    Role.HOTLINE_AGENT: frozenset({Scope.REGISTRY_READ, Scope.BOOKING_READ, Scope.BOOKING_WRITE, Scope.HOTLINE_CALLS,
                                    Scope.HOTLINE_KB_READ}),
     Role.HOTLINE_SUPERVISOR: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,
-                                        Scope.BOOKING_WRITE, Scope.AUDIT_READ}),
+                                        Scope.BOOKING_WRITE, Scope.AUDIT_READ, Scope.HOTLINE_CALLS,
+                                        Scope.HOTLINE_SUPERVISE}),
     Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
                                            Scope.COLLECTION_ADMIN}),
     Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),
     Role.ORGANIZATION_ADMIN: frozenset({Scope.REGISTRY_READ, Scope.REGISTRY_WRITE, Scope.BOOKING_SCHEDULE}),
     Role.HOTLINE_KB_EDITOR: frozenset({Scope.HOTLINE_KB_READ, Scope.HOTLINE_KB_EDIT, Scope.HOTLINE_KB_REVIEW}),
+    Role.CRISIS_COUNSELLOR: frozenset({Scope.HOTLINE_CRISIS}),
     Role.PLATFORM_ADMIN: frozenset(set(Scope) - {Scope.RESIDENT_SELF}),
 }
 
@@ -69,7 +77,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 # too: what they approve is what the IVR tells every caller about their health.
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
                                  Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
-                                 Role.HOTLINE_KB_EDITOR})
+                                 Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:

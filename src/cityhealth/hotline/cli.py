@@ -1,0 +1,85 @@
+"""`cityhealth hotline …`: the city lines, the crisis escalation run by hand, the month's call figures."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cityhealth.clock import SystemClock
+from cityhealth.config import load_settings
+from cityhealth.db.cli import checked_database
+from cityhealth.errors import DomainError
+from cityhealth.hotline import crisis, service, statistics
+from cityhealth.hotline.schemas import CallStatistics, CityLineIn, CityLineRead
+
+app = typer.Typer(help="The 12320 hotline: city lines, crisis escalation, call figures.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("set-line")
+def set_line(line: str = typer.Argument(..., help="the line's name as the telephony system reports it"),
+             city: str = typer.Option(..., help="the city's 6-digit area code"),
+             name: str = typer.Option(..., help="the city's name"),
+             active: bool = typer.Option(True, help="--no-active: reports naming the line are refused")) -> None:
+    """Register a city line, or change it."""
+    settings = load_settings()
+
+    async def run() -> CityLineRead:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await service.put_city_line(session, SystemClock(), None, line, CityLineIn(
+                city_code=city, city_name=name, active=active), operator=f"cli:{getpass.getuser()}")
+
+    try:
+        saved = asyncio.run(run())
+    except (DomainError, ValueError) as error:
+        console.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"{saved.line}: {saved.city_code} {saved.city_name} ({'active' if saved.active else 'inactive'})")
+
+
+@app.command("lines")
+def lines() -> None:
+    """The city lines."""
+    settings = load_settings()
+
+    async def run() -> list[CityLineRead]:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await service.list_city_lines(session)
+
+    table = Table("line", "city", "name", "active")
+    for line in asyncio.run(run()):
+        table.add_row(line.line, line.city_code, line.city_name, "yes" if line.active else "no")
+    console.print(table)
+
+
+@app.command("escalate")
+def escalate() -> None:
+    """Escalate the crisis follow-ups past their deadline now (the worker does it every minute)."""
+    settings = load_settings()
+
+    async def run() -> list[int]:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await crisis.escalate_overdue(session, SystemClock())
+
+    console.print(f"escalated: {len(asyncio.run(run()))}")
+
+
+@app.command("call-figures")
+def call_figures(month: str = typer.Argument(..., help="YYYY-MM")) -> None:
+    """The month's calls by city and by category, with the peak day and hour, as JSON."""
+    settings = load_settings()
+
+    async def run() -> CallStatistics:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await statistics.call_statistics(session, month)
+
+    try:
+        figures = asyncio.run(run())
+    except DomainError as error:
+        console.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print_json(figures.model_dump_json())
