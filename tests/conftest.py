@@ -99,7 +99,7 @@ class _ClonePool:
         stopping = False
         while not stopping:
             batch = [self._doomed.get()]
-            while len(batch) < 8:  # each drop is a connection: a few at once, not the server's limit
+            while len(batch) < 16:  # each drop is a connection: a batch stays well inside the server's limit
                 try:
                     batch.append(self._doomed.get_nowait())
                 except queue.Empty:
