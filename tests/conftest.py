@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -266,11 +267,23 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger().addHandler(security_harness.LogScanner())
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_WorkerRecords(), "cityhealth-security-records")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        # A worker's environment gains COLUMNS=80, which narrows CLI tables (Rich) unlike a run in one process.
+        for name, value in workerinput["cityhealth_terminal"].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _WorkerRecords:
     """Under pytest-xdist (`-n 2`) each worker process scans its own tests: the controller adds up what they
     saw, so the summary and the failed run on an unmasked number are the same as in one process."""
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:
+        node.workerinput["cityhealth_terminal"] = {name: os.environ.get(name) for name in ("COLUMNS", "LINES")}
 
     @staticmethod
     def pytest_testnodedown(node: object, error: object) -> None:
