@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from cityhealth.app import create_app
 from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.config import Environment, Settings
-from cityhealth.db.admin import create_database, database_on, drop_database
+from cityhealth.db.admin import create_database, database_on, drop_database, fetch_on_server
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
 from tests.security import harness as security_harness
@@ -159,31 +159,41 @@ def _clone_pool(migrated_template: str) -> Iterator[_ClonePool | None]:
         pool.close()
 
 
+async def _end_connections(name: str) -> None:
+    # What the test left connected is cut now, inside its event loop, as a DROP … WITH (FORCE) here would:
+    # a task still waiting on one of them then fails and ends, instead of holding the loop's close for ever.
+    await fetch_on_server(PG_URL, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+
+
 @pytest.fixture
-def database_url(migrated_template: str, _clone_pool: _ClonePool | None, tmp_path: Path) -> Iterator[str]:
+async def database_url(migrated_template: str, _clone_pool: _ClonePool | None,
+                       tmp_path: Path) -> AsyncIterator[str]:
     if _clone_pool is None:
         path = tmp_path / "cityhealth.sqlite"
         shutil.copyfile(migrated_template, path)
         yield f"sqlite:///{path}"
         return
-    name = _clone_pool.take()
+    name = await asyncio.to_thread(_clone_pool.take)
     try:
         yield database_on(PG_URL, name)
     finally:
+        await _end_connections(name)
         _clone_pool.discard(name)
 
 
 @pytest.fixture
-def empty_database_url(_clone_pool: _ClonePool | None, tmp_path: Path) -> Iterator[str]:
+async def empty_database_url(_clone_pool: _ClonePool | None, tmp_path: Path) -> AsyncIterator[str]:
     """A database with no schema at all, on the backend under test."""
     if _clone_pool is None:
         yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
         return
     name = f"ch_empty_{uuid.uuid4().hex[:12]}"
-    url = asyncio.run(create_database(PG_URL, name))
+    url = await create_database(PG_URL, name)
     try:
         yield url
     finally:
+        await _end_connections(name)
         _clone_pool.discard(name)
 
 
