@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 # The exact versions the suite was last run with; `make lock` re-resolves them from pyproject.toml.
 LOCK := requirements.lock
 export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+# The suite runs in this many processes (pytest-xdist): each test has its own database, files and ports, and a
+# test spends much of its time waiting on the database, so two share a two-core machine well. 0: one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 .PHONY: install lock browser-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
 
@@ -36,13 +40,13 @@ browser-deps:
 	scripts/browser-deps
 
 test-sqlite: install browser-deps
-	CITYHEALTH_TEST_DATABASE=sqlite $(BIN)/python -m pytest -m "not slow"
+	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m "not slow"
 
 test-postgres: install
-	scripts/with-postgres $(BIN)/python -m pytest -m "not slow"
+	scripts/with-postgres $(PYTEST) -m "not slow"
 
 test-slow: install
-	CITYHEALTH_TEST_DATABASE=sqlite $(BIN)/python -m pytest -m slow
+	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m slow
 
 test: lint test-sqlite test-postgres test-slow
 

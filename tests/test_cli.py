@@ -113,3 +113,42 @@ def test_help_lists_every_command() -> None:
     assert result.exit_code == 0
     listed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ") and len(line.split()) > 1}
     assert {*GROUPS, *COMMANDS, "serve"} <= listed
+
+
+def test_serve_with_two_workers_writes_the_access_log_from_the_worker_processes(
+        database_url: str, tmp_path: Path) -> None:
+    # uvicorn spawns the workers: each one must configure logging itself, or requests leave no line.
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CITYHEALTH_ENV": "test", "CITYHEALTH_DATABASE_URL": database_url,
+           "CITYHEALTH_VAR_DIR": str(tmp_path / "var"), "CITYHEALTH_LOG_LEVEL": "INFO"}
+    server = subprocess.Popen(  # noqa: S603  # our own interpreter and arguments
+        [sys.executable, "-c", "from cityhealth.cli import main; main()", "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    answered = 0
+    try:
+        deadline = time.monotonic() + 90
+        while answered < 3 and time.monotonic() < deadline and server.poll() is None:
+            try:
+                answered += httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=60)
+    assert answered == 3, stderr[-3000:]
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("message") == "request" and line.get("status") == 200]
+    assert len(access) == 3, stderr[-3000:]
+    assert {line["method"] for line in access} == {"GET"}

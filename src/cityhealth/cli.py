@@ -12,13 +12,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 import cityhealth
 from cityhealth.config import load_settings
 from cityhealth.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # name -> (module, attribute): a Typer group of a room.
 GROUPS: dict[str, tuple[str, str]] = {
@@ -114,7 +117,7 @@ def serve(
     asyncio.run(check())
     configure_logging(settings.log_level)
     uvicorn.run(
-        "cityhealth.app:create_app",
+        "cityhealth.cli:served_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -123,6 +126,17 @@ def serve(
         access_log=False,
         proxy_headers=settings.behind_proxy,
     )
+
+
+def served_app() -> FastAPI:
+    """The app `serve` runs, built in each server process with its logging: a worker process that uvicorn
+    spawns (`--workers 2` and up) inherits none of the parent's configuration, so without this it logs nothing."""
+    from cityhealth.app import create_app
+    from cityhealth.observability import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def worker(
