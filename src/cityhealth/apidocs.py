@@ -99,11 +99,13 @@ _METHODS = frozenset({"get", "head", "options", "trace", *_WRITES})
 def problem_statuses(method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses an operation can answer, read from its shape rather than listed by hand: the
     platform's middleware, dependencies and handlers answer them the same way on every route."""
-    statuses = {500}
+    # 429 on every route: the audit middleware refuses any request from an address that failed
+    # authentication too often, before it is routed (a public route's answer included).
+    statuses = {429, 500}
     parameters = operation.get("parameters", [])
     authenticated = bool(operation.get("security"))
     if authenticated or "authentication" in operation.get("tags", ()):  # bearer auth, or a login/token route
-        statuses |= {401, 429}
+        statuses.add(401)
     if authenticated:  # a scope missing; a rule about the caller (only a resident lists their bookings)
         statuses |= {403, 422}
     if any(parameter.get("in") == "path" for parameter in parameters):
