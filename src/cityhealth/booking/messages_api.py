@@ -9,14 +9,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from cityhealth.booking import messages_calendar, messages_links, messages_settings
 from cityhealth.booking.schemas import MessageSettingsRead, MessageSettingsUpdate
-from cityhealth.booking.waitlist_api import DeniedAudited
 from cityhealth.context import ClockDep, SessionDep
 from cityhealth.db.types import RowId
 from cityhealth.registry.protection import cipher_for
-from cityhealth.security.dependencies import require
+from cityhealth.security.dependencies import refusals_audited, require
 from cityhealth.security.principals import Principal, Scope
 
-router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=DeniedAudited)
+router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=refusals_audited("booking"))
 # The SMS calendar link: short (no /api prefix) and opened without a token, the signature in it being the key.
 links = APIRouter(tags=["booking"])
 Reader = Annotated[Principal, Depends(require(Scope.BOOKING_READ))]

@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends
 
 from cityhealth.booking import waitlist
 from cityhealth.booking.schemas import WaitlistRead
 from cityhealth.context import ClockDep, SessionDep
 from cityhealth.db.types import RowId
-from cityhealth.errors import DomainError
-from cityhealth.security.audit import Action, Outcome, record_now
-from cityhealth.security.dependencies import require
+from cityhealth.security.dependencies import refusals_audited, require
 from cityhealth.security.principals import Principal, Scope
 
-
-class DeniedAudited(APIRoute):
-    """A refusal (the request's transaction rolls back) leaves its audit event in a transaction of its own."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def audited(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as error:
-                principal: Principal | None = getattr(request.state, "principal", None)
-                if principal is not None and error.code != "insufficient_scope":  # `require` audited its own
-                    denied = error.status in (403, 404)
-                    await record_now(request.app.state.database, request.app.state.clock, principal,
-                                     Action.DENIED if denied else Action.UPDATE, "booking_waitlist",
-                                     resident_ids=[principal.resident_id] if principal.resident_id else [],
-                                     outcome=Outcome.DENIED if denied else Outcome.FAILURE, detail=error.code)
-                raise
-
-        return audited
-
-
-router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=DeniedAudited)
+router = APIRouter(prefix="/api/booking", tags=["booking"], route_class=refusals_audited("booking_waitlist"))
 Reader = Annotated[Principal, Depends(require(Scope.BOOKING_READ))]
 Writer = Annotated[Principal, Depends(require(Scope.BOOKING_WRITE))]
 

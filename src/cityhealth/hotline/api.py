@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Query
 
 from cityhealth.context import ClockDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
-from cityhealth.errors import DomainError
 from cityhealth.hotline import crisis, reporting, service
 from cityhealth.hotline.schemas import (
     AnnotationIn,
@@ -25,33 +22,10 @@ from cityhealth.hotline.schemas import (
     FollowUpRead,
     ReclassificationIn,
 )
-from cityhealth.security.audit import Action, Outcome, record_now
-from cityhealth.security.dependencies import require
+from cityhealth.security.dependencies import refusals_audited, require
 from cityhealth.security.principals import Principal, Scope
 
-
-class RefusalsAudited(APIRoute):
-    """A refused request rolls its transaction back; its audit event is written in a transaction of its own."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def audited(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as error:
-                principal: Principal | None = getattr(request.state, "principal", None)
-                if principal is not None and error.code != "insufficient_scope":  # `require` audited its own
-                    denied = error.status in (403, 404)
-                    await record_now(request.app.state.database, request.app.state.clock, principal,
-                                     Action.DENIED if denied else Action.UPDATE, "hotline_call",
-                                     outcome=Outcome.DENIED if denied else Outcome.FAILURE, detail=error.code)
-                raise
-
-        return audited
-
-
-router = APIRouter(prefix="/api/hotline", tags=["hotline"], route_class=RefusalsAudited)
+router = APIRouter(prefix="/api/hotline", tags=["hotline"], route_class=refusals_audited("hotline_call"))
 Telephony = Annotated[Principal, Depends(require(Scope.HOTLINE_TELEPHONY))]
 Agent = Annotated[Principal, Depends(require(Scope.HOTLINE_CALLS))]
 Supervisor = Annotated[Principal, Depends(require(Scope.HOTLINE_SUPERVISE))]

@@ -9,17 +9,18 @@ security/failures.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from cityhealth.errors import Forbidden, Unauthenticated
-from cityhealth.security.audit import Action, record_now
+from cityhealth.errors import DomainError, Forbidden, Unauthenticated
+from cityhealth.security.audit import Action, Outcome, record_now
 from cityhealth.security.failures import authentication_failed
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from cityhealth.security.sessions import ClientStateCache, client_live_from_cache, ensure_live, subject_id
@@ -161,3 +162,29 @@ def _guard(scopes: tuple[Scope, ...], *, any_scope: bool) -> Callable[..., Await
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def refusals_audited(resource_type: str) -> type[APIRoute]:
+    """A route class whose refusals leave an audit event on `resource_type` in a transaction of their own
+    (the request's rolls back); `require` audits its own scope refusals."""
+
+    class RefusalsAudited(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def audited(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except DomainError as error:
+                    principal: Principal | None = getattr(request.state, "principal", None)
+                    if principal is not None and error.code != "insufficient_scope":
+                        denied = error.status in (403, 404)
+                        await record_now(request.app.state.database, request.app.state.clock, principal,
+                                         Action.DENIED if denied else Action.UPDATE, resource_type,
+                                         resident_ids=[principal.resident_id] if principal.resident_id else [],
+                                         outcome=Outcome.DENIED if denied else Outcome.FAILURE, detail=error.code)
+                    raise
+
+            return audited
+
+    return RefusalsAudited
