@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette import types as asgi
 
 from cityhealth.booking import (
+    availability,
     lifecycle,
     sanctions,
     schedules,
@@ -242,10 +243,7 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 def runtime_of(app: FastAPI) -> BookingRuntime:
-    runtime: BookingRuntime | None = getattr(app.state, "booking_runtime", None)
-    if runtime is None:
-        runtime = app.state.booking_runtime = BookingRuntime()
-    return runtime
+    return availability.runtime_of(app.state)
 
 
 async def get_runtime(request: Request) -> BookingRuntime:

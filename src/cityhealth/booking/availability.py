@@ -347,3 +347,12 @@ class BookingRuntime:
         if self.write_engine is not None:
             await self.write_engine.dispose()
             self.write_engine = None
+
+
+def runtime_of(state: Any) -> BookingRuntime:
+    """The app's booking runtime (one per process: the gate, the group commit and the snapshot cache that
+    every booking path of the app shares), made on first use; `state` is the app's `state`."""
+    found: BookingRuntime | None = getattr(state, "booking_runtime", None)
+    if found is None:
+        found = state.booking_runtime = BookingRuntime()
+    return found

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import lifecycle, schedules
+from cityhealth.booking import availability, lifecycle, schedules
 from cityhealth.booking import service as booking_service
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.idempotency import context_for
@@ -79,11 +79,8 @@ def refusal_text(error: DomainError) -> str:
 
 
 def runtime_of(app: FastAPI) -> BookingRuntime:
-    """The app's booking runtime (gate, group commit, snapshot cache): the one the booking API uses too."""
-    found: BookingRuntime | None = getattr(app.state, "booking_runtime", None)
-    if found is None:
-        found = app.state.booking_runtime = BookingRuntime()
-    return found
+    """The app's booking runtime: the one the booking API uses too."""
+    return availability.runtime_of(app.state)
 
 
 def cipher_of(settings: Settings) -> FieldCipher:
