@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from cityhealth import __version__, apidocs, ops, queue
 from cityhealth.booking import api as booking_api
-from cityhealth.booking import family_api, scheduler_api
+from cityhealth.booking import family_api, sanctions_api, scheduler_api
 from cityhealth.booking import feed_api as booking_feed_api
 from cityhealth.booking import jobs as booking_jobs
 from cityhealth.booking import messages_api as booking_messages_api
@@ -139,6 +139,7 @@ def create_app(
     app.include_router(booking_feed_api.router)
     app.include_router(family_api.router)
     app.include_router(scheduler_api.router)
+    app.include_router(sanctions_api.router)
     app.include_router(hotline_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any, get_type_hints
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
@@ -19,15 +19,13 @@ from starlette import types as asgi
 from cityhealth.booking import (
     availability,
     lifecycle,
-    sanctions,
     schedules,
     service,
-    statistics,
     suspension,
     waitlist,
 )
 from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.channels import Caller, caller_of, parse_target_resident
+from cityhealth.booking.channels import caller_of
 from cityhealth.booking.idempotency import HEADER, context_for
 from cityhealth.booking.schemas import (
     AvailabilityRead,
@@ -39,16 +37,9 @@ from cityhealth.booking.schemas import (
     GenerateRequest,
     GenerateResult,
     HoldCreate,
-    OpeningBalanceCreate,
-    OpeningBalanceRead,
     PolicyRead,
     PolicyUpdate,
     RescheduleRequest,
-    ResidentLookup,
-    SanctionLift,
-    SanctionRead,
-    SanctionRuleRead,
-    SanctionRuleUpdate,
     SessionCreate,
     SessionRead,
     SuspendRequest,
@@ -58,7 +49,7 @@ from cityhealth.booking.schemas import (
     WaitlistCreate,
     WaitlistRead,
 )
-from cityhealth.clock import Clock, SystemClock, business_date
+from cityhealth.clock import Clock, SystemClock
 from cityhealth.context import SessionDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import RowId
@@ -465,49 +456,3 @@ async def close_callback(principal: Writer, session: SessionDep, clock: ClockDep
                          data: CallbackDone) -> CallbackRead:
     _require_agent(principal)
     return await suspension.close_callback(session, clock, principal, callback_id, data.note)
-
-
-# --- Sanctions and statistics ------------------------------------------------------------------------------
-
-
-@router.get("/sanction-rule", response_model=SanctionRuleRead)
-async def get_sanction_rule(principal: Admin, session: SessionDep) -> SanctionRuleRead:
-    return await sanctions.current_rule(session)
-
-
-@router.put("/sanction-rule", response_model=SanctionRuleRead)
-async def put_sanction_rule(principal: Admin, session: SessionDep, clock: ClockDep,
-                            data: SanctionRuleUpdate) -> SanctionRuleRead:
-    return await sanctions.set_rule(session, clock, principal, data)
-
-
-@router.post("/sanctions/search", response_model=list[SanctionRead],
-             summary="A resident's sanctions (the ID number travels in the body, never the URL)")
-async def search_sanctions(principal: Admin, session: SessionDep, clock: ClockDep, cipher: CipherDep,
-                           data: ResidentLookup) -> list[SanctionRead]:
-    target = parse_target_resident(caller_of_staff(principal), data.id_number, business_date(clock.now()))
-    assert target is not None  # noqa: S101 - staff callers always name the resident
-    return await sanctions.sanctions_of(session, clock, cipher, principal, target)
-
-
-def caller_of_staff(principal: Principal) -> Caller:
-    return Caller(principal, None, None, None, None)
-
-
-@router.post("/sanctions/{sanction_id}/lift", response_model=SanctionRead, summary="Staff override of a ban")
-async def lift_sanction(principal: Admin, session: SessionDep, clock: ClockDep, sanction_id: RowId,
-                        data: SanctionLift) -> SanctionRead:
-    return await sanctions.lift(session, clock, principal, sanction_id, data.reason)
-
-
-@router.post("/opening-balances", response_model=OpeningBalanceRead, status_code=201)
-async def record_opening_balance(principal: Admin, session: SessionDep, clock: ClockDep,
-                                 data: OpeningBalanceCreate) -> OpeningBalanceRead:
-    return await statistics.record_opening_balance(session, clock, principal, data)
-
-
-@router.get("/statistics", summary="The bulletin's booking section (scenario format)")
-async def booking_statistics(principal: Editor, session: SessionDep,
-                             month: Annotated[str, Query(description="YYYY-MM")]) -> dict[str, object]:
-    return (await statistics.monthly(session, month)).model_dump()
-
