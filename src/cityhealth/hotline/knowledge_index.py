@@ -52,4 +52,6 @@ class KnowledgeIndex:
         documents = [Document(article.id, version.version_no, article.category, version.title, version.questions,
                               version.body, article.valid_from, article.valid_until, article.key)
                      for article, version in rows]
-        return SearchIndex.build(self._analyzer, documents, previous)
+        # Cutting every article takes seconds at tens of thousands of them: off the event loop, so that the
+        # process's other requests go on meanwhile (searches wait for the index behind the lock).
+        return await asyncio.to_thread(SearchIndex.build, self._analyzer, documents, previous)
