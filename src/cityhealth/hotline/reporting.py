@@ -42,7 +42,7 @@ _ALLOWED = {"start": {"city_line", "caller_number"}, "ivr": {"ivr_node"}, "queue
 class _Report:
     errors: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, list[tuple[int, Event]]] = field(default_factory=lambda: defaultdict(list))
-    callers: dict[str, tuple[str, str]] = field(default_factory=dict)  # call id -> (HMAC, ciphertext)
+    callers: dict[str, tuple[str, str]] = field(default_factory=dict)  # call id -> (HMAC, number)
     duplicates: int = 0
 
     def fault(self, index: int, name: str, value: Any, rule: str, message: str) -> None:
@@ -85,7 +85,7 @@ def _read(report: CallEventReport, settings: Settings) -> _Report:
                             str(error))
                 continue
             caller_hash = cipher.lookup_hash(CALLER_PURPOSE, number)
-            found.callers[item.call_id] = (caller_hash, cipher.encrypt(CALLER_PURPOSE, number))
+            found.callers[item.call_id] = (caller_hash, number)  # encrypted only if the start is new
         fingerprint = _fingerprint(item, value, caller_hash)
         identity = (item.call_id, item.event_id)
         if identity in seen:
@@ -158,40 +158,38 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
                if event.kind == "start" and event.value and event.value not in lines}
     if earlier:
         lines.update((line.line, line) for line in await repository.city_lines(session, earlier))
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    cipher = field_cipher(settings)
+    rows: list[dict[str, Any]] = []
     crisis: list[tuple[str, datetime | None, datetime | None]] = []
     for call_id, call_events in fresh.items():
         seen = project(call_events)
         row = held.get(call_id)
         line = lines.get(seen.city_line) if seen.city_line else None
-        caller = found.callers.get(call_id) or ((row.caller_hash, row.caller_cipher) if row else (None, None))
+        caller_hash, caller_cipher = (row.caller_hash, row.caller_cipher) if row is not None else (None, None)
+        if call_id in found.callers and (row is None or row.started_at is None):  # the start is new: its number
+            caller_hash, number = found.callers[call_id]
+            caller_cipher = cipher.encrypt(CALLER_PURPOSE, number)
         agent_classified = row is not None and row.classified_by is not None
         category = row.category if agent_classified and row is not None else seen.category
-        values = {
+        rows.append({
+            "id": row.id if row is not None else None, "telephony_call_id": call_id,
             "state": seen.state, "city_line_id": line.id if line else None,
             "city_code": line.city_code if line else None,
             "started_at": seen.started_at, "business_date": seen.business_date, "start_hour": seen.start_hour,
             "ivr_path": seen.ivr_path, "queue": seen.queue, "queued_at": seen.queued_at,
             "answered_at": seen.answered_at, "agent": seen.agent, "ended_at": seen.ended_at,
-            "caller_hash": caller[0], "caller_cipher": caller[1], "reported_category": seen.category,
-            "category": category, "outcome": seen.outcome, "updated_at": now,
-        }
-        if row is None:
-            inserts.append({"telephony_call_id": call_id, "classified_by": None, "note": None, "created_at": now,
-                            **values})
-        else:
-            updates.append({"id": row.id, **values})
+            "caller_hash": caller_hash, "caller_cipher": caller_cipher, "reported_category": seen.category,
+            "category": category, "classified_by": None, "outcome": seen.outcome, "note": None, "created_at": now,
+            "updated_at": now,
+        })
         if category == CRISIS and (row is None or row.category != CRISIS):
             crisis.append((call_id, seen.ended_at, seen.started_at))
-    ids = {call_id: row.id for call_id, row in held.items()}
-    inserts.sort(key=lambda row: row["telephony_call_id"])  # the lock order of held_calls, for new keys too
-    inserted = await repository.insert_calls(session, inserts)
-    if len(inserted) < len(inserts):
+    rows.sort(key=lambda row: row["telephony_call_id"])  # the lock order of held_calls, for new keys too
+    written = await repository.write_calls(session, rows)
+    if any(row["id"] is None and not written.get(row["telephony_call_id"], (0, False))[1] for row in rows):
         raise Conflict("another report created one of these calls at the same moment; send the report again",
                        code="call_reported_concurrently", field="events", rule="hotline.call.one_report_at_a_time")
-    ids.update(inserted)
-    await repository.update_calls(session, updates)
+    ids = {call_id: call_id_and_new[0] for call_id, call_id_and_new in written.items()}
     await repository.insert_events(session, [
         {"call_id": ids[call_id], "event_id": event.event_id, "kind": event.kind, "at": event.at,
          "value": event.value, "category": event.category, "fingerprint": event.fingerprint, "received_at": now}

@@ -41,9 +41,18 @@ def _unnest_insert(table: str, columns: tuple[tuple[str, str], ...], tail: str =
     return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608 - constant names
 
 
-_PG_INSERT_CALLS = _unnest_insert("hotline_calls", _CALL_COLUMNS,
-                                  " ON CONFLICT (telephony_call_id) DO NOTHING RETURNING id, telephony_call_id")
+# What a report sets of a call it holds already: its projection (the agents' columns and its key stay).
+_PROJECTED = tuple(name for name, _ in _CALL_COLUMNS
+                   if name not in ("telephony_call_id", "classified_by", "note", "created_at"))
+# New and held calls in one statement; `xmax = 0` tells a row this statement inserted from one it updated.
+_PG_UPSERT_CALLS = _unnest_insert(
+    "hotline_calls", _CALL_COLUMNS,
+    " ON CONFLICT (telephony_call_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _PROJECTED)
+    + " RETURNING id, telephony_call_id, xmax = 0 AS inserted")
 _PG_INSERT_EVENTS = _unnest_insert("hotline_call_events", _EVENT_COLUMNS)
+_PG_EVENTS_OF = ("SELECT call_id, event_id, kind, at, value, category, fingerprint FROM hotline_call_events "
+                 "WHERE call_id = ANY($1::integer[])")
 
 
 def _is_postgres(session: AsyncSession) -> bool:
@@ -95,6 +104,12 @@ async def events_of(session: AsyncSession, call_ids: Collection[int]) -> dict[in
     found: dict[int, list[Event]] = {call_id: [] for call_id in call_ids}
     if not call_ids:
         return found
+    if _is_postgres(session):  # the driver's rows as they come: a report reads thousands
+        driver = await _driver(session)
+        rows = await driver.fetch(_PG_EVENTS_OF, list(call_ids))
+        for call_id, event_id, kind, at, value, category, fingerprint in rows:
+            found[call_id].append(Event(event_id, kind, at, value, category, fingerprint))
+        return found
     statement = select(_EVENTS.c.call_id, _EVENTS.c.event_id, _EVENTS.c.kind, _EVENTS.c.at, _EVENTS.c.value,
                        _EVENTS.c.category, _EVENTS.c.fingerprint).where(_EVENTS.c.call_id.in_(call_ids))
     for row in await session.execute(statement):
@@ -102,24 +117,27 @@ async def events_of(session: AsyncSession, call_ids: Collection[int]) -> dict[in
     return found
 
 
-async def insert_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """New calls in one statement; their ids by telephony id. A call another report inserted meanwhile is
-    left out of the answer (the caller retries)."""
+async def write_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, tuple[int, bool]]:
+    """The calls' projections, new calls (`id` None) and held ones alike: by telephony id, each call's id and
+    whether this report inserted it. A call another report inserted meanwhile comes back as not inserted."""
     if not rows:
         return {}
-    if _is_postgres(session):
+    if _is_postgres(session):  # one upsert, the rows in one array per column
         driver = await _driver(session)
-        found = await driver.fetch(_PG_INSERT_CALLS, *_columns(rows, _CALL_COLUMNS))
-        return {row["telephony_call_id"]: row["id"] for row in found}
-    statement = (sqlite.insert(_CALLS).on_conflict_do_nothing(index_elements=["telephony_call_id"])
-                 .returning(_CALLS.c.id, _CALLS.c.telephony_call_id))
-    return {tid: call_id for call_id, tid in await session.execute(statement, rows)}
-
-
-async def update_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Held calls' new projections, by primary key, in one executemany."""
-    if rows:
-        await session.execute(update(Call), rows)
+        found = await driver.fetch(_PG_UPSERT_CALLS, *_columns(rows, _CALL_COLUMNS))
+        return {row["telephony_call_id"]: (row["id"], row["inserted"]) for row in found}
+    # SQLite writes one transaction at a time: the new calls in one statement, the held ones by key.
+    new = [row for row in rows if row["id"] is None]
+    held = [{name: row[name] for name in ("id", *_PROJECTED)} for row in rows if row["id"] is not None]
+    written = {row["telephony_call_id"]: (row["id"], False) for row in rows if row["id"] is not None}
+    if new:
+        statement = (sqlite.insert(_CALLS).on_conflict_do_nothing(index_elements=["telephony_call_id"])
+                     .returning(_CALLS.c.id, _CALLS.c.telephony_call_id))
+        inserted = await session.execute(statement, [{k: v for k, v in row.items() if k != "id"} for row in new])
+        written.update((tid, (call_id, True)) for call_id, tid in inserted)
+    if held:
+        await session.execute(update(Call), held)
+    return written
 
 
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
