@@ -20,7 +20,7 @@ from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import crisis_repository, repository
-from cityhealth.hotline.call_events import Event, breaches, project
+from cityhealth.hotline.call_events import Event, Projection, assess
 from cityhealth.hotline.models import CRISIS
 from cityhealth.hotline.schemas import CallEventIn, CallEventReport, CallEventReportResult
 from cityhealth.registry.identifiers import IdentifierError, mask_phone, validate_phone
@@ -128,7 +128,7 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
 
     held = await repository.held_calls(session, list(found.events))
     stored = await repository.events_of(session, [row.id for row in held.values()])
-    fresh: dict[str, list[Event]] = {}  # every event of each call that gains some
+    fresh: dict[str, Projection] = {}  # each call that gains events: all its events projected
     new_events: list[tuple[str, Event]] = []
     for call_id, events in found.events.items():
         row = held.get(call_id)
@@ -145,36 +145,36 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
             else:
                 found.fault(index, "event_id", event.event_id, "hotline.event.identity_reused",
                             "the platform holds another event of this call under this event id")
-        for breach in breaches([*known.values(), *new], frozenset(index_of)):
+        if not new:  # nothing new of this call: nothing to check or project again
+            continue
+        faults, fresh[call_id] = assess([*known.values(), *new], frozenset(index_of))
+        for breach in faults:
             found.fault(index_of[breach.event_id], breach.field, breach.value, breach.rule, breach.message)
-        if new:
-            fresh[call_id] = [*known.values(), *new]
-            new_events.extend((call_id, event) for event in new)
+        new_events.extend((call_id, event) for event in new)
     if found.errors:
         raise _refuse(sorted(found.errors, key=lambda error: error["field"]))
 
-    # A held call's start may have come in an earlier report: its line is read too (active or not by now).
-    earlier = {event.value for events in fresh.values() for event in events
-               if event.kind == "start" and event.value and event.value not in lines}
-    if earlier:
-        lines.update((line.line, line) for line in await repository.city_lines(session, earlier))
     cipher = field_cipher(settings)
     rows: list[dict[str, Any]] = []
     crisis: list[tuple[str, datetime | None, datetime | None]] = []
-    for call_id, call_events in fresh.items():
-        seen = project(call_events)
+    for call_id, seen in fresh.items():
         row = held.get(call_id)
-        line = lines.get(seen.city_line) if seen.city_line else None
-        caller_hash, caller_cipher = (row.caller_hash, row.caller_cipher) if row is not None else (None, None)
-        if call_id in found.callers and (row is None or row.started_at is None):  # the start is new: its number
-            caller_hash, number = found.callers[call_id]
-            caller_cipher = cipher.encrypt(CALLER_PURPOSE, number)
-        agent_classified = row is not None and row.classified_by is not None
-        category = row.category if agent_classified and row is not None else seen.category
+        if row is not None and row.started_at is not None:
+            # The start came in an earlier report: the call keeps the line, city and caller it was given then.
+            line_id, city_code = row.city_line_id, row.city_code
+            caller_hash, caller_cipher = row.caller_hash, row.caller_cipher
+        else:
+            line = lines.get(seen.city_line) if seen.city_line else None
+            line_id, city_code = (line.id, line.city_code) if line is not None else (None, None)
+            caller_hash, caller_cipher = None, None
+            if call_id in found.callers:  # the start is new, with its number: encrypted once, here
+                caller_hash, number = found.callers[call_id]
+                caller_cipher = cipher.encrypt(CALLER_PURPOSE, number)
+        # An agent's classification stands; otherwise the telephony's.
+        category = row.category if row is not None and row.classified_by is not None else seen.category
         rows.append({
             "id": row.id if row is not None else None, "telephony_call_id": call_id,
-            "state": seen.state, "city_line_id": line.id if line else None,
-            "city_code": line.city_code if line else None,
+            "state": seen.state, "city_line_id": line_id, "city_code": city_code,
             "started_at": seen.started_at, "business_date": seen.business_date, "start_hour": seen.start_hour,
             "ivr_path": seen.ivr_path, "queue": seen.queue, "queued_at": seen.queued_at,
             "answered_at": seen.answered_at, "agent": seen.agent, "ended_at": seen.ended_at,
