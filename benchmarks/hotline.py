@@ -12,7 +12,8 @@ stamp query, the in-process index, the published rows fetched), without HTTP:
    in the starter set's words): the index built once, then `--searches` searches timed, the labelled
    questions and department questions in turn; p50/p99 of those.
 
-Calls (PostgreSQL only), on a scratch database of their own: the real server (`cityhealth serve`, `--workers`
+Calls (PostgreSQL only), on a scratch database of their own that already holds a day's calls (`--history`, the
+seed's peak day of 28,000, analysed as a live database is): the real server (`cityhealth serve`, `--workers`
 processes, the production middleware) and a separate load-generator process playing the province's telephony
 system (a machine client with the hotline.telephony scope, `--reporters` keep-alive connections, each
 reporting its share of the calls). The load generator makes the CTI's stream first: `--calls` calls over the

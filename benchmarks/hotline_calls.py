@@ -49,6 +49,8 @@ CLIENT_ID = "bench-cti"
 
 def add_call_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=50_000, help="calls the telephony system reports")
+    parser.add_argument("--history", type=int, default=28_000,
+                        help="calls already held when the reports begin (the seed's peak day: 28,000)")
     parser.add_argument("--skip-calls", action="store_true", help="leave out the calls part")
     parser.add_argument("--reporters", type=int, default=4, help="the CTI's reporting connections")
     parser.add_argument("--report-events", type=int, default=1_000, help="events in a report, about")
@@ -183,6 +185,48 @@ async def _seed(settings: Any) -> None:
         await database.dispose()
 
 
+_HISTORY_CALLS = """
+INSERT INTO hotline_calls (telephony_call_id, state, city_line_id, city_code, started_at, business_date, start_hour,
+    ivr_path, queue, queued_at, answered_at, agent, ended_at, reported_category, category, outcome, created_at,
+    updated_at)
+SELECT 'history-' || lpad(n::text, 7, '0'), 'ended', l.id, l.city_code, t, (t AT TIME ZONE 'Asia/Shanghai')::date,
+    extract(hour FROM t AT TIME ZONE 'Asia/Shanghai'), 'main', 'general', t + interval '15 s', t + interval '40 s',
+    'staff:' || n % 400, t + interval '300 s', 'consultation', 'consultation', 'resolved', t, t
+FROM generate_series(1, :calls) AS n
+CROSS JOIN LATERAL (SELECT timestamptz '2026-03-01 08:00+08' + n * interval '2 s') AS x (t)
+JOIN (SELECT id, city_code, row_number() OVER (ORDER BY id) - 1 AS k FROM hotline_city_lines) AS l
+    ON l.k = n % (SELECT count(*) FROM hotline_city_lines)
+"""
+_HISTORY_EVENTS = """
+INSERT INTO hotline_call_events (call_id, event_id, kind, at, value, category, fingerprint, received_at)
+SELECT c.id, 'e' || e.n, e.kind, c.started_at + e.after, e.value, CASE WHEN e.kind = 'end' THEN c.category END,
+    md5(c.id || e.kind) || md5(e.kind || c.id), c.created_at
+FROM hotline_calls AS c
+CROSS JOIN (VALUES (1, 'start', interval '0 s', 'history'), (2, 'ivr', interval '4 s', 'main'),
+                   (3, 'queue', interval '15 s', 'general'), (4, 'answer', interval '40 s', 'staff'),
+                   (5, 'end', interval '300 s', 'resolved')) AS e (n, kind, after, value)
+"""
+
+
+async def _history(url: str, calls: int) -> None:
+    """A day's calls already held (`calls` of them, five events each) and the tables analysed, as in production:
+    the report's lookups then run on the plans a live database has, not on an empty table's."""
+    from sqlalchemy import text
+
+    from cityhealth.db.engine import Database
+
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            await session.execute(text(_HISTORY_CALLS), {"calls": calls})
+            await session.execute(text(_HISTORY_EVENTS))
+        async with database.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("VACUUM ANALYZE hotline_calls, hotline_call_events"))
+    finally:
+        await database.dispose()
+
+
 async def _warm_up(port: int, token: str, workers: int) -> int:
     """A few reports on a few connections, so that every server process has its pool open; the calls made."""
     import httpx
@@ -239,6 +283,7 @@ async def calls(args: argparse.Namespace, base_url: str) -> float:
                                  **{k.removeprefix("CITYHEALTH_").lower(): v for k, v in keys.items()})
         await asyncio.to_thread(upgrade, settings)
         await _seed(settings)
+        await _history(scratch_url, args.history)
         port = free_port()
         log = (workdir / "server.log").open("wb")
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
@@ -296,7 +341,7 @@ def _report(args: argparse.Namespace, outcome: dict[str, Any], stored: dict[str,
           f"{accepted} accepted, {duplicates} duplicates")
     print(f"calls: {calls_per_s:.0f} calls/s (goal >= {GOAL_CALLS_PER_S}), {outcome['sent'] / wall:.0f} events/s; "
           f"report latency p50 {percentile(latencies, 0.5):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms")
-    expected = {"calls": args.calls + warm, "ended": args.calls + warm}
+    expected = {"calls": args.history + args.calls + warm, "ended": args.history + args.calls + warm}
     checks = ", ".join(f"{k}={v}" + (f" (expected {expected[k]})" if k in expected and expected[k] != v else "")
                        for k, v in stored.items())
     print(f"calls: in the database {checks}; events accepted = distinct events sent: "
