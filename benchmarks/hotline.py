@@ -22,7 +22,9 @@ start, IVR, queue, answer and end), each event put in the report of the moment i
 holds about `--report-events` events of many calls and a call's events come in three to seven reports; a few
 events come some reports late (after the call's later events, a start after its end), a few are sent again in
 a later report or twice in one. Reports go back to back (the CTI catching up: the server's capacity), or one
-every fraction of a second to offer `--rate` calls/s (open loop, latency counted from when a report was due).
+every fraction of a second to offer `--rate` calls/s (open loop, latency counted from when a report was due;
+calls/s is then below the offered rate by the stream's tail, the last calls' events being reported up to seven
+reports after their start).
 Printed: calls/s and events/s, the server's and the database backends' CPU per call (from /proc: the figure
 to judge on a shared machine), p50/p99 report latency, and the calls, events and states checked in the
 database afterwards.
