@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityhealth.hotline.call_events import Event, breaches, project
+from cityhealth.hotline.call_events import Event, assess, breaches, project
 
 T0 = datetime(2022, 6, 15, 1, 30, tzinfo=UTC)  # 09:30 in Nanjing
 
@@ -57,3 +57,19 @@ def test_an_end_before_the_start_is_blamed_on_the_new_event() -> None:
 def test_a_second_start_under_another_event_id_breaks_the_one_start_rule() -> None:
     found = breaches([CALL[0], _event("s2", "start", 1, "025-12320")], frozenset({"s2"}))
     assert [(b.event_id, b.rule) for b in found] == [("s2", "hotline.call.one_start")]
+
+
+_KINDS = st.sampled_from(["start", "ivr", "queue", "answer", "end"])
+
+
+@given(st.lists(st.tuples(_KINDS, st.integers(0, 5)), min_size=1, max_size=7))
+def test_no_breach_exactly_when_every_rule_holds_pairwise(shape: list[tuple[str, int]]) -> None:
+    events = [_event(f"x{n}", kind, seconds, "v") for n, (kind, seconds) in enumerate(shape)]
+    kinds = [event.kind for event in events]
+    start = next((event for event in events if event.kind == "start"), None)
+    end = next((event for event in events if event.kind == "end"), None)
+    keeps = (all(kinds.count(kind) <= 1 for kind in ("start", "answer", "end"))
+             and all(start is None or event.at >= start.at for event in events)
+             and all(end is None or end.at >= event.at for event in events))
+    assert (breaches(events, frozenset(e.event_id for e in events)) == []) == keeps
+    assert assess(events, frozenset({"x0"})) == (breaches(events, frozenset({"x0"})), project(events))

@@ -20,7 +20,7 @@ from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import crisis_repository, repository
-from cityhealth.hotline.call_events import Event, breaches, project
+from cityhealth.hotline.call_events import Event, Projection, assess
 from cityhealth.hotline.models import CRISIS
 from cityhealth.hotline.schemas import CallEventIn, CallEventReport, CallEventReportResult
 from cityhealth.registry.identifiers import IdentifierError, mask_phone, validate_phone
@@ -36,13 +36,14 @@ _VALUE_FIELD = {"start": "city_line", "ivr": "ivr_node", "queue": "queue", "answ
 _KIND_FIELDS = {"city_line", "caller_number", "ivr_node", "queue", "agent", "category", "outcome"}
 _ALLOWED = {"start": {"city_line", "caller_number"}, "ivr": {"ivr_node"}, "queue": {"queue"},
             "answer": {"agent"}, "end": {"outcome", "category"}}
+_FOREIGN = {kind: sorted(_KIND_FIELDS - allowed) for kind, allowed in _ALLOWED.items()}  # in the order named
 
 
 @dataclass
 class _Report:
     errors: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, list[tuple[int, Event]]] = field(default_factory=lambda: defaultdict(list))
-    callers: dict[str, tuple[str, str]] = field(default_factory=dict)  # call id -> (HMAC, ciphertext)
+    callers: dict[str, tuple[str, str]] = field(default_factory=dict)  # call id -> (HMAC, number)
     duplicates: int = 0
 
     def fault(self, index: int, name: str, value: Any, rule: str, message: str) -> None:
@@ -66,8 +67,9 @@ def _read(report: CallEventReport, settings: Settings) -> _Report:
     found = _Report()
     seen: dict[tuple[str, str], str] = {}
     for index, item in enumerate(report.events):
-        given = {name for name in _KIND_FIELDS if getattr(item, name) is not None}
-        for name in sorted(given - _ALLOWED[item.kind]):
+        for name in _FOREIGN[item.kind]:
+            if getattr(item, name) is None:
+                continue
             shown = "(withheld)" if name == "caller_number" else getattr(item, name)
             found.fault(index, name, shown, "hotline.event.field_of_kind",
                         f"a {item.kind} event does not carry {name}")
@@ -85,7 +87,7 @@ def _read(report: CallEventReport, settings: Settings) -> _Report:
                             str(error))
                 continue
             caller_hash = cipher.lookup_hash(CALLER_PURPOSE, number)
-            found.callers[item.call_id] = (caller_hash, cipher.encrypt(CALLER_PURPOSE, number))
+            found.callers[item.call_id] = (caller_hash, number)  # encrypted only if the start is new
         fingerprint = _fingerprint(item, value, caller_hash)
         identity = (item.call_id, item.event_id)
         if identity in seen:
@@ -128,7 +130,7 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
 
     held = await repository.held_calls(session, list(found.events))
     stored = await repository.events_of(session, [row.id for row in held.values()])
-    fresh: dict[str, list[Event]] = {}  # every event of each call that gains some
+    fresh: dict[str, Projection] = {}  # each call that gains events: all its events projected
     new_events: list[tuple[str, Event]] = []
     for call_id, events in found.events.items():
         row = held.get(call_id)
@@ -145,53 +147,51 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
             else:
                 found.fault(index, "event_id", event.event_id, "hotline.event.identity_reused",
                             "the platform holds another event of this call under this event id")
-        for breach in breaches([*known.values(), *new], frozenset(index_of)):
+        if not new:  # nothing new of this call: nothing to check or project again
+            continue
+        faults, fresh[call_id] = assess([*known.values(), *new], frozenset(index_of))
+        for breach in faults:
             found.fault(index_of[breach.event_id], breach.field, breach.value, breach.rule, breach.message)
-        if new:
-            fresh[call_id] = [*known.values(), *new]
-            new_events.extend((call_id, event) for event in new)
+        new_events.extend((call_id, event) for event in new)
     if found.errors:
         raise _refuse(sorted(found.errors, key=lambda error: error["field"]))
 
-    # A held call's start may have come in an earlier report: its line is read too (active or not by now).
-    earlier = {event.value for events in fresh.values() for event in events
-               if event.kind == "start" and event.value and event.value not in lines}
-    if earlier:
-        lines.update((line.line, line) for line in await repository.city_lines(session, earlier))
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    cipher = field_cipher(settings)
+    rows: list[dict[str, Any]] = []
     crisis: list[tuple[str, datetime | None, datetime | None]] = []
-    for call_id, call_events in fresh.items():
-        seen = project(call_events)
+    for call_id, seen in fresh.items():
         row = held.get(call_id)
-        line = lines.get(seen.city_line) if seen.city_line else None
-        caller = found.callers.get(call_id) or ((row.caller_hash, row.caller_cipher) if row else (None, None))
-        agent_classified = row is not None and row.classified_by is not None
-        category = row.category if agent_classified and row is not None else seen.category
-        values = {
-            "state": seen.state, "city_line_id": line.id if line else None,
-            "city_code": line.city_code if line else None,
+        if row is not None and row.started_at is not None:
+            # The start came in an earlier report: the call keeps the line, city and caller it was given then.
+            line_id, city_code = row.city_line_id, row.city_code
+            caller_hash, caller_cipher = row.caller_hash, row.caller_cipher
+        else:
+            line = lines.get(seen.city_line) if seen.city_line else None
+            line_id, city_code = (line.id, line.city_code) if line is not None else (None, None)
+            caller_hash, caller_cipher = None, None
+            if call_id in found.callers:  # the start is new, with its number: encrypted once, here
+                caller_hash, number = found.callers[call_id]
+                caller_cipher = cipher.encrypt(CALLER_PURPOSE, number)
+        # An agent's classification stands; otherwise the telephony's.
+        category = row.category if row is not None and row.classified_by is not None else seen.category
+        rows.append({
+            "id": row.id if row is not None else None, "telephony_call_id": call_id,
+            "state": seen.state, "city_line_id": line_id, "city_code": city_code,
             "started_at": seen.started_at, "business_date": seen.business_date, "start_hour": seen.start_hour,
             "ivr_path": seen.ivr_path, "queue": seen.queue, "queued_at": seen.queued_at,
             "answered_at": seen.answered_at, "agent": seen.agent, "ended_at": seen.ended_at,
-            "caller_hash": caller[0], "caller_cipher": caller[1], "reported_category": seen.category,
-            "category": category, "outcome": seen.outcome, "updated_at": now,
-        }
-        if row is None:
-            inserts.append({"telephony_call_id": call_id, "classified_by": None, "note": None, "created_at": now,
-                            **values})
-        else:
-            updates.append({"id": row.id, **values})
+            "caller_hash": caller_hash, "caller_cipher": caller_cipher, "reported_category": seen.category,
+            "category": category, "classified_by": None, "outcome": seen.outcome, "note": None, "created_at": now,
+            "updated_at": now,
+        })
         if category == CRISIS and (row is None or row.category != CRISIS):
             crisis.append((call_id, seen.ended_at, seen.started_at))
-    ids = {call_id: row.id for call_id, row in held.items()}
-    inserts.sort(key=lambda row: row["telephony_call_id"])  # the lock order of held_calls, for new keys too
-    inserted = await repository.insert_calls(session, inserts)
-    if len(inserted) < len(inserts):
+    rows.sort(key=lambda row: row["telephony_call_id"])  # the lock order of held_calls, for new keys too
+    written = await repository.write_calls(session, rows)
+    if any(row["id"] is None and not written.get(row["telephony_call_id"], (0, False))[1] for row in rows):
         raise Conflict("another report created one of these calls at the same moment; send the report again",
                        code="call_reported_concurrently", field="events", rule="hotline.call.one_report_at_a_time")
-    ids.update(inserted)
-    await repository.update_calls(session, updates)
+    ids = {call_id: call_id_and_new[0] for call_id, call_id_and_new in written.items()}
     await repository.insert_events(session, [
         {"call_id": ids[call_id], "event_id": event.event_id, "kind": event.kind, "at": event.at,
          "value": event.value, "category": event.category, "fingerprint": event.fingerprint, "received_at": now}

@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db.driver import is_postgres, pg_driver
 from cityhealth.hotline.call_events import Event
 from cityhealth.hotline.models import Call, CallChange, CallEvent, CityLine
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
-# The columns a report needs of a call it already holds.
-_HELD = (_CALLS.c.id, _CALLS.c.telephony_call_id, _CALLS.c.category, _CALLS.c.classified_by,
-         _CALLS.c.caller_hash, _CALLS.c.caller_cipher, _CALLS.c.ended_at, _CALLS.c.started_at)
 
 
-# On PostgreSQL a report's rows go in as one array per column (`unnest`): one statement and a few
-# parameters however many rows, where an executemany binds and converts every value of every row.
+class HeldCall(NamedTuple):
+    """What a report needs of a call the platform holds already."""
+
+    id: int
+    telephony_call_id: str
+    category: str | None
+    classified_by: str | None
+    caller_hash: str | None
+    caller_cipher: str | None
+    ended_at: datetime | None
+    started_at: datetime | None
+    city_line_id: int | None
+    city_code: str | None
+
+
+_HELD = tuple(_CALLS.c[name] for name in HeldCall._fields)
+
+# On PostgreSQL a report's statements run on the driver, one each however many rows, and their keys and rows
+# travel as one JSON document (orjson writes it at once, where the driver checks every element of an array
+# parameter in Python). Each key is one probe of its index (LATERAL, with LIMIT 1 or OFFSET 0 so that the
+# planner cannot flatten it into a join): a plain `= ANY(...)` was planned as a scan of the whole table while
+# its statistics lagged its growth (a fresh table; a prepared statement's generic plan).
+_KEYS = "json_array_elements_text(convert_from($1, 'UTF8')::json)"
+# Held calls are locked in the order of the keys (sorted): two reports sharing calls never deadlock.
+_PG_HELD = (f"SELECT {', '.join(f'c.{name}' for name in HeldCall._fields)} FROM {_KEYS} AS k(tid) "  # noqa: S608
+            "CROSS JOIN LATERAL (SELECT * FROM hotline_calls WHERE telephony_call_id = k.tid LIMIT 1 FOR UPDATE) AS c")
+_PG_EVENTS_OF = ("SELECT e.call_id, e.event_id, e.kind, e.at, e.value, e.category, e.fingerprint "  # noqa: S608
+                 f"FROM {_KEYS} AS k(id) CROSS JOIN LATERAL ("
+                 "SELECT * FROM hotline_call_events WHERE call_id = k.id::integer OFFSET 0) AS e")
 _CALL_COLUMNS = (
     ("telephony_call_id", "text"), ("state", "text"), ("city_line_id", "integer"), ("city_code", "text"),
     ("started_at", "timestamptz"), ("business_date", "date"), ("start_hour", "smallint"), ("ivr_path", "text"),
@@ -35,33 +62,23 @@ _EVENT_COLUMNS = (
 )
 
 
-def _unnest_insert(table: str, columns: tuple[tuple[str, str], ...], tail: str = "") -> str:
+def _json_insert(table: str, columns: tuple[tuple[str, str], ...], tail: str = "") -> str:
     names = ", ".join(name for name, _ in columns)
-    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(columns, start=1))
-    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608 - constant names
+    typed = ", ".join(f"{name} {kind}" for name, kind in columns)
+    return (f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - constant names
+            f"FROM json_to_recordset(convert_from($1, 'UTF8')::json) AS r({typed}){tail}")
 
 
-_PG_INSERT_CALLS = _unnest_insert("hotline_calls", _CALL_COLUMNS,
-                                  " ON CONFLICT (telephony_call_id) DO NOTHING RETURNING id, telephony_call_id")
-_PG_INSERT_EVENTS = _unnest_insert("hotline_call_events", _EVENT_COLUMNS)
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _columns(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> list[list[Any]]:
-    return [[row[name] for row in rows] for name, _ in columns]
-
-
-async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, in the session's transaction (begun by the report's reads)."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if not driver.is_in_transaction():  # nothing ran yet: let SQLAlchemy begin the transaction it owns
-        await connection.execute(select(1))
-    return driver
+# What a report sets of a call it holds already: its projection (the agents' columns and its key stay).
+_PROJECTED = tuple(name for name, _ in _CALL_COLUMNS
+                   if name not in ("telephony_call_id", "classified_by", "note", "created_at"))
+# New and held calls in one statement; `xmax = 0` tells a row this statement inserted from one it updated.
+_PG_UPSERT_CALLS = _json_insert(
+    "hotline_calls", _CALL_COLUMNS,
+    " ON CONFLICT (telephony_call_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _PROJECTED)
+    + " RETURNING id, telephony_call_id, xmax = 0 AS inserted")
+_PG_INSERT_EVENTS = _json_insert("hotline_call_events", _EVENT_COLUMNS)
 
 
 async def city_lines(session: AsyncSession, lines: Collection[str] | None = None) -> list[CityLine]:
@@ -82,18 +99,28 @@ async def city_names(session: AsyncSession) -> dict[str, str]:
     return {code: name for code, name in rows}
 
 
-async def held_calls(session: AsyncSession, telephony_ids: Collection[str]) -> dict[str, Any]:
+async def held_calls(session: AsyncSession, telephony_ids: Collection[str]) -> dict[str, HeldCall]:
     """The calls already held among `telephony_ids`, locked until the report's transaction ends."""
     # Locked in one order by every report, so two reports sharing calls wait for each other, never deadlock.
-    statement = (select(*_HELD).where(_CALLS.c.telephony_call_id.in_(telephony_ids))
+    keys = sorted(telephony_ids)
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        return {row[1]: HeldCall(*row) for row in await driver.fetch(_PG_HELD, orjson.dumps(keys))}
+    statement = (select(*_HELD).where(_CALLS.c.telephony_call_id.in_(keys))
                  .order_by(_CALLS.c.telephony_call_id).with_for_update())
-    return {row.telephony_call_id: row for row in await session.execute(statement)}
+    return {row.telephony_call_id: HeldCall(*row) for row in await session.execute(statement)}
 
 
 async def events_of(session: AsyncSession, call_ids: Collection[int]) -> dict[int, list[Event]]:
     """The stored events of each call."""
     found: dict[int, list[Event]] = {call_id: [] for call_id in call_ids}
     if not call_ids:
+        return found
+    if is_postgres(session):  # the driver's rows as they come: a report reads thousands
+        driver = await pg_driver(session)
+        rows = await driver.fetch(_PG_EVENTS_OF, orjson.dumps(list(call_ids)))
+        for call_id, event_id, kind, at, value, category, fingerprint in rows:
+            found[call_id].append(Event(event_id, kind, at, value, category, fingerprint))
         return found
     statement = select(_EVENTS.c.call_id, _EVENTS.c.event_id, _EVENTS.c.kind, _EVENTS.c.at, _EVENTS.c.value,
                        _EVENTS.c.category, _EVENTS.c.fingerprint).where(_EVENTS.c.call_id.in_(call_ids))
@@ -102,32 +129,36 @@ async def events_of(session: AsyncSession, call_ids: Collection[int]) -> dict[in
     return found
 
 
-async def insert_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """New calls in one statement; their ids by telephony id. A call another report inserted meanwhile is
-    left out of the answer (the caller retries)."""
+
+async def write_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, tuple[int, bool]]:
+    """The calls' projections, new calls (`id` None) and held ones alike: by telephony id, each call's id and
+    whether this report inserted it. A call another report inserted meanwhile comes back as not inserted."""
     if not rows:
         return {}
-    if _is_postgres(session):
-        driver = await _driver(session)
-        found = await driver.fetch(_PG_INSERT_CALLS, *_columns(rows, _CALL_COLUMNS))
-        return {row["telephony_call_id"]: row["id"] for row in found}
-    statement = (sqlite.insert(_CALLS).on_conflict_do_nothing(index_elements=["telephony_call_id"])
-                 .returning(_CALLS.c.id, _CALLS.c.telephony_call_id))
-    return {tid: call_id for call_id, tid in await session.execute(statement, rows)}
-
-
-async def update_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Held calls' new projections, by primary key, in one executemany."""
-    if rows:
-        await session.execute(update(Call), rows)
+    if is_postgres(session):  # one upsert
+        driver = await pg_driver(session)
+        found = await driver.fetch(_PG_UPSERT_CALLS, orjson.dumps(rows))
+        return {row["telephony_call_id"]: (row["id"], row["inserted"]) for row in found}
+    # SQLite writes one transaction at a time: the new calls in one statement, the held ones by key.
+    new = [row for row in rows if row["id"] is None]
+    held = [{name: row[name] for name in ("id", *_PROJECTED)} for row in rows if row["id"] is not None]
+    written = {row["telephony_call_id"]: (row["id"], False) for row in rows if row["id"] is not None}
+    if new:
+        statement = (sqlite.insert(_CALLS).on_conflict_do_nothing(index_elements=["telephony_call_id"])
+                     .returning(_CALLS.c.id, _CALLS.c.telephony_call_id))
+        inserted = await session.execute(statement, [{k: v for k, v in row.items() if k != "id"} for row in new])
+        written.update((tid, (call_id, True)) for call_id, tid in inserted)
+    if held:
+        await session.execute(update(Call), held)
+    return written
 
 
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    if _is_postgres(session):
-        driver = await _driver(session)
-        await driver.execute(_PG_INSERT_EVENTS, *_columns(rows, _EVENT_COLUMNS))
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        await driver.execute(_PG_INSERT_EVENTS, orjson.dumps(rows))
         return
     await session.execute(insert(_EVENTS), rows)
 

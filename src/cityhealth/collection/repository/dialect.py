@@ -1,47 +1,13 @@
-"""The backend under a session: which dialect it is, its asyncpg connection, SQLite's datetime text."""
+"""The backend under a session: which dialect it is, its asyncpg connection (cityhealth.db.driver), SQLite's
+datetime text."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from cityhealth.db.driver import is_postgres, pg_driver
 
-# session.info key: the asyncpg connection of the session's current transaction, with that transaction.
-_DRIVER = "cityhealth.collection.pg_driver"
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def pg_driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, inside the session's transaction.
-
-    The hot statements of ingest run on it directly: fixed SQL, prepared once per connection, without the
-    ORM's per-statement work. SQLAlchemy begins its transaction on the connection lazily, with its first
-    statement; if none ran yet, one does now, so nothing here ever runs outside the transaction. The connection
-    is remembered for the rest of the transaction: asking the session for it again (a greenlet switch into the
-    ORM) cost more than most statements a batch sends.
-    """
-    sync_session = session.sync_session
-    known = sync_session.info.get(_DRIVER)
-    if known is not None and known[0] is sync_session.get_transaction() and known[1].is_in_transaction():
-        return known[1]
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if not driver.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter sends BEGIN before the first statement it runs itself; asking it for
-        # just that saves the round trip and the ORM's execution path of a `SELECT 1` on every transaction.
-        begin = getattr(raw.dbapi_connection, "_start_transaction", None)
-        if begin is not None and getattr(raw.dbapi_connection, "_transaction", "") is None:
-            await begin()
-        else:  # another adapter version: let a statement begin it
-            await connection.execute(text("SELECT 1"))
-    sync_session.info[_DRIVER] = (sync_session.get_transaction(), driver)
-    return driver
+__all__ = ["is_postgres", "pg_driver", "sqlite_datetime"]
 
 
 def sqlite_datetime(moment: datetime) -> str:
