@@ -65,6 +65,7 @@ TRANSACTION_OWNERS = frozenset({
     "booking/waitlist.py",  # waitlist expiry, a periodic task: one transaction per round
     "booking/reminders.py",  # the day-before reminders, a periodic task: one transaction per page of bookings
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
+    "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

@@ -50,7 +50,8 @@ async def test_a_province_push_maps_its_own_shape(app: FastAPI, client: httpx.As
     response = await client.post(PROVINCE_PUSH, headers=await province(app), json=province_push())
     assert response.status_code == 200, response.text
     detail = (await client.get(f"{ORDERS}/{response.json()['work_order_id']}", headers=await agent(app))).json()
-    assert (detail["source"], detail["category"], detail["title"]) == ("province_12345", "consultation", "疫苗接种时间咨询")
+    assert (detail["source"], detail["category"], detail["title"]) == ("province_12345", "consultation",
+                                                                       "疫苗接种时间咨询")
     # Consultation: 5 working days from Wed 15 June.
     assert datetime.fromisoformat(detail["due_at"]) == datetime(2022, 6, 23, tzinfo=BUSINESS_TZ)
 
@@ -125,8 +126,8 @@ async def test_an_agent_creates_a_complaint_linked_to_a_call(app: FastAPI, clien
                       json={"events": call_events("cti-wo-1", app.state.clock.now(), agent="staff:11")})
     headers = await agent(app)
     call_id = (await client.get("/api/hotline/calls", headers=headers)).json()[0]["id"]
-    body = {"request_key": "own-1", "category": "complaint", "title": "医生态度", "content": "来电投诉接诊医生态度生硬。",
-            "organization_id": ids["NJH-A"], "call_id": call_id}
+    body = {"request_key": "own-1", "category": "complaint", "title": "医生态度",
+            "content": "来电投诉接诊医生态度生硬。", "organization_id": ids["NJH-A"], "call_id": call_id}
     created = await client.post(ORDERS, headers=headers, json=body)
     assert created.status_code == 200, created.text
     retried = await client.post(ORDERS, headers=headers, json=body)

@@ -62,7 +62,8 @@ async def test_an_illegal_step_is_refused_naming_the_state_and_the_step(app: Fas
     assert refused.status_code == 409
     problem = refused.json()
     assert (problem["code"], problem["field"], problem["value"]) == ("illegal_transition", "state", "received")
-    assert "close" in problem["detail"] and "received" in problem["detail"]
+    assert "close" in problem["detail"]
+    assert "received" in problem["detail"]
     early_reply = await order.post("reply", await handler(app, ids["NJH-A"]), reply="答复")
     assert (early_reply.status_code, early_reply.json()["value"]) == (409, "received")
     await order.post("dispatch", hotline)
