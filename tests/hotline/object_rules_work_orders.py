@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 
 from tests.hotline.work_orders_support import CITY_PUSH, city, city_push, handler, organizations
 from tests.security.objects import Owner, not_object_scoped, object_endpoint
 
 
-async def _organizations_with_an_order(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int, str]]:
+async def organizations_with_an_order(app: FastAPI, owners: int) -> list[tuple[dict[str, str], int, str]]:
     """`owners` organizations, each with one order and one member of staff; (headers, order id, order's title)."""
-    from httpx import ASGITransport, AsyncClient
-
     codes = [f"OBJ-WO-{n}" for n in range(owners)]
     ids = await organizations(app, *codes)
     found = []
@@ -28,14 +27,14 @@ async def _organizations_with_an_order(app: FastAPI, owners: int) -> list[tuple[
                  rule="an organization's staff see only their organization's orders; another's looks like not found")
 async def work_orders(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(headers, path={"work_order_id": order_id})
-            for headers, order_id, _ in await _organizations_with_an_order(app, owners)]
+            for headers, order_id, _ in await organizations_with_an_order(app, owners)]
 
 
 @object_endpoint("GET", "/api/hotline/work-orders", kind="list",
                  rule="an organization's staff list only their organization's orders")
 async def work_order_lists(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(headers, marker=f'"title":"{title}"')
-            for headers, _, title in await _organizations_with_an_order(app, owners)]
+            for headers, _, title in await organizations_with_an_order(app, owners)]
 
 
 not_object_scoped("GET", "/api/hotline/holidays/{year}", "reference data: the country's public holiday calendar")
