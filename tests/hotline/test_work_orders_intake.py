@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import httpx
@@ -150,3 +151,14 @@ async def test_an_organizations_staff_may_not_create_orders(app: FastAPI, client
         "request_key": "own-3", "category": "complaint", "title": "t", "content": "c",
         "organization_id": ids["NJH-A"]})
     assert response.status_code == 403
+
+
+async def test_pushes_of_one_order_at_the_same_moment_make_one_order(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await organizations(app, "NJH-A")
+    headers = await city(app)
+    answers = await asyncio.gather(*(client.post(CITY_PUSH, headers=headers, json=city_push("NJ-RACE"))
+                                     for _ in range(6)))
+    assert [answer.status_code for answer in answers] == [200] * 6
+    assert len({answer.json()["work_order_id"] for answer in answers}) == 1
+    assert sum(answer.json()["created"] for answer in answers) == 1
+    assert (await _count(app, WorkOrder), await _count(app, WorkOrderEvent)) == (1, 1)
