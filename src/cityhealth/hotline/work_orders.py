@@ -112,6 +112,8 @@ async def _step(session: AsyncSession, clock: Clock, principal: Principal, order
         if held.kind != _KIND_OF_STEP[step]:
             raise Conflict(f"this request key was used for another step of the work order ({held.kind})",
                            field="request_key", value=request_key, rule="hotline.work_order.key_once")
+        record(session, clock, principal, Action.UPDATE, "hotline_work_order", resource_id=order.id,
+               detail=f"{step}; repeated")
         return await _detail(session, clock, order)
     steps = (await repository.steps_of(session, [order.id]))[order.id]
     seen = project(steps)
