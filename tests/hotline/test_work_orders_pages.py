@@ -94,6 +94,7 @@ async def test_an_organization_replies_and_asks_for_an_extension_on_its_own_orde
     listed = await client.get("/hotline/organization-orders")
     assert f'href="/hotline/organization-orders/{mine}"' in listed.text
     assert f'href="/hotline/organization-orders/{theirs}"' not in listed.text
+    assert '<a href="/hotline/organization-orders">本单位工单</a>' in listed.text  # the site bar's link
     assert (await client.get(f"/hotline/organization-orders/{theirs}")).status_code == 404
     url = f"/hotline/organization-orders/{mine}"
     page = await client.get(url)
