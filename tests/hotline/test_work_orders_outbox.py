@@ -3,13 +3,17 @@ retried with a growing pause while the system is down, never lost, each send car
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from cityhealth.hotline import work_order_outbox
+from cityhealth import queue
+from cityhealth.hotline import tasks, work_order_outbox
 from cityhealth.hotline.work_order_models import WorkOrderResult
 from tests.booking.outbox import until
 from tests.hotline.work_orders_support import (
@@ -148,3 +152,38 @@ async def _attempts(app: FastAPI, n: int) -> bool:
 async def _returned(app: FastAPI, client: httpx.AsyncClient, order: Steps) -> bool:
     detail = (await client.get(f"{ORDERS}/{order.order_id}", headers=await agent(app))).json()
     return any(event["kind"] == "result_returned" for event in detail["events"])
+
+
+async def test_a_result_left_pending_is_found_when_the_server_starts(app: FastAPI, client: httpx.AsyncClient) -> None:
+    install(app, Recorder(down=True))
+    await _closed(app, client)
+    assert await until(lambda: _attempts(app, 1))
+    assert await work_order_outbox.unsent(app.state.tasks) == [{"outbox": "12345"}]
+
+
+@dataclass
+class SlowRecorder(Recorder):
+    """Takes a while per send, so that two sending runs overlap."""
+
+    async def send(self, source: str, order_id: str, reference: str, result: dict[str, Any]) -> None:
+        await asyncio.sleep(0.2)
+        await super().send(source, order_id, reference, result)
+
+
+async def test_two_sending_runs_at_once_send_a_result_once(app: FastAPI, client: httpx.AsyncClient) -> None:
+    install(app, Recorder(down=True))  # the close's own task fails: the result waits for the runs below
+    await _closed(app, client)
+    assert await until(lambda: _attempts(app, 1))
+    app.state.clock.advance(timedelta(minutes=1))
+    slow = SlowRecorder()
+    database, clock = app.state.database, app.state.clock
+    runs = await asyncio.gather(work_order_outbox.send_due(database, clock, slow),
+                                work_order_outbox.send_due(database, clock, slow), return_exceptions=True)
+    assert sum(run.sent for run in runs if isinstance(run, work_order_outbox.SendResult)) == 1
+    assert slow.calls == 1
+
+
+def test_the_reminder_and_the_retries_are_periodic_tasks_of_the_queue() -> None:
+    assert queue.PERIODIC["hotline.remind_work_orders"].every_s == tasks.REMIND_EVERY_S
+    assert queue.PERIODIC["hotline.retry_work_order_results"].every_s == tasks.SEND_RESULTS_EVERY_S
+    assert work_order_outbox.SEND_TASK in queue.TASKS
