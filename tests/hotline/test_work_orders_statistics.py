@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -68,8 +69,8 @@ async def test_the_months_figures_count_sources_timeliness_and_satisfaction(app:
     figures = await _figures(app, *JUNE)
     assert figures == WorkOrderFigures(
         by_source={"city_12345": 3, "province_12345": 1, "self_received": 1}, closed=4, closed_on_time=3,
-        on_time_rate=0.75, callbacks=3, satisfied=1, basically_satisfied=1, dissatisfied=1,
-        satisfaction_rate=0.6667)
+        on_time_rate=Decimal("75.00"), callbacks=3, satisfied=1, basically_satisfied=1, dissatisfied=1,
+        satisfaction_rate=Decimal("66.67"))
     july = await _figures(app, datetime(2022, 7, 1, tzinfo=BUSINESS_TZ), datetime(2022, 8, 1, tzinfo=BUSINESS_TZ))
     assert july == WorkOrderFigures(by_source={"city_12345": 0, "province_12345": 0, "self_received": 0}, closed=0,
                                     closed_on_time=0, on_time_rate=None, callbacks=0, satisfied=0,

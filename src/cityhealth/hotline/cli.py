@@ -107,7 +107,8 @@ def work_order_figures(month: str = typer.Option(..., help="YYYY-MM")) -> None:
         async with checked_database(settings) as database, database.transaction() as session:
             return await work_order_statistics.work_order_figures(session, start, end)
 
-    console.print_json(json.dumps({"month": month, **dataclasses.asdict(asyncio.run(run()))}))
+    # Rates as strings ("75.00"): the exact decimals the bulletin prints.
+    console.print_json(json.dumps({"month": month, **dataclasses.asdict(asyncio.run(run()))}, default=str))
 
 
 @app.command("holidays")

@@ -2,13 +2,15 @@
 
 Orders received count by the `received` event; closings and their timeliness by each `closed` event (an order
 reopened and closed again counts twice, each close judged by the deadline it then had); callbacks by each
-`callback` event. Rates are fractions (0-1), None when there is nothing to divide by ("not measured" is not 0).
+`callback` event. Rates are percentages as the bulletin prints them (0-100, two decimals rounded half up), None
+when there is nothing to divide by ("not measured" is not 0).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,16 +24,18 @@ class WorkOrderFigures:
     by_source: dict[str, int]  # orders received in [start, end): city_12345, province_12345, self_received
     closed: int
     closed_on_time: int
-    on_time_rate: float | None  # closed_on_time / closed
+    on_time_rate: Decimal | None  # 100 × closed_on_time / closed
     callbacks: int
     satisfied: int
     basically_satisfied: int
     dissatisfied: int
-    satisfaction_rate: float | None  # (satisfied + basically satisfied) / callbacks, as 12345 reports count it
+    satisfaction_rate: Decimal | None  # 100 × (satisfied + basically satisfied) / callbacks, as 12345 counts it
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return None if whole == 0 else round(part / whole, 4)
+def _rate(part: int, whole: int) -> Decimal | None:
+    if whole == 0:
+        return None
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 async def work_order_figures(tx: AsyncSession, start: datetime, end: datetime) -> WorkOrderFigures:
