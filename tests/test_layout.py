@@ -46,6 +46,7 @@ TRANSACTION_OWNERS = frozenset({
     "web/booking.py",  # resident booking pages: a refused hold is audited after rollback, then the page re-read
     "web/booking_account.py",  # resident sign-in (a refusal counts), and confirm/cancel with their refusals
     "web/session.py",  # the pages' login dependency, in the request's scope
+    "web/work_orders.py",  # work-order pages: a refused step is audited after rollback, then the page re-read
     "security/failures.py",  # a refusal is audited in its own transaction: the request's rolls back
     "security/audit.py",  # record_now: the same, for events that must outlive a failed request
     "security/dependencies.py",  # the API's authentication dependency, in the request's scope
@@ -65,6 +66,7 @@ TRANSACTION_OWNERS = frozenset({
     "booking/waitlist.py",  # waitlist expiry, a periodic task: one transaction per round
     "booking/reminders.py",  # the day-before reminders, a periodic task: one transaction per page of bookings
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
+    "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

@@ -26,6 +26,7 @@ from cityhealth.errors import ConfigurationError
 from cityhealth.hotline import api as hotline_api
 from cityhealth.hotline import knowledge_api as hotline_knowledge_api
 from cityhealth.hotline import tasks as hotline_tasks
+from cityhealth.hotline import work_order_api as hotline_work_order_api
 from cityhealth.observability import (
     BodyLimitMiddleware,
     Metrics,
@@ -145,6 +146,7 @@ def create_app(
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)
     app.include_router(hotline_knowledge_api.router)
+    app.include_router(hotline_work_order_api.router)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     upload_max_expansion_ratio: int = Field(default=100, ge=2)  # inflated / compressed bytes, ...
     upload_expansion_check_from_bytes: int = Field(default=16 * 1024 * 1024, ge=0)  # ... once this much inflated
 
+    # Hotline work orders: the deadline in working days by category, within the ranges domain.md §5 allows
+    # (an urgent order is due the same day, always).
+    hotline_consultation_days: int = Field(default=5, ge=1, le=5)
+    hotline_help_days: int = Field(default=5, ge=1, le=5)
+    hotline_complaint_days: int = Field(default=10, ge=10, le=13)
+
     # Simulation and tests only: lets the injected clock be moved. Refused in production.
     simulated_clock: bool = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from tests.booking.object_rules import _owners_with_a_booking
+from tests.hotline.object_rules_work_orders import organizations_with_an_order
 from tests.security.objects import Owner, not_object_scoped, object_endpoint
 
 from cityhealth.web.session import SESSION_COOKIE
@@ -27,3 +28,28 @@ async def my_booking_pages(app: FastAPI, owners: int) -> list[Owner]:
 def as_cookie(headers: dict[str, str]) -> dict[str, str]:
     """A resident's bearer headers as the browser's session cookie (the same access token)."""
     return {"Cookie": f"{SESSION_COOKIE}={headers['Authorization'].removeprefix('Bearer ')}"}
+
+
+not_object_scoped("GET", "/hotline/work-orders",
+                  "hotline.work_orders is hotline-wide: agents and supervisors work every order, as "
+                  "GET /api/hotline/work-orders shows them every one")
+not_object_scoped("GET", "/hotline/work-orders/new", "a blank form: no object")
+not_object_scoped("GET", "/hotline/work-orders/{order_id}",
+                  "hotline.work_orders is hotline-wide, as GET /api/hotline/work-orders/{work_order_id} is")
+
+_COOKIE_PAGE = ("a cookie-authenticated page: the harness re-issues bearer headers, not cookies; its guard demands "
+                "hotline.work_orders.handle, which tests/hotline/test_work_orders_pages.py checks")
+
+
+@object_endpoint("GET", "/hotline/organization-orders", kind="list", unscoped=_COOKIE_PAGE,
+                 rule="an organization's staff see only their organization's orders")
+async def organization_order_pages(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(as_cookie(headers), marker=f">{title}<")
+            for headers, _, title in await organizations_with_an_order(app, owners)]
+
+
+@object_endpoint("GET", "/hotline/organization-orders/{order_id}", kind="read", unscoped=_COOKIE_PAGE,
+                 rule="an organization's staff open only their organization's orders; another's is not found")
+async def organization_order_page(app: FastAPI, owners: int) -> list[Owner]:
+    return [Owner(as_cookie(headers), path={"order_id": order_id})
+            for headers, order_id, _ in await organizations_with_an_order(app, owners)]

@@ -23,6 +23,8 @@ class Role(StrEnum):
     PLATFORM_ADMIN = "platform_admin"
     HOTLINE_KB_EDITOR = "hotline_kb_editor"
     CRISIS_COUNSELLOR = "crisis_counsellor"  # the hotline's crisis team: works crisis-intervention follow-ups
+    # An organization's staff who answer the hotline's work orders sent to it (organization_id set).
+    WORK_ORDER_HANDLER = "work_order_handler"
 
 
 class Scope(StrEnum):
@@ -51,7 +53,11 @@ class Scope(StrEnum):
     HOTLINE_CALLS = "hotline.calls"  # agents read, annotate and reclassify the calls they answered
     HOTLINE_SUPERVISE = "hotline.supervise"  # every call of the hotline, caller lookup
     HOTLINE_CRISIS = "hotline.crisis"  # crisis-intervention follow-ups (the crisis team only)
-    HOTLINE_ADMIN = "hotline.admin"  # the city lines the telephony system may report
+    HOTLINE_ADMIN = "hotline.admin"  # the city lines the telephony system may report, the holiday calendar
+    HOTLINE_WORK_ORDERS = "hotline.work_orders"  # every work order: create, dispatch, close, callback
+    HOTLINE_WORK_ORDERS_HANDLE = "hotline.work_orders.handle"  # an organization's own orders: reply, extension
+    HOTLINE_12345_CITY = "hotline.12345.city"  # the city 12345 system pushes its work orders
+    HOTLINE_12345_PROVINCE = "hotline.12345.province"  # the provincial 12345 system pushes its work orders
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
@@ -59,10 +65,10 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     # An agent may see a caller's data only within an open call (issue 3); until the hotline room brings
     # calls, agents book for callers by the ID number they give but cannot browse the resident index.
     Role.HOTLINE_AGENT: frozenset({Scope.REGISTRY_READ, Scope.BOOKING_READ, Scope.BOOKING_WRITE, Scope.HOTLINE_CALLS,
-                                   Scope.HOTLINE_KB_READ}),
+                                   Scope.HOTLINE_KB_READ, Scope.HOTLINE_WORK_ORDERS}),
     Role.HOTLINE_SUPERVISOR: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,
                                         Scope.BOOKING_WRITE, Scope.AUDIT_READ, Scope.HOTLINE_CALLS,
-                                        Scope.HOTLINE_SUPERVISE}),
+                                        Scope.HOTLINE_SUPERVISE, Scope.HOTLINE_WORK_ORDERS}),
     Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
                                            Scope.COLLECTION_ADMIN}),
@@ -70,6 +76,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.ORGANIZATION_ADMIN: frozenset({Scope.REGISTRY_READ, Scope.REGISTRY_WRITE, Scope.BOOKING_SCHEDULE}),
     Role.HOTLINE_KB_EDITOR: frozenset({Scope.HOTLINE_KB_READ, Scope.HOTLINE_KB_EDIT, Scope.HOTLINE_KB_REVIEW}),
     Role.CRISIS_COUNSELLOR: frozenset({Scope.HOTLINE_CRISIS}),
+    Role.WORK_ORDER_HANDLER: frozenset({Scope.HOTLINE_WORK_ORDERS_HANDLE}),
     Role.PLATFORM_ADMIN: frozenset(set(Scope) - {Scope.RESIDENT_SELF}),
 }
 
