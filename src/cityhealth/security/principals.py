@@ -81,10 +81,11 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 }
 
 # Roles that read personal data in bulk or administer: TOTP is mandatory for them. A knowledge-base editor
-# too: what they approve is what the IVR tells every caller about their health.
+# too: what they approve is what the IVR tells every caller about their health; and an organization's
+# work-order handler, who reads callers' complaints in their own words.
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
                                  Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
-                                 Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR})
+                                 Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR, Role.WORK_ORDER_HANDLER})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:
