@@ -19,19 +19,29 @@ from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 from tests.conftest import BACKEND
 from tests.reporting.expected import expected
 
-SECTIONS = ("booking", "collection")
-ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital"}
+SECTIONS = ("hotline", "booking", "collection")
+ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital",
+            "calls_by_city": "city"}
+# Work orders are another helper's room: until the platform computes them, the bulletin leaves
+# `hotline.work_orders` out and the round trip does not compare it. The lead removes this line at merge.
+NOT_YET_COMPUTED = {("hotline", "work_orders")}
 
 
 def _is_all_zero(row: dict[str, Any]) -> bool:
-    return all(value in (0, None) for key, value in row.items() if key not in ("hospital", "app", "area", "name"))
+    return all(value in (0, None) for key, value in row.items()
+               if key not in ("hospital", "app", "area", "name", "city"))
 
 
 def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Sections equal, rows compared by key: all-zero rows may be absent, no other row may differ."""
     for section in SECTIONS:
+        if section not in wanted:
+            continue
         got, want = actual[section], wanted[section]
         for key, value in want.items():
+            if (section, key) in NOT_YET_COMPUTED:
+                assert key not in got, f"{section}.{key} is computed now: compare it (remove NOT_YET_COMPUTED)"
+                continue
             if key not in ROW_KEYS:
                 assert got[key] == value, f"{section}.{key}"
                 continue
