@@ -1,4 +1,5 @@
-"""`cityhealth hotline …`: the city lines, the crisis escalation run by hand, the month's call figures."""
+"""`cityhealth hotline …`: the city lines, the crisis escalation run by hand, the month's call figures and the
+month's statistics as the bulletin reports them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
 from cityhealth.hotline import crisis, service, statistics
-from cityhealth.hotline.schemas import CallStatistics, CityLineIn, CityLineRead
+from cityhealth.hotline.schemas import CallStatistics, CityLineIn, CityLineRead, HotlineMonth
 
 app = typer.Typer(help="The 12320 hotline: city lines, crisis escalation, call figures.", no_args_is_help=True)
 console = Console()
@@ -76,6 +77,25 @@ def call_figures(month: str = typer.Argument(..., help="YYYY-MM")) -> None:
     async def run() -> CallStatistics:
         async with checked_database(settings) as database, database.transaction() as session:
             return await statistics.call_statistics(session, month)
+
+    try:
+        figures = asyncio.run(run())
+    except DomainError as error:
+        console.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print_json(figures.model_dump_json())
+
+
+@app.command("month-figures")
+def month_figures(month: str = typer.Argument(..., help="YYYY-MM"),
+                  region: str = typer.Option(..., help="the region city's 6-digit area code")) -> None:
+    """The month's statistics as the bulletin reports them (calls by city, the region city's calls by category,
+    the self-service answer rate, the peaks), as JSON."""
+    settings = load_settings()
+
+    async def run() -> HotlineMonth:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await statistics.monthly_statistics(session, month, region)
 
     try:
         figures = asyncio.run(run())

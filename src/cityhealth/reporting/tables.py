@@ -34,7 +34,11 @@ CALL_CATEGORIES = (
     ("crisis_intervention", "心理危机干预"),
     ("self_service_voice", "自助语音问答"),
 )
-WORK_ORDER_SOURCES = (("city_12345", "市 12345 转来"), ("province_12345", "省 12345 转来"), ("self_received", "热线自接"))
+WORK_ORDER_SOURCES = (
+    ("city_12345", "市 12345 转来"),
+    ("province_12345", "省 12345 转来"),
+    ("self_received", "热线自接"),
+)
 BOOKING_CHANNELS = (
     ("online_12320", "12320 在线预约"),
     ("phone", "电话预约"),
