@@ -57,22 +57,27 @@ def test_a_scenario_whose_region_categories_do_not_make_its_calls_is_refused(tmp
         load(small(hotline=wrong), tmp_path)
 
 
-class Telephony:
-    """Records the reports the driver sends."""
+class Recorder:
+    """Records what the driver sends to one path."""
 
-    def __init__(self) -> None:
-        self.reports: list[list[dict[str, Any]]] = []
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.bodies: list[dict[str, Any]] = []
 
     async def call(self, method: str, path: str, **kwargs: Any) -> None:
-        assert (method, path) == ("POST", "/api/hotline/call-events")
-        self.reports.append(kwargs["json"]["events"])
+        assert (method, path) == ("POST", self.path)
+        self.bodies.append(kwargs["json"])
+
+    @property
+    def reports(self) -> list[list[dict[str, Any]]]:
+        return [body["events"] for body in self.bodies]
 
 
-def _driver(tmp_path: Path, hotline: dict[str, Any]) -> tuple[HotlineDriver, Telephony]:
+def _driver(tmp_path: Path, hotline: dict[str, Any]) -> tuple[HotlineDriver, Recorder]:
     scenario = load(small(hotline=hotline), tmp_path)
     simulation: Any = SimpleNamespace(seed=3, month_start=date(2024, 2, 1))
     driver = HotlineDriver(simulation, None, None, plan_month(scenario, Decimal(1)))  # type: ignore[arg-type]
-    telephony = Telephony()
+    telephony = Recorder("/api/hotline/call-events")
     driver.telephony = telephony  # type: ignore[assignment]
     driver.agent = "staff:9"
     return driver, telephony
@@ -94,6 +99,7 @@ async def test_phone_booking_calls_are_answered_before_the_bookings_and_ended_af
 
 async def test_a_days_calls_go_in_reports_of_whole_calls_within_the_platforms_limit(tmp_path: Path) -> None:
     driver, telephony = _driver(tmp_path, HOTLINE)
+    ivr = Recorder("/api/hotline/kb/self-service")
     driver.daily[0] = [(CallCell("320100", "consultation", 0), 600), (CallCell("320100", "self_service_voice", 0), 2),
                        (CallCell("320500", "crisis_intervention", 0), 1)]
     assert await driver.run_day(date(2024, 2, 1)) == 603
@@ -107,6 +113,18 @@ async def test_a_days_calls_go_in_reports_of_whole_calls_within_the_platforms_li
     assert len(calls) == 603
     assert not first & second  # a call's events travel together
     assert [kinds for call_id, kinds in calls.items() if "self_service" in call_id] == [["start", "ivr", "end"]] * 2
+    assert ivr.bodies == []  # no IVR client: the scenario asks nothing (see below)
     crisis = next(event for event in telephony.reports[-1] if event["kind"] == "start" and "crisis" in event["call_id"])
     assert crisis["city_line"] == "12320-320500"
     assert calls[crisis["call_id"]] == ["start", "ivr", "queue", "answer", "end"]
+
+
+async def test_each_self_service_call_puts_its_question_to_the_knowledge_base(tmp_path: Path) -> None:
+    driver, _ = _driver(tmp_path, HOTLINE)
+    ivr = Recorder("/api/hotline/kb/self-service")
+    driver.ivr = ivr  # type: ignore[assignment]
+    driver.daily[0] = [(CallCell("320100", "self_service_voice", 0), 2), (CallCell("320100", "complaint", 0), 1)]
+    await driver.run_day(date(2024, 2, 1))
+    assert [body["utterance_id"] for body in ivr.bodies] == [
+        "sim-20240201-320100-self_service_voice-0:q1", "sim-20240201-320100-self_service_voice-1:q1"]
+    assert all(body["text"] in driver.questions for body in ivr.bodies)

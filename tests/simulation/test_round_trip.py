@@ -13,6 +13,8 @@ import pytest
 from cityhealth.app import create_app
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
+from cityhealth.hotline.schemas import HotlineMonth
+from cityhealth.hotline.statistics import monthly_statistics
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.simulation.driver import simulate
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
@@ -57,6 +59,15 @@ def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> N
             assert not {n for n in extra if not _is_all_zero(got_rows[n])}, f"{section}.{key}: extra rows {extra}"
 
 
+async def _hotline_month(url: str, month: str, region: str) -> HotlineMonth:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            return await monthly_statistics(session, month, region)
+    finally:
+        await database.dispose()
+
+
 async def _bulletin_json(url: str, month: str) -> dict[str, Any]:
     database = Database(url)
     try:
@@ -76,6 +87,10 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
     wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
     assert_matches_expected(actual, wanted)
+    # What the bulletin prints beside the scenario format: each self-service call asked the knowledge base once.
+    month = asyncio.run(_hotline_month(settings.effective_database_url, scenario.month, scenario.region.code))
+    assert month.self_service.asked == wanted["hotline"]["calls_by_category"]["self_service_voice"]
+    assert month.peak_day is not None
 
 
 def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:

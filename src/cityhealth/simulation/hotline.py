@@ -4,6 +4,8 @@ Each city of the province has its line; every call of the plan is reported throu
 (`POST /api/hotline/call-events`, in batches of whole calls) as its events: start (line, caller), the IVR node,
 and, unless the caller served themselves by voice, the queue, the agent's answer, and the end with the
 category and the outcome. A crisis-intervention call thereby opens its follow-up, as the platform's rule says.
+A self-service voice call's question goes to the knowledge base as the IVR sends it (one question each, from
+the starter set's labelled questions), which gives the month's self-service answer rate.
 
 Phone-booking calls go with the phone bookings, one call per booking: the day's calls are opened (answered by
 the agent who books) before the bookings are made and ended after (see `book` for the seam where the agent
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from cityhealth.clock import BUSINESS_TZ
+from cityhealth.hotline.knowledge_starter import labelled_questions
 from cityhealth.security.principals import Scope
 from cityhealth.simulation.actors import Actor, Operator
 from cityhealth.simulation.plan import CallCell, MonthPlan, spread
@@ -28,12 +31,15 @@ if TYPE_CHECKING:
     from cityhealth.simulation.driver import Simulation
 
 TELEPHONY_SCOPES = [Scope.HOTLINE_TELEPHONY.value]
+IVR_SCOPES = [Scope.HOTLINE_SELF_SERVICE.value]
 REPORT_PATH = "/api/hotline/call-events"
+SELF_SERVICE_PATH = "/api/hotline/kb/self-service"
+SELF_SERVICE = "self_service_voice"
 EVENTS_PER_REPORT = 2_000  # the platform's limit per report (hotline.schemas.MAX_EVENTS_PER_REPORT)
 # The calls of a day start between 07:00 and 22:00; the phone-booking calls in the hour before bookings open.
 DAY_OPENS, DAY_CLOSES = time(7, 0), time(22, 0)
 BOOKING_RUSH = time(8, 0)
-OUTCOME = {"self_service_voice": "self_served"}
+OUTCOME = {SELF_SERVICE: "self_served"}
 QUEUE = {"crisis_intervention": "crisis", "complaint": "complaints", "phone_booking": "booking"}
 HOTLINE_SEED_OFFSET = 12320  # the hotline's own random stream: adding calls leaves the bookings' draws alone
 
@@ -51,6 +57,8 @@ class HotlineDriver:
         self.days_in_month = plan.days_in_month
         self.random = random.Random(simulation.seed + HOTLINE_SEED_OFFSET)  # noqa: S311 - synthetic data
         self.telephony: Actor | None = None
+        self.ivr: Actor | None = None
+        self.questions = [question.question for question in labelled_questions()]
         self.agent = ""  # the staff subject the telephony names as answering the calls that book nothing
         self.daily: list[list[tuple[CallCell, int]]] = [[] for _ in range(plan.days_in_month)]
         self._open_ends: dict[date, list[Event]] = defaultdict(list)  # the phone calls' end events, by day
@@ -65,6 +73,8 @@ class HotlineDriver:
         self.telephony = await self.simulation.machine_client(self.app, self.operator, "12320 话务平台 CTI",
                                                               TELEPHONY_SCOPES)
         _, self.agent = await self.simulation.hotline_agent(self.app, self.operator)
+        if any(cell.category == SELF_SERVICE for cell in self.plan.cells):
+            self.ivr = await self.simulation.machine_client(self.app, self.operator, "12320 语音自助 IVR", IVR_SCOPES)
         for cell in self.plan.cells:
             for index, count in enumerate(spread(cell.count, self.days_in_month)):
                 if count:
@@ -122,8 +132,17 @@ class HotlineDriver:
                 start = opens + timedelta(seconds=(number * length_s) // count + self.random.randrange(60))
                 calls.append(self._call(call_id, line, start, cell.category, self.agent))
         await self._report(calls)
+        await self._ask([events[0]["call_id"] for events in calls if events[-1]["category"] == SELF_SERVICE])
         self.calls += len(calls)
         return len(calls)
+
+    async def _ask(self, call_ids: list[str]) -> None:
+        """Each self-service call's question, as the IVR recognised it, put to the knowledge base."""
+        if self.ivr is None:
+            return
+        for call_id in call_ids:
+            text = self.questions[self.random.randrange(len(self.questions))]
+            await self.ivr.call("POST", SELF_SERVICE_PATH, json={"utterance_id": f"{call_id}:q1", "text": text})
 
     def _caller(self) -> str:
         return f"1{self.random.choice('3456789')}{self.random.randrange(10**9):09d}"
@@ -138,7 +157,7 @@ class HotlineDriver:
 
         events = [event(1, "start", 0, city_line=line, caller_number=self._caller()),
                   event(2, "ivr", 5, ivr_node=f"main>{category}")]
-        if category != "self_service_voice":
+        if category != SELF_SERVICE:
             events += [event(3, "queue", 20, queue=QUEUE.get(category, "general")),
                        event(4, "answer", 40, agent=agent)]
         events.append(event(5, "end", duration_s, category=category, outcome=OUTCOME.get(category, "resolved")))
