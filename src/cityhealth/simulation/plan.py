@@ -86,10 +86,6 @@ class HotlinePlan:
     def line_of(self, city: str) -> str:
         return next(line for line, code, _ in self.lines if code == city)
 
-    @property
-    def calls_without_bookings(self) -> int:
-        return sum(cell.count for cell in self.cells)
-
 
 @dataclass(frozen=True)
 class MonthPlan:
