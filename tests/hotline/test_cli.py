@@ -43,3 +43,9 @@ def test_the_escalation_and_the_figures_run_against_the_configured_database() ->
     figures = runner.invoke(app, ["hotline", "call-figures", "2022-06"])
     assert figures.exit_code == 0, figures.output
     assert json.loads(figures.output)["total"] == 0
+    month = runner.invoke(app, ["hotline", "month-figures", "2022-06", "--region", "320100"])
+    assert month.exit_code == 0, month.output
+    assert json.loads(month.output)["self_service"] == {"asked": 0, "answered": 0, "answer_rate_pct": None}
+    refused = runner.invoke(app, ["hotline", "month-figures", "2022-6", "--region", "320100"])
+    assert refused.exit_code == 1
+    assert "YYYY-MM" in refused.output

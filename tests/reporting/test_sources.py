@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 
 from cityhealth.booking import statistics as booking_statistics
 from cityhealth.booking.schemas import OpeningBalanceCreate
-from cityhealth.clock import SimulatedClock
+from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.collection import configuration as collection_configuration
 from cityhealth.collection import quality as collection_quality
+from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from cityhealth.errors import ValidationFailed
+from cityhealth.errors import Conflict, ValidationFailed
+from cityhealth.hotline import reporting as hotline_reporting
+from cityhealth.hotline import service as hotline_service
+from cityhealth.hotline.schemas import CallEventReport, CityLineIn
 from cityhealth.reporting.model import Region
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.reporting.sources import gather
-from cityhealth.security.principals import Role
+from cityhealth.security.principals import Role, Scope
 from tests.factories.registry import SMALL_AREA_TREE, load_nanjing, seed_areas
-from tests.factories.security import staff
+from tests.factories.security import machine, staff
+from tests.hotline.calls_support import call_events
 
 
 async def test_the_month_is_read_from_the_platforms_aggregates(
@@ -79,3 +85,49 @@ async def test_a_source_answering_for_another_month_is_refused(
     async with database.transaction() as session:
         with pytest.raises(ValidationFailed, match="2022-05"):
             await gather(session, "2022-06", region_code="320100")
+
+
+async def _report_calls(database: Database, clock: SimulatedClock, settings: Settings,
+                        calls: list[tuple[str, str, str | None]]) -> None:
+    async with database.transaction() as session:
+        for line, city, name in (("025-12320", "320100", "南京市"), ("0513-12320", "320600", "南通市")):
+            await hotline_service.put_city_line(session, clock, machine(Scope.HOTLINE_ADMIN), line,
+                                                CityLineIn(city_code=city, city_name=name))
+        events = [event for call_id, line, category in calls
+                  for event in call_events(call_id, datetime(2022, 6, 8, 9, 0, tzinfo=BUSINESS_TZ), line=line,
+                                           category=category)]
+        await hotline_reporting.report_events(session, clock, settings, machine(Scope.HOTLINE_TELEPHONY),
+                                              CallEventReport.model_validate({"events": events}))
+
+
+async def test_the_hotline_section_is_read_from_the_months_calls(
+        database: Database, clock: SimulatedClock, settings: Settings) -> None:
+    await seed_areas(database, clock)
+    await _report_calls(database, clock, settings, [("c-1", "025-12320", "phone_booking"),
+                                                    ("c-2", "025-12320", "self_service_voice"),
+                                                    ("c-3", "0513-12320", None)])
+    async with database.transaction() as session:
+        data = await gather(session, "2022-06", region_code="320100")
+    assert data.hotline is not None
+    assert [(row.city, row.calls) for row in data.hotline.calls_by_city] == [("320100", 2), ("320600", 1)]
+    assert data.hotline.calls_by_category.model_dump() == {
+        "consultation": 0, "complaint": 0, "phone_booking": 1, "manual_service": 0, "crisis_intervention": 0,
+        "self_service_voice": 1}
+    assert "work_orders" not in json.loads(render(data, Edition.JSON))["hotline"]
+
+
+async def test_a_region_call_without_a_category_holds_back_the_bulletin(
+        database: Database, clock: SimulatedClock, settings: Settings) -> None:
+    await seed_areas(database, clock)
+    await _report_calls(database, clock, settings, [("c-1", "025-12320", "consultation"),
+                                                    ("c-2", "025-12320", None)])
+    async with database.transaction() as session:
+        with pytest.raises(Conflict, match="sum to 1, not to its 2 calls"):
+            await gather(session, "2022-06", region_code="320100")
+
+
+async def test_a_month_without_calls_has_no_hotline_section(database: Database, clock: SimulatedClock) -> None:
+    await seed_areas(database, clock)
+    async with database.transaction() as session:
+        data = await gather(session, "2022-06", region_code="320100")
+    assert data.hotline is None

@@ -13,25 +13,37 @@ import pytest
 from cityhealth.app import create_app
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
+from cityhealth.hotline.schemas import HotlineMonth
+from cityhealth.hotline.statistics import monthly_statistics
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.simulation.driver import simulate
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 from tests.conftest import BACKEND
 from tests.reporting.expected import expected
 
-SECTIONS = ("booking", "collection")
-ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital"}
+SECTIONS = ("hotline", "booking", "collection")
+ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital",
+            "calls_by_city": "city"}
+# Work orders are another helper's room: until the platform computes them, the bulletin leaves
+# `hotline.work_orders` out and the round trip does not compare it. The lead removes this line at merge.
+NOT_YET_COMPUTED = {("hotline", "work_orders")}
 
 
 def _is_all_zero(row: dict[str, Any]) -> bool:
-    return all(value in (0, None) for key, value in row.items() if key not in ("hospital", "app", "area", "name"))
+    return all(value in (0, None) for key, value in row.items()
+               if key not in ("hospital", "app", "area", "name", "city"))
 
 
 def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Sections equal, rows compared by key: all-zero rows may be absent, no other row may differ."""
     for section in SECTIONS:
+        if section not in wanted:
+            continue
         got, want = actual[section], wanted[section]
         for key, value in want.items():
+            if (section, key) in NOT_YET_COMPUTED:
+                assert key not in got, f"{section}.{key} is computed now: compare it (remove NOT_YET_COMPUTED)"
+                continue
             if key not in ROW_KEYS:
                 assert got[key] == value, f"{section}.{key}"
                 continue
@@ -45,6 +57,15 @@ def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> N
                 assert got_rows[row_name] == row, f"{section}.{key}: row {row_name}"
             extra = set(got_rows) - set(want_rows)
             assert not {n for n in extra if not _is_all_zero(got_rows[n])}, f"{section}.{key}: extra rows {extra}"
+
+
+async def _hotline_month(url: str, month: str, region: str) -> HotlineMonth:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            return await monthly_statistics(session, month, region)
+    finally:
+        await database.dispose()
 
 
 async def _bulletin_json(url: str, month: str) -> dict[str, Any]:
@@ -66,6 +87,10 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
     wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
     assert_matches_expected(actual, wanted)
+    # What the bulletin prints beside the scenario format: each self-service call asked the knowledge base once.
+    month = asyncio.run(_hotline_month(settings.effective_database_url, scenario.month, scenario.region.code))
+    assert month.self_service.asked == wanted["hotline"]["calls_by_category"]["self_service_voice"]
+    assert month.peak_day is not None
 
 
 def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:

@@ -1,5 +1,5 @@
 """`cityhealth hotline …`: the city lines, the crisis escalation run by hand, the month's call and work-order
-figures, the holiday calendar."""
+figures, the month's statistics as the bulletin reports them, the holiday calendar."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
 from cityhealth.hotline import crisis, holidays, service, statistics, work_order_statistics
-from cityhealth.hotline.schemas import CallStatistics, CityLineIn, CityLineRead
+from cityhealth.hotline.schemas import CallStatistics, CityLineIn, CityLineRead, HotlineMonth
 from cityhealth.hotline.work_order_schemas import HolidayYearIn, HolidayYearRead
 
 app = typer.Typer(help="The 12320 hotline: city lines, crisis escalation, call and work-order figures, holidays.",
@@ -147,3 +147,22 @@ def set_holidays(year: int = typer.Argument(..., help="the year"),
         console.print(f"[red]refused:[/red] {where}{error}")
         raise typer.Exit(1) from error
     console.print(f"{saved.year}: {len(saved.holidays)} holidays, {len(saved.workdays)} adjusted working days")
+
+
+@app.command("month-figures")
+def month_figures(month: str = typer.Argument(..., help="YYYY-MM"),
+                  region: str = typer.Option(..., help="the region city's 6-digit area code")) -> None:
+    """The month's statistics as the bulletin reports them (calls by city, the region city's calls by category,
+    the self-service answer rate, the peaks), as JSON."""
+    settings = load_settings()
+
+    async def run() -> HotlineMonth:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await statistics.monthly_statistics(session, month, region)
+
+    try:
+        figures = asyncio.run(run())
+    except DomainError as error:
+        console.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print_json(figures.model_dump_json())

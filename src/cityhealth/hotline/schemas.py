@@ -167,3 +167,33 @@ class CallStatistics(BaseModel):
     by_city_and_category: dict[str, dict[str, int]]
     peak_day: PeakDay | None
     peak_hour: PeakHour | None
+
+
+class WorkOrderCounts(BaseModel):
+    """Work orders received in the month, by source (the scenario format's `hotline.work_orders`)."""
+
+    city_12345: int
+    province_12345: int
+    self_received: int
+
+
+class SelfServiceFigures(BaseModel):
+    asked: int = Field(description="Self-service questions the IVR asked the knowledge base in the month")
+    answered: int = Field(description="Of those, the ones answered at or above the confidence threshold")
+    answer_rate_pct: str | None = Field(description="answered / asked, percent with two decimals; null if none")
+
+
+class HotlineMonth(BaseModel):
+    """The month's hotline statistics for the bulletin: the province's calls by city, the region city's calls
+    by category (they sum to its calls), the knowledge base's answer rate, the peaks, the work orders."""
+
+    month: str
+    region_city: str
+    total: int = Field(description="Calls of every city of the province")
+    calls_by_city: list[CityCalls]
+    region_calls: int
+    calls_by_category: dict[str, int] = Field(description="The region city's calls in the six categories")
+    self_service: SelfServiceFigures
+    peak_day: PeakDay | None
+    peak_hour: PeakHour | None
+    work_orders: WorkOrderCounts | None = Field(description="null until the work-order figures are plugged in")

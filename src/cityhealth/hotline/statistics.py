@@ -1,19 +1,29 @@
 """The month's call figures for the bulletin: per city and per category (each summing to the total), the
-peak day and the peak hour of the day. A call counts in the month of its start (Asia/Shanghai); a call
-whose start has not been reported yet counts nowhere."""
+peak day and the peak hour of the day, the knowledge base's self-service answer rate. A call counts in the
+month of its start (Asia/Shanghai); a call whose start has not been reported yet counts nowhere."""
 
 from __future__ import annotations
 
 import calendar
 import re
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.errors import ValidationFailed
+from cityhealth.clock import BUSINESS_TZ
+from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import repository, statistics_repository
 from cityhealth.hotline.models import CATEGORIES
-from cityhealth.hotline.schemas import CallStatistics, CityCalls, PeakDay, PeakHour
+from cityhealth.hotline.schemas import (
+    CallStatistics,
+    CityCalls,
+    HotlineMonth,
+    PeakDay,
+    PeakHour,
+    SelfServiceFigures,
+    WorkOrderCounts,
+)
 
 UNCATEGORIZED = "uncategorized"
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -55,3 +65,57 @@ async def call_statistics(session: AsyncSession, month: str) -> CallStatistics:
         peak_day=PeakDay(day=day[0], calls=day[1]) if day else None,
         peak_hour=PeakHour(hour=hour[0], calls=hour[1]) if hour else None,
     )
+
+
+async def work_order_counts(session: AsyncSession, first: date, last: date) -> WorkOrderCounts | None:
+    """The month's work orders by source, for the bulletin; None while the platform has no work orders.
+
+    MERGE SEAM (work orders): once `cityhealth.hotline.work_order_statistics` exists, return
+    `WorkOrderCounts(**(await work_order_figures(session, first, last)).by_source)` here; the bulletin's
+    printed and JSON editions then carry `hotline.work_orders` with nothing else to change.
+    """
+    return None
+
+
+def _business_day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ)
+
+
+def _percent(part: int, whole: int) -> str | None:
+    if whole == 0:
+        return None
+    return f"{(Decimal(100 * part) / whole).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):.2f}"
+
+
+async def monthly_statistics(session: AsyncSession, month: str, region_city: str) -> HotlineMonth:
+    """The month's hotline figures, the region city's categories checked against its calls.
+
+    A region call without a category (still in progress, or its end never reported) makes the categories
+    fall short of the calls: refused with both numbers, rather than a bulletin whose figures do not add up.
+    """
+    figures = await call_statistics(session, month)
+    first, last = month_bounds(month)
+    region = figures.by_city_and_category.get(region_city, {})
+    categories = {category: region.get(category, 0) for category in CATEGORIES}
+    region_calls = next((city.calls for city in figures.by_city if city.city == region_city), 0)
+    if sum(categories.values()) != region_calls:
+        raise Conflict(
+            f"city {region_city}'s calls by category sum to {sum(categories.values())}, not to its "
+            f"{region_calls} calls of {month} ({region.get(UNCATEGORIZED, 0)} have no category yet)",
+            code="hotline_categories_do_not_sum", field="calls_by_category",
+            value={"categories": sum(categories.values()), "calls": region_calls},
+            rule="hotline.categories.sum_to_calls")
+    asked, answered = await statistics_repository.self_service_questions(
+        session, _business_day_start(first), _business_day_start(last + timedelta(days=1)))
+    return HotlineMonth(
+        month=month, region_city=region_city, total=figures.total, calls_by_city=figures.by_city,
+        region_calls=region_calls, calls_by_category=categories,
+        self_service=SelfServiceFigures(asked=asked, answered=answered, answer_rate_pct=_percent(answered, asked)),
+        peak_day=figures.peak_day, peak_hour=figures.peak_hour,
+        work_orders=await work_order_counts(session, first, last),
+    )
+
+
+async def bulletin_section(session: AsyncSession, month: str, region_city: str) -> HotlineMonth:
+    """The bulletin's hotline section of a month (the scenario format's `hotline`, and more besides)."""
+    return await monthly_statistics(session, month, region_city)

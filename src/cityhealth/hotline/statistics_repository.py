@@ -1,13 +1,15 @@
-"""The month's call figures: counts grouped by city and category, by day and by hour of the day."""
+"""The month's call figures: counts grouped by city and category, by day and by hour of the day; the
+self-service questions asked and answered. Every figure is an aggregate in SQL: no call is loaded."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.hotline.knowledge_models import SelfServiceQuery
 from cityhealth.hotline.models import Call
 
 _COUNT = func.count(Call.id)
@@ -38,3 +40,12 @@ async def peak_hour(session: AsyncSession, first: date, last: date) -> tuple[int
                  .order_by(_COUNT.desc(), Call.start_hour).limit(1))
     row = (await session.execute(statement)).one_or_none()
     return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+
+async def self_service_questions(session: AsyncSession, since: datetime, until: datetime) -> tuple[int, int]:
+    """(asked, answered): the self-service questions asked in [since, until)."""
+    answered = func.coalesce(func.sum(case((SelfServiceQuery.answered.is_(True), 1), else_=0)), 0)
+    statement = select(func.count(SelfServiceQuery.id), answered).where(
+        SelfServiceQuery.asked_at >= since, SelfServiceQuery.asked_at < until)
+    asked, answered_count = (await session.execute(statement)).one()
+    return int(asked), int(answered_count)

@@ -13,7 +13,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, Strict, model_validator
 
 SCENARIO_FORMAT: Final = "cityhealth-scenario/1"
 
@@ -72,7 +72,7 @@ class AreaRef(_Section):
     name: str
 
 
-# --- hotline (modelled so scenario files parse losslessly; the bulletin does not print it yet) ---
+# --- hotline ---
 
 
 class CityCalls(_Section):
@@ -99,7 +99,11 @@ class WorkOrders(_Section):
 class HotlineSection(_Section):
     calls_by_city: list[CityCalls]
     calls_by_category: CallsByCategory
-    work_orders: WorkOrders
+    # None while the platform computes no work-order figures: the key is then absent from the JSON edition.
+    work_orders: WorkOrders | None = None
+
+    def calls_of(self, city: str) -> int:
+        return sum(row.calls for row in self.calls_by_city if row.city == city)
 
 
 # --- booking ---
@@ -237,6 +241,17 @@ class BulletinData(_Section):
     telemed: TelemedSection | None = None
     collection: CollectionSection | None = None
 
+    @model_validator(mode="after")
+    def _region_calls_are_their_categories(self) -> BulletinData:
+        """The region city's calls are exactly its calls by category (domain.md §5)."""
+        if self.hotline is not None:
+            categories = sum(self.hotline.calls_by_category.model_dump().values())
+            calls = self.hotline.calls_of(self.region.code)
+            if categories != calls:
+                raise ValueError(f"hotline: the region city {self.region.code}'s calls by category sum to "
+                                 f"{categories}, not to its {calls} calls")
+        return self
+
     @property
     def year_number(self) -> int:
         return month_parts(self.month)[0]
@@ -256,6 +271,8 @@ class BulletinData(_Section):
         for section in ("hotline", "booking", "collection"):
             if document[section] is None:
                 del document[section]
+        if self.hotline is not None and self.hotline.work_orders is None:
+            del document["hotline"]["work_orders"]
         if self.telemed is not None:
             # Networks carry different keys; the missing ones are absent in the format, never null.
             telemed = self.telemed.model_dump(mode="json", exclude_none=True)

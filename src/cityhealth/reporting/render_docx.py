@@ -138,8 +138,12 @@ def render_docx(front: FrontMatter, printed: Layout, news: News) -> bytes:
         for text in article.paragraphs:
             paragraph = _paragraph(document, text)
             paragraph.paragraph_format.first_line_indent = Pt(21)
-    if printed.tables:
+    if printed.tables or printed.passages:
         document.add_heading("统计数据", level=1).alignment = WD_ALIGN_PARAGRAPH.CENTER
+    for passage in printed.passages:
+        _paragraph(document, passage.title, size=12, bold=True, centred=True)
+        for text in passage.paragraphs:
+            _paragraph(document, text).paragraph_format.first_line_indent = Pt(21)
     for table in printed.tables:
         _paragraph(document, table.title, size=12, bold=True, centred=True)
         if table.subtitle:

@@ -72,6 +72,7 @@ def render_html(front: FrontMatter, printed: Layout, news: News) -> bytes:
     page = template.render(
         front=front,
         news=news,
+        passages=printed.passages,
         blocks=[_block(table) for table in printed.tables],
         footer=news.footer or (printed.publisher,),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from cityhealth.reporting.news import News
-from cityhealth.reporting.tables import FrontMatter, Layout, Table
+from cityhealth.reporting.tables import FrontMatter, Layout, Passage, Table
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 
@@ -36,6 +36,13 @@ def _table(table: Table) -> list[str]:
     return lines
 
 
+def _passage(passage: Passage) -> list[str]:
+    lines = [f"### {_text(passage.title)}", ""]
+    for paragraph in passage.paragraphs:
+        lines += [_text(paragraph), ""]
+    return lines
+
+
 def render_md(front: FrontMatter, printed: Layout, news: News) -> bytes:
     lines = [f"# {_text(front.masthead)}", ""]
     for line in (front.issue_line, front.publisher_line, front.date_line):
@@ -46,8 +53,10 @@ def render_md(front: FrontMatter, printed: Layout, news: News) -> bytes:
             lines += [f"## {_text(article.title)}", ""]
         for paragraph in article.paragraphs:
             lines += [_text(paragraph), ""]
-    if printed.tables:
+    if printed.tables or printed.passages:
         lines += ["## 统计数据", ""]
+        for passage in printed.passages:
+            lines += _passage(passage)
         for table in printed.tables:
             lines += _table(table)
     if news.briefs:

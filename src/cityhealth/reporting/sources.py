@@ -3,6 +3,8 @@
 Each domain computes its own section of the scenario format from its maintained monthly aggregates
 (never from raw records, so this stays fast at any scale); the bulletin only gathers and checks them:
 
+- hotline:    `hotline.statistics.bulletin_section(session, "YYYY-MM", region_code)` → HotlineMonth
+              {calls_by_city[{city, name, calls}], calls_by_category{…six…}, work_orders{…} or None, …}
 - booking:    `booking.service.bulletin_section(session, "YYYY-MM")` → BookingStatistics
               {by_hospital[{hospital, online_12320, phone, clinic, third_party}], by_app[{app, bookings}],
                cumulative_at_month_end}
@@ -24,12 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.booking import service as booking_service
 from cityhealth.collection import quality as collection_quality
 from cityhealth.errors import ValidationFailed
+from cityhealth.hotline import statistics as hotline_statistics
 from cityhealth.registry import service as registry_service
 from cityhealth.reporting.model import (
     AreaRef,
     BookingSection,
     BulletinData,
     CollectionSection,
+    HotlineSection,
     Region,
     month_parts,
 )
@@ -51,7 +55,7 @@ def _section(model: type[SectionT], value: Any, month: str, source: str) -> Sect
 
 
 async def gather(session: AsyncSession, month: str, *, region_code: str | None = None) -> BulletinData:
-    """The month's bulletin statistics from the booking and collection services and the registry."""
+    """The month's bulletin statistics from the hotline, booking and collection services and the registry."""
     try:
         year, number = month_parts(month)
     except ValueError as exc:
@@ -61,11 +65,16 @@ async def gather(session: AsyncSession, month: str, *, region_code: str | None =
         CollectionSection, await collection_quality.quality_report(session, month), month, "collection"
     )
     region = await _region(session, region_code, collection)
+    figures = await hotline_statistics.bulletin_section(session, month, region.code)
+    # A platform that took no call and no work order in the month has no hotline section to print.
+    has_hotline = figures.total > 0 or figures.work_orders is not None
+    hotline = _section(HotlineSection, figures.model_dump(), month, "hotline") if has_hotline else None
     return BulletinData(
         title=f"{region.name} {year}年{number}月",
         month=month,
         region=region,
         areas=await _areas(session, region),
+        hotline=hotline,
         booking=booking,
         collection=collection,
     )

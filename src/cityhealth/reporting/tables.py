@@ -7,6 +7,7 @@ cumulative total — so the Markdown, HTML and DOCX editions cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,13 +16,29 @@ from cityhealth.reporting.model import (
     AppBookings,
     BookingSection,
     BulletinData,
+    CityCalls,
     CollectionSection,
     DistrictCollection,
     HospitalBookings,
     HospitalCollection,
+    HotlineSection,
 )
 
 CHART_TOP = 15  # hospital charts show the largest 15; the tables always list every row
+# The hotline's six call categories as the bulletin names them, in its order (domain.md §5).
+CALL_CATEGORIES = (
+    ("consultation", "咨询（不含专家咨询）"),
+    ("complaint", "医疗服务投诉"),
+    ("phone_booking", "电话预约"),
+    ("manual_service", "人工服务"),
+    ("crisis_intervention", "心理危机干预"),
+    ("self_service_voice", "自助语音问答"),
+)
+WORK_ORDER_SOURCES = (
+    ("city_12345", "市 12345 转来"),
+    ("province_12345", "省 12345 转来"),
+    ("self_received", "热线自接"),
+)
 BOOKING_CHANNELS = (
     ("online_12320", "12320 在线预约"),
     ("phone", "电话预约"),
@@ -63,7 +80,19 @@ def ordered(data: BulletinData) -> BulletinData:
             "districts": sorted(data.collection.districts, key=collection_order),
             "hospitals": sorted(data.collection.hospitals, key=collection_order),
         })
+    if data.hotline is not None:
+        update["hotline"] = data.hotline.model_copy(update={
+            "calls_by_city": sorted(data.hotline.calls_by_city, key=city_calls_order(data.region.code)),
+        })
     return data.model_copy(update=update)
+
+
+def city_calls_order(region_code: str) -> Callable[[CityCalls], tuple[int, int, str]]:
+    """The region city first (the bulletin's own line), then the other cities by calls descending, then code."""
+    def key(row: CityCalls) -> tuple[int, int, str]:
+        return (0 if row.city == region_code else 1, -row.calls, row.city)
+
+    return key
 
 
 # --- cell text ---
@@ -143,10 +172,20 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """Statistics the seed prints as prose, not as a table: a heading and its paragraphs."""
+
+    key: str  # the scenario-format section it prints, e.g. "hotline"
+    title: str
+    paragraphs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Layout:
     masthead: str  # 南京卫生信息化简报
     publisher: str  # 南京市卫生信息中心
     tables: tuple[Table, ...]  # in the seed's order
+    passages: tuple[Passage, ...] = ()  # printed first among the statistics, as the seed prints its hotline
 
 
 def masthead_of(data: BulletinData) -> str:
@@ -160,6 +199,7 @@ def publisher_of(data: BulletinData) -> str:
 def layout(data: BulletinData) -> Layout:
     """The printed statistics of a month, in the seed's order; sections the data lacks are left out."""
     data = ordered(data)
+    passages = (hotline_passage(data, data.hotline),) if data.hotline is not None else ()
     tables: list[Table] = []
     if data.booking is not None:
         tables.append(booking_table(data, data.booking))
@@ -167,7 +207,29 @@ def layout(data: BulletinData) -> Layout:
     if data.collection is not None:
         tables.append(collection_table(data, data.collection, districts=True))
         tables.append(collection_table(data, data.collection, districts=False))
-    return Layout(masthead=masthead_of(data), publisher=publisher_of(data), tables=tuple(tables))
+    return Layout(masthead=masthead_of(data), publisher=publisher_of(data), tables=tuple(tables),
+                  passages=passages)
+
+
+def hotline_passage(data: BulletinData, section: HotlineSection) -> Passage:
+    """The hotline's month in two paragraphs, as the seed lays it out: the region city's line by category
+    (and its work orders), then the province's lines city by city."""
+    city = data.region.name.removesuffix("市")
+    month = f"{data.month_number} 月"
+    categories = section.calls_by_category
+    by_category = "；".join(f"{label} {getattr(categories, field)} 个" for field, label in CALL_CATEGORIES)
+    first = (f"{month}份，{city} 12320 卫生热线共接听来电 {section.calls_of(data.region.code)} 个。"
+             f"按来电类别统计：{by_category}。")
+    if section.work_orders is not None:
+        orders = "；".join(f"{label} {getattr(section.work_orders, field)} 件" for field, label in WORK_ORDER_SOURCES)
+        first += f"本月热线受理工单：{orders}。"
+    paragraphs = [first]
+    if section.calls_by_city:
+        cities = "；".join(f"{row.name} {row.calls} 人次" for row in section.calls_by_city)
+        total = sum(row.calls for row in section.calls_by_city)
+        paragraphs.append(f"{month}份，全省各市 12320 热线合计接听 {total} 人次，分城市为：{cities}。")
+    return Passage(key="hotline", title=f"{city} 12320 卫生热线 {data.year_number} 年 {month}数据统计",
+                   paragraphs=tuple(paragraphs))
 
 
 def booking_table(data: BulletinData, section: BookingSection) -> Table:

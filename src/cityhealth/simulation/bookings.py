@@ -3,23 +3,22 @@
 Each booking cell of the plan (hospital × channel × app) is spread evenly over the month's days; a
 booking made on day d is for a session the next day (inside the default window, before the next-day
 cut-off). Residents are master-index residents, each booking at most once a day, so no cap is touched.
+Phone bookings are made on the hotline's calls when the scenario has a hotline (a `PhoneLine`, hotline.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from datetime import date, time, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlparse
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 
 from cityhealth.registry.identifiers import Sex, make_resident_id
-from cityhealth.security.principals import Role, Scope
+from cityhealth.security.principals import Scope
 from cityhealth.simulation.actors import Actor, Operator
-from cityhealth.simulation.plan import BookingCell, MonthPlan
+from cityhealth.simulation.plan import BookingCell, MonthPlan, spread
 
 if TYPE_CHECKING:
     from cityhealth.simulation.driver import Simulation
@@ -30,17 +29,29 @@ DEPARTMENT = {"subject_code": "03", "local_code": "SIM-03", "local_name": "内�
 OWN_CHANNEL_SUFFIX = "自有预约渠道"  # a hospital's own front-end: a third-party channel the bulletin leaves out
 
 
-def spread(count: int, days: int) -> list[int]:
-    base, extra = divmod(count, days)
-    return [base + (1 if index < extra else 0) for index in range(days)]
+class PhoneLine(Protocol):
+    """The hotline that phone bookings are made on: a call opened for each, the booking, the calls ended."""
+
+    async def open_calls(self, day: date, count: int, agent: str) -> list[str]: ...
+
+    async def book(self, call_id: str, agent: Actor, body: dict[str, Any], key: str) -> None: ...
+
+    async def close_calls(self, day: date) -> None: ...
+
+
+# One booking to make: who makes it, the request, its idempotency key, and the call it is made on (if any).
+Booking = tuple[Actor, dict[str, Any], str, str | None]
 
 
 class BookingDriver:
-    def __init__(self, simulation: Simulation, app: FastAPI, operator: Operator, plan: MonthPlan) -> None:
+    def __init__(self, simulation: Simulation, app: FastAPI, operator: Operator, plan: MonthPlan,
+                 phone_line: PhoneLine | None = None) -> None:
         self.simulation = simulation
         self.app = app
         self.operator = operator
         self.plan = plan
+        self.phone_line = phone_line
+        self.agent_subject = ""  # the phone agent's staff subject, as the telephony names who answered
         self.hospitals: dict[str, dict[str, Any]] = {}  # name -> {organization, department, scheduler}
         self.actors: dict[tuple[str, str | None, str], Actor] = {}  # (channel, app, hospital) -> actor
         self.residents: list[str] = []
@@ -109,13 +120,7 @@ class BookingDriver:
         key = ("phone", None, "")
         if key in self.actors:
             return self.actors[key]
-        username = f"agent-{secrets.token_hex(4)}"
-        password = secrets.token_urlsafe(24)
-        created = (await self.operator.call("POST", "/api/security/staff", json={
-            "username": username, "display_name": "12320 话务员", "password": password,
-            "roles": [Role.HOTLINE_AGENT.value]})).json()
-        secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
-        agent = self.simulation.operator(self.app, username, password, secret)
+        agent, self.agent_subject = await self.simulation.hotline_agent(self.app, self.operator)
         self.actors[key] = agent
         return agent
 
@@ -146,8 +151,10 @@ class BookingDriver:
         # in the plan's order, so a seed gives the same slot numbers, while the cells' run side by side, as
         # residents book at once all over the city (one hospital at a time, each booking waits for the one
         # before it to commit, and a scale-1 day of ≈17k bookings would take longer than its uploads).
-        queues: list[list[tuple[Actor, dict[str, Any], str]]] = []
+        queues: list[list[Booking]] = []
         resident = 0  # the next resident to book, and so the count of bookings made
+        phone = sum(count for cell, count in self.daily[index] if cell.channel == "phone")
+        calls = iter(await self.phone_line.open_calls(day, phone, self.agent_subject) if self.phone_line else [])
         for position, (cell, count) in enumerate(self.daily[index]):
             if not count:
                 continue
@@ -165,12 +172,17 @@ class BookingDriver:
                     body["channel"] = cell.channel
                 resident += 1
                 key = str(uuid.UUID(int=self.simulation.random.getrandbits(128)))
-                queue.append((actor, body, key))
+                queue.append((actor, body, key, next(calls, None) if cell.channel == "phone" else None))
             queues.append(queue)
         await asyncio.gather(*(self._book(queue) for queue in queues))
+        if self.phone_line is not None and phone:
+            await self.phone_line.close_calls(day)
         return resident
 
-    async def _book(self, queue: list[tuple[Actor, dict[str, Any], str]]) -> None:
-        for actor, body, key in queue:
-            await actor.call("POST", "/api/booking/bookings", json=body, headers={"Idempotency-Key": key})
+    async def _book(self, queue: list[Booking]) -> None:
+        for actor, body, key, call_id in queue:
+            if call_id is not None and self.phone_line is not None:
+                await self.phone_line.book(call_id, actor, body, key)
+            else:
+                await actor.call("POST", "/api/booking/bookings", json=body, headers={"Idempotency-Key": key})
 

@@ -31,7 +31,7 @@ def command(app_factory: AppFactory) -> Callable[..., None]:
             help="only record the month as being loaded (0 %), so that a server started before the "
                  "simulation shows its progress and holds back its bulletin from the start"),
     ) -> None:
-        """Generate a scenario's month and drive it through the platform (registry, uploads, bookings)."""
+        """Generate a scenario's month and drive it through the platform (registry, uploads, bookings, calls)."""
         run(app_factory, scenario, scale, seed, announce_only=announce_only)
 
     return simulate
@@ -67,5 +67,5 @@ def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announ
             raise typer.Exit(1) from exc
     console.print(
         f"[green]{loaded.month} at scale {factor}: {result.uploaded} records uploaded, "
-        f"{result.bookings} bookings made in {result.elapsed_s:.1f} s "
+        f"{result.bookings} bookings made, {result.calls} hotline calls reported in {result.elapsed_s:.1f} s "
         f"({result.records_per_s:,.0f} records/s while uploading)[/green]")

@@ -1,4 +1,5 @@
-"""Drive a month through the platform: the registry, every unit's uploads, and every channel's bookings.
+"""Drive a month through the platform: the registry, every unit's uploads, every channel's bookings, and the
+hotline's calls.
 
 Runs on a freshly migrated database with a SimulatedClock that it moves through the month. Every write goes
 through the platform's public HTTP API with the credentials of the actor who would make it; only the first
@@ -38,6 +39,7 @@ from cityhealth.simulation.actors import REQUEST_TIMEOUT_S, Actors, MachineClien
 from cityhealth.simulation.bodies import BodyWriter, DayBody
 from cityhealth.simulation.bookings import BookingDriver
 from cityhealth.simulation.feed import UnitFeed
+from cityhealth.simulation.hotline import HotlineDriver
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
 from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.scenario import Scenario
@@ -59,6 +61,7 @@ class SimulationResult:
     uploaded: int = 0
     accepted_expected: int = 0
     bookings: int = 0
+    calls: int = 0
     elapsed_s: float = 0.0
     upload_s: float = 0.0
     # Where upload_s went, by phase of the day: bookings, real-time uploads, sending bulk bodies, waiting for
@@ -171,10 +174,13 @@ class Simulation:
                           {name: app_row["channel"] for name, app_row in self.apps.items()})
         units = await self._register_units(app, operator, plan)
         await self._record_openings(operator, plan, units)
-        bookings = BookingDriver(self, app, operator, plan)
+        hotline = HotlineDriver(self, app, operator, plan)
+        await hotline.prepare()
+        bookings = BookingDriver(self, app, operator, plan, hotline if hotline.takes_phone_bookings else None)
         await bookings.prepare()
         upload_started = time.perf_counter()
-        await self._run_month(database, units, plan, bookings, result)
+        await self._run_month(database, units, plan, bookings, hotline, result)
+        result.calls = hotline.calls
         result.upload_s = time.perf_counter() - upload_started
         result.accepted_expected = plan.accepted_in_month
 
@@ -207,6 +213,16 @@ class Simulation:
         """A staff actor of this run (its client is closed with the run's)."""
         return self.actors.add(Operator(app, self.clock, username, password, totp_secret,
                                         timeout_s=self.request_timeout_s))
+
+    async def hotline_agent(self, app: FastAPI, operator: Operator) -> tuple[Operator, str]:
+        """A new 12320 agent's account, logged in, and the staff subject the telephony names them by."""
+        username = f"agent-{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(24)
+        created = (await operator.call("POST", "/api/security/staff", json={
+            "username": username, "display_name": "12320 话务员", "password": password,
+            "roles": [Role.HOTLINE_AGENT.value]})).json()
+        secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
+        return self.operator(app, username, password, secret), f"staff:{created['user']['id']}"
 
     def next_address(self) -> str:
         return next(self._addresses)
@@ -317,8 +333,9 @@ class Simulation:
                 "as_of": as_of})
 
     async def _run_month(self, database: Database, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
-                         result: SimulationResult) -> None:
-        """Each day: the morning's bookings, then at noon every unit's uploads.
+                         hotline: HotlineDriver, result: SimulationResult) -> None:
+        """Each day: the morning's bookings (the phone ones on the hotline's calls), at noon every unit's
+        uploads, in the evening the day's other calls.
 
         The smallest unit sends through the real-time path, the others one bulk job each (one job per
         unit-day keeps transactions few, as real senders batch). A day's jobs are left to run while the next
@@ -352,6 +369,9 @@ class Simulation:
                     result.uploaded += sum(body.records for _, _, body in sent)
                     await self._wait_for_jobs(running, result)
                     running = [(unit, job_id) for unit, job_id, _ in sent]
+                    self.at(day, 22)
+                    with _timed(result, "calls"):
+                        await hotline.run_day(day)
                     await self._record_day(database, day_of_month)
                     self.progress("month", day_of_month, plan.days_in_month)
                 await self._wait_for_jobs(running, result)

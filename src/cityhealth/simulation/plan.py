@@ -68,6 +68,26 @@ class BookingCell:
 
 
 @dataclass(frozen=True)
+class CallCell:
+    """A city's calls of one category over the month (phone-booking calls follow the phone bookings instead)."""
+
+    city: str
+    category: str
+    count: int
+
+
+@dataclass(frozen=True)
+class HotlinePlan:
+    lines: tuple[tuple[str, str, str], ...]  # (line, city code, city name): one 12320 line per city
+    region_city: str
+    cells: tuple[CallCell, ...]  # every call but the phone-booking calls that go with bookings
+    phone_bookings_follow_bookings: bool  # True: one phone-booking call per phone booking, on its day
+
+    def line_of(self, city: str) -> str:
+        return next(line for line, code, _ in self.lines if code == city)
+
+
+@dataclass(frozen=True)
 class MonthPlan:
     month: date  # first day
     days_in_month: int
@@ -76,6 +96,7 @@ class MonthPlan:
     cumulative_accepted_target: int
     bookings: tuple[BookingCell, ...]
     bookings_cumulative_target: int
+    hotline: HotlinePlan | None = None
 
     @property
     def accepted_in_month(self) -> int:
@@ -224,6 +245,47 @@ def plan_bookings(scenario: Scenario, scale: Decimal, app_channels: dict[str, st
     return tuple(cells)
 
 
+# The categories a call of another city of the province is given: the bulletin reports only their number.
+OTHER_CITY_CATEGORIES = ("consultation", "manual_service")
+CATEGORY_ORDER = ("consultation", "complaint", "phone_booking", "manual_service", "crisis_intervention",
+                  "self_service_voice")
+
+
+def line_name(city: str) -> str:
+    """The name the simulated telephony system gives a city's 12320 line."""
+    return f"12320-{city}"
+
+
+def plan_hotline(scenario: Scenario, scale: Decimal) -> HotlinePlan | None:
+    """Every scaled call a city and a category (expected()'s rules): the region city's calls are its scaled
+    categories, its phone-booking calls one per phone booking when the scenario books (else scaled too)."""
+    section = scenario.hotline
+    if section is None:
+        return None
+    region = scenario.region.code
+    categories = section.calls_by_category
+    follows = scenario.booking is not None
+    cells = [CallCell(region, category, scaled(getattr(categories, category), scale)) for category in CATEGORY_ORDER
+             if not (follows and category == "phone_booking")]
+    for row in section.calls_by_city:
+        if row.city == region:
+            continue
+        shares = spread(scaled(row.calls, scale), len(OTHER_CITY_CATEGORIES))
+        cells += [CallCell(row.city, category, count) for category, count in zip(OTHER_CITY_CATEGORIES, shares,
+                                                                                 strict=True)]
+    lines = tuple((line_name(row.city), row.city, row.name) for row in section.calls_by_city)
+    if region not in {row.city for row in section.calls_by_city}:
+        lines += ((line_name(region), region, scenario.region.name),)
+    return HotlinePlan(lines=lines, region_city=region, cells=tuple(cell for cell in cells if cell.count),
+                       phone_bookings_follow_bookings=follows)
+
+
+def spread(count: int, parts: int) -> list[int]:
+    """`count` in `parts` as even as whole numbers go, the larger shares first."""
+    base, extra = divmod(count, parts)
+    return [base + (1 if index < extra else 0) for index in range(parts)]
+
+
 def plan_month(scenario: Scenario, scale: Decimal, app_channels: dict[str, str] | None = None) -> MonthPlan:
     if not (Decimal(0) < scale <= 1):
         raise ValidationFailed(f"scale must be in (0, 1], got {scale}", field="scale", value=str(scale),
@@ -245,6 +307,7 @@ def plan_month(scenario: Scenario, scale: Decimal, app_channels: dict[str, str] 
         cumulative_accepted_target=cumulative_target,
         bookings=bookings,
         bookings_cumulative_target=scaled(scenario.booking.cumulative_at_month_end, scale) if scenario.booking else 0,
+        hotline=plan_hotline(scenario, scale),
     )
     if plan.accepted_in_month > plan.cumulative_accepted_target and scenario.collection is not None:
         raise ValidationFailed("the month accepts more records than the cumulative total at its end",

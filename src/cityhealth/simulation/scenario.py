@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cityhealth.errors import ValidationFailed
 
@@ -45,6 +45,33 @@ class BookingSection(_Strict):
     by_hospital: list[HospitalBookings]
     by_app: list[AppBookings]
     cumulative_at_month_end: int = Field(ge=0)
+
+
+class CityCalls(_Strict):
+    city: str = Field(pattern=r"^[0-9]{6}$")
+    name: str = Field(min_length=1, max_length=32)
+    calls: int = Field(ge=0)
+
+
+class CallsByCategory(_Strict):
+    consultation: int = Field(ge=0)
+    complaint: int = Field(ge=0)
+    phone_booking: int = Field(ge=0)
+    manual_service: int = Field(ge=0)
+    crisis_intervention: int = Field(ge=0)
+    self_service_voice: int = Field(ge=0)
+
+
+class WorkOrders(_Strict):
+    city_12345: int = Field(ge=0)
+    province_12345: int = Field(ge=0)
+    self_received: int = Field(ge=0)
+
+
+class HotlineSection(_Strict):
+    calls_by_city: list[CityCalls]
+    calls_by_category: CallsByCategory
+    work_orders: WorkOrders | None = None
 
 
 class HealthRecords(_Strict):
@@ -95,6 +122,7 @@ class Scenario(_Strict):
     month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     region: Region
     areas: list[AreaRef]
+    hotline: HotlineSection | None = None
     booking: BookingSection | None = None
     collection: CollectionSection | None = None
 
@@ -104,6 +132,16 @@ class Scenario(_Strict):
         if value != FORMAT:
             raise ValueError(f"unknown scenario format {value!r}; expected {FORMAT!r}")
         return value
+
+    @model_validator(mode="after")
+    def _region_calls_are_their_categories(self) -> Scenario:
+        if self.hotline is not None:
+            categories = sum(self.hotline.calls_by_category.model_dump().values())
+            calls = sum(row.calls for row in self.hotline.calls_by_city if row.city == self.region.code)
+            if categories != calls:
+                raise ValueError(f"hotline: the region city {self.region.code}'s calls by category sum to "
+                                 f"{categories}, not to its {calls} calls")
+        return self
 
 
 def load_scenario(path: Path | str) -> Scenario:

@@ -1,0 +1,88 @@
+"""The month's hotline statistics for the bulletin: the region city's categories are its calls (or an error
+naming both numbers), the self-service answer rate, the work orders left to their room."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from cityhealth.clock import BUSINESS_TZ
+from cityhealth.errors import Conflict
+from cityhealth.hotline.knowledge_models import SelfServiceQuery
+from cityhealth.hotline.statistics import monthly_statistics
+from tests.hotline.calls_support import add_line, call_events, telephony
+
+REPORT = "/api/hotline/call-events"
+JUNE_3 = datetime(2022, 6, 3, 10, 0, tzinfo=BUSINESS_TZ)
+
+
+async def _calls(app: FastAPI, client: httpx.AsyncClient, calls: list[tuple[str, str, str | None]]) -> None:
+    await add_line(app)
+    await add_line(app, line="0512-12320", city_code="320500", city_name="苏州市")
+    events = [event for call_id, line, category in calls
+              for event in call_events(call_id, JUNE_3, line=line, category=category)]
+    response = await client.post(REPORT, headers=await telephony(app), json={"events": events})
+    assert response.status_code == 200, response.text
+
+
+async def test_the_region_citys_categories_are_its_calls_and_other_cities_count_whole(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await _calls(app, client, [("m-1", "025-12320", "phone_booking"), ("m-2", "025-12320", "phone_booking"),
+                               ("m-3", "025-12320", "crisis_intervention"), ("m-4", "0512-12320", "complaint"),
+                               ("m-5", "0512-12320", None)])
+    async with app.state.database.transaction() as session:
+        month = await monthly_statistics(session, "2022-06", "320100")
+    assert (month.total, month.region_calls) == (5, 3)
+    assert [(city.city, city.name, city.calls) for city in month.calls_by_city] == [
+        ("320100", "南京市", 3), ("320500", "苏州市", 2)]
+    # Only the region city's calls are counted by category; Suzhou's call without a category is no fault.
+    assert month.calls_by_category == {"consultation": 0, "complaint": 0, "phone_booking": 2, "manual_service": 0,
+                                       "crisis_intervention": 1, "self_service_voice": 0}
+    assert month.peak_day is not None
+    assert (month.peak_day.day.isoformat(), month.peak_day.calls) == ("2022-06-03", 5)
+    assert month.peak_hour is not None
+    assert (month.peak_hour.hour, month.peak_hour.calls) == (10, 5)
+    assert month.work_orders is None  # the work-order room plugs its figures in (statistics.work_order_counts)
+
+
+async def test_a_region_call_without_a_category_is_refused_naming_both_numbers(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await _calls(app, client, [("u-1", "025-12320", "consultation"), ("u-2", "025-12320", None)])
+    async with app.state.database.transaction() as session:
+        with pytest.raises(Conflict) as refused:
+            await monthly_statistics(session, "2022-06", "320100")
+    assert refused.value.code == "hotline_categories_do_not_sum"
+    assert refused.value.value == {"categories": 1, "calls": 2}
+    assert "sum to 1, not to its 2 calls" in refused.value.message
+
+
+def _asked(utterance: str, local: datetime, *, answered: bool) -> SelfServiceQuery:
+    return SelfServiceQuery(utterance_id=utterance, client="client:ivr", text="几点开始挂号",
+                            asked_at=local, answered=answered, article_id=None,
+                            confidence=0.9 if answered else 0.1, unanswered_id=None)
+
+
+async def test_the_answer_rate_counts_the_months_self_service_questions_in_business_time(app: FastAPI) -> None:
+    async with app.state.database.transaction() as session:
+        session.add_all([
+            _asked("q-1", datetime(2022, 6, 1, 0, 5, tzinfo=BUSINESS_TZ), answered=True),  # May 31 in UTC
+            _asked("q-2", datetime(2022, 6, 15, 9, 0, tzinfo=BUSINESS_TZ), answered=True),
+            _asked("q-3", datetime(2022, 6, 30, 23, 55, tzinfo=BUSINESS_TZ), answered=False),
+            _asked("q-4", datetime(2022, 7, 1, 0, 5, tzinfo=BUSINESS_TZ), answered=False),  # July
+            _asked("q-5", datetime(2022, 5, 31, 23, 55, tzinfo=BUSINESS_TZ), answered=True),  # May
+        ])
+    async with app.state.database.transaction() as session:
+        month = await monthly_statistics(session, "2022-06", "320100")
+    assert (month.self_service.asked, month.self_service.answered) == (3, 2)
+    assert month.self_service.answer_rate_pct == "66.67"
+
+
+async def test_a_month_without_questions_has_no_answer_rate(app: FastAPI) -> None:
+    async with app.state.database.transaction() as session:
+        month = await monthly_statistics(session, "2022-06", "320100")
+    assert (month.total, month.region_calls, month.self_service.asked) == (0, 0, 0)
+    assert month.self_service.answer_rate_pct is None
+    assert month.peak_day is None
