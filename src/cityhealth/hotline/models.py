@@ -65,7 +65,9 @@ class Call(Base):
         Index("ix_hotline_calls_business_date_city_code", "business_date", "city_code"),
         Index("ix_hotline_calls_agent_started_at", "agent", "started_at"),
         Index("ix_hotline_calls_caller_hash", "caller_hash"),
-        {"info": {"personal_data": True}},
+        # The caller's number and the agents' notes are personal; a call's city, category and times alone
+        # are not (the month's figures group them without reading anyone's data).
+        {"info": {"personal_data": ("caller_hash", "caller_cipher", "note")}},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
