@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,3 +54,12 @@ class KnowledgeIndex:
                               version.body, article.valid_from, article.valid_until, article.key)
                      for article, version in rows]
         return SearchIndex.build(self._analyzer, documents, previous)
+
+
+def index_of(state: Any) -> KnowledgeIndex:
+    """The worker process's index, kept in the app's state (made on first use): the knowledge routes' and the
+    agent desk's."""
+    found: KnowledgeIndex | None = getattr(state, "hotline_knowledge_index", None)
+    if found is None:
+        found = state.hotline_knowledge_index = KnowledgeIndex()
+    return found
