@@ -13,7 +13,8 @@ from alembic import op
 revision: str = "20261205_0730"
 down_revision: str | None = "20261205_0710"
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+# The bookings and the booking room's call-back list, which the desk's rows refer to.
+depends_on: str | Sequence[str] | None = "20261126_0400"
 
 
 def upgrade() -> None:

@@ -163,8 +163,12 @@ async def book(database: Database, clock: Clock, settings: Settings, runtime: bo
     async with database.transaction() as session:
         call, acting, id_number = await _acting_for(session, database, clock, settings, principal, call_id,
                                                     "booking")
-    result = await booking.book(database, clock, cipher_for(settings), runtime, acting,
-                                booking.BookingCreate(session_id=session_id, id_number=id_number), idem)
+    try:
+        result = await booking.book(database, clock, cipher_for(settings), runtime, acting,
+                                    booking.BookingCreate(session_id=session_id, id_number=id_number), idem)
+    except booking.Refused as refused:  # a refusal after the resident was read: audited as the booking API does
+        await booking.audit_refusal(database, clock, acting, refused)
+        raise refused.error from None
     async with database.transaction() as session:
         return await _linked(session, clock, acting, call, "book", _booking_of(result))
 
@@ -186,8 +190,13 @@ async def reschedule(session: AsyncSession, database: Database, clock: Clock, se
     """Move one of the identified caller's bookings to another session; the new booking is linked."""
     call, acting, id_number = await _acting_for(session, database, clock, settings, principal, call_id,
                                                 "reschedule")
-    result = await booking.reschedule(session, clock, cipher_for(settings), runtime, acting, booking_id,
-                                      booking.RescheduleRequest(session_id=session_id, id_number=id_number), idem)
+    try:
+        result = await booking.reschedule(session, clock, cipher_for(settings), runtime, acting, booking_id,
+                                          booking.RescheduleRequest(session_id=session_id, id_number=id_number),
+                                          idem)
+    except booking.Refused as refused:  # audited in its own transaction; the request's rolls back
+        await booking.audit_refusal(database, clock, acting, refused)
+        raise refused.error from None
     return await _linked(session, clock, acting, call, "reschedule", _booking_of(result))
 
 
