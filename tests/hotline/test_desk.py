@@ -57,7 +57,8 @@ async def test_identify_by_id_number_ties_the_caller_and_is_audited_with_the_cal
     body = response.json()
     assert body["matches"] == 1
     assert body["caller"]["resident_id"] == resident_id
-    assert number not in response.text and body["caller"]["phone_masked"] == "138****5678"
+    assert number not in response.text
+    assert body["caller"]["phone_masked"] == "138****5678"
     searches = await audit_events(database, resource_type="resident", action="search", resident_id=resident_id)
     assert [(e.resource_id, e.actor) for e in searches] == [(f"call:{call_id}", "staff:7")]
     assert f"call:{call_id}" in (searches[0].detail or "")
@@ -149,7 +150,9 @@ async def test_book_cancel_and_reschedule_for_the_caller_are_linked_to_the_call(
     assert [(b["booking_id"], b["action"]) for b in calls[0]["bookings"]] == [
         (booking_id, "book"), (new_id, "reschedule"), (new_id, "cancel")]
     acted = await audit_events(database, resource_type="hotline_call", resident_id=resident_id)
-    assert {e.on_behalf_of for e in acted if (e.detail or "").split(":")[0] in ("desk book", "desk cancel", "desk reschedule")} == {f"resident:{resident_id}"}
+    desk_actions = ("desk book", "desk cancel", "desk reschedule")
+    behalf = {e.on_behalf_of for e in acted if (e.detail or "").split(":")[0] in desk_actions}
+    assert behalf == {f"resident:{resident_id}"}
 
 
 async def test_a_booking_of_another_resident_is_not_the_callers(app: FastAPI, client: httpx.AsyncClient,
@@ -192,7 +195,8 @@ async def test_phone_bookings_and_phone_booking_calls_reconcile(app: FastAPI, cl
     assert (body["phone_bookings"], body["phone_bookings_with_call"]) == (2, 1)
     assert body["phone_bookings_without_call"] == [direct.json()["id"]]
     assert (body["phone_booking_calls"], body["phone_booking_calls_with_booking"]) == (2, 1)
-    assert len(body["phone_booking_calls_without_booking"]) == 1 and booked
+    assert len(body["phone_booking_calls_without_booking"]) == 1
+    assert booked
     backwards = await client.get(f"{DESK}/reconciliation", headers=supervisor,
                                  params={"first": day, "last": (clock.now() - timedelta(days=2)).date().isoformat()})
     assert (backwards.status_code, backwards.json()["rule"]) == (422, "period.order")

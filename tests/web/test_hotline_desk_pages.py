@@ -7,17 +7,17 @@ import uuid
 
 import httpx
 from fastapi import FastAPI
+from tests.factories.booking import World, add_resident, publish, scheduler
+from tests.factories.registry import audit_events
+from tests.factories.security import headers_for, staff
+from tests.hotline.desk_support import end_call, open_call
+from tests.web.conftest import csrf_of
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.security.principals import Role
 from cityhealth.web.session import SESSION_COOKIE
-from tests.factories.booking import World, add_resident, publish, scheduler
-from tests.factories.registry import audit_events
-from tests.factories.security import headers_for, staff
-from tests.hotline.desk_support import end_call, open_call
-from tests.web.conftest import csrf_of
 
 DESK = "/hotline/desk"
 
@@ -50,18 +50,22 @@ async def test_an_agent_identifies_books_and_cancels_in_the_page(
     await sign_in_as(client, app, Role.HOTLINE_AGENT, 7)
     first = await client.get(DESK)
     assert first.status_code == 200
-    assert "139****6666" in first.text and "13955556666" not in first.text
+    assert "139****6666" in first.text
+    assert "13955556666" not in first.text
     assert f'href="/hotline/work-orders/new?call_id={call_id}"' in first.text
     identified = await _post(client, f"{DESK}/identify", call_id=call_id, id_number=number)
     assert identified.status_code == 303
     shown = await client.get(identified.headers["location"])
-    assert "已确认来电人身份" in shown.text and "居民31" in shown.text
-    assert number not in shown.text and "13955556666" not in shown.text
+    assert "已确认来电人身份" in shown.text
+    assert "居民31" in shown.text
+    assert number not in shown.text
+    assert "13955556666" not in shown.text
     booked = await _post(client, f"{DESK}/book", call_id=call_id, session_id=session["id"],
                          request_key=uuid.uuid4().hex)
     assert booked.status_code == 303, booked.text
     page = (await client.get(booked.headers["location"])).text
-    assert "已为来电人预约" in page and "预约</td>" in page
+    assert "已为来电人预约" in page
+    assert "预约</td>" in page
     booking_id = int(page.split('id="desk-booking-1">')[1].split("<td>")[1].split("</td>")[0])
     cancelled = await _post(client, f"{DESK}/cancel", call_id=call_id, booking_id=booking_id)
     assert cancelled.status_code == 303
@@ -76,12 +80,14 @@ async def test_identifying_in_another_agents_call_is_refused_in_the_page(
     await sign_in_as(client, app, Role.HOTLINE_AGENT, 7)
     refused = await _post(client, f"{DESK}/identify", call_id=call_id, id_number=number)
     assert refused.status_code == 403
-    assert "call_not_yours" in refused.text and "居民32" not in refused.text
+    assert "call_not_yours" in refused.text
+    assert "居民32" not in refused.text
     denied = await audit_events(database, resource_type="resident", outcome="denied")
     assert [e.resource_id for e in denied] == [f"call:{call_id}"]
     await end_call(app, client, "w-2")
     stale = await client.post(f"{DESK}/identify", data={"call_id": str(call_id), "id_number": number})
-    assert stale.status_code == 403 and "表单已过期" in stale.text
+    assert stale.status_code == 403
+    assert "表单已过期" in stale.text
 
 
 async def test_booking_before_identifying_is_refused_in_the_page(client: httpx.AsyncClient, app: FastAPI,
@@ -90,7 +96,8 @@ async def test_booking_before_identifying_is_refused_in_the_page(client: httpx.A
     call_id = await open_call(app, client, "w-3")
     await sign_in_as(client, app, Role.HOTLINE_AGENT, 7)
     refused = await _post(client, f"{DESK}/book", call_id=call_id, session_id=session["id"], request_key="k-w3")
-    assert refused.status_code == 409 and "caller_not_identified" in refused.text
+    assert refused.status_code == 409
+    assert "caller_not_identified" in refused.text
 
 
 async def test_the_call_back_list_is_masked_until_the_dial(client: httpx.AsyncClient, app: FastAPI, world: World,
@@ -106,10 +113,13 @@ async def test_the_call_back_list_is_masked_until_the_dial(client: httpx.AsyncCl
                       headers=await headers_for(app, scheduler(world)))
     await sign_in_as(client, app, Role.HOTLINE_AGENT, 7)
     listed = (await client.get(DESK)).text
-    assert "139****8888" in listed and "13977778888" not in listed and "居民33" not in listed
+    assert "139****8888" in listed
+    assert "13977778888" not in listed
+    assert "居民33" not in listed
     callback_id = int(listed.split('id="callback-')[1].split('"')[0])
     dialled = await _post(client, f"{DESK}/callbacks/{callback_id}/dial")
-    assert dialled.status_code == 200 and 'id="dial-number">13977778888<' in dialled.text
+    assert dialled.status_code == 200
+    assert 'id="dial-number">13977778888<' in dialled.text
     reached = await _post(client, f"{DESK}/callbacks/{callback_id}/result", outcome="reached", note="已告知",
                           request_key="r-1")
     assert reached.status_code == 303
@@ -121,4 +131,6 @@ async def test_the_supervisor_page_shows_queues_agents_and_today(client: httpx.A
     await sign_in_as(client, app, Role.HOTLINE_SUPERVISOR, 9)
     response = await client.get("/hotline/supervisor")
     assert response.status_code == 200
-    assert "staff:7" in response.text and "通话中" in response.text and "今日" in response.text
+    assert "staff:7" in response.text
+    assert "通话中" in response.text
+    assert "今日" in response.text

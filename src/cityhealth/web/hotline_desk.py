@@ -131,7 +131,8 @@ async def book(request: Request, principal: Agent, database: DatabaseDep, clock:
 
 @router.post("/desk/cancel", response_class=HTMLResponse)
 async def cancel(request: Request, principal: Agent, database: DatabaseDep, clock: ClockDep, settings: SettingsDep,
-                 call_id: Annotated[int, Form()], booking_id: Annotated[int, Form()], csrf_token: Csrf = "") -> Response:
+                 call_id: Annotated[int, Form()], booking_id: Annotated[int, Form()],
+                 csrf_token: Csrf = "") -> Response:
     async def work() -> str:
         async with database.transaction() as session:
             await desk.cancel(session, database, clock, settings, booking.runtime_of(request.app.state), principal,
@@ -178,7 +179,7 @@ async def callback_result(request: Request, principal: Agent, database: Database
             raise ValidationFailed("结果只能是已联系上或未联系上", field="outcome", value=outcome,
                                    rule="hotline.callback.outcome")
         data = CallbackResultIn(request_key=request_key or secrets.token_urlsafe(12),
-                                               outcome=outcome, note=_optional(note))  # type: ignore[arg-type]
+                                               outcome=outcome, note=_optional(note))
         async with database.transaction() as session:
             await desk_callbacks.report(session, clock, principal, callback_id, data)
         return outcome
