@@ -202,3 +202,34 @@ async def test_phone_bookings_and_phone_booking_calls_reconcile(app: FastAPI, cl
     assert (backwards.status_code, backwards.json()["rule"]) == (422, "period.order")
     refused = await client.get(f"{DESK}/reconciliation", params={"first": day, "last": day}, headers=headers)
     assert refused.status_code == 403
+
+
+async def test_an_agent_on_a_call_still_cannot_read_the_resident_index(
+        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    resident_id, number = await add_resident(database, settings, clock.now(), 12)
+    call_id = await open_call(app, client, "d-14")
+    headers, _ = await agent(app, 7)
+    await identify(client, headers, call_id, id_number=number)
+    for method, path, body in (("GET", f"/api/registry/residents/{resident_id}", None),
+                               ("GET", "/api/registry/residents", None),
+                               ("POST", "/api/registry/residents/lookup", {"id_number": number})):
+        response = await client.request(method, path, json=body, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (403, "insufficient_scope"), path
+
+
+async def test_booking_once_the_call_has_ended_is_refused(app: FastAPI, client: httpx.AsyncClient, world: World,
+                                                          database: Database, settings: Settings,
+                                                          clock: SimulatedClock) -> None:
+    _, number = await add_resident(database, settings, clock.now(), 13)
+    session = await publish(client, app, world)
+    call_id = await open_call(app, client, "d-15")
+    headers, _ = await agent(app, 7)
+    await identify(client, headers, call_id, id_number=number)
+    await end_call(app, client, "d-15")
+    before = await row_counts(database)
+    response = await _book(client, headers, call_id, session["id"])
+    assert (response.status_code, response.json()["code"]) == (403, "call_not_open")
+    assert await row_counts(database) == before
+    denied = await audit_events(database, resource_type="resident", outcome="denied")
+    assert [(e.resource_id, (e.detail or "").split(":")[0]) for e in denied] == [(f"call:{call_id}", "call_not_open")]

@@ -55,9 +55,10 @@ def _not_open(call_id: int, state: str) -> Forbidden:
 
 
 async def own_open_call(session: AsyncSession, database: Database, clock: Clock, principal: Principal,
-                        call_id: int, *, doing: str) -> Call:
-    """The agent's own open call, or a refusal audited (in its own transaction) with the call id."""
-    call = await repository.call(session, call_id)
+                        call_id: int, *, doing: str, lock: bool = False) -> Call:
+    """The agent's own open call, or a refusal audited (in its own transaction) with the call id; `lock`:
+    held until the transaction ends, so two requests changing the call's desk rows take turns."""
+    call = await (repository.call_for_update(session, call_id) if lock else repository.call(session, call_id))
     error: Forbidden | None = None
     if call is None or call.agent is None or call.agent != principal.subject:
         error = _not_yours(call_id)
@@ -100,7 +101,7 @@ async def open_calls(session: AsyncSession, clock: Clock, settings: Settings, pr
 async def identify(session: AsyncSession, database: Database, clock: Clock, settings: Settings,
                    principal: Principal, call_id: int, data: IdentifyIn) -> IdentifyResult:
     """Look the caller up in the master index within the agent's open call; one match is tied to the call."""
-    call = await own_open_call(session, database, clock, principal, call_id, doing="resident lookup")
+    call = await own_open_call(session, database, clock, principal, call_id, doing="resident lookup", lock=True)
     purpose = f"call:{call.id}"
     matches = await residents.match_residents(
         session, clock, cipher_for(settings), principal, purpose=purpose, id_number=data.id_number,
