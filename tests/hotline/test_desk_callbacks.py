@@ -100,7 +100,8 @@ async def test_the_supervisor_sees_queues_agents_and_todays_figures(app: FastAPI
     states = {row["agent"]: row for row in view["agents"]}
     assert (states["staff:7"]["on_call"], states["staff:7"]["calls_today"]) == (True, 1)
     assert (states["staff:8"]["on_call"], states["staff:8"]["idle_since"] is not None) == (False, True)
-    assert (view["today"]["calls"], view["today"]["ended"], view["today"]["by_category"]["phone_booking"]) == (3, 1, 1)
+    today = view["today"]
+    assert (today["calls"], today["answered"], today["ended"], today["by_category"]["phone_booking"]) == (3, 2, 1, 1)
     assert view["month"]["total"] == 3
     headers, _ = await agent(app, 7)
     assert (await client.get(f"{DESK}/supervisor", headers=headers)).status_code == 403

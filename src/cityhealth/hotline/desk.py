@@ -11,7 +11,7 @@ phone bookings reconcile (`reconcile`).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
@@ -128,29 +128,38 @@ async def identify(session: AsyncSession, database: Database, clock: Clock, sett
                           message="caller identified")
 
 
+@dataclass(frozen=True)
+class _Acting:
+    """The agent in their open call, acting on behalf of its identified caller."""
+
+    call: Call
+    principal: Principal  # the agent, `on_behalf_of` the resident (so the audit trail names both)
+    resident_id: int
+    id_number: str  # the caller's, for the booking service's real-name check; never shown
+
+
 async def _acting_for(session: AsyncSession, database: Database, clock: Clock, settings: Settings,
-                      principal: Principal, call_id: int, doing: str) -> tuple[Call, Principal, str]:
-    """The open call, the agent acting on behalf of its identified caller, and the caller's ID number."""
+                      principal: Principal, call_id: int, doing: str) -> _Acting:
     call = await own_open_call(session, database, clock, principal, call_id, doing=doing)
     caller = await desk_repository.caller_of(session, call.id)
     if caller is None:
         raise Conflict(f"identify the caller of call {call.id} before booking for them", code="caller_not_identified",
                        field="call_id", value=call.id, rule="hotline.desk.caller_identified")
     resident = await residents.resident_of(session, caller.resident_id)
-    acting = replace(principal, on_behalf_of=f"resident:{caller.resident_id}")
-    return call, acting, residents.id_number_of(cipher_for(settings), resident)
+    return _Acting(call, replace(principal, on_behalf_of=f"resident:{caller.resident_id}"), caller.resident_id,
+                   residents.id_number_of(cipher_for(settings), resident))
 
 
 def _booking_of(result: booking.WriteResult) -> booking.BookingRead:
     return booking.BookingRead.model_validate(json.loads(result.body))
 
 
-async def _linked(session: AsyncSession, clock: Clock, principal: Principal, call: Call,
-                  action: Literal["book", "cancel", "reschedule"], view: booking.BookingRead) -> DeskBookingResult:
-    await desk_repository.link_booking(session, call.id, view.id, action, principal.subject, clock.now())
-    resident_id = int((principal.on_behalf_of or ":0").rpartition(":")[2])
-    record(session, clock, principal, Action.UPDATE, "hotline_call", resource_id=call.id,
-           resident_ids=[resident_id], detail=f"desk {action}: booking {view.id}")
+async def _linked(session: AsyncSession, clock: Clock, acting: _Acting, action: Literal["book", "cancel", "reschedule"],
+                  view: booking.BookingRead) -> DeskBookingResult:
+    call = acting.call
+    await desk_repository.link_booking(session, call.id, view.id, action, acting.principal.subject, clock.now())
+    record(session, clock, acting.principal, Action.UPDATE, "hotline_call", resource_id=call.id,
+           resident_ids=[acting.resident_id], detail=f"desk {action}: booking {view.id}")
     return DeskBookingResult(call_id=call.id, action=action, booking=view)
 
 
@@ -162,43 +171,40 @@ async def book(database: Database, clock: Clock, settings: Settings, runtime: bo
     The booking's transaction is its group commit's; the link is written after it, in its own: a retry
     with the same Idempotency-Key replays the booking and writes a link that is still missing."""
     async with database.transaction() as session:
-        call, acting, id_number = await _acting_for(session, database, clock, settings, principal, call_id,
-                                                    "booking")
+        acting = await _acting_for(session, database, clock, settings, principal, call_id, "booking")
     try:
-        result = await booking.book(database, clock, cipher_for(settings), runtime, acting,
-                                    booking.BookingCreate(session_id=session_id, id_number=id_number), idem)
+        result = await booking.book(database, clock, cipher_for(settings), runtime, acting.principal,
+                                    booking.BookingCreate(session_id=session_id, id_number=acting.id_number), idem)
     except booking.Refused as refused:  # a refusal after the resident was read: audited as the booking API does
-        await booking.audit_refusal(database, clock, acting, refused)
+        await booking.audit_refusal(database, clock, acting.principal, refused)
         raise refused.error from None
     async with database.transaction() as session:
-        return await _linked(session, clock, acting, call, "book", _booking_of(result))
+        return await _linked(session, clock, acting, "book", _booking_of(result))
 
 
 async def cancel(session: AsyncSession, database: Database, clock: Clock, settings: Settings,
                  runtime: booking.BookingRuntime, principal: Principal, call_id: int,
                  booking_id: int) -> DeskBookingResult:
     """Cancel one of the identified caller's bookings (the booking service's rule and cut-off)."""
-    call, acting, id_number = await _acting_for(session, database, clock, settings, principal, call_id,
-                                                "cancellation")
-    view = await booking.cancel(session, clock, cipher_for(settings), runtime, acting, booking_id,
-                                booking.CancelRequest(id_number=id_number))
-    return await _linked(session, clock, acting, call, "cancel", view)
+    acting = await _acting_for(session, database, clock, settings, principal, call_id, "cancellation")
+    view = await booking.cancel(session, clock, cipher_for(settings), runtime, acting.principal, booking_id,
+                                booking.CancelRequest(id_number=acting.id_number))
+    return await _linked(session, clock, acting, "cancel", view)
 
 
 async def reschedule(session: AsyncSession, database: Database, clock: Clock, settings: Settings,
                      runtime: booking.BookingRuntime, principal: Principal, call_id: int, booking_id: int,
                      session_id: int, idem: booking.IdempotencyContext) -> DeskBookingResult:
     """Move one of the identified caller's bookings to another session; the new booking is linked."""
-    call, acting, id_number = await _acting_for(session, database, clock, settings, principal, call_id,
-                                                "reschedule")
+    acting = await _acting_for(session, database, clock, settings, principal, call_id, "reschedule")
+    request = booking.RescheduleRequest(session_id=session_id, id_number=acting.id_number)
     try:
-        result = await booking.reschedule(session, clock, cipher_for(settings), runtime, acting, booking_id,
-                                          booking.RescheduleRequest(session_id=session_id, id_number=id_number),
-                                          idem)
+        result = await booking.reschedule(session, clock, cipher_for(settings), runtime, acting.principal,
+                                          booking_id, request, idem)
     except booking.Refused as refused:  # audited in its own transaction; the request's rolls back
-        await booking.audit_refusal(database, clock, acting, refused)
+        await booking.audit_refusal(database, clock, acting.principal, refused)
         raise refused.error from None
-    return await _linked(session, clock, acting, call, "reschedule", _booking_of(result))
+    return await _linked(session, clock, acting, "reschedule", _booking_of(result))
 
 
 def _day_start(day: date) -> datetime:
@@ -208,7 +214,9 @@ def _day_start(day: date) -> datetime:
 async def reconcile(session: AsyncSession, clock: Clock, principal: Principal, first: date,
                     last: date) -> Reconciliation:
     """For business days first..last: phone bookings with and without a call, phone_booking calls with and
-    without a booking (a booking counts on the day it was made, a call on the day it started)."""
+    without a booking (a booking counts on the day it was made, a call on the day it started). Booking rows
+    are counted: a reschedule's new booking is one too (linked to its call), though the bulletin counts a
+    booking once, when first made."""
     if last < first:
         raise ValidationFailed("the period's last day is before its first", field="last", value=last.isoformat(),
                                rule="period.order")

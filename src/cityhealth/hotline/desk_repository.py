@@ -107,9 +107,10 @@ async def agents_today(session: AsyncSession, day: date) -> list[Any]:
     return list(await session.execute(statement))
 
 
-async def day_figures(session: AsyncSession, day: date) -> list[tuple[str, str | None, str | None, int]]:
-    """The day's calls grouped by state, category and outcome."""
-    statement = (select(Call.state, Call.category, Call.outcome, func.count(Call.id))
-                 .where(Call.business_date == day).group_by(Call.state, Call.category, Call.outcome))
-    return [(state, category, outcome, int(count)) for state, category, outcome, count
-            in await session.execute(statement)]
+async def day_figures(session: AsyncSession, day: date) -> list[tuple[str, str | None, str | None, bool, int]]:
+    """The day's calls grouped by state, category, outcome and whether an agent answered."""
+    answered = Call.answered_at.is_not(None)
+    statement = (select(Call.state, Call.category, Call.outcome, answered, func.count(Call.id))
+                 .where(Call.business_date == day).group_by(Call.state, Call.category, Call.outcome, answered))
+    return [(state, category, outcome, bool(was_answered), int(count))
+            for state, category, outcome, was_answered, count in await session.execute(statement)]

@@ -36,11 +36,11 @@ async def supervisor_view(session: AsyncSession, clock: Clock, principal: Princi
             seen.idle_since = None
     by_category = dict.fromkeys(CATEGORIES, 0)
     calls = answered = ended = abandoned = 0
-    for state, category, outcome, count in await desk_repository.day_figures(session, today):
+    for state, category, outcome, was_answered, count in await desk_repository.day_figures(session, today):
         calls += count
         key = category or UNCATEGORIZED
         by_category[key] = by_category.get(key, 0) + count
-        answered += count if state in ("answered", "ended") and outcome != "abandoned" else 0
+        answered += count if was_answered else 0
         ended += count if state == "ended" else 0
         abandoned += count if outcome == "abandoned" else 0
     month = await call_statistics(session, today.strftime("%Y-%m"))
