@@ -36,6 +36,7 @@ from cityhealth.hotline.models import Call, CallCaller
 from cityhealth.hotline.service import call_read
 from cityhealth.registry import residents
 from cityhealth.registry.protection import cipher_for
+from cityhealth.registry.service import flush_unique
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.principals import Principal
 
@@ -121,7 +122,9 @@ async def identify(session: AsyncSession, database: Database, clock: Clock, sett
     elif row.resident_id != resident_id or row.method != method:
         row.resident_id, row.method, row.identified_by, row.identified_at = (resident_id, method,
                                                                              principal.subject, now)
-    await session.flush()
+    await flush_unique(session, Conflict("another request identified this call's caller at the same moment; "
+                                         "send it again", code="caller_identified_concurrently", field="call_id",
+                                         value=call.id, rule="hotline.desk.one_caller_per_call"))
     record(session, clock, principal, Action.UPDATE, "hotline_call", resource_id=call.id,
            resident_ids=[resident_id], detail="caller identified")
     return IdentifyResult(call_id=call.id, matches=1, caller=await _caller_read(session, settings, row),
