@@ -11,6 +11,7 @@ from tests.factories.booking import World, add_resident, publish, scheduler
 from tests.factories.registry import audit_events
 from tests.factories.security import headers_for, staff
 from tests.hotline.desk_support import end_call, open_call
+from tests.hotline.knowledge_support import published_article
 from tests.web.conftest import csrf_of
 
 from cityhealth.clock import SimulatedClock
@@ -134,3 +135,23 @@ async def test_the_supervisor_page_shows_queues_agents_and_today(client: httpx.A
     assert "staff:7" in response.text
     assert "通话中" in response.text
     assert "今日" in response.text
+
+
+async def test_the_desk_searches_the_knowledge_base_and_moves_a_booking(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    await published_article(client, app)
+    _, number = await add_resident(database, settings, clock.now(), 34)
+    first, second = await publish(client, app, world), await publish(client, app, world)
+    call_id = await open_call(app, client, "w-5")
+    await sign_in_as(client, app, Role.HOTLINE_AGENT, 7)
+    found = await client.get(DESK, params={"call_id": call_id, "q": "狂犬疫苗在哪里打"})
+    assert "狂犬疫苗在哪里接种" in found.text
+    await _post(client, f"{DESK}/identify", call_id=call_id, id_number=number)
+    booked = await _post(client, f"{DESK}/book", call_id=call_id, session_id=first["id"], request_key="k-w5")
+    page = (await client.get(booked.headers["location"])).text
+    booking_id = int(page.split('id="desk-booking-1">')[1].split("<td>")[1].split("</td>")[0])
+    moved = await _post(client, f"{DESK}/reschedule", call_id=call_id, booking_id=booking_id,
+                        session_id=second["id"], request_key="k-w5-move")
+    assert moved.status_code == 303, moved.text
+    assert "改约</td>" in (await client.get(moved.headers["location"])).text
