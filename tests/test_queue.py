@@ -161,6 +161,8 @@ def test_the_periodic_work_is_registered_with_its_schedule() -> None:
         "booking.send_reminders": 300,
         "collection.purge_raw_payloads": 3600,
         "hotline.escalate_crisis_follow_ups": 60,
+        "hotline.remind_work_orders": 300,
+        "hotline.retry_work_order_results": 60,
         "security.purge_auth_failures": 3600,
     }
     assert queue.TASKS["collection.process_job"].recover is not None

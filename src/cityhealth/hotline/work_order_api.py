@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime
 
 from cityhealth.context import ClockDep, SessionDep, SettingsDep
@@ -137,14 +137,17 @@ async def callback_work_order(principal: Hotline, session: SessionDep, clock: Cl
     return await work_orders.callback(session, clock, settings, principal, work_order_id, data)
 
 
+Year = Annotated[int, Path(ge=1949, le=2200, description="the calendar year")]
+
+
 @router.get("/holidays/{year}", response_model=HolidayYearRead,
             summary="A year's public holidays and adjusted working weekends, and where they come from")
-async def get_holidays(principal: Reader, session: SessionDep, year: int) -> HolidayYearRead:
+async def get_holidays(principal: Reader, session: SessionDep, year: Year) -> HolidayYearRead:
     return await holidays.get_year(session, year)
 
 
 @router.put("/holidays/{year}", response_model=HolidayYearRead,
             summary="Set a year's public holidays and adjusted working weekends")
-async def put_holidays(principal: Admin, session: SessionDep, clock: ClockDep, year: int,
+async def put_holidays(principal: Admin, session: SessionDep, clock: ClockDep, year: Year,
                        data: HolidayYearIn) -> HolidayYearRead:
     return await holidays.set_year(session, clock, principal, year, data)
