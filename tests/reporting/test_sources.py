@@ -19,9 +19,9 @@ from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import reporting as hotline_reporting
 from cityhealth.hotline import service as hotline_service
 from cityhealth.hotline import work_order_intake
+from cityhealth.hotline.schemas import CallEventReport, CityLineIn
 from cityhealth.hotline.work_order_schemas import CityOrderPush
 from cityhealth.registry import service as registry_service
-from cityhealth.hotline.schemas import CallEventReport, CityLineIn
 from cityhealth.reporting.model import Region
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.reporting.sources import gather

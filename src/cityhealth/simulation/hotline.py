@@ -60,6 +60,7 @@ class HotlineDriver:
         self.ivr: Actor | None = None
         self.questions = [question.question for question in labelled_questions()]
         self.agent = ""  # the staff subject the telephony names as answering the calls that book nothing
+        self.answered_by: dict[str, str] = {}  # a category's own desk, when it has one (the complaint desk)
         self.daily: list[list[tuple[CallCell, int]]] = [[] for _ in range(plan.days_in_month)]
         self._open_ends: dict[date, list[Event]] = defaultdict(list)  # the phone calls' end events, by day
         self.calls = 0
@@ -130,11 +131,17 @@ class HotlineDriver:
             for number in range(count):
                 call_id = f"sim-{day:%Y%m%d}-{cell.city}-{cell.category}-{number}"
                 start = opens + timedelta(seconds=(number * length_s) // count + self.random.randrange(60))
-                calls.append(self._call(call_id, line, start, cell.category, self.agent))
+                agent = self.answered_by.get(cell.category, self.agent)
+                calls.append(self._call(call_id, line, start, cell.category, agent))
         await self._report(calls)
         await self._ask([events[0]["call_id"] for events in calls if events[-1]["category"] == SELF_SERVICE])
         self.calls += len(calls)
         return len(calls)
+
+    def calls_of(self, day: date, city: str, category: str) -> int:
+        """How many calls of a city and category the day has (those `run_day` reports)."""
+        index = (day - self.simulation.month_start).days
+        return sum(count for cell, count in self.daily[index] if cell.city == city and cell.category == category)
 
     async def _ask(self, call_ids: list[str]) -> None:
         """Each self-service call's question, as the IVR recognised it, put to the knowledge base."""
