@@ -117,6 +117,11 @@ class WorkOrderDriver:
             handler, _ = await simulation.staff_member(app, operator, Role.WORK_ORDER_HANDLER,
                                                        f"{organization['name']} 工单承办人", organization["id"])
             self.hospitals.append((organization["id"], organization["code"], handler))
+        self.schedule_pushes()
+
+    def schedule_pushes(self) -> None:
+        """Each 12345 system's orders spread evenly over the month's evenings."""
+        assert self.plan is not None  # noqa: S101 - only with work orders to drive
         for source, count in (("city_12345", self.plan.city_12345), ("province_12345", self.plan.province_12345)):
             for index in _evening_days(count, self.days_in_month):
                 self.pushes[index].append(source)
