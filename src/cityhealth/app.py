@@ -24,6 +24,7 @@ from cityhealth.db.engine import Database
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
 from cityhealth.hotline import api as hotline_api
+from cityhealth.hotline import desk_api as hotline_desk_api
 from cityhealth.hotline import knowledge_api as hotline_knowledge_api
 from cityhealth.hotline import tasks as hotline_tasks
 from cityhealth.hotline import work_order_api as hotline_work_order_api
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(family_api.router)
     app.include_router(scheduler_api.router)
     app.include_router(sanctions_api.router)
+    app.include_router(hotline_desk_api.router)
     app.include_router(hotline_api.router)
     app.include_router(registry_api.router)
     app.include_router(security_api.router)

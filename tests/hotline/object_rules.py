@@ -51,5 +51,6 @@ not_object_scoped("GET", "/api/hotline/crisis-follow-ups/{follow_up_id}",
                   "the crisis team works every follow-up together; its own scope is the rule")
 
 
+import tests.hotline.object_rules_desk  # noqa: E402 - the agent desk declares its own routes
 import tests.hotline.object_rules_knowledge  # noqa: E402 - the knowledge base declares its own routes
 import tests.hotline.object_rules_work_orders  # noqa: E402, F401 - the work orders declare their own routes

@@ -2,7 +2,10 @@
 
 1. Audit completeness: a request whose SQL touched a personal-data table must leave at least one audit
    event carrying its request id, whatever its outcome. Personal-data tables are `residents`,
-   `resident_accounts` and every table declared with `info={"personal_data": True}`.
+   `resident_accounts` and every table declared with `info={"personal_data": True}`; a table declared
+   with a tuple of column names instead (`info={"personal_data": ("caller_cipher", …)}`) holds personal
+   data only in those columns, and a statement touches it only when it names one of them (an aggregate
+   of a call's city and category reads nobody's data).
 2. Personal-data scan: no response body or header, and no log record, may carry a whole ID number
    (18 characters, GB 11643 check character valid) or mobile number. The one exception is a response
    whose request was audited with detail `REVEALED`: the owner's own view or a privileged endpoint.
@@ -40,11 +43,18 @@ _TEXT_TYPES = ("application/json", "application/problem+json", "application/x-nd
 _STANDARD_LOG_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-def personal_tables() -> frozenset[str]:
+def personal_tables() -> dict[str, frozenset[str] | None]:
+    """Each personal-data table and its personal columns (None: the whole row is personal)."""
     from cityhealth.models import metadata
 
-    flagged = {table.name for table in metadata.tables.values() if table.info.get("personal_data")}
-    return DEFAULT_PERSONAL_TABLES | flagged
+    tables: dict[str, frozenset[str] | None] = dict.fromkeys(DEFAULT_PERSONAL_TABLES)
+    for table in metadata.tables.values():
+        declared = table.info.get("personal_data")
+        if declared:
+            columns = frozenset(declared) if isinstance(declared, tuple) else None
+            assert columns is None or columns <= set(table.columns.keys()), f"{table.name}: {columns}"
+            tables[table.name] = columns
+    return tables
 
 
 def masked_tables() -> list[Table]:
@@ -153,6 +163,8 @@ class AppWatch:
         self.test = test
         self.tables = personal_tables()
         self._pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, self.tables))) + r")\b")
+        self._columns = {table: re.compile(r"\b(" + "|".join(sorted(columns)) + r")\b")
+                         for table, columns in self.tables.items() if columns is not None}
         self.touched: dict[str, set[str]] = defaultdict(set)
         self.described: dict[str, str] = {}
         self.suspects: list[tuple[str | None, str, str]] = []  # (request id, where, masked)
@@ -162,8 +174,11 @@ class AppWatch:
     def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         request_id = request_id_var.get()
         if request_id is not None:
-            for table in self._pattern.findall(statement.lower()):
-                self.touched[request_id].add(table)
+            lowered = statement.lower()
+            for table in self._pattern.findall(lowered):
+                columns = self._columns.get(table)
+                if columns is None or columns.search(lowered):
+                    self.touched[request_id].add(table)
 
     def response_done(self, request: str, response: _Response) -> None:
         RECORD.requests += 1

@@ -18,10 +18,15 @@ import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
-from tests.factories.booking import World, publish
+from tests.factories.booking import World, add_resident, publish
+from tests.factories.security import headers_for, staff
+from tests.hotline.desk_support import open_call
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Booker, Seeded
 
 from cityhealth.clock import SimulatedClock
+from cityhealth.config import Settings
+from cityhealth.db.engine import Database
+from cityhealth.security.principals import Role
 from cityhealth.web.demo import DemoOperator
 from cityhealth.web.session import SESSION_COOKIE
 from cityhealth.web.svg import PALETTE
@@ -231,4 +236,34 @@ async def test_resident_books_from_a_slots_page_and_finds_it_in_my_bookings(
     assert "南京鼓楼医院" in await row.inner_text()
     assert await page.locator("p.notice.done").is_visible()
     await screenshot(browser, "booking-mine", min_bytes=5_000)
+    browser.assert_only_local_requests()
+
+
+async def test_an_agent_identifies_the_caller_books_and_cancels_at_the_desk(
+        browser: Browser, client: httpx.AsyncClient, app: FastAPI, world: World, database: Database,
+        settings: Settings, clock: SimulatedClock) -> None:
+    _, number = await add_resident(database, settings, clock.now(), 41, phone="13944445555")
+    session = await publish(client, app, world, capacity=4)
+    call_id = await open_call(app, client, "b-1", caller="13944445555")
+    token = (await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=7)))["Authorization"].removeprefix("Bearer ")
+    await browser.context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": browser.base_url}])
+    page = browser.page
+    await page.goto(f"{browser.base_url}/hotline/desk")
+    assert await page.locator("#current-call").get_attribute("data-call-id") == str(call_id)
+    assert "139****5555" in await page.locator("#calls").inner_text()
+    await page.fill("#id_number", number)
+    async with page.expect_navigation():
+        await page.click("#identify")
+    assert await page.locator("#caller-name").inner_text() == "居民41"
+    assert number not in await page.content()
+    await page.fill("#session_id", str(session["id"]))
+    async with page.expect_navigation():
+        await page.click("#book")
+    assert await page.locator("#desk-booking-1 td.action").inner_text() == "预约"
+    await screenshot(browser, "hotline-desk", min_bytes=5_000)
+    async with page.expect_navigation():
+        await page.click("#desk-booking-1 button.cancel")
+    assert await page.locator("#desk-booking-2 td.action").inner_text() == "取消"
+    assert "已取消预约" in await page.locator("p.notice.done").inner_text()
+    assert await page.locator('a.work-order').get_attribute("href") == f"/hotline/work-orders/new?call_id={call_id}"
     browser.assert_only_local_requests()

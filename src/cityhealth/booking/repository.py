@@ -356,6 +356,13 @@ async def suspension_counts(session: AsyncSession, session_id: int, reason: str)
     return int(cancelled), int(queued), int(callbacks)
 
 
+async def channel_booking_ids(session: AsyncSession, channel: str, first: datetime, until: datetime) -> list[int]:
+    """Bookings made (confirmed) through `channel` in [first, until), by id."""
+    statement = (select(Booking.id).where(Booking.channel == channel, Booking.booked_at >= first,
+                                          Booking.booked_at < until).order_by(Booking.id))
+    return list((await session.execute(statement)).scalars())
+
+
 async def open_callbacks(session: AsyncSession, limit: int) -> list[Callback]:
     return list((await session.execute(select(Callback).where(Callback.status == "open").order_by(Callback.id)
                                        .limit(limit))).scalars())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -31,7 +32,7 @@ from cityhealth.booking.attempts import (
     month_of,
     settle_audit,
 )
-from cityhealth.booking.availability import BookingRuntime
+from cityhealth.booking.availability import BookingRuntime, runtime_of
 from cityhealth.booking.channels import (
     Caller,
     caller_of,
@@ -40,10 +41,18 @@ from cityhealth.booking.channels import (
     with_app,
 )
 from cityhealth.booking.group_commit import WritePath, decide_batch
-from cityhealth.booking.idempotency import IdempotencyContext
-from cityhealth.booking.models import Booking
+from cityhealth.booking.idempotency import IdempotencyContext, context_for
+from cityhealth.booking.models import Booking, Callback
 from cityhealth.booking.release import ReleaseRules
-from cityhealth.booking.schemas import BookingCreate, BookingRead, BookingStatistics, HoldCreate
+from cityhealth.booking.schemas import (
+    BookingCreate,
+    BookingRead,
+    BookingStatistics,
+    CallbackRead,
+    CancelRequest,
+    HoldCreate,
+    RescheduleRequest,
+)
 from cityhealth.booking.slots import SessionSlots, exhausted, is_sold_out, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
@@ -55,8 +64,11 @@ from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal, PrincipalKind
 
 # The room's use cases, and the outcome types and audit helpers that its api and other domains use with them.
-__all__ = ["RESOURCE", "Refused", "WriteResult", "audit_refusal", "audit_settled", "book", "booking_read",
-           "bulletin_section", "hold", "own_bookings", "owned_booking", "owns", "read_connection", "take_as"]
+__all__ = ["RESOURCE", "BookingCreate", "BookingRead", "BookingRuntime", "CallbackRead", "CancelRequest",
+           "IdempotencyContext", "Refused", "RescheduleRequest", "WriteResult", "audit_refusal", "audit_settled",
+           "book", "booking_read", "bulletin_section", "cancel", "close_callback", "context_for", "due_callback",
+           "due_callbacks", "hold", "own_bookings", "owned_booking", "owns", "phone_bookings", "read_connection",
+           "reschedule", "runtime_of", "take_as"]
 
 
 @asynccontextmanager
@@ -243,3 +255,50 @@ async def confirm_hold(tx: AsyncSession, clock: Clock, cipher: FieldCipher, prin
 async def bulletin_section(session: AsyncSession, month: str) -> BookingStatistics:
     """The bulletin's booking section of a month (the scenario format's `booking`), from the counters."""
     return await statistics.monthly(session, month)
+
+
+# --- For the hotline's agent desk, which acts through this service (booking/lifecycle.py and
+# booking/suspension.py build on this module, hence the imports inside the functions) ------------------------
+
+
+async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
+                 principal: Principal, booking_id: int, data: CancelRequest) -> BookingRead:
+    """Cancel a booking as `principal` (the one cancellation rule: booking/lifecycle.py)."""
+    from cityhealth.booking import lifecycle
+
+    return await lifecycle.cancel(session, clock, cipher, runtime, principal, booking_id, data)
+
+
+async def reschedule(session: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
+                     principal: Principal, booking_id: int, data: RescheduleRequest,
+                     idem: IdempotencyContext) -> WriteResult:
+    """Move a booking to another session as `principal` (booking/lifecycle.py)."""
+    from cityhealth.booking import lifecycle
+
+    return await lifecycle.reschedule(session, clock, cipher, runtime, principal, booking_id, data, idem)
+
+
+async def due_callbacks(session: AsyncSession, limit: int) -> list[tuple[CallbackRead, int]]:
+    """The open call-backs of suspended sessions, oldest first, each with its resident's id (unaudited: the
+    caller audits what it shows)."""
+    rows = await repository.open_callbacks(session, limit)
+    return [(CallbackRead.model_validate(row), row.resident_id) for row in rows]
+
+
+async def due_callback(session: AsyncSession, callback_id: int) -> tuple[CallbackRead, int] | None:
+    """One open call-back with its resident's id (unaudited, as `due_callbacks`); None when none is open."""
+    row = await session.get(Callback, callback_id)
+    return None if row is None or row.status != "open" else (CallbackRead.model_validate(row), row.resident_id)
+
+
+async def close_callback(session: AsyncSession, clock: Clock, principal: Principal, callback_id: int,
+                         note: str | None) -> CallbackRead:
+    """Mark a call-back done (booking/suspension.py)."""
+    from cityhealth.booking import suspension
+
+    return await suspension.close_callback(session, clock, principal, callback_id, note)
+
+
+async def phone_bookings(session: AsyncSession, first: datetime, until: datetime) -> list[int]:
+    """The ids of the bookings made through the phone channel in [first, until)."""
+    return await repository.channel_booking_ids(session, "phone", first, until)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from cityhealth.context import ClockDep, SessionDep
 from cityhealth.db.types import RowId
 from cityhealth.hotline import knowledge, knowledge_answers
-from cityhealth.hotline.knowledge_index import KnowledgeIndex
+from cityhealth.hotline.knowledge_index import KnowledgeIndex, index_of
 from cityhealth.hotline.knowledge_schemas import (
     ArticleCreate,
     ArticlePage,
@@ -36,10 +36,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 def knowledge_index(request: Request) -> KnowledgeIndex:
     """The worker process's index (made on first use)."""
-    found: KnowledgeIndex | None = getattr(request.app.state, "hotline_knowledge_index", None)
-    if found is None:
-        found = request.app.state.hotline_knowledge_index = KnowledgeIndex()
-    return found
+    return index_of(request.app.state)
 
 
 IndexDep = Annotated[KnowledgeIndex, Depends(knowledge_index)]

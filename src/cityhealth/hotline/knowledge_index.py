@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,3 +56,12 @@ class KnowledgeIndex:
         # Cutting every article takes seconds at tens of thousands of them: off the event loop, so that the
         # process's other requests go on meanwhile (searches wait for the index behind the lock).
         return await asyncio.to_thread(SearchIndex.build, self._analyzer, documents, previous)
+
+
+def index_of(state: Any) -> KnowledgeIndex:
+    """The worker process's index, kept in the app's state (made on first use): the knowledge routes' and the
+    agent desk's."""
+    found: KnowledgeIndex | None = getattr(state, "hotline_knowledge_index", None)
+    if found is None:
+        found = state.hotline_knowledge_index = KnowledgeIndex()
+    return found

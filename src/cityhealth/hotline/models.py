@@ -65,7 +65,9 @@ class Call(Base):
         Index("ix_hotline_calls_business_date_city_code", "business_date", "city_code"),
         Index("ix_hotline_calls_agent_started_at", "agent", "started_at"),
         Index("ix_hotline_calls_caller_hash", "caller_hash"),
-        {"info": {"personal_data": True}},
+        # The caller's number and the agents' notes are personal; a call's city, category and times alone
+        # are not (the month's figures group them without reading anyone's data).
+        {"info": {"personal_data": ("caller_hash", "caller_cipher", "note")}},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -151,3 +153,58 @@ class CrisisFollowUp(Base):
     closed_by: Mapped[str | None] = mapped_column(String(96))
     note: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- The agent desk ---------------------------------------------------------------------------------------
+
+DESK_ACTIONS = ("book", "cancel", "reschedule")
+CALLBACK_OUTCOMES = ("reached", "not_reached")
+
+
+class CallCaller(Base):
+    """The master-index resident an agent identified as the caller of an open call (one per call)."""
+
+    __tablename__ = "hotline_call_callers"
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("hotline_calls.id"), primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    identified_by: Mapped[str] = mapped_column(String(96))
+    method: Mapped[str] = mapped_column(String(24))  # id_number, name_birth_date or phone
+    identified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallBooking(Base):
+    """A booking an agent made, cancelled or moved for the caller of a call: phone bookings reconcile with
+    phone_booking calls through these rows."""
+
+    __tablename__ = "hotline_call_bookings"
+    __table_args__ = (
+        UniqueConstraint("call_id", "booking_id", "action"),
+        CheckConstraint(_in("action", DESK_ACTIONS), name="action"),
+        Index("ix_hotline_call_bookings_booking_id", "booking_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("hotline_calls.id"))
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    agent: Mapped[str] = mapped_column(String(96))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallbackAttempt(Base):
+    """An agent's call back to a resident on the suspended-clinic list: reached or not, with a note."""
+
+    __tablename__ = "hotline_callback_attempts"
+    __table_args__ = (
+        UniqueConstraint("callback_id", "request_key"),
+        CheckConstraint(_in("outcome", CALLBACK_OUTCOMES), name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("booking_callbacks.id"), index=True)
+    request_key: Mapped[str] = mapped_column(String(64))  # a retried result is one attempt
+    outcome: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    agent: Mapped[str] = mapped_column(String(96))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

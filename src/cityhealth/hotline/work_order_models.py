@@ -35,8 +35,9 @@ class WorkOrder(Base):
         CheckConstraint(_in("category", WORK_ORDER_CATEGORIES), name="category"),
         Index("ix_hotline_work_orders_organization_id", "organization_id", "id"),
         Index("ix_hotline_work_orders_received_at", "received_at"),
-        # A complaint's content is the caller's own account: every request that reads it is audited.
-        {"info": {"personal_data": True}},
+        # A complaint's title and content are the caller's own account: every request that reads them is
+        # audited; its source, category and dates alone are not personal (the month's figures count them).
+        {"info": {"personal_data": ("title", "content")}},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -197,6 +197,19 @@ async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str)
     return await session.scalar(select(Resident).where(Resident.id_number_hash == id_number_hash))
 
 
+async def residents_matching(session: AsyncSession, *, name: str | None = None, birth_date: date | None = None,
+                             phone_hash: str | None = None, limit: int) -> list[Resident]:
+    """Active residents by name and birth date, or by phone number's keyed hash (at most `limit`)."""
+    statement = select(Resident).where(Resident.is_active.is_(True)).order_by(Resident.id).limit(limit)
+    if phone_hash is not None:
+        statement = statement.where(Resident.phone_hash == phone_hash)
+    if name is not None:
+        statement = statement.where(Resident.name == name)
+    if birth_date is not None:
+        statement = statement.where(Resident.birth_date == birth_date)
+    return list((await session.scalars(statement)).all())
+
+
 def residents_query(*, name: str | None, address_area_code: str | None, active: bool | None
                     ) -> Select[Resident]:
     statement = select(Resident).order_by(Resident.id)

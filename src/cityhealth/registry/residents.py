@@ -224,6 +224,53 @@ async def find_resident_by_id_number(session: AsyncSession, clock: Clock, cipher
     return _view(cipher, resident)
 
 
+async def match_residents(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal | None,
+                          *, purpose: str, id_number: str | None = None, name: str | None = None,
+                          birth_date: date | None = None, phone: str | None = None,
+                          limit: int = 5) -> list[tuple[int, ResidentRead]]:
+    """The residents an identification names (an ID number; a name and birth date; a phone number), masked,
+    for a caller that checked its own rule first (`purpose`, e.g. "call:12", goes into the audit trail).
+
+    Every lookup is audited, the one that finds no one too (one event per resident found)."""
+    if id_number is not None:
+        rid = parse_id_number(id_number, clock)
+        found = await repository.resident_by_id_number_hash(session, cipher.lookup_hash(ID_NUMBER, rid.number))
+        rows, method = ([found] if found is not None and found.is_active else []), "id_number"
+    elif phone is not None:
+        rows = await repository.residents_matching(session, phone_hash=cipher.lookup_hash(PHONE, _phone(phone)),
+                                                   limit=limit)
+        method = "phone"
+    elif name is not None and birth_date is not None:
+        rows = await repository.residents_matching(session, name=name, birth_date=birth_date, limit=limit)
+        method = "name_birth_date"
+    else:
+        raise ValidationFailed("identify by id_number, by name with birth_date, or by phone", field="id_number",
+                               rule="resident.lookup.method")
+    record(session, clock, principal, Action.SEARCH, RESOURCE, resource_id=purpose,
+           resident_ids=[row.id for row in rows], detail=f"lookup by {method}; {purpose}; found={len(rows)}")
+    return [(row.id, _view(cipher, row)) for row in rows]
+
+
+def id_number_of(cipher: FieldCipher, resident: Resident) -> str:
+    """A resident's whole ID number, for a service that acts for them (never shown; the caller audits)."""
+    return cipher.decrypt(ID_NUMBER, resident.id_number_enc)
+
+
+async def resident_of(session: AsyncSession, resident_id: int) -> Resident:
+    """A resident's row, unaudited (the caller audits its use); 404 when there is none."""
+    return await _resident(session, resident_id)
+
+
+def view_of(cipher: FieldCipher, resident: Resident) -> ResidentRead:
+    """A resident masked (ID and phone numbers), as every read shows it."""
+    return _view(cipher, resident)
+
+
+def phone_of(cipher: FieldCipher, resident: Resident) -> str | None:
+    """A resident's whole phone number, for a call back (the caller audits it as revealed)."""
+    return cipher.decrypt(PHONE, resident.phone_enc) if resident.phone_enc else None
+
+
 async def list_residents(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal | None,
                          *, name: str | None = None, address_area_code: str | None = None,
                          active: bool | None = None, limit: int = 100, offset: int = 0) -> Page[ResidentRead]:

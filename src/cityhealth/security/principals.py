@@ -62,8 +62,13 @@ class Scope(StrEnum):
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.RESIDENT: frozenset({Scope.RESIDENT_SELF, Scope.BOOKING_READ, Scope.BOOKING_WRITE}),
-    # An agent may see a caller's data only within an open call (issue 3); until the hotline room brings
-    # calls, agents book for callers by the ID number they give but cannot browse the resident index.
+    # An agent sees a caller's data only within their own open call: the hotline desk's object rule
+    # (hotline/desk.py: a master-index lookup names the call, is audited with it, and is refused and audited
+    # for a call not the agent's or not open). No resident scope: the resident index stays closed to agents.
+    # REGISTRY_READ gives areas, organizations, departments and apps; BOOKING_READ no resident's data (a
+    # booking opened by id needs the resident's ID number). BOOKING_WRITE still lets the phone channel book by
+    # an ID number through the booking API (the simulator's phone bookings go that way until they go through
+    # the desk).
     Role.HOTLINE_AGENT: frozenset({Scope.REGISTRY_READ, Scope.BOOKING_READ, Scope.BOOKING_WRITE, Scope.HOTLINE_CALLS,
                                    Scope.HOTLINE_KB_READ, Scope.HOTLINE_WORK_ORDERS}),
     Role.HOTLINE_SUPERVISOR: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,
