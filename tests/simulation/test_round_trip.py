@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,19 @@ from typing import Any
 import pytest
 
 from cityhealth.app import create_app
+from cityhealth.clock import SystemClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
+from cityhealth.hotline import desk
+from cityhealth.hotline.desk_schemas import Reconciliation
 from cityhealth.hotline.schemas import HotlineMonth
 from cityhealth.hotline.statistics import monthly_statistics
 from cityhealth.reporting.service import Edition, build_bulletin, render
+from cityhealth.security.principals import Role
 from cityhealth.simulation.driver import simulate
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 from tests.conftest import BACKEND
+from tests.factories.security import staff
 from tests.reporting.expected import expected
 
 SECTIONS = ("hotline", "booking", "collection")
@@ -62,6 +68,15 @@ async def _hotline_month(url: str, month: str, region: str) -> HotlineMonth:
         await database.dispose()
 
 
+async def _reconciliation(url: str, first: date, last: date) -> Reconciliation:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            return await desk.reconcile(session, SystemClock(), staff(Role.HOTLINE_SUPERVISOR), first, last)
+    finally:
+        await database.dispose()
+
+
 async def _bulletin_json(url: str, month: str) -> dict[str, Any]:
     database = Database(url)
     try:
@@ -96,6 +111,10 @@ def run_round_trip(settings: Settings, scale: str) -> None:
         done.callbacks["satisfied"], done.callbacks["basically_satisfied"], done.callbacks["dissatisfied"])
     assert done.callbacks["dissatisfied"] > 0
     assert done.results_returned > 0  # every close of a 12345 order had its result sent back (simulate waits)
+    # Every phone booking was made at the desk on its call: bookings and phone-booking calls reconcile.
+    phone = asyncio.run(_reconciliation(settings.effective_database_url, date(2022, 6, 1), date(2022, 6, 30)))
+    assert phone.phone_bookings == phone.phone_bookings_with_call == phone.phone_booking_calls
+    assert phone.phone_booking_calls_with_booking == phone.phone_booking_calls
 
 
 def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:
