@@ -139,7 +139,7 @@ class DeskAgent:
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         self.requests.append((method, path, kwargs.get("json")))
-        if path == "/api/hotline/desk/calls":
+        if path == "/api/hotline/calls":
             answer: Any = [{"id": number, "telephony_call_id": call} for call, number in self.open_calls.items()]
         else:
             answer = {"matches": 1}
@@ -153,7 +153,7 @@ async def test_a_phone_booking_is_made_at_the_desk_on_its_call_after_identifying
         await driver.book(f"sim-20240205-320100-phone_booking-{number}", agent,  # type: ignore[arg-type]
                           {"session_id": 7, "id_number": "320102199001010011"}, f"k{number}")
     assert agent.requests == [
-        ("GET", "/api/hotline/desk/calls", None),  # listed once for the day's open calls
+        ("GET", "/api/hotline/calls", None),  # the agent's calls, listed once for the day's open ones
         ("POST", "/api/hotline/desk/calls/41/identify", {"id_number": "320102199001010011"}),
         ("POST", "/api/hotline/desk/calls/41/bookings", {"session_id": 7}),
         ("POST", "/api/hotline/desk/calls/42/identify", {"id_number": "320102199001010011"}),

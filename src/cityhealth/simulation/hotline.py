@@ -35,6 +35,7 @@ IVR_SCOPES = [Scope.HOTLINE_SELF_SERVICE.value]
 REPORT_PATH = "/api/hotline/call-events"
 SELF_SERVICE_PATH = "/api/hotline/kb/self-service"
 DESK_PATH = "/api/hotline/desk"
+CALLS_PATH = "/api/hotline/calls"
 SELF_SERVICE = "self_service_voice"
 EVENTS_PER_REPORT = 2_000  # the platform's limit per report (hotline.schemas.MAX_EVENTS_PER_REPORT)
 # The calls of a day start between 07:00 and 22:00; the phone-booking calls in the hour before bookings open.
@@ -121,13 +122,19 @@ class HotlineDriver:
                          headers={"Idempotency-Key": key})
 
     async def _desk_call(self, agent: Actor, call_id: str) -> int:
-        """The platform's id of one of the agent's open calls, as the desk lists them."""
-        if call_id not in self._desk_ids:
-            calls = (await agent.call("GET", f"{DESK_PATH}/calls")).json()
+        """The platform's id of one of the agent's open calls.
+
+        The desk lists an agent's latest 20 open calls; the simulator opens a whole morning's at once, so the ids
+        come from the agent's own calls, newest first, a page at a time.
+        """
+        before: int | None = None
+        while call_id not in self._desk_ids:
+            params: dict[str, Any] = {"limit": 200} | ({"before_id": before} if before is not None else {})
+            calls = (await agent.call("GET", CALLS_PATH, params=params)).json()
+            if not calls:
+                raise SimulationError(f"call {call_id} is not among the agent's calls", code="simulation_mismatch")
             self._desk_ids.update({call["telephony_call_id"]: call["id"] for call in calls})
-        if call_id not in self._desk_ids:
-            raise SimulationError(f"call {call_id} is not among the agent's open calls at the desk",
-                                  code="simulation_mismatch")
+            before = calls[-1]["id"]
         return self._desk_ids[call_id]
 
     async def close_calls(self, day: date) -> None:
