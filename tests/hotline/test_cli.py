@@ -46,6 +46,10 @@ def test_the_escalation_and_the_figures_run_against_the_configured_database() ->
     month = runner.invoke(app, ["hotline", "month-figures", "2022-06", "--region", "320100"])
     assert month.exit_code == 0, month.output
     assert json.loads(month.output)["self_service"] == {"asked": 0, "answered": 0, "answer_rate_pct": None}
+    assert json.loads(month.output)["work_orders"] == {"city_12345": 0, "province_12345": 0, "self_received": 0}
+    assert json.loads(month.output)["work_order_performance"] == {
+        "closed": 0, "closed_on_time": 0, "on_time_rate_pct": None, "callbacks": 0, "satisfied": 0,
+        "basically_satisfied": 0, "dissatisfied": 0, "satisfaction_rate_pct": None}
     refused = runner.invoke(app, ["hotline", "month-figures", "2022-6", "--region", "320100"])
     assert refused.exit_code == 1
     assert "YYYY-MM" in refused.output

@@ -1,5 +1,6 @@
 """The month's hotline statistics for the bulletin: the region city's categories are its calls (or an error
-naming both numbers), the self-service answer rate, the work orders left to their room."""
+naming both numbers), the self-service answer rate, the work orders by source and how they were worked, each
+counted in the month of its Asia/Shanghai days."""
 
 from __future__ import annotations
 
@@ -14,6 +15,19 @@ from cityhealth.errors import Conflict
 from cityhealth.hotline.knowledge_models import SelfServiceQuery
 from cityhealth.hotline.statistics import monthly_statistics
 from tests.hotline.calls_support import add_line, call_events, telephony
+from tests.hotline.work_orders_support import (
+    CITY_PUSH,
+    ORDERS,
+    PROVINCE_PUSH,
+    Steps,
+    agent,
+    city,
+    city_push,
+    handler,
+    organizations,
+    province,
+    province_push,
+)
 
 REPORT = "/api/hotline/call-events"
 JUNE_3 = datetime(2022, 6, 3, 10, 0, tzinfo=BUSINESS_TZ)
@@ -45,7 +59,8 @@ async def test_the_region_citys_categories_are_its_calls_and_other_cities_count_
     assert (month.peak_day.day.isoformat(), month.peak_day.calls) == ("2022-06-03", 5)
     assert month.peak_hour is not None
     assert (month.peak_hour.hour, month.peak_hour.calls) == (10, 5)
-    assert month.work_orders is None  # the work-order room plugs its figures in (statistics.work_order_counts)
+    assert month.work_orders.model_dump() == {"city_12345": 0, "province_12345": 0, "self_received": 0}
+    assert month.work_order_performance.on_time_rate_pct is None  # nothing closed: not measured, not 0
 
 
 async def test_a_region_call_without_a_category_is_refused_naming_both_numbers(
@@ -86,3 +101,41 @@ async def test_a_month_without_questions_has_no_answer_rate(app: FastAPI) -> Non
     assert (month.total, month.region_calls, month.self_service.asked) == (0, 0, 0)
     assert month.self_service.answer_rate_pct is None
     assert month.peak_day is None
+
+
+async def _push(app: FastAPI, client: httpx.AsyncClient, local: datetime, path: str,
+                body: dict[str, object]) -> Steps:
+    app.state.clock.set(local)
+    headers = await (city(app) if path == CITY_PUSH else province(app))
+    pushed = await client.post(path, headers=headers, json=body)
+    assert pushed.status_code == 200, pushed.text
+    return Steps(client, pushed.json()["work_order_id"])
+
+
+async def test_the_months_work_orders_count_by_source_within_its_shanghai_days_with_how_they_were_worked(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    organization = (await organizations(app, "NJH-A"))["NJH-A"]
+    await _push(app, client, datetime(2022, 6, 30, 23, 55, tzinfo=BUSINESS_TZ), CITY_PUSH, city_push("NJ-JUN"))
+    first = await _push(app, client, datetime(2022, 7, 1, 0, 5, tzinfo=BUSINESS_TZ), CITY_PUSH,
+                        city_push("NJ-1"))  # June 30 in UTC, July in Nanjing
+    urgent = await _push(app, client, datetime(2022, 7, 12, 9, 0, tzinfo=BUSINESS_TZ), PROVINCE_PUSH,
+                         province_push("JS-1", orderType="URGENT"))
+    own = await client.post(ORDERS, headers=await agent(app), json={
+        "request_key": "own-1", "category": "complaint", "title": "投诉", "content": "服务态度",
+        "organization_id": organization})
+    assert own.status_code == 200, own.text
+    for order, satisfaction in ((first, "satisfied"), (urgent, "dissatisfied")):
+        await order.post("dispatch", await agent(app))
+        await order.post("reply", await handler(app, organization), reply="已处理")
+        if order is urgent:  # the urgent order was due by the end of its day: closed the next, late
+            app.state.clock.set(datetime(2022, 7, 13, 9, 0, tzinfo=BUSINESS_TZ))
+        await order.post("close", await agent(app))
+        await order.post("callback", await agent(app), satisfaction=satisfaction)
+    await _push(app, client, datetime(2022, 8, 1, 0, 5, tzinfo=BUSINESS_TZ), PROVINCE_PUSH, province_push("JS-AUG"))
+    async with app.state.database.transaction() as session:
+        month = await monthly_statistics(session, "2022-07", "320100")
+    assert month.work_orders.model_dump() == {"city_12345": 1, "province_12345": 1, "self_received": 1}
+    assert month.work_order_performance.model_dump() == {
+        "closed": 2, "closed_on_time": 1, "on_time_rate_pct": "50.00", "callbacks": 2, "satisfied": 1,
+        "basically_satisfied": 0, "dissatisfied": 1, "satisfaction_rate_pct": "50.00"}
+    assert month.total == 0  # work orders without calls: the figures stand on their own

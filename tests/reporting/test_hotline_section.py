@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 import docx
 import pytest
 from pydantic import ValidationError
 
-from cityhealth.reporting.model import BulletinData
+from cityhealth.reporting.model import BulletinData, WorkOrderPerformance
 from cityhealth.reporting.service import Edition, render
 from cityhealth.reporting.tables import layout
 
@@ -38,6 +39,21 @@ def test_the_passage_gives_the_region_citys_categories_work_orders_and_the_provi
     assert BY_CATEGORY in first
     assert first.endswith(WORK_ORDERS)
     assert second.endswith(BY_CITY)
+
+
+def test_the_passage_gives_the_months_on_time_closure_and_satisfaction_when_the_platform_has_them(
+        nanjing: BulletinData) -> None:
+    assert nanjing.hotline is not None
+    worked = WorkOrderPerformance(closed=40, closed_on_time=38, on_time_rate_pct=Decimal("95.00"), callbacks=30,
+                                  satisfied=25, basically_satisfied=3, dissatisfied=2,
+                                  satisfaction_rate_pct=Decimal("93.33"))
+    data = nanjing.model_copy(update={"hotline": nanjing.hotline.model_copy(
+        update={"work_order_performance": worked})})
+    first = layout(data).passages[0].paragraphs[0]
+    assert first.endswith(WORK_ORDERS + "当月办结工单 40 件，在办理时限内办结 38 件，按时办结率 95.00%；回访 30 件，"
+                          "其中满意 25 件、基本满意 3 件、不满意 2 件，满意率 93.33%。")
+    # Printed only: the JSON edition stays the scenario format.
+    assert json.loads(render(data, Edition.JSON))["hotline"] == json.loads(render(nanjing, Edition.JSON))["hotline"]
 
 
 def test_without_work_order_figures_the_passage_says_nothing_of_them(nanjing: BulletinData) -> None:

@@ -1,4 +1,4 @@
-"""gather(): the month's sections from the booking and collection services, the region from the registry."""
+"""gather(): the month's sections from the hotline, booking and collection services, the region from the registry."""
 
 from __future__ import annotations
 
@@ -18,14 +18,18 @@ from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import reporting as hotline_reporting
 from cityhealth.hotline import service as hotline_service
+from cityhealth.hotline import work_order_intake
 from cityhealth.hotline.schemas import CallEventReport, CityLineIn
+from cityhealth.hotline.work_order_schemas import CityOrderPush
+from cityhealth.registry import service as registry_service
 from cityhealth.reporting.model import Region
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.reporting.sources import gather
 from cityhealth.security.principals import Role, Scope
-from tests.factories.registry import SMALL_AREA_TREE, load_nanjing, seed_areas
+from tests.factories.registry import SMALL_AREA_TREE, load_nanjing, organization_payload, seed_areas
 from tests.factories.security import machine, staff
 from tests.hotline.calls_support import call_events
+from tests.hotline.work_orders_support import city_push
 
 
 async def test_the_month_is_read_from_the_platforms_aggregates(
@@ -113,7 +117,28 @@ async def test_the_hotline_section_is_read_from_the_months_calls(
     assert data.hotline.calls_by_category.model_dump() == {
         "consultation": 0, "complaint": 0, "phone_booking": 1, "manual_service": 0, "crisis_intervention": 0,
         "self_service_voice": 1}
-    assert "work_orders" not in json.loads(render(data, Edition.JSON))["hotline"]
+    # The platform computes its work orders: none received is 0, and how they were worked stays out of the JSON.
+    assert json.loads(render(data, Edition.JSON))["hotline"]["work_orders"] == {
+        "city_12345": 0, "province_12345": 0, "self_received": 0}
+    assert list(json.loads(render(data, Edition.JSON))["hotline"]) == [
+        "calls_by_city", "calls_by_category", "work_orders"]
+
+
+async def test_a_month_with_work_orders_and_no_calls_has_its_hotline_section(
+        database: Database, clock: SimulatedClock, settings: Settings) -> None:
+    await seed_areas(database, clock)
+    async with database.transaction() as session:
+        hospital = await registry_service.insert_organization(session, clock, organization_payload(code="NJH-A"))
+        await work_order_intake.push_from_city(session, clock, settings, machine(Scope.HOTLINE_12345_CITY),
+                                               CityOrderPush.model_validate(city_push(cbdw=hospital.code)))
+    async with database.transaction() as session:
+        data = await gather(session, "2022-06", region_code="320100")
+    assert data.hotline is not None
+    assert json.loads(render(data, Edition.JSON))["hotline"]["work_orders"] == {
+        "city_12345": 1, "province_12345": 0, "self_received": 0}
+    passage = render(data, Edition.MD).decode("utf-8")
+    assert "市 12345 转来 1 件" in passage
+    assert "当月办结工单 0 件，在办理时限内办结 0 件，按时办结率 /" in passage
 
 
 async def test_a_region_call_without_a_category_holds_back_the_bulletin(

@@ -128,3 +128,33 @@ async def test_each_self_service_call_puts_its_question_to_the_knowledge_base(tm
     assert [body["utterance_id"] for body in ivr.bodies] == [
         "sim-20240201-320100-self_service_voice-0:q1", "sim-20240201-320100-self_service_voice-1:q1"]
     assert all(body["text"] in driver.questions for body in ivr.bodies)
+
+
+class DeskAgent:
+    """The phone agent at the desk: its open calls listed, each request recorded."""
+
+    def __init__(self, open_calls: dict[str, int]) -> None:
+        self.open_calls = open_calls
+        self.requests: list[tuple[str, str, Any]] = []
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.requests.append((method, path, kwargs.get("json")))
+        if path == "/api/hotline/calls":
+            answer: Any = [{"id": number, "telephony_call_id": call} for call, number in self.open_calls.items()]
+        else:
+            answer = {"matches": 1}
+        return SimpleNamespace(json=lambda: answer)
+
+
+async def test_a_phone_booking_is_made_at_the_desk_on_its_call_after_identifying_the_caller(tmp_path: Path) -> None:
+    driver, _ = _driver(tmp_path, HOTLINE)
+    agent = DeskAgent({"sim-20240205-320100-phone_booking-0": 41, "sim-20240205-320100-phone_booking-1": 42})
+    for number in (0, 1):
+        await driver.book(f"sim-20240205-320100-phone_booking-{number}", agent,  # type: ignore[arg-type]
+                          {"session_id": 7, "id_number": "320102199001010011"}, f"k{number}")
+    assert agent.requests == [
+        ("GET", "/api/hotline/calls", None),  # the agent's calls, listed once for the day's open ones
+        ("POST", "/api/hotline/desk/calls/41/identify", {"id_number": "320102199001010011"}),
+        ("POST", "/api/hotline/desk/calls/41/bookings", {"session_id": 7}),
+        ("POST", "/api/hotline/desk/calls/42/identify", {"id_number": "320102199001010011"}),
+        ("POST", "/api/hotline/desk/calls/42/bookings", {"session_id": 7})]

@@ -153,7 +153,8 @@ def set_holidays(year: int = typer.Argument(..., help="the year"),
 def month_figures(month: str = typer.Argument(..., help="YYYY-MM"),
                   region: str = typer.Option(..., help="the region city's 6-digit area code")) -> None:
     """The month's statistics as the bulletin reports them (calls by city, the region city's calls by category,
-    the self-service answer rate, the peaks), as JSON."""
+    the self-service answer rate, the peaks, the work orders by source, their on-time closure and satisfaction),
+    as JSON."""
     settings = load_settings()
 
     async def run() -> HotlineMonth:

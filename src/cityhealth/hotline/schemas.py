@@ -177,6 +177,21 @@ class WorkOrderCounts(BaseModel):
     self_received: int
 
 
+class WorkOrderPerformance(BaseModel):
+    """How the month's work orders were worked: each close judged by its deadline, each satisfaction callback."""
+
+    closed: int = Field(description="Closings in the month (an order reopened and closed again counts twice)")
+    closed_on_time: int = Field(description="Of those, the ones by the deadline the order then had")
+    on_time_rate_pct: str | None = Field(description="closed_on_time / closed, percent with two decimals; "
+                                                     "null if none closed")
+    callbacks: int = Field(description="Satisfaction callbacks in the month")
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+    satisfaction_rate_pct: str | None = Field(description="(satisfied + basically satisfied) / callbacks, percent "
+                                                          "with two decimals; null if no callback")
+
+
 class SelfServiceFigures(BaseModel):
     asked: int = Field(description="Self-service questions the IVR asked the knowledge base in the month")
     answered: int = Field(description="Of those, the ones answered at or above the confidence threshold")
@@ -185,7 +200,8 @@ class SelfServiceFigures(BaseModel):
 
 class HotlineMonth(BaseModel):
     """The month's hotline statistics for the bulletin: the province's calls by city, the region city's calls
-    by category (they sum to its calls), the knowledge base's answer rate, the peaks, the work orders."""
+    by category (they sum to its calls), the knowledge base's answer rate, the peaks, the work orders by source
+    and how they were worked."""
 
     month: str
     region_city: str
@@ -196,4 +212,5 @@ class HotlineMonth(BaseModel):
     self_service: SelfServiceFigures
     peak_day: PeakDay | None
     peak_hour: PeakHour | None
-    work_orders: WorkOrderCounts | None = Field(description="null until the work-order figures are plugged in")
+    work_orders: WorkOrderCounts = Field(description="Work orders received in the month, by source")
+    work_order_performance: WorkOrderPerformance

@@ -1,17 +1,18 @@
-"""The month's call figures for the bulletin: per city and per category (each summing to the total), the
-peak day and the peak hour of the day, the knowledge base's self-service answer rate. A call counts in the
-month of its start (Asia/Shanghai); a call whose start has not been reported yet counts nowhere."""
+"""The month's hotline figures for the bulletin: calls per city and per category (each summing to the total),
+the peak day and the peak hour of the day, the knowledge base's self-service answer rate, the work orders by
+source with their on-time closure and satisfaction. A call counts in the month of its start (Asia/Shanghai); a
+call whose start has not been reported yet counts nowhere; work orders count by their events' times."""
 
 from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.clock import BUSINESS_TZ
+from cityhealth.clock import business_midnight
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import repository, statistics_repository
 from cityhealth.hotline.models import CATEGORIES
@@ -23,7 +24,9 @@ from cityhealth.hotline.schemas import (
     PeakHour,
     SelfServiceFigures,
     WorkOrderCounts,
+    WorkOrderPerformance,
 )
+from cityhealth.hotline.work_order_statistics import work_order_figures
 
 UNCATEGORIZED = "uncategorized"
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -67,18 +70,22 @@ async def call_statistics(session: AsyncSession, month: str) -> CallStatistics:
     )
 
 
-async def work_order_counts(session: AsyncSession, first: date, last: date) -> WorkOrderCounts | None:
-    """The month's work orders by source, for the bulletin; None while the platform has no work orders.
+async def work_order_month(session: AsyncSession, first: date, last: date
+                           ) -> tuple[WorkOrderCounts, WorkOrderPerformance]:
+    """The month's work orders by source, and how the month's closings and callbacks went.
 
-    MERGE SEAM (work orders): once `cityhealth.hotline.work_order_statistics` exists, return
-    `WorkOrderCounts(**(await work_order_figures(session, first, last)).by_source)` here; the bulletin's
-    printed and JSON editions then carry `hotline.work_orders` with nothing else to change.
+    The month is its Asia/Shanghai days: from its first day's midnight to the next month's first midnight.
     """
-    return None
+    figures = await work_order_figures(session, business_midnight(first), business_midnight(last + timedelta(days=1)))
+    performance = WorkOrderPerformance(
+        closed=figures.closed, closed_on_time=figures.closed_on_time, on_time_rate_pct=_written(figures.on_time_rate),
+        callbacks=figures.callbacks, satisfied=figures.satisfied, basically_satisfied=figures.basically_satisfied,
+        dissatisfied=figures.dissatisfied, satisfaction_rate_pct=_written(figures.satisfaction_rate))
+    return WorkOrderCounts(**figures.by_source), performance
 
 
-def _business_day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ)
+def _written(rate: Decimal | None) -> str | None:
+    return None if rate is None else f"{rate:.2f}"
 
 
 def _percent(part: int, whole: int) -> str | None:
@@ -106,13 +113,14 @@ async def monthly_statistics(session: AsyncSession, month: str, region_city: str
             value={"categories": sum(categories.values()), "calls": region_calls},
             rule="hotline.categories.sum_to_calls")
     asked, answered = await statistics_repository.self_service_questions(
-        session, _business_day_start(first), _business_day_start(last + timedelta(days=1)))
+        session, business_midnight(first), business_midnight(last + timedelta(days=1)))
+    work_orders, performance = await work_order_month(session, first, last)
     return HotlineMonth(
         month=month, region_city=region_city, total=figures.total, calls_by_city=figures.by_city,
         region_calls=region_calls, calls_by_category=categories,
         self_service=SelfServiceFigures(asked=asked, answered=answered, answer_rate_pct=_percent(answered, asked)),
         peak_day=figures.peak_day, peak_hour=figures.peak_hour,
-        work_orders=await work_order_counts(session, first, last),
+        work_orders=work_orders, work_order_performance=performance,
     )
 
 

@@ -96,11 +96,26 @@ class WorkOrders(_Section):
     self_received: Count
 
 
+class WorkOrderPerformance(_Section):
+    """How the month's work orders were worked: printed in the hotline passage, not part of the scenario format."""
+
+    closed: Count
+    closed_on_time: Count
+    on_time_rate_pct: Percent | None
+    callbacks: Count
+    satisfied: Count
+    basically_satisfied: Count
+    dissatisfied: Count
+    satisfaction_rate_pct: Percent | None
+
+
 class HotlineSection(_Section):
     calls_by_city: list[CityCalls]
     calls_by_category: CallsByCategory
-    # None while the platform computes no work-order figures: the key is then absent from the JSON edition.
+    # None when a scenario file gives none: the key is then absent from the JSON edition too.
     work_orders: WorkOrders | None = None
+    # The platform's own figures beside the format: printed, never written to the JSON edition.
+    work_order_performance: WorkOrderPerformance | None = Field(default=None, exclude=True)
 
     def calls_of(self, city: str) -> int:
         return sum(row.calls for row in self.calls_by_city if row.city == city)

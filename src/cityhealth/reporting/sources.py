@@ -4,7 +4,8 @@ Each domain computes its own section of the scenario format from its maintained 
 (never from raw records, so this stays fast at any scale); the bulletin only gathers and checks them:
 
 - hotline:    `hotline.statistics.bulletin_section(session, "YYYY-MM", region_code)` → HotlineMonth
-              {calls_by_city[{city, name, calls}], calls_by_category{…six…}, work_orders{…} or None, …}
+              {calls_by_city[{city, name, calls}], calls_by_category{…six…}, work_orders{…},
+               work_order_performance{closed, …, on_time_rate_pct, …, satisfaction_rate_pct}, …}
 - booking:    `booking.service.bulletin_section(session, "YYYY-MM")` → BookingStatistics
               {by_hospital[{hospital, online_12320, phone, clinic, third_party}], by_app[{app, bookings}],
                cumulative_at_month_end}
@@ -66,8 +67,10 @@ async def gather(session: AsyncSession, month: str, *, region_code: str | None =
     )
     region = await _region(session, region_code, collection)
     figures = await hotline_statistics.bulletin_section(session, month, region.code)
-    # A platform that took no call and no work order in the month has no hotline section to print.
-    has_hotline = figures.total > 0 or figures.work_orders is not None
+    # A platform that took no call and worked no work order in the month has no hotline section to print.
+    worked = figures.work_order_performance
+    has_hotline = (figures.total > 0 or any(figures.work_orders.model_dump().values())
+                   or worked.closed > 0 or worked.callbacks > 0)
     hotline = _section(HotlineSection, figures.model_dump(), month, "hotline") if has_hotline else None
     return BulletinData(
         title=f"{region.name} {year}年{number}月",

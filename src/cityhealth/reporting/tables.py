@@ -22,6 +22,7 @@ from cityhealth.reporting.model import (
     HospitalBookings,
     HospitalCollection,
     HotlineSection,
+    WorkOrderPerformance,
 )
 
 CHART_TOP = 15  # hospital charts show the largest 15; the tables always list every row
@@ -213,7 +214,8 @@ def layout(data: BulletinData) -> Layout:
 
 def hotline_passage(data: BulletinData, section: HotlineSection) -> Passage:
     """The hotline's month in two paragraphs, as the seed lays it out: the region city's line by category
-    (and its work orders), then the province's lines city by city."""
+    (and its work orders by source, with their on-time closure and satisfaction), then the province's lines
+    city by city."""
     city = data.region.name.removesuffix("市")
     month = f"{data.month_number} 月"
     categories = section.calls_by_category
@@ -223,6 +225,8 @@ def hotline_passage(data: BulletinData, section: HotlineSection) -> Passage:
     if section.work_orders is not None:
         orders = "；".join(f"{label} {getattr(section.work_orders, field)} 件" for field, label in WORK_ORDER_SOURCES)
         first += f"本月热线受理工单：{orders}。"
+    if section.work_order_performance is not None:
+        first += work_order_sentence(section.work_order_performance)
     paragraphs = [first]
     if section.calls_by_city:
         cities = "；".join(f"{row.name} {row.calls} 人次" for row in section.calls_by_city)
@@ -230,6 +234,14 @@ def hotline_passage(data: BulletinData, section: HotlineSection) -> Passage:
         paragraphs.append(f"{month}份，全省各市 12320 热线合计接听 {total} 人次，分城市为：{cities}。")
     return Passage(key="hotline", title=f"{city} 12320 卫生热线 {data.year_number} 年 {month}数据统计",
                    paragraphs=tuple(paragraphs))
+
+
+def work_order_sentence(worked: WorkOrderPerformance) -> str:
+    """The month's closings judged by their deadlines, and the callers' satisfaction when called back."""
+    return (f"当月办结工单 {worked.closed} 件，在办理时限内办结 {worked.closed_on_time} 件，"
+            f"按时办结率 {percent_cell(worked.on_time_rate_pct)}；回访 {worked.callbacks} 件，其中满意 "
+            f"{worked.satisfied} 件、基本满意 {worked.basically_satisfied} 件、不满意 {worked.dissatisfied} 件，"
+            f"满意率 {percent_cell(worked.satisfaction_rate_pct)}。")
 
 
 def booking_table(data: BulletinData, section: BookingSection) -> Table:

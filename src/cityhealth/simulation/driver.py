@@ -43,6 +43,7 @@ from cityhealth.simulation.hotline import HotlineDriver
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
 from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.scenario import Scenario
+from cityhealth.simulation.work_orders import WorkOrderDriver, WorkOrderTally
 
 REALTIME_LIMIT = 1000  # records per real-time batch (the platform's limit)
 UPLOAD_SCOPES = [Scope.COLLECTION_UPLOAD.value, Scope.COLLECTION_READ.value]
@@ -62,6 +63,7 @@ class SimulationResult:
     accepted_expected: int = 0
     bookings: int = 0
     calls: int = 0
+    work_orders: WorkOrderTally = field(default_factory=WorkOrderTally)
     elapsed_s: float = 0.0
     upload_s: float = 0.0
     # Where upload_s went, by phase of the day: bookings, real-time uploads, sending bulk bodies, waiting for
@@ -176,11 +178,15 @@ class Simulation:
         await self._record_openings(operator, plan, units)
         hotline = HotlineDriver(self, app, operator, plan)
         await hotline.prepare()
+        orders = WorkOrderDriver(self, app, operator, plan, hotline)
+        await orders.prepare()
         bookings = BookingDriver(self, app, operator, plan, hotline if hotline.takes_phone_bookings else None)
         await bookings.prepare()
         upload_started = time.perf_counter()
-        await self._run_month(database, units, plan, bookings, hotline, result)
+        await self._run_month(database, units, plan, bookings, (hotline, orders), result)
+        await orders.finish(self.job_stall_timeout_s)
         result.calls = hotline.calls
+        result.work_orders = orders.tally
         result.upload_s = time.perf_counter() - upload_started
         result.accepted_expected = plan.accepted_in_month
 
@@ -216,11 +222,16 @@ class Simulation:
 
     async def hotline_agent(self, app: FastAPI, operator: Operator) -> tuple[Operator, str]:
         """A new 12320 agent's account, logged in, and the staff subject the telephony names them by."""
-        username = f"agent-{secrets.token_hex(4)}"
+        return await self.staff_member(app, operator, Role.HOTLINE_AGENT, "12320 话务员")
+
+    async def staff_member(self, app: FastAPI, operator: Operator, role: Role, display_name: str,
+                           organization_id: int | None = None) -> tuple[Operator, str]:
+        """A new staff account with one role (of an organization, if given), and its staff subject."""
+        username = f"{role.value.replace('_', '-')}-{secrets.token_hex(4)}"
         password = secrets.token_urlsafe(24)
         created = (await operator.call("POST", "/api/security/staff", json={
-            "username": username, "display_name": "12320 话务员", "password": password,
-            "roles": [Role.HOTLINE_AGENT.value]})).json()
+            "username": username, "display_name": display_name, "password": password,
+            "roles": [role.value], "organization_id": organization_id})).json()
         secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
         return self.operator(app, username, password, secret), f"staff:{created['user']['id']}"
 
@@ -333,9 +344,9 @@ class Simulation:
                 "as_of": as_of})
 
     async def _run_month(self, database: Database, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
-                         hotline: HotlineDriver, result: SimulationResult) -> None:
+                         hotline: tuple[HotlineDriver, WorkOrderDriver], result: SimulationResult) -> None:
         """Each day: the morning's bookings (the phone ones on the hotline's calls), at noon every unit's
-        uploads, in the evening the day's other calls.
+        uploads, in the evening the day's other calls and work orders.
 
         The smallest unit sends through the real-time path, the others one bulk job each (one job per
         unit-day keeps transactions few, as real senders batch). A day's jobs are left to run while the next
@@ -371,7 +382,9 @@ class Simulation:
                     running = [(unit, job_id) for unit, job_id, _ in sent]
                     self.at(day, 22)
                     with _timed(result, "calls"):
-                        await hotline.run_day(day)
+                        await hotline[0].run_day(day)
+                    with _timed(result, "work_orders"):
+                        await hotline[1].run_day(day)
                     await self._record_day(database, day_of_month)
                     self.progress("month", day_of_month, plan.days_in_month)
                 await self._wait_for_jobs(running, result)

@@ -8,8 +8,8 @@ A self-service voice call's question goes to the knowledge base as the IVR sends
 the starter set's labelled questions), which gives the month's self-service answer rate.
 
 Phone-booking calls go with the phone bookings, one call per booking: the day's calls are opened (answered by
-the agent who books) before the bookings are made and ended after (see `book` for the seam where the agent
-desk's booking path will take over).
+the agent who books) before the bookings are made and ended after; on each open call the agent identifies the
+caller at the desk and books for them there, so that every phone booking is linked to its call.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.hotline.knowledge_starter import labelled_questions
 from cityhealth.security.principals import Scope
-from cityhealth.simulation.actors import Actor, Operator
+from cityhealth.simulation.actors import Actor, Operator, SimulationError
 from cityhealth.simulation.plan import CallCell, MonthPlan, spread
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ TELEPHONY_SCOPES = [Scope.HOTLINE_TELEPHONY.value]
 IVR_SCOPES = [Scope.HOTLINE_SELF_SERVICE.value]
 REPORT_PATH = "/api/hotline/call-events"
 SELF_SERVICE_PATH = "/api/hotline/kb/self-service"
+DESK_PATH = "/api/hotline/desk"
+CALLS_PATH = "/api/hotline/calls"
 SELF_SERVICE = "self_service_voice"
 EVENTS_PER_REPORT = 2_000  # the platform's limit per report (hotline.schemas.MAX_EVENTS_PER_REPORT)
 # The calls of a day start between 07:00 and 22:00; the phone-booking calls in the hour before bookings open.
@@ -60,8 +62,10 @@ class HotlineDriver:
         self.ivr: Actor | None = None
         self.questions = [question.question for question in labelled_questions()]
         self.agent = ""  # the staff subject the telephony names as answering the calls that book nothing
+        self.answered_by: dict[str, str] = {}  # a category's own desk, when it has one (the complaint desk)
         self.daily: list[list[tuple[CallCell, int]]] = [[] for _ in range(plan.days_in_month)]
         self._open_ends: dict[date, list[Event]] = defaultdict(list)  # the phone calls' end events, by day
+        self._desk_ids: dict[str, int] = {}  # the open phone calls' platform ids, by telephony id
         self.calls = 0
 
     async def prepare(self) -> None:
@@ -103,17 +107,40 @@ class HotlineDriver:
         return ids
 
     async def book(self, call_id: str, agent: Actor, body: dict[str, Any], key: str) -> None:
-        """One phone booking, made by the agent on the call `call_id`.
+        """One phone booking, made by the agent at the desk on the open call `call_id` (the telephony's id).
 
-        SEAM (agent desk): the agent books through the plain booking API, its channel phone by its role; the
-        call and the booking correspond by count and day only. When the agent desk's booking path exists,
-        this is the one call to switch to it, naming `call_id` so that the booking is linked to its call.
+        The agent identifies the caller within the call (by ID number), then books for them: channel phone, the
+        booking linked to the call, so that the month's phone bookings and phone-booking calls reconcile.
         """
-        await agent.call("POST", "/api/booking/bookings", json=body, headers={"Idempotency-Key": key})
+        desk_id = await self._desk_call(agent, call_id)
+        found = (await agent.call("POST", f"{DESK_PATH}/calls/{desk_id}/identify",
+                                  json={"id_number": body["id_number"]})).json()
+        if found["matches"] != 1:
+            raise SimulationError(f"the desk found {found['matches']} residents for the caller of {call_id}",
+                                  code="simulation_mismatch")
+        await agent.call("POST", f"{DESK_PATH}/calls/{desk_id}/bookings", json={"session_id": body["session_id"]},
+                         headers={"Idempotency-Key": key})
+
+    async def _desk_call(self, agent: Actor, call_id: str) -> int:
+        """The platform's id of one of the agent's open calls.
+
+        The desk lists an agent's latest 20 open calls; the simulator opens a whole morning's at once, so the ids
+        come from the agent's own calls, newest first, a page at a time.
+        """
+        before: int | None = None
+        while call_id not in self._desk_ids:
+            params: dict[str, Any] = {"limit": 200} | ({"before_id": before} if before is not None else {})
+            calls = (await agent.call("GET", CALLS_PATH, params=params)).json()
+            if not calls:
+                raise SimulationError(f"call {call_id} is not among the agent's calls", code="simulation_mismatch")
+            self._desk_ids.update({call["telephony_call_id"]: call["id"] for call in calls})
+            before = calls[-1]["id"]
+        return self._desk_ids[call_id]
 
     async def close_calls(self, day: date) -> None:
         """The day's phone-booking calls ended, their bookings made."""
         ends = self._open_ends.pop(day, [])
+        self._desk_ids.clear()
         await self._report([[end] for end in ends])
         self.calls += len(ends)
 
@@ -130,11 +157,17 @@ class HotlineDriver:
             for number in range(count):
                 call_id = f"sim-{day:%Y%m%d}-{cell.city}-{cell.category}-{number}"
                 start = opens + timedelta(seconds=(number * length_s) // count + self.random.randrange(60))
-                calls.append(self._call(call_id, line, start, cell.category, self.agent))
+                agent = self.answered_by.get(cell.category, self.agent)
+                calls.append(self._call(call_id, line, start, cell.category, agent))
         await self._report(calls)
         await self._ask([events[0]["call_id"] for events in calls if events[-1]["category"] == SELF_SERVICE])
         self.calls += len(calls)
         return len(calls)
+
+    def calls_of(self, day: date, city: str, category: str) -> int:
+        """How many calls of a city and category the day has (those `run_day` reports)."""
+        index = (day - self.simulation.month_start).days
+        return sum(count for cell, count in self.daily[index] if cell.city == city and cell.category == category)
 
     async def _ask(self, call_ids: list[str]) -> None:
         """Each self-service call's question, as the IVR recognised it, put to the knowledge base."""

@@ -77,11 +77,21 @@ class CallCell:
 
 
 @dataclass(frozen=True)
+class WorkOrderPlan:
+    """The month's work orders received, by source: the self-received ones are the region's complaint calls."""
+
+    city_12345: int
+    province_12345: int
+    self_received: int  # one per complaint call, created on it (expected(): the scaled `complaint`)
+
+
+@dataclass(frozen=True)
 class HotlinePlan:
     lines: tuple[tuple[str, str, str], ...]  # (line, city code, city name): one 12320 line per city
     region_city: str
     cells: tuple[CallCell, ...]  # every call but the phone-booking calls that go with bookings
     phone_bookings_follow_bookings: bool  # True: one phone-booking call per phone booking, on its day
+    work_orders: WorkOrderPlan | None = None  # None: the scenario states no work orders
 
     def line_of(self, city: str) -> str:
         return next(line for line, code, _ in self.lines if code == city)
@@ -276,8 +286,13 @@ def plan_hotline(scenario: Scenario, scale: Decimal) -> HotlinePlan | None:
     lines = tuple((line_name(row.city), row.city, row.name) for row in section.calls_by_city)
     if region not in {row.city for row in section.calls_by_city}:
         lines += ((line_name(region), region, scenario.region.name),)
+    orders = None
+    if section.work_orders is not None:
+        orders = WorkOrderPlan(scaled(section.work_orders.city_12345, scale),
+                               scaled(section.work_orders.province_12345, scale),
+                               scaled(categories.complaint, scale))
     return HotlinePlan(lines=lines, region_city=region, cells=tuple(cell for cell in cells if cell.count),
-                       phone_bookings_follow_bookings=follows)
+                       phone_bookings_follow_bookings=follows, work_orders=orders)
 
 
 def spread(count: int, parts: int) -> list[int]:
