@@ -20,9 +20,7 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -165,9 +163,9 @@ def main() -> None:
 async def _orchestrate(args: argparse.Namespace) -> None:
     import httpx
     from benchmarks.booking_race import _wait_ready
+    from benchmarks.scratch import scratch_platform
 
-    from cityhealth.config import Environment, generate_key, load_settings
-    from cityhealth.db.admin import create_database, drop_database
+    from cityhealth.db.admin import drop_database
     from cityhealth.db.cli import upgrade
     from cityhealth.security.principals import Principal, PrincipalKind, Scope
     from cityhealth.security.tokens import issue_access_token
@@ -175,17 +173,10 @@ async def _orchestrate(args: argparse.Namespace) -> None:
     base_url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
     if not base_url.startswith("postgres"):
         raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL server (the scratch database is made there)")
-    scratch = f"ch_bench_feed_{uuid.uuid4().hex[:8]}"
-    scratch_url = await create_database(base_url, scratch)
-    workdir = Path(tempfile.mkdtemp(prefix="booking-feed-"))
-    keys = {f"CITYHEALTH_{name.upper()}": generate_key()
-            for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
-    env = {**os.environ, **keys, "CITYHEALTH_DATABASE_URL": scratch_url,
-           "CITYHEALTH_VAR_DIR": str(workdir / "var"), "CITYHEALTH_ENV": Environment.DEVELOPMENT.value}
+    made = await scratch_platform(base_url, "feed")
+    scratch, workdir, env, settings = made.name, made.workdir, made.env, made.settings
     server: subprocess.Popen[bytes] | None = None
     try:
-        settings = load_settings(database_url=scratch_url, var_dir=workdir / "var",
-                                 **{k.removeprefix("CITYHEALTH_").lower(): v for k, v in keys.items()})
         await asyncio.to_thread(upgrade, settings)
         ids = await seed(settings, args.sessions, args.hospitals, args.history_days)
         port = free_port()

@@ -273,8 +273,9 @@ def main() -> None:
 
 
 async def _orchestrate(args: argparse.Namespace) -> None:
-    from cityhealth.config import Environment, generate_key, load_settings
-    from cityhealth.db.admin import create_database, drop_database
+    from benchmarks.scratch import scratch_platform
+
+    from cityhealth.db.admin import drop_database
     from cityhealth.db.cli import upgrade
     from cityhealth.security.principals import Principal, PrincipalKind, Scope
     from cityhealth.security.tokens import issue_access_token
@@ -285,17 +286,10 @@ async def _orchestrate(args: argparse.Namespace) -> None:
         raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL server (the scratch database is made there)")
     if args.attempts % args.clients:
         raise SystemExit("--attempts must be a multiple of --clients")
-    scratch = f"ch_bench_booking_{uuid.uuid4().hex[:8]}"
-    scratch_url = await create_database(base_url, scratch)
-    workdir = Path(tempfile.mkdtemp(prefix="booking-race-"))
-    keys = {f"CITYHEALTH_{name.upper()}": generate_key()
-            for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
-    env = {**os.environ, **keys, "CITYHEALTH_DATABASE_URL": scratch_url,
-           "CITYHEALTH_VAR_DIR": str(workdir / "var"), "CITYHEALTH_ENV": Environment.DEVELOPMENT.value}
+    made = await scratch_platform(base_url, "booking")
+    scratch, workdir, env, settings = made.name, made.workdir, made.env, made.settings
     server: subprocess.Popen[bytes] | None = None
     try:
-        settings = load_settings(database_url=env["CITYHEALTH_DATABASE_URL"], var_dir=workdir / "var",
-                                 **{k.removeprefix("CITYHEALTH_").lower(): v for k, v in keys.items()})
         await asyncio.to_thread(upgrade, settings)
         seeded = await seed(settings, args.clients, args.slots)
         port = free_port()

@@ -16,9 +16,7 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -263,24 +261,18 @@ async def _stored(url: str) -> dict[str, int]:
 
 async def calls(args: argparse.Namespace, base_url: str) -> float:
     """The calls part on a scratch database of `base_url`'s server: calls/s."""
-    from cityhealth.config import Environment, generate_key, load_settings
-    from cityhealth.db.admin import create_database, drop_database
+    from benchmarks.scratch import scratch_platform
+
+    from cityhealth.db.admin import drop_database
     from cityhealth.db.cli import upgrade
     from cityhealth.security.principals import Principal, PrincipalKind, Scope
     from cityhealth.security.tokens import issue_access_token
 
     raise_fd_limit()
-    scratch = f"ch_bench_calls_{uuid.uuid4().hex[:8]}"
-    scratch_url = await create_database(base_url, scratch)
-    workdir = Path(tempfile.mkdtemp(prefix="hotline-calls-"))
-    keys = {f"CITYHEALTH_{name.upper()}": generate_key()
-            for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
-    env = {**os.environ, **keys, "CITYHEALTH_DATABASE_URL": scratch_url,
-           "CITYHEALTH_VAR_DIR": str(workdir / "var"), "CITYHEALTH_ENV": Environment.DEVELOPMENT.value}
+    made = await scratch_platform(base_url, "calls")
+    scratch, scratch_url, workdir, env, settings = made.name, made.url, made.workdir, made.env, made.settings
     server: subprocess.Popen[bytes] | None = None
     try:
-        settings = load_settings(database_url=scratch_url, var_dir=workdir / "var",
-                                 **{k.removeprefix("CITYHEALTH_").lower(): v for k, v in keys.items()})
         await asyncio.to_thread(upgrade, settings)
         await _seed(settings)
         await _history(scratch_url, args.history)
