@@ -35,7 +35,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.measure import database_cpu_s
+from benchmarks.realtime_load import Load, realtime, realtime_bodies
+from benchmarks.server_processes import Memory, cpu_by_process, cpu_s, cpu_shares
 from tests.factories.collection import make_record
 
 from cityhealth.clock import SystemClock
@@ -151,78 +152,6 @@ def generate(path: Path, code: str, count: int, seed: int = 7, *, compress: bool
     return invalid, size
 
 
-def server_pids(roots: list[int]) -> list[int]:
-    """The server and worker processes and their children (uvicorn --workers N, a worker's prepare processes)."""
-    pids = list(roots)
-    for root in roots:
-        try:
-            for task in Path(f"/proc/{root}/task").iterdir():
-                children = task / "children"
-                if children.exists():
-                    pids.extend(int(pid) for pid in children.read_text().split())
-        except FileNotFoundError:
-            continue
-    return pids
-
-
-def rss_mb(pid: int, field_name: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
-
-
-def cpu_by_process(roots: list[int]) -> dict[int, float]:
-    """CPU seconds (user + system, and the reaped children's) used so far by each server or worker process."""
-    used = {}
-    for pid in server_pids(roots):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        # utime, stime, and the reaped children's (prepare processes that ended)
-        used[pid] = sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return used
-
-
-def cpu_s(roots: list[int]) -> float:
-    """CPU seconds used so far by the server and worker processes (children included)."""
-    return sum(cpu_by_process(roots).values())
-
-
-def cpu_shares(roots: list[int], before: dict[int, float], records: int) -> str:
-    """Each process's CPU per record since `before` (a prepare process started meanwhile: all of its CPU)."""
-    names = {pid: "server" for pid in roots[:1]} | {pid: "worker" for pid in roots[1:]}
-    after = cpu_by_process(roots)
-    return ", ".join(
-        f"{names.get(pid, 'prepare')} {(used - before.get(pid, 0.0)) / records * 1e6:.1f}"
-        for pid, used in after.items()
-        if used - before.get(pid, 0.0) >= 0.05
-    )
-
-
-@dataclass
-class Memory:
-    """Peak RSS of the server processes, sampled while they work (VmHWM per process, and the summed RSS)."""
-
-    roots: list[int]
-    peak_sum_mb: float = 0.0
-    hwm: dict[int, float] = field(default_factory=dict)
-
-    def sample(self) -> None:
-        pids = server_pids(self.roots)
-        self.peak_sum_mb = max(self.peak_sum_mb, sum(rss_mb(pid, "VmRSS") for pid in pids))
-        for pid in pids:
-            self.hwm[pid] = max(self.hwm.get(pid, 0.0), rss_mb(pid, "VmHWM"))
-
-    @property
-    def peak_mb(self) -> float:
-        return max(self.peak_sum_mb, max(self.hwm.values(), default=0.0))
-
-
 async def bulk(
     base_url: str, senders: list[tuple[str, int, Path]], memory: Memory, *, compressed: bool = True
 ) -> tuple[float, dict[str, object]]:
@@ -273,79 +202,7 @@ async def bulk(
     return elapsed, {"status": failed[0]["status"] if failed else "completed", "counts": dict(counts)}
 
 
-def realtime_bodies(code: str, count: int) -> list[bytes]:
-    base = SystemClock().now() - timedelta(hours=1)
-    run = int(time.time())
-    return [
-        orjson.dumps(
-            [make_record("outpatient_visit", code, f"rt-{run}-{n}-{k}", base) for k in range(BATCH_RECORDS)]
-        )
-        for n in range(count)
-    ]
-
-
-class Connection:
-    """One persistent HTTP/1.1 connection: a request, then its whole response (Content-Length framed)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def post(self, head: bytes, body: bytes) -> int:
-        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("the server closed the connection")
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return int(status_line.split()[1])
-
-
-async def realtime(port: int, code: str, org_id: int, bodies: list[bytes], rate: float) -> tuple[list[float], int]:
-    """Open-loop load: request i is due at i/rate s; latency runs from when it was due to its last byte.
-
-    Returns every request's latency (a failed request's too: its time to the error) and the failures.
-    """
-    head = (
-        b"POST /api/collection/forms/outpatient_visit/records HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        + f"Authorization: Bearer {token(org_id, code)}\r\n".encode()
-        + b"Content-Type: application/json\r\nContent-Length: "
-    )
-    idle: list[Connection] = []
-    latencies: list[float] = []
-    failures = 0
-
-    async def one(due: float, body: bytes) -> None:
-        nonlocal failures
-        connection = idle.pop() if idle else Connection(*await asyncio.open_connection("127.0.0.1", port))
-        try:
-            status = await connection.post(head, body)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            status = 0
-            connection.writer.close()
-        else:
-            idle.append(connection)
-        latencies.append((time.perf_counter() - due) * 1000)
-        failures += status != 200
-
-    tasks = []
-    start = time.perf_counter() + 0.05
-    for n, body in enumerate(bodies):
-        due = start + n / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due, body)))
-    await asyncio.gather(*tasks)
-    for connection in idle:
-        connection.writer.close()
-    return latencies, failures
-
-
-def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(count: int, concurrency: int, profile: str | None = None) -> list[subprocess.Popen[bytes]]:
     """`cityhealth worker` processes, each in a working directory of its own (as on other machines)."""
     started = []
     environment = os.environ.copy()
@@ -358,8 +215,8 @@ def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]
         directory = Path(tempfile.mkdtemp(prefix=f"cityhealth-worker-{n}-"))
         started.append(
             subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-c", "from cityhealth.cli import main; main()", "worker",
-                 "--concurrency", str(concurrency)],
+                [sys.executable, *(["-m", "cProfile", "-o", f"{profile}.{n}"] if profile else []),
+                 "-m", "cityhealth.cli", "worker", "--concurrency", str(concurrency)],
                 cwd=directory,
                 env=environment,
             )
@@ -423,6 +280,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--realtime-seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--realtime-after", type=float, default=0.0,
+                        help="with --during-bulk: start the real-time load this many seconds into the bulk upload")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--task-workers", type=int, default=1, help="`cityhealth worker` processes (PostgreSQL)")
     parser.add_argument("--concurrency", type=int, default=1, help="tasks at once per worker process")
@@ -432,6 +291,8 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true",
                         help="upload plain NDJSON instead of gzip (a file past the 512 MB upload limit is refused)")
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
+    parser.add_argument("--upload-cache", help="a folder keeping the generated files for the next run (same records)")
+    parser.add_argument("--profile-workers", help="run the task workers under cProfile, writing FILE.<n> at exit")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     args = parser.parse_args()
     own_var_dir = "CITYHEALTH_VAR_DIR" not in os.environ
@@ -457,7 +318,8 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
     url = os.environ["CITYHEALTH_DATABASE_URL"]
     database = "sqlite" if args.sqlite else "postgresql"
     upgrade(load_settings(env=Environment.DEVELOPMENT))
-    codes = [f"BENCH{int(time.time())}{n:03d}" for n in range(args.jobs)]
+    # A fixed code with --upload-cache (the scratch database is new every run), so a cached file's records fit.
+    codes = [f"BENCH{'' if args.upload_cache else int(time.time())}{n:03d}" for n in range(args.jobs)]
     org_ids = [asyncio.run(register(url, code)) for code in codes]
     code, org_id = codes[0], org_ids[0]
     task_workers = 0 if args.sqlite else args.task_workers
@@ -469,9 +331,14 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
         senders = []
         invalid = size = sent = 0
         for n, (sender_code, sender_id) in enumerate(zip(codes, org_ids, strict=True)):
-            path = Path(folder) / f"upload-{n}.ndjson{'' if args.plain else '.gz'}"
             share = args.records // args.jobs + (n < args.records % args.jobs)
-            bad, plain = generate(path, sender_code, share, seed=7 + n, compress=not args.plain)
+            name = f"upload-{share}-{n}.ndjson{'' if args.plain else '.gz'}"
+            path = Path(args.upload_cache or folder) / name
+            if args.upload_cache and path.exists() and path.with_suffix(".sizes").exists():
+                bad, plain = map(int, path.with_suffix(".sizes").read_text().split())
+            else:
+                bad, plain = generate(path, sender_code, share, seed=7 + n, compress=not args.plain)
+                path.with_suffix(".sizes").write_text(f"{bad} {plain}")
             invalid += bad
             size += plain
             sent += path.stat().st_size
@@ -481,7 +348,7 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
         bodies = realtime_bodies(code, int(args.rate * args.realtime_seconds))
         port = free_port()
         server = start_server(port, args.workers)
-        workers = start_workers(task_workers, args.concurrency)
+        workers = start_workers(task_workers, args.concurrency, args.profile_workers)
         roots = [server.pid, *(worker.pid for worker in workers)]
         if workers:
             asyncio.run(workers_ready(url, len(workers)))
@@ -490,10 +357,12 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
             cpu_before = cpu_s(roots)
             by_process = cpu_by_process(roots)
             p99 = float("nan")
+            bearer = f"Bearer {token(org_id, code)}"
+            load = Load()
             if args.during_bulk:
-                (seconds, job), (latencies, failures) = asyncio.run(
+                (seconds, job), load = asyncio.run(
                     _together(bulk(f"http://127.0.0.1:{port}", senders, memory, compressed=not args.plain),
-                              realtime(port, code, org_id, bodies, args.rate))
+                              realtime(port, bearer, bodies, args.rate, args.realtime_after))
                 )
             else:
                 seconds, job = asyncio.run(bulk(f"http://127.0.0.1:{port}", senders, memory, compressed=not args.plain))
@@ -517,19 +386,19 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
                     f"{os.cpu_count() or 1} / that = {(os.cpu_count() or 1) / per_record:.0f} records/s on idle cores",
                     flush=True,
                 )
-            if bodies and not args.during_bulk:
+            if bodies and args.during_bulk:
+                print(f"realtime during the bulk job: {len(load.latencies_ms)} requests at {args.rate:.0f}/s, "
+                      f"{load.failures} failed, p50 {load.percentile(0.5):.1f} ms, p99 {load.percentile(0.99):.1f} ms"
+                      f"; p50/p99 by due time {load.windows()}", flush=True)
+                p99 = load.percentile(0.99)
+            if bodies:  # alone (after the job: its CPU per request), with records of its own
                 cpu_before = cpu_s(roots)
-                latencies, failures = asyncio.run(realtime(port, code, org_id, bodies, args.rate))
+                alone = asyncio.run(realtime(port, bearer, realtime_bodies(code, len(bodies), "alone"), args.rate))
                 realtime_cpu = cpu_s(roots) - cpu_before
-                print(f"realtime alone: server CPU {realtime_cpu / len(latencies) * 1000:.2f} ms/request")
-            if bodies:
-                latencies.sort()
-                p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-                p50 = latencies[len(latencies) // 2]
-                print(
-                    f"realtime{' during the bulk job' if args.during_bulk else ''}: {len(latencies)} requests at "
-                    f"{args.rate:.0f}/s, {failures} failed, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-                )
+                print(f"realtime alone: {len(alone.latencies_ms)} requests at {args.rate:.0f}/s, {alone.failures} "
+                      f"failed, p50 {alone.percentile(0.5):.1f} ms, p99 {alone.percentile(0.99):.1f} ms, "
+                      f"server CPU {realtime_cpu / len(alone.latencies_ms) * 1000:.2f} ms/request")
+                p99 = p99 if args.during_bulk else alone.percentile(0.99)
         finally:
             for process in (*workers, server):
                 process.terminate()
