@@ -150,13 +150,12 @@ async def receive_job(
     spool = writer.spool_id
     decoder = BodyDecoder(compressed=compressed, encoding=codec, limits=limits)
     try:
+        # Inflating, decoding, checking and sealing are pure CPU: in a thread, where zlib and zstd release the
+        # interpreter lock, so the event loop goes on answering requests (in the loop, a network chunk's
+        # inflation held it for milliseconds at a time and real-time requests queued behind the upload).
         async for chunk in stream:
-            for out in decoder.feed(chunk):
-                await writer.write(out)
-                await asyncio.sleep(0)  # a network chunk may inflate to many MiB: let requests in between
-        for out in decoder.finish():
-            await writer.write(out)
-        await writer.close()
+            await writer.store(await asyncio.to_thread(writer.seal, decoder.feed(chunk)))
+        await writer.store(await asyncio.to_thread(writer.seal, decoder.finish(), last=True))
         if not decoder.head.strip():
             raise ValidationFailed("the upload is empty", code="empty_upload", field="body", rule="body.empty")
         if fmt == "csv":

@@ -177,6 +177,7 @@ class SpoolWriter:
     """Writes an upload's text as sealed frames in the database, one short transaction per frame.
 
     Nothing is kept but the unfinished frame (FRAME_BYTES at most), so an upload of any size streams through.
+    `seal` (pure CPU: a thread's work) cuts and seals the frames, `store` writes them; `write` does both.
     """
 
     def __init__(self, database: Database, spool_key: bytes, written_at: datetime) -> None:
@@ -185,27 +186,44 @@ class SpoolWriter:
         self.written_at = written_at
         self.frames = 0
         self._seal = FrameSeal(spool_key, self.spool_id)
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []
+        self._pending = 0
+
+    def seal(self, pieces: Iterable[bytes], *, last: bool = False) -> list[tuple[int, bytes]]:
+        """The frames `pieces` complete, sealed (with `last`, the rest as the last frame, maybe empty)."""
+        sealed = []
+        for piece in pieces:
+            self._pieces.append(piece)
+            self._pending += len(piece)
+            if self._pending >= FRAME_BYTES:
+                text = b"".join(self._pieces)
+                start = 0
+                while len(text) - start >= FRAME_BYTES:
+                    sealed.append(self._next(text[start : start + FRAME_BYTES], last=False))
+                    start += FRAME_BYTES
+                self._pieces = [text[start:]] if start < len(text) else []
+                self._pending = len(text) - start
+        if last:
+            sealed.append(self._next(b"".join(self._pieces), last=True))
+            self._pieces, self._pending = [], 0
+        return sealed
+
+    def _next(self, plain: bytes, *, last: bool) -> tuple[int, bytes]:
+        index, self.frames = self.frames, self.frames + 1
+        return index, self._seal.seal(index, plain, last=last)
+
+    async def store(self, frames: Iterable[tuple[int, bytes]]) -> None:
+        for index, sealed in frames:
+            async with self.database.transaction() as session:
+                await spool_frames.add_frame(session, self.spool_id, index, sealed, self.written_at)
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= FRAME_BYTES:
-            plain = bytes(self._buffer[:FRAME_BYTES])
-            del self._buffer[:FRAME_BYTES]
-            await self._frame(plain, last=False)
-
-    async def _frame(self, plain: bytes, *, last: bool) -> None:
         # Compressing and encrypting a MiB takes milliseconds: in a thread, off the event loop.
-        sealed = await asyncio.to_thread(self._seal.seal, self.frames, plain, last=last)
-        async with self.database.transaction() as session:
-            await spool_frames.add_frame(session, self.spool_id, self.frames, sealed, self.written_at)
-        self.frames += 1
+        await self.store(await asyncio.to_thread(self.seal, [data]))
 
     async def close(self) -> None:
         """Seal what is left as the last frame (an empty one when the text ended on a frame's edge)."""
-        plain = bytes(self._buffer)
-        self._buffer.clear()
-        await self._frame(plain, last=True)
+        await self.store(await asyncio.to_thread(self.seal, [], last=True))
 
     async def discard(self) -> None:
         async with self.database.transaction() as session:
