@@ -19,8 +19,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import business_date
-from cityhealth.collection.metrics import MetricDeltas, count_decisions, count_managed, field_key, month_of
+from cityhealth.collection.metrics import (
+    MetricDeltas,
+    count_decisions,
+    count_managed,
+    count_new_columns,
+    field_key,
+    month_of,
+)
 from cityhealth.collection.models import CONFORMING, IN_BASIS, NOT_COUNTED
+from cityhealth.collection.new_records import ColumnsPrepared, new_chunk_keys
 from cityhealth.collection.prepare import (
     ACCEPTED,
     AMENDED,
@@ -131,7 +139,7 @@ async def ingest(
     forbid_foreign: bool = True,
     job_id: int | None = None,
     previously_rejected: Mapping[int, tuple[str | None, list[RecordError]]] | None = None,
-    prepared: PreparedBatch | None = None,
+    prepared: PreparedBatch | ColumnsPrepared | None = None,
     detailed: bool = True,
 ) -> BatchResult:
     """Validate, decide, store and count one batch. Raises ForeignOrganization (forbid_foreign) before writing.
@@ -141,7 +149,8 @@ async def ingest(
     `previously_rejected` (a job's rejected rows run again): position -> the form and errors counted then,
     taken back out of the counters so that a row is received once however often it is re-run.
     `prepared`: the batch already validated (a bulk job prepares ahead); used if it was validated against
-    the code tables loaded now, else prepared again. `detailed=False` leaves out every row's answer (`records`).
+    the code tables loaded now, else prepared again; as columns, a chunk of new records is stored and counted
+    by its columns (new_records.py). `detailed=False` leaves out every row's answer (`records`).
     """
     if prepared is None and (known := collector.current_validators()) is not None:
         # Prepared before any statement (the usual case: the code tables did not change since the last batch),
@@ -149,12 +158,23 @@ async def ingest(
         prepared = prepare(collector, known, rows, received_at)
     generations = await stored_records.begin_unit_writes(session, sender.id, lock=not dry_run)
     validators = await collector.validators_for(session, generations)
-    if prepared is None or prepared.validators is not validators or prepared.received_at != received_at:
-        prepared = prepare(collector, validators, rows, received_at)
-    forms = load_standard().forms
     day = business_date(received_at)
     month = month_of(day)
-    rejected: Rejections = dict(prepared.rejected)
+    if isinstance(prepared, ColumnsPrepared):
+        columns = prepared.columns
+        current = prepared.validators is validators and prepared.received_at == received_at
+        keys = new_chunk_keys(columns, sender.code) if current and not dry_run and not detailed else None
+        if keys is not None and not await stored_records.existing_records(session, sender.id, keys):
+            await record_copy.copy_new_records(session, sender.id, received_at, job_id, columns.copy_rows)
+            deltas = MetricDeltas(sender.id)
+            count_new_columns(deltas, columns.forms, columns.event_months, columns.on_time, day, month)
+            rejected: Rejections = dict(columns.rejected)
+            await _count_rest(session, sender, deltas, rows, rejected, previously_rejected, received_at, month)
+            return _result(rows, [], rejected, {}, detailed, accepted=len(keys))
+        prepared = prepared.batch()
+    if prepared is None or prepared.validators is not validators or prepared.received_at != received_at:
+        prepared = prepare(collector, validators, rows, received_at)
+    rejected = dict(prepared.rejected)
 
     def reject(index: int, form: str | None, errors: list[RecordError]) -> None:
         rejected[index] = (form, errors)
@@ -204,15 +224,32 @@ async def ingest(
         decided.extend(settled)
 
     if not dry_run:
-        await count_managed(session, sender, deltas, month)
-        for form, errors in rejected.values():
-            if form in forms:
-                deltas.count(day, form, "received")
-                deltas.reject(day, form, errors)
-        if previously_rejected:
-            _take_back(deltas, rows, previously_rejected, day)
-        await deltas.flush(session, received_at)
+        await _count_rest(session, sender, deltas, rows, rejected, previously_rejected, received_at, month)
     return _result(rows, decided, rejected, warnings, detailed)
+
+
+async def _count_rest(
+    session: AsyncSession,
+    sender: Sender,
+    deltas: MetricDeltas,
+    rows: Sequence[InputRow],
+    rejected: Rejections,
+    previously_rejected: Mapping[int, tuple[str | None, list[RecordError]]] | None,
+    received_at: datetime,
+    month: int,
+) -> None:
+    """The batch's managed numbers and rejections counted, a re-run's earlier rejections taken back, and the
+    deltas written."""
+    forms = load_standard().forms
+    day = business_date(received_at)
+    await count_managed(session, sender, deltas, month)
+    for form, errors in rejected.values():
+        if form in forms:
+            deltas.count(day, form, "received")
+            deltas.reject(day, form, errors)
+    if previously_rejected:
+        _take_back(deltas, rows, previously_rejected, day)
+    await deltas.flush(session, received_at)
 
 
 def _take_back(
@@ -254,8 +291,11 @@ def _result(
     rejected: Rejections,
     warnings: dict[int, list[dict[str, Any]]],
     detailed: bool,
+    accepted: int = 0,  # new records accepted by their columns, not among `decided` (not detailed)
 ) -> BatchResult:
     tally: Counter[str] = Counter(candidate.status for candidate in decided)
+    if accepted:
+        tally[ACCEPTED] += accepted
     if rejected:
         tally[REJECTED] = len(rejected)
     if not detailed:

@@ -32,6 +32,7 @@ from cityhealth.collection.ingest import BatchResult, RowOutcome, ingest
 from cityhealth.collection.lines import ndjson_blocks, ndjson_rows
 from cityhealth.collection.metrics import field_key
 from cityhealth.collection.models import Job, JobRejection
+from cityhealth.collection.new_records import ColumnsPrepared
 from cityhealth.collection.prepare import (
     REJECTED,
     Collector,
@@ -215,7 +216,7 @@ async def _text_bytes(session: AsyncSession, job: Job) -> int:
     return max(job.bytes_received, (last or 0) * FRAME_BYTES)
 
 
-Chunk = tuple[Sequence[InputRow], PreparedBatch]
+Chunk = tuple[Sequence[InputRow], PreparedBatch | ColumnsPrepared]
 
 
 async def _local_chunks(
@@ -297,7 +298,7 @@ async def _write_chunk(
     sender: Sender,
     job_id: int,
     batch: Sequence[InputRow],
-    prepared: PreparedBatch,
+    prepared: PreparedBatch | ColumnsPrepared,
 ) -> None:
     """Decide, store and count one chunk with the job's new position, in one transaction."""
     last = batch.last_position if isinstance(batch, ChunkRows) else batch[-1].position

@@ -32,6 +32,7 @@ from cityhealth.collection.repository import counters, managed_records, stored_r
 from cityhealth.collection.repository.counters import DAILY_COUNTERS
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
+from cityhealth.collection.standard import load_standard
 
 _LIST_INDEX = re.compile(r"\[\d+\]")
 
@@ -205,6 +206,38 @@ def count_decisions(
             )
         if form.code in _SPECIAL_FORMS:
             _count_public_health(deltas, sender, candidate, warnings, day, month)
+    _add_tallies(deltas, tally, cells, workload_forms, day, month)
+
+
+def counted_by_columns(forms: set[str]) -> bool:
+    """Whether new records of these forms feed only the daily, conformance and stored counters."""
+    standard = load_standard().forms
+    return not (forms & _SPECIAL_FORMS) and all(standard[form].kind != "workload" for form in forms)
+
+
+def count_new_columns(
+    deltas: MetricDeltas, forms: list[str], event_months: list[int], on_time: list[bool], day: date, month: int
+) -> None:
+    """count_decisions for a batch of new records, all accepted, given as columns (counted_by_columns(forms)):
+    each is a version 1 in the basis of its event's month, conforming when on time, as ingest._decide says."""
+    standard = load_standard().forms
+    tally: Counter[tuple[str, str]] = Counter((form, ACCEPTED) for form in forms)
+    cells: Counter[tuple[int, str, int, int]] = Counter()
+    for (form, event_month, timely), n in Counter(zip(forms, event_months, on_time, strict=True)).items():
+        group = standard[form].group
+        if group is not None:
+            cells[(event_month, group, 1, bool(timely))] += n
+    _add_tallies(deltas, tally, cells, set(), day, month)
+
+
+def _add_tallies(
+    deltas: MetricDeltas,
+    tally: Counter[tuple[str, str]],
+    cells: Counter[tuple[int, str, int, int]],
+    workload_forms: set[str],
+    day: date,
+    month: int,
+) -> None:
     for (form_code, status), n in tally.items():
         deltas.count(day, form_code, "received", n)
         deltas.count(day, form_code, status, n)

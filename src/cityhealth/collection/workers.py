@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import Any, overload
 
 from cityhealth.collection.lines import ParsedLines, ndjson_rows, parse_lines
-from cityhealth.collection.prepare import Collector, InputRow, PreparedBatch, PreparedColumns, prepare_columns
+from cityhealth.collection.new_records import ColumnsPrepared
+from cityhealth.collection.prepare import Collector, InputRow, PreparedColumns, prepare_columns
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.findings import masked_row
 from cityhealth.collection.validation.validator import FormValidator
@@ -160,9 +161,9 @@ class ChunkRows(Sequence[InputRow]):
 
 def as_prepared(
     task: ChunkTask, chunk: PreparedChunk, validators: Mapping[str, FormValidator]
-) -> tuple[ChunkRows, PreparedBatch]:
+) -> tuple[ChunkRows, ColumnsPrepared]:
     """The worker's columns as the rows and prepared batch that ingest() takes."""
-    return ChunkRows(task, chunk), chunk.columns.batch(validators, task.received_at)
+    return ChunkRows(task, chunk), ColumnsPrepared(validators, task.received_at, chunk.columns)
 
 
 class PreparePool:
