@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth import queue
 from cityhealth.clock import Clock
+from cityhealth.collection import bulk_priority
 from cityhealth.collection.ingest import BatchResult, RowOutcome, ingest
 from cityhealth.collection.lines import ndjson_blocks, ndjson_rows
 from cityhealth.collection.metrics import field_key
@@ -45,7 +46,7 @@ from cityhealth.collection.repository import bulk_jobs, organizations, spool_fra
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.rules import RecordError
 from cityhealth.collection.spool import FRAME_BYTES, csv_rows, read_spool
-from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool, as_prepared
+from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, Outcome, record
@@ -149,11 +150,13 @@ async def process_job(
     chunk_rows: int = CHUNK_ROWS,
     pool: PreparePool | None = None,
     pool_min_bytes: int = POOL_MIN_BYTES,
+    backend_nice: int | None = None,
 ) -> None:
     """Process a queued, running or failed job from its last committed position to the end.
 
     With a pool, an NDJSON job of `pool_min_bytes` or more (any job, once the pool is up) has its chunks
-    prepared in the pool's processes; otherwise in a thread of this process.
+    prepared in the pool's processes; otherwise in a thread of this process. `backend_nice`: each chunk's
+    database backend at that CPU priority while it writes (bulk_priority.py).
     """
     async with database.transaction() as session:
         job = await bulk_jobs.job_for_update(session, job_id)
@@ -179,7 +182,9 @@ async def process_job(
             current = await anext(source, None)
             written = 0
             while current is not None:
-                writing = asyncio.create_task(_write_chunk(database, collector, clock, sender, job_id, *current))
+                writing = asyncio.create_task(
+                    _write_chunk(database, collector, clock, sender, job_id, *current, backend_nice=backend_nice)
+                )
                 following = await anext(source, None)  # prepared while the database writes `current`
                 await writing
                 writing = None
@@ -276,11 +281,11 @@ async def _pooled_chunks(
             await submit()
         while in_flight:
             task, validators, future = in_flight.popleft()
-            columns = await future
+            chunk = await future
             await submit()
-            rows, prepared = as_prepared(task, columns, validators)
-            if len(rows):
-                yield rows, prepared
+            rows = ChunkRows(task, chunk)
+            if len(rows):  # decided by its columns if it is a chunk of new records (new_records.py)
+                yield rows, ColumnsPrepared(validators, task.received_at, chunk.columns)
     finally:
         for _, _, future in in_flight:
             future.cancel()
@@ -299,10 +304,12 @@ async def _write_chunk(
     job_id: int,
     batch: Sequence[InputRow],
     prepared: PreparedBatch | ColumnsPrepared,
+    *,
+    backend_nice: int | None = None,
 ) -> None:
     """Decide, store and count one chunk with the job's new position, in one transaction."""
     last = batch.last_position if isinstance(batch, ChunkRows) else batch[-1].position
-    async with database.transaction() as session:
+    async with database.transaction() as session, bulk_priority.lowered(session, backend_nice):
         job = await bulk_jobs.job_for_update(session, job_id)
         if job is None or job.next_position >= last:
             return  # another worker committed this chunk
@@ -403,6 +410,9 @@ def _as_rejected(row: JobRejection) -> RowOutcome:
 @queue.task(PROCESS_JOB, lock_by="job_id")
 async def run_job(runtime: queue.Runtime, job_id: int) -> None:
     """The bulk job task: one job from its last committed chunk to the end (deferred by receive_job)."""
+    settings = runtime.settings
+    lowered = bulk_priority.may_lower(settings.effective_database_url, settings.worker_nice)
+    nice = settings.worker_nice if lowered else None
     await process_job(
         runtime.database,
         collector_of(runtime),
@@ -411,6 +421,7 @@ async def run_job(runtime: queue.Runtime, job_id: int) -> None:
         runtime.resources.get(CHUNK_ROWS_SETTING, runtime.settings.bulk_chunk_rows),
         pool_of(runtime),
         runtime.resources.get(POOL_MIN_BYTES_SETTING, POOL_MIN_BYTES),
+        nice,
     )
 
 

@@ -15,7 +15,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any, overload
 
 from cityhealth.collection.lines import ParsedLines, ndjson_rows, parse_lines
-from cityhealth.collection.new_records import ColumnsPrepared
 from cityhealth.collection.prepare import Collector, InputRow, PreparedColumns, prepare_columns
 from cityhealth.collection.standard import load_standard
 from cityhealth.collection.validation.findings import masked_row
@@ -157,13 +156,6 @@ class ChunkRows(Sequence[InputRow]):
             task = self._task
             self._parsed = list(ndjson_rows([task.blob], task.default_form, start=task.first_line))
         return iter(self._parsed)
-
-
-def as_prepared(
-    task: ChunkTask, chunk: PreparedChunk, validators: Mapping[str, FormValidator]
-) -> tuple[ChunkRows, ColumnsPrepared]:
-    """The worker's columns as the rows and prepared batch that ingest() takes."""
-    return ChunkRows(task, chunk), ColumnsPrepared(validators, task.received_at, chunk.columns)
 
 
 class PreparePool:
