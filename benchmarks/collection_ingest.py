@@ -13,7 +13,9 @@ past the 512 MB upload limit, and 47 MB compressed), and runs two phases:
 2. real time: 100-record batches at --rate requests/s for --realtime-seconds, open loop (each request is due
    at its scheduled time; a late start counts in its latency), from pre-built bodies over persistent
    HTTP/1.1 connections, so that the load generator spends as little of the shared CPU as possible. With
-   --during-bulk it runs while the bulk job is processed (the issue's target); else after it, on its own.
+   --during-bulk it runs while the bulk job is processed (the issue's target; p50/p99 by when requests were
+   due, --realtime-after to start it later), and in every case after the job on its own, new records, with
+   the server's and the database's CPU per request (the CPU budget's real-time share).
 
 CPU is summed over the server and the workers (their processes and children), and printed per process.
 
@@ -372,6 +374,7 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
             print(f"CPU per process, µs/record: {cpu_shares(roots, by_process, args.records)}", flush=True)
             # The pools keep their connections: their backends' CPU is the database's share of the job.
             database_cpu = 0.0 if scratch is None else asyncio.run(database_cpu_s(server_url, scratch))
+            print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}", flush=True)
             print(
                 f"bulk: {seconds:.1f} s, job {job['status']}, counts {job['counts']}, "
                 f"server+workers CPU {bulk_cpu:.1f} s ({bulk_cpu / args.records * 1e6:.1f} µs/record), "
@@ -393,11 +396,15 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
                 p99 = load.percentile(0.99)
             if bodies:  # alone (after the job: its CPU per request), with records of its own
                 cpu_before = cpu_s(roots)
+                db_before = 0.0 if scratch is None else asyncio.run(database_cpu_s(server_url, scratch))
                 alone = asyncio.run(realtime(port, bearer, realtime_bodies(code, len(bodies), "alone"), args.rate))
-                realtime_cpu = cpu_s(roots) - cpu_before
+                realtime_cpu = (cpu_s(roots) - cpu_before) / len(alone.latencies_ms) * 1000
+                db_after = 0.0 if scratch is None else asyncio.run(database_cpu_s(server_url, scratch))
+                db_cpu = (db_after - db_before) / len(alone.latencies_ms) * 1000
                 print(f"realtime alone: {len(alone.latencies_ms)} requests at {args.rate:.0f}/s, {alone.failures} "
                       f"failed, p50 {alone.percentile(0.5):.1f} ms, p99 {alone.percentile(0.99):.1f} ms, "
-                      f"server CPU {realtime_cpu / len(alone.latencies_ms) * 1000:.2f} ms/request")
+                      f"server CPU {realtime_cpu:.2f} ms/request, database {db_cpu:.2f} ms/request;"
+                      f" load average {os.getloadavg()[0]:.1f}")
                 p99 = p99 if args.during_bulk else alone.percentile(0.99)
         finally:
             for process in (*workers, server):
