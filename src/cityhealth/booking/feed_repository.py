@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, literal_column, select
+from sqlalchemy import Integer, Table, any_, bindparam, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -101,29 +101,64 @@ _FEED_COLUMNS = [
 ]
 
 
-def _feed_sessions_statement(aggregate: str) -> Any:
+# PostgreSQL's row version: the transaction that wrote the row's current version. A row read again with the same
+# version is the same row, so the feed reads the versions of its window's sessions and fetches again only the
+# rows whose version differs from those it holds. The version takes in the row's lapsed holds, which change
+# with no write to the row. (A transaction id recurs only after four billion transactions.)
+_NO_VERSION = literal_column("NULL").label("version")  # SQLite: no row versions; the feed reads every row
+
+
+def _feed_window(columns: Any, aggregate: str, *, versioned: bool, rows: bool = True) -> Any:
+    """The columns (`rows`: and the row's holds lapsed at `now`) and the row's version, of the window's released
+    sessions."""
     lapsed = _lapsed(aggregate, bindparam("now", type_=_SESSIONS.c.released_at.type),
                      Booking.service_date.between(bindparam("first"), bindparam("last")))
-    return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at, lapsed.c.waiters_left_at)
+    version = func.concat_ws(" ", literal_column("booking_sessions.xmin::text"), lapsed.c.lapsed_channels,
+                             func.extract("epoch", lapsed.c.lapsed_at),
+                             func.extract("epoch", lapsed.c.waiters_left_at)).label("version")
+    lapsed_columns = (lapsed.c.lapsed_channels, lapsed.c.lapsed_at, lapsed.c.waiters_left_at) if rows else ()
+    return (select(*columns, *lapsed_columns, version if versioned else _NO_VERSION)
             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
             .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
                    _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
             .order_by(_SESSIONS.c.id))
 
 
-_FEED_SESSIONS = _feed_sessions_statement("group_concat")  # SQLite
-_FEED_SESSIONS_PG = _feed_sessions_statement("string_agg").compile(
-    dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+def _pg(statement: Any) -> Any:
+    return statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
 
 
-async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime) -> Sequence[Any]:
-    """The sessions of the days released by `now`, in id order (mappings), with their holds lapsed at `now`.
+_FEED_SESSIONS = _feed_window(_FEED_COLUMNS, "group_concat", versioned=False)  # SQLite
+_FEED_SESSIONS_PG = _pg(_feed_window(_FEED_COLUMNS, "string_agg", versioned=True))
+_FEED_SESSIONS_BY_ID_PG = _pg(_feed_window(_FEED_COLUMNS, "string_agg", versioned=True).where(
+    _SESSIONS.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Integer)))))
+_FEED_VERSIONS_PG = _pg(_feed_window([_SESSIONS.c.id], "string_agg", versioned=True, rows=False))
+
+
+async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime,
+                        ids: Sequence[int] | None = None) -> Sequence[Any]:
+    """The sessions of the days released by `now` (`ids`: only these, on PostgreSQL), in id order (mappings),
+    with their holds lapsed at `now` and their `version` (None on SQLite).
 
     On PostgreSQL straight through asyncpg: ten thousand rows cost the ORM's result processing several times
     what the database spends on them (asyncpg gives aware datetimes itself)."""
-    rows: Sequence[Any] = await _fetch(connection, _FEED_SESSIONS, _FEED_SESSIONS_PG,
-                                       {"first": first, "last": last, "now": now}, one=False)
+    values: dict[str, Any] = {"first": first, "last": last, "now": now}
+    if ids is not None:
+        if connection.dialect.name != "postgresql":
+            raise RuntimeError("sessions by id are read only where rows have versions (PostgreSQL)")
+        values["ids"] = list(ids)
+    compiled = _FEED_SESSIONS_PG if ids is None else _FEED_SESSIONS_BY_ID_PG
+    rows: Sequence[Any] = await _fetch(connection, _FEED_SESSIONS, compiled, values, one=False)
     return rows
+
+
+async def feed_versions(connection: AsyncConnection, first: date, last: date, now: datetime) -> dict[int, str] | None:
+    """The version of each session of the days released by `now`, in id order; None where rows
+    have no versions (SQLite: read them all)."""
+    if connection.dialect.name != "postgresql":
+        return None
+    rows = await _fetch(connection, None, _FEED_VERSIONS_PG, {"first": first, "last": last, "now": now}, one=False)
+    return dict(rows)
 
 
 async def feed_places(connection: AsyncConnection, organization_ids: Iterable[int], department_ids: Iterable[int],
@@ -194,7 +229,7 @@ def _feed_state_statement() -> Any:
 # Built once: a poller's conditional request is this one statement, so it runs as fixed SQL, prepared once per
 # connection by asyncpg, without the ORM's per-statement work.
 _FEED_STATE = _feed_state_statement()
-_FEED_STATE_PG = _FEED_STATE.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+_FEED_STATE_PG = _pg(_FEED_STATE)
 
 
 async def _fetch(connection: AsyncConnection, statement: Any, compiled: Any, values: dict[str, Any],

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityhealth.booking import feed_repository, feed_subjects
 from cityhealth.booking.feed_cache import FeedCache
@@ -113,20 +114,47 @@ class FeedData:
     departments: dict[int, Any]
     practitioners: dict[int, Any]
     places_key: tuple[Any, ...]  # the validator's places_key they were read at
+    versions: dict[int, str] | None = None  # the sessions' row versions (PostgreSQL) by id
+    by_id: dict[int, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {row["id"]: row for row in self.sessions})
+
+
+async def _sessions(connection: AsyncConnection, now: datetime,
+                    known: FeedData | None) -> tuple[Sequence[Any], dict[int, str] | None]:
+    """The window's released sessions and their versions: where rows have versions, only those new or changed
+    since `known` are fetched (a write to one session costs one row, not ten thousand); the others are
+    `known`'s rows. Without row versions (SQLite) every row is read."""
+    first, last = _window(now)
+    versions = await feed_repository.feed_versions(connection, first, last, now)
+    if versions is None or known is None or known.versions is None:
+        rows = await feed_repository.feed_sessions(connection, first, last, now)
+        return rows, None if versions is None else {row["id"]: row["version"] for row in rows}
+    held, held_versions = known.by_id, known.versions
+    stale = [i for i, version in versions.items() if held_versions.get(i) != version]
+    fresh = {row["id"]: row for row in await feed_repository.feed_sessions(connection, first, last, now, stale)
+             } if stale else {}
+    for row in fresh.values():  # as read: it may have changed again between the two reads
+        versions[row["id"]] = row["version"]
+    # A row gone between the two reads (deleted, or no longer in the window) is left out.
+    rows = [row for row in (fresh.get(i) or held.get(i) for i in versions) if row is not None]
+    return rows, {row["id"]: versions[row["id"]] for row in rows} if len(rows) < len(versions) else versions
 
 
 async def _load(database: Database, now: datetime, state: Validator, known: FeedData | None) -> FeedData:
-    """The state's sessions; their places read again only when a place or policy changed or a new one is named."""
-    first, last = _window(now)
+    """The state's sessions (those unchanged since `known` not fetched again); their places read again only
+    when a place or policy changed or a new one is named."""
     async with read_connection(database) as connection:
-        sessions = await feed_repository.feed_sessions(connection, first, last, now)
+        sessions, versions = await _sessions(connection, now, known)
         ids = ({r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
                {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})
         if (known is not None and known.places_key == state.places_key and ids[0] <= known.organizations.keys()
                 and ids[1] <= known.departments.keys() and ids[2] <= known.practitioners.keys()):
-            return FeedData(sessions, known.organizations, known.departments, known.practitioners, state.places_key)
+            return FeedData(sessions, known.organizations, known.departments, known.practitioners, state.places_key,
+                            versions)
         places = await feed_repository.feed_places(connection, *ids)
-    return FeedData(sessions, *places, state.places_key)
+    return FeedData(sessions, *places, state.places_key, versions)
 
 
 async def document(database: Database, clock: Clock, cache: FeedCache, state: Validator, kind: str,
@@ -218,6 +246,7 @@ def _slots(data: FeedData, now: datetime, state: Validator, base_url: str, since
     rules: dict[int, ReleaseRules] = {}
     decided: dict[tuple[Any, ...], bool] = {}
     link = base_url + BOOKING_PAGE
+    versions = data.versions
     for row in data.sessions:
         organization = data.organizations[row["organization_id"]]
         org_rules = rules.get(row["organization_id"])
@@ -226,10 +255,11 @@ def _slots(data: FeedData, now: datetime, state: Validator, base_url: str, since
         if since is not None and last_modified(row, org_rules, organization["policy_updated_at"], now) <= since:
             continue
         phone = organization["booking_phone"]
-        # Everything the line is made of: the row, the policy, the clock's turning points, the phone and the
-        # base URL. A line made of the same is the same line: only changed sessions are asked of the rule and
-        # rendered again.
-        made_of = (tuple(row.values()), organization["policy_updated_at"], state.clock_key, phone, base_url)
+        # Everything the line is made of: the row (its version), the policy, the clock's turning points, the phone
+        # and the base URL. A line made of the same is the same line: only changed sessions are asked of the rule
+        # and rendered again.
+        made_of = (versions[row["id"]] if versions is not None else tuple(row.values()),
+                   organization["policy_updated_at"], state.clock_key, phone, base_url)
         cached = cache.lines.get(row["id"])
         if cached is not None and cached[0] == made_of:
             yield cached[1]
