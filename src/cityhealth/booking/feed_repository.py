@@ -105,7 +105,7 @@ _FEED_COLUMNS = [
 # version is the same row, so the feed reads the versions of its window's sessions and fetches again only the
 # rows whose version differs from those it holds. The version takes in the row's lapsed holds, which change
 # with no write to the row. (A transaction id recurs only after four billion transactions.)
-_NO_VERSION = literal_column("NULL").label("version")  # SQLite: no row versions; the feed reads every row
+_NO_VERSION: Any = literal_column("NULL").label("version")  # SQLite: no row versions; the feed reads every row
 
 
 def _feed_window(columns: Any, aggregate: str, *, versioned: bool, rows: bool = True) -> Any:
