@@ -42,8 +42,15 @@ def _lapsed(aggregate: str, now: Any, *among: Any) -> Any:
             .group_by(Booking.session_id).subquery("lapsed"))
 
 
-def _with_policy(statement: Any) -> Any:
-    return statement.outerjoin(ReleasePolicy, ReleasePolicy.organization_id == _SESSIONS.c.organization_id)
+def _sessions_with_policies(connection: AsyncConnection, now: datetime, among: Any, *where: Any) -> Any:
+    """The sessions `where` says, each with its hospital's policy and its holds lapsed at `now` (`among`: which
+    bookings may be among them, so the lapsed holds are found by an index, not by a scan)."""
+    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
+    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type), among)
+    return (select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
+                   lapsed.c.waiters_left_at)
+            .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
+            .outerjoin(ReleasePolicy, ReleasePolicy.organization_id == _SESSIONS.c.organization_id).where(*where))
 
 
 async def sessions_with_policies(connection: AsyncConnection, first: date, last: date, *,
@@ -51,37 +58,24 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
                                  practitioner_id: int | None, now: datetime,
                                  limit: int = 1000) -> list[dict[str, Any]]:
     """The sessions of the days matching the filters, in time order, each with its hospital's policy and its
-    holds lapsed at `now` (feed_free.free_slots counts them free)."""
-    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
-    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type),
-                     Booking.service_date.between(first, last))
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
-                             lapsed.c.waiters_left_at)
-                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
-                             ).where(_SESSIONS.c.service_date.between(first, last))
-    if organization_id is not None:
-        statement = statement.where(_SESSIONS.c.organization_id == organization_id)
-    if department_id is not None:
-        statement = statement.where(_SESSIONS.c.department_id == department_id)
-    if practitioner_id is not None:
-        statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
-    statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
+    holds lapsed at `now` (feed_free counts them free)."""
+    filters = ((_SESSIONS.c.organization_id, organization_id), (_SESSIONS.c.department_id, department_id),
+               (_SESSIONS.c.practitioner_id, practitioner_id))
+    statement = _sessions_with_policies(
+        connection, now, Booking.service_date.between(first, last), _SESSIONS.c.service_date.between(first, last),
+        *(column == value for column, value in filters if value is not None),
+    ).order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
     return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
 
 
 async def sessions_by_id(connection: AsyncConnection, session_ids: Sequence[int],
                          now: datetime) -> list[dict[str, Any]]:
-    """These sessions (those that exist), each with its hospital's policy and its holds lapsed at `now`: what
-    feed_free decides on, in one read however many sessions a page shows."""
+    """These sessions (those that exist), as `sessions_with_policies` reads them: what feed_free decides on, in
+    one read however many sessions a page shows."""
     ids = sorted(set(session_ids))
     if not ids:
         return []
-    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
-    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type), Booking.session_id.in_(ids))
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
-                                    lapsed.c.waiters_left_at)
-                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
-                             ).where(_SESSIONS.c.id.in_(ids))
+    statement = _sessions_with_policies(connection, now, Booking.session_id.in_(ids), _SESSIONS.c.id.in_(ids))
     return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
 
 

@@ -30,6 +30,7 @@ from cityhealth.booking.release import ReleaseRules, at_business_time
 from cityhealth.booking.service import read_connection
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.db.engine import Database
+from cityhealth.errors import DomainError
 
 EXTENSIONS = "http://fhir-registry.smarthealthit.org/StructureDefinition"
 HORIZON_DAYS = 14  # published sessions: from today up to this many days ahead
@@ -244,7 +245,7 @@ def _schedules(data: FeedData, now: datetime, state: Validator, base_url: str, s
 def _slots(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
            cache: FeedCache) -> Iterable[bytes]:
     rules: dict[int, ReleaseRules] = {}
-    decided: dict[tuple[Any, ...], bool] = {}
+    decided: dict[tuple[Any, ...], DomainError | None] = {}
     link = base_url + BOOKING_PAGE
     versions = data.versions
     for row in data.sessions:
