@@ -126,7 +126,8 @@ _FEED_SESSIONS = _feed_window(_FEED_COLUMNS, "group_concat", versioned=False)  #
 _FEED_SESSIONS_PG = _pg(_feed_window(_FEED_COLUMNS, "string_agg", versioned=True))
 _FEED_SESSIONS_BY_ID_PG = _pg(_feed_window(_FEED_COLUMNS, "string_agg", versioned=True).where(
     _SESSIONS.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Integer)))))
-_FEED_VERSIONS_PG = _pg(_feed_window([_SESSIONS.c.id], "string_agg", versioned=True, rows=False))
+# Unordered: the index on the day gives the rows cheapest in its own order (the caller sorts ten thousand ids).
+_FEED_VERSIONS_PG = _pg(_feed_window([_SESSIONS.c.id], "string_agg", versioned=True, rows=False).order_by(None))
 
 
 async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime,
@@ -152,7 +153,7 @@ async def feed_versions(connection: AsyncConnection, first: date, last: date, no
     if connection.dialect.name != "postgresql":
         return None
     rows = await _fetch(connection, None, _FEED_VERSIONS_PG, {"first": first, "last": last, "now": now}, one=False)
-    return dict(rows)
+    return dict(sorted(dict(rows).items()))
 
 
 async def feed_places(connection: AsyncConnection, organization_ids: Iterable[int], department_ids: Iterable[int],
