@@ -9,6 +9,8 @@ booking page's) take it now, and its booking deep link opens that page.
 Every file and the manifest carry a validator (`FeedState`, one aggregate read): a strong ETag and a
 Last-Modified, so a poller's conditional request is answered 304 without reading or rendering a session.
 A file is rendered once per state and process and kept (feed_cache.py); a changed state has a new ETag.
+A new state reads again only the sessions whose row version changed (PostgreSQL), and renders again only
+their lines while the clock's turning points and the places stay as they were (docs/decisions/booking-feed.md).
 """
 
 from __future__ import annotations
