@@ -146,6 +146,41 @@ async def test_a_booking_changes_the_slot_files_validator_even_within_the_same_i
     assert '"status":"busy"' in after.text
 
 
+async def test_a_file_read_again_after_writes_is_the_file_read_from_scratch(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    booked, untouched = await publish(client, app, world, capacity=1), await publish(client, app, world, capacity=2)
+    headers = await _feed_headers(app)
+    before = await client.get(SLOTS, headers=headers)  # the process keeps these rows and lines
+    _, number = await add_resident(database, settings, clock.now(), 1)
+    assert (await book(client, app, online_app(world), booked["id"], number)).status_code == 201
+    added = await publish(client, app, world, start=time(14, 0), end=time(17, 0))
+    again = await client.get(SLOTS, headers=headers)  # only the changed and new sessions are read again
+    app.state.booking_feed = None  # a process that never read the feed
+    fresh = await client.get(SLOTS, headers=headers)
+    assert again.content == fresh.content
+    lines = {json.loads(line)["id"]: line for line in again.text.splitlines()}
+    assert set(lines) == {str(booked["id"]), str(untouched["id"]), str(added["id"])}
+    assert '"status":"busy"' in lines[str(booked["id"])]
+    assert lines[str(untouched["id"])] in before.text.splitlines()
+
+
+async def test_lines_kept_across_writes_still_follow_the_clock_and_reads_for_other_files(
+        client: httpx.AsyncClient, app: FastAPI, world: World, database: Database, settings: Settings,
+        clock: SimulatedClock) -> None:
+    written = await publish(client, app, world, capacity=1)
+    tomorrow = await publish(client, app, world, service_date=TOMORROW)
+    headers = await _feed_headers(app)
+    assert (await client.get(SLOTS, headers=headers)).status_code == 200  # every line made and kept
+    _, number = await add_resident(database, settings, clock.now(), 1)
+    assert (await book(client, app, online_app(world), written["id"], number)).status_code == 201
+    assert (await client.get("/api/booking/smart/locations.ndjson", headers=headers)).status_code == 200
+    assert await _slot(client, app, written["id"]) == ("busy", 0)  # read again for the Locations, not lost
+    assert await _slot(client, app, tomorrow["id"]) == ("free", 5)
+    clock.advance(timedelta(hours=3))  # past tomorrow's cut-off: no row changes, its line does
+    assert await _slot(client, app, tomorrow["id"]) == ("busy", 0)
+
+
 # --- What a slot finder needs ------------------------------------------------------------------------------
 
 

@@ -17,6 +17,10 @@ class FeedCache:
     rows: Any = None  # the state's published sessions and places (publication.FeedData)
     # A Slot's NDJSON line by session id, with what it was rendered from: most lines outlive a state.
     lines: dict[int, tuple[tuple[Any, ...], bytes]] = field(default_factory=dict)
+    # The sessions read again since the last full Slot file (None: not known, every line is checked), and what
+    # that file's lines were made of besides their rows (the clock's turning points, the places, the base URL).
+    changed: set[int] | None = None
+    slots_context: tuple[Any, ...] | None = None
     documents: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

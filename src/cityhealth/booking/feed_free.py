@@ -46,30 +46,29 @@ def _with_lapsed(row: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def free_slots(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: datetime,
-               decided: dict[tuple[Any, ...], bool] | None = None) -> int:
-    """How many slots of the session `channel` could take at `now`: 0 wherever the booking rule refuses.
+               decided: dict[tuple[Any, ...], DomainError | None] | None = None) -> int:
+    """How many slots of the session `channel` could take at `now`: 0 wherever the booking rule refuses."""
+    left, refused = decide(row, rules, channel, now, decided)
+    return 0 if refused is not None else left
 
-    `decided` remembers the rule's yes or no for one `rules`, `channel` and `now` across many sessions: the
-    rule reads of a session only its state, day, start, release and whether the channel has a slot left,
-    so sessions alike in those get the same answer (a feed of ten thousand asks it a few hundred times).
+
+def decide(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: datetime,
+           decided: dict[tuple[Any, ...], DomainError | None] | None = None) -> tuple[int, DomainError | None]:
+    """The slots of the session left to `channel` (its lapsed holds' counted free) and the booking rule's
+    refusal at `now` (None: it may take one): the one place a feed, search or page row meets the rule.
+
+    `decided` remembers the rule's answers for one `rules`, `channel` and `now` across many sessions: while
+    the channel has a slot left, the rule reads of a session only its state, day, start and release, so
+    sessions alike in those get the same answer (a feed of ten thousand asks it a few hundred times).
     """
-    if decided is None:
-        left, refused = decide(row, rules, channel, now)
-        return 0 if refused is not None else left
     slots = SessionSlots.of(_with_lapsed(row))
     left = slots.left(channel)
-    key = (id(rules), slots.status, slots.service_date, slots.starts_at, slots.released_at, left > 0)
-    allowed = decided.get(key)
-    if allowed is None:
-        allowed = decided[key] = refusal(slots, rules, channel, now) is None
-    return left if allowed else 0
-
-
-def decide(row: Mapping[str, Any], rules: ReleaseRules, channel: str, now: datetime) -> tuple[int, DomainError | None]:
-    """The slots of the session left to `channel` (its lapsed holds' counted free) and the booking rule's
-    refusal at `now` (None: it may take one)."""
-    slots = SessionSlots.of(_with_lapsed(row))
-    return slots.left(channel), refusal(slots, rules, channel, now)
+    if decided is None or left == 0:  # none left: the refusal names the session (sold out, quota used up)
+        return left, refusal(slots, rules, channel, now)
+    key = (id(rules), slots.status, slots.service_date, slots.starts_at, slots.released_at)
+    if key not in decided:
+        decided[key] = refusal(slots, rules, channel, now)
+    return left, decided[key]
 
 
 def turning_points(service_date: date, starts_at: datetime, released_at: datetime,

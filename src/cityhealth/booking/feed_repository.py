@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, literal_column, select
+from sqlalchemy import Integer, Table, any_, bindparam, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityhealth.booking.models import Booking, BookingSession, ReleasePolicy, WaitlistEntry
@@ -42,8 +43,15 @@ def _lapsed(aggregate: str, now: Any, *among: Any) -> Any:
             .group_by(Booking.session_id).subquery("lapsed"))
 
 
-def _with_policy(statement: Any) -> Any:
-    return statement.outerjoin(ReleasePolicy, ReleasePolicy.organization_id == _SESSIONS.c.organization_id)
+def _sessions_with_policies(connection: AsyncConnection, now: datetime, among: Any, *where: Any) -> Any:
+    """The sessions `where` says, each with its hospital's policy and its holds lapsed at `now` (`among`: which
+    bookings may be among them, so the lapsed holds are found by an index, not by a scan)."""
+    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
+    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type), among)
+    return (select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
+                   lapsed.c.waiters_left_at)
+            .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
+            .outerjoin(ReleasePolicy, ReleasePolicy.organization_id == _SESSIONS.c.organization_id).where(*where))
 
 
 async def sessions_with_policies(connection: AsyncConnection, first: date, last: date, *,
@@ -51,37 +59,24 @@ async def sessions_with_policies(connection: AsyncConnection, first: date, last:
                                  practitioner_id: int | None, now: datetime,
                                  limit: int = 1000) -> list[dict[str, Any]]:
     """The sessions of the days matching the filters, in time order, each with its hospital's policy and its
-    holds lapsed at `now` (feed_free.free_slots counts them free)."""
-    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
-    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type),
-                     Booking.service_date.between(first, last))
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
-                             lapsed.c.waiters_left_at)
-                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
-                             ).where(_SESSIONS.c.service_date.between(first, last))
-    if organization_id is not None:
-        statement = statement.where(_SESSIONS.c.organization_id == organization_id)
-    if department_id is not None:
-        statement = statement.where(_SESSIONS.c.department_id == department_id)
-    if practitioner_id is not None:
-        statement = statement.where(_SESSIONS.c.practitioner_id == practitioner_id)
-    statement = statement.order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
+    holds lapsed at `now` (feed_free counts them free)."""
+    filters = ((_SESSIONS.c.organization_id, organization_id), (_SESSIONS.c.department_id, department_id),
+               (_SESSIONS.c.practitioner_id, practitioner_id))
+    statement = _sessions_with_policies(
+        connection, now, Booking.service_date.between(first, last), _SESSIONS.c.service_date.between(first, last),
+        *(column == value for column, value in filters if value is not None),
+    ).order_by(_SESSIONS.c.starts_at, _SESSIONS.c.id).limit(limit)
     return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
 
 
 async def sessions_by_id(connection: AsyncConnection, session_ids: Sequence[int],
                          now: datetime) -> list[dict[str, Any]]:
-    """These sessions (those that exist), each with its hospital's policy and its holds lapsed at `now`: what
-    feed_free decides on, in one read however many sessions a page shows."""
+    """These sessions (those that exist), as `sessions_with_policies` reads them: what feed_free decides on, in
+    one read however many sessions a page shows."""
     ids = sorted(set(session_ids))
     if not ids:
         return []
-    aggregate = "string_agg" if connection.dialect.name == "postgresql" else "group_concat"
-    lapsed = _lapsed(aggregate, bindparam("now", now, type_=_SESSIONS.c.released_at.type), Booking.session_id.in_(ids))
-    statement = _with_policy(select(*_SESSIONS.c, *_POLICY_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at,
-                                    lapsed.c.waiters_left_at)
-                             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
-                             ).where(_SESSIONS.c.id.in_(ids))
+    statement = _sessions_with_policies(connection, now, Booking.session_id.in_(ids), _SESSIONS.c.id.in_(ids))
     return [dict(row) for row in (await connection.execute(statement)).mappings().all()]
 
 
@@ -101,29 +96,69 @@ _FEED_COLUMNS = [
 ]
 
 
-def _feed_sessions_statement(aggregate: str) -> Any:
+# PostgreSQL's row version: the transaction that wrote the row's current version. A row read again with the same
+# version is the same row, so the feed reads the versions of its window's sessions and fetches again only the
+# rows whose version differs from those it holds. The version takes in the row's lapsed holds, which change
+# with no write to the row. (A transaction id recurs only after four billion transactions.)
+_NO_VERSION: Any = literal_column("NULL").label("version")  # SQLite: no row versions; the feed reads every row
+
+
+def _feed_window(columns: Any, aggregate: str, *, versioned: bool, rows: bool = True) -> Any:
+    """The columns (`rows`: and the row's holds lapsed at `now`) and the row's version, of the window's released
+    sessions."""
     lapsed = _lapsed(aggregate, bindparam("now", type_=_SESSIONS.c.released_at.type),
                      Booking.service_date.between(bindparam("first"), bindparam("last")))
-    return (select(*_FEED_COLUMNS, lapsed.c.lapsed_channels, lapsed.c.lapsed_at, lapsed.c.waiters_left_at)
+    version = func.concat_ws(" ", literal_column("booking_sessions.xmin::text"), lapsed.c.lapsed_channels,
+                             func.extract("epoch", lapsed.c.lapsed_at),
+                             func.extract("epoch", lapsed.c.waiters_left_at)).label("version")
+    lapsed_columns = (lapsed.c.lapsed_channels, lapsed.c.lapsed_at, lapsed.c.waiters_left_at) if rows else ()
+    return (select(*columns, *lapsed_columns, version if versioned else _NO_VERSION)
             .select_from(_SESSIONS).outerjoin(lapsed, lapsed.c.session_id == _SESSIONS.c.id)
             .where(_SESSIONS.c.service_date.between(bindparam("first"), bindparam("last")),
                    _SESSIONS.c.released_at <= bindparam("now", type_=_SESSIONS.c.released_at.type))
             .order_by(_SESSIONS.c.id))
 
 
-_FEED_SESSIONS = _feed_sessions_statement("group_concat")  # SQLite
-_FEED_SESSIONS_PG = _feed_sessions_statement("string_agg").compile(
-    dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+def _pg(statement: Any) -> Any:
+    return statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
 
 
-async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime) -> Sequence[Any]:
-    """The sessions of the days released by `now`, in id order (mappings), with their holds lapsed at `now`.
+_FEED_SESSIONS = _feed_window(_FEED_COLUMNS, "group_concat", versioned=False)  # SQLite
+_FEED_SESSIONS_PG = _pg(_feed_window(_FEED_COLUMNS, "string_agg", versioned=True))
+_FEED_SESSIONS_BY_ID_PG = _pg(_feed_window(_FEED_COLUMNS, "string_agg", versioned=True).where(
+    _SESSIONS.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Integer)))))
+# Two arrays in one row, not ten thousand rows: asyncpg decodes an array without making a record per element.
+_WINDOW_VERSIONS = _feed_window([_SESSIONS.c.id], "string_agg", versioned=True, rows=False).order_by(None).subquery()
+_FEED_VERSIONS_PG = _pg(select(
+    func.array_agg(aggregate_order_by(_WINDOW_VERSIONS.c.id, _WINDOW_VERSIONS.c.id)),
+    func.array_agg(aggregate_order_by(_WINDOW_VERSIONS.c.version, _WINDOW_VERSIONS.c.id))))
+
+
+async def feed_sessions(connection: AsyncConnection, first: date, last: date, now: datetime,
+                        ids: Sequence[int] | None = None) -> Sequence[Any]:
+    """The sessions of the days released by `now` (`ids`: only these, on PostgreSQL), in id order (mappings),
+    with their holds lapsed at `now` and their `version` (None on SQLite).
 
     On PostgreSQL straight through asyncpg: ten thousand rows cost the ORM's result processing several times
     what the database spends on them (asyncpg gives aware datetimes itself)."""
-    rows: Sequence[Any] = await _fetch(connection, _FEED_SESSIONS, _FEED_SESSIONS_PG,
-                                       {"first": first, "last": last, "now": now}, one=False)
+    values: dict[str, Any] = {"first": first, "last": last, "now": now}
+    if ids is not None:
+        if connection.dialect.name != "postgresql":
+            raise RuntimeError("sessions by id are read only where rows have versions (PostgreSQL)")
+        values["ids"] = list(ids)
+    compiled = _FEED_SESSIONS_PG if ids is None else _FEED_SESSIONS_BY_ID_PG
+    rows: Sequence[Any] = await _fetch(connection, _FEED_SESSIONS, compiled, values, one=False)
     return rows
+
+
+async def feed_versions(connection: AsyncConnection, first: date, last: date, now: datetime) -> dict[int, str] | None:
+    """The version of each session of the days released by `now`, in id order; None where rows
+    have no versions (SQLite: read them all)."""
+    if connection.dialect.name != "postgresql":
+        return None
+    ids, versions = await _fetch(connection, None, _FEED_VERSIONS_PG, {"first": first, "last": last, "now": now},
+                                 one=True)
+    return dict(zip(ids or (), versions or (), strict=True))
 
 
 async def feed_places(connection: AsyncConnection, organization_ids: Iterable[int], department_ids: Iterable[int],
@@ -194,7 +229,7 @@ def _feed_state_statement() -> Any:
 # Built once: a poller's conditional request is this one statement, so it runs as fixed SQL, prepared once per
 # connection by asyncpg, without the ORM's per-statement work.
 _FEED_STATE = _feed_state_statement()
-_FEED_STATE_PG = _FEED_STATE.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+_FEED_STATE_PG = _pg(_FEED_STATE)
 
 
 async def _fetch(connection: AsyncConnection, statement: Any, compiled: Any, values: dict[str, Any],

@@ -9,18 +9,21 @@ booking page's) take it now, and its booking deep link opens that page.
 Every file and the manifest carry a validator (`FeedState`, one aggregate read): a strong ETag and a
 Last-Modified, so a poller's conditional request is answered 304 without reading or rendering a session.
 A file is rendered once per state and process and kept (feed_cache.py); a changed state has a new ETag.
+A new state reads again only the sessions whose row version changed (PostgreSQL), and renders again only
+their lines while the clock's turning points and the places stay as they were (docs/decisions/booking-feed.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cityhealth.booking import feed_repository, feed_subjects
 from cityhealth.booking.feed_cache import FeedCache
@@ -29,6 +32,7 @@ from cityhealth.booking.release import ReleaseRules, at_business_time
 from cityhealth.booking.service import read_connection
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.db.engine import Database
+from cityhealth.errors import DomainError
 
 EXTENSIONS = "http://fhir-registry.smarthealthit.org/StructureDefinition"
 HORIZON_DAYS = 14  # published sessions: from today up to this many days ahead
@@ -113,20 +117,51 @@ class FeedData:
     departments: dict[int, Any]
     practitioners: dict[int, Any]
     places_key: tuple[Any, ...]  # the validator's places_key they were read at
+    versions: dict[int, str] | None = None  # the sessions' row versions (PostgreSQL) by id
+    by_id: dict[int, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {row["id"]: row for row in self.sessions})
 
 
-async def _load(database: Database, now: datetime, state: Validator, known: FeedData | None) -> FeedData:
-    """The state's sessions; their places read again only when a place or policy changed or a new one is named."""
+async def _sessions(connection: AsyncConnection, now: datetime, known: FeedData | None,
+                    changed: set[int] | None) -> tuple[Sequence[Any], dict[int, str] | None]:
+    """The window's released sessions and their versions: where rows have versions, only those new or changed
+    since `known` are fetched (a write to one session costs one row, not ten thousand); the others are
+    `known`'s rows, and the ids of those fetched are added to `changed`. Without row versions (SQLite) every
+    row is read."""
     first, last = _window(now)
+    versions = await feed_repository.feed_versions(connection, first, last, now)
+    if versions is None or known is None or known.versions is None:
+        rows = await feed_repository.feed_sessions(connection, first, last, now)
+        return rows, None if versions is None else {row["id"]: row["version"] for row in rows}
+    held, held_versions = known.by_id, known.versions
+    stale = [i for i, version in versions.items() if held_versions.get(i) != version]
+    fresh = {row["id"]: row for row in await feed_repository.feed_sessions(connection, first, last, now, stale)
+             } if stale else {}
+    for row in fresh.values():  # as read: it may have changed again between the two reads
+        versions[row["id"]] = row["version"]
+    if changed is not None:
+        changed.update(stale)
+    # A row gone between the two reads (deleted, or no longer in the window) is left out.
+    rows = [row for row in (fresh.get(i) or held.get(i) for i in versions) if row is not None]
+    return rows, {row["id"]: versions[row["id"]] for row in rows} if len(rows) < len(versions) else versions
+
+
+async def _load(database: Database, now: datetime, state: Validator, known: FeedData | None,
+                changed: set[int] | None) -> FeedData:
+    """The state's sessions (those unchanged since `known` not fetched again); their places read again only
+    when a place or policy changed or a new one is named."""
     async with read_connection(database) as connection:
-        sessions = await feed_repository.feed_sessions(connection, first, last, now)
+        sessions, versions = await _sessions(connection, now, known, changed)
         ids = ({r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
                {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})
         if (known is not None and known.places_key == state.places_key and ids[0] <= known.organizations.keys()
                 and ids[1] <= known.departments.keys() and ids[2] <= known.practitioners.keys()):
-            return FeedData(sessions, known.organizations, known.departments, known.practitioners, state.places_key)
+            return FeedData(sessions, known.organizations, known.departments, known.practitioners, state.places_key,
+                            versions)
         places = await feed_repository.feed_places(connection, *ids)
-    return FeedData(sessions, *places, state.places_key)
+    return FeedData(sessions, *places, state.places_key, versions)
 
 
 async def document(database: Database, clock: Clock, cache: FeedCache, state: Validator, kind: str,
@@ -141,7 +176,7 @@ async def document(database: Database, clock: Clock, cache: FeedCache, state: Va
         if body is None:
             now = clock.now()
             if cache.rows_key != state.key:
-                cache.rows, cache.rows_key = await _load(database, now, state, cache.rows), state.key
+                cache.rows, cache.rows_key = await _load(database, now, state, cache.rows, cache.changed), state.key
             body = b"".join(_RENDER[kind](cache.rows, now, state, base_url, since, cache))
             cache.keep(key, body)
             if len(cache.lines) > 2 * len(cache.rows.sessions) + 1000:  # sessions gone from the window
@@ -215,37 +250,59 @@ def _schedules(data: FeedData, now: datetime, state: Validator, base_url: str, s
 
 def _slots(data: FeedData, now: datetime, state: Validator, base_url: str, since: datetime | None,
            cache: FeedCache) -> Iterable[bytes]:
-    rules: dict[int, ReleaseRules] = {}
-    decided: dict[tuple[Any, ...], bool] = {}
-    link = base_url + BOOKING_PAGE
+    render = _SlotRender(now, base_url)
+    # Everything a line is made of: the row (its version), the policy, the clock's turning points, the phone
+    # and the base URL. A line made of the same is the same line: only changed sessions are asked of the rule
+    # and rendered again. While the clock and the places are as at the last full file, those changed are known
+    # (cache.changed: the versions read since), and the others' lines are taken as they are, unasked.
+    context = (state.clock_key, state.places_key, base_url)
+    known_changes = since is None and cache.changed is not None and cache.slots_context == context
+    changed = cache.changed if known_changes and cache.changed is not None else set()
+    versions = data.versions
     for row in data.sessions:
-        organization = data.organizations[row["organization_id"]]
-        org_rules = rules.get(row["organization_id"])
-        if org_rules is None:
-            org_rules = rules[row["organization_id"]] = rules_of(organization)
-        if since is not None and last_modified(row, org_rules, organization["policy_updated_at"], now) <= since:
-            continue
-        phone = organization["booking_phone"]
-        # Everything the line is made of: the row, the policy, the clock's turning points, the phone and the
-        # base URL. A line made of the same is the same line: only changed sessions are asked of the rule and
-        # rendered again.
-        made_of = (tuple(row.values()), organization["policy_updated_at"], state.clock_key, phone, base_url)
         cached = cache.lines.get(row["id"])
-        if cached is not None and cached[0] == made_of:
+        if known_changes and cached is not None and row["id"] not in changed:
             yield cached[1]
             continue
-        free = free_slots(row, org_rules, PUBLIC_CHANNEL, now, decided)
+        organization = data.organizations[row["organization_id"]]
+        rules = render.rules_of(row["organization_id"], organization)
+        if since is not None and last_modified(row, rules, organization["policy_updated_at"], now) <= since:
+            continue
+        made_of = (versions[row["id"]] if versions is not None else tuple(row.values()),
+                   organization["policy_updated_at"], state.clock_key, organization["booking_phone"], base_url)
+        if cached is None or cached[0] != made_of:
+            cached = cache.lines[row["id"]] = (made_of, render.line(row, organization, rules))
+        yield cached[1]
+    if since is None:  # every line is now made of the current rows
+        cache.changed, cache.slots_context = (set() if versions is not None else None), context
+
+
+class _SlotRender:
+    """One Slot line of a session: free as far as the booking rule lets the public channel take it now."""
+
+    def __init__(self, now: datetime, base_url: str) -> None:
+        self.now, self.link = now, base_url + BOOKING_PAGE
+        self.rules: dict[int, ReleaseRules] = {}
+        self.decided: dict[tuple[Any, ...], DomainError | None] = {}
+
+    def rules_of(self, organization_id: int, organization: Any) -> ReleaseRules:
+        rules = self.rules.get(organization_id)
+        if rules is None:
+            rules = self.rules[organization_id] = rules_of(organization)
+        return rules
+
+    def line(self, row: Any, organization: Any, rules: ReleaseRules) -> bytes:
+        free = free_slots(row, rules, PUBLIC_CHANNEL, self.now, self.decided)
+        phone = organization["booking_phone"]
         extension: list[dict[str, object]] = [
-            {"url": f"{EXTENSIONS}/booking-deep-link", "valueUrl": link.format(slot_id=row["id"])}]
+            {"url": f"{EXTENSIONS}/booking-deep-link", "valueUrl": self.link.format(slot_id=row["id"])}]
         if phone:
             extension.append({"url": f"{EXTENSIONS}/booking-phone", "valueString": phone})
         extension.append({"url": f"{EXTENSIONS}/slot-capacity", "valueInteger": free})
-        line = _line({"resourceType": "Slot", "id": str(row["id"]),
+        return _line({"resourceType": "Slot", "id": str(row["id"]),
                       "schedule": {"reference": "Schedule/" + _schedule_key(row)},
                       "status": "free" if free > 0 else "busy", "start": _local(row["starts_at"]),
                       "end": _local(row["ends_at"]), "extension": extension})
-        cache.lines[row["id"]] = (made_of, line)
-        yield line
 
 
 _RENDER: dict[str, Callable[[FeedData, datetime, Validator, str, datetime | None, FeedCache], Iterable[bytes]]] = {
