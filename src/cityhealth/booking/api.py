@@ -54,12 +54,12 @@ from cityhealth.context import SessionDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import RowId
 from cityhealth.errors import DomainError, Forbidden
+from cityhealth.observability import answer_error
 from cityhealth.registry.protection import cipher_for
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.dependencies import bearer_credentials, require
 from cityhealth.security.principals import Principal, Role, Scope
-from cityhealth.observability import answer_error
 from cityhealth.strict_json import is_json
 
 

@@ -36,9 +36,9 @@ from cityhealth.collection.standard import load_standard
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import Int64
 from cityhealth.errors import Conflict
+from cityhealth.observability import answer_error
 from cityhealth.personal_numbers import scrub, scrub_json
 from cityhealth.security.audit import Action, record
-from cityhealth.observability import answer_error
 from cityhealth.security.dependencies import bearer_credentials, require, require_any
 from cityhealth.security.principals import Principal, Scope
 
