@@ -15,6 +15,7 @@ from cityhealth.registry.identifiers import make_resident_id
 from cityhealth.security.principals import Scope
 from tests.collection.conftest import Unit
 from tests.factories.collection import make_record
+from tests.factories.routing import watch_router
 from tests.factories.security import headers_for, machine
 
 
@@ -46,14 +47,7 @@ def _cases(unit: Unit, other: Unit, reader: dict[str, str], clock: SimulatedCloc
 async def test_an_upload_takes_the_lane_past_the_router_and_gets_the_answer_routing_gives(
     app: FastAPI, hospital: Unit, other_hospital: Unit, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    routed: list[str] = []
-    router_stack = app.router.middleware_stack
-
-    async def watched(scope: Any, receive: Any, send: Any) -> None:
-        routed.append(f"{scope['method']} {scope['path']}")
-        await router_stack(scope, receive, send)
-
-    monkeypatch.setattr(app.router, "middleware_stack", watched)
+    routed = watch_router(app, monkeypatch)
     answers: dict[tuple[bool, int], tuple[Any, ...]] = {}
     for lane, unit, other in ((True, hospital, other_hospital), (False, other_hospital, hospital)):
         reader = await headers_for(app, machine(Scope.COLLECTION_READ, organization_id=unit.org.id,
@@ -87,18 +81,11 @@ async def test_an_upload_takes_the_lane_past_the_router_and_gets_the_answer_rout
 async def test_an_upload_with_a_query_string_or_a_longer_path_takes_the_usual_way(
     app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    routed: list[str] = []
-    router_stack = app.router.middleware_stack
-
-    async def watched(scope: Any, receive: Any, send: Any) -> None:
-        routed.append(scope["path"])
-        await router_stack(scope, receive, send)
-
-    monkeypatch.setattr(app.router, "middleware_stack", watched)
+    routed = watch_router(app, monkeypatch)
     body = [make_record("outpatient_visit", hospital.code, "q-1", clock.now() - timedelta(hours=2))]
     dry = await client.post("/api/collection/forms/outpatient_visit/records", json=body, headers=hospital.headers,
                             params={"dry_run": "true"})
     assert (dry.status_code, dry.json()["dry_run"]) == (200, True)
     deeper = await client.post("/api/collection/forms/a/b/records", json=body, headers=hospital.headers)
     assert deeper.status_code == 404
-    assert routed == ["/api/collection/forms/outpatient_visit/records", "/api/collection/forms/a/b/records"]
+    assert routed == ["POST /api/collection/forms/outpatient_visit/records", "POST /api/collection/forms/a/b/records"]
