@@ -28,11 +28,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.db.engine import Database
-from cityhealth.db.group_commit import Batch, GroupCommit
+from cityhealth.db.group_commit import Batch, GroupCommit, group_transaction
 
 # A group stops growing past this many records (a real-time batch holds at most 1,000).
 MAX_GROUP_RECORDS = 5_000
@@ -79,18 +78,9 @@ class BatchGroups:
         # The group commit's leader owns this transaction: it belongs to no request.
         uploads = batch.take()
         results: list[Any] = []
-        # The database's transaction() as two steps into the ORM instead of four (each a greenlet started):
-        # begin with the connection checked out (on PostgreSQL: a connection, no lock, no statement yet),
-        # then commit with the session closed. An error anywhere rolls back and closes, as transaction() does.
-        session = self.database.sessions()
-        try:
-            await session.run_sync(_begin, not self.database.is_sqlite)
+        async with group_transaction(self.database) as session:
             for upload in uploads:
                 results.append(await asyncio.create_task(upload.work(session), context=upload.context))
-            await session.run_sync(_commit_and_close)
-        except BaseException:
-            async with session:  # rolled back and closed as `async with` closes a session: even when cancelled
-                raise
         self.groups_written += 1
         self.batches_written += len(uploads)
         return results
@@ -99,14 +89,3 @@ class BatchGroups:
         """Write what is queued, then stop (at shutdown)."""
         await self.commit.close()
 
-
-def _begin(session: Session, connect: bool) -> None:
-    # On SQLite the connection begins with the write lock (BEGIN IMMEDIATE): taken by the first statement.
-    session.begin()
-    if connect:
-        session.connection()
-
-
-def _commit_and_close(session: Session) -> None:
-    session.commit()
-    session.close()
