@@ -120,8 +120,10 @@ def create_app(
     app.state.tasks = tasks
     app.state.metrics = Metrics()
 
-    # Added first, so innermost: the attempt routes' direct way past the router (booking/api.py).
+    # Added first, so innermost: the attempt routes' and the real-time upload's direct ways past the router
+    # (booking/api.py, collection/api.py).
     app.add_middleware(booking_api.AttemptLane)
+    app.add_middleware(collection_api.UploadLane)
     install_error_handlers(app)
     app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,

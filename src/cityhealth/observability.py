@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -399,6 +400,18 @@ def install_error_handlers(app: FastAPI) -> None:
     # Added first, so innermost of the platform's middleware: its 500 passes through the security headers,
     # the audit and the request id on its way out.
     app.add_middleware(UnhandledErrorMiddleware)
+
+
+async def answer_error(request: Request, error: Exception) -> Response:
+    """The response the app's exception handler for `error` gives (found as Starlette finds it: by the
+    error's class, then its bases), for a route answered past the router; raised on when the app has none."""
+    handlers: dict[Any, Any] = request.app.exception_handlers
+    # Exception's handler (with 500's) is Starlette's last resort, outside every middleware: not this one's.
+    handler = next((handlers[cls] for cls in type(error).__mro__ if cls in handlers and cls is not Exception), None)
+    if handler is None or not inspect.iscoroutinefunction(handler):
+        raise error
+    response: Response = await handler(request, error)
+    return response
 
 
 def _internal_error(request_id: str | None, exc: Exception) -> Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -13,6 +11,7 @@ from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.security.principals import Scope
 from tests.factories.booking import World, add_resident, online_app, publish, resident_principal
+from tests.factories.routing import watch_router
 from tests.factories.security import headers_for, machine
 
 
@@ -40,14 +39,7 @@ async def test_an_attempt_is_authenticated_before_its_body_is_read(client: httpx
 async def test_an_attempt_takes_the_lane_past_the_router_and_gets_the_answer_routing_gives(
         app: FastAPI, world: World, database: Database, settings: Settings, clock: SimulatedClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    routed: list[str] = []
-    router_stack = app.router.middleware_stack
-
-    async def watched(scope: Any, receive: Any, send: Any) -> None:
-        routed.append(f"{scope['method']} {scope['path']}")
-        await router_stack(scope, receive, send)
-
-    monkeypatch.setattr(app.router, "middleware_stack", watched)
+    routed = watch_router(app, monkeypatch)
     _, number = await add_resident(database, settings, clock.now(), 1)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         session = await publish(http, app, world, capacity=1)

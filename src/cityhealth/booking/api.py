@@ -54,6 +54,7 @@ from cityhealth.context import SessionDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import RowId
 from cityhealth.errors import DomainError, Forbidden
+from cityhealth.observability import answer_error
 from cityhealth.registry.protection import cipher_for
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.crypto import FieldCipher
@@ -82,7 +83,7 @@ class AuditedRoute(APIRoute):
                 await service.audit_refusal(request.app.state.database, request.app.state.clock,
                                             request.state.principal, refused)
                 if answers:
-                    return await _answer(request, refused.error)
+                    return await answer_error(request, refused.error)
                 raise refused.error from None
             except (DomainError, RequestValidationError) as error:
                 principal: Principal | None = getattr(request.state, "principal", None)
@@ -96,25 +97,13 @@ class AuditedRoute(APIRoute):
                         outcome=Outcome.DENIED if denied else Outcome.FAILURE,
                         detail=error.code if isinstance(error, DomainError) else "validation_failed")
                 if answers:
-                    return await _answer(request, error)
+                    return await answer_error(request, error)
                 raise
 
         return audited
 
     def inner_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return super().get_route_handler()
-
-
-async def _answer(request: Request, error: Exception) -> Response:
-    """The response the app's exception handler for `error` gives (found as Starlette finds it: by the
-    error's class, then its bases); raised on when the app has none."""
-    handlers: dict[Any, Any] = request.app.exception_handlers
-    # Exception's handler (with 500's) is Starlette's last resort, outside every middleware: not this one's.
-    handler = next((handlers[cls] for cls in type(error).__mro__ if cls in handlers and cls is not Exception), None)
-    if handler is None or not inspect.iscoroutinefunction(handler):
-        raise error
-    response: Response = await handler(request, error)
-    return response
 
 
 _WRITE_GUARD = require(Scope.BOOKING_WRITE)
@@ -169,7 +158,7 @@ class AttemptLane:
     that route's handler, past Starlette's exception middleware, FastAPI's router (a dozen included routers
     tried in turn) and its per-route wrappers — ~15 % of a losing attempt's instructions, measured
     (docs/decisions/request-path-cpu.md). It does what they would do for these routes: the scope names the
-    route and endpoint, an error with an app handler is answered by that handler (`_answer`), any other
+    route and endpoint, an error with an app handler is answered by that handler (`answer_error`), any other
     error goes on up to the platform's middleware as it would. Every other request, and a path that only
     routing would match (a root path, a trailing slash), takes the usual way."""
 
@@ -190,7 +179,7 @@ class AttemptLane:
         try:
             response = await handler(request)
         except Exception as error:  # answered by the app's handler for it, or raised on
-            response = await _answer(request, error)
+            response = await answer_error(request, error)
         await response(scope, receive, send)
 
 

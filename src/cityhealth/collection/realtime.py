@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.db.engine import Database
-from cityhealth.db.group_commit import Batch, GroupCommit
+from cityhealth.db.group_commit import Batch, GroupCommit, group_transaction
 
 # A group stops growing past this many records (a real-time batch holds at most 1,000).
 MAX_GROUP_RECORDS = 5_000
@@ -78,7 +78,7 @@ class BatchGroups:
         # The group commit's leader owns this transaction: it belongs to no request.
         uploads = batch.take()
         results: list[Any] = []
-        async with self.database.transaction() as session:
+        async with group_transaction(self.database) as session:
             for upload in uploads:
                 results.append(await asyncio.create_task(upload.work(session), context=upload.context))
         self.groups_written += 1
@@ -88,3 +88,4 @@ class BatchGroups:
     async def close(self) -> None:
         """Write what is queued, then stop (at shutdown)."""
         await self.commit.close()
+

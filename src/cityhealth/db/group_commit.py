@@ -23,9 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from cityhealth.db.engine import Database
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -184,3 +191,31 @@ class GroupCommit(Generic[T, R]):
         for task in pending:
             task.cancel()
         await asyncio.gather(*leaders, return_exceptions=True)
+
+
+@asynccontextmanager
+async def group_transaction(database: Database) -> AsyncIterator[AsyncSession]:
+    """Database.transaction() for a group's leader, in two steps into the ORM instead of four (each starts a
+    greenlet): begin with the connection checked out (on PostgreSQL: a connection, no lock, no statement yet),
+    then commit with the session closed. An error anywhere rolls back and closes, even when cancelled."""
+    session = database.sessions()
+    try:
+        await session.run_sync(_begin, not database.is_sqlite)
+        yield session
+        await session.run_sync(_commit_and_close)
+    except BaseException:
+        async with session:  # rolled back and closed as `async with` closes a session
+            raise
+
+
+def _begin(session: Session, connect: bool) -> None:
+    # On SQLite the connection begins with the write lock (BEGIN IMMEDIATE): taken by the first statement,
+    # once the batch is prepared.
+    session.begin()
+    if connect:
+        session.connection()
+
+
+def _commit_and_close(session: Session) -> None:
+    session.commit()
+    session.close()

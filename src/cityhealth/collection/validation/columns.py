@@ -23,6 +23,8 @@ _SHAPES = {"ICD-10": (ICD10, "icd10.shape"), "ICD-9-CM-3": (ICD9CM3, "icd9cm3.sh
 _TRUE = frozenset({True, "1", "true", "True", "TRUE", "Y", "y"})
 _FALSE = frozenset({False, "0", "false", "False", "FALSE", "N", "n"})
 _STR: frozenset[type] = frozenset({str})
+_STR_TYPES: set[type] = {str}
+_INT: frozenset[type] = frozenset({int})
 NONE_TYPE = type(None)
 _UNPARSED = object()
 
@@ -190,6 +192,11 @@ def code_check(
     def check(
         column: list[Any], types: set[type], names: list[Any] | None, rows: list[int], sink: Sink, prefix: str
     ) -> list[Any] | None:
+        converted: list[Any] | None = None
+        if types == _INT and min(column) >= 0:
+            # Codes sent as numbers (an action of 1): the column as text in one pass, then checked as text.
+            column = converted = list(map(str, column))
+            types = _STR_TYPES
         if types == _STR and "" not in column:
             distinct = set(column)
             if (
@@ -198,16 +205,15 @@ def code_check(
                 and (table is None or all(map(table.__contains__, distinct)))
             ):
                 if names is None or name_spec is None:
-                    return None
+                    return converted
                 if set(map(type, names)) == _STR and "" not in names:
                     if table is None:
-                        return None
+                        return converted
                     if all(table[code] == name for code, name in set(zip(column, names, strict=True))):
-                        return None
+                        return converted
             # a value or a name is off: the full pass below says which record broke which rule
         present = _present(column)
         values = column if len(present) == len(column) else [column[i] for i in present]
-        converted: list[Any] | None = None
         if not _only_types(values, {str}):
             converted = list(column)
             for i in present:

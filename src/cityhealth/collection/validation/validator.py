@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
+from operator import setitem
 from typing import Any, cast
 
 import orjson
@@ -90,7 +92,8 @@ class _FieldsValidator:
     def run(self, records: list[dict[str, Any]], rows: list[int], sink: Sink, prefix: str, form: str) -> None:
         columns: dict[str, list[Any]] = {}
         first = tuple(records[0]) if records else ()
-        if first and all(map(first.__eq__, map(tuple, records))):
+        shaped = bool(first) and all(map(first.__eq__, map(tuple, records)))
+        if shaped:
             # Every record has the same fields in the same order (a machine client's batch): one transposition
             # makes every column at once, and a field no record has is a column of None, as dict.get gives.
             keys = set(first)
@@ -127,6 +130,10 @@ class _FieldsValidator:
             else:
                 converted = check(column, types, rows, sink, prefix)
             if converted is not None:
+                if shaped and spec.name in keys and None not in converted:
+                    # Every record has the field, every value converted: written back in one C-level pass.
+                    deque(map(setitem, records, repeat(spec.name), converted), maxlen=0)
+                    continue
                 for record, value in zip(records, converted, strict=True):
                     if spec.name in record and value is not None:
                         record[spec.name] = value
