@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,8 +40,6 @@ from cityhealth.security import tasks as security_tasks
 from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.web import pages as web_pages
 
-logger = logging.getLogger(__name__)
-
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
 TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
@@ -75,17 +71,13 @@ def create_app(
         await ensure_durable(database)
         await ensure_schema_current(database)
         runner = None
-        worker: asyncio.Task[None] | None = None
+        worker = None
         if database.is_sqlite:
             runner = queue.LocalRunner(tasks, run_periodic=run_periodic)
             await runner.start()
         elif settings.server_worker_concurrency:
-            worker = asyncio.create_task(
-                queue.run_worker(
-                    tasks, concurrency=settings.server_worker_concurrency, run_periodic=run_periodic, in_server=True
-                ),
-                name="task-worker",
-            )
+            worker = queue.ServerWorker(tasks, concurrency=settings.server_worker_concurrency,
+                                        run_periodic=run_periodic)
         app.state.task_runner = runner
         try:
             yield
@@ -93,13 +85,7 @@ def create_app(
             if runner is not None:
                 await runner.close()
             if worker is not None:
-                worker.cancel()
-                # procrastinate stops gracefully (up to its shutdown timeout), then cancels the jobs it runs; a
-                # stop that still has not ended by then (seen, rarely, right after a start) must not hold the
-                # server's shutdown for ever: an interrupted job is taken up again by the stalled-job check.
-                done, _ = await asyncio.wait({worker}, timeout=settings.worker_shutdown_timeout_s + 5)
-                if not done:
-                    logger.error("the server's task worker did not stop in time; shutting down without it")
+                await worker.stop()
             await tasks.close()
             await database.dispose()
 

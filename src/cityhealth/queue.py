@@ -335,12 +335,23 @@ async def requeue_lost(runtime: Runtime) -> int:
     return requeued
 
 
-async def run_worker(runtime: Runtime, *, concurrency: int, run_periodic: bool, in_server: bool = False) -> None:
-    """Take tasks from the queue until cancelled (or, outside a server, until SIGINT / SIGTERM).
+async def run_worker(
+    runtime: Runtime, *, concurrency: int, run_periodic: bool, stop: asyncio.Event | None = None,
+    in_server: bool = False,
+) -> None:
+    """Take tasks from the queue until `stop` is set (outside a server, also on SIGINT / SIGTERM).
 
     Two loops share the process's connection pool: `concurrency` tasks of the rooms at once, and one of
-    the periodic queue at a time.
+    the periodic queue at a time. Each loop ends gracefully: the jobs it runs get the shutdown timeout to
+    finish, then are cancelled (`requeue_lost` defers them again). A worker that fails ends the other.
+
+    The stop is an event that is looked at, not a cancellation: on Python 3.11 a cancellation can be lost
+    while the pool opens (docs/decisions/job-queue.md, "Stopping a worker"). A cancelled call still stops
+    its loops before it ends.
     """
+    from procrastinate.worker import Worker
+
+    stop = stop or asyncio.Event()
     app = procrastinate_app(runtime, run_periodic=run_periodic)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # A line per job and per tick of every periodic task is noise; warnings (a task failed) still show.
@@ -354,18 +365,68 @@ async def run_worker(runtime: Runtime, *, concurrency: int, run_periodic: bool, 
         # Then the tasks still running are cancelled: a bulk job rolls its chunk back and is requeued.
         "shutdown_graceful_timeout": float(runtime.settings.worker_shutdown_timeout_s),
     }
-    async with app.open_async():
-        await requeue_lost(runtime)
-        loops = asyncio.gather(
-            app.run_worker_async(queues=[QUEUE_NAME], name=name, concurrency=concurrency, **options),
-            app.run_worker_async(queues=[PERIODIC_QUEUE], name=f"{name}-periodic", concurrency=1, **options),
+    signals = () if in_server else (signal.SIGINT, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with app.open_async():
+            if stop.is_set():
+                return
+            await requeue_lost(runtime)
+            workers: list[Any] = [  # Any: procrastinate's Worker.run and stop are not annotated
+                Worker(app, queues=[QUEUE_NAME], name=name, concurrency=concurrency, **options),
+                Worker(app, queues=[PERIODIC_QUEUE], name=f"{name}-periodic", concurrency=1, **options),
+            ]
+            await _work_until(stop, workers)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+_STOP_AGAIN_S = 0.5
+
+
+async def _work_until(stop: asyncio.Event, workers: list[Any]) -> None:
+    """Run the workers until `stop` is set or one of them ends, then stop them all and wait for them."""
+    runs = {asyncio.create_task(worker.run(), name=f"procrastinate-{worker.worker_name}") for worker in workers}
+    stopping = asyncio.create_task(stop.wait(), name="worker-stop")
+    try:
+        await asyncio.wait({stopping, *runs}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        pending = runs
+        while pending:
+            # Asked again until it has ended: a worker's run() forgets a stop asked before it began.
+            for worker in workers:
+                worker.stop()
+            _, pending = await asyncio.wait(pending, timeout=_STOP_AGAIN_S)
+    for run in runs:
+        if not run.cancelled():
+            run.result()  # raises the error a worker ended on (one of its side tasks failed)
+
+
+class ServerWorker:
+    """The server's own worker (PostgreSQL): started in its lifespan and stopped at the lifespan's end."""
+
+    def __init__(self, runtime: Runtime, *, concurrency: int, run_periodic: bool) -> None:
+        self.runtime = runtime
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(
+            run_worker(runtime, concurrency=concurrency, run_periodic=run_periodic, stop=self._stop, in_server=True),
+            name="task-worker",
         )
-        if not in_server:
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, loops.cancel)
-        try:
-            await loops
-        except asyncio.CancelledError:
-            if in_server:
-                raise  # the server's shutdown: its lifespan awaits this
+
+    async def stop(self) -> None:
+        """Stop the worker and wait for it: a job it runs gets the shutdown timeout, then is cancelled.
+
+        A worker that has still not ended a few seconds after that is cancelled and left behind, so that it
+        cannot hold the server's shutdown: its interrupted job is taken up again by the stalled-job check.
+        """
+        self._stop.set()
+        done, _ = await asyncio.wait({self._task}, timeout=self.runtime.settings.worker_shutdown_timeout_s + 5)
+        if not done:
+            logger.error("the server's task worker did not stop in time; shutting down without it")
+            self._task.cancel()
+        elif not self._task.cancelled() and self._task.exception() is not None:
+            logger.error("the server's task worker had stopped on an error", exc_info=self._task.exception())

@@ -1,0 +1,82 @@
+"""What the page tests share: reading a page's tables and sections, logging in through the form, a bulk upload
+with rejected rows, the drill-down's URL and the audit events written."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import httpx
+import pyotp
+from fastapi import FastAPI
+from sqlalchemy import select
+from tests.factories.collection import make_record
+from tests.factories.security import headers_for, machine
+from tests.web.conftest import MONTH, Seeded
+
+from cityhealth.clock import SimulatedClock
+from cityhealth.collection.api import runtime
+from cityhealth.db.engine import Database
+from cityhealth.security.models import AuditEvent
+from cityhealth.security.principals import Scope
+from cityhealth.web.demo import DemoOperator
+
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def rows_of(html: str, table_class: str) -> list[list[str]]:
+    """The body rows of the first table with `table_class`, as cell texts (tags stripped)."""
+    table = re.search(rf'<table class="[^"]*\b{table_class}\b[^"]*">(.*?)</table>', html, re.DOTALL)
+    assert table is not None, f"no table .{table_class}"
+    body = table.group(1).split("<tbody>", 1)[1]
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)]
+
+
+def section(html: str, section_id: str) -> str:
+    found = re.search(rf'<section[^>]*id="{re.escape(section_id)}"[^>]*>(.*?)</section>', html, re.DOTALL)
+    assert found is not None, f"no section #{section_id}"
+    return found.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, operator: DemoOperator, clock: SimulatedClock, *,
+                 next_url: str = "", code: str | None = None) -> httpx.Response:
+    form = await client.get("/login")
+    csrf = CSRF_INPUT.search(form.text)
+    assert csrf is not None
+    return await client.post("/login", data={
+        "username": operator.username, "password": operator.password,
+        "totp": pyotp.TOTP(operator.totp_secret).at(clock.now()) if code is None else code,
+        "csrf_token": csrf.group(1), "next": next_url})
+
+
+async def upload_job(app: FastAPI, client: httpx.AsyncClient, clock: SimulatedClock, seeded: Seeded,
+                     broken: list[str]) -> int:
+    """A bulk job from the enrolled hospital: one good row, then a row without visit_no per id in `broken`."""
+    at = clock.now() - timedelta(hours=1)
+    rows = [make_record("outpatient_visit", seeded.enrolled.code, "gl-bulk-ok", at),
+            *(make_record("outpatient_visit", seeded.enrolled.code, record_id, at, visit_no=None)
+              for record_id in broken)]
+    headers = await headers_for(app, machine(Scope.COLLECTION_UPLOAD, organization_id=seeded.enrolled.id,
+                                             client_id=f"client-{seeded.enrolled.id}"))
+    response = await client.post("/api/collection/jobs", params={"form": "outpatient_visit"},
+                                 content=b"".join(json.dumps(row).encode() + b"\n" for row in rows),
+                                 headers={**headers, "content-type": "application/x-ndjson"})
+    assert response.status_code == 202, response.text
+    job_id: int = response.json()["id"]
+    await runtime(app)[1].wait(job_id)
+    return job_id
+
+
+def drill_down(seeded: Seeded, **query: str) -> str:
+    params = "&".join(f"{name}={value}" for name, value in {"month": MONTH, **query}.items())
+    return f"/dashboard/quality/units/{seeded.enrolled.id}/rejections?{params}"
+
+
+async def audit_events(database: Database, **where: str) -> list[AuditEvent]:
+    async with database.transaction() as session:
+        statement = select(AuditEvent)
+        for column, value in where.items():
+            statement = statement.where(getattr(AuditEvent, column) == value)
+        return list((await session.execute(statement)).scalars())
