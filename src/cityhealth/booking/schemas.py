@@ -346,7 +346,8 @@ class FamilyLinkRead(BaseModel):
     id: int
     role: Literal["manager", "member"]  # the caller's side of the link
     relationship: str
-    status: str
+    # As it stands when read: a guardian-declared link of a member now 18 needs the member's own consent.
+    status: Literal["active", "pending", "needs_member_consent", "revoked"]
     consent_basis: str | None
     consented_at: datetime | None
     revoked_at: datetime | None
