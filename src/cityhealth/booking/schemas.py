@@ -193,6 +193,8 @@ class HoldCreate(_Input):
 class RescheduleRequest(_Input):
     session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
+    slot_no: int | None = Field(default=None, ge=1, le=9999,
+                                description="a specific slot (号) of the session; none: the first free one")
 
 
 class CancelRequest(_Input):
