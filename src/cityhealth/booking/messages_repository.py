@@ -52,6 +52,13 @@ async def names(tx: AsyncSession, organization_id: int, department_id: int) -> t
     return ("", "") if row is None else (row[0], row[1])
 
 
+async def message_bookings(tx: AsyncSession, booking_id: int, *, with_replaced: bool) -> list[Booking]:
+    """A message's booking and (`with_replaced`: a reschedule's) the booking it replaced, the older first."""
+    moved = Booking.rescheduled_to_id == booking_id if with_replaced else false()
+    return list((await tx.execute(select(Booking).where((Booking.id == booking_id) | moved)
+                                  .order_by(Booking.id))).scalars())
+
+
 async def pending(tx: AsyncSession, limit: int, *, skip_locked: bool) -> list[Any]:
     """The oldest pending messages, with the phone's ciphertext and what decides whether each is still due."""
     statement = (select(Notification.id, Notification.resident_id, Notification.kind, Notification.message,
