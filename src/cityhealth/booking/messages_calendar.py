@@ -97,11 +97,11 @@ def file_name(booking_id: int) -> str:
     return f"booking-{booking_id}.ics"
 
 
-async def _event(tx: AsyncSession, clock: Clock, booking: Booking, host: str) -> Event:
-    hospital, department = await messages_repository.names(tx, booking.organization_id, booking.department_id)
+def booking_event(booking: Booking, hospital: str, department: str, stamp: datetime, host: str) -> Event:
+    """The booking's event as it stands (cancelled unless it is live)."""
     expected = booking.estimated_at.astimezone(BUSINESS_TZ)
     return Event(
-        uid=f"booking-{booking.id}@{host}", stamp=clock.now(), start=booking.estimated_at,
+        uid=f"booking-{booking.id}@{host}", stamp=stamp, start=booking.estimated_at,
         end=max(booking.ends_at, booking.estimated_at + timedelta(minutes=1)),
         summary=f"就诊预约：{hospital} {department}", location=hospital,
         description=(f"第{booking.slot_no}号，预计{expected:%H:%M}就诊。"
@@ -109,6 +109,7 @@ async def _event(tx: AsyncSession, clock: Clock, booking: Booking, host: str) ->
         cancelled=booking.status not in LIVE_STATUSES)
 
 
-async def calendar_file(tx: AsyncSession, clock: Clock, bookings: Sequence[Booking], host: str) -> str:
-    """The .ics file of these bookings as they stand now (unaudited: the caller audits the export)."""
-    return calendar([await _event(tx, clock, booking, host) for booking in bookings])
+async def calendar_file(tx: AsyncSession, clock: Clock, booking: Booking, host: str) -> str:
+    """The booking's .ics file as it stands now (unaudited: the caller audits the export)."""
+    hospital, department = await messages_repository.names(tx, booking.organization_id, booking.department_id)
+    return calendar([booking_event(booking, hospital, department, clock.now(), host)])

@@ -28,7 +28,7 @@ async def booking_calendar(tx: AsyncSession, clock: Clock, cipher: FieldCipher, 
     booking = await owned_booking(tx, cipher, clock, caller_of(principal), booking_id, None, lock=False)
     record(tx, clock, principal, Action.EXPORT, RESOURCE, resource_id=booking.id,
            resident_ids=[booking.resident_id], detail="calendar")
-    return await calendar_file(tx, clock, [booking], host)
+    return await calendar_file(tx, clock, booking, host)
 
 
 async def linked_calendar(tx: AsyncSession, clock: Clock, cipher: FieldCipher, token: str, host: str) -> str:
@@ -41,4 +41,4 @@ async def linked_calendar(tx: AsyncSession, clock: Clock, cipher: FieldCipher, t
                        rule="booking.calendar_link")
     record(tx, clock, None, Action.EXPORT, RESOURCE, resource_id=booking.id, resident_ids=[booking.resident_id],
            detail="calendar by SMS link", actor=LINK_ACTOR)
-    return await calendar_file(tx, clock, [booking], host)
+    return await calendar_file(tx, clock, booking, host)

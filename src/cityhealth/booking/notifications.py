@@ -121,18 +121,27 @@ def still_due(row: Any, now: datetime) -> bool:
     return True
 
 
-async def _attachment(tx: AsyncSession, clock: Clock, row: Any, link_base: str) -> Attachment | None:
-    """A booking message's calendar file (a reschedule's also cancels the booking it replaced), its export
-    audited; None for the other messages."""
-    if row.kind not in ATTACHED_KINDS or row.booking_id is None:
-        return None
-    bookings = await messages_repository.message_bookings(tx, row.booking_id,
-                                                          with_replaced=row.kind == "booking_rescheduled")
-    body = await messages_calendar.calendar_file(tx, clock, bookings, messages_calendar.host_of(link_base))
-    record(tx, clock, None, Action.EXPORT, "booking", resource_id=row.booking_id, resident_ids=[row.resident_id],
-           detail=f"calendar attachment of {row.kind}", actor=SEND_ACTOR)
-    return Attachment(messages_calendar.file_name(row.booking_id), messages_calendar.MEDIA_TYPE,
-                      body.encode("utf-8"))
+async def _attachments(tx: AsyncSession, clock: Clock, rows: list[Any], link_base: str) -> dict[int, Attachment]:
+    """The calendar file of each booking message among `rows` (a reschedule's also cancels the booking it
+    replaced), by outbox row id, from one read; unaudited (the export is audited as each is sent)."""
+    booking_rows = [row for row in rows if row.kind in ATTACHED_KINDS and row.booking_id is not None]
+    found = await messages_repository.calendar_bookings(
+        tx, {row.booking_id for row in booking_rows},
+        {row.booking_id for row in booking_rows if row.kind == "booking_rescheduled"})
+    stamp, host = clock.now(), messages_calendar.host_of(link_base)
+    events: dict[int, messages_calendar.Event] = {}
+    replaced: dict[int, list[messages_calendar.Event]] = {}  # by the id of the booking that replaced them
+    for booking, hospital, department in found:
+        events[booking.id] = messages_calendar.booking_event(booking, hospital, department, stamp, host)
+        if booking.rescheduled_to_id is not None:
+            replaced.setdefault(booking.rescheduled_to_id, []).append(events[booking.id])
+    files: dict[int, Attachment] = {}
+    for row in booking_rows:
+        moved = replaced.get(row.booking_id, []) if row.kind == "booking_rescheduled" else []
+        body = messages_calendar.calendar([*moved, events[row.booking_id]])
+        files[row.id] = Attachment(messages_calendar.file_name(row.booking_id), messages_calendar.MEDIA_TYPE,
+                                   body.encode("utf-8"))
+    return files
 
 
 async def dispatch(database: Database, clock: Clock, cipher: FieldCipher, gateway: Gateway, *,
@@ -141,8 +150,10 @@ async def dispatch(database: Database, clock: Clock, cipher: FieldCipher, gatewa
     `link_base`: the platform's public address, for a booking message's calendar link (messages_links.py) and
     its calendar file's event ids."""
     sent = failed = no_phone = lapsed = 0
+    attaching = gateway if isinstance(gateway, AttachingGateway) and gateway.carries_attachments else None
     async with database.transaction() as tx:
         rows = await messages_repository.pending(tx, limit, skip_locked=not database.is_sqlite)
+        files = {} if attaching is None else await _attachments(tx, clock, rows, link_base)
         for row in rows:
             now = clock.now()  # each message's own moment: a slow gateway must not send a lapsed offer
             if not still_due(row, now):
@@ -156,8 +167,11 @@ async def dispatch(database: Database, clock: Clock, cipher: FieldCipher, gatewa
                 record(tx, clock, None, Action.READ, "resident_phone", resource_id=row.id,
                        resident_ids=[row.resident_id], detail=f"sms {row.kind}", actor=SEND_ACTOR)
                 phone = cipher.decrypt(PHONE, row.phone_enc)
-                attaching = gateway if isinstance(gateway, AttachingGateway) and gateway.carries_attachments else None
-                attachment = None if attaching is None else await _attachment(tx, clock, row, link_base)
+                attachment = files.get(row.id)
+                if attachment is not None:  # the appointment leaves the platform with it: an export
+                    record(tx, clock, None, Action.EXPORT, "booking", resource_id=row.booking_id,
+                           resident_ids=[row.resident_id], detail=f"calendar attachment of {row.kind}",
+                           actor=SEND_ACTOR)
                 try:
                     if attaching is not None:  # the file goes with the text: no link needed
                         await attaching.send(phone, str(row.message), reference=str(row.id), attachment=attachment)
