@@ -76,10 +76,17 @@ async def test_a_confirmation_carries_the_bookings_calendar_file(
     [event] = _events(attachment)
     assert (event["UID"], event["STATUS"]) == (f"booking-{booked['id']}@cityhealth.test", "CONFIRMED")
     assert event["DTSTART"] == _utc(booked["estimated_at"])
-    async with database.transaction() as tx:
-        exports = (await tx.execute(select(AuditEvent.detail).where(
-            AuditEvent.action == "export", AuditEvent.resource_id == str(booked["id"])))).scalars().all()
-    assert list(exports) == ["calendar attachment of booking_confirmed"]
+
+    async def exported() -> list[str]:
+        async with database.transaction() as tx:
+            return list((await tx.execute(select(AuditEvent.detail).where(
+                AuditEvent.action == "export", AuditEvent.resource_id == str(booked["id"])))).scalars())
+
+    async def audited() -> bool:  # the gateway is called inside the dispatch's transaction: wait for its commit
+        return bool(await exported())
+
+    assert await until(audited, seconds=5.0)
+    assert await exported() == ["calendar attachment of booking_confirmed"]
 
 
 async def test_a_cancellation_carries_the_event_cancelled_and_an_offer_carries_none(
