@@ -42,10 +42,9 @@ KNOWN_COMMITS = frozenset({
 TRANSACTION_OWNERS = frozenset({
     "registry/accounts.py",  # the resident-account router: a refused registration is audited after rollback
     "web/pages.py",  # page routers
-    "web/login.py",
     "web/booking.py",  # resident booking pages: a refused hold is audited after rollback, then the page re-read
-    "web/booking_account.py",  # resident sign-in (a refusal counts), and confirm/cancel with their refusals
-    "web/session.py",  # the pages' login dependency, in the request's scope
+    "web/booking_account.py",  # resident confirm/cancel with their refusals
+    "web/session.py",  # the pages' login dependency, in the request's scope; the sign-in (a refusal counts)
     "web/work_orders.py",  # work-order pages: a refused step is audited after rollback, then the page re-read
     "security/failures.py",  # a refusal is audited in its own transaction: the request's rolls back
     "security/audit.py",  # record_now: the same, for events that must outlive a failed request

@@ -64,11 +64,15 @@ def _not_found(link_id: int) -> NotFound:
     return NotFound(f"no family link {link_id}", code="family_link_not_found", field="link_id", value=link_id)
 
 
+NEEDS_MEMBER_CONSENT = "needs_member_consent"
+
+
 def _status(status: str, basis: str | None, birth_date: date, now: datetime) -> str:
-    """The link's status as it stands at `now`: a guardian's declaration for a member now of age is no live
-    consent, so the link waits for the adult's own, as an adult's new link does (the row changes when they
-    give it)."""
-    return "pending" if status == "active" and _come_of_age(basis, birth_date, now) else status
+    """The link's status as it stands at `now`, the one the booking rule (`member_caller`) reads too: a
+    guardian's declaration for a member now of age is no live consent, so the link shows
+    `needs_member_consent` from the 18th birthday (Asia/Shanghai) until the adult gives their own (the row
+    changes only then: the clock, not a job, decides). `pending` stays for an adult's new link."""
+    return NEEDS_MEMBER_CONSENT if status == "active" and _come_of_age(basis, birth_date, now) else status
 
 
 async def _view(session: AsyncSession, cipher: FieldCipher, link: FamilyLink, role: str,
@@ -198,7 +202,7 @@ async def record_consent(session: AsyncSession, clock: Clock, cipher: FieldCiphe
         raise _not_found(link_id)
     now = clock.now()
     member = (await family_repository.residents(session, (link.member_resident_id,)))[link.member_resident_id]
-    if _status(link.status, link.consent_basis, member.birth_date, now) != "active":  # pending, or come of age
+    if _status(link.status, link.consent_basis, member.birth_date, now) != "active":  # pending, needs consent
         _give_consent(link, "recorded_consent", principal.subject, now, data.note)
         await session.flush()
         _audit(session, clock, principal, Action.UPDATE, link, "consent: recorded by staff")

@@ -27,7 +27,7 @@ from cityhealth.booking.service import owned_booking
 from cityhealth.booking.slots import LapsedHold, SessionSlots, is_sold_out, refusal
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
-from cityhealth.errors import Conflict, NotFound
+from cityhealth.errors import Conflict, NotFound, ValidationFailed
 from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal, Scope
@@ -136,15 +136,33 @@ async def reschedule(tx: AsyncSession, clock: Clock, cipher: FieldCipher, runtim
         error = refusal(SessionSlots.of(new), rules, old.channel, now)
         if error is not None and not is_sold_out(error):
             raise error  # the session's state or the moment: no resident data is needed to say so
+        _check_slot_no(data.slot_no, new, old)
         # A `Refused` from here on (caps, the slot gone) is audited by the route, after this rolls back.
-        body = await _move(tx, clock, principal, old, new, rules)
+        body = await _move(tx, clock, principal, old, new, rules, data.slot_no)
         await idempotency.store(tx, clock, idem, 201, body)
     runtime.availability.invalidate()
     return WriteResult(201, body)
 
 
+def _check_slot_no(slot_no: int | None, new: dict[str, Any], old: Booking) -> None:
+    """A slot asked for must be one of the session's, and not the very slot being moved from."""
+    if slot_no is None:
+        return
+    if slot_no > new["capacity"]:
+        raise ValidationFailed(f"session {new['id']} has slots 1 to {new['capacity']}", code="slot_out_of_range",
+                               field="slot_no", value=slot_no, rule="booking.reschedule_slot_range")
+    if new["id"] == old.session_id and slot_no == old.slot_no:
+        raise ValidationFailed("the booking already has this slot", code="same_slot", field="slot_no",
+                               value=slot_no, rule="booking.reschedule_other_slot")
+
+
+def slot_not_free(session_id: int, slot_no: int) -> Conflict:
+    return Conflict(f"slot {slot_no} of session {session_id} is not free", code="slot_not_free", field="slot_no",
+                    value=slot_no, rule="booking.reschedule_slot_free")
+
+
 async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booking, new: dict[str, Any],
-                rules: ReleaseRules) -> str:
+                rules: ReleaseRules, wanted: int | None) -> str:
     now = clock.now()
     for day in sorted({old.service_date, new["service_date"]}):
         await repository.lock_resident_day(tx, old.resident_id, day)
@@ -165,9 +183,13 @@ async def _move(tx: AsyncSession, clock: Clock, principal: Principal, old: Booki
     assert locked is not None  # noqa: S101 - read in this transaction, and sessions are not deleted
     slots = SessionSlots.of(locked)  # its lapsed holds counted free
     error = refusal(slots, rules, old.channel, now)
+    if error is None and wanted is not None and not slots.take_at(old.channel, wanted):
+        # Free means free in the map under the lock: a lapsed hold's slot counts free only while no one waits
+        # for the session (the waitlist's otherwise), and an offered slot is held for its waiter.
+        error = slot_not_free(new["id"], wanted)
     if error is not None:
         raise Refused(old.resident_id, error)
-    slot_no = slots.take(old.channel)
+    slot_no = wanted if wanted is not None else slots.take(old.channel)
     for hold in list(slots.lapsed):  # those whose slot this move did not take stay for the sweeper
         if hold.slot_no != slot_no:
             slots.keep(hold)

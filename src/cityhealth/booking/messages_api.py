@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from cityhealth.booking import messages_calendar, messages_links, messages_settings
+from cityhealth.booking import messages_calendar, messages_downloads, messages_links, messages_settings
 from cityhealth.booking.schemas import MessageSettingsRead, MessageSettingsUpdate
 from cityhealth.context import ClockDep, SessionDep
 from cityhealth.db.types import RowId
@@ -41,10 +40,11 @@ async def booking_calendar(principal: Reader, request: Request, session: Session
                            booking_id: RowId) -> Response:
     settings = request.app.state.settings
     cipher = request.app.state.tasks.resource("booking.cipher", lambda: cipher_for(settings))
-    host = urlsplit(settings.public_base_url).hostname or "cityhealth"
-    body = await messages_calendar.booking_calendar(session, clock, cipher, principal, booking_id, host)
+    body = await messages_downloads.booking_calendar(session, clock, cipher, principal, booking_id,
+                                                     messages_calendar.host_of(settings.public_base_url))
+    disposition = f'attachment; filename="{messages_calendar.file_name(booking_id)}"'
     return Response(content=body.encode("utf-8"), media_type=messages_calendar.MEDIA_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="booking-{booking_id}.ics"'})
+                    headers={"Content-Disposition": disposition})
 
 
 @links.get(messages_links.PATH, response_class=Response,
@@ -52,7 +52,7 @@ async def booking_calendar(principal: Reader, request: Request, session: Session
 async def linked_calendar(request: Request, session: SessionDep, clock: ClockDep, token: str) -> Response:
     settings = request.app.state.settings
     cipher = request.app.state.tasks.resource("booking.cipher", lambda: cipher_for(settings))
-    host = urlsplit(settings.public_base_url).hostname or "cityhealth"
-    body = await messages_calendar.linked_calendar(session, clock, cipher, token, host)
+    body = await messages_downloads.linked_calendar(session, clock, cipher, token,
+                                                    messages_calendar.host_of(settings.public_base_url))
     return Response(content=body.encode("utf-8"), media_type=messages_calendar.MEDIA_TYPE,
                     headers={"Content-Disposition": 'attachment; filename="booking.ics"', "Cache-Control": "no-store"})

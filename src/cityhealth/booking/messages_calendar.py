@@ -1,27 +1,27 @@
-"""An appointment as an iCalendar file (RFC 5545), for the channels that can carry one (an app, the web
-site, e-mail; an SMS carries a link to it instead, messages_links.py): one VEVENT in UTC, its texts escaped,
-its lines folded at 75 octets, CRLF."""
+"""An appointment as an iCalendar file (RFC 5545): events in UTC, their texts escaped, their lines folded at 75
+octets, CRLF. The channels that can carry a file get it with the message itself (an app's message centre,
+e-mail: notifications.py); an SMS carries a link to it instead (messages_links.py), and the resident can
+download it from their booking (messages_downloads.py).
+
+A file holds the booking's event; a reschedule's also holds the booking it replaced, cancelled (the same UID
+as the confirmation that put it in the calendar), so that one file moves the appointment."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import messages_links, messages_repository, repository
-from cityhealth.booking.channels import caller_of
+from cityhealth.booking import messages_repository
 from cityhealth.booking.models import Booking
-from cityhealth.booking.service import RESOURCE, owned_booking
 from cityhealth.clock import BUSINESS_TZ, Clock
-from cityhealth.errors import NotFound
-from cityhealth.security.audit import Action, record
-from cityhealth.security.crypto import FieldCipher
-from cityhealth.security.principals import Principal
 
 MEDIA_TYPE = "text/calendar; charset=utf-8"
 _LINE_OCTETS = 75  # RFC 5545 §3.1: lines longer than this are folded
-LINK_LIFETIME = timedelta(days=1)  # an SMS's link opens the file until a day after the appointment's end
-LINK_ACTOR = "link:booking-calendar"  # who reads a booking through its SMS link: whoever holds the link
+LIVE_STATUSES = ("held", "booked", "checked_in")  # a booking in any other state is a cancelled event
 
 
 def escape_text(value: str) -> str:
@@ -49,52 +49,67 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def event(*, uid: str, stamp: datetime, start: datetime, end: datetime, summary: str, location: str,
-          description: str, cancelled: bool) -> str:
-    """A VCALENDAR of one event, as the bytes of a .ics file would be decoded."""
+@dataclass(frozen=True)
+class Event:
+    uid: str
+    stamp: datetime
+    start: datetime
+    end: datetime
+    summary: str
+    location: str
+    description: str
+    cancelled: bool
+
+
+def _vevent(item: Event) -> list[str]:
     lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//cityhealth//booking//ZH", "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH", "BEGIN:VEVENT", f"UID:{escape_text(uid)}", f"DTSTAMP:{_utc(stamp)}",
-        f"DTSTART:{_utc(start)}", f"DTEND:{_utc(end)}", f"SUMMARY:{escape_text(summary)}",
-        f"LOCATION:{escape_text(location)}", f"DESCRIPTION:{escape_text(description)}",
-        f"STATUS:{'CANCELLED' if cancelled else 'CONFIRMED'}",
+        "BEGIN:VEVENT", f"UID:{escape_text(item.uid)}", f"DTSTAMP:{_utc(item.stamp)}", f"DTSTART:{_utc(item.start)}",
+        f"DTEND:{_utc(item.end)}", f"SUMMARY:{escape_text(item.summary)}", f"LOCATION:{escape_text(item.location)}",
+        f"DESCRIPTION:{escape_text(item.description)}", f"STATUS:{'CANCELLED' if item.cancelled else 'CONFIRMED'}",
     ]
-    if not cancelled:
-        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT2H", f"DESCRIPTION:{escape_text(summary)}",
+    if not item.cancelled:
+        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT2H", f"DESCRIPTION:{escape_text(item.summary)}",
                   "END:VALARM"]
-    lines += ["END:VEVENT", "END:VCALENDAR"]
+    return [*lines, "END:VEVENT"]
+
+
+def calendar(events: Sequence[Event]) -> str:
+    """A VCALENDAR of `events`, as the bytes of a .ics file would be decoded."""
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//cityhealth//booking//ZH", "CALSCALE:GREGORIAN",
+             "METHOD:PUBLISH"]
+    lines += [line for item in events for line in _vevent(item)]
+    lines.append("END:VCALENDAR")
     return "".join(fold(line) + "\r\n" for line in lines)
 
 
-async def booking_calendar(tx: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal,
-                           booking_id: int, host: str) -> str:
-    """The caller's own booking as an .ics file (others' look like not found)."""
-    booking = await owned_booking(tx, cipher, clock, caller_of(principal), booking_id, None, lock=False)
-    record(tx, clock, principal, Action.EXPORT, RESOURCE, resource_id=booking.id,
-           resident_ids=[booking.resident_id], detail="calendar")
-    return await _calendar(tx, clock, booking, host)
+def event(*, uid: str, stamp: datetime, start: datetime, end: datetime, summary: str, location: str,
+          description: str, cancelled: bool) -> str:
+    """A VCALENDAR of one event."""
+    return calendar([Event(uid, stamp, start, end, summary, location, description, cancelled)])
 
 
-async def linked_calendar(tx: AsyncSession, clock: Clock, cipher: FieldCipher, token: str, host: str) -> str:
-    """The .ics file an SMS's link names (messages_links.py), until the day after the appointment; a token
-    not signed here, or of a booking gone by, looks like not found."""
-    booking_id = messages_links.booking_of(cipher, token)
-    booking = None if booking_id is None else await repository.get_booking(tx, booking_id)
-    if booking is None or booking.ends_at + LINK_LIFETIME < clock.now():
-        raise NotFound("no calendar file at this link", code="calendar_link_not_found", field="token",
-                       rule="booking.calendar_link")
-    record(tx, clock, None, Action.EXPORT, RESOURCE, resource_id=booking.id, resident_ids=[booking.resident_id],
-           detail="calendar by SMS link", actor=LINK_ACTOR)
-    return await _calendar(tx, clock, booking, host)
+def host_of(public_base_url: str) -> str:
+    """The host part of the events' UIDs: the platform's public address's."""
+    return urlsplit(public_base_url).hostname or "cityhealth"
 
 
-async def _calendar(tx: AsyncSession, clock: Clock, booking: Booking, host: str) -> str:
-    hospital, department = await messages_repository.names(tx, booking.organization_id, booking.department_id)
+def file_name(booking_id: int) -> str:
+    return f"booking-{booking_id}.ics"
+
+
+def booking_event(booking: Booking, hospital: str, department: str, stamp: datetime, host: str) -> Event:
+    """The booking's event as it stands (cancelled unless it is live)."""
     expected = booking.estimated_at.astimezone(BUSINESS_TZ)
-    return event(
-        uid=f"booking-{booking.id}@{host}", stamp=clock.now(), start=booking.estimated_at,
+    return Event(
+        uid=f"booking-{booking.id}@{host}", stamp=stamp, start=booking.estimated_at,
         end=max(booking.ends_at, booking.estimated_at + timedelta(minutes=1)),
         summary=f"就诊预约：{hospital} {department}", location=hospital,
         description=(f"第{booking.slot_no}号，预计{expected:%H:%M}就诊。"
                      "请携带有效证件提前到院签到取号；如不能前往，请及时取消预约。"),
-        cancelled=booking.status not in ("held", "booked", "checked_in"))
+        cancelled=booking.status not in LIVE_STATUSES)
+
+
+async def calendar_file(tx: AsyncSession, clock: Clock, booking: Booking, host: str) -> str:
+    """The booking's .ics file as it stands now (unaudited: the caller audits the export)."""
+    hospital, department = await messages_repository.names(tx, booking.organization_id, booking.department_id)
+    return calendar([booking_event(booking, hospital, department, clock.now(), host)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -50,6 +50,20 @@ async def names(tx: AsyncSession, organization_id: int, department_id: int) -> t
                             .join(Department, Department.id == department_id)
                             .where(Organization.id == organization_id))).first()
     return ("", "") if row is None else (row[0], row[1])
+
+
+async def calendar_bookings(tx: AsyncSession, booking_ids: Collection[int], replaced_by: Collection[int],
+                            ) -> list[tuple[Booking, str, str]]:
+    """The bookings `booking_ids` and those that the bookings `replaced_by` replaced (reschedules), each with its
+    hospital's and department's names, in one read."""
+    if not booking_ids:
+        return []
+    replaced = Booking.rescheduled_to_id.in_(sorted(replaced_by)) if replaced_by else false()
+    statement = (select(Booking, Organization.name, Department.local_name)
+                 .join(Organization, Organization.id == Booking.organization_id)
+                 .join(Department, Department.id == Booking.department_id)
+                 .where(Booking.id.in_(sorted(booking_ids)) | replaced).order_by(Booking.id))
+    return [(row[0], row[1], row[2]) for row in (await tx.execute(statement)).all()]
 
 
 async def pending(tx: AsyncSession, limit: int, *, skip_locked: bool) -> list[Any]:

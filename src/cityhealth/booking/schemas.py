@@ -193,6 +193,8 @@ class HoldCreate(_Input):
 class RescheduleRequest(_Input):
     session_id: RowId
     id_number: str | None = Field(default=None, max_length=32)
+    slot_no: int | None = Field(default=None, ge=1, le=9999,
+                                description="a specific slot (号) of the session; none: the first free one")
 
 
 class CancelRequest(_Input):
@@ -346,7 +348,8 @@ class FamilyLinkRead(BaseModel):
     id: int
     role: Literal["manager", "member"]  # the caller's side of the link
     relationship: str
-    status: str
+    # As it stands when read: a guardian-declared link of a member now 18 needs the member's own consent.
+    status: Literal["active", "pending", "needs_member_consent", "revoked"]
     consent_basis: str | None
     consented_at: datetime | None
     revoked_at: datetime | None

@@ -12,11 +12,11 @@ nothing, each attempt with its own answer.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -45,6 +45,7 @@ from cityhealth.booking.idempotency import IdempotencyContext, context_for
 from cityhealth.booking.models import Booking, Callback
 from cityhealth.booking.release import ReleaseRules
 from cityhealth.booking.schemas import (
+    AvailabilityRead,
     BookingCreate,
     BookingRead,
     BookingStatistics,
@@ -52,6 +53,7 @@ from cityhealth.booking.schemas import (
     CancelRequest,
     HoldCreate,
     RescheduleRequest,
+    SessionRead,
 )
 from cityhealth.booking.slots import SessionSlots, exhausted, is_sold_out, refusal
 from cityhealth.clock import Clock, business_date
@@ -63,12 +65,15 @@ from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal, PrincipalKind
 
+if TYPE_CHECKING:  # booking/schedules.py builds on this module
+    from cityhealth.booking.schedules import ChannelAnswer as ChannelAnswer
+
 # The room's use cases, and the outcome types and audit helpers that its api and other domains use with them.
 __all__ = ["RESOURCE", "BookingCreate", "BookingRead", "BookingRuntime", "CallbackRead", "CancelRequest",
            "IdempotencyContext", "Refused", "RescheduleRequest", "WriteResult", "audit_refusal", "audit_settled",
-           "book", "booking_read", "bulletin_section", "cancel", "close_callback", "context_for", "due_callback",
-           "due_callbacks", "hold", "own_bookings", "owned_booking", "owns", "phone_bookings", "read_connection",
-           "reschedule", "runtime_of", "take_as"]
+           "book", "booking_read", "bulletin_section", "cancel", "channel_answers", "close_callback", "context_for",
+           "due_callback", "due_callbacks", "get_session", "hold", "own_bookings", "owned_booking", "owns",
+           "phone_bookings", "read_connection", "reschedule", "runtime_of", "search", "take_as"]
 
 
 @asynccontextmanager
@@ -276,6 +281,35 @@ async def reschedule(session: AsyncSession, clock: Clock, cipher: FieldCipher, r
     from cityhealth.booking import lifecycle
 
     return await lifecycle.reschedule(session, clock, cipher, runtime, principal, booking_id, data, idem)
+
+
+# --- For the resident booking pages (web), which read the schedules through this service -------------------
+
+
+async def search(database: Database, clock: Clock, runtime: BookingRuntime, principal: Principal | None, *,
+                 organization_id: int | None, department_id: int | None, practitioner_id: int | None,
+                 date_from: date | None, date_to: date | None) -> list[AvailabilityRead]:
+    """The availability search (booking/schedules.py)."""
+    from cityhealth.booking import schedules
+
+    return await schedules.search(database, clock, runtime, principal, organization_id=organization_id,
+                                  department_id=department_id, practitioner_id=practitioner_id,
+                                  date_from=date_from, date_to=date_to)
+
+
+async def get_session(session: AsyncSession, session_id: int) -> SessionRead:
+    """One session, or 404 (booking/schedules.py)."""
+    from cityhealth.booking import schedules
+
+    return await schedules.get_session(session, session_id)
+
+
+async def channel_answers(session: AsyncSession, clock: Clock, session_ids: Sequence[int],
+                          channel: str) -> dict[int, ChannelAnswer]:
+    """The booking rule's answer for `channel` now on each session (booking/schedules.py)."""
+    from cityhealth.booking import schedules
+
+    return await schedules.channel_answers(session, clock, session_ids, channel)
 
 
 async def due_callbacks(session: AsyncSession, limit: int) -> list[tuple[CallbackRead, int]]:

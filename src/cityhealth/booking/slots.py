@@ -109,6 +109,17 @@ class SessionSlots:
         self._count(channel, +1)
         return position + 1
 
+    def take_at(self, channel: str, slot_no: int) -> bool:
+        """Take slot `slot_no` for `channel` (refusal() said yes: the channel may take one); False when that
+        slot is not free (taken, or out of the session)."""
+        if self.slot_map is None:
+            raise RuntimeError("the session was read without its slot map: it cannot hand out a slot")
+        if not 1 <= slot_no <= len(self.slot_map) or self.slot_map[slot_no - 1] != "0":
+            return False
+        self.slot_map = self.slot_map[:slot_no - 1] + "1" + self.slot_map[slot_no:]
+        self._count(channel, +1)
+        return True
+
     def give_back(self, channel: str, slot_no: int) -> bool:
         """Free slot `slot_no` taken by `channel`; False when it was not taken (given back already)."""
         if self.slot_map is None:

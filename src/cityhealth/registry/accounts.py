@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from cityhealth.clock import business_date
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.errors import DomainError, Unauthenticated, ValidationFailed
-from cityhealth.registry import residents as registry_residents
+from cityhealth.registry import service as registry_service
 from cityhealth.registry.identifiers import IdentifierError, mask_phone, parse_resident_id
 from cityhealth.registry.protection import ID_NUMBER, cipher_for
 from cityhealth.security import residents
@@ -50,7 +50,7 @@ async def register(body: ResidentRegistration, request: Request, settings: Setti
     matched: int | None = None  # the resident's id (a plain int: the row is gone once a failure rolls back)
     try:
         async with database.transaction() as session:
-            resident = await registry_residents.resident_for_account(session, id_hash)
+            resident = await registry_service.resident_for_account(session, id_hash)
             if resident is not None and resident.is_active and resident.name == body.name.strip():
                 matched = resident.id
                 account = await residents.create_account(session, clock, settings, resident_id=resident.id,
@@ -80,7 +80,7 @@ async def login(body: ResidentLogin, request: Request, settings: SettingsDep, cl
     await limit_auth_attempts(request, settings, clock, database, account=f"resident:{id_hash}")
     # Its own transaction, committed even when refused: the failure counts towards the lockout.
     async with database.transaction() as session:
-        resident = await registry_residents.resident_for_account(session, id_hash)
+        resident = await registry_service.resident_for_account(session, id_hash)
         account = await residents.account_for_login(session, None if resident is None else resident.id)
         result = await residents.login(session, clock, settings, account=account,
                                        password=body.password.get_secret_value(),

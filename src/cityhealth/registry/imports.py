@@ -202,7 +202,7 @@ def _natural_key(kind: str, data: Any, cipher: FieldCipher | None, clock: Clock)
     """The field that identifies a row's record, and its value (for duplicate detection within a file)."""
     if kind == "residents":
         assert cipher is not None  # noqa: S101 - checked by import_records
-        rid = residents.parse_id_number(data.id_number, clock)
+        rid = service.parse_id_number(data.id_number, clock)
         return "id_number", cipher.lookup_hash(ID_NUMBER, rid.number)
     if kind == "organizations":
         return ("code", data.code) if data.code else ("name", data.name)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.clock import Clock, business_date
+from cityhealth.clock import Clock
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import repository
 from cityhealth.registry.identifiers import (
@@ -22,7 +22,6 @@ from cityhealth.registry.identifiers import (
     cross_check_resident_id,
     mask_phone,
     mask_resident_id,
-    parse_resident_id,
     validate_phone,
 )
 from cityhealth.registry.models import Resident
@@ -35,7 +34,13 @@ from cityhealth.registry.schemas import (
     ResidentRevealed,
     ResidentUpdate,
 )
-from cityhealth.registry.service import Change, apply_changes, flush_unique, require_area
+from cityhealth.registry.service import (
+    Change,
+    apply_changes,
+    flush_unique,
+    parse_id_number,
+    require_area,
+)
 from cityhealth.security.audit import REVEALED, Action, record
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal, Scope
@@ -44,14 +49,6 @@ RESOURCE = "resident"
 
 
 # --- Checks -------------------------------------------------------------------------------------------
-
-
-def parse_id_number(value: str, clock: Clock, *, field: str = "id_number") -> ResidentId:
-    """A checked ID number (15-digit legacy forms converted to 18), or 422 with the masked value."""
-    try:
-        return parse_resident_id(value, today=business_date(clock.now()))
-    except IdentifierError as exc:
-        raise ValidationFailed(exc.message, field=field, value=mask_resident_id(value), rule=exc.rule) from None
 
 
 def _cross_check(rid: ResidentId, sex: int, birth_date: date) -> None:
@@ -205,11 +202,6 @@ def not_registered(id_number: str) -> NotFound:
     """The answer to a lookup that found no one (the number shown masked)."""
     return NotFound(f"no resident has ID number {mask_resident_id(id_number)}", code="resident_not_found",
                     field="id_number", value=mask_resident_id(id_number))
-
-
-async def resident_for_account(session: AsyncSession, id_number_hash: str) -> Resident | None:
-    """The resident an account registration or login names, unaudited: the caller audits the attempt."""
-    return await repository.resident_by_id_number_hash(session, id_number_hash)
 
 
 async def find_resident_by_id_number(session: AsyncSession, clock: Clock, cipher: FieldCipher,

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import repository
-from cityhealth.registry.models import Area, ClientApp, Organization
+from cityhealth.registry.identifiers import IdentifierError, ResidentId, mask_resident_id, parse_resident_id
+from cityhealth.registry.models import Area, ClientApp, Organization, Resident
 from cityhealth.registry.schemas import (
     AreaCreate,
     AreaRead,
@@ -45,6 +46,19 @@ _PARENT_LEVELS = {
 }
 # How many leading digits of a GB/T 2260 code name the parent: 2 for a province, 4 for a city.
 _PREFIX_LENGTH = {"province": 2, "city": 4}
+
+
+def parse_id_number(value: str, clock: Clock, *, field: str = "id_number") -> ResidentId:
+    """A checked ID number (15-digit legacy forms converted to 18), or 422 with the masked value."""
+    try:
+        return parse_resident_id(value, today=business_date(clock.now()))
+    except IdentifierError as exc:
+        raise ValidationFailed(exc.message, field=field, value=mask_resident_id(value), rule=exc.rule) from None
+
+
+async def resident_for_account(session: AsyncSession, id_number_hash: str) -> Resident | None:
+    """The resident an account registration or login names, unaudited: the caller audits the attempt."""
+    return await repository.resident_by_id_number_hash(session, id_number_hash)
 
 
 class Change(StrEnum):

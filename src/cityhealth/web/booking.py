@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cityhealth.booking.service import Refused
+from cityhealth.booking.service import Refused, runtime_of
 from cityhealth.clock import business_date
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
@@ -56,7 +56,7 @@ async def choose(request: Request, visitor: Visitor, database: DatabaseDep, cloc
     found = None
     if organization_id is not None and problem is None:
         # First, on the search's own connection: on SQLite the page's transaction below holds the lock.
-        found = await sources.day_sessions(database, clock, sources.runtime_of(request.app),
+        found = await sources.day_sessions(database, clock, runtime_of(request.app.state),
                                            organization_id=organization_id, day=chosen)
     async with database.transaction() as session:
         hospitals = await sources.hospitals(session, clock)

@@ -12,25 +12,28 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking.service import Refused
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
-from cityhealth.errors import DomainError, TooManyRequests, ValidationFailed
-from cityhealth.registry import residents as registry_residents
+from cityhealth.errors import DomainError, ValidationFailed
+from cityhealth.registry import service as registry_service
 from cityhealth.security import residents
 from cityhealth.security.credentials import MAX_PASSWORD_CHARS
 from cityhealth.security.crypto import Purpose
-from cityhealth.security.endpoints import limit_auth_attempts, source_address
+from cityhealth.security.endpoints import source_address
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.web import booking_sources as sources
 from cityhealth.web.session import (
     CSRF_FIELD,
+    SignInForm,
+    SignInRefused,
     csrf_ok,
     end_session,
     require_resident,
     safe_next,
-    signed_in,
+    sign_in,
 )
 from cityhealth.web.templating import page
 
@@ -45,7 +48,6 @@ MINE = "/booking/mine"
 # One answer for an unknown ID number, a wrong password, a locked account: none can be probed.
 REFUSED = "身份证号码或密码不正确，或账户已被暂时锁定。"
 BAD_ID_NUMBER = "请填写有效的 18 位居民身份证号码。"
-TOO_MANY = "登录尝试过于频繁，请稍后再试。"
 STALE_FORM = "表单已过期或来源无效，请刷新页面后重试。"
 
 
@@ -60,7 +62,7 @@ async def sign_in_form(request: Request, next: Annotated[str | None, Query(max_l
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def sign_in(
+async def sign_in_page(
     request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
     id_number: Annotated[str, Form(max_length=32)] = "",
     password: Annotated[str, Form(max_length=MAX_PASSWORD_CHARS)] = "",
@@ -68,26 +70,29 @@ async def sign_in(
     next: Annotated[str, Form(max_length=2048)] = "",
 ) -> Response:
     next_url = safe_next(next, AFTER_SIGN_IN)
-    if not csrf_ok(request, settings, csrf_token, None):
-        return _form(request, next_url=next_url, error=STALE_FORM, status_code=403)
-    try:
-        number = registry_residents.parse_id_number(id_number.strip(), clock).number
-    except ValidationFailed:
-        return _form(request, next_url=next_url, error=BAD_ID_NUMBER, status_code=422)
-    id_hash = sources.cipher_of(settings).lookup_hash(Purpose.RESIDENT_ID_NUMBER, number)
-    try:
-        await limit_auth_attempts(request, settings, clock, database, account=f"resident:{id_hash}")
-    except TooManyRequests:
-        return _form(request, next_url=next_url, error=TOO_MANY, status_code=429)
-    # Its own transaction, committed even when refused: the failure counts towards the lockout.
-    async with database.transaction() as session:
-        resident = await registry_residents.resident_for_account(session, id_hash)
-        account = await residents.account_for_login(session, None if resident is None else resident.id)
-        result = await residents.login(session, clock, settings, account=account, password=password,
+    id_hash = ""
+
+    def again(error: str, status_code: int) -> Response:
+        return _form(request, next_url=next_url, error=error, status_code=status_code)
+
+    def account() -> str:
+        nonlocal id_hash
+        try:
+            number = registry_service.parse_id_number(id_number.strip(), clock).number
+        except ValidationFailed:
+            raise SignInRefused(BAD_ID_NUMBER, 422) from None
+        id_hash = sources.cipher_of(settings).lookup_hash(Purpose.RESIDENT_ID_NUMBER, number)
+        return f"resident:{id_hash}"
+
+    async def attempt(session: AsyncSession) -> Principal | str:
+        resident = await registry_service.resident_for_account(session, id_hash)
+        found = await residents.account_for_login(session, None if resident is None else resident.id)
+        result = await residents.login(session, clock, settings, account=found, password=password,
                                        source_address=source_address(request))
-    if result.principal is None:
-        return _form(request, next_url=next_url, error=REFUSED, status_code=401)
-    return signed_in(request, settings, clock, result.principal, next_url)
+        return result.principal or REFUSED
+
+    return await sign_in(request, settings, clock, database, SignInForm(again, STALE_FORM), submitted=csrf_token,
+                         next_url=next_url, account=account, login=attempt)
 
 
 @router.post("/logout")

@@ -1,11 +1,14 @@
 """What the resident booking pages ask the domains, and the booking rule's refusals in Chinese.
 
 - hospitals and departments: `registry.service.list_organizations`, `registry.departments`;
-- a day's sessions: `booking.schedules.search` (the availability search), each then answered by the booking
-  rule for the residents' channel at this moment (`booking.schedules.channel_answers`), so what a page
+- a day's sessions: `booking.service.search` (the availability search), each then answered by the booking
+  rule for the residents' channel at this moment (`booking.service.channel_answers`), so what a page
   offers can be held;
-- holding, confirming, cancelling and listing: `booking.service` and `booking.lifecycle`, as the API calls
-  them, with a refusal audited as the API's booking routes audit theirs.
+- holding, confirming, cancelling and listing: `booking.service`, as the API calls it, with a refusal
+  audited as the API's booking routes audit theirs.
+
+The web reads the booking room and the registry only through their `service` modules (and their schemas):
+an import-linter contract in pyproject.toml keeps it so.
 
 A slot of the SMART Scheduling Links feed is one session (booking/publication.py), so a slot id is a
 session id: the feed's deep link `/booking/slots/{slot_id}` opens that session's page.
@@ -20,12 +23,9 @@ from datetime import date, datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.booking import availability, lifecycle, schedules
 from cityhealth.booking import service as booking_service
-from cityhealth.booking.availability import BookingRuntime
-from cityhealth.booking.idempotency import context_for
-from cityhealth.booking.schedules import ChannelAnswer
 from cityhealth.booking.schemas import AvailabilityRead, BookingCreate, BookingRead, CancelRequest, HoldCreate
+from cityhealth.booking.service import BookingRuntime, context_for
 from cityhealth.clock import BUSINESS_TZ, Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
@@ -76,11 +76,6 @@ REFUSED = "暂时无法办理，请稍后再试。"
 
 def refusal_text(error: DomainError) -> str:
     return REFUSALS.get(error.code, REFUSED)
-
-
-def runtime_of(app: FastAPI) -> BookingRuntime:
-    """The app's booking runtime: the one the booking API uses too."""
-    return availability.runtime_of(app.state)
 
 
 def cipher_of(settings: Settings) -> FieldCipher:
@@ -160,9 +155,9 @@ class _Names:
         return self.doctors[practitioner_id]
 
 
-async def _view(names: _Names, answer: ChannelAnswer, *, session_id: int, organization_id: int, department_id: int,
-                practitioner_id: int | None, service_date: date, starts_at: datetime, ends_at: datetime,
-                fee_class: str) -> SlotView:
+async def _view(names: _Names, answer: booking_service.ChannelAnswer, *, session_id: int, organization_id: int,
+                department_id: int, practitioner_id: int | None, service_date: date, starts_at: datetime,
+                ends_at: datetime, fee_class: str) -> SlotView:
     return SlotView(
         id=session_id, organization_id=organization_id, hospital=await names.hospital(organization_id),
         department=await names.department(organization_id, department_id),
@@ -175,15 +170,15 @@ async def _view(names: _Names, answer: ChannelAnswer, *, session_id: int, organi
 async def day_sessions(database: Database, clock: Clock, runtime: BookingRuntime, *, organization_id: int,
                        day: date) -> list[AvailabilityRead]:
     """The hospital's sessions of `day`, as the availability search finds them (on its own connection)."""
-    return await schedules.search(database, clock, runtime, None, organization_id=organization_id, department_id=None,
-                                  practitioner_id=None, date_from=day, date_to=day)
+    return await booking_service.search(database, clock, runtime, None, organization_id=organization_id,
+                                        department_id=None, practitioner_id=None, date_from=day, date_to=day)
 
 
 async def day_slots(session: AsyncSession, clock: Clock, found: list[AvailabilityRead],
                     department_id: int | None) -> list[SlotView]:
     """The sessions found (in one department, or all), each with the booking rule's answer now."""
     chosen = [item for item in found if department_id is None or item.department_id == department_id]
-    answers = await schedules.channel_answers(session, clock, [item.id for item in chosen], CHANNEL)
+    answers = await booking_service.channel_answers(session, clock, [item.id for item in chosen], CHANNEL)
     names = _Names(session)
     return [await _view(names, answers[item.id], session_id=item.id, organization_id=item.organization_id,
                         department_id=item.department_id, practitioner_id=item.practitioner_id,
@@ -194,8 +189,8 @@ async def day_slots(session: AsyncSession, clock: Clock, found: list[Availabilit
 
 async def slot(session: AsyncSession, clock: Clock, slot_id: int) -> SlotView:
     """One session (a feed's slot) with the rule's answer now; 404 for an unknown one."""
-    found = await schedules.get_session(session, slot_id)
-    answers = await schedules.channel_answers(session, clock, [slot_id], CHANNEL)
+    found = await booking_service.get_session(session, slot_id)
+    answers = await booking_service.channel_answers(session, clock, [slot_id], CHANNEL)
     return await _view(_Names(session), answers[slot_id], session_id=found.id,
                        organization_id=found.organization_id, department_id=found.department_id,
                        practitioner_id=found.practitioner_id, service_date=found.service_date,
@@ -222,8 +217,9 @@ async def hold(app: FastAPI, principal: Principal, slot_id: int, key: str, path:
     """Hold a slot of the session for the signed-in resident (the form's key makes a resubmission a replay)."""
     state = app.state
     idem = context_for(principal.subject, key, "POST", path, _payload(session_id=slot_id))
-    result = await booking_service.hold(state.database, state.clock, cipher_of(state.settings), runtime_of(app),
-                                        principal, HoldCreate(session_id=slot_id), idem)
+    result = await booking_service.hold(state.database, state.clock, cipher_of(state.settings),
+                                        booking_service.runtime_of(app.state), principal,
+                                        HoldCreate(session_id=slot_id), idem)
     return await _replay_audited(state.database, state.clock, principal, result)
 
 
@@ -243,8 +239,8 @@ async def confirmed(app: FastAPI, principal: Principal, result: booking_service.
 
 async def cancel(tx: AsyncSession, app: FastAPI, principal: Principal, booking_id: int) -> BookingRead:
     state = app.state
-    return await lifecycle.cancel(tx, state.clock, cipher_of(state.settings), runtime_of(app), principal,
-                                  booking_id, CancelRequest())
+    return await booking_service.cancel(tx, state.clock, cipher_of(state.settings),
+                                        booking_service.runtime_of(app.state), principal, booking_id, CancelRequest())
 
 
 async def audit_refusal(database: Database, clock: Clock, principal: Principal, error: Exception) -> DomainError:

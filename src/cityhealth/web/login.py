@@ -6,20 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
-from cityhealth.errors import TooManyRequests
 from cityhealth.security import staff
 from cityhealth.security.credentials import MAX_PASSWORD_CHARS
-from cityhealth.security.endpoints import limit_auth_attempts, source_address
+from cityhealth.security.endpoints import source_address
 from cityhealth.security.principals import Principal
 from cityhealth.web.session import (
     CSRF_FIELD,
-    csrf_ok,
+    SignInForm,
     end_session,
     require_login,
     safe_next,
-    signed_in,
+    sign_in,
 )
 from cityhealth.web.templating import page
 
@@ -34,7 +34,6 @@ MESSAGES = {
     "totp_not_enrolled": "该角色必须使用动态验证码，但此账户尚未绑定身份验证器，请联系管理员。",
 }
 STALE_FORM = "表单已过期或来源无效，请重新提交。"
-TOO_MANY = "登录尝试过于频繁，请稍后再试。"
 
 
 def _form(request: Request, *, next_url: str, username: str = "", error: str | None = None,
@@ -57,21 +56,17 @@ async def login(
     next: Annotated[str, Form(max_length=2048)] = "",
 ) -> Response:
     next_url = safe_next(next)
-    if not csrf_ok(request, settings, csrf_token, None):
-        # Nothing is attempted: a cross-site or replayed form must not even count towards a lockout.
-        return _form(request, next_url=next_url, username=username, error=STALE_FORM, status_code=403)
-    try:
-        await limit_auth_attempts(request, settings, clock, database, account=f"staff:{username}")
-    except TooManyRequests:
-        return _form(request, next_url=next_url, username=username, error=TOO_MANY, status_code=429)
-    # Its own transaction, committed even when refused: the failure counts towards the lockout.
-    async with database.transaction() as session:
+
+    def again(error: str, status_code: int) -> Response:
+        return _form(request, next_url=next_url, username=username, error=error, status_code=status_code)
+
+    async def attempt(session: AsyncSession) -> Principal | str:
         result = await staff.login(session, clock, settings, username=username, password=password,
                                    totp=totp.strip() or None, source_address=source_address(request))
-    if result.principal is None:
-        message = MESSAGES.get(result.failure or "", REFUSED)
-        return _form(request, next_url=next_url, username=username, error=message, status_code=401)
-    return signed_in(request, settings, clock, result.principal, next_url)
+        return result.principal or MESSAGES.get(result.failure or "", REFUSED)
+
+    return await sign_in(request, settings, clock, database, SignInForm(again, STALE_FORM), submitted=csrf_token,
+                         next_url=next_url, account=lambda: f"staff:{username}", login=attempt)
 
 
 @router.post("/logout")

@@ -16,19 +16,22 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.config import Environment, Settings
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.db.engine import Database
-from cityhealth.errors import Forbidden, Unauthenticated
+from cityhealth.errors import Forbidden, TooManyRequests, Unauthenticated
 from cityhealth.security import staff
 from cityhealth.security.audit import Action, record_now
 from cityhealth.security.dependencies import client_state_cache
+from cityhealth.security.endpoints import limit_auth_attempts
 from cityhealth.security.failures import authentication_failed
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 from cityhealth.security.sessions import ensure_live, logout, subject_id
@@ -40,6 +43,7 @@ CSRF_FIELD = "csrf_token"
 DEFAULT_AFTER_LOGIN = "/dashboard/quality"
 STAFF_LOGIN = "/login"
 RESIDENT_LOGIN = "/booking/login"
+TOO_MANY = "登录尝试过于频繁，请稍后再试。"
 
 
 class LoginRequired(Exception):
@@ -149,6 +153,47 @@ def signed_in(request: Request, settings: Settings, clock: Clock, principal: Pri
     new_csrf_nonce(request)
     set_cookie(response, settings, CSRF_COOKIE, request.state.csrf_nonce)
     return response
+
+
+class SignInRefused(Exception):
+    """A sign-in answered with its form again: the text to show and the status."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class SignInForm:
+    """A sign-in page's texts and how it shows its form again with one of them (and a status)."""
+
+    again: Callable[[str, int], Response]
+    stale: str  # the form's CSRF token does not match: nothing is attempted
+    too_many: str = TOO_MANY
+
+
+async def sign_in(request: Request, settings: Settings, clock: Clock, database: Database, form: SignInForm, *,
+                  submitted: str, next_url: str, account: Callable[[], str],
+                  login: Callable[[AsyncSession], Awaitable[Principal | str]]) -> Response:
+    """The staff and the resident sign-in: the CSRF check (a cross-site or replayed form does not even count
+    towards a lockout), the rate limit on `account()` (which may refuse with `SignInRefused`), then `login`
+    in a transaction of its own, committed even when it refuses (the failure counts towards the lockout):
+    the principal signed in, or the refusal's text (401)."""
+    try:
+        if not csrf_ok(request, settings, submitted, None):
+            raise SignInRefused(form.stale, 403)
+        try:
+            await limit_auth_attempts(request, settings, clock, database, account=account())
+        except TooManyRequests:
+            raise SignInRefused(form.too_many, 429) from None
+        async with database.transaction() as session:
+            result = await login(session)
+        if isinstance(result, str):
+            raise SignInRefused(result, 401)
+    except SignInRefused as refused:
+        return form.again(refused.message, refused.status_code)
+    return signed_in(request, settings, clock, result, next_url)
 
 
 async def end_session(request: Request, settings: Settings, clock: Clock, database: Database, principal: Principal,
