@@ -1,0 +1,118 @@
+"""The work orders' days equal a recount of the stored events after any sequence of steps: intake from each
+source, steps refused or retried, extensions, late closes, dissatisfied callbacks that reopen and close again."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter, defaultdict
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from cityhealth.clock import business_date
+from cityhealth.hotline.work_order_events import Step, project
+from cityhealth.hotline.work_order_models import WorkOrder, WorkOrderDay, WorkOrderEvent
+from cityhealth.hotline.work_order_statistics import DAY_COUNTS
+from tests.hotline.calls_support import on_loop
+from tests.hotline.work_orders_support import (
+    CITY_PUSH,
+    ORDERS,
+    PROVINCE_PUSH,
+    Steps,
+    agent,
+    city,
+    city_push,
+    handler,
+    organizations,
+    province,
+    province_push,
+    supervisor,
+)
+
+ACTIONS = ("dispatch", "reply", "close", "callback:satisfied", "callback:basically_satisfied",
+           "callback:dissatisfied", "extension-request", "extension-request/approve")
+orders = st.lists(st.tuples(
+    st.sampled_from(("city", "province", "self")),
+    st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, 60), st.booleans()), max_size=12),
+), min_size=1, max_size=3)
+
+
+async def recount(app: FastAPI) -> tuple[dict[tuple[Any, ...], Counter[str]], dict[tuple[Any, ...], Counter[str]]]:
+    """(the days kept, the days counted again from every order's events as the projection judges them)."""
+    async with app.state.database.transaction() as session:
+        kept = {(row.business_date, row.source): Counter({name: getattr(row, name) for name in DAY_COUNTS})
+                for row in await session.scalars(select(WorkOrderDay))}
+        rows = await session.execute(select(WorkOrderEvent.work_order_id, WorkOrderEvent.seq, WorkOrderEvent.kind,
+                                            WorkOrderEvent.at, WorkOrderEvent.data, WorkOrder.source)
+                                     .join(WorkOrder, WorkOrder.id == WorkOrderEvent.work_order_id))
+    steps: dict[int, list[Step]] = defaultdict(list)
+    sources: dict[int, str] = {}
+    counted: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    for order_id, seq, kind, at, data, source in rows:
+        steps[order_id].append(Step(seq, kind, at, dict(data)))
+        sources[order_id] = source
+        if kind == "received":
+            counted[(business_date(at), source)]["received"] += 1
+        elif kind == "callback":
+            counted[(business_date(at), source)][data["satisfaction"]] += 1
+    for order_id, order_steps in steps.items():
+        for closed_at, on_time in project(order_steps).closings:
+            counted[(business_date(closed_at), sources[order_id])]["closed"] += 1
+            counted[(business_date(closed_at), sources[order_id])]["closed_on_time"] += on_time
+    return ({key: +counts for key, counts in kept.items() if +counts},
+            {key: +counts for key, counts in counted.items() if +counts})
+
+
+async def test_the_days_are_a_recount_of_the_events_after_any_steps(app: FastAPI, client: httpx.AsyncClient) -> None:
+    organization = (await organizations(app, "NJH-A"))["NJH-A"]
+    # Headers made as each request goes: the clock moves on past a token's lifetime.
+    headers = {"city": lambda: city(app), "province": lambda: province(app), "agent": lambda: agent(app),
+               "supervisor": lambda: supervisor(app), "handler": lambda: handler(app, organization)}
+    numbers = itertools.count()
+    run = on_loop(asyncio.get_running_loop())
+
+    async def receive(source: str) -> Steps:
+        number = next(numbers)
+        if source == "city":
+            response = await client.post(CITY_PUSH, headers=await headers["city"](), json=city_push(f"NJ-{number}"))
+        elif source == "province":
+            response = await client.post(PROVINCE_PUSH, headers=await headers["province"](),
+                                         json=province_push(f"JS-{number}", orderType="URGENT"))
+        else:
+            response = await client.post(ORDERS, headers=await headers["agent"](), json={
+                "request_key": f"own-{number}", "category": "complaint", "title": "t", "content": "c",
+                "organization_id": organization})
+        assert response.status_code == 200, response.text
+        return Steps(client, response.json()["work_order_id"])
+
+    async def take(order: Steps, action: str, again: bool) -> None:
+        step, _, satisfaction = action.partition(":")
+        body: dict[str, Any] = {
+            "dispatch": {}, "reply": {"reply": "答复"}, "close": {},
+            "callback": {"satisfaction": satisfaction},
+            "extension-request": {"working_days": 2, "reason": "需要调查"},
+            "extension-request/approve": {}}[step]
+        who = {"reply": "handler", "extension-request": "handler", "extension-request/approve": "supervisor"}
+        key = f"{action}-{order.order_id}-{order.n}"
+        for _ in range(2 if again else 1):  # a retry with its key is the same step
+            response = await order.post(step, await headers[who.get(step, "agent")](), key=key, **body)
+            assert response.status_code in (200, 409), response.text
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(orders)
+    def steps_then_recount(drawn: list[tuple[str, list[tuple[str, int, bool]]]]) -> None:
+        for source, actions in drawn:
+            order = run(receive(source))
+            for action, hours, again in actions:
+                app.state.clock.advance(timedelta(hours=hours))
+                run(take(order, action, again))
+        kept, counted = run(recount(app))
+        assert kept == counted
+
+    await asyncio.to_thread(steps_then_recount)
