@@ -19,21 +19,8 @@ from cityhealth.clock import business_date
 from cityhealth.hotline.work_order_events import Step, project
 from cityhealth.hotline.work_order_models import WorkOrder, WorkOrderDay, WorkOrderEvent
 from cityhealth.hotline.work_order_statistics import DAY_COUNTS
+from tests.hotline import work_orders_support as support
 from tests.hotline.calls_support import on_loop
-from tests.hotline.work_orders_support import (
-    CITY_PUSH,
-    ORDERS,
-    PROVINCE_PUSH,
-    Steps,
-    agent,
-    city,
-    city_push,
-    handler,
-    organizations,
-    province,
-    province_push,
-    supervisor,
-)
 
 ACTIONS = ("dispatch", "reply", "close", "callback:satisfied", "callback:basically_satisfied",
            "callback:dissatisfied", "extension-request", "extension-request/approve")
@@ -88,28 +75,30 @@ async def recount(app: FastAPI) -> tuple[dict[tuple[Any, ...], Counter[str]], di
 
 
 async def test_the_days_are_a_recount_of_the_events_after_any_steps(app: FastAPI, client: httpx.AsyncClient) -> None:
-    organization = (await organizations(app, "NJH-A"))["NJH-A"]
+    organization = (await support.organizations(app, "NJH-A"))["NJH-A"]
     # Headers made as each request goes: the clock moves on past a token's lifetime.
-    headers = {"city": lambda: city(app), "province": lambda: province(app), "agent": lambda: agent(app),
-               "supervisor": lambda: supervisor(app), "handler": lambda: handler(app, organization)}
+    headers = {"city": lambda: support.city(app), "province": lambda: support.province(app),
+               "agent": lambda: support.agent(app), "supervisor": lambda: support.supervisor(app),
+               "handler": lambda: support.handler(app, organization)}
     numbers = itertools.count()
     run = on_loop(asyncio.get_running_loop())
 
-    async def receive(source: str) -> Steps:
+    async def receive(source: str) -> support.Steps:
         number = next(numbers)
         if source == "city":
-            response = await client.post(CITY_PUSH, headers=await headers["city"](), json=city_push(f"NJ-{number}"))
+            response = await client.post(support.CITY_PUSH, headers=await headers["city"](),
+                                         json=support.city_push(f"NJ-{number}"))
         elif source == "province":
-            response = await client.post(PROVINCE_PUSH, headers=await headers["province"](),
-                                         json=province_push(f"JS-{number}", orderType="URGENT"))
+            response = await client.post(support.PROVINCE_PUSH, headers=await headers["province"](),
+                                         json=support.province_push(f"JS-{number}", orderType="URGENT"))
         else:
-            response = await client.post(ORDERS, headers=await headers["agent"](), json={
+            response = await client.post(support.ORDERS, headers=await headers["agent"](), json={
                 "request_key": f"own-{number}", "category": "complaint", "title": "t", "content": "c",
                 "organization_id": organization})
         assert response.status_code == 200, response.text
-        return Steps(client, response.json()["work_order_id"])
+        return support.Steps(client, response.json()["work_order_id"])
 
-    async def take(order: Steps, action: str, again: bool) -> None:
+    async def take(order: support.Steps, action: str, again: bool) -> None:
         step, _, satisfaction = action.partition(":")
         body: dict[str, Any] = {
             "dispatch": {}, "reply": {"reply": "答复"}, "close": {},
