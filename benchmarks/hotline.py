@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -58,7 +59,7 @@ from cityhealth.hotline import knowledge, knowledge_answers
 from cityhealth.hotline.knowledge_cli import starter_set
 from cityhealth.hotline.knowledge_index import KnowledgeIndex
 from cityhealth.hotline.knowledge_schemas import ArticleCreate, SelfServiceAsk
-from cityhealth.hotline.knowledge_starter import hospitals, labelled_questions
+from cityhealth.hotline.knowledge_starter import LabelledQuestion, hospitals, labelled_questions
 from cityhealth.security.principals import Principal, PrincipalKind, Scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -105,14 +106,22 @@ async def load(database: Database, clock: SimulatedClock, articles: list[Article
             await knowledge.load_articles(session, clock, articles[start:start + 1000])
 
 
-async def accuracy(database: Database, clock: SimulatedClock) -> tuple[float, float, float]:
-    """(top-1 answered, top-3 found, off-topic refused) over the labelled questions."""
+def held_out_questions() -> list[LabelledQuestion]:
+    """Questions written after the ranking's weights, synonyms and threshold were last tuned, and never used
+    to tune them: the accuracy a caller may expect, where the labelled set's is the one tuned for."""
+    rows = json.loads((Path(__file__).parent / "data" / "knowledge_heldout.json").read_text("utf-8"))
+    return [LabelledQuestion(row["question"], row["article"]) for row in rows]
+
+
+async def accuracy(database: Database, clock: SimulatedClock, questions: list[LabelledQuestion],
+                   label: str) -> tuple[float, float, float]:
+    """(top-1 answered, top-3 found, off-topic refused) over `questions`."""
     index = KnowledgeIndex()
     top1 = top3 = refused = positives = negatives = 0
-    for n, question in enumerate(labelled_questions()):
+    for n, question in enumerate(questions):
         async with database.transaction() as session:
             answer = await knowledge_answers.self_service(session, clock, IVR, index, SelfServiceAsk(
-                utterance_id=f"bench-{n}", text=question.question))
+                utterance_id=f"bench-{label}-{n}", text=question.question))
             hits = await knowledge_answers.search(session, clock, index, question.question, limit=3)
             answered = (await index.current(session)).document(answer.article_id or 0)
         if question.article_key is None:
@@ -155,9 +164,11 @@ async def run(url: str, articles: int, searches: int) -> tuple[float, float]:
     try:
         starter = starter_set()
         await load(database, clock, starter)
-        top1, top3, refused = await accuracy(database, clock)
-        print(f"labelled questions on the starter set ({len(starter)} articles): top-1 {top1:.3f} "
-              f"(goal >= {GOAL_TOP1}), top-3 {top3:.3f}, off-topic refused {refused:.3f}")
+        top1s = {}
+        for label, questions in (("labelled", labelled_questions()), ("held-out", held_out_questions())):
+            top1s[label], top3, refused = await accuracy(database, clock, questions, label)
+            print(f"{label} questions ({len(questions)}) on the starter set ({len(starter)} articles): top-1 "
+                  f"{top1s[label]:.3f} (goal >= {GOAL_TOP1}), top-3 {top3:.3f}, off-topic refused {refused:.3f}")
         started = time.perf_counter()
         await load(database, clock, generated(articles - len(starter)))
         print(f"loaded {articles} articles in {time.perf_counter() - started:.1f} s")
@@ -166,7 +177,7 @@ async def run(url: str, articles: int, searches: int) -> tuple[float, float]:
               f"p99 {p99:.2f} ms (goal <= {GOAL_P99_MS} ms)", flush=True)
     finally:
         await database.dispose()
-    return p99, top1
+    return p99, top1s["held-out"]
 
 
 async def knowledge_base(args: argparse.Namespace, base: str) -> tuple[float, float]:

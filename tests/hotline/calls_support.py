@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
@@ -13,6 +15,7 @@ from cityhealth.security.principals import Role, Scope
 from tests.factories.security import headers_for, machine, staff
 
 NANJING_LINE = "025-12320"
+T = TypeVar("T")
 
 
 async def add_line(app: FastAPI, line: str = NANJING_LINE, city_code: str = "320100", city_name: str = "南京市",
@@ -54,3 +57,10 @@ def call_events(call_id: str, start: datetime, *, agent: str = "staff:1", catego
         {"call_id": call_id, "event_id": "e4", "kind": "answer", "at": at(40), "agent": agent},
         end,
     ]
+
+
+def on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
+    """Run a coroutine on the test's loop from hypothesis's thread (the loop is free meanwhile)."""
+    def run(coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()  # type: ignore[arg-type]
+    return run

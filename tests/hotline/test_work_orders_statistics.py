@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
-from typer.testing import CliRunner
 
-from cityhealth.cli import app as cli_app
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.hotline.work_order_statistics import WorkOrderFigures, work_order_figures
 from tests.hotline.work_orders_support import (
@@ -29,7 +24,7 @@ from tests.hotline.work_orders_support import (
     province_push,
 )
 
-JUNE = (datetime(2022, 6, 1, tzinfo=BUSINESS_TZ), datetime(2022, 7, 1, tzinfo=BUSINESS_TZ))
+JUNE = (date(2022, 6, 1), date(2022, 6, 30))
 
 
 async def _work(app: FastAPI, client: httpx.AsyncClient, order: Steps, organization_id: int,
@@ -42,9 +37,9 @@ async def _work(app: FastAPI, client: httpx.AsyncClient, order: Steps, organizat
         await order.post("callback", hotline, satisfaction=satisfaction)
 
 
-async def _figures(app: FastAPI, start: datetime, end: datetime) -> WorkOrderFigures:
+async def _figures(app: FastAPI, first: date, last: date) -> WorkOrderFigures:
     async with app.state.database.transaction() as session:
-        return await work_order_figures(session, start, end)
+        return await work_order_figures(session, first, last)
 
 
 async def test_the_months_figures_count_sources_timeliness_and_satisfaction(app: FastAPI,
@@ -71,22 +66,7 @@ async def test_the_months_figures_count_sources_timeliness_and_satisfaction(app:
         by_source={"city_12345": 3, "province_12345": 1, "self_received": 1}, closed=4, closed_on_time=3,
         on_time_rate=Decimal("75.00"), callbacks=3, satisfied=1, basically_satisfied=1, dissatisfied=1,
         satisfaction_rate=Decimal("66.67"))
-    july = await _figures(app, datetime(2022, 7, 1, tzinfo=BUSINESS_TZ), datetime(2022, 8, 1, tzinfo=BUSINESS_TZ))
+    july = await _figures(app, date(2022, 7, 1), date(2022, 7, 31))
     assert july == WorkOrderFigures(by_source={"city_12345": 0, "province_12345": 0, "self_received": 0}, closed=0,
                                     closed_on_time=0, on_time_rate=None, callbacks=0, satisfied=0,
                                     basically_satisfied=0, dissatisfied=0, satisfaction_rate=None)
-
-
-def test_the_command_prints_the_months_figures(database_url: str, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CITYHEALTH_DATABASE_URL", database_url)
-    monkeypatch.setenv("CITYHEALTH_VAR_DIR", str(tmp_path / "var"))
-    runner = CliRunner()
-    shown = runner.invoke(cli_app, ["hotline", "work-order-figures", "--month", "2022-06"])
-    assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.output) == {
-        "month": "2022-06", "by_source": {"city_12345": 0, "province_12345": 0, "self_received": 0}, "closed": 0,
-        "closed_on_time": 0, "on_time_rate": None, "callbacks": 0, "satisfied": 0, "basically_satisfied": 0,
-        "dissatisfied": 0, "satisfaction_rate": None}
-    refused = runner.invoke(cli_app, ["hotline", "work-order-figures", "--month", "2022-13"])
-    assert refused.exit_code == 1

@@ -1,30 +1,31 @@
-"""`cityhealth hotline …`: the city lines, the crisis escalation run by hand, the month's call and work-order
-figures, the month's statistics as the bulletin reports them, the holiday calendar."""
+"""`cityhealth hotline …`: the city lines, the crisis escalation run by hand, the month's call figures, the
+month's statistics as the bulletin reports them (the work orders' with them), the holiday calendar."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import getpass
-import json
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.clock import SystemClock, business_midnight
+from cityhealth.clock import SystemClock
 from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
-from cityhealth.hotline import crisis, holidays, service, statistics, work_order_statistics
-from cityhealth.hotline.schemas import CallStatistics, CityLineIn, CityLineRead, HotlineMonth
+from cityhealth.hotline import crisis, holidays, service, statistics
+from cityhealth.hotline.schemas import CityLineIn, CityLineRead
 from cityhealth.hotline.work_order_schemas import HolidayYearIn, HolidayYearRead
 
 app = typer.Typer(help="The 12320 hotline: city lines, crisis escalation, call and work-order figures, holidays.",
                   no_args_is_help=True)
 console = Console()
+T = TypeVar("T")
 
 
 @app.command("set-line")
@@ -75,56 +76,31 @@ def escalate() -> None:
     console.print(f"escalated: {len(asyncio.run(run()))}")
 
 
+def _read(read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """`read` in a transaction on the configured database; a refusal printed, and exit code 1."""
+    settings = load_settings()
+
+    async def run() -> T:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await read(session)
+
+    try:
+        return asyncio.run(run())
+    except DomainError as error:
+        console.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from error
+
+
 @app.command("call-figures")
 def call_figures(month: str = typer.Argument(..., help="YYYY-MM")) -> None:
     """The month's calls by city and by category, with the peak day and hour, as JSON."""
-    settings = load_settings()
-
-    async def run() -> CallStatistics:
-        async with checked_database(settings) as database, database.transaction() as session:
-            return await statistics.call_statistics(session, month)
-
-    try:
-        figures = asyncio.run(run())
-    except DomainError as error:
-        console.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from error
-    console.print_json(figures.model_dump_json())
-
-
-@app.command("work-order-figures")
-def work_order_figures(month: str = typer.Option(..., help="YYYY-MM")) -> None:
-    """The month's work orders by source, on-time closure and satisfaction, as JSON."""
-    settings = load_settings()
-    try:
-        first, last = statistics.month_bounds(month)
-    except DomainError as error:
-        console.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from error
-    start, end = business_midnight(first), business_midnight(last + timedelta(days=1))
-
-    async def run() -> work_order_statistics.WorkOrderFigures:
-        async with checked_database(settings) as database, database.transaction() as session:
-            return await work_order_statistics.work_order_figures(session, start, end)
-
-    # Rates as strings ("75.00"): the exact decimals the bulletin prints.
-    console.print_json(json.dumps({"month": month, **dataclasses.asdict(asyncio.run(run()))}, default=str))
+    console.print_json(_read(lambda session: statistics.call_statistics(session, month)).model_dump_json())
 
 
 @app.command("holidays")
 def show_holidays(year: int = typer.Argument(..., help="the year")) -> None:
     """A year's public holidays and adjusted working weekends, and where they come from, as JSON."""
-    settings = load_settings()
-
-    async def run() -> HolidayYearRead:
-        async with checked_database(settings) as database, database.transaction() as session:
-            return await holidays.get_year(session, year)
-
-    try:
-        console.print_json(asyncio.run(run()).model_dump_json())
-    except DomainError as error:
-        console.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from error
+    console.print_json(_read(lambda session: holidays.get_year(session, year)).model_dump_json())
 
 
 @app.command("set-holidays")
@@ -155,15 +131,4 @@ def month_figures(month: str = typer.Argument(..., help="YYYY-MM"),
     """The month's statistics as the bulletin reports them (calls by city, the region city's calls by category,
     the self-service answer rate, the peaks, the work orders by source, their on-time closure and satisfaction),
     as JSON."""
-    settings = load_settings()
-
-    async def run() -> HotlineMonth:
-        async with checked_database(settings) as database, database.transaction() as session:
-            return await statistics.monthly_statistics(session, month, region)
-
-    try:
-        figures = asyncio.run(run())
-    except DomainError as error:
-        console.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(1) from error
-    console.print_json(figures.model_dump_json())
+    console.print_json(_read(lambda session: statistics.monthly_statistics(session, month, region)).model_dump_json())

@@ -67,6 +67,7 @@ async def self_service(session: AsyncSession, clock: Clock, principal: Principal
     if not inserted:  # the same utterance, asked concurrently: answer as the first did
         raced = await _query(session, ask.utterance_id)
         return await _replayed(session, raced.utterance_id, raced.answered, raced.confidence, raced.article_id)
+    await repository.count_asked(session, business_date(now), answered=answered)
     if not answered:
         terms = sorted(set(current.analyzer.terms(masked)))
         group_key = " ".join(terms)[:200] or NO_TERMS_KEY

@@ -42,11 +42,12 @@ class KnowledgeIndex:
         previous = self._index
         if self._analyzer is None:
             # The starter set names the demo city's hospitals: their names are known before the registry is loaded.
-            self._analyzer = Analyzer(starter_dictionary() + [h["name"] for h in hospitals()],
-                                      starter_synonyms() | organization_synonyms())
+            self._analyzer = Analyzer(starter_dictionary(), starter_synonyms() | organization_synonyms())
+            self._analyzer.add_entities(h["name"] for h in hospitals())
         if words != self._words:
             self._analyzer.synonyms.update(short_names)
-            self._analyzer.add_words(words | set(short_names.values()))
+            self._analyzer.add_words(words)
+            self._analyzer.add_entities({name for name, _ in organizations} | set(short_names.values()))
             self._words = words
             previous = None  # new words cut differently: every article is cut again
         rows = await repository.published(session)

@@ -124,6 +124,16 @@ class SelfServiceQuery(Base):
     unanswered_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_kb_unanswered.id"))
 
 
+class SelfServiceDay(Base):
+    """A day's self-service questions, asked and answered: one more with each new utterance's query row."""
+
+    __tablename__ = "hotline_kb_query_days"
+
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)  # asked on (Asia/Shanghai)
+    asked: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+
+
 class KnowledgeState(Base):
     """One row: a counter moved by every change to what is published, so that a worker's index sees it cheaply."""
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db.counters import add_counts
 from cityhealth.hotline.knowledge_models import (
     KnowledgeArticle,
     KnowledgeState,
     KnowledgeVersion,
+    SelfServiceDay,
     SelfServiceQuery,
     UnansweredQuestion,
 )
@@ -142,6 +144,12 @@ async def insert_query(session: AsyncSession, values: dict[str, Any]) -> bool:
     statement = _insert(session, table).values(**values).on_conflict_do_nothing(
         index_elements=[table.c.utterance_id]).returning(table.c.id)
     return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def count_asked(session: AsyncSession, day: date, *, answered: bool) -> None:
+    """One more self-service question asked on `day` (Asia/Shanghai), answered or not."""
+    await add_counts(session, SelfServiceDay.__table__, ("business_date",),  # type: ignore[arg-type]
+                     [{"business_date": day, "asked": 1, "answered": int(answered)}])
 
 
 async def unanswered(session: AsyncSession, question_id: int, *, for_update: bool = False) -> UnansweredQuestion | None:

@@ -25,6 +25,9 @@ import jieba  # type: ignore[import-untyped]
 # Field weights (title, questions, body): a word of the title or of a phrasing says more than one of the answer.
 TITLE_WEIGHT, QUESTIONS_WEIGHT, BODY_WEIGHT = 3.0, 2.0, 1.0
 K1, B = 1.2, 0.75
+# A question naming a hospital is about that hospital: its name counts this many times over in the ranking
+# (the confidence still weighs it once), so the hospital's own article comes before a general one.
+ENTITY_BOOST = 3.0
 # How many of a term's best documents a search takes as candidates (docs/decisions/hotline-knowledge.md).
 CHAMPIONS = 600
 _PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -60,6 +63,7 @@ class Analyzer:
         self._tokenizer = _tokenizer()
         self._stop_words = stop_words()
         self.synonyms = dict(synonyms or {})
+        self.entities: set[str] = set()  # terms that name one organization
         self.add_words(dictionary)
         self.add_words(self.synonyms)  # a variant must come out of the cut whole to be folded
         self.add_words(set(self.synonyms.values()))
@@ -70,6 +74,13 @@ class Analyzer:
             if len(word) > 1 and word not in _added:
                 self._tokenizer.add_word(word, freq=200_000)  # wins over the general dictionary's splits
                 _added.add(word)
+
+    def add_entities(self, names: Iterable[str]) -> None:
+        """Organizations' names (their short names fold into them as synonyms): words that name what a
+        question is about."""
+        names = [unicodedata.normalize("NFKC", name).lower().strip() for name in names]
+        self.add_words(names)
+        self.entities.update(name for name in names if len(name) > 1)
 
     def terms(self, text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text).lower()
@@ -222,15 +233,17 @@ class SearchIndex:
         depth = CHAMPIONS if category is None else len(self.documents)
         found: dict[int, float] = {}
         plain = category is None and not self.restricted
+        boost = {term: ENTITY_BOOST if term in self.analyzer.entities else 1.0 for term in present}
         for term in present:
             ids, values = self.postings[term]
+            factor = boost[term]
             for position, impact in zip(ids[:depth], values[:depth], strict=True):
                 if position in found:
-                    found[position] += impact
+                    found[position] += impact * factor
                 elif plain or self._admits(position, today, category):
-                    found[position] = impact
+                    found[position] = impact * factor
         shortlist = heapq.nlargest(limit * 3, found, key=found.__getitem__)
-        exact = {p: sum(self.impacts[p].get(term, 0.0) for term in present) for p in shortlist}
+        exact = {p: sum(self.impacts[p].get(term, 0.0) * boost[term] for term in present) for p in shortlist}
         best = sorted(exact, key=lambda p: (-exact[p], self.documents[p].article_id))[:limit]
         return [Hit(self.documents[p].article_id, round(exact[p], 4),
                     round(min(1.0, _covered(whole, self.impacts[p], weights) / total), 4)) for p in best]

@@ -114,6 +114,24 @@ class CallEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CallTally(Base):
+    """How many calls have one start day and hour, city, category and outcome: the month's figures read these.
+
+    Kept in the transaction of each report and reclassification that moves a call from one key to another
+    (the call's row is locked then), so they always equal a count of the calls; `""` is "not known yet" (a key
+    column is never NULL, so that a key is one row). A call counts from its start, like the figures.
+    """
+
+    __tablename__ = "hotline_call_tallies"
+
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    start_hour: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    city_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+
+
 class CallChange(Base):
     """An agent's annotation or reclassification of a call, kept as history."""
 

@@ -21,6 +21,7 @@ from cityhealth.config import Settings
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import crisis_repository, repository
 from cityhealth.hotline.call_events import Event, Projection, assess
+from cityhealth.hotline.call_tallies import Moves, tally_key
 from cityhealth.hotline.models import CRISIS
 from cityhealth.hotline.schemas import CallEventIn, CallEventReport, CallEventReportResult
 from cityhealth.registry.identifiers import IdentifierError, mask_phone, validate_phone
@@ -159,6 +160,7 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
     cipher = field_cipher(settings)
     rows: list[dict[str, Any]] = []
     crisis: list[tuple[str, datetime | None, datetime | None]] = []
+    moves = Moves()
     for call_id, seen in fresh.items():
         row = held.get(call_id)
         if row is not None and row.started_at is not None:
@@ -184,6 +186,9 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
             "category": category, "classified_by": None, "outcome": seen.outcome, "note": None, "created_at": now,
             "updated_at": now,
         })
+        moves.move(None if row is None else tally_key(row.business_date, row.start_hour, row.city_code,
+                                                      row.category, row.outcome),
+                   tally_key(seen.business_date, seen.start_hour, city_code, category, seen.outcome))
         if category == CRISIS and (row is None or row.category != CRISIS):
             crisis.append((call_id, seen.ended_at, seen.started_at))
     rows.sort(key=lambda row: row["telephony_call_id"])  # the lock order of held_calls, for new keys too
@@ -191,6 +196,7 @@ async def report_events(session: AsyncSession, clock: Clock, settings: Settings,
     if any(row["id"] is None and not written.get(row["telephony_call_id"], (0, False))[1] for row in rows):
         raise Conflict("another report created one of these calls at the same moment; send the report again",
                        code="call_reported_concurrently", field="events", rule="hotline.call.one_report_at_a_time")
+    await repository.add_tallies(session, moves.rows())
     ids = {call_id: call_id_and_new[0] for call_id, call_id_and_new in written.items()}
     await repository.insert_events(session, [
         {"call_id": ids[call_id], "event_id": event.event_id, "kind": event.kind, "at": event.at,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -11,12 +11,15 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db.counters import add_counts
 from cityhealth.db.driver import is_postgres, pg_driver
 from cityhealth.hotline.call_events import Event
-from cityhealth.hotline.models import Call, CallChange, CallEvent, CityLine
+from cityhealth.hotline.call_tallies import TallyKey
+from cityhealth.hotline.models import Call, CallChange, CallEvent, CallTally, CityLine
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
+_TALLIES: Table = CallTally.__table__  # type: ignore[assignment]
 
 
 class HeldCall(NamedTuple):
@@ -32,6 +35,9 @@ class HeldCall(NamedTuple):
     started_at: datetime | None
     city_line_id: int | None
     city_code: str | None
+    business_date: date | None  # with the start hour and the outcome: the key the call is tallied under
+    start_hour: int | None
+    outcome: str | None
 
 
 _HELD = tuple(_CALLS.c[name] for name in HeldCall._fields)
@@ -79,6 +85,11 @@ _PG_UPSERT_CALLS = _json_insert(
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _PROJECTED)
     + " RETURNING id, telephony_call_id, xmax = 0 AS inserted")
 _PG_INSERT_EVENTS = _json_insert("hotline_call_events", _EVENT_COLUMNS)
+_TALLY_KEYS = TallyKey._fields
+_PG_ADD_TALLIES = _json_insert(
+    "hotline_call_tallies", (("business_date", "date"), ("start_hour", "smallint"), ("city_code", "text"),
+                             ("category", "text"), ("outcome", "text"), ("calls", "integer")),
+    f" ON CONFLICT ({', '.join(_TALLY_KEYS)}) DO UPDATE SET calls = hotline_call_tallies.calls + EXCLUDED.calls")
 
 
 async def city_lines(session: AsyncSession, lines: Collection[str] | None = None) -> list[CityLine]:
@@ -161,6 +172,17 @@ async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> No
         await driver.execute(_PG_INSERT_EVENTS, orjson.dumps(rows))
         return
     await session.execute(insert(_EVENTS), rows)
+
+
+async def add_tallies(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add the moves (call_tallies.Moves.rows: in key order, one row a key) to the calls' tallies."""
+    if not rows:
+        return
+    if is_postgres(session):  # the report's hot path: one statement on the driver, like its other writes
+        driver = await pg_driver(session)
+        await driver.execute(_PG_ADD_TALLIES, orjson.dumps(rows))
+        return
+    await add_counts(session, _TALLIES, _TALLY_KEYS, rows)
 
 
 async def call(session: AsyncSession, call_id: int) -> Call | None:

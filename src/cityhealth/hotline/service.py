@@ -9,6 +9,7 @@ from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.errors import Conflict, NotFound, ValidationFailed
 from cityhealth.hotline import crisis_repository, repository
+from cityhealth.hotline.call_tallies import Moves, tally_key
 from cityhealth.hotline.models import CRISIS, Call, CallChange, CityLine
 from cityhealth.hotline.reporting import CALLER_PURPOSE, follow_up_due
 from cityhealth.hotline.schemas import (
@@ -158,6 +159,10 @@ async def reclassify(session: AsyncSession, clock: Clock, settings: Settings, pr
                                actor=principal.subject, at=now))
         before = call.category
         call.category, call.classified_by, call.updated_at = data.category, principal.subject, now
+        moves = Moves()
+        moves.move(tally_key(call.business_date, call.start_hour, call.city_code, before, call.outcome),
+                   tally_key(call.business_date, call.start_hour, call.city_code, call.category, call.outcome))
+        await repository.add_tallies(session, moves.rows())
         follow_up = await crisis_repository.follow_up_of_call(session, call.id)
         if data.category == CRISIS:
             due = follow_up_due(call.ended_at, call.started_at, now)

@@ -1,18 +1,19 @@
 """The month's hotline figures for the bulletin: calls per city and per category (each summing to the total),
 the peak day and the peak hour of the day, the knowledge base's self-service answer rate, the work orders by
 source with their on-time closure and satisfaction. A call counts in the month of its start (Asia/Shanghai); a
-call whose start has not been reported yet counts nowhere; work orders count by their events' times."""
+call whose start has not been reported yet counts nowhere; work orders count by their events' times. Every
+figure is read from the counters the writes keep (the calls' tallies, the work orders' and the self-service
+questions' days): a month costs its days, not its calls."""
 
 from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.clock import business_midnight
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.hotline import repository, statistics_repository
 from cityhealth.hotline.models import CATEGORIES
@@ -33,6 +34,7 @@ _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def month_bounds(month: str) -> tuple[date, date]:
+    """The month's first and last day (Asia/Shanghai days: the counters are kept by business date)."""
     match = _MONTH.fullmatch(month)
     if match is None:
         raise ValidationFailed("a month is written YYYY-MM", field="month", value=month, rule="month.format")
@@ -51,8 +53,7 @@ async def call_statistics(session: AsyncSession, month: str) -> CallStatistics:
     by_city: dict[str, int] = {}
     by_category: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
     matrix: dict[str, dict[str, int]] = {}
-    for city, category, count in await statistics_repository.by_city_and_category(session, first, last):
-        city_code = city or ""
+    for city_code, category, count in await statistics_repository.by_city_and_category(session, first, last):
         key = category or UNCATEGORIZED
         by_city[city_code] = by_city.get(city_code, 0) + count
         by_category[key] = by_category.get(key, 0) + count
@@ -72,11 +73,9 @@ async def call_statistics(session: AsyncSession, month: str) -> CallStatistics:
 
 async def work_order_month(session: AsyncSession, first: date, last: date
                            ) -> tuple[WorkOrderCounts, WorkOrderPerformance]:
-    """The month's work orders by source, and how the month's closings and callbacks went.
-
-    The month is its Asia/Shanghai days: from its first day's midnight to the next month's first midnight.
-    """
-    figures = await work_order_figures(session, business_midnight(first), business_midnight(last + timedelta(days=1)))
+    """The month's work orders by source, and how the month's closings and callbacks went (its days first to
+    last, Asia/Shanghai)."""
+    figures = await work_order_figures(session, first, last)
     performance = WorkOrderPerformance(
         closed=figures.closed, closed_on_time=figures.closed_on_time, on_time_rate_pct=_written(figures.on_time_rate),
         callbacks=figures.callbacks, satisfied=figures.satisfied, basically_satisfied=figures.basically_satisfied,
@@ -112,8 +111,7 @@ async def monthly_statistics(session: AsyncSession, month: str, region_city: str
             code="hotline_categories_do_not_sum", field="calls_by_category",
             value={"categories": sum(categories.values()), "calls": region_calls},
             rule="hotline.categories.sum_to_calls")
-    asked, answered = await statistics_repository.self_service_questions(
-        session, business_midnight(first), business_midnight(last + timedelta(days=1)))
+    asked, answered = await statistics_repository.self_service_questions(session, first, last)
     work_orders, performance = await work_order_month(session, first, last)
     return HotlineMonth(
         month=month, region_city=region_city, total=figures.total, calls_by_city=figures.by_city,

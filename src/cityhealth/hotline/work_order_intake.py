@@ -23,6 +23,7 @@ from cityhealth.hotline import work_order_repository as repository
 from cityhealth.hotline.work_order_events import project
 from cityhealth.hotline.work_order_models import WorkOrder
 from cityhealth.hotline.work_order_schemas import CityOrderPush, IntakeResult, ProvinceOrderPush, WorkOrderCreate
+from cityhealth.hotline.work_order_statistics import append_step
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
 
@@ -132,7 +133,7 @@ async def take(session: AsyncSession, clock: Clock, settings: Settings, principa
             "content": intake.content, "organization_id": organization_id, "call_id": intake.call_id,
             "source_accepted_at": intake.source_accepted_at, "received_at": now, "created_by": principal.subject})
         if order_id is not None:
-            await repository.append_event(session, {
+            await append_step(session, intake.source, [], {
                 "work_order_id": order_id, "seq": 1, "kind": "received", "at": now, "actor": principal.subject,
                 "request_key": None, "note": None,
                 "data": {"due_at": due.isoformat(), "working_days": holidays.working_days_for(settings,

@@ -79,6 +79,23 @@ class WorkOrderEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # a due time, working days, a satisfaction
 
 
+class WorkOrderDay(Base):
+    """A day's work-order figures by the orders' source: kept as each counted event is appended (under the
+    order's row lock), so the month's figures add days instead of replaying every order's events."""
+
+    __tablename__ = "hotline_work_order_days"
+    __table_args__ = (CheckConstraint(_in("source", SOURCES), name="source"),)
+
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)  # of the event (Asia/Shanghai)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)  # every close, a reopened order's again
+    closed_on_time: Mapped[int] = mapped_column(Integer)  # by the deadline the order had when it closed
+    satisfied: Mapped[int] = mapped_column(Integer)
+    basically_satisfied: Mapped[int] = mapped_column(Integer)
+    dissatisfied: Mapped[int] = mapped_column(Integer)
+
+
 class WorkOrderResult(Base):
     """A closed order's result owed to the 12345 system it came from: sent by a task, retried until sent."""
 

@@ -25,7 +25,9 @@ from cityhealth import queue as task_queue
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
 from cityhealth.hotline import work_order_repository as repository
+from cityhealth.hotline.work_order_events import Step
 from cityhealth.hotline.work_order_models import WorkOrder
+from cityhealth.hotline.work_order_statistics import append_step
 
 logger = logging.getLogger(__name__)
 SEND_TASK = "hotline.send_work_order_results"
@@ -111,7 +113,8 @@ async def send_due(database: Database, clock: Clock, gateway: ResultGateway, *, 
                 continue
             await repository.set_result(session, row.id, {"status": "sent", "sent_at": now,
                                                           "attempts": row.attempts + 1})
-            await repository.append_event(session, {
+            history = [Step(event.seq, event.kind, event.at, dict(event.data)) for event in events]
+            await append_step(session, row.source, history, {
                 "work_order_id": row.work_order_id, "seq": max(event.seq for event in events) + 1,
                 "kind": "result_returned", "at": now, "actor": SEND_ACTOR, "request_key": None, "note": None,
                 "data": {"reference": row.reference, "close_seq": row.close_seq}})

@@ -10,18 +10,21 @@ from sqlalchemy import Select, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db.counters import add_counts
 from cityhealth.hotline.models import Call
 from cityhealth.hotline.work_order_events import STATE_OF_KIND, Step
 from cityhealth.hotline.work_order_models import (
     HolidayDay,
     HolidayYear,
     WorkOrder,
+    WorkOrderDay,
     WorkOrderEvent,
     WorkOrderResult,
 )
 from cityhealth.registry.models import Organization
 
 _ORDERS: Table = WorkOrder.__table__  # type: ignore[assignment]
+_DAYS: Table = WorkOrderDay.__table__  # type: ignore[assignment]
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
@@ -139,20 +142,18 @@ async def dispatched_orders(session: AsyncSession, limit: int) -> list[int]:
     return list((await session.scalars(statement)).all())
 
 
-async def orders_with_events(session: AsyncSession, kinds: Sequence[str], start: datetime,
-                             end: datetime) -> list[int]:
-    """Orders with an event of these kinds in [start, end)."""
-    statement = (select(WorkOrderEvent.work_order_id).where(WorkOrderEvent.kind.in_(kinds),
-                                                            WorkOrderEvent.at >= start, WorkOrderEvent.at < end)
-                 .distinct())
-    return list((await session.scalars(statement)).all())
+async def add_to_days(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add to the days' figures (work_order_models.WorkOrderDay), one row a day and source."""
+    await add_counts(session, _DAYS, ("business_date", "source"), rows)
 
 
-async def sources_of(session: AsyncSession, order_ids: Collection[int]) -> dict[int, str]:
-    if not order_ids:
-        return {}
-    rows = await session.execute(select(WorkOrder.id, WorkOrder.source).where(WorkOrder.id.in_(order_ids)))
-    return {row.id: row.source for row in rows}
+async def day_sums(session: AsyncSession, first: date, last: date, counts: Sequence[str]) -> dict[str, dict[str, int]]:
+    """The days' figures of [first, last] added up, by source (sources without a day absent)."""
+    statement = (select(WorkOrderDay.source, *(func.sum(_DAYS.c[name]) for name in counts))
+                 .where(WorkOrderDay.business_date >= first, WorkOrderDay.business_date <= last)
+                 .group_by(WorkOrderDay.source))
+    return {source: dict(zip(counts, (int(value) for value in values), strict=True))
+            for source, *values in await session.execute(statement)}
 
 
 # --- the results owed to 12345 (the outbox) ---------------------------------------------------------------------

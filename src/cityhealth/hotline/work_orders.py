@@ -27,6 +27,7 @@ from cityhealth.hotline.work_order_schemas import (
     WorkOrderEventRead,
     WorkOrderRead,
 )
+from cityhealth.hotline.work_order_statistics import append_step
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 
@@ -125,9 +126,9 @@ async def _step(session: AsyncSession, clock: Clock, principal: Principal, order
         raise Conflict(f"{step} refused: {message}", code=code, field="state", value=seen.state, rule=rule)
     seq = max(s.seq for s in steps)
     for n, values in enumerate(await effect(order, seen, now), start=1):
-        await repository.append_event(session, {
+        steps.append(await append_step(session, order.source, steps, {
             "work_order_id": order.id, "seq": seq + n, "at": now, "actor": principal.subject,
-            "request_key": request_key if n == 1 else None, "note": None, "data": {}, **values})
+            "request_key": request_key if n == 1 else None, "note": None, "data": {}, **values}))
     record(session, clock, principal, Action.UPDATE, "hotline_work_order", resource_id=order.id, detail=step)
     return await _detail(session, clock, order)
 
@@ -214,7 +215,7 @@ async def remind_due(session: AsyncSession, clock: Clock) -> list[int]:
         seen = project(steps)
         if order is None or not seen.needs_reminder(now):
             continue
-        await repository.append_event(session, {
+        await append_step(session, order.source, steps, {
             "work_order_id": order_id, "seq": max(s.seq for s in steps) + 1, "kind": "reminded", "at": now,
             "actor": REMINDER_ACTOR, "request_key": None, "note": None,
             "data": {"due_at": seen.due_at.isoformat(), "organization_id": order.organization_id}})
