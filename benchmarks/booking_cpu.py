@@ -23,7 +23,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.booking_race import seed
+from benchmarks.scratch import scratch_platform
 
 
 async def _call(app: Any, token: str, body: bytes) -> int:
@@ -70,8 +70,7 @@ async def _run(args: argparse.Namespace) -> None:
     from cityhealth.app import create_app
     from cityhealth.booking import api as booking_api
     from cityhealth.booking.models import BookingSession
-    from cityhealth.config import Environment, generate_key, load_settings
-    from cityhealth.db.admin import create_database, drop_database
+    from cityhealth.db.admin import drop_database
     from cityhealth.db.cli import upgrade
     from cityhealth.observability import JsonFormatter
     from cityhealth.security.principals import Principal, PrincipalKind, Scope
@@ -80,17 +79,14 @@ async def _run(args: argparse.Namespace) -> None:
     base_url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
     if not base_url.startswith("postgres"):
         raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL server (the scratch database is made there)")
-    scratch = f"ch_bench_bcpu_{uuid.uuid4().hex[:8]}"
-    scratch_url = await create_database(base_url, scratch)
-    workdir = Path(tempfile.mkdtemp(prefix="booking-cpu-"))
-    keys = {name: generate_key() for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
+    platform = await scratch_platform(base_url, "bcpu", server_worker_concurrency=0)
+    scratch = platform.name
     handler = logging.FileHandler(os.devnull)  # the server's JSON access log, written where it costs only CPU
     handler.setFormatter(JsonFormatter())
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(logging.INFO)
     try:
-        settings = load_settings(database_url=scratch_url, var_dir=workdir / "var", env=Environment.DEVELOPMENT,
-                                 server_worker_concurrency=0, **keys)
+        settings = platform.settings
         await asyncio.to_thread(upgrade, settings)
         rounds = args.rounds + 1  # the first round warms up and is not counted
         seeded = await seed(settings, args.clients, args.slots)

@@ -17,9 +17,7 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.booking_cpu import _call
 from benchmarks.booking_race import seed
 from benchmarks.measure import database_cpu_s
+from benchmarks.scratch import scratch_platform
 
 
 class _Sms:
@@ -49,8 +48,7 @@ async def _run(args: argparse.Namespace) -> None:
     from cityhealth.app import create_app
     from cityhealth.booking import notifications
     from cityhealth.booking.models import BookingSession, Notification
-    from cityhealth.config import Environment, generate_key, load_settings
-    from cityhealth.db.admin import create_database, drop_database
+    from cityhealth.db.admin import drop_database
     from cityhealth.db.cli import upgrade
     from cityhealth.registry.models import Resident
     from cityhealth.registry.protection import PHONE, cipher_for
@@ -60,12 +58,10 @@ async def _run(args: argparse.Namespace) -> None:
     base_url = os.environ.get("CITYHEALTH_DATABASE_URL", "")
     if not base_url.startswith("postgres"):
         raise SystemExit("set CITYHEALTH_DATABASE_URL to a PostgreSQL server (the scratch database is made there)")
-    scratch = f"ch_bench_msgs_{uuid.uuid4().hex[:8]}"
-    scratch_url = await create_database(base_url, scratch)
-    keys = {name: generate_key() for name in ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
+    platform = await scratch_platform(base_url, "msgs", server_worker_concurrency=0)
+    scratch = platform.name
     try:
-        settings = load_settings(database_url=scratch_url, var_dir=Path(tempfile.mkdtemp(prefix="msgs-")) / "var",
-                                 env=Environment.DEVELOPMENT, server_worker_concurrency=0, **keys)
+        settings = platform.settings
         await asyncio.to_thread(upgrade, settings)
         seeded = await seed(settings, args.messages, args.messages)
         app = create_app(settings)

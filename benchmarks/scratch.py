@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cityhealth.config import Environment, Settings, generate_key, load_settings
 from cityhealth.db.admin import create_database
@@ -24,8 +25,9 @@ class Scratch:
     settings: Settings
 
 
-async def scratch_platform(server_url: str, label: str) -> Scratch:
-    """A new database `ch_bench_<label>_<random>` on the server at `server_url`, and the platform around it."""
+async def scratch_platform(server_url: str, label: str, **overrides: Any) -> Scratch:
+    """A new database `ch_bench_<label>_<random>` on the server at `server_url`, and the platform around it
+    (`overrides`: further settings, e.g. `server_worker_concurrency=0` for an app driven in process)."""
     name = f"ch_bench_{label}_{uuid.uuid4().hex[:8]}"
     url = await create_database(server_url, name)
     workdir = Path(tempfile.mkdtemp(prefix=f"{label}-"))
@@ -33,4 +35,5 @@ async def scratch_platform(server_url: str, label: str) -> Scratch:
     env = {**os.environ, **{f"CITYHEALTH_{key.upper()}": value for key, value in keys.items()},
            "CITYHEALTH_DATABASE_URL": url, "CITYHEALTH_VAR_DIR": str(workdir / "var"),
            "CITYHEALTH_ENV": Environment.DEVELOPMENT.value}
-    return Scratch(name, url, workdir, env, load_settings(database_url=url, var_dir=workdir / "var", **keys))
+    return Scratch(name, url, workdir, env, load_settings(database_url=url, var_dir=workdir / "var",
+                                                                  env=Environment.DEVELOPMENT, **keys, **overrides))

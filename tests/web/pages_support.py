@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pyotp
@@ -74,7 +75,7 @@ def drill_down(seeded: Seeded, **query: str) -> str:
     return f"/dashboard/quality/units/{seeded.enrolled.id}/rejections?{params}"
 
 
-async def audit_events(database: Database, **where: str) -> list[AuditEvent]:
+async def audit_events(database: Database, **where: Any) -> list[AuditEvent]:
     async with database.transaction() as session:
         statement = select(AuditEvent)
         for column, value in where.items():

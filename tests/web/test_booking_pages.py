@@ -11,15 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
 from tests.factories.booking import IN_TWO_DAYS, World, active_bookings, book, publish, resident_principal, scheduler
 from tests.factories.security import headers_for, reissued
 from tests.web.conftest import Booker, csrf_of, registered_resident, sign_in
+from tests.web.pages_support import audit_events
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Scope
 from cityhealth.web.session import SESSION_COOKIE
 
@@ -55,14 +54,6 @@ async def mine_form(client: httpx.AsyncClient, booking_id: int, action: str) -> 
     key = re.search(rf'name="request_key" value="([^"]+-{booking_id})"', page.text)
     return {"csrf_token": csrf_of(page.text), "booking_id": str(booking_id), "action": action,
             "request_key": key.group(1) if key else ""}
-
-
-async def audit_events(database: Database, **where: Any) -> list[AuditEvent]:
-    async with database.transaction() as session:
-        statement = select(AuditEvent)
-        for column, value in where.items():
-            statement = statement.where(getattr(AuditEvent, column) == value)
-        return list((await session.execute(statement)).scalars())
 
 
 # --- choosing -------------------------------------------------------------------------------------------------
