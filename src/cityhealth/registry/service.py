@@ -4,7 +4,9 @@ Every write validates the whole resulting record before changing anything, so a 
 nothing behind, and writes only what differs, so repeating a request (or an import) changes nothing.
 `principal=None` is the platform itself (the CLI, the reference loader), which may write everything.
 Departments and practitioners are in `registry.departments`, residents in `registry.residents`, file
-imports and reference data in `registry.imports`.
+imports and reference data in `registry.imports`. This is the one registry module the other rooms import:
+what they use beyond these use cases is re-exported here (`registry.lookups`, `registry.identifiers`'s
+phone checks, `registry.protection.cipher_for`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import repository
+from cityhealth.registry.identifiers import IdentifierError as IdentifierError
+from cityhealth.registry.identifiers import mask_phone as mask_phone
+from cityhealth.registry.identifiers import validate_phone as validate_phone
+from cityhealth.registry.lookups import OrganizationRef as OrganizationRef
+from cityhealth.registry.lookups import department_names as department_names
+from cityhealth.registry.lookups import match_residents as match_residents
+from cityhealth.registry.lookups import organization_by_code as organization_by_code
+from cityhealth.registry.lookups import organization_by_id as organization_by_id
+from cityhealth.registry.lookups import organization_names as organization_names
+from cityhealth.registry.lookups import organization_words as organization_words
+from cityhealth.registry.lookups import resident_id_number as resident_id_number
+from cityhealth.registry.lookups import resident_phone as resident_phone
+from cityhealth.registry.lookups import resident_view as resident_view
 from cityhealth.registry.models import Area, ClientApp, Organization
+from cityhealth.registry.protection import cipher_for as cipher_for
 from cityhealth.registry.schemas import (
     AreaCreate,
     AreaRead,
