@@ -148,8 +148,6 @@ not_object_scoped("GET", "/api/booking/$bulk-publish", _FEED)
 not_object_scoped("GET", "/api/booking/smart/locations.ndjson", _FEED)
 not_object_scoped("GET", "/api/booking/smart/schedules.ndjson", _FEED)
 not_object_scoped("GET", "/api/booking/smart/slots.ndjson", _FEED)
-not_object_scoped("GET", "/api/booking/callbacks",
-                  "the hotline's shared work queue: every agent works every patient on it")
 not_object_scoped("GET", "/api/booking/sanction-rule", "the platform's one no-show rule (booking administrators)")
 not_object_scoped("POST", "/api/booking/sanctions/search",
                   "booking administrators handle any resident's sanctions (override with a reason, audited)")

@@ -17,8 +17,8 @@ from tests.factories.booking import (
     TOMORROW,
     World,
     add_resident,
-    agent,
     book,
+    book_by_phone,
     booking_admin,
     count,
     local,
@@ -75,13 +75,16 @@ async def test_slot_numbers_follow_each_other_and_reuse_a_freed_one(client: http
 async def test_each_caller_gets_its_own_channel(client: httpx.AsyncClient, app: FastAPI, world: World,
                                                 database: Database, settings: Settings, clock: SimulatedClock) -> None:
     session = await publish(client, app, world, capacity=10)
-    callers = [(agent(), "phone", None), (scheduler(world), "clinic", None),
-               (third_party(world), "third_party", world.third_party_app_id)]
+    callers = [(scheduler(world), "clinic", None), (third_party(world), "third_party", world.third_party_app_id)]
     for seq, (principal, channel, app_id) in enumerate(callers):
         _, id_number = await add_resident(database, settings, clock.now(), 30 + seq)
         response = await book(client, app, principal, session["id"], id_number)
         assert response.status_code == 201, response.text
         assert (response.json()["channel"], response.json()["client_app_id"]) == (channel, app_id)
+    _, id_number = await add_resident(database, settings, clock.now(), 35)
+    by_phone = await book_by_phone(client, app, session["id"], id_number)  # a hotline agent, within a call
+    assert by_phone.status_code == 201, by_phone.text
+    assert (by_phone.json()["booking"]["channel"], by_phone.json()["booking"]["client_app_id"]) == ("phone", None)
     resident_id, _ = await add_resident(database, settings, clock.now(), 40)
     own = await book(client, app, resident_principal(resident_id), session["id"])
     assert own.json()["channel"] == "online_12320"
@@ -170,8 +173,8 @@ async def test_banned_resident_is_refused(client: httpx.AsyncClient, app: FastAP
         tx.add(Sanction(resident_id=resident_id, rule="no_show", no_show_count=3, starts_at=clock.now(),
                         ends_at=clock.now() + timedelta(days=90), created_at=clock.now()))
     session = await publish(client, app, world)
-    await _refused(client, app, database, agent(), session["id"], id_number, 403, "resident_banned", "id_number",
-                   "booking.sanction")
+    await _refused(client, app, database, scheduler(world), session["id"], id_number, 403, "resident_banned",
+                   "id_number", "booking.sanction")
 
 
 async def test_invalid_id_number_is_refused(client: httpx.AsyncClient, app: FastAPI, world: World,
@@ -283,7 +286,7 @@ async def test_second_booking_in_a_department_the_same_day_is_refused(
     morning = await publish(client, app, world)
     afternoon = await publish(client, app, world, start=time(14, 0), end=time(17, 0))
     assert (await book(client, app, online_app(world), morning["id"], id_number)).status_code == 201
-    await _refused(client, app, database, agent(), afternoon["id"], id_number, 409, "same_department_day",
+    await _refused(client, app, database, scheduler(world), afternoon["id"], id_number, 409, "same_department_day",
                    "session_id", "booking.one_per_department_day")
 
 

@@ -15,8 +15,8 @@ from cityhealth.security.principals import Role, Scope
 from tests.factories.booking import (
     World,
     add_resident,
-    agent,
     book,
+    book_by_phone,
     booking_admin,
     local,
     online_app,
@@ -34,10 +34,12 @@ async def test_statistics_give_the_bulletin_section(client: httpx.AsyncClient, a
     big = await publish(client, app, world, capacity=20)
     small = await publish(client, app, world, capacity=5, organization_id=world.other_hospital_id,
                           department_id=world.other_department_id)
-    callers = [online_app(world), online_app(world), agent(), scheduler(world), third_party(world)]
+    callers = [online_app(world), online_app(world), scheduler(world), third_party(world)]
     for seq, principal in enumerate(callers):
         _, number = await add_resident(database, settings, clock.now(), seq + 1)
         assert (await book(client, app, principal, big["id"], number)).status_code == 201
+    _, number = await add_resident(database, settings, clock.now(), 10)
+    assert (await book_by_phone(client, app, big["id"], number)).status_code == 201
     _, number = await add_resident(database, settings, clock.now(), 50)
     booked = await book(client, app, third_party(world), small["id"], number)
     admin = await headers_for(app, booking_admin())

@@ -18,7 +18,6 @@ from tests.booking.outbox import Recorder, install, until
 from tests.factories.booking import (
     World,
     add_resident,
-    agent,
     book,
     count,
     online_app,
@@ -117,19 +116,3 @@ async def test_failed_sends_stay_in_the_outbox(client: httpx.AsyncClient, app: F
     assert (await dispatch(database, clock, cipher_for(settings), Recorder(down=True))).failed >= 1
     assert await count(database, Notification, Notification.kind == SUSPENDED, Notification.status == "pending",
                        Notification.attempts >= 2) == 1
-
-
-async def test_agents_work_the_call_back_list(client: httpx.AsyncClient, app: FastAPI, world: World,
-                                              database: Database, settings: Settings,
-                                              clock: SimulatedClock) -> None:
-    await _suspended_session(client, app, world, database, settings, clock)
-    headers = await headers_for(app, agent())
-    listed = await client.get("/api/booking/callbacks", headers=headers)
-    assert listed.status_code == 200, listed.text
-    assert [item["reason"] for item in listed.json()] == ["session_suspended", "session_suspended"]
-    done = await client.post(f"/api/booking/callbacks/{listed.json()[0]['id']}/done", headers=headers,
-                             json={"note": "已电话告知并改约"})
-    assert done.json()["status"] == "done"
-    assert len((await client.get("/api/booking/callbacks", headers=headers)).json()) == 1
-    refused = await client.get("/api/booking/callbacks", headers=await headers_for(app, online_app(world)))
-    assert refused.status_code == 403

@@ -105,8 +105,25 @@ def third_party(world: World) -> Principal:
                    client_id="jiuyi160")
 
 
-def agent() -> Principal:
-    return staff(Role.HOTLINE_AGENT, user_id=7)
+AGENT_ID = 7  # the hotline agent who takes the tests' phone bookings
+
+
+async def book_by_phone(client: httpx.AsyncClient, app: FastAPI, session_id: int, id_number: str, *,
+                        call: str | None = None, key: str | None = None) -> httpx.Response:
+    """A phone booking as the platform takes one: the telephony reports a call answered by the agent, who
+    identifies the caller by ID number at the desk and books for them there, and the call ends (the desk's
+    answer: the call id, the action and the booking)."""
+    from tests.hotline.desk_support import DESK, end_call, identify, open_call
+
+    telephony_id = call or f"phone-{uuid.uuid4().hex[:12]}"
+    call_id = await open_call(app, client, telephony_id, agent=f"staff:{AGENT_ID}")
+    headers = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=AGENT_ID))
+    found = await identify(client, headers, call_id, id_number=id_number)
+    assert (found.status_code, found.json().get("matches")) == (200, 1), found.text
+    booked = await client.post(f"{DESK}/calls/{call_id}/bookings", json={"session_id": session_id},
+                               headers=headers | {"Idempotency-Key": key or uuid.uuid4().hex})
+    await end_call(app, client, telephony_id)
+    return booked
 
 
 def booking_admin() -> Principal:

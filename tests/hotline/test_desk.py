@@ -9,12 +9,14 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 
 from cityhealth.clock import SimulatedClock, business_date
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
+from cityhealth.hotline.models import CallBooking
 from cityhealth.security.principals import Role
-from tests.factories.booking import World, add_resident, build_world, publish, row_counts
+from tests.factories.booking import World, add_resident, book_by_phone, build_world, publish, row_counts
 from tests.factories.registry import audit_events
 from tests.factories.security import headers_for, staff
 from tests.hotline.calls_support import agent
@@ -182,18 +184,19 @@ async def test_phone_bookings_and_phone_booking_calls_reconcile(app: FastAPI, cl
     await identify(client, headers, call_id, id_number=number)
     booked = (await _book(client, headers, call_id, session["id"])).json()["booking"]["id"]
     await end_call(app, client, "d-12")
-    await open_call(app, client, "d-13")
-    await end_call(app, client, "d-13")  # a phone_booking call that booked nothing
-    direct = await client.post("/api/booking/bookings", json={"session_id": session["id"], "id_number": walk_in},
-                               headers=headers | {"Idempotency-Key": "direct-1"})
-    assert direct.status_code == 201, direct.text
+    # A phone_booking call whose booking's link to it was lost (the desk writes it after the booking commits,
+    # in a transaction of its own): a booking without a call, and a call that booked nothing.
+    unlinked = await book_by_phone(client, app, session["id"], walk_in, call="d-13")
+    assert unlinked.status_code == 201, unlinked.text
+    async with database.transaction() as tx:
+        await tx.execute(delete(CallBooking).where(CallBooking.booking_id == unlinked.json()["booking"]["id"]))
     supervisor = await headers_for(app, staff(Role.HOTLINE_SUPERVISOR, user_id=9))
     day = business_date(clock.now()).isoformat()
     response = await client.get(f"{DESK}/reconciliation", params={"first": day, "last": day}, headers=supervisor)
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["phone_bookings"], body["phone_bookings_with_call"]) == (2, 1)
-    assert body["phone_bookings_without_call"] == [direct.json()["id"]]
+    assert body["phone_bookings_without_call"] == [unlinked.json()["booking"]["id"]]
     assert (body["phone_booking_calls"], body["phone_booking_calls_with_booking"]) == (2, 1)
     assert len(body["phone_booking_calls_without_booking"]) == 1
     assert booked

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import httpx
@@ -13,7 +12,7 @@ from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.security.principals import Role
-from tests.factories.booking import World, add_resident, build_world, publish, scheduler
+from tests.factories.booking import World, add_resident, book_by_phone, build_world, publish, scheduler
 from tests.factories.registry import audit_events
 from tests.factories.security import headers_for, staff
 from tests.hotline.calls_support import agent, telephony
@@ -31,9 +30,7 @@ async def _suspended_booking(app: FastAPI, client: httpx.AsyncClient, world: Wor
     """A phone booking whose session the hospital then suspends; returns the resident's id."""
     resident_id, number = await add_resident(database, settings, clock.now(), 21, phone="13911112222")
     session = await publish(client, app, world)
-    headers, _ = await agent(app, 7)
-    booked = await client.post("/api/booking/bookings", json={"session_id": session["id"], "id_number": number},
-                               headers=headers | {"Idempotency-Key": uuid.uuid4().hex})
+    booked = await book_by_phone(client, app, session["id"], number)
     assert booked.status_code == 201, booked.text
     suspended = await client.post(f"/api/booking/sessions/{session['id']}/suspend", json={"reason": "医生出差"},
                                   headers=await headers_for(app, scheduler(world)))

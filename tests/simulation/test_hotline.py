@@ -51,6 +51,16 @@ def test_without_bookings_the_phone_booking_calls_scale_like_the_others(tmp_path
                                                                                     ("manual_service", 2)]
 
 
+def test_a_scenario_that_books_without_a_hotline_takes_its_phone_bookings_on_the_region_citys_line_alone(
+        tmp_path: Path) -> None:
+    booking_only = plan_hotline(load(small(), tmp_path), Decimal(1))
+    assert booking_only is not None
+    assert (booking_only.lines, booking_only.region_city, booking_only.cells) == (
+        (("12320-320100", "320100", "南京市"),), "320100", ())
+    assert (booking_only.phone_bookings_follow_bookings, booking_only.work_orders) == (True, None)
+    assert plan_hotline(load(small(booking=None), tmp_path), Decimal(1)) is None
+
+
 def test_a_scenario_whose_region_categories_do_not_make_its_calls_is_refused(tmp_path: Path) -> None:
     wrong = HOTLINE | {"calls_by_city": [{"city": "320100", "name": "南京市", "calls": 61}]}
     with pytest.raises(ValidationFailed, match="sum to 60, not to its 61 calls"):

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 from fastapi import FastAPI
-from tests.factories.booking import World, add_resident, publish, scheduler
+from tests.factories.booking import World, add_resident, book_by_phone, publish, scheduler
 from tests.factories.registry import audit_events
 from tests.factories.security import headers_for, staff
 from tests.hotline.desk_support import end_call, open_call
@@ -106,9 +106,7 @@ async def test_the_call_back_list_is_masked_until_the_dial(client: httpx.AsyncCl
                                                           clock: SimulatedClock) -> None:
     _, number = await add_resident(database, settings, clock.now(), 33, phone="13977778888")
     session = await publish(client, app, world)
-    agent_headers = await headers_for(app, staff(Role.HOTLINE_AGENT, user_id=7))
-    booked = await client.post("/api/booking/bookings", json={"session_id": session["id"], "id_number": number},
-                               headers=agent_headers | {"Idempotency-Key": "cb-1"})
+    booked = await book_by_phone(client, app, session["id"], number)
     assert booked.status_code == 201
     await client.post(f"/api/booking/sessions/{session['id']}/suspend", json={"reason": "停诊"},
                       headers=await headers_for(app, scheduler(world)))

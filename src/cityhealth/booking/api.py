@@ -31,8 +31,6 @@ from cityhealth.booking.schemas import (
     AvailabilityRead,
     BookingCreate,
     BookingRead,
-    CallbackDone,
-    CallbackRead,
     CancelRequest,
     GenerateRequest,
     GenerateResult,
@@ -59,7 +57,7 @@ from cityhealth.registry.protection import cipher_for
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.dependencies import bearer_credentials, require
-from cityhealth.security.principals import Principal, Role, Scope
+from cityhealth.security.principals import Principal, Scope
 from cityhealth.strict_json import is_json
 
 
@@ -203,7 +201,6 @@ Scheduler = Annotated[Principal, Depends(require(Scope.BOOKING_SCHEDULE))]
 Admin = Annotated[Principal, Depends(require(Scope.BOOKING_ADMIN))]
 Editor = Annotated[Principal, Depends(require(Scope.BULLETIN_EDIT))]
 IdempotencyKeyHeader = Annotated[str | None, Header(alias=HEADER, description="unique per intended request")]
-_AGENTS = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR})
 
 
 # async twins of cityhealth.context's dependencies: FastAPI runs a plain `def` dependency in the thread
@@ -423,25 +420,3 @@ async def check_in(principal: Scheduler, session: SessionDep, clock: ClockDep, b
 async def join_waitlist(principal: Writer, session: SessionDep, clock: ClockDep, cipher: CipherDep,
                         data: WaitlistCreate) -> WaitlistRead:
     return await waitlist.join(session, clock, cipher, principal, data)
-
-
-# --- Hotline call-back list ----------------------------------------------------------------------------
-
-
-def _require_agent(principal: Principal) -> None:
-    if not (principal.roles & _AGENTS or principal.has(Scope.BOOKING_ADMIN)):
-        raise Forbidden("the call-back list is for hotline agents", code="agents_only", field="role",
-                        rule="booking.callbacks")
-
-
-@router.get("/callbacks", response_model=list[CallbackRead], summary="Patients to call back (停诊)")
-async def list_callbacks(principal: Writer, session: SessionDep, clock: ClockDep) -> list[CallbackRead]:
-    _require_agent(principal)
-    return await suspension.open_callbacks(session, clock, principal)
-
-
-@router.post("/callbacks/{callback_id}/done", response_model=CallbackRead)
-async def close_callback(principal: Writer, session: SessionDep, clock: ClockDep, callback_id: RowId,
-                         data: CallbackDone) -> CallbackRead:
-    _require_agent(principal)
-    return await suspension.close_callback(session, clock, principal, callback_id, data.note)

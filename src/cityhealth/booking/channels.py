@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from cityhealth.booking.models import CHANNELS
-from cityhealth.errors import NotFound, ValidationFailed
+from cityhealth.errors import Forbidden, NotFound, ValidationFailed
 from cityhealth.registry.identifiers import IdentifierError, ResidentId, mask_resident_id, parse_resident_id
 from cityhealth.security.principals import Principal, PrincipalKind, Role, Scope
 
 APP_CHANNELS = ("online_12320", "third_party")  # the channels a client app can book through
 _AGENT_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR})
+WITHIN_CALL = "hotline.desk.within_call"
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,18 @@ class Caller:
     app_id: int | None
     resident_id: int | None  # fixed for residents, who book only for themselves
     organization_id: int | None  # clinic callers book only at their own hospital
+    # The hotline call a phone agent acts in: set only by the hotline's desk, which has checked that the call is
+    # the agent's own and open, and that its caller is the resident acted for (hotline/desk.py).
+    call_id: int | None = None
 
     @property
     def subject(self) -> str:
         return self.principal.subject
 
 
-def caller_of(principal: Principal) -> Caller:
-    """The caller's channel as far as the principal alone tells it (an app's channel needs the registry)."""
+def caller_of(principal: Principal, *, call_id: int | None = None) -> Caller:
+    """The caller's channel as far as the principal alone tells it (an app's channel needs the registry);
+    `call_id`: the hotline call a phone agent acts in (the desk's, never a request's)."""
     if principal.kind is PrincipalKind.RESIDENT:
         if principal.resident_id is None:
             raise ValidationFailed("this resident account is not linked to a master-index resident",
@@ -40,7 +45,7 @@ def caller_of(principal: Principal) -> Caller:
     if principal.client_app_id is not None:
         return Caller(principal, None, principal.client_app_id, None, None)
     if principal.kind is PrincipalKind.STAFF and principal.roles & _AGENT_ROLES:
-        return Caller(principal, "phone", None, None, None)
+        return Caller(principal, "phone", None, None, None, call_id)
     if (principal.kind is PrincipalKind.CLIENT and principal.has(Scope.BOOKING_SCHEDULE)
             and principal.organization_id is not None):
         return Caller(principal, "clinic", None, None, principal.organization_id)
@@ -69,7 +74,7 @@ def with_app(caller: Caller, app_channel: str | None, app_active: bool | None, *
     channel = app_channel
     if claimed is not None and claimed in APP_CHANNELS and claimed in (other_channels or "").split():
         channel = claimed
-    return Caller(caller.principal, channel, caller.app_id, caller.resident_id, caller.organization_id)
+    return replace(caller, channel=channel)
 
 
 def check_claimed_channel(caller: Caller, claimed: str | None) -> None:
@@ -86,8 +91,19 @@ def check_claimed_channel(caller: Caller, claimed: str | None) -> None:
                                field="channel", value=claimed, rule="channel.mismatch")
 
 
+def outside_a_call() -> Forbidden:
+    return Forbidden("a hotline agent acts for a resident only within their own open call, at the hotline desk "
+                     "(/api/hotline/desk): identify the caller there, then book, cancel or reschedule",
+                     code="outside_a_call", field="call_id", rule=WITHIN_CALL)
+
+
 def parse_target_resident(caller: Caller, id_number: str | None, today: date) -> ResidentId | None:
-    """The checked ID number the booking is for; None for a resident booking for themselves."""
+    """The checked ID number the booking is for; None for a resident booking for themselves.
+
+    A phone agent names a resident only within a call (the desk's): every path by which an agent books, holds,
+    joins a waitlist, or opens, cancels or moves a booking names its resident here."""
+    if caller.channel == "phone" and caller.call_id is None:
+        raise outside_a_call()
     if caller.resident_id is not None:
         if id_number is not None:
             raise ValidationFailed("a resident books only for themselves; leave id_number out",

@@ -287,10 +287,6 @@ class CallbackRead(_Output):
     created_at: datetime
 
 
-class CallbackDone(_Input):
-    note: str | None = Field(default=None, max_length=1000)
-
-
 class OpeningBalanceCreate(_Input):
     as_of: date
     bookings: int = Field(ge=0)

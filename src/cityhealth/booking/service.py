@@ -34,6 +34,7 @@ from cityhealth.booking.attempts import (
 )
 from cityhealth.booking.availability import BookingRuntime, runtime_of
 from cityhealth.booking.channels import (
+    WITHIN_CALL,
     Caller,
     caller_of,
     check_claimed_channel,
@@ -86,11 +87,13 @@ async def read_connection(database: Database) -> AsyncIterator[AsyncConnection]:
 
 
 async def book(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
-               principal: Principal, request: BookingCreate, idem: IdempotencyContext) -> WriteResult:
-    """Book a slot for a master-index resident, through the caller's channel (decided by the group commit)."""
+               principal: Principal, request: BookingCreate, idem: IdempotencyContext, *,
+               call_id: int | None = None) -> WriteResult:
+    """Book a slot for a master-index resident, through the caller's channel (decided by the group commit);
+    `call_id`: the hotline call a phone agent books in (the desk's: booking/channels.py)."""
     assert request.session_id is not None  # noqa: S101 - the schema demands it or a hold_id (confirm_hold)
-    return await take_as(database, clock, cipher, runtime, caller_of(principal), request.session_id,
-                         request.id_number, request.channel, idem, hold=False)
+    return await take_as(database, clock, cipher, runtime, caller_of(principal, call_id=call_id),
+                         request.session_id, request.id_number, request.channel, idem, hold=False)
 
 
 async def hold(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
@@ -118,8 +121,9 @@ async def _take(database: Database, clock: Clock, cipher: FieldCipher, runtime: 
     except DomainError as error:
         # Refusals before the write transaction read no personal data: for apps, agents and clinics no audit
         # event is due (so "sold out" at release time costs no audit append). A resident's own request
-        # read their account when it was authenticated, so theirs is audited by the route.
-        if caller.resident_id is None:
+        # read their account when it was authenticated, so theirs is audited by the route; so is an agent's
+        # attempt to name a resident outside a call, an access refused.
+        if caller.resident_id is None and error.rule != WITHIN_CALL:
             settle_audit(error)
         raise
     if isinstance(checked, WriteResult):
@@ -267,20 +271,23 @@ async def bulletin_section(session: AsyncSession, month: str) -> BookingStatisti
 
 
 async def cancel(session: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
-                 principal: Principal, booking_id: int, data: CancelRequest) -> BookingRead:
-    """Cancel a booking as `principal` (the one cancellation rule: booking/lifecycle.py)."""
+                 principal: Principal, booking_id: int, data: CancelRequest, *,
+                 call_id: int | None = None) -> BookingRead:
+    """Cancel a booking as `principal` (the one cancellation rule: booking/lifecycle.py), in call `call_id`."""
     from cityhealth.booking import lifecycle
 
-    return await lifecycle.cancel(session, clock, cipher, runtime, principal, booking_id, data)
+    return await lifecycle.cancel(session, clock, cipher, runtime, principal, booking_id, data,
+                                  caller=caller_of(principal, call_id=call_id))
 
 
 async def reschedule(session: AsyncSession, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
                      principal: Principal, booking_id: int, data: RescheduleRequest,
-                     idem: IdempotencyContext) -> WriteResult:
-    """Move a booking to another session as `principal` (booking/lifecycle.py)."""
+                     idem: IdempotencyContext, *, call_id: int | None = None) -> WriteResult:
+    """Move a booking to another session as `principal` (booking/lifecycle.py), in call `call_id`."""
     from cityhealth.booking import lifecycle
 
-    return await lifecycle.reschedule(session, clock, cipher, runtime, principal, booking_id, data, idem)
+    return await lifecycle.reschedule(session, clock, cipher, runtime, principal, booking_id, data, idem,
+                                      caller=caller_of(principal, call_id=call_id))
 
 
 # --- For the resident booking pages (web), which read the schedules through this service -------------------

@@ -67,14 +67,6 @@ async def _result(session: AsyncSession, session_id: int) -> SuspendResult:
                          notifications_queued=queued, callbacks_created=callbacks)
 
 
-async def open_callbacks(session: AsyncSession, clock: Clock, principal: Principal, *,
-                         limit: int = 100) -> list[CallbackRead]:
-    """The call-back list for hotline agents, oldest first."""
-    rows = await repository.open_callbacks(session, limit)
-    record(session, clock, principal, Action.LIST, "booking_callback", resident_ids=[r.resident_id for r in rows])
-    return [CallbackRead.model_validate(row) for row in rows]
-
-
 async def close_callback(session: AsyncSession, clock: Clock, principal: Principal, callback_id: int,
                          note: str | None) -> CallbackRead:
     row = await session.get(Callback, callback_id, with_for_update=True)

@@ -34,9 +34,7 @@ from cityhealth.hotline.desk_schemas import (
 )
 from cityhealth.hotline.models import Call, CallCaller
 from cityhealth.hotline.service import call_read
-from cityhealth.registry import residents
-from cityhealth.registry.protection import cipher_for
-from cityhealth.registry.service import flush_unique
+from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.principals import Principal
 
@@ -74,7 +72,7 @@ async def own_open_call(session: AsyncSession, database: Database, clock: Clock,
 
 
 async def _caller_read(session: AsyncSession, settings: Settings, row: CallCaller) -> CallerRead:
-    view = residents.view_of(cipher_for(settings), await residents.resident_of(session, row.resident_id))
+    view = await registry.resident_view(session, registry.cipher_for(settings), row.resident_id)
     return CallerRead(resident_id=view.id, name=view.name, id_number_masked=view.id_number_masked,
                       phone_masked=view.phone_masked, birth_date=view.birth_date, method=row.method,
                       identified_at=row.identified_at)
@@ -104,8 +102,8 @@ async def identify(session: AsyncSession, database: Database, clock: Clock, sett
     """Look the caller up in the master index within the agent's open call; one match is tied to the call."""
     call = await own_open_call(session, database, clock, principal, call_id, doing="resident lookup", lock=True)
     purpose = f"call:{call.id}"
-    matches = await residents.match_residents(
-        session, clock, cipher_for(settings), principal, purpose=purpose, id_number=data.id_number,
+    matches = await registry.match_residents(
+        session, clock, registry.cipher_for(settings), principal, purpose=purpose, id_number=data.id_number,
         name=data.name, birth_date=data.birth_date, phone=data.phone)
     if len(matches) != 1:
         message = ("no resident matches; ask again or for the ID number" if not matches else
@@ -122,9 +120,10 @@ async def identify(session: AsyncSession, database: Database, clock: Clock, sett
     elif row.resident_id != resident_id or row.method != method:
         row.resident_id, row.method, row.identified_by, row.identified_at = (resident_id, method,
                                                                              principal.subject, now)
-    await flush_unique(session, Conflict("another request identified this call's caller at the same moment; "
-                                         "send it again", code="caller_identified_concurrently", field="call_id",
-                                         value=call.id, rule="hotline.desk.one_caller_per_call"))
+    await registry.flush_unique(session, Conflict(
+        "another request identified this call's caller at the same moment; send it again",
+        code="caller_identified_concurrently", field="call_id", value=call.id,
+        rule="hotline.desk.one_caller_per_call"))
     record(session, clock, principal, Action.UPDATE, "hotline_call", resource_id=call.id,
            resident_ids=[resident_id], detail="caller identified")
     return IdentifyResult(call_id=call.id, matches=1, caller=await _caller_read(session, settings, row),
@@ -148,9 +147,9 @@ async def _acting_for(session: AsyncSession, database: Database, clock: Clock, s
     if caller is None:
         raise Conflict(f"identify the caller of call {call.id} before booking for them", code="caller_not_identified",
                        field="call_id", value=call.id, rule="hotline.desk.caller_identified")
-    resident = await residents.resident_of(session, caller.resident_id)
+    id_number = await registry.resident_id_number(session, registry.cipher_for(settings), caller.resident_id)
     return _Acting(call, replace(principal, on_behalf_of=f"resident:{caller.resident_id}"), caller.resident_id,
-                   residents.id_number_of(cipher_for(settings), resident))
+                   id_number)
 
 
 def _booking_of(result: booking.WriteResult) -> booking.BookingRead:
@@ -176,8 +175,9 @@ async def book(database: Database, clock: Clock, settings: Settings, runtime: bo
     async with database.transaction() as session:
         acting = await _acting_for(session, database, clock, settings, principal, call_id, "booking")
     try:
-        result = await booking.book(database, clock, cipher_for(settings), runtime, acting.principal,
-                                    booking.BookingCreate(session_id=session_id, id_number=acting.id_number), idem)
+        result = await booking.book(database, clock, registry.cipher_for(settings), runtime, acting.principal,
+                                    booking.BookingCreate(session_id=session_id, id_number=acting.id_number), idem,
+                                    call_id=acting.call.id)
     except booking.Refused as refused:  # a refusal after the resident was read: audited as the booking API does
         await booking.audit_refusal(database, clock, acting.principal, refused)
         raise refused.error from None
@@ -190,8 +190,8 @@ async def cancel(session: AsyncSession, database: Database, clock: Clock, settin
                  booking_id: int) -> DeskBookingResult:
     """Cancel one of the identified caller's bookings (the booking service's rule and cut-off)."""
     acting = await _acting_for(session, database, clock, settings, principal, call_id, "cancellation")
-    view = await booking.cancel(session, clock, cipher_for(settings), runtime, acting.principal, booking_id,
-                                booking.CancelRequest(id_number=acting.id_number))
+    view = await booking.cancel(session, clock, registry.cipher_for(settings), runtime, acting.principal,
+                                booking_id, booking.CancelRequest(id_number=acting.id_number), call_id=acting.call.id)
     return await _linked(session, clock, acting, "cancel", view)
 
 
@@ -202,8 +202,8 @@ async def reschedule(session: AsyncSession, database: Database, clock: Clock, se
     acting = await _acting_for(session, database, clock, settings, principal, call_id, "reschedule")
     request = booking.RescheduleRequest(session_id=session_id, id_number=acting.id_number)
     try:
-        result = await booking.reschedule(session, clock, cipher_for(settings), runtime, acting.principal,
-                                          booking_id, request, idem)
+        result = await booking.reschedule(session, clock, registry.cipher_for(settings), runtime, acting.principal,
+                                          booking_id, request, idem, call_id=acting.call.id)
     except booking.Refused as refused:  # audited in its own transaction; the request's rolls back
         await booking.audit_refusal(database, clock, acting.principal, refused)
         raise refused.error from None

@@ -14,8 +14,7 @@ from cityhealth.errors import Conflict, NotFound
 from cityhealth.hotline import desk_repository
 from cityhealth.hotline.desk_schemas import CallbackDial, CallbackItem, CallbackResult, CallbackResultIn
 from cityhealth.hotline.models import CallbackAttempt
-from cityhealth.registry import residents
-from cityhealth.registry.protection import cipher_for
+from cityhealth.registry import service as registry
 from cityhealth.security.audit import REVEALED, Action, record
 from cityhealth.security.principals import Principal
 
@@ -39,12 +38,12 @@ async def _due(session: AsyncSession, callback_id: int) -> tuple[booking.Callbac
 async def callback_list(session: AsyncSession, clock: Clock, settings: Settings, principal: Principal, *,
                         limit: int = 100) -> list[CallbackItem]:
     """The open call-backs, oldest first, masked; audited once per resident shown."""
-    cipher = cipher_for(settings)
+    cipher = registry.cipher_for(settings)
     due = await booking.due_callbacks(session, min(limit, _LIST_LIMIT))
     attempts = await desk_repository.attempts_of(session, [item.id for item, _ in due])
     found: list[CallbackItem] = []
     for item, resident_id in due:
-        view = residents.view_of(cipher, await residents.resident_of(session, resident_id))
+        view = await registry.resident_view(session, cipher, resident_id)
         tried = attempts[item.id]
         found.append(CallbackItem(
             id=item.id, booking_id=item.booking_id, session_id=item.session_id, reason=item.reason,
@@ -59,12 +58,12 @@ async def dial(session: AsyncSession, clock: Clock, settings: Settings, principa
                callback_id: int) -> CallbackDial:
     """The call-back action: the resident's whole number and name, to dial now (audited as revealed)."""
     item, resident_id = await _due(session, callback_id)
-    cipher = cipher_for(settings)
-    resident = await residents.resident_of(session, resident_id)
+    cipher = registry.cipher_for(settings)
+    phone = await registry.resident_phone(session, cipher, resident_id)
+    view = await registry.resident_view(session, cipher, resident_id)
     record(session, clock, principal, Action.READ, RESOURCE, resource_id=item.id, resident_ids=[resident_id],
            detail=REVEALED)
-    return CallbackDial(id=item.id, phone=residents.phone_of(cipher, resident),
-                        name=residents.view_of(cipher, resident).name)
+    return CallbackDial(id=item.id, phone=phone, name=view.name)
 
 
 async def report(session: AsyncSession, clock: Clock, principal: Principal, callback_id: int,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.hotline import knowledge_repository as repository
 from cityhealth.hotline.knowledge_search import Analyzer, Document, SearchIndex, starter_dictionary, starter_synonyms
 from cityhealth.hotline.knowledge_starter import hospitals, organization_synonyms
+from cityhealth.registry import service as registry
 
 
 class KnowledgeIndex:
@@ -34,8 +35,8 @@ class KnowledgeIndex:
             return self._index
 
     async def _rebuild(self, session: AsyncSession) -> SearchIndex:
-        organizations = await repository.organization_names(session)
-        departments = await repository.department_names(session)
+        organizations = await registry.organization_words(session)
+        departments = await registry.department_names(session)
         # A hospital's short name is folded into its full name, so either finds the articles naming it.
         short_names = {short: name for name, short in organizations if short and short != name}
         words = frozenset({name for name, _ in organizations} | set(departments) | set(short_names))

@@ -19,7 +19,6 @@ from cityhealth.hotline.knowledge_models import (
     SelfServiceQuery,
     UnansweredQuestion,
 )
-from cityhealth.registry.models import Department, Organization
 
 
 async def article(session: AsyncSession, article_id: int, *, for_update: bool = False) -> KnowledgeArticle | None:
@@ -101,16 +100,6 @@ async def published_by_ids(session: AsyncSession,
               & (KnowledgeVersion.version_no == KnowledgeArticle.published_version_no))
         .where(KnowledgeArticle.id.in_(ids)))
     return {a.id: (a, v) for a, v in result}
-
-
-async def organization_names(session: AsyncSession) -> Sequence[tuple[str, str | None]]:
-    """(name, short name) of every organization: words the tokeniser must keep whole."""
-    result = await session.execute(select(Organization.name, Organization.short_name))
-    return [(name, short) for name, short in result]
-
-
-async def department_names(session: AsyncSession) -> Sequence[str]:
-    return (await session.scalars(select(Department.local_name).distinct())).all()
 
 
 async def query_by_utterance(session: AsyncSession, utterance_id: str) -> SelfServiceQuery | None:

@@ -24,7 +24,7 @@ from cityhealth.hotline.call_events import Event, Projection, assess
 from cityhealth.hotline.call_tallies import Moves, tally_key
 from cityhealth.hotline.models import CRISIS
 from cityhealth.hotline.schemas import CallEventIn, CallEventReport, CallEventReportResult
-from cityhealth.registry.identifiers import IdentifierError, mask_phone, validate_phone
+from cityhealth.registry.service import IdentifierError, mask_phone, validate_phone
 from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import field_cipher
 from cityhealth.security.principals import Principal

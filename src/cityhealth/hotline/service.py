@@ -23,7 +23,7 @@ from cityhealth.hotline.schemas import (
     CityLineRead,
     ReclassificationIn,
 )
-from cityhealth.registry.identifiers import IdentifierError, mask_phone, validate_phone
+from cityhealth.registry.service import IdentifierError, mask_phone, validate_phone
 from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import field_cipher
 from cityhealth.security.principals import Principal, Scope

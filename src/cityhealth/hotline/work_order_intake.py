@@ -24,6 +24,7 @@ from cityhealth.hotline.work_order_events import project
 from cityhealth.hotline.work_order_models import WorkOrder
 from cityhealth.hotline.work_order_schemas import CityOrderPush, IntakeResult, ProvinceOrderPush, WorkOrderCreate
 from cityhealth.hotline.work_order_statistics import append_step
+from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
 
@@ -88,7 +89,7 @@ async def _same_or_refused(session: AsyncSession, held: WorkOrder, intake: Intak
     """A repeated intake: nothing when its content is the held order's, refused naming what differs otherwise."""
     if held.fingerprint == fingerprint(intake):
         return
-    organization = await repository.organization(session, held.organization_id)
+    organization = await registry.organization_by_id(session, held.organization_id)
     before = _held_values(held, organization.code if organization else None)
     now = _compared(intake)
     differ = [theirs for ours, theirs in intake.fields if before.get(ours) != now[ours]]
@@ -103,14 +104,14 @@ async def _same_or_refused(session: AsyncSession, held: WorkOrder, intake: Intak
 async def _organization_id(session: AsyncSession, intake: Intake) -> int:
     if intake.organization_code is not None:
         field = next(theirs for ours, theirs in intake.fields if ours == "organization_code")
-        found = await repository.organization_by_code(session, intake.organization_code)
+        found = await registry.organization_by_code(session, intake.organization_code)
         if found is None:
             raise ValidationFailed(f"no organization has code {intake.organization_code} in the registry",
                                    field=field, value=intake.organization_code,
                                    rule="hotline.work_order.organization_known")
         return found.id
     assert intake.organization_id is not None  # noqa: S101 - from_agent always sets one of the two
-    if await repository.organization(session, intake.organization_id) is None:
+    if await registry.organization_by_id(session, intake.organization_id) is None:
         raise ValidationFailed(f"no organization {intake.organization_id} in the registry", field="organization_id",
                                value=intake.organization_id, rule="hotline.work_order.organization_known")
     return intake.organization_id

@@ -21,7 +21,6 @@ from cityhealth.hotline.work_order_models import (
     WorkOrderEvent,
     WorkOrderResult,
 )
-from cityhealth.registry.models import Organization
 
 _ORDERS: Table = WorkOrder.__table__  # type: ignore[assignment]
 _DAYS: Table = WorkOrderDay.__table__  # type: ignore[assignment]
@@ -29,21 +28,6 @@ _DAYS: Table = WorkOrderDay.__table__  # type: ignore[assignment]
 
 def _insert(session: AsyncSession, table: Table) -> Any:
     return postgresql.insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite.insert(table)
-
-
-async def organization_by_code(session: AsyncSession, code: str) -> Organization | None:
-    return (await session.scalars(select(Organization).where(Organization.code == code))).one_or_none()
-
-
-async def organization(session: AsyncSession, organization_id: int) -> Organization | None:
-    return await session.get(Organization, organization_id)
-
-
-async def organization_names(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(Organization.id, Organization.name).where(Organization.id.in_(ids)))
-    return {row.id: row.name for row in rows}
 
 
 async def call_exists(session: AsyncSession, call_id: int) -> bool:

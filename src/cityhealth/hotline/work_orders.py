@@ -28,6 +28,7 @@ from cityhealth.hotline.work_order_schemas import (
     WorkOrderRead,
 )
 from cityhealth.hotline.work_order_statistics import append_step
+from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 
@@ -67,7 +68,7 @@ def _read(order: WorkOrder, seen: Projection, organization_name: str, now: datet
 async def _detail(session: AsyncSession, clock: Clock, order: WorkOrder) -> WorkOrderDetail:
     events = await repository.events(session, order.id)
     seen = project((await repository.steps_of(session, [order.id]))[order.id])
-    names = await repository.organization_names(session, [order.organization_id])
+    names = await registry.organization_names(session, [order.organization_id])
     return WorkOrderDetail(
         **_read(order, seen, names.get(order.organization_id, ""), clock.now()).model_dump(),
         events=[WorkOrderEventRead(seq=e.seq, kind=e.kind, at=e.at, actor=e.actor, note=e.note, data=dict(e.data))
@@ -95,7 +96,7 @@ async def list_orders(session: AsyncSession, clock: Clock, principal: Principal,
         session, organization_id=organization_id, source=source, category=category, state=state, text=text,
         received_from=received_from, received_to=received_to, before_id=before_id, limit=limit)
     steps = await repository.steps_of(session, [order.id for order in orders])
-    names = await repository.organization_names(session, {order.organization_id for order in orders})
+    names = await registry.organization_names(session, {order.organization_id for order in orders})
     now = clock.now()
     record(session, clock, principal, Action.LIST, "hotline_work_order", detail=f"work_orders={len(orders)}")
     return [_read(order, project(steps[order.id]), names.get(order.organization_id, ""), now) for order in orders]

@@ -121,7 +121,25 @@ def organizations_query(*, kind: str | None, area_code: str | None, name: str | 
     return statement
 
 
+async def organization_names(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Organization.id, Organization.name).where(Organization.id.in_(ids)))
+    return {row.id: row.name for row in rows}
+
+
+async def organization_words(session: AsyncSession) -> list[tuple[str, str | None]]:
+    """(name, short name) of every organization."""
+    return [(name, short) for name, short in await session.execute(select(Organization.name,
+                                                                           Organization.short_name))]
+
+
 # --- Departments and practitioners --------------------------------------------------------------------
+
+
+async def department_names(session: AsyncSession) -> list[str]:
+    """Every department's local name, once."""
+    return list((await session.scalars(select(Department.local_name).distinct())).all())
 
 
 async def get_department(session: AsyncSession, organization_id: int, department_id: int) -> Department | None:

@@ -1,10 +1,10 @@
-"""Registry use cases: areas, organizations, departments, practitioners and client applications.
+"""Registry use cases: areas, organizations and client applications (departments and practitioners are in
+`registry.departments`, residents in `registry.residents`, imports and reference data in `registry.imports`).
 
-Every write validates the whole resulting record before changing anything, so a refused request leaves
-nothing behind, and writes only what differs, so repeating a request (or an import) changes nothing.
-`principal=None` is the platform itself (the CLI, the reference loader), which may write everything.
-Departments and practitioners are in `registry.departments`, residents in `registry.residents`, file
-imports and reference data in `registry.imports`.
+Every write validates the whole resulting record before changing anything, and writes only what differs, so a
+refused request leaves nothing behind and a repeated one changes nothing. `principal=None` is the platform itself
+(the CLI, the reference loader). This is the one registry module the other rooms import: what they need beyond
+these use cases is re-exported here (`registry.lookups`, the phone checks, `registry.protection.cipher_for`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import repository
-from cityhealth.registry.identifiers import IdentifierError, ResidentId, mask_resident_id, parse_resident_id
-from cityhealth.registry.models import Area, ClientApp, Organization, Resident
+from cityhealth.registry.identifiers import IdentifierError as IdentifierError
+from cityhealth.registry.identifiers import mask_phone as mask_phone
+from cityhealth.registry.identifiers import validate_phone as validate_phone
+from cityhealth.registry.lookups import OrganizationRef as OrganizationRef
+from cityhealth.registry.lookups import department_names as department_names
+from cityhealth.registry.lookups import match_residents as match_residents
+from cityhealth.registry.lookups import organization_by_code as organization_by_code
+from cityhealth.registry.lookups import organization_by_id as organization_by_id
+from cityhealth.registry.lookups import organization_names as organization_names
+from cityhealth.registry.lookups import organization_words as organization_words
+from cityhealth.registry.lookups import parse_id_number as parse_id_number
+from cityhealth.registry.lookups import resident_for_account as resident_for_account
+from cityhealth.registry.lookups import resident_id_number as resident_id_number
+from cityhealth.registry.lookups import resident_phone as resident_phone
+from cityhealth.registry.lookups import resident_view as resident_view
+from cityhealth.registry.models import Area, ClientApp, Organization
+from cityhealth.registry.protection import cipher_for as cipher_for
 from cityhealth.registry.schemas import (
     AreaCreate,
     AreaRead,
@@ -46,19 +61,6 @@ _PARENT_LEVELS = {
 }
 # How many leading digits of a GB/T 2260 code name the parent: 2 for a province, 4 for a city.
 _PREFIX_LENGTH = {"province": 2, "city": 4}
-
-
-def parse_id_number(value: str, clock: Clock, *, field: str = "id_number") -> ResidentId:
-    """A checked ID number (15-digit legacy forms converted to 18), or 422 with the masked value."""
-    try:
-        return parse_resident_id(value, today=business_date(clock.now()))
-    except IdentifierError as exc:
-        raise ValidationFailed(exc.message, field=field, value=mask_resident_id(value), rule=exc.rule) from None
-
-
-async def resident_for_account(session: AsyncSession, id_number_hash: str) -> Resident | None:
-    """The resident an account registration or login names, unaudited: the caller audits the attempt."""
-    return await repository.resident_by_id_number_hash(session, id_number_hash)
 
 
 class Change(StrEnum):

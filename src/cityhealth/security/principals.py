@@ -66,9 +66,9 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     # (hotline/desk.py: a master-index lookup names the call, is audited with it, and is refused and audited
     # for a call not the agent's or not open). No resident scope: the resident index stays closed to agents.
     # REGISTRY_READ gives areas, organizations, departments and apps; BOOKING_READ no resident's data (a
-    # booking opened by id needs the resident's ID number). BOOKING_WRITE still lets the phone channel book by
-    # an ID number through the booking API (the simulator's phone bookings go that way until they go through
-    # the desk).
+    # booking opened by id needs the resident's ID number). BOOKING_WRITE is the desk's booking scope: the
+    # booking room refuses a phone agent who names a resident outside a call the desk checked
+    # (booking/channels.py, rule hotline.desk.within_call), so it opens no path around the desk.
     Role.HOTLINE_AGENT: frozenset({Scope.REGISTRY_READ, Scope.BOOKING_READ, Scope.BOOKING_WRITE, Scope.HOTLINE_CALLS,
                                    Scope.HOTLINE_KB_READ, Scope.HOTLINE_WORK_ORDERS}),
     Role.HOTLINE_SUPERVISOR: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,

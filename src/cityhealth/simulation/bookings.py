@@ -3,13 +3,15 @@
 Each booking cell of the plan (hospital × channel × app) is spread evenly over the month's days; a
 booking made on day d is for a session the next day (inside the default window, before the next-day
 cut-off). Residents are master-index residents, each booking at most once a day, so no cap is touched.
-Phone bookings are made on the hotline's calls when the scenario has a hotline (a `PhoneLine`, hotline.py).
+Phone bookings are made at the hotline's desk, each on a call of its own (a `PhoneLine`, hotline.py), whether
+or not the scenario states the hotline's month: a hotline agent books for a resident only within a call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import date, time, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,7 +19,7 @@ from fastapi import FastAPI
 
 from cityhealth.registry.identifiers import Sex, make_resident_id
 from cityhealth.security.principals import Scope
-from cityhealth.simulation.actors import Actor, Operator
+from cityhealth.simulation.actors import Actor, Operator, SimulationError
 from cityhealth.simulation.plan import BookingCell, MonthPlan, spread
 
 if TYPE_CHECKING:
@@ -39,13 +41,14 @@ class PhoneLine(Protocol):
     async def close_calls(self, day: date) -> None: ...
 
 
-# One booking to make: who makes it, the request, its idempotency key, and the call it is made on (if any).
+# One booking to make: who makes it, the request, its idempotency key, and the call it is made on (a phone
+# booking's; None for the other channels).
 Booking = tuple[Actor, dict[str, Any], str, str | None]
 
 
 class BookingDriver:
     def __init__(self, simulation: Simulation, app: FastAPI, operator: Operator, plan: MonthPlan,
-                 phone_line: PhoneLine | None = None) -> None:
+                 phone_line: PhoneLine) -> None:
         self.simulation = simulation
         self.app = app
         self.operator = operator
@@ -154,7 +157,7 @@ class BookingDriver:
         queues: list[list[Booking]] = []
         resident = 0  # the next resident to book, and so the count of bookings made
         phone = sum(count for cell, count in self.daily[index] if cell.channel == "phone")
-        calls = iter(await self.phone_line.open_calls(day, phone, self.agent_subject) if self.phone_line else [])
+        calls = iter(await self.phone_line.open_calls(day, phone, self.agent_subject))
         for position, (cell, count) in enumerate(self.daily[index]):
             if not count:
                 continue
@@ -172,16 +175,24 @@ class BookingDriver:
                     body["channel"] = cell.channel
                 resident += 1
                 key = str(uuid.UUID(int=self.simulation.random.getrandbits(128)))
-                queue.append((actor, body, key, next(calls, None) if cell.channel == "phone" else None))
+                queue.append((actor, body, key, self._call_of(calls, day) if cell.channel == "phone" else None))
             queues.append(queue)
         await asyncio.gather(*(self._book(queue) for queue in queues))
-        if self.phone_line is not None and phone:
+        if phone:
             await self.phone_line.close_calls(day)
         return resident
 
+    @staticmethod
+    def _call_of(calls: Iterator[str], day: date) -> str:
+        call_id = next(calls, None)
+        if call_id is None:
+            raise SimulationError(f"the hotline opened fewer calls on {day.isoformat()} than the day has phone "
+                                  "bookings", code="simulation_mismatch")
+        return call_id
+
     async def _book(self, queue: list[Booking]) -> None:
         for actor, body, key, call_id in queue:
-            if call_id is not None and self.phone_line is not None:
+            if call_id is not None:
                 await self.phone_line.book(call_id, actor, body, key)
             else:
                 await actor.call("POST", "/api/booking/bookings", json=body, headers={"Idempotency-Key": key})

@@ -180,7 +180,7 @@ class Simulation:
         await hotline.prepare()
         orders = WorkOrderDriver(self, app, operator, plan, hotline)
         await orders.prepare()
-        bookings = BookingDriver(self, app, operator, plan, hotline if hotline.takes_phone_bookings else None)
+        bookings = BookingDriver(self, app, operator, plan, hotline)
         await bookings.prepare()
         upload_started = time.perf_counter()
         await self._run_month(database, units, plan, bookings, (hotline, orders), result)

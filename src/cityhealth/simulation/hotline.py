@@ -84,10 +84,6 @@ class HotlineDriver:
                 if count:
                     self.daily[index].append((cell, count))
 
-    @property
-    def takes_phone_bookings(self) -> bool:
-        return self.plan is not None and self.plan.phone_bookings_follow_bookings
-
     async def open_calls(self, day: date, count: int, agent: str) -> list[str]:
         """The day's phone-booking calls up to the agent's answer; their ids, one for each booking to make."""
         if self.plan is None or count == 0:

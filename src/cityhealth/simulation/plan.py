@@ -268,11 +268,19 @@ def line_name(city: str) -> str:
 
 def plan_hotline(scenario: Scenario, scale: Decimal) -> HotlinePlan | None:
     """Every scaled call a city and a category (expected()'s rules): the region city's calls are its scaled
-    categories, its phone-booking calls one per phone booking when the scenario books (else scaled too)."""
+    categories, its phone-booking calls one per phone booking when the scenario books (else scaled too).
+
+    A scenario that books but states no hotline still has its phone bookings made on calls (an agent books
+    for a resident only within a call): the region city's line alone, and no call but theirs — so the month's
+    hotline figures are its phone-booking calls, one per phone booking, as the scenario format's rule derives
+    them from the booking table."""
     section = scenario.hotline
-    if section is None:
-        return None
     region = scenario.region.code
+    if section is None:
+        if scenario.booking is None:
+            return None
+        return HotlinePlan(lines=((line_name(region), region, scenario.region.name),), region_city=region,
+                           cells=(), phone_bookings_follow_bookings=True)
     categories = section.calls_by_category
     follows = scenario.booking is not None
     cells = [CallCell(region, category, scaled(getattr(categories, category), scale)) for category in CATEGORY_ORDER

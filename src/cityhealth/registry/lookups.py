@@ -1,0 +1,104 @@
+"""What the other rooms ask the registry, re-exported by `registry.service`, the one registry module they import.
+
+Organizations by id or code and their names, the departments' names, and a resident by id for a use case that
+has checked its own access rule and audits what it shows (the hotline desk: a caller within the agent's open
+call, the call-back list). Nothing here audits: the asking use case does, with its own reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.clock import Clock, business_date
+from cityhealth.errors import ValidationFailed
+from cityhealth.registry import repository
+from cityhealth.registry.identifiers import IdentifierError, ResidentId, mask_resident_id, parse_resident_id
+from cityhealth.registry.models import Resident
+from cityhealth.registry.schemas import ResidentRead
+from cityhealth.security.crypto import FieldCipher
+from cityhealth.security.principals import Principal
+
+
+@dataclass(frozen=True)
+class OrganizationRef:
+    """An organization as another room names it."""
+
+    id: int
+    code: str
+    name: str
+
+
+async def organization_by_id(session: AsyncSession, organization_id: int) -> OrganizationRef | None:
+    found = await repository.get_organization(session, organization_id)
+    return OrganizationRef(found.id, found.code, found.name) if found is not None else None
+
+
+async def organization_by_code(session: AsyncSession, code: str) -> OrganizationRef | None:
+    found = await repository.organization_by(session, "code", code)
+    return OrganizationRef(found.id, found.code, found.name) if found is not None else None
+
+
+async def organization_names(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
+    """The names of the organizations `ids` (those that exist)."""
+    return await repository.organization_names(session, ids)
+
+
+async def organization_words(session: AsyncSession) -> list[tuple[str, str | None]]:
+    """(name, short name) of every organization: the words a text search must keep whole."""
+    return await repository.organization_words(session)
+
+
+async def department_names(session: AsyncSession) -> list[str]:
+    """Every department's local name, once."""
+    return await repository.department_names(session)
+
+
+# The resident functions are registry.residents' (which builds on registry.service, hence the imports inside).
+
+
+async def match_residents(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal | None,
+                          *, purpose: str, id_number: str | None = None, name: str | None = None,
+                          birth_date: date | None = None, phone: str | None = None) -> list[tuple[int, ResidentRead]]:
+    """The residents an identification names, masked; audited with `purpose` (registry/residents.py)."""
+    from cityhealth.registry import residents
+
+    return await residents.match_residents(session, clock, cipher, principal, purpose=purpose, id_number=id_number,
+                                           name=name, birth_date=birth_date, phone=phone)
+
+
+async def resident_view(session: AsyncSession, cipher: FieldCipher, resident_id: int) -> ResidentRead:
+    """A resident masked, as every read shows them (unaudited: the caller audits); 404 when there is none."""
+    from cityhealth.registry import residents
+
+    return residents.view_of(cipher, await residents.resident_of(session, resident_id))
+
+
+async def resident_id_number(session: AsyncSession, cipher: FieldCipher, resident_id: int) -> str:
+    """A resident's whole ID number, for a service acting for them (never shown; the caller audits)."""
+    from cityhealth.registry import residents
+
+    return residents.id_number_of(cipher, await residents.resident_of(session, resident_id))
+
+
+async def resident_phone(session: AsyncSession, cipher: FieldCipher, resident_id: int) -> str | None:
+    """A resident's whole phone number, for a call back (the caller audits it as revealed)."""
+    from cityhealth.registry import residents
+
+    return residents.phone_of(cipher, await residents.resident_of(session, resident_id))
+
+
+def parse_id_number(value: str, clock: Clock, *, field: str = "id_number") -> ResidentId:
+    """A checked ID number (15-digit legacy forms converted to 18), or 422 with the masked value."""
+    try:
+        return parse_resident_id(value, today=business_date(clock.now()))
+    except IdentifierError as exc:
+        raise ValidationFailed(exc.message, field=field, value=mask_resident_id(value), rule=exc.rule) from None
+
+
+async def resident_for_account(session: AsyncSession, id_number_hash: str) -> Resident | None:
+    """The resident an account registration or login names, unaudited: the caller audits the attempt."""
+    return await repository.resident_by_id_number_hash(session, id_number_hash)
