@@ -125,6 +125,13 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     database: Database,
     workers: list[subprocess.Popen[bytes]],
 ) -> None:
+    async def both_workers_listening() -> bool:
+        async with database.transaction() as session:
+            return (await session.execute(text("SELECT count(*) FROM procrastinate_workers"))).scalar_one() >= 2
+
+    # Both workers first: a worker slow to start on a loaded machine would leave every job to the other one,
+    # and no moment would come with both inside a job.
+    await _until(both_workers_listening, "both workers to start")
     ids = []
     for job in range(JOBS):
         response = await client.post(
