@@ -52,7 +52,7 @@ from cityhealth.context import SessionDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import RowId
 from cityhealth.errors import DomainError, Forbidden
-from cityhealth.observability import answer_error
+from cityhealth.observability import answer_error, answer_in_lane
 from cityhealth.registry.protection import cipher_for
 from cityhealth.security.audit import Action, Outcome, record, record_now
 from cityhealth.security.crypto import FieldCipher
@@ -172,13 +172,7 @@ class AttemptLane:
             await self.app(scope, receive, send)
             return
         route, handler = found
-        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
-        request = Request(scope, receive, send)
-        try:
-            response = await handler(request)
-        except Exception as error:  # answered by the app's handler for it, or raised on
-            response = await answer_error(request, error)
-        await response(scope, receive, send)
+        await answer_in_lane(scope, receive, send, route, route.endpoint, {}, handler)
 
 
 @asynccontextmanager

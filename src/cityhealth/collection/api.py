@@ -36,7 +36,7 @@ from cityhealth.collection.standard import load_standard
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import Int64
 from cityhealth.errors import Conflict
-from cityhealth.observability import answer_error
+from cityhealth.observability import answer_in_lane
 from cityhealth.personal_numbers import scrub, scrub_json
 from cityhealth.security.audit import Action, record
 from cityhealth.security.dependencies import bearer_credentials, require, require_any
@@ -160,14 +160,10 @@ class UploadLane:
                 or scope.get("root_path")):
             await self.app(scope, receive, send)
             return
-        scope["route"], scope["endpoint"], scope["path_params"] = self.route, upload_records, {"form": form}
-        request = Request(scope, receive, send)
-        try:
-            principal = await _UPLOAD_GUARD(request, await bearer_credentials(request))
-            response = await upload_records(form, request, principal)
-        except Exception as error:  # answered by the app's handler for it, or raised on
-            response = await answer_error(request, error)
-        await response(scope, receive, send)
+        async def answer(request: Request) -> Response:
+            return await upload_records(form, request, await _UPLOAD_GUARD(request, await bearer_credentials(request)))
+
+        await answer_in_lane(scope, receive, send, self.route, upload_records, {"form": form}, answer)
 
 
 def _declared_length(request: Request) -> int | None:
