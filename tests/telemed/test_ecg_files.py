@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -137,3 +138,23 @@ def test_a_file_of_neither_kind_is_refused_when_no_format_is_declared() -> None:
     _refused("format", read_ecg_file, dicom_ecg(), "scp-ecg")
     assert read_ecg_file(dicom_ecg()).source_format == "dicom"
     assert read_ecg_file(aecg().encode()).source_format == "aecg"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 121_000), st.binary(min_size=1, max_size=64))
+def test_a_damaged_dicom_ecg_is_refused_never_crashes(cut: int, garbage: bytes) -> None:
+    data = ORIGINAL_DICOM[:cut] + garbage + ORIGINAL_DICOM[cut + len(garbage) :]
+    with contextlib.suppress(EcgFileRefused):
+        read_ecg_file(data, "dicom")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 170_000), st.binary(min_size=1, max_size=16))
+def test_a_damaged_aecg_is_refused_never_crashes(cut: int, garbage: bytes) -> None:
+    data = ORIGINAL_AECG[:cut] + garbage + ORIGINAL_AECG[cut + len(garbage) :]
+    with contextlib.suppress(EcgFileRefused):
+        read_ecg_file(data, "aecg")
+
+
+ORIGINAL_DICOM = dicom_ecg()
+ORIGINAL_AECG = aecg().encode()

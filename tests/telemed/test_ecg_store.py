@@ -13,7 +13,8 @@ from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import NotFound
 from cityhealth.security.audit import Action
-from cityhealth.security.crypto import field_cipher
+from cityhealth.security.crypto import FieldCipher, field_cipher
+from cityhealth.security.keys import encrypted_columns, rotate_column
 from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Principal, PrincipalKind
 from cityhealth.telemed import ecg
@@ -153,3 +154,16 @@ def test_leads_other_than_the_twelve_get_a_row_each() -> None:
     baselines = [25.0, 55.0, 85.0]
     for trace, baseline, microvolts in zip(traces, baselines, (0, 1000, -500), strict=True):
         assert {y for _, y in _points(trace)} == {baseline - microvolts / 100}
+
+
+async def test_key_rotation_re_encrypts_the_tracing_identifiers(database: Database, clock: SimulatedClock) -> None:
+    old, new, lookup = b"o" * 32, b"n" * 32, b"l" * 32
+    async with database.transaction() as session:
+        summary = await ecg.store_ecg(session, clock, FieldCipher(old, lookup), DOCTOR, dicom_ecg())
+    rotating = FieldCipher(new, lookup, [old])
+    columns = [item for item in encrypted_columns() if item.table == "telemed_ecg_tracings"]
+    assert {item.column for item in columns} == {"patient_id_enc", "patient_name_enc"}
+    assert sum([(await rotate_column(database, rotating, item)).rotated for item in columns]) == 2
+    async with database.transaction() as session:
+        view = await ecg.ecg_summary(session, clock, FieldCipher(new, lookup), DOCTOR, summary.id)
+    assert view.patient_id_masked == summary.patient_id_masked

@@ -8,7 +8,6 @@ error is `PacsUnavailable` (502) naming the PACS and what it said.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -16,10 +15,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import pydicom
-from pydicom.errors import InvalidDicomError
 
 from cityhealth.errors import DomainError, NotFound, ValidationFailed
+from cityhealth.telemed.dicom_reading import read_dataset
 
 DICOM_JSON = "application/dicom+json"
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
@@ -248,8 +246,8 @@ def split_multipart(body: bytes, content_type: str) -> list[bytes]:
 
 def _instance(data: bytes) -> RetrievedInstance:
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
+        dataset = read_dataset(data, stop_before_pixels=True)
+    except Exception as exc:  # pydicom raises many kinds on a damaged file
         raise PacsUnavailable(
             f"a retrieved part is not DICOM: {exc}".splitlines()[0][:200], rule="wado_dicom"
         ) from None

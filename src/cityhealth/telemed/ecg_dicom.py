@@ -7,15 +7,14 @@ sample, each scaled by its sensitivity, correction factor and baseline into micr
 
 from __future__ import annotations
 
-import io
 import struct
+import warnings
 from typing import Any
 
-import pydicom
-from pydicom.errors import InvalidDicomError
-
+from cityhealth.telemed.dicom_reading import read_dataset
 from cityhealth.telemed.ecg_tracing import (
     MAX_FILE_BYTES,
+    EcgFileRefused,
     Patient,
     Tracing,
     check_tracing,
@@ -36,12 +35,27 @@ _TO_MICROVOLTS = {"uV": 1.0, "mV": 1000.0, "V": 1_000_000.0}
 
 def read_dicom(data: bytes) -> Tracing:
     """The tracing of a DICOM ECG waveform file, or EcgFileRefused naming what is wrong with it."""
+    with warnings.catch_warnings():  # pydicom decodes elements lazily, warning as it goes (dicom_reading.py)
+        warnings.simplefilter("ignore")
+        return _read(data)
+
+
+def _read(data: bytes) -> Tracing:
     if len(data) > MAX_FILE_BYTES:
         raise refuse(f"the file is larger than {MAX_FILE_BYTES} bytes", rule="max_size", value=len(data))
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, struct.error, ValueError, OSError) as exc:
+        dataset = read_dataset(data)
+    except Exception as exc:  # pydicom raises many kinds (InvalidDicomError, BytesLengthException, EOFError...)
         raise refuse(f"the file is not DICOM: {_short(exc)}", rule="dicom") from None
+    try:  # elements decode lazily: a damaged one raises whatever pydicom meets first, wherever it is read
+        return check_tracing(_tracing(dataset))
+    except EcgFileRefused:
+        raise
+    except Exception as exc:
+        raise refuse(f"the DICOM ECG cannot be decoded: {_short(exc)}", rule="waveform_data") from None
+
+
+def _tracing(dataset: Any) -> Tracing:
     sop_class = str(dataset.get("SOPClassUID", ""))
     if sop_class not in ECG_SOP_CLASSES:
         raise refuse(
@@ -54,15 +68,10 @@ def read_dicom(data: bytes) -> Tracing:
     groups = dataset.get("WaveformSequence")
     if not groups:
         raise refuse("the DICOM ECG holds no waveform sequence", rule="waveform_sequence", field="WaveformSequence")
-    try:
-        leads, rate, samples = _decode_group(groups[0])
-        acquired = parse_timestamp(_acquisition_text(dataset), field="AcquisitionDateTime")
-    except (AttributeError, KeyError, TypeError, ValueError, struct.error) as exc:
-        raise refuse(f"the DICOM waveform cannot be decoded: {_short(exc)}", rule="waveform_data") from None
+    leads, rate, samples = _decode_group(groups[0])
+    acquired = parse_timestamp(_acquisition_text(dataset), field="AcquisitionDateTime")
     patient = Patient(_text(dataset.get("PatientID")), _text(dataset.get("PatientName")))
-    return check_tracing(
-        Tracing("dicom", _text(dataset.get("SOPInstanceUID")), leads, rate, samples, acquired, patient)
-    )
+    return Tracing("dicom", _text(dataset.get("SOPInstanceUID")), leads, rate, samples, acquired, patient)
 
 
 def _decode_group(group: Any) -> tuple[tuple[str, ...], float, tuple[tuple[int, ...], ...]]:
