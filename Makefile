@@ -12,7 +12,7 @@ export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-.PHONY: install lock browser-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
+.PHONY: install lock browser-deps orthanc-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cityhealth needs Python >= 3.11")'
@@ -39,13 +39,16 @@ lint: install
 browser-deps:
 	scripts/browser-deps
 
-test-sqlite: install browser-deps
+orthanc-deps:
+	scripts/orthanc-deps
+
+test-sqlite: install browser-deps orthanc-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m "not slow"
 
-test-postgres: install
+test-postgres: install orthanc-deps
 	scripts/with-postgres $(PYTEST) -m "not slow"
 
-test-slow: install
+test-slow: install orthanc-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m slow
 
 test: lint test-sqlite test-postgres test-slow

@@ -1,0 +1,1 @@
+"""Remote diagnosis networks: members, cases, reading centres, ECG, lab, imaging and pathology."""
