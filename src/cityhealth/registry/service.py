@@ -26,6 +26,7 @@ from cityhealth.registry.identifiers import mask_phone as mask_phone
 from cityhealth.registry.identifiers import validate_phone as validate_phone
 from cityhealth.registry.lookups import OrganizationRef as OrganizationRef
 from cityhealth.registry.lookups import department_names as department_names
+from cityhealth.registry.lookups import id_number_hash as id_number_hash
 from cityhealth.registry.lookups import match_residents as match_residents
 from cityhealth.registry.lookups import organization_by_code as organization_by_code
 from cityhealth.registry.lookups import organization_by_id as organization_by_id
@@ -33,6 +34,7 @@ from cityhealth.registry.lookups import organization_names as organization_names
 from cityhealth.registry.lookups import organization_words as organization_words
 from cityhealth.registry.lookups import parse_id_number as parse_id_number
 from cityhealth.registry.lookups import resident_for_account as resident_for_account
+from cityhealth.registry.lookups import resident_ids_by_id_number_hash as resident_ids_by_id_number_hash
 from cityhealth.registry.lookups import resident_id_number as resident_id_number
 from cityhealth.registry.lookups import resident_phone as resident_phone
 from cityhealth.registry.lookups import resident_view as resident_view

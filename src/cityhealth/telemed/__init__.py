@@ -1,0 +1,1 @@
+"""Remote diagnosis networks: teleconsultation, ECG, lab, imaging and pathology."""
