@@ -29,24 +29,55 @@ def segment(name: str, *fields: Value) -> hl7.Segment:
     return hl7.Segment(sequence=[hl7.Field(sequence=[name]), *(_field(value) for value in fields)])
 
 
-def header(control_id: str, message_type: tuple[str, ...], *, application: str = "LIS",
-           facility: str = "GULOU-LAB") -> hl7.Segment:
-    return hl7.Segment(sequence=[
-        hl7.Field(sequence=["MSH"]), hl7.Field(sequence=["|"]), hl7.Field(sequence=["^~\\&"]),
-        *(_field(value) for value in (application, facility, "CITYHEALTH", "NANJING", "20261205083000", "",
-                                      message_type, control_id, "P", "2.5.1"))])
+def header(
+    control_id: str, message_type: tuple[str, ...], *, application: str = "LIS", facility: str = "GULOU-LAB"
+) -> hl7.Segment:
+    return hl7.Segment(
+        sequence=[
+            hl7.Field(sequence=["MSH"]),
+            hl7.Field(sequence=["|"]),
+            hl7.Field(sequence=["^~\\&"]),
+            *(
+                _field(value)
+                for value in (
+                    application,
+                    facility,
+                    "CITYHEALTH",
+                    "NANJING",
+                    "20261205083000",
+                    "",
+                    message_type,
+                    control_id,
+                    "P",
+                    "2.5.1",
+                )
+            ),
+        ]
+    )
 
 
-def oru(control_id: str, patient_ids: Sequence[tuple[str, ...]], *, specimen: str | None = None,
-        observations: Sequence[tuple[Value, ...]] | None = None, **sender: Any) -> hl7.Message:
+def oru(
+    control_id: str,
+    patient_ids: Sequence[tuple[str, ...]],
+    *,
+    specimen: str | None = None,
+    observations: Sequence[tuple[Value, ...]] | None = None,
+    **sender: Any,
+) -> hl7.Message:
     """An ORU^R01: one OBR (a blood glucose and a haemoglobin by default) with its OBX."""
-    rows = observations if observations is not None else [
-        ("NM", ("GLU", "葡萄糖", "LN"), "", "5.4", "mmol/L", "3.9-6.1", "N", "", "", "F"),
-        ("NM", ("HGB", "血红蛋白", "LN"), "", "98", "g/L", "115-150", "L", "", "", "F")]
-    segments = [header(control_id, ("ORU", "R01", "ORU_R01"), **sender),
-                segment("PID", "1", "", list(patient_ids), "", ("张", "三")),
-                segment("OBR", "1", "P-" + control_id, "F-" + control_id, ("CBC", "血常规", "L"), "", "",
-                        "20261205080000")]
+    rows = (
+        observations
+        if observations is not None
+        else [
+            ("NM", ("GLU", "葡萄糖", "LN"), "", "5.4", "mmol/L", "3.9-6.1", "N", "", "", "F"),
+            ("NM", ("HGB", "血红蛋白", "LN"), "", "98", "g/L", "115-150", "L", "", "", "F"),
+        ]
+    )
+    segments = [
+        header(control_id, ("ORU", "R01", "ORU_R01"), **sender),
+        segment("PID", "1", "", list(patient_ids), "", ("张", "三")),
+        segment("OBR", "1", "P-" + control_id, "F-" + control_id, ("CBC", "血常规", "L"), "", "", "20261205080000"),
+    ]
     if specimen is not None:
         segments.append(segment("SPM", "1", (specimen,), "", ("BLD", "全血")))
     segments += [segment("OBX", str(n), *row) for n, row in enumerate(rows, 1)]
@@ -62,12 +93,15 @@ def oml(control_id: str, specimen: str, step: str, *, reason: str | None = None,
         spm[17] = "20261205100000"
     if step == "rejected":
         spm += ["", "", ("HEM", reason or "溶血")]
-    return hl7.Message(sequence=[
-        header(control_id, ("OML", "O21", "OML_O21"), **sender),
-        segment("PID", "1", "", [("110101199003074514", "", "", "", "ID")]),
-        segment("ORC", control[0], "P-" + specimen, "", "", control[1]),
-        segment("OBR", "1", "P-" + specimen, "", ("CBC", "血常规", "L")),
-        segment("SPM", *spm)])
+    return hl7.Message(
+        sequence=[
+            header(control_id, ("OML", "O21", "OML_O21"), **sender),
+            segment("PID", "1", "", [("110101199003074514", "", "", "", "ID")]),
+            segment("ORC", control[0], "P-" + specimen, "", "", control[1]),
+            segment("OBR", "1", "P-" + specimen, "", ("CBC", "血常规", "L")),
+            segment("SPM", *spm),
+        ]
+    )
 
 
 def wire(message: hl7.Message | str, ending: str = "\r") -> bytes:
@@ -76,8 +110,9 @@ def wire(message: hl7.Message | str, ending: str = "\r") -> bytes:
 
 
 @asynccontextmanager
-async def running_listener(database: Database, settings: Settings, clock: Clock,
-                           **options: Any) -> AsyncIterator[tuple[LabListener, int]]:
+async def running_listener(
+    database: Database, settings: Settings, clock: Clock, **options: Any
+) -> AsyncIterator[tuple[LabListener, int]]:
     listener = LabListener(database, clock, cipher_for(settings), **options)
     _, port = await listener.start("127.0.0.1", 0)
     try:
@@ -108,6 +143,5 @@ def ack_code(ack: hl7.Message) -> str:
 def ack_text(ack: hl7.Message) -> str:
     """MSA-3 and ERR, unescaped, as one text."""
     parts = [ack.unescape(str(ack.segment("MSA")(3))) if len(ack.segment("MSA")) > 3 else ""]
-    parts += [ack.unescape(str(err)) for err in ack.segments("ERR")] if any(
-        str(s[0]) == "ERR" for s in ack) else []
+    parts += [ack.unescape(str(err)) for err in ack.segments("ERR")] if any(str(s[0]) == "ERR" for s in ack) else []
     return " | ".join(parts)

@@ -34,8 +34,8 @@ from cityhealth.registry.lookups import organization_names as organization_names
 from cityhealth.registry.lookups import organization_words as organization_words
 from cityhealth.registry.lookups import parse_id_number as parse_id_number
 from cityhealth.registry.lookups import resident_for_account as resident_for_account
-from cityhealth.registry.lookups import resident_ids_by_id_number_hash as resident_ids_by_id_number_hash
 from cityhealth.registry.lookups import resident_id_number as resident_id_number
+from cityhealth.registry.lookups import resident_ids_by_id_number_hash as resident_ids_by_id_number_hash
 from cityhealth.registry.lookups import resident_phone as resident_phone
 from cityhealth.registry.lookups import resident_view as resident_view
 from cityhealth.registry.models import Area, ClientApp, Organization

@@ -19,10 +19,11 @@ console = Console()
 
 
 @app.command("mllp")
-def mllp(host: str = typer.Option("127.0.0.1", help="the address to listen on (loopback unless told otherwise)"),
-         port: int = typer.Option(2575, min=0, max=65535, help="the TCP port (2575: HL7's registered port)"),
-         max_batch: int = typer.Option(256, min=1, max=4096,
-                                       help="at most this many messages decided in one transaction")) -> None:
+def mllp(
+    host: str = typer.Option("127.0.0.1", help="the address to listen on (loopback unless told otherwise)"),
+    port: int = typer.Option(2575, min=0, max=65535, help="the TCP port (2575: HL7's registered port)"),
+    max_batch: int = typer.Option(256, min=1, max=4096, help="at most this many messages decided in one transaction"),
+) -> None:
     """Receive lab results and specimen steps over MLLP until interrupted (SIGINT or SIGTERM)."""
     settings = load_settings()
 

@@ -32,8 +32,15 @@ class LabMessage(Base):
     __tablename__ = "telemed_lab_messages"
     __table_args__ = (
         CheckConstraint(_in("ack_code", ACK_CODES), name="ack_code"),
-        Index("ux_telemed_lab_messages_accepted", "sending_application", "sending_facility", "control_id",
-              unique=True, sqlite_where=text("ack_code = 'AA'"), postgresql_where=text("ack_code = 'AA'")),
+        Index(
+            "ux_telemed_lab_messages_accepted",
+            "sending_application",
+            "sending_facility",
+            "control_id",
+            unique=True,
+            sqlite_where=text("ack_code = 'AA'"),
+            postgresql_where=text("ack_code = 'AA'"),
+        ),
         Index("ix_telemed_lab_messages_received_at", "received_at"),
         # The raw message names the patient; the header fields and the error texts never do.
         {"info": {"personal_data": ("raw_cipher",)}},
@@ -59,8 +66,9 @@ class LabReport(Base):
 
     __tablename__ = "telemed_lab_reports"
     __table_args__ = (
-        CheckConstraint(f"unmatched_reason IS NULL OR {_in('unmatched_reason', UNMATCHED_REASONS)}",
-                        name="unmatched_reason"),
+        CheckConstraint(
+            f"unmatched_reason IS NULL OR {_in('unmatched_reason', UNMATCHED_REASONS)}", name="unmatched_reason"
+        ),
         CheckConstraint("(resident_id IS NULL) = (unmatched_reason IS NOT NULL)", name="matched"),
         Index("ix_telemed_lab_reports_resident_id", "resident_id"),
         Index("ix_telemed_lab_reports_patient_hash", "patient_hash"),
@@ -141,5 +149,3 @@ class LabSpecimenStep(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     message_id: Mapped[int] = mapped_column(ForeignKey("telemed_lab_messages.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-

@@ -19,9 +19,11 @@ async def accepted_keys(session: AsyncSession, keys: Collection[MessageKey]) -> 
     if not keys:
         return set()
     columns = tuple_(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id)
-    rows = await session.execute(select(LabMessage.sending_application, LabMessage.sending_facility,
-                                        LabMessage.control_id)
-                                 .where(LabMessage.ack_code == "AA", columns.in_(sorted(set(keys)))))
+    rows = await session.execute(
+        select(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id).where(
+            LabMessage.ack_code == "AA", columns.in_(sorted(set(keys)))
+        )
+    )
     return {(application, facility, control_id or "") for application, facility, control_id in rows}
 
 
@@ -49,9 +51,11 @@ async def specimens(session: AsyncSession, keys: Collection[SpecimenKey]) -> dic
     """(id, state) of the specimens among `keys` that exist, locked on PostgreSQL until the batch commits."""
     if not keys:
         return {}
-    statement = (select(LabSpecimen.sending_facility, LabSpecimen.specimen_no, LabSpecimen.id, LabSpecimen.state)
-                 .where(tuple_(LabSpecimen.sending_facility, LabSpecimen.specimen_no).in_(sorted(set(keys))))
-                 .with_for_update())
+    statement = (
+        select(LabSpecimen.sending_facility, LabSpecimen.specimen_no, LabSpecimen.id, LabSpecimen.state)
+        .where(tuple_(LabSpecimen.sending_facility, LabSpecimen.specimen_no).in_(sorted(set(keys))))
+        .with_for_update()
+    )
     rows = await session.execute(statement)
     return {(facility, number): (specimen_id, state) for facility, number, specimen_id, state in rows}
 
@@ -63,9 +67,11 @@ async def insert_specimens(session: AsyncSession, rows: Sequence[dict[str, Any]]
 async def update_specimens(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Each row: `specimen_id`, `new_state`, `new_reason`, `now`."""
     if rows:
-        statement = (update(LabSpecimen).where(LabSpecimen.id == bindparam("specimen_id"))
-                     .values(state=bindparam("new_state"), reject_reason=bindparam("new_reason"),
-                             updated_at=bindparam("now")))
+        statement = (
+            update(LabSpecimen)
+            .where(LabSpecimen.id == bindparam("specimen_id"))
+            .values(state=bindparam("new_state"), reject_reason=bindparam("new_reason"), updated_at=bindparam("now"))
+        )
         connection = await session.connection()
         await connection.execute(statement, list(rows))
 
@@ -75,8 +81,9 @@ async def insert_steps(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
         await session.execute(insert(LabSpecimenStep), list(rows))
 
 
-async def message_count(session: AsyncSession, *, sending_facility: str | None = None,
-                        control_id: str | None = None) -> dict[str, int]:
+async def message_count(
+    session: AsyncSession, *, sending_facility: str | None = None, control_id: str | None = None
+) -> dict[str, int]:
     """How many messages were kept, by acknowledgement code."""
     statement = select(LabMessage.ack_code, func.count()).group_by(LabMessage.ack_code)
     if sending_facility is not None:
@@ -95,20 +102,34 @@ async def messages(session: AsyncSession, *, control_id: str | None = None) -> l
 
 
 async def reports_of(session: AsyncSession, message_ids: Collection[int]) -> list[LabReport]:
-    return list(await session.scalars(select(LabReport).where(LabReport.message_id.in_(sorted(message_ids)))
-                                      .order_by(LabReport.id)))
+    return list(
+        await session.scalars(
+            select(LabReport).where(LabReport.message_id.in_(sorted(message_ids))).order_by(LabReport.id)
+        )
+    )
 
 
 async def observations_of(session: AsyncSession, report_ids: Collection[int]) -> list[LabObservation]:
-    return list(await session.scalars(select(LabObservation).where(LabObservation.report_id.in_(sorted(report_ids)))
-                                      .order_by(LabObservation.report_id, LabObservation.set_id)))
+    return list(
+        await session.scalars(
+            select(LabObservation)
+            .where(LabObservation.report_id.in_(sorted(report_ids)))
+            .order_by(LabObservation.report_id, LabObservation.set_id)
+        )
+    )
 
 
 async def specimen(session: AsyncSession, sending_facility: str, specimen_no: str) -> LabSpecimen | None:
-    return await session.scalar(select(LabSpecimen).where(LabSpecimen.sending_facility == sending_facility,
-                                                          LabSpecimen.specimen_no == specimen_no))
+    return await session.scalar(
+        select(LabSpecimen).where(
+            LabSpecimen.sending_facility == sending_facility, LabSpecimen.specimen_no == specimen_no
+        )
+    )
 
 
 async def specimen_steps(session: AsyncSession, specimen_id: int) -> list[LabSpecimenStep]:
-    return list(await session.scalars(select(LabSpecimenStep).where(LabSpecimenStep.specimen_id == specimen_id)
-                                      .order_by(LabSpecimenStep.id)))
+    return list(
+        await session.scalars(
+            select(LabSpecimenStep).where(LabSpecimenStep.specimen_id == specimen_id).order_by(LabSpecimenStep.id)
+        )
+    )

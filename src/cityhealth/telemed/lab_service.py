@@ -101,8 +101,9 @@ def _patient(cipher: FieldCipher, clock: Clock, message: LabMessageIn) -> tuple[
     return None, "invalid_identifier" if message.patient_ids else "no_identifier"
 
 
-def _walk_specimens(message: LabMessageIn, states: dict[repository.SpecimenKey, str | None]
-                    ) -> dict[repository.SpecimenKey, str | None]:
+def _walk_specimens(
+    message: LabMessageIn, states: dict[repository.SpecimenKey, str | None]
+) -> dict[repository.SpecimenKey, str | None]:
     """The specimens' states after the message's steps, or Hl7Problem naming the state and the refused step."""
     after = dict(states)
     owner = _specimen_owner(message.header)
@@ -113,24 +114,31 @@ def _walk_specimens(message: LabMessageIn, states: dict[repository.SpecimenKey, 
             continue  # reported again (a corrected result, a resend under a new control id): nothing moves
         if step.step not in NEXT_STATES[state]:
             allowed = ", ".join(sorted(NEXT_STATES[state])) or "none: it is final"
-            raise Hl7Problem("AE", APPLICATION_ERROR, f"{step.location}-2",
-                             f"specimen {step.specimen_no} is {state or 'not known here'}: step {step.step!r} is "
-                             f"not allowed from it (allowed: {allowed})", message.header)
+            raise Hl7Problem(
+                "AE",
+                APPLICATION_ERROR,
+                f"{step.location}-2",
+                f"specimen {step.specimen_no} is {state or 'not known here'}: step {step.step!r} is "
+                f"not allowed from it (allowed: {allowed})",
+                message.header,
+            )
         after[key] = step.step
     return after
 
 
-async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher,
-                 batch: Sequence[Received]) -> list[Outcome]:
+async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher, batch: Sequence[Received]) -> list[Outcome]:
     """Decide `batch` in `session` (flushed, not committed): one outcome per message, in order."""
     now = clock.now()
     keys = [_key(item.message.header) for item in batch if item.message is not None]
     seen = await repository.accepted_keys(session, keys)
-    patients = [_patient(cipher, clock, item.message) if item.message is not None else (None, None)
-                for item in batch]
+    patients = [_patient(cipher, clock, item.message) if item.message is not None else (None, None) for item in batch]
     residents = await registry.resident_ids_by_id_number_hash(session, {h for h, _ in patients if h is not None})
-    specimen_keys = {(_specimen_owner(item.message.header), step.specimen_no)
-                     for item in batch if item.message is not None for step in item.message.steps}
+    specimen_keys = {
+        (_specimen_owner(item.message.header), step.specimen_no)
+        for item in batch
+        if item.message is not None
+        for step in item.message.steps
+    }
     existing = await repository.specimens(session, specimen_keys)
     states: dict[repository.SpecimenKey, str | None] = {key: state for key, (_, state) in existing.items()}
 
@@ -156,8 +164,9 @@ async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher,
         if not outcome.duplicate:
             kept.append((item, outcome, (patient_hash, reason)))
 
-    message_ids = await repository.insert_messages(session, [_message_row(cipher, item, outcome)
-                                                             for item, outcome, _ in kept])
+    message_ids = await repository.insert_messages(
+        session, [_message_row(cipher, item, outcome) for item, outcome, _ in kept]
+    )
     report_rows: list[dict[str, Any]] = []
     observations: list[list[dict[str, Any]]] = []
     step_rows: list[tuple[repository.SpecimenKey, dict[str, Any]]] = []
@@ -169,30 +178,65 @@ async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher,
         owner = _specimen_owner(message.header)
         if outcome.reports:
             for order in message.orders:
-                report_rows.append({
-                    "message_id": message_id, "sending_facility": owner, "placer_order_no": order.placer_order_no,
-                    "filler_order_no": order.filler_order_no, "specimen_no": order.specimen_no,
-                    "test_code": order.test_code, "test_name": order.test_name, "result_status": order.result_status,
-                    "observed_at": order.observed_at, "resident_id": resident_id, "patient_hash": patient_hash,
-                    "unmatched_reason": None if resident_id is not None else (reason or "not_in_index"),
-                    "created_at": now})
-                observations.append([{
-                    "set_id": obx.set_id, "value_type": obx.value_type, "code": obx.code, "name": obx.name,
-                    "value": obx.value, "units": obx.units, "reference_range": obx.reference_range,
-                    "abnormal_flag": obx.abnormal_flag, "status": obx.status} for obx in order.observations])
+                report_rows.append(
+                    {
+                        "message_id": message_id,
+                        "sending_facility": owner,
+                        "placer_order_no": order.placer_order_no,
+                        "filler_order_no": order.filler_order_no,
+                        "specimen_no": order.specimen_no,
+                        "test_code": order.test_code,
+                        "test_name": order.test_name,
+                        "result_status": order.result_status,
+                        "observed_at": order.observed_at,
+                        "resident_id": resident_id,
+                        "patient_hash": patient_hash,
+                        "unmatched_reason": None if resident_id is not None else (reason or "not_in_index"),
+                        "created_at": now,
+                    }
+                )
+                observations.append(
+                    [
+                        {
+                            "set_id": obx.set_id,
+                            "value_type": obx.value_type,
+                            "code": obx.code,
+                            "name": obx.name,
+                            "value": obx.value,
+                            "units": obx.units,
+                            "reference_range": obx.reference_range,
+                            "abnormal_flag": obx.abnormal_flag,
+                            "status": obx.status,
+                        }
+                        for obx in order.observations
+                    ]
+                )
         for step in message.steps:
-            step_rows.append(((owner, step.specimen_no), {
-                "step": step.step, "reason": step.reason, "type": step.specimen_type, "message_id": message_id}))
+            step_rows.append(
+                (
+                    (owner, step.specimen_no),
+                    {"step": step.step, "reason": step.reason, "type": step.specimen_type, "message_id": message_id},
+                )
+            )
     report_ids = await repository.insert_reports(session, report_rows)
-    await repository.insert_observations(session, [row | {"report_id": report_id}
-                                                   for report_id, rows in zip(report_ids, observations, strict=True)
-                                                   for row in rows])
+    await repository.insert_observations(
+        session,
+        [
+            row | {"report_id": report_id}
+            for report_id, rows in zip(report_ids, observations, strict=True)
+            for row in rows
+        ],
+    )
     await _move_specimens(session, now, existing, step_rows)
     return outcomes
 
 
-async def _move_specimens(session: AsyncSession, now: datetime, existing: dict[repository.SpecimenKey, tuple[int, str]],
-                          steps: list[tuple[repository.SpecimenKey, dict[str, Any]]]) -> None:
+async def _move_specimens(
+    session: AsyncSession,
+    now: datetime,
+    existing: dict[repository.SpecimenKey, tuple[int, str]],
+    steps: list[tuple[repository.SpecimenKey, dict[str, Any]]],
+) -> None:
     """Write the specimens' steps (already checked in order) and where each now stands."""
     current: dict[repository.SpecimenKey, str | None] = {key: state for key, (_, state) in existing.items()}
     new: dict[repository.SpecimenKey, dict[str, Any]] = {}
@@ -200,19 +244,42 @@ async def _move_specimens(session: AsyncSession, now: datetime, existing: dict[r
     for key, step in steps:
         if current.get(key) == step["step"]:
             continue
-        moved.append((key, {"from_state": current.get(key), "to_state": step["step"], "reason": step["reason"],
-                            "message_id": step["message_id"], "at": now}))
+        moved.append(
+            (
+                key,
+                {
+                    "from_state": current.get(key),
+                    "to_state": step["step"],
+                    "reason": step["reason"],
+                    "message_id": step["message_id"],
+                    "at": now,
+                },
+            )
+        )
         current[key] = step["step"]
         final = {"state": step["step"], "reject_reason": step["reason"] if step["step"] == "rejected" else None}
         if key in existing:
             continue
-        new.setdefault(key, {"sending_facility": key[0], "specimen_no": key[1], "specimen_type": step["type"],
-                             "created_at": now, "updated_at": now}).update(final)
+        new.setdefault(
+            key,
+            {
+                "sending_facility": key[0],
+                "specimen_no": key[1],
+                "specimen_type": step["type"],
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).update(final)
     created = dict(zip(new, await repository.insert_specimens(session, list(new.values())), strict=True))
     ids = {key: specimen_id for key, (specimen_id, _) in existing.items()} | created
-    await repository.update_specimens(session, [
-        {"specimen_id": ids[key], "new_state": current[key], "new_reason": _reason_of(moved, key), "now": now}
-        for key in existing if current[key] != existing[key][1]])
+    await repository.update_specimens(
+        session,
+        [
+            {"specimen_id": ids[key], "new_state": current[key], "new_reason": _reason_of(moved, key), "now": now}
+            for key in existing
+            if current[key] != existing[key][1]
+        ],
+    )
     await repository.insert_steps(session, [row | {"specimen_id": ids[key]} for key, row in moved])
 
 
@@ -227,7 +294,7 @@ def _message_row(cipher: FieldCipher, item: Received, outcome: Outcome) -> dict[
         "sending_application": header.sending_application if header else "",
         "sending_facility": header.sending_facility if header else "",
         "control_id": header.control_id or None if header else None,
-        "message_type": (header.message_type or None)[:16] if header and header.message_type else None,
+        "message_type": header.message_type[:16] if header and header.message_type else None,
         "ack_code": outcome.ack,
         "error_code": problem.code if problem else None,
         "error_location": problem.location[:32] if problem else None,
@@ -252,16 +319,16 @@ async def message_counts(session: AsyncSession, *, control_id: str | None = None
     return await repository.message_count(session, control_id=control_id)
 
 
-async def reports_of(session: AsyncSession, message_ids: Sequence[int]
-                     ) -> list[tuple[LabReport, list[LabObservation]]]:
+async def reports_of(session: AsyncSession, message_ids: Sequence[int]) -> list[tuple[LabReport, list[LabObservation]]]:
     """The reports the messages produced, each with its observations."""
     reports = await repository.reports_of(session, message_ids)
     observations = await repository.observations_of(session, [report.id for report in reports])
     return [(report, [obx for obx in observations if obx.report_id == report.id]) for report in reports]
 
 
-async def specimen_state(session: AsyncSession, sending_facility: str, specimen_no: str
-                         ) -> tuple[str, str | None, list[LabSpecimenStep]] | None:
+async def specimen_state(
+    session: AsyncSession, sending_facility: str, specimen_no: str
+) -> tuple[str, str | None, list[LabSpecimenStep]] | None:
     """(state, reject reason, steps) of a specimen, or None when it is not known."""
     found = await repository.specimen(session, sending_facility, specimen_no)
     if found is None:

@@ -25,7 +25,7 @@ from cityhealth.db.engine import Database
 from cityhealth.db.group_commit import Batch, GroupCommit, group_transaction
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.telemed import lab_service
-from cityhealth.telemed.lab_parse import APPLICATION_ERROR, SEGMENT_SEQUENCE, Hl7Problem
+from cityhealth.telemed.lab_parse import APPLICATION_ERROR, SEGMENT_SEQUENCE, Header, Hl7Problem
 from cityhealth.telemed.lab_service import Outcome, Received
 
 logger = logging.getLogger(__name__)
@@ -45,24 +45,50 @@ def _escaped(text: str) -> str:
 
 def acknowledgement(outcome: Outcome, clock: Clock) -> bytes:
     """The ACK of a message: MSA with the code and the message's control id, ERR naming the problem."""
-    header = outcome.header
-    trigger = header.message_type.split("^")[1] if header and "^" in header.message_type else ""
-    msh = ["MSH", "^~\\&", _escaped(header.receiving_application if header and header.receiving_application
-                                    else RECEIVER),
-           _escaped(header.receiving_facility if header else ""), _escaped(header.sending_application if header else ""),
-           _escaped(header.sending_facility if header else ""), clock.now().strftime("%Y%m%d%H%M%S%z"), "",
-           f"ACK^{_escaped(trigger)}^ACK" if trigger else "ACK", uuid.uuid4().hex[:20],
-           _escaped(header.processing_id) if header and header.processing_id else "P",
-           _escaped(header.version) if header and header.version else "2.5"]
+    header = outcome.header or Header("", "", "", "", "", "", "", "")
+    trigger = header.message_type.split("^")[1] if "^" in header.message_type else ""
+    names = [
+        header.receiving_application or RECEIVER,
+        header.receiving_facility,
+        header.sending_application,
+        header.sending_facility,
+    ]
+    msh = [
+        "MSH",
+        "^~\\&",
+        *(_escaped(name) for name in names),
+        clock.now().strftime("%Y%m%d%H%M%S%z"),
+        "",
+        f"ACK^{_escaped(trigger)}^ACK" if trigger else "ACK",
+        uuid.uuid4().hex[:20],
+        _escaped(header.processing_id or "P"),
+        _escaped(header.version or "2.5"),
+    ]
     problem = outcome.problem
-    text = f"{problem.location}: {problem.text}" if problem else ("duplicate: already received" if outcome.duplicate
-                                                                  else "")
-    msa = ["MSA", outcome.ack, _escaped(header.control_id if header else ""), _escaped(text)[:80]]
+    text = (
+        f"{problem.location}: {problem.text}"
+        if problem
+        else ("duplicate: already received" if outcome.duplicate else "")
+    )
+    msa = ["MSA", outcome.ack, _escaped(header.control_id), _escaped(text)[:80]]
     segments = ["|".join(msh), "|".join(msa).rstrip("|")]
     if problem is not None:
         location = _error_location(problem.location)
-        segments.append("|".join(["ERR", "", location, f"{problem.code}^{_escaped(problem.text)}^HL70357",
-                                  "E", "", "", "", _escaped(f"{problem.location}: {problem.text}")]))
+        segments.append(
+            "|".join(
+                [
+                    "ERR",
+                    "",
+                    location,
+                    f"{problem.code}^{_escaped(problem.text)}^HL70357",
+                    "E",
+                    "",
+                    "",
+                    "",
+                    _escaped(f"{problem.location}: {problem.text}"),
+                ]
+            )
+        )
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
@@ -101,7 +127,8 @@ class LabListener:
         return str(bound[0]), int(bound[1])
 
     async def serve_forever(self) -> None:
-        assert self._server is not None, "start() first"
+        if self._server is None:
+            raise RuntimeError("the listener is not started: start() first")
         await self._server.serve_forever()
 
     async def close(self) -> None:
@@ -141,10 +168,11 @@ class LabListener:
         start = block.find(START_BLOCK)
         if start < 0:  # kept all the same: what a sender sent is never lost
             received = lab_service.receive(block, self.clock)
-            problem = Hl7Problem("AR", SEGMENT_SEQUENCE, "MLLP", "the block does not begin with <VT> (0x0B)",
-                                 received.header)
+            problem = Hl7Problem(
+                "AR", SEGMENT_SEQUENCE, "MLLP", "the block does not begin with <VT> (0x0B)", received.header
+            )
             return Received(block, received.received_at, None, problem)
-        return lab_service.receive(block[start + 1:], self.clock)
+        return lab_service.receive(block[start + 1 :], self.clock)
 
     async def decide(self, received: Received) -> Outcome:
         """The message's outcome once its batch has committed (AE when it could not be stored)."""
@@ -153,21 +181,30 @@ class LabListener:
             outcome = await self.group.submit("lab", received, self._decide_batch)
         except Exception as error:  # ShutDown, or the database failing: the sender sends again
             header = received.header
-            logger.warning("lab message not stored (%s)", type(error).__name__,
-                           extra={"control_id": header.control_id if header else None})
-            problem = Hl7Problem("AE", APPLICATION_ERROR, "MSH-10", "the message could not be stored; send it again",
-                                 header)
+            logger.warning(
+                "lab message not stored (%s)",
+                type(error).__name__,
+                extra={"control_id": header.control_id if header else None},
+            )
+            problem = Hl7Problem(
+                "AE", APPLICATION_ERROR, "MSH-10", "the message could not be stored; send it again", header
+            )
             return Outcome("AE", header, problem)
         if outcome.ack == "AA":
             self.stats.accepted += 1
         else:
             self.stats.refused += 1
             header = outcome.header
-            logger.info("lab message refused", extra={
-                "ack_code": outcome.ack, "error_code": outcome.problem.code if outcome.problem else None,
-                "error_location": outcome.problem.location if outcome.problem else None,
-                "sending_facility": header.sending_facility if header else None,
-                "control_id": header.control_id if header else None})
+            logger.info(
+                "lab message refused",
+                extra={
+                    "ack_code": outcome.ack,
+                    "error_code": outcome.problem.code if outcome.problem else None,
+                    "error_location": outcome.problem.location if outcome.problem else None,
+                    "sending_facility": header.sending_facility if header else None,
+                    "control_id": header.control_id if header else None,
+                },
+            )
         return outcome
 
     async def _decide_batch(self, batch: Batch[Received, Outcome]) -> list[Outcome]:
