@@ -56,19 +56,73 @@ def _segment(name: str, *fields: str | tuple[str, ...]) -> Any:
 def oru(control_id: str, facility: str, id_number: str, observations: int) -> bytes:
     import hl7
 
-    msh = hl7.Segment(sequence=[hl7.Field(sequence=["MSH"]), hl7.Field(sequence=["|"]), hl7.Field(sequence=["^~\\&"]),
-                                *(_field(v) for v in ("LIS", facility, "CITYHEALTH", "NANJING", "20261205083000", "",
-                                                      ("ORU", "R01", "ORU_R01"), control_id, "P", "2.5.1"))])
-    tests = (("GLU", "葡萄糖", "5.4", "mmol/L", "3.9-6.1", "N"), ("HGB", "血红蛋白", "98", "g/L", "115-150", "L"),
-             ("WBC", "白细胞", "6.2", "10*9/L", "3.5-9.5", "N"), ("PLT", "血小板", "210", "10*9/L", "125-350", "N"),
-             ("ALT", "丙氨酸氨基转移酶", "31", "U/L", "7-40", "N"), ("CRE", "肌酐", "72", "umol/L", "57-97", "N"))
-    segments = [msh, _segment("PID", "1", "", (id_number, "", "", "", "ID"), "", ("王", "某")),
-                _segment("OBR", "1", f"P{control_id}", f"F{control_id}", ("CBC", "血常规", "L"), "", "",
-                         "20261205080000", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "F")]
+    msh = hl7.Segment(
+        sequence=[
+            hl7.Field(sequence=["MSH"]),
+            hl7.Field(sequence=["|"]),
+            hl7.Field(sequence=["^~\\&"]),
+            *(
+                _field(v)
+                for v in (
+                    "LIS",
+                    facility,
+                    "CITYHEALTH",
+                    "NANJING",
+                    "20261205083000",
+                    "",
+                    ("ORU", "R01", "ORU_R01"),
+                    control_id,
+                    "P",
+                    "2.5.1",
+                )
+            ),
+        ]
+    )
+    tests = (
+        ("GLU", "葡萄糖", "5.4", "mmol/L", "3.9-6.1", "N"),
+        ("HGB", "血红蛋白", "98", "g/L", "115-150", "L"),
+        ("WBC", "白细胞", "6.2", "10*9/L", "3.5-9.5", "N"),
+        ("PLT", "血小板", "210", "10*9/L", "125-350", "N"),
+        ("ALT", "丙氨酸氨基转移酶", "31", "U/L", "7-40", "N"),
+        ("CRE", "肌酐", "72", "umol/L", "57-97", "N"),
+    )
+    segments = [
+        msh,
+        _segment("PID", "1", "", (id_number, "", "", "", "ID"), "", ("王", "某")),
+        _segment(
+            "OBR",
+            "1",
+            f"P{control_id}",
+            f"F{control_id}",
+            ("CBC", "血常规", "L"),
+            "",
+            "",
+            "20261205080000",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "F",
+        ),
+    ]
     for n in range(observations):
         code, name, value, units, low_high, flag = tests[n % len(tests)]
-        segments.append(_segment("OBX", str(n + 1), "NM", (code, name, "LN"), "", value, units, low_high, flag, "",
-                                 "", "F"))
+        segments.append(
+            _segment("OBX", str(n + 1), "NM", (code, name, "LN"), "", value, units, low_high, flag, "", "", "F")
+        )
     return str(hl7.Message(sequence=segments)).encode("utf-8")
 
 
@@ -98,8 +152,9 @@ async def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     plans: list[list[bytes]] = [[] for _ in range(senders)]
     for n in range(total):
         number = numbers[n % known] if n % 5 else strangers[n % len(strangers)]
-        plans[n % senders].append(oru(f"{spec['prefix']}{n:08d}", f"LAB-{n % senders:02d}", number,
-                                      spec["observations"]))
+        plans[n % senders].append(
+            oru(f"{spec['prefix']}{n:08d}", f"LAB-{n % senders:02d}", number, spec["observations"])
+        )
     latencies: list[float] = []
     codes: dict[str, int] = {}
     began = time.perf_counter()
@@ -130,10 +185,18 @@ async def _seed_residents(settings: Any, count: int) -> None:
             for n in range(count):
                 born = date(1950, 1, 1) + timedelta(days=n // 900)
                 number = make_resident_id("320102", born, n % 900)
-                session.add(Resident(id_number_hash=cipher.lookup_hash(ID_NUMBER, number),
-                                     id_number_enc=cipher.encrypt(ID_NUMBER, number), name=f"居民{n}",
-                                     sex=1 if n % 2 else 2, birth_date=born, is_active=True, created_at=now,
-                                     updated_at=now))
+                session.add(
+                    Resident(
+                        id_number_hash=cipher.lookup_hash(ID_NUMBER, number),
+                        id_number_enc=cipher.encrypt(ID_NUMBER, number),
+                        name=f"居民{n}",
+                        sex=1 if n % 2 else 2,
+                        birth_date=born,
+                        is_active=True,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
     finally:
         await database.dispose()
 
@@ -144,11 +207,13 @@ async def _stored(url: str) -> dict[str, int]:
     from cityhealth.db.engine import Database
 
     database = Database(url)
-    queries = {"messages": "SELECT count(*) FROM telemed_lab_messages",
-               "accepted": "SELECT count(*) FROM telemed_lab_messages WHERE ack_code = 'AA'",
-               "reports": "SELECT count(*) FROM telemed_lab_reports",
-               "matched": "SELECT count(*) FROM telemed_lab_reports WHERE resident_id IS NOT NULL",
-               "observations": "SELECT count(*) FROM telemed_lab_observations"}
+    queries = {
+        "messages": "SELECT count(*) FROM telemed_lab_messages",
+        "accepted": "SELECT count(*) FROM telemed_lab_messages WHERE ack_code = 'AA'",
+        "reports": "SELECT count(*) FROM telemed_lab_reports",
+        "matched": "SELECT count(*) FROM telemed_lab_reports WHERE resident_id IS NOT NULL",
+        "observations": "SELECT count(*) FROM telemed_lab_observations",
+    }
     try:
         async with database.transaction() as session:
             return {name: int((await session.execute(text(sql))).scalar_one()) for name, sql in queries.items()}
@@ -170,8 +235,14 @@ async def _wait_listening(port: int, server: subprocess.Popen[bytes], timeout_s:
 
 
 async def _run_load(args: argparse.Namespace, workdir: Path, port: int, prefix: str, messages: int) -> dict[str, Any]:
-    spec = {"port": port, "messages": messages, "senders": args.senders, "residents": args.residents,
-            "observations": args.observations, "prefix": prefix}
+    spec = {
+        "port": port,
+        "messages": messages,
+        "senders": args.senders,
+        "residents": args.residents,
+        "observations": args.observations,
+        "prefix": prefix,
+    }
     spec_path, out_path = workdir / f"spec-{prefix}.json", workdir / f"results-{prefix}.json"
     spec_path.write_text(json.dumps(spec))
     loadgen = await asyncio.create_subprocess_exec(sys.executable, __file__, str(spec_path), str(out_path))
@@ -196,22 +267,37 @@ async def mllp(args: argparse.Namespace) -> tuple[float, float]:
         port = free_port()
         log = (made.workdir / "listener.log").open("wb")
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
-            [str(Path(sys.executable).parent / "cityhealth"), "telemed", "mllp", "--port", str(port),
-             "--max-batch", str(args.max_batch)], env=made.env, stdout=log, stderr=log, start_new_session=True)
+            [
+                str(Path(sys.executable).parent / "cityhealth"),
+                "telemed",
+                "mllp",
+                "--port",
+                str(port),
+                "--max-batch",
+                str(args.max_batch),
+            ],
+            env=made.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         await _wait_listening(port, server)
         await _run_load(args, made.workdir, port, "warm-", args.senders * 20)  # pools open, code paths warm
-        print(f"mllp: {args.messages} ORU^R01 ({args.observations} OBX each) from {args.senders} lab systems, "
-              f"one connection each, every message awaiting its ACK; {args.residents} residents in the index",
-              flush=True)
+        print(
+            f"mllp: {args.messages} ORU^R01 ({args.observations} OBX each) from {args.senders} lab systems, "
+            f"one connection each, every message awaiting its ACK; {args.residents} residents in the index",
+            flush=True,
+        )
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_before = (process_tree_cpu_s(server.pid), await database_cpu_s(args.url, made.name))
         outcome = await _run_load(args, made.workdir, port, "run-", args.messages)
         load = os.getloadavg()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = {"listener": process_tree_cpu_s(server.pid) - cpu_before[0],
-               "database": await database_cpu_s(args.url, made.name) - cpu_before[1],
-               "loadgen (with building the messages)": after.ru_utime + after.ru_stime - before.ru_utime
-               - before.ru_stime}
+        cpu = {
+            "listener": process_tree_cpu_s(server.pid) - cpu_before[0],
+            "database": await database_cpu_s(args.url, made.name) - cpu_before[1],
+            "loadgen (with building the messages)": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        }
         stored = await _stored(made.url)
         return _report(args, outcome, stored, cpu, load)
     finally:
@@ -224,33 +310,49 @@ async def mllp(args: argparse.Namespace) -> tuple[float, float]:
             await drop_database(args.url, made.name)
 
 
-def _report(args: argparse.Namespace, outcome: dict[str, Any], stored: dict[str, int], cpu: dict[str, float],
-            load: tuple[float, float, float]) -> tuple[float, float]:
+def _report(
+    args: argparse.Namespace,
+    outcome: dict[str, Any],
+    stored: dict[str, int],
+    cpu: dict[str, float],
+    load: tuple[float, float, float],
+) -> tuple[float, float]:
     latencies = sorted(outcome["latencies"])
     wall = outcome["wall_s"]
     rate = len(latencies) / wall
     p50, p95, p99 = (percentile(latencies, share) * 1000 for share in (0.5, 0.95, 0.99))
-    print(f"mllp: {len(latencies)} ACKs in {wall:.2f} s ({outcome['codes']}); {rate:.0f} messages/s "
-          f"(goal >= {GOAL_MSGS_PER_S}); ACK p50={p50:.1f} ms p95={p95:.1f} ms p99={p99:.1f} ms (goal <= {GOAL_P99_MS})")
-    print("mllp: cpu µs per message: " + ", ".join(f"{k}={v / len(latencies) * 1e6:.0f}" for k, v in cpu.items())
-          + f"; total={sum(cpu.values()) / len(latencies) * 1e6:.0f}")
+    print(
+        f"mllp: {len(latencies)} ACKs in {wall:.2f} s ({outcome['codes']}); {rate:.0f} messages/s "
+        f"(goal >= {GOAL_MSGS_PER_S}); ACK p50={p50:.1f} ms p95={p95:.1f} ms p99={p99:.1f} ms (goal <= {GOAL_P99_MS})"
+    )
+    print(
+        "mllp: cpu µs per message: "
+        + ", ".join(f"{k}={v / len(latencies) * 1e6:.0f}" for k, v in cpu.items())
+        + f"; total={sum(cpu.values()) / len(latencies) * 1e6:.0f}"
+    )
     warm = args.senders * 20
-    print(f"mllp: in the database {stored} (sent {args.messages} + {warm} warm-up; each message stored once, "
-          f"one report each)")
+    print(
+        f"mllp: in the database {stored} (sent {args.messages} + {warm} warm-up; each message stored once, "
+        f"one report each)"
+    )
     expected = args.messages + warm
     if stored["accepted"] != expected or stored["reports"] != expected:
         print(f"mllp: MISMATCH: {expected} messages sent, {stored['accepted']} accepted, {stored['reports']} reports")
-    print(f"cores={os.cpu_count()} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; the machine is "
-          f"shared)")
+    print(
+        f"cores={os.cpu_count()} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; the machine is "
+        f"shared)"
+    )
     print(f"mllp_msgs_per_s={rate:.0f} ack_p99_ms={p99:.1f}")
     return rate, p99
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("CITYHEALTH_BENCH_DATABASE_URL",
-                                                        "postgresql://postgres@127.0.0.1:5432/postgres"),
-                        help="a PostgreSQL server the scratch database is made on")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("CITYHEALTH_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server the scratch database is made on",
+    )
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--senders", type=int, default=12, help="lab systems, one MLLP connection each")
     parser.add_argument("--observations", type=int, default=6, help="OBX segments per message")

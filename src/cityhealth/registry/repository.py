@@ -218,8 +218,9 @@ async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str)
 async def resident_ids_by_id_number_hashes(session: AsyncSession, hashes: Collection[str]) -> dict[str, int]:
     if not hashes:
         return {}
-    rows = await session.execute(select(Resident.id_number_hash, Resident.id)
-                                 .where(Resident.id_number_hash.in_(sorted(set(hashes)))))
+    connection = await session.connection()  # Core: a batch's lookup, no objects loaded
+    rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
+                                    .where(Resident.id_number_hash.in_(sorted(set(hashes)))))
     return {found_hash: resident_id for found_hash, resident_id in rows}
 
 

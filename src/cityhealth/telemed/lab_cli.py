@@ -41,4 +41,9 @@ def mllp(
             stats = listener.stats
             console.print(f"stopped: {stats.received} received, {stats.accepted} accepted, {stats.refused} refused")
 
-    asyncio.run(run())
+    try:  # uvloop (with uvicorn[standard]) where it installs: the listener's loop costs less CPU per message
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without it
+        asyncio.run(run())
+    else:
+        uvloop.run(run())

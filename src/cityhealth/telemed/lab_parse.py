@@ -26,6 +26,7 @@ DATA_TYPE_ERROR = 102
 UNSUPPORTED_MESSAGE_TYPE = 200
 APPLICATION_ERROR = 207
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
+_READ_SEGMENTS = frozenset({"MSH", "PID", "ORC", "OBR", "OBX", "SPM"})
 # ORC-1 / ORC-5 of an OML^O21 and the routing step they report (docs/decisions/telemed-lab.md).
 _ORDER_STEPS = {("NW", ""): "collected", ("SC", "IP"): "shipped"}
 
@@ -239,8 +240,11 @@ def parse(raw: bytes) -> LabMessageIn:
     text = normalise(decode(raw))
     if not text.startswith("MSH") or len(text) < 8:
         raise _not_hl7(text)
+    # Only the segments read here are parsed (python-hl7 builds a tree of every field, the bulk of the cost);
+    # NTE, Z-segments and the like pass untouched, and the raw message keeps them.
+    read = "\r".join(line for line in text.split("\r") if line[:3].upper() in _READ_SEGMENTS)
     try:
-        message = hl7.parse(text)
+        message = hl7.parse(read)
     except Exception:  # the header alone names the sender for the ACK, or says why it cannot
         raise Hl7Problem("AE", DATA_TYPE_ERROR, "message", "the segments cannot be split", read_header(text)) from None
     header = _header(message.segment("MSH"))
