@@ -67,7 +67,6 @@ TRANSACTION_OWNERS = frozenset({
     "web/hotline_desk.py",  # desk pages: a refused action is audited after rollback, then the desk re-read
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
     "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
-    "telemed/mllp.py",  # the MLLP listener's group-commit leader: one transaction per batch of lab messages
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhealth.db.base import Base
@@ -32,15 +32,6 @@ class LabMessage(Base):
     __tablename__ = "telemed_lab_messages"
     __table_args__ = (
         CheckConstraint(_in("ack_code", ACK_CODES), name="ack_code"),
-        Index(
-            "ux_telemed_lab_messages_accepted",
-            "sending_application",
-            "sending_facility",
-            "control_id",
-            unique=True,
-            sqlite_where=text("ack_code = 'AA'"),
-            postgresql_where=text("ack_code = 'AA'"),
-        ),
         Index("ix_telemed_lab_messages_received_at", "received_at"),
         # The raw message names the patient; the header fields and the error texts never do.
         {"info": {"personal_data": ("raw_cipher",)}},
@@ -58,6 +49,19 @@ class LabMessage(Base):
     raw_cipher: Mapped[str] = mapped_column(Text, info={"encrypted_purpose": RAW_PURPOSE})
     raw_bytes: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# An accepted message once per sender and control id; refused ones may repeat (declared here, where the
+# columns exist, for its WHERE clause).
+Index(
+    "ux_telemed_lab_messages_accepted",
+    LabMessage.sending_application,
+    LabMessage.sending_facility,
+    LabMessage.control_id,
+    unique=True,
+    sqlite_where=LabMessage.ack_code == "AA",
+    postgresql_where=LabMessage.ack_code == "AA",
+)
 
 
 class LabReport(Base):
