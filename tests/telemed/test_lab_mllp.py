@@ -150,8 +150,10 @@ async def test_personal_data_stays_out_of_logs_and_acks(
             wire(oru("R-12", [(number, "", "", "", "ID")])),
             wire(oru("R-13", [(number, "", "", "", "ID")], observations=[("NM", "", "", "1")])),
             wire(oru("R-14", [(number, "", "", "", "ID")])).replace(b"\rOBX|1", b"\rZXX|1\rOBX|1"),
+            # Escape sequences python-hl7 cannot decode, which it logs with the whole field's value.
+            wire(oru("R-15", [(number + "\\Q\\", "", "", "", "ID"), (number + "\\C2842\\",)])),
         )
-    assert [ack_code(a) for a in acks] == ["AA", "AE", "AA"]
+    assert [ack_code(a) for a in acks] == ["AA", "AE", "AA", "AA"]
     assert any(record.name == "cityhealth.telemed.mllp" for record in caplog.records)  # the refusal was logged
     for text in [caplog.text, *(str(record.__dict__) for record in caplog.records), *(str(a) for a in acks)]:
         assert number not in text

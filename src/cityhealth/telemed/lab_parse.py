@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import hl7
+import hl7.util
 from hl7.util import unescape
 
 ACCEPTED_TYPES = ("ORU^R01", "OML^O21")
@@ -26,6 +27,9 @@ DATA_TYPE_ERROR = 102
 UNSUPPORTED_MESSAGE_TYPE = 200
 APPLICATION_ERROR = 207
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
+# python-hl7 logs a field's whole value when it meets an escape sequence it cannot decode: a patient's ID
+# number or name, straight into the logs. Its logger is switched off; a bad escape is read as what is left.
+hl7.util.logger.disabled = True
 _READ_SEGMENTS = frozenset({"MSH", "PID", "ORC", "OBR", "OBX", "SPM"})
 # ORC-1 / ORC-5 of an OML^O21 and the routing step they report (docs/decisions/telemed-lab.md).
 _ORDER_STEPS = {("NW", ""): "collected", ("SC", "IP"): "shipped"}
