@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import hl7
 import pytest
 
 from cityhealth.clock import SimulatedClock
@@ -158,3 +159,19 @@ async def test_personal_data_stays_out_of_logs_and_acks(
     for text in [caplog.text, *(str(record.__dict__) for record in caplog.records), *(str(a) for a in acks)]:
         assert number not in text
         assert "张" not in text
+
+
+async def test_a_block_without_its_start_character_is_refused_and_kept(
+    database: Database, settings: Settings, clock: SimulatedClock
+) -> None:
+    raw = wire(oru("R-16", []))
+    async with running_listener(database, settings, clock) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw + b"\x1c\r")  # no <VT> before the message
+        ack = hl7.parse((await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 10))[1:-2].decode())
+        writer.close()
+    assert ack_code(ack) == "AR"
+    assert "<VT>" in ack_text(ack)
+    assert str(ack.segment("MSA")(2)) == "R-16"  # the header was still read for the answer
+    [kept] = await _kept(database)
+    assert (kept.ack_code, lab_service.raw_message(cipher_for(settings), kept)) == ("AR", raw)

@@ -70,7 +70,7 @@ def acknowledgement(outcome: Outcome, clock: Clock) -> bytes:
         if problem
         else ("duplicate: already received" if outcome.duplicate else "")
     )
-    msa = ["MSA", outcome.ack, _escaped(header.control_id), _escaped(text)[:80]]
+    msa = ["MSA", outcome.ack, _escaped(header.control_id), _escaped(text[:80])]
     segments = ["|".join(msh), "|".join(msa).rstrip("|")]
     if problem is not None:
         location = _error_location(problem.location)
