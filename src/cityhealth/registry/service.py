@@ -118,8 +118,7 @@ async def organization_for_write(session: AsyncSession, principal: Principal | N
         principal is not None and _is_organization_bound(principal)
         and principal.organization_id != organization_id
     ):
-        raise NotFound(f"organization {organization_id} not found", field="organization_id",
-                       value=organization_id)
+        raise NotFound(f"organization {organization_id} not found", field="organization_id", value=organization_id)
     return organization
 
 
@@ -221,8 +220,7 @@ async def list_areas(session: AsyncSession, *, level: str | None = None, parent_
         session, repository.areas_query(level=level, parent_code=parent_code, active=active),
         limit=limit, offset=offset)
     mappings = await repository.mappings_of(session, [a.code for a in rows if a.level == "reporting_unit"])
-    return Page(items=[_area_view(a, mappings.get(a.code, [])) for a in rows], total=total, limit=limit,
-                offset=offset)
+    return Page(items=[_area_view(a, mappings.get(a.code, [])) for a in rows], total=total, limit=limit, offset=offset)
 
 
 async def create_area(session: AsyncSession, clock: Clock, principal: Principal | None,
