@@ -1,1 +1,1 @@
-"""Remote diagnosis networks: teleconsultation, ECG, lab, imaging and pathology."""
+"""Remote diagnosis networks: members, cases, reading centres, ECG, lab, imaging and pathology."""
