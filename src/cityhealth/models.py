@@ -11,6 +11,7 @@ from cityhealth.reporting import models as reporting_models  # noqa: F401 - regi
 from cityhealth.security import models as security_models
 from cityhealth.telemed import ecg_models as telemed_ecg_models  # noqa: F401 - registers the table
 from cityhealth.telemed import imaging_models as telemed_imaging_models  # noqa: F401 - registers the tables
+from cityhealth.telemed import lab_models as telemed_lab_models  # noqa: F401 - registers the tables
 
 metadata = Base.metadata
 

@@ -18,6 +18,7 @@ from cityhealth.errors import ValidationFailed
 from cityhealth.registry import repository
 from cityhealth.registry.identifiers import IdentifierError, ResidentId, mask_resident_id, parse_resident_id
 from cityhealth.registry.models import Resident
+from cityhealth.registry.protection import ID_NUMBER
 from cityhealth.registry.schemas import ResidentRead
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
@@ -102,3 +103,18 @@ def parse_id_number(value: str, clock: Clock, *, field: str = "id_number") -> Re
 async def resident_for_account(session: AsyncSession, id_number_hash: str) -> Resident | None:
     """The resident an account registration or login names, unaudited: the caller audits the attempt."""
     return await repository.resident_by_id_number_hash(session, id_number_hash)
+
+
+def id_number_hash(cipher: FieldCipher, clock: Clock, value: str) -> str | None:
+    """The keyed hash the master index is searched by, of `value` if it is a valid ID number (15-digit legacy
+    forms converted to 18), else None; for a room that receives ID numbers from another system (lab messages)."""
+    try:
+        number = parse_resident_id(value, today=business_date(clock.now())).number
+    except IdentifierError:
+        return None
+    return cipher.lookup_hash(ID_NUMBER, number)
+
+
+async def resident_ids_by_id_number_hash(session: AsyncSession, hashes: Collection[str]) -> dict[str, int]:
+    """The residents whose ID numbers have these keyed hashes, by hash (unaudited: the caller audits)."""
+    return await repository.resident_ids_by_id_number_hashes(session, hashes)

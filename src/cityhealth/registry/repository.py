@@ -215,6 +215,15 @@ async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str)
     return await session.scalar(select(Resident).where(Resident.id_number_hash == id_number_hash))
 
 
+async def resident_ids_by_id_number_hashes(session: AsyncSession, hashes: Collection[str]) -> dict[str, int]:
+    if not hashes:
+        return {}
+    connection = await session.connection()  # Core: a batch's lookup, no objects loaded
+    rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
+                                    .where(Resident.id_number_hash.in_(sorted(set(hashes)))))
+    return {found_hash: resident_id for found_hash, resident_id in rows}
+
+
 async def residents_matching(session: AsyncSession, *, name: str | None = None, birth_date: date | None = None,
                              phone_hash: str | None = None, limit: int) -> list[Resident]:
     """Active residents by name and birth date, or by phone number's keyed hash (at most `limit`)."""

@@ -26,6 +26,7 @@ from cityhealth.registry.identifiers import mask_phone as mask_phone
 from cityhealth.registry.identifiers import validate_phone as validate_phone
 from cityhealth.registry.lookups import OrganizationRef as OrganizationRef
 from cityhealth.registry.lookups import department_names as department_names
+from cityhealth.registry.lookups import id_number_hash as id_number_hash
 from cityhealth.registry.lookups import match_residents as match_residents
 from cityhealth.registry.lookups import organization_by_code as organization_by_code
 from cityhealth.registry.lookups import organization_by_id as organization_by_id
@@ -34,6 +35,7 @@ from cityhealth.registry.lookups import organization_words as organization_words
 from cityhealth.registry.lookups import parse_id_number as parse_id_number
 from cityhealth.registry.lookups import resident_for_account as resident_for_account
 from cityhealth.registry.lookups import resident_id_number as resident_id_number
+from cityhealth.registry.lookups import resident_ids_by_id_number_hash as resident_ids_by_id_number_hash
 from cityhealth.registry.lookups import resident_phone as resident_phone
 from cityhealth.registry.lookups import resident_view as resident_view
 from cityhealth.registry.models import Area, ClientApp, Organization
@@ -116,8 +118,7 @@ async def organization_for_write(session: AsyncSession, principal: Principal | N
         principal is not None and _is_organization_bound(principal)
         and principal.organization_id != organization_id
     ):
-        raise NotFound(f"organization {organization_id} not found", field="organization_id",
-                       value=organization_id)
+        raise NotFound(f"organization {organization_id} not found", field="organization_id", value=organization_id)
     return organization
 
 
@@ -219,8 +220,7 @@ async def list_areas(session: AsyncSession, *, level: str | None = None, parent_
         session, repository.areas_query(level=level, parent_code=parent_code, active=active),
         limit=limit, offset=offset)
     mappings = await repository.mappings_of(session, [a.code for a in rows if a.level == "reporting_unit"])
-    return Page(items=[_area_view(a, mappings.get(a.code, [])) for a in rows], total=total, limit=limit,
-                offset=offset)
+    return Page(items=[_area_view(a, mappings.get(a.code, [])) for a in rows], total=total, limit=limit, offset=offset)
 
 
 async def create_area(session: AsyncSession, clock: Clock, principal: Principal | None,

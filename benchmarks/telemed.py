@@ -1,0 +1,370 @@
+"""Telemed benchmark, MLLP part: lab results (ORU^R01) sent over loopback to `cityhealth telemed mllp` on PostgreSQL.
+
+A scratch database (benchmarks/scratch.py) with residents in the master index; the listener started as its
+command in a process of its own; a load generator (this module run as a script, another process) whose lab
+systems each hold one MLLP connection and send their messages one after another, each waiting for its ACK
+(original mode), as lab systems do. The messages are built with python-hl7 before the clock starts; four in
+five name a resident in the index, the others a patient it does not hold. Reported: messages/s, the ACK
+latency percentiles, CPU per message of the listener, the database and the load generator (from /proc), the
+core count and the load average; then what the database holds, checked against what was sent.
+
+Goal (issue 16): >= 2,000 messages/s with ACK p99 <= 20 ms on this 2-core machine.
+Last line: `mllp_msgs_per_s=X ack_p99_ms=Y`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.booking_race import free_port, percentile, raise_fd_limit
+from benchmarks.measure import database_cpu_s, process_tree_cpu_s
+
+GOAL_MSGS_PER_S = 2_000
+GOAL_P99_MS = 20.0
+START, END = b"\x0b", b"\x1c\x0d"
+
+
+# --- Messages (built with python-hl7) ----------------------------------------------------------------------
+
+
+def _field(value: str | tuple[str, ...]) -> Any:
+    import hl7
+
+    return hl7.Field(sequence=[hl7.Repetition(sequence=list(value) if isinstance(value, tuple) else [value])])
+
+
+def _segment(name: str, *fields: str | tuple[str, ...]) -> Any:
+    import hl7
+
+    return hl7.Segment(sequence=[hl7.Field(sequence=[name]), *(_field(value) for value in fields)])
+
+
+def oru(control_id: str, facility: str, id_number: str, observations: int) -> bytes:
+    import hl7
+
+    msh = hl7.Segment(
+        sequence=[
+            hl7.Field(sequence=["MSH"]),
+            hl7.Field(sequence=["|"]),
+            hl7.Field(sequence=["^~\\&"]),
+            *(
+                _field(v)
+                for v in (
+                    "LIS",
+                    facility,
+                    "CITYHEALTH",
+                    "NANJING",
+                    "20261205083000",
+                    "",
+                    ("ORU", "R01", "ORU_R01"),
+                    control_id,
+                    "P",
+                    "2.5.1",
+                )
+            ),
+        ]
+    )
+    tests = (
+        ("GLU", "葡萄糖", "5.4", "mmol/L", "3.9-6.1", "N"),
+        ("HGB", "血红蛋白", "98", "g/L", "115-150", "L"),
+        ("WBC", "白细胞", "6.2", "10*9/L", "3.5-9.5", "N"),
+        ("PLT", "血小板", "210", "10*9/L", "125-350", "N"),
+        ("ALT", "丙氨酸氨基转移酶", "31", "U/L", "7-40", "N"),
+        ("CRE", "肌酐", "72", "umol/L", "57-97", "N"),
+    )
+    segments = [
+        msh,
+        _segment("PID", "1", "", (id_number, "", "", "", "ID"), "", ("王", "某")),
+        _segment(
+            "OBR",
+            "1",
+            f"P{control_id}",
+            f"F{control_id}",
+            ("CBC", "血常规", "L"),
+            "",
+            "",
+            "20261205080000",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "F",
+        ),
+    ]
+    for n in range(observations):
+        code, name, value, units, low_high, flag = tests[n % len(tests)]
+        segments.append(
+            _segment("OBX", str(n + 1), "NM", (code, name, "LN"), "", value, units, low_high, flag, "", "", "F")
+        )
+    return str(hl7.Message(sequence=segments)).encode("utf-8")
+
+
+# --- Load generator (its own process) --------------------------------------------------------------------
+
+
+async def _sender(port: int, messages: list[bytes], latencies: list[float], codes: dict[str, int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for raw in messages:
+            began = time.perf_counter()
+            writer.write(START + raw + END)
+            ack = await reader.readuntil(END)
+            latencies.append(time.perf_counter() - began)
+            code = ack.split(b"\rMSA|", 1)[1][:2].decode() if b"\rMSA|" in ack else "??"
+            codes[code] = codes.get(code, 0) + 1
+    finally:
+        writer.close()
+
+
+async def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    from cityhealth.registry.identifiers import make_resident_id
+
+    known, senders, total = spec["residents"], spec["senders"], spec["messages"]
+    numbers = [make_resident_id("320102", date(1950, 1, 1) + timedelta(days=n // 900), n % 900) for n in range(known)]
+    strangers = [make_resident_id("320104", date(1960, 1, 1) + timedelta(days=n), 1) for n in range(500)]
+    plans: list[list[bytes]] = [[] for _ in range(senders)]
+    for n in range(total):
+        number = numbers[n % known] if n % 5 else strangers[n % len(strangers)]
+        plans[n % senders].append(
+            oru(f"{spec['prefix']}{n:08d}", f"LAB-{n % senders:02d}", number, spec["observations"])
+        )
+    latencies: list[float] = []
+    codes: dict[str, int] = {}
+    began = time.perf_counter()
+    await asyncio.gather(*(_sender(spec["port"], plan, latencies, codes) for plan in plans))
+    return {"wall_s": time.perf_counter() - began, "latencies": latencies, "codes": codes}
+
+
+def loadgen_main(spec_path: str, out_path: str) -> None:
+    import uvloop
+
+    spec = json.loads(Path(spec_path).read_text())
+    Path(out_path).write_text(json.dumps(uvloop.run(_loadgen(spec))))
+
+
+# --- Orchestration --------------------------------------------------------------------------------------------
+
+
+async def _seed_residents(settings: Any, count: int) -> None:
+    from cityhealth.db.engine import Database
+    from cityhealth.registry.identifiers import make_resident_id
+    from cityhealth.registry.models import Resident
+    from cityhealth.registry.protection import ID_NUMBER, cipher_for
+
+    cipher, now = cipher_for(settings), datetime.now(UTC)
+    database = Database(settings.effective_database_url)
+    try:
+        async with database.transaction() as session:
+            for n in range(count):
+                born = date(1950, 1, 1) + timedelta(days=n // 900)
+                number = make_resident_id("320102", born, n % 900)
+                session.add(
+                    Resident(
+                        id_number_hash=cipher.lookup_hash(ID_NUMBER, number),
+                        id_number_enc=cipher.encrypt(ID_NUMBER, number),
+                        name=f"居民{n}",
+                        sex=1 if n % 2 else 2,
+                        birth_date=born,
+                        is_active=True,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+    finally:
+        await database.dispose()
+
+
+async def _stored(url: str) -> dict[str, int]:
+    from sqlalchemy import text
+
+    from cityhealth.db.engine import Database
+
+    database = Database(url)
+    queries = {
+        "messages": "SELECT count(*) FROM telemed_lab_messages",
+        "accepted": "SELECT count(*) FROM telemed_lab_messages WHERE ack_code = 'AA'",
+        "reports": "SELECT count(*) FROM telemed_lab_reports",
+        "matched": "SELECT count(*) FROM telemed_lab_reports WHERE resident_id IS NOT NULL",
+        "observations": "SELECT count(*) FROM telemed_lab_observations",
+    }
+    try:
+        async with database.transaction() as session:
+            return {name: int((await session.execute(text(sql))).scalar_one()) for name, sql in queries.items()}
+    finally:
+        await database.dispose()
+
+
+async def _wait_listening(port: int, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the listener exited ({server.returncode}); see its log")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise SystemExit("the listener did not start listening")
+
+
+async def _run_load(args: argparse.Namespace, workdir: Path, port: int, prefix: str, messages: int) -> dict[str, Any]:
+    spec = {
+        "port": port,
+        "messages": messages,
+        "senders": args.senders,
+        "residents": args.residents,
+        "observations": args.observations,
+        "prefix": prefix,
+    }
+    spec_path, out_path = workdir / f"spec-{prefix}.json", workdir / f"results-{prefix}.json"
+    spec_path.write_text(json.dumps(spec))
+    loadgen = await asyncio.create_subprocess_exec(sys.executable, __file__, str(spec_path), str(out_path))
+    await loadgen.wait()
+    result: dict[str, Any] = json.loads(out_path.read_text())
+    return result
+
+
+async def mllp(args: argparse.Namespace) -> tuple[float, float]:
+    """The MLLP part on a scratch database of the server at `args.url`: (messages/s, ACK p99 in ms)."""
+    from benchmarks.scratch import scratch_platform
+
+    from cityhealth.db.admin import drop_database
+    from cityhealth.db.cli import upgrade
+
+    raise_fd_limit()
+    made = await scratch_platform(args.url, "telemed")
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        await asyncio.to_thread(upgrade, made.settings)
+        await _seed_residents(made.settings, args.residents)
+        port = free_port()
+        log = (made.workdir / "listener.log").open("wb")
+        server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
+            [
+                str(Path(sys.executable).parent / "cityhealth"),
+                "telemed",
+                "mllp",
+                "--port",
+                str(port),
+                "--max-batch",
+                str(args.max_batch),
+            ],
+            env=made.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        await _wait_listening(port, server)
+        await _run_load(args, made.workdir, port, "warm-", args.senders * 20)  # pools open, code paths warm
+        print(
+            f"mllp: {args.messages} ORU^R01 ({args.observations} OBX each) from {args.senders} lab systems, "
+            f"one connection each, every message awaiting its ACK; {args.residents} residents in the index",
+            flush=True,
+        )
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = (process_tree_cpu_s(server.pid), await database_cpu_s(args.url, made.name))
+        outcome = await _run_load(args, made.workdir, port, "run-", args.messages)
+        load = os.getloadavg()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = {
+            "listener": process_tree_cpu_s(server.pid) - cpu_before[0],
+            "database": await database_cpu_s(args.url, made.name) - cpu_before[1],
+            "loadgen (with building the messages)": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        }
+        stored = await _stored(made.url)
+        return _report(args, outcome, stored, cpu, load)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        if args.keep:
+            print(f"kept database {made.name}")
+        else:
+            await drop_database(args.url, made.name)
+
+
+def _report(
+    args: argparse.Namespace,
+    outcome: dict[str, Any],
+    stored: dict[str, int],
+    cpu: dict[str, float],
+    load: tuple[float, float, float],
+) -> tuple[float, float]:
+    latencies = sorted(outcome["latencies"])
+    wall = outcome["wall_s"]
+    rate = len(latencies) / wall
+    p50, p95, p99 = (percentile(latencies, share) * 1000 for share in (0.5, 0.95, 0.99))
+    print(
+        f"mllp: {len(latencies)} ACKs in {wall:.2f} s ({outcome['codes']}); {rate:.0f} messages/s "
+        f"(goal >= {GOAL_MSGS_PER_S}); ACK p50={p50:.1f} ms p95={p95:.1f} ms p99={p99:.1f} ms (goal <= {GOAL_P99_MS})"
+    )
+    print(
+        "mllp: cpu µs per message: "
+        + ", ".join(f"{k}={v / len(latencies) * 1e6:.0f}" for k, v in cpu.items())
+        + f"; total={sum(cpu.values()) / len(latencies) * 1e6:.0f}"
+    )
+    warm = args.senders * 20
+    print(
+        f"mllp: in the database {stored} (sent {args.messages} + {warm} warm-up; each message stored once, "
+        f"one report each)"
+    )
+    expected = args.messages + warm
+    if stored["accepted"] != expected or stored["reports"] != expected:
+        print(f"mllp: MISMATCH: {expected} messages sent, {stored['accepted']} accepted, {stored['reports']} reports")
+    print(
+        f"cores={os.cpu_count()} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; the machine is "
+        f"shared)"
+    )
+    print(f"mllp_msgs_per_s={rate:.0f} ack_p99_ms={p99:.1f}")
+    return rate, p99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("CITYHEALTH_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server the scratch database is made on",
+    )
+    parser.add_argument("--messages", type=int, default=30_000)
+    parser.add_argument("--senders", type=int, default=12, help="lab systems, one MLLP connection each")
+    parser.add_argument("--observations", type=int, default=6, help="OBX segments per message")
+    parser.add_argument("--residents", type=int, default=5_000)
+    parser.add_argument("--max-batch", type=int, default=256)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+    asyncio.run(mllp(args))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1].endswith(".json"):
+        loadgen_main(sys.argv[1], sys.argv[2])
+    else:
+        main()
