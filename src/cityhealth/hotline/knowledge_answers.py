@@ -16,7 +16,7 @@ from cityhealth.security.principals import Principal
 
 # Below this confidence the IVR says it has no answer and offers an agent. Chosen on the labelled questions
 # (docs/decisions/hotline-knowledge.md): it keeps top-1 at its best while refusing the off-topic ones.
-ANSWER_THRESHOLD = 0.35
+ANSWER_THRESHOLD = 0.72
 NO_TERMS_KEY = "(no terms)"
 
 
