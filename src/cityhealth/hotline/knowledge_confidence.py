@@ -69,4 +69,3 @@ def _credit(word: str, words: list[str], held: Mapping[str, float], heard: list[
     if any(sound(term) in spoken or spoken in sound(term) for term in heard):
         credit = max(credit, HOMOPHONE_FACTOR)
     return credit
-

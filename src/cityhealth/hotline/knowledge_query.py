@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 
-from pypinyin import Style, lazy_pinyin  # type: ignore[import-untyped]
+from pypinyin import Style, lazy_pinyin
 
 # How much a character pair counts against a word (the pair is a guess at a word the segmenter missed).
 BIGRAM_FACTOR = 0.3
@@ -36,8 +36,9 @@ _HAN = re.compile(r"[\u3400-\u9fff]+")
 @cache
 def stop_phrases() -> tuple[str, ...]:
     """The spoken fillers cut out of a question, longest first (so 我想问一下 goes before 问一下)."""
-    raw: list[str] = json.loads(resources.files("cityhealth.hotline").joinpath(
-        "data", "knowledge_query_stop_phrases.json").read_text("utf-8"))
+    raw: list[str] = json.loads(
+        resources.files("cityhealth.hotline").joinpath("data", "knowledge_query_stop_phrases.json").read_text("utf-8")
+    )
     phrases = {unicodedata.normalize("NFKC", p).lower().strip() for p in raw}
     return tuple(sorted((p for p in phrases if p), key=lambda p: (-len(p), p)))
 
@@ -55,7 +56,7 @@ def without_fillers(text: str) -> str:
 def bigrams(text: str) -> list[str]:
     """The Han character pairs of `text`, each marked as a pair (not a word), in order, repeats kept."""
     text = unicodedata.normalize("NFKC", text)
-    return [BIGRAM_MARK + run[i:i + 2] for run in _HAN.findall(text) for i in range(len(run) - 1)]
+    return [BIGRAM_MARK + run[i : i + 2] for run in _HAN.findall(text) for i in range(len(run) - 1)]
 
 
 @lru_cache(maxsize=65_536)
@@ -83,10 +84,10 @@ def homophones(text: str, vocabulary: Mapping[str, object], sounds: Mapping[str,
         syllables = [sound(char) for char in run]
         for size in HOMOPHONE_WINDOWS:
             for start in range(len(run) - size + 1):
-                written = run[start:start + size]
+                written = run[start : start + size]
                 if written in vocabulary:
                     continue
-                for word in sounds.get(" ".join(syllables[start:start + size]), ()):
+                for word in sounds.get(" ".join(syllables[start : start + size]), ()):
                     if word != written and word not in text and word not in found:
                         found.append(word)
     return found

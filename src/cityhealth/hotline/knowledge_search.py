@@ -87,6 +87,13 @@ class Analyzer:
                 self._tokenizer.add_word(word, freq=200_000)  # wins over the general dictionary's splits
                 _added.add(word)
 
+    def remove_words(self, words: Iterable[str]) -> None:
+        """Words an editor took out of the dictionary: the segmenter no longer keeps them whole."""
+        for word in words:
+            if word in _added:
+                self._tokenizer.del_word(word)
+                _added.discard(word)
+
     def add_entities(self, names: Iterable[str]) -> None:
         """Organizations' names (their short names fold into them as synonyms): words that name what a
         question is about."""
