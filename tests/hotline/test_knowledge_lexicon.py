@@ -123,6 +123,9 @@ async def test_bad_lexicon_input_is_refused_naming_field_value_and_rule(
     itself = await client.put(f"{LEXICON}/synonyms/接种证", json={"variants": ["接种证"]}, headers=author)
     assert itself.status_code == 422
     assert itself.json()["code"] == "synonym_is_term"
+    punctuated = await client.put(f"{LEXICON}/words/门诊，急诊", headers=author)
+    assert punctuated.status_code == 422
+    assert punctuated.json()["value"] == "门诊，急诊"
     missing = await client.delete(f"{LEXICON}/words/从未有过", headers=author)
     assert missing.status_code == 404
     assert missing.json()["code"] == "lexicon_entry_not_found"

@@ -52,9 +52,10 @@ class KnowledgeIndex:
         if words != self._words or lexicon != self._lexicon:
             analyzer = self._analyzer
             synonyms = starter_synonyms() | organization_synonyms() | short_names
+            base = dict(synonyms)
             for kind, term, variants in sorted(lexicon):
-                if kind == "synonyms":
-                    synonyms.update(dict.fromkeys(variants.split("\n"), term))
+                if kind == "synonyms":  # an editor's group overrides the shipped one a variant was in
+                    synonyms.update(dict.fromkeys(variants.split("\n"), base.get(term, term)))
             analyzer.synonyms = synonyms
             added = {term for kind, term, _ in lexicon if kind == "word"}
             dropped = {term for kind, term, _ in self._lexicon if kind == "word"} - added

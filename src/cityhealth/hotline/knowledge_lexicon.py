@@ -26,15 +26,16 @@ MAX_WORD_CHARS = 40
 
 
 def normalized(word: str, field: str) -> str:
-    """A lexicon word as the analyzer sees it (NFKC, lower case), checked: 2 to 40 characters, no spaces."""
+    """A lexicon word as the analyzer sees it (NFKC, lower case), checked: 2 to 40 letters or digits (the
+    analyzer splits text at spaces and punctuation, so a word holding one could never be cut whole)."""
     found = unicodedata.normalize("NFKC", word).lower().strip()
-    if not 2 <= len(found) <= MAX_WORD_CHARS or any(char.isspace() for char in found):
+    if not 2 <= len(found) <= MAX_WORD_CHARS or not found.isalnum():
         raise ValidationFailed(
             f"{word!r} is not a lexicon word",
             code="invalid_lexicon_word",
             field=field,
             value=word,
-            rule=f"2 to {MAX_WORD_CHARS} characters without spaces",
+            rule=f"2 to {MAX_WORD_CHARS} letters or digits, without spaces or punctuation",
         )
     return found
 
