@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +40,21 @@ def test_every_labelled_question_names_an_article_of_the_set() -> None:
     # Questions are the callers' own words, never an article's listed phrasing.
     phrasings = {p for a in starter_articles() for p in a.questions}
     assert not [q.question for q in questions if q.question in phrasings]
+
+
+def test_the_benchmark_sets_name_articles_of_the_set_and_share_no_question_with_the_tuned_one() -> None:
+    # The held-out and fresh sets measure how well the ranking generalises: a question shared with the labelled
+    # set (tuned on) or an article key gone stale would make their figures mean something else.
+    keys = {a.key for a in starter_articles()}
+    tuned = {q.question for q in labelled_questions()}
+    seen: set[str] = set()
+    for name in ("knowledge_heldout.json", "knowledge_fresh.json"):
+        rows = json.loads((Path(__file__).parents[2] / "benchmarks" / "data" / name).read_text("utf-8"))
+        assert len(rows) >= 150
+        assert [r["article"] for r in rows if r["article"] is not None and r["article"] not in keys] == []
+        assert [r["question"] for r in rows if r["question"] in tuned | seen] == []
+        assert any(r["article"] is None for r in rows)  # off-topic questions, to be refused
+        seen |= {r["question"] for r in rows}
 
 
 def test_hospital_names_are_kept_whole_and_short_names_fold_into_full_ones() -> None:

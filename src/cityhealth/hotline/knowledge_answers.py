@@ -14,9 +14,10 @@ from cityhealth.hotline.knowledge_schemas import MAX_QUESTION_CHARS, SearchHit, 
 from cityhealth.personal_numbers import scrub
 from cityhealth.security.principals import Principal
 
-# Below this confidence the IVR says it has no answer and offers an agent. Chosen on the labelled questions
-# (docs/decisions/hotline-knowledge.md): it keeps top-1 at its best while refusing the off-topic ones.
-ANSWER_THRESHOLD = 0.35
+# Below this confidence (the chance that the best article is right, knowledge_confidence) the IVR says it has
+# no answer and offers an agent. Chosen on the labelled questions (docs/decisions/hotline-knowledge.md): it
+# keeps top-1 at its best while refusing the off-topic ones.
+ANSWER_THRESHOLD = 0.72
 NO_TERMS_KEY = "(no terms)"
 
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from cityhealth.context import ClockDep, SessionDep
 from cityhealth.db.types import RowId
-from cityhealth.hotline import knowledge, knowledge_answers
+from cityhealth.hotline import knowledge, knowledge_answers, knowledge_lexicon
 from cityhealth.hotline.knowledge_index import KnowledgeIndex, index_of
 from cityhealth.hotline.knowledge_schemas import (
     ArticleCreate,
     ArticlePage,
     ArticleRead,
     ArticleUpdate,
+    LexiconEntryRead,
+    LexiconRead,
     SearchHit,
     SelfServiceAnswer,
     SelfServiceAsk,
+    SynonymGroupWrite,
     Transition,
     UnansweredPage,
     VersionCreate,
@@ -31,6 +34,7 @@ Editor = Annotated[Principal, Depends(require(Scope.HOTLINE_KB_EDIT))]
 Reviewer = Annotated[Principal, Depends(require(Scope.HOTLINE_KB_REVIEW))]
 Ivr = Annotated[Principal, Depends(require(Scope.HOTLINE_SELF_SERVICE))]
 Limit = Annotated[int, Query(ge=1, le=200)]
+Term = Annotated[str, Path(min_length=1, max_length=40)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
@@ -141,3 +145,40 @@ async def article_from_unanswered(principal: Editor, session: SessionDep, clock:
                                   data: ArticleCreate) -> ArticleRead:
     article, _ = await knowledge.article_from_unanswered(session, clock, principal, question_id, data)
     return article
+
+
+@router.get("/lexicon", response_model=LexiconRead,
+            summary="The editors' dictionary words and synonym groups in force (added to the shipped ones)")
+async def read_lexicon(_: Editor, session: SessionDep) -> LexiconRead:
+    return await knowledge_lexicon.lexicon(session)
+
+
+@router.put("/lexicon/words/{word}", response_model=LexiconEntryRead,
+            summary="Add a word to the custom dictionary; a retry adds no version")
+async def put_word(principal: Editor, session: SessionDep, clock: ClockDep, word: Term) -> LexiconEntryRead:
+    return await knowledge_lexicon.put_word(session, clock, principal, word)
+
+
+@router.put("/lexicon/synonyms/{term}", response_model=LexiconEntryRead,
+            summary="Set the synonym group folding its variants into `term`; a retry adds no version")
+async def put_synonyms(principal: Editor, session: SessionDep, clock: ClockDep, term: Term,
+                       data: SynonymGroupWrite) -> LexiconEntryRead:
+    return await knowledge_lexicon.put_synonyms(session, clock, principal, term, data.variants)
+
+
+@router.delete("/lexicon/{kind}/{term}", response_model=LexiconEntryRead,
+               summary="Take a word or synonym group out of force (a version that is not active)")
+async def remove_entry(principal: Editor, session: SessionDep, clock: ClockDep,
+                       kind: Annotated[str, Path(pattern="^(words|synonyms)$")], term: Term) -> LexiconEntryRead:
+    return await knowledge_lexicon.remove(session, clock, principal, _lexicon_kind(kind), term)
+
+
+@router.get("/lexicon/{kind}/{term}/history", response_model=list[LexiconEntryRead],
+            summary="Every version of a word or synonym group, oldest first")
+async def lexicon_history(_: Editor, session: SessionDep, kind: Annotated[str, Path(pattern="^(words|synonyms)$")],
+                          term: Term) -> list[LexiconEntryRead]:
+    return await knowledge_lexicon.history(session, _lexicon_kind(kind), term)
+
+
+def _lexicon_kind(segment: str) -> str:
+    return "word" if segment == "words" else "synonyms"

@@ -21,6 +21,7 @@ class KnowledgeIndex:
         self._index: SearchIndex | None = None
         self._generation: int | None = None
         self._words: frozenset[str] = frozenset()
+        self._lexicon: frozenset[tuple[str, str, str]] = frozenset()
         self._lock = asyncio.Lock()
 
     async def current(self, session: AsyncSession) -> SearchIndex:
@@ -40,16 +41,28 @@ class KnowledgeIndex:
         # A hospital's short name is folded into its full name, so either finds the articles naming it.
         short_names = {short: name for name, short in organizations if short and short != name}
         words = frozenset({name for name, _ in organizations} | set(departments) | set(short_names))
+        # The editors' words and synonym groups (knowledge_lexicon), added to the shipped ones.
+        lexicon = frozenset((e.kind, e.term, e.variants) for e in await repository.lexicon_current(session)
+                            if e.active)
         previous = self._index
         if self._analyzer is None:
             # The starter set names the demo city's hospitals: their names are known before the registry is loaded.
             self._analyzer = Analyzer(starter_dictionary(), starter_synonyms() | organization_synonyms())
             self._analyzer.add_entities(h["name"] for h in hospitals())
-        if words != self._words:
-            self._analyzer.synonyms.update(short_names)
-            self._analyzer.add_words(words)
-            self._analyzer.add_entities({name for name, _ in organizations} | set(short_names.values()))
-            self._words = words
+        if words != self._words or lexicon != self._lexicon:
+            analyzer = self._analyzer
+            synonyms = starter_synonyms() | organization_synonyms() | short_names
+            base = dict(synonyms)
+            for kind, term, variants in sorted(lexicon):
+                if kind == "synonyms":  # an editor's group overrides the shipped one a variant was in
+                    synonyms.update(dict.fromkeys(variants.split("\n"), base.get(term, term)))
+            analyzer.synonyms = synonyms
+            added = {term for kind, term, _ in lexicon if kind == "word"}
+            dropped = {term for kind, term, _ in self._lexicon if kind == "word"} - added
+            analyzer.remove_words(dropped - words - set(starter_dictionary()) - set(synonyms) - set(synonyms.values()))
+            analyzer.add_words(words | added | set(synonyms) | set(synonyms.values()))
+            analyzer.add_entities({name for name, _ in organizations} | set(short_names.values()))
+            self._words, self._lexicon = words, lexicon
             previous = None  # new words cut differently: every article is cut again
         rows = await repository.published(session)
         documents = [Document(article.id, version.version_no, article.category, version.title, version.questions,

@@ -142,3 +142,29 @@ class KnowledgeState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
+
+
+LEXICON_KINDS = ("word", "synonyms")
+
+
+class LexiconEntry(Base):
+    """One version of an editor's dictionary word or synonym group; the latest version of each is in force.
+
+    The shipped data files stay the base; these add to them. A word's or group's history is its versions,
+    a removal being a version that is not active."""
+
+    __tablename__ = "hotline_kb_lexicon"
+    __table_args__ = (
+        UniqueConstraint("kind", "term", "version_no"),
+        CheckConstraint(_in("kind", LEXICON_KINDS), name="kind"),
+        CheckConstraint("version_no >= 1", name="version_no"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    term: Mapped[str] = mapped_column(String(40))  # the word, or the group's canonical word
+    version_no: Mapped[int] = mapped_column(Integer)
+    variants: Mapped[str] = mapped_column(Text)  # a synonym group's other words, one a line ('' for a word)
+    active: Mapped[bool] = mapped_column(Boolean)  # false: removed by this version
+    changed_by: Mapped[str] = mapped_column(String(96))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -15,6 +15,7 @@ from cityhealth.hotline.knowledge_models import (
     KnowledgeArticle,
     KnowledgeState,
     KnowledgeVersion,
+    LexiconEntry,
     SelfServiceDay,
     SelfServiceQuery,
     UnansweredQuestion,
@@ -80,6 +81,30 @@ async def publication_generation(session: AsyncSession) -> int:
 async def bump_generation(session: AsyncSession) -> None:
     await session.execute(update(KnowledgeState).where(KnowledgeState.id == 1)
                           .values(generation=KnowledgeState.generation + 1))
+
+
+async def lock_lexicon(session: AsyncSession) -> None:
+    """Serialise lexicon changes (rare): the state row, locked until the transaction ends (PostgreSQL; SQLite
+    has one writer at a time)."""
+    await session.execute(select(KnowledgeState.id).where(KnowledgeState.id == 1).with_for_update())
+
+
+async def lexicon_versions(session: AsyncSession, kind: str, term: str) -> Sequence[LexiconEntry]:
+    """Every version of one word or group, oldest first."""
+    result = await session.scalars(select(LexiconEntry).where(LexiconEntry.kind == kind, LexiconEntry.term == term)
+                                   .order_by(LexiconEntry.version_no))
+    return result.all()
+
+
+async def lexicon_current(session: AsyncSession) -> Sequence[LexiconEntry]:
+    """The latest version of every word and group, removed ones included (inactive)."""
+    latest = (select(LexiconEntry.kind, LexiconEntry.term, func.max(LexiconEntry.version_no).label("version_no"))
+              .group_by(LexiconEntry.kind, LexiconEntry.term).subquery())
+    result = await session.scalars(
+        select(LexiconEntry).join(latest, (LexiconEntry.kind == latest.c.kind) & (LexiconEntry.term == latest.c.term)
+                                  & (LexiconEntry.version_no == latest.c.version_no))
+        .order_by(LexiconEntry.kind, LexiconEntry.term))
+    return result.all()
 
 
 async def published(session: AsyncSession) -> Sequence[tuple[KnowledgeArticle, KnowledgeVersion]]:

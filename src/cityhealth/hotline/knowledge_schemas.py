@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -124,3 +125,25 @@ class UnansweredRead(_Output):
 class UnansweredPage(BaseModel):
     items: list[UnansweredRead]
     total: int
+
+
+class SynonymGroupWrite(_Input):
+    variants: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        min_length=1, max_length=50, description="the words callers use for the group's word (folded into it)")
+
+
+class LexiconEntryRead(_Output):
+    kind: str
+    term: str
+    version_no: int
+    variants: list[str]
+    active: bool
+    changed_by: str
+    changed_at: datetime
+
+
+class LexiconRead(_Output):
+    """The editors' additions in force; the shipped data files are the base they add to."""
+
+    words: list[LexiconEntryRead]
+    synonyms: list[LexiconEntryRead]

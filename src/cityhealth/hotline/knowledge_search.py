@@ -22,6 +22,18 @@ from typing import Any
 
 import jieba  # type: ignore[import-untyped]
 
+from cityhealth.hotline.knowledge_confidence import Evidence, calibrated
+from cityhealth.hotline.knowledge_query import (
+    BIGRAM_FACTOR,
+    BIGRAM_MARK,
+    HOMOPHONE_FACTOR,
+    Query,
+    bigrams,
+    homophones,
+    sounds_of,
+    without_fillers,
+)
+
 # Field weights (title, questions, body): a word of the title or of a phrasing says more than one of the answer.
 TITLE_WEIGHT, QUESTIONS_WEIGHT, BODY_WEIGHT = 3.0, 2.0, 1.0
 K1, B = 1.2, 0.75
@@ -30,6 +42,9 @@ K1, B = 1.2, 0.75
 ENTITY_BOOST = 3.0
 # How many of a term's best documents a search takes as candidates (docs/decisions/hotline-knowledge.md).
 CHAMPIONS = 600
+# A character pair only backs words up: fewer of its best documents are candidates (common pairs such as 医院
+# sit in most articles, and their lists were half of a search's time at 20,000 articles).
+PAIR_CHAMPIONS = 150
 _PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -75,12 +90,23 @@ class Analyzer:
                 self._tokenizer.add_word(word, freq=200_000)  # wins over the general dictionary's splits
                 _added.add(word)
 
+    def remove_words(self, words: Iterable[str]) -> None:
+        """Words an editor took out of the dictionary: the segmenter no longer keeps them whole."""
+        for word in words:
+            if word in _added:
+                self._tokenizer.del_word(word)
+                _added.discard(word)
+
     def add_entities(self, names: Iterable[str]) -> None:
         """Organizations' names (their short names fold into them as synonyms): words that name what a
         question is about."""
         names = [unicodedata.normalize("NFKC", name).lower().strip() for name in names]
         self.add_words(names)
         self.entities.update(name for name in names if len(name) > 1)
+
+    def query_words(self, text: str) -> list[str]:
+        """A caller's question's words: as `terms`, its spoken fillers cut out first."""
+        return self.terms(without_fillers(text))
 
     def terms(self, text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text).lower()
@@ -129,7 +155,7 @@ class Document:
 class Hit:
     article_id: int
     score: float
-    confidence: float  # the share of the question's weight (IDF) that the article covers, 0..1
+    confidence: float  # the chance that the article answers the question, 0..1 (knowledge_confidence)
 
 
 @dataclass
@@ -147,6 +173,7 @@ class SearchIndex:
     impacts: list[dict[str, float]] = field(default_factory=list)  # per document: term -> impact
     weights: dict[str, float] = field(default_factory=dict)  # per term: its IDF (halved for a lone character)
     restricted: frozenset[int] = frozenset()  # documents with validity dates, checked at search time
+    sounds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pinyin -> indexed words that sound so
     _by_article: dict[int, Document] = field(default_factory=dict)
     # Terms of (article, version) already cut: a rebuild cuts only what changed.
     _cut: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
@@ -171,7 +198,8 @@ class SearchIndex:
         n = len(documents)
         index.weights = {term: math.log(1 + (n - found + 0.5) / (found + 0.5)) * (0.5 if len(term) == 1 else 1.0)
                          for term, found in found_in.items()}
-        lengths = [sum(frequency.values()) for frequency in frequencies]
+        # Length is counted in words: the character pairs follow the text's length anyway.
+        lengths = [sum(tf for term, tf in frequency.items() if term[0] != BIGRAM_MARK) for frequency in frequencies]
         average = (sum(lengths) / n) if n else 1.0
         postings: dict[str, tuple[list[int], list[float]]] = {}
         for position, frequency in enumerate(frequencies):
@@ -188,6 +216,7 @@ class SearchIndex:
             ranked = sorted(range(len(ids)), key=lambda i: -values[i])
             postings[term] = ([ids[i] for i in ranked], [values[i] for i in ranked])
         index.postings = postings
+        index.sounds = sounds_of(term for term in postings if term[0] != BIGRAM_MARK)
         index._by_article = {d.article_id: d for d in documents}
         index.restricted = frozenset(p for p, d in enumerate(documents) if d.valid_from or d.valid_until)
         return index
@@ -198,6 +227,8 @@ class SearchIndex:
                              (document.body, BODY_WEIGHT)):
             for term in self.analyzer.terms(text):
                 weights[term] += weight
+            for pair in bigrams(text.lower()):
+                weights[pair] += weight
         return dict(weights)
 
     def weight(self, term: str) -> float:
@@ -217,44 +248,41 @@ class SearchIndex:
         return (category is None or document.category == category) and (
             position not in self.restricted or document.valid_on(today))
 
+    def query(self, text: str) -> Query:
+        """What `text` searches for: its words, the indexed words it sounds like, and its character pairs."""
+        words = tuple(dict.fromkeys(self.analyzer.query_words(text)))
+        factors = dict.fromkeys(words, 1.0)
+        spoken = without_fillers(text)
+        for word in homophones(spoken, self.postings, self.sounds):
+            factors.setdefault(self.analyzer.synonyms.get(word, word), HOMOPHONE_FACTOR)
+        for pair in bigrams(spoken):
+            factors.setdefault(pair, BIGRAM_FACTOR)
+        return Query(words, factors)
+
     def search(self, text: str, *, today: date, category: str | None = None, limit: int = 10) -> list[Hit]:
         """The best `limit` articles valid `today` for `text`, best first; confidence as in Hit."""
-        terms = list(dict.fromkeys(self.analyzer.terms(text)))
-        if not terms or not self.documents:
+        query = self.query(text)
+        if not query.factors or not self.documents:
             return []
-        weights = {term: self.weight(term) for term in terms}
-        # Search mode also yields the parts of a long word (身份 of 身份证): the confidence counts each word of
-        # the question once, at its longest; a part that matched earns its whole word half the credit.
-        whole = [term for term in terms if not any(term != other and term in other for other in terms)]
-        total = sum(weights[term] for term in whole)
-        present = [term for term in terms if term in self.postings]
+        present = [term for term in query.factors if term in self.postings]
         # Candidates come from each term's champion list (its highest impacts), unless a category narrows
         # the search; the best of them are then scored exactly over every term.
         depth = CHAMPIONS if category is None else len(self.documents)
         found: dict[int, float] = {}
         plain = category is None and not self.restricted
-        boost = {term: ENTITY_BOOST if term in self.analyzer.entities else 1.0 for term in present}
+        factor = {term: query.factors[term] * (ENTITY_BOOST if term in self.analyzer.entities else 1.0)
+                  for term in present}
         for term in present:
             ids, values = self.postings[term]
-            factor = boost[term]
-            for position, impact in zip(ids[:depth], values[:depth], strict=True):
+            times = factor[term]
+            take = min(depth, PAIR_CHAMPIONS) if term[0] == BIGRAM_MARK and category is None else depth
+            for position, impact in zip(ids[:take], values[:take], strict=True):
                 if position in found:
-                    found[position] += impact * factor
+                    found[position] += impact * times
                 elif plain or self._admits(position, today, category):
-                    found[position] = impact * factor
+                    found[position] = impact * times
         shortlist = heapq.nlargest(limit * 3, found, key=found.__getitem__)
-        exact = {p: sum(self.impacts[p].get(term, 0.0) * boost[term] for term in present) for p in shortlist}
+        exact = {p: sum(self.impacts[p].get(term, 0.0) * factor[term] for term in present) for p in shortlist}
         best = sorted(exact, key=lambda p: (-exact[p], self.documents[p].article_id))[:limit]
         return [Hit(self.documents[p].article_id, round(exact[p], 4),
-                    round(min(1.0, _covered(whole, self.impacts[p], weights) / total), 4)) for p in best]
-
-
-def _covered(whole: list[str], held: dict[str, float], weights: dict[str, float]) -> float:
-    """The IDF weight of the question's words an article holds: whole words fully, words by a part half."""
-    found = 0.0
-    for term in whole:
-        if term in held:
-            found += weights[term]
-        elif any(part != term and part in term and part in held for part in weights):
-            found += weights[term] / 2
-    return found
+                    round(calibrated(Evidence.of(query, self.impacts[p], self.weight)), 4)) for p in best]
