@@ -36,6 +36,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "collection": ("cityhealth.collection.cli", "app"),
     "web": ("cityhealth.web.cli", "app"),
     "knowledge": ("cityhealth.hotline.knowledge_cli", "app"),
+    "telemed": ("cityhealth.telemed.cli", "app"),
 }
 
 

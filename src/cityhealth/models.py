@@ -9,6 +9,7 @@ from cityhealth.hotline import work_order_models as hotline_work_order_models  #
 from cityhealth.registry import models as registry_models
 from cityhealth.reporting import models as reporting_models  # noqa: F401 - registers the table
 from cityhealth.security import models as security_models
+from cityhealth.telemed import models as telemed_models  # noqa: F401 - registers the tables
 
 metadata = Base.metadata
 

@@ -1,0 +1,1 @@
+"""Remote diagnosis networks: members, cases routed to reading centres, reports and consultations."""
