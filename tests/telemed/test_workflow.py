@@ -119,7 +119,7 @@ async def test_every_read_of_a_case_is_audited_with_its_resident(app: FastAPI, c
     await client.get(f"{CASES}/{case_id}", headers=reader.headers)
     await client.get(CASES, headers=side.headers)
     events = await audit_events(app.state.database, resource_type="telemed_case", resident_id=patient)
-    assert [(e.action, e.actor) for e in events] == [("create", "client:his-%d" % side.organization_id),
+    assert [(e.action, e.actor) for e in events] == [("create", f"client:his-{side.organization_id}"),
                                                       ("read", events[1].actor), ("list", events[2].actor)]
     assert events[1].actor.startswith("staff:")
 
