@@ -7,11 +7,15 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from cityhealth.clock import SimulatedClock
-from cityhealth.security.principals import Scope
-from tests.factories.security import headers_for, machine
+from cityhealth.errors import Conflict
+from cityhealth.security.principals import Role, Scope
+from cityhealth.telemed import reading
+from cityhealth.telemed.schemas import StepIn
+from tests.factories.security import headers_for, machine, staff
 from tests.telemed.support import (
     API,
     CASES,
@@ -129,3 +133,30 @@ async def test_overdue_cases_are_listed_for_their_centre_and_for_administrators(
     assert [c["id"] for c in everywhere] == [stat["id"]]
     assert routine["id"] not in [c["id"] for c in everywhere]
     assert (await client.get(f"{API}/overdue", headers=headers)).status_code == 403
+
+
+async def test_a_claim_racing_another_finds_the_case_held_once_the_first_commits(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    side = await requester(app)
+    reader = await centre(app)
+    case_id = (await submit(client, side))["id"]
+    assert (await step(client, reader.headers, case_id, "accept")).status_code == 200
+    database, clock = app.state.database, app.state.clock
+    first, second = (staff(Role.READING_CENTRE_DOCTOR, organization_id=reader.organization_id, user_id=n)
+                     for n in (901, 902))
+
+    async def claim_alone() -> None:
+        async with database.transaction() as session:
+            await reading.claim(session, clock, second, case_id, StepIn(request_key="second"))
+
+    async with database.transaction() as session:
+        await reading.claim(session, clock, first, case_id, StepIn(request_key="first"))
+        racing = asyncio.create_task(claim_alone())
+        await asyncio.sleep(0.3)
+        # Still waiting: on PostgreSQL for the row the first claim updated, on SQLite for the write lock.
+        assert not racing.done()
+    with pytest.raises(Conflict) as refused:
+        await racing
+    assert refused.value.code == "case_held"
+    detail = (await client.get(f"{CASES}/{case_id}", headers=reader.headers)).json()
+    assert detail["holder"] == first.subject
