@@ -1,8 +1,8 @@
 """Remote diagnosis use cases: the networks, their members and designated reading centres, coverage per area.
 
 The room's other use cases sit beside this module (cases.py: submission, routing and the reading workflow;
-consultations.py). Other rooms reach the room through this module only: it re-exports what they may need.
-The registry is reached through registry.service only (pyproject's import contracts).
+reading.py: claim and report; consultations.py). Other rooms reach the room through this module only. The
+registry is reached through registry.service only (pyproject's import contracts).
 """
 
 from __future__ import annotations
