@@ -101,3 +101,13 @@ async def test_members_are_managed_by_administrators_only(app: FastAPI, client: 
     refused = await client.post(f"{API}/members/{side.member_id}/leave", json={"left_on": "2022-06-01"},
                                 headers=side.headers)
     assert refused.status_code == 403
+
+
+async def test_a_centre_reading_a_case_type_its_network_does_not_carry_is_refused(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    organization_id = await organization(app, "320106")
+    refused = await client.post(f"{API}/networks/ecg/members", headers=await admin(app), json={
+        "organization_id": organization_id, "kind": "tertiary", "role": "reading_centre", "joined_on": "2022-01-01",
+        "reads_case_types": ["pathology_case"]})
+    assert (refused.status_code, refused.json()["field"], refused.json()["value"]) == (
+        422, "reads_case_types", "pathology_case")

@@ -121,7 +121,14 @@ async def join(session: AsyncSession, clock: Clock, principal: Principal | None,
                data: MemberJoin, *, operator: str | None = None) -> MemberRead:
     """An organization joins a network; the same join again is the same membership (natural key: network,
     organization, joining day), a different one while it is still a member is refused."""
-    await require_network(session, network_code)
+    network = await repository.network(session, network_code)
+    if network is None:
+        raise NotFound(f"no network {network_code}", field="network_code", value=network_code,
+                       rule="telemed.network.known")
+    for case_type in data.reads_case_types or ():
+        if case_type not in network.case_types:
+            raise ValidationFailed(f"reads_case_types: the {network_code} network carries no {case_type}",
+                                   field="reads_case_types", value=case_type, rule="telemed.member.reads")
     organization = await registry.organization_by_id(session, data.organization_id)
     if organization is None:
         raise ValidationFailed(f"organization_id: no organization {data.organization_id}",
