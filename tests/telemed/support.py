@@ -24,8 +24,10 @@ API = "/api/telemed"
 CASES = f"{API}/cases"
 JOINED = date(2022, 1, 1)
 # Beyond the small Nanjing tree: a city across the provincial border the ECG network reaches.
-MAANSHAN = [AreaCreate(code="340000", name="安徽省", level="province"),
-            AreaCreate(code="340500", name="马鞍山市", level="city", parent_code="340000")]
+MAANSHAN = [
+    AreaCreate(code="340000", name="安徽省", level="province"),
+    AreaCreate(code="340500", name="马鞍山市", level="city", parent_code="340000"),
+]
 _keys = itertools.count(1)
 _users = itertools.count(500)
 
@@ -43,24 +45,28 @@ async def ensure_areas(app: FastAPI) -> None:
 async def organization(app: FastAPI, area_code: str = "320102", **overrides: Any) -> int:
     await ensure_areas(app)
     async with app.state.database.transaction() as session:
-        row = await registry_service.insert_organization(session, app.state.clock,
-                                                          organization_payload(area_code=area_code, **overrides))
+        row = await registry_service.insert_organization(
+            session, app.state.clock, organization_payload(area_code=area_code, **overrides)
+        )
         return row.id
 
 
-async def join(app: FastAPI, organization_id: int, role: str, *, network: str = "ecg", kind: str = "tertiary",
-               **overrides: Any) -> int:
+async def join(
+    app: FastAPI, organization_id: int, role: str, *, network: str = "ecg", kind: str = "tertiary", **overrides: Any
+) -> int:
     """The organization's new member id in the network."""
-    data = MemberJoin.model_validate({"organization_id": organization_id, "kind": kind, "role": role,
-                                      "joined_on": JOINED} | overrides)
+    data = MemberJoin.model_validate(
+        {"organization_id": organization_id, "kind": kind, "role": role, "joined_on": JOINED} | overrides
+    )
     async with app.state.database.transaction() as session:
         return (await service.join(session, app.state.clock, None, network, data, operator="test")).id
 
 
 async def designate(app: FastAPI, requester_member: int, *centres: int) -> None:
     async with app.state.database.transaction() as session:
-        await service.designate(session, app.state.clock, None, requester_member,
-                                DesignationIn(centre_member_ids=list(centres)))
+        await service.designate(
+            session, app.state.clock, None, requester_member, DesignationIn(centre_member_ids=list(centres))
+        )
 
 
 @dataclass
@@ -75,8 +81,9 @@ class Side:
 async def requester(app: FastAPI, *, network: str = "ecg", area_code: str = "320102") -> Side:
     organization_id = await organization(app, area_code)
     member_id = await join(app, organization_id, "requester", network=network)
-    headers = await headers_for(app, machine(Scope.TELEMED_REQUEST, organization_id=organization_id,
-                                             client_id=f"his-{organization_id}"))
+    headers = await headers_for(
+        app, machine(Scope.TELEMED_REQUEST, organization_id=organization_id, client_id=f"his-{organization_id}")
+    )
     return Side(organization_id, member_id, headers)
 
 
@@ -88,8 +95,9 @@ async def centre(app: FastAPI, *, network: str = "ecg", area_code: str = "320106
 
 
 async def doctor(app: FastAPI, organization_id: int) -> dict[str, str]:
-    return await headers_for(app, staff(Role.READING_CENTRE_DOCTOR, organization_id=organization_id,
-                                        user_id=next(_users)))
+    return await headers_for(
+        app, staff(Role.READING_CENTRE_DOCTOR, organization_id=organization_id, user_id=next(_users))
+    )
 
 
 async def admin(app: FastAPI) -> dict[str, str]:
@@ -97,8 +105,13 @@ async def admin(app: FastAPI) -> dict[str, str]:
 
 
 def case_body(external_id: str | None = None, **overrides: Any) -> dict[str, Any]:
-    return {"network_code": "ecg", "external_id": external_id or f"ECG-{next(_keys)}", "case_type": "ecg",
-            "priority": "routine", "clinical_question": "胸闷三天，请判读"} | overrides
+    return {
+        "network_code": "ecg",
+        "external_id": external_id or f"ECG-{next(_keys)}",
+        "case_type": "ecg",
+        "priority": "routine",
+        "clinical_question": "胸闷三天，请判读",
+    } | overrides
 
 
 async def submit(client: httpx.AsyncClient, side: Side, **overrides: Any) -> dict[str, Any]:
@@ -108,16 +121,21 @@ async def submit(client: httpx.AsyncClient, side: Side, **overrides: Any) -> dic
     return found
 
 
-async def step(client: httpx.AsyncClient, headers: dict[str, str], case_id: int, name: str,
-               **body: Any) -> httpx.Response:
+async def step(
+    client: httpx.AsyncClient, headers: dict[str, str], case_id: int, name: str, **body: Any
+) -> httpx.Response:
     """POST a step of the case (a fresh request key unless one is given)."""
-    return await client.post(f"{CASES}/{case_id}/{name}", json={"request_key": f"k-{next(_keys)}"} | body,
-                             headers=headers)
+    return await client.post(
+        f"{CASES}/{case_id}/{name}", json={"request_key": f"k-{next(_keys)}"} | body, headers=headers
+    )
 
 
 def report_body(**overrides: Any) -> dict[str, Any]:
-    return {"request_key": f"k-{next(_keys)}", "findings": "窦性心律，ST段未见明显异常",
-            "conclusion": "正常心电图"} | overrides
+    return {
+        "request_key": f"k-{next(_keys)}",
+        "findings": "窦性心律，ST段未见明显异常",
+        "conclusion": "正常心电图",
+    } | overrides
 
 
 async def claimed(client: httpx.AsyncClient, side: Side, reader: Side) -> dict[str, Any]:
@@ -139,6 +157,7 @@ async def a_resident(app: FastAPI, seq: int = 1) -> int:
     from tests.factories.registry import resident_payload
 
     async with app.state.database.transaction() as session:
-        created = await residents.register_resident(session, app.state.clock, cipher_for(app.state.settings), None,
-                                                    ResidentCreate(**resident_payload(seq)))
+        created = await residents.register_resident(
+            session, app.state.clock, cipher_for(app.state.settings), None, ResidentCreate(**resident_payload(seq))
+        )
         return created.id

@@ -32,8 +32,9 @@ def _an_organization(url: str) -> int:
             async with database.transaction() as session:
                 for area in SMALL_AREA_TREE:
                     await registry_service.insert_area(session, clock, area)
-                return (await registry_service.insert_organization(
-                    session, clock, organization_payload(area_code="320102"))).id
+                return (
+                    await registry_service.insert_organization(session, clock, organization_payload(area_code="320102"))
+                ).id
         finally:
             await database.dispose()
 
@@ -49,9 +50,22 @@ def test_an_operator_lists_the_networks(configured: str) -> None:
 
 def test_an_organization_joins_and_leaves_and_coverage_follows(configured: str) -> None:
     organization_id = _an_organization(configured)
-    joined = runner.invoke(app, ["telemed", "join", "ecg", "--organization-id", str(organization_id),
-                                 "--kind", "community_health_centre", "--role", "requester",
-                                 "--joined-on", "2022-01-01"])
+    joined = runner.invoke(
+        app,
+        [
+            "telemed",
+            "join",
+            "ecg",
+            "--organization-id",
+            str(organization_id),
+            "--kind",
+            "community_health_centre",
+            "--role",
+            "requester",
+            "--joined-on",
+            "2022-01-01",
+        ],
+    )
     assert joined.exit_code == 0, joined.output
     assert "member 1" in joined.output
     members = runner.invoke(app, ["telemed", "members", "ecg"])
@@ -64,7 +78,21 @@ def test_an_organization_joins_and_leaves_and_coverage_follows(configured: str) 
 
 
 def test_a_join_of_an_unknown_organization_is_refused_naming_the_field(configured: str) -> None:
-    refused = runner.invoke(app, ["telemed", "join", "ecg", "--organization-id", "999", "--kind", "aid",
-                                  "--role", "requester", "--joined-on", "2022-01-01"])
+    refused = runner.invoke(
+        app,
+        [
+            "telemed",
+            "join",
+            "ecg",
+            "--organization-id",
+            "999",
+            "--kind",
+            "aid",
+            "--role",
+            "requester",
+            "--joined-on",
+            "2022-01-01",
+        ],
+    )
     assert refused.exit_code == 1
     assert "organization_id" in refused.output

@@ -43,11 +43,15 @@ async def test_a_centre_that_does_not_read_the_modality_is_passed_over(app: Fast
 async def test_a_case_no_centre_reads_is_refused_and_nothing_is_kept(app: FastAPI, client: httpx.AsyncClient) -> None:
     side = await requester(app, network="imaging")
     await centre(app, network="imaging", reads_modalities=["CT"])
-    refused = await client.post(CASES, json=case_body(network_code="imaging", case_type="imaging_study",
-                                                      modality="US"), headers=side.headers)
+    refused = await client.post(
+        CASES, json=case_body(network_code="imaging", case_type="imaging_study", modality="US"), headers=side.headers
+    )
     assert refused.status_code == 409
     assert (refused.json()["code"], refused.json()["field"], refused.json()["value"]) == (
-        "no_reading_centre", "modality", "US")
+        "no_reading_centre",
+        "modality",
+        "US",
+    )
     assert (await client.get(CASES, headers=side.headers)).json() == []
 
 
@@ -56,11 +60,15 @@ async def test_a_case_type_its_network_does_not_carry_is_refused(app: FastAPI, c
     await centre(app)
     refused = await client.post(CASES, json=case_body(case_type="pathology_case"), headers=side.headers)
     assert (refused.status_code, refused.json()["field"], refused.json()["rule"]) == (
-        422, "case_type", "telemed.case.type_of_network")
+        422,
+        "case_type",
+        "telemed.case.type_of_network",
+    )
 
 
 async def test_a_rejected_case_is_rerouted_and_leaves_the_rejecting_centre(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     side = await requester(app)
     first = await centre(app)
     second = await centre(app)
@@ -73,43 +81,75 @@ async def test_a_rejected_case_is_rerouted_and_leaves_the_rejecting_centre(
     assert (await client.get(f"{CASES}/{case_id}", headers=first.headers)).status_code == 404
     moved = (await client.get(f"{CASES}/{case_id}", headers=second.headers)).json()
     assert (moved["status"], moved["business_status"], moved["centre_member_id"]) == (
-        "requested", "rerouted", second.member_id)
+        "requested",
+        "rerouted",
+        second.member_id,
+    )
     assert [e["kind"] for e in moved["events"]] == ["submitted", "routed", "rejected", "routed"]
     last = await step(client, second.headers, case_id, "reject", reason="非本中心业务")
     assert last.status_code == 200
     seen = (await client.get(f"{CASES}/{case_id}", headers=side.headers)).json()
     assert (seen["status"], seen["business_status"], seen["centre_member_id"]) == (
-        "rejected", "no-centre-available", None)
+        "rejected",
+        "no-centre-available",
+        None,
+    )
 
 
 async def test_a_centre_that_left_the_network_receives_no_case(app: FastAPI, client: httpx.AsyncClient) -> None:
     side = await requester(app)
     gone = await centre(app)
     staying = await centre(app)
-    left = await client.post(f"{API}/members/{gone.member_id}/leave", json={"left_on": "2022-06-01"},
-                             headers=await admin(app))
+    left = await client.post(
+        f"{API}/members/{gone.member_id}/leave", json={"left_on": "2022-06-01"}, headers=await admin(app)
+    )
     assert left.status_code == 200
     assert {(await submit(client, side))["centre_member_id"] for _ in range(2)} == {staying.member_id}
 
 
-_centres = st.lists(st.builds(Centre, member_id=st.integers(1, 30), organization_id=st.integers(1, 6),
-                              reads_case_types=st.none() | st.lists(st.sampled_from(["ecg", "imaging_study"]),
-                                                                    max_size=2),
-                              reads_modalities=st.none() | st.lists(st.sampled_from(["CT", "MR"]), max_size=2),
-                              open_cases=st.integers(0, 5)),
-                    max_size=8, unique_by=lambda c: c.member_id)
+_centres = st.lists(
+    st.builds(
+        Centre,
+        member_id=st.integers(1, 30),
+        organization_id=st.integers(1, 6),
+        reads_case_types=st.none() | st.lists(st.sampled_from(["ecg", "imaging_study"]), max_size=2),
+        reads_modalities=st.none() | st.lists(st.sampled_from(["CT", "MR"]), max_size=2),
+        open_cases=st.integers(0, 5),
+    ),
+    max_size=8,
+    unique_by=lambda c: c.member_id,
+)
 
 
-@given(centres=_centres, requester_organization=st.integers(1, 6),
-       designated=st.dictionaries(st.integers(1, 30), st.integers(0, 5), max_size=4),
-       excluded=st.sets(st.integers(1, 30), max_size=4), modality=st.none() | st.sampled_from(["CT", "MR"]))
-def test_the_chosen_centre_obeys_every_rule(centres: list[Centre], requester_organization: int,
-                                            designated: dict[int, int], excluded: set[int],
-                                            modality: str | None) -> None:
-    chosen = choose(centres, case_type="imaging_study", modality=modality,
-                    requester_organization_id=requester_organization, designated=designated, excluded=excluded)
-    eligible = [c for c in centres if c.organization_id != requester_organization and c.member_id not in excluded
-                and reads(c, "imaging_study", modality)]
+@given(
+    centres=_centres,
+    requester_organization=st.integers(1, 6),
+    designated=st.dictionaries(st.integers(1, 30), st.integers(0, 5), max_size=4),
+    excluded=st.sets(st.integers(1, 30), max_size=4),
+    modality=st.none() | st.sampled_from(["CT", "MR"]),
+)
+def test_the_chosen_centre_obeys_every_rule(
+    centres: list[Centre],
+    requester_organization: int,
+    designated: dict[int, int],
+    excluded: set[int],
+    modality: str | None,
+) -> None:
+    chosen = choose(
+        centres,
+        case_type="imaging_study",
+        modality=modality,
+        requester_organization_id=requester_organization,
+        designated=designated,
+        excluded=excluded,
+    )
+    eligible = [
+        c
+        for c in centres
+        if c.organization_id != requester_organization
+        and c.member_id not in excluded
+        and reads(c, "imaging_study", modality)
+    ]
     if not eligible:
         assert chosen is None
         return

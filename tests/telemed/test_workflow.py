@@ -12,7 +12,8 @@ from tests.telemed.support import CASES, a_resident, case_body, centre, claimed,
 
 
 async def test_a_case_goes_from_submission_to_a_signed_report_returned_to_the_requester(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     side = await requester(app)
     reader = await centre(app)
     case = await submit(client, side)
@@ -22,8 +23,7 @@ async def test_a_case_goes_from_submission_to_a_signed_report_returned_to_the_re
     for name, status in (("receive", "received"), ("accept", "accepted"), ("claim", "in-progress")):
         response = await step(client, reader.headers, case_id, name)
         assert (response.status_code, response.json()["status"]) == (200, status), response.text
-    drafted = await client.put(f"{CASES}/{case_id}/report", json=report_body(conclusion="草稿"),
-                               headers=reader.headers)
+    drafted = await client.put(f"{CASES}/{case_id}/report", json=report_body(conclusion="草稿"), headers=reader.headers)
     assert drafted.json()["business_status"] == "report-drafted"
     assert drafted.json()["report"]["signed_at"] is None
     unseen = await client.get(f"{CASES}/{case_id}/report", headers=side.headers)
@@ -34,19 +34,30 @@ async def test_a_case_goes_from_submission_to_a_signed_report_returned_to_the_re
     assert returned.status_code == 200
     assert returned.json()["conclusion"] == "正常心电图"
     detail = (await client.get(f"{CASES}/{case_id}", headers=side.headers)).json()
-    assert [e["kind"] for e in detail["events"]] == ["submitted", "routed", "received", "accepted", "claimed",
-                                                     "drafted", "signed"]
+    assert [e["kind"] for e in detail["events"]] == [
+        "submitted",
+        "routed",
+        "received",
+        "accepted",
+        "claimed",
+        "drafted",
+        "signed",
+    ]
     assert detail["completed_at"] is not None
 
 
-@pytest.mark.parametrize(("done", "name", "state"), [
-    ((), "claim", "requested"),
-    (("accept",), "receive", "accepted"),
-    (("accept", "claim"), "accept", "in-progress"),
-    (("accept", "claim"), "reject", "in-progress"),
-])
+@pytest.mark.parametrize(
+    ("done", "name", "state"),
+    [
+        ((), "claim", "requested"),
+        (("accept",), "receive", "accepted"),
+        (("accept", "claim"), "accept", "in-progress"),
+        (("accept", "claim"), "reject", "in-progress"),
+    ],
+)
 async def test_an_illegal_step_is_refused_naming_the_state_and_the_step(
-        app: FastAPI, client: httpx.AsyncClient, done: tuple[str, ...], name: str, state: str) -> None:
+    app: FastAPI, client: httpx.AsyncClient, done: tuple[str, ...], name: str, state: str
+) -> None:
     side = await requester(app)
     reader = await centre(app)
     case_id = (await submit(client, side))["id"]
@@ -62,12 +73,14 @@ async def test_an_illegal_step_is_refused_naming_the_state_and_the_step(
 
 
 async def test_a_completed_case_can_be_neither_signed_again_nor_cancelled(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     side = await requester(app)
     reader = await centre(app)
     case_id = (await claimed(client, side, reader))["id"]
-    assert (await client.post(f"{CASES}/{case_id}/report/sign", json=report_body(),
-                              headers=reader.headers)).status_code == 200
+    assert (
+        await client.post(f"{CASES}/{case_id}/report/sign", json=report_body(), headers=reader.headers)
+    ).status_code == 200
     again = await client.post(f"{CASES}/{case_id}/report/sign", json=report_body(), headers=reader.headers)
     assert (again.status_code, again.json()["value"]) == (409, "completed")
     cancelled = await step(client, side.headers, case_id, "cancel")
@@ -75,7 +88,8 @@ async def test_a_completed_case_can_be_neither_signed_again_nor_cancelled(
 
 
 async def test_a_retried_step_is_one_step_and_a_reused_key_for_another_step_is_refused(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     side = await requester(app)
     reader = await centre(app)
     case_id = (await submit(client, side))["id"]
@@ -88,7 +102,8 @@ async def test_a_retried_step_is_one_step_and_a_reused_key_for_another_step_is_r
 
 
 async def test_a_resubmitted_case_is_the_same_case_and_a_changed_one_is_refused(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     side = await requester(app)
     await centre(app)
     body = case_body("ECG-0001")
@@ -105,8 +120,7 @@ async def test_the_requester_cancels_a_case_not_yet_held(app: FastAPI, client: h
     reader = await centre(app)
     case_id = (await submit(client, side))["id"]
     cancelled = await step(client, side.headers, case_id, "cancel")
-    assert (cancelled.json()["status"], cancelled.json()["business_status"]) == ("cancelled",
-                                                                                 "cancelled-by-requester")
+    assert (cancelled.json()["status"], cancelled.json()["business_status"]) == ("cancelled", "cancelled-by-requester")
     queue = (await client.get("/api/telemed/worklist", headers=reader.headers)).json()
     assert queue == []
 
@@ -119,8 +133,11 @@ async def test_every_read_of_a_case_is_audited_with_its_resident(app: FastAPI, c
     await client.get(f"{CASES}/{case_id}", headers=reader.headers)
     await client.get(CASES, headers=side.headers)
     events = await audit_events(app.state.database, resource_type="telemed_case", resident_id=patient)
-    assert [(e.action, e.actor) for e in events] == [("create", f"client:his-{side.organization_id}"),
-                                                      ("read", events[1].actor), ("list", events[2].actor)]
+    assert [(e.action, e.actor) for e in events] == [
+        ("create", f"client:his-{side.organization_id}"),
+        ("read", events[1].actor),
+        ("list", events[2].actor),
+    ]
     assert events[1].actor.startswith("staff:")
 
 

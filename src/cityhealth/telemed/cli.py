@@ -50,35 +50,62 @@ def networks() -> None:
     """The five networks, their turnaround targets and today's members."""
     table = Table("network", "name", "members", "reading centres", "targets (min)")
     for n in _run(lambda session: service.list_networks(session, SystemClock())):
-        table.add_row(n.code, n.name, str(n.active_members), str(n.reading_centres),
-                      " ".join(f"{t.priority}={t.minutes}" for t in n.targets))
+        table.add_row(
+            n.code,
+            n.name,
+            str(n.active_members),
+            str(n.reading_centres),
+            " ".join(f"{t.priority}={t.minutes}" for t in n.targets),
+        )
     console.print(table)
 
 
 @app.command("members")
-def members(network: str = typer.Argument(..., help="teleconsultation, ecg, lab, imaging or pathology"),
-            every: bool = typer.Option(False, help="every membership ever, not only today's")) -> None:
+def members(
+    network: str = typer.Argument(..., help="teleconsultation, ecg, lab, imaging or pathology"),
+    every: bool = typer.Option(False, help="every membership ever, not only today's"),
+) -> None:
     """A network's members."""
     table = Table("id", "organization", "city", "area", "kind", "role", "joined", "left", "designated")
     for m in _run(lambda session: service.list_members(session, SystemClock(), network, every=every)):
-        table.add_row(str(m.id), m.organization_name, m.city_code, m.area_code or "", m.kind, m.role,
-                      str(m.joined_on), str(m.left_on or ""), " ".join(map(str, m.designated_centre_ids)))
+        table.add_row(
+            str(m.id),
+            m.organization_name,
+            m.city_code,
+            m.area_code or "",
+            m.kind,
+            m.role,
+            str(m.joined_on),
+            str(m.left_on or ""),
+            " ".join(map(str, m.designated_centre_ids)),
+        )
     console.print(table)
 
 
 @app.command("join")
-def join(network: str = typer.Argument(..., help="the network"),
-         organization_id: int = typer.Option(..., help="the organization's id in the registry"),
-         kind: str = typer.Option(..., help="tertiary, secondary_or_above, community_health_centre, metro_city, "
-                                             "aid or other"),
-         role: str = typer.Option(..., help="requester, reading_centre or both"),
-         joined_on: str = typer.Option(..., help="YYYY-MM-DD"),
-         city: str | None = typer.Option(None, help="the member's city (default: its organization's)"),
-         area: str | None = typer.Option(None, help="the district it covers (default: its organization's)")) -> None:
+def join(
+    network: str = typer.Argument(..., help="the network"),
+    organization_id: int = typer.Option(..., help="the organization's id in the registry"),
+    kind: str = typer.Option(
+        ..., help="tertiary, secondary_or_above, community_health_centre, metro_city, aid or other"
+    ),
+    role: str = typer.Option(..., help="requester, reading_centre or both"),
+    joined_on: str = typer.Option(..., help="YYYY-MM-DD"),
+    city: str | None = typer.Option(None, help="the member's city (default: its organization's)"),
+    area: str | None = typer.Option(None, help="the district it covers (default: its organization's)"),
+) -> None:
     """An organization joins a network (the same join again changes nothing)."""
     try:
-        data = MemberJoin.model_validate({"organization_id": organization_id, "kind": kind, "role": role,
-                                          "joined_on": joined_on, "city_code": city, "area_code": area})
+        data = MemberJoin.model_validate(
+            {
+                "organization_id": organization_id,
+                "kind": kind,
+                "role": role,
+                "joined_on": joined_on,
+                "city_code": city,
+                "area_code": area,
+            }
+        )
     except ValueError as error:
         console.print(f"[red]refused:[/red] {error}")
         raise typer.Exit(1) from error
@@ -87,8 +114,10 @@ def join(network: str = typer.Argument(..., help="the network"),
 
 
 @app.command("leave")
-def leave(member_id: int = typer.Argument(..., help="the member's id"),
-          left_on: str = typer.Option(..., help="YYYY-MM-DD, the first day it is no longer a member")) -> None:
+def leave(
+    member_id: int = typer.Argument(..., help="the member's id"),
+    left_on: str = typer.Option(..., help="YYYY-MM-DD, the first day it is no longer a member"),
+) -> None:
     """A member leaves its network."""
     data = MemberLeave(left_on=date.fromisoformat(left_on))
     saved = _run(lambda session: service.leave(session, SystemClock(), None, member_id, data, operator=_operator()))
@@ -96,8 +125,10 @@ def leave(member_id: int = typer.Argument(..., help="the member's id"),
 
 
 @app.command("coverage")
-def coverage(network: str = typer.Argument(..., help="the network"),
-             city: str = typer.Option("320100", help="the city's area code")) -> None:
+def coverage(
+    network: str = typer.Argument(..., help="the network"),
+    city: str = typer.Option("320100", help="the city's area code"),
+) -> None:
     """The city's districts covered and not covered by the network today."""
     found = _run(lambda session: service.coverage(session, SystemClock(), network, city))
     table = Table("area", "name", "covered", "members")

@@ -20,8 +20,19 @@ CASE_TYPES = ("ecg", "imaging_study", "lab_report", "lab_specimen", "pathology_c
 PRIORITIES = ("routine", "urgent", "asap", "stat")
 # FHIR Task.status, the subset a case passes through.
 CASE_STATUSES = ("requested", "received", "accepted", "rejected", "in-progress", "completed", "cancelled")
-EVENT_KINDS = ("submitted", "routed", "received", "accepted", "rejected", "claimed", "released", "drafted",
-               "signed", "cancelled", "unroutable")
+EVENT_KINDS = (
+    "submitted",
+    "routed",
+    "received",
+    "accepted",
+    "rejected",
+    "claimed",
+    "released",
+    "drafted",
+    "signed",
+    "cancelled",
+    "unroutable",
+)
 CONSULTATION_STATUSES = ("scheduled", "completed", "cancelled")
 
 
@@ -44,8 +55,10 @@ class TurnaroundTarget(Base):
     """How long a network's reading centres have for a case of a priority, from submission to signed report."""
 
     __tablename__ = "telemed_turnaround_targets"
-    __table_args__ = (CheckConstraint(_in("priority", PRIORITIES), name="priority"),
-                      CheckConstraint("minutes > 0", name="minutes_positive"))
+    __table_args__ = (
+        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        CheckConstraint("minutes > 0", name="minutes_positive"),
+    )
 
     network_code: Mapped[str] = mapped_column(ForeignKey("telemed_networks.code"), primary_key=True)
     priority: Mapped[str] = mapped_column(String(8), primary_key=True)

@@ -22,8 +22,13 @@ Following = list[tuple[str, int | None]]
 
 
 def _held_by_another(case: Case) -> Conflict:
-    return Conflict(f"case {case.id} is held by another doctor", code="case_held", field="case_id", value=case.id,
-                    rule="telemed.case.one_holder")
+    return Conflict(
+        f"case {case.id} is held by another doctor",
+        code="case_held",
+        field="case_id",
+        value=case.id,
+        rule="telemed.case.one_holder",
+    )
 
 
 async def claim(session: AsyncSession, clock: Clock, principal: Principal, case_id: int, data: StepIn) -> CaseDetail:
@@ -36,19 +41,44 @@ async def claim(session: AsyncSession, clock: Clock, principal: Principal, case_
     held = await repository.event_by_key(session, case_id, data.request_key)
     if held is not None:
         if held.kind != "claimed" or held.actor != principal.subject:
-            raise Conflict("this request key was used for another step of the case", field="request_key",
-                           value=data.request_key, rule="telemed.case.key_once")
-        record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=case_id, resident_ids=residents,
-               detail="claim; repeated")
+            raise Conflict(
+                "this request key was used for another step of the case",
+                field="request_key",
+                value=data.request_key,
+                rule="telemed.case.key_once",
+            )
+        record(
+            session,
+            clock,
+            principal,
+            Action.UPDATE,
+            RESOURCE,
+            resource_id=case_id,
+            resident_ids=residents,
+            detail="claim; repeated",
+        )
         return await detail_of(session, clock, principal, case_id)
     if case.holder == principal.subject:  # claimed already, under another key: holding it is what was asked
-        record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=case_id, resident_ids=residents,
-               detail="claim; held already")
+        record(
+            session,
+            clock,
+            principal,
+            Action.UPDATE,
+            RESOURCE,
+            resource_id=case_id,
+            resident_ids=residents,
+            detail="claim; held already",
+        )
         return await detail_of(session, clock, principal, case_id)
     now = clock.now()
     outcome = OUTCOMES["claim"]
-    won = await repository.claim(session, case_id, principal.organization_id or 0, principal.subject, {
-        "status": outcome.status, "business_status": outcome.business_status, "updated_at": now})
+    won = await repository.claim(
+        session,
+        case_id,
+        principal.organization_id or 0,
+        principal.subject,
+        {"status": outcome.status, "business_status": outcome.business_status, "updated_at": now},
+    )
     if not won:
         found = await repository.case(session, case_id)
         if found is None:
@@ -57,12 +87,22 @@ async def claim(session: AsyncSession, clock: Clock, principal: Principal, case_
             raise _held_by_another(found)
         check_step("claim", found.status, case_id)
         raise _held_by_another(found)  # routed elsewhere meanwhile: nothing left to claim
-    await repository.append_event(session, {"case_id": case_id, "kind": "claimed", "at": now,
-                                            "actor": principal.subject, "request_key": data.request_key,
-                                            "centre_member_id": case.centre_member_id, "note": data.note,
-                                            "data": {}})
-    record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=case_id,
-           resident_ids=residents, detail="claim")
+    await repository.append_event(
+        session,
+        {
+            "case_id": case_id,
+            "kind": "claimed",
+            "at": now,
+            "actor": principal.subject,
+            "request_key": data.request_key,
+            "centre_member_id": case.centre_member_id,
+            "note": data.note,
+            "data": {},
+        },
+    )
+    record(
+        session, clock, principal, Action.UPDATE, RESOURCE, resource_id=case_id, resident_ids=residents, detail="claim"
+    )
     return await detail_of(session, clock, principal, case_id)
 
 
@@ -71,9 +111,9 @@ def _holder_only(case: Case, principal: Principal) -> None:
         raise _held_by_another(case)
 
 
-async def release(session: AsyncSession, clock: Clock, principal: Principal, case_id: int,
-                  data: StepIn) -> CaseDetail:
+async def release(session: AsyncSession, clock: Clock, principal: Principal, case_id: int, data: StepIn) -> CaseDetail:
     """The holding doctor gives the case back to the centre's queue (its draft stays)."""
+
     async def effect(case: Case, now: datetime) -> tuple[dict[str, Any], Following]:
         _holder_only(case, principal)
         return becomes(OUTCOMES["release"]) | {"holder": None}, []
@@ -82,9 +122,9 @@ async def release(session: AsyncSession, clock: Clock, principal: Principal, cas
     return await detail_of(session, clock, principal, case_id)
 
 
-async def draft(session: AsyncSession, clock: Clock, principal: Principal, case_id: int,
-                data: ReportIn) -> CaseDetail:
+async def draft(session: AsyncSession, clock: Clock, principal: Principal, case_id: int, data: ReportIn) -> CaseDetail:
     """The holding doctor writes (or rewrites) the report, unsigned: the requester does not see it yet."""
+
     async def effect(case: Case, now: datetime) -> tuple[dict[str, Any], Following]:
         _holder_only(case, principal)
         await _save(session, case, principal, data, now, signed=False)
@@ -96,25 +136,38 @@ async def draft(session: AsyncSession, clock: Clock, principal: Principal, case_
 
 async def sign(session: AsyncSession, clock: Clock, principal: Principal, case_id: int, data: ReportIn) -> CaseDetail:
     """The holding doctor signs the report as given: it returns to the requester and the case is completed."""
+
     async def effect(case: Case, now: datetime) -> tuple[dict[str, Any], Following]:
         _holder_only(case, principal)
         centre_organization_id = await _save(session, case, principal, data, now, signed=True)
-        await repository.add_volume(session, case.network_code, business_date(now).replace(day=1),
-                                    centre_organization_id, reports_signed=1)
+        await repository.add_volume(
+            session, case.network_code, business_date(now).replace(day=1), centre_organization_id, reports_signed=1
+        )
         return becomes(OUTCOMES["sign"]) | {"completed_at": now}, []
 
     await step(session, clock, principal, case_id, "sign", data.request_key, "centre", effect)
     return await detail_of(session, clock, principal, case_id)
 
 
-async def _save(session: AsyncSession, case: Case, principal: Principal, data: ReportIn, now: datetime, *,
-                signed: bool) -> int:
+async def _save(
+    session: AsyncSession, case: Case, principal: Principal, data: ReportIn, now: datetime, *, signed: bool
+) -> int:
     """Write the report; the organization of the centre it comes from."""
     if case.centre_member_id is None or case.centre_organization_id is None:  # a held case is routed
-        raise Conflict(f"case {case.id} is routed to no centre", field="case_id", value=case.id,
-                       rule="telemed.case.routed")
-    await repository.save_report(session, case.id, {
-        "centre_member_id": case.centre_member_id, "author": principal.subject, "findings": data.findings,
-        "conclusion": data.conclusion, "written_at": now, "signed_at": now if signed else None,
-        "signed_by": principal.subject if signed else None})
+        raise Conflict(
+            f"case {case.id} is routed to no centre", field="case_id", value=case.id, rule="telemed.case.routed"
+        )
+    await repository.save_report(
+        session,
+        case.id,
+        {
+            "centre_member_id": case.centre_member_id,
+            "author": principal.subject,
+            "findings": data.findings,
+            "conclusion": data.conclusion,
+            "written_at": now,
+            "signed_at": now if signed else None,
+            "signed_by": principal.subject if signed else None,
+        },
+    )
     return case.centre_organization_id

@@ -64,8 +64,7 @@ async def targets(session: AsyncSession) -> dict[str, dict[str, int]]:
 async def member_counts(session: AsyncSession, on: date) -> dict[str, tuple[int, int]]:
     """Per network: (active members, active reading centres) on a day."""
     reading = func.sum(when((Member.role.in_(READING_ROLES), 1), else_=0))
-    statement = (select(Member.network_code, func.count(), reading).where(_active_on(on))
-                 .group_by(Member.network_code))
+    statement = select(Member.network_code, func.count(), reading).where(_active_on(on)).group_by(Member.network_code)
     return {code: (int(count), int(centres or 0)) for code, count, centres in await session.execute(statement)}
 
 
@@ -84,30 +83,47 @@ async def members_by_id(session: AsyncSession, ids: Collection[int]) -> dict[int
 
 async def insert_member(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """The new member's id; None when this organization joined this network on this day already."""
-    statement = (_insert(session, _MEMBERS).values(**values)
-                 .on_conflict_do_nothing(index_elements=["network_code", "organization_id", "joined_on"])
-                 .returning(_MEMBERS.c.id))
+    statement = (
+        _insert(session, _MEMBERS)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["network_code", "organization_id", "joined_on"])
+        .returning(_MEMBERS.c.id)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def member_by_key(session: AsyncSession, network_code: str, organization_id: int,
-                        joined_on: date) -> Member | None:
-    statement = select(Member).where(Member.network_code == network_code,
-                                     Member.organization_id == organization_id, Member.joined_on == joined_on)
+async def member_by_key(
+    session: AsyncSession, network_code: str, organization_id: int, joined_on: date
+) -> Member | None:
+    statement = select(Member).where(
+        Member.network_code == network_code, Member.organization_id == organization_id, Member.joined_on == joined_on
+    )
     return (await session.scalars(statement)).one_or_none()
 
 
 async def memberships_of(session: AsyncSession, network_code: str, organization_id: int) -> list[Member]:
-    statement = (select(Member).where(Member.network_code == network_code,
-                                      Member.organization_id == organization_id).order_by(Member.joined_on))
+    statement = (
+        select(Member)
+        .where(Member.network_code == network_code, Member.organization_id == organization_id)
+        .order_by(Member.joined_on)
+    )
     return list((await session.scalars(statement)).all())
 
 
-async def active_member(session: AsyncSession, network_code: str, organization_id: int, on: date,
-                        roles: Sequence[str]) -> Member | None:
+async def active_member(
+    session: AsyncSession, network_code: str, organization_id: int, on: date, roles: Sequence[str]
+) -> Member | None:
     """The organization's membership of the network on a day, in one of `roles`."""
-    statement = (select(Member).where(Member.network_code == network_code, Member.organization_id == organization_id,
-                                      Member.role.in_(roles), _active_on(on)).limit(1))
+    statement = (
+        select(Member)
+        .where(
+            Member.network_code == network_code,
+            Member.organization_id == organization_id,
+            Member.role.in_(roles),
+            _active_on(on),
+        )
+        .limit(1)
+    )
     return (await session.scalars(statement)).one_or_none()
 
 
@@ -127,25 +143,35 @@ async def designations_of(session: AsyncSession, member_ids: Collection[int]) ->
     """Each requester's designated centres, best first."""
     found: dict[int, list[int]] = {member_id: [] for member_id in member_ids}
     if member_ids:
-        statement = (select(Designation.requester_member_id, Designation.centre_member_id)
-                     .where(Designation.requester_member_id.in_(member_ids))
-                     .order_by(Designation.requester_member_id, Designation.rank))
+        statement = (
+            select(Designation.requester_member_id, Designation.centre_member_id)
+            .where(Designation.requester_member_id.in_(member_ids))
+            .order_by(Designation.requester_member_id, Designation.rank)
+        )
         for requester, centre in await session.execute(statement):
             found[requester].append(centre)
     return found
 
 
-async def replace_designations(session: AsyncSession, requester_id: int, centre_ids: Sequence[int],
-                               now: datetime) -> None:
+async def replace_designations(
+    session: AsyncSession, requester_id: int, centre_ids: Sequence[int], now: datetime
+) -> None:
     await session.execute(delete(Designation).where(Designation.requester_member_id == requester_id))
-    session.add_all([Designation(requester_member_id=requester_id, centre_member_id=centre, rank=rank,
-                                 created_at=now) for rank, centre in enumerate(centre_ids, start=1)])
+    session.add_all(
+        [
+            Designation(requester_member_id=requester_id, centre_member_id=centre, rank=rank, created_at=now)
+            for rank, centre in enumerate(centre_ids, start=1)
+        ]
+    )
     await session.flush()
 
 
 async def reading_centres(session: AsyncSession, network_code: str, on: date) -> list[Member]:
-    statement = (select(Member).where(Member.network_code == network_code, Member.role.in_(READING_ROLES),
-                                      _active_on(on)).order_by(Member.id))
+    statement = (
+        select(Member)
+        .where(Member.network_code == network_code, Member.role.in_(READING_ROLES), _active_on(on))
+        .order_by(Member.id)
+    )
     return list((await session.scalars(statement)).all())
 
 
@@ -153,9 +179,11 @@ async def open_loads(session: AsyncSession, member_ids: Collection[int], statuse
     """Each centre's cases still open (routed to it and not finished)."""
     if not member_ids:
         return {}
-    statement = (select(Case.centre_member_id, func.count()).where(Case.centre_member_id.in_(member_ids),
-                                                                   Case.status.in_(statuses))
-                 .group_by(Case.centre_member_id))
+    statement = (
+        select(Case.centre_member_id, func.count())
+        .where(Case.centre_member_id.in_(member_ids), Case.status.in_(statuses))
+        .group_by(Case.centre_member_id)
+    )
     return {int(member_id or 0): int(count) for member_id, count in await session.execute(statement)}
 
 
@@ -164,15 +192,21 @@ async def open_loads(session: AsyncSession, member_ids: Collection[int], statuse
 
 async def insert_case(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """The new case's id; None when the requester submitted a case with this id to this network already."""
-    statement = (_insert(session, _CASES).values(**values)
-                 .on_conflict_do_nothing(index_elements=["requester_organization_id", "network_code", "external_id"])
-                 .returning(_CASES.c.id))
+    statement = (
+        _insert(session, _CASES)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["requester_organization_id", "network_code", "external_id"])
+        .returning(_CASES.c.id)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def case_by_key(session: AsyncSession, organization_id: int, network_code: str, external_id: str) -> Case | None:
-    statement = select(Case).where(Case.requester_organization_id == organization_id,
-                                   Case.network_code == network_code, Case.external_id == external_id)
+    statement = select(Case).where(
+        Case.requester_organization_id == organization_id,
+        Case.network_code == network_code,
+        Case.external_id == external_id,
+    )
     return (await session.scalars(statement)).one_or_none()
 
 
@@ -188,13 +222,21 @@ async def set_case(session: AsyncSession, case_id: int, values: dict[str, Any]) 
     await session.execute(update(Case).where(Case.id == case_id).values(**values))
 
 
-async def claim(session: AsyncSession, case_id: int, centre_organization_id: int, holder: str,
-                values: dict[str, Any]) -> bool:
+async def claim(
+    session: AsyncSession, case_id: int, centre_organization_id: int, holder: str, values: dict[str, Any]
+) -> bool:
     """Hold the case for `holder` if it is accepted, unheld and routed to the centre: one conditional update,
     so of two doctors claiming at once exactly one matches the row (the other's update finds it held)."""
-    statement = (update(Case).where(Case.id == case_id, Case.status == "accepted", Case.holder.is_(None),
-                                    Case.centre_organization_id == centre_organization_id)
-                 .values(holder=holder, **values))
+    statement = (
+        update(Case)
+        .where(
+            Case.id == case_id,
+            Case.status == "accepted",
+            Case.holder.is_(None),
+            Case.centre_organization_id == centre_organization_id,
+        )
+        .values(holder=holder, **values)
+    )
     result: Any = await session.execute(statement)
     return int(result.rowcount) == 1
 
@@ -228,25 +270,37 @@ def _page(statement: Select[Any], before_id: int | None, limit: int) -> Select[A
     return statement.order_by(Case.id.desc()).limit(limit)
 
 
-async def centre_queue(session: AsyncSession, centre_organization_id: int, statuses: Sequence[str],
-                       limit: int) -> list[Case]:
+async def centre_queue(
+    session: AsyncSession, centre_organization_id: int, statuses: Sequence[str], limit: int
+) -> list[Case]:
     """The cases routed to the centre in these statuses, the soonest due first."""
-    statement = (select(Case).where(Case.centre_organization_id == centre_organization_id,
-                                    Case.status.in_(statuses))
-                 .order_by(Case.due_at, Case.id).limit(limit))
+    statement = (
+        select(Case)
+        .where(Case.centre_organization_id == centre_organization_id, Case.status.in_(statuses))
+        .order_by(Case.due_at, Case.id)
+        .limit(limit)
+    )
     return list((await session.scalars(statement)).all())
 
 
-async def requester_cases(session: AsyncSession, organization_id: int, status: str | None, before_id: int | None,
-                          limit: int) -> list[Case]:
+async def requester_cases(
+    session: AsyncSession, organization_id: int, status: str | None, before_id: int | None, limit: int
+) -> list[Case]:
     statement = select(Case).where(Case.requester_organization_id == organization_id)
     if status is not None:
         statement = statement.where(Case.status == status)
     return list((await session.scalars(_page(statement, before_id, limit))).all())
 
 
-async def overdue(session: AsyncSession, now: datetime, statuses: Sequence[str], *, network_code: str | None,
-                  centre_organization_id: int | None, limit: int) -> list[Case]:
+async def overdue(
+    session: AsyncSession,
+    now: datetime,
+    statuses: Sequence[str],
+    *,
+    network_code: str | None,
+    centre_organization_id: int | None,
+    limit: int,
+) -> list[Case]:
     """Open cases past their due time, the longest overdue first."""
     statement = select(Case).where(Case.status.in_(statuses), Case.due_at < now)
     if network_code is not None:
@@ -277,15 +331,19 @@ async def save_report(session: AsyncSession, case_id: int, values: dict[str, Any
 
 
 async def insert_consultation(session: AsyncSession, values: dict[str, Any]) -> int | None:
-    statement = (_insert(session, _CONSULTATIONS).values(**values)
-                 .on_conflict_do_nothing(index_elements=["requester_organization_id", "request_key"])
-                 .returning(_CONSULTATIONS.c.id))
+    statement = (
+        _insert(session, _CONSULTATIONS)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["requester_organization_id", "request_key"])
+        .returning(_CONSULTATIONS.c.id)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def consultation_by_key(session: AsyncSession, organization_id: int, request_key: str) -> Consultation | None:
-    statement = select(Consultation).where(Consultation.requester_organization_id == organization_id,
-                                           Consultation.request_key == request_key)
+    statement = select(Consultation).where(
+        Consultation.requester_organization_id == organization_id, Consultation.request_key == request_key
+    )
     return (await session.scalars(statement)).one_or_none()
 
 
@@ -296,16 +354,24 @@ async def consultation(session: AsyncSession, consultation_id: int, *, lock: boo
     return (await session.scalars(statement.execution_options(populate_existing=True))).one_or_none()
 
 
-async def add_participants(session: AsyncSession, consultation_id: int,
-                           participants: Sequence[tuple[int, str | None]]) -> None:
-    session.add_all([ConsultationParticipant(consultation_id=consultation_id, member_id=member_id,
-                                             doctor_name=doctor) for member_id, doctor in participants])
+async def add_participants(
+    session: AsyncSession, consultation_id: int, participants: Sequence[tuple[int, str | None]]
+) -> None:
+    session.add_all(
+        [
+            ConsultationParticipant(consultation_id=consultation_id, member_id=member_id, doctor_name=doctor)
+            for member_id, doctor in participants
+        ]
+    )
     await session.flush()
 
 
 async def participants(session: AsyncSession, consultation_id: int) -> list[ConsultationParticipant]:
-    statement = (select(ConsultationParticipant).where(ConsultationParticipant.consultation_id == consultation_id)
-                 .order_by(ConsultationParticipant.member_id))
+    statement = (
+        select(ConsultationParticipant)
+        .where(ConsultationParticipant.consultation_id == consultation_id)
+        .order_by(ConsultationParticipant.member_id)
+    )
     return list((await session.scalars(statement)).all())
 
 
@@ -316,15 +382,25 @@ async def set_consultation(session: AsyncSession, consultation_id: int, values: 
 # --- the month's volumes ------------------------------------------------------------------------------------
 
 
-async def add_volume(session: AsyncSession, network_code: str, month: date, organization_id: int,
-                     **counts: int) -> None:
+async def add_volume(
+    session: AsyncSession, network_code: str, month: date, organization_id: int, **counts: int
+) -> None:
     """Add to one organization's month in a network (the counts not named add nothing)."""
-    row = {"network_code": network_code, "month": month, "organization_id": organization_id,
-           "cases_submitted": 0, "reports_signed": 0, "consultations": 0} | counts
+    row = {
+        "network_code": network_code,
+        "month": month,
+        "organization_id": organization_id,
+        "cases_submitted": 0,
+        "reports_signed": 0,
+        "consultations": 0,
+    } | counts
     await add_counts(session, _VOLUMES, ("network_code", "month", "organization_id"), [row])
 
 
 async def month_volumes(session: AsyncSession, network_code: str, month: date) -> list[MonthVolume]:
-    statement = (select(MonthVolume).where(MonthVolume.network_code == network_code, MonthVolume.month == month)
-                 .order_by(MonthVolume.cases_submitted.desc(), MonthVolume.organization_id))
+    statement = (
+        select(MonthVolume)
+        .where(MonthVolume.network_code == network_code, MonthVolume.month == month)
+        .order_by(MonthVolume.cases_submitted.desc(), MonthVolume.organization_id)
+    )
     return list((await session.scalars(statement)).all())

@@ -30,11 +30,23 @@ def reads(centre: Centre, case_type: str, modality: str | None) -> bool:
     return modality.upper() in {m.upper() for m in centre.reads_modalities}
 
 
-def choose(centres: Sequence[Centre], *, case_type: str, modality: str | None, requester_organization_id: int,
-           designated: Mapping[int, int], excluded: Collection[int]) -> Centre | None:
+def choose(
+    centres: Sequence[Centre],
+    *,
+    case_type: str,
+    modality: str | None,
+    requester_organization_id: int,
+    designated: Mapping[int, int],
+    excluded: Collection[int],
+) -> Centre | None:
     """The centre the case goes to, or None when no centre may take it. `designated`: member id -> rank."""
-    eligible = [c for c in centres if c.organization_id != requester_organization_id
-                and c.member_id not in excluded and reads(c, case_type, modality)]
+    eligible = [
+        c
+        for c in centres
+        if c.organization_id != requester_organization_id
+        and c.member_id not in excluded
+        and reads(c, case_type, modality)
+    ]
     preferred = sorted((c for c in eligible if c.member_id in designated), key=lambda c: designated[c.member_id])
     if preferred:
         return preferred[0]

@@ -16,11 +16,13 @@ MemberRole = Literal["requester", "reading_centre", "both"]
 CaseType = Literal["ecg", "imaging_study", "lab_report", "lab_specimen", "pathology_case", "consultation_request"]
 Priority = Literal["routine", "urgent", "asap", "stat"]
 CaseStatus = Literal["requested", "received", "accepted", "rejected", "in-progress", "completed", "cancelled"]
-Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
-                                       pattern=r"^[A-Za-z0-9._:\-]+$")]
+Key = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+]
 AreaCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=12)]
-Modality = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16,
-                                            pattern=r"^[A-Za-z0-9_\-]+$")]
+Modality = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_\-]+$")
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -53,14 +55,14 @@ class MemberJoin(_Strict):
     kind: MemberKind
     role: MemberRole
     joined_on: date
-    city_code: AreaCode | None = Field(None, description="The member's city (a city-level area); by default "
-                                                         "the city its organization's area lies in")
-    area_code: AreaCode | None = Field(None, description="The district or reporting unit it covers; by default "
-                                                         "its organization's area")
-    reads_case_types: list[CaseType] | None = Field(None, description="A reading centre's case types (all if "
-                                                                      "absent)")
-    reads_modalities: list[Modality] | None = Field(None, description="A reading centre's modalities (all if "
-                                                                      "absent)")
+    city_code: AreaCode | None = Field(
+        None, description="The member's city (a city-level area); by default the city its organization's area lies in"
+    )
+    area_code: AreaCode | None = Field(
+        None, description="The district or reporting unit it covers; by default its organization's area"
+    )
+    reads_case_types: list[CaseType] | None = Field(None, description="A reading centre's case types (all if absent)")
+    reads_modalities: list[Modality] | None = Field(None, description="A reading centre's modalities (all if absent)")
 
 
 class MemberLeave(_Strict):

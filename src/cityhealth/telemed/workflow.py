@@ -1,9 +1,9 @@
 """A case's states (FHIR Task status) and the steps each allows. Pure: no database.
 
-    requested ─receive→ received ─accept→ accepted ─claim→ in-progress ─sign→ completed
-        │                  │                 │  ↖─release─┘ (draft: stays in-progress)
-        └──────────────────┴─reject──────────┴→ requested at the next centre (re-routed), or rejected
-    requested, received, accepted ─cancel→ cancelled (by the requester)
+requested ─receive→ received ─accept→ accepted ─claim→ in-progress ─sign→ completed
+    │                  │                 │  ↖─release─┘ (draft: stays in-progress)
+    └──────────────────┴─reject──────────┴→ requested at the next centre (re-routed), or rejected
+requested, received, accepted ─cancel→ cancelled (by the requester)
 """
 
 from __future__ import annotations
@@ -55,5 +55,10 @@ def check_step(step: str, status: str, case_id: int) -> None:
     """Nothing when `step` may be taken in `status`; else 409 naming the state and the step."""
     if status not in ALLOWED_FROM[step]:
         allowed = ", ".join(ALLOWED_FROM[step])
-        raise Conflict(f"case {case_id} is {status}: the step '{step}' is allowed only when it is {allowed}",
-                       code="illegal_transition", field="status", value=status, rule=f"telemed.case.{step}")
+        raise Conflict(
+            f"case {case_id} is {status}: the step '{step}' is allowed only when it is {allowed}",
+            code="illegal_transition",
+            field="status",
+            value=status,
+            rule=f"telemed.case.{step}",
+        )
