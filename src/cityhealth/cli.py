@@ -36,8 +36,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "collection": ("cityhealth.collection.cli", "app"),
     "web": ("cityhealth.web.cli", "app"),
     "knowledge": ("cityhealth.hotline.knowledge_cli", "app"),
-    # The lab listener's group; the telemed room's own commands join this group (`cityhealth telemed …`).
-    "telemed": ("cityhealth.telemed.lab_cli", "app"),
+    "telemed": ("cityhealth.telemed.cli", "app"),
 }
 
 

@@ -12,6 +12,7 @@ from cityhealth.security import models as security_models
 from cityhealth.telemed import ecg_models as telemed_ecg_models  # noqa: F401 - registers the table
 from cityhealth.telemed import imaging_models as telemed_imaging_models  # noqa: F401 - registers the tables
 from cityhealth.telemed import lab_models as telemed_lab_models  # noqa: F401 - registers the tables
+from cityhealth.telemed import models as telemed_models  # noqa: F401 - registers the tables
 
 metadata = Base.metadata
 

@@ -58,6 +58,9 @@ class Scope(StrEnum):
     HOTLINE_WORK_ORDERS_HANDLE = "hotline.work_orders.handle"  # an organization's own orders: reply, extension
     HOTLINE_12345_CITY = "hotline.12345.city"  # the city 12345 system pushes its work orders
     HOTLINE_12345_PROVINCE = "hotline.12345.province"  # the provincial 12345 system pushes its work orders
+    TELEMED_REQUEST = "telemed.request"  # a network member submits cases, reads its own cases and reports
+    TELEMED_READ = "telemed.read"  # a reading centre's worklist: accept, claim, report on the cases routed to it
+    TELEMED_ADMIN = "telemed.admin"  # the networks' members and designated centres, every network's overdue list
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
@@ -74,7 +77,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.HOTLINE_SUPERVISOR: frozenset({Scope.REGISTRY_READ, Scope.RESIDENT_READ, Scope.BOOKING_READ,
                                         Scope.BOOKING_WRITE, Scope.AUDIT_READ, Scope.HOTLINE_CALLS,
                                         Scope.HOTLINE_SUPERVISE, Scope.HOTLINE_WORK_ORDERS}),
-    Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ}),
+    Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_READ}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
                                            Scope.COLLECTION_ADMIN}),
     Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),

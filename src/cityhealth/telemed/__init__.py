@@ -1,1 +1,2 @@
-"""Remote diagnosis networks: members, cases, reading centres, ECG, lab, imaging and pathology."""
+"""Remote diagnosis networks: members, cases routed to reading centres, reports and consultations; ECG,
+lab, imaging and pathology."""
