@@ -14,3 +14,7 @@ not_object_scoped("GET", "/api/hotline/kb/search",
                   "published answers for the public, searched by every agent and editor (hotline.kb.read)")
 not_object_scoped("GET", "/api/hotline/kb/unanswered",
                   "the editors' shared work list; the questions' personal numbers are masked when stored")
+not_object_scoped("GET", "/api/hotline/kb/lexicon",
+                  "the dictionary words and synonym groups the search uses, shared by every editor; no personal data")
+not_object_scoped("GET", "/api/hotline/kb/lexicon/{kind}/{term}/history",
+                  "a word's or synonym group's versions, shared by every editor as the lexicon is")
