@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.measure import postgres_cpu_s
+from benchmarks.measure import postgres_cpu_s, process_tree_cpu_s
 from tests.reporting.expected import expected
 from tests.simulation.test_round_trip import assert_matches_expected
 
@@ -94,15 +94,14 @@ def _cpu(who: int) -> float:
 
 
 def _peak_rss_mb(pid: int) -> float | None:
-    """A running process's peak resident set (VmHWM), in MB; None once it has gone."""
+    """A running worker's peak resident set (VmHWM) with its prepare processes', in MB; None once it has gone."""
     try:
         status = (Path("/proc") / str(pid) / "status").read_text()
+        children = (Path("/proc") / str(pid) / "task" / str(pid) / "children").read_text().split()
     except OSError:
         return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return None
+    peak = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+    return peak + sum(_peak_rss_mb(int(child)) or 0.0 for child in children)
 
 
 @dataclass
@@ -138,7 +137,9 @@ class Tracker:
         server = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers = ",".join(f"{peak:.0f}" for peak in self.worker_peaks_mb.values()) or "-"
         load = os.getloadavg()
+        cpu = _cpu(resource.RUSAGE_SELF) + sum(process_tree_cpu_s(worker.pid) for worker in self.workers)
         return (f"records_sent={self.records}/{self.records_total} elapsed_s={elapsed:.0f} "
+                f"cpu_server_and_workers_s={cpu:.0f} cpu_ms_per_record={1000 * cpu / max(1, self.records):.3f} "
                 f"records_per_s={self.records / elapsed if elapsed else 0:.0f} peak_rss_server_mb={server:.0f} "
                 f"peak_rss_workers_mb={workers} load={load[0]:.2f},{load[1]:.2f},{load[2]:.2f}")
 
