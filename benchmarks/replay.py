@@ -116,12 +116,14 @@ class Tracker:
     records_total: int = 0
     loads: list[float] = field(default_factory=list)
     worker_peaks_mb: dict[int, float] = field(default_factory=dict)
+    worker_cpu_s: dict[int, float] = field(default_factory=dict)  # as last seen: a stopped worker's is gone
 
     def sample_workers(self) -> None:
         for worker in self.workers:
             peak = _peak_rss_mb(worker.pid)
             if peak is not None:
                 self.worker_peaks_mb[worker.pid] = max(peak, self.worker_peaks_mb.get(worker.pid, 0.0))
+                self.worker_cpu_s[worker.pid] = process_tree_cpu_s(worker.pid)
 
     def on_progress(self, phase: str, done: int, total: int) -> None:
         if phase == "records":
@@ -137,7 +139,8 @@ class Tracker:
         server = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers = ",".join(f"{peak:.0f}" for peak in self.worker_peaks_mb.values()) or "-"
         load = os.getloadavg()
-        cpu = _cpu(resource.RUSAGE_SELF) + sum(process_tree_cpu_s(worker.pid) for worker in self.workers)
+        self.sample_workers()
+        cpu = _cpu(resource.RUSAGE_SELF) + sum(self.worker_cpu_s.values())
         return (f"records_sent={self.records}/{self.records_total} elapsed_s={elapsed:.0f} "
                 f"cpu_server_and_workers_s={cpu:.0f} cpu_ms_per_record={1000 * cpu / max(1, self.records):.3f} "
                 f"records_per_s={self.records / elapsed if elapsed else 0:.0f} peak_rss_server_mb={server:.0f} "
