@@ -152,3 +152,34 @@ def test_serve_with_two_workers_writes_the_access_log_from_the_worker_processes(
     access = [line for line in lines if line.get("message") == "request" and line.get("status") == 200]
     assert len(access) == 3, stderr[-3000:]
     assert {line["method"] for line in access} == {"GET"}
+
+
+@pytest.mark.parametrize(("arguments", "periodic"), [([], True), (["--no-periodic"], False)])
+def test_a_worker_runs_the_periodic_work_unless_told_not_to(
+    arguments: list[str], periodic: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A simulated month's workers take its bulk jobs only: periodic work on the system clock would sweep the
+    # month's holds and escalate its follow-ups by today's date.
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from typing import Any
+
+    from cityhealth import queue
+    from cityhealth.db import cli as db_cli
+
+    @asynccontextmanager
+    async def no_database(_settings: Any) -> AsyncIterator[object]:
+        yield object()
+
+    asked: list[bool] = []
+
+    async def run_worker(_runtime: Any, *, concurrency: int, run_periodic: bool) -> None:
+        asked.append(run_periodic)
+
+    monkeypatch.setenv("CITYHEALTH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/not_opened")
+    monkeypatch.setenv("CITYHEALTH_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setattr(db_cli, "checked_database", no_database)
+    monkeypatch.setattr(queue, "run_worker", run_worker)
+    result = runner.invoke(app, ["worker", *arguments])
+    assert result.exit_code == 0, result.output
+    assert asked == [periodic]

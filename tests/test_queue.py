@@ -196,3 +196,26 @@ def test_a_worker_schedules_the_periodic_work_only_on_the_system_clock(
     assert "queue.retry_stalled" in without.tasks  # the queue's own housekeeping runs regardless
     assert scheduled == {*queue.PERIODIC, "queue.retry_stalled"}
     assert {name for name, _ in without.periodic_registry.periodic_tasks} == {"queue.retry_stalled"}
+
+
+async def test_a_lock_race_between_two_workers_fetching_is_no_job_not_a_crash() -> None:
+    # Two workers fetching at once may pick two jobs of one lock; the loser's update breaks the lock index.
+    # Seen with two `cityhealth worker` processes (replay at 0.1): the worker ended on it and the month stopped.
+    from types import SimpleNamespace
+
+    from procrastinate.exceptions import UniqueViolation
+
+    raised: list[BaseException] = []
+
+    async def fetch_job(queues: Any, worker_id: int) -> Any:
+        raise raised.pop()
+
+    app = SimpleNamespace(job_manager=SimpleNamespace(fetch_job=fetch_job))
+    queue._tolerate_lock_races(app)
+    raised.append(UniqueViolation(constraint_name=queue.LOCK_INDEX, queueing_lock=None))
+    assert await app.job_manager.fetch_job(queues=["cityhealth"], worker_id=1) is None
+    other = UniqueViolation(constraint_name="procrastinate_jobs_queueing_lock_idx_v1", queueing_lock="x")
+    raised.append(other)
+    with pytest.raises(UniqueViolation) as caught:
+        await app.job_manager.fetch_job(queues=["cityhealth"], worker_id=1)
+    assert caught.value is other

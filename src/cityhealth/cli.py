@@ -142,6 +142,9 @@ def served_app() -> FastAPI:
 
 def worker(
     concurrency: int = typer.Option(1, min=1, max=64, help="tasks run at once by this process"),
+    periodic: bool = typer.Option(
+        True, help="also run the periodic work on the system clock (--no-periodic: only the queued tasks, for a "
+                   "simulated month, whose driver runs that work on its own clock)"),
 ) -> None:
     """Run background tasks from the job queue (PostgreSQL): bulk jobs and the periodic work.
 
@@ -167,7 +170,7 @@ def worker(
         async with db_cli.checked_database(settings) as database:
             runtime = queue.Runtime(settings, database, SystemClock())
             try:
-                await queue.run_worker(runtime, concurrency=concurrency, run_periodic=True)
+                await queue.run_worker(runtime, concurrency=concurrency, run_periodic=periodic)
             finally:
                 await runtime.close()
 

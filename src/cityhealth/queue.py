@@ -275,6 +275,7 @@ def procrastinate_app(runtime: Runtime, *, run_periodic: bool) -> Any:
     import procrastinate
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(runtime.database)))
+    _tolerate_lock_races(app)
     for spec in TASKS.values():
         app.task(name=spec.name, queue=QUEUE_NAME, pass_context=False)(_bound(spec.function, runtime))
     settings = runtime.settings
@@ -295,6 +296,31 @@ def procrastinate_app(runtime: Runtime, *, run_periodic: bool) -> Any:
                 app.task(name=every.name, queue=PERIODIC_QUEUE, pass_context=False)(_periodic_bound(every, runtime))
             )
     return app
+
+
+# The index that lets one job of a lock run at a time (procrastinate's schema).
+LOCK_INDEX = "procrastinate_jobs_lock_idx_v1"
+
+
+def _tolerate_lock_races(app: Any) -> None:
+    """Two workers fetching at the same moment can each pick a job of the same lock (procrastinate's fetch
+    query does not see the other's pick); the later one's update then breaks the one-running-job-per-lock
+    index and, unhandled, ends that worker process. Taken as "no job this time": the job stays to do, and the
+    worker fetches again on its next notification or poll."""
+    from procrastinate.exceptions import UniqueViolation
+
+    fetch = app.job_manager.fetch_job
+
+    async def fetch_job(queues: Any, worker_id: int) -> Any:
+        try:
+            return await fetch(queues=queues, worker_id=worker_id)
+        except UniqueViolation as exc:
+            if exc.constraint_name != LOCK_INDEX:
+                raise
+            logger.info("another worker took a job of the same lock at the same moment; fetching again later")
+            return None
+
+    app.job_manager.fetch_job = fetch_job
 
 
 def _bound(function: TaskFunction, runtime: Runtime) -> Callable[..., Awaitable[None]]:

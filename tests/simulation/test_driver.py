@@ -78,11 +78,20 @@ async def _load(settings: Settings, month: str) -> month_loads.MonthLoadRead | N
 async def test_a_leap_february_round_trips_to_its_expected_bulletin(settings: Settings, tmp_path: Path) -> None:
     raw = small()
     scenario = load(raw, tmp_path)
-    simulation = Simulation(create_app, settings, scenario, Decimal(1), seed=3)
+    reported: list[tuple[str, int, int]] = []
+    simulation = Simulation(create_app, settings, scenario, Decimal(1), seed=3,
+                            progress=lambda *event: reported.append(event))
     made = tracked(simulation)
     result = await simulation.run()
     plan = plan_month(scenario, Decimal(1))
     assert result.uploaded == sum(unit.uploaded for unit in plan.units) == 740
+    # Each day, the records sent so far of the month's, then the day: what a long run's progress line shows.
+    assert [event for event in reported if event[0] == "month"] == [("month", day, 29) for day in range(1, 30)]
+    sent = [done for phase, done, total in reported if phase == "records" and total == 740]
+    assert len(sent) == 29
+    assert sent == sorted(sent)
+    assert sent[-1] == 740
+    assert [phase for phase, _, _ in reported] == ["records", "month"] * 29
     assert result.bookings == plan.bookings_in_month == 75
     assert result.accepted_expected == plan.accepted_in_month
     bulletin = await _bulletin_json(settings.effective_database_url, "2024-02")

@@ -57,8 +57,9 @@ def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announ
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"simulating {loaded.month} at scale {factor}", total=None)
 
-        def on_progress(_phase: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase == "month":
+                progress.update(task, completed=done, total=total)
 
         try:
             result = run_simulation(app_factory, settings, loaded, factor, seed, on_progress)

@@ -50,7 +50,8 @@ UPLOAD_SCOPES = [Scope.COLLECTION_UPLOAD.value, Scope.COLLECTION_READ.value]
 HOSPITAL_SCOPES = [*UPLOAD_SCOPES, Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_READ.value,
                    Scope.BOOKING_WRITE.value]
 
-ProgressHook = Callable[[str, int, int], None]  # (phase, done, total)
+# (phase, done, total): each day, "records" (uploaded so far of the month's) and then "month" (days done).
+ProgressHook = Callable[[str, int, int], None]
 # The platform under simulation: create_app, handed down by the top layer (the simulator sits below it).
 AppFactory = Callable[..., FastAPI]
 
@@ -355,6 +356,7 @@ class Simulation:
         the next day's.
         """
         realtime = min(units, key=lambda unit: unit.plan.uploaded) if units else None
+        records_in_month = sum(unit.plan.uploaded for unit in units)
         bulk = [unit for unit in units if unit is not realtime]
         self.settings.var_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="simulation-", dir=self.settings.var_dir) as directory:
@@ -386,6 +388,7 @@ class Simulation:
                     with _timed(result, "work_orders"):
                         await hotline[1].run_day(day)
                     await self._record_day(database, day_of_month)
+                    self.progress("records", result.uploaded, records_in_month)
                     self.progress("month", day_of_month, plan.days_in_month)
                 await self._wait_for_jobs(running, result)
             finally:
