@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.collection.standard import FieldSpec, load_standard
-from cityhealth.collection.validation.dates import parse_date, parse_datetime
+from cityhealth.collection.validation.dates import parse_date, parse_dates, parse_datetime, parse_datetimes
 from cityhealth.collection.validation.validator import FormValidator
 from tests.factories.collection import ALL_FORMS, make_record
 
@@ -136,6 +136,37 @@ def test_compact_datetimes_convert_as_the_time_zone_database_says(moment: dateti
 def test_compact_datetimes_that_are_not_on_the_calendar_or_clock_are_refused() -> None:
     for text in ("20220230093000", "20221301093000", "20220615240000", "20220615096000", "00000615093000"):
         assert parse_datetime(text) is None, text
+
+
+compact_texts = st.one_of(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099, 12, 31)).map(  # noqa: DTZ001
+        lambda moment: moment.strftime("%Y%m%d%H%M%S")
+    ),
+    st.text("0123456789", min_size=14, max_size=14),  # mostly not on the calendar or the clock
+    st.sampled_from(["20220615096000", "19911231235959", "20220615093000", "２０２２0615093000", "2022-06-15T09:30:00Z"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(compact_texts, max_size=6, unique=True))
+def test_a_column_of_datetimes_parses_as_each_value_alone(texts: list[str]) -> None:
+    assert parse_datetimes(texts) == [parse_datetime(text) for text in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.dates().map(lambda day: day.strftime("%Y%m%d")),
+            st.text("0123456789", min_size=8, max_size=8),
+            st.sampled_from(["20220230", "00000101", "2022-06-15", "２０２２0615", "2022061"]),
+        ),
+        max_size=6,
+        unique=True,
+    )
+)
+def test_a_column_of_dates_parses_as_each_value_alone(texts: list[str]) -> None:
+    assert parse_dates(texts) == [parse_date(text) for text in texts]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
