@@ -48,9 +48,8 @@ from cityhealth.config import Environment, Settings
 
 def _callgrind(wanted: bool, state: str) -> None:
     if wanted:
-        subprocess.run(  # noqa: S603
-            ["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True  # noqa: S607
-        )
+        command = ["callgrind_control", "-i", state, str(os.getpid())]
+        subprocess.run(command, check=True, capture_output=True)  # noqa: S603
 
 
 def bulk_blobs(records: int, chunk: int, seed: int = 7) -> list[tuple[bytes, int]]:

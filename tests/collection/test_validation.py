@@ -143,7 +143,9 @@ compact_texts = st.one_of(
         lambda moment: moment.strftime("%Y%m%d%H%M%S")
     ),
     st.text("0123456789", min_size=14, max_size=14),  # mostly not on the calendar or the clock
-    st.sampled_from(["20220615096000", "19911231235959", "20220615093000", "２０２２0615093000", "2022-06-15T09:30:00Z"]),
+    st.sampled_from(
+        ["20220615096000", "19911231235959", "20220615093000", "２０２２0615093000", "2022-06-15T09:30:00Z"]
+    ),
 )
 
 

@@ -184,7 +184,7 @@ def _parse_objects(lines: list[bytes], default_form: str | None, start: int) -> 
     forms = list(map(dict.pop, records, repeat("form"), repeat(default_form)))
     if not set(map(type, forms)) <= _FORM_TYPES:
         return None  # (parse_lines parses the lines again: these records are dropped)
-    return ParsedLines(list(range(start, start + len(lines))), forms, records, {})  # type: ignore[arg-type]
+    return ParsedLines(list(range(start, start + len(lines))), forms, records, {})
 
 
 def ndjson_rows(
