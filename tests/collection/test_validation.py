@@ -221,3 +221,45 @@ def test_records_with_their_fields_in_one_order_are_judged_as_records_in_any_ord
     assert one_order.errors == any_order.errors
     assert (one_order.indexes, one_order.events) == (any_order.indexes, any_order.events)
     assert uniform == shuffled  # normalised alike (dict equality ignores the order)
+
+
+odd_values = st.sampled_from([None, "", "x", 7, -3, 2.5, True, "1", "20220230093000", [], [{}], [{"x": 1}, 3], "X" * 80])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    form=st.sampled_from(ALL_FORMS),
+    broken=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 40), odd_values), max_size=12),
+    items=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 3)), max_size=4),
+    every=st.sampled_from([None, 1, 2]),
+    not_objects=st.lists(st.integers(0, 11), max_size=2),
+)
+def test_a_batch_judges_each_record_as_the_record_alone(
+    form: str, broken: list[tuple[int, int, Any]], items: list[tuple[int, int]], every: int | None,
+    not_objects: list[int],
+) -> None:  # fmt: skip
+    # The column passes take shortcuts when a whole column is clean (one transposition, a column of dates parsed
+    # at once, list items split by place): every record of a batch must get the answer it gets on its own.
+    spec = STANDARD.forms[form]
+    records = [make_record(form, "H0001", f"r-{i}", NOW - timedelta(hours=3, seconds=i)) for i in range(12)]
+    for row, position, value in broken:
+        records[row][spec.fields[position % len(spec.fields)].name] = value
+    lists = [name for name, value in records[0].items() if isinstance(value, list)]
+    for row, count in [(row, every) for row in range(12) if every is not None] + items:
+        for name in lists:  # lists of other lengths than the example's one item, in some or all records
+            value = records[row][name]
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                records[row][name] = [dict(value[0]) for _ in range(count)]
+    for row in not_objects:
+        for name in lists:  # as many items as the others, but not all of them objects
+            value = records[row][name]
+            if isinstance(value, list) and value:
+                records[row][name] = [*value[:-1], "not an object"]
+    copies = [dict(record) for record in records]
+    alone = [VALIDATORS[form].check([record], now=NOW) for record in copies]
+    together = VALIDATORS[form].check(records, now=NOW)
+    assert records == copies  # normalised alike
+    assert together.errors == {i: found.errors[0] for i, found in enumerate(alone) if found.errors}
+    assert together.indexes == [i for i, found in enumerate(alone) if not found.errors]
+    assert together.events == [event for found in alone for event in found.events]
+    assert together.actions == [action for found in alone for action in found.actions]
