@@ -223,7 +223,9 @@ def test_records_with_their_fields_in_one_order_are_judged_as_records_in_any_ord
     assert uniform == shuffled  # normalised alike (dict equality ignores the order)
 
 
-odd_values = st.sampled_from([None, "", "x", 7, -3, 2.5, True, "1", "20220230093000", [], [{}], [{"x": 1}, 3], "X" * 80])
+odd_values = st.sampled_from(
+    [None, "", "x", 7, -3, 2.5, True, "1", "20220230093000", [], [{}], [{"x": 1}, 3], "X" * 80]
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
