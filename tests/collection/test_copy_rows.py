@@ -150,11 +150,13 @@ def encoded_rows() -> list[bytes]:
     return [
         copy_rows.record_part(
             copy_rows.form_field("outpatient_visit"), "v-1\t\\n", 1, "0" * 32, FIELDS.encode(),
-            datetime(2022, 6, 14, 23, 5, 7, 1, tzinfo=UTC), 202206, copy_rows.CONFORMING, 202206, None,
+            copy_rows.timestamp(datetime(2022, 6, 14, 23, 5, 7, 1, tzinfo=UTC)), 202206, copy_rows.CONFORMING, 202206,
+            None,
         ),
         copy_rows.record_part(
             copy_rows.form_field("health_record"), "档案-2", 1, "f" * 32, FIELDS.encode(),
-            datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), 200001, copy_rows.NOT_COUNTED, None,
+            copy_rows.timestamp(datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)), 200001,
+            copy_rows.NOT_COUNTED, None,
             "32010600000000001",
         ),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -128,3 +129,25 @@ def test_parsed_lines_number_records_and_name_what_could_not_be_read() -> None:
             zip(parsed.positions, parsed.forms, parsed.records, strict=True)
         )
     ]
+
+
+ndjson_lines = st.lists(
+    st.one_of(
+        st.builds(
+            lambda form, value: orjson.dumps({"a": value} if form is None else {"form": form, "a": value}),
+            st.one_of(st.none(), st.sampled_from(["lab_report", "x"]), st.integers(-9, 9), st.lists(st.integers(0, 9))),
+            st.one_of(st.integers(-9, 9), st.text(max_size=5)),
+        ),
+        st.sampled_from([b"", b"  ", b"{oops", b"[1]", b"7", b'"text"', b'{"form": null}', b'{"b": 1}\r']),
+    ),
+    max_size=8,
+)
+
+
+@given(lines=ndjson_lines, default=st.sampled_from([None, "outpatient_visit"]), start=st.integers(1, 3))
+def test_a_block_parsed_at_once_reads_as_the_same_lines_parsed_one_by_one(
+    lines: list[bytes], default: str | None, start: int
+) -> None:
+    at_once = parse_lines(lines, default, start)  # a list: the usual block may be parsed in one pass
+    one_by_one = parse_lines(iter(lines), default, start)  # not a list: line by line
+    assert at_once == one_by_one

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.collection.standard import FieldSpec, load_standard
-from cityhealth.collection.validation.dates import parse_date, parse_datetime
+from cityhealth.collection.validation.dates import parse_date, parse_dates, parse_datetime, parse_datetimes
 from cityhealth.collection.validation.validator import FormValidator
 from tests.factories.collection import ALL_FORMS, make_record
 
@@ -138,6 +138,39 @@ def test_compact_datetimes_that_are_not_on_the_calendar_or_clock_are_refused() -
         assert parse_datetime(text) is None, text
 
 
+compact_texts = st.one_of(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099, 12, 31)).map(  # noqa: DTZ001
+        lambda moment: moment.strftime("%Y%m%d%H%M%S")
+    ),
+    st.text("0123456789", min_size=14, max_size=14),  # mostly not on the calendar or the clock
+    st.sampled_from(
+        ["20220615096000", "19911231235959", "20220615093000", "２０２２0615093000", "2022-06-15T09:30:00Z"]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(compact_texts, max_size=6, unique=True))
+def test_a_column_of_datetimes_parses_as_each_value_alone(texts: list[str]) -> None:
+    assert parse_datetimes(texts) == [parse_datetime(text) for text in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.dates().map(lambda day: day.strftime("%Y%m%d")),
+            st.text("0123456789", min_size=8, max_size=8),
+            st.sampled_from(["20220230", "00000101", "2022-06-15", "２０２２0615", "2022061"]),
+        ),
+        max_size=6,
+        unique=True,
+    )
+)
+def test_a_column_of_dates_parses_as_each_value_alone(texts: list[str]) -> None:
+    assert parse_dates(texts) == [parse_date(text) for text in texts]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     form=st.sampled_from(ALL_FORMS),
@@ -188,3 +221,47 @@ def test_records_with_their_fields_in_one_order_are_judged_as_records_in_any_ord
     assert one_order.errors == any_order.errors
     assert (one_order.indexes, one_order.events) == (any_order.indexes, any_order.events)
     assert uniform == shuffled  # normalised alike (dict equality ignores the order)
+
+
+odd_values = st.sampled_from(
+    [None, "", "x", 7, -3, 2.5, True, "1", "20220230093000", [], [{}], [{"x": 1}, 3], "X" * 80]
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    form=st.sampled_from(ALL_FORMS),
+    broken=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 40), odd_values), max_size=12),
+    items=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 3)), max_size=4),
+    every=st.sampled_from([None, 1, 2]),
+    not_objects=st.lists(st.integers(0, 11), max_size=2),
+)
+def test_a_batch_judges_each_record_as_the_record_alone(
+    form: str, broken: list[tuple[int, int, Any]], items: list[tuple[int, int]], every: int | None,
+    not_objects: list[int],
+) -> None:  # fmt: skip
+    # The column passes take shortcuts when a whole column is clean (one transposition, a column of dates parsed
+    # at once, list items split by place): every record of a batch must get the answer it gets on its own.
+    spec = STANDARD.forms[form]
+    records = [make_record(form, "H0001", f"r-{i}", NOW - timedelta(hours=3, seconds=i)) for i in range(12)]
+    for row, position, value in broken:
+        records[row][spec.fields[position % len(spec.fields)].name] = value
+    lists = [name for name, value in records[0].items() if isinstance(value, list)]
+    for row, count in [(row, every) for row in range(12) if every is not None] + items:
+        for name in lists:  # lists of other lengths than the example's one item, in some or all records
+            value = records[row][name]
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                records[row][name] = [dict(value[0]) for _ in range(count)]
+    for row in not_objects:
+        for name in lists:  # as many items as the others, but not all of them objects
+            value = records[row][name]
+            if isinstance(value, list) and value:
+                records[row][name] = [*value[:-1], "not an object"]
+    copies = [dict(record) for record in records]
+    alone = [VALIDATORS[form].check([record], now=NOW) for record in copies]
+    together = VALIDATORS[form].check(records, now=NOW)
+    assert records == copies  # normalised alike
+    assert together.errors == {i: found.errors[0] for i, found in enumerate(alone) if found.errors}
+    assert together.indexes == [i for i, found in enumerate(alone) if not found.errors]
+    assert together.events == [event for found in alone for event in found.events]
+    assert together.actions == [action for found in alone for action in found.actions]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -16,6 +17,9 @@ import orjson
 from cityhealth.collection.prepare import InputRow
 from cityhealth.collection.rules import RecordError, make_error
 from cityhealth.errors import PayloadTooLarge
+
+_DICT: frozenset[type] = frozenset({dict})
+_FORM_TYPES: frozenset[type] = frozenset({str, type(None)})  # parse_lines' forms: text, or None when not named
 
 
 def too_large(limit: str, value: int, message: str, **detail: int) -> PayloadTooLarge:
@@ -133,6 +137,10 @@ class ParsedLines:
 
 def parse_lines(lines: Iterable[bytes], default_form: str | None, start: int = 1, after: int = 0) -> ParsedLines:
     """Parse NDJSON lines numbered from `start`: blank lines and lines up to `after` are skipped."""
+    if start > after and isinstance(lines, list):
+        parsed_at_once = _parse_objects(lines, default_form, start)
+        if parsed_at_once is not None:
+            return parsed_at_once
     parsed = ParsedLines([], [], [], {})
     add_position, add_form, add_record = parsed.positions.append, parsed.forms.append, parsed.records.append
     errors = parsed.errors
@@ -160,6 +168,23 @@ def parse_lines(lines: Iterable[bytes], default_form: str | None, start: int = 1
         add_form(form if isinstance(form, str) else None)
         add_record(value)
     return parsed
+
+
+def _parse_objects(lines: list[bytes], default_form: str | None, start: int) -> ParsedLines | None:
+    """parse_lines for the usual block: every line a JSON object, its form (if it names one) text. One C call per
+    line and per column, no pass of Python per line; None when a line is blank, malformed, not an object, or
+    names its form otherwise than as text (parse_lines then says which, line by line). Every line is after
+    `after` (the caller's check), so none is skipped."""
+    try:
+        records = list(map(orjson.loads, lines))  # a blank or whitespace-only line is malformed JSON too
+    except orjson.JSONDecodeError:
+        return None
+    if not records or set(map(type, records)) != _DICT:
+        return None
+    forms = list(map(dict.pop, records, repeat("form"), repeat(default_form)))
+    if not set(map(type, forms)) <= _FORM_TYPES:
+        return None  # (parse_lines parses the lines again: these records are dropped)
+    return ParsedLines(list(range(start, start + len(lines))), forms, records, {})
 
 
 def ndjson_rows(

@@ -14,7 +14,7 @@ from operator import is_not, ne
 from typing import Any
 
 from cityhealth.collection.standard import FieldSpec
-from cityhealth.collection.validation.dates import parse_date, parse_datetime
+from cityhealth.collection.validation.dates import parse_date, parse_dates, parse_datetime, parse_datetimes
 from cityhealth.collection.validation.findings import MISSING, Sink, field_error
 
 ICD10 = re.compile(r"[A-Z][0-9]{2}(\.[0-9A-Za-z]{1,8})?")
@@ -158,15 +158,16 @@ def boolean_check(spec: FieldSpec) -> ColumnCheck:
 def temporal_check(spec: FieldSpec) -> ColumnCheck:
     is_datetime = spec.type == "datetime"
     parse: Callable[[str], object] = parse_datetime if is_datetime else parse_date
+    parse_all: Callable[[list[str]], list[Any]] = parse_datetimes if is_datetime else parse_dates
     rule = "format.datetime" if is_datetime else "format.date"
 
     def check(column: list[Any], types: set[type], rows: list[int], sink: Sink, prefix: str) -> list[Any] | None:
         # Parsed values go to the batch's cache: the event time and the time-order rules reuse them.
         seen: dict[str, Any] = sink.moments if is_datetime else sink.days
         if types == _STR and "" not in column:
-            for value in column:
-                if value not in seen:
-                    seen[value] = parse(value)
+            new = list(set(column).difference(seen))  # each distinct value parsed once per batch
+            if new:
+                seen.update(zip(new, parse_all(new), strict=True))
             if None not in map(seen.__getitem__, column):
                 return None
         for i in _present(column):

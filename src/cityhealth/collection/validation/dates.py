@@ -53,6 +53,33 @@ def parse_datetime(value: str) -> datetime | None:
     return None
 
 
+def parse_datetimes(values: list[str]) -> list[datetime | None]:
+    """parse_datetime of each value. When every value is a compact wall time from 1992 on (a machine client's
+    column), they are converted in one comprehension, with no call per value; if any of them is not a real
+    calendar date and clock time, each value takes parse_datetime alone."""
+    if values and min(values) >= _FIXED_OFFSET_YEAR and max(map(len, values)) == min(map(len, values)) == 14:
+        digits = "".join(values)
+        if digits.isascii() and digits.isdigit():
+            read, offset = datetime.fromisoformat, _SHANGHAI_OFFSET
+            try:
+                return [read(f"{value[:8]}T{value[8:]}+00:00") - offset for value in values]
+            except ValueError:
+                pass
+    return list(map(parse_datetime, values))
+
+
+def parse_dates(values: list[str]) -> list[date | None]:
+    """parse_date of each value; a column of compact dates (yyyyMMdd) in one pass, as parse_datetimes."""
+    if values and max(map(len, values)) == min(map(len, values)) == 8:
+        digits = "".join(values)
+        if digits.isascii() and digits.isdigit():
+            try:
+                return list(map(date.fromisoformat, values))  # the basic form: the same calendar check as date()
+            except ValueError:
+                pass
+    return list(map(parse_date, values))
+
+
 def event_moment(spec: FieldSpec, value: Any) -> datetime | None:
     """The UTC instant of an event field: a date-time, or 00:00 Asia/Shanghai of a date."""
     if not isinstance(value, str):

@@ -6,8 +6,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import repeat
-from operator import setitem
+from itertools import chain, repeat
+from operator import itemgetter, setitem
 from typing import Any, cast
 
 import orjson
@@ -31,6 +31,8 @@ from cityhealth.collection.validation.findings import Sink, field_error, shown
 # passes of all its fields, where a 20,000-record column pass would fetch every record from memory again.
 SLICE_RECORDS = 1024
 _STR: frozenset[type] = frozenset({str})
+_LIST: frozenset[type] = frozenset({list})
+_DICT: frozenset[type] = frozenset({dict})
 
 
 @dataclass(slots=True)
@@ -55,6 +57,38 @@ class CheckedColumns:
 class ValidationResult:
     valid: list[ValidRecord] = field(default_factory=list)
     errors: dict[int, list[RecordError]] = field(default_factory=dict)
+
+
+def _same_fields(records: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
+    """Each record's values in the first record's field order, if every record has exactly its fields.
+
+    One C call per record (`itemgetter` of the first record's fields): a record missing one of them raises
+    KeyError, and one with a field more has more fields than the first.
+    """
+    if not records:
+        return None
+    first = tuple(records[0])
+    if len(first) < 2 or max(map(len, records)) != len(first):
+        return None  # (one field: itemgetter would give values, not tuples)
+    try:
+        return list(map(itemgetter(*first), records))
+    except KeyError:
+        return None
+
+
+def _uniform_items(
+    column: list[Any], rows: list[int], min_items: int | None
+) -> list[tuple[list[dict[str, Any]], list[int]]] | None:
+    """A list field's items by place, when every value is a list of the same length (at least `min_items`,
+    and at least one) holding only objects; None otherwise (the pass per record says what is wrong)."""
+    if not column or set(map(type, column)) != _LIST:
+        return None
+    length = len(column[0])
+    if not length or length < (min_items or 0) or max(map(len, column)) != min(map(len, column)):
+        return None
+    if set(map(type, chain.from_iterable(column))) != _DICT:
+        return None
+    return [(list(map(itemgetter(position), column)), list(rows)) for position in range(length)]
 
 
 class _FieldsValidator:
@@ -91,13 +125,14 @@ class _FieldsValidator:
 
     def run(self, records: list[dict[str, Any]], rows: list[int], sink: Sink, prefix: str, form: str) -> None:
         columns: dict[str, list[Any]] = {}
-        first = tuple(records[0]) if records else ()
-        shaped = bool(first) and all(map(first.__eq__, map(tuple, records)))
-        if shaped:
-            # Every record has the same fields in the same order (a machine client's batch): one transposition
-            # makes every column at once, and a field no record has is a column of None, as dict.get gives.
+        rows_of = _same_fields(records)
+        shaped = rows_of is not None
+        if rows_of is not None:
+            # Every record has the same fields (a machine client's batch): one transposition makes every column
+            # at once, and a field no record has is a column of None, as dict.get gives.
+            first = tuple(records[0])
             keys = set(first)
-            columns = dict(zip(first, map(list, zip(*map(dict.values, records), strict=True)), strict=True))
+            columns = dict(zip(first, map(list, zip(*rows_of, strict=True)), strict=True))
             for name in self.by_name.keys() - keys:
                 columns[name] = [None] * len(records)
         else:
@@ -151,7 +186,12 @@ class _FieldsValidator:
     ) -> None:
         # Items of different records share one column pass per place in the list (items[0], items[1], …),
         # so that item errors name their place: items[2].amount.
-        by_position: list[tuple[list[dict[str, Any]], list[int]]] = []
+        by_position = _uniform_items(column, rows, spec.min_items)
+        if by_position is not None:  # every record holds a list of as many objects: no pass per record
+            for position, (items, item_rows) in enumerate(by_position):
+                items_validator.run(items, item_rows, sink, f"{prefix}{spec.name}[{position}].", form)
+            return
+        by_position = []
         for i, value in enumerate(column):
             if value is None or value == "":
                 continue
