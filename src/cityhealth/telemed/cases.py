@@ -314,6 +314,43 @@ async def get_report(session: AsyncSession, clock: Clock, principal: Principal, 
 Effect = Callable[[Case, datetime], Awaitable[tuple[dict[str, Any], list[tuple[str, int | None]]]]]
 
 
+async def repeated(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    case: Case,
+    request_key: str,
+    name: str,
+    kind: str,
+    *,
+    same_actor: bool = False,
+) -> bool:
+    """Whether this request key has already taken step `name` (event `kind`) of the case, and so the retry is
+    answered with the case as it is (audited as a repeat); a key used for another step (or, with
+    `same_actor`, by someone else) is a conflict."""
+    held = await repository.event_by_key(session, case.id, request_key)
+    if held is None:
+        return False
+    if held.kind != kind or (same_actor and held.actor != principal.subject):
+        raise Conflict(
+            f"this request key was used for another step of the case ({held.kind})",
+            field="request_key",
+            value=request_key,
+            rule="telemed.case.key_once",
+        )
+    record(
+        session,
+        clock,
+        principal,
+        Action.UPDATE,
+        RESOURCE,
+        resource_id=case.id,
+        resident_ids=_residents(case),
+        detail=f"{name}; repeated",
+    )
+    return True
+
+
 async def step(
     session: AsyncSession,
     clock: Clock,
@@ -328,25 +365,7 @@ async def step(
 ) -> Case:
     """Take step `name` once per request key under the case's lock: checked, applied, its events appended."""
     case, _ = await visible(session, principal, case_id, as_=as_, lock=True)
-    held = await repository.event_by_key(session, case.id, request_key)
-    if held is not None:
-        if held.kind != KIND_OF_STEP[name]:
-            raise Conflict(
-                f"this request key was used for another step of the case ({held.kind})",
-                field="request_key",
-                value=request_key,
-                rule="telemed.case.key_once",
-            )
-        record(
-            session,
-            clock,
-            principal,
-            Action.UPDATE,
-            RESOURCE,
-            resource_id=case.id,
-            resident_ids=_residents(case),
-            detail=f"{name}; repeated",
-        )
+    if await repeated(session, clock, principal, case, request_key, name, KIND_OF_STEP[name]):
         return case
     check_step(name, case.status, case.id)
     now = clock.now()

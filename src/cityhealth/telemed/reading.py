@@ -13,7 +13,7 @@ from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
 from cityhealth.telemed import repository
-from cityhealth.telemed.cases import RESOURCE, becomes, detail_of, step, visible
+from cityhealth.telemed.cases import RESOURCE, becomes, detail_of, repeated, step, visible
 from cityhealth.telemed.models import Case
 from cityhealth.telemed.schemas import CaseDetail, ReportIn, StepIn
 from cityhealth.telemed.workflow import OUTCOMES, check_step
@@ -38,25 +38,7 @@ async def claim(session: AsyncSession, clock: Clock, principal: Principal, case_
     with the case."""
     case, _ = await visible(session, principal, case_id, as_="centre")  # the object rule: routed to the caller
     residents = [case.resident_id] if case.resident_id is not None else []
-    held = await repository.event_by_key(session, case_id, data.request_key)
-    if held is not None:
-        if held.kind != "claimed" or held.actor != principal.subject:
-            raise Conflict(
-                "this request key was used for another step of the case",
-                field="request_key",
-                value=data.request_key,
-                rule="telemed.case.key_once",
-            )
-        record(
-            session,
-            clock,
-            principal,
-            Action.UPDATE,
-            RESOURCE,
-            resource_id=case_id,
-            resident_ids=residents,
-            detail="claim; repeated",
-        )
+    if await repeated(session, clock, principal, case, data.request_key, "claim", "claimed", same_actor=True):
         return await detail_of(session, clock, principal, case_id)
     if case.holder == principal.subject:  # claimed already, under another key: holding it is what was asked
         record(
