@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import hl7
+import hl7.util
 import pytest
 
 from cityhealth.clock import SimulatedClock
@@ -145,6 +146,9 @@ async def test_personal_data_stays_out_of_logs_and_acks(
 ) -> None:
     _, number = await add_resident(database, settings, clock.now(), 5)
     caplog.set_level(logging.DEBUG)
+    # What any logging.config call with disable_existing_loggers=False (uvicorn's, in another test of the same
+    # process) does to every logger: the silencing must survive it.
+    hl7.util.logger.disabled = False
     async with running_listener(database, settings, clock) as (_, port):
         acks = await send(
             port,

@@ -28,8 +28,10 @@ UNSUPPORTED_MESSAGE_TYPE = 200
 APPLICATION_ERROR = 207
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
 # python-hl7 logs a field's whole value when it meets an escape sequence it cannot decode: a patient's ID
-# number or name, straight into the logs. Its logger is switched off; a bad escape is read as what is left.
-hl7.util.logger.disabled = True
+# number or name, straight into the logs. A filter that lets nothing through silences its logger: unlike
+# `disabled`, which any later logging.config call with disable_existing_loggers=False (uvicorn's) turns
+# back on, a logger's filters survive reconfiguration. A bad escape is read as what is left.
+hl7.util.logger.addFilter(lambda _record: False)
 _READ_SEGMENTS = frozenset({"MSH", "PID", "ORC", "OBR", "OBX", "SPM"})
 # ORC-1 / ORC-5 of an OML^O21 and the routing step they report (docs/decisions/telemed-lab.md).
 _ORDER_STEPS = {("NW", ""): "collected", ("SC", "IP"): "shipped"}
