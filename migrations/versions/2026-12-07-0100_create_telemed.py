@@ -2,7 +2,7 @@
 reading centres, cases with their events and reports, consultations, and the month's volumes.
 
 Revision ID: 20261207_0100
-Revises: 20261207_0500
+Revises: 20261206_0130
 Create Date: 2026-12-07 01:00:00 UTC
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207_0100"
-down_revision: str | None = "20261207_0500"
+down_revision: str | None = "20261206_0130"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Create the remote diagnosis networks' ECG tracings and imaging studies with their reports.
 
 Revision ID: 20261207_0300
-Revises: 20261206_0130
+Revises: 20261207_0100
 Create Date: 2026-12-07 03:00:00 UTC
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207_0300"
-down_revision: str | None = "20261206_0130"
+down_revision: str | None = "20261207_0100"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -45,6 +45,9 @@ def upgrade() -> None:
         sa.CheckConstraint("source_format IN ('dicom', 'aecg')", name=op.f("ck_telemed_ecg_tracings_source_format")),
         sa.CheckConstraint("sampling_rate_hz > 0", name=op.f("ck_telemed_ecg_tracings_sampling_rate_hz")),
         sa.CheckConstraint("sample_count > 0", name=op.f("ck_telemed_ecg_tracings_sample_count")),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["telemed_cases.id"], name=op.f("fk_telemed_ecg_tracings_case_id_telemed_cases")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_telemed_ecg_tracings")),
         sa.UniqueConstraint("file_sha256", name=op.f("uq_telemed_ecg_tracings_file_sha256")),
     )
@@ -66,6 +69,9 @@ def upgrade() -> None:
         *_patient_columns(),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["telemed_cases.id"], name=op.f("fk_telemed_imaging_studies_case_id_telemed_cases")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_telemed_imaging_studies")),
         sa.UniqueConstraint("study_instance_uid", name=op.f("uq_telemed_imaging_studies_study_instance_uid")),
     )

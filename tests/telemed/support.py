@@ -161,3 +161,11 @@ async def a_resident(app: FastAPI, seq: int = 1) -> int:
             session, app.state.clock, cipher_for(app.state.settings), None, ResidentCreate(**resident_payload(seq))
         )
         return created.id
+
+
+async def a_case(app: FastAPI, client: httpx.AsyncClient) -> int:
+    """A case submitted by a requester and routed to a centre of the ECG network: its id."""
+    side = await requester(app)
+    await centre(app)
+    case_id: int = (await submit(client, side))["id"]
+    return case_id

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from cityhealth.clock import SimulatedClock
@@ -21,23 +23,24 @@ from cityhealth.telemed import ecg
 from cityhealth.telemed.ecg_models import PATIENT_ID_PURPOSE, EcgTracing
 from cityhealth.telemed.ecg_tracing import EcgFileRefused
 from tests.telemed.ecg_files import aecg, dicom_ecg
+from tests.telemed.support import a_case
 
 DOCTOR = Principal(kind=PrincipalKind.STAFF, subject="staff:41", scopes=frozenset(), organization_id=7)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 async def test_an_upload_is_kept_once_however_often_it_is_retried(
-    database: Database, clock: SimulatedClock, settings: Settings
+    app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, settings: Settings
 ) -> None:
-    cipher, data = field_cipher(settings), dicom_ecg()
+    cipher, data, case_id = field_cipher(settings), dicom_ecg(), await a_case(app, client)
     async with database.transaction() as session:
-        first = await ecg.store_ecg(session, clock, cipher, DOCTOR, data, case_id=12)
+        first = await ecg.store_ecg(session, clock, cipher, DOCTOR, data, case_id=case_id)
     async with database.transaction() as session:
         again = await ecg.store_ecg(session, clock, cipher, DOCTOR, data, declared_format="dicom")
     assert first.created
     assert not again.created
     assert again.id == first.id
-    assert again.case_id == 12
+    assert again.case_id == case_id
     assert (first.leads, first.sample_count, first.duration_s) == (again.leads, 5000, 10.0)
     async with database.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(EcgTracing)) == 1
@@ -167,3 +170,14 @@ async def test_key_rotation_re_encrypts_the_tracing_identifiers(database: Databa
     async with database.transaction() as session:
         view = await ecg.ecg_summary(session, clock, FieldCipher(new, lookup), DOCTOR, summary.id)
     assert view.patient_id_masked == summary.patient_id_masked
+
+
+async def test_a_tracing_for_a_case_that_does_not_exist_is_refused_naming_it(
+    database: Database, clock: SimulatedClock, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        with pytest.raises(NotFound) as caught:
+            await ecg.store_ecg(session, clock, field_cipher(settings), DOCTOR, dicom_ecg(), case_id=404_404)
+    assert (caught.value.field, caught.value.value) == ("case_id", 404_404)
+    async with database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(EcgTracing)) == 0

@@ -9,6 +9,7 @@ from datetime import date
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
@@ -23,6 +24,7 @@ from cityhealth.telemed.dicomweb import DicomWebPacs, PacsUnavailable, StudyNotF
 from cityhealth.telemed.imaging_models import ImagingStudy
 from tests.telemed.ecg_files import image_instance
 from tests.telemed.orthanc import orthanc  # noqa: F401 - the session's PACS
+from tests.telemed.support import a_case
 
 DOCTOR = Principal(kind=PrincipalKind.STAFF, subject="staff:52", scopes=frozenset(), organization_id=3)
 
@@ -102,11 +104,17 @@ async def test_a_pacs_that_cannot_be_reached_is_named(study: StoredStudy) -> Non
 
 
 async def test_a_recorded_study_keeps_metadata_and_counts_and_is_retrieved_for_a_consultation(
-    database: Database, clock: SimulatedClock, settings: Settings, pacs: DicomWebPacs, study: StoredStudy
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    database: Database,
+    clock: SimulatedClock,
+    settings: Settings,
+    pacs: DicomWebPacs,
+    study: StoredStudy,
 ) -> None:
-    cipher = field_cipher(settings)
+    cipher, case_id = field_cipher(settings), await a_case(app, client)
     async with database.transaction() as session:
-        view = await imaging.record_study(session, clock, cipher, DOCTOR, pacs, study.uid, case_id=31)
+        view = await imaging.record_study(session, clock, cipher, DOCTOR, pacs, study.uid, case_id=case_id)
     async with database.transaction() as session:
         again = await imaging.record_study(session, clock, cipher, DOCTOR, pacs, study.uid)
         assert await session.scalar(select(func.count()).select_from(ImagingStudy)) == 1
@@ -114,7 +122,7 @@ async def test_a_recorded_study_keeps_metadata_and_counts_and_is_retrieved_for_a
         assert row is not None
         assert study.patient_id not in f"{row.patient_id_enc} {row.patient_id_hash}"
     assert again.id == view.id
-    assert again.case_id == 31
+    assert again.case_id == case_id
     assert (view.series_count, view.image_count, view.modalities) == (2, 3, ("CT",))
     assert view.patient_id_masked is not None
     assert view.patient_id_masked.endswith(study.patient_id[-4:])

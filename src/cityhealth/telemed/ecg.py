@@ -22,6 +22,7 @@ from cityhealth.security.audit import Action
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 from cityhealth.telemed import ecg_repository as repository
+from cityhealth.telemed import repository as case_repository
 from cityhealth.telemed.ecg_aecg import read_aecg
 from cityhealth.telemed.ecg_dicom import read_dicom
 from cityhealth.telemed.ecg_models import PATIENT_ID_PURPOSE, PATIENT_NAME_PURPOSE, EcgTracing
@@ -67,6 +68,13 @@ def _sniff(data: bytes) -> str:
     raise refuse("the file is neither DICOM (no DICM marker at byte 128) nor aECG XML", rule="ecg_format")
 
 
+async def require_case(session: AsyncSession, case_id: int | None) -> None:
+    """A tracing or a study names a case only if there is one: otherwise a 404 naming it, not a constraint's
+    error at commit."""
+    if case_id is not None and await case_repository.case(session, case_id) is None:
+        raise NotFound(f"no case {case_id}", field="case_id", value=case_id)
+
+
 async def store_ecg(
     session: AsyncSession,
     clock: Clock,
@@ -78,6 +86,7 @@ async def store_ecg(
     case_id: int | None = None,
 ) -> EcgSummary:
     """Keep an uploaded ECG; the same file again (a retry) is the tracing already kept, not a second one."""
+    await require_case(session, case_id)
     digest = hashlib.sha256(data).hexdigest()
     existing = await repository.tracing_by_sha256(session, digest)
     if existing is None:

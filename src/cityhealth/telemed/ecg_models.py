@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Float, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhealth.db.base import Base
@@ -40,7 +40,7 @@ class EcgTracing(Base):
     source_format: Mapped[str] = mapped_column(String(8))
     source_uid: Mapped[str | None] = mapped_column(String(128))  # SOP Instance UID or aECG id
     # The telemed case the tracing belongs to, when the uploader names one (the reading workflow's case).
-    case_id: Mapped[int | None] = mapped_column(Integer)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("telemed_cases.id"))
     uploaded_by: Mapped[str] = mapped_column(String(64))  # the principal's subject
     organization_id: Mapped[int | None] = mapped_column(Integer)  # the uploading member's organization
     leads: Mapped[str] = mapped_column(String(255))  # lead names, comma-separated, in the samples' order

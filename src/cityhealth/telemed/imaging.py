@@ -20,7 +20,7 @@ from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 from cityhealth.telemed import imaging_repository as repository
 from cityhealth.telemed.dicomweb import DicomWebPacs, RetrievedInstance, StudyMetadata
-from cityhealth.telemed.ecg import mask_identifier
+from cityhealth.telemed.ecg import mask_identifier, require_case
 from cityhealth.telemed.imaging_models import PATIENT_ID_PURPOSE, PATIENT_NAME_PURPOSE, ImagingReport, ImagingStudy
 
 STUDY = "telemed_imaging_study"
@@ -110,6 +110,7 @@ async def record_study(
     Idempotent: the same study again refreshes the counts; its case, once set, stays. StudyNotFound (404) when
     the PACS does not have it.
     """
+    await require_case(session, case_id)
     meta: StudyMetadata = await pacs.study(study_instance_uid)
     counted = await pacs.count_images(study_instance_uid)
     now = clock.now()

@@ -32,7 +32,7 @@ class ImagingStudy(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     pacs: Mapped[str] = mapped_column(String(64))  # the PACS's name in the platform's configuration
-    case_id: Mapped[int | None] = mapped_column(Integer)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("telemed_cases.id"))
     accession_number: Mapped[str | None] = mapped_column(String(16))
     modalities: Mapped[str | None] = mapped_column(String(64))  # ModalitiesInStudy, comma-separated
     description: Mapped[str | None] = mapped_column(String(64))
