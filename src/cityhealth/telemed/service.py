@@ -116,6 +116,13 @@ async def _area(session: AsyncSession, code: str, field: str) -> _Area:
         ) from None
 
 
+async def _city(session: AsyncSession, code: str, field: str, rule: str) -> None:
+    """Refuse with 422 naming `field` when no area has the code or the area is not a city."""
+    area = await _area(session, code, field)
+    if area.level != "city":
+        raise ValidationFailed(f"{field}: {code} is a {area.level}, not a city", field=field, value=code, rule=rule)
+
+
 async def _city_and_area(
     session: AsyncSession, organization_area: str | None, data: MemberJoin
 ) -> tuple[str, str | None]:
@@ -139,14 +146,7 @@ async def _city_and_area(
             value=None,
             rule="telemed.member.city_required",
         )
-    city = await _area(session, city_code, "city_code")
-    if city.level != "city":
-        raise ValidationFailed(
-            f"city_code: {city_code} is a {city.level}, not a city",
-            field="city_code",
-            value=city_code,
-            rule="telemed.member.city_level",
-        )
+    await _city(session, city_code, "city_code", "telemed.member.city_level")
     if area is not None and area.level != "city" and area.parent_code != city_code:
         raise ValidationFailed(
             f"area_code: {area_code} does not lie in city {city_code}",
@@ -351,14 +351,7 @@ async def coverage(
     from the members each time, never stored, so a join or a leave shows at once."""
     await require_network(session, network_code)
     day = on or business_date(clock.now())
-    city = await _area(session, city_code, "city")
-    if city.level != "city":
-        raise ValidationFailed(
-            f"city: {city_code} is a {city.level}, not a city",
-            field="city",
-            value=city_code,
-            rule="telemed.coverage.city",
-        )
+    await _city(session, city_code, "city", "telemed.coverage.city")
     areas = [
         a
         for a in (await registry.list_areas(session, parent_code=city_code, active=True, limit=1000)).items
