@@ -314,6 +314,13 @@ async def get_report(session: AsyncSession, clock: Clock, principal: Principal, 
 Effect = Callable[[Case, datetime], Awaitable[tuple[dict[str, Any], list[tuple[str, int | None]]]]]
 
 
+async def require_case(session: AsyncSession, case_id: int | None) -> None:
+    """A tracing or a study names a case only if there is one: otherwise a 404 naming it, not a constraint's
+    error at commit."""
+    if case_id is not None and await repository.case(session, case_id) is None:
+        raise NotFound(f"no case {case_id}", field="case_id", value=case_id)
+
+
 async def repeated(
     session: AsyncSession,
     clock: Clock,

@@ -22,7 +22,7 @@ from cityhealth.security.audit import Action
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 from cityhealth.telemed import ecg_repository as repository
-from cityhealth.telemed import repository as case_repository
+from cityhealth.telemed.cases import require_case
 from cityhealth.telemed.ecg_aecg import read_aecg
 from cityhealth.telemed.ecg_dicom import read_dicom
 from cityhealth.telemed.ecg_models import PATIENT_ID_PURPOSE, PATIENT_NAME_PURPOSE, EcgTracing
@@ -66,13 +66,6 @@ def _sniff(data: bytes) -> str:
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
         return "aecg"
     raise refuse("the file is neither DICOM (no DICM marker at byte 128) nor aECG XML", rule="ecg_format")
-
-
-async def require_case(session: AsyncSession, case_id: int | None) -> None:
-    """A tracing or a study names a case only if there is one: otherwise a 404 naming it, not a constraint's
-    error at commit."""
-    if case_id is not None and await case_repository.case(session, case_id) is None:
-        raise NotFound(f"no case {case_id}", field="case_id", value=case_id)
 
 
 async def store_ecg(

@@ -19,8 +19,9 @@ from cityhealth.security.audit import Action
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 from cityhealth.telemed import imaging_repository as repository
+from cityhealth.telemed.cases import require_case
 from cityhealth.telemed.dicomweb import DicomWebPacs, RetrievedInstance, StudyMetadata
-from cityhealth.telemed.ecg import mask_identifier, require_case
+from cityhealth.telemed.ecg import mask_identifier
 from cityhealth.telemed.imaging_models import PATIENT_ID_PURPOSE, PATIENT_NAME_PURPOSE, ImagingReport, ImagingStudy
 
 STUDY = "telemed_imaging_study"
