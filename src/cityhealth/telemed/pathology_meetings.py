@@ -98,6 +98,15 @@ def _same_request(held: PathologyMeeting | PathologyLecture, data: Any, what: st
         )
 
 
+def _concurrent(request_key: str, what: str) -> Conflict:
+    return Conflict(
+        f"the same {what} is being scheduled concurrently; retry",
+        field="request_key",
+        value=request_key,
+        rule=f"telemed.pathology.{what}.same_request",
+    )
+
+
 # --- meetings -----------------------------------------------------------------------------------------------
 
 
@@ -171,13 +180,14 @@ async def schedule_meeting(session: AsyncSession, clock: Clock, principal: Princ
     meeting_id = await repository.insert_event(
         session, PathologyMeeting, _event_values(data, organizer, principal, now) | {"minutes": None}
     )
-    if meeting_id is None:
-        raise Conflict(
-            "the same meeting is being scheduled concurrently; retry",
-            field="request_key",
-            value=data.request_key,
-            rule="telemed.pathology.meeting.same_request",
-        )
+    if meeting_id is None:  # a concurrent retry of this request made it first: answer with its meeting
+        held = await repository.event_by_key(session, PathologyMeeting, organizer.organization_id, data.request_key)
+        if held is None:
+            raise _concurrent(data.request_key, "meeting")
+        _same_request(held, data, "meeting")
+        record(session, clock, principal, Action.CREATE, MEETING, resource_id=held.id,
+               resident_ids=await _meeting_residents(session, held.id), detail="repeated")
+        return await _meeting_read(session, held)
     await repository.add_meeting_links(session, meeting_id, data.participant_ids, data.case_ids)
     record(session, clock, principal, Action.CREATE, MEETING, resource_id=meeting_id,
            resident_ids=[r for r in residents if r is not None])
@@ -336,13 +346,13 @@ async def schedule_lecture(session: AsyncSession, clock: Clock, principal: Princ
         PathologyLecture,
         _event_values(data, organizer, principal, now) | {"speaker_id": data.speaker_id, "attendance": None},
     )
-    if lecture_id is None:
-        raise Conflict(
-            "the same lecture is being scheduled concurrently; retry",
-            field="request_key",
-            value=data.request_key,
-            rule="telemed.pathology.lecture.same_request",
-        )
+    if lecture_id is None:  # a concurrent retry of this request made it first: answer with its lecture
+        held = await repository.event_by_key(session, PathologyLecture, organizer.organization_id, data.request_key)
+        if held is None:
+            raise _concurrent(data.request_key, "lecture")
+        _same_request(held, data, "lecture")
+        record(session, clock, principal, Action.CREATE, LECTURE, resource_id=held.id, detail="repeated")
+        return await _lecture_read(session, held)
     record(session, clock, principal, Action.CREATE, LECTURE, resource_id=lecture_id)
     return await _lecture_read(session, await _lecture(session, lecture_id))
 
