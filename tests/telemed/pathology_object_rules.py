@@ -69,6 +69,27 @@ async def pathology_cases(app: FastAPI, owners: int) -> list[Owner]:
     rule="a case-discussion meeting is seen by its organizer and its participants' organizations only",
 )
 async def meetings(app: FastAPI, owners: int) -> list[Owner]:
+    return [
+        Owner(await headers_for(app, hospital), path={"meeting_id": meeting_id})
+        for hospital, meeting_id in await _meetings(app, owners)
+    ]
+
+
+@object_endpoint(
+    "GET",
+    "/api/telemed/pathology/meetings",
+    kind="list",
+    rule="an organization lists only the meetings it organizes or takes part in",
+)
+async def meeting_lists(app: FastAPI, owners: int) -> list[Owner]:
+    return [
+        Owner(await headers_for(app, hospital), marker=f'{{"id":{meeting_id},"organizer_member_id"')
+        for hospital, meeting_id in await _meetings(app, owners)
+    ]
+
+
+async def _meetings(app: FastAPI, owners: int) -> list[tuple[Principal, int]]:
+    """Each owner's hospital with a meeting it organized about its own case (its doctor taking part)."""
     start = datetime.fromisoformat("2022-06-20T09:00:00+08:00")
     found = []
     for hospital, case_id, doctor_id in await _hospitals(app, owners):
@@ -86,7 +107,7 @@ async def meetings(app: FastAPI, owners: int) -> list[Owner]:
                     case_ids=[case_id],
                 ),
             )
-        found.append(Owner(await headers_for(app, hospital), path={"meeting_id": held.id}))
+        found.append((hospital, held.id))
     return found
 
 
@@ -94,6 +115,11 @@ not_object_scoped(
     "GET",
     "/api/telemed/pathology/people",
     "the network's roll of experts and doctors (names, titles, specialties): whom to invite; no patient in it",
+)
+not_object_scoped(
+    "GET",
+    "/api/telemed/pathology/lectures",
+    "teaching for the whole network: every active member lists every lecture; no patient in it",
 )
 not_object_scoped(
     "GET",

@@ -200,3 +200,33 @@ async def test_a_lecture_is_held_once_with_its_attendance(app: FastAPI, client: 
     twice = await client.post(hold, json={"request_key": "h2", "attendance": 80}, headers=speaker_centre)
     assert problem(twice) == (409, "status", "held", "telemed.pathology.lecture.hold")
 
+
+
+async def test_an_organization_lists_the_meetings_it_organizes_or_attends(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    net = await network(app)
+    expert, doctor_ = await _people(client, net)
+    stranger = await requester(app, network="pathology")
+    theirs = await person(client, net.admin, stranger.organization_id, "doctor")
+    with_expert = (await client.post(MEETINGS, json=meeting_body([expert["id"]]), headers=net.hospital.headers)).json()
+    without = (await client.post(MEETINGS, json=meeting_body([doctor_["id"]]), headers=net.hospital.headers)).json()
+    elsewhere = await client.post(MEETINGS, json=meeting_body([theirs["id"]]), headers=stranger.headers)
+    assert elsewhere.status_code == 200
+    listed = {m["id"] for m in (await client.get(MEETINGS, headers=net.hospital.headers)).json()}
+    attended = {m["id"] for m in (await client.get(MEETINGS, headers=net.centre.headers)).json()}
+    assert listed == {with_expert["id"], without["id"]}
+    assert attended == {with_expert["id"]}
+
+
+async def test_members_list_the_network_lectures_and_others_are_refused(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    net = await network(app)
+    expert, _ = await _people(client, net)
+    lecture = (await client.post(LECTURES, json=lecture_body(expert["id"]), headers=net.centre.headers)).json()
+    listed = await client.get(LECTURES, params={"status": "scheduled"}, headers=net.hospital.headers)
+    assert [item["id"] for item in listed.json()] == [lecture["id"]]
+    ecg = await requester(app, network="ecg")
+    refused = await client.get(LECTURES, headers=ecg.headers)
+    assert problem(refused) == (403, "network_code", "pathology", "telemed.pathology.organizer_member")

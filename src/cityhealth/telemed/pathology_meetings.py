@@ -219,6 +219,27 @@ async def get_meeting(session: AsyncSession, clock: Clock, principal: Principal,
     return await _meeting_read(session, found)
 
 
+async def my_meetings(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    *,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[MeetingRead]:
+    """The meetings the caller's organization organizes or takes part in; audited with the cases' residents."""
+    if principal.organization_id is None:
+        return []
+    found = await repository.meetings_of(session, principal.organization_id, status, before_id, limit)
+    residents: set[int] = set()
+    for meeting in found:
+        residents |= {r for r in await _meeting_residents(session, meeting.id) if r is not None}
+    record(session, clock, principal, Action.LIST, MEETING, resident_ids=sorted(residents),
+           detail=f"{len(found)} meetings")
+    return [await _meeting_read(session, meeting) for meeting in found]
+
+
 async def _transition(
     session: AsyncSession,
     clock: Clock,
@@ -359,19 +380,40 @@ async def schedule_lecture(session: AsyncSession, clock: Clock, principal: Princ
 
 async def get_lecture(session: AsyncSession, clock: Clock, principal: Principal, lecture_id: int) -> LectureRead:
     """A lecture, to every active member of the network (and the networks' administrators)."""
-    if not principal.has(Scope.TELEMED_ADMIN):
-        organization = principal.organization_id
-        member = None
-        if organization is not None:
-            member = await repository.active_membership(session, organization, business_date(clock.now()))
-        if member is None:
-            raise NotFound(
-                f"no lecture {lecture_id}",
-                field="lecture_id",
-                value=lecture_id,
-                rule="telemed.pathology.lecture.visible",
-            )
+    if not await _member_or_admin(session, clock, principal, refuse=False):
+        raise NotFound(
+            f"no lecture {lecture_id}", field="lecture_id", value=lecture_id, rule="telemed.pathology.lecture.visible"
+        )
     return await _lecture_read(session, await _lecture(session, lecture_id))
+
+
+async def _member_or_admin(session: AsyncSession, clock: Clock, principal: Principal, *, refuse: bool = True) -> bool:
+    """Whether the caller administers the networks or its organization is a pathology member today (else 403
+    when `refuse`)."""
+    if principal.has(Scope.TELEMED_ADMIN):
+        return True
+    try:
+        await _organizer(session, principal, clock.now())
+    except Forbidden:
+        if refuse:
+            raise
+        return False
+    return True
+
+
+async def list_lectures(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    *,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[LectureRead]:
+    """The network's lectures, to its active members (and the administrators)."""
+    await _member_or_admin(session, clock, principal)
+    found = await repository.lectures(session, status, before_id, limit)
+    return [await _lecture_read(session, lecture) for lecture in found]
 
 
 async def hold_lecture(
