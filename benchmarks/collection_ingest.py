@@ -295,6 +295,8 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="run on a fresh SQLite file instead of PostgreSQL")
     parser.add_argument("--upload-cache", help="a folder keeping the generated files for the next run (same records)")
     parser.add_argument("--profile-workers", help="run the task workers under cProfile, writing FILE.<n> at exit")
+    parser.add_argument("--realtime-unit", choices=("same", "other"), default="same",
+                        help="the real-time batches' sender: the bulk job's own unit (its lock is shared) or another")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     args = parser.parse_args()
     own_var_dir = "CITYHEALTH_VAR_DIR" not in os.environ
@@ -324,6 +326,9 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
     codes = [f"BENCH{'' if args.upload_cache else int(time.time())}{n:03d}" for n in range(args.jobs)]
     org_ids = [asyncio.run(register(url, code)) for code in codes]
     code, org_id = codes[0], org_ids[0]
+    if args.realtime_unit == "other":  # a second hospital sends the real-time batches: no lock shared with bulk
+        code = f"{codes[0]}RT"
+        org_id = asyncio.run(register(url, code))
     task_workers = 0 if args.sqlite else args.task_workers
     if task_workers:
         os.environ["CITYHEALTH_SERVER_WORKER_CONCURRENCY"] = "0"  # the worker processes run the jobs
