@@ -218,7 +218,7 @@ async def test_the_json_edition_is_what_expected_makes_of_the_hand_built_month(
     wanted = expected(by_hand, 1)["telemed"]
     assert json.dumps(written["telemed"], ensure_ascii=False) == json.dumps(wanted, ensure_ascii=False)
     assert list(written)[-2:] == ["telemed", "collection"]
-    assert asked == [("320100", datetime(2022, 7, 1, tzinfo=BUSINESS_TZ))]  # cumulative until June's end
+    assert asked == [("320100", datetime(2022, 6, 30, 23, 59, 59, 999999, tzinfo=BUSINESS_TZ))]  # June's last instant
     assert "南京市远程会诊平台共有成员单位 2 家" in render(data, Edition.MD).decode("utf-8")
 
 
