@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261208_0610"
-down_revision: str | None = "20261207_0500"
+down_revision: str | None = "20261208_0600"  # re-chained after the pathology branch (merger: re-chain)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
