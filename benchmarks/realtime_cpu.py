@@ -246,7 +246,16 @@ def cli() -> None:
     parser.add_argument("--callgrind", action="store_true",
                         help="run under valgrind --tool=callgrind --instr-atstart=no: instructions of the rounds only")
     parser.add_argument("--sqlite", action="store_true", help="a fresh SQLite file instead of PostgreSQL")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop: `cityhealth serve` runs uvloop (uvicorn's loop='auto' with "
+                             "uvicorn[standard]), where each database round trip costs about a third as much CPU")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    print(f"loop={args.loop}")
+    asyncio.run(main(args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import business_date
+from cityhealth.collection import originals
 from cityhealth.collection.metrics import (
     MetricDeltas,
     count_decisions,
@@ -41,7 +42,7 @@ from cityhealth.collection.prepare import (
     PreparedBatch,
     prepare,
 )
-from cityhealth.collection.public_health import PROGRAM_OF_FORM, held_number
+from cityhealth.collection.public_health import held_number
 from cityhealth.collection.repository import organizations, record_copy, stored_records
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.repository.stored_records import StoredState
@@ -67,8 +68,6 @@ __all__ = [
 ]
 
 OUTCOMES = (ACCEPTED, AMENDED, REVOKED, DUPLICATE, REJECTED)
-# form -> the field naming the health record its records hold (public_health.held_number)
-_NUMBER_FIELDS = {form: name for form, (_, name) in PROGRAM_OF_FORM.items()}
 
 
 @dataclass(slots=True)
@@ -181,7 +180,9 @@ async def ingest(
 
     candidates = await _check_senders(session, sender, prepared.candidates, reject, forbid_foreign)
     rounds = _rounds(candidates, reject, sequential_repeats)
-    keys = [(c.form.code, c.record_id) for round_ in rounds for c in round_]
+    # A round of originals on PostgreSQL is inserted with no probe before it (originals.py).
+    first = len(rounds) == 1 and originals.inserted_first(session, rounds[0], dry_run)
+    keys = [] if first else [(c.form.code, c.record_id) for round_ in rounds for c in round_]
     if len(rounds) > 1:
         keys = list(dict.fromkeys(keys))
     state = await stored_records.existing_records(session, sender.id, keys)
@@ -193,8 +194,9 @@ async def ingest(
         settled: list[Candidate] = []
         later = number + 1 < len(rounds)
         if not state and not later and all(candidate.action == 1 for candidate in round_):
-            # Nothing stored under these keys and every record an original (a batch of new records): each is
-            # accepted as version 1, as _decide would say, without a decision call per record.
+            # Nothing stored under these keys (or, `first`, not probed: store_originals decides the stored ones
+            # after its insert) and every record an original (a batch of new records): each is accepted as
+            # version 1, as _decide would say, without a decision call per record.
             for candidate in round_:
                 candidate.status, candidate.version = ACCEPTED, 1
                 if candidate.form.group is not None:
@@ -218,7 +220,11 @@ async def ingest(
                     candidate.conformance_month,
                     held_number(key[0], candidate.record),
                 )
-        if not dry_run:
+        if first:
+            settled = await originals.store_originals(
+                session, sender, settled, received_at, job_id, lambda c, stored: _decide(c, stored, reject)
+            )
+        elif not dry_run:
             await _store(session, sender, settled, received_at, job_id)
         count_decisions(deltas, sender, settled, warnings, day, month)
         decided.extend(settled)
@@ -445,22 +451,7 @@ async def _store(
         if status == ACCEPTED and candidate.copy_row is not None:
             encoded.append(candidate.copy_row)
         elif status == ACCEPTED:
-            code = candidate.form.code
-            number_field = _NUMBER_FIELDS.get(code)  # held_number(), without a call for the forms holding none
-            inserts.append(
-                (
-                    code,
-                    candidate.record_id,
-                    candidate.action,
-                    candidate.digest,
-                    candidate.payload,
-                    candidate.event_time,
-                    candidate.event_month,
-                    candidate.conformance,
-                    candidate.conformance_month,
-                    None if number_field is None else str(candidate.record[number_field]),
-                )
-            )
+            inserts.append(originals.new_row(candidate))
         elif status != DUPLICATE:
             changes.append(
                 {

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.db.engine import Database
 from cityhealth.db.group_commit import Batch, GroupCommit, group_transaction
+from cityhealth.security.audit import write_pending_now
 
 # A group stops growing past this many records (a real-time batch holds at most 1,000).
 MAX_GROUP_RECORDS = 5_000
@@ -78,9 +79,11 @@ class BatchGroups:
         # The group commit's leader owns this transaction: it belongs to no request.
         uploads = batch.take()
         results: list[Any] = []
-        async with group_transaction(self.database) as session:
+        async with group_transaction(self.database, begin=True) as session:
             for upload in uploads:
                 results.append(await asyncio.create_task(upload.work(session), context=upload.context))
+            # The group's audit events, on the connection every batch's statements used (not the adapter's).
+            await write_pending_now(session)
         self.groups_written += 1
         self.batches_written += len(uploads)
         return results

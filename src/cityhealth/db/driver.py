@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 # session.info key: the asyncpg connection of the session's current transaction, with that transaction.
 _DRIVER = "cityhealth.db.pg_driver"
@@ -41,3 +43,19 @@ async def pg_driver(session: AsyncSession) -> Any:
             await connection.execute(text("SELECT 1"))
     sync_session.info[_DRIVER] = (sync_session.get_transaction(), driver)
     return driver
+
+
+def begin_in_greenlet(session: Session) -> None:
+    """Inside `AsyncSession.run_sync`: check the connection out and send BEGIN now, remembering the asyncpg
+    connection as pg_driver() does, so that the transaction's first pg_driver() call costs no hop into the ORM.
+
+    For a transaction that will use pg_driver() at once (db.group_commit.group_transaction(begin=True)); with
+    another adapter (no `_start_transaction`), or a transaction already begun, it leaves BEGIN to pg_driver().
+    """
+    raw = session.connection().connection
+    adapted = raw.dbapi_connection
+    begin = getattr(adapted, "_start_transaction", None)
+    if begin is None or getattr(adapted, "_transaction", "") is not None:
+        return
+    await_(begin())
+    session.info[_DRIVER] = (session.get_transaction(), raw.driver_connection)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from cityhealth.db.driver import begin_in_greenlet
+
 if TYPE_CHECKING:
     from cityhealth.db.engine import Database
 
@@ -194,13 +196,16 @@ class GroupCommit(Generic[T, R]):
 
 
 @asynccontextmanager
-async def group_transaction(database: Database) -> AsyncIterator[AsyncSession]:
+async def group_transaction(database: Database, *, begin: bool = False) -> AsyncIterator[AsyncSession]:
     """Database.transaction() for a group's leader, in two steps into the ORM instead of four (each starts a
     greenlet): begin with the connection checked out (on PostgreSQL: a connection, no lock, no statement yet),
-    then commit with the session closed. An error anywhere rolls back and closes, even when cancelled."""
+    then commit with the session closed. An error anywhere rolls back and closes, even when cancelled.
+
+    `begin`: on PostgreSQL, BEGIN is sent in the first step too, for work that runs its statements on the
+    asyncpg connection itself (db.driver.pg_driver), which then finds it without another hop into the ORM."""
     session = database.sessions()
     try:
-        await session.run_sync(_begin, not database.is_sqlite)
+        await session.run_sync(_begin, not database.is_sqlite, begin and not database.is_sqlite)
         yield session
         await session.run_sync(_commit_and_close)
     except BaseException:
@@ -208,11 +213,13 @@ async def group_transaction(database: Database) -> AsyncIterator[AsyncSession]:
             raise
 
 
-def _begin(session: Session, connect: bool) -> None:
+def _begin(session: Session, connect: bool, driver: bool) -> None:
     # On SQLite the connection begins with the write lock (BEGIN IMMEDIATE): taken by the first statement,
     # once the batch is prepared.
     session.begin()
-    if connect:
+    if driver:
+        begin_in_greenlet(session)
+    elif connect:
         session.connection()
 
 

@@ -182,6 +182,46 @@ _PG_INSERT_JSON = (
 )
 # Up to this many new records go in the one statement; more (a bulk chunk) by COPY.
 JSON_INSERT_MAX_ROWS = 1_000
+# The same for records that may already be stored: a stored key is left as it is, and the keys inserted come back.
+_PG_INSERT_JSON_UNLESS_STORED = (
+    _PG_INSERT_JSON + " ON CONFLICT (organization_id, form, record_id) DO NOTHING RETURNING form, record_id"
+)
+
+
+def _json_document(rows: list[tuple[Any, ...]]) -> bytes:
+    fragment = orjson.Fragment
+    # One dict display per row (the keys are NEW_RECORD_FIELDS): no zip, no tuple rebuilt around the payload.
+    return orjson.dumps(
+        [
+            {
+                "form": form,
+                "record_id": rid,
+                "action": action,
+                "payload_hash": digest,
+                "fields": fragment(fields),
+                "event_time": event_time,
+                "event_month": event_month,
+                "conformance": conformance,
+                "conformance_month": conformance_month,
+                "health_record_no": number,
+            }
+            for form, rid, action, digest, fields, event_time, event_month, conformance, conformance_month,
+            number in rows
+        ]
+    )
+
+
+async def insert_unless_stored(
+    session: AsyncSession, organization_id: int, received_at: datetime, job_id: int | None, rows: list[tuple[Any, ...]]
+) -> set[tuple[str, str]]:
+    """PostgreSQL, at most JSON_INSERT_MAX_ROWS rows: insert_records for records of which some may be stored
+    already, in one statement. A key already stored keeps its row; the (form, record id) keys inserted are
+    returned. The existence probe and the insert of a batch of originals in one round trip (ingest.py)."""
+    driver = await pg_driver(session)
+    inserted = await driver.fetch(
+        _PG_INSERT_JSON_UNLESS_STORED, organization_id, received_at, job_id, _json_document(rows)
+    )
+    return {(form, rid) for form, rid in inserted}
 
 
 async def insert_records(
@@ -199,26 +239,7 @@ async def insert_records(
     if is_postgres(session):
         driver = await pg_driver(session)
         if len(rows) <= JSON_INSERT_MAX_ROWS:
-            fragment = orjson.Fragment
-            # One dict display per row (the keys are NEW_RECORD_FIELDS): no zip, no tuple rebuilt around the payload.
-            document = orjson.dumps(
-                [
-                    {
-                        "form": form,
-                        "record_id": rid,
-                        "action": action,
-                        "payload_hash": digest,
-                        "fields": fragment(fields),
-                        "event_time": event_time,
-                        "event_month": event_month,
-                        "conformance": conformance,
-                        "conformance_month": conformance_month,
-                        "health_record_no": number,
-                    }
-                    for form, rid, action, digest, fields, event_time, event_month, conformance, conformance_month,
-                    number in rows
-                ]
-            )
+            document = _json_document(rows)
             await driver.execute(_PG_INSERT_JSON, organization_id, received_at, job_id, document)
             return
         await driver.copy_records_to_table(
