@@ -165,3 +165,6 @@ not_object_scoped(
     "/api/telemed/overdue",
     "administrators oversee every network's turnaround (telemed.admin), each list audited",
 )
+
+
+import tests.telemed.object_rules_files  # noqa: E402,F401 - a case's files declare their own routes
