@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+
 from fastapi import FastAPI
 
 from cityhealth.security.crypto import field_cipher

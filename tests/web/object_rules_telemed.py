@@ -4,7 +4,6 @@ it is routed to the centre, a requester's staff only their hospital's cases; ano
 from __future__ import annotations
 
 from fastapi import FastAPI
-
 from tests.factories.security import headers_for
 from tests.security.objects import Owner, object_endpoint
 from tests.telemed.object_rules_files import cases_with_files
