@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
-
-from cityhealth.security.principals import Role
-from cityhealth.web.session import SESSION_COOKIE
 from tests.factories.security import headers_for, staff
 from tests.telemed.ecg_files import dicom_ecg
 from tests.telemed.files_support import upload
 from tests.telemed.support import CASES, Side, centre, designate, requester, submit
+
+from cityhealth.security.principals import Role
+from cityhealth.web.session import SESSION_COOKIE
 
 _users = itertools.count(30_000)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

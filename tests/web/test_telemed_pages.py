@@ -10,11 +10,11 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
+from tests.telemed.support import CASES, doctor
+from tests.web.telemed_support import form_values, reading_world, signed_in
 
 from cityhealth.security.models import AuditEvent
 from cityhealth.web.telemed_worklist import CASE_HELD, NOT_FOUND, STALE_FORM
-from tests.telemed.support import CASES, doctor
-from tests.web.telemed_support import form_values, reading_world, signed_in
 
 WORKLIST = "/telemed/worklist"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
