@@ -33,12 +33,16 @@ class ReadingWorld:
     tracing_id: int
 
 
-async def reading_world(app: FastAPI, client: httpx.AsyncClient, *, priority: str = "urgent") -> ReadingWorld:
+async def reading_world(
+    app: FastAPI, client: httpx.AsyncClient, *, priority: str = "urgent", resident_id: int | None = None
+) -> ReadingWorld:
     hospital = await requester(app)
     reader = await centre(app)
     other = await centre(app, area_code="320111")
     await designate(app, hospital.member_id, reader.member_id)
-    case_id = (await submit(client, hospital, priority=priority, clinical_question="胸闷三天，活动后加重"))["id"]
+    case_id = (
+        await submit(client, hospital, priority=priority, clinical_question="胸闷三天，活动后加重", resident_id=resident_id)
+    )["id"]
     sent = await upload(client, hospital.headers, f"{CASES}/{case_id}/ecg", dicom_ecg(), "application/dicom")
     assert sent.status_code == 200, sent.text
     requester_doctor = await headers_for(

@@ -10,10 +10,16 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
+from tests.factories.booking import add_resident
+from tests.telemed.lab_support import oru, wire
 from tests.telemed.support import CASES, doctor
+from tests.web.pages_support import rows_of
 from tests.web.telemed_support import form_values, reading_world, signed_in
 
+from cityhealth.registry.protection import cipher_for
 from cityhealth.security.models import AuditEvent
+from cityhealth.telemed import imaging_repository as imaging_rows
+from cityhealth.telemed import lab_service
 from cityhealth.web.telemed_worklist import CASE_HELD, NOT_FOUND, STALE_FORM
 
 WORKLIST = "/telemed/worklist"
@@ -183,3 +189,42 @@ async def test_each_page_needs_its_own_scope_and_a_login(app: FastAPI, client: h
     assert (await client.get(f"/telemed/requests/cases/{world.case_id}")).status_code == 403
     signed_in(client, world.hospital.headers)  # a machine client's token is no browser login
     assert (await client.get("/telemed/requests")).status_code == 303
+
+
+async def _lab_result_of(app: FastAPI, id_number: str) -> None:
+    """A blood count for the resident with this ID number, received from a lab as over MLLP."""
+    received = lab_service.receive(wire(oru("LAB-1", [(id_number, "", "", "", "ID")])), app.state.clock)
+    async with app.state.database.transaction() as session:
+        await lab_service.ingest(session, app.state.clock, cipher_for(app.state.settings), [received])
+
+
+async def _study_for(app: FastAPI, case_id: int) -> None:
+    now = app.state.clock.now()
+    async with app.state.database.transaction() as session:
+        await imaging_rows.upsert_study(session, {
+            "study_instance_uid": "1.2.826.0.1.3680043.8.498.77", "pacs": "city-pacs", "case_id": case_id,
+            "accession_number": "ACC77", "modalities": "CT", "description": "Chest CT", "study_date": None,
+            "series_count": 2, "image_count": 3, "counted_at": now, "patient_id_hash": None, "patient_id_enc": None,
+            "patient_name_enc": None, "created_at": now, "updated_at": now})
+
+
+async def test_the_case_shows_its_residents_lab_results_and_its_studies(app: FastAPI, client: httpx.AsyncClient) -> None:
+    resident_id, id_number = await add_resident(app.state.database, app.state.settings, app.state.clock.now(), 5)
+    await _lab_result_of(app, id_number)
+    world = await reading_world(app, client, resident_id=resident_id)
+    await _study_for(app, world.case_id)
+    for headers, url in ((world.centre.headers, f"{WORKLIST}/cases/{world.case_id}"),
+                         (world.requester_doctor, f"/telemed/requests/cases/{world.case_id}")):
+        signed_in(client, headers)
+        page = await client.get(url)
+        assert page.status_code == 200
+        labs = rows_of(page.text, "lab-results")
+        assert [row[:6] for row in labs] == [["血常规", "葡萄糖", "5.4", "mmol/L", "3.9-6.1", "N"],
+                                              ["血常规", "血红蛋白", "98", "g/L", "115-150", "L"]]
+        studies = rows_of(page.text, "imaging-studies")
+        assert [(row[1], row[4], row[5]) for row in studies] == [("CT", "2", "3")]
+        assert id_number not in page.text
+    async with app.state.database.transaction() as session:
+        reads = await session.scalars(select(AuditEvent.resident_id).where(
+            AuditEvent.resource_type == "telemed_lab_report", AuditEvent.action == "read"))
+        assert list(reads) == [resident_id, resident_id]
