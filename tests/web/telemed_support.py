@@ -41,7 +41,9 @@ async def reading_world(
     other = await centre(app, area_code="320111")
     await designate(app, hospital.member_id, reader.member_id)
     case_id = (
-        await submit(client, hospital, priority=priority, clinical_question="胸闷三天，活动后加重", resident_id=resident_id)
+        await submit(
+            client, hospital, priority=priority, clinical_question="胸闷三天，活动后加重", resident_id=resident_id
+        )
     )["id"]
     sent = await upload(client, hospital.headers, f"{CASES}/{case_id}/ecg", dicom_ecg(), "application/dicom")
     assert sent.status_code == 200, sent.text

@@ -10,13 +10,13 @@ import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
+from tests.browser import Browser, screenshot
+from tests.web.telemed_support import reading_world
 
 from cityhealth.security import staff as staff_accounts
 from cityhealth.security.principals import Role
 from cityhealth.web.session import SESSION_COOKIE
 from cityhealth.web.telemed_worklist import CASE_HELD, NOT_FOUND
-from tests.browser import Browser, screenshot
-from tests.web.telemed_support import reading_world
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a-reading-doctor-9347"

@@ -208,7 +208,8 @@ async def _study_for(app: FastAPI, case_id: int) -> None:
             "patient_name_enc": None, "created_at": now, "updated_at": now})
 
 
-async def test_the_case_shows_its_residents_lab_results_and_its_studies(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_the_case_shows_its_residents_lab_results_and_its_studies(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
     resident_id, id_number = await add_resident(app.state.database, app.state.settings, app.state.clock.now(), 5)
     await _lab_result_of(app, id_number)
     world = await reading_world(app, client, resident_id=resident_id)
