@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     hotline_help_days: int = Field(default=5, ge=1, le=5)
     hotline_complaint_days: int = Field(default=10, ge=10, le=13)
 
+    # Remote diagnosis: the PACSs the imaging routes reach over DICOMweb, by the name a request gives, e.g.
+    # CITYHEALTH_TELEMED_PACS='{"city-pacs": "http://pacs.internal:8042/dicom-web"}'.
+    telemed_pacs: dict[str, str] = Field(default_factory=dict)
+
     # Simulation and tests only: lets the injected clock be moved. Refused in production.
     simulated_clock: bool = False
 

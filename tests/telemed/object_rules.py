@@ -167,3 +167,4 @@ not_object_scoped(
 )
 
 from tests.telemed import pathology_object_rules  # noqa: E402, F401 - the pathology routes declare theirs there
+import tests.telemed.object_rules_files  # noqa: E402,F401 - a case's files declare their own routes

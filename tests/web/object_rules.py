@@ -53,3 +53,6 @@ async def organization_order_pages(app: FastAPI, owners: int) -> list[Owner]:
 async def organization_order_page(app: FastAPI, owners: int) -> list[Owner]:
     return [Owner(as_cookie(headers), path={"order_id": order_id})
             for headers, order_id, _ in await organizations_with_an_order(app, owners)]
+
+
+import tests.web.object_rules_telemed  # noqa: E402,F401 - the reading pages declare their own routes

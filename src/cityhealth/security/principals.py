@@ -25,6 +25,9 @@ class Role(StrEnum):
     CRISIS_COUNSELLOR = "crisis_counsellor"  # the hotline's crisis team: works crisis-intervention follow-ups
     # An organization's staff who answer the hotline's work orders sent to it (organization_id set).
     WORK_ORDER_HANDLER = "work_order_handler"
+    # A member hospital's doctor who sends cases to a remote diagnosis network and reads the reports that come
+    # back (organization_id set): the worklist page's requester.
+    TELEMED_REQUESTER = "telemed_requester"
 
 
 class Scope(StrEnum):
@@ -78,6 +81,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
                                         Scope.BOOKING_WRITE, Scope.AUDIT_READ, Scope.HOTLINE_CALLS,
                                         Scope.HOTLINE_SUPERVISE, Scope.HOTLINE_WORK_ORDERS}),
     Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_READ}),
+    Role.TELEMED_REQUESTER: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_REQUEST}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
                                            Scope.COLLECTION_ADMIN}),
     Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),
@@ -93,7 +97,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 # work-order handler, who reads callers' complaints in their own words.
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
                                  Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
-                                 Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR, Role.WORK_ORDER_HANDLER})
+                                 Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR, Role.WORK_ORDER_HANDLER,
+                                 Role.TELEMED_REQUESTER})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:

@@ -190,3 +190,8 @@ def _summary(row: EcgTracing, cipher: FieldCipher, *, created: bool) -> EcgSumma
         None if identifier is None else mask_identifier(identifier),
         created,
     )
+
+
+def summary_of(row: EcgTracing, cipher: FieldCipher) -> EcgSummary:
+    """A kept tracing as shown in a list (the caller audits the list)."""
+    return _summary(row, cipher, created=False)

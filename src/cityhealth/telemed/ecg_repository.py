@@ -45,3 +45,9 @@ async def tracings_of_patient(session: AsyncSession, patient_id_hash: str) -> li
         .order_by(EcgTracing.acquired_at, EcgTracing.id)
     )
     return list((await session.execute(statement)).scalars())
+
+
+async def tracings_of_case(session: AsyncSession, case_id: int, limit: int = 50) -> list[EcgTracing]:
+    """A case's tracings, the first uploaded first (the files API and the worklist page list them)."""
+    statement = select(EcgTracing).where(EcgTracing.case_id == case_id).order_by(EcgTracing.id).limit(limit)
+    return list((await session.execute(statement)).scalars())

@@ -304,3 +304,8 @@ def _view(row: ImagingStudy, cipher: FieldCipher) -> StudyView:
 
 def _report(row: ImagingReport) -> ReportView:
     return ReportView(row.study_id, row.status, row.author, row.findings, row.impression, row.signed_at)
+
+
+def view_of(row: ImagingStudy, cipher: FieldCipher) -> StudyView:
+    """A recorded study as shown in a list (the caller audits the list)."""
+    return _view(row, cipher)

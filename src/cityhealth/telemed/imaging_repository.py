@@ -78,3 +78,9 @@ async def insert_report(session: AsyncSession, values: dict[str, Any]) -> None:
     table: Table = ImagingReport.__table__  # type: ignore[assignment]
     insert = postgresql.insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite.insert(table)
     await session.execute(insert.values(**values).on_conflict_do_nothing(index_elements=[table.c.study_id]))
+
+
+async def studies_of_case(session: AsyncSession, case_id: int, limit: int = 50) -> list[ImagingStudy]:
+    """A case's recorded studies, the first recorded first."""
+    statement = select(ImagingStudy).where(ImagingStudy.case_id == case_id).order_by(ImagingStudy.id).limit(limit)
+    return list((await session.execute(statement)).scalars())

@@ -147,3 +147,15 @@ async def specimen_steps(session: AsyncSession, specimen_id: int) -> list[LabSpe
             select(LabSpecimenStep).where(LabSpecimenStep.specimen_id == specimen_id).order_by(LabSpecimenStep.id)
         )
     )
+
+
+async def reports_of_resident(session: AsyncSession, resident_id: int, limit: int) -> list[LabReport]:
+    """A resident's matched lab reports, the latest observed first (a case's page shows them)."""
+    return list(
+        await session.scalars(
+            select(LabReport)
+            .where(LabReport.resident_id == resident_id)
+            .order_by(LabReport.observed_at.desc(), LabReport.id.desc())
+            .limit(limit)
+        )
+    )
