@@ -47,6 +47,12 @@ async def test_one_message_from_many_connections_at_once_is_stored_once(
     assert {ack_code(ack) for sent in acks for ack in sent} == {"AA"}
     assert await _counts(database) == ({"AA": 11}, 11)
     assert listener.stats.received == 30
+    # Decided in shared batches, each message's report and observations are its own.
+    async with database.transaction() as session:
+        kept = await lab_service.kept_messages(session)
+        reports = await lab_service.reports_of(session, [row.id for row in kept])
+    by_message = {report.message_id: (report.placer_order_no, [o.code for o in rows]) for report, rows in reports}
+    assert by_message == {row.id: (f"P-{row.control_id}", ["GLU", "HGB"]) for row in kept}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreading and /proc are Linux's")
