@@ -36,16 +36,17 @@ RELEASE_SHARE = 0.25
 def add_claim_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claim-doctors", type=int, default=50, help="doctors of the centre, each a principal")
     parser.add_argument("--claim-cases", type=int, default=1_000, help="cases routed to the centre")
-    parser.add_argument("--claim-contenders", type=int, default=10, help="doctors claiming each case at once")
+    parser.add_argument("--claim-contenders", type=int, default=5, help="doctors claiming each case at once")
     parser.add_argument("--claim-workers", type=int, default=os.cpu_count() or 1, help="server worker processes")
 
 
 async def _parties(settings: Any, doctors: int) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
     """The requester's and the centre's headers, and each doctor's (rows made through the test factories)."""
+    from tests.telemed import support
+
     from cityhealth.app import create_app
     from cityhealth.clock import SystemClock
     from cityhealth.db.engine import Database
-    from tests.telemed import support
 
     database = Database(settings.effective_database_url)
     app = create_app(settings, database=database, clock=SystemClock())
@@ -61,7 +62,6 @@ async def _parties(settings: Any, doctors: int) -> tuple[dict[str, str], dict[st
 async def _cases(base: str, requester: dict[str, str], centre: dict[str, str], count: int) -> list[int]:
     """`count` cases submitted by the requester and accepted by the centre, through the API."""
     import httpx
-
     from tests.telemed.support import CASES, case_body
 
     gate = asyncio.Semaphore(16)
@@ -83,7 +83,6 @@ async def _cases(base: str, requester: dict[str, str], centre: dict[str, str], c
 
 async def _race(base: str, doctors: list[dict[str, str]], cases: list[int], contenders: int) -> dict[str, Any]:
     import httpx
-
     from tests.telemed.support import CASES
 
     groups = max(1, len(doctors) // contenders)
