@@ -117,6 +117,24 @@ async def _race(base: str, doctors: list[dict[str, str]], cases: list[int], cont
     return {"answers": answers, "latencies": latencies, "wall_s": time.perf_counter() - began}
 
 
+async def _wait_ready(port: int, server: subprocess.Popen[bytes], timeout_s: float = 180.0) -> None:
+    """The server answers /readyz (its workers start slowly on a loaded machine)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"the server exited ({server.returncode}); see its log")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("the server did not become ready")
+
+
 async def double_claims(url: str, cases: list[int]) -> tuple[int, int, int]:
     """(claims, releases, double claims) from the cases' events in their order: a claim while the case is held
     (a claim before it with no release between) is a double claim."""
@@ -169,9 +187,7 @@ async def claim_race(args: argparse.Namespace) -> int:
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
             [str(Path(sys.executable).parent / "cityhealth"), "serve", "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(args.claim_workers)], env=made.env, stdout=log, stderr=log, start_new_session=True)
-        from benchmarks.booking_race import _wait_ready
-
-        await _wait_ready(port)
+        await _wait_ready(port, server)
         base = f"http://127.0.0.1:{port}"
         cases = await _cases(base, requester, centre, args.claim_cases)
         server_before = process_tree_cpu_s(server.pid)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Table, TextClause, bindparam, func, insert, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.telemed.lab_models import LabMessage, LabObservation, LabReport, LabSpecimen, LabSpecimenStep
@@ -75,7 +75,7 @@ async def insert_results(
         return []
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
-        statement = _results_statement()
+        statement = _results_statement(connection.dialect)
         params = {
             **_arrays("m", _MESSAGE_COLUMNS, messages),
             **_arrays("r", _REPORT_COLUMNS, reports, parent="message_index"),
@@ -120,16 +120,15 @@ def _arrays(
     return arrays
 
 
-def _unnest(prefix: str, columns: list[Column[Any]], parent: bool) -> str:
-    dialect = postgresql.dialect()
+def _unnest(dialect: Dialect, prefix: str, columns: list[Column[Any]], parent: bool) -> str:
     casts = [f"CAST(:{prefix}__parent AS INTEGER[])"] if parent else []
     casts += [f"CAST(:{prefix}_{c.name} AS {c.type.compile(dialect=dialect)}[])" for c in columns]
     names = (["parent"] if parent else []) + [c.name for c in columns]
     return f"unnest({', '.join(casts)}) WITH ORDINALITY AS u({', '.join(names)}, n)"
 
 
-@lru_cache(maxsize=1)
-def _results_statement() -> TextClause:
+@lru_cache(maxsize=4)
+def _results_statement(dialect: Dialect) -> TextClause:
     def names(columns: list[Column[Any]], alias: str = "") -> str:
         return ", ".join(f"{alias}{column.name}" for column in columns)
 
@@ -139,14 +138,15 @@ def _results_statement() -> TextClause:
     messages, reports, observations = (_table(model).name for model in (LabMessage, LabReport, LabObservation))
     return text(
         f"WITH m AS MATERIALIZED (SELECT {next_id(LabMessage)} AS id, u.n, {names(_MESSAGE_COLUMNS, 'u.')} "  # noqa: S608 - names of our own tables and columns
-        f"FROM {_unnest('m', _MESSAGE_COLUMNS, False)}), "
+        f"FROM {_unnest(dialect, 'm', _MESSAGE_COLUMNS, False)}), "
         f"im AS (INSERT INTO {messages} (id, {names(_MESSAGE_COLUMNS)}) SELECT id, {names(_MESSAGE_COLUMNS)} FROM m), "
         f"r AS MATERIALIZED (SELECT {next_id(LabReport)} AS id, m.id AS message_id, u.n, "
-        f"{names(_REPORT_COLUMNS, 'u.')} FROM {_unnest('r', _REPORT_COLUMNS, True)} JOIN m ON m.n = u.parent), "
+        f"{names(_REPORT_COLUMNS, 'u.')} FROM {_unnest(dialect, 'r', _REPORT_COLUMNS, True)} "
+        "JOIN m ON m.n = u.parent), "
         f"ir AS (INSERT INTO {reports} (id, message_id, {names(_REPORT_COLUMNS)}) "
         f"SELECT id, message_id, {names(_REPORT_COLUMNS)} FROM r), "
         f"io AS (INSERT INTO {observations} (report_id, {names(_OBSERVATION_COLUMNS)}) "
-        f"SELECT r.id, {names(_OBSERVATION_COLUMNS, 'u.')} FROM {_unnest('o', _OBSERVATION_COLUMNS, True)} "
+        f"SELECT r.id, {names(_OBSERVATION_COLUMNS, 'u.')} FROM {_unnest(dialect, 'o', _OBSERVATION_COLUMNS, True)} "
         "JOIN r ON r.n = u.parent) "
         "SELECT id FROM m ORDER BY n"
     )
