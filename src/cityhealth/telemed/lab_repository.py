@@ -22,27 +22,12 @@ async def accepted_keys(session: AsyncSession, keys: Collection[MessageKey]) -> 
         return set()
     columns = tuple_(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id)
     connection = await session.connection()
-    wanted = sorted(set(keys))
-    if connection.dialect.name == "postgresql":  # one statement text whatever the count: prepared once
-        rows = await connection.execute(
-            _ACCEPTED_PG,
-            {"applications": [k[0] for k in wanted], "facilities": [k[1] for k in wanted],
-             "control_ids": [k[2] for k in wanted]},
+    rows = await connection.execute(
+        select(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id).where(
+            LabMessage.ack_code == "AA", columns.in_(sorted(set(keys)))
         )
-    else:
-        rows = await connection.execute(
-            select(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id).where(
-                LabMessage.ack_code == "AA", columns.in_(wanted)
-            )
-        )
+    )
     return {(application, facility, control_id or "") for application, facility, control_id in rows}
-
-
-_ACCEPTED_PG = text(
-    "SELECT sending_application, sending_facility, control_id FROM telemed_lab_messages WHERE ack_code = 'AA' "
-    "AND (sending_application, sending_facility, control_id) IN (SELECT * FROM unnest(CAST(:applications AS "
-    "VARCHAR[]), CAST(:facilities AS VARCHAR[]), CAST(:control_ids AS VARCHAR[])))"
-)
 
 
 # The batch's statements run on the session's connection as Core statements: the ORM's bulk paths cost more
