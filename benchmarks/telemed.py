@@ -1,15 +1,18 @@
-"""Telemed benchmark, MLLP part: lab results (ORU^R01) sent over loopback to `cityhealth telemed mllp` on PostgreSQL.
+"""Telemed benchmark: lab results (ORU^R01) over MLLP to `cityhealth telemed mllp`, and doctors racing to claim
+cases over HTTP (benchmarks/telemed_claims.py), both on PostgreSQL.
 
-A scratch database (benchmarks/scratch.py) with residents in the master index; the listener started as its
-command in a process of its own; a load generator (this module run as a script, another process) whose lab
-systems each hold one MLLP connection and send their messages one after another, each waiting for its ACK
-(original mode), as lab systems do. The messages are built with python-hl7 before the clock starts; four in
-five name a resident in the index, the others a patient it does not hold. Reported: messages/s, the ACK
-latency percentiles, CPU per message of the listener, the database and the load generator (from /proc), the
-core count and the load average; then what the database holds, checked against what was sent.
+MLLP: a scratch database (benchmarks/scratch.py) with residents in the master index; the listener started as
+its command (`--processes`, one per core by default, sharing the port); a load generator (this module run as
+a script, another process) whose lab systems each hold one MLLP connection and send their messages one after
+another, each waiting for its ACK (original mode), as lab systems do. The messages are built with python-hl7
+before the clock starts; four in five name a resident in the index, the others a patient it does not hold.
+Reported: messages/s, the ACK latency percentiles, CPU per message of the listener's processes, the
+database's backends and the load generator's sending (from /proc), the core count and the load average; what
+the database holds, checked against what was sent; then the bare ceiling under the same load
+(benchmarks/mllp_bare.py: the ACK sent at once, nothing read or stored) with the same figures.
 
-Goal (issue 16): >= 2,000 messages/s with ACK p99 <= 20 ms on this 2-core machine.
-Last line: `mllp_msgs_per_s=X ack_p99_ms=Y`.
+Goal (issue 16): >= 2,000 messages/s with ACK p99 <= 20 ms on this 2-core machine, and 0 double claims.
+Last line: `mllp_msgs_per_s=X ack_p99_ms=Y double_claims=N`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.booking_race import free_port, percentile, raise_fd_limit
 from benchmarks.measure import database_cpu_s, process_tree_cpu_s
+from benchmarks.telemed_claims import add_claim_arguments, claim_race
 
 GOAL_MSGS_PER_S = 2_000
 GOAL_P99_MS = 20.0
@@ -157,9 +160,10 @@ async def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
         )
     latencies: list[float] = []
     codes: dict[str, int] = {}
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(_sender(spec["port"], plan, latencies, codes) for plan in plans))
-    return {"wall_s": time.perf_counter() - began, "latencies": latencies, "codes": codes}
+    return {"wall_s": time.perf_counter() - began, "latencies": latencies, "codes": codes,
+            "cpu_s": time.process_time() - cpu}
 
 
 def loadgen_main(spec_path: str, out_path: str) -> None:
@@ -167,6 +171,16 @@ def loadgen_main(spec_path: str, out_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     Path(out_path).write_text(json.dumps(uvloop.run(_loadgen(spec))))
+
+
+def machine_speed() -> None:
+    """The machine's speed now: CPU seconds of a bare Python loop at module level (about 1.3 s when calm)."""
+    loop = "import time;t=time.process_time();s=0\nfor i in range(20_000_000): s+=i\nprint(time.process_time()-t)"
+    seconds = subprocess.run(  # noqa: S603 - our own interpreter and loop
+        [sys.executable, "-c", loop], capture_output=True, text=True, check=True
+    ).stdout
+    print(f"machine: bare loop of 20M additions {float(seconds):.2f} s CPU (calm: 1.3 to 1.4); "
+          f"loadavg {os.getloadavg()[0]:.2f}", flush=True)
 
 
 # --- Orchestration --------------------------------------------------------------------------------------------
@@ -251,8 +265,33 @@ async def _run_load(args: argparse.Namespace, workdir: Path, port: int, prefix: 
     return result
 
 
+async def _measured_load(args: argparse.Namespace, workdir: Path, port: int, server: subprocess.Popen[bytes],
+                         database: tuple[str, str] | None) -> dict[str, Any]:
+    """A warm-up, then the measured load: its results with the CPU seconds of the server's process tree, the
+    database's backends (`database`: server URL and name) and the load generator's sending."""
+    await _wait_listening(port, server)
+    await _run_load(args, workdir, port, "warm-", args.senders * 20)  # pools open, code paths warm
+    server_before = process_tree_cpu_s(server.pid)
+    database_before = await database_cpu_s(*database) if database else 0.0
+    outcome = await _run_load(args, workdir, port, "run-", args.messages)
+    outcome["cpu"] = {
+        "server": process_tree_cpu_s(server.pid) - server_before,
+        "database": (await database_cpu_s(*database) - database_before) if database else 0.0,
+        "loadgen": outcome["cpu_s"],
+    }
+    outcome["load"] = os.getloadavg()
+    return outcome
+
+
+def _stop(server: subprocess.Popen[bytes] | None) -> None:
+    if server is not None and server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
 async def mllp(args: argparse.Namespace) -> tuple[float, float]:
-    """The MLLP part on a scratch database of the server at `args.url`: (messages/s, ACK p99 in ms)."""
+    """The MLLP part on a scratch database of the server at `args.url`, then the bare ceiling under the same
+    load: (messages/s, ACK p99 in ms) of the listener."""
     from benchmarks.scratch import scratch_platform
 
     from cityhealth.db.admin import drop_database
@@ -267,82 +306,74 @@ async def mllp(args: argparse.Namespace) -> tuple[float, float]:
         port = free_port()
         log = (made.workdir / "listener.log").open("wb")
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
-            [
-                str(Path(sys.executable).parent / "cityhealth"),
-                "telemed",
-                "mllp",
-                "--port",
-                str(port),
-                "--max-batch",
-                str(args.max_batch),
-            ],
-            env=made.env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+            [str(Path(sys.executable).parent / "cityhealth"), "telemed", "mllp", "--port", str(port),
+             "--max-batch", str(args.max_batch), "--processes", str(args.processes)],
+            env=made.env, stdout=log, stderr=log, start_new_session=True,
         )
-        await _wait_listening(port, server)
-        await _run_load(args, made.workdir, port, "warm-", args.senders * 20)  # pools open, code paths warm
         print(
             f"mllp: {args.messages} ORU^R01 ({args.observations} OBX each) from {args.senders} lab systems, "
-            f"one connection each, every message awaiting its ACK; {args.residents} residents in the index",
+            f"one connection each, every message awaiting its ACK; {args.residents} residents in the index; "
+            f"{args.processes} listener processes",
             flush=True,
         )
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_before = (process_tree_cpu_s(server.pid), await database_cpu_s(args.url, made.name))
-        outcome = await _run_load(args, made.workdir, port, "run-", args.messages)
-        load = os.getloadavg()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = {
-            "listener": process_tree_cpu_s(server.pid) - cpu_before[0],
-            "database": await database_cpu_s(args.url, made.name) - cpu_before[1],
-            "loadgen (with building the messages)": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-        }
+        outcome = await _measured_load(args, made.workdir, port, server, (args.url, made.name))
+        _stop(server)
+        server = None
         stored = await _stored(made.url)
-        return _report(args, outcome, stored, cpu, load)
+        rate, p99 = _report(args, "mllp", outcome, stored)
+        if args.bare:
+            await _bare(args, made.workdir)
+        return rate, p99
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        _stop(server)
         if args.keep:
             print(f"kept database {made.name}")
         else:
             await drop_database(args.url, made.name)
 
 
+async def _bare(args: argparse.Namespace, workdir: Path) -> None:
+    """The ceiling in the same run: the same load against benchmarks/mllp_bare.py (ACK at once, nothing stored)."""
+    port = free_port()
+    bare = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(Path(__file__).with_name("mllp_bare.py")), str(port), str(args.processes)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        outcome = await _measured_load(args, workdir, port, bare, None)
+    finally:
+        _stop(bare)
+    _report(args, "bare", outcome, None)
+
+
 def _report(
-    args: argparse.Namespace,
-    outcome: dict[str, Any],
-    stored: dict[str, int],
-    cpu: dict[str, float],
-    load: tuple[float, float, float],
+    args: argparse.Namespace, label: str, outcome: dict[str, Any], stored: dict[str, int] | None
 ) -> tuple[float, float]:
     latencies = sorted(outcome["latencies"])
-    wall = outcome["wall_s"]
+    wall, cpu, load = outcome["wall_s"], outcome["cpu"], outcome["load"]
     rate = len(latencies) / wall
     p50, p95, p99 = (percentile(latencies, share) * 1000 for share in (0.5, 0.95, 0.99))
     print(
-        f"mllp: {len(latencies)} ACKs in {wall:.2f} s ({outcome['codes']}); {rate:.0f} messages/s "
+        f"{label}: {len(latencies)} ACKs in {wall:.2f} s ({outcome['codes']}); {rate:.0f} messages/s "
         f"(goal >= {GOAL_MSGS_PER_S}); ACK p50={p50:.1f} ms p95={p95:.1f} ms p99={p99:.1f} ms (goal <= {GOAL_P99_MS})"
     )
+    total = sum(cpu.values()) / len(latencies)
+    cores = os.cpu_count() or 1
     print(
-        "mllp: cpu µs per message: "
+        f"{label}: cpu µs per message: "
         + ", ".join(f"{k}={v / len(latencies) * 1e6:.0f}" for k, v in cpu.items())
-        + f"; total={sum(cpu.values()) / len(latencies) * 1e6:.0f}"
+        + f"; total={total * 1e6:.0f} -> at most {cores / total:.0f} messages/s on {cores} idle cores"
     )
-    warm = args.senders * 20
-    print(
-        f"mllp: in the database {stored} (sent {args.messages} + {warm} warm-up; each message stored once, "
-        f"one report each)"
-    )
-    expected = args.messages + warm
-    if stored["accepted"] != expected or stored["reports"] != expected:
-        print(f"mllp: MISMATCH: {expected} messages sent, {stored['accepted']} accepted, {stored['reports']} reports")
-    print(
-        f"cores={os.cpu_count()} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; the machine is "
-        f"shared)"
-    )
-    print(f"mllp_msgs_per_s={rate:.0f} ack_p99_ms={p99:.1f}")
+    print(f"{label}: cores={cores} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; shared)")
+    if stored is not None:
+        warm = args.senders * 20
+        print(
+            f"{label}: in the database {stored} (sent {args.messages} + {warm} warm-up; each message stored once, "
+            f"one report each)"
+        )
+        expected = args.messages + warm
+        if stored["accepted"] != expected or stored["reports"] != expected:
+            print(f"{label}: MISMATCH: {expected} sent, {stored['accepted']} accepted, {stored['reports']} reports")
     return rate, p99
 
 
@@ -358,9 +389,16 @@ def main() -> None:
     parser.add_argument("--observations", type=int, default=6, help="OBX segments per message")
     parser.add_argument("--residents", type=int, default=5_000)
     parser.add_argument("--max-batch", type=int, default=256)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--processes", type=int, default=1, help="listener processes sharing the port")
+    parser.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare MLLP ceiling")
+    parser.add_argument("--no-claims", dest="claims", action="store_false", help="skip the claim race")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    add_claim_arguments(parser)
     args = parser.parse_args()
-    asyncio.run(mllp(args))
+    machine_speed()
+    rate, p99 = asyncio.run(mllp(args))
+    double = asyncio.run(claim_race(args)) if args.claims else -1
+    print(f"mllp_msgs_per_s={rate:.0f} ack_p99_ms={p99:.1f} double_claims={double}")
 
 
 if __name__ == "__main__":

@@ -37,3 +37,36 @@ def test_a_damaged_message_is_read_or_refused_with_a_located_problem(raw: bytes,
         assert problem.ack in {"AE", "AR"}
         assert problem.location
         assert problem.text
+
+
+def _reading(raw: bytes, *, tree: bool) -> object:
+    try:
+        return parse(raw, tree=tree)
+    except Hl7Problem as problem:
+        return (problem.ack, problem.code, problem.location, problem.text, problem.header)
+
+
+_FIELD_TEXT = st.text(alphabet="AB1 ^~&\\|.EFSTRX葡", max_size=10)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(_MESSAGES), st.integers(min_value=0, max_value=400), st.binary(max_size=12))
+def test_the_split_reading_equals_python_hl7s_tree_on_damaged_messages(raw: bytes, at: int, junk: bytes) -> None:
+    damaged = raw[:at] + junk + raw[at + len(junk) :]
+    assert _reading(damaged, tree=False) == _reading(damaged, tree=True)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(_MESSAGES), st.lists(st.tuples(st.integers(0, 40), _FIELD_TEXT), min_size=1, max_size=6))
+def test_the_split_reading_equals_python_hl7s_tree_whatever_the_fields_hold(
+    raw: bytes, edits: list[tuple[int, str]]
+) -> None:
+    """Separators, escapes and repetitions written into the fields read the same both ways."""
+    segments = raw.decode().strip("\r").split("\r")
+    for position, text in edits:
+        line = position % len(segments)
+        fields = segments[line].split("|")
+        fields[min(position // len(segments) + 1, len(fields) - 1)] = text
+        segments[line] = "|".join(fields)
+    edited = ("\r".join(segments) + "\r").encode()
+    assert _reading(edited, tree=False) == _reading(edited, tree=True)

@@ -6,7 +6,8 @@ from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Literal, TypeVar
 
-from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy import Select, String, bindparam, delete, func, insert, or_, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.registry.models import (
@@ -219,6 +220,11 @@ async def resident_ids_by_id_number_hashes(session: AsyncSession, hashes: Collec
     if not hashes:
         return {}
     connection = await session.connection()  # Core: a batch's lookup, no objects loaded
+    if connection.dialect.name == "postgresql":  # one array: one statement text whatever the count, prepared once
+        wanted = func.any(bindparam("hashes", sorted(set(hashes)), type_=postgresql.ARRAY(String)))
+        rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
+                                        .where(Resident.id_number_hash == wanted))
+        return {found_hash: resident_id for found_hash, resident_id in rows}
     rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
                                     .where(Resident.id_number_hash.in_(sorted(set(hashes)))))
     return {found_hash: resident_id for found_hash, resident_id in rows}

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import hl7
 import hl7.util
-from hl7.util import unescape
+
+from cityhealth.telemed.lab_segments import Segment, split_segments
 
 ACCEPTED_TYPES = ("ORU^R01", "OML^O21")
 # HL7 table 0357, the codes this listener answers with.
@@ -123,34 +122,6 @@ def normalise(text: str) -> str:
     return "\r".join(line.rstrip() for line in lines if line.strip())
 
 
-def _get(segment: Any, number: int, component: int = 1, repeat: int = 1) -> str:
-    """A component of a field's repetition as text (its first subcomponent), unescaped; "" when absent.
-
-    Read straight from python-hl7's parse tree (a field holds repetitions, a repetition components): its
-    `extract_field` builds an accessor per call and raises on some absent paths, which cost most of a message's
-    reading time."""
-    if number >= len(segment):
-        return ""
-    field = segment[number]
-    if repeat > len(field):
-        return ""
-    item = field[repeat - 1]
-    if isinstance(item, str):
-        value = item if component == 1 else ""
-    elif component > len(item):
-        return ""
-    else:
-        part = item[component - 1]
-        value = part if isinstance(part, str) else (str(part[0]) if part else "")
-    if segment.esc in value and not (number <= 2 and str(segment[0]) == "MSH"):
-        value = unescape(segment, value)
-    return value.strip()
-
-
-def _repeats(segment: Any, number: int) -> int:
-    return len(segment[number]) if number < len(segment) else 0
-
-
 def _not_hl7(text: str) -> Hl7Problem:
     return Hl7Problem(
         "AR", SEGMENT_SEQUENCE, "MSH", f"not an HL7 v2 message: it begins with {text[:3]!r}, an MSH segment expected"
@@ -162,23 +133,23 @@ def read_header(text: str) -> Header:
     if not text.startswith("MSH") or len(text) < 8:
         raise _not_hl7(text)
     try:
-        message = hl7.parse(text.split("\r", 1)[0])
+        msh = next(split_segments(text.split("\r", 1)[0]))
     except Exception:  # python-hl7 raises several kinds on a broken header
         raise Hl7Problem("AR", DATA_TYPE_ERROR, "MSH-2", "the encoding characters cannot be read") from None
-    return _header(message.segment("MSH"))
+    return _header(msh)
 
 
-def _header(msh: Any) -> Header:
+def _header(msh: Segment) -> Header:
     """The header MSH gives, or AR naming the field that makes the message one we cannot take."""
     header = Header(
-        sending_application=_get(msh, 3)[:180],
-        sending_facility=_get(msh, 4)[:180],
-        receiving_application=_get(msh, 5)[:180],
-        receiving_facility=_get(msh, 6)[:180],
-        control_id=_get(msh, 10)[:64],
-        message_type="^".join(p for p in (_get(msh, 9, 1), _get(msh, 9, 2)) if p),
-        processing_id=_get(msh, 11),
-        version=_get(msh, 12),
+        sending_application=msh.get(3)[:180],
+        sending_facility=msh.get(4)[:180],
+        receiving_application=msh.get(5)[:180],
+        receiving_facility=msh.get(6)[:180],
+        control_id=msh.get(10)[:64],
+        message_type="^".join(p for p in (msh.get(9, 1), msh.get(9, 2)) if p),
+        processing_id=msh.get(11),
+        version=msh.get(12),
     )
     if not header.control_id:
         raise Hl7Problem("AR", REQUIRED_FIELD_MISSING, "MSH-10", "the message control id is missing", header)
@@ -241,8 +212,9 @@ def parse_time(value: str, location: str, header: Header) -> datetime | None:
         ) from None
 
 
-def parse(raw: bytes) -> LabMessageIn:
-    """The message's header, patient identifiers, orders with their observations, and specimen steps."""
+def parse(raw: bytes, *, tree: bool = False) -> LabMessageIn:
+    """The message's header, patient identifiers, orders with their observations, and specimen steps (`tree`:
+    read through python-hl7's parse tree even when the header's encoding characters are plain)."""
     text = normalise(decode(raw))
     if not text.startswith("MSH") or len(text) < 8:
         raise _not_hl7(text)
@@ -250,25 +222,25 @@ def parse(raw: bytes) -> LabMessageIn:
     # NTE, Z-segments and the like pass untouched, and the raw message keeps them.
     read = "\r".join(line for line in text.split("\r") if line[:3].upper() in _READ_SEGMENTS)
     try:
-        message = hl7.parse(read)
+        message = list(split_segments(read, tree=tree))
     except Exception:  # the header alone names the sender for the ACK, or says why it cannot
         raise Hl7Problem("AE", DATA_TYPE_ERROR, "message", "the segments cannot be split", read_header(text)) from None
-    header = _header(message.segment("MSH"))
+    header = _header(message[0])  # the text begins with MSH: its first segment
     patient_ids: list[str] = []
     orders: list[Order] = []
     steps: list[SpecimenStep] = []
     order_control = ("", "")
     counts: dict[str, int] = {}
     for segment in message:
-        name = str(segment[0]).strip().upper()
+        name = segment.name
         counts[name] = counts.get(name, 0) + 1
         where = f"{name}[{counts[name]}]"
         if name == "PID" and counts[name] == 1:
             patient_ids = [
-                value for repeat in range(1, _repeats(segment, 3) + 1) if (value := _get(segment, 3, 1, repeat))
+                value for repeat in range(1, segment.repeats(3) + 1) if (value := segment.get(3, 1, repeat))
             ]
         elif name == "ORC":
-            order_control = (_get(segment, 1).upper(), _get(segment, 5).upper())
+            order_control = (segment.get(1).upper(), segment.get(5).upper())
         elif name == "OBR":
             orders.append(_order(segment, where, header))
         elif name == "OBX":
@@ -293,8 +265,8 @@ def parse(raw: bytes) -> LabMessageIn:
     return LabMessageIn(header, patient_ids, orders, steps)
 
 
-def _order(segment: Any, where: str, header: Header) -> Order:
-    code = _get(segment, 4, 1)
+def _order(segment: Segment, where: str, header: Header) -> Order:
+    code = segment.get(4, 1)
     if not code:
         raise Hl7Problem(
             "AE",
@@ -304,21 +276,21 @@ def _order(segment: Any, where: str, header: Header) -> Order:
             header,
         )
     return Order(
-        placer_order_no=_get(segment, 2)[:64] or None,
-        filler_order_no=_get(segment, 3)[:64] or None,
+        placer_order_no=segment.get(2)[:64] or None,
+        filler_order_no=segment.get(3)[:64] or None,
         test_code=code[:64],
-        test_name=_get(segment, 4, 2)[:200] or None,
-        result_status=_get(segment, 25)[:4] or None,
-        observed_at=parse_time(_get(segment, 7), f"{where}-7", header),
+        test_name=segment.get(4, 2)[:200] or None,
+        result_status=segment.get(25)[:4] or None,
+        observed_at=parse_time(segment.get(7), f"{where}-7", header),
     )
 
 
-def _observation(segment: Any, where: str, position: int, header: Header) -> Observation:
-    code = _get(segment, 3, 1)
+def _observation(segment: Segment, where: str, position: int, header: Header) -> Observation:
+    code = segment.get(3, 1)
     if not code:
         raise Hl7Problem("AE", REQUIRED_FIELD_MISSING, f"{where}-3", "the observation identifier is missing", header)
-    value_type = _get(segment, 2)[:4] or None
-    value = "~".join(_get(segment, 5, 1, repeat) for repeat in range(1, max(_repeats(segment, 5), 1) + 1))
+    value_type = segment.get(2)[:4] or None
+    value = "~".join(segment.get(5, 1, repeat) for repeat in range(1, max(segment.repeats(5), 1) + 1))
     if value_type == "NM" and value:
         try:
             float(value)
@@ -326,33 +298,33 @@ def _observation(segment: Any, where: str, position: int, header: Header) -> Obs
             raise Hl7Problem(
                 "AE", DATA_TYPE_ERROR, f"{where}-5", "a value of type NM that is not a number", header
             ) from None
-    set_id = _get(segment, 1)
+    set_id = segment.get(1)
     return Observation(
         set_id=int(set_id) if set_id.isdigit() and len(set_id) < 9 else position,
         value_type=value_type,
         code=code[:64],
-        name=_get(segment, 3, 2)[:200] or None,
+        name=segment.get(3, 2)[:200] or None,
         value=value or None,
-        units=_get(segment, 6)[:64] or None,
-        reference_range=_get(segment, 7)[:120] or None,
-        abnormal_flag=_get(segment, 8)[:8] or None,
-        status=_get(segment, 11)[:4] or None,
+        units=segment.get(6)[:64] or None,
+        reference_range=segment.get(7)[:120] or None,
+        abnormal_flag=segment.get(8)[:8] or None,
+        status=segment.get(11)[:4] or None,
     )
 
 
 def _specimen(
-    segment: Any, where: str, header: Header, order_control: tuple[str, str], message_type: str
+    segment: Segment, where: str, header: Header, order_control: tuple[str, str], message_type: str
 ) -> SpecimenStep:
-    number = _get(segment, 2, 1) or _get(segment, 2, 2)
+    number = segment.get(2, 1) or segment.get(2, 2)
     if not number:
         raise Hl7Problem("AE", REQUIRED_FIELD_MISSING, f"{where}-2", "the specimen id is missing", header)
-    reason = _get(segment, 21, 2) or _get(segment, 21, 1)
+    reason = segment.get(21, 2) or segment.get(21, 1)
     if reason:
         step = "rejected"
     elif message_type == "ORU^R01":
         step = "reported"
-    elif _get(segment, 18):
-        parse_time(_get(segment, 18), f"{where}-18", header)
+    elif segment.get(18):
+        parse_time(segment.get(18), f"{where}-18", header)
         step = "received"
     elif order_control in _ORDER_STEPS or (order_control[0] == "NW"):
         step = _ORDER_STEPS.get(order_control, "collected")
@@ -368,7 +340,7 @@ def _specimen(
         )
     return SpecimenStep(
         specimen_no=number[:64],
-        specimen_type=_get(segment, 4, 1)[:64] or None,
+        specimen_type=segment.get(4, 1)[:64] or None,
         step=step,
         reason=reason[:200] or None,
         location=where,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Column, Table, TextClause, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.telemed.lab_models import LabMessage, LabObservation, LabReport, LabSpecimen, LabSpecimenStep
@@ -46,18 +48,93 @@ async def _insert_returning_ids(session: AsyncSession, model: Any, rows: Sequenc
     return [row_id for (row_id,) in result]
 
 
-async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
-    return await _insert_returning_ids(session, LabMessage, rows)
+async def insert_results(
+    session: AsyncSession,
+    messages: Sequence[dict[str, Any]],
+    reports: Sequence[dict[str, Any]],
+    observations: Sequence[dict[str, Any]],
+) -> list[int]:
+    """Insert a batch's messages, their reports (each naming its message by `message_index`, its position in
+    `messages`) and the reports' observations (`report_index`); the messages' ids, in order."""
+    if not messages:
+        return []
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        statement = _results_statement(connection.dialect)
+        params = {
+            **_arrays("m", _MESSAGE_COLUMNS, messages),
+            **_arrays("r", _REPORT_COLUMNS, reports, parent="message_index"),
+            **_arrays("o", _OBSERVATION_COLUMNS, observations, parent="report_index"),
+        }
+        return [row_id for (row_id,) in await connection.execute(statement, params)]
+    message_ids = await _insert_returning_ids(session, LabMessage, messages)
+    report_ids = await _insert_returning_ids(
+        session,
+        LabReport,
+        [_without(row, "message_index") | {"message_id": message_ids[row["message_index"]]} for row in reports],
+    )
+    if observations:
+        rows = [_without(row, "report_index") | {"report_id": report_ids[row["report_index"]]} for row in observations]
+        await connection.execute(insert(_table(LabObservation)), rows)
+    return message_ids
 
 
-async def insert_reports(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
-    return await _insert_returning_ids(session, LabReport, rows)
+def _without(row: dict[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name != key}
 
 
-async def insert_observations(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        connection = await session.connection()
-        await connection.execute(insert(_table(LabObservation)), list(rows))
+# On PostgreSQL the three inserts are one statement, its rows passed as one array per column (unnest): one
+# round trip and one statement to plan for the batch, however many rows; each row's id is drawn from its
+# table's sequence in the statement, and the children join their parent by its position in the batch. The
+# foreign keys are checked at the end of the statement, when every row is in.
+def _columns(model: Any, *skipped: str) -> list[Column[Any]]:
+    return [column for column in _table(model).columns if column.name not in ("id", *skipped)]
+
+
+_MESSAGE_COLUMNS = _columns(LabMessage)
+_REPORT_COLUMNS = _columns(LabReport, "message_id")
+_OBSERVATION_COLUMNS = _columns(LabObservation, "report_id")
+
+
+def _arrays(
+    prefix: str, columns: list[Column[Any]], rows: Sequence[dict[str, Any]], parent: str | None = None
+) -> dict[str, list[Any]]:
+    arrays = {f"{prefix}_{column.name}": [row[column.name] for row in rows] for column in columns}
+    if parent is not None:
+        arrays[f"{prefix}__parent"] = [row[parent] + 1 for row in rows]  # ordinality counts from 1
+    return arrays
+
+
+def _unnest(dialect: Dialect, prefix: str, columns: list[Column[Any]], parent: bool) -> str:
+    casts = [f"CAST(:{prefix}__parent AS INTEGER[])"] if parent else []
+    casts += [f"CAST(:{prefix}_{c.name} AS {c.type.compile(dialect=dialect)}[])" for c in columns]
+    names = (["parent"] if parent else []) + [c.name for c in columns]
+    return f"unnest({', '.join(casts)}) WITH ORDINALITY AS u({', '.join(names)}, n)"
+
+
+@lru_cache(maxsize=4)
+def _results_statement(dialect: Dialect) -> TextClause:
+    def names(columns: list[Column[Any]], alias: str = "") -> str:
+        return ", ".join(f"{alias}{column.name}" for column in columns)
+
+    def next_id(model: Any) -> str:
+        return f"nextval(pg_get_serial_sequence('{_table(model).name}', 'id'))"
+
+    messages, reports, observations = (_table(model).name for model in (LabMessage, LabReport, LabObservation))
+    return text(
+        f"WITH m AS MATERIALIZED (SELECT {next_id(LabMessage)} AS id, u.n, {names(_MESSAGE_COLUMNS, 'u.')} "  # noqa: S608 - names of our own tables and columns
+        f"FROM {_unnest(dialect, 'm', _MESSAGE_COLUMNS, False)}), "
+        f"im AS (INSERT INTO {messages} (id, {names(_MESSAGE_COLUMNS)}) SELECT id, {names(_MESSAGE_COLUMNS)} FROM m), "
+        f"r AS MATERIALIZED (SELECT {next_id(LabReport)} AS id, m.id AS message_id, u.n, "
+        f"{names(_REPORT_COLUMNS, 'u.')} FROM {_unnest(dialect, 'r', _REPORT_COLUMNS, True)} "
+        "JOIN m ON m.n = u.parent), "
+        f"ir AS (INSERT INTO {reports} (id, message_id, {names(_REPORT_COLUMNS)}) "
+        f"SELECT id, message_id, {names(_REPORT_COLUMNS)} FROM r), "
+        f"io AS (INSERT INTO {observations} (report_id, {names(_OBSERVATION_COLUMNS)}) "
+        f"SELECT r.id, {names(_OBSERVATION_COLUMNS, 'u.')} FROM {_unnest(dialect, 'o', _OBSERVATION_COLUMNS, True)} "
+        "JOIN r ON r.n = u.parent) "
+        "SELECT id FROM m ORDER BY n"
+    )
 
 
 async def specimens(session: AsyncSession, keys: Collection[SpecimenKey]) -> dict[SpecimenKey, tuple[int, str]]:

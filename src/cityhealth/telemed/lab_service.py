@@ -166,69 +166,61 @@ async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher, batch
         if not outcome.duplicate:
             kept.append((item, outcome, (patient_hash, reason)))
 
-    message_ids = await repository.insert_messages(
-        session, [_message_row(cipher, item, outcome) for item, outcome, _ in kept]
-    )
     report_rows: list[dict[str, Any]] = []
-    observations: list[list[dict[str, Any]]] = []
+    observation_rows: list[dict[str, Any]] = []
+    for index, (item, outcome, (patient_hash, reason)) in enumerate(kept):
+        if outcome.ack != "AA" or item.message is None or not outcome.reports:
+            continue
+        resident_id = residents.get(patient_hash) if patient_hash is not None else None
+        owner = _specimen_owner(item.message.header)
+        for order in item.message.orders:
+            observation_rows += [
+                {
+                    "report_index": len(report_rows),
+                    "set_id": obx.set_id,
+                    "value_type": obx.value_type,
+                    "code": obx.code,
+                    "name": obx.name,
+                    "value": obx.value,
+                    "units": obx.units,
+                    "reference_range": obx.reference_range,
+                    "abnormal_flag": obx.abnormal_flag,
+                    "status": obx.status,
+                }
+                for obx in order.observations
+            ]
+            report_rows.append(
+                {
+                    "message_index": index,
+                    "sending_facility": owner,
+                    "placer_order_no": order.placer_order_no,
+                    "filler_order_no": order.filler_order_no,
+                    "specimen_no": order.specimen_no,
+                    "test_code": order.test_code,
+                    "test_name": order.test_name,
+                    "result_status": order.result_status,
+                    "observed_at": order.observed_at,
+                    "resident_id": resident_id,
+                    "patient_hash": patient_hash,
+                    "unmatched_reason": None if resident_id is not None else (reason or "not_in_index"),
+                    "created_at": now,
+                }
+            )
+    message_ids = await repository.insert_results(
+        session, [_message_row(cipher, item, outcome) for item, outcome, _ in kept], report_rows, observation_rows
+    )
     step_rows: list[tuple[repository.SpecimenKey, dict[str, Any]]] = []
-    for (item, outcome, (patient_hash, reason)), message_id in zip(kept, message_ids, strict=True):
+    for (item, outcome, _), message_id in zip(kept, message_ids, strict=True):
         if outcome.ack != "AA" or item.message is None:
             continue
-        message = item.message
-        resident_id = residents.get(patient_hash) if patient_hash is not None else None
-        owner = _specimen_owner(message.header)
-        if outcome.reports:
-            for order in message.orders:
-                report_rows.append(
-                    {
-                        "message_id": message_id,
-                        "sending_facility": owner,
-                        "placer_order_no": order.placer_order_no,
-                        "filler_order_no": order.filler_order_no,
-                        "specimen_no": order.specimen_no,
-                        "test_code": order.test_code,
-                        "test_name": order.test_name,
-                        "result_status": order.result_status,
-                        "observed_at": order.observed_at,
-                        "resident_id": resident_id,
-                        "patient_hash": patient_hash,
-                        "unmatched_reason": None if resident_id is not None else (reason or "not_in_index"),
-                        "created_at": now,
-                    }
-                )
-                observations.append(
-                    [
-                        {
-                            "set_id": obx.set_id,
-                            "value_type": obx.value_type,
-                            "code": obx.code,
-                            "name": obx.name,
-                            "value": obx.value,
-                            "units": obx.units,
-                            "reference_range": obx.reference_range,
-                            "abnormal_flag": obx.abnormal_flag,
-                            "status": obx.status,
-                        }
-                        for obx in order.observations
-                    ]
-                )
-        for step in message.steps:
+        owner = _specimen_owner(item.message.header)
+        for step in item.message.steps:
             step_rows.append(
                 (
                     (owner, step.specimen_no),
                     {"step": step.step, "reason": step.reason, "type": step.specimen_type, "message_id": message_id},
                 )
             )
-    report_ids = await repository.insert_reports(session, report_rows)
-    await repository.insert_observations(
-        session,
-        [
-            row | {"report_id": report_id}
-            for report_id, rows in zip(report_ids, observations, strict=True)
-            for row in rows
-        ],
-    )
     moved = await _move_specimens(session, now, existing, step_rows)
     shipped = Counter(row["message_id"] for _, row in moved if row["to_state"] == "shipped")
     await add_lab(

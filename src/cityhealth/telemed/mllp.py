@@ -120,9 +120,12 @@ class LabListener:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str = "127.0.0.1", port: int = 2575) -> tuple[str, int]:
-        """Listen on `host`:`port` (0: any free port); returns the address bound."""
-        self._server = await start_hl7_server(self._connected, host, port, limit=MAX_MESSAGE_BYTES)
+    async def start(self, host: str = "127.0.0.1", port: int = 2575, *, reuse_port: bool = False) -> tuple[str, int]:
+        """Listen on `host`:`port` (0: any free port; `reuse_port`: sharing it with other processes, the
+        kernel spreading the connections over them); returns the address bound."""
+        self._server = await start_hl7_server(
+            self._connected, host, port, limit=MAX_MESSAGE_BYTES, reuse_port=reuse_port
+        )
         bound = self._server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 
