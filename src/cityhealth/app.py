@@ -39,8 +39,8 @@ from cityhealth.security import http as security_http
 from cityhealth.security import tasks as security_tasks
 from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.telemed import api as telemed_api
-from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.telemed import files_api as telemed_files_api
+from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.

@@ -166,5 +166,5 @@ not_object_scoped(
     "administrators oversee every network's turnaround (telemed.admin), each list audited",
 )
 
-from tests.telemed import pathology_object_rules  # noqa: E402, F401 - the pathology routes declare theirs there
 import tests.telemed.object_rules_files  # noqa: E402,F401 - a case's files declare their own routes
+from tests.telemed import pathology_object_rules  # noqa: E402, F401 - the pathology routes declare theirs there
