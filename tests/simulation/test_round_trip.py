@@ -27,6 +27,7 @@ from tests.conftest import BACKEND
 from tests.factories.security import staff
 from tests.reporting.expected import expected
 
+MAX_STAFF_LOGINS = 12  # the run's staff accounts (administrator, agents, handlers), one login each
 SECTIONS = ("hotline", "booking", "collection")
 ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital",
             "calls_by_city": "city"}
@@ -93,6 +94,8 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     scenario = load_scenario(path)
     result = simulate(create_app, settings, scenario, Decimal(scale), seed=7)
     assert result.uploaded > 0
+    # Staff keep their sessions: each logs in once (a handful of accounts), then refreshes its token.
+    assert 0 < result.staff_logins <= MAX_STAFF_LOGINS, result.staff_logins
     actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
     wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
     assert_matches_expected(actual, wanted)

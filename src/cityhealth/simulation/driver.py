@@ -45,6 +45,7 @@ from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.scenario import Scenario
 from cityhealth.simulation.work_orders import WorkOrderDriver, WorkOrderTally
 
+STAFF_SESSION_IDLE_S = 24 * 3600  # longer than any step of the simulated clock (see Simulation.__init__)
 REALTIME_LIMIT = 1000  # records per real-time batch (the platform's limit)
 UPLOAD_SCOPES = [Scope.COLLECTION_UPLOAD.value, Scope.COLLECTION_READ.value]
 HOSPITAL_SCOPES = [*UPLOAD_SCOPES, Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_READ.value,
@@ -72,6 +73,9 @@ class SimulationResult:
     # ran as fast as the platform ingests.
     phases_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     notes: list[str] = field(default_factory=list)
+    # Authentications of the run: staff logins (password and TOTP) and staff token refreshes.
+    staff_logins: int = 0
+    staff_refreshes: int = 0
 
     @property
     def records_per_s(self) -> float:
@@ -106,7 +110,12 @@ class Simulation:
         if settings.env is Environment.PRODUCTION:
             raise SimulationError("the simulator cannot run in production", code="simulation_in_production")
         self.app_factory = app_factory
-        self.settings = settings.model_copy(update={"simulated_clock": True})
+        # A simulated day is a few instants hours apart, while the staff it plays are at work all day: their
+        # sessions must outlive the longest step, or every step would end them and each would log in again
+        # (and the platform limits authentications per address and account, in wall-clock time).
+        self.settings = settings.model_copy(update={
+            "simulated_clock": True,
+            "staff_session_idle_timeout_s": max(settings.staff_session_idle_timeout_s, STAFF_SESSION_IDLE_S)})
         self.scenario = scenario
         self.scale = scale
         self.seed = seed
@@ -158,7 +167,12 @@ class Simulation:
                 app = self.app_factory(self.settings, database=database, clock=self.clock)
                 # Leaving this block closes every actor's client, whatever ends the run.
                 async with app.router.lifespan_context(app), self.actors:
-                    await self._drive(app, database, result)
+                    try:
+                        await self._drive(app, database, result)
+                    finally:
+                        staff = [actor for actor in self.actors if isinstance(actor, Operator)]
+                        result.staff_logins = sum(actor.logins for actor in staff)
+                        result.staff_refreshes = sum(actor.refreshes for actor in staff)
             except BaseException as exc:
                 await self._record_failure(database, exc)
                 raise
@@ -218,8 +232,9 @@ class Simulation:
 
     def operator(self, app: FastAPI, username: str, password: str, totp_secret: str) -> Operator:
         """A staff actor of this run (its client is closed with the run's)."""
+        # Each at a workstation of its own: the platform limits authentications per source address.
         return self.actors.add(Operator(app, self.clock, username, password, totp_secret,
-                                        timeout_s=self.request_timeout_s))
+                                        address=self.next_address(), timeout_s=self.request_timeout_s))
 
     async def hotline_agent(self, app: FastAPI, operator: Operator) -> tuple[Operator, str]:
         """A new 12320 agent's account, logged in, and the staff subject the telephony names them by."""
