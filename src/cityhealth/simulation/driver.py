@@ -45,7 +45,9 @@ from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.scenario import Scenario
 from cityhealth.simulation.work_orders import WorkOrderDriver, WorkOrderTally
 
-STAFF_SESSION_IDLE_S = 24 * 3600  # longer than any step of the simulated clock (see Simulation.__init__)
+# Longer than the whole simulated span (setup week and month): a member of staff who acts only some days keeps
+# its session between them (see Simulation.__init__).
+STAFF_SESSION_IDLE_S = 45 * 24 * 3600
 REALTIME_LIMIT = 1000  # records per real-time batch (the platform's limit)
 UPLOAD_SCOPES = [Scope.COLLECTION_UPLOAD.value, Scope.COLLECTION_READ.value]
 HOSPITAL_SCOPES = [*UPLOAD_SCOPES, Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_READ.value,
@@ -110,9 +112,10 @@ class Simulation:
         if settings.env is Environment.PRODUCTION:
             raise SimulationError("the simulator cannot run in production", code="simulation_in_production")
         self.app_factory = app_factory
-        # A simulated day is a few instants hours apart, while the staff it plays are at work all day: their
-        # sessions must outlive the longest step, or every step would end them and each would log in again
-        # (and the platform limits authentications per address and account, in wall-clock time).
+        # A simulated day is a few instants hours apart, and some staff act only on some days, while those it
+        # plays are at work throughout: their sessions must outlive the gaps, or each gap would end them and
+        # they would log in again (the platform limits authentications per address and account, in wall-clock
+        # time, and a month runs in seconds).
         self.settings = settings.model_copy(update={
             "simulated_clock": True,
             "staff_session_idle_timeout_s": max(settings.staff_session_idle_timeout_s, STAFF_SESSION_IDLE_S)})
