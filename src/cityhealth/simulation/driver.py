@@ -133,7 +133,9 @@ class Simulation:
         # Setup happens the week before the month; opening balances are as of the day before it.
         self.clock = SimulatedClock(datetime.combine(self.month_start - timedelta(days=7),
                                                      datetime.min.time(), tzinfo=BUSINESS_TZ))
-        self._addresses = iter(f"198.51.100.{n}" for n in range(2, 255))
+        # Documentation ranges (RFC 5737): 198.51.100.1 is the bootstrap administrator's.
+        self._addresses = iter([f"198.51.100.{n}" for n in range(2, 255)] + [f"{net}.{n}" for net in (
+            "203.0.113", "192.0.2") for n in range(1, 255)])
         self.organizations: dict[str, dict[str, Any]] = {}
         self.apps: dict[str, dict[str, Any]] = {}
         self._clients = 0
