@@ -13,6 +13,7 @@ from cityhealth.telemed import ecg_models as telemed_ecg_models  # noqa: F401 - 
 from cityhealth.telemed import imaging_models as telemed_imaging_models  # noqa: F401 - registers the tables
 from cityhealth.telemed import lab_models as telemed_lab_models  # noqa: F401 - registers the tables
 from cityhealth.telemed import models as telemed_models  # noqa: F401 - registers the tables
+from cityhealth.telemed import pathology_models as telemed_pathology_models  # noqa: F401 - registers the tables
 
 metadata = Base.metadata
 
