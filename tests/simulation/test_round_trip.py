@@ -38,8 +38,19 @@ def _is_all_zero(row: dict[str, Any]) -> bool:
                if key not in ("hospital", "app", "area", "name", "city"))
 
 
+def assert_telemed_matches(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Each network's paragraph equal, figure by figure (the message names the network and the figure)."""
+    for network, figures in wanted.items():
+        got = actual[network]
+        for key, value in figures.items():
+            assert got.get(key) == value, f"telemed.{network}.{key}"
+        assert set(got) == set(figures), f"telemed.{network}: keys"
+
+
 def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Sections equal, rows compared by key: all-zero rows may be absent, no other row may differ."""
+    if "telemed" in wanted:
+        assert_telemed_matches(actual["telemed"], wanted["telemed"])
     for section in SECTIONS:
         if section not in wanted:
             continue

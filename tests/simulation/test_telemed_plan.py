@@ -33,7 +33,8 @@ def _kinds(network: NetworkPlan, region: str) -> dict[str, int]:
 def test_each_network_keeps_its_structure_and_scales_its_volumes(scale: str) -> None:
     factor = Decimal(scale)
     plan = plan_telemed(NANJING, factor)
-    assert plan is not None and NANJING.telemed is not None
+    assert plan is not None
+    assert NANJING.telemed is not None
     region = NANJING.region.name
     for network in plan.networks:
         section: TelemedNetwork = getattr(NANJING.telemed, network.key)
@@ -58,7 +59,8 @@ def test_each_network_keeps_its_structure_and_scales_its_volumes(scale: str) -> 
 def test_the_top_uploaders_are_the_scenarios_scaled_and_every_other_stays_below_the_third(scale: str) -> None:
     factor = Decimal(scale)
     plan = plan_telemed(NANJING, factor)
-    assert plan is not None and NANJING.telemed is not None
+    assert plan is not None
+    assert NANJING.telemed is not None
     for network in plan.networks:
         section: TelemedNetwork = getattr(NANJING.telemed, network.key)
         if not section.top_uploaders:
@@ -75,12 +77,17 @@ def test_the_top_uploaders_are_the_scenarios_scaled_and_every_other_stays_below_
 def test_images_specimens_and_consultations_add_up_to_the_scaled_figures(scale: str) -> None:
     factor = Decimal(scale)
     plan = plan_telemed(NANJING, factor)
-    assert plan is not None and NANJING.telemed is not None
+    assert plan is not None
+    assert NANJING.telemed is not None
     imaging, lab = plan.network("imaging"), plan.network("lab")
-    assert imaging is not None and lab is not None and NANJING.telemed.imaging and NANJING.telemed.lab
+    assert imaging is not None
+    assert lab is not None
+    assert NANJING.telemed.imaging
+    assert NANJING.telemed.lab
     assert len(imaging.images) == imaging.volume  # one study per report
     assert sum(imaging.images) == scaled(NANJING.telemed.imaging.images_month, factor)
-    assert min(imaging.images) >= 1 and max(imaging.images) > min(imaging.images)  # studies differ
+    assert min(imaging.images) >= 1
+    assert max(imaging.images) > min(imaging.images)
     assert sum(lab.specimens_routed.values()) == scaled(NANJING.telemed.lab.specimens_routed_month, factor)
     assert all(lab.uploads[name] >= count for name, count in lab.specimens_routed.items())
     for key in ("ecg", "imaging"):
@@ -88,7 +95,8 @@ def test_images_specimens_and_consultations_add_up_to_the_scaled_figures(scale: 
         assert network is not None
         assert network.consultations == scaled(getattr(NANJING.telemed, key).consultations_month, factor)
     consultation = plan.network("consultation")
-    assert consultation is not None and NANJING.telemed.consultation
+    assert consultation is not None
+    assert NANJING.telemed.consultation
     assert consultation.consultations + consultation.consultations_opening == scaled(
         NANJING.telemed.consultation.consultations_cumulative, factor)
     assert plan.pathology == NANJING.telemed.pathology  # cumulative structure: never scaled
@@ -97,7 +105,8 @@ def test_images_specimens_and_consultations_add_up_to_the_scaled_figures(scale: 
 @pytest.mark.parametrize(("count", "days"), [(0, 30), (1, 30), (7, 30), (30, 30), (31, 30), (9835, 30), (5, 28)])
 def test_a_count_is_spread_evenly_over_the_month(count: int, days: int) -> None:
     shares = daily(count, days)
-    assert len(shares) == days and sum(shares) == count
+    assert len(shares) == days
+    assert sum(shares) == count
     assert max(shares) - min(shares) <= 1
 
 

@@ -11,8 +11,8 @@ import asyncio
 import secrets
 import uuid
 from abc import ABC, abstractmethod
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -208,7 +208,7 @@ class MachineClient(Actor):
         jwk: dict[str, Any] = ECAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
         return {"keys": [{**jwk, "kid": self.kid, "alg": "ES384", "use": "sig"}]}
 
-    async def _fetch_token(self) -> str:
+    async def _fetch_token(self) -> tuple[str, int]:
         now = self.clock.now()
         assertion = jwt.encode(
             {"iss": self.client_id, "sub": self.client_id, "aud": self.app.state.settings.public_url(TOKEN_PATH),

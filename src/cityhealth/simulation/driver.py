@@ -31,7 +31,6 @@ from fastapi import FastAPI
 from cityhealth.clock import BUSINESS_TZ, Clock, SimulatedClock, SystemClock
 from cityhealth.config import Environment, Settings
 from cityhealth.db.engine import Database
-from cityhealth.registry.identifiers import province_of
 from cityhealth.reporting import month_loads
 from cityhealth.security import staff as staff_accounts
 from cityhealth.security.principals import Role, Scope
@@ -42,7 +41,10 @@ from cityhealth.simulation.feed import UnitFeed
 from cityhealth.simulation.hotline import HotlineDriver
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
 from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
+from cityhealth.simulation.registry_setup import all_rows, register_areas
 from cityhealth.simulation.scenario import Scenario
+from cityhealth.simulation.telemed import TelemedDriver
+from cityhealth.simulation.telemed_plan import plan_telemed
 from cityhealth.simulation.work_orders import WorkOrderDriver, WorkOrderTally
 
 # Longer than the whole simulated span (setup week and month): a member of staff who acts only some days keeps
@@ -78,6 +80,8 @@ class SimulationResult:
     # Authentications of the run: staff logins (password and TOTP) and staff token refreshes.
     staff_logins: int = 0
     staff_refreshes: int = 0
+    telemed_cases: int = 0  # ECG cases submitted
+    lab_messages: int = 0  # HL7 messages sent over MLLP and acknowledged AA
 
     @property
     def records_per_s(self) -> float:
@@ -202,8 +206,13 @@ class Simulation:
         await orders.prepare()
         bookings = BookingDriver(self, app, operator, plan, hotline)
         await bookings.prepare()
-        upload_started = time.perf_counter()
-        await self._run_month(database, units, plan, bookings, (hotline, orders), result)
+        # Leaving this block stops the lab listener and closes the lab systems' connections.
+        async with TelemedDriver(self, app, operator, plan_telemed(self.scenario, self.scale), database) as telemed:
+            await telemed.prepare()
+            upload_started = time.perf_counter()
+            await self._run_month(database, units, plan, bookings, (hotline, orders, telemed), result)
+            result.telemed_cases = telemed.cases
+            result.lab_messages = telemed.lab.messages if telemed.lab is not None else 0
         await orders.finish(self.job_stall_timeout_s)
         result.calls = hotline.calls
         result.work_orders = orders.tally
@@ -256,32 +265,19 @@ class Simulation:
         secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
         return self.operator(app, username, password, secret), f"staff:{created['user']['id']}"
 
+    @property
+    def days_in_month(self) -> int:
+        return _days_in(self.month_start)
+
     def next_address(self) -> str:
         return next(self._addresses)
 
     async def _register_areas(self, operator: Operator) -> None:
-        existing = {row["code"] for row in await _all(operator, "/api/registry/areas")}
-        region = self.scenario.region
-        province = province_of(region.code)
-        if province is None:
-            raise SimulationError(f"region {region.code} is not a GB/T 2260 city code", field="region.code",
-                                  value=region.code, rule="scenario.region")
-        if province[0] not in existing:
-            await operator.call("POST", "/api/registry/areas",
-                                json={"code": province[0], "name": province[1], "level": "province"})
-        if region.code not in existing:
-            await operator.call("POST", "/api/registry/areas", json={
-                "code": region.code, "name": region.name, "level": "city", "parent_code": province[0]})
-        for area in self.scenario.areas:
-            if area.code in existing:
-                continue
-            level = "district" if area.code.isdigit() else "reporting_unit"
-            await operator.call("POST", "/api/registry/areas", json={
-                "code": area.code, "name": area.name, "level": level, "parent_code": region.code})
+        await register_areas(operator, self.scenario)
 
     async def _load_organizations(self, operator: Operator) -> None:
-        self.organizations = {row["name"]: row for row in await _all(operator, "/api/registry/organizations")}
-        self.apps = {row["name"]: row for row in await _all(operator, "/api/registry/client-apps")}
+        self.organizations = {row["name"]: row for row in await all_rows(operator, "/api/registry/organizations")}
+        self.apps = {row["name"]: row for row in await all_rows(operator, "/api/registry/client-apps")}
 
     async def ensure_organization(self, operator: Operator, name: str, kind: str,
                                   area_code: str | None = None) -> dict[str, Any]:
@@ -365,9 +361,11 @@ class Simulation:
                 "as_of": as_of})
 
     async def _run_month(self, database: Database, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
-                         hotline: tuple[HotlineDriver, WorkOrderDriver], result: SimulationResult) -> None:
+                         hotline: tuple[HotlineDriver, WorkOrderDriver, TelemedDriver],
+                         result: SimulationResult) -> None:
         """Each day: the morning's bookings (the phone ones on the hotline's calls), at noon every unit's
-        uploads, in the evening the day's other calls and work orders.
+        uploads and the remote diagnosis networks' cases and lab messages, in the evening the day's other calls,
+        work orders and the pathology network's activity.
 
         The smallest unit sends through the real-time path, the others one bulk job each (one job per
         unit-day keeps transactions few, as real senders batch). A day's jobs are left to run while the next
@@ -400,6 +398,8 @@ class Simulation:
                     with _timed(result, "bulk_send"):
                         sent = await self._send_bulk(bulk, bodies, result)
                     result.uploaded += sum(body.records for _, _, body in sent)
+                    with _timed(result, "telemed"):  # while the platform's jobs ingest the day's bodies
+                        await hotline[2].run_day(day)
                     await self._wait_for_jobs(running, result)
                     running = [(unit, job_id) for unit, job_id, _ in sent]
                     self.at(day, 22)
@@ -407,6 +407,8 @@ class Simulation:
                         await hotline[0].run_day(day)
                     with _timed(result, "work_orders"):
                         await hotline[1].run_day(day)
+                    with _timed(result, "telemed"):
+                        await hotline[2].evening(day)
                     await self._record_day(database, day_of_month)
                     self.progress("records", result.uploaded, records_in_month)
                     self.progress("month", day_of_month, plan.days_in_month)
@@ -460,17 +462,6 @@ def _timed(result: SimulationResult, phase: str) -> Iterator[None]:
         yield
     finally:
         result.phases_s[phase] += time.perf_counter() - started
-
-
-async def _all(actor: Operator, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        page = (await actor.call("GET", path, params={"limit": 500, "offset": offset})).json()
-        items.extend(page["items"])
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
-            return items
 
 
 def announce(settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1) -> None:
