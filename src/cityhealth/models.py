@@ -14,6 +14,7 @@ from cityhealth.telemed import imaging_models as telemed_imaging_models  # noqa:
 from cityhealth.telemed import lab_models as telemed_lab_models  # noqa: F401 - registers the tables
 from cityhealth.telemed import models as telemed_models  # noqa: F401 - registers the tables
 from cityhealth.telemed import pathology_models as telemed_pathology_models  # noqa: F401 - registers the tables
+from cityhealth.telemed import statistics_models as telemed_statistics_models  # noqa: F401 - registers the table
 
 metadata = Base.metadata
 

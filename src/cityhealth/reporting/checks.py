@@ -21,6 +21,7 @@ from cityhealth.reporting.model import (
     days_in_month,
 )
 from cityhealth.reporting.tables import Layout, Table, layout
+from cityhealth.reporting.telemed_checks import telemed_checks
 
 _CENT = Decimal("0.01")
 _HUNDRED = Decimal(100)
@@ -49,6 +50,8 @@ def check(data: BulletinData, printed: Layout | None = None) -> list[TableWarnin
             warnings += _app_sum(table)
     if data.booking is not None:
         warnings += _booking_plausibility(data.booking)
+    if data.telemed is not None:
+        warnings += [TableWarning(*finding) for finding in telemed_checks(data, data.telemed)]
     if data.collection is not None:
         warnings += _collection_plausibility(data, data.collection)
     return warnings

@@ -148,7 +148,7 @@ class BookingSection(_Section):
     cumulative_at_month_end: Count
 
 
-# --- telemed (modelled for lossless parsing; printed once the telemed room exists) ---
+# --- telemed (docs/decisions/telemed-statistics.md says what each figure counts) ---
 
 
 class TopUploader(_Section):
@@ -171,6 +171,18 @@ class TelemedNetwork(_Section):
     consultations_month: Count | None = None
     consultations_cumulative: Count | None = None
     top_uploaders: list[TopUploader] | None = None
+    # The members the platform counted where the format carries members by kind only (teleconsultation):
+    # printed and checked, never written to the JSON edition.
+    members_counted: Count | None = Field(default=None, exclude=True)
+
+    @property
+    def members_total(self) -> int:
+        """The members the paragraph prints: as counted, else the format's figure, else the kinds added up."""
+        if self.members is not None:
+            return self.members
+        if self.members_counted is not None:
+            return self.members_counted
+        return sum((self.members_by_kind or {}).values())
 
 
 class Pathology(_Section):

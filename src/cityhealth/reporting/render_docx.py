@@ -14,7 +14,7 @@ from docx.table import _Cell
 
 from cityhealth.reporting import charts
 from cityhealth.reporting.news import News
-from cityhealth.reporting.tables import FrontMatter, Layout, Table, header_groups
+from cityhealth.reporting.tables import FrontMatter, Layout, Passage, Table, header_groups, print_order
 
 # Word picks the East Asian font separately from the Latin one; without it Chinese falls back arbitrarily.
 EAST_ASIAN_FONT = "宋体"
@@ -140,11 +140,12 @@ def render_docx(front: FrontMatter, printed: Layout, news: News) -> bytes:
             paragraph.paragraph_format.first_line_indent = Pt(21)
     if printed.tables or printed.passages:
         document.add_heading("统计数据", level=1).alignment = WD_ALIGN_PARAGRAPH.CENTER
-    for passage in printed.passages:
-        _paragraph(document, passage.title, size=12, bold=True, centred=True)
-        for text in passage.paragraphs:
-            _paragraph(document, text).paragraph_format.first_line_indent = Pt(21)
-    for table in printed.tables:
+    for table in print_order(printed):
+        if isinstance(table, Passage):
+            _paragraph(document, table.title, size=12, bold=True, centred=True)
+            for text in table.paragraphs:
+                _paragraph(document, text).paragraph_format.first_line_indent = Pt(21)
+            continue
         _paragraph(document, table.title, size=12, bold=True, centred=True)
         if table.subtitle:
             _paragraph(document, table.subtitle, size=9, centred=True)

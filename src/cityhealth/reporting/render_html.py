@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from cityhealth.reporting import charts
 from cityhealth.reporting.news import News
-from cityhealth.reporting.tables import Column, FrontMatter, Layout, Table, header_groups
+from cityhealth.reporting.tables import Column, FrontMatter, Layout, Passage, Table, header_groups, print_order
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ def render_html(front: FrontMatter, printed: Layout, news: News) -> bytes:
     page = template.render(
         front=front,
         news=news,
-        passages=printed.passages,
-        blocks=[_block(table) for table in printed.tables],
+        items=[item if isinstance(item, Passage) else _block(item) for item in print_order(printed)],
         footer=news.footer or (printed.publisher,),
     )
     return page.encode("utf-8")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from cityhealth.reporting.news import News
-from cityhealth.reporting.tables import FrontMatter, Layout, Passage, Table
+from cityhealth.reporting.tables import FrontMatter, Layout, Passage, Table, print_order
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 
@@ -55,10 +55,8 @@ def render_md(front: FrontMatter, printed: Layout, news: News) -> bytes:
             lines += [_text(paragraph), ""]
     if printed.tables or printed.passages:
         lines += ["## 统计数据", ""]
-        for passage in printed.passages:
-            lines += _passage(passage)
-        for table in printed.tables:
-            lines += _table(table)
+        for item in print_order(printed):
+            lines += _passage(item) if isinstance(item, Passage) else _table(item)
     if news.briefs:
         lines += ["## 简 讯", ""]
         lines += [f"- {_text(item)}" for item in news.briefs]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+from cityhealth.reporting import telemed_passage
 from cityhealth.reporting.model import (
     AppBookings,
     BookingSection,
@@ -179,6 +180,7 @@ class Passage:
     key: str  # the scenario-format section it prints, e.g. "hotline"
     title: str
     paragraphs: tuple[str, ...]
+    before: str | None = None  # the key of the table it is printed before; None: first among the statistics
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,18 @@ class Layout:
     masthead: str  # 南京卫生信息化简报
     publisher: str  # 南京市卫生信息中心
     tables: tuple[Table, ...]  # in the seed's order
-    passages: tuple[Passage, ...] = ()  # printed first among the statistics, as the seed prints its hotline
+    passages: tuple[Passage, ...] = ()  # each first among the statistics or before its table (print_order)
+
+
+def print_order(printed: Layout) -> list[Passage | Table]:
+    """The statistics as printed: passages placed first, then the tables, each passage before the table it
+    names (one whose table is left out comes last, so nothing of the data is dropped)."""
+    keys = {table.key for table in printed.tables}
+    items: list[Passage | Table] = [p for p in printed.passages if p.before is None]
+    for table in printed.tables:
+        items += [p for p in printed.passages if p.before == table.key]
+        items.append(table)
+    return items + [p for p in printed.passages if p.before is not None and p.before not in keys]
 
 
 def masthead_of(data: BulletinData) -> str:
@@ -200,7 +213,10 @@ def publisher_of(data: BulletinData) -> str:
 def layout(data: BulletinData) -> Layout:
     """The printed statistics of a month, in the seed's order; sections the data lacks are left out."""
     data = ordered(data)
-    passages = (hotline_passage(data, data.hotline),) if data.hotline is not None else ()
+    passages: tuple[Passage, ...] = (hotline_passage(data, data.hotline),) if data.hotline is not None else ()
+    if data.telemed is not None:  # after the booking tables, before data collection's (the seed's order)
+        passages += (Passage(key="telemed", title=telemed_passage.TITLE, before="collection.districts",
+                             paragraphs=telemed_passage.telemed_paragraphs(data, data.telemed)),)
     tables: list[Table] = []
     if data.booking is not None:
         tables.append(booking_table(data, data.booking))

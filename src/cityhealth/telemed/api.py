@@ -12,7 +12,7 @@ from cityhealth.context import ClockDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
 from cityhealth.security.dependencies import refusals_audited, require, require_any
 from cityhealth.security.principals import Principal, Scope
-from cityhealth.telemed import cases, consultations, reading, service, worklists
+from cityhealth.telemed import cases, consultations, reading, service, statistics, worklists
 from cityhealth.telemed.schemas import (
     CaseDetail,
     CaseRead,
@@ -34,6 +34,7 @@ from cityhealth.telemed.schemas import (
     ReportRead,
     StepIn,
 )
+from cityhealth.telemed.statistics_schemas import OpeningBalanceIn, OpeningBalanceRead
 from cityhealth.telemed.workflow import OPEN_STATUSES
 
 router = APIRouter(prefix="/api/telemed", tags=["telemed"], route_class=refusals_audited("telemed_case"))
@@ -94,6 +95,17 @@ async def designate(
     principal: Admin, session: SessionDep, clock: ClockDep, member_id: RowId, data: DesignationIn
 ) -> MemberRead:
     return await service.designate(session, clock, principal, member_id, data)
+
+
+@router.put(
+    "/networks/{network_code}/opening-balances",
+    response_model=OpeningBalanceRead,
+    summary="Consultations carried over from an older platform into the network's cumulative figure (once a day)",
+)
+async def record_opening_balance(
+    principal: Admin, session: SessionDep, clock: ClockDep, network_code: NetworkCode, data: OpeningBalanceIn
+) -> OpeningBalanceRead:
+    return await statistics.record_opening_balance(session, clock, principal, network_code, data)
 
 
 @router.get(

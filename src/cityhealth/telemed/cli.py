@@ -17,9 +17,10 @@ from cityhealth.clock import SystemClock
 from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
-from cityhealth.telemed import service
+from cityhealth.telemed import service, statistics
 from cityhealth.telemed.lab_cli import mllp
 from cityhealth.telemed.schemas import MemberJoin, MemberLeave
+from cityhealth.telemed.statistics_schemas import OpeningBalanceIn
 
 app = typer.Typer(help="Remote diagnosis networks: members, coverage, the lab listener.", no_args_is_help=True)
 # The lab listener is written beside the lab room (lab_cli); its command belongs to this group.
@@ -139,3 +140,24 @@ def coverage(
         table.add_row(row.code, row.name, "yes" if row.covered else "no", str(row.members))
     console.print(table)
     console.print(f"covered {found.covered}, not covered {found.not_covered}")
+
+
+@app.command("opening-balance")
+def opening_balance(
+    network: str = typer.Argument("teleconsultation", help="the network whose cumulative figure it carries"),
+    as_of: str = typer.Option(..., help="YYYY-MM-DD: counted in every month ending on or after this day"),
+    consultations: int = typer.Option(..., min=0, help="consultations held on the older platform"),
+    note: str | None = typer.Option(None, help="where the figure comes from"),
+) -> None:
+    """Carry a network's consultations over from an older platform (the same balance again changes nothing)."""
+    try:
+        data = OpeningBalanceIn.model_validate({"as_of": as_of, "consultations": consultations, "note": note})
+    except ValueError as error:
+        console.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    saved = _run(
+        lambda session: statistics.record_opening_balance(
+            session, SystemClock(), None, network, data, operator=_operator()
+        )
+    )
+    console.print(f"{saved.network_code}: {saved.consultations} consultations as of {saved.as_of}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from cityhealth.security.audit import Action
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 from cityhealth.telemed import imaging_repository as repository
+from cityhealth.telemed import volumes
 from cityhealth.telemed.cases import require_case
 from cityhealth.telemed.dicomweb import DicomWebPacs, RetrievedInstance, StudyMetadata
 from cityhealth.telemed.ecg import mask_identifier
@@ -116,26 +118,25 @@ async def record_study(
     counted = await pacs.count_images(study_instance_uid)
     now = clock.now()
     patient_id, patient_name = meta.patient_id, meta.patient_name
-    study_id = await repository.upsert_study(
-        session,
-        {
-            "study_instance_uid": meta.study_instance_uid,
-            "pacs": pacs.name[:64],
-            "case_id": case_id,
-            "accession_number": (meta.accession_number or "")[:16] or None,
-            "modalities": ",".join(meta.modalities)[:64] or None,
-            "description": (meta.description or "")[:64] or None,
-            "study_date": meta.study_date,
-            "series_count": counted.series,
-            "image_count": counted.images,
-            "counted_at": now,
-            "patient_id_hash": cipher.lookup_hash(PATIENT_ID_PURPOSE, patient_id) if patient_id else None,
-            "patient_id_enc": cipher.encrypt(PATIENT_ID_PURPOSE, patient_id) if patient_id else None,
-            "patient_name_enc": cipher.encrypt(PATIENT_NAME_PURPOSE, patient_name) if patient_name else None,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    values = {
+        "study_instance_uid": meta.study_instance_uid,
+        "pacs": pacs.name[:64],
+        "case_id": case_id,
+        "organization_id": await volumes.registered(session, principal.organization_id),
+        "accession_number": (meta.accession_number or "")[:16] or None,
+        "modalities": ",".join(meta.modalities)[:64] or None,
+        "description": (meta.description or "")[:64] or None,
+        "study_date": meta.study_date,
+        "series_count": counted.series,
+        "image_count": counted.images,
+        "counted_at": now,
+        "patient_id_hash": cipher.lookup_hash(PATIENT_ID_PURPOSE, patient_id) if patient_id else None,
+        "patient_id_enc": cipher.encrypt(PATIENT_ID_PURPOSE, patient_id) if patient_id else None,
+        "patient_name_enc": cipher.encrypt(PATIENT_NAME_PURPOSE, patient_name) if patient_name else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    study_id = await _keep_study(session, values)
     row = await _study(session, study_id)
     if case_id is not None and row.case_id is None:
         row.case_id = case_id
@@ -150,6 +151,23 @@ async def record_study(
         detail=f"{counted.images} images in {counted.series} series",
     )
     return _view(row, cipher)
+
+
+async def _keep_study(session: AsyncSession, values: dict[str, Any]) -> int:
+    """Insert the study or refresh its PACS facts, keeping the month's images exact: a new study adds its images
+    to its first recording's month, a recount the difference (under the row's lock, so two recounts at once
+    each add their own difference)."""
+    study_id = await repository.insert_study(session, values)
+    if study_id is not None:
+        await volumes.add_images(session, values["organization_id"], values["created_at"], values["image_count"])
+        return study_id
+    held = await repository.study_by_uid(session, values["study_instance_uid"], for_update=True)
+    if held is None:  # pragma: no cover - the insert above found it
+        raise RuntimeError("the study vanished after its insert conflicted")
+    before = held.image_count
+    study_id = await repository.upsert_study(session, values)
+    await volumes.add_images(session, held.organization_id, held.created_at, values["image_count"] - before)
+    return study_id
 
 
 async def study_view(
@@ -237,6 +255,7 @@ async def write_report(
     )
     if sign:
         report.status, report.signed_at = "final", now
+        await volumes.add_imaging_report(session, principal.organization_id, now)
     await session.flush()
     audit.record(
         session,

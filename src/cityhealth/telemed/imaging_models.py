@@ -33,6 +33,8 @@ class ImagingStudy(Base):
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     pacs: Mapped[str] = mapped_column(String(64))  # the PACS's name in the platform's configuration
     case_id: Mapped[int | None] = mapped_column(ForeignKey("telemed_cases.id"))
+    # The organization of the member that first recorded it, credited with its images (kept on refresh).
+    organization_id: Mapped[int | None] = mapped_column(Integer)
     accession_number: Mapped[str | None] = mapped_column(String(16))
     modalities: Mapped[str | None] = mapped_column(String(64))  # ModalitiesInStudy, comma-separated
     description: Mapped[str | None] = mapped_column(String(64))

@@ -27,6 +27,21 @@ _REFRESHED = (
 )
 
 
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert(_STUDIES) if session.get_bind().dialect.name == "postgresql" else sqlite.insert(_STUDIES)
+
+
+async def insert_study(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """The new study's id; None when its UID is known already (a concurrent insert waits for the first)."""
+    statement = (
+        _insert(session)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[_STUDIES.c.study_instance_uid])
+        .returning(_STUDIES.c.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def upsert_study(session: AsyncSession, values: dict[str, Any]) -> int:
     """The study's id: inserted, or its PACS facts refreshed when the UID is already known (case kept)."""
     insert = (
@@ -42,10 +57,12 @@ async def study(session: AsyncSession, study_id: int) -> ImagingStudy | None:
     return await session.get(ImagingStudy, study_id, populate_existing=True)
 
 
-async def study_by_uid(session: AsyncSession, uid: str) -> ImagingStudy | None:
+async def study_by_uid(session: AsyncSession, uid: str, *, for_update: bool = False) -> ImagingStudy | None:
     statement = (
         select(ImagingStudy).where(ImagingStudy.study_instance_uid == uid).execution_options(populate_existing=True)
     )
+    if for_update:
+        statement = statement.with_for_update()
     return (await session.execute(statement)).scalar_one_or_none()
 
 

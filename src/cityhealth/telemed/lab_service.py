@@ -10,6 +10,7 @@ their state does not allow refuses its message (AE naming the specimen's state a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from cityhealth.telemed.lab_parse import (
     LabMessageIn,
     parse,
 )
+from cityhealth.telemed.volumes import LabCredit, add_lab
 
 # The routing of a specimen: collected -> shipped -> received -> reported, or rejected on the way. A lab
 # that sends no OML reports a specimen first in its results (None -> reported).
@@ -227,7 +229,16 @@ async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher, batch
             for row in rows
         ],
     )
-    await _move_specimens(session, now, existing, step_rows)
+    moved = await _move_specimens(session, now, existing, step_rows)
+    shipped = Counter(row["message_id"] for _, row in moved if row["to_state"] == "shipped")
+    await add_lab(
+        session,
+        [
+            LabCredit(_specimen_owner(item.message.header), item.received_at, outcome.reports, shipped[message_id])
+            for (item, outcome, _), message_id in zip(kept, message_ids, strict=True)
+            if outcome.ack == "AA" and item.message is not None
+        ],
+    )
     return outcomes
 
 
@@ -236,8 +247,8 @@ async def _move_specimens(
     now: datetime,
     existing: dict[repository.SpecimenKey, tuple[int, str]],
     steps: list[tuple[repository.SpecimenKey, dict[str, Any]]],
-) -> None:
-    """Write the specimens' steps (already checked in order) and where each now stands."""
+) -> list[tuple[repository.SpecimenKey, dict[str, Any]]]:
+    """Write the specimens' steps (already checked in order) and where each now stands; the steps taken."""
     current: dict[repository.SpecimenKey, str | None] = {key: state for key, (_, state) in existing.items()}
     new: dict[repository.SpecimenKey, dict[str, Any]] = {}
     moved: list[tuple[repository.SpecimenKey, dict[str, Any]]] = []
@@ -281,6 +292,7 @@ async def _move_specimens(
         ],
     )
     await repository.insert_steps(session, [row | {"specimen_id": ids[key]} for key, row in moved])
+    return moved
 
 
 def _reason_of(moved: list[tuple[repository.SpecimenKey, dict[str, Any]]], key: repository.SpecimenKey) -> str | None:

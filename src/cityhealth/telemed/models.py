@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhealth.db.base import Base
@@ -239,3 +250,9 @@ class MonthVolume(Base):
     cases_submitted: Mapped[int] = mapped_column(Integer)
     reports_signed: Mapped[int] = mapped_column(Integer)  # by the organization as a reading centre
     consultations: Mapped[int] = mapped_column(Integer)  # requested by the organization
+    # The bulletin's other volumes (docs/decisions/telemed-statistics.md says what each counts): lab reports
+    # accepted over MLLP and imaging reports signed final, credited to the sending organization; specimens
+    # shipped; images of the studies first recorded in the month.
+    reports_uploaded: Mapped[int] = mapped_column(Integer, server_default="0")
+    specimens_routed: Mapped[int] = mapped_column(Integer, server_default="0")
+    images: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), server_default="0")

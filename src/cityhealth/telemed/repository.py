@@ -393,6 +393,9 @@ async def add_volume(
         "cases_submitted": 0,
         "reports_signed": 0,
         "consultations": 0,
+        "reports_uploaded": 0,
+        "specimens_routed": 0,
+        "images": 0,
     } | counts
     await add_counts(session, _VOLUMES, ("network_code", "month", "organization_id"), [row])
 

@@ -1,0 +1,83 @@
+"""The month's volumes the lab listener and the imaging store add to, in the transaction that writes what they
+count (docs/decisions/telemed-statistics.md): lab reports and shipped specimens per sending organization,
+imaging reports signed final, images of the studies first recorded in a month."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.clock import business_date
+from cityhealth.registry import service as registry
+from cityhealth.telemed import repository
+
+
+def month_of(at: datetime) -> date:
+    """The first day of the Asia/Shanghai month `at` falls in."""
+    return business_date(at).replace(day=1)
+
+
+def sender_code(sending_facility: str, sending_application: str) -> str:
+    """The registry code a lab system names its organization by: MSH-4's namespace id, else MSH-3's."""
+    return sending_facility or sending_application
+
+
+@dataclass(frozen=True)
+class LabCredit:
+    """What one accepted message adds: its reports and the specimens it shipped, for its sender and month."""
+
+    sender: str
+    received_at: datetime
+    reports: int
+    shipped: int
+
+
+async def add_lab(session: AsyncSession, credits: Iterable[LabCredit]) -> None:
+    """Credit a batch's accepted messages to their senders' organizations; a sender the registry does not know
+    is credited to none (the message is kept and acknowledged all the same)."""
+    totals: dict[tuple[date, str], list[int]] = {}
+    for credit in credits:
+        if credit.reports or credit.shipped:
+            counts = totals.setdefault((month_of(credit.received_at), credit.sender), [0, 0])
+            counts[0] += credit.reports
+            counts[1] += credit.shipped
+    organizations: dict[str, int | None] = {}
+    for code in sorted({sender for _, sender in totals}):
+        found = await registry.organization_by_code(session, code)
+        organizations[code] = found.id if found is not None else None
+    per_row: dict[tuple[date, int], list[int]] = {}
+    for (month, sender), (reports, shipped) in totals.items():
+        organization_id = organizations[sender]
+        if organization_id is not None:
+            counts = per_row.setdefault((month, organization_id), [0, 0])
+            counts[0] += reports
+            counts[1] += shipped
+    for (month, organization_id), (reports, shipped) in sorted(per_row.items()):
+        await repository.add_volume(
+            session, "lab", month, organization_id, reports_uploaded=reports, specimens_routed=shipped
+        )
+
+
+async def registered(session: AsyncSession, organization_id: int | None) -> int | None:
+    """The organization to credit: the caller's, when the registry has it (a token names it by id only)."""
+    if organization_id is None:
+        return None
+    found = await registry.organization_by_id(session, organization_id)
+    return found.id if found is not None else None
+
+
+async def add_imaging_report(session: AsyncSession, organization_id: int | None, signed_at: datetime) -> None:
+    """A report just signed final, credited to the signer's organization (none: not credited)."""
+    credited = await registered(session, organization_id)
+    if credited is not None:
+        await repository.add_volume(session, "imaging", month_of(signed_at), credited, reports_uploaded=1)
+
+
+async def add_images(session: AsyncSession, organization_id: int | None, first_recorded: datetime, delta: int) -> None:
+    """Images added to (or, on a recount, taken from) the month a study was first recorded in."""
+    credited = await registered(session, organization_id) if delta != 0 else None
+    if credited is not None:
+        await repository.add_volume(session, "imaging", month_of(first_recorded), credited, images=delta)
