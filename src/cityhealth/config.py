@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     hotline_help_days: int = Field(default=5, ge=1, le=5)
     hotline_complaint_days: int = Field(default=10, ge=10, le=13)
 
+    # Remote imaging: the PACSs the platform records studies from, by name -> DICOMweb root
+    # (CITYHEALTH_PACS='{"regional": "http://pacs.example:8042/dicom-web"}').
+    pacs: dict[str, str] = Field(default_factory=dict)
+
     # Simulation and tests only: lets the injected clock be moved. Refused in production.
     simulated_clock: bool = False
 

@@ -39,12 +39,13 @@ def _is_all_zero(row: dict[str, Any]) -> bool:
 
 
 def assert_telemed_matches(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
-    """Each network's paragraph equal, figure by figure (the message names the network and the figure)."""
-    for network, figures in wanted.items():
-        got = actual[network]
-        for key, value in figures.items():
-            assert got.get(key) == value, f"telemed.{network}.{key}"
-        assert set(got) == set(figures), f"telemed.{network}: keys"
+    """Each network's paragraph equal, figure by figure: every figure that differs is named."""
+    differ = {f"{network}.{key}": (actual.get(network, {}).get(key), value)
+              for network, figures in wanted.items() for key, value in figures.items()
+              if actual.get(network, {}).get(key) != value}
+    assert not differ, f"telemed figures differ (got, wanted): {differ}"
+    assert {network: set(figures) for network, figures in actual.items()} == {
+        network: set(figures) for network, figures in wanted.items()}
 
 
 def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> None:

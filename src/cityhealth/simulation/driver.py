@@ -39,6 +39,7 @@ from cityhealth.simulation.bodies import BodyWriter, DayBody
 from cityhealth.simulation.bookings import BookingDriver
 from cityhealth.simulation.feed import UnitFeed
 from cityhealth.simulation.hotline import HotlineDriver
+from cityhealth.simulation.pacs import PACS_NAME, SimulatedPacs
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
 from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.registry_setup import all_rows, register_areas
@@ -142,6 +143,7 @@ class Simulation:
             "203.0.113", "192.0.2") for n in range(1, 255)])
         self.organizations: dict[str, dict[str, Any]] = {}
         self.apps: dict[str, dict[str, Any]] = {}
+        self.pacs = SimulatedPacs()  # replaced by the one serving the run, when the scenario has imaging
         self._clients = 0
 
     def at(self, day: date, hour: int, minute: int = 0) -> None:
@@ -173,15 +175,21 @@ class Simulation:
         database = Database(self.settings.effective_database_url)
         try:
             try:
-                app = self.app_factory(self.settings, database=database, clock=self.clock)
-                # Leaving this block closes every actor's client, whatever ends the run.
-                async with app.router.lifespan_context(app), self.actors:
-                    try:
-                        await self._drive(app, database, result)
-                    finally:
-                        staff = [actor for actor in self.actors if isinstance(actor, Operator)]
-                        result.staff_logins = sum(actor.logins for actor in staff)
-                        result.staff_refreshes = sum(actor.refreshes for actor in staff)
+                # The imaging archive the hospitals' studies are in, configured into the platform it serves.
+                async with self._pacs() as pacs:
+                    if pacs is not None:
+                        self.pacs = pacs
+                        self.settings = self.settings.model_copy(
+                            update={"pacs": {**self.settings.pacs, PACS_NAME: pacs.root}})
+                    app = self.app_factory(self.settings, database=database, clock=self.clock)
+                    # Leaving this block closes every actor's client, whatever ends the run.
+                    async with app.router.lifespan_context(app), self.actors:
+                        try:
+                            await self._drive(app, database, result)
+                        finally:
+                            staff = [actor for actor in self.actors if isinstance(actor, Operator)]
+                            result.staff_logins = sum(actor.logins for actor in staff)
+                            result.staff_refreshes = sum(actor.refreshes for actor in staff)
             except BaseException as exc:
                 await self._record_failure(database, exc)
                 raise
@@ -191,6 +199,12 @@ class Simulation:
             await database.dispose()
         result.elapsed_s = time.perf_counter() - started
         return result
+
+    def _pacs(self) -> contextlib.AbstractAsyncContextManager[SimulatedPacs | None]:
+        telemed = self.scenario.telemed
+        if telemed is None or telemed.imaging is None:
+            return contextlib.nullcontext()
+        return SimulatedPacs()
 
     async def _drive(self, app: FastAPI, database: Database, result: SimulationResult) -> None:
         operator = await self._bootstrap_operator(app, database)

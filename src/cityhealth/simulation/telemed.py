@@ -23,6 +23,7 @@ from cityhealth.registry.identifiers import province_of
 from cityhealth.security.principals import Scope
 from cityhealth.simulation.actors import Actor, Operator, SimulationError
 from cityhealth.simulation.lab_feed import LabFeed
+from cityhealth.simulation.pacs import PACS_NAME, Study
 from cityhealth.simulation.pathology import PathologyDriver
 from cityhealth.simulation.registry_setup import all_rows
 from cityhealth.simulation.telemed_plan import MemberPlan, NetworkPlan, TelemedPlan, daily
@@ -35,6 +36,7 @@ MEMBER_SCOPES = [Scope.TELEMED_REQUEST.value, Scope.TELEMED_READ.value]
 # registry does not know them yet.
 METRO_CITIES = {"马鞍山市": "340500", "镇江市": "321100", "扬州市": "321000", "滁州市": "341100", "芜湖市": "340200",
                 "宣城市": "341800", "淮安市": "320800", "常州市": "320400"}
+MODALITIES = ("CT", "DX", "MR", "US", "CR")
 SYSTEM_NAMES = {"ecg": "远程心电系统", "imaging": "远程影像系统", "teleconsultation": "远程会诊系统"}
 
 
@@ -54,6 +56,7 @@ class TelemedDriver:
         self.clients: dict[tuple[str, str], Actor] = {}  # (network code, organization name) -> its system
         self.pathology = PathologyDriver(self, plan.pathology) if plan is not None and plan.pathology else None
         self.cases = 0
+        self.studies = 0  # imaging studies given out so far (the plan's images are taken in this order)
         self.consultations = 0
 
     @property
@@ -92,7 +95,7 @@ class TelemedDriver:
 
     def _actors_of(self, network: NetworkPlan) -> list[str]:
         """The organizations whose systems act over HTTP: ECG uploaders, and two members for consultations."""
-        names = list(network.uploads) if network.code == "ecg" else []
+        names = list(network.uploads) if network.code in ("ecg", "imaging") else []
         if network.consultations:
             hospitals = [m.organization for m in network.members if m.hospital and m.role == "both"] or \
                 [m.organization for m in network.members]
@@ -164,6 +167,12 @@ class TelemedDriver:
         if ecg is not None:
             work += [self._cases(ecg, name, day, daily(count, self.days)[index])
                      for name, count in ecg.uploads.items()]
+        imaging = self.plan.network("imaging")
+        if imaging is not None:
+            for name, count in imaging.uploads.items():
+                studies = daily(count, self.days)[index]
+                work.append(self._studies(imaging, name, day, imaging.images[self.studies:self.studies + studies]))
+                self.studies += studies
         lab = self.lab_plan
         if lab is not None and self.lab is not None:
             for name, count in lab.uploads.items():
@@ -192,6 +201,25 @@ class TelemedDriver:
                 "network_code": network.code,
                 "external_id": f"{network.code.upper()}-{code}-{day:%Y%m%d}-{number:05d}"[:64],
                 "case_type": "ecg", "priority": "routine", "clinical_question": "常规十二导联心电图，请出具诊断意见"})
+
+    async def _studies(self, network: NetworkPlan, organization: str, day: date, images: tuple[int, ...]) -> None:
+        """The hospital's studies of the day: each put in the archive, recorded (the platform counts its images
+        there) and its report signed final."""
+        if not images:
+            return
+        client = await self.client(network.code, organization)
+        row = self.simulation.organizations[organization]
+        for count in images:
+            self.simulation.pacs.number += 1
+            number = self.simulation.pacs.number
+            study = Study(f"1.2.156.112605.{row['id']}.{day:%Y%m%d}.{number}", f"A{number:09d}"[:16],
+                          f"P{number:08d}", MODALITIES[number % len(MODALITIES)], day, count)
+            self.simulation.pacs.add(study)
+            recorded = (await client.call("POST", "/api/telemed/imaging/studies", json={
+                "pacs": PACS_NAME, "study_instance_uid": study.uid})).json()
+            await client.call("PUT", f"/api/telemed/imaging/studies/{recorded['id']}/report", json={
+                "findings": f"{study.modality} 检查所见：未见明显异常密度影。", "impression": "未见明显异常。",
+                "sign": True})
 
     async def _consultation(self, network: NetworkPlan, day: date) -> dict[str, Any]:
         """A consultation between two members, scheduled that morning and answered by the one consulted."""
