@@ -77,6 +77,7 @@ class SimulationResult:
     # the body writer and waiting for the platform's jobs. Waiting for jobs taking most of it means the month
     # ran as fast as the platform ingests.
     phases_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # the process's CPU, same phases
     notes: list[str] = field(default_factory=list)
     # Authentications of the run: staff logins (password and TOTP) and staff token refreshes.
     staff_logins: int = 0
@@ -222,7 +223,8 @@ class Simulation:
         await bookings.prepare()
         # Leaving this block stops the lab listener and closes the lab systems' connections.
         async with TelemedDriver(self, app, operator, plan_telemed(self.scenario, self.scale), database) as telemed:
-            await telemed.prepare()
+            with _timed(result, "telemed_setup"):
+                await telemed.prepare()
             upload_started = time.perf_counter()
             await self._run_month(database, units, plan, bookings, (hotline, orders, telemed), result)
             result.telemed_cases = telemed.cases
@@ -462,20 +464,18 @@ class Simulation:
 
     async def _wait_for_jobs(self, jobs: list[tuple[Unit, str]], result: SimulationResult) -> None:
         with _timed(result, "jobs_wait"):
-            await self._poll_jobs(jobs)
-
-    async def _poll_jobs(self, jobs: list[tuple[Unit, str]]) -> None:
-        for unit, job_id in jobs:
-            await wait_for_job(unit.client, job_id, stall_timeout_s=self.job_stall_timeout_s)
+            for unit, job_id in jobs:
+                await wait_for_job(unit.client, job_id, stall_timeout_s=self.job_stall_timeout_s)
 
 
 @contextmanager
 def _timed(result: SimulationResult, phase: str) -> Iterator[None]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         result.phases_s[phase] += time.perf_counter() - started
+        result.cpu_s[phase] += time.process_time() - cpu
 
 
 def announce(settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1) -> None:
