@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.registry import service as registry_service
 from cityhealth.reporting.checks import TableWarning, check
-from cityhealth.reporting.model import BulletinData, TelemedNetwork
+from cityhealth.reporting.model import BulletinData, Pathology, TelemedNetwork
 from cityhealth.reporting.service import Edition, render
 from cityhealth.reporting.sources import PATHOLOGY_MODULE, gather
 from cityhealth.reporting.telemed_passage import TITLE
@@ -218,7 +218,7 @@ async def test_the_json_edition_is_what_expected_makes_of_the_hand_built_month(
     wanted = expected(by_hand, 1)["telemed"]
     assert json.dumps(written["telemed"], ensure_ascii=False) == json.dumps(wanted, ensure_ascii=False)
     assert list(written)[-2:] == ["telemed", "collection"]
-    assert asked == [("320100", datetime(2022, 7, 1, tzinfo=BUSINESS_TZ))]  # cumulative until June's end
+    assert asked == [("320100", datetime(2022, 6, 30, 23, 59, 59, 999999, tzinfo=BUSINESS_TZ))]  # June's last instant
     assert "南京市远程会诊平台共有成员单位 2 家" in render(data, Edition.MD).decode("utf-8")
 
 
@@ -242,3 +242,13 @@ async def test_a_platform_without_telemed_has_no_section(app: FastAPI, monkeypat
         data = await gather(session, "2022-06", region_code="320100")
     assert data.telemed is None
     assert TITLE not in render(data, Edition.MD).decode("utf-8")
+
+
+async def test_pathology_comes_from_the_pathology_rooms_totals(app: FastAPI) -> None:
+    await join(app, await organization(app, "320102"), "requester", kind="tertiary")
+    async with app.state.database.transaction() as session:
+        data = await gather(session, "2022-06", region_code="320100")
+    assert data.telemed is not None
+    # Nothing of pathology held yet: its totals, all nought, from the pathology room's own function.
+    assert data.telemed.pathology == Pathology(hospitals=0, experts=0, doctors=0, cases=0, reports=0,
+                                               case_discussions=0, video_lectures=0)

@@ -165,3 +165,5 @@ not_object_scoped(
     "/api/telemed/overdue",
     "administrators oversee every network's turnaround (telemed.admin), each list audited",
 )
+
+from tests.telemed import pathology_object_rules  # noqa: E402, F401 - the pathology routes declare theirs there

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from cityhealth.security.principals import Scope
+from tests.factories.security import headers_for, machine
 from tests.telemed.support import Side, admin, centre, requester
 
 PATHOLOGY = "/api/telemed/pathology"
@@ -97,3 +99,9 @@ def lecture_body(speaker_id: int, **overrides: Any) -> dict[str, Any]:
         "starts_at": start.isoformat(),
         "ends_at": (start + timedelta(hours=1)).isoformat(),
     } | overrides
+
+
+async def hospital_headers(app: FastAPI, net: Network) -> dict[str, str]:
+    """The hospital's system's headers anew (its first token expires as the clock moves on)."""
+    org = net.hospital.organization_id
+    return await headers_for(app, machine(Scope.TELEMED_REQUEST, organization_id=org, client_id=f"his-{org}"))

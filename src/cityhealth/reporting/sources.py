@@ -15,7 +15,7 @@ Each domain computes its own section of the scenario format from its maintained 
               {consultation, ecg, lab, imaging: NetworkMonth in the format's keys, + members_counted}
 - pathology:  `telemed.pathology_statistics.pathology_totals(session, city_code, until)` → PathologyTotals
               {hospitals, experts, doctors, cases, reports, case_discussions, video_lectures}, cumulative
-              until the month's end; reached through `pathology_totals` below only
+              at the month's last instant; reached through `pathology_totals` below only
 - registry:   `registry.service.get_area` / `list_areas` for the region and its reported areas.
 
 A source may return its section as a dict or as any object with the same attribute names; keys beyond
@@ -25,7 +25,7 @@ the section's (such as the report's own `month`) are checked against the request
 from __future__ import annotations
 
 import importlib
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -99,8 +99,10 @@ async def gather(session: AsyncSession, month: str, *, region_code: str | None =
 async def _telemed(session: AsyncSession, month: str, city_code: str, year: int, number: int) -> TelemedSection | None:
     """The networks' month and pathology's cumulative counts; None when the platform has no telemed at all."""
     networks = await telemed_statistics.month_statistics(session, month, city_code)
-    next_month = date(year + number // 12, number % 12 + 1, 1)
-    pathology = await pathology_totals(session, city_code, datetime.combine(next_month, time(), BUSINESS_TZ))
+    # The month's last instant: the pathology room counts what happened by `until`, inclusive, and the members
+    # of `until`'s business day.
+    last_day = date(year + number // 12, number % 12 + 1, 1) - timedelta(days=1)
+    pathology = await pathology_totals(session, city_code, datetime.combine(last_day, time.max, BUSINESS_TZ))
     if networks.is_empty and (pathology is None or not any(pathology.model_dump().values())):
         return None
     document = networks.model_dump(exclude={"month", "city_code"}, exclude_none=True)
@@ -108,7 +110,7 @@ async def _telemed(session: AsyncSession, month: str, city_code: str, year: int,
 
 
 async def pathology_totals(session: AsyncSession, city_code: str, until: datetime) -> Pathology | None:
-    """The pathology room's cumulative counts until `until` (exclusive), from its
+    """The pathology room's cumulative counts at `until` (inclusive), from its
     `pathology_totals(session, city_code, until) -> PathologyTotals`; None on a platform without that room's
     statistics (the paragraph and the JSON key are then left out, never filled in)."""
     try:

@@ -16,6 +16,7 @@ from cityhealth.security.principals import Principal, Scope
 from cityhealth.telemed import pathology, pathology_meetings, pathology_statistics
 from cityhealth.telemed.pathology_schemas import (
     EventCancel,
+    EventStatus,
     LectureHold,
     LectureIn,
     LectureRead,
@@ -38,6 +39,7 @@ Anyone = Annotated[Principal, Depends(require_any(Scope.TELEMED_REQUEST, Scope.T
 Admin = Annotated[Principal, Depends(require(Scope.TELEMED_ADMIN))]
 Requester = Annotated[Principal, Depends(require(Scope.TELEMED_REQUEST))]
 Member = Annotated[Principal, Depends(require_any(Scope.TELEMED_REQUEST, Scope.TELEMED_READ))]
+Limit = Annotated[int, Query(ge=1, le=200)]
 MEETING = "/meetings/{meeting_id}"
 LECTURE = "/lectures/{lecture_id}"
 
@@ -98,6 +100,24 @@ async def schedule_meeting(principal: Member, session: SessionDep, clock: ClockD
     return await pathology_meetings.schedule_meeting(session, clock, principal, data)
 
 
+@router.get(
+    "/meetings",
+    response_model=list[MeetingRead],
+    summary="The meetings the caller's organization organizes or takes part in, the newest first",
+)
+async def my_meetings(
+    principal: Member,
+    session: SessionDep,
+    clock: ClockDep,
+    status: EventStatus | None = None,
+    before_id: RowId | None = None,
+    limit: Limit = 50,
+) -> list[MeetingRead]:
+    return await pathology_meetings.my_meetings(
+        session, clock, principal, status=status, before_id=before_id, limit=limit
+    )
+
+
 @router.get(MEETING, response_model=MeetingRead, summary="A meeting, to its organizer and participants")
 async def get_meeting(principal: Member, session: SessionDep, clock: ClockDep, meeting_id: RowId) -> MeetingRead:
     return await pathology_meetings.get_meeting(session, clock, principal, meeting_id)
@@ -120,6 +140,20 @@ async def cancel_meeting(
 @router.post("/lectures", response_model=LectureRead, summary="Schedule a video lecture (idempotent on request_key)")
 async def schedule_lecture(principal: Member, session: SessionDep, clock: ClockDep, data: LectureIn) -> LectureRead:
     return await pathology_meetings.schedule_lecture(session, clock, principal, data)
+
+
+@router.get("/lectures", response_model=list[LectureRead], summary="The network's lectures, the newest first")
+async def list_lectures(
+    principal: Anyone,
+    session: SessionDep,
+    clock: ClockDep,
+    status: EventStatus | None = None,
+    before_id: RowId | None = None,
+    limit: Limit = 50,
+) -> list[LectureRead]:
+    return await pathology_meetings.list_lectures(
+        session, clock, principal, status=status, before_id=before_id, limit=limit
+    )
 
 
 @router.get(LECTURE, response_model=LectureRead, summary="A lecture, to every member of the network")

@@ -98,6 +98,15 @@ def _same_request(held: PathologyMeeting | PathologyLecture, data: Any, what: st
         )
 
 
+def _concurrent(request_key: str, what: str) -> Conflict:
+    return Conflict(
+        f"the same {what} is being scheduled concurrently; retry",
+        field="request_key",
+        value=request_key,
+        rule=f"telemed.pathology.{what}.same_request",
+    )
+
+
 # --- meetings -----------------------------------------------------------------------------------------------
 
 
@@ -171,13 +180,14 @@ async def schedule_meeting(session: AsyncSession, clock: Clock, principal: Princ
     meeting_id = await repository.insert_event(
         session, PathologyMeeting, _event_values(data, organizer, principal, now) | {"minutes": None}
     )
-    if meeting_id is None:
-        raise Conflict(
-            "the same meeting is being scheduled concurrently; retry",
-            field="request_key",
-            value=data.request_key,
-            rule="telemed.pathology.meeting.same_request",
-        )
+    if meeting_id is None:  # a concurrent retry of this request made it first: answer with its meeting
+        held = await repository.event_by_key(session, PathologyMeeting, organizer.organization_id, data.request_key)
+        if held is None:
+            raise _concurrent(data.request_key, "meeting")
+        _same_request(held, data, "meeting")
+        record(session, clock, principal, Action.CREATE, MEETING, resource_id=held.id,
+               resident_ids=await _meeting_residents(session, held.id), detail="repeated")
+        return await _meeting_read(session, held)
     await repository.add_meeting_links(session, meeting_id, data.participant_ids, data.case_ids)
     record(session, clock, principal, Action.CREATE, MEETING, resource_id=meeting_id,
            resident_ids=[r for r in residents if r is not None])
@@ -207,6 +217,27 @@ async def get_meeting(session: AsyncSession, clock: Clock, principal: Principal,
     residents = await _meeting_residents(session, found.id)
     record(session, clock, principal, Action.READ, MEETING, resource_id=found.id, resident_ids=residents)
     return await _meeting_read(session, found)
+
+
+async def my_meetings(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    *,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[MeetingRead]:
+    """The meetings the caller's organization organizes or takes part in; audited with the cases' residents."""
+    if principal.organization_id is None:
+        return []
+    found = await repository.meetings_of(session, principal.organization_id, status, before_id, limit)
+    residents: set[int] = set()
+    for meeting in found:
+        residents |= {r for r in await _meeting_residents(session, meeting.id) if r is not None}
+    record(session, clock, principal, Action.LIST, MEETING, resident_ids=sorted(residents),
+           detail=f"{len(found)} meetings")
+    return [await _meeting_read(session, meeting) for meeting in found]
 
 
 async def _transition(
@@ -336,32 +367,53 @@ async def schedule_lecture(session: AsyncSession, clock: Clock, principal: Princ
         PathologyLecture,
         _event_values(data, organizer, principal, now) | {"speaker_id": data.speaker_id, "attendance": None},
     )
-    if lecture_id is None:
-        raise Conflict(
-            "the same lecture is being scheduled concurrently; retry",
-            field="request_key",
-            value=data.request_key,
-            rule="telemed.pathology.lecture.same_request",
-        )
+    if lecture_id is None:  # a concurrent retry of this request made it first: answer with its lecture
+        held = await repository.event_by_key(session, PathologyLecture, organizer.organization_id, data.request_key)
+        if held is None:
+            raise _concurrent(data.request_key, "lecture")
+        _same_request(held, data, "lecture")
+        record(session, clock, principal, Action.CREATE, LECTURE, resource_id=held.id, detail="repeated")
+        return await _lecture_read(session, held)
     record(session, clock, principal, Action.CREATE, LECTURE, resource_id=lecture_id)
     return await _lecture_read(session, await _lecture(session, lecture_id))
 
 
 async def get_lecture(session: AsyncSession, clock: Clock, principal: Principal, lecture_id: int) -> LectureRead:
     """A lecture, to every active member of the network (and the networks' administrators)."""
-    if not principal.has(Scope.TELEMED_ADMIN):
-        organization = principal.organization_id
-        member = None
-        if organization is not None:
-            member = await repository.active_membership(session, organization, business_date(clock.now()))
-        if member is None:
-            raise NotFound(
-                f"no lecture {lecture_id}",
-                field="lecture_id",
-                value=lecture_id,
-                rule="telemed.pathology.lecture.visible",
-            )
+    if not await _member_or_admin(session, clock, principal, refuse=False):
+        raise NotFound(
+            f"no lecture {lecture_id}", field="lecture_id", value=lecture_id, rule="telemed.pathology.lecture.visible"
+        )
     return await _lecture_read(session, await _lecture(session, lecture_id))
+
+
+async def _member_or_admin(session: AsyncSession, clock: Clock, principal: Principal, *, refuse: bool = True) -> bool:
+    """Whether the caller administers the networks or its organization is a pathology member today (else 403
+    when `refuse`)."""
+    if principal.has(Scope.TELEMED_ADMIN):
+        return True
+    try:
+        await _organizer(session, principal, clock.now())
+    except Forbidden:
+        if refuse:
+            raise
+        return False
+    return True
+
+
+async def list_lectures(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    *,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[LectureRead]:
+    """The network's lectures, to its active members (and the administrators)."""
+    await _member_or_admin(session, clock, principal)
+    found = await repository.lectures(session, status, before_id, limit)
+    return [await _lecture_read(session, lecture) for lecture in found]
 
 
 async def hold_lecture(

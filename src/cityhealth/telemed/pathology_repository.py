@@ -171,6 +171,37 @@ async def add_meeting_links(
     await session.flush()
 
 
+async def meetings_of(
+    session: AsyncSession, organization_id: int, status: str | None, before_id: int | None, limit: int
+) -> list[PathologyMeeting]:
+    """The meetings an organization organizes or sends a participant to, the newest first."""
+    taking_part = (
+        select(MeetingParticipant.meeting_id)
+        .join(PathologyPerson, PathologyPerson.id == MeetingParticipant.person_id)
+        .where(PathologyPerson.organization_id == organization_id)
+    )
+    statement = select(PathologyMeeting).where(
+        or_(PathologyMeeting.organizer_organization_id == organization_id, PathologyMeeting.id.in_(taking_part))
+    )
+    if status is not None:
+        statement = statement.where(PathologyMeeting.status == status)
+    if before_id is not None:
+        statement = statement.where(PathologyMeeting.id < before_id)
+    return list((await session.scalars(statement.order_by(PathologyMeeting.id.desc()).limit(limit))).all())
+
+
+async def lectures(
+    session: AsyncSession, status: str | None, before_id: int | None, limit: int
+) -> list[PathologyLecture]:
+    """The network's lectures, the newest first."""
+    statement = select(PathologyLecture)
+    if status is not None:
+        statement = statement.where(PathologyLecture.status == status)
+    if before_id is not None:
+        statement = statement.where(PathologyLecture.id < before_id)
+    return list((await session.scalars(statement.order_by(PathologyLecture.id.desc()).limit(limit))).all())
+
+
 async def meeting_participants(session: AsyncSession, meeting_id: int) -> list[PathologyPerson]:
     statement = (
         select(PathologyPerson)
