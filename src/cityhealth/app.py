@@ -40,6 +40,7 @@ from cityhealth.security import tasks as security_tasks
 from cityhealth.strict_json import StrictJsonMiddleware
 from cityhealth.telemed import api as telemed_api
 from cityhealth.telemed import files_api as telemed_files_api
+from cityhealth.telemed import imaging_api as telemed_imaging_api
 from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
 
@@ -143,6 +144,7 @@ def create_app(
     app.include_router(telemed_api.router)
     app.include_router(telemed_pathology_api.router)
     app.include_router(telemed_files_api.router)  # a case's ECG tracings and imaging studies
+    app.include_router(telemed_imaging_api.router)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

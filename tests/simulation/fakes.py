@@ -23,10 +23,10 @@ class Caller(Actor):
         super().__init__(app, clock, "198.51.100.9", "test caller", timeout_s=timeout_s)
         self.renewals = 0
 
-    async def _fetch_token(self) -> str:
+    async def _fetch_token(self) -> tuple[str, int]:
         self.renewals += 1
         await asyncio.sleep(0)  # a renewal takes a moment: concurrent callers overlap it
-        return f"token-{self.renewals}"
+        return f"token-{self.renewals}", 300
 
 
 def job_platform(statuses: Iterator[dict[str, Any] | str]) -> FastAPI:

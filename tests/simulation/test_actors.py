@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
-from cityhealth.simulation.actors import TOKEN_PATH, TOKEN_REFRESH_S, Actors, MachineClient, Operator, SimulationError
+from cityhealth.simulation.actors import TOKEN_MARGIN_S, TOKEN_PATH, Actors, MachineClient, Operator, SimulationError
 from tests.simulation.fakes import START, Caller
 
 
@@ -92,9 +92,9 @@ async def test_concurrent_callers_renew_a_stale_token_once(clock: SimulatedClock
         caller = actors.add(Caller(_platform(), clock))
         answers = await asyncio.gather(*(caller.call("GET", "/ok") for _ in range(8)))
         assert caller.renewals == 1
-        clock.advance(timedelta(seconds=TOKEN_REFRESH_S))
+        clock.advance(timedelta(seconds=300 - TOKEN_MARGIN_S - 1))
         await caller.call("GET", "/ok")
-        assert caller.renewals == 1  # not yet older than the refresh age
+        assert caller.renewals == 1  # kept: not yet within the margin of its expiry
         clock.advance(timedelta(seconds=1))
         answers += await asyncio.gather(*(caller.call("GET", "/ok") for _ in range(4)))
     assert caller.renewals == 2
@@ -161,6 +161,42 @@ async def test_an_operator_whose_login_is_refused_fails_with_the_status(clock: S
         with pytest.raises(SimulationError) as caught:
             await operator.call("GET", "/anything")
     assert caught.value.message.startswith("operator login refused: 401")
+
+
+async def test_an_operator_keeps_its_session_refreshing_an_expired_token_and_logs_in_only_once_it_idled_out(
+        clock: SimulatedClock, settings: Settings) -> None:
+    app = FastAPI()
+    app.state.settings = settings.model_copy(update={"staff_session_idle_timeout_s": 900})
+    seen: list[str] = []
+
+    @app.post("/api/auth/login")
+    async def login() -> JSONResponse:
+        seen.append("login")
+        return JSONResponse({"access_token": f"t{len(seen)}", "expires_in": 300})
+
+    @app.post("/api/auth/refresh")
+    async def refresh(request: Request) -> JSONResponse:
+        seen.append(f"refresh {request.headers['authorization']}")
+        return JSONResponse({"access_token": f"t{len(seen)}", "expires_in": 300})
+
+    @app.get("/ok")
+    async def ok() -> JSONResponse:
+        return JSONResponse({})
+
+    async with Actors() as actors:
+        operator = actors.add(Operator(app, clock, "admin", "secret", pyotp.random_base32()))
+        for _ in range(3):
+            await operator.call("GET", "/ok")
+        clock.advance(timedelta(seconds=200))
+        await operator.call("GET", "/ok")  # the token kept
+        assert seen == ["login"]
+        clock.advance(timedelta(seconds=250))  # expired, the session live: refreshed with the kept token
+        await operator.call("GET", "/ok")
+        assert seen == ["login", "refresh Bearer t1"]
+        clock.advance(timedelta(hours=3))  # idle past the timeout: the platform ended it, log in again
+        await operator.call("GET", "/ok")
+    assert seen == ["login", "refresh Bearer t1", "login"]
+    assert (operator.logins, operator.refreshes) == (2, 1)
 
 
 async def test_a_machine_client_asserts_its_identity_with_a_key_its_jwks_publishes(

@@ -19,7 +19,7 @@ from cityhealth.config import Environment, Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.reporting import month_loads
-from cityhealth.simulation.actors import Actor, SimulationError
+from cityhealth.simulation.actors import Actor, Operator, SimulationError
 from cityhealth.simulation.driver import Simulation, announce
 from cityhealth.simulation.plan import plan_month
 from tests.reporting.expected import expected
@@ -108,6 +108,13 @@ async def test_a_leap_february_round_trips_to_its_expected_bulletin(settings: Se
     assert done.source == "simulation of a small city month at scale 1, seed 3"
     assert made
     assert all(actor.http.is_closed for actor in made)
+    # Staff keep their sessions through the month: one login each (the per-address authentication limit is
+    # far), their tokens refreshed as they expire.
+    staff = [actor for actor in made if isinstance(actor, Operator)]
+    assert [actor.logins for actor in staff if actor.logins or actor.refreshes] == [1] * len(
+        [actor for actor in staff if actor.logins or actor.refreshes])
+    assert result.staff_logins <= len(staff)
+    assert sum(actor.refreshes for actor in staff) > 0
 
 
 async def test_uploads_that_never_answer_time_out_and_every_client_is_closed(

@@ -27,6 +27,7 @@ from tests.conftest import BACKEND
 from tests.factories.security import staff
 from tests.reporting.expected import expected
 
+MAX_STAFF_LOGINS = 12  # the run's staff accounts (administrator, agents, handlers), one login each
 SECTIONS = ("hotline", "booking", "collection")
 ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital",
             "calls_by_city": "city"}
@@ -37,8 +38,20 @@ def _is_all_zero(row: dict[str, Any]) -> bool:
                if key not in ("hospital", "app", "area", "name", "city"))
 
 
+def assert_telemed_matches(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Each network's paragraph equal, figure by figure: every figure that differs is named."""
+    differ = {f"{network}.{key}": (actual.get(network, {}).get(key), value)
+              for network, figures in wanted.items() for key, value in figures.items()
+              if actual.get(network, {}).get(key) != value}
+    assert not differ, f"telemed figures differ (got, wanted): {differ}"
+    assert {network: set(figures) for network, figures in actual.items()} == {
+        network: set(figures) for network, figures in wanted.items()}
+
+
 def assert_matches_expected(actual: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Sections equal, rows compared by key: all-zero rows may be absent, no other row may differ."""
+    if "telemed" in wanted:
+        assert_telemed_matches(actual["telemed"], wanted["telemed"])
     for section in SECTIONS:
         if section not in wanted:
             continue
@@ -93,6 +106,9 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     scenario = load_scenario(path)
     result = simulate(create_app, settings, scenario, Decimal(scale), seed=7)
     assert result.uploaded > 0
+    assert result.phases_s["telemed"] > 0  # the networks' month was played, and timed
+    # Staff keep their sessions: each logs in once (a handful of accounts), then refreshes its token.
+    assert 0 < result.staff_logins <= MAX_STAFF_LOGINS, result.staff_logins
     actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
     wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
     assert_matches_expected(actual, wanted)

@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -26,8 +27,10 @@ from cityhealth.errors import DomainError
 
 BASE_URL = "http://platform.simulation"
 TOKEN_PATH = "/api/auth/token"  # noqa: S105 - a URL path, not a secret
-# Tokens live 300 s of (simulated) time; refresh a little before that.
-TOKEN_REFRESH_S = 240
+# Tokens live 300 s of (simulated) time; a token is renewed this long before its own expiry (`expires_in`).
+TOKEN_MARGIN_S = 30
+# Without an `expires_in` in the answer, the platform's longest lifetime (300 s) is assumed.
+TOKEN_TTL_S = 300
 # Wall-clock seconds a request may take, token renewal included. The in-process transport enforces no timeout
 # of its own (httpx's apply to sockets), so a platform that never answers would hold the month forever.
 # Generous: a scale-1 day's bulk body is ~60 MB, sent to a loop that is busy ingesting.
@@ -55,7 +58,11 @@ class Actor(ABC):
         self.timeout_s = timeout_s
         self.http = httpx.AsyncClient(transport=_transport(app, address), base_url=BASE_URL, timeout=timeout_s)
         self._token: str | None = None
-        self._token_at = clock.now()
+        self._token_expires = clock.now()
+        # Authentications made: logins (operators) or client assertions (machine clients), and refreshes.
+        self.logins = 0
+        self.refreshes = 0
+        self.last_request_at = clock.now()  # on the platform's clock: a staff session idles from it
         # Callers share an actor concurrently; one renewal at a time (a TOTP code logs in only once).
         self._renewing = asyncio.Lock()
 
@@ -63,18 +70,23 @@ class Actor(ABC):
         await self.http.aclose()
 
     @abstractmethod
-    async def _fetch_token(self) -> str:
-        """Authenticate the way this kind of actor does."""
+    async def _fetch_token(self) -> tuple[str, int]:
+        """Authenticate the way this kind of actor does: the access token and its lifetime in seconds."""
 
     def _stale(self) -> bool:
-        return self._token is None or self.clock.now() - self._token_at > timedelta(seconds=TOKEN_REFRESH_S)
+        """No token yet, or the one kept expires within the margin (on the platform's clock)."""
+        return self._token is None or self.clock.now() >= self._token_expires - timedelta(seconds=TOKEN_MARGIN_S)
 
     async def headers(self) -> dict[str, str]:
+        """The kept token, renewed only once it is about to expire: every renewal is an authentication the
+        platform counts against the caller's address and account."""
         if self._stale():
             async with self._renewing:
                 if self._stale():
-                    self._token = await self._fetch_token()
-                    self._token_at = self.clock.now()
+                    now = self.clock.now()
+                    self._token, lifetime = await self._fetch_token()
+                    self._token_expires = now + timedelta(seconds=lifetime)
+        self.last_request_at = self.clock.now()
         return {"Authorization": f"Bearer {self._token}"}
 
     async def call(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 202, 204),
@@ -115,6 +127,9 @@ class Actors:
     def __len__(self) -> int:
         return len(self._open)
 
+    def __iter__(self) -> Iterator[Actor]:
+        return iter(list(self._open))
+
     async def close(self) -> None:
         """Close every client, even when closing one of them fails; the first failure is raised after."""
         actors, self._open = self._open, []
@@ -134,24 +149,49 @@ class Actors:
         await self.close()
 
 
+def _lifetime(body: dict[str, Any]) -> int:
+    return int(body.get("expires_in") or TOKEN_TTL_S)
+
+
 class Operator(Actor):
-    """The information center's platform administrator."""
+    """A member of the platform's staff (the administrator, an agent …), at a workstation of its own.
+
+    The session is kept: an expired access token is refreshed (`/api/auth/refresh`) while the session is
+    live, and the operator logs in again (password and TOTP) only when the platform says it is not.
+    """
 
     def __init__(self, app: FastAPI, clock: Clock, username: str, password: str, totp_secret: str, *,
-                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
-        super().__init__(app, clock, "198.51.100.1", f"operator {username}", timeout_s=timeout_s)
+                 address: str = "198.51.100.1", timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        super().__init__(app, clock, address, f"operator {username}", timeout_s=timeout_s)
         self.username = username
         self.password = password
         self.totp = pyotp.TOTP(totp_secret)
 
-    async def _fetch_token(self) -> str:
-        # A staff session times out when idle: log in afresh whenever the token is renewed.
+    def _session_live(self) -> bool:
+        """Whether the platform still holds the session: a token kept, and a request within the idle timeout
+        (asking the platform otherwise would be a failed authentication counted against the address)."""
+        if self._token is None:
+            return False
+        idle = timedelta(seconds=int(self.app.state.settings.staff_session_idle_timeout_s) - TOKEN_MARGIN_S)
+        return self.clock.now() - self.last_request_at < idle
+
+    async def _fetch_token(self) -> tuple[str, int]:
+        if self._session_live():
+            response = await self.http.post("/api/auth/refresh", headers={"Authorization": f"Bearer {self._token}"})
+            if response.status_code == 200:
+                self.refreshes += 1
+                body = response.json()
+                return str(body["access_token"]), _lifetime(body)
+            if response.status_code != 401:  # 401: the session ended (idle, logged out); anything else is wrong
+                raise SimulationError(f"{self.name}: refresh refused: {response.status_code} {response.text[:300]}")
         code = self.totp.at(self.clock.now())
         response = await self.http.post("/api/auth/login", json={
             "username": self.username, "password": self.password, "totp": code})
         if response.status_code != 200:
             raise SimulationError(f"operator login refused: {response.status_code} {response.text[:300]}")
-        return str(response.json()["access_token"])
+        self.logins += 1
+        body = response.json()
+        return str(body["access_token"]), _lifetime(body)
 
 
 class MachineClient(Actor):
@@ -168,7 +208,7 @@ class MachineClient(Actor):
         jwk: dict[str, Any] = ECAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
         return {"keys": [{**jwk, "kid": self.kid, "alg": "ES384", "use": "sig"}]}
 
-    async def _fetch_token(self) -> str:
+    async def _fetch_token(self) -> tuple[str, int]:
         now = self.clock.now()
         assertion = jwt.encode(
             {"iss": self.client_id, "sub": self.client_id, "aud": self.app.state.settings.public_url(TOKEN_PATH),
@@ -183,4 +223,6 @@ class MachineClient(Actor):
         })
         if response.status_code != 200:
             raise SimulationError(f"{self.name}: token refused: {response.status_code} {response.text[:300]}")
-        return str(response.json()["access_token"])
+        self.logins += 1
+        body = response.json()
+        return str(body["access_token"]), _lifetime(body)

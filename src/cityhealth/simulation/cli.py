@@ -68,5 +68,6 @@ def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announ
             raise typer.Exit(1) from exc
     console.print(
         f"[green]{loaded.month} at scale {factor}: {result.uploaded} records uploaded, "
-        f"{result.bookings} bookings made, {result.calls} hotline calls reported in {result.elapsed_s:.1f} s "
+        f"{result.bookings} bookings made, {result.calls} hotline calls reported, {result.telemed_cases} ECG cases "
+        f"and {result.lab_messages} lab messages sent in {result.elapsed_s:.1f} s "
         f"({result.records_per_s:,.0f} records/s while uploading)[/green]")

@@ -31,7 +31,6 @@ from fastapi import FastAPI
 from cityhealth.clock import BUSINESS_TZ, Clock, SimulatedClock, SystemClock
 from cityhealth.config import Environment, Settings
 from cityhealth.db.engine import Database
-from cityhealth.registry.identifiers import province_of
 from cityhealth.reporting import month_loads
 from cityhealth.security import staff as staff_accounts
 from cityhealth.security.principals import Role, Scope
@@ -40,11 +39,18 @@ from cityhealth.simulation.bodies import BodyWriter, DayBody
 from cityhealth.simulation.bookings import BookingDriver
 from cityhealth.simulation.feed import UnitFeed
 from cityhealth.simulation.hotline import HotlineDriver
+from cityhealth.simulation.pacs import PACS_NAME, SimulatedPacs
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
 from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
+from cityhealth.simulation.registry_setup import all_rows, register_areas
 from cityhealth.simulation.scenario import Scenario
+from cityhealth.simulation.telemed import TelemedDriver
+from cityhealth.simulation.telemed_plan import plan_telemed
 from cityhealth.simulation.work_orders import WorkOrderDriver, WorkOrderTally
 
+# Longer than the whole simulated span (setup week and month): a member of staff who acts only some days keeps
+# its session between them (see Simulation.__init__).
+STAFF_SESSION_IDLE_S = 45 * 24 * 3600
 REALTIME_LIMIT = 1000  # records per real-time batch (the platform's limit)
 UPLOAD_SCOPES = [Scope.COLLECTION_UPLOAD.value, Scope.COLLECTION_READ.value]
 HOSPITAL_SCOPES = [*UPLOAD_SCOPES, Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_READ.value,
@@ -71,7 +77,13 @@ class SimulationResult:
     # the body writer and waiting for the platform's jobs. Waiting for jobs taking most of it means the month
     # ran as fast as the platform ingests.
     phases_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # the process's CPU, same phases
     notes: list[str] = field(default_factory=list)
+    # Authentications of the run: staff logins (password and TOTP) and staff token refreshes.
+    staff_logins: int = 0
+    staff_refreshes: int = 0
+    telemed_cases: int = 0  # ECG cases submitted
+    lab_messages: int = 0  # HL7 messages sent over MLLP and acknowledged AA
 
     @property
     def records_per_s(self) -> float:
@@ -106,7 +118,13 @@ class Simulation:
         if settings.env is Environment.PRODUCTION:
             raise SimulationError("the simulator cannot run in production", code="simulation_in_production")
         self.app_factory = app_factory
-        self.settings = settings.model_copy(update={"simulated_clock": True})
+        # A simulated day is a few instants hours apart, and some staff act only on some days, while those it
+        # plays are at work throughout: their sessions must outlive the gaps, or each gap would end them and
+        # they would log in again (the platform limits authentications per address and account, in wall-clock
+        # time, and a month runs in seconds).
+        self.settings = settings.model_copy(update={
+            "simulated_clock": True,
+            "staff_session_idle_timeout_s": max(settings.staff_session_idle_timeout_s, STAFF_SESSION_IDLE_S)})
         self.scenario = scenario
         self.scale = scale
         self.seed = seed
@@ -121,9 +139,12 @@ class Simulation:
         # Setup happens the week before the month; opening balances are as of the day before it.
         self.clock = SimulatedClock(datetime.combine(self.month_start - timedelta(days=7),
                                                      datetime.min.time(), tzinfo=BUSINESS_TZ))
-        self._addresses = iter(f"198.51.100.{n}" for n in range(2, 255))
+        # Documentation ranges (RFC 5737): 198.51.100.1 is the bootstrap administrator's.
+        self._addresses = iter([f"198.51.100.{n}" for n in range(2, 255)] + [f"{net}.{n}" for net in (
+            "203.0.113", "192.0.2") for n in range(1, 255)])
         self.organizations: dict[str, dict[str, Any]] = {}
         self.apps: dict[str, dict[str, Any]] = {}
+        self.pacs = SimulatedPacs()  # replaced by the one serving the run, when the scenario has imaging
         self._clients = 0
 
     def at(self, day: date, hour: int, minute: int = 0) -> None:
@@ -155,10 +176,21 @@ class Simulation:
         database = Database(self.settings.effective_database_url)
         try:
             try:
-                app = self.app_factory(self.settings, database=database, clock=self.clock)
-                # Leaving this block closes every actor's client, whatever ends the run.
-                async with app.router.lifespan_context(app), self.actors:
-                    await self._drive(app, database, result)
+                # The imaging archive the hospitals' studies are in, configured into the platform it serves.
+                async with self._pacs() as pacs:
+                    if pacs is not None:
+                        self.pacs = pacs
+                        self.settings = self.settings.model_copy(
+                            update={"telemed_pacs": {**self.settings.telemed_pacs, PACS_NAME: pacs.root}})
+                    app = self.app_factory(self.settings, database=database, clock=self.clock)
+                    # Leaving this block closes every actor's client, whatever ends the run.
+                    async with app.router.lifespan_context(app), self.actors:
+                        try:
+                            await self._drive(app, database, result)
+                        finally:
+                            staff = [actor for actor in self.actors if isinstance(actor, Operator)]
+                            result.staff_logins = sum(actor.logins for actor in staff)
+                            result.staff_refreshes = sum(actor.refreshes for actor in staff)
             except BaseException as exc:
                 await self._record_failure(database, exc)
                 raise
@@ -168,6 +200,12 @@ class Simulation:
             await database.dispose()
         result.elapsed_s = time.perf_counter() - started
         return result
+
+    def _pacs(self) -> contextlib.AbstractAsyncContextManager[SimulatedPacs | None]:
+        telemed = self.scenario.telemed
+        if telemed is None or telemed.imaging is None:
+            return contextlib.nullcontext()
+        return SimulatedPacs()
 
     async def _drive(self, app: FastAPI, database: Database, result: SimulationResult) -> None:
         operator = await self._bootstrap_operator(app, database)
@@ -183,8 +221,14 @@ class Simulation:
         await orders.prepare()
         bookings = BookingDriver(self, app, operator, plan, hotline)
         await bookings.prepare()
-        upload_started = time.perf_counter()
-        await self._run_month(database, units, plan, bookings, (hotline, orders), result)
+        # Leaving this block stops the lab listener and closes the lab systems' connections.
+        async with TelemedDriver(self, app, operator, plan_telemed(self.scenario, self.scale), database) as telemed:
+            with _timed(result, "telemed_setup"):
+                await telemed.prepare()
+            upload_started = time.perf_counter()
+            await self._run_month(database, units, plan, bookings, (hotline, orders, telemed), result)
+            result.telemed_cases = telemed.cases
+            result.lab_messages = telemed.lab.messages if telemed.lab is not None else 0
         await orders.finish(self.job_stall_timeout_s)
         result.calls = hotline.calls
         result.work_orders = orders.tally
@@ -218,8 +262,9 @@ class Simulation:
 
     def operator(self, app: FastAPI, username: str, password: str, totp_secret: str) -> Operator:
         """A staff actor of this run (its client is closed with the run's)."""
+        # Each at a workstation of its own: the platform limits authentications per source address.
         return self.actors.add(Operator(app, self.clock, username, password, totp_secret,
-                                        timeout_s=self.request_timeout_s))
+                                        address=self.next_address(), timeout_s=self.request_timeout_s))
 
     async def hotline_agent(self, app: FastAPI, operator: Operator) -> tuple[Operator, str]:
         """A new 12320 agent's account, logged in, and the staff subject the telephony names them by."""
@@ -236,32 +281,19 @@ class Simulation:
         secret = parse_qs(urlparse(created["totp_provisioning_uri"]).query)["secret"][0]
         return self.operator(app, username, password, secret), f"staff:{created['user']['id']}"
 
+    @property
+    def days_in_month(self) -> int:
+        return _days_in(self.month_start)
+
     def next_address(self) -> str:
         return next(self._addresses)
 
     async def _register_areas(self, operator: Operator) -> None:
-        existing = {row["code"] for row in await _all(operator, "/api/registry/areas")}
-        region = self.scenario.region
-        province = province_of(region.code)
-        if province is None:
-            raise SimulationError(f"region {region.code} is not a GB/T 2260 city code", field="region.code",
-                                  value=region.code, rule="scenario.region")
-        if province[0] not in existing:
-            await operator.call("POST", "/api/registry/areas",
-                                json={"code": province[0], "name": province[1], "level": "province"})
-        if region.code not in existing:
-            await operator.call("POST", "/api/registry/areas", json={
-                "code": region.code, "name": region.name, "level": "city", "parent_code": province[0]})
-        for area in self.scenario.areas:
-            if area.code in existing:
-                continue
-            level = "district" if area.code.isdigit() else "reporting_unit"
-            await operator.call("POST", "/api/registry/areas", json={
-                "code": area.code, "name": area.name, "level": level, "parent_code": region.code})
+        await register_areas(operator, self.scenario)
 
     async def _load_organizations(self, operator: Operator) -> None:
-        self.organizations = {row["name"]: row for row in await _all(operator, "/api/registry/organizations")}
-        self.apps = {row["name"]: row for row in await _all(operator, "/api/registry/client-apps")}
+        self.organizations = {row["name"]: row for row in await all_rows(operator, "/api/registry/organizations")}
+        self.apps = {row["name"]: row for row in await all_rows(operator, "/api/registry/client-apps")}
 
     async def ensure_organization(self, operator: Operator, name: str, kind: str,
                                   area_code: str | None = None) -> dict[str, Any]:
@@ -345,9 +377,11 @@ class Simulation:
                 "as_of": as_of})
 
     async def _run_month(self, database: Database, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
-                         hotline: tuple[HotlineDriver, WorkOrderDriver], result: SimulationResult) -> None:
+                         hotline: tuple[HotlineDriver, WorkOrderDriver, TelemedDriver],
+                         result: SimulationResult) -> None:
         """Each day: the morning's bookings (the phone ones on the hotline's calls), at noon every unit's
-        uploads, in the evening the day's other calls and work orders.
+        uploads and the remote diagnosis networks' cases and lab messages, in the evening the day's other calls,
+        work orders and the pathology network's activity.
 
         The smallest unit sends through the real-time path, the others one bulk job each (one job per
         unit-day keeps transactions few, as real senders batch). A day's jobs are left to run while the next
@@ -380,6 +414,8 @@ class Simulation:
                     with _timed(result, "bulk_send"):
                         sent = await self._send_bulk(bulk, bodies, result)
                     result.uploaded += sum(body.records for _, _, body in sent)
+                    with _timed(result, "telemed"):  # while the platform's jobs ingest the day's bodies
+                        await hotline[2].run_day(day)
                     await self._wait_for_jobs(running, result)
                     running = [(unit, job_id) for unit, job_id, _ in sent]
                     self.at(day, 22)
@@ -387,6 +423,8 @@ class Simulation:
                         await hotline[0].run_day(day)
                     with _timed(result, "work_orders"):
                         await hotline[1].run_day(day)
+                    with _timed(result, "telemed"):
+                        await hotline[2].evening(day)
                     await self._record_day(database, day_of_month)
                     self.progress("records", result.uploaded, records_in_month)
                     self.progress("month", day_of_month, plan.days_in_month)
@@ -426,31 +464,18 @@ class Simulation:
 
     async def _wait_for_jobs(self, jobs: list[tuple[Unit, str]], result: SimulationResult) -> None:
         with _timed(result, "jobs_wait"):
-            await self._poll_jobs(jobs)
-
-    async def _poll_jobs(self, jobs: list[tuple[Unit, str]]) -> None:
-        for unit, job_id in jobs:
-            await wait_for_job(unit.client, job_id, stall_timeout_s=self.job_stall_timeout_s)
+            for unit, job_id in jobs:
+                await wait_for_job(unit.client, job_id, stall_timeout_s=self.job_stall_timeout_s)
 
 
 @contextmanager
 def _timed(result: SimulationResult, phase: str) -> Iterator[None]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         result.phases_s[phase] += time.perf_counter() - started
-
-
-async def _all(actor: Operator, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        page = (await actor.call("GET", path, params={"limit": 500, "offset": offset})).json()
-        items.extend(page["items"])
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
-            return items
+        result.cpu_s[phase] += time.process_time() - cpu
 
 
 def announce(settings: Settings, scenario: Scenario, scale: Decimal, seed: int = 1) -> None:

@@ -116,6 +116,46 @@ class CollectionSection(_Strict):
     cumulative_accepted_at_month_end: int = Field(ge=0)
 
 
+class Uploader(_Strict):
+    hospital: str
+    count: int = Field(ge=0)
+
+
+class TelemedNetwork(_Strict):
+    """One network's paragraph: structure (members, kinds, areas, cities, top uploaders) and the month's volumes."""
+
+    members: int | None = Field(None, ge=0)
+    members_by_kind: dict[str, int] = Field(default_factory=dict)
+    cities: list[str] = Field(default_factory=list)
+    areas_not_covered: list[str] = Field(default_factory=list)
+    areas_covered: int = Field(0, ge=0)
+    cases_month: int = Field(0, ge=0)
+    reports_month: int = Field(0, ge=0)
+    images_month: int = Field(0, ge=0)
+    specimens_routed_month: int = Field(0, ge=0)
+    consultations_month: int = Field(0, ge=0)
+    consultations_cumulative: int = Field(0, ge=0)
+    top_uploaders: list[Uploader] = Field(default_factory=list)
+
+
+class PathologyTotals(_Strict):
+    hospitals: int = Field(ge=0)
+    experts: int = Field(ge=0)
+    doctors: int = Field(ge=0)
+    cases: int = Field(ge=0)
+    reports: int = Field(ge=0)
+    case_discussions: int = Field(ge=0)
+    video_lectures: int = Field(ge=0)
+
+
+class TelemedSection(_Strict):
+    consultation: TelemedNetwork | None = None
+    ecg: TelemedNetwork | None = None
+    lab: TelemedNetwork | None = None
+    imaging: TelemedNetwork | None = None
+    pathology: PathologyTotals | None = None
+
+
 class Scenario(_Strict):
     format: str
     title: str = ""
@@ -125,6 +165,7 @@ class Scenario(_Strict):
     hotline: HotlineSection | None = None
     booking: BookingSection | None = None
     collection: CollectionSection | None = None
+    telemed: TelemedSection | None = None
 
     @field_validator("format")
     @classmethod

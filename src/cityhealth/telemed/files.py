@@ -9,9 +9,12 @@ read is audited (by the use case it calls, or here for the lists).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ssl
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
@@ -194,7 +197,14 @@ def pacs_named(settings: Settings, name: str) -> DicomWebPacs:
         raise ValidationFailed(
             f"no PACS named {name!r} (known: {known})", field="pacs", value=name[:64], rule="telemed.pacs.known"
         )
-    return DicomWebPacs(name, root)
+    return DicomWebPacs(name, root, transport=httpx.AsyncHTTPTransport(verify=_tls()))
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every PACS request of the process: loading the CA bundle costs ~30 ms of CPU, which a
+    client made per request (one per study recorded) would pay every time."""
+    return httpx.create_ssl_context()
 
 
 async def find_studies(

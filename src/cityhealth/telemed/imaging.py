@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
-from cityhealth.errors import Conflict, NotFound, ValidationFailed
+from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.security import audit
 from cityhealth.security.audit import Action
 from cityhealth.security.crypto import FieldCipher
@@ -267,6 +267,18 @@ async def write_report(
         detail="signed final" if sign else "preliminary",
     )
     return _report(report)
+
+
+async def require_recorder(session: AsyncSession, principal: Principal, study_id: int) -> None:
+    """Only the organization that recorded the study reports it (403 naming the study otherwise)."""
+    row = await _study(session, study_id)
+    if row.organization_id is None or row.organization_id != principal.organization_id:
+        raise Forbidden(
+            f"study {study_id} was recorded by another organization: only it reports the study",
+            field="study_id",
+            value=study_id,
+            rule="telemed.imaging.report_by_recorder",
+        )
 
 
 async def report_view(session: AsyncSession, clock: Clock, principal: Principal, study_id: int) -> ReportView:
