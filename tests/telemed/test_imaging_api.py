@@ -66,3 +66,15 @@ async def test_only_the_organization_that_recorded_a_study_reports_it(
                                json={"findings": "未见异常", "impression": "正常", "sign": True})
     assert refused.status_code == 403
     assert (refused.json()["field"], refused.json()["rule"]) == ("study_id", "telemed.imaging.report_by_recorder")
+
+
+async def test_a_study_is_put_under_a_case_only_through_the_case_s_route(
+    app: FastAPI, client: httpx.AsyncClient, pacs: SimulatedPacs
+) -> None:
+    # This route once took a case_id and attached the study to any existing case, past the case's object rule.
+    pacs.add(Study("1.2.156.9.4", "A0004", "P0004", "CT", date(2022, 6, 3), 8))
+    member = await requester(app, network="imaging")
+    refused = await client.post(STUDIES, headers=member.headers,
+                                json={"pacs": PACS_NAME, "study_instance_uid": "1.2.156.9.4", "case_id": 1})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"].endswith("case_id")

@@ -27,7 +27,8 @@ class StudyRecord(BaseModel):
         description="The PACS's name in the platform's configuration"
     )
     study_instance_uid: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    case_id: RowId | None = None
+    # No case here: a study is put under a case only through the case's own route (files_api), behind its
+    # object rule and its one-case check.
 
 
 class StudyReport(BaseModel):
@@ -48,7 +49,7 @@ async def record_study(
     async with files.pacs_named(settings, data.pacs) as pacs:
         cipher = registry.cipher_for(settings)
         return await imaging.record_study(
-            session, clock, cipher, principal, pacs, data.study_instance_uid, case_id=data.case_id
+            session, clock, cipher, principal, pacs, data.study_instance_uid
         )
 
 
