@@ -13,6 +13,7 @@ import functools
 import hashlib
 import ssl
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -137,16 +138,22 @@ async def upload_ecg(
     return _ecg_read(summary, case_id)
 
 
+class _OfCase(Protocol):
+    @property
+    def case_id(self) -> int | None: ...
+
+
+def _require_of_case(row: _OfCase | None, case_id: int, what: str, field: str, value: int, rule: str) -> None:
+    """A tracing or study named under a case must be that case's: anything else is the case's 404, whether the
+    row does not exist or belongs to another case (the caller has already passed the case's object rule)."""
+    if row is None or row.case_id != case_id:
+        raise NotFound(f"case {case_id} has no {what} {value}", field=field, value=value, rule=rule)
+
+
 async def _tracing_of(session: AsyncSession, principal: Principal, case_id: int, tracing_id: int) -> None:
     await cases.visible(session, principal, case_id)
     row = await ecg_rows.tracing(session, tracing_id)
-    if row is None or row.case_id != case_id:
-        raise NotFound(
-            f"case {case_id} has no ECG tracing {tracing_id}",
-            field="tracing_id",
-            value=tracing_id,
-            rule="telemed.ecg.of_case",
-        )
+    _require_of_case(row, case_id, "ECG tracing", "tracing_id", tracing_id, "telemed.ecg.of_case")
 
 
 async def ecg_of_case(
@@ -263,13 +270,7 @@ async def record_study(
 async def _study_of(session: AsyncSession, principal: Principal, case_id: int, study_id: int) -> None:
     await cases.visible(session, principal, case_id)
     row = await imaging_rows.study(session, study_id)
-    if row is None or row.case_id != case_id:
-        raise NotFound(
-            f"case {case_id} has no imaging study {study_id}",
-            field="study_id",
-            value=study_id,
-            rule="telemed.study.of_case",
-        )
+    _require_of_case(row, case_id, "imaging study", "study_id", study_id, "telemed.study.of_case")
 
 
 async def study_of_case(
