@@ -91,6 +91,8 @@ def _key(header: Header) -> repository.MessageKey:
 
 
 def _specimen_owner(header: Header) -> str:
+    """The registry code a lab system names its organization by (its specimens' owner, and the organization
+    its reports are credited to): MSH-4's namespace id, else MSH-3's."""
     return header.sending_facility or header.sending_application
 
 

@@ -20,11 +20,6 @@ def month_of(at: datetime) -> date:
     return business_date(at).replace(day=1)
 
 
-def sender_code(sending_facility: str, sending_application: str) -> str:
-    """The registry code a lab system names its organization by: MSH-4's namespace id, else MSH-3's."""
-    return sending_facility or sending_application
-
-
 @dataclass(frozen=True)
 class LabCredit:
     """What one accepted message adds: its reports and the specimens it shipped, for its sender and month."""
