@@ -6,9 +6,13 @@ the tests move a SimulatedClock through a month in minutes. Production always ru
 
 from __future__ import annotations
 
+import calendar
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
+
+from cityhealth.errors import ValidationFailed
 
 # Business days are Asia/Shanghai days; storage is UTC.
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
@@ -49,6 +53,19 @@ class SimulatedClock:
 
 def _to_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """A "YYYY-MM" month's first and last day (Asia/Shanghai days: the statistics' counters are kept by business
+    date); 422 naming `month` otherwise."""
+    match = _MONTH.fullmatch(month)
+    if match is None:
+        raise ValidationFailed("a month is written YYYY-MM", field="month", value=month, rule="month.format")
+    year, number = int(match[1]), int(match[2])
+    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
 def business_date(moment: datetime) -> date:

@@ -7,14 +7,13 @@ questions' days): a month costs its days, not its calls."""
 
 from __future__ import annotations
 
-import calendar
-import re
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.errors import Conflict, ValidationFailed
+from cityhealth.clock import month_bounds
+from cityhealth.errors import Conflict
 from cityhealth.hotline import repository, statistics_repository
 from cityhealth.hotline.models import CATEGORIES
 from cityhealth.hotline.schemas import (
@@ -30,16 +29,7 @@ from cityhealth.hotline.schemas import (
 from cityhealth.hotline.work_order_statistics import work_order_figures
 
 UNCATEGORIZED = "uncategorized"
-_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
-
-def month_bounds(month: str) -> tuple[date, date]:
-    """The month's first and last day (Asia/Shanghai days: the counters are kept by business date)."""
-    match = _MONTH.fullmatch(month)
-    if match is None:
-        raise ValidationFailed("a month is written YYYY-MM", field="month", value=month, rule="month.format")
-    year, number = int(match[1]), int(match[2])
-    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
 async def call_statistics(session: AsyncSession, month: str) -> CallStatistics:

@@ -9,15 +9,13 @@ report or a message of the month.
 
 from __future__ import annotations
 
-import calendar
-import re
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.clock import Clock
+from cityhealth.clock import Clock, month_bounds
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
@@ -34,7 +32,6 @@ from cityhealth.telemed.statistics_schemas import (
     TopUploader,
 )
 
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 TOP = 3
 # The format's network keys and the networks they print.
 NETWORKS = {"consultation": "teleconsultation", "ecg": "ecg", "lab": "lab", "imaging": "imaging"}
@@ -59,16 +56,6 @@ UPLOADS = {"ecg": "cases_submitted", "lab": "reports_uploaded", "imaging": "repo
 # Networks whose paragraph prints a cumulative figure an opening balance may carry over.
 CUMULATIVE_NETWORKS = ("teleconsultation",)
 
-
-def month_bounds(month: str) -> tuple[date, date]:
-    """(first day, last day) of a "YYYY-MM" month; 422 naming `month` otherwise."""
-    match = _MONTH.fullmatch(month)
-    if match is None:
-        raise ValidationFailed(
-            f"month must be YYYY-MM, not {month!r}", field="month", value=month, rule="telemed.statistics.month"
-        )
-    year, number = int(match.group(1)), int(match.group(2))
-    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
 def kinds_of(members: Sequence[Member], city_code: str, keys: Sequence[str]) -> dict[str, int]:
