@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import types
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,9 +20,9 @@ from cityhealth.registry import service as registry_service
 from cityhealth.reporting.checks import TableWarning, check
 from cityhealth.reporting.model import BulletinData, Pathology, TelemedNetwork
 from cityhealth.reporting.service import Edition, render
-from cityhealth.reporting.sources import PATHOLOGY_MODULE, gather
+from cityhealth.reporting.sources import gather
 from cityhealth.reporting.telemed_passage import TITLE
-from cityhealth.telemed import statistics
+from cityhealth.telemed import pathology_statistics, statistics
 from cityhealth.telemed.statistics_schemas import OpeningBalanceIn
 from tests.reporting.expected import expected
 from tests.telemed.support import join, organization, requester, submit
@@ -139,15 +137,13 @@ class Totals:
 
 
 def _pathology_room(monkeypatch: pytest.MonkeyPatch, asked: list[tuple[str, datetime]]) -> None:
-    """The pathology room's statistics module as its branch defines it: pathology_totals(session, city, until)."""
-    module = types.ModuleType(PATHOLOGY_MODULE)
+    """The pathology room's totals stood in for, each call recorded: pathology_totals(session, city, until)."""
 
     async def pathology_totals(session: Any, city_code: str, until: datetime) -> Totals:
         asked.append((city_code, until))
         return Totals(3, 4, 5, 6, 7, 1, 2)
 
-    module.pathology_totals = pathology_totals  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, PATHOLOGY_MODULE, module)
+    monkeypatch.setattr(pathology_statistics, "pathology_totals", pathology_totals)
 
 
 async def test_the_json_edition_is_what_expected_makes_of_the_hand_built_month(
@@ -222,21 +218,7 @@ async def test_the_json_edition_is_what_expected_makes_of_the_hand_built_month(
     assert "南京市远程会诊平台共有成员单位 2 家" in render(data, Edition.MD).decode("utf-8")
 
 
-async def test_without_the_pathology_rooms_statistics_the_section_leaves_pathology_out(
-    app: FastAPI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, PATHOLOGY_MODULE, None)  # importing it fails as if it were not installed
-    await join(app, await organization(app, "320102"), "requester", kind="tertiary")
-    async with app.state.database.transaction() as session:
-        data = await gather(session, "2022-06", region_code="320100")
-    assert data.telemed is not None
-    assert data.telemed.pathology is None
-    assert data.telemed.ecg is not None
-    assert data.telemed.ecg.members == 1
-
-
-async def test_a_platform_without_telemed_has_no_section(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, PATHOLOGY_MODULE, None)
+async def test_a_platform_without_telemed_has_no_section(app: FastAPI) -> None:
     await organization(app)  # the areas, and nothing of telemed
     async with app.state.database.transaction() as session:
         data = await gather(session, "2022-06", region_code="320100")

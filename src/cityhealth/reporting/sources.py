@@ -15,7 +15,7 @@ Each domain computes its own section of the scenario format from its maintained 
               {consultation, ecg, lab, imaging: NetworkMonth in the format's keys, + members_counted}
 - pathology:  `telemed.pathology_statistics.pathology_totals(session, city_code, until)` → PathologyTotals
               {hospitals, experts, doctors, cases, reports, case_discussions, video_lectures}, cumulative
-              at the month's last instant; reached through `pathology_totals` below only
+              at the month's last instant
 - registry:   `registry.service.get_area` / `list_areas` for the region and its reported areas.
 
 A source may return its section as a dict or as any object with the same attribute names; keys beyond
@@ -24,15 +24,14 @@ the section's (such as the report's own `month`) are checked against the request
 
 from __future__ import annotations
 
-import importlib
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import service as booking_service
-from cityhealth.clock import BUSINESS_TZ
+from cityhealth.clock import BUSINESS_TZ, month_bounds
 from cityhealth.collection import quality as collection_quality
 from cityhealth.errors import ValidationFailed
 from cityhealth.hotline import statistics as hotline_statistics
@@ -48,10 +47,10 @@ from cityhealth.reporting.model import (
     TelemedSection,
     month_parts,
 )
+from cityhealth.telemed import pathology_statistics
 from cityhealth.telemed import statistics as telemed_statistics
 
 REPORTED_AREA_LEVELS = ("district", "reporting_unit")
-PATHOLOGY_MODULE = "cityhealth.telemed.pathology_statistics"
 _MAX_AREAS = 1000
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
@@ -91,36 +90,27 @@ async def gather(session: AsyncSession, month: str, *, region_code: str | None =
         areas=await _areas(session, region),
         hotline=hotline,
         booking=booking,
-        telemed=await _telemed(session, month, region.code, year, number),
+        telemed=await _telemed(session, month, region.code),
         collection=collection,
     )
 
 
-async def _telemed(session: AsyncSession, month: str, city_code: str, year: int, number: int) -> TelemedSection | None:
+async def _telemed(session: AsyncSession, month: str, city_code: str) -> TelemedSection | None:
     """The networks' month and pathology's cumulative counts; None when the platform has no telemed at all."""
     networks = await telemed_statistics.month_statistics(session, month, city_code)
     # The month's last instant: the pathology room counts what happened by `until`, inclusive, and the members
     # of `until`'s business day.
-    last_day = date(year + number // 12, number % 12 + 1, 1) - timedelta(days=1)
-    pathology = await pathology_totals(session, city_code, datetime.combine(last_day, time.max, BUSINESS_TZ))
-    if networks.is_empty and (pathology is None or not any(pathology.model_dump().values())):
+    _, last_day = month_bounds(month)
+    totals = await pathology_statistics.pathology_totals(
+        session, city_code, datetime.combine(last_day, time.max, BUSINESS_TZ)
+    )
+    pathology = Pathology.model_validate(totals, from_attributes=True)
+    if networks.is_empty and not any(pathology.model_dump().values()):
         return None
     document = networks.model_dump(exclude={"month", "city_code"}, exclude_none=True)
-    return TelemedSection.model_validate(document | ({"pathology": pathology} if pathology is not None else {}))
+    return TelemedSection.model_validate(document | {"pathology": pathology})
 
 
-async def pathology_totals(session: AsyncSession, city_code: str, until: datetime) -> Pathology | None:
-    """The pathology room's cumulative counts at `until` (inclusive), from its
-    `pathology_totals(session, city_code, until) -> PathologyTotals`; None on a platform without that room's
-    statistics (the paragraph and the JSON key are then left out, never filled in)."""
-    try:
-        module = importlib.import_module(PATHOLOGY_MODULE)
-    except ModuleNotFoundError as missing:
-        if missing.name != PATHOLOGY_MODULE:
-            raise
-        return None
-    totals = await module.pathology_totals(session, city_code, until)
-    return Pathology.model_validate(totals, from_attributes=True)
 
 
 async def _region(session: AsyncSession, region_code: str | None, collection: CollectionSection) -> Region:
