@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, time, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from fastapi import FastAPI
 
@@ -221,7 +221,7 @@ class TelemedDriver:
                 "findings": f"{study.modality} 检查所见：未见明显异常密度影。", "impression": "未见明显异常。",
                 "sign": True})
 
-    async def _consultation(self, network: NetworkPlan, day: date) -> dict[str, Any]:
+    async def _consultation(self, network: NetworkPlan, day: date) -> None:
         """A consultation between two members, scheduled that morning and answered by the one consulted."""
         requester, consulted = self._actors_of(network)[:2]
         self.consultations += 1
@@ -232,7 +232,6 @@ class TelemedDriver:
                 "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(minutes=45)).isoformat(),
                 "participants": [{"member_id": self.members[(network.code, consulted)], "doctor_name": "会诊专家"}]})
         ).json()
-        answered = await (await self.client(network.code, consulted)).call(
+        await (await self.client(network.code, consulted)).call(
             "POST", f"/api/telemed/consultations/{scheduled['id']}/opinion",
             json={"opinion": "同意现诊断，建议随访复查。"})
-        return dict(answered.json())
