@@ -25,7 +25,7 @@ from cityhealth.simulation.actors import Actor, Operator, SimulationError
 from cityhealth.simulation.lab_feed import LabFeed
 from cityhealth.simulation.pacs import PACS_NAME, Study
 from cityhealth.simulation.pathology import PathologyDriver
-from cityhealth.simulation.registry_setup import all_rows
+from cityhealth.simulation.registry_setup import all_rows, register_province
 from cityhealth.simulation.telemed_plan import MemberPlan, NetworkPlan, TelemedPlan, daily
 
 if TYPE_CHECKING:
@@ -120,10 +120,7 @@ class TelemedDriver:
             if code is None or province is None:
                 raise SimulationError(f"telemed: the city {name} is neither in the registry nor a known metro-area "
                                       "city", field="telemed.cities", value=name, rule="scenario.city_known")
-            if province[0] not in known:
-                await self.operator.call("POST", "/api/registry/areas", json={
-                    "code": province[0], "name": province[1], "level": "province"})
-                known.add(province[0])
+            await register_province(self.operator, known, province)
             await self.operator.call("POST", "/api/registry/areas", json={
                 "code": code, "name": name, "level": "city", "parent_code": province[0]})
             known.add(code)
