@@ -30,7 +30,7 @@ from cityhealth.db.engine import Database
 from cityhealth.registry.identifiers import Sex, make_resident_id
 from cityhealth.registry.protection import cipher_for
 from cityhealth.simulation.actors import SimulationError
-from cityhealth.telemed.mllp import LabListener
+from cityhealth.telemed.mllp import RECEIVER, LabListener
 
 ACK_TIMEOUT_S = 60.0  # wall-clock seconds for one acknowledgement (the listener commits before it answers)
 OBSERVATIONS = (
@@ -39,6 +39,10 @@ OBSERVATIONS = (
     ("NM", ("WBC", "白细胞计数", "LN"), "6.2", "10*9/L", "3.5-9.5", "N"),
 )
 Value = str | tuple[str, ...]
+
+
+def _hl7_time(at: datetime) -> str:
+    return at.strftime("%Y%m%d%H%M%S")
 
 
 def _field(value: Value) -> hl7.Field:
@@ -51,7 +55,7 @@ def _segment(name: str, *fields: Value) -> hl7.Segment:
 
 
 def _header(facility: str, control_id: str, message_type: tuple[str, ...], at: datetime) -> hl7.Segment:
-    values: tuple[Value, ...] = ("LIS", facility, "CITYHEALTH", "LAB", at.strftime("%Y%m%d%H%M%S"), "",
+    values: tuple[Value, ...] = ("LIS", facility, RECEIVER, "LAB", _hl7_time(at), "",
                                  message_type, control_id, "P", "2.5.1")
     return hl7.Segment(sequence=[hl7.Field(sequence=["MSH"]), hl7.Field(sequence=["|"]),
                                  hl7.Field(sequence=["^~\\&"]), *(_field(value) for value in values)])
@@ -85,7 +89,7 @@ def patient_id(serial: int) -> str:
 def result(system: LabSystem, day: date, at: datetime, serial: int, specimen: str | None = None) -> bytes:
     """An ORU^R01: one OBR (one report) with its OBX, and the specimen's SPM when it was routed."""
     control = system.next_id(day)
-    observed = at.strftime("%Y%m%d%H%M%S")
+    observed = _hl7_time(at)
     segments = [
         _header(system.code, control, ("ORU", "R01", "ORU_R01"), at),
         _segment("PID", "1", "", (patient_id(serial), "", "", "", "ID")),
@@ -105,7 +109,7 @@ def specimen_step(system: LabSystem, day: date, at: datetime, specimen: str, ste
     order = {"collected": ("NW", ""), "shipped": ("SC", "IP"), "received": ("SC", "IP")}[step]
     spm: list[Value] = ["1", (specimen,), "", ("BLD", "全血"), *([""] * 14)]
     if step == "received":
-        spm[17] = at.strftime("%Y%m%d%H%M%S")
+        spm[17] = _hl7_time(at)
     return _wire(hl7.Message(sequence=[
         _header(system.code, control, ("OML", "O21", "OML_O21"), at),
         _segment("PID", "1", "", (patient_id(system.specimens), "", "", "", "ID")),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cityhealth.simulation.actors import Actor, SimulationError
 from cityhealth.simulation.scenario import PathologyTotals
-from cityhealth.simulation.telemed_plan import MemberPlan, daily
+from cityhealth.simulation.telemed_plan import MemberPlan, daily, scenario_hospitals
 
 if TYPE_CHECKING:
     from cityhealth.simulation.telemed import TelemedDriver
@@ -43,9 +43,7 @@ class PathologyDriver:
     def _members(self) -> list[MemberPlan]:
         simulation = self.telemed.simulation
         scenario = simulation.scenario
-        names = [row.hospital for row in scenario.collection.hospitals] if scenario.collection else []
-        names += [row.hospital for row in scenario.booking.by_hospital] if scenario.booking else []
-        names = list(dict.fromkeys(names))
+        names = list(dict.fromkeys(scenario_hospitals(scenario)))
         region = scenario.region.name
         names += [f"{region}病理协作医院{n:02d}" for n in range(1, self.totals.hospitals - len(names) + 1)]
         centres = min(CENTRES, max(1, self.totals.hospitals // 2))

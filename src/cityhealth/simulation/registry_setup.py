@@ -21,6 +21,14 @@ async def all_rows(actor: Actor, path: str) -> list[dict[str, Any]]:
             return items
 
 
+async def register_province(operator: Actor, known: set[str], province: tuple[str, str]) -> None:
+    """The province (code, name) registered unless `known` has it; `known` then has it."""
+    if province[0] not in known:
+        await operator.call("POST", "/api/registry/areas",
+                            json={"code": province[0], "name": province[1], "level": "province"})
+        known.add(province[0])
+
+
 async def register_areas(operator: Actor, scenario: Scenario) -> None:
     """The scenario's province, region and areas, registered where the registry lacks them."""
     existing = {row["code"] for row in await all_rows(operator, "/api/registry/areas")}
@@ -29,9 +37,7 @@ async def register_areas(operator: Actor, scenario: Scenario) -> None:
     if province is None:
         raise SimulationError(f"region {region.code} is not a GB/T 2260 city code", field="region.code",
                               value=region.code, rule="scenario.region")
-    if province[0] not in existing:
-        await operator.call("POST", "/api/registry/areas",
-                            json={"code": province[0], "name": province[1], "level": "province"})
+    await register_province(operator, existing, province)
     if region.code not in existing:
         await operator.call("POST", "/api/registry/areas", json={
             "code": region.code, "name": region.name, "level": "city", "parent_code": province[0]})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, time, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from fastapi import FastAPI
 
@@ -25,7 +25,7 @@ from cityhealth.simulation.actors import Actor, Operator, SimulationError
 from cityhealth.simulation.lab_feed import LabFeed
 from cityhealth.simulation.pacs import PACS_NAME, Study
 from cityhealth.simulation.pathology import PathologyDriver
-from cityhealth.simulation.registry_setup import all_rows
+from cityhealth.simulation.registry_setup import all_rows, register_province
 from cityhealth.simulation.telemed_plan import MemberPlan, NetworkPlan, TelemedPlan, daily
 
 if TYPE_CHECKING:
@@ -120,10 +120,7 @@ class TelemedDriver:
             if code is None or province is None:
                 raise SimulationError(f"telemed: the city {name} is neither in the registry nor a known metro-area "
                                       "city", field="telemed.cities", value=name, rule="scenario.city_known")
-            if province[0] not in known:
-                await self.operator.call("POST", "/api/registry/areas", json={
-                    "code": province[0], "name": province[1], "level": "province"})
-                known.add(province[0])
+            await register_province(self.operator, known, province)
             await self.operator.call("POST", "/api/registry/areas", json={
                 "code": code, "name": name, "level": "city", "parent_code": province[0]})
             known.add(code)
@@ -221,7 +218,7 @@ class TelemedDriver:
                 "findings": f"{study.modality} 检查所见：未见明显异常密度影。", "impression": "未见明显异常。",
                 "sign": True})
 
-    async def _consultation(self, network: NetworkPlan, day: date) -> dict[str, Any]:
+    async def _consultation(self, network: NetworkPlan, day: date) -> None:
         """A consultation between two members, scheduled that morning and answered by the one consulted."""
         requester, consulted = self._actors_of(network)[:2]
         self.consultations += 1
@@ -232,7 +229,6 @@ class TelemedDriver:
                 "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(minutes=45)).isoformat(),
                 "participants": [{"member_id": self.members[(network.code, consulted)], "doctor_name": "会诊专家"}]})
         ).json()
-        answered = await (await self.client(network.code, consulted)).call(
+        await (await self.client(network.code, consulted)).call(
             "POST", f"/api/telemed/consultations/{scheduled['id']}/opinion",
             json={"opinion": "同意现诊断，建议随访复查。"})
-        return dict(answered.json())

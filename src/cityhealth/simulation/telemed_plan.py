@@ -72,6 +72,12 @@ def daily(count: int, days: int) -> list[int]:
     return [(day + 1) * count // days - day * count // days for day in range(days)]
 
 
+def scenario_hospitals(scenario: Scenario) -> list[str]:
+    """The region's hospitals the scenario's other sections name (collection, then booking), repeats kept."""
+    hospitals = [row.hospital for row in scenario.collection.hospitals] if scenario.collection else []
+    return hospitals + ([row.hospital for row in scenario.booking.by_hospital] if scenario.booking else [])
+
+
 def _hospital_names(pool: list[str], taken: set[str], region: str) -> Iterator[str]:
     """The region's hospitals for members that the scenario does not name: those the scenario's other sections
     name first, then generated ones (the same names in every network, so an organization joins several)."""
@@ -214,8 +220,7 @@ def plan_telemed(scenario: Scenario, scale: Decimal) -> TelemedPlan | None:
         return None
     region = scenario.region.name
     areas = {area.code: area.name for area in scenario.areas}
-    hospitals = [row.hospital for row in scenario.collection.hospitals] if scenario.collection else []
-    hospitals += [row.hospital for row in scenario.booking.by_hospital] if scenario.booking else []
+    hospitals = scenario_hospitals(scenario)
     networks = tuple(plan_network(key, network, scale, region, areas, hospitals)
                      for key in NETWORKS if (network := getattr(section, key)) is not None)
     return TelemedPlan(networks, section.pathology)
