@@ -36,24 +36,14 @@ from benchmarks.booking_race import free_port, percentile, raise_fd_limit
 from benchmarks.measure import database_cpu_s, process_tree_cpu_s
 from benchmarks.telemed_claims import add_claim_arguments, claim_race
 
+from cityhealth.simulation.lab_feed import field, segment
+
 GOAL_MSGS_PER_S = 2_000
 GOAL_P99_MS = 20.0
 START, END = b"\x0b", b"\x1c\x0d"
 
 
 # --- Messages (built with python-hl7) ----------------------------------------------------------------------
-
-
-def _field(value: str | tuple[str, ...]) -> Any:
-    import hl7
-
-    return hl7.Field(sequence=[hl7.Repetition(sequence=list(value) if isinstance(value, tuple) else [value])])
-
-
-def _segment(name: str, *fields: str | tuple[str, ...]) -> Any:
-    import hl7
-
-    return hl7.Segment(sequence=[hl7.Field(sequence=[name]), *(_field(value) for value in fields)])
 
 
 def oru(control_id: str, facility: str, id_number: str, observations: int) -> bytes:
@@ -65,7 +55,7 @@ def oru(control_id: str, facility: str, id_number: str, observations: int) -> by
             hl7.Field(sequence=["|"]),
             hl7.Field(sequence=["^~\\&"]),
             *(
-                _field(v)
+                field(v)
                 for v in (
                     "LIS",
                     facility,
@@ -91,8 +81,8 @@ def oru(control_id: str, facility: str, id_number: str, observations: int) -> by
     )
     segments = [
         msh,
-        _segment("PID", "1", "", (id_number, "", "", "", "ID"), "", ("王", "某")),
-        _segment(
+        segment("PID", "1", "", (id_number, "", "", "", "ID"), "", ("王", "某")),
+        segment(
             "OBR",
             "1",
             f"P{control_id}",
@@ -124,7 +114,7 @@ def oru(control_id: str, facility: str, id_number: str, observations: int) -> by
     for n in range(observations):
         code, name, value, units, low_high, flag = tests[n % len(tests)]
         segments.append(
-            _segment("OBX", str(n + 1), "NM", (code, name, "LN"), "", value, units, low_high, flag, "", "", "F")
+            segment("OBX", str(n + 1), "NM", (code, name, "LN"), "", value, units, low_high, flag, "", "", "F")
         )
     return str(hl7.Message(sequence=segments)).encode("utf-8")
 

@@ -14,19 +14,8 @@ from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.registry.protection import cipher_for
+from cityhealth.simulation.lab_feed import Value, field, segment
 from cityhealth.telemed.mllp import LabListener
-
-Value = str | tuple[str, ...] | list[str | tuple[str, ...]]
-
-
-def _field(value: Value) -> hl7.Field:
-    """A field: a string, a tuple of components, or a list of repetitions."""
-    repeats = value if isinstance(value, list) else [value]
-    return hl7.Field(sequence=[hl7.Repetition(sequence=list(r) if isinstance(r, tuple) else [r]) for r in repeats])
-
-
-def segment(name: str, *fields: Value) -> hl7.Segment:
-    return hl7.Segment(sequence=[hl7.Field(sequence=[name]), *(_field(value) for value in fields)])
 
 
 def header(
@@ -38,7 +27,7 @@ def header(
             hl7.Field(sequence=["|"]),
             hl7.Field(sequence=["^~\\&"]),
             *(
-                _field(value)
+                field(value)
                 for value in (
                     application,
                     facility,

@@ -38,27 +38,31 @@ OBSERVATIONS = (
     ("NM", ("HGB", "血红蛋白", "LN"), "128", "g/L", "115-150", "N"),
     ("NM", ("WBC", "白细胞计数", "LN"), "6.2", "10*9/L", "3.5-9.5", "N"),
 )
-Value = str | tuple[str, ...]
+# A field's value: a string, a tuple of components, or a list of repetitions.
+Value = str | tuple[str, ...] | list[str | tuple[str, ...]]
 
 
 def _hl7_time(at: datetime) -> str:
     return at.strftime("%Y%m%d%H%M%S")
 
 
-def _field(value: Value) -> hl7.Field:
-    parts = list(value) if isinstance(value, tuple) else [value]
-    return hl7.Field(sequence=[hl7.Repetition(sequence=parts)])
+def field(value: Value) -> hl7.Field:
+    """A python-hl7 field of a string, a tuple of components, or a list of repetitions (python-hl7 parses
+    messages but has no builder: the lab systems' messages here, the tests' and the benchmark's are made with
+    this)."""
+    repeats = value if isinstance(value, list) else [value]
+    return hl7.Field(sequence=[hl7.Repetition(sequence=list(r) if isinstance(r, tuple) else [r]) for r in repeats])
 
 
-def _segment(name: str, *fields: Value) -> hl7.Segment:
-    return hl7.Segment(sequence=[hl7.Field(sequence=[name]), *(_field(value) for value in fields)])
+def segment(name: str, *fields: Value) -> hl7.Segment:
+    return hl7.Segment(sequence=[hl7.Field(sequence=[name]), *(field(value) for value in fields)])
 
 
 def _header(facility: str, control_id: str, message_type: tuple[str, ...], at: datetime) -> hl7.Segment:
     values: tuple[Value, ...] = ("LIS", facility, RECEIVER, "LAB", _hl7_time(at), "",
                                  message_type, control_id, "P", "2.5.1")
     return hl7.Segment(sequence=[hl7.Field(sequence=["MSH"]), hl7.Field(sequence=["|"]),
-                                 hl7.Field(sequence=["^~\\&"]), *(_field(value) for value in values)])
+                                 hl7.Field(sequence=["^~\\&"]), *(field(value) for value in values)])
 
 
 def _wire(message: hl7.Message) -> bytes:
@@ -92,13 +96,13 @@ def result(system: LabSystem, day: date, at: datetime, serial: int, specimen: st
     observed = _hl7_time(at)
     segments = [
         _header(system.code, control, ("ORU", "R01", "ORU_R01"), at),
-        _segment("PID", "1", "", (patient_id(serial), "", "", "", "ID")),
-        _segment("OBR", "1", f"P-{control}", f"F-{control}", ("CBC", "血常规", "L"), "", "", observed),
+        segment("PID", "1", "", (patient_id(serial), "", "", "", "ID")),
+        segment("OBR", "1", f"P-{control}", f"F-{control}", ("CBC", "血常规", "L"), "", "", observed),
     ]
     if specimen is not None:
-        segments.append(_segment("SPM", "1", (specimen,), "", ("BLD", "全血")))
+        segments.append(segment("SPM", "1", (specimen,), "", ("BLD", "全血")))
     rows = OBSERVATIONS[: 1 + serial % len(OBSERVATIONS)]
-    segments += [_segment("OBX", str(n), kind, code, "", value, unit, ranges, flag, "", "", "F", "", "", observed)
+    segments += [segment("OBX", str(n), kind, code, "", value, unit, ranges, flag, "", "", "F", "", "", observed)
                  for n, (kind, code, value, unit, ranges, flag) in enumerate(rows, 1)]
     return _wire(hl7.Message(sequence=segments))
 
@@ -112,10 +116,10 @@ def specimen_step(system: LabSystem, day: date, at: datetime, specimen: str, ste
         spm[17] = _hl7_time(at)
     return _wire(hl7.Message(sequence=[
         _header(system.code, control, ("OML", "O21", "OML_O21"), at),
-        _segment("PID", "1", "", (patient_id(system.specimens), "", "", "", "ID")),
-        _segment("ORC", order[0], f"P-{specimen}", "", "", order[1]),
-        _segment("OBR", "1", f"P-{specimen}", "", ("CBC", "血常规", "L")),
-        _segment("SPM", *spm),
+        segment("PID", "1", "", (patient_id(system.specimens), "", "", "", "ID")),
+        segment("ORC", order[0], f"P-{specimen}", "", "", order[1]),
+        segment("OBR", "1", f"P-{specimen}", "", ("CBC", "血常规", "L")),
+        segment("SPM", *spm),
     ]))
 
 
