@@ -283,28 +283,45 @@ async def _transition(
     return True
 
 
+async def _step(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    model: type[E],
+    event_id: int,
+    step: str,
+    request_key: str,
+    changes: dict[str, Any],
+    *,
+    with_residents: bool = False,
+) -> None:
+    """Take `step` of a meeting or lecture and audit it (a repeat of the same request as repeated); a meeting's
+    hold is audited with the residents of the cases it discussed."""
+    taken = await _transition(session, clock, principal, model, event_id, step, request_key, changes)
+    residents = await _meeting_residents(session, event_id) if with_residents else ()
+    target = MEETING if model is PathologyMeeting else LECTURE
+    record(session, clock, principal, Action.UPDATE, target, resource_id=event_id, resident_ids=residents,
+           detail=step if taken else f"{step}; repeated")
+
+
 async def hold_meeting(
     session: AsyncSession, clock: Clock, principal: Principal, meeting_id: int, data: MeetingHold
 ) -> MeetingRead:
     """The organizer records the meeting held, with its minutes."""
-    taken = await _transition(
-        session, clock, principal, PathologyMeeting, meeting_id, "hold", data.request_key, {"minutes": data.minutes}
+    await _step(
+        session, clock, principal, PathologyMeeting, meeting_id, "hold", data.request_key, {"minutes": data.minutes},
+        with_residents=True,
     )
-    residents = await _meeting_residents(session, meeting_id)
-    record(session, clock, principal, Action.UPDATE, MEETING, resource_id=meeting_id, resident_ids=residents,
-           detail="hold" if taken else "hold; repeated")
     return await _meeting_read(session, await _meeting(session, meeting_id))
 
 
 async def cancel_meeting(
     session: AsyncSession, clock: Clock, principal: Principal, meeting_id: int, data: EventCancel
 ) -> MeetingRead:
-    taken = await _transition(
+    await _step(
         session, clock, principal, PathologyMeeting, meeting_id, "cancel", data.request_key,
         {"cancel_reason": data.reason},
     )
-    record(session, clock, principal, Action.UPDATE, MEETING, resource_id=meeting_id,
-           detail="cancel" if taken else "cancel; repeated")
     return await _meeting_read(session, await _meeting(session, meeting_id))
 
 
@@ -420,22 +437,18 @@ async def hold_lecture(
     session: AsyncSession, clock: Clock, principal: Principal, lecture_id: int, data: LectureHold
 ) -> LectureRead:
     """The organizer records the lecture given, with how many attended."""
-    taken = await _transition(
+    await _step(
         session, clock, principal, PathologyLecture, lecture_id, "hold", data.request_key,
         {"attendance": data.attendance},
     )
-    record(session, clock, principal, Action.UPDATE, LECTURE, resource_id=lecture_id,
-           detail="hold" if taken else "hold; repeated")
     return await _lecture_read(session, await _lecture(session, lecture_id))
 
 
 async def cancel_lecture(
     session: AsyncSession, clock: Clock, principal: Principal, lecture_id: int, data: EventCancel
 ) -> LectureRead:
-    taken = await _transition(
+    await _step(
         session, clock, principal, PathologyLecture, lecture_id, "cancel", data.request_key,
         {"cancel_reason": data.reason},
     )
-    record(session, clock, principal, Action.UPDATE, LECTURE, resource_id=lecture_id,
-           detail="cancel" if taken else "cancel; repeated")
     return await _lecture_read(session, await _lecture(session, lecture_id))
