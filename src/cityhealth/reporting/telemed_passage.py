@@ -54,6 +54,16 @@ def _join(*clauses: str) -> str:
     return "，".join(clause for clause in clauses if clause)
 
 
+def _present(*figures: tuple[str, int | None, str]) -> list[str]:
+    """"上传影像报告 12 份" for each figure the data has, in order."""
+    return [f"{label} {count} {unit}" for label, count, unit in figures if count is not None]
+
+
+def _month_volumes(month: int, volumes: list[str]) -> str:
+    """"3 月共上传心电病例 12 例，开展远程心电会诊 4 例。", or nothing when the data has no volume."""
+    return f"{month} 月共{'，'.join(volumes)}。" if volumes else ""
+
+
 def consultation_paragraph(city: str, month: int, network: TelemedNetwork, area_names: dict[str, str]) -> str:
     first = _join(f"{city}远程会诊平台共有成员单位 {network.members_total} 家", _kinds(network),
                   _coverage(network, area_names))
@@ -79,42 +89,35 @@ def ecg_paragraph(month: int, network: TelemedNetwork, area_names: dict[str, str
     if parts:
         text += f"，包括{'、'.join(parts)}"
     text += "。"
-    volumes = []
-    if network.cases_month is not None:
-        volumes.append(f"上传心电病例 {network.cases_month} 例")
-    if network.consultations_month is not None:
-        volumes.append(f"开展远程心电会诊 {network.consultations_month} 例")
-    if volumes:
-        text += f"{month} 月共{'，'.join(volumes)}。"
-    return text + _top(network.top_uploaders, "例")
+    volumes = _present(
+        ("上传心电病例", network.cases_month, "例"), ("开展远程心电会诊", network.consultations_month, "例")
+    )
+    return text + _month_volumes(month, volumes) + _top(network.top_uploaders, "例")
+
+
+def _platform_paragraph(
+    platform: str, month: int, network: TelemedNetwork, area_names: dict[str, str], volumes: list[str]
+) -> str:
+    """Lab and imaging: members, kinds and coverage, then the month's volumes and the top uploaders."""
+    text = _join(f"{platform}共有成员单位 {network.members_total} 家", _kinds(network),
+                 _coverage(network, area_names)) + "。"
+    return text + _month_volumes(month, volumes) + _top(network.top_uploaders, "份")
 
 
 def lab_paragraph(month: int, network: TelemedNetwork, area_names: dict[str, str]) -> str:
-    text = _join(f"区域检验平台共有成员单位 {network.members_total} 家", _kinds(network),
-                 _coverage(network, area_names)) + "。"
-    volumes = []
-    if network.reports_month is not None:
-        volumes.append(f"采集检验报告 {network.reports_month} 份")
-    if network.specimens_routed_month is not None:
-        volumes.append(f"流转标本 {network.specimens_routed_month} 份")
-    if volumes:
-        text += f"{month} 月共{'，'.join(volumes)}。"
-    return text + _top(network.top_uploaders, "份")
+    volumes = _present(
+        ("采集检验报告", network.reports_month, "份"), ("流转标本", network.specimens_routed_month, "份")
+    )
+    return _platform_paragraph("区域检验平台", month, network, area_names, volumes)
 
 
 def imaging_paragraph(month: int, network: TelemedNetwork, area_names: dict[str, str]) -> str:
-    text = _join(f"区域影像平台共有成员单位 {network.members_total} 家", _kinds(network),
-                 _coverage(network, area_names)) + "。"
-    volumes = []
-    if network.reports_month is not None:
-        volumes.append(f"上传影像报告 {network.reports_month} 份")
-    if network.images_month is not None:
-        volumes.append(f"影像 {network.images_month} 幅")
-    if network.consultations_month is not None:
-        volumes.append(f"开展远程影像会诊 {network.consultations_month} 例")
-    if volumes:
-        text += f"{month} 月共{'，'.join(volumes)}。"
-    return text + _top(network.top_uploaders, "份")
+    volumes = _present(
+        ("上传影像报告", network.reports_month, "份"),
+        ("影像", network.images_month, "幅"),
+        ("开展远程影像会诊", network.consultations_month, "例"),
+    )
+    return _platform_paragraph("区域影像平台", month, network, area_names, volumes)
 
 
 def pathology_paragraph(month: int, pathology: Pathology) -> str:
