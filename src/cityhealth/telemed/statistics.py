@@ -57,14 +57,14 @@ UPLOADS = {"ecg": "cases_submitted", "lab": "reports_uploaded", "imaging": "repo
 CUMULATIVE_NETWORKS = ("teleconsultation",)
 
 
-
 def kinds_of(members: Sequence[Member], city_code: str, keys: Sequence[str]) -> dict[str, int]:
     """members_by_kind: each key's count of `members` (docs/decisions/telemed-statistics.md's table)."""
-    counts = dict.fromkeys(keys, 0)
-    for key in keys:
-        kinds, in_city = KIND_RULES[key]
-        counts[key] = sum(1 for m in members if m.kind in kinds and (not in_city or m.city_code == city_code))
-    return counts
+    return {key: _count_kind(members, city_code, key) for key in keys}
+
+
+def _count_kind(members: Sequence[Member], city_code: str, key: str) -> int:
+    kinds, in_city = KIND_RULES[key]
+    return sum(1 for m in members if m.kind in kinds and (not in_city or m.city_code == city_code))
 
 
 def top_uploaders(rows: Sequence[dict[str, Any]], column: str, names: dict[int, str]) -> list[TopUploader]:
