@@ -136,16 +136,23 @@ async def _meeting_residents(session: AsyncSession, meeting_id: int) -> list[int
     return [c.resident_id for c in await repository.meeting_cases(session, meeting_id) if c.resident_id is not None]
 
 
+async def _repeated_meeting(
+    session: AsyncSession, clock: Clock, principal: Principal, held: PathologyMeeting, data: MeetingIn
+) -> MeetingRead:
+    """The meeting this request key scheduled already (409 when the request differs), audited as repeated."""
+    _same_request(held, data, "meeting")
+    record(session, clock, principal, Action.CREATE, MEETING, resource_id=held.id,
+           resident_ids=await _meeting_residents(session, held.id), detail="repeated")
+    return await _meeting_read(session, held)
+
+
 async def schedule_meeting(session: AsyncSession, clock: Clock, principal: Principal, data: MeetingIn) -> MeetingRead:
     """Schedule a case-discussion meeting; the same request key again is the same meeting, changed it is 409."""
     now = clock.now()
     organizer = await _organizer(session, principal, now)
     held = await repository.event_by_key(session, PathologyMeeting, organizer.organization_id, data.request_key)
     if held is not None:
-        _same_request(held, data, "meeting")
-        record(session, clock, principal, Action.CREATE, MEETING, resource_id=held.id,
-               resident_ids=await _meeting_residents(session, held.id), detail="repeated")
-        return await _meeting_read(session, held)
+        return await _repeated_meeting(session, clock, principal, held, data)
     _check_times(data.starts_at, data.ends_at, "meeting")
     for field, ids in (("participant_ids", data.participant_ids), ("case_ids", data.case_ids)):
         if len(set(ids)) != len(ids):
@@ -184,10 +191,7 @@ async def schedule_meeting(session: AsyncSession, clock: Clock, principal: Princ
         held = await repository.event_by_key(session, PathologyMeeting, organizer.organization_id, data.request_key)
         if held is None:
             raise _concurrent(data.request_key, "meeting")
-        _same_request(held, data, "meeting")
-        record(session, clock, principal, Action.CREATE, MEETING, resource_id=held.id,
-               resident_ids=await _meeting_residents(session, held.id), detail="repeated")
-        return await _meeting_read(session, held)
+        return await _repeated_meeting(session, clock, principal, held, data)
     await repository.add_meeting_links(session, meeting_id, data.participant_ids, data.case_ids)
     record(session, clock, principal, Action.CREATE, MEETING, resource_id=meeting_id,
            resident_ids=[r for r in residents if r is not None])
@@ -356,15 +360,22 @@ async def _lecture(session: AsyncSession, lecture_id: int) -> PathologyLecture:
     return found
 
 
+async def _repeated_lecture(
+    session: AsyncSession, clock: Clock, principal: Principal, held: PathologyLecture, data: LectureIn
+) -> LectureRead:
+    """The lecture this request key scheduled already (409 when the request differs), audited as repeated."""
+    _same_request(held, data, "lecture")
+    record(session, clock, principal, Action.CREATE, LECTURE, resource_id=held.id, detail="repeated")
+    return await _lecture_read(session, held)
+
+
 async def schedule_lecture(session: AsyncSession, clock: Clock, principal: Principal, data: LectureIn) -> LectureRead:
     """Schedule a video lecture by an expert; the same request key again is the same lecture."""
     now = clock.now()
     organizer = await _organizer(session, principal, now)
     held = await repository.event_by_key(session, PathologyLecture, organizer.organization_id, data.request_key)
     if held is not None:
-        _same_request(held, data, "lecture")
-        record(session, clock, principal, Action.CREATE, LECTURE, resource_id=held.id, detail="repeated")
-        return await _lecture_read(session, held)
+        return await _repeated_lecture(session, clock, principal, held, data)
     _check_times(data.starts_at, data.ends_at, "lecture")
     speaker = await repository.person(session, data.speaker_id)
     if (
@@ -388,9 +399,7 @@ async def schedule_lecture(session: AsyncSession, clock: Clock, principal: Princ
         held = await repository.event_by_key(session, PathologyLecture, organizer.organization_id, data.request_key)
         if held is None:
             raise _concurrent(data.request_key, "lecture")
-        _same_request(held, data, "lecture")
-        record(session, clock, principal, Action.CREATE, LECTURE, resource_id=held.id, detail="repeated")
-        return await _lecture_read(session, held)
+        return await _repeated_lecture(session, clock, principal, held, data)
     record(session, clock, principal, Action.CREATE, LECTURE, resource_id=lecture_id)
     return await _lecture_read(session, await _lecture(session, lecture_id))
 
