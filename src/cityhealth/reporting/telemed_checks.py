@@ -26,16 +26,16 @@ def _network(data: BulletinData, table: str, key: str, network: TelemedNetwork) 
     kinds = sum((network.members_by_kind or {}).values())
     if network.members is not None and kinds > network.members:
         yield ("kinds_exceed_members", table, None,
-                      f"members by kind add up to {kinds}, more than the {network.members} members")
+               f"members by kind add up to {kinds}, more than the {network.members} members")
     if network.members is None and network.members_counted is not None and kinds != network.members_counted:
         yield ("kinds_not_members", table, None,
-                      f"members by kind add up to {kinds}, not to the {network.members_counted} members counted")
+               f"members by kind add up to {kinds}, not to the {network.members_counted} members counted")
     if network.areas_covered is not None and data.areas:
         shown = network.areas_covered + len(network.areas_not_covered or [])
         if shown != len(data.areas):
             yield ("areas_not_all", table, None,
-                          f"{network.areas_covered} areas covered and {len(network.areas_not_covered or [])} not "
-                          f"covered make {shown}, not the bulletin's {len(data.areas)} areas")
+                   f"{network.areas_covered} areas covered and {len(network.areas_not_covered or [])} not "
+                   f"covered make {shown}, not the bulletin's {len(data.areas)} areas")
     known = {area.code for area in data.areas}
     for code in network.areas_not_covered or []:
         if known and code not in known:
@@ -46,10 +46,10 @@ def _network(data: BulletinData, table: str, key: str, network: TelemedNetwork) 
         top = sum(row.count for row in network.top_uploaders)
         if top > volume:
             yield ("top_exceed_volume", table, None,
-                          f"the top uploaders add up to {top}, more than the month's {volume}")
+                   f"the top uploaders add up to {top}, more than the month's {volume}")
         counts = [row.count for row in network.top_uploaders]
         if counts != sorted(counts, reverse=True):
             yield ("top_out_of_order", table, None, f"the top uploaders are not largest first: {counts}")
     if (network.members_total or 0) > 0 and network.areas_covered == 0 and data.areas:
         yield ("members_cover_nothing", table, None,
-                      f"{network.members_total} members, yet none of the city's areas is covered")
+               f"{network.members_total} members, yet none of the city's areas is covered")
