@@ -22,7 +22,7 @@ from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
-from cityhealth.telemed import repository, routing
+from cityhealth.telemed import repository, routing, volumes
 from cityhealth.telemed.models import Case, Member
 from cityhealth.telemed.schemas import (
     CaseDetail,
@@ -127,10 +127,6 @@ async def _detail(session: AsyncSession, clock: Clock, case: Case, view: View) -
 
 def _fingerprint(data: CaseSubmit) -> str:
     return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-
-
-def _month(now: datetime) -> Any:
-    return business_date(now).replace(day=1)
 
 
 async def requester_member(session: AsyncSession, principal: Principal, network_code: str, now: datetime) -> Member:
@@ -265,7 +261,9 @@ async def submit(
     await repository.append_event(
         session, base | {"kind": "routed", "centre_member_id": centre.member_id, "note": None}
     )
-    await repository.add_volume(session, data.network_code, _month(now), requester.organization_id, cases_submitted=1)
+    await repository.add_volume(
+        session, data.network_code, volumes.month_of(now), requester.organization_id, cases_submitted=1
+    )
     case, view = await visible(session, principal, case_id)
     record(session, clock, principal, Action.CREATE, RESOURCE, resource_id=case_id, resident_ids=_residents(case))
     return await _detail(session, clock, case, view)

@@ -13,7 +13,7 @@ from cityhealth.clock import Clock, business_date
 from cityhealth.errors import Conflict, NotFound, ValidationFailed
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
-from cityhealth.telemed import repository
+from cityhealth.telemed import repository, volumes
 from cityhealth.telemed.cases import requester_member, visible
 from cityhealth.telemed.models import Consultation
 from cityhealth.telemed.schemas import ConsultationIn, ConsultationRead, OpinionIn, ParticipantRead
@@ -172,7 +172,7 @@ async def schedule(session: AsyncSession, clock: Clock, principal: Principal, da
         session, consultation_id, [(p.member_id, p.doctor_name) for p in data.participants]
     )
     await repository.add_volume(
-        session, data.network_code, today.replace(day=1), requester.organization_id, consultations=1
+        session, data.network_code, volumes.month_of(now), requester.organization_id, consultations=1
     )
     record(session, clock, principal, Action.CREATE, RESOURCE, resource_id=consultation_id, resident_ids=resident_ids)
     return await _read(session, await _fetch(session, consultation_id))

@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.clock import Clock, business_date
+from cityhealth.clock import Clock
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
-from cityhealth.telemed import repository
+from cityhealth.telemed import repository, volumes
 from cityhealth.telemed.cases import RESOURCE, becomes, detail_of, repeated, step, visible
 from cityhealth.telemed.models import Case
 from cityhealth.telemed.schemas import CaseDetail, ReportIn, StepIn
@@ -123,7 +123,7 @@ async def sign(session: AsyncSession, clock: Clock, principal: Principal, case_i
         _holder_only(case, principal)
         centre_organization_id = await _save(session, case, principal, data, now, signed=True)
         await repository.add_volume(
-            session, case.network_code, business_date(now).replace(day=1), centre_organization_id, reports_signed=1
+            session, case.network_code, volumes.month_of(now), centre_organization_id, reports_signed=1
         )
         return becomes(OUTCOMES["sign"]) | {"completed_at": now}, []
 
