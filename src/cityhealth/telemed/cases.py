@@ -8,8 +8,6 @@ organization submitted; any other case looks like one that does not exist (404).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +21,7 @@ from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.telemed import repository, routing, volumes
+from cityhealth.telemed.fingerprint import fingerprint as request_fingerprint
 from cityhealth.telemed.models import Case, Member
 from cityhealth.telemed.schemas import (
     CaseDetail,
@@ -125,10 +124,6 @@ async def _detail(session: AsyncSession, clock: Clock, case: Case, view: View) -
     )
 
 
-def _fingerprint(data: CaseSubmit) -> str:
-    return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-
-
 async def requester_member(session: AsyncSession, principal: Principal, network_code: str, now: datetime) -> Member:
     organization = principal.organization_id
     found = None
@@ -195,7 +190,7 @@ async def submit(
             value=data.case_type,
             rule="telemed.case.type_of_network",
         )
-    fingerprint = _fingerprint(data)
+    fingerprint = request_fingerprint(data)
     held = await repository.case_by_key(session, requester.organization_id, data.network_code, data.external_id)
     if held is not None:
         return await _repeated_submission(session, clock, principal, held, fingerprint)

@@ -4,9 +4,6 @@ participants' organizations only; anyone else gets 404."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
@@ -15,6 +12,7 @@ from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.telemed import repository, volumes
 from cityhealth.telemed.cases import requester_member, visible
+from cityhealth.telemed.fingerprint import fingerprint as request_fingerprint
 from cityhealth.telemed.models import Consultation
 from cityhealth.telemed.schemas import ConsultationIn, ConsultationRead, OpinionIn, ParticipantRead
 
@@ -79,15 +77,11 @@ async def _fetch(session: AsyncSession, consultation_id: int) -> Consultation:
     return found
 
 
-def _fingerprint(data: ConsultationIn) -> str:
-    return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-
-
 async def schedule(session: AsyncSession, clock: Clock, principal: Principal, data: ConsultationIn) -> ConsultationRead:
     """Schedule a consultation; the same request key again is the same consultation, changed it is 409."""
     now = clock.now()
     requester = await requester_member(session, principal, data.network_code, now)
-    fingerprint = _fingerprint(data)
+    fingerprint = request_fingerprint(data)
     held = await repository.consultation_by_key(session, requester.organization_id, data.request_key)
     if held is not None:
         if held.fingerprint != fingerprint:

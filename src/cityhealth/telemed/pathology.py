@@ -7,11 +7,8 @@ to), and every read of it is audited with its resident."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
@@ -21,6 +18,7 @@ from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.telemed import cases
 from cityhealth.telemed import pathology_repository as repository
+from cityhealth.telemed.fingerprint import fingerprint
 from cityhealth.telemed.pathology_models import PathologyCase, PathologyPerson
 from cityhealth.telemed.pathology_schemas import (
     PathologyCaseIn,
@@ -36,10 +34,6 @@ from cityhealth.telemed.schemas import CaseDetail, CaseSubmit
 PERSON = "telemed_pathology_person"
 # The member roles a person of each kind may belong to: experts read, doctors request.
 ROLES_OF_KIND = {"expert": READING_ROLES, "doctor": REQUESTING_ROLES}
-
-
-def fingerprint(data: BaseModel) -> str:
-    return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
 def is_active(person: PathologyPerson, at: datetime) -> bool:

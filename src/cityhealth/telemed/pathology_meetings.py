@@ -18,8 +18,9 @@ from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.telemed import cases
 from cityhealth.telemed import pathology_repository as repository
+from cityhealth.telemed.fingerprint import fingerprint
 from cityhealth.telemed.models import Member
-from cityhealth.telemed.pathology import fingerprint, is_active
+from cityhealth.telemed.pathology import is_active
 from cityhealth.telemed.pathology_models import PathologyLecture, PathologyMeeting, PathologyPerson
 from cityhealth.telemed.pathology_repository import E
 from cityhealth.telemed.pathology_schemas import (
