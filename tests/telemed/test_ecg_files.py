@@ -158,3 +158,9 @@ def test_a_damaged_aecg_is_refused_never_crashes(cut: int, garbage: bytes) -> No
 
 ORIGINAL_DICOM = dicom_ecg()
 ORIGINAL_AECG = aecg().encode()
+
+
+def test_an_aecg_declaring_an_unknown_encoding_is_refused_naming_it() -> None:
+    # Found by the damaged-file property: a byte changed in "UTF-8" made expat raise LookupError, a crash.
+    _refused("xml_encoding", read_ecg_file,
+             b'<?xml version="1.0" encoding="U-F-8"?><AnnotatedECG xmlns="urn:hl7-org:v3"/>', "aecg")

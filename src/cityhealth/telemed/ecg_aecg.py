@@ -95,6 +95,8 @@ def parse_xml(data: bytes) -> ET.Element:
             f"column {exc.offset}",
             rule="xml_well_formed",
         ) from None
+    except LookupError as exc:  # the declaration names an encoding Python does not know (expat asks the codecs)
+        raise refuse(f"the XML declares an encoding that is not known: {exc}", rule="xml_encoding") from None
     return builder.close()
 
 
