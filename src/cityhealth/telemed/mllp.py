@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from hl7.mllp import start_hl7_server
+from sqlalchemy.exc import IntegrityError
 
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
@@ -211,5 +212,15 @@ class LabListener:
         return outcome
 
     async def _decide_batch(self, batch: Batch[Received, Outcome]) -> list[Outcome]:
+        items = batch.take()
+        try:
+            return await self._ingest(items)
+        except IntegrityError:
+            # Another listener process stored one of these messages (or specimens) between this batch's reading
+            # and its insert: PostgreSQL made the insert wait for that transaction, so it has committed now and
+            # the batch decided again finds the message accepted (AA, a duplicate) instead of answering AE.
+            return await self._ingest(items)
+
+    async def _ingest(self, items: list[Received]) -> list[Outcome]:
         async with group_transaction(self.database) as session:
-            return await lab_service.ingest(session, self.clock, self.cipher, batch.take())
+            return await lab_service.ingest(session, self.clock, self.cipher, items)
