@@ -4,6 +4,7 @@ consultations and opening balances, each in its Asia/Shanghai month, retries cou
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -231,6 +232,31 @@ async def test_lab_reports_and_shipped_specimens_are_credited_to_the_sending_org
     assert lab.top_uploaders == [TopUploader(hospital=names[0], count=2), TopUploader(hospital=names[1], count=1)]
     later = (await _month(database, "2022-07")).lab
     assert (later.reports_month, later.specimens_routed_month) == (1, 0)
+
+
+async def test_a_batch_of_many_senders_credits_each_sender_its_own_reports(
+    app: FastAPI, database: Database, settings: Settings, clock: SimulatedClock
+) -> None:
+    """Twelve lab systems sending at once share the listener's batches: one lookup of the batch's senders and one
+    upsert of their months credit each registered sender its own reports, and an unregistered one none."""
+    ids = [await organization(app) for _ in range(3)]
+    codes = [await _code(app, organization_id) for organization_id in ids] + ["NOT-REGISTERED"]
+    clock.set(LAST_JUNE_SECOND - timedelta(minutes=1))
+    async with running_listener(database, settings, clock) as (listener, port):
+        acks = await asyncio.gather(
+            *(
+                send(port, *(wire(oru(f"M-{n}-{k}", [], facility=codes[n % 4])) for k in range(n % 4 + 1)))
+                for n in range(12)
+            )
+        )
+    assert {ack_code(ack) for sent in acks for ack in sent} == {"AA"}
+    assert listener.stats.accepted == sum(n % 4 + 1 for n in range(12)) == 30
+    sent = {code: 3 * (index + 1) for index, code in enumerate(codes)}  # the unregistered one sends the most
+    names = await _names(app, ids)
+    lab = (await _month(database)).lab
+    assert lab.reports_month == sum(sent[code] for code in codes[:3])
+    expected = sorted(((names[i], sent[codes[i]]) for i in range(3)), key=lambda pair: -pair[1])
+    assert [(top.hospital, top.count) for top in lab.top_uploaders] == expected
 
 
 @dataclass

@@ -43,6 +43,11 @@ async def organization_by_code(session: AsyncSession, code: str) -> Organization
     return OrganizationRef(found.id, found.code, found.name) if found is not None else None
 
 
+async def organization_ids_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, int]:
+    """The ids of the organizations among `codes` that exist, by code."""
+    return await repository.organization_ids_by_code(session, codes)
+
+
 async def organization_names(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
     """The names of the organizations `ids` (those that exist)."""
     return await repository.organization_names(session, ids)

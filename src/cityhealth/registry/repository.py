@@ -92,6 +92,17 @@ async def organization_by(session: AsyncSession, column: Literal["code", "name",
     return await session.scalar(select(Organization).where(getattr(Organization, column) == value))
 
 
+async def organization_ids_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, int]:
+    """The ids of the organizations among `codes` that exist, by code (one statement, no objects loaded)."""
+    if not codes:
+        return {}
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(Organization.code, Organization.id).where(Organization.code.in_(sorted(set(codes))))
+    )
+    return {code: organization_id for code, organization_id in rows}
+
+
 async def organization_ancestors(session: AsyncSession, organization_id: int, *, limit: int = 32) -> list[int]:
     """The ids up the parent chain from an organization (itself excluded), nearest first."""
     chain: list[int] = []

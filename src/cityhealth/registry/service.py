@@ -30,6 +30,7 @@ from cityhealth.registry.lookups import id_number_hash as id_number_hash
 from cityhealth.registry.lookups import match_residents as match_residents
 from cityhealth.registry.lookups import organization_by_code as organization_by_code
 from cityhealth.registry.lookups import organization_by_id as organization_by_id
+from cityhealth.registry.lookups import organization_ids_by_code as organization_ids_by_code
 from cityhealth.registry.lookups import organization_names as organization_names
 from cityhealth.registry.lookups import organization_words as organization_words
 from cityhealth.registry.lookups import parse_id_number as parse_id_number

@@ -3,7 +3,7 @@ reports, consultations, the month's volumes."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -382,22 +382,30 @@ async def set_consultation(session: AsyncSession, consultation_id: int, values: 
 # --- the month's volumes ------------------------------------------------------------------------------------
 
 
+_VOLUME_COUNTS = (
+    "cases_submitted", "reports_signed", "consultations", "reports_uploaded", "specimens_routed", "images"
+)
+
+
 async def add_volume(
     session: AsyncSession, network_code: str, month: date, organization_id: int, **counts: int
 ) -> None:
     """Add to one organization's month in a network (the counts not named add nothing)."""
-    row = {
-        "network_code": network_code,
-        "month": month,
-        "organization_id": organization_id,
-        "cases_submitted": 0,
-        "reports_signed": 0,
-        "consultations": 0,
-        "reports_uploaded": 0,
-        "specimens_routed": 0,
-        "images": 0,
-    } | counts
-    await add_counts(session, _VOLUMES, ("network_code", "month", "organization_id"), [row])
+    await add_volumes(session, network_code, {(month, organization_id): counts})
+
+
+async def add_volumes(
+    session: AsyncSession, network_code: str, counts: Mapping[tuple[date, int], Mapping[str, int]]
+) -> None:
+    """Add to several organizations' months in a network at once, one upsert (each key's counts not named add
+    nothing)."""
+    rows = [
+        {"network_code": network_code, "month": month, "organization_id": organization_id}
+        | {name: 0 for name in _VOLUME_COUNTS}
+        | dict(added)
+        for (month, organization_id), added in counts.items()
+    ]
+    await add_counts(session, _VOLUMES, ("network_code", "month", "organization_id"), rows)
 
 
 async def month_volumes(session: AsyncSession, network_code: str, month: date) -> list[MonthVolume]:
