@@ -16,17 +16,43 @@ MessageKey = tuple[str, str, str]
 SpecimenKey = tuple[str, str]
 
 
+# On PostgreSQL a lookup by a batch's composite keys probes the unique index once per key (a lateral subquery per
+# key, in the keys' order). A row-value IN list let the planner take the columns the keys share as the index
+# condition and filter the rest: a dozen lab systems under one application name made every batch read every
+# accepted message of that name, 11.6 ms a batch at 11,520 messages, growing with the month.
+_ACCEPTED_PROBE = text(
+    "SELECT k.application, k.facility, k.control_id FROM unnest("
+    "CAST(:applications AS VARCHAR[]), CAST(:facilities AS VARCHAR[]), CAST(:control_ids AS VARCHAR[])"
+    ") AS k(application, facility, control_id) "
+    "CROSS JOIN LATERAL (SELECT 1 FROM telemed_lab_messages AS m WHERE m.sending_application = k.application "
+    "AND m.sending_facility = k.facility AND m.control_id = k.control_id AND m.ack_code = 'AA' LIMIT 1) AS found"
+)
+_SPECIMENS_PROBE = text(
+    "SELECT s.sending_facility, s.specimen_no, s.id, s.state FROM unnest("
+    "CAST(:facilities AS VARCHAR[]), CAST(:numbers AS VARCHAR[])) WITH ORDINALITY AS k(facility, number, n) "
+    "CROSS JOIN LATERAL (SELECT id, sending_facility, specimen_no, state FROM telemed_lab_specimens "
+    "WHERE sending_facility = k.facility AND specimen_no = k.number FOR UPDATE) AS s ORDER BY k.n"
+)
+
+
 async def accepted_keys(session: AsyncSession, keys: Collection[MessageKey]) -> set[MessageKey]:
     """Which of these (sending application, facility, control id) were accepted before."""
     if not keys:
         return set()
-    columns = tuple_(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id)
+    ordered = sorted(set(keys))
     connection = await session.connection()
-    rows = await connection.execute(
-        select(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id).where(
-            LabMessage.ack_code == "AA", columns.in_(sorted(set(keys)))
+    if connection.dialect.name == "postgresql":
+        applications, facilities, control_ids = (list(column) for column in zip(*ordered, strict=True))
+        rows = await connection.execute(
+            _ACCEPTED_PROBE, {"applications": applications, "facilities": facilities, "control_ids": control_ids}
         )
-    )
+    else:
+        columns = tuple_(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id)
+        rows = await connection.execute(
+            select(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id).where(
+                LabMessage.ack_code == "AA", columns.in_(ordered)
+            )
+        )
     return {(application, facility, control_id or "") for application, facility, control_id in rows}
 
 
@@ -138,15 +164,21 @@ def _results_statement(dialect: Dialect) -> TextClause:
 
 
 async def specimens(session: AsyncSession, keys: Collection[SpecimenKey]) -> dict[SpecimenKey, tuple[int, str]]:
-    """(id, state) of the specimens among `keys` that exist, locked on PostgreSQL until the batch commits."""
+    """(id, state) of the specimens among `keys` that exist, locked on PostgreSQL until the batch commits (in the
+    keys' order, so that two batches wait for each other rather than deadlock)."""
     if not keys:
         return {}
-    statement = (
-        select(LabSpecimen.sending_facility, LabSpecimen.specimen_no, LabSpecimen.id, LabSpecimen.state)
-        .where(tuple_(LabSpecimen.sending_facility, LabSpecimen.specimen_no).in_(sorted(set(keys))))
-        .with_for_update()
-    )
-    rows = await session.execute(statement)
+    ordered = sorted(set(keys))
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        facilities, numbers = (list(column) for column in zip(*ordered, strict=True))
+        rows = await connection.execute(_SPECIMENS_PROBE, {"facilities": facilities, "numbers": numbers})
+    else:
+        rows = await connection.execute(
+            select(LabSpecimen.sending_facility, LabSpecimen.specimen_no, LabSpecimen.id, LabSpecimen.state).where(
+                tuple_(LabSpecimen.sending_facility, LabSpecimen.specimen_no).in_(ordered)
+            )
+        )
     return {(facility, number): (specimen_id, state) for facility, number, specimen_id, state in rows}
 
 
