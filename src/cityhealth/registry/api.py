@@ -13,7 +13,7 @@ from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.engine import Database
 from cityhealth.db.types import Int64, RowId
 from cityhealth.errors import DomainError
-from cityhealth.registry import departments, residents, service
+from cityhealth.registry import client_apps, departments, residents, service
 from cityhealth.registry.protection import cipher_for
 from cityhealth.registry.schemas import (
     MAX_PAGE_SIZE,
@@ -246,32 +246,32 @@ async def deactivate_practitioner(organization_id: RowId, practitioner_id: RowId
 async def list_client_apps(session: SessionDep, _: RegistryReader, channel: Channel | None = None,
                            active: bool | None = None, limit: Limit = 100, offset: Offset = 0
                            ) -> Page[ClientAppRead]:
-    return await service.list_client_apps(session, channel=channel, active=active, limit=limit, offset=offset)
+    return await client_apps.list_client_apps(session, channel=channel, active=active, limit=limit, offset=offset)
 
 
 @router.get("/client-apps/{app_id}", response_model=ClientAppRead, summary="Get a client application")
 async def get_client_app(app_id: RowId, session: SessionDep, _: RegistryReader) -> ClientAppRead:
-    return await service.get_client_app(session, app_id)
+    return await client_apps.get_client_app(session, app_id)
 
 
 @router.post("/client-apps", response_model=ClientAppRead, status_code=status.HTTP_201_CREATED,
              summary="Register a client application")
 async def create_client_app(data: ClientAppCreate, session: SessionDep, clock: ClockDep,
                             principal: RegistryWriter) -> ClientAppRead:
-    return await service.create_client_app(session, clock, principal, data)
+    return await client_apps.create_client_app(session, clock, principal, data)
 
 
 @router.patch("/client-apps/{app_id}", response_model=ClientAppRead, summary="Update a client application")
 async def update_client_app(app_id: RowId, data: ClientAppUpdate, session: SessionDep, clock: ClockDep,
                             principal: RegistryWriter) -> ClientAppRead:
-    return await service.update_client_app(session, clock, principal, app_id, data)
+    return await client_apps.update_client_app(session, clock, principal, app_id, data)
 
 
 @router.post("/client-apps/{app_id}/deactivate", response_model=ClientAppRead,
              summary="Deactivate a client application (never deletes)")
 async def deactivate_client_app(app_id: RowId, session: SessionDep, clock: ClockDep, principal: RegistryWriter
                                 ) -> ClientAppRead:
-    return await service.deactivate_client_app(session, clock, principal, app_id)
+    return await client_apps.deactivate_client_app(session, clock, principal, app_id)
 
 
 # --- Residents ----------------------------------------------------------------------------------------

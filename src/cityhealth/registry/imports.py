@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.errors import DomainError, ValidationFailed
-from cityhealth.registry import departments, repository, residents, service
+from cityhealth.registry import client_apps, departments, repository, residents, service
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 from cityhealth.registry.models import Area, ClientApp, Department, Organization, Practitioner, Resident
 from cityhealth.registry.protection import ID_NUMBER
@@ -192,9 +192,9 @@ async def _save_client_app(session: AsyncSession, clock: Clock, data: ClientAppI
         values["organization_id"] = await _organization_id(session, data.organization_code, "organization_code")
     existing = await repository.client_app_by(session, "code", data.code)
     if existing is None:
-        await service.insert_client_app(session, clock, values)
+        await client_apps.insert_client_app(session, clock, values)
         return Change.CREATED
-    changed = await service.change_client_app(session, clock, existing, values)
+    changed = await client_apps.change_client_app(session, clock, existing, values)
     return Change.UPDATED if changed else Change.UNCHANGED
 
 
