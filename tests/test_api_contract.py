@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
 import requests
 import schemathesis
 from fastapi import FastAPI
@@ -25,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import BACKEND
 from tests.factories.security import admin_headers
 
 EXAMPLES_PER_OPERATION_AND_MODE = 5
@@ -75,6 +77,10 @@ async def _anonymous() -> dict[str, str]:
     return {}
 
 
+# On the embedded default only: the administrator's pass below sends the same generated inputs to every
+# operation, the public ones included, on both backends; what is left to this pass is being turned away
+# without credentials, which happens before any statement runs. (Each pass takes over two minutes.)
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the anonymous pass does not depend on the backend")
 async def test_anonymous_callers_get_only_documented_answers_and_no_5xx(live_server: str) -> None:
     failures = await _run(live_server, _anonymous)
     assert failures == [], "\n\n".join(failures)
