@@ -6,13 +6,12 @@ import asyncio
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Column, Integer, MetaData, Table, select
 
-from cityhealth.db.counters import add_counts
+from cityhealth.db.counters import _pg_upsert, add_counts
 from cityhealth.db.engine import Database
+from cityhealth.db.types import UTCDateTime
 from cityhealth.hotline.knowledge_models import SelfServiceDay
-
-pytestmark = pytest.mark.asyncio
 
 TABLE: Table = SelfServiceDay.__table__  # type: ignore[assignment]
 DAY = date(2026, 6, 1)
@@ -28,6 +27,7 @@ def _row(day: date, asked: int, answered: int) -> dict[str, object]:
     return {"business_date": day, "asked": asked, "answered": answered}
 
 
+@pytest.mark.asyncio
 async def test_counts_are_made_then_added_to_whatever_the_order_and_number_of_rows(database: Database) -> None:
     days = [DAY + timedelta(days=n) for n in range(5)]
     async with database.transaction() as session:
@@ -40,6 +40,7 @@ async def test_counts_are_made_then_added_to_whatever_the_order_and_number_of_ro
     assert await _rows(database) == {days[0]: (5, 4), days[1]: (7, 0), days[2]: (2, 1), days[4]: (2, 1)}
 
 
+@pytest.mark.asyncio
 async def test_transactions_adding_to_the_same_counters_at_once_lose_nothing(database: Database) -> None:
     days = [DAY + timedelta(days=n) for n in range(4)]
 
@@ -50,3 +51,11 @@ async def test_transactions_adding_to_the_same_counters_at_once_lose_nothing(dat
 
     await asyncio.gather(*(add(n) for n in range(12)))
     assert await _rows(database) == {day: (12, 6) for day in days}
+
+
+def test_a_counter_table_whose_columns_convert_their_values_is_refused_on_postgresql() -> None:
+    # The PostgreSQL statement hands the values to the driver as they are; a converting column type
+    # (UTCDateTime makes every instant UTC) would be skipped, so such a table is refused outright.
+    table = Table("converted_counts", MetaData(), Column("at", UTCDateTime, primary_key=True), Column("n", Integer))
+    with pytest.raises(TypeError, match=r"converted_counts: counter columns \['at'\]"):
+        _pg_upsert(table, ("at",), ("n",))

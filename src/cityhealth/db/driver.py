@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from asyncpg.exceptions import IntegrityConstraintViolationError  # type: ignore[import-untyped]
+from sqlalchemy import Column, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
 
 # session.info key: the asyncpg connection of the session's current transaction, with that transaction.
 _DRIVER = "cityhealth.db.pg_driver"
+
+
+# A constraint refused a write: raised by SQLAlchemy for its own statements, by the driver for pg_driver()'s.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, IntegrityConstraintViolationError)
+
+
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def pg_type(column: Column[Any]) -> str:
+    """The column's type as PostgreSQL names it, for the casts of driver-level statements (`$1::integer[]`)."""
+    return str(column.type.compile(dialect=_PG_DIALECT))
 
 
 def is_postgres(session: AsyncSession) -> bool:
