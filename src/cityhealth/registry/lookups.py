@@ -8,8 +8,8 @@ call, the call-back list). Nothing here audits: the asking use case does, with i
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,33 @@ async def organization_by_code(session: AsyncSession, code: str) -> Organization
 async def organization_ids_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, int]:
     """The ids of the organizations among `codes` that exist, by code."""
     return await repository.organization_ids_by_code(session, codes)
+
+
+@dataclass
+class OrganizationIds:
+    """organization_ids_by_code for a long-running process that asks about the same few codes all day (the lab
+    listener crediting its senders): an id found is trusted for `ttl` without asking again. A code not found is
+    asked again every time, so an organization registered a moment ago counts at once."""
+
+    clock: Clock
+    ttl: timedelta = timedelta(seconds=60)
+    _known: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+
+    async def by_code(self, session: AsyncSession, codes: Collection[str]) -> dict[str, int]:
+        now = self.clock.now()
+        found: dict[str, int] = {}
+        missing: set[str] = set()
+        for code in codes:
+            entry = self._known.get(code)
+            if entry is not None and timedelta(0) <= now - entry[1] < self.ttl:
+                found[code] = entry[0]
+            else:
+                missing.add(code)
+        if missing:
+            fresh = await repository.organization_ids_by_code(session, missing)
+            self._known.update({code: (organization_id, now) for code, organization_id in fresh.items()})
+            found.update(fresh)
+        return found
 
 
 async def organization_names(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:

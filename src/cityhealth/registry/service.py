@@ -24,6 +24,7 @@ from cityhealth.registry import repository
 from cityhealth.registry.identifiers import IdentifierError as IdentifierError
 from cityhealth.registry.identifiers import mask_phone as mask_phone
 from cityhealth.registry.identifiers import validate_phone as validate_phone
+from cityhealth.registry.lookups import OrganizationIds as OrganizationIds
 from cityhealth.registry.lookups import OrganizationRef as OrganizationRef
 from cityhealth.registry.lookups import department_names as department_names
 from cityhealth.registry.lookups import id_number_hash as id_number_hash

@@ -130,8 +130,15 @@ def _walk_specimens(
     return after
 
 
-async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher, batch: Sequence[Received]) -> list[Outcome]:
-    """Decide `batch` in `session` (flushed, not committed): one outcome per message, in order."""
+async def ingest(
+    session: AsyncSession,
+    clock: Clock,
+    cipher: FieldCipher,
+    batch: Sequence[Received],
+    senders: registry.OrganizationIds | None = None,
+) -> list[Outcome]:
+    """Decide `batch` in `session` (flushed, not committed): one outcome per message, in order. `senders`: the
+    listener's organization ids already looked up, to credit the senders with."""
     now = clock.now()
     keys = [_key(item.message.header) for item in batch if item.message is not None]
     seen = await repository.accepted_keys(session, keys)
@@ -232,6 +239,7 @@ async def ingest(session: AsyncSession, clock: Clock, cipher: FieldCipher, batch
             for (item, outcome, _), message_id in zip(kept, message_ids, strict=True)
             if outcome.ack == "AA" and item.message is not None
         ],
+        senders,
     )
     return outcomes
 

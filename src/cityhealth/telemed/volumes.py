@@ -30,13 +30,20 @@ class LabCredit:
     shipped: int
 
 
-async def add_lab(session: AsyncSession, credits: Iterable[LabCredit]) -> None:
+async def add_lab(
+    session: AsyncSession, credits: Iterable[LabCredit], known: registry.OrganizationIds | None = None
+) -> None:
     """Credit a batch's accepted messages to their senders' organizations; a sender the registry does not know
-    is credited to none (the message is kept and acknowledged all the same)."""
+    is credited to none (the message is kept and acknowledged all the same). `known`: the caller's ids of
+    organizations already looked up (a listener's)."""
     counted = [credit for credit in credits if credit.reports or credit.shipped]
     # One lookup of the batch's senders and one upsert of their months: a batch of a dozen lab systems cost two
     # dozen statements when each sender was looked up and added to on its own.
-    organizations = await registry.organization_ids_by_code(session, {credit.sender for credit in counted})
+    senders = {credit.sender for credit in counted}
+    if known is not None:
+        organizations = await known.by_code(session, senders)
+    else:
+        organizations = await registry.organization_ids_by_code(session, senders)
     per_row: dict[tuple[date, int], dict[str, int]] = {}
     for credit in counted:
         organization_id = organizations.get(credit.sender)
