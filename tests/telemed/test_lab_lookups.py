@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
+from cityhealth.db.driver import pg_driver
 from cityhealth.db.engine import Database
 from cityhealth.telemed import lab_repository
 from tests.conftest import BACKEND
@@ -87,21 +87,19 @@ async def test_on_postgresql_each_key_is_one_probe_of_its_unique_index(database:
     probes = {
         "accepted": (
             lab_repository._ACCEPTED_PROBE,
-            {"applications": ["LIS"] * 3, "facilities": ["LAB-00", "LAB-01", "LAB-02"],
-             "control_ids": ["C000000", "C000013", "NEW"]},
+            (["LIS"] * 3, ["LAB-00", "LAB-01", "LAB-02"], ["C000000", "C000013", "NEW"]),
             "ux_telemed_lab_messages_accepted",
         ),
         "specimens": (
             lab_repository._SPECIMENS_PROBE,
-            {"facilities": ["LAB-00", "LAB-01", "LAB-02"], "numbers": ["S000000", "S000013", "NEW"]},
+            (["LAB-00", "LAB-01", "LAB-02"], ["S000000", "S000013", "NEW"]),
             "ux_telemed_lab_specimens_number",
         ),
     }
     for name, (statement, params, index) in probes.items():
         async with database.transaction() as session:
-            explained = (
-                await session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement.text}"), params)
-            ).scalar_one()
+            driver = await pg_driver(session)
+            explained = await driver.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *params)
         plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
         scans = [node for node in _nodes(plan) if node.get("Relation Name", "").startswith("telemed_lab_")]
         assert [(node["Node Type"], node.get("Index Name")) for node in scans] in (

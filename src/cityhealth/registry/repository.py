@@ -6,10 +6,10 @@ from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Literal, TypeVar
 
-from sqlalchemy import Select, String, bindparam, delete, func, insert, or_, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db.driver import is_postgres, pg_driver
 from cityhealth.registry.models import (
     Area,
     AreaMapping,
@@ -96,11 +96,19 @@ async def organization_ids_by_code(session: AsyncSession, codes: Collection[str]
     """The ids of the organizations among `codes` that exist, by code (one statement, no objects loaded)."""
     if not codes:
         return {}
+    if is_postgres(session):  # a batch's lookup (the lab listener's): fixed SQL on the driver, prepared once
+        driver = await pg_driver(session)
+        found = await driver.fetch(_PG_ORGANIZATIONS_BY_CODE, sorted(set(codes)))
+        return {code: organization_id for code, organization_id in found}
     connection = await session.connection()
     rows = await connection.execute(
         select(Organization.code, Organization.id).where(Organization.code.in_(sorted(set(codes))))
     )
     return {code: organization_id for code, organization_id in rows}
+
+
+_PG_ORGANIZATIONS_BY_CODE = "SELECT code, id FROM organizations WHERE code = ANY($1::varchar[])"
+_PG_RESIDENTS_BY_HASH = "SELECT id_number_hash, id FROM residents WHERE id_number_hash = ANY($1::varchar[])"
 
 
 async def organization_ancestors(session: AsyncSession, organization_id: int, *, limit: int = 32) -> list[int]:
@@ -230,12 +238,11 @@ async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str)
 async def resident_ids_by_id_number_hashes(session: AsyncSession, hashes: Collection[str]) -> dict[str, int]:
     if not hashes:
         return {}
+    if is_postgres(session):  # one array: one statement text whatever the count, prepared once, on the driver
+        driver = await pg_driver(session)
+        found = await driver.fetch(_PG_RESIDENTS_BY_HASH, sorted(set(hashes)))
+        return {found_hash: resident_id for found_hash, resident_id in found}
     connection = await session.connection()  # Core: a batch's lookup, no objects loaded
-    if connection.dialect.name == "postgresql":  # one array: one statement text whatever the count, prepared once
-        wanted = func.any(bindparam("hashes", sorted(set(hashes)), type_=postgresql.ARRAY(String)))
-        rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
-                                        .where(Resident.id_number_hash == wanted))
-        return {found_hash: resident_id for found_hash, resident_id in rows}
     rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
                                     .where(Resident.id_number_hash.in_(sorted(set(hashes)))))
     return {found_hash: resident_id for found_hash, resident_id in rows}

@@ -6,10 +6,10 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, Table, TextClause, bindparam, func, insert, select, text, tuple_, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Column, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db.driver import is_postgres, pg_driver, pg_type
 from cityhealth.telemed.lab_models import LabMessage, LabObservation, LabReport, LabSpecimen, LabSpecimenStep
 
 MessageKey = tuple[str, str, str]
@@ -20,16 +20,18 @@ SpecimenKey = tuple[str, str]
 # key, in the keys' order). A row-value IN list let the planner take the columns the keys share as the index
 # condition and filter the rest: a dozen lab systems under one application name made every batch read every
 # accepted message of that name, 11.6 ms a batch at 11,520 messages, growing with the month.
-_ACCEPTED_PROBE = text(
-    "SELECT k.application, k.facility, k.control_id FROM unnest("
-    "CAST(:applications AS VARCHAR[]), CAST(:facilities AS VARCHAR[]), CAST(:control_ids AS VARCHAR[])"
-    ") AS k(application, facility, control_id) "
+# The listener's statements on PostgreSQL run on the driver's connection (db.driver.pg_driver): fixed SQL with
+# positional parameters, where each statement through SQLAlchemy's execution layer cost the listener more CPU
+# than PostgreSQL spent running it.
+_ACCEPTED_PROBE = (
+    "SELECT k.application, k.facility, k.control_id FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) "
+    "AS k(application, facility, control_id) "
     "CROSS JOIN LATERAL (SELECT 1 FROM telemed_lab_messages AS m WHERE m.sending_application = k.application "
     "AND m.sending_facility = k.facility AND m.control_id = k.control_id AND m.ack_code = 'AA' LIMIT 1) AS found"
 )
-_SPECIMENS_PROBE = text(
-    "SELECT s.sending_facility, s.specimen_no, s.id, s.state FROM unnest("
-    "CAST(:facilities AS VARCHAR[]), CAST(:numbers AS VARCHAR[])) WITH ORDINALITY AS k(facility, number, n) "
+_SPECIMENS_PROBE = (
+    "SELECT s.sending_facility, s.specimen_no, s.id, s.state FROM unnest($1::varchar[], $2::varchar[]) "
+    "WITH ORDINALITY AS k(facility, number, n) "
     "CROSS JOIN LATERAL (SELECT id, sending_facility, specimen_no, state FROM telemed_lab_specimens "
     "WHERE sending_facility = k.facility AND specimen_no = k.number FOR UPDATE) AS s ORDER BY k.n"
 )
@@ -40,13 +42,11 @@ async def accepted_keys(session: AsyncSession, keys: Collection[MessageKey]) -> 
     if not keys:
         return set()
     ordered = sorted(set(keys))
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        applications, facilities, control_ids = (list(column) for column in zip(*ordered, strict=True))
-        rows = await connection.execute(
-            _ACCEPTED_PROBE, {"applications": applications, "facilities": facilities, "control_ids": control_ids}
-        )
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        rows = await driver.fetch(_ACCEPTED_PROBE, *(list(column) for column in zip(*ordered, strict=True)))
     else:
+        connection = await session.connection()
         columns = tuple_(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id)
         rows = await connection.execute(
             select(LabMessage.sending_application, LabMessage.sending_facility, LabMessage.control_id).where(
@@ -84,15 +84,15 @@ async def insert_results(
     `messages`) and the reports' observations (`report_index`); the messages' ids, in order."""
     if not messages:
         return []
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        arrays = [
+            *_arrays(_MESSAGE_COLUMNS, messages),
+            *_arrays(_REPORT_COLUMNS, reports, parent="message_index"),
+            *_arrays(_OBSERVATION_COLUMNS, observations, parent="report_index"),
+        ]
+        return [row_id for (row_id,) in await driver.fetch(_results_statement(), *arrays)]
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        statement = _results_statement(connection.dialect)
-        params = {
-            **_arrays("m", _MESSAGE_COLUMNS, messages),
-            **_arrays("r", _REPORT_COLUMNS, reports, parent="message_index"),
-            **_arrays("o", _OBSERVATION_COLUMNS, observations, parent="report_index"),
-        }
-        return [row_id for (row_id,) in await connection.execute(statement, params)]
     message_ids = await _insert_returning_ids(session, LabMessage, messages)
     report_ids = await _insert_returning_ids(
         session,
@@ -122,43 +122,43 @@ _REPORT_COLUMNS = _columns(LabReport, "message_id")
 _OBSERVATION_COLUMNS = _columns(LabObservation, "report_id")
 
 
-def _arrays(
-    prefix: str, columns: list[Column[Any]], rows: Sequence[dict[str, Any]], parent: str | None = None
-) -> dict[str, list[Any]]:
-    arrays = {f"{prefix}_{column.name}": [row[column.name] for row in rows] for column in columns}
-    if parent is not None:
-        arrays[f"{prefix}__parent"] = [row[parent] + 1 for row in rows]  # ordinality counts from 1
-    return arrays
+def _arrays(columns: list[Column[Any]], rows: Sequence[dict[str, Any]], parent: str | None = None) -> list[list[Any]]:
+    """The rows as one array per column (the parent's position first, when named), in _unnest's order."""
+    arrays = [[row[parent] + 1 for row in rows]] if parent is not None else []  # ordinality counts from 1
+    return arrays + [[row[column.name] for row in rows] for column in columns]
 
 
-def _unnest(dialect: Dialect, prefix: str, columns: list[Column[Any]], parent: bool) -> str:
-    casts = [f"CAST(:{prefix}__parent AS INTEGER[])"] if parent else []
-    casts += [f"CAST(:{prefix}_{c.name} AS {c.type.compile(dialect=dialect)}[])" for c in columns]
-    names = (["parent"] if parent else []) + [c.name for c in columns]
-    return f"unnest({', '.join(casts)}) WITH ORDINALITY AS u({', '.join(names)}, n)"
+def _unnest(columns: list[Column[Any]], parent: bool, first: int) -> str:
+    """unnest of the arrays from parameter $first on: the parent's position (when `parent`), then `columns`."""
+    types = (["integer"] if parent else []) + [pg_type(column) for column in columns]
+    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, start=first))
+    names = (["parent"] if parent else []) + [column.name for column in columns]
+    return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, n)"
 
 
-@lru_cache(maxsize=4)
-def _results_statement(dialect: Dialect) -> TextClause:
+@lru_cache(maxsize=1)
+def _results_statement() -> str:
     def names(columns: list[Column[Any]], alias: str = "") -> str:
         return ", ".join(f"{alias}{column.name}" for column in columns)
 
-    def next_id(model: Any) -> str:
-        return f"nextval(pg_get_serial_sequence('{_table(model).name}', 'id'))"
+    def next_id(model: Any) -> str:  # the sequence of the table's serial id, named as PostgreSQL names it
+        return f"nextval('{_table(model).name}_id_seq')"
 
     messages, reports, observations = (_table(model).name for model in (LabMessage, LabReport, LabObservation))
-    return text(
+    first_report = 1 + len(_MESSAGE_COLUMNS)
+    first_observation = first_report + 1 + len(_REPORT_COLUMNS)
+    return (
         f"WITH m AS MATERIALIZED (SELECT {next_id(LabMessage)} AS id, u.n, {names(_MESSAGE_COLUMNS, 'u.')} "  # noqa: S608 - names of our own tables and columns
-        f"FROM {_unnest(dialect, 'm', _MESSAGE_COLUMNS, False)}), "
+        f"FROM {_unnest(_MESSAGE_COLUMNS, False, 1)}), "
         f"im AS (INSERT INTO {messages} (id, {names(_MESSAGE_COLUMNS)}) SELECT id, {names(_MESSAGE_COLUMNS)} FROM m), "
         f"r AS MATERIALIZED (SELECT {next_id(LabReport)} AS id, m.id AS message_id, u.n, "
-        f"{names(_REPORT_COLUMNS, 'u.')} FROM {_unnest(dialect, 'r', _REPORT_COLUMNS, True)} "
+        f"{names(_REPORT_COLUMNS, 'u.')} FROM {_unnest(_REPORT_COLUMNS, True, first_report)} "
         "JOIN m ON m.n = u.parent), "
         f"ir AS (INSERT INTO {reports} (id, message_id, {names(_REPORT_COLUMNS)}) "
         f"SELECT id, message_id, {names(_REPORT_COLUMNS)} FROM r), "
         f"io AS (INSERT INTO {observations} (report_id, {names(_OBSERVATION_COLUMNS)}) "
-        f"SELECT r.id, {names(_OBSERVATION_COLUMNS, 'u.')} FROM {_unnest(dialect, 'o', _OBSERVATION_COLUMNS, True)} "
-        "JOIN r ON r.n = u.parent) "
+        f"SELECT r.id, {names(_OBSERVATION_COLUMNS, 'u.')} "
+        f"FROM {_unnest(_OBSERVATION_COLUMNS, True, first_observation)} JOIN r ON r.n = u.parent) "
         "SELECT id FROM m ORDER BY n"
     )
 
@@ -169,11 +169,11 @@ async def specimens(session: AsyncSession, keys: Collection[SpecimenKey]) -> dic
     if not keys:
         return {}
     ordered = sorted(set(keys))
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        facilities, numbers = (list(column) for column in zip(*ordered, strict=True))
-        rows = await connection.execute(_SPECIMENS_PROBE, {"facilities": facilities, "numbers": numbers})
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        rows = await driver.fetch(_SPECIMENS_PROBE, *(list(column) for column in zip(*ordered, strict=True)))
     else:
+        connection = await session.connection()
         rows = await connection.execute(
             select(LabSpecimen.sending_facility, LabSpecimen.specimen_no, LabSpecimen.id, LabSpecimen.state).where(
                 tuple_(LabSpecimen.sending_facility, LabSpecimen.specimen_no).in_(ordered)

@@ -19,11 +19,12 @@ import uuid
 from dataclasses import dataclass
 
 from hl7.mllp import start_hl7_server
-from sqlalchemy.exc import IntegrityError
 
 from cityhealth.clock import Clock
+from cityhealth.db.driver import INTEGRITY_ERRORS
 from cityhealth.db.engine import Database
 from cityhealth.db.group_commit import Batch, GroupCommit, group_transaction
+from cityhealth.registry import service as registry
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.telemed import lab_service
 from cityhealth.telemed.lab_parse import APPLICATION_ERROR, SEGMENT_SEQUENCE, Header, Hl7Problem
@@ -116,6 +117,7 @@ class LabListener:
         self.database = database
         self.clock = clock
         self.cipher = cipher
+        self.senders = registry.OrganizationIds(clock)
         self.group: GroupCommit[Received, Outcome] = GroupCommit(max_items=max_batch)
         self.stats = ListenerStats()
         self._server: asyncio.Server | None = None
@@ -215,7 +217,7 @@ class LabListener:
         items = batch.take()
         try:
             return await self._ingest(items)
-        except IntegrityError:
+        except INTEGRITY_ERRORS:
             # Another listener process stored one of these messages (or specimens) between this batch's reading
             # and its insert: PostgreSQL made the insert wait for that transaction, so it has committed now and
             # the batch decided again finds the message accepted (AA, a duplicate) instead of answering AE.
@@ -223,4 +225,4 @@ class LabListener:
 
     async def _ingest(self, items: list[Received]) -> list[Outcome]:
         async with group_transaction(self.database) as session:
-            return await lab_service.ingest(session, self.clock, self.cipher, items)
+            return await lab_service.ingest(session, self.clock, self.cipher, items, self.senders)
