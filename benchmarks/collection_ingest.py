@@ -334,6 +334,8 @@ def run(args: argparse.Namespace, var_dir: Path, own_var_dir: bool, server_url: 
         os.environ["CITYHEALTH_SERVER_WORKER_CONCURRENCY"] = "0"  # the worker processes run the jobs
     print(f"cores={os.cpu_count()} records={args.records} jobs={args.jobs} database={database} workers={args.workers} "
           f"task_workers={task_workers}x{args.concurrency}")
+    if args.upload_cache:
+        Path(args.upload_cache).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         senders = []
         invalid = size = sent = 0
