@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from cityhealth.telemed import repository
-from tests.telemed.support import API, CASES, centre, claimed, report_body, requester, submit
+from tests.telemed.support import API, CASES, admin, centre, claimed, join, report_body, requester, submit
 
 CONSULTATIONS = f"{API}/consultations"
 
@@ -93,3 +93,50 @@ async def test_the_months_volumes_count_cases_reports_and_consultations_per_orga
         (quiet.organization_id, 1, 0),
         (reader.organization_id, 0, 1),
     ]
+
+
+async def test_each_rule_of_a_consultations_people_and_case_is_named_when_broken(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    side = await requester(app, network="teleconsultation")
+    expert = await centre(app, network="teleconsultation")
+    gone = await centre(app, network="teleconsultation")
+    await join(app, side.organization_id, "requester", network="ecg")  # the same hospital, in the ECG network too
+    await centre(app)  # someone to read its ECG
+    ecg_case = await submit(client, side)
+    headers = await admin(app)
+    left = await client.post(f"{API}/members/{gone.member_id}/leave", json={"left_on": "2022-06-01"}, headers=headers)
+    assert left.status_code == 200, left.text
+
+    async def refused(body: dict[str, Any]) -> tuple[int, str, object, str]:
+        response = await client.post(CONSULTATIONS, json=body, headers=side.headers)
+        found = response.json()
+        return response.status_code, found["field"], found["value"], found["rule"]
+
+    assert await refused(_body([expert.member_id], request_key="k-case", case_id=ecg_case["id"])) == (
+        422, "case_id", ecg_case["id"], "telemed.consultation.case_network")
+    assert await refused(_body([expert.member_id, expert.member_id], request_key="k-twice")) == (
+        422, "participants", [expert.member_id, expert.member_id], "telemed.consultation.distinct")
+    assert await refused(_body([side.member_id], request_key="k-self")) == (
+        422, "participants", side.member_id, "telemed.consultation.participant")
+    assert await refused(_body([expert.member_id, gone.member_id], request_key="k-gone")) == (
+        422, "participants", gone.member_id, "telemed.consultation.participant")
+    # None of the refused requests left anything behind: the first good one is the requester's first consultation.
+    good = _body([expert.member_id], request_key="k-good")
+    accepted = await client.post(CONSULTATIONS, json=good, headers=side.headers)
+    assert accepted.status_code == 200, accepted.text
+    async with app.state.database.transaction() as session:
+        volumes = await repository.month_volumes(session, "teleconsultation", date(2022, 6, 1))
+    assert {row.organization_id: row.consultations for row in volumes} == {side.organization_id: 1}
+
+
+async def test_the_same_opinion_sent_again_changes_nothing(app: FastAPI, client: httpx.AsyncClient) -> None:
+    side = await requester(app, network="teleconsultation")
+    expert = await centre(app, network="teleconsultation")
+    scheduled = await client.post(CONSULTATIONS, json=_body([expert.member_id]), headers=side.headers)
+    path = f"{CONSULTATIONS}/{scheduled.json()['id']}/opinion"
+    first = await client.post(path, json={"opinion": "建议随访"}, headers=expert.headers)
+    again = await client.post(path, json={"opinion": "建议随访"}, headers=expert.headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert first.json()["opinion_at"] is not None
