@@ -9,6 +9,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.errors import MalformedBody
+from cityhealth.nul_text import nul_escaped_in_json, nul_refusal
 from cityhealth.observability import header, problem_response
 
 
@@ -25,8 +26,9 @@ class StrictJsonMiddleware:
     """Refuses a JSON body Python's json module would accept but RFC 8259 does not — NaN, Infinity, numbers
     beyond a double, lone surrogates (which no UTF-8 response or database column can hold) — with a 422
     `malformed_body`, rule `json.malformed` (as the collection room's own parsers answer), naming the
-    position, for every route at once. The collection uploads (bulk and real time) parse their own bodies
-    with the same strict parser, so they are passed through unread."""
+    position, for every route at once; and a string holding a NUL character (`\u0000`, which no text column
+    can store) with a 422, rule `text.nul` (nul_text). The collection uploads (bulk and real time) parse
+    their own bodies with the same strict parser, so they are passed through unread."""
 
     def __init__(self, app: ASGIApp, *, self_parsed_paths: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -57,6 +59,10 @@ class StrictJsonMiddleware:
                 response = problem_response(MalformedBody(
                     f"the body is not valid JSON (RFC 8259): {exc.msg} at character {exc.pos}",
                     field="body", value=None, rule="json.malformed"), scope.get("state", {}).get("request_id"))
+                await response(scope, receive, send)
+                return
+            if nul_escaped_in_json(body):
+                response = problem_response(nul_refusal("body"), scope.get("state", {}).get("request_id"))
                 await response(scope, receive, send)
                 return
         await self.app(scope, _replay([body], None, receive), send)
