@@ -26,7 +26,6 @@ from cityhealth.hotline import desk_api as hotline_desk_api
 from cityhealth.hotline import knowledge_api as hotline_knowledge_api
 from cityhealth.hotline import tasks as hotline_tasks
 from cityhealth.hotline import work_order_api as hotline_work_order_api
-from cityhealth.nul_text import NulTextMiddleware
 from cityhealth.observability import (
     BodyLimitMiddleware,
     Metrics,
@@ -117,7 +116,6 @@ def create_app(
     app.add_middleware(collection_api.UploadLane)
     install_error_handlers(app)
     app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
-    app.add_middleware(NulTextMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,
                        large_body_paths=STREAMING_UPLOAD_PATHS)
     security_http.install(app, settings)

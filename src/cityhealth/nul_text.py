@@ -2,18 +2,18 @@
 
 PostgreSQL's text types cannot store U+0000 and refuse the whole statement; a NUL in a query parameter that
 reached a lookup was a 500 (found by the contract test's generated inputs on PostgreSQL). Every route is
-guarded at once: the URL here (path and query), JSON bodies where they are parsed (`strict_json`). The answer
-is a 422 `validation_failed`, rule `text.nul`, naming the parameter (or `path`, or `body`).
+guarded at once by `strict_json.StrictJsonMiddleware`, the one layer that already looks at every request: the
+URL (path and query) and the JSON body it parses. The answer is a 422 `validation_failed`, rule `text.nul`,
+naming the parameter (or `path`, or `body`).
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from cityhealth.errors import ValidationFailed
-from cityhealth.observability import problem_response
 
 NUL_RULE = "text.nul"
 
@@ -47,19 +47,3 @@ def nul_escaped_in_json(body: bytes) -> bool:
             return True
         start = found + 1
     return False
-
-
-class NulTextMiddleware:
-    """Refuses a request whose path or query holds a NUL character (see the module's docstring)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            where = nul_in_url(scope)
-            if where is not None:
-                response = problem_response(nul_refusal(where), scope.get("state", {}).get("request_id"))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -92,6 +92,11 @@ async def organization_by(session: AsyncSession, column: Literal["code", "name",
     return await session.scalar(select(Organization).where(getattr(Organization, column) == value))
 
 
+# A batch's lookups (the lab listener's), on the driver's connection on PostgreSQL: fixed SQL, prepared once.
+_PG_ORGANIZATIONS_BY_CODE = "SELECT code, id FROM organizations WHERE code = ANY($1::varchar[])"
+_PG_RESIDENTS_BY_HASH = "SELECT id_number_hash, id FROM residents WHERE id_number_hash = ANY($1::varchar[])"
+
+
 async def organization_ids_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, int]:
     """The ids of the organizations among `codes` that exist, by code (one statement, no objects loaded)."""
     if not codes:
@@ -105,10 +110,6 @@ async def organization_ids_by_code(session: AsyncSession, codes: Collection[str]
         select(Organization.code, Organization.id).where(Organization.code.in_(sorted(set(codes))))
     )
     return {code: organization_id for code, organization_id in rows}
-
-
-_PG_ORGANIZATIONS_BY_CODE = "SELECT code, id FROM organizations WHERE code = ANY($1::varchar[])"
-_PG_RESIDENTS_BY_HASH = "SELECT id_number_hash, id FROM residents WHERE id_number_hash = ANY($1::varchar[])"
 
 
 async def organization_ancestors(session: AsyncSession, organization_id: int, *, limit: int = 32) -> list[int]:
