@@ -10,6 +10,7 @@ data: only header fields, segment names and positions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -32,6 +33,9 @@ _SHANGHAI = ZoneInfo("Asia/Shanghai")
 # back on, a logger's filters survive reconfiguration. A bad escape is read as what is left.
 hl7.util.logger.addFilter(lambda _record: False)
 _READ_SEGMENTS = frozenset({"MSH", "PID", "ORC", "OBR", "OBX", "SPM"})
+# HL7's NM: an optional sign, digits and an optional decimal point. Python's float() would also take "nan",
+# "inf", "1e3" and "1_000", none of which a lab system may send as a number.
+_NM = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
 # ORC-1 / ORC-5 of an OML^O21 and the routing step they report (docs/decisions/telemed-lab.md).
 _ORDER_STEPS = {("NW", ""): "collected", ("SC", "IP"): "shipped"}
 
@@ -291,13 +295,10 @@ def _observation(segment: Segment, where: str, position: int, header: Header) ->
         raise Hl7Problem("AE", REQUIRED_FIELD_MISSING, f"{where}-3", "the observation identifier is missing", header)
     value_type = segment.get(2)[:4] or None
     value = "~".join(segment.get(5, 1, repeat) for repeat in range(1, max(segment.repeats(5), 1) + 1))
-    if value_type == "NM" and value:
-        try:
-            float(value)
-        except ValueError:
-            raise Hl7Problem(
-                "AE", DATA_TYPE_ERROR, f"{where}-5", "a value of type NM that is not a number", header
-            ) from None
+    if value_type == "NM" and value and not _NM.fullmatch(value):
+        raise Hl7Problem(
+            "AE", DATA_TYPE_ERROR, f"{where}-5", "a value of type NM that is not a number (sign, digits, point)", header
+        )
     set_id = segment.get(1)
     return Observation(
         set_id=int(set_id) if set_id.isdigit() and len(set_id) < 9 else position,
