@@ -32,6 +32,8 @@ from cityhealth.observability import (
     RequestContextMiddleware,
     install_error_handlers,
 )
+from cityhealth.records import chronic_api as records_chronic_api
+from cityhealth.records import family_api as records_family_api
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.security import api as security_api
@@ -145,6 +147,8 @@ def create_app(
     app.include_router(telemed_pathology_api.router)
     app.include_router(telemed_files_api.router)  # a case's ECG tracings and imaging studies
     app.include_router(telemed_imaging_api.router)
+    app.include_router(records_family_api.router)
+    app.include_router(records_chronic_api.router)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app
