@@ -147,7 +147,9 @@ async def sign(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     await _expire(current, today, clock)
     same = [row for row in current.values()
             if (row.team_id, row.package_id, row.starts_on) == (team.id, data.package_id, starts_on)]
-    if len(same) == len(data.resident_ids):  # a retry of this signing
+    if len(same) == len(data.resident_ids):  # a retry of this signing: what it made, read again
+        record(session, clock, principal, Action.READ, "family_contract", resource_id=same[0].id,
+               resident_ids=data.resident_ids, detail="signing repeated")
         return [_read(row) for row in sorted(same, key=lambda r: data.resident_ids.index(r.resident_id))]
     for resident_id in data.resident_ids:
         row = current.get(resident_id)
