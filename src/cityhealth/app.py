@@ -33,6 +33,7 @@ from cityhealth.observability import (
     install_error_handlers,
 )
 from cityhealth.records import chronic_api as records_chronic_api
+from cityhealth.records import chronic_tasks as records_chronic_tasks
 from cityhealth.records import family_api as records_family_api
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
@@ -47,7 +48,7 @@ from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
-TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, security_tasks)
+TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_chronic_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON

@@ -121,7 +121,8 @@ async def _centre_code(app: FastAPI, organization_id: int) -> str:
     async with app.state.database.sessions() as session:
         found = await session.get(Organization, organization_id)
         assert found is not None
-        return found.code
+        code: str = found.code
+        return code
 
 
 def upload(id_number: str, code: str, **extra: Any) -> dict[str, Any]:

@@ -4,15 +4,17 @@ cancellation, a team's panel, and `has_active_contract` for the shared record's 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.records.family_doctors import OrganizationKey, PractitionerKey, has_active_contract, one_year_after
-from cityhealth.records.family_models import FamilyContract
+from cityhealth.records.family_models import FamilyContract, FamilyTeam
 from tests.factories.registry import audit_events, count
-from tests.factories.security import headers_for, resident as resident_principal
+from tests.factories.security import headers_for
+from tests.factories.security import resident as resident_principal
 from tests.records.family_support import (
     FAMILY,
     centre,
@@ -27,7 +29,7 @@ from tests.records.family_support import (
 TODAY = date(2022, 6, 15)  # the test clock's day
 
 
-async def _signed(app: FastAPI, client: httpx.AsyncClient) -> tuple[int, int, int, dict[str, str], dict]:
+async def _signed(app: FastAPI, client: httpx.AsyncClient) -> tuple[int, int, int, dict[str, str], dict[str, Any]]:
     """(centre, team, package, doctor's headers, the contract) of one resident signed today."""
     chc = await centre(app)
     team_id, package_id, person = await team(app, chc), await package(app), await resident(app)
@@ -84,7 +86,7 @@ async def test_a_household_is_signed_together_under_one_key(app: FastAPI, client
 
 async def test_a_household_with_one_member_already_signed_writes_nothing(app: FastAPI,
                                                                          client: httpx.AsyncClient) -> None:
-    chc, team_id, package_id, headers, contract = await _signed(app, client)
+    chc, _, package_id, headers, contract = await _signed(app, client)
     newcomer = await resident(app)
     response = await client.post(f"{FAMILY}/contracts", headers=headers,
                                  json=signing([newcomer, contract["resident_id"]], await team(app, chc), package_id))
@@ -120,12 +122,11 @@ async def test_a_switch_ends_the_old_contract_the_day_the_new_one_starts(app: Fa
 
 
 async def _centre_of(app: FastAPI, team_id: int) -> int:
-    from cityhealth.records.family_models import FamilyTeam
-
     async with app.state.database.sessions() as session:
         found = await session.get(FamilyTeam, team_id)
         assert found is not None
-        return found.organization_id
+        organization_id: int = found.organization_id
+        return organization_id
 
 
 async def test_a_switch_to_the_same_team_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -194,7 +194,7 @@ async def record_followup(session: AsyncSession, clock: Clock, principal: Princi
     """A follow-up made at the registration's centre; the same key and readings again return it."""
     registration = await registration_for(session, principal, registration_id, lock=True)
     _check_visit(clock, registration.program, data)
-    source_key = f"centre:{registration.organization_id}:{data.key}"
+    source_key = f"registration:{registration.id}:{data.key}"
     row = await _same_again(session, source_key, registration.id, data)
     if row is None:
         row = await _add_followup(session, clock, registration, data, source_key, registration.organization_id)
