@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from cityhealth.context import ClockDep, SessionDep
+from cityhealth.context import ClockDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
 from cityhealth.records import chronic, chronic_indicators, chronic_overdue
 from cityhealth.records.chronic_schemas import (
@@ -22,7 +22,8 @@ from cityhealth.records.chronic_schemas import (
     RegistrationIn,
     RegistrationRead,
 )
-from cityhealth.records.family_api import CipherDep
+from cityhealth.registry import service as registry
+from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.dependencies import refusals_audited, require
 from cityhealth.security.principals import Principal, Scope
 
@@ -32,6 +33,13 @@ Centre = Annotated[Principal, Depends(require(Scope.RECORDS_CHRONIC))]
 Uploader = Annotated[Principal, Depends(require(Scope.RECORDS_CHRONIC_UPLOAD))]
 Indicators = Annotated[Principal, Depends(require(Scope.RECORDS_INDICATORS))]
 Month = Annotated[str, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+
+
+async def get_cipher(settings: SettingsDep) -> FieldCipher:
+    return registry.cipher_for(settings)
+
+
+CipherDep = Annotated[FieldCipher, Depends(get_cipher)]
 
 
 class RegistrationDetail(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhealth.db.base import Base
@@ -66,9 +66,6 @@ class FamilyContract(Base):
         CheckConstraint(f"status IN {CONTRACT_STATUSES!r}", name="status"),
         CheckConstraint("ends_on > starts_on", name="period"),
         CheckConstraint("ended_on IS NULL OR ended_on >= starts_on", name="ended_on"),
-        # The database, not a pre-check alone, keeps a resident to one current contract.
-        Index("ux_family_contracts_active_resident", "resident_id", unique=True,
-              postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'")),
         Index("ix_family_contracts_team_status", "team_id", "status"),
         Index("ix_family_contracts_area_period", "area_code", "starts_on"),
     )
@@ -91,6 +88,11 @@ class FamilyContract(Base):
     signed_by: Mapped[str] = mapped_column(String(96))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The database, not a pre-check alone, keeps a resident to one current contract.
+Index("ux_family_contracts_active_resident", FamilyContract.resident_id, unique=True,
+      postgresql_where=FamilyContract.status == "active", sqlite_where=FamilyContract.status == "active")
 
 
 class AreaPopulation(Base):
