@@ -3,6 +3,7 @@ cancellation, a team's panel, and `has_active_contract` for the shared record's 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -10,8 +11,11 @@ import httpx
 from fastapi import FastAPI
 
 from cityhealth.clock import BUSINESS_TZ, SimulatedClock
+from cityhealth.records import family_doctors
 from cityhealth.records.family_doctors import OrganizationKey, PractitionerKey, has_active_contract, one_year_after
 from cityhealth.records.family_models import FamilyContract, FamilyTeam
+from cityhealth.records.family_schemas import ContractSign
+from cityhealth.registry import service as registry
 from tests.factories.registry import audit_events, count
 from tests.factories.security import headers_for
 from tests.factories.security import resident as resident_principal
@@ -145,10 +149,6 @@ async def test_has_active_contract_names_the_teams_practitioners_only(app: FastA
     await team(app, chc, (colleague, "doctor"))
     person = await resident(app)
     async with app.state.database.transaction() as session:
-        from cityhealth.records import family_doctors
-        from cityhealth.records.family_schemas import ContractSign
-        from cityhealth.registry import service as registry
-
         await family_doctors.sign(session, app.state.clock, registry.cipher_for(app.state.settings), None,
                                   ContractSign(resident_ids=[person], team_id=team_id,
                                                package_id=await package(app)))
@@ -229,3 +229,16 @@ async def test_a_resident_reads_their_own_contracts(app: FastAPI, client: httpx.
 def test_a_contract_signed_on_29_february_runs_to_1_march() -> None:
     assert one_year_after(date(2024, 2, 29)) == date(2025, 3, 1)
     assert one_year_after(date(2023, 3, 1)) == date(2024, 3, 1)
+
+
+async def test_racing_signings_for_one_resident_leave_one_contract(app: FastAPI, client: httpx.AsyncClient) -> None:
+    chc = await centre(app)
+    teams = [await team(app, chc) for _ in range(4)]
+    package_id, person = await package(app), await resident(app)
+    headers = await doctor(app, chc)
+    responses = await asyncio.gather(*(client.post(f"{FAMILY}/contracts", headers=headers,
+                                                   json=signing([person], team_id, package_id))
+                                       for team_id in teams))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"family_contract_active"}
+    assert await count(app.state.database, FamilyContract) == 1
