@@ -30,6 +30,7 @@ from cityhealth.records.chronic_schemas import (
     RegistrationIn,
     RegistrationRead,
 )
+from cityhealth.records.family_doctors import resident_or_422
 from cityhealth.records.family_teams import COMMUNITY_HEALTH_CENTRE, may_act_for
 from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
@@ -74,7 +75,7 @@ async def register(session: AsyncSession, clock: Clock, cipher: FieldCipher, pri
     existing = await repository.registration_of(session, resident_id, program)
     if existing is not None:
         return RegistrationRead.model_validate(existing)
-    resident = await registry.resident_view(session, cipher, resident_id)
+    resident = await resident_or_422(session, cipher, resident_id, "resident_id")
     today = business_date(clock.now())
     contracted = await family_repository.teams_on(session, [resident_id], today)
     managing = organization_id

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
-from cityhealth.errors import NotFound, ValidationFailed
+from cityhealth.errors import Forbidden, NotFound, ValidationFailed
 from cityhealth.records import chronic_repository as repository
 from cityhealth.records.chronic import registration_for
 from cityhealth.records.chronic_models import ChronicCall
@@ -33,10 +33,14 @@ async def overdue_list(session: AsyncSession, clock: Clock, cipher: FieldCipher,
     """The caller's centre's patients due within a week or overdue, the longest overdue first (masked, audited);
     with `team_id`, only the residents contracted to that team."""
     if principal.organization_id is None:
-        raise NotFound("the overdue list is a centre's; the caller acts for none", field="organization_id",
-                       value=None, rule="chronic.overdue.centre")
+        raise Forbidden("the overdue list is a centre's; the caller acts for none", code="not_a_centre",
+                        field="organization_id", value=None, rule="chronic.overdue.centre")
     if team_id is not None:
-        await team_for(session, principal, team_id)
+        try:
+            await team_for(session, principal, team_id)
+        except NotFound:  # a query parameter: 422, the same for another centre's team and none
+            raise ValidationFailed(f"team_id: no team {team_id} of the caller's centre", field="team_id",
+                                   value=team_id, rule="family.team.exists") from None
     today = business_date(clock.now())
     rows = await repository.due_list(session, principal.organization_id, today + timedelta(days=DUE_SOON_DAYS),
                                      team_id=team_id, on=today, limit=limit)

@@ -30,6 +30,7 @@ from cityhealth.records.family_schemas import (
 )
 from cityhealth.records.family_teams import may_act_for, team_for
 from cityhealth.registry import service as registry
+from cityhealth.registry.schemas import ResidentRead
 from cityhealth.security.audit import Action, record
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
@@ -61,6 +62,15 @@ async def has_active_contract(session: AsyncSession, practitioner_id_or_org: Pra
                                                                resident_id, on)
     return await repository.has_contract_with_organization(session, practitioner_id_or_org.organization_id,
                                                            resident_id, on)
+
+
+async def resident_or_422(session: AsyncSession, cipher: FieldCipher, resident_id: int, field: str) -> ResidentRead:
+    """The resident a request body names, masked; 422 when the master index has none."""
+    try:
+        return await registry.resident_view(session, cipher, resident_id)
+    except NotFound:
+        raise ValidationFailed(f"{field}: no resident {resident_id} in the master index", field=field,
+                               value=resident_id, rule="resident.unknown") from None
 
 
 def one_year_after(day: date) -> date:
@@ -125,7 +135,11 @@ async def sign(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
 
     The same signing again (same team, package and start) returns the contracts it made.
     """
-    team = await team_for(session, principal, data.team_id)
+    try:
+        team = await team_for(session, principal, data.team_id)
+    except NotFound:  # a reference in the body: 422, the same for another centre's team and none
+        raise ValidationFailed(f"team_id: no team {data.team_id} of the caller's centre", field="team_id",
+                               value=data.team_id, rule="family.team.exists") from None
     if not team.is_active:
         raise ValidationFailed(f"team {team.id} is deactivated", field="team_id", value=team.id,
                                rule="family.team.active")
@@ -141,7 +155,7 @@ async def sign(session: AsyncSession, clock: Clock, cipher: FieldCipher, princip
     centre = await registry.get_organization(session, team.organization_id)
     areas = {}
     for resident_id in data.resident_ids:
-        resident = await registry.resident_view(session, cipher, resident_id)
+        resident = await resident_or_422(session, cipher, resident_id, "resident_ids")
         areas[resident_id] = resident.address_area_code or centre.area_code or ""
     current = await repository.active_contracts(session, data.resident_ids)
     await _expire(current, today, clock)
