@@ -11,6 +11,7 @@ from rich.console import Console
 from cityhealth.clock import SystemClock
 from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
+from cityhealth.errors import DomainError
 from cityhealth.records import chronic_indicators
 from cityhealth.records.chronic_schemas import IndicatorRow
 
@@ -28,7 +29,12 @@ def rebuild(month: Month) -> None:
         async with checked_database(settings) as database, database.transaction() as session:
             return await chronic_indicators.rebuild_month(session, SystemClock(), month)
 
-    console.print(f"chronic patient-months {month}: {asyncio.run(run())} rows")
+    try:
+        written = asyncio.run(run())
+    except DomainError as error:
+        console.print(f"refused: {error.message}")
+        raise typer.Exit(1) from error
+    console.print(f"chronic patient-months {month}: {written} rows")
 
 
 @app.command("indicators")
@@ -44,7 +50,12 @@ def indicators(month: Month, program: Annotated[str, typer.Option(help="hyperten
         async with checked_database(settings) as database, database.sessions() as session:
             return await chronic_indicators.indicators(session, month, program, grouping)
 
-    for row in asyncio.run(run()):
+    try:
+        rows = asyncio.run(run())
+    except DomainError as error:
+        console.print(f"refused: {error.message}")
+        raise typer.Exit(1) from error
+    for row in rows:
         console.print(f"{row.area_code or row.team_id}\tmanaged={row.managed}\t规范管理率={row.standard_rate_percent}"
                       f"\t控制率={row.control_rate_percent}\tHEARTS={row.hearts_rate_percent}"
                       f" ({row.hearts_controlled}/{row.hearts_denominator})")
