@@ -104,3 +104,17 @@ def test_three_months_after_30_november_is_the_end_of_february() -> None:
                                                ("I110", None)])
 def test_the_diagnoses_that_enter_a_register(code: str, program: str | None) -> None:
     assert program_of_diagnosis(code) == program
+
+
+@given(sbp=st.integers(40, 300), dbp=st.integers(20, 200), fbg=st.floats(1.0, 50.0), adverse=st.booleans(),
+       complication=st.booleans(), previous=st.sampled_from([None, True, False]),
+       program=st.sampled_from(["hypertension", "diabetes"]))
+def test_only_a_controlled_visit_without_findings_waits_three_months(sbp: int, dbp: int, fbg: float, adverse: bool,
+                                                                      complication: bool, previous: bool | None,
+                                                                      program: str) -> None:
+    found = readings(sbp, dbp, fbg, adverse=adverse, complication=complication)
+    assessed = rules.assess(program, found, VISIT, previous_controlled=previous)
+    quiet = assessed.controlled and not adverse and not complication
+    assert (assessed.next_step == "routine") == quiet
+    assert assessed.due_on == (date(2022, 9, 15) if quiet else date(2022, 6, 29))
+    assert (assessed.next_step == "refer") == (complication or (not assessed.controlled and previous is False))
