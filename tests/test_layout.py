@@ -68,6 +68,9 @@ TRANSACTION_OWNERS = frozenset({
     "web/telemed_worklist.py",  # reading pages: a refused step is audited after rollback, then the case re-read
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
     "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
+    "records/chronic_cli.py",  # `cityhealth chronic rebuild`: a month's patient-months in one transaction
+    "records/chronic_tasks.py",  # the patient-month rebuild, a periodic task: one transaction per month
+    "records/family_cli.py",  # `cityhealth family load-populations`: the shipped figures in one transaction
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).
 KNOWN_TRANSACTIONS: frozenset[str] = frozenset()

@@ -37,6 +37,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "web": ("cityhealth.web.cli", "app"),
     "knowledge": ("cityhealth.hotline.knowledge_cli", "app"),
     "telemed": ("cityhealth.telemed.cli", "app"),
+    "family": ("cityhealth.records.family_cli", "app"),
+    "chronic": ("cityhealth.records.chronic_cli", "app"),
 }
 
 

@@ -28,6 +28,9 @@ class Role(StrEnum):
     # A member hospital's doctor who sends cases to a remote diagnosis network and reads the reports that come
     # back (organization_id set): the worklist page's requester.
     TELEMED_REQUESTER = "telemed_requester"
+    # A community health centre's family doctor, nurse or public-health staff (organization_id set): their
+    # centre's teams, contracts and panels, and its chronic disease registers, follow-ups and overdue list.
+    FAMILY_DOCTOR = "family_doctor"
 
 
 class Scope(StrEnum):
@@ -64,6 +67,11 @@ class Scope(StrEnum):
     TELEMED_REQUEST = "telemed.request"  # a network member submits cases, reads its own cases and reports
     TELEMED_READ = "telemed.read"  # a reading centre's worklist: accept, claim, report on the cases routed to it
     TELEMED_ADMIN = "telemed.admin"  # the networks' members and designated centres, every network's overdue list
+    RECORDS_FAMILY = "records.family"  # a centre's family doctor teams, contracts and panels (its own only)
+    RECORDS_FAMILY_ADMIN = "records.family.admin"  # service packages and the areas' population figures
+    RECORDS_CHRONIC = "records.chronic"  # a centre's chronic disease registers, follow-ups, overdue list
+    RECORDS_CHRONIC_UPLOAD = "records.chronic.upload"  # a district platform uploads public-health follow-ups
+    RECORDS_INDICATORS = "records.indicators"  # contract rates and chronic disease indicators (no personal data)
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
@@ -82,6 +90,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
                                         Scope.HOTLINE_SUPERVISE, Scope.HOTLINE_WORK_ORDERS}),
     Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_READ}),
     Role.TELEMED_REQUESTER: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_REQUEST}),
+    Role.FAMILY_DOCTOR: frozenset({Scope.REGISTRY_READ, Scope.RECORDS_FAMILY, Scope.RECORDS_CHRONIC,
+                                   Scope.RECORDS_INDICATORS}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
                                            Scope.COLLECTION_ADMIN}),
     Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),
@@ -98,7 +108,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
                                  Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
                                  Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR, Role.WORK_ORDER_HANDLER,
-                                 Role.TELEMED_REQUESTER})
+                                 Role.TELEMED_REQUESTER, Role.FAMILY_DOCTOR})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:

@@ -1,0 +1,1 @@
+"""The shared health record room: family doctors and chronic disease management (more to come)."""
