@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityhealth.clock import SimulatedClock
-from cityhealth.collection.public_health import classify, needs_urgent_referral, review_followup
+from cityhealth.collection.public_health import classify_followup, needs_urgent_referral, review_followup
 from cityhealth.collection.quality import parse_month
 from cityhealth.db.engine import Database
 from cityhealth.errors import ValidationFailed
@@ -281,7 +281,7 @@ readings = st.fixed_dictionaries({
 
 @given(record=readings, program=st.sampled_from(["hypertension", "diabetes"]))
 def test_the_most_serious_finding_classifies_a_follow_up(record: dict[str, Any], program: str) -> None:
-    found = classify(program, record)
+    found = classify_followup(program, record)
     if record["new_complication"]:
         assert found == "4"
     elif record["adverse_reaction"]:
@@ -299,11 +299,11 @@ def test_urgent_referral_is_at_180_systolic_or_110_diastolic(record: dict[str, A
 
 def test_the_control_thresholds_are_exclusive() -> None:
     base = {"adverse_reaction": False, "new_complication": False}
-    assert classify("hypertension", {**base, "sbp": 139, "dbp": 89}) == "1"
-    assert classify("hypertension", {**base, "sbp": 140, "dbp": 80}) == "2"
-    assert classify("hypertension", {**base, "sbp": 120, "dbp": 90}) == "2"
-    assert classify("diabetes", {**base, "fbg_mmol_l": 6.99}) == "1"
-    assert classify("diabetes", {**base, "fbg_mmol_l": 7.0}) == "2"
+    assert classify_followup("hypertension", {**base, "sbp": 139, "dbp": 89}) == "1"
+    assert classify_followup("hypertension", {**base, "sbp": 140, "dbp": 80}) == "2"
+    assert classify_followup("hypertension", {**base, "sbp": 120, "dbp": 90}) == "2"
+    assert classify_followup("diabetes", {**base, "fbg_mmol_l": 6.99}) == "1"
+    assert classify_followup("diabetes", {**base, "fbg_mmol_l": 7.0}) == "2"
 
 
 def test_only_follow_up_forms_are_reviewed() -> None:

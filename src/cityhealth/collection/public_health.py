@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SATISFACTORY, UNSATISFACTORY, ADVERSE_REACTION, COMPLICATION = "1", "2", "3", "4"
+SBP_TARGET, DBP_TARGET = 140, 90  # mmHg, both below: controlled hypertension (also the HEARTS target)
+FBG_TARGET = 7.0  # mmol/L fasting glucose, below: controlled diabetes
 
 # form -> program of the distinct-records counters, and the field naming the health record.
 PROGRAM_OF_FORM = {
@@ -29,19 +31,21 @@ def held_number(form: str, record: dict[str, Any]) -> str | None:
     return None if program is None else str(record[program[1]])
 
 
-def is_controlled(program: str, record: dict[str, Any]) -> bool:
+def followup_controlled(program: str, record: dict[str, Any]) -> bool:
+    """Whether a follow-up's readings meet its programme's target (a diabetes one without glucose does not)."""
     if program == "hypertension":
-        return bool(record["sbp"] < 140 and record["dbp"] < 90)
-    return bool(record["fbg_mmol_l"] < 7.0)
+        return bool(record["sbp"] < SBP_TARGET and record["dbp"] < DBP_TARGET)
+    return record.get("fbg_mmol_l") is not None and bool(record["fbg_mmol_l"] < FBG_TARGET)
 
 
-def classify(program: str, record: dict[str, Any]) -> str:
-    """The classification the platform computes from a validated follow-up."""
+def classify_followup(program: str, record: dict[str, Any]) -> str:
+    """The classification the platform computes from a validated follow-up: sbp, dbp, fbg_mmol_l and the
+    adverse_reaction and new_complication flags (the upload forms' and the records room's alike)."""
     if record.get("new_complication"):
         return COMPLICATION
     if record.get("adverse_reaction"):
         return ADVERSE_REACTION
-    return SATISFACTORY if is_controlled(program, record) else UNSATISFACTORY
+    return SATISFACTORY if followup_controlled(program, record) else UNSATISFACTORY
 
 
 def needs_urgent_referral(record: dict[str, Any]) -> bool:
@@ -89,7 +93,7 @@ def review_followup(form: str, record: dict[str, Any]) -> FollowupReview | None:
     if program is None:
         return None
     return FollowupReview(
-        computed=classify(program, record),
+        computed=classify_followup(program, record),
         submitted=str(record["classification_code"]),
         urgent_referral=needs_urgent_referral(record),
     )

@@ -21,6 +21,11 @@ from cityhealth.collection.drilldown import rejected_records as rejected_records
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import PROCESS_JOB
 from cityhealth.collection.models import Job, JobRejection, RawPayload
+from cityhealth.collection.public_health import DBP_TARGET as DBP_TARGET
+from cityhealth.collection.public_health import FBG_TARGET as FBG_TARGET
+from cityhealth.collection.public_health import SBP_TARGET as SBP_TARGET
+from cityhealth.collection.public_health import classify_followup as classify_followup
+from cityhealth.collection.public_health import followup_controlled as followup_controlled
 from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads, spool_frames
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, UploadLimits, csv_header

@@ -2,10 +2,11 @@
 
 National basic public health service rules (domain.md §3): a hypertension patient is controlled below 140/90
 mmHg, a diabetes patient below 7.0 mmol/L fasting glucose. The classification is the most serious finding (a new
-complication, then an adverse reaction, then control or not). The next step: a controlled patient is seen again
-within three months (four follow-ups a year); a first uncontrolled reading or an adverse reaction is rechecked
-within two weeks; a second uncontrolled reading in a row or a new complication is referred, and checked within
-two weeks of the referral.
+complication, then an adverse reaction, then control or not); the targets and the classification are collection's
+(`collection.service`), which applies them to the uploaded follow-ups, so the two rooms cannot disagree.
+The next step: a controlled patient is seen again within three months (four follow-ups a year); a first
+uncontrolled reading or an adverse reaction is rechecked within two weeks; a second uncontrolled reading in a row
+or a new complication is referred, and checked within two weeks of the referral.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from cityhealth.collection.service import DBP_TARGET, SBP_TARGET, classify_followup, followup_controlled
 from cityhealth.errors import ValidationFailed
 
-SATISFACTORY, UNSATISFACTORY, ADVERSE_REACTION, COMPLICATION = "1", "2", "3", "4"
 ROUTINE, RECHECK, REFER = "routine", "recheck", "refer"
-SBP_TARGET, DBP_TARGET = 140, 90  # mmHg, both below
-FBG_TARGET = 7.0  # mmol/L, below
 RECHECK_WITHIN = timedelta(days=14)
 ROUTINE_MONTHS = 3
 # What a living person's readings can be; outside, the reading was mistyped. The upload forms take the same
@@ -75,10 +74,13 @@ def check_readings(program: str, readings: Readings) -> None:
     _range("fbg_mmol_l", readings.fbg_mmol_l, FBG_RANGE, "mmol/L")
 
 
+def _record(readings: Readings) -> dict[str, object]:
+    return {"sbp": readings.sbp, "dbp": readings.dbp, "fbg_mmol_l": readings.fbg_mmol_l,
+            "adverse_reaction": readings.adverse_reaction, "new_complication": readings.new_complication}
+
+
 def is_controlled(program: str, readings: Readings) -> bool:
-    if program == "hypertension":
-        return readings.sbp < SBP_TARGET and readings.dbp < DBP_TARGET
-    return readings.fbg_mmol_l is not None and readings.fbg_mmol_l < FBG_TARGET
+    return followup_controlled(program, _record(readings))
 
 
 def bp_controlled(sbp: int, dbp: int) -> bool:
@@ -90,12 +92,7 @@ def assess(program: str, readings: Readings, visit_date: date, *, previous_contr
     """Classify a checked follow-up; `previous_controlled` is the patient's previous follow-up's control (None
     for the first)."""
     controlled = is_controlled(program, readings)
-    if readings.new_complication:
-        classification = COMPLICATION
-    elif readings.adverse_reaction:
-        classification = ADVERSE_REACTION
-    else:
-        classification = SATISFACTORY if controlled else UNSATISFACTORY
+    classification = classify_followup(program, _record(readings))
     if readings.new_complication or (not controlled and previous_controlled is False):
         return Assessment(classification, controlled, REFER, visit_date + RECHECK_WITHIN)
     if not controlled or readings.adverse_reaction:
