@@ -45,7 +45,8 @@ def great_circle_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     cos_dlambda = math.cos(dlambda)
     across = cos_phi2 * math.sin(dlambda)
     along = cos_phi1 * sin_phi2 - sin_phi1 * cos_phi2 * cos_dlambda
-    return EARTH_RADIUS_M * math.atan2(math.hypot(across, along), sin_phi1 * sin_phi2 + cos_phi1 * cos_phi2 * cos_dlambda)
+    cos_angle = sin_phi1 * sin_phi2 + cos_phi1 * cos_phi2 * cos_dlambda
+    return EARTH_RADIUS_M * math.atan2(math.hypot(across, along), cos_angle)
 
 
 @dataclass(frozen=True)
