@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -129,7 +128,7 @@ def test_a_small_circle_in_nanjing_takes_a_small_box() -> None:
 
 
 def _candidates(points: list[tuple[float, float]]) -> list[Candidate]:
-    return [Candidate(number, lat, lon, SimpleNamespace()) for number, (lat, lon) in enumerate(points, 1)]
+    return [Candidate(number, lat, lon) for number, (lat, lon) in enumerate(points, 1)]
 
 
 @settings(max_examples=300)
@@ -137,15 +136,27 @@ def _candidates(points: list[tuple[float, float]]) -> list[Candidate]:
 def test_ranking_keeps_exactly_the_points_within_the_radius_nearest_first(
         centre: tuple[float, float], radius: float, points: list[tuple[float, float]]) -> None:
     found = _candidates(points)
-    ranked = rank(found, *centre, radius)
+    ranked, total = rank(found, *centre, radius)
     brute = sorted((geo.great_circle_m(*centre, c.latitude, c.longitude), c.organization_id) for c in found
                    if geo.great_circle_m(*centre, c.latitude, c.longitude) <= radius)
     assert [(d, c.organization_id) for d, c in ranked] == brute
+    assert total == len(brute)
+
+
+@settings(max_examples=300)
+@given(centre=awkward_points, radius=radii, points=st.lists(awkward_points, max_size=60),
+       first=st.integers(min_value=0, max_value=70))
+def test_the_first_n_ranked_are_the_front_of_the_whole_ranking(
+        centre: tuple[float, float], radius: float, points: list[tuple[float, float]], first: int) -> None:
+    found = _candidates(points)
+    whole, total = rank(found, *centre, radius)
+    front, front_total = rank(found, *centre, radius, first=first)
+    assert (front, front_total) == (whole[:first], total)
 
 
 def test_equal_distances_are_ordered_by_organization_id() -> None:
     found = _candidates([(0, 1), (1, 0), (0, -1)])
-    assert [c.organization_id for _, c in rank(reversed(found), 0, 0, 200_000)] == [1, 2, 3]
+    assert [c.organization_id for _, c in rank(reversed(found), 0, 0, 200_000)[0]] == [1, 2, 3]
 
 
 # --- Opening hours --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ right at any radius and on any page.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -122,11 +123,19 @@ async def put_profile(session: AsyncSession, clock: Clock, principal: Principal 
 # --- The near search ----------------------------------------------------------------------------------
 
 
-def rank(found: Iterable[Candidate], latitude: float, longitude: float,
-         radius_m: float) -> list[tuple[float, Candidate]]:
-    """The candidates within `radius_m` of the centre with their distances, nearest first (ties by id)."""
+def rank(found: Iterable[Candidate], latitude: float, longitude: float, radius_m: float,
+         first: int | None = None) -> tuple[list[tuple[float, Candidate]], int]:
+    """The candidates within `radius_m` of the centre with their distances, nearest first (ties by id), at most
+    `first` of them; and how many are within the radius."""
     measured = ((geo.great_circle_m(latitude, longitude, c.latitude, c.longitude), c) for c in found)
-    return sorted(((d, c) for d, c in measured if d <= radius_m), key=lambda pair: (pair[0], pair[1].organization_id))
+    within = [(d, c) for d, c in measured if d <= radius_m]
+    if first is not None and first < len(within):  # a page near the front: a partial sort
+        return heapq.nsmallest(first, within, key=_distance_then_id), len(within)
+    return sorted(within, key=_distance_then_id), len(within)
+
+
+def _distance_then_id(pair: tuple[float, Candidate]) -> tuple[float, int]:
+    return pair[0], pair[1].organization_id
 
 
 async def near(session: AsyncSession, clock: Clock, query: NearQuery) -> NearPage:
@@ -136,22 +145,22 @@ async def near(session: AsyncSession, clock: Clock, query: NearQuery) -> NearPag
     box = geo.bounding_box(latitude, longitude, query.radius_m)
     found = await facility_repository.candidates(session, box, active_on=today, service=query.service,
                                                  open_at=(weekday, minute) if query.open_now else None)
-    ranked = rank(found, latitude, longitude, query.radius_m)
-    page = ranked[query.offset:query.offset + query.limit]
+    ranked, total = rank(found, latitude, longitude, query.radius_m, first=query.offset + query.limit)
+    page = ranked[query.offset:]
     ids = [c.organization_id for _, c in page]
     services = await facility_repository.services_of(session, ids)
     hours = await facility_repository.hours_of(session, ids)
     departments = await facility_repository.active_department_names(session, ids)
-    return NearPage(items=[_near_item(distance, c, services.get(c.organization_id, []),
+    details = await facility_repository.facility_details(session, ids)
+    return NearPage(items=[_near_item(distance, c, details[c.organization_id], services.get(c.organization_id, []),
                                       hours.get(c.organization_id, []), departments.get(c.organization_id, []),
                                       weekday, minute) for distance, c in page],
-                    total=len(ranked), limit=query.limit, offset=query.offset, latitude=latitude,
+                    total=total, limit=query.limit, offset=query.offset, latitude=latitude,
                     longitude=longitude)
 
 
-def _near_item(distance: float, candidate: Candidate, services: list[str], hours: Sequence[Interval],
+def _near_item(distance: float, candidate: Candidate, row: Any, services: list[str], hours: Sequence[Interval],
                departments: list[str], weekday: int, minute: int) -> FacilityNear:
-    row = candidate.row
     gcj_lat, gcj_lon = geo.wgs84_to_gcj02(candidate.latitude, candidate.longitude)
     return FacilityNear(
         organization_id=candidate.organization_id, name=row["name"], short_name=row["short_name"], kind=row["kind"],

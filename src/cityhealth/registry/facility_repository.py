@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -78,12 +78,12 @@ async def active_department_names(session: AsyncSession, organization_ids: Colle
 
 @dataclass(frozen=True)
 class Candidate:
-    """A facility inside the search box, with what the answer shows of its organization."""
+    """A facility inside the search box: what the exact distance needs, nothing more (a wide search reads
+    thousands; what the answer shows is read for the page's facilities only)."""
 
     organization_id: int
     latitude: float
     longitude: float
-    row: Any  # the organization columns and the profile's phone (a RowMapping)
 
 
 def _in_box(box: BoundingBox) -> Any:
@@ -94,14 +94,11 @@ def _in_box(box: BoundingBox) -> Any:
 
 
 async def candidates(session: AsyncSession, box: BoundingBox, *, active_on: date, service: str | None,
-                     open_at: tuple[int, int] | None) -> Sequence[Candidate]:
+                     open_at: tuple[int, int] | None) -> list[Candidate]:
     """The active organizations with a profile inside `box` (a superset of the search circle's), offering
     `service` and open at (weekday, minute) `open_at` where those are given."""
     statement = (
-        select(FacilityProfile.organization_id, FacilityProfile.latitude, FacilityProfile.longitude,
-               FacilityProfile.phone, Organization.name, Organization.short_name, Organization.kind,
-               Organization.level, Organization.address_line, Organization.address_district,
-               Organization.address_city, Organization.booking_phone)
+        select(FacilityProfile.organization_id, FacilityProfile.latitude, FacilityProfile.longitude)
         .join(Organization, Organization.id == FacilityProfile.organization_id)
         .where(_in_box(box), Organization.active_from <= active_on,
                or_(Organization.active_to.is_(None), Organization.active_to > active_on)))
@@ -113,5 +110,18 @@ async def candidates(session: AsyncSession, box: BoundingBox, *, active_on: date
         statement = statement.where(exists().where(
             FacilityHours.organization_id == FacilityProfile.organization_id, FacilityHours.weekday == weekday,
             FacilityHours.opens_min <= minute, FacilityHours.closes_min > minute))
-    rows = (await session.execute(statement)).mappings().all()
-    return [Candidate(row["organization_id"], row["latitude"], row["longitude"], row) for row in rows]
+    connection = await session.connection()  # Core rows: a wide search's thousands cost no ORM objects
+    return [Candidate(*row) for row in (await connection.execute(statement)).all()]
+
+
+async def facility_details(session: AsyncSession, organization_ids: Collection[int]) -> dict[int, Any]:
+    """What the answer shows of each facility (organization columns and the profile's phone), by id."""
+    if not organization_ids:
+        return {}
+    rows = (await session.execute(
+        select(FacilityProfile.organization_id, FacilityProfile.phone, Organization.name, Organization.short_name,
+               Organization.kind, Organization.level, Organization.address_line, Organization.address_district,
+               Organization.address_city, Organization.booking_phone)
+        .join(Organization, Organization.id == FacilityProfile.organization_id)
+        .where(FacilityProfile.organization_id.in_(organization_ids)))).mappings().all()
+    return {row["organization_id"]: row for row in rows}
