@@ -127,7 +127,8 @@ def rank(found: Iterable[Candidate], latitude: float, longitude: float, radius_m
          first: int | None = None) -> tuple[list[tuple[float, Candidate]], int]:
     """The candidates within `radius_m` of the centre with their distances, nearest first (ties by id), at most
     `first` of them; and how many are within the radius."""
-    measured = ((geo.great_circle_m(latitude, longitude, c.latitude, c.longitude), c) for c in found)
+    distance_m = geo.distances_from(latitude, longitude)
+    measured = ((distance_m(c.latitude, c.longitude), c) for c in found)
     within = [(d, c) for d, c in measured if d <= radius_m]
     if first is not None and first < len(within):  # a page near the front: a partial sort
         return heapq.nsmallest(first, within, key=_distance_then_id), len(within)

@@ -21,6 +21,7 @@ shift varies slowly (its derivative is about 1e-5 per degree).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # IUGG mean Earth radius R1 = (2a + b) / 3 of WGS-84, in metres.
@@ -39,14 +40,23 @@ _SLACK_REL = 1e-9
 def great_circle_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """The great-circle distance in metres between two points given in degrees (Vincenty's formula for the
     sphere: the central angle as atan2 of its sine and cosine, both computed directly)."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dlambda = math.radians(lon2 - lon1)
-    sin_phi1, cos_phi1, sin_phi2, cos_phi2 = math.sin(phi1), math.cos(phi1), math.sin(phi2), math.cos(phi2)
-    cos_dlambda = math.cos(dlambda)
-    across = cos_phi2 * math.sin(dlambda)
-    along = cos_phi1 * sin_phi2 - sin_phi1 * cos_phi2 * cos_dlambda
-    cos_angle = sin_phi1 * sin_phi2 + cos_phi1 * cos_phi2 * cos_dlambda
-    return EARTH_RADIUS_M * math.atan2(math.hypot(across, along), cos_angle)
+    return distances_from(lat1, lon1)(lat2, lon2)
+
+
+def distances_from(lat: float, lon: float) -> Callable[[float, float], float]:
+    """great_circle_m from a fixed point, its trigonometry done once (a search measures thousands from it)."""
+    phi1, lambda1 = math.radians(lat), math.radians(lon)
+    sin_phi1, cos_phi1 = math.sin(phi1), math.cos(phi1)
+    sin, cos, radians, atan2, hypot = math.sin, math.cos, math.radians, math.atan2, math.hypot
+
+    def distance_m(lat2: float, lon2: float) -> float:
+        phi2, dlambda = radians(lat2), radians(lon2) - lambda1
+        sin_phi2, cos_phi2, cos_dlambda = sin(phi2), cos(phi2), cos(dlambda)
+        across = cos_phi2 * sin(dlambda)
+        along = cos_phi1 * sin_phi2 - sin_phi1 * cos_phi2 * cos_dlambda
+        return EARTH_RADIUS_M * atan2(hypot(across, along), sin_phi1 * sin_phi2 + cos_phi1 * cos_phi2 * cos_dlambda)
+
+    return distance_m
 
 
 @dataclass(frozen=True)
