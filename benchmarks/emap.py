@@ -107,7 +107,8 @@ async def _measure(database: Database, clock: SimulatedClock, rng: random.Random
 async def main(backend: str, facilities: int, queries: int) -> None:
     rng = random.Random(9)
     folder = Path(tempfile.mkdtemp(prefix="emap-"))
-    server = os.environ.get("CITYHEALTH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    server = os.environ.get("CITYHEALTH_DATABASE_URL") or os.environ.get(
+        "CITYHEALTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"ch_bench_emap_{uuid.uuid4().hex[:8]}"
     url = f"sqlite+aiosqlite:///{folder / 'bench.db'}" if backend == "sqlite" else await create_database(server, name)
     settings = Settings(env=Environment.DEVELOPMENT, database_url=url, var_dir=folder / "var",
