@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,9 +12,10 @@ from fastapi import FastAPI
 from tests.factories.registry import audit_events, count, organization_payload, seed_areas
 from tests.factories.security import admin_headers, headers_for, staff
 
-from cityhealth.clock import SimulatedClock
+from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.db.engine import Database
-from cityhealth.registry import geo
+from cityhealth.registry import facilities, geo
+from cityhealth.registry.facility_schemas import NearQuery
 from cityhealth.registry.models import FacilityHours, FacilityProfile, FacilityService
 from cityhealth.security.principals import Role
 
@@ -158,3 +160,33 @@ async def test_a_profile_of_an_organization_that_does_not_exist_is_404(
         client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     response = await _put(client, admin, 999_999, profile())
     assert (response.status_code, response.json()["field"]) == (404, "organization_id")
+
+
+async def test_two_first_writes_at_once_leave_one_profile_and_no_server_error(
+        client: httpx.AsyncClient, admin: dict[str, str], organization_id: int, database: Database) -> None:
+    bodies = [profile(services=["pharmacy"]), profile(services=["dental", "tcm"])]
+    responses = await asyncio.gather(*(_put(client, admin, organization_id, body) for body in bodies))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses in ([200, 200], [200, 409]), [response.text for response in responses]
+    winner = (await client.get(f"{ORGS}/{organization_id}/facility", headers=admin)).json()
+    assert winner["services"] in (["pharmacy"], ["dental", "tcm"])
+    assert (await count(database, FacilityProfile), await count(database, FacilityService)) == (
+        1, len(winner["services"]))
+
+
+async def test_open_now_as_a_filter_and_as_a_field_agree_at_every_edge_of_the_hours(
+        client: httpx.AsyncClient, admin: dict[str, str], organization_id: int, database: Database,
+        clock: SimulatedClock) -> None:
+    await _put(client, admin, organization_id, profile())  # Mondays 08:00-12:00 and 14:00-17:30
+    monday = datetime(2022, 6, 20, tzinfo=BUSINESS_TZ)
+    for hour, minute in ((7, 59), (8, 0), (11, 59), (12, 0), (13, 59), (14, 0), (17, 29), (17, 30)):
+        moment = monday.replace(hour=hour, minute=minute)
+        clock.set(moment)
+        async with database.sessions() as session:
+            every = await facilities.near(session, clock, NearQuery(latitude=GULOU_WGS[0], longitude=GULOU_WGS[1],
+                                                                    radius_m=100))
+            open_only = await facilities.near(session, clock, NearQuery(
+                latitude=GULOU_WGS[0], longitude=GULOU_WGS[1], radius_m=100, open_now=True))
+        [item] = every.items
+        expected = (8, 0) <= (hour, minute) < (12, 0) or (14, 0) <= (hour, minute) < (17, 30)
+        assert (item.open_now, open_only.total) == (expected, int(expected)), moment

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import BUSINESS_TZ, Clock
-from cityhealth.errors import NotFound
+from cityhealth.errors import Conflict, NotFound
 from cityhealth.registry import facility_repository, geo
 from cityhealth.registry.facility_repository import Candidate
 from cityhealth.registry.facility_schemas import (
@@ -34,7 +34,7 @@ from cityhealth.registry.facility_schemas import (
     minutes_of,
 )
 from cityhealth.registry.models import FacilityProfile
-from cityhealth.registry.service import apply_changes, get_organization, organization_for_write
+from cityhealth.registry.service import apply_changes, flush_unique, get_organization, organization_for_write
 from cityhealth.security.audit import Action, record
 from cityhealth.security.principals import Principal
 
@@ -94,14 +94,17 @@ async def put_profile(session: AsyncSession, clock: Clock, principal: Principal 
     latitude, longitude = wgs84_of(data.latitude, data.longitude, data.crs)
     hours = sorted((i.weekday, minutes_of(i.opens), minutes_of(i.closes)) for i in data.hours)
     services = sorted(data.services)
-    profile = await facility_repository.get_profile(session, organization.id)
+    profile = await facility_repository.get_profile(session, organization.id, lock=True)
     now = clock.now()
     created = profile is None
     if profile is None:
         profile = FacilityProfile(organization_id=organization.id, latitude=latitude, longitude=longitude,
                                   phone=data.phone, created_at=now, updated_at=now)
         session.add(profile)
-        await session.flush()
+        # Two first writes at once: the loser is told so (409), and its retry finds the profile to update.
+        await flush_unique(session, Conflict(
+            f"the facility profile of organization {organization.id} was created concurrently; retry",
+            code="facility_conflict", field="organization_id", value=organization.id, rule="facility.unique"))
         changed = True
     else:
         changed = apply_changes(profile, {"latitude": latitude, "longitude": longitude, "phone": data.phone}, clock)

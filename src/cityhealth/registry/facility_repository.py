@@ -14,8 +14,11 @@ from cityhealth.registry.geo import BoundingBox
 from cityhealth.registry.models import Department, FacilityHours, FacilityProfile, FacilityService, Organization
 
 
-async def get_profile(session: AsyncSession, organization_id: int) -> FacilityProfile | None:
-    return await session.get(FacilityProfile, organization_id)
+async def get_profile(session: AsyncSession, organization_id: int, *, lock: bool = False) -> FacilityProfile | None:
+    """The profile; `lock`: its row locked until the transaction ends (PostgreSQL; SQLite's writers are serial),
+    so two writers of one profile replace its services and hours one after the other."""
+    statement = select(FacilityProfile).where(FacilityProfile.organization_id == organization_id)
+    return await session.scalar(statement.with_for_update() if lock else statement)
 
 
 async def services_of(session: AsyncSession, organization_ids: Collection[int]) -> dict[int, list[str]]:
