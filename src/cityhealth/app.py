@@ -13,6 +13,7 @@ from cityhealth.booking import family_api, sanctions_api, scheduler_api
 from cityhealth.booking import feed_api as booking_feed_api
 from cityhealth.booking import jobs as booking_jobs
 from cityhealth.booking import messages_api as booking_messages_api
+from cityhealth.booking import nearby_api as booking_nearby_api
 from cityhealth.booking import waitlist_api as booking_waitlist_api
 from cityhealth.clock import Clock, SimulatedClock, SystemClock
 from cityhealth.collection import api as collection_api
@@ -37,6 +38,7 @@ from cityhealth.records import chronic_tasks as records_chronic_tasks
 from cityhealth.records import family_api as records_family_api
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
+from cityhealth.registry import facility_api as registry_facility_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
 from cityhealth.security import tasks as security_tasks
@@ -134,12 +136,14 @@ def create_app(
     app.include_router(booking_messages_api.links)
     app.include_router(collection_api.router)
     app.include_router(booking_feed_api.router)
+    app.include_router(booking_nearby_api.router)  # the medical e-map's near search
     app.include_router(family_api.router)
     app.include_router(scheduler_api.router)
     app.include_router(sanctions_api.router)
     app.include_router(hotline_desk_api.router)
     app.include_router(hotline_api.router)
     app.include_router(registry_api.router)
+    app.include_router(registry_facility_api.router)  # the medical e-map's facility profiles
     app.include_router(security_api.router)
     app.include_router(registry_accounts.router)
     app.include_router(hotline_knowledge_api.router)

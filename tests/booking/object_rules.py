@@ -209,3 +209,7 @@ async def message_settings(app: FastAPI, owners: int) -> list[Owner]:
         principal = machine(Scope.BOOKING_SCHEDULE, organization_id=hospital_id, client_id=f"his-{suffix}")
         found.append(Owner(await headers_for(app, principal), path={"organization_id": hospital_id}))
     return found
+
+not_object_scoped("GET", "/api/booking/nearby",
+                  "the medical e-map: public facts about facilities (position, hours, services) and counts of free "
+                  "slots, the same for every caller of a channel; no resident's data")

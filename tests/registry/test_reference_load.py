@@ -22,7 +22,7 @@ async def test_first_load_creates_every_area_institution_and_app(database: Datab
                                                                  clock: SimulatedClock) -> None:
     reports = await load_nanjing(database, clock)
     assert {k: (r.rows, r.created) for k, r in reports.items()} == {
-        "areas": (23, 23), "organizations": (59, 59), "client-apps": (7, 7)}
+        "areas": (23, 23), "organizations": (59, 59), "facilities": (45, 45), "client-apps": (7, 7)}
     assert (await count(database, Area), await count(database, Organization), await count(database, ClientApp)) \
         == (23, 59, 7)
 
@@ -34,7 +34,7 @@ async def test_loading_twice_changes_nothing(database: Database, clock: Simulate
     clock.advance(timedelta(days=1))
     reports = await load_nanjing(database, clock)
     assert {k: (r.created, r.updated, r.unchanged) for k, r in reports.items()} == {
-        "areas": (0, 0, 23), "organizations": (0, 0, 59), "client-apps": (0, 0, 7)}
+        "areas": (0, 0, 23), "organizations": (0, 0, 59), "facilities": (0, 0, 45), "client-apps": (0, 0, 7)}
     async with database.sessions() as session:
         after = [(o.id, o.code, o.updated_at) for o in await session.scalars(select(Organization))]
     assert after == before

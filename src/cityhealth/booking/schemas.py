@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from cityhealth.db.types import RowId
+from cityhealth.registry.service import FacilityNear
 
 FeeClass = Literal["general", "expert", "special_needs"]
 # Asia/Shanghai has kept UTC+08:00 all year since 1991, so a wall time there has this one offset.
@@ -100,6 +101,36 @@ class AvailabilityRead(BaseModel):
     available: int
     status: str
     released: bool
+
+
+class DepartmentSlots(BaseModel):
+    department_id: RowId
+    department: str
+    free_slots: int
+
+
+class TodaySlots(BaseModel):
+    """An organization's slots of today (Asia/Shanghai) that the asking channel could book now: the booking
+    rule's answer per session (none where it refuses, e.g. a hospital that takes no same-day bookings)."""
+
+    sessions: int = Field(description="today's sessions, bookable now or not")
+    free_slots: int
+    by_department: list[DepartmentSlots] = Field(description="departments with a free slot, most free first")
+
+
+class NearbyFacility(FacilityNear):
+    today: TodaySlots
+
+
+class NearbyPage(BaseModel):
+    """A page of the medical e-map's `near` search (the registry's NearPage), each facility with today's slots."""
+
+    items: list[NearbyFacility]
+    total: int = Field(description="facilities within the radius that pass the filters")
+    limit: int
+    offset: int
+    latitude: float = Field(description="the search's centre, WGS-84")
+    longitude: float
 
 
 class TemplateCreate(_Input):

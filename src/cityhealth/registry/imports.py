@@ -22,7 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.errors import DomainError, ValidationFailed
-from cityhealth.registry import client_apps, departments, repository, residents, service
+from cityhealth.registry import (
+    client_apps,
+    departments,
+    facilities,
+    facility_reference,
+    facility_repository,
+    repository,
+    residents,
+    service,
+)
 from cityhealth.registry.identifiers import mask_phone, mask_resident_id
 from cityhealth.registry.models import Area, ClientApp, Department, Organization, Practitioner, Resident
 from cityhealth.registry.protection import ID_NUMBER
@@ -328,5 +337,23 @@ async def load_reference(session: AsyncSession, clock: Clock, name: str) -> dict
     return {
         "areas": await import_records(session, clock, "areas", enumerate(area_rows, 1)),
         "organizations": await import_records(session, clock, "organizations", enumerate(organization_rows, 1)),
+        "facilities": await _load_facilities(session, clock, name, organizations),
         "client-apps": await import_records(session, clock, "client-apps", enumerate(app_rows, 1)),
     }
+
+
+async def _load_facilities(session: AsyncSession, clock: Clock, name: str,
+                           organizations: list[dict[str, Any]]) -> ImportReport:
+    """The demo's facility profiles of the set's institutions (registry/facility_reference.py), audited as the
+    reference loader's."""
+    report = ImportReport("facilities")
+    for institution in organizations:
+        profile = facility_reference.demo_profile(institution)
+        organization = await repository.organization_by(session, "name", institution["name"])
+        if profile is None or organization is None:
+            continue
+        existed = await facility_repository.get_profile(session, organization.id) is not None
+        _, changed = await facilities.put_profile(session, clock, None, organization.id, profile,
+                                                  actor=f"reference:{name}")
+        report.count(Change.UNCHANGED if not changed else Change.UPDATED if existed else Change.CREATED)
+    return report

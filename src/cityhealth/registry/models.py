@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,10 @@ from cityhealth.db.types import UTCDateTime
 AREA_LEVELS = ("province", "city", "district", "reporting_unit")
 ORGANIZATION_KINDS = ("hospital", "community_health_centre", "district_platform", "external")
 CHANNELS = ("online_12320", "phone", "clinic", "third_party")
+# What a facility offers, as the medical e-map filters by it (names: registry/facilities.py SERVICE_NAMES).
+FACILITY_SERVICES = ("outpatient", "emergency", "fever_clinic", "inpatient", "pharmacy", "laboratory", "imaging",
+                     "vaccination", "maternity", "paediatrics", "dental", "tcm", "rehabilitation", "physical_exam",
+                     "family_doctor", "chronic_disease", "mental_health")
 
 
 class Area(Base):
@@ -150,3 +155,50 @@ class Resident(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FacilityProfile(Base):
+    """Where an organization is on the map (WGS-84 degrees) and the number residents call; its services and
+    opening hours are the two tables below. The address is the organization's own."""
+
+    __tablename__ = "facility_profiles"
+    __table_args__ = (
+        CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude"),
+        CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude"),
+        # The `near` search's box prefilter: a range on latitude, then longitude within the band.
+        Index("ix_facility_profiles_latitude_longitude", "latitude", "longitude"),
+    )
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    latitude: Mapped[float] = mapped_column(Double)
+    longitude: Mapped[float] = mapped_column(Double)
+    phone: Mapped[str | None] = mapped_column(String(32))  # enquiries / switchboard
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FacilityService(Base):
+    __tablename__ = "facility_services"
+    __table_args__ = (
+        CheckConstraint(f"service IN {FACILITY_SERVICES!r}", name="service"),
+        Index("ix_facility_services_service", "service"),
+    )
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("facility_profiles.organization_id"), primary_key=True)
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class FacilityHours(Base):
+    """One opening interval [opens_min, closes_min) of an ISO weekday, in minutes after midnight Asia/Shanghai
+    (1440: midnight at the day's end); a day may have several (morning and afternoon clinics)."""
+
+    __tablename__ = "facility_hours"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 1 AND 7", name="weekday"),
+        CheckConstraint("opens_min >= 0 AND closes_min <= 1440 AND opens_min < closes_min", name="interval"),
+    )
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("facility_profiles.organization_id"), primary_key=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # ISO: 1 = Monday
+    opens_min: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    closes_min: Mapped[int] = mapped_column(SmallInteger)

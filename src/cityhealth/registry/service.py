@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import repository
+from cityhealth.registry.facility_schemas import FacilityNear as FacilityNear
+from cityhealth.registry.facility_schemas import NearPage as NearPage
+from cityhealth.registry.facility_schemas import NearQuery as NearQuery
 from cityhealth.registry.identifiers import IdentifierError as IdentifierError
 from cityhealth.registry.identifiers import mask_phone as mask_phone
 from cityhealth.registry.identifiers import validate_phone as validate_phone
@@ -409,3 +412,13 @@ async def deactivate_organization(session: AsyncSession, clock: Clock, principal
     end = active_to if active_to is not None else max(today, organization.active_from)
     await change_organization(session, clock, organization, {"active_to": end})
     return OrganizationRead.model_validate(organization)
+
+
+# --- The medical e-map, for the booking room's nearby search (registry/facilities.py builds on this module) ----
+
+
+async def near_facilities(session: AsyncSession, clock: Clock, query: NearQuery) -> NearPage:
+    """The facilities within a great-circle radius, nearest first (registry/facilities.py)."""
+    from cityhealth.registry import facilities
+
+    return await facilities.near(session, clock, query)
