@@ -2,7 +2,7 @@
 populations; registers, follow-ups, overdue-list calls and the patient-month table of the monthly indicators.
 
 Revision ID: 20261209_0500
-Revises: 20261208_0610
+Revises: 20261209_0400
 Create Date: 2026-12-09 05:00:00 UTC
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261209_0500"
-down_revision: str | None = "20261208_0610"
+down_revision: str | None = "20261209_0400"  # re-chained after the e-map branch (merger: re-chain)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
