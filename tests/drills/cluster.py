@@ -4,6 +4,7 @@ root, the server programs run as the `postgres` user, since initdb refuses root)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -20,7 +21,8 @@ def server_programs() -> Path:
     """The directory of PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup)."""
     found = shutil.which("pg_config")
     if found:
-        bindir = Path(subprocess.run([found, "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
+        bindir = Path(subprocess.run([found, "--bindir"],  # noqa: S603 - the installed pg_config
+                                     capture_output=True, text=True, check=True).stdout.strip())
         if (bindir / "initdb").exists():
             return bindir
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
@@ -69,7 +71,7 @@ class Cluster:
 
     def _run(self, program: str, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix, _ = _owner()
-        return subprocess.run([*prefix, str(server_programs() / program), *arguments],
+        return subprocess.run([*prefix, str(server_programs() / program), *arguments],  # noqa: S603 - PostgreSQL's own
                               capture_output=True, text=True, check=check)
 
     def _own(self, path: Path) -> None:
@@ -110,12 +112,11 @@ class Cluster:
         pid = self.postmaster_pid()
         if pid is None:
             return
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(["pgrep", "-P", str(pid)],  # noqa: S603, S607 - procps' pgrep, on PATH
+                                  capture_output=True, text=True, check=False).stdout.split()
         for victim in [pid, *map(int, children)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(p) for p in [pid, *map(int, children)]):
             time.sleep(0.05)
@@ -157,5 +158,5 @@ def _alive(pid: int) -> bool:
 def workspace(prefix: str) -> Path:
     """A fresh directory for a drill's clusters, readable by their owner."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - the cluster's owner (not us, as root) must reach its directories
     return root
