@@ -1,9 +1,11 @@
-"""A bulk upload the database has no room for: refused 507 naming the rule, no job and no spool frame left,
-and the platform goes on taking real-time uploads and answering readiness."""
+"""A bulk upload the database has no room for, or that would eat into the disk kept free for everything else:
+refused 507 naming the rule, no job and no spool frame left, and the platform goes on taking real-time uploads
+and answering readiness."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +17,8 @@ from sqlalchemy import event, func, select, text
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection.models import Job, SpoolFrame
 from cityhealth.collection.repository import spool_frames
+from cityhealth.config import Settings
+from cityhealth.db import failures
 from cityhealth.db.engine import Database
 from tests.collection.conftest import Unit, post_records, stored_count
 from tests.conftest import BACKEND
@@ -100,3 +104,22 @@ async def test_a_real_time_batch_the_database_has_no_room_for_is_refused_507_and
     assert response.status_code == 507, response.text
     assert response.json()["code"] == "storage_full"
     assert await stored_count(database) == 0
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the reserve is checked on a SQLite database's own filesystem")
+async def test_an_upload_that_would_eat_into_the_disk_reserve_is_refused_before_writing_it(
+    client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 100 KiB above the reserve: the first sealed frame (about half a MiB of these records) does not fit.
+    monkeypatch.setattr(failures.shutil, "disk_usage",
+                        lambda _path: shutil._ntuple_diskusage(1 << 40, 0, settings.storage_reserve_bytes + 102_400))  # type: ignore[attr-defined]
+    body = _incompressible_body(hospital, clock, megabytes=2)
+    response = await client.post("/api/collection/jobs", content=body,
+                                 headers={**hospital.headers, "content-type": "application/x-ndjson"})
+    assert response.status_code == 507, response.text
+    problem = response.json()
+    assert (problem["code"], problem["rule"], problem["field"]) == ("storage_full", "storage.reserve", "body")
+    assert "CITYHEALTH_STORAGE_RESERVE_BYTES" in problem["detail"]
+    assert await _rows(database, Job) == 0
+    assert await _rows(database, SpoolFrame) == 0

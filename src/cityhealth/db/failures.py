@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from cityhealth.db.engine import Database
 from cityhealth.errors import DomainError
 from cityhealth.observability import problem_response
 
@@ -49,6 +52,24 @@ class StorageFull(DomainError):
     status = 507
     code = "storage_full"
     title = "Insufficient storage"
+
+
+def free_bytes(database: Database) -> int | None:
+    """Free bytes on the filesystem of a SQLite database's file; None for PostgreSQL (its disk is the server's)."""
+    if not database.is_sqlite or not database.url.database or database.url.database == ":memory:":
+        return None
+    return shutil.disk_usage(Path(database.url.database).parent).free
+
+
+def ensure_room(database: Database, needed: int, reserve: int) -> None:
+    """Refuse (507, `storage.reserve`) a write of `needed` bytes that would leave less than `reserve` free."""
+    free = free_bytes(database)
+    if free is not None and free - needed < reserve:
+        raise StorageFull(
+            f"the database's disk has {free} bytes free; this upload would leave less than the {reserve} bytes "
+            "kept for everything else (CITYHEALTH_STORAGE_RESERVE_BYTES)",
+            field="body", value=needed, rule="storage.reserve",
+        )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
