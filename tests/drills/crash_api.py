@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +89,7 @@ async def _chain_ok(database: Database) -> bool:
 
 
 async def run(*, crashes: int = 20, seed: int = 1) -> CrashResult:
-    chance = random.Random(seed)  # noqa: S311 - the moments of the crashes, not a secret
+    chance = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix="drill-crash-api-"))
     url = f"sqlite:///{root / 'cityhealth.sqlite'}"
     result = CrashResult()

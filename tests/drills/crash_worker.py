@@ -7,7 +7,6 @@ job completes, every record is stored once, the counters equal a recount, and th
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
 import signal
@@ -17,7 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import orjson
 from sqlalchemy import func, select
 
@@ -67,7 +65,7 @@ def _worker(site: Platform, directory: Path) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True, exist_ok=True)
     environment = environment_for(site.settings, site.keys, CITYHEALTH_WORKER_HEARTBEAT_S="1",
                                   CITYHEALTH_WORKER_STALLED_AFTER_S="3", CITYHEALTH_BULK_CHUNK_ROWS=str(CHUNK_ROWS))
-    return subprocess.Popen(  # noqa: S603 - our own CLI
+    return subprocess.Popen(
         [sys.executable, "-m", "cityhealth.cli", "worker", "--concurrency", "1"], cwd=directory, env=environment,
         stdout=subprocess.DEVNULL, stderr=(directory / "worker.log").open("ab"),
     )
@@ -85,7 +83,7 @@ async def _positions(database: Database) -> dict[int, tuple[str, int]]:
 
 
 async def run(*, crashes: int = 20, seed: int = 1, timeout_s: float = 1800) -> WorkerCrashResult:
-    chance = random.Random(seed)  # noqa: S311 - which worker dies, not a secret
+    chance = random.Random(seed)
     root = workspace("drill-crash-worker-")
     cluster = Cluster(root, "data")
     result = WorkerCrashResult()
