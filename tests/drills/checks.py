@@ -43,7 +43,8 @@ def cli(database_url: str, *arguments: str, var_dir: Path | None = None,
 
 def audit_verifies(database_url: str, var_dir: Path | None = None) -> tuple[bool, str]:
     """`cityhealth audit verify` on the database: whether it passed, and what it printed."""
-    done = cli(database_url, "audit", "verify", var_dir=var_dir)
+    with tempfile.TemporaryDirectory(prefix="drill-var-") as scratch:
+        done = cli(database_url, "audit", "verify", var_dir=var_dir or Path(scratch))
     lines = done.stdout.strip().splitlines() or done.stderr.strip().splitlines() or [""]
     return done.returncode == 0, lines[-1]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,7 +111,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> CrashResult:
         clients = [asyncio.create_task(_client(base_url, site, n, stop, result)) for n in range(CLIENTS)]
         for _ in range(crashes):
             await asyncio.sleep(chance.uniform(0.3, 1.5))
-            os.kill(server.pid, signal.SIGKILL)
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
             result.crashes += 1
             result.audit_failures += 0 if await _chain_ok(checker) else 1
@@ -137,6 +138,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> CrashResult:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
         await checker.dispose()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ job completes, every record is stored once, the counters equal a recount, and th
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import signal
@@ -68,6 +69,7 @@ def _worker(site: Platform, directory: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "cityhealth.cli", "worker", "--concurrency", "1"], cwd=directory, env=environment,
         stdout=subprocess.DEVNULL, stderr=(directory / "worker.log").open("ab"),
+        start_new_session=True,  # its process group: killed with any prepare processes it started
     )
 
 
@@ -120,7 +122,7 @@ async def run(*, crashes: int = 20, seed: int = 1, timeout_s: float = 1800) -> W
                     continue
                 await asyncio.sleep(chance.uniform(0.0, 0.3))
                 victim = workers.pop(chance.randrange(len(workers)))
-                victim.send_signal(signal.SIGKILL)
+                os.killpg(victim.pid, signal.SIGKILL)
                 victim.wait()
                 result.crashes += 1
                 result.audit_failures += 0 if (await verify_chain(database)).problem is None else 1

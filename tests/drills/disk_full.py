@@ -64,11 +64,11 @@ async def run(filesystem_mb: int = 32, reserve_mb: int = 8) -> DiskFullResult:
     if os.geteuid() != 0:
         raise PermissionError("the full-disk drill mounts a tmpfs: run it as root")
     mountpoint = Path(tempfile.mkdtemp(prefix="drill-disk-"))
+    var = Path(tempfile.mkdtemp(prefix="drill-disk-var-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={filesystem_mb}m,mode=0755", "drill-tmpfs",  # noqa: S603, S607
                     str(mountpoint)], check=True)
     try:
         url = f"sqlite:///{mountpoint / 'cityhealth.sqlite'}"
-        var = Path(tempfile.mkdtemp(prefix="drill-disk-var-"))
         async with platform(url, var, storage_reserve_bytes=reserve_mb << 20) as site, client_of(site.app) as http:
             database = site.app.state.database
             posted = await http.post(f"/api/collection/forms/{FORM}/records", json=site.batch("before", 50),
@@ -99,6 +99,7 @@ async def run(filesystem_mb: int = 32, reserve_mb: int = 8) -> DiskFullResult:
     finally:
         subprocess.run(["umount", str(mountpoint)], check=False)  # noqa: S603, S607
         mountpoint.rmdir()
+        shutil.rmtree(var, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ rows, pass `cityhealth audit verify`, and have its collection counters equal a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -84,7 +85,12 @@ def _simulator(url: str, var_dir: Path, scale: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "cityhealth.cli", "simulate", "--scale", scale, "--seed", "7"],
         env=environment, stdout=subprocess.DEVNULL, stderr=(var_dir.parent / "simulate.log").open("wb"),
+        start_new_session=True,  # its own process group: paused, resumed and killed with its helper processes
     )
+
+
+def _signal(process: subprocess.Popen[bytes], signal_number: int) -> None:
+    os.killpg(process.pid, signal_number)
 
 
 async def run(*, first_records: int = 300, write_after_s: float = 20.0, scale: str = "0.002",
@@ -104,14 +110,14 @@ async def run(*, first_records: int = 300, write_after_s: float = 20.0, scale: s
         (root / "sim").mkdir()
         simulator = _simulator(url, root / "sim" / "var", scale)
         await _wait_for_records(url, first_records, timeout_s=600)
-        simulator.send_signal(signal.SIGSTOP)  # the moment: nothing written while the rows are digested
+        _signal(simulator, signal.SIGSTOP)  # the moment: nothing written while the rows are digested
         await asyncio.sleep(1.0)  # a COMMIT already on the wire is done by now
         at_moment = await _digests(url)
         moment = await _now(url)
         await asyncio.sleep(1.0)  # what commits next is clearly after the moment
-        simulator.send_signal(signal.SIGCONT)
+        _signal(simulator, signal.SIGCONT)
         await asyncio.sleep(write_after_s)
-        simulator.send_signal(signal.SIGKILL)
+        _signal(simulator, signal.SIGKILL)
         simulator.wait()
         at_end = await _digests(url)
         await execute_on_server(origin.url, "SELECT pg_switch_wal()")
@@ -141,8 +147,9 @@ async def run(*, first_records: int = 300, write_after_s: float = 20.0, scale: s
         return RestoreResult(ok, rows_moment, rows_end, differing, audit_ok, audit_line, counts.ok,
                              counts.records, replay_s)
     finally:
-        if simulator is not None and simulator.poll() is None:
-            simulator.kill()
+        if simulator is not None:
+            with contextlib.suppress(ProcessLookupError):
+                _signal(simulator, signal.SIGKILL)
             simulator.wait()
         for cluster in (origin, restored):
             if cluster is not None:

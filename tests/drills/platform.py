@@ -108,6 +108,7 @@ def serve(settings: Settings, keys: dict[str, str], port: int, log: Path, **more
     return subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "cityhealth.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=environment_for(settings, keys, **more), stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+        start_new_session=True,  # its own process group, which a crash drill kills whole
     )
 
 
