@@ -7,13 +7,13 @@ Each drill prints its figures on a line of its own and the run fails (exit 1) wh
 - disk_full: the database (and the bulk-upload spool in it) on a small tmpfs; a bulk upload that does not fit
   is refused 507 with nothing left behind, and the platform goes on serving (needs root: it mounts);
 - db_restart: PostgreSQL stopped and started, then killed and started, under uploads and reads;
-- crash_worker / crash_api: `cityhealth worker` and `cityhealth serve` SIGKILLed at random moments, N times each;
+- crash_worker / crash_api / crash_booking: `cityhealth worker` SIGKILLed mid-job, `cityhealth serve` SIGKILLed
+  during real-time uploads and during a booking race, at random moments, N times each;
 - soak: mixed load on serve and worker processes for a set duration (memory, p99, errors, lost records).
 
 PostgreSQL drills start clusters of their own on free loopback ports (scripts/with-postgres's way), never
 the shared server. `--short` is the version `make test` runs. The last line:
-crashes=N lost=0 duplicated=0 oversold=na restore_ok=1 soak_rss_growth_pct=X
-(`oversold` stays `na` until the booking-race crash drill exists: nothing here measures it yet.)
+crashes=N lost=0 duplicated=0 oversold=0 restore_ok=1 soak_rss_growth_pct=X
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.drills import crash_api, crash_worker, db_restart, disk_full, pitr, soak
+from tests.drills import crash_api, crash_booking, crash_worker, db_restart, disk_full, pitr, soak
 
 
 def _say(line: str) -> None:
@@ -61,7 +61,10 @@ async def main(arguments: argparse.Namespace) -> int:
     _say(worker.line())
     api = await crash_api.run(crashes=arguments.crashes)
     _say(api.line())
-    failed += [name for name, ok in (("crash_worker", worker.ok), ("crash_api", api.ok)) if not ok]
+    booking = await crash_booking.run(crashes=arguments.crashes)
+    _say(booking.line())
+    failed += [name for name, ok in (("crash_worker", worker.ok), ("crash_api", api.ok),
+                                     ("crash_booking", booking.ok)) if not ok]
 
     soaked = await soak.run(duration_s=arguments.soak_s)
     _say(soaked.line())
@@ -69,8 +72,9 @@ async def main(arguments: argparse.Namespace) -> int:
         failed.append("soak")
 
     _say(f"drills: {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
-    _say(f"crashes={worker.crashes + api.crashes} lost={worker.lost + api.lost + soaked.lost} "
-         f"duplicated={worker.duplicated + api.duplicated} oversold=na restore_ok={int(restore.restore_ok)} "
+    _say(f"crashes={worker.crashes + api.crashes + booking.crashes} lost={worker.lost + api.lost + soaked.lost} "
+         f"duplicated={worker.duplicated + api.duplicated + booking.doubled} oversold={booking.oversold} "
+         f"restore_ok={int(restore.restore_ok)} "
          f"soak_rss_growth_pct={soaked.rss_growth_pct:.1f}")
     return 1 if failed else 0
 
