@@ -39,7 +39,7 @@ async def main(arguments: argparse.Namespace) -> int:
     started = time.monotonic()
     _say(f"machine: {os.cpu_count()} cores; drills: crashes={arguments.crashes} soak_s={arguments.soak_s:.0f}")
 
-    restore = await (pitr.run(first_records=100, write_after_s=5) if arguments.short else pitr.run())
+    restore = await (pitr.run(first_records=200, write_after_s=3, scale=None) if arguments.short else pitr.run())
     _say(restore.line())
     if not restore.restore_ok:
         failed.append("pitr")

@@ -80,10 +80,13 @@ async def _wait_for_records(url: str, at_least: int, timeout_s: float) -> None:
     raise AssertionError(f"the simulator stored fewer than {at_least} records in {timeout_s:.0f} s")
 
 
-def _simulator(url: str, var_dir: Path, scale: str) -> subprocess.Popen[bytes]:
+def _simulator(url: str, var_dir: Path, scale: str | None) -> subprocess.Popen[bytes]:
+    """`cityhealth simulate` at `scale`; None: the quick writer of real-time uploads (pitr_writer.py)."""
     environment = {**os.environ, "CITYHEALTH_DATABASE_URL": url, "CITYHEALTH_VAR_DIR": str(var_dir)}
-    return subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "cityhealth.cli", "simulate", "--scale", scale, "--seed", "7"],
+    command = (["-m", "cityhealth.cli", "simulate", "--scale", scale, "--seed", "7"] if scale is not None
+               else ["-m", "tests.drills.pitr_writer", url, str(var_dir)])
+    return subprocess.Popen(  # noqa: S603 - our own CLI or writer
+        [sys.executable, *command], cwd=Path(__file__).resolve().parents[2],
         env=environment, stdout=subprocess.DEVNULL, stderr=(var_dir.parent / "simulate.log").open("wb"),
         start_new_session=True,  # its own process group: paused, resumed and killed with its helper processes
     )
@@ -93,8 +96,9 @@ def _signal(process: subprocess.Popen[bytes], signal_number: int) -> None:
     os.killpg(process.pid, signal_number)
 
 
-async def run(*, first_records: int = 300, write_after_s: float = 20.0, scale: str = "0.002",
+async def run(*, first_records: int = 300, write_after_s: float = 20.0, scale: str | None = "0.002",
               keep: bool = False) -> RestoreResult:
+    """`scale` None: real-time uploads instead of the simulator, which takes a minute or more to start writing."""
     root = workspace("drill-pitr-")
     origin = Cluster(root, "origin", archive=root / "archive")
     restored: Cluster | None = None
