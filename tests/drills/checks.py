@@ -34,17 +34,17 @@ class Counts:
 def cli(database_url: str, *arguments: str, var_dir: Path | None = None,
         extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`cityhealth ARGUMENTS` against the database of `database_url`, in a var directory of its own."""
-    directory = var_dir or Path(tempfile.mkdtemp(prefix="drill-var-"))
-    environment = {**os.environ, "CITYHEALTH_DATABASE_URL": database_url, "CITYHEALTH_VAR_DIR": str(directory),
-                   **(extra or {})}
-    return subprocess.run([sys.executable, "-m", "cityhealth.cli", *arguments],  # noqa: S603 - our own CLI
-                          capture_output=True, text=True, env=environment, check=False)
+    with tempfile.TemporaryDirectory(prefix="drill-var-") as scratch:
+        directory = var_dir or Path(scratch)
+        environment = {**os.environ, "CITYHEALTH_DATABASE_URL": database_url, "CITYHEALTH_VAR_DIR": str(directory),
+                       **(extra or {})}
+        return subprocess.run([sys.executable, "-m", "cityhealth.cli", *arguments],  # noqa: S603 - our own CLI
+                              capture_output=True, text=True, env=environment, check=False)
 
 
 def audit_verifies(database_url: str, var_dir: Path | None = None) -> tuple[bool, str]:
     """`cityhealth audit verify` on the database: whether it passed, and what it printed."""
-    with tempfile.TemporaryDirectory(prefix="drill-var-") as scratch:
-        done = cli(database_url, "audit", "verify", var_dir=var_dir or Path(scratch))
+    done = cli(database_url, "audit", "verify", var_dir=var_dir)
     lines = done.stdout.strip().splitlines() or done.stderr.strip().splitlines() or [""]
     return done.returncode == 0, lines[-1]
 
