@@ -53,7 +53,8 @@ test-slow: install orthanc-deps
 
 # Reliability drills (docs/reliability.md): crashes, a database restart, a point-in-time restore, a full disk and a
 # soak, on throwaway PostgreSQL clusters of their own. `drills` is the full run (20 SIGKILLs per crash drill, a
-# 20-minute soak: about 35 minutes); `drills-short`, inside `make test`, the same drills smaller (about 5 minutes).
+# 20-minute soak: about 35 minutes); `drills-short`, inside `make test`, the same drills smaller (about 4-5 minutes
+# on a busy 2-core machine).
 # The full-disk drill mounts a tmpfs: as root only (it says so and is skipped otherwise).
 drills: install
 	$(BIN)/python benchmarks/drills.py

@@ -38,6 +38,7 @@ BULK_RECORDS = 2_000
 @dataclass
 class SoakResult:
     duration_s: float
+    judge_latency: bool = True  # a short soak's quarters are seconds long: one stall decides their p99
     rss_mb: dict[str, tuple[float, float]] = field(default_factory=dict)  # process: (after warm-up, peak after)
     p99_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # path: (first quarter, last quarter)
     requests: int = 0
@@ -62,15 +63,17 @@ class SoakResult:
     @property
     def ok(self) -> bool:
         return (not self.errors and not self.lost and self.stored == self.acknowledged and self.counters_ok
-                and self.audit_ok and self.rss_growth_pct <= 10 and self.p99_ratio <= 1.5)
+                and self.audit_ok and self.rss_growth_pct <= 10
+                and (self.p99_ratio <= 1.5 or not self.judge_latency))
 
     def line(self) -> str:
         rss = " ".join(f"{name}={a:.0f}->{b:.0f}MB" for name, (a, b) in self.rss_mb.items())
         p99 = " ".join(f"{path}={a:.0f}->{b:.0f}ms" for path, (a, b) in self.p99_ms.items())
+        judged = "" if self.judge_latency else " (not judged: short run)"
         return (f"soak: ok={int(self.ok)} duration_s={self.duration_s:.0f} requests={self.requests} "
                 f"errors={self.errors} acknowledged={self.acknowledged} stored={self.stored} lost={self.lost} "
                 f"counters_ok={int(self.counters_ok)} audit_ok={int(self.audit_ok)} "
-                f"rss_growth_pct={self.rss_growth_pct:.1f} ({rss}) p99_ratio={self.p99_ratio:.2f} ({p99})")
+                f"rss_growth_pct={self.rss_growth_pct:.1f} ({rss}) p99_ratio={self.p99_ratio:.2f}{judged} ({p99})")
 
 
 def _rss_kb(pid: int) -> int:
@@ -152,10 +155,10 @@ def _p99(samples: list[float]) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
 
 
-async def run(*, duration_s: float = 1200.0) -> SoakResult:
+async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> SoakResult:
     root = workspace("drill-soak-")
     cluster = Cluster(root, "data")
-    result = SoakResult(duration_s)
+    result = SoakResult(duration_s, judge_latency)
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         cluster.init()
