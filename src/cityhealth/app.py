@@ -20,6 +20,7 @@ from cityhealth.collection import api as collection_api
 from cityhealth.collection import tasks as collection_tasks
 from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
+from cityhealth.db.failures import install_database_error_handlers
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
 from cityhealth.hotline import api as hotline_api
@@ -120,6 +121,7 @@ def create_app(
     app.add_middleware(booking_api.AttemptLane)
     app.add_middleware(collection_api.UploadLane)
     install_error_handlers(app)
+    install_database_error_handlers(app)
     app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,
                        large_body_paths=STREAMING_UPLOAD_PATHS)

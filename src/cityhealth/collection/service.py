@@ -151,7 +151,7 @@ async def receive_job(
     limits = UploadLimits.of(settings)
     if content_length is not None:
         limits.check_declared(content_length)
-    writer = SpoolWriter(database, collector.spool_key, clock.now())
+    writer = SpoolWriter(database, collector.spool_key, clock.now(), settings.storage_reserve_bytes)
     spool = writer.spool_id
     decoder = BodyDecoder(compressed=compressed, encoding=codec, limits=limits)
     try:
