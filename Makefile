@@ -61,7 +61,7 @@ serve: install
 	$(BIN)/cityhealth db upgrade
 	$(BIN)/cityhealth serve
 
-demo: install
+demo: install office-deps
 	scripts/demo
 
 bench: install

@@ -67,6 +67,7 @@ TRANSACTION_OWNERS = frozenset({
     "web/hotline_desk.py",  # desk pages: a refused action is audited after rollback, then the desk re-read
     "web/telemed_worklist.py",  # reading pages: a refused step is audited after rollback, then the case re-read
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
+    "reporting/profile_cli.py",  # `cityhealth bulletin-profile set`: the profile and its audit event
     "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
 })
 # Today's transactions opened by services, in rooms being rewritten (none left: add one only with a reason).

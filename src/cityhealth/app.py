@@ -34,6 +34,7 @@ from cityhealth.observability import (
 )
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
+from cityhealth.reporting import api as reporting_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
 from cityhealth.security import tasks as security_tasks
@@ -145,6 +146,7 @@ def create_app(
     app.include_router(telemed_pathology_api.router)
     app.include_router(telemed_files_api.router)  # a case's ECG tracings and imaging studies
     app.include_router(telemed_imaging_api.router)
+    app.include_router(reporting_api.router)  # the bulletin's publication profile
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

@@ -21,14 +21,16 @@ class Edition(StrEnum):
     DOCX = "docx"
     MD = "md"
     JSON = "json"
+    PDF = "pdf"  # the DOCX edition printed by LibreOffice
 
 
 async def build_bulletin(session: AsyncSession, month: str, *, region_code: str | None = None) -> BulletinData:
-    """A month's statistics from the domains' maintained aggregates, rows in printed order."""
+    """A month's statistics from the domains' maintained aggregates, rows in printed order; a month holding
+    nothing to print is refused (sources.NoFigures), not written as an empty bulletin."""
     # Imported here: the domains' services are not needed to render a bulletin from a scenario file.
     from cityhealth.reporting import sources
 
-    return ordered(await sources.gather(session, month, region_code=region_code))
+    return ordered(await sources.gather_printable(session, month, region_code=region_code))
 
 
 def issue_date(data: BulletinData, issue: Issue) -> date:
@@ -63,8 +65,13 @@ def render(data: BulletinData, fmt: Edition, news_md: str | None = None, *, issu
     from cityhealth.reporting.footer import footer_block
     from cityhealth.reporting.render_docx import render_docx
 
-    return render_docx(front, printed, news, footer_block(profile, news, printed.publisher),
+    docx = render_docx(front, printed, news, footer_block(profile, news, printed.publisher),
                        issued=issue_date(data, issue))
+    if fmt is Edition.PDF:
+        from cityhealth.reporting.render_pdf import docx_to_pdf
+
+        return docx_to_pdf(docx)
+    return docx
 
 
 def warnings(data: BulletinData) -> list[TableWarning]:
