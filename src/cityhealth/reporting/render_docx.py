@@ -48,7 +48,6 @@ PAGE_WIDTH_CM, PAGE_HEIGHT_CM = 21.0, 29.7  # A4
 MARGIN_TOP_CM, MARGIN_BOTTOM_CM, MARGIN_SIDE_CM = 2.5, 2.5, 2.0
 TEXT_WIDTH_PT = (PAGE_WIDTH_CM - 2 * MARGIN_SIDE_CM) / 2.54 * 72
 CELL_PADDING_PT = 2 * 5.4 + 2  # Word's default left and right cell margins, and a little slack
-CHART_WIDTH_CM = 16.0
 QR_WIDTH_CM = 2.6
 
 
@@ -166,8 +165,9 @@ def _chart(document: Any, table: Table) -> None:
     if table.chart is None:
         return
     rendered = charts.render(table.chart, "png")
-    _picture(document, rendered.image, CHART_WIDTH_CM)
-    _paragraph(document, table.chart.title, size=SIZE_XIAOWU, centred=True)
+    _picture(document, rendered.image, charts.PRINT_WIDTH_CM)
+    caption = table.chart.title + (f"（单位：{table.chart.unit}）" if rendered.ranks_only else "")
+    _paragraph(document, caption, size=SIZE_XIAOWU, centred=True)
     if not rendered.ranks_only:
         return
     if len(rendered.series) > 1:
