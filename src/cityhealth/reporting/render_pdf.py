@@ -20,7 +20,10 @@ from cityhealth.reporting.docx_print import FONTS, LATIN_FONT
 
 CONVERT_TIMEOUT_S = 120
 OFFICE_PROGRAMS = ("soffice", "libreoffice")
-PDF_FILTER = "pdf:writer_pdf_Export"
+# Charts and QR codes go in as drawn (lossless, not resampled): the default re-encodes them as JPEG and
+# resamples them to 300 dpi, which blurs the bars' edges and the codes' modules. (JSON options: LibreOffice 7.4+.)
+PDF_FILTER = ('pdf:writer_pdf_Export:{"ReduceImageResolution":{"type":"boolean","value":"false"},'
+              '"UseLosslessCompression":{"type":"boolean","value":"true"}}')
 
 
 class PdfUnavailable(DomainError):
