@@ -26,7 +26,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_markdown_edition_with_news_and_issue_numbers(nanjing_text: str, tmp_path: Path, var_dir: Path) -> None:
     news = tmp_path / "news.md"
-    news.write_text("## 简讯\n\n- 7月，南京市远程影像诊断系统接入滁州市第一人民医院儿童医院。\n", encoding="utf-8")
+    news.write_text("## 简讯\n\n- 6月，区域影像平台开展远程影像会诊399例。\n", encoding="utf-8")
     output = tmp_path / "out" / "june.md"
     result = runner.invoke(app, [
         "bulletin", "--month", "2022-06", "--format", "md", "--scenario", str(scenario_path()),
@@ -37,7 +37,7 @@ def test_markdown_edition_with_news_and_issue_numbers(nanjing_text: str, tmp_pat
     text = output.read_text(encoding="utf-8")
     assert "2022年第7期（总第125期）" in text
     assert "2022年7月28日" in text
-    assert "- 7月，南京市远程影像诊断系统接入滁州市第一人民医院儿童医院。" in text
+    assert "- 6月，区域影像平台开展远程影像会诊399例。" in text
     assert "warning" not in result.stderr
 
 
