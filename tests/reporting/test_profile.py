@@ -143,3 +143,19 @@ def test_the_docx_footer_block_carries_the_profile_and_its_two_codes(nanjing: Bu
     assert "责任编辑：周明远　　本期共印 300 份" in document
     assert "健康南京 APP" in document
     assert len(images) == 4 + 2  # the four charts and the two codes
+
+
+def test_the_html_footer_draws_the_codes_as_svg_with_escaped_captions(nanjing: BulletinData) -> None:
+    profile = {**_profile(), "qr_codes": [{"caption": "<b>APP</b>", "url": "https://health.example.org/app"},
+                                          {"caption": "微信公众号", "url": "https://health.example.org/wechat"}]}
+    page = render(nanjing, Edition.HTML, profile=PublicationProfileIn.model_validate(profile)).decode("utf-8")
+    footer_html = page[page.index("<footer>"):]
+    assert footer_html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 2
+    assert "<figcaption>&lt;b&gt;APP&lt;/b&gt;</figcaption>" in footer_html
+    assert "<b>APP</b>" not in footer_html
+    assert "<p>责任编辑：周明远　　本期共印 300 份</p>" in footer_html
+
+
+def test_the_markdown_footer_prints_where_each_code_leads(nanjing: BulletinData) -> None:
+    text = render(nanjing, Edition.MD, profile=PublicationProfileIn.model_validate(_profile())).decode("utf-8")
+    assert text.endswith("健康南京 APP：https://health.example.org/app\n\n微信公众号：https://health.example.org/wechat\n")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cityhealth.reporting.checks import TableWarning, check
 from cityhealth.reporting.model import BulletinData
+from cityhealth.reporting.footer import footer_block
 from cityhealth.reporting.news import parse_news
 from cityhealth.reporting.schemas import PublicationProfileIn
 from cityhealth.reporting.tables import Issue, front_matter, layout, ordered
@@ -53,20 +54,19 @@ def render(data: BulletinData, fmt: Edition, news_md: str | None = None, *, issu
     news = parse_news(news_md or "")
     issue = issue or Issue()
     front = front_matter(data, issue)
+    footer = footer_block(profile, news, printed.publisher)
     if fmt is Edition.MD:
         from cityhealth.reporting.render_md import render_md
 
-        return render_md(front, printed, news)
+        return render_md(front, printed, news, footer)
     # Imported here: jinja2 and python-docx cost start-up time the other editions do not need.
     if fmt is Edition.HTML:
         from cityhealth.reporting.render_html import render_html
 
-        return render_html(front, printed, news)
-    from cityhealth.reporting.footer import footer_block
+        return render_html(front, printed, news, footer)
     from cityhealth.reporting.render_docx import render_docx
 
-    docx = render_docx(front, printed, news, footer_block(profile, news, printed.publisher),
-                       issued=issue_date(data, issue))
+    docx = render_docx(front, printed, news, footer, issued=issue_date(data, issue))
     if fmt is Edition.PDF:
         from cityhealth.reporting.render_pdf import docx_to_pdf
 
