@@ -7,8 +7,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from cityhealth.reporting.checks import TableWarning, check
-from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.footer import footer_block
+from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.news import parse_news
 from cityhealth.reporting.schemas import PublicationProfileIn
 from cityhealth.reporting.tables import Issue, front_matter, layout, ordered
