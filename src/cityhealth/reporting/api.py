@@ -1,4 +1,4 @@
-"""The bulletin's API: the publication profile, read and changed by the bulletin editor only (audited)."""
+"""The bulletin's API for its editor (audited): the publication profile, and issues drafted, published, corrected."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 
 from cityhealth.context import ClockDep, SessionDep
+from cityhealth.db.types import RowId
 from cityhealth.errors import ValidationFailed
-from cityhealth.reporting import profiles
-from cityhealth.reporting.schemas import PublicationProfileIn, PublicationProfileRead
+from cityhealth.reporting import issues, profiles
+from cityhealth.reporting.schemas import (
+    CorrectionIn,
+    IssueDraftIn,
+    IssueRead,
+    PublicationProfileIn,
+    PublicationProfileRead,
+)
 from cityhealth.security.dependencies import refusals_audited, require
 from cityhealth.security.principals import Principal, Scope
 
@@ -42,3 +49,27 @@ async def put_profile(principal: Editor, session: SessionDep, clock: ClockDep, r
                       if_match: Annotated[str | None, Header(max_length=32)] = None) -> PublicationProfileRead:
     return await profiles.put_profile(session, clock, principal, region_code, data,
                                       expected_version=_version(if_match))
+
+
+@router.put("/issues", response_model=IssueRead,
+            summary="Draft a month's issue, or rewrite its draft (numbers continue from the last published issue)")
+async def draft_issue(principal: Editor, session: SessionDep, clock: ClockDep, data: IssueDraftIn) -> IssueRead:
+    return await issues.draft_issue(session, clock, principal, data)
+
+
+@router.post("/issues/{issue_id}/publish", response_model=IssueRead,
+             summary="Publish an issue: its editions archived with their SHA-256 and frozen (again: no change)")
+async def publish_issue(principal: Editor, session: SessionDep, clock: ClockDep, issue_id: RowId) -> IssueRead:
+    return await issues.publish_issue(session, clock, principal, issue_id)
+
+
+@router.post("/issues/{issue_id}/corrections", response_model=IssueRead,
+             summary="Draft a correction of a published issue: the next revision, saying what changed")
+async def correct_issue(principal: Editor, session: SessionDep, clock: ClockDep, issue_id: RowId,
+                        data: CorrectionIn) -> IssueRead:
+    return await issues.correct_issue(session, clock, principal, issue_id, data)
+
+
+@router.get("/issues", response_model=list[IssueRead], summary="The published issues, latest revisions, newest first")
+async def list_issues(principal: Editor, session: SessionDep) -> list[IssueRead]:
+    return await issues.published_issues(session)

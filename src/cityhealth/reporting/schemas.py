@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -47,3 +48,55 @@ class PublicationProfileRead(PublicationProfileIn):
 
     region_code: str
     version: int = Field(description="Raised by every change, for the editor's If-Match")
+
+
+MAX_NEWS_CHARS = 50_000
+
+
+class IssueDraftIn(BaseModel):
+    """An issue drafted for a month: its editorial Markdown and, for a region's first issue, its numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6,12}$")]
+    month: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    published_on: date = Field(description="The date printed under the masthead; its year numbers the issue")
+    news_markdown: str = Field(default="", max_length=MAX_NEWS_CHARS,
+                               description="The lead article and the 简讯 items (reporting/news.py's format)")
+    number: int | None = Field(default=None, ge=1, le=999,
+                               description="第N期: only needed for the region's first issue; later ones continue")
+    total_number: int | None = Field(default=None, ge=1, le=99_999, description="总第M期, likewise")
+
+
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
+        description="What the correction changes; printed at the head of the corrected issue")
+    news_markdown: str | None = Field(default=None, max_length=MAX_NEWS_CHARS,
+                                      description="New editorial Markdown (absent: the corrected issue's)")
+
+
+class EditionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    format: str
+    sha256: str
+    size: int
+
+
+class IssueRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    region_code: str
+    month: str
+    year: int
+    number: int
+    total_number: int
+    revision: int
+    status: str
+    published_on: date
+    correction_note: str | None
+    published_at: datetime | None
+    editions: list[EditionRead] = []
