@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
+from fastapi.responses import Response
 
 from cityhealth.context import ClockDep, SessionDep
 from cityhealth.db.types import RowId
@@ -17,6 +18,7 @@ from cityhealth.reporting.schemas import (
     PublicationProfileIn,
     PublicationProfileRead,
 )
+from cityhealth.reporting.service import Edition
 from cityhealth.security.dependencies import refusals_audited, require
 from cityhealth.security.principals import Principal, Scope
 
@@ -73,3 +75,21 @@ async def correct_issue(principal: Editor, session: SessionDep, clock: ClockDep,
 @router.get("/issues", response_model=list[IssueRead], summary="The published issues, latest revisions, newest first")
 async def list_issues(principal: Editor, session: SessionDep) -> list[IssueRead]:
     return await issues.published_issues(session)
+
+
+MEDIA_TYPES = {
+    Edition.HTML: "text/html; charset=utf-8",
+    Edition.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    Edition.PDF: "application/pdf",
+    Edition.MD: "text/markdown; charset=utf-8",
+    Edition.JSON: "application/json",
+}
+
+
+@router.get("/issues/{issue_id}/editions/{fmt}", response_class=Response,
+            summary="An issue's edition: a draft's preview from today's figures, a published issue's archive")
+async def issue_edition(principal: Editor, session: SessionDep, issue_id: RowId, fmt: Edition) -> Response:
+    issue, content = await issues.issue_edition(session, issue_id, fmt)
+    name = f"bulletin-{issue.month}-r{issue.revision}.{fmt.value}"
+    return Response(content, media_type=MEDIA_TYPES[fmt], headers={
+        "Content-Disposition": f'inline; filename="{name}"', "X-Content-Type-Options": "nosniff"})

@@ -152,9 +152,10 @@ async def correct_issue(session: AsyncSession, clock: Clock, principal: Principa
     return await _read(session, correction)
 
 
-async def published_edition(session: AsyncSession, region_code: str, month: str,
+async def published_edition(session: AsyncSession, region_code: str | None, month: str,
                             fmt: Edition) -> tuple[IssueRead, bytes] | None:
-    """The latest published revision of the month's issue and its archived edition, or None."""
+    """The latest published revision of the month's issue (of the region, or of any: None) and its archived
+    edition, or None when the month has no published issue."""
     latest = next((issue for issue in await repository.issues_of_month(session, region_code, month)
                    if issue.status == PUBLISHED), None)
     if latest is None:
@@ -175,3 +176,17 @@ async def published_issues(session: AsyncSession, region_code: str | None = None
             seen.add((issue.region_code, issue.total_number))
             latest.append(await _read(session, issue))
     return latest
+
+
+async def issue_edition(session: AsyncSession, issue_id: int, fmt: Edition) -> tuple[IssueRead, bytes]:
+    """For the editor: a published issue's archived edition, or a draft's preview from today's figures."""
+    issue = await session.get(BulletinIssue, issue_id)
+    if issue is None:
+        raise NotFound("no such issue", field="issue_id", value=issue_id, rule="bulletin.issue.exists")
+    if issue.status == PUBLISHED:
+        stored = await repository.edition(session, issue.id, fmt.value)
+        if stored is None:
+            raise NotFound(f"the issue was published without a {fmt.value} edition", field="format",
+                           value=fmt.value, rule="bulletin.issue.edition_exists")
+        return await _read(session, issue), stored.content
+    return await _read(session, issue), await render_issue(session, issue, fmt)

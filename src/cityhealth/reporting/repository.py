@@ -35,11 +35,12 @@ async def issue_for_update(session: AsyncSession, issue_id: int) -> BulletinIssu
     return await session.scalar(select(BulletinIssue).where(BulletinIssue.id == issue_id).with_for_update())
 
 
-async def issues_of_month(session: AsyncSession, region_code: str, month: str) -> list[BulletinIssue]:
-    """Every issue and revision of a region's month, the latest revision first."""
-    return list(await session.scalars(
-        select(BulletinIssue).where(BulletinIssue.region_code == region_code, BulletinIssue.month == month)
-        .order_by(BulletinIssue.revision.desc(), BulletinIssue.id.desc())))
+async def issues_of_month(session: AsyncSession, region_code: str | None, month: str) -> list[BulletinIssue]:
+    """Every issue and revision of a region's month (of any region: None), the latest revision first."""
+    query = select(BulletinIssue).where(BulletinIssue.month == month)
+    if region_code is not None:
+        query = query.where(BulletinIssue.region_code == region_code)
+    return list(await session.scalars(query.order_by(BulletinIssue.revision.desc(), BulletinIssue.id.desc())))
 
 
 async def published_issues(session: AsyncSession, region_code: str | None = None) -> list[BulletinIssue]:

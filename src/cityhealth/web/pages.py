@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
 from cityhealth.errors import ValidationFailed
-from cityhealth.reporting import month_loads, profiles
+from cityhealth.reporting import issues, month_loads, profiles
 from cityhealth.reporting import service as reporting_service
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.schemas import PublicationProfileRead
@@ -62,7 +62,8 @@ async def bulletin_index(request: Request, session: SessionDep, clock: ClockDep,
         return RedirectResponse(f"/bulletin/{sources.parse_month(month)}", status_code=303)
     months = await sources.months_with_data(session, clock)
     return page(request, "bulletin_index.html", months=months, window=sources.INDEX_MONTHS,
-                current=sources.business_month(clock.now()), downloads=list(DOWNLOADS))
+                current=sources.business_month(clock.now()), downloads=list(DOWNLOADS),
+                published=await issues.published_issues(session))
 
 
 def _edition(edition: str) -> tuple[str, str | None]:
@@ -104,6 +105,15 @@ async def bulletin(edition: str, request: Request, database: DatabaseDep) -> Res
         if extension is not None:
             month_loads.refuse_partial(load)  # a download is the bulletin itself: 409 until the month is whole
         return page(request, "bulletin_loading.html", load=load, refresh_s=LOADING_REFRESH_S)
+    fmt = DOWNLOADS[extension][0] if extension is not None else Edition.HTML
+    async with database.transaction() as session:
+        published = await issues.published_edition(session, None, month, fmt)
+    if published is not None:  # a published issue is served as it was published, whatever the data since
+        _, content = published
+        if extension is None:
+            return HTMLResponse(_with_site_bar(content.decode("utf-8"), month))
+        return Response(content, media_type=DOWNLOADS[extension][1],
+                        headers={"Content-Disposition": f'attachment; filename="bulletin-{month}.{extension}"'})
     data, profile = await _bulletin(database, month)
     if extension is None:
         html = await anyio.to_thread.run_sync(reporting_service.render, data, Edition.HTML)
