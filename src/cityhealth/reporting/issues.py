@@ -190,3 +190,16 @@ async def issue_edition(session: AsyncSession, issue_id: int, fmt: Edition) -> t
                            value=fmt.value, rule="bulletin.issue.edition_exists")
         return await _read(session, issue), stored.content
     return await _read(session, issue), await render_issue(session, issue, fmt)
+
+
+async def drafts(session: AsyncSession) -> list[IssueRead]:
+    """The issues and corrections being prepared (the editor's console lists them)."""
+    return [await _read(session, issue) for issue in await repository.draft_issues(session)]
+
+
+async def get_issue(session: AsyncSession, issue_id: int) -> tuple[IssueRead, str]:
+    """An issue and its editorial Markdown, for the editor."""
+    issue = await session.get(BulletinIssue, issue_id)
+    if issue is None:
+        raise NotFound("no such issue", field="issue_id", value=issue_id, rule="bulletin.issue.exists")
+    return await _read(session, issue), issue.news_markdown

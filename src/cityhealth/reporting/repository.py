@@ -59,3 +59,9 @@ async def editions_of(session: AsyncSession, issue_id: int) -> list[BulletinEdit
 
 async def edition(session: AsyncSession, issue_id: int, fmt: str) -> BulletinEdition | None:
     return await session.get(BulletinEdition, (issue_id, fmt))
+
+
+async def draft_issues(session: AsyncSession) -> list[BulletinIssue]:
+    """Issues and corrections not yet published, newest first."""
+    return list(await session.scalars(
+        select(BulletinIssue).where(BulletinIssue.status == "draft").order_by(BulletinIssue.id.desc())))

@@ -23,7 +23,16 @@ from cityhealth.reporting import service as reporting_service
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.schemas import PublicationProfileRead
 from cityhealth.reporting.service import Edition
-from cityhealth.web import booking, dashboard, hotline_desk, login, sources, telemed_worklist, work_orders
+from cityhealth.web import (
+    booking,
+    bulletin_editor,
+    dashboard,
+    hotline_desk,
+    login,
+    sources,
+    telemed_worklist,
+    work_orders,
+)
 from cityhealth.web.session import LoginRequired, login_redirect
 from cityhealth.web.templating import environment, page
 
@@ -130,6 +139,7 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 
 
 router.include_router(dashboard.router)
+router.include_router(bulletin_editor.router)  # the bulletin editor's console: drafts, previews, publishing
 router.include_router(login.router)
 router.include_router(booking.router)  # the resident booking pages (web/booking*.py)
 router.include_router(work_orders.router)  # the hotline's and the organizations' work-order pages
