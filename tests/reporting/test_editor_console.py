@@ -19,7 +19,7 @@ from cityhealth.security.principals import Role
 from cityhealth.web.demo import DemoOperator
 from tests.web.pages_support import CSRF_INPUT, log_in
 
-PASSWORD = "a long editor password 7"  # noqa: S105 - a test account's
+PASSWORD = "a long editor password 7"
 
 
 @pytest.fixture(autouse=True)
