@@ -110,7 +110,14 @@ def bulletin(
     except ValidationError as exc:
         _say(f"error: the figures are not in the scenario format:\n{exc}", typer.colors.RED)
         raise typer.Exit(1) from exc
-    news_md = news.read_text(encoding="utf-8") if news else None
+    try:
+        news_md = news.read_text(encoding="utf-8") if news else None
+    except UnicodeDecodeError as exc:
+        _say(f"error: {news} is not UTF-8 text (byte {exc.start}); save it as UTF-8 Markdown", typer.colors.RED)
+        raise typer.Exit(1) from exc
+    if news_md is not None and "\x00" in news_md:
+        _say(f"error: {news} holds a NUL character; it is not a Markdown text file", typer.colors.RED)
+        raise typer.Exit(1)
     try:
         content = render(data, fmt, news_md, issue=numbering, profile=profile)
     except DomainError as exc:  # the PDF edition on a machine without LibreOffice
