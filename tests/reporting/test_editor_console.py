@@ -92,3 +92,27 @@ async def test_a_form_without_its_csrf_token_saves_nothing(
         "number": "7", "total_number": "125"})
     assert refused.status_code == 403
     assert "没有草稿" in refused.text
+
+
+async def test_an_editor_corrects_a_published_issue_with_a_note(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock
+) -> None:
+    editor = await _account(app, database, clock, Role.BULLETIN_EDITOR, "editor3")
+    await log_in(client, editor, clock)
+    console = await client.get("/editor/bulletin")
+    saved = await client.post("/editor/bulletin/issues", data={
+        "csrf_token": _csrf(console.text), "region_code": "320100", "month": "2022-06",
+        "published_on": "2022-07-28", "number": "7", "total_number": "125", "news_markdown": "## 要闻\n\n原文。\n"})
+    issue_url = saved.headers["location"].split("?")[0]
+    await client.post(f"{issue_url}/publish", data={"csrf_token": _csrf((await client.get(issue_url)).text)})
+    published_page = await client.get(issue_url)
+    drafted = await client.post(f"{issue_url}/corrections", data={
+        "csrf_token": _csrf(published_page.text), "note": "更正表1第3行的电话预约量。"})
+    assert drafted.status_code == 303
+    correction_url = drafted.headers["location"].split("?")[0]
+    correction_page = await client.get(correction_url)
+    assert "第1次修订" in correction_page.text
+    await client.post(f"{correction_url}/publish", data={"csrf_token": _csrf(correction_page.text)})
+    public = (await client.get("/bulletin/2022-06")).text
+    assert "更正说明（第1次修订）" in public
+    assert "更正表1第3行的电话预约量。" in public

@@ -17,7 +17,7 @@ from cityhealth.context import SettingsDep
 from cityhealth.db.types import RowId
 from cityhealth.errors import DomainError, ValidationFailed
 from cityhealth.reporting import issues
-from cityhealth.reporting.schemas import IssueDraftIn
+from cityhealth.reporting.schemas import CorrectionIn, IssueDraftIn
 from cityhealth.reporting.service import Edition
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.web.session import CSRF_FIELD, csrf_ok, require_login
@@ -94,6 +94,23 @@ async def publish(request: Request, principal: Editor, settings: SettingsDep, is
     except DomainError as error:
         return await _issue(request, issue_id, error=f"{error.message}（{error.code}）", status_code=error.status)
     return RedirectResponse(f"{HOME}/issues/{issue_id}?notice=published", status_code=303)
+
+
+@router.post("/issues/{issue_id}/corrections", response_class=HTMLResponse)
+async def correct(request: Request, principal: Editor, settings: SettingsDep, issue_id: RowId,
+                  csrf_token: Csrf = "", note: Markdown = "") -> Response:
+    if not csrf_ok(request, settings, csrf_token, principal.session_id):
+        return await _issue(request, issue_id, error=STALE_FORM, status_code=403)
+    try:
+        data = CorrectionIn.model_validate({"note": note})
+    except ValidationError:
+        return await _issue(request, issue_id, error="请写明更正了什么（最多 2000 字）", status_code=422)
+    try:
+        async with request.app.state.database.transaction() as session:
+            correction = await issues.correct_issue(session, request.app.state.clock, principal, issue_id, data)
+    except DomainError as error:
+        return await _issue(request, issue_id, error=f"{error.message}（{error.code}）", status_code=error.status)
+    return RedirectResponse(f"{HOME}/issues/{correction.id}?notice=saved", status_code=303)
 
 
 @router.get("/issues/{issue_id}/preview.{extension}")
