@@ -12,7 +12,7 @@ export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-.PHONY: install lock browser-deps orthanc-deps lint test test-sqlite test-postgres test-slow drills drills-short serve demo bench clean
+.PHONY: install lock browser-deps orthanc-deps office-deps lint test test-sqlite test-postgres test-slow drills drills-short serve demo bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cityhealth needs Python >= 3.11")'
@@ -42,10 +42,14 @@ browser-deps:
 orthanc-deps:
 	scripts/orthanc-deps
 
-test-sqlite: install browser-deps orthanc-deps
+# LibreOffice, CJK fonts and poppler: the bulletin's PDF edition and the tests that look at its pages.
+office-deps:
+	scripts/office-deps
+
+test-sqlite: install browser-deps orthanc-deps office-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m "not slow"
 
-test-postgres: install orthanc-deps
+test-postgres: install orthanc-deps office-deps
 	scripts/with-postgres $(PYTEST) -m "not slow"
 
 test-slow: install orthanc-deps
@@ -68,7 +72,7 @@ serve: install
 	$(BIN)/cityhealth db upgrade
 	$(BIN)/cityhealth serve
 
-demo: install
+demo: install office-deps
 	scripts/demo
 
 bench: install

@@ -40,6 +40,7 @@ from cityhealth.records import family_api as records_family_api
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.registry import facility_api as registry_facility_api
+from cityhealth.reporting import api as reporting_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
 from cityhealth.security import tasks as security_tasks
@@ -156,6 +157,7 @@ def create_app(
     app.include_router(telemed_imaging_api.router)
     app.include_router(records_family_api.router)
     app.include_router(records_chronic_api.router)
+    app.include_router(reporting_api.router)  # the bulletin's publication profile
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app
