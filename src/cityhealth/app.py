@@ -32,6 +32,8 @@ from cityhealth.observability import (
     RequestContextMiddleware,
     install_error_handlers,
 )
+from cityhealth.records import api as records_api
+from cityhealth.records import tasks as records_tasks
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.security import api as security_api
@@ -45,7 +47,7 @@ from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
-TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, security_tasks)
+TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON
@@ -145,6 +147,8 @@ def create_app(
     app.include_router(telemed_pathology_api.router)
     app.include_router(telemed_files_api.router)  # a case's ECG tracings and imaging studies
     app.include_router(telemed_imaging_api.router)
+    app.include_router(records_api.router)
+    app.include_router(records_api.operators)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

@@ -37,6 +37,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "web": ("cityhealth.web.cli", "app"),
     "knowledge": ("cityhealth.hotline.knowledge_cli", "app"),
     "telemed": ("cityhealth.telemed.cli", "app"),
+    "records": ("cityhealth.records.cli", "app"),
 }
 
 

@@ -21,6 +21,8 @@ from cityhealth.collection.drilldown import rejected_records as rejected_records
 from cityhealth.collection.ingest import Collector
 from cityhealth.collection.jobs import PROCESS_JOB
 from cityhealth.collection.models import Job, JobRejection, RawPayload
+from cityhealth.collection.record_feed import StoredRecord as StoredRecord
+from cityhealth.collection.record_feed import records_received_after as records_received_after
 from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads, spool_frames
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, UploadLimits, csv_header

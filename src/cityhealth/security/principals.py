@@ -28,6 +28,7 @@ class Role(StrEnum):
     # A member hospital's doctor who sends cases to a remote diagnosis network and reads the reports that come
     # back (organization_id set): the worklist page's requester.
     TELEMED_REQUESTER = "telemed_requester"
+    CLINICIAN = "clinician"  # a hospital's doctor or nurse: opens residents' shared records on a checked reason
 
 
 class Scope(StrEnum):
@@ -64,6 +65,9 @@ class Scope(StrEnum):
     TELEMED_REQUEST = "telemed.request"  # a network member submits cases, reads its own cases and reports
     TELEMED_READ = "telemed.read"  # a reading centre's worklist: accept, claim, report on the cases routed to it
     TELEMED_ADMIN = "telemed.admin"  # the networks' members and designated centres, every network's overdue list
+    RECORDS_OPEN = "records.open"  # open a resident's shared record on a reason the records room checks
+    RECORDS_LINK = "records.link"  # patient linkage: the review queue, merge and unmerge
+    RECORDS_AUDIT = "records.audit"  # every resident's access log, the break-glass openings and their review
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
@@ -83,7 +87,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.READING_CENTRE_DOCTOR: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_READ}),
     Role.TELEMED_REQUESTER: frozenset({Scope.REGISTRY_READ, Scope.TELEMED_REQUEST}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
-                                           Scope.COLLECTION_ADMIN}),
+                                           Scope.COLLECTION_ADMIN, Scope.RECORDS_LINK}),
+    Role.CLINICIAN: frozenset({Scope.REGISTRY_READ, Scope.RECORDS_OPEN}),
     Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),
     Role.ORGANIZATION_ADMIN: frozenset({Scope.REGISTRY_READ, Scope.REGISTRY_WRITE, Scope.BOOKING_SCHEDULE}),
     Role.HOTLINE_KB_EDITOR: frozenset({Scope.HOTLINE_KB_READ, Scope.HOTLINE_KB_EDIT, Scope.HOTLINE_KB_REVIEW}),
@@ -98,7 +103,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
                                  Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
                                  Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR, Role.WORK_ORDER_HANDLER,
-                                 Role.TELEMED_REQUESTER})
+                                 Role.TELEMED_REQUESTER, Role.CLINICIAN})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:

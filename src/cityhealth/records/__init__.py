@@ -1,0 +1,1 @@
+"""The shared health record: patient linkage to the master index, the record itself, and who may open it."""
