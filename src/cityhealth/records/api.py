@@ -47,6 +47,7 @@ async def open_record(principal: Clinician, session: SessionDep, database: Datab
                       settings: SettingsDep, resident_id: RowId,
                       before: Annotated[str | None, Query(max_length=200)] = None,
                       limit: Limit = PAGE) -> SharedRecord:
+    position = shared_record.page_cursor(before)  # a malformed token is refused before anything is opened
     try:
         entry = await access.checked_opening(session, clock, principal, resident_id)
     except access.NoReason:
@@ -54,7 +55,7 @@ async def open_record(principal: Clinician, session: SessionDep, database: Datab
                          resident_ids=[resident_id], detail=access.refusal_detail(resident_id))
         raise
     return await shared_record.shared_record(session, registry.cipher_for(settings), resident_id, entry.id,
-                                             before=before, limit=limit)
+                                             before=position, limit=limit)
 
 
 @router.post("/residents/{resident_id}/break-glass", response_model=SharedRecord,

@@ -24,11 +24,12 @@ DIABETES_CODES = ("E10", "E11", "E12", "E13", "E14")
 
 
 async def shared_record(session: AsyncSession, cipher: FieldCipher, resident_id: int, access_id: int, *,
-                        before: str | None, limit: int) -> SharedRecord:
-    """The record as opened under the access-log entry `access_id` (the caller checked and logged it)."""
+                        before: tuple[datetime, int, str, str] | None, limit: int) -> SharedRecord:
+    """The record as opened under the access-log entry `access_id` (the caller checked and logged it); `before`
+    is page_cursor's reading of a previous page's next_before."""
     resident = await registry.resident_view(session, cipher, resident_id)
     timeline = await repository.resident_timeline(session, resident_id, categories=ENCOUNTER_CATEGORIES,
-                                                  before=_cursor(before), limit=limit)
+                                                  before=before, limit=limit)
     public_health = await repository.latest_of_categories(session, resident_id, PUBLIC_HEALTH_CATEGORIES,
                                                           PUBLIC_HEALTH_SHOWN)
     names = await registry.organization_names(session, {row.organization_id for row in timeline + public_health})
@@ -73,7 +74,8 @@ def _token(row: TimelineEntry) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _cursor(token: str | None) -> tuple[datetime, int, str, str] | None:
+def page_cursor(token: str | None) -> tuple[datetime, int, str, str] | None:
+    """The position a next_before token names; 422 for one no page gave (checked before the record is opened)."""
     if token is None:
         return None
     try:
