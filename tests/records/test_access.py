@@ -248,3 +248,15 @@ async def test_the_reasons_are_a_list_and_another_reason_is_asked_in_turn(
         entry = await access.checked_opening(session, clock, principal, who.resident_id,
                                              [*access.REASONS, _Always()])
         assert (entry.reason_kind, entry.reason_ref) == ("family_doctor", f"contract-for:{who.resident_id}")
+
+
+async def test_a_consent_for_an_unknown_organization_is_refused_and_nothing_is_kept(
+        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
+        world: World) -> None:
+    who = await person(database, settings, clock, 3)
+    response = await _consent(client, app, who.resident_id, 9999)
+    assert response.status_code == 422, response.text
+    assert (response.json()["code"], response.json()["field"], response.json()["rule"]) == (
+        "organization_unknown", "organization_id", "organization.unknown")
+    listed = await client.get(f"{RECORDS}/me/consents", headers=await resident_headers(app, who.resident_id))
+    assert listed.json() == []

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import service as booking
 from cityhealth.clock import Clock, business_date
-from cityhealth.errors import Conflict, NotFound
+from cityhealth.errors import Conflict, NotFound, ValidationFailed
 from cityhealth.records import repository
 from cityhealth.records.models import AccessLogEntry, Consent
 from cityhealth.records.schemas import AccessRead, ConsentIn, ConsentRead
@@ -184,8 +184,8 @@ async def grant_consent(session: AsyncSession, clock: Clock, principal: Principa
                         data: ConsentIn) -> ConsentRead:
     """The resident lets one organization's clinicians open the record for `days` days."""
     if await registry.organization_by_id(session, data.organization_id) is None:
-        raise NotFound("no such organization", code="organization_not_found", field="organization_id",
-                       value=data.organization_id)
+        raise ValidationFailed("no organization has this id", code="organization_unknown", field="organization_id",
+                               value=data.organization_id, rule="organization.unknown")
     now = clock.now()
     row = Consent(resident_id=resident_id, organization_id=data.organization_id, granted_at=now,
                   expires_at=now + timedelta(days=data.days), granted_by=principal.subject)

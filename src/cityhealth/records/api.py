@@ -140,12 +140,17 @@ async def identity_history(principal: Operator, session: SessionDep, clock: Cloc
     return await service.history(session, clock, principal, organization_id, patient_key)
 
 
-@operators.post("/merge", response_model=LinkRead, summary="Link a patient identity to a resident by hand")
+# The patient identity and the resident are named in the body; either may be unknown.
+_NAMED_IN_BODY = {404: {"description": "no such patient identity, or no such resident"}}
+
+
+@operators.post("/merge", response_model=LinkRead, responses=_NAMED_IN_BODY,
+                summary="Link a patient identity to a resident by hand")
 async def merge(principal: Operator, session: SessionDep, clock: ClockDep, data: MergeIn) -> LinkRead:
     return await service.merge(session, clock, principal, data)
 
 
-@operators.post("/unmerge", response_model=LinkRead,
+@operators.post("/unmerge", response_model=LinkRead, responses=_NAMED_IN_BODY,
                 summary="Take a patient identity off its resident (refused if it would orphan records)")
 async def unmerge(principal: Operator, session: SessionDep, clock: ClockDep, data: UnmergeIn) -> LinkRead:
     return await service.unmerge(session, clock, principal, data)
