@@ -4,7 +4,7 @@ work the review queue, merge and unmerge."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -141,7 +141,7 @@ async def identity_history(principal: Operator, session: SessionDep, clock: Cloc
 
 
 # The patient identity and the resident are named in the body; either may be unknown.
-_NAMED_IN_BODY = {404: {"description": "no such patient identity, or no such resident"}}
+_NAMED_IN_BODY: dict[int | str, dict[str, Any]] = {404: {"description": "no such patient identity, or no such resident"}}
 
 
 @operators.post("/merge", response_model=LinkRead, responses=_NAMED_IN_BODY,

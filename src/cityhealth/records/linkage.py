@@ -52,6 +52,30 @@ class PassCounts:
         self.unlinked += other.unlinked
 
 
+@dataclass
+class Page:
+    """What a page's records need from the index, read in three statements rather than a few per record, and
+    kept current as the page is taken."""
+
+    entries: dict[tuple[int, str, str], TimelineEntry]
+    links: dict[tuple[int, str], PatientLink]
+    owners: dict[tuple[int, str, str], str | None]
+
+    @classmethod
+    async def read(cls, session: AsyncSession, records: list[collection.StoredRecord]) -> Page:
+        places = [(record, placement(record.form, record.fields)) for record in records]
+        identities = {(r.organization_id, key) for r in records
+                      if r.form in IDENTITY_FORMS and (key := identity_key(r.form, r.fields)) is not None}
+        identities |= {(r.organization_id, p.patient_key) for r, p in places if p is not None and p.patient_key}
+        encounters = {(r.organization_id, p.encounter_kind, p.encounter_no) for r, p in places
+                      if p is not None and p.encounter_kind in ("visit", "admission") and p.encounter_no}
+        owners = await repository.encounter_owners(session, encounters)
+        identities |= {(org, key) for (org, _, _), key in owners.items() if key}
+        return cls(entries=await repository.timeline_entries(
+                       session, {(r.organization_id, r.form, r.record_id) for r in records}),
+                   links=await repository.links_for(session, identities), owners=owners)
+
+
 @dataclass(frozen=True)
 class Decision:
     status: str  # linked | review | unlinked
@@ -75,8 +99,9 @@ async def link_page(session: AsyncSession, clock: Clock, cipher: FieldCipher, af
     """Link and index the next page of stored records after `after`; the key to go on from, and the counts."""
     records = await collection.records_received_after(session, cipher, after, LINKED_FORMS, limit)
     counts = PassCounts(read=len(records))
+    page = await Page.read(session, records)
     for record in records:
-        await _take(session, clock, cipher, record, counts)
+        await _take(session, clock, cipher, record, counts, page)
     if not records:
         return after, counts
     last = records[-1].key
@@ -97,37 +122,44 @@ async def clear_index(session: AsyncSession) -> None:
 
 
 async def _take(session: AsyncSession, clock: Clock, cipher: FieldCipher, record: collection.StoredRecord,
-                counts: PassCounts) -> None:
+                counts: PassCounts, page: Page) -> None:
     if record.form in IDENTITY_FORMS and record.action != 3:
         key = identity_key(record.form, record.fields)
         if key is not None:
             outcome = await link_identity(session, clock, cipher, record, key)
+            link = await repository.get_link(session, record.organization_id, key)  # in the session already
+            if link is not None:
+                page.links[(record.organization_id, key)] = link
             if outcome == "linked":
                 counts.linked += 1
             elif outcome == "review":
                 counts.queued += 1
             elif outcome == "unlinked":
                 counts.unlinked += 1
-    if await _index(session, record):
+    if await _index(session, record, page):
         counts.indexed += 1
 
 
-async def _index(session: AsyncSession, record: collection.StoredRecord) -> bool:
+async def _index(session: AsyncSession, record: collection.StoredRecord, page: Page) -> bool:
     """Place (or replace, or remove when revoked) the record in the timeline; False when already there."""
-    existing = await repository.timeline_entry(session, record.organization_id, record.form, record.record_id)
+    key = (record.organization_id, record.form, record.record_id)
+    existing = page.entries.get(key)
     if existing is not None and existing.version == record.version:
         return False
     place = placement(record.form, record.fields)
     if place is None:
         return False
     if record.action == 3:
-        await repository.delete_timeline_entry(session, record.organization_id, record.form, record.record_id)
-        return True
+        if existing is not None:
+            await repository.delete_timeline_entry(session, record.organization_id, record.form, record.record_id)
+            page.entries.pop(key)
+            return True
+        return False
     patient_key = place.patient_key
     if patient_key is None and place.encounter_kind in ("visit", "admission") and place.encounter_no:
-        patient_key = await repository.encounter_owner(session, record.organization_id, place.encounter_kind,
-                                                       place.encounter_no)
-    resident_id = await _resident_of(session, record.organization_id, patient_key)
+        patient_key = page.owners.get((record.organization_id, place.encounter_kind, place.encounter_no))
+    link = page.links.get((record.organization_id, patient_key)) if patient_key is not None else None
+    resident_id = link.resident_id if link is not None and link.status == "linked" else None
     entry = existing or TimelineEntry(organization_id=record.organization_id, form=record.form,
                                       record_id=record.record_id)
     entry.version = record.version
@@ -139,18 +171,14 @@ async def _index(session: AsyncSession, record: collection.StoredRecord) -> bool
     entry.summary = place.summary
     if existing is None:
         repository.add(session, entry)
-    await session.flush()
+        page.entries[key] = entry
+    if place.owns_encounter and place.encounter_kind in ("visit", "admission") and place.encounter_no:
+        page.owners[(record.organization_id, place.encounter_kind, place.encounter_no)] = patient_key
     if place.owns_encounter and place.encounter_kind in ("visit", "admission") and place.encounter_no and patient_key:
+        await session.flush()  # the session does not autoflush: the records taken before must be in the table
         await repository.adopt_encounter(session, record.organization_id, place.encounter_kind, place.encounter_no,
                                          patient_key, resident_id)
     return True
-
-
-async def _resident_of(session: AsyncSession, organization_id: int, patient_key: str | None) -> int | None:
-    if patient_key is None:
-        return None
-    link = await repository.get_link(session, organization_id, patient_key)
-    return link.resident_id if link is not None and link.status == "linked" else None
 
 
 async def link_identity(session: AsyncSession, clock: Clock, cipher: FieldCipher, record: collection.StoredRecord,

@@ -3,7 +3,7 @@ and the access log."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -230,3 +230,33 @@ async def open_reviews_of(session: AsyncSession, organization_id: int, patient_k
     return list((await session.scalars(select(LinkReview).where(
         LinkReview.organization_id == organization_id, LinkReview.patient_key == patient_key,
         LinkReview.status == "open"))).all())
+
+
+async def timeline_entries(session: AsyncSession, keys: Collection[tuple[int, str, str]]
+                           ) -> dict[tuple[int, str, str], TimelineEntry]:
+    """The indexed entries of these records (a page's, in one statement)."""
+    if not keys:
+        return {}
+    rows = await session.scalars(select(TimelineEntry).where(
+        tuple_(TimelineEntry.organization_id, TimelineEntry.form, TimelineEntry.record_id).in_(sorted(keys))))
+    return {(row.organization_id, row.form, row.record_id): row for row in rows}
+
+
+async def links_for(session: AsyncSession, keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], PatientLink]:
+    if not keys:
+        return {}
+    rows = await session.scalars(select(PatientLink).where(
+        tuple_(PatientLink.organization_id, PatientLink.patient_key).in_(sorted(keys))))
+    return {(row.organization_id, row.patient_key): row for row in rows}
+
+
+async def encounter_owners(session: AsyncSession, keys: Collection[tuple[int, str, str]]
+                           ) -> dict[tuple[int, str, str], str | None]:
+    """The patient identities of these visits and admissions (organization, kind, number), where they arrived."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(TimelineEntry.organization_id, TimelineEntry.encounter_kind,
+                                        TimelineEntry.encounter_no, TimelineEntry.patient_key).where(
+        tuple_(TimelineEntry.organization_id, TimelineEntry.encounter_kind, TimelineEntry.encounter_no)
+        .in_(sorted(keys)), TimelineEntry.owns_encounter.is_(True)))
+    return {(org, str(kind), str(number)): key for org, kind, number, key in rows}
