@@ -141,7 +141,8 @@ async def identity_history(principal: Operator, session: SessionDep, clock: Cloc
 
 
 # The patient identity and the resident are named in the body; either may be unknown.
-_NAMED_IN_BODY: dict[int | str, dict[str, Any]] = {404: {"description": "no such patient identity, or no such resident"}}
+_NAMED_IN_BODY: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such patient identity, or no such resident"}}
 
 
 @operators.post("/merge", response_model=LinkRead, responses=_NAMED_IN_BODY,
