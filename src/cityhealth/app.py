@@ -34,9 +34,11 @@ from cityhealth.observability import (
     RequestContextMiddleware,
     install_error_handlers,
 )
+from cityhealth.records import api as records_api
 from cityhealth.records import chronic_api as records_chronic_api
 from cityhealth.records import chronic_tasks as records_chronic_tasks
 from cityhealth.records import family_api as records_family_api
+from cityhealth.records import tasks as records_tasks
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.registry import facility_api as registry_facility_api
@@ -52,7 +54,7 @@ from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
-TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_chronic_tasks, security_tasks)
+TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_chronic_tasks, records_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON
@@ -158,6 +160,8 @@ def create_app(
     app.include_router(records_family_api.router)
     app.include_router(records_chronic_api.router)
     app.include_router(reporting_api.router)  # the bulletin's publication profile
+    app.include_router(records_api.router)
+    app.include_router(records_api.operators)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app
