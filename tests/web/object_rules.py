@@ -56,3 +56,9 @@ async def organization_order_page(app: FastAPI, owners: int) -> list[Owner]:
 
 
 import tests.web.object_rules_telemed  # noqa: E402,F401 - the reading pages declare their own routes
+
+not_object_scoped("GET", "/editor/bulletin", "bulletin editors only (bulletin.edit): the city's issue register")
+not_object_scoped("GET", "/editor/bulletin/issues/{issue_id}",
+                  "bulletin editors only (bulletin.edit): any issue of the city's bulletin, drafts included")
+not_object_scoped("GET", "/editor/bulletin/issues/{issue_id}/preview.{extension}",
+                  "bulletin editors only (bulletin.edit): a draft's preview in each edition")

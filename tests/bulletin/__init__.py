@@ -1,0 +1,1 @@
+"""The bulletin API's route declarations (its tests live in tests/reporting)."""
