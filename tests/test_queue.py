@@ -163,6 +163,7 @@ def test_the_periodic_work_is_registered_with_its_schedule() -> None:
         "hotline.escalate_crisis_follow_ups": 60,
         "hotline.remind_work_orders": 300,
         "hotline.retry_work_order_results": 60,
+        "records.link_new_records": 60,
         "records.rebuild_chronic_months": 21600,
         "security.purge_auth_failures": 3600,
     }
