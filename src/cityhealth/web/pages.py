@@ -21,7 +21,7 @@ from cityhealth.reporting import month_loads
 from cityhealth.reporting import service as reporting_service
 from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.service import Edition
-from cityhealth.web import booking, dashboard, hotline_desk, login, sources, telemed_worklist, work_orders
+from cityhealth.web import app, booking, dashboard, hotline_desk, login, sources, telemed_worklist, work_orders
 from cityhealth.web.session import LoginRequired, login_redirect
 from cityhealth.web.templating import environment, page
 
@@ -117,6 +117,7 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 router.include_router(dashboard.router)
 router.include_router(login.router)
 router.include_router(booking.router)  # the resident booking pages (web/booking*.py)
+router.include_router(app.router)  # the resident app (web/app*.py)
 router.include_router(work_orders.router)  # the hotline's and the organizations' work-order pages
 router.include_router(hotline_desk.router)  # the hotline agent desk and supervisor pages
 router.include_router(telemed_worklist.router)  # the reading centres' worklist and the requesters' cases
