@@ -55,4 +55,5 @@ async def organization_order_page(app: FastAPI, owners: int) -> list[Owner]:
             for headers, order_id, _ in await organizations_with_an_order(app, owners)]
 
 
+import tests.web.object_rules_app  # noqa: E402 - the resident app declares its own pages
 import tests.web.object_rules_telemed  # noqa: E402,F401 - the reading pages declare their own routes

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.security.principals import Principal
-from cityhealth.web import app_sign_in
+from cityhealth.web import app_pages, app_sign_in
 from cityhealth.web.session import APP_LOGIN, CSRF_FIELD, end_session, require_app_resident
 from cityhealth.web.templating import page
 
@@ -40,3 +40,4 @@ async def sign_out(
 
 
 router.include_router(app_sign_in.router)
+router.include_router(app_pages.router)

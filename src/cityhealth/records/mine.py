@@ -1,0 +1,93 @@
+"""What a signed-in resident reads of their own family doctor and chronic disease care (the resident app).
+
+Always the caller's own resident (the principal's): there is no id to ask another resident's by. Each read
+is audited against that resident, as the staff's reads are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cityhealth.clock import Clock, business_date
+from cityhealth.records import chronic_repository, family_repository
+from cityhealth.records.chronic_models import PROGRAMS
+from cityhealth.records.chronic_schemas import FollowupRead, RegistrationRead
+from cityhealth.records.family_schemas import ContractRead
+from cityhealth.registry import departments
+from cityhealth.registry import service as registry
+from cityhealth.security.audit import Action, record
+from cityhealth.security.principals import Principal
+
+FOLLOWUPS_SHOWN = 12  # the last three years at four a year
+
+
+@dataclass(frozen=True)
+class TeamMemberView:
+    role: str
+    name: str
+    title: str | None
+
+
+@dataclass(frozen=True)
+class MyDoctor:
+    """The resident's current contract (None: not signed), its team and package, and the earlier contracts."""
+
+    current: ContractRead | None
+    centre: str | None
+    team: str | None
+    members: list[TeamMemberView]
+    package: str | None
+    package_services: str | None
+    days_left: int | None
+    history: list[ContractRead]
+
+
+@dataclass(frozen=True)
+class MyProgram:
+    registration: RegistrationRead
+    followups: list[FollowupRead]  # newest first
+
+
+async def my_doctor(session: AsyncSession, clock: Clock, principal: Principal) -> MyDoctor:
+    resident_id = principal.resident_id
+    rows = [] if resident_id is None else await family_repository.contracts_of_resident(session, resident_id)
+    contracts = [ContractRead.model_validate(row) for row in rows]
+    current = next((c for c in reversed(contracts) if c.status == "active"), None)
+    history = [c for c in contracts if c is not current]
+    record(session, clock, principal, Action.READ, "family_contract",
+           resource_id=None if current is None else current.id, resident_ids=[resident_id],
+           detail="resident app: my family doctor")
+    if current is None:
+        return MyDoctor(None, None, None, [], None, None, None, history)
+    team = await family_repository.team(session, current.team_id)
+    package = await family_repository.package(session, current.package_id)
+    members: list[TeamMemberView] = []
+    centre = None
+    if team is not None:
+        organization = await registry.organization_by_id(session, team.organization_id)
+        centre = None if organization is None else organization.name
+        for member in await family_repository.members(session, [team.id]):
+            practitioner = await departments.get_practitioner(session, team.organization_id, member.practitioner_id)
+            members.append(TeamMemberView(member.role, practitioner.name, practitioner.title))
+    return MyDoctor(current, centre, None if team is None else team.name, members,
+                    None if package is None else package.name, None if package is None else package.services,
+                    (current.ends_on - business_date(clock.now())).days, history)
+
+
+async def my_programs(session: AsyncSession, clock: Clock, principal: Principal) -> list[MyProgram]:
+    """The resident's hypertension and diabetes registrations with their latest follow-ups."""
+    resident_id = principal.resident_id
+    found: list[MyProgram] = []
+    if resident_id is not None:
+        for program in PROGRAMS:
+            row = await chronic_repository.registration_of(session, resident_id, program)
+            if row is None:
+                continue
+            followups = await chronic_repository.followups(session, row.id)
+            found.append(MyProgram(RegistrationRead.model_validate(row),
+                                   [FollowupRead.model_validate(f) for f in reversed(followups)][:FOLLOWUPS_SHOWN]))
+    record(session, clock, principal, Action.READ, "chronic_registration", resident_ids=[resident_id],
+           detail="resident app: my readings and follow-ups")
+    return found
