@@ -50,7 +50,7 @@ async def test_a_resident_signs_in_with_an_sms_code_and_opens_each_page_on_a_pho
     async with page.expect_navigation():
         await page.click("button.primary")
     assert urlsplit(page.url).path == "/app/"
-    assert await page.locator("ul.tiles li").count() == 6
+    assert await page.locator("ul.tiles li").count() == 9
     await _fits_the_phone(phone_browser)
     await screenshot(phone_browser, "app-home", min_bytes=5_000)
 
@@ -70,6 +70,15 @@ async def test_a_resident_signs_in_with_an_sms_code_and_opens_each_page_on_a_pho
     assert await page.locator("#locate").is_visible()  # the browser offers its position
     await _fits_the_phone(phone_browser)
     await screenshot(phone_browser, "app-map", min_bytes=5_000)
+
+    await page.goto(f"{phone_browser.base_url}/app/record")
+    assert "居*" in await page.locator("main .card h3").inner_text()  # the first page's name, masked
+    await _fits_the_phone(phone_browser)
+    await screenshot(phone_browser, "app-record", min_bytes=5_000)
+
+    await page.goto(f"{phone_browser.base_url}/app/access-log")
+    await _fits_the_phone(phone_browser)
+    await screenshot(phone_browser, "app-access-log", min_bytes=5_000)
 
     await page.goto(f"{phone_browser.base_url}/app/family")
     await _fits_the_phone(phone_browser)

@@ -1,26 +1,33 @@
-"""What a signed-in resident reads of their own family doctor and chronic disease care (the resident app).
+"""What a signed-in resident reads of their own care in the resident app: the family doctor, the chronic disease
+follow-ups, the shared record (first page and timeline), the lab and exam reports, and who opened the record.
 
 Always the caller's own resident (the principal's): there is no id to ask another resident's by. Each read
-is audited against that resident, as the staff's reads are.
+is audited against that resident, as the staff's reads are. The resident reading their own record makes no
+entry in the record's access log: that log lists the clinicians who opened it (records/access.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock, business_date
-from cityhealth.records import chronic_repository, family_repository
+from cityhealth.records import access, chronic_repository, family_repository, shared_record
 from cityhealth.records.chronic_models import PROGRAMS
 from cityhealth.records.chronic_schemas import FollowupRead, RegistrationRead
 from cityhealth.records.family_schemas import ContractRead
+from cityhealth.records.schemas import AccessRead, RecordView, TimelineItem
 from cityhealth.registry import departments
 from cityhealth.registry import service as registry
 from cityhealth.security.audit import Action, record
+from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
 
 FOLLOWUPS_SHOWN = 12  # the last three years at four a year
+RESOURCE = "shared_record"
+Cursor = tuple[datetime, int, str, str]
 
 
 @dataclass(frozen=True)
@@ -91,3 +98,40 @@ async def my_programs(session: AsyncSession, clock: Clock, principal: Principal)
     record(session, clock, principal, Action.READ, "chronic_registration", resident_ids=[resident_id],
            detail="resident app: my readings and follow-ups")
     return found
+
+
+def _own(principal: Principal) -> int | None:
+    return principal.resident_id
+
+
+async def my_record(session: AsyncSession, clock: Clock, cipher: FieldCipher, principal: Principal, *,
+                    before: Cursor | None, limit: int) -> RecordView | None:
+    """The resident's own shared record (None for an account without a resident: not found)."""
+    resident_id = _own(principal)
+    if resident_id is None:
+        return None
+    view = await shared_record.record_view(session, cipher, resident_id, before=before, limit=limit)
+    record(session, clock, principal, Action.READ, RESOURCE, resource_id=resident_id, resident_ids=[resident_id],
+           detail="resident app: my record")
+    return view
+
+
+async def my_results(session: AsyncSession, clock: Clock, principal: Principal, *, before: Cursor | None,
+                     limit: int) -> tuple[list[TimelineItem], str | None]:
+    """The resident's own lab and exam reports, newest first."""
+    resident_id = _own(principal)
+    if resident_id is None:
+        return [], None
+    found = await shared_record.reports(session, resident_id, before=before, limit=limit)
+    record(session, clock, principal, Action.LIST, RESOURCE, resource_id=resident_id, resident_ids=[resident_id],
+           detail=f"resident app: my results ({len(found[0])})")
+    return found
+
+
+async def my_access_log(session: AsyncSession, clock: Clock, principal: Principal, *, before_id: int | None,
+                        limit: int) -> list[AccessRead]:
+    """Who opened the resident's record, newest first (the records room's log, audited there)."""
+    resident_id = _own(principal)
+    if resident_id is None:
+        return []
+    return await access.access_log(session, clock, principal, resident_id, before_id=before_id, limit=limit)

@@ -3,7 +3,8 @@
 Its home links the services a resident uses on a phone: booking and cancelling through the pool (the
 booking pages, web/booking.py), their family doctor, readings and follow-ups, the map of nearby facilities
 with today's free slots, and the family members they book for. The sign-in is the phone and a one-time SMS
-code (web/app_sign_in.py); the pages behind it are web/app_pages.py.
+code (web/app_sign_in.py); the pages behind it are web/app_pages.py and, for the shared record, my results
+and who opened it, web/app_record.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from cityhealth.context import ClockDep, DatabaseDep, SettingsDep
 from cityhealth.security.principals import Principal
-from cityhealth.web import app_pages, app_sign_in
+from cityhealth.web import app_pages, app_record, app_sign_in
 from cityhealth.web.session import APP_LOGIN, CSRF_FIELD, end_session, require_app_resident
 from cityhealth.web.templating import page
 
@@ -41,3 +42,4 @@ async def sign_out(
 
 router.include_router(app_sign_in.router)
 router.include_router(app_pages.router)
+router.include_router(app_record.router)
