@@ -18,6 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RESULTS = Path(__file__).resolve().parents[1] / "test-results" / "web"
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE_VIEWPORT = {"width": 390, "height": 844}  # a phone's screen in CSS pixels (the resident app's tests)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -27,6 +28,7 @@ class Browser:
     page: Any  # playwright.async_api.Page (the package is imported only when the browser is there)
     context: Any
     requested: list[str] = field(default_factory=list)
+    viewport: dict[str, int] = field(default_factory=lambda: dict(VIEWPORT))
 
     def assert_only_local_requests(self) -> None:
         assert self.requested, "the browser made no request at all"
@@ -36,14 +38,26 @@ class Browser:
 
 @pytest.fixture
 async def browser(live_server: str) -> AsyncIterator[Browser]:
+    async for session in _browser(live_server, VIEWPORT):
+        yield session
+
+
+@pytest.fixture
+async def phone_browser(live_server: str) -> AsyncIterator[Browser]:
+    """The same at a phone's viewport, touch and a phone's pixel ratio of 1 (screenshots stay 390 wide)."""
+    async for session in _browser(live_server, PHONE_VIEWPORT, has_touch=True, is_mobile=True):
+        yield session
+
+
+async def _browser(live_server: str, viewport: dict[str, int], **options: Any) -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`; `make test` installs it as root)")
     async_api = pytest.importorskip("playwright.async_api", reason="the playwright package (dev extra) is missing")
     async with async_api.async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = await launched.new_context(viewport=VIEWPORT, locale="zh-CN")
-            session = Browser(live_server, await context.new_page(), context)
+            context = await launched.new_context(viewport=viewport, locale="zh-CN", **options)
+            session = Browser(live_server, await context.new_page(), context, viewport=dict(viewport))
             context.on("request", lambda request: session.requested.append(request.url))
             yield session
         finally:
@@ -64,8 +78,8 @@ async def screenshot(browser: Browser, name: str, *, min_bytes: int = 15_000) ->
     path = RESULTS / f"{name}.png"
     await browser.page.screenshot(path=str(path), full_page=True)
     width, height = png_size(path)
-    assert width == VIEWPORT["width"]
-    assert height >= VIEWPORT["height"] // 2
+    assert width == browser.viewport["width"]
+    assert height >= browser.viewport["height"] // 2
     assert path.stat().st_size >= min_bytes, f"{path} is {path.stat().st_size} bytes: an empty page?"
     return path
 

@@ -33,7 +33,7 @@ from cityhealth.config import Environment, Settings
 from cityhealth.db.admin import create_database, database_on, drop_database, fetch_on_server
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
-from tests.browser import browser  # noqa: F401 - the headless browser fixture of every page test
+from tests.browser import browser, phone_browser  # noqa: F401 - the headless browser fixtures of the page tests
 from tests.security import harness as security_harness
 
 BACKEND = os.environ.get("CITYHEALTH_TEST_DATABASE", "sqlite")

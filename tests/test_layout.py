@@ -44,6 +44,9 @@ TRANSACTION_OWNERS = frozenset({
     "web/pages.py",  # page routers
     "web/booking.py",  # resident booking pages: a refused hold is audited after rollback, then the page re-read
     "web/booking_account.py",  # resident confirm/cancel with their refusals
+    "web/app_sign_in.py",  # the app's SMS sign-in: a wrong code counts (committed), a refused account rolled back
+    "web/app_pages.py",  # the app's map: the nearby search in a transaction of its own, as the booking page's
+    "web/app_family.py",  # the app's family links: a refusal is audited after rollback, then the page re-read
     "web/session.py",  # the pages' login dependency, in the request's scope; the sign-in (a refusal counts)
     "web/work_orders.py",  # work-order pages: a refused step is audited after rollback, then the page re-read
     "security/failures.py",  # a refusal is audited in its own transaction: the request's rolls back

@@ -31,6 +31,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "keys": ("cityhealth.security.cli", "keys_app"),
     "users": ("cityhealth.security.cli", "users_app"),
     "clients": ("cityhealth.security.cli", "clients_app"),
+    "sms": ("cityhealth.security.cli", "sms_app"),
     "booking": ("cityhealth.booking.cli", "app"),
     "hotline": ("cityhealth.hotline.cli", "app"),
     "collection": ("cityhealth.collection.cli", "app"),

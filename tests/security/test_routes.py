@@ -54,6 +54,13 @@ PUBLIC_ROUTES = {
     ("GET", "/booking/slots/{slot_id}"): "one slot's page, the SMART feed's public deep link (web room)",
     ("GET", "/booking/login"): "the browser's resident sign-in form (web room)",
     ("POST", "/booking/login"): "resident sign-in: ID number and password are the credentials (web room)",
+    ("GET", "/app/login"): "the resident app's sign-in form: the phone (web room)",
+    ("POST", "/app/login"): "the resident app's sign-in: send a one-time code to the phone (web room)",
+    ("POST", "/app/login/code"): "the resident app's sign-in: the one-time code is the credential (web room)",
+    ("POST", "/app/login/choose"): "the resident app's sign-in: an account of the code's verified phone (web room)",
+    ("GET", "/app/register"): "the resident app's registration form: the phone (web room)",
+    ("POST", "/app/register"): "the resident app's registration: send a one-time code to the phone (web room)",
+    ("POST", "/app/register/complete"): "real-name registration: the code, ID number and name (web room)",
     ("GET", "/c/{token}.ics"): "a booking's calendar file by its SMS link: the link's signature is the key",
 }
 # The monthly bulletin's public pages (reporting room).

@@ -55,6 +55,7 @@ async def organization_order_page(app: FastAPI, owners: int) -> list[Owner]:
             for headers, order_id, _ in await organizations_with_an_order(app, owners)]
 
 
+import tests.web.object_rules_app  # noqa: E402 - the resident app declares its own pages
 import tests.web.object_rules_telemed  # noqa: E402,F401 - the reading pages declare their own routes
 
 not_object_scoped("GET", "/editor/bulletin", "bulletin editors only (bulletin.edit): the city's issue register")

@@ -37,6 +37,8 @@ PUBLIC_PAGES = {
     ("GET", "/"), ("GET", "/bulletin/"), ("GET", "/bulletin/{edition}"), ("GET", "/dashboard/quality"),
     ("GET", "/dashboard/quality/units/{organization_id}"), ("GET", "/login"), ("POST", "/login"),
     ("GET", "/booking/"), ("GET", "/booking/slots/{slot_id}"), ("GET", "/booking/login"), ("POST", "/booking/login"),
+    ("GET", "/app/login"), ("POST", "/app/login"), ("POST", "/app/login/code"), ("POST", "/app/login/choose"),
+    ("GET", "/app/register"), ("POST", "/app/register"), ("POST", "/app/register/complete"),
 }
 
 # --- the operator's drill-down, login, logout ------------------------------------------------------------

@@ -97,7 +97,7 @@ class HealthFlags(BaseModel):
     last_blood_pressure: str | None  # "sbp/dbp" of the latest follow-up that gives one
 
 
-class SharedRecord(BaseModel):
+class RecordView(BaseModel):
     """The first page, a page of the encounter timeline (newest first), and the public-health record."""
 
     resident: ResidentRead
@@ -106,6 +106,11 @@ class SharedRecord(BaseModel):
     timeline: list[TimelineItem]
     next_before: str | None  # pass as `before` for the next page
     public_health: list[TimelineItem]
+
+
+class SharedRecord(RecordView):
+    """The record as a clinician opened it."""
+
     access_id: int  # the access-log entry this opening made
 
 

@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.errors import ValidationFailed
 from cityhealth.records import repository
 from cityhealth.records.models import TimelineEntry
-from cityhealth.records.schemas import HealthFlags, SharedRecord, TimelineItem
+from cityhealth.records.schemas import HealthFlags, RecordView, SharedRecord, TimelineItem
 from cityhealth.records.timeline import ENCOUNTER_CATEGORIES, PUBLIC_HEALTH_CATEGORIES
 from cityhealth.registry import service as registry
 from cityhealth.security.crypto import FieldCipher
 
 PUBLIC_HEALTH_SHOWN = 20
+REPORT_CATEGORIES = ("lab_report", "exam_report")
 HYPERTENSION_CODES = ("I10", "I11", "I12", "I13", "I15")
 DIABETES_CODES = ("E10", "E11", "E12", "E13", "E14")
 
@@ -27,6 +28,14 @@ async def shared_record(session: AsyncSession, cipher: FieldCipher, resident_id:
                         before: tuple[datetime, int, str, str] | None, limit: int) -> SharedRecord:
     """The record as opened under the access-log entry `access_id` (the caller checked and logged it); `before`
     is page_cursor's reading of a previous page's next_before."""
+    view = await record_view(session, cipher, resident_id, before=before, limit=limit)
+    return SharedRecord(**dict(view), access_id=access_id)
+
+
+async def record_view(session: AsyncSession, cipher: FieldCipher, resident_id: int, *,
+                      before: tuple[datetime, int, str, str] | None, limit: int) -> RecordView:
+    """The record itself, for a caller who checked and audited the reading (a clinician's opening, or the
+    resident reading their own in the app)."""
     resident = await registry.resident_view(session, cipher, resident_id)
     timeline = await repository.resident_timeline(session, resident_id, categories=ENCOUNTER_CATEGORIES,
                                                   before=before, limit=limit)
@@ -34,14 +43,13 @@ async def shared_record(session: AsyncSession, cipher: FieldCipher, resident_id:
                                                           PUBLIC_HEALTH_SHOWN)
     names = await registry.organization_names(session, {row.organization_id for row in timeline + public_health})
     links = await repository.links_of_resident(session, resident_id)
-    return SharedRecord(
+    return RecordView(
         resident=resident,
         flags=await _flags(session, resident_id, public_health),
         linked_identities=len(links),
         timeline=[_item(row, names) for row in timeline],
         next_before=_token(timeline[-1]) if len(timeline) == limit else None,
         public_health=[_item(row, names) for row in public_health],
-        access_id=access_id,
     )
 
 
@@ -60,6 +68,15 @@ async def _flags(session: AsyncSession, resident_id: int, public_health: list[Ti
         blood_group=f"{blood['abo_name']} {blood.get('rh_name', '')}".strip() if blood else None,
         last_blood_pressure=f"{pressure['sbp']}/{pressure['dbp']}" if pressure else None,
     )
+
+
+async def reports(session: AsyncSession, resident_id: int, *, before: tuple[datetime, int, str, str] | None,
+                  limit: int) -> tuple[list[TimelineItem], str | None]:
+    """The resident's lab and exam reports, newest first, from the same index; and the next page's token."""
+    rows = await repository.resident_timeline(session, resident_id, categories=REPORT_CATEGORIES, before=before,
+                                              limit=limit)
+    names = await registry.organization_names(session, {row.organization_id for row in rows})
+    return [_item(row, names) for row in rows], _token(rows[-1]) if len(rows) == limit else None
 
 
 def _item(row: TimelineEntry, names: dict[int, str]) -> TimelineItem:

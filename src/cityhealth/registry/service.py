@@ -48,6 +48,13 @@ from cityhealth.registry.lookups import resident_phone as resident_phone
 from cityhealth.registry.lookups import resident_traits as resident_traits
 from cityhealth.registry.lookups import resident_view as resident_view
 from cityhealth.registry.models import Area, Organization
+from cityhealth.registry.phone_accounts import AccountChoice as AccountChoice
+from cityhealth.registry.phone_accounts import PhoneSignIn as PhoneSignIn
+from cityhealth.registry.phone_accounts import check_registration_code as check_registration_code
+from cityhealth.registry.phone_accounts import choose_account as choose_account
+from cityhealth.registry.phone_accounts import register_with_code as register_with_code
+from cityhealth.registry.phone_accounts import request_code as request_code
+from cityhealth.registry.phone_accounts import sign_in_with_code as sign_in_with_code
 from cityhealth.registry.protection import cipher_for as cipher_for
 from cityhealth.registry.schemas import (
     AreaCreate,

@@ -20,7 +20,7 @@ from cityhealth.config import Settings, generate_key, load_settings
 from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
 from cityhealth.security import keys as key_rotation
-from cityhealth.security import staff
+from cityhealth.security import sms, staff
 from cityhealth.security.audit import Action, record
 from cityhealth.security.audit_verify import Verification, count_events, export_events, verify_chain
 from cityhealth.security.clients import register_client, registered_clients, revoke_client
@@ -32,6 +32,8 @@ keys_app = typer.Typer(help="Encryption keys: generate, rotate.", no_args_is_hel
 users_app = typer.Typer(help="Staff users: create, unlock, deactivate.", no_args_is_help=True)
 clients_app = typer.Typer(help="Machine clients (OAuth2 client credentials): register, revoke, list.",
                           no_args_is_help=True)
+sms_app = typer.Typer(help="The SMS outbox: the development sink that shows the texts (never in production).",
+                      no_args_is_help=True)
 console = Console(stderr=True)
 OPERATOR_KIND = "operator"
 
@@ -306,3 +308,32 @@ def list_command() -> None:
 
     for line in _run_in_transaction(settings, work):
         typer.echo(line)
+
+
+# --- sms --------------------------------------------------------------------------------------------
+
+
+@sms_app.command("outbox")
+def sms_outbox_command(
+    limit: Annotated[int, typer.Option(min=1, max=200, help="texts taken at most")] = 20,
+) -> None:
+    """Development sink: take the waiting texts (as a gateway would: marked delivered, erased) and print them.
+
+    Refused when CITYHEALTH_ENV is production: there only the SMS gateway may take them.
+    """
+    settings = load_settings()
+
+    async def run() -> list[sms.Delivered]:
+        async with checked_database(settings) as database, database.transaction() as session:
+            taken = await sms.deliver_to_dev_sink(session, SystemClock(), settings, limit=limit)
+            record(session, SystemClock(), None, Action.EXPORT, "sms_outbox", detail=f"dev sink: {len(taken)}",
+                   actor=_operator(), actor_kind=OPERATOR_KIND)
+            return taken
+
+    try:
+        taken = asyncio.run(run())
+    except DomainError as exc:
+        raise _fail(exc.message) from None
+    for message in taken:
+        typer.echo(f"{message.created_at}  {message.phone}  {message.text}")
+    console.print(f"{len(taken)} text(s) taken from the outbox")

@@ -32,6 +32,10 @@ class Purpose:
     RESIDENT_PHONE = "resident.phone"
     ACCOUNT_PHONE = "resident_account.phone"
     STAFF_TOTP_SECRET = "staff_user.totp_secret"  # noqa: S105 - a column's name, not a secret
+    SMS_CODE = "sms_code.code"  # a one-time code's keyed hash (bound to its challenge's token)
+    SMS_PHONE = "sms_code.phone"  # the phone a registration opens its account on
+    OUTBOX_PHONE = "sms_outbox.phone"
+    OUTBOX_BODY = "sms_outbox.body"
 
 
 @lru_cache(maxsize=8)

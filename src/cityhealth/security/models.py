@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhealth.db.base import Base
 from cityhealth.db.types import UTCDateTime
+from cityhealth.security.crypto import Purpose
 
 
 class AuditEvent(Base):
@@ -146,3 +147,41 @@ class UsedJti(Base):
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     jti: Mapped[str] = mapped_column(String(255), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SmsCode(Base):
+    """A one-time code sent to a phone (resident app sign-in or registration). Only its keyed hash is kept.
+
+    `token_hash` is a digest of the random token the browser carries between the steps; the code's hash is
+    bound to that token, so a code is good for its own challenge only.
+    """
+
+    __tablename__ = "sms_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)  # Purpose.ACCOUNT_PHONE, as the accounts'
+    phone_enc: Mapped[str] = mapped_column(String(255), info={"encrypted_purpose": Purpose.SMS_PHONE})
+    purpose: Mapped[str] = mapped_column(String(16))  # sign_in | register
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint("attempts >= 0", name="attempts"),)
+
+
+class SmsMessage(Base):
+    """The SMS outbox: one text to send to a phone. The text is encrypted; it is erased once delivered."""
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_enc: Mapped[str] = mapped_column(String(255), info={"encrypted_purpose": Purpose.OUTBOX_PHONE})
+    body_enc: Mapped[str | None] = mapped_column(String(1024), info={"encrypted_purpose": Purpose.OUTBOX_BODY})
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # past it, the text is not worth sending
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_by: Mapped[str | None] = mapped_column(String(32))  # the sink or gateway that took it

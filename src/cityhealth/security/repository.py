@@ -33,6 +33,8 @@ from cityhealth.security.models import (
     MachineClient,
     ResidentAccount,
     ResidentSession,
+    SmsCode,
+    SmsMessage,
     StaffSession,
     StaffUser,
     UsedJti,
@@ -279,3 +281,37 @@ async def replace_ciphertext(session: AsyncSession, *, table_name: str, key: str
         update(ciphertexts).where(ciphertexts.c[key] == row_id, ciphertexts.c[column_name] == old)
         .values({column_name: new}))
     return bool(getattr(changed, "rowcount", 1))
+
+
+# --- the resident app's SMS codes and outbox ---------------------------------------------------------------
+
+
+async def accounts_of_phone(session: AsyncSession, phone_hash: str) -> list[ResidentAccount]:
+    query = select(ResidentAccount).where(ResidentAccount.phone_hash == phone_hash).order_by(ResidentAccount.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def sms_code(session: AsyncSession, token_hash: str, *, for_update: bool = False) -> SmsCode | None:
+    query = select(SmsCode).where(SmsCode.token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar()
+
+
+async def last_sms_code_at(session: AsyncSession, phone_hash: str) -> datetime | None:
+    query = select(func.max(SmsCode.created_at)).where(SmsCode.phone_hash == phone_hash)
+    value: datetime | None = (await session.execute(query)).scalar()
+    return value
+
+
+async def undelivered_sms(session: AsyncSession, limit: int) -> list[SmsMessage]:
+    query = (select(SmsMessage).where(SmsMessage.delivered_at.is_(None), SmsMessage.body_enc.is_not(None))
+             .order_by(SmsMessage.id).limit(limit).with_for_update())
+    return list((await session.execute(query)).scalars())
+
+
+async def erase_lapsed_sms(session: AsyncSession, now: datetime) -> int:
+    """Erase the text of every message whose code has lapsed unsent: nothing readable outlives its use."""
+    result = await session.execute(update(SmsMessage).where(SmsMessage.body_enc.is_not(None),
+                                                            SmsMessage.expires_at <= now).values(body_enc=None))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -121,3 +121,25 @@ def _refuse(session: AsyncSession, clock: Clock, account: ResidentAccount | None
            actor="resident-account:unknown" if account is None else f"resident-account:{account.id}",
            actor_kind=PrincipalKind.RESIDENT.value)
     return LoginResult(None, reason)
+
+
+async def accounts_of_phone(session: AsyncSession, phone_hash: str) -> list[ResidentAccount]:
+    """The accounts a phone backs (at most MAX_ACCOUNTS_PER_PHONE), for the SMS sign-in."""
+    return await repository.accounts_of_phone(session, phone_hash)
+
+
+async def login_with_code(session: AsyncSession, clock: Clock, account: ResidentAccount,
+                          source_address: str | None) -> LoginResult:
+    """Open a session for an account whose phone has just proved itself with a one-time code (security/sms.py).
+
+    A password lockout does not bar it (the code is the second factor the lockout stands in for); an
+    inactive account is refused.
+    """
+    if not account.is_active:
+        return _refuse(session, clock, account, "inactive")
+    account.updated_at = clock.now()
+    resident_session = await open_resident_session(session, clock, account.id, source_address)
+    principal = resident_principal(account, resident_session.id)
+    record(session, clock, principal, Action.LOGIN, "resident_session", resource_id=account.id,
+           resident_ids=[account.resident_id], detail="sms_code")
+    return LoginResult(principal)

@@ -24,6 +24,7 @@ from cityhealth.reporting.model import BulletinData
 from cityhealth.reporting.schemas import PublicationProfileRead
 from cityhealth.reporting.service import Edition
 from cityhealth.web import (
+    app,
     booking,
     bulletin_editor,
     dashboard,
@@ -142,6 +143,7 @@ router.include_router(dashboard.router)
 router.include_router(bulletin_editor.router)  # the bulletin editor's console: drafts, previews, publishing
 router.include_router(login.router)
 router.include_router(booking.router)  # the resident booking pages (web/booking*.py)
+router.include_router(app.router)  # the resident app (web/app*.py)
 router.include_router(work_orders.router)  # the hotline's and the organizations' work-order pages
 router.include_router(hotline_desk.router)  # the hotline agent desk and supervisor pages
 router.include_router(telemed_worklist.router)  # the reading centres' worklist and the requesters' cases

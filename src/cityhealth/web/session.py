@@ -43,6 +43,7 @@ CSRF_FIELD = "csrf_token"
 DEFAULT_AFTER_LOGIN = "/dashboard/quality"
 STAFF_LOGIN = "/login"
 RESIDENT_LOGIN = "/booking/login"
+APP_LOGIN = "/app/login"  # the resident app's sign-in (phone and SMS code)
 TOO_MANY = "登录尝试过于频繁，请稍后再试。"
 
 
@@ -215,13 +216,13 @@ def _here(request: Request) -> str:
 
 
 async def _cookie_principal(request: Request, settings: Settings, clock: Clock, database: Database,
-                            kind: PrincipalKind) -> Principal:
+                            kind: PrincipalKind, login_path: str | None = None) -> Principal:
     """The live session of `kind` behind the cookie, as it stands now; LoginRequired otherwise.
 
     A live login of the other kind (a resident on an operator's page, or the reverse) is sent to the login
     of this kind and keeps its cookie; a bad or ended cookie is audited and forgotten.
     """
-    login_path = RESIDENT_LOGIN if kind is PrincipalKind.RESIDENT else STAFF_LOGIN
+    login_path = login_path or (RESIDENT_LOGIN if kind is PrincipalKind.RESIDENT else STAFF_LOGIN)
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired(_here(request), forget_session=False, login_path=login_path)
@@ -245,10 +246,11 @@ async def _cookie_principal(request: Request, settings: Settings, clock: Clock, 
     return principal
 
 
-def _login_dependency(kind: PrincipalKind, scopes: tuple[Scope, ...]) -> Callable[..., Awaitable[Principal]]:
+def _login_dependency(kind: PrincipalKind, scopes: tuple[Scope, ...],
+                      login_path: str | None = None) -> Callable[..., Awaitable[Principal]]:
     async def dependency(request: Request, settings: SettingsDep, clock: ClockDep,
                          database: DatabaseDep) -> Principal:
-        principal = await _cookie_principal(request, settings, clock, database, kind)
+        principal = await _cookie_principal(request, settings, clock, database, kind, login_path)
         request.state.principal = principal
         missing = [scope for scope in scopes if not principal.has(scope)]
         if missing:
@@ -275,6 +277,11 @@ def require_login(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
 def require_resident(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     """The same for the resident booking pages: the resident session in the cookie, else /booking/login."""
     return _login_dependency(PrincipalKind.RESIDENT, scopes)
+
+
+def require_app_resident(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """The same for the resident app's pages, whose sign-in is the phone and an SMS code (/app/login)."""
+    return _login_dependency(PrincipalKind.RESIDENT, scopes, APP_LOGIN)
 
 
 async def optional_resident(request: Request) -> Principal | None:
