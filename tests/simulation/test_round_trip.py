@@ -22,12 +22,13 @@ from cityhealth.hotline.statistics import monthly_statistics
 from cityhealth.reporting.service import Edition, build_bulletin, render
 from cityhealth.security.principals import Role
 from cityhealth.simulation.driver import simulate
+from cityhealth.simulation.people import plan_people
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 from tests.conftest import BACKEND
 from tests.factories.security import staff
 from tests.reporting.expected import expected
 
-MAX_STAFF_LOGINS = 12  # the run's staff accounts (administrator, agents, handlers), one login each
+MAX_STAFF_LOGINS = 24  # the run's staff (administrator, agents, handlers, a family doctor a centre), one login each
 SECTIONS = ("hotline", "booking", "collection")
 ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital",
             "calls_by_city": "city"}
@@ -109,6 +110,10 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     assert result.phases_s["telemed"] > 0  # the networks' month was played, and timed
     # Staff keep their sessions: each logs in once (a handful of accounts), then refreshes its token.
     assert 0 < result.staff_logins <= MAX_STAFF_LOGINS, result.staff_logins
+    # The month's people, as planned: every resident registered, contract signed and follow-up recorded.
+    people = plan_people(scenario, Decimal(scale), seed=7)
+    assert (result.residents, result.contracts) == (len(people.residents), people.contracts)
+    assert result.followups == sum(len(p.history) + len(p.in_month) for p in people.chronic)
     actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
     wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
     assert_matches_expected(actual, wanted)
