@@ -12,7 +12,7 @@ export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-.PHONY: install lock browser-deps orthanc-deps lint test test-sqlite test-postgres test-slow serve demo bench clean
+.PHONY: install lock browser-deps orthanc-deps office-deps lint test test-sqlite test-postgres test-slow drills drills-short serve demo bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cityhealth needs Python >= 3.11")'
@@ -42,22 +42,37 @@ browser-deps:
 orthanc-deps:
 	scripts/orthanc-deps
 
-test-sqlite: install browser-deps orthanc-deps
+# LibreOffice, CJK fonts and poppler: the bulletin's PDF edition and the tests that look at its pages.
+office-deps:
+	scripts/office-deps
+
+test-sqlite: install browser-deps orthanc-deps office-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m "not slow"
 
-test-postgres: install orthanc-deps
+test-postgres: install orthanc-deps office-deps
 	scripts/with-postgres $(PYTEST) -m "not slow"
 
 test-slow: install orthanc-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m slow
 
-test: lint test-sqlite test-postgres test-slow
+# Reliability drills (docs/reliability.md): crashes, a database restart, a point-in-time restore, a full disk and a
+# soak, on throwaway PostgreSQL clusters of their own. `drills` is the full run (20 SIGKILLs per crash drill, a
+# 20-minute soak: about 35 minutes); `drills-short`, inside `make test`, the same drills smaller (about 4-5 minutes
+# on a busy 2-core machine).
+# The full-disk drill mounts a tmpfs: as root only (it says so and is skipped otherwise).
+drills: install
+	$(BIN)/python benchmarks/drills.py
+
+drills-short: install
+	$(BIN)/python benchmarks/drills.py --short
+
+test: lint test-sqlite test-postgres test-slow drills-short
 
 serve: install
 	$(BIN)/cityhealth db upgrade
 	$(BIN)/cityhealth serve
 
-demo: install
+demo: install office-deps
 	scripts/demo
 
 bench: install

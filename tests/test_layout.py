@@ -65,8 +65,10 @@ TRANSACTION_OWNERS = frozenset({
     "booking/reminders.py",  # the day-before reminders, a periodic task: one transaction per page of bookings
     "hotline/desk.py",  # desk booking: the call read, the booking's own group commit, then the link to the call
     "web/hotline_desk.py",  # desk pages: a refused action is audited after rollback, then the desk re-read
+    "web/bulletin_editor.py",  # the bulletin editor's pages: a refused step re-reads the page in its own
     "web/telemed_worklist.py",  # reading pages: a refused step is audited after rollback, then the case re-read
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
+    "reporting/profile_cli.py",  # `cityhealth bulletin-profile set`: the profile and its audit event
     "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
     "records/chronic_cli.py",  # `cityhealth chronic rebuild`: a month's patient-months in one transaction
     "records/chronic_tasks.py",  # the patient-month rebuild, a periodic task: one transaction per month

@@ -1,7 +1,7 @@
 """Create the medical e-map's facility profiles: position (WGS-84), phone, services and opening hours.
 
 Revision ID: 20261209_0400
-Revises: 20261208_0610
+Revises: 20261209_0301
 Create Date: 2026-12-09 04:00:00 UTC
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261209_0400"
-down_revision: str | None = "20261208_0610"
+down_revision: str | None = "20261209_0301"  # re-chained after the records tables (merger: re-chain)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

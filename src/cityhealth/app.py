@@ -20,6 +20,7 @@ from cityhealth.collection import api as collection_api
 from cityhealth.collection import tasks as collection_tasks
 from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
+from cityhealth.db.failures import install_database_error_handlers
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
 from cityhealth.hotline import api as hotline_api
@@ -33,12 +34,15 @@ from cityhealth.observability import (
     RequestContextMiddleware,
     install_error_handlers,
 )
+from cityhealth.records import api as records_api
 from cityhealth.records import chronic_api as records_chronic_api
 from cityhealth.records import chronic_tasks as records_chronic_tasks
 from cityhealth.records import family_api as records_family_api
+from cityhealth.records import tasks as records_tasks
 from cityhealth.registry import accounts as registry_accounts
 from cityhealth.registry import api as registry_api
 from cityhealth.registry import facility_api as registry_facility_api
+from cityhealth.reporting import api as reporting_api
 from cityhealth.security import api as security_api
 from cityhealth.security import http as security_http
 from cityhealth.security import tasks as security_tasks
@@ -50,7 +54,7 @@ from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
-TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_chronic_tasks, security_tasks)
+TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_chronic_tasks, records_tasks, security_tasks)
 # Bodies on these paths are streamed by their handlers, which enforce their own limits.
 STREAMING_UPLOAD_PATHS = ("/api/collection/jobs",)
 # Bodies on these paths are parsed by their handlers with the same strict parser (orjson) the strict-JSON
@@ -120,6 +124,7 @@ def create_app(
     app.add_middleware(booking_api.AttemptLane)
     app.add_middleware(collection_api.UploadLane)
     install_error_handlers(app)
+    install_database_error_handlers(app)
     app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,
                        large_body_paths=STREAMING_UPLOAD_PATHS)
@@ -154,6 +159,9 @@ def create_app(
     app.include_router(telemed_imaging_api.router)
     app.include_router(records_family_api.router)
     app.include_router(records_chronic_api.router)
+    app.include_router(reporting_api.router)  # the bulletin's publication profile
+    app.include_router(records_api.router)
+    app.include_router(records_api.operators)
     apidocs.install(app)
     web_pages.install(app)  # the pages, /static, and the redirect of anonymous visits to /login
     return app

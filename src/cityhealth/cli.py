@@ -39,6 +39,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "telemed": ("cityhealth.telemed.cli", "app"),
     "family": ("cityhealth.records.family_cli", "app"),
     "chronic": ("cityhealth.records.chronic_cli", "app"),
+    "bulletin-profile": ("cityhealth.reporting.profile_cli", "app"),
+    "records": ("cityhealth.records.cli", "app"),
 }
 
 

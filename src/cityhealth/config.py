@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     upload_max_line_bytes: int = Field(default=1024 * 1024, ge=1024)  # one NDJSON record or CSV row, as UTF-8
     upload_max_expansion_ratio: int = Field(default=100, ge=2)  # inflated / compressed bytes, ...
     upload_expansion_check_from_bytes: int = Field(default=16 * 1024 * 1024, ge=0)  # ... once this much inflated
+    # Free disk a bulk upload's spool leaves to everything else on a SQLite database's filesystem (a full disk
+    # would refuse every write, the spool's own clean-up included); docs/reliability.md.
+    storage_reserve_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
 
     # Hotline work orders: the deadline in working days by category, within the ranges domain.md §5 allows
     # (an urgent order is due the same day, always).

@@ -8,6 +8,7 @@ from cityhealth.hotline import models as hotline_models  # noqa: F401 - register
 from cityhealth.hotline import work_order_models as hotline_work_order_models  # noqa: F401 - registers the tables
 from cityhealth.records import chronic_models as records_chronic_models  # noqa: F401 - registers the tables
 from cityhealth.records import family_models as records_family_models  # noqa: F401 - registers the tables
+from cityhealth.records import models as records_models  # noqa: F401 - registers the tables
 from cityhealth.registry import models as registry_models
 from cityhealth.reporting import models as reporting_models  # noqa: F401 - registers the table
 from cityhealth.security import models as security_models

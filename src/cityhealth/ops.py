@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from cityhealth.context import DatabaseDep
+from cityhealth.db.failures import RETRY_AFTER_S
 from cityhealth.db.schema import ensure_schema_current
 from cityhealth.errors import DomainError
 
@@ -24,6 +25,7 @@ async def readyz(database: DatabaseDep) -> dict[str, str]:
     except Exception as exc:
         error = DomainError(f"not ready: {exc}", code="not_ready")
         error.status, error.title = 503, "Service unavailable"
+        error.headers = {"Retry-After": str(RETRY_AFTER_S)}  # type: ignore[attr-defined]
         raise error from exc
     return {"status": "ready", "database": database.dialect}
 

@@ -26,7 +26,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_markdown_edition_with_news_and_issue_numbers(nanjing_text: str, tmp_path: Path, var_dir: Path) -> None:
     news = tmp_path / "news.md"
-    news.write_text("## 简讯\n\n- 7月，南京市远程影像诊断系统接入滁州市第一人民医院儿童医院。\n", encoding="utf-8")
+    news.write_text("## 简讯\n\n- 6月，区域影像平台开展远程影像会诊399例。\n", encoding="utf-8")
     output = tmp_path / "out" / "june.md"
     result = runner.invoke(app, [
         "bulletin", "--month", "2022-06", "--format", "md", "--scenario", str(scenario_path()),
@@ -37,7 +37,7 @@ def test_markdown_edition_with_news_and_issue_numbers(nanjing_text: str, tmp_pat
     text = output.read_text(encoding="utf-8")
     assert "2022年第7期（总第125期）" in text
     assert "2022年7月28日" in text
-    assert "- 7月，南京市远程影像诊断系统接入滁州市第一人民医院儿童医院。" in text
+    assert "- 6月，区域影像平台开展远程影像会诊399例。" in text
     assert "warning" not in result.stderr
 
 
@@ -95,3 +95,20 @@ def test_the_database_edition_reads_through_the_sources(
     assert result.exit_code == 0, result.output
     assert asked == [("2022-06", "320100")]
     assert json.loads(output.read_text(encoding="utf-8"))["booking"] == nanjing.model_dump(mode="json")["booking"]
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    ("## 要闻\n\n正文".encode("gb18030"), "is not UTF-8 text"),
+    (b"## \xe8\xa6\x81\xe9\x97\xbb\n\x00\x01", "holds a NUL character"),
+])
+def test_a_news_file_that_is_not_markdown_text_is_refused_and_nothing_written(
+    tmp_path: Path, var_dir: Path, content: bytes, said: str
+) -> None:
+    news = tmp_path / "news.md"
+    news.write_bytes(content)
+    output = tmp_path / "june.html"
+    result = runner.invoke(app, ["bulletin", "--month", "2022-06", "--scenario", str(scenario_path()),
+                                 "--news", str(news), "--output", str(output)])
+    assert result.exit_code == 1
+    assert said in result.stderr
+    assert not output.exists()

@@ -7,13 +7,13 @@ from cityhealth.reporting.news import Article, News, parse_news
 
 def test_sections_become_articles_briefs_and_footer() -> None:
     news = parse_news(
-        "## 健康南京 APP 注册用户突破 300 万\n\n镇江市民郭女士正在为去南京看病而发愁，\n疫情期间，出门都不方便。\n\n"
+        "## 六月全市预约挂号逾 51 万人次\n\n本月号源仍集中在少数大型医院，\n社区号源的可见度有待提高。\n\n"
         "第二段 second\nline.\n\n## 简 讯\n\n- 第一条\n- 第二条，\n  续行。\n\n"
         "## 页脚\n\n地址：南京市紫竹林3号\n邮编：210003\n"
     )
     assert news == News(
-        articles=(Article("健康南京 APP 注册用户突破 300 万", (
-            "镇江市民郭女士正在为去南京看病而发愁，疫情期间，出门都不方便。", "第二段 second line.",
+        articles=(Article("六月全市预约挂号逾 51 万人次", (
+            "本月号源仍集中在少数大型医院，社区号源的可见度有待提高。", "第二段 second line.",
         )),),
         briefs=("第一条", "第二条，续行。"),
         footer=("地址：南京市紫竹林3号", "邮编：210003"),

@@ -22,15 +22,15 @@ APPS_TITLE = "2022 年 6 月分途径预约情况统计"
 DISTRICTS_TITLE = "2022年6月南京市卫生信息平台数据采集情况（区）"
 HOSPITALS_TITLE = "2022年6月南京市卫生信息平台数据采集情况（医院）"
 NEWS = """\
-## 健康南京 APP 注册用户突破 300 万
+## 六月全市预约挂号逾 51 万人次
 
-7月25日，健康南京 APP 注册用户突破 300 万人，
-APP 不仅受到南京市民的欢迎。<script>alert("x")</script>
+7月25日，六月全市预约挂号逾 51 万人次人，
+电话预约仍占近一半。<script>alert("x")</script>
 
 ## 简讯
 
-- 7月，南京市远程影像诊断系统接入滁州市第一人民医院儿童医院。
-- 7月26日，淮南市卫生健康委员会党组成员一行5人来宁考察调研。
+- 6月，区域影像平台开展远程影像会诊399例。
+- 6月下旬，市卫生信息中心组织数据质量专项核查。
 
 ## 页脚
 
@@ -133,11 +133,11 @@ def test_markdown_places_articles_before_and_briefs_after_the_statistics(nanjing
     assert text.startswith(
         "# 南京卫生信息化简报\n\n2022年第7期（总第125期）\n\n南京市卫生信息中心 编印\n\n2022年7月28日\n"
     )
-    article = text.index("## 健康南京 APP 注册用户突破 300 万")
+    article = text.index("## 六月全市预约挂号逾 51 万人次")
     statistics = text.index("## 统计数据")
     briefs = text.index("## 简 讯")
     assert article < statistics < text.index(BOOKING_TITLE) < text.index(HOSPITALS_TITLE) < briefs
-    assert "- 7月26日，淮南市卫生健康委员会党组成员一行5人来宁考察调研。" in text
+    assert "- 6月下旬，市卫生信息中心组织数据质量专项核查。" in text
     assert "\\<script\\>" in text
     assert "<script>" not in text
 
@@ -181,7 +181,7 @@ def test_html_escapes_the_editors_markdown(nanjing: BulletinData) -> None:
     page = _text(nanjing, Edition.HTML)
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     assert "<script>" not in page
-    assert "<li>7月，南京市远程影像诊断系统接入滁州市第一人民医院儿童医院。</li>" in page
+    assert "<li>6月，区域影像平台开展远程影像会诊399例。</li>" in page
     assert "<p>地址：南京市紫竹林3号</p>" in page
 
 

@@ -88,9 +88,9 @@ async def test_malformed_month_is_a_422_problem(client: httpx.AsyncClient) -> No
 
 
 async def test_unknown_download_format_is_a_422_problem(client: httpx.AsyncClient) -> None:
-    response = await client.get(f"/bulletin/{MONTH}.pdf")
+    response = await client.get(f"/bulletin/{MONTH}.odt")
     assert response.status_code == 422
-    assert (response.json()["field"], response.json()["value"]) == ("format", "pdf")
+    assert (response.json()["field"], response.json()["value"]) == ("format", "odt")
 
 
 async def test_json_download_is_the_scenario_format(client: httpx.AsyncClient, seeded: Seeded) -> None:

@@ -343,3 +343,10 @@ async def close_callback(session: AsyncSession, clock: Clock, principal: Princip
 async def phone_bookings(session: AsyncSession, first: datetime, until: datetime) -> list[int]:
     """The ids of the bookings made through the phone channel in [first, until)."""
     return await repository.channel_booking_ids(session, "phone", first, until)
+
+
+async def booking_at_organization(session: AsyncSession, resident_id: int, organization_id: int, first_day: date,
+                                  last_day: date) -> int | None:
+    """The id of a resident's live booking (booked or checked in) at an organization with a service day between
+    `first_day` and `last_day`, if any: the shared record's access check asks it (unaudited: the caller audits)."""
+    return await repository.booking_at_organization(session, resident_id, organization_id, first_day, last_day)

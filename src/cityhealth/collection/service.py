@@ -26,6 +26,8 @@ from cityhealth.collection.public_health import FBG_TARGET as FBG_TARGET
 from cityhealth.collection.public_health import SBP_TARGET as SBP_TARGET
 from cityhealth.collection.public_health import classify_followup as classify_followup
 from cityhealth.collection.public_health import followup_controlled as followup_controlled
+from cityhealth.collection.record_feed import StoredRecord as StoredRecord
+from cityhealth.collection.record_feed import records_received_after as records_received_after
 from cityhealth.collection.repository import bulk_jobs, code_tables, organizations, raw_payloads, spool_frames
 from cityhealth.collection.repository.organizations import Sender
 from cityhealth.collection.spool import SUPPORTED_ENCODINGS, BodyDecoder, SpoolWriter, UploadLimits, csv_header
@@ -151,7 +153,7 @@ async def receive_job(
     limits = UploadLimits.of(settings)
     if content_length is not None:
         limits.check_declared(content_length)
-    writer = SpoolWriter(database, collector.spool_key, clock.now())
+    writer = SpoolWriter(database, collector.spool_key, clock.now(), settings.storage_reserve_bytes)
     spool = writer.spool_id
     decoder = BodyDecoder(compressed=compressed, encoding=codec, limits=limits)
     try:

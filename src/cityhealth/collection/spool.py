@@ -36,6 +36,7 @@ from cityhealth.collection.repository import spool_frames
 from cityhealth.collection.rules import make_error
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
+from cityhealth.db.failures import ensure_room
 from cityhealth.errors import ValidationFailed
 
 FRAME_BYTES = 1 << 20  # of text per frame: what a reader holds at a time
@@ -44,6 +45,7 @@ FRAME_BYTES = 1 << 20  # of text per frame: what a reader holds at a time
 _ZSTD_LEVEL = 3
 _SEAL_INFO = b"cityhealth collection spool frame v1|"
 _FETCH_FRAMES = 4
+_DISCARD_FRAMES = 2  # per transaction, when an upload's spool is removed
 _MAX_INFLATE = 1 << 20
 SUPPORTED_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030"}
 
@@ -180,9 +182,10 @@ class SpoolWriter:
     `seal` (pure CPU: a thread's work) cuts and seals the frames, `store` writes them; `write` does both.
     """
 
-    def __init__(self, database: Database, spool_key: bytes, written_at: datetime) -> None:
+    def __init__(self, database: Database, spool_key: bytes, written_at: datetime, reserve_bytes: int = 0) -> None:
         self.spool_id = uuid.uuid4().hex
         self.database = database
+        self.reserve_bytes = reserve_bytes
         self.written_at = written_at
         self.frames = 0
         self._seal = FrameSeal(spool_key, self.spool_id)
@@ -212,8 +215,15 @@ class SpoolWriter:
         index, self.frames = self.frames, self.frames + 1
         return index, self._seal.seal(index, plain, last=last)
 
+    def ensure_room(self, needed: int) -> None:
+        """Refuse (507) a spool that would leave the database's disk with less than the reserve free (SQLite)."""
+        ensure_room(self.database, needed, self.reserve_bytes)
+
     async def store(self, frames: Iterable[tuple[int, bytes]]) -> None:
         for index, sealed in frames:
+            # A frame written to the last bytes of the disk would leave the platform unable to write anything,
+            # this spool's removal included.
+            self.ensure_room(len(sealed))
             async with self.database.transaction() as session:
                 await spool_frames.add_frame(session, self.spool_id, index, sealed, self.written_at)
 
@@ -226,8 +236,13 @@ class SpoolWriter:
         await self.store(await asyncio.to_thread(self.seal, [], last=True))
 
     async def discard(self) -> None:
-        async with self.database.transaction() as session:
-            await spool_frames.delete_spool(session, self.spool_id)
+        """Delete the frames written so far, a few per transaction: the removal must succeed on a disk that is
+        nearly full, where one transaction deleting them all (SQLite writes each freed page to its WAL, zeroed:
+        secure delete) could need as much room as the spool itself."""
+        while True:
+            async with self.database.transaction() as session:
+                if await spool_frames.delete_last_frames(session, self.spool_id, _DISCARD_FRAMES) < _DISCARD_FRAMES:
+                    return
 
 
 def read_spool(

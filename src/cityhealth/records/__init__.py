@@ -1,1 +1,2 @@
-"""The shared health record room: family doctors and chronic disease management (more to come)."""
+"""The shared health record: patient linkage to the master index, the record and who may open it, family
+doctors and chronic disease management."""

@@ -16,9 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.clock import Clock, business_date
 from cityhealth.errors import ValidationFailed
 from cityhealth.registry import repository
-from cityhealth.registry.identifiers import IdentifierError, ResidentId, mask_resident_id, parse_resident_id
+from cityhealth.registry.identifiers import (
+    IdentifierError,
+    ResidentId,
+    mask_resident_id,
+    parse_resident_id,
+    validate_phone,
+)
 from cityhealth.registry.models import Resident
-from cityhealth.registry.protection import ID_NUMBER
+from cityhealth.registry.protection import ID_NUMBER, PHONE
 from cityhealth.registry.schemas import ResidentRead
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal
@@ -150,3 +156,48 @@ def id_number_hash(cipher: FieldCipher, clock: Clock, value: str) -> str | None:
 async def resident_ids_by_id_number_hash(session: AsyncSession, hashes: Collection[str]) -> dict[str, int]:
     """The residents whose ID numbers have these keyed hashes, by hash (unaudited: the caller audits)."""
     return await repository.resident_ids_by_id_number_hashes(session, hashes)
+
+
+@dataclass(frozen=True)
+class ResidentTraits:
+    """What patient linkage compares of a resident: no ID number, the phone only as its keyed hash."""
+
+    id: int
+    name: str
+    sex: int
+    birth_date: date
+    phone_hash: str | None
+    address_area_code: str | None
+
+
+def phone_hash(cipher: FieldCipher, value: str) -> str | None:
+    """The keyed hash the master index keeps of `value` if it is a valid phone number, else None."""
+    try:
+        return cipher.lookup_hash(PHONE, validate_phone(value))
+    except IdentifierError:
+        return None
+
+
+async def link_candidates(session: AsyncSession, *, name: str | None, birth_date: date | None,
+                          phone_hash: str | None, limit: int = 10) -> list[ResidentTraits]:
+    """The active residents sharing a name and birth date, or a birth date alone, or a phone number (blocking
+    for the match score), unaudited: linkage reads no personal value out of them."""
+    found: dict[int, Resident] = {}
+    if birth_date is not None:
+        for row in await repository.residents_matching(session, name=name, birth_date=birth_date, limit=limit):
+            found[row.id] = row
+        if name is not None:  # the name may be misspelt: the birth date alone, within the limit
+            for row in await repository.residents_matching(session, birth_date=birth_date, limit=limit):
+                found.setdefault(row.id, row)
+    if phone_hash is not None:
+        for row in await repository.residents_matching(session, phone_hash=phone_hash, limit=limit):
+            found.setdefault(row.id, row)
+    return [ResidentTraits(row.id, row.name, row.sex, row.birth_date, row.phone_hash, row.address_area_code)
+            for row in found.values()]
+
+
+async def resident_traits(session: AsyncSession, resident_id: int) -> ResidentTraits | None:
+    row = await repository.get_resident(session, resident_id)
+    if row is None:
+        return None
+    return ResidentTraits(row.id, row.name, row.sex, row.birth_date, row.phone_hash, row.address_area_code)

@@ -29,8 +29,10 @@ from cityhealth.registry.identifiers import mask_phone as mask_phone
 from cityhealth.registry.identifiers import validate_phone as validate_phone
 from cityhealth.registry.lookups import OrganizationIds as OrganizationIds
 from cityhealth.registry.lookups import OrganizationRef as OrganizationRef
+from cityhealth.registry.lookups import ResidentTraits as ResidentTraits
 from cityhealth.registry.lookups import department_names as department_names
 from cityhealth.registry.lookups import id_number_hash as id_number_hash
+from cityhealth.registry.lookups import link_candidates as link_candidates
 from cityhealth.registry.lookups import match_residents as match_residents
 from cityhealth.registry.lookups import organization_by_code as organization_by_code
 from cityhealth.registry.lookups import organization_by_id as organization_by_id
@@ -38,10 +40,12 @@ from cityhealth.registry.lookups import organization_ids_by_code as organization
 from cityhealth.registry.lookups import organization_names as organization_names
 from cityhealth.registry.lookups import organization_words as organization_words
 from cityhealth.registry.lookups import parse_id_number as parse_id_number
+from cityhealth.registry.lookups import phone_hash as phone_hash
 from cityhealth.registry.lookups import resident_for_account as resident_for_account
 from cityhealth.registry.lookups import resident_id_number as resident_id_number
 from cityhealth.registry.lookups import resident_ids_by_id_number_hash as resident_ids_by_id_number_hash
 from cityhealth.registry.lookups import resident_phone as resident_phone
+from cityhealth.registry.lookups import resident_traits as resident_traits
 from cityhealth.registry.lookups import resident_view as resident_view
 from cityhealth.registry.models import Area, Organization
 from cityhealth.registry.protection import cipher_for as cipher_for

@@ -36,7 +36,12 @@ WIDTH_PX = 720
 FONT_PX = 12
 VALUE_FONT_PX = 10
 BAR_PX, ROW_PX = 14, 20
-PNG_SCALE = 2  # 1,440 px across 16 cm of page: ~230 dpi on paper
+PRINT_WIDTH_CM = 16.0  # how wide the DOCX and PDF editions print a chart
+PNG_SCALE = 2.75  # 1,980 px across 16 cm of page: 314 dpi on paper (print wants 300)
+PNG_DPI = round(WIDTH_PX * PNG_SCALE / (PRINT_WIDTH_CM / 2.54))
+# The axis is broken when its largest bars dwarf the rest: one of the first three is this many times the next.
+BREAK_RATIO = 3.0
+BREAK_GAP_PX = 6  # the white cut across a broken bar, between its two slanted strokes
 
 Anchor = Literal["start", "middle", "end"]
 
@@ -133,17 +138,34 @@ def _ticks(maximum: int) -> list[int]:
     return [step * i for i in range(math.ceil(maximum / step) + 1)]
 
 
-def _draw(chart: Chart, labels: list[str], series: tuple[tuple[str, str], ...], with_legend: bool) -> _Drawing:
+def axis_limit(totals: list[int]) -> int:
+    """The value the axis runs to: the largest bar, or, when the first one to three bars are more than
+    BREAK_RATIO times the next, that next bar (the bars beyond it are drawn broken, their value printed).
+
+    A 240,298 beside an 879 would leave the 879 a two-pixel sliver; a log scale would make stacked channels
+    unreadable, and the tables print every figure exactly anyway.
+    """
+    ranked = sorted(totals, reverse=True)
+    for index in range(min(3, len(ranked) - 1)):
+        if ranked[index + 1] > 0 and ranked[index] > BREAK_RATIO * ranked[index + 1]:
+            return ranked[index + 1]
+    return ranked[0] if ranked else 0
+
+
+def _draw(chart: Chart, labels: list[str], series: tuple[tuple[str, str], ...], with_legend: bool,
+          with_unit: bool = True) -> _Drawing:
     """Horizontal bars, one row per category in table order, the series stacked left to right."""
     label_px = min(max((text_width(label) for label in labels), default=0) + 12, 280)
     totals = [sum(values[row] for _, values in chart.series) for row in range(len(labels))]
-    ticks = _ticks(max(totals, default=0))
+    ticks = _ticks(axis_limit(totals))
     plot_left = label_px
     plot_right = WIDTH_PX - 12 - text_width(f"{max(totals, default=0):,}", VALUE_FONT_PX)
-    scale = (plot_right - plot_left) / ticks[-1]
+    broken = any(total > ticks[-1] for total in totals)
+    axis_right = plot_right - (3 * BREAK_GAP_PX if broken else 0)  # room for the broken bars' cut ends
+    scale = (axis_right - plot_left) / ticks[-1]
     top = 28 if with_legend else 8
     bottom = top + ROW_PX * max(len(labels), 1)
-    height = bottom + 22
+    height = bottom + 40  # the ticks' figures, then the axis' unit
     shapes: list[_Rect | _Line | _Text] = []
     if with_legend:
         x = float(plot_left)
@@ -152,19 +174,33 @@ def _draw(chart: Chart, labels: list[str], series: tuple[tuple[str, str], ...], 
             x += 16 + text_width(name) + 18
     for tick in ticks:
         x = plot_left + tick * scale
-        shapes += [_Line(x, top, x, bottom, "#dddddd"), _Text(x, height - 6, f"{tick:,}", "middle", fill="#555")]
+        shapes += [_Line(x, top, x, bottom, "#dddddd"), _Text(x, bottom + 16, f"{tick:,}", "middle", fill="#555")]
+    if with_unit:  # under the axis, at its end: 单位：次 (the value labels are in the same unit)
+        shapes.append(_Text(axis_right, height - 4, f"单位：{chart.unit}", "end", fill="#555"))
     for row, label in enumerate(labels):
         y = top + row * ROW_PX + (ROW_PX - BAR_PX) / 2
         shapes.append(_Text(plot_left - 6, y + BAR_PX - 3, label, "end"))
         left = float(plot_left)
         for (_, values), (_, colour) in zip(chart.series, series, strict=True):
-            width = values[row] * scale
+            width = min(values[row] * scale, plot_right - left)  # a broken bar ends at the plot's edge
             if width > 0:
                 shapes.append(_Rect(left, y, width, BAR_PX, colour))
-            left += width
+                left += width
+        if totals[row] > ticks[-1]:
+            shapes += _break_mark(axis_right + BREAK_GAP_PX, y)
         shapes.append(_Text(left + 4, y + BAR_PX - 3, f"{totals[row]:,}", size=VALUE_FONT_PX))
     shapes.append(_Line(plot_left, top, plot_left, bottom, "#555555"))
     return _Drawing(WIDTH_PX, height, chart.title, tuple(shapes))
+
+
+def _break_mark(x: float, y: float) -> list[_Rect | _Line | _Text]:
+    """A cut across a bar at `x`: a white gap between two slanted strokes, the mark of a broken axis."""
+    slant = 3.0
+    return [
+        _Rect(x, y - 2, BREAK_GAP_PX, BAR_PX + 4, "#ffffff"),
+        _Line(x - slant / 2, y + BAR_PX + 2, x + slant / 2, y - 2, "#555555"),
+        _Line(x + BREAK_GAP_PX - slant / 2, y + BAR_PX + 2, x + BREAK_GAP_PX + slant / 2, y - 2, "#555555"),
+    ]
 
 
 def _number(value: float) -> str:
@@ -204,11 +240,11 @@ def _png(drawing: _Drawing, font_file: Path | None) -> bytes:
 
     def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         if size not in fonts:
-            pixels = size * PNG_SCALE
+            pixels = round(size * PNG_SCALE)
             fonts[size] = ImageFont.truetype(str(font_file), pixels) if font_file else ImageFont.load_default(pixels)
         return fonts[size]
 
-    image = Image.new("RGB", (drawing.width * PNG_SCALE, drawing.height * PNG_SCALE), "white")
+    image = Image.new("RGB", (round(drawing.width * PNG_SCALE), round(drawing.height * PNG_SCALE)), "white")
     canvas = ImageDraw.Draw(image)
     s = PNG_SCALE
     for shape in drawing.shapes:
@@ -217,12 +253,12 @@ def _png(drawing: _Drawing, font_file: Path | None) -> bytes:
             canvas.rectangle((x0, y0, max(x0, x0 + shape.width * s - 1), max(y0, y0 + shape.height * s - 1)),
                              fill=shape.fill)
         elif isinstance(shape, _Line):
-            canvas.line((shape.x1 * s, shape.y1 * s, shape.x2 * s, shape.y2 * s), fill=shape.stroke, width=s)
+            canvas.line((shape.x1 * s, shape.y1 * s, shape.x2 * s, shape.y2 * s), fill=shape.stroke, width=round(s))
         else:
             canvas.text((shape.x * s, shape.y * s), shape.text, fill=shape.fill, font=font(shape.size),
                         anchor=_PIL_ANCHORS[shape.anchor])
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
+    image.save(buffer, format="PNG", optimize=False, dpi=(PNG_DPI, PNG_DPI))
     return buffer.getvalue()
 
 
@@ -232,7 +268,8 @@ def render(chart: Chart, image_format: Literal["svg", "png"]) -> RenderedChart:
     font_file = cjk_font() if image_format == "png" else None
     ranks_only = image_format == "png" and font_file is None
     labels = [str(rank) for rank in range(1, len(chart.categories) + 1)] if ranks_only else list(chart.categories)
-    drawing = _draw(chart, labels, series, with_legend=len(series) > 1 and not ranks_only)
+    # Without a CJK font the unit cannot be painted either: the DOCX prints it in the caption instead.
+    drawing = _draw(chart, labels, series, with_legend=len(series) > 1 and not ranks_only, with_unit=not ranks_only)
     image = _svg(drawing, chart.key) if image_format == "svg" else _png(drawing, font_file or _latin_font())
     return RenderedChart(
         image=image, ranks_only=ranks_only, legend=tuple(enumerate(chart.categories, start=1)), series=series,

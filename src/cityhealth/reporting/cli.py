@@ -1,4 +1,4 @@
-"""`cityhealth bulletin`: write one month's bulletin as HTML, DOCX, Markdown or scenario-format JSON."""
+"""`cityhealth bulletin`: write one month's bulletin as HTML, DOCX, PDF, Markdown or scenario-format JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cityhealth.config import Settings, load_settings
 from cityhealth.errors import DomainError
 from cityhealth.reporting import month_loads
 from cityhealth.reporting.model import BulletinData, month_parts
+from cityhealth.reporting.schemas import PublicationProfileIn
 from cityhealth.reporting.service import Edition, build_bulletin, render, warnings
 from cityhealth.reporting.tables import Issue
 
@@ -42,8 +43,11 @@ def _published(value: str | None) -> date | None:
         raise typer.BadParameter(f"a date is written YYYY-MM-DD, not {value!r}") from exc
 
 
-async def _from_database(settings: Settings, month: str, region: str | None) -> BulletinData:
+async def _from_database(settings: Settings, month: str,
+                         region: str | None) -> tuple[BulletinData, PublicationProfileIn | None]:
+    """The month's figures and the publication profile of its region, read in one transaction."""
     from cityhealth.db.cli import checked_database  # here: a bulletin from a scenario file needs no database
+    from cityhealth.reporting.profiles import profile_for_issue
 
     async with checked_database(settings) as database, database.transaction() as session:
         # A month still being loaded (the demo's simulation) has partial figures: no bulletin is written of it.
@@ -51,7 +55,8 @@ async def _from_database(settings: Settings, month: str, region: str | None) -> 
         if not database.is_sqlite:
             # Both sources read one snapshot, so booking and collection figures belong to the same instant.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        return await build_bulletin(session, month, region_code=region)
+        data = await build_bulletin(session, month, region_code=region)
+        return data, await profile_for_issue(session, data.region.code)
 
 
 def _from_scenario(path: Path, month: str) -> BulletinData:
@@ -97,15 +102,27 @@ def bulletin(
     numbering = Issue(issue, total_issue, _published(published))
     settings = load_settings()
     try:
-        data = _from_scenario(scenario, month) if scenario else asyncio.run(_from_database(settings, month, region))
+        data, profile = ((_from_scenario(scenario, month), None) if scenario
+                         else asyncio.run(_from_database(settings, month, region)))
     except DomainError as exc:
         _say(f"error: {exc.message}", typer.colors.RED)
         raise typer.Exit(1) from exc
     except ValidationError as exc:
         _say(f"error: the figures are not in the scenario format:\n{exc}", typer.colors.RED)
         raise typer.Exit(1) from exc
-    news_md = news.read_text(encoding="utf-8") if news else None
-    content = render(data, fmt, news_md, issue=numbering)
+    try:
+        news_md = news.read_text(encoding="utf-8") if news else None
+    except UnicodeDecodeError as exc:
+        _say(f"error: {news} is not UTF-8 text (byte {exc.start}); save it as UTF-8 Markdown", typer.colors.RED)
+        raise typer.Exit(1) from exc
+    if news_md is not None and "\x00" in news_md:
+        _say(f"error: {news} holds a NUL character; it is not a Markdown text file", typer.colors.RED)
+        raise typer.Exit(1)
+    try:
+        content = render(data, fmt, news_md, issue=numbering, profile=profile)
+    except DomainError as exc:  # the PDF edition on a machine without LibreOffice
+        _say(f"error: {exc.message}", typer.colors.RED)
+        raise typer.Exit(1) from exc
     for warning in warnings(data):
         _say(f"warning: {warning}", typer.colors.YELLOW)
     path = output or settings.var_dir / "bulletins" / f"bulletin-{month}.{fmt.value}"

@@ -2,13 +2,14 @@
 
 The format, deliberately small:
 
-    ## 健康南京 APP 注册用户突破 300 万      an article, printed before the statistics
+    ## 六月全市预约挂号逾 51 万人次          an article, printed before the statistics
     Paragraphs separated by blank lines.
 
     ## 简讯                                  the news-in-brief, printed after the statistics
-    - 7月，南京市远程影像诊断系统接入 …      one item per "- " (or "* ") line; indented lines continue it
+    - 6月，区域影像平台开展远程影像会诊 …    one item per "- " (or "* ") line; indented lines continue it
 
-    ## 页脚                                  the footer lines (address, telephone …), one per line
+    ## 页脚                                  footer lines, one per line, printed when the region has no
+                                             publication profile (reporting/profiles.py) to print instead
 
 A `- ` list before any heading is 简讯 too. Only text is kept: no inline HTML or Markdown markup is
 interpreted, and every edition escapes what it prints, so the file cannot inject markup into the bulletin.

@@ -9,6 +9,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from cityhealth.reporting import charts
+from cityhealth.reporting.footer import FooterBlock
 from cityhealth.reporting.news import News
 from cityhealth.reporting.tables import Column, FrontMatter, Layout, Passage, Table, header_groups, print_order
 
@@ -67,12 +68,18 @@ def _block(table: Table) -> Block:
     )
 
 
-def render_html(front: FrontMatter, printed: Layout, news: News) -> bytes:
+def _codes(footer: FooterBlock) -> list[tuple[str, Markup]]:
+    # segno writes the SVG from the URL's bits alone; the caption in its <title> is XML-escaped by segno.
+    return [(code.caption, Markup(code.svg)) for code in footer.codes]  # noqa: S704
+
+
+def render_html(front: FrontMatter, printed: Layout, news: News, footer: FooterBlock) -> bytes:
     template = _environment().get_template("bulletin.html")
     page = template.render(
         front=front,
         news=news,
         items=[item if isinstance(item, Passage) else _block(item) for item in print_order(printed)],
-        footer=news.footer or (printed.publisher,),
+        footer=footer.lines,
+        codes=_codes(footer),
     )
     return page.encode("utf-8")

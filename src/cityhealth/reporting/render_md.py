@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from cityhealth.reporting.footer import FooterBlock
 from cityhealth.reporting.news import News
 from cityhealth.reporting.tables import FrontMatter, Layout, Passage, Table, print_order
 
@@ -43,7 +44,7 @@ def _passage(passage: Passage) -> list[str]:
     return lines
 
 
-def render_md(front: FrontMatter, printed: Layout, news: News) -> bytes:
+def render_md(front: FrontMatter, printed: Layout, news: News, footer: FooterBlock) -> bytes:
     lines = [f"# {_text(front.masthead)}", ""]
     for line in (front.issue_line, front.publisher_line, front.date_line):
         if line:
@@ -62,6 +63,8 @@ def render_md(front: FrontMatter, printed: Layout, news: News) -> bytes:
         lines += [f"- {_text(item)}" for item in news.briefs]
         lines.append("")
     lines += ["---", ""]
-    for line in news.footer or (printed.publisher,):
+    for line in footer.lines:
         lines += [_text(line), ""]
+    for code in footer.codes:  # a text edition prints what the QR code would open
+        lines += [_text(f"{code.caption}：{code.url}"), ""]
     return ("\n".join(lines).rstrip("\n") + "\n").encode("utf-8")

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cityhealth.booking import service as booking_service
 from cityhealth.clock import BUSINESS_TZ, month_bounds
 from cityhealth.collection import quality as collection_quality
-from cityhealth.errors import ValidationFailed
+from cityhealth.errors import DomainError, ValidationFailed
 from cityhealth.hotline import statistics as hotline_statistics
 from cityhealth.registry import service as registry_service
 from cityhealth.reporting.model import (
@@ -53,6 +53,45 @@ from cityhealth.telemed import statistics as telemed_statistics
 REPORTED_AREA_LEVELS = ("district", "reporting_unit")
 _MAX_AREAS = 1000
 SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+class NoFigures(DomainError):
+    """A month the platform holds nothing for: no bulletin is written of it, rather than an empty one."""
+
+    status = 404
+    code = "bulletin_no_figures"
+    title = "No figures for the month"
+
+
+def no_figures(month: str) -> NoFigures:
+    return NoFigures(f"the platform holds no figures for {month}: nothing was booked, uploaded, called or "
+                     "read in that month, so there is no bulletin to write", field="month", value=month,
+                     rule="bulletin.month.has_figures")
+
+
+async def gather_printable(session: AsyncSession, month: str, *, region_code: str | None = None) -> BulletinData:
+    """`gather`, refusing a month that holds nothing to print (NoFigures) rather than writing an empty bulletin."""
+    try:
+        data = await gather(session, month, region_code=region_code)
+    except ValidationFailed as exc:
+        # No district reported anything, so the region could not be told from them: unless something was
+        # booked, the month is empty (and naming the region would only give an empty bulletin).
+        if exc.rule != "region.single_parent" or exc.value != []:
+            raise
+        booking = await booking_service.bulletin_section(session, month)
+        if _section(BookingSection, booking, month, "booking").by_hospital:
+            raise
+        raise no_figures(month) from exc
+    if not has_figures(data):
+        raise no_figures(month)
+    return data
+
+
+def has_figures(data: BulletinData) -> bool:
+    """Whether any section has something to print (a month of only zeros and empty tables has not)."""
+    booking = data.booking is not None and bool(data.booking.by_hospital or data.booking.by_app)
+    collection = data.collection is not None and bool(data.collection.districts or data.collection.hospitals)
+    return booking or collection or data.hotline is not None or data.telemed is not None
 
 
 def _section(model: type[SectionT], value: Any, month: str, source: str) -> SectionT:

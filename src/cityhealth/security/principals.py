@@ -31,6 +31,7 @@ class Role(StrEnum):
     # A community health centre's family doctor, nurse or public-health staff (organization_id set): their
     # centre's teams, contracts and panels, and its chronic disease registers, follow-ups and overdue list.
     FAMILY_DOCTOR = "family_doctor"
+    CLINICIAN = "clinician"  # a hospital's doctor or nurse: opens residents' shared records on a checked reason
 
 
 class Scope(StrEnum):
@@ -72,6 +73,9 @@ class Scope(StrEnum):
     RECORDS_CHRONIC = "records.chronic"  # a centre's chronic disease registers, follow-ups, overdue list
     RECORDS_CHRONIC_UPLOAD = "records.chronic.upload"  # a district platform uploads public-health follow-ups
     RECORDS_INDICATORS = "records.indicators"  # contract rates and chronic disease indicators (no personal data)
+    RECORDS_OPEN = "records.open"  # open a resident's shared record on a reason the records room checks
+    RECORDS_LINK = "records.link"  # patient linkage: the review queue, merge and unmerge
+    RECORDS_AUDIT = "records.audit"  # every resident's access log, the break-glass openings and their review
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
@@ -93,7 +97,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.FAMILY_DOCTOR: frozenset({Scope.REGISTRY_READ, Scope.RECORDS_FAMILY, Scope.RECORDS_CHRONIC,
                                    Scope.RECORDS_INDICATORS}),
     Role.DATA_QUALITY_OPERATOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ,
-                                           Scope.COLLECTION_ADMIN}),
+                                           Scope.COLLECTION_ADMIN, Scope.RECORDS_LINK}),
+    Role.CLINICIAN: frozenset({Scope.REGISTRY_READ, Scope.RECORDS_OPEN}),
     Role.BULLETIN_EDITOR: frozenset({Scope.REGISTRY_READ, Scope.COLLECTION_READ, Scope.BULLETIN_EDIT}),
     Role.ORGANIZATION_ADMIN: frozenset({Scope.REGISTRY_READ, Scope.REGISTRY_WRITE, Scope.BOOKING_SCHEDULE}),
     Role.HOTLINE_KB_EDITOR: frozenset({Scope.HOTLINE_KB_READ, Scope.HOTLINE_KB_EDIT, Scope.HOTLINE_KB_REVIEW}),
@@ -108,7 +113,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 SECOND_FACTOR_ROLES = frozenset({Role.HOTLINE_AGENT, Role.HOTLINE_SUPERVISOR, Role.READING_CENTRE_DOCTOR,
                                  Role.DATA_QUALITY_OPERATOR, Role.ORGANIZATION_ADMIN, Role.PLATFORM_ADMIN,
                                  Role.HOTLINE_KB_EDITOR, Role.CRISIS_COUNSELLOR, Role.WORK_ORDER_HANDLER,
-                                 Role.TELEMED_REQUESTER, Role.FAMILY_DOCTOR})
+                                 Role.TELEMED_REQUESTER, Role.FAMILY_DOCTOR, Role.CLINICIAN})
 
 
 def scopes_for_roles(roles: frozenset[Role]) -> frozenset[Scope]:

@@ -7,6 +7,7 @@ public, as the printed bulletin is; record-level pages need an operator login (w
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -17,11 +18,21 @@ from fastapi.staticfiles import StaticFiles
 
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
 from cityhealth.errors import ValidationFailed
-from cityhealth.reporting import month_loads
+from cityhealth.reporting import issues, month_loads, profiles
 from cityhealth.reporting import service as reporting_service
 from cityhealth.reporting.model import BulletinData
+from cityhealth.reporting.schemas import PublicationProfileRead
 from cityhealth.reporting.service import Edition
-from cityhealth.web import booking, dashboard, hotline_desk, login, sources, telemed_worklist, work_orders
+from cityhealth.web import (
+    booking,
+    bulletin_editor,
+    dashboard,
+    hotline_desk,
+    login,
+    sources,
+    telemed_worklist,
+    work_orders,
+)
 from cityhealth.web.session import LoginRequired, login_redirect
 from cityhealth.web.templating import environment, page
 
@@ -30,6 +41,7 @@ DOWNLOADS = {
     "json": (Edition.JSON, "application/json"),
     "md": (Edition.MD, "text/markdown; charset=utf-8"),
     "docx": (Edition.DOCX, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    "pdf": (Edition.PDF, "application/pdf"),  # printed by LibreOffice: 503 edition_unavailable without it
 }
 
 LOADING_REFRESH_S = 10  # how often the page of a bulletin still being loaded reloads itself
@@ -59,7 +71,8 @@ async def bulletin_index(request: Request, session: SessionDep, clock: ClockDep,
         return RedirectResponse(f"/bulletin/{sources.parse_month(month)}", status_code=303)
     months = await sources.months_with_data(session, clock)
     return page(request, "bulletin_index.html", months=months, window=sources.INDEX_MONTHS,
-                current=sources.business_month(clock.now()), downloads=list(DOWNLOADS))
+                current=sources.business_month(clock.now()), downloads=list(DOWNLOADS),
+                published=await issues.published_issues(session))
 
 
 def _edition(edition: str) -> tuple[str, str | None]:
@@ -72,12 +85,14 @@ def _edition(edition: str) -> tuple[str, str | None]:
     return month, extension if dot else None
 
 
-async def _bulletin(database: DatabaseDep, month: str) -> BulletinData:
+async def _bulletin(database: DatabaseDep, month: str) -> tuple[BulletinData, PublicationProfileRead | None]:
+    """The month's figures and its region's publication profile (the footer block), read in one snapshot."""
     async with database.transaction() as session:
         if not database.is_sqlite:
             # Booking and collection figures are read from one snapshot, as the CLI reads them.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        return await reporting_service.build_bulletin(session, month)
+        data = await reporting_service.build_bulletin(session, month)
+        return data, await profiles.profile_for_issue(session, data.region.code)
 
 
 def _with_site_bar(html: str, month: str) -> str:
@@ -99,12 +114,21 @@ async def bulletin(edition: str, request: Request, database: DatabaseDep) -> Res
         if extension is not None:
             month_loads.refuse_partial(load)  # a download is the bulletin itself: 409 until the month is whole
         return page(request, "bulletin_loading.html", load=load, refresh_s=LOADING_REFRESH_S)
-    data = await _bulletin(database, month)
+    fmt = DOWNLOADS[extension][0] if extension is not None else Edition.HTML
+    async with database.transaction() as session:
+        published = await issues.published_edition(session, None, month, fmt)
+    if published is not None:  # a published issue is served as it was published, whatever the data since
+        _, content = published
+        if extension is None:
+            return HTMLResponse(_with_site_bar(content.decode("utf-8"), month))
+        return Response(content, media_type=DOWNLOADS[extension][1],
+                        headers={"Content-Disposition": f'attachment; filename="bulletin-{month}.{extension}"'})
+    data, profile = await _bulletin(database, month)
     if extension is None:
         html = await anyio.to_thread.run_sync(reporting_service.render, data, Edition.HTML)
         return HTMLResponse(_with_site_bar(html.decode("utf-8"), month))
     fmt, media_type = DOWNLOADS[extension]
-    content = await anyio.to_thread.run_sync(reporting_service.render, data, fmt)
+    content = await anyio.to_thread.run_sync(functools.partial(reporting_service.render, data, fmt, profile=profile))
     return Response(content, media_type=media_type,
                     headers={"Content-Disposition": f'attachment; filename="bulletin-{month}.{extension}"'})
 
@@ -115,6 +139,7 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 
 
 router.include_router(dashboard.router)
+router.include_router(bulletin_editor.router)  # the bulletin editor's console: drafts, previews, publishing
 router.include_router(login.router)
 router.include_router(booking.router)  # the resident booking pages (web/booking*.py)
 router.include_router(work_orders.router)  # the hotline's and the organizations' work-order pages

@@ -38,6 +38,23 @@ async def delete_spool(session: AsyncSession, spool_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def delete_last_frames(session: AsyncSession, spool_id: str, count: int) -> int:
+    """Delete a spool's `count` highest frames; how many there were."""
+    last = (
+        select(SpoolFrame.frame_index)
+        .where(SpoolFrame.spool_id == spool_id)
+        .order_by(SpoolFrame.frame_index.desc())
+        .limit(count)
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        delete(SpoolFrame)
+        .where(SpoolFrame.spool_id == spool_id, SpoolFrame.frame_index.in_(last))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def delete_orphan_frames(session: AsyncSession, written_before: datetime) -> int:
     """Frames of spools no raw payload names (an upload refused or cut off mid-stream), older than a cut-off."""
     named = exists().where(RawPayload.spool_id == SpoolFrame.spool_id)

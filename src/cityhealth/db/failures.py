@@ -1,0 +1,155 @@
+"""The database's own failures as answers a client can act on: unreachable → 503 with Retry-After, full → 507.
+
+A request that meets a stopped, restarting or killed PostgreSQL server (or its pool timing out while it is
+gone) has changed nothing: its transaction never committed. Answering it 503 with Retry-After tells the client
+to send it again, which every write path takes idempotently; a 500 would say the platform is broken. A database
+whose disk is full refuses the write that needed the space; the client learns which rule refused it (507,
+`storage.full`), and the rest of the platform goes on serving. Both are recognised from the driver's error
+codes (SQLSTATE for PostgreSQL, SQLite's result code, errno), however deep in an exception's chain they are.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from cityhealth.db.engine import Database
+from cityhealth.errors import DomainError
+from cityhealth.observability import problem_response
+
+logger = logging.getLogger("cityhealth.db")
+
+RETRY_AFTER_S = 2  # what a client waits before sending again; a restart takes a few seconds
+_SQLITE_FULL = 13
+# SQLSTATE classes/codes: 08 connection exception, 57P01-57P03 shutdown / crash / cannot connect now,
+# 53100 disk full.
+_PG_UNAVAILABLE_PREFIXES = ("08", "57P01", "57P02", "57P03")
+_PG_DISK_FULL = "53100"
+_UNAVAILABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
+                       errno.EHOSTUNREACH, errno.ENETUNREACH}
+# asyncpg's errors for a connection that is gone (no SQLSTATE: the client side noticed).
+_GONE_CONNECTION_ERRORS = {"ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError",
+                           "InternalClientError"}
+
+
+class DatabaseUnavailable(DomainError):
+    """The database cannot be reached just now: nothing was changed, the same request may be sent again."""
+
+    status = 503
+    code = "database_unavailable"
+    title = "Service unavailable"
+
+
+class StorageFull(DomainError):
+    """The database has no room for the write: it was refused whole."""
+
+    status = 507
+    code = "storage_full"
+    title = "Insufficient storage"
+
+
+def free_bytes(database: Database) -> int | None:
+    """Free bytes on the filesystem of a SQLite database's file; None for PostgreSQL (its disk is the server's)."""
+    if not database.is_sqlite or not database.url.database or database.url.database == ":memory:":
+        return None
+    return shutil.disk_usage(Path(database.url.database).parent).free
+
+
+def ensure_room(database: Database, needed: int, reserve: int) -> None:
+    """Refuse (507, `storage.reserve`) a write of `needed` bytes that would leave less than `reserve` free."""
+    free = free_bytes(database)
+    if free is not None and free - needed < reserve:
+        raise StorageFull(
+            f"the database's disk has {free} bytes free; this upload would leave less than the {reserve} bytes "
+            "kept for everything else (CITYHEALTH_STORAGE_RESERVE_BYTES)",
+            field="body", value=needed, rule="storage.reserve",
+        )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 16:
+        seen.append(current)
+        orig = getattr(current, "orig", None)  # SQLAlchemy's wrapper → the driver's error
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return seen
+
+
+def _sqlstate(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return state if isinstance(state, str) else ""
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether the database (or the disk under it) had no room for a write somewhere in `exc`'s chain."""
+    for error in _chain(exc):
+        if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL or _sqlstate(error) == _PG_DISK_FULL:
+            return True
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(error):  # aiosqlite may re-raise without the result code
+            return True
+    return False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or its connection was lost (not a bad statement)."""
+    for error in _chain(exc):
+        if isinstance(error, PoolTimeout):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        if _sqlstate(error).startswith(_PG_UNAVAILABLE_PREFIXES):
+            return True
+        if type(error).__name__ in _GONE_CONNECTION_ERRORS and type(error).__module__.startswith("asyncpg"):
+            return True
+        if isinstance(error, ConnectionError | TimeoutError) or (
+                isinstance(error, OSError) and error.errno in _UNAVAILABLE_ERRNOS):
+            return True
+    return False
+
+
+def answer_for(exc: BaseException) -> DomainError | None:
+    """The problem a database failure is answered with, or None when it is not one of those above."""
+    if is_storage_full(exc):
+        return StorageFull("the database has no room left for this write; nothing of it was stored",
+                           field="body", rule="storage.full")
+    if is_unavailable(exc):
+        error = DatabaseUnavailable(f"the database cannot be reached just now; nothing was changed — send the "
+                                    f"request again after {RETRY_AFTER_S} s", rule="database.available")
+        error.headers = {"Retry-After": str(RETRY_AFTER_S)}  # type: ignore[attr-defined]
+        return error
+    return None
+
+
+async def on_database_error(request: Request, exc: Exception) -> Response:
+    """Exception handler: a database that is gone or full answers 503 / 507; any other failure goes on to the 500."""
+    error = answer_for(exc)
+    if error is None:
+        raise exc
+    logger.warning("database failure answered %s", error.status,
+                   extra={"request_id": getattr(request.state, "request_id", None), "error_type": type(exc).__name__})
+    return problem_response(error, getattr(request.state, "request_id", None), getattr(error, "headers", None))
+
+
+def install_database_error_handlers(app: FastAPI) -> None:
+    """Answer the database's unavailability and lack of room (above) on every route."""
+    # Not every OSError: a missing file is a bug to see as a 500. A refused or reset connection is one of these
+    # (asyncpg raises the socket's own error when the server is down).
+    classes: list[type[Exception]] = [DBAPIError, PoolTimeout, ConnectionError, TimeoutError]
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - a SQLite-only installation
+        pass
+    else:
+        classes += [asyncpg.PostgresError, asyncpg.InterfaceError]
+    for cls in classes:
+        app.add_exception_handler(cls, on_database_error)
+

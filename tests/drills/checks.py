@@ -1,0 +1,84 @@
+"""What every drill checks afterwards, from the database: the audit chain (through `cityhealth audit verify`),
+the collection counters against a recount of the stored records, and a digest of every table's rows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from cityhealth.clock import business_date
+from cityhealth.collection.models import DailyCount, Record
+from cityhealth.db.engine import Database
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Records stored and the counters' sums, and the (unit, form, day) keys where counter and recount differ."""
+
+    records: int
+    counted: int
+    mismatched: tuple[tuple[int, str, str, int, int], ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched
+
+
+def cli(database_url: str, *arguments: str, var_dir: Path | None = None,
+        extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`cityhealth ARGUMENTS` against the database of `database_url`, in a var directory of its own."""
+    with tempfile.TemporaryDirectory(prefix="drill-var-") as scratch:
+        directory = var_dir or Path(scratch)
+        environment = {**os.environ, "CITYHEALTH_DATABASE_URL": database_url, "CITYHEALTH_VAR_DIR": str(directory),
+                       **(extra or {})}
+        return subprocess.run([sys.executable, "-m", "cityhealth.cli", *arguments],  # noqa: S603 - our own CLI
+                              capture_output=True, text=True, env=environment, check=False)
+
+
+def audit_verifies(database_url: str, var_dir: Path | None = None) -> tuple[bool, str]:
+    """`cityhealth audit verify` on the database: whether it passed, and what it printed."""
+    done = cli(database_url, "audit", "verify", var_dir=var_dir)
+    lines = done.stdout.strip().splitlines() or done.stderr.strip().splitlines() or [""]
+    return done.returncode == 0, lines[-1]
+
+
+async def recount(database: Database) -> Counts:
+    """Each unit's records stored per form and first business day, against the accepted counter of that day."""
+    async with database.transaction() as session:
+        stored = Counter(
+            (org, form, business_date(first).isoformat())
+            for org, form, first in await session.execute(
+                select(Record.organization_id, Record.form, Record.first_received_at))
+        )
+        counted = {
+            (org, form, day.isoformat()): accepted
+            for org, form, day, accepted in await session.execute(
+                select(DailyCount.organization_id, DailyCount.form, DailyCount.day, DailyCount.accepted))
+        }
+    mismatched = tuple(sorted(
+        (*key, stored.get(key, 0), counted.get(key, 0))
+        for key in set(stored) | set(counted)
+        if stored.get(key, 0) != counted.get(key, 0)
+    ))
+    return Counts(sum(stored.values()), sum(counted.values()), mismatched)
+
+
+async def table_digests(database: Database) -> dict[str, tuple[int, str]]:
+    """Every table's row count and an md5 of its rows in a fixed order (PostgreSQL): equal digests, equal data."""
+    async with database.transaction() as session:
+        names = (await session.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"))).scalars().all()
+        digests = {}
+        for name in names:
+            row = (await session.execute(text(
+                f'SELECT count(*), md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "{name}" t'  # noqa: S608 - catalog names
+            ))).one()
+            digests[name] = (int(row[0]), str(row[1]))
+    return digests

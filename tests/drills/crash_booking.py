@@ -1,0 +1,170 @@
+"""The booking-race crash drill: `cityhealth serve` SIGKILLed at random moments while many residents race for
+the few slots of one session through an app, and started again.
+
+Each resident's booking is one request with its own Idempotency-Key, sent again with the same key after a
+broken connection or a 503 until it is answered for good (201 booked, or a 4xx such as sold out). Afterwards,
+from the database: no session has more active bookings than slots (oversold), no resident two (doubled); and
+every resident's request sent once more with its key answers the booking the database holds for that resident
+(so every booking is findable by its key, none answered to nobody). The audit chain verifies after each crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from cityhealth.booking.models import Booking
+from cityhealth.clock import business_date
+from cityhealth.db.engine import Database
+from cityhealth.security.audit_verify import verify_chain
+from cityhealth.security.principals import Principal
+from cityhealth.security.tokens import issue_access_token
+from tests.drills.cluster import free_port
+from tests.drills.platform import platform, serve, wait_ready
+from tests.factories.booking import add_resident, build_world, online_app, publish
+from tests.factories.security import headers_for
+
+RESIDENTS = 60
+CAPACITY = 20
+ACTIVE = ("held", "booked", "checked_in")
+
+
+@dataclass
+class BookingCrashResult:
+    crashes: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    booked_answers: int = 0
+    active: int = 0
+    oversold: int = 0
+    doubled: int = 0
+    unfindable: int = 0
+    audit_failures: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (self.crashes > 0 and not self.oversold and not self.doubled and not self.unfindable
+                and not self.audit_failures and 500 not in self.statuses and self.active == self.booked_answers)
+
+    def line(self) -> str:
+        return (f"crash_booking: ok={int(self.ok)} crashes={self.crashes} residents={RESIDENTS} slots={CAPACITY} "
+                f"active={self.active} booked_answers={self.booked_answers} oversold={self.oversold} "
+                f"doubled={self.doubled} unfindable={self.unfindable} audit_failures={self.audit_failures} "
+                f"answers={dict(sorted(self.statuses.items()))}")
+
+
+class Tokens:
+    def __init__(self, principal: Principal, key: bytes, ttl_s: int, clock: Any) -> None:
+        self.principal, self.key, self.ttl_s, self.clock = principal, key, ttl_s, clock
+        self._issued: tuple[float, dict[str, str]] = (0.0, {})
+
+    def headers(self) -> dict[str, str]:
+        if time.monotonic() - self._issued[0] > 120:
+            token = issue_access_token(self.principal, key=self.key, now=self.clock.now(), ttl_s=self.ttl_s)
+            self._issued = (time.monotonic(), {"Authorization": f"Bearer {token}"})
+        return self._issued[1]
+
+
+async def _book(http: httpx.AsyncClient, tokens: Tokens, session_id: int, id_number: str, key: str,
+                result: BookingCrashResult | None) -> httpx.Response:
+    while True:
+        try:
+            response = await http.post("/api/booking/bookings", json={"session_id": session_id, "id_number": id_number},
+                                       headers={**tokens.headers(), "Idempotency-Key": key})
+        except httpx.TransportError:
+            if result is not None:
+                result.statuses[-1] += 1
+            await asyncio.sleep(0.1)
+            continue
+        if result is not None:
+            result.statuses[response.status_code] += 1
+        if response.status_code not in (502, 503, 504):
+            return response
+        await asyncio.sleep(0.2)
+
+
+async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
+    chance = random.Random(seed)
+    root = Path(tempfile.mkdtemp(prefix="drill-crash-booking-"))
+    url = f"sqlite:///{root / 'cityhealth.sqlite'}"
+    result = BookingCrashResult()
+    server: subprocess.Popen[bytes] | None = None
+    async with platform(url, root / "var") as site, httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=site.app), base_url="http://testserver") as local:
+        now = site.app.state.clock.now()
+        world = await build_world(site.app.state.database, now)
+        residents = [await add_resident(site.app.state.database, site.settings, now, n) for n in range(RESIDENTS)]
+        session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=2),
+                                capacity=CAPACITY)
+        app_principal = online_app(world)
+        await headers_for(site.app, app_principal)  # the app's client row
+    tokens = Tokens(app_principal, site.settings.secret("token_signing_key"), site.settings.access_token_ttl_s,
+                    site.app.state.clock)
+    keys = {number: uuid.uuid4().hex for _, number in residents}
+    checker = Database(url)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    answers: dict[str, httpx.Response] = {}
+    try:
+        server = serve(site.settings, site.keys, port, root / "serve.log", CITYHEALTH_WORKERS="1")
+        await wait_ready(base_url)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+            async def resident(number: str) -> None:
+                await asyncio.sleep(chance.uniform(0, 2.0 + crashes * 0.5))  # arrivals spread over the crashes
+                answers[number] = await _book(http, tokens, session["id"], number, keys[number], result)
+
+            racing = [asyncio.create_task(resident(number)) for _, number in residents]
+            for _ in range(crashes):
+                await asyncio.sleep(chance.uniform(0.2, 1.0))
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+                result.crashes += 1
+                result.audit_failures += 0 if (await verify_chain(checker)).problem is None else 1
+                server = serve(site.settings, site.keys, port, root / "serve.log", CITYHEALTH_WORKERS="1")
+                await wait_ready(base_url)
+            await asyncio.gather(*racing)
+            result.booked_answers = sum(1 for response in answers.values() if response.status_code == 201)
+            async with checker.transaction() as session_:
+                per_resident = dict((await session_.execute(
+                    select(Booking.resident_id, func.count()).where(
+                        Booking.status.in_(ACTIVE), Booking.session_id == session["id"]).group_by(Booking.resident_id)
+                )).all())
+                held = {rid: bid for rid, bid in (await session_.execute(
+                    select(Booking.resident_id, Booking.id).where(Booking.status.in_(ACTIVE)))).all()}
+            result.active = sum(per_resident.values())
+            result.oversold = max(0, result.active - CAPACITY)
+            result.doubled = sum(n - 1 for n in per_resident.values() if n > 1)
+            for resident_id, number in residents:  # the same request again: the booking the database holds
+                again = await _book(http, tokens, session["id"], number, keys[number], None)
+                if resident_id in held and (again.status_code != 201 or again.json().get("id") != held[resident_id]):
+                    result.unfindable += 1
+        result.audit_failures += 0 if (await verify_chain(checker)).problem is None else 1
+        return result
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        await checker.dispose()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    outcome = asyncio.run(run(crashes=int(sys.argv[1]) if len(sys.argv) > 1 else 20))
+    print(outcome.line())  # noqa: T201
+    sys.exit(0 if outcome.ok else 1)

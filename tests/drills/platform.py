@@ -1,0 +1,125 @@
+"""The platform a drill drives: migrated on the drill's database, a hospital with a machine client, real time.
+
+In the drill's own process (an ASGI client) or as `cityhealth serve` processes sharing the same keys, so that
+tokens minted here are honoured there and a process can be killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from cityhealth.app import create_app
+from cityhealth.clock import SystemClock
+from cityhealth.config import Environment, Settings
+from cityhealth.db.cli import upgrade
+from cityhealth.db.engine import Database
+from cityhealth.security.principals import Scope
+from cityhealth.security.tokens import issue_access_token
+from tests.factories.collection import add_organization, make_record
+from tests.factories.security import headers_for, machine
+
+KEYS = ("field_encryption_key", "lookup_hmac_key", "token_signing_key")
+FORM = "outpatient_visit"
+
+
+def new_keys() -> dict[str, str]:
+    return {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in KEYS}
+
+
+def settings_for(database_url: str, var_dir: Path, keys: dict[str, str], **more: Any) -> Settings:
+    return Settings(env=Environment.TEST, database_url=database_url, var_dir=var_dir,
+                    public_base_url="https://cityhealth.test", **{k: SecretStr(v) for k, v in keys.items()}, **more)
+
+
+def environment_for(settings: Settings, keys: dict[str, str], **more: str) -> dict[str, str]:
+    """The environment of a `cityhealth serve|worker` process on the same database, keys and var directory."""
+    return {**os.environ, "CITYHEALTH_ENV": "test", "CITYHEALTH_DATABASE_URL": settings.effective_database_url,
+            "CITYHEALTH_VAR_DIR": str(settings.var_dir), "CITYHEALTH_PUBLIC_BASE_URL": "https://cityhealth.test",
+            **{f"CITYHEALTH_{name.upper()}": value for name, value in keys.items()}, **more}
+
+
+@dataclass
+class Platform:
+    """A migrated database with one hospital and its upload client; fresh tokens on demand (they live 5 min)."""
+
+    app: FastAPI
+    settings: Settings
+    keys: dict[str, str]
+    organization_id: int
+    org_code: str
+    _issued: tuple[float, dict[str, str]] = field(default=(0.0, {}))
+
+    def headers(self) -> dict[str, str]:
+        issued_at, headers = self._issued
+        if time.monotonic() - issued_at > 120:
+            principal = machine(Scope.COLLECTION_UPLOAD, Scope.COLLECTION_READ, organization_id=self.organization_id)
+            token = issue_access_token(principal, key=self.settings.secret("token_signing_key"),
+                                       now=self.app.state.clock.now(), ttl_s=self.settings.access_token_ttl_s)
+            headers = {"Authorization": f"Bearer {token}"}
+            self._issued = (time.monotonic(), headers)
+        return headers
+
+    def batch(self, prefix: str, size: int, at: datetime | None = None) -> list[dict[str, Any]]:
+        moment = at or (self.app.state.clock.now() - timedelta(hours=1))
+        return [make_record(FORM, self.org_code, f"{prefix}-{n}", moment) for n in range(size)]
+
+
+@asynccontextmanager
+async def platform(database_url: str, var_dir: Path, *, migrate: bool = True,
+                   keys: dict[str, str] | None = None, **more: Any) -> AsyncIterator[Platform]:
+    """The platform on `database_url` in this process, its lifespan running, with a hospital registered."""
+    keys = keys or new_keys()
+    settings = settings_for(database_url, var_dir, keys, **more)
+    if migrate:
+        await asyncio.to_thread(upgrade, settings)
+    database = Database(settings.effective_database_url)
+    app = create_app(settings, database=database, clock=SystemClock())
+    try:
+        async with app.router.lifespan_context(app):
+            org = await add_organization(database, app.state.clock, "H0001", name="drill hospital")
+            await headers_for(app, machine(Scope.COLLECTION_UPLOAD, Scope.COLLECTION_READ, organization_id=org.id))
+            yield Platform(app, settings, keys, org.id, org.code)
+    finally:
+        await database.dispose()
+
+
+def client_of(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
+
+
+def serve(settings: Settings, keys: dict[str, str], port: int, log: Path, **more: str) -> subprocess.Popen[bytes]:
+    """`cityhealth serve` on 127.0.0.1:`port` (one process), on the platform's database and keys."""
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "cityhealth.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment_for(settings, keys, **more), stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+        start_new_session=True,  # its own process group, which a crash drill kills whole
+    )
+
+
+async def wait_ready(base_url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{base_url} not ready within {timeout_s:.0f} s")
