@@ -3,12 +3,15 @@ patient identities the hospitals' uploads carry — all planned from the scenari
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cityhealth.clock import BUSINESS_TZ
 from cityhealth.collection.standard import load_standard
@@ -22,6 +25,7 @@ from cityhealth.simulation.people import (
     NO_ID_NUMBER,
     identities,
     plan_people,
+    reading,
 )
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario, round_half_up, scaled
 
@@ -82,14 +86,21 @@ def test_a_resident_has_at_most_one_contract_and_every_chronic_patient_has_one(s
 @pytest.mark.parametrize("seed", range(1, 9))
 def test_every_planned_reading_is_physiological(seed: int) -> None:
     plan = plan_people(SCENARIO, Decimal("0.001"), seed=seed)
-    readings = [(patient.program, reading) for patient in plan.chronic
-                for reading in (*patient.history, *patient.in_month)]
+    readings = [(patient.program, planned) for patient in plan.chronic
+                for planned in (*patient.history, *patient.in_month)]
     assert readings
-    for program, reading in readings:
+    for program, planned in readings:
         # The records room's own check: it raises on a reading no living patient has.
-        check_readings(program, Readings(reading.sbp, reading.dbp, reading.fbg_mmol_l, False, False))
-        assert reading.sbp - reading.dbp >= 30
-        assert (reading.fbg_mmol_l is None) == (program == "hypertension")
+        check_readings(program, Readings(planned.sbp, planned.dbp, planned.fbg_mmol_l, False, False))
+        assert planned.sbp - planned.dbp >= 30
+        assert (planned.fbg_mmol_l is None) == (program == "hypertension")
+
+
+@given(st.integers(), st.sampled_from(["hypertension", "diabetes"]))
+def test_any_drawn_reading_passes_the_records_rooms_physiological_check(seed: int, program: str) -> None:
+    drawn = reading(random.Random(seed), program, date(2022, 6, 10))
+    check_readings(program, Readings(drawn.sbp, drawn.dbp, drawn.fbg_mmol_l, False, False))
+    assert drawn.sbp > drawn.dbp
 
 
 def test_follow_ups_fall_after_the_registration_and_the_months_within_it() -> None:
