@@ -54,8 +54,9 @@ def _bulletin() -> Callable[..., Any]:
 def _simulate() -> Callable[..., Any]:
     from cityhealth.app import create_app
     from cityhealth.simulation import cli as simulation_cli
+    from cityhealth.web.demo import ensure_demo_staff
 
-    return simulation_cli.command(create_app)
+    return simulation_cli.command(create_app, ensure_demo_staff)
 
 
 # name -> the command's function, imported when mounted.

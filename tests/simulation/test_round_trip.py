@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from cityhealth.app import create_app
 from cityhealth.clock import SystemClock
@@ -19,15 +20,19 @@ from cityhealth.hotline import desk
 from cityhealth.hotline.desk_schemas import Reconciliation
 from cityhealth.hotline.schemas import HotlineMonth
 from cityhealth.hotline.statistics import monthly_statistics
+from cityhealth.records.models import LinkReview, PatientLink
+from cityhealth.records.tasks import run_linker
 from cityhealth.reporting.service import Edition, build_bulletin, render
+from cityhealth.security.crypto import field_cipher
 from cityhealth.security.principals import Role
 from cityhealth.simulation.driver import simulate
+from cityhealth.simulation.people import CONFLICT_EVERY, NO_ID_NUMBER, plan_people
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 from tests.conftest import BACKEND
 from tests.factories.security import staff
 from tests.reporting.expected import expected
 
-MAX_STAFF_LOGINS = 12  # the run's staff accounts (administrator, agents, handlers), one login each
+MAX_STAFF_LOGINS = 24  # the run's staff (administrator, agents, handlers, a family doctor a centre), one login each
 SECTIONS = ("hotline", "booking", "collection")
 ROW_KEYS = {"by_hospital": "hospital", "by_app": "app", "districts": "area", "hospitals": "hospital",
             "calls_by_city": "city"}
@@ -90,6 +95,42 @@ async def _reconciliation(url: str, first: date, last: date) -> Reconciliation:
         await database.dispose()
 
 
+async def _linked(settings: Settings) -> tuple[list[tuple[str, str | None, str | None, int]], int]:
+    """The linker's pass over the month's records (as its periodic job would run it), then each simulated
+    resident's patient identity (hospital patient id R + the resident's number) with its status, method, reason
+    and resident number, and the open reviews of them."""
+    database = Database(settings.effective_database_url)
+    try:
+        await run_linker(database, SystemClock(), field_cipher(settings))
+        async with database.transaction() as session:
+            links = (await session.execute(select(PatientLink.status, PatientLink.method, PatientLink.reason,
+                                                  PatientLink.patient_key)
+                                           .where(PatientLink.patient_key.like("R%")))).all()
+            reviews = await session.scalar(select(func.count()).select_from(LinkReview).where(
+                LinkReview.status == "open", LinkReview.patient_key.like("R%")))
+        return [(status, method, reason, int(key[1:])) for status, method, reason, key in links], int(reviews or 0)
+    finally:
+        await database.dispose()
+
+
+def assert_identities_exercise_the_linkage(settings: Settings) -> None:
+    """The residents' records with their ID number link by it; those with another document link by score, or
+    (the doubtful ones) wait in the review queue; those with the number beside another surname stay unlinked as
+    conflicts — each kind only for the residents the plan made so (people.identities)."""
+    links, reviews = asyncio.run(_linked(settings))
+    by_kind: dict[tuple[str, str | None, str | None], set[int]] = {}
+    for status, method, reason, resident in links:
+        by_kind.setdefault((status, method, reason if status == "unlinked" else None), set()).add(
+            resident % CONFLICT_EVERY)
+    without_number = set(range(1, NO_ID_NUMBER + 1))
+    assert by_kind.pop(("linked", "id_number", None)).isdisjoint({0, *without_number})
+    assert by_kind.pop(("linked", "score", None)) <= without_number
+    assert by_kind.pop(("unlinked", None, "id_number.conflict")) == {0}
+    assert by_kind.pop(("review", None, None)) <= without_number
+    assert reviews > 0
+    assert by_kind == {}
+
+
 async def _bulletin_json(url: str, month: str) -> dict[str, Any]:
     database = Database(url)
     try:
@@ -109,6 +150,10 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     assert result.phases_s["telemed"] > 0  # the networks' month was played, and timed
     # Staff keep their sessions: each logs in once (a handful of accounts), then refreshes its token.
     assert 0 < result.staff_logins <= MAX_STAFF_LOGINS, result.staff_logins
+    # The month's people, as planned: every resident registered, contract signed and follow-up recorded.
+    people = plan_people(scenario, Decimal(scale), seed=7)
+    assert (result.residents, result.contracts) == (len(people.residents), people.contracts)
+    assert result.followups == sum(len(p.history) + len(p.in_month) for p in people.chronic)
     actual = asyncio.run(_bulletin_json(settings.effective_database_url, scenario.month))
     wanted = expected(json.loads(Path(path).read_text(encoding="utf-8")), Decimal(scale))
     assert_matches_expected(actual, wanted)
@@ -131,6 +176,7 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     phone = asyncio.run(_reconciliation(settings.effective_database_url, date(2022, 6, 1), date(2022, 6, 30)))
     assert phone.phone_bookings == phone.phone_bookings_with_call == phone.phone_booking_calls
     assert phone.phone_booking_calls_with_booking == phone.phone_booking_calls
+    assert_identities_exercise_the_linkage(settings)
 
 
 def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:

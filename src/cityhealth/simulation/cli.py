@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -10,17 +11,20 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cityhealth.config import load_settings
+from cityhealth.config import Settings, load_settings
+from cityhealth.db.cli import checked_database
 from cityhealth.errors import DomainError
+from cityhealth.simulation.demo import DemoAccounts, DemoStaff, demo_accounts
 from cityhealth.simulation.driver import AppFactory, announce
 from cityhealth.simulation.driver import simulate as run_simulation
-from cityhealth.simulation.scenario import bundled_scenario, load_scenario
+from cityhealth.simulation.scenario import Scenario, bundled_scenario, load_scenario
 
 console = Console(stderr=True, soft_wrap=True)  # the summary stays one line in a log file
 
 
-def command(app_factory: AppFactory) -> Callable[..., None]:
-    """The `simulate` command for the platform that `app_factory` builds (given by the root CLI)."""
+def command(app_factory: AppFactory, demo_staff: DemoStaff | None = None) -> Callable[..., None]:
+    """The `simulate` command for the platform that `app_factory` builds (given by the root CLI, with the web
+    room's demo staff function for `--demo-accounts`)."""
 
     def simulate(
         scenario: str = typer.Option("nanjing-2022-06", help="a scenario file, or the name of a bundled one"),
@@ -30,14 +34,21 @@ def command(app_factory: AppFactory) -> Callable[..., None]:
             False, "--announce-only",
             help="only record the month as being loaded (0 %), so that a server started before the "
                  "simulation shows its progress and holds back its bulletin from the start"),
+        demo_accounts: bool = typer.Option(
+            False, "--demo-accounts",
+            help="after the month is simulated: print its demo resident and create (or reset) the demo family "
+                 "doctor of the resident's centre (development only)"),
     ) -> None:
-        """Generate a scenario's month and drive it through the platform (registry, uploads, bookings, calls)."""
-        run(app_factory, scenario, scale, seed, announce_only=announce_only)
+        """Generate a scenario's month and drive it through the platform (registry, uploads, bookings, calls,
+        residents, family doctors and chronic disease follow-ups)."""
+        run(app_factory, scenario, scale, seed, announce_only=announce_only,
+            demo_staff=demo_staff if demo_accounts else None)
 
     return simulate
 
 
-def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announce_only: bool = False) -> None:
+def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announce_only: bool = False,
+        demo_staff: DemoStaff | None = None) -> None:
     try:
         factor = Decimal(scale)
     except InvalidOperation:
@@ -49,6 +60,9 @@ def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announ
         if announce_only:
             announce(settings, loaded, factor, seed)
             console.print(f"{loaded.month} recorded as being loaded")
+            return
+        if demo_staff is not None:
+            _print_demo_accounts(settings, loaded, factor, seed, demo_staff)
             return
     except DomainError as exc:
         console.print(f"[red]simulation failed: {exc.message}[/red]")
@@ -69,5 +83,31 @@ def run(app_factory: AppFactory, scenario: str, scale: str, seed: int, *, announ
     console.print(
         f"[green]{loaded.month} at scale {factor}: {result.uploaded} records uploaded, "
         f"{result.bookings} bookings made, {result.calls} hotline calls reported, {result.telemed_cases} ECG cases "
-        f"and {result.lab_messages} lab messages sent in {result.elapsed_s:.1f} s "
+        f"and {result.lab_messages} lab messages sent, {result.residents} residents registered, {result.contracts} "
+        f"family doctor contracts signed and {result.followups} chronic follow-ups recorded "
+        f"in {result.elapsed_s:.1f} s "
         f"({result.records_per_s:,.0f} records/s while uploading)[/green]")
+
+
+def _print_demo_accounts(settings: Settings, scenario: Scenario, scale: Decimal, seed: int,
+                         demo_staff: DemoStaff) -> None:
+    async def create() -> DemoAccounts:
+        async with checked_database(settings) as database, database.transaction() as session:
+            return await demo_accounts(session, settings, scenario, scale, seed, demo_staff)
+
+    try:
+        accounts = asyncio.run(create())
+    except DomainError as exc:
+        console.print(f"[red]no demo accounts: {exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    resident, doctor = accounts.resident, accounts.doctor
+    typer.echo(f"Demo resident (simulated; signed with a family doctor team of {accounts.centre}):")
+    typer.echo(f"  name:      {resident.name}")
+    typer.echo(f"  phone:     {resident.phone}  (sign in to the resident app with this phone and the one-time "
+               "SMS code, which the development SMS sink holds)")
+    typer.echo(f"  ID number: {resident.id_number}")
+    typer.echo(f"Demo family doctor at {accounts.centre} (staff sign-in: /login):")
+    typer.echo(f"  username:    {doctor.username}")
+    typer.echo(f"  password:    {doctor.password}")
+    typer.echo(f"  TOTP secret: {doctor.totp_secret}")
+    typer.echo(f"  current code: cityhealth web totp-code {doctor.username}")

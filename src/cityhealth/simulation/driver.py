@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,16 +37,19 @@ from cityhealth.security.principals import Role, Scope
 from cityhealth.simulation.actors import REQUEST_TIMEOUT_S, Actors, MachineClient, Operator, SimulationError
 from cityhealth.simulation.bodies import BodyWriter, DayBody
 from cityhealth.simulation.bookings import BookingDriver
-from cityhealth.simulation.feed import UnitFeed
+from cityhealth.simulation.care import CareDriver
+from cityhealth.simulation.feed import PatientIdentity, UnitFeed
 from cityhealth.simulation.hotline import HotlineDriver
 from cityhealth.simulation.pacs import PACS_NAME, SimulatedPacs
+from cityhealth.simulation.people import identities, plan_people
 from cityhealth.simulation.plan import MonthPlan, UnitPlan, plan_month
 from cityhealth.simulation.polling import JOB_STALL_TIMEOUT_S, wait_for_job
 from cityhealth.simulation.registry_setup import all_rows, register_areas
+from cityhealth.simulation.result import SimulationResult
 from cityhealth.simulation.scenario import Scenario
 from cityhealth.simulation.telemed import TelemedDriver
 from cityhealth.simulation.telemed_plan import plan_telemed
-from cityhealth.simulation.work_orders import WorkOrderDriver, WorkOrderTally
+from cityhealth.simulation.work_orders import WorkOrderDriver
 
 # Longer than the whole simulated span (setup week and month): a member of staff who acts only some days keeps
 # its session between them (see Simulation.__init__).
@@ -60,34 +63,6 @@ HOSPITAL_SCOPES = [*UPLOAD_SCOPES, Scope.BOOKING_SCHEDULE.value, Scope.BOOKING_R
 ProgressHook = Callable[[str, int, int], None]
 # The platform under simulation: create_app, handed down by the top layer (the simulator sits below it).
 AppFactory = Callable[..., FastAPI]
-
-
-@dataclass
-class SimulationResult:
-    month: str
-    scale: Decimal
-    uploaded: int = 0
-    accepted_expected: int = 0
-    bookings: int = 0
-    calls: int = 0
-    work_orders: WorkOrderTally = field(default_factory=WorkOrderTally)
-    elapsed_s: float = 0.0
-    upload_s: float = 0.0
-    # Where upload_s went, by phase of the day: bookings, real-time uploads, sending bulk bodies, waiting for
-    # the body writer and waiting for the platform's jobs. Waiting for jobs taking most of it means the month
-    # ran as fast as the platform ingests.
-    phases_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    cpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # the process's CPU, same phases
-    notes: list[str] = field(default_factory=list)
-    # Authentications of the run: staff logins (password and TOTP) and staff token refreshes.
-    staff_logins: int = 0
-    staff_refreshes: int = 0
-    telemed_cases: int = 0  # ECG cases submitted
-    lab_messages: int = 0  # HL7 messages sent over MLLP and acknowledged AA
-
-    @property
-    def records_per_s(self) -> float:
-        return self.uploaded / self.upload_s if self.upload_s else 0.0
 
 
 @dataclass
@@ -209,11 +184,15 @@ class Simulation:
 
     async def _drive(self, app: FastAPI, database: Database, result: SimulationResult) -> None:
         operator = await self._bootstrap_operator(app, database)
-        await self._register_areas(operator)
+        await register_areas(operator, self.scenario)
         await self._load_organizations(operator)
         plan = plan_month(self.scenario, self.scale,
                           {name: app_row["channel"] for name, app_row in self.apps.items()})
-        units = await self._register_units(app, operator, plan)
+        people = plan_people(self.scenario, self.scale, self.seed)
+        units = await self._register_units(app, operator, plan, identities(people))
+        care = CareDriver(self, app, operator, people)
+        with _timed(result, "care_setup"):
+            await care.prepare()
         await self._record_openings(operator, plan, units)
         hotline = HotlineDriver(self, app, operator, plan)
         await hotline.prepare()
@@ -226,7 +205,7 @@ class Simulation:
             with _timed(result, "telemed_setup"):
                 await telemed.prepare()
             upload_started = time.perf_counter()
-            await self._run_month(database, units, plan, bookings, (hotline, orders, telemed), result)
+            await self._run_month(database, units, plan, bookings, (hotline, orders, telemed, care), result)
             result.telemed_cases = telemed.cases
             result.lab_messages = telemed.lab.messages if telemed.lab is not None else 0
         await orders.finish(self.job_stall_timeout_s)
@@ -234,6 +213,7 @@ class Simulation:
         result.work_orders = orders.tally
         result.upload_s = time.perf_counter() - upload_started
         result.accepted_expected = plan.accepted_in_month
+        result.residents, result.contracts, result.followups = len(care.resident_ids), care.contracts, care.followups
 
     async def _record_failure(self, database: Database, exc: BaseException) -> None:
         """Say on the month-load record why the month stopped (best effort: the run's error is what matters)."""
@@ -288,9 +268,6 @@ class Simulation:
     def next_address(self) -> str:
         return next(self._addresses)
 
-    async def _register_areas(self, operator: Operator) -> None:
-        await register_areas(operator, self.scenario)
-
     async def _load_organizations(self, operator: Operator) -> None:
         self.organizations = {row["name"]: row for row in await all_rows(operator, "/api/registry/organizations")}
         self.apps = {row["name"]: row for row in await all_rows(operator, "/api/registry/client-apps")}
@@ -333,7 +310,8 @@ class Simulation:
                 return name
         return None
 
-    async def _register_units(self, app: FastAPI, operator: Operator, plan: MonthPlan) -> list[Unit]:
+    async def _register_units(self, app: FastAPI, operator: Operator, plan: MonthPlan,
+                              patients: tuple[PatientIdentity, ...] = ()) -> list[Unit]:
         area_names = {area.code: area.name for area in self.scenario.areas}
         units: list[Unit] = []
         for unit_plan in plan.units:
@@ -349,7 +327,7 @@ class Simulation:
                 scopes = HOSPITAL_SCOPES
             client = await self.machine_client(app, operator, f"{org['name']} 信息系统", scopes,
                                                organization_id=org["id"])
-            feed = UnitFeed(unit_plan, org["code"], plan.month, record_area)
+            feed = UnitFeed(unit_plan, org["code"], plan.month, record_area, patients)
             units.append(Unit(unit_plan, org["id"], org["code"], client, feed))
         return units
 
@@ -377,7 +355,7 @@ class Simulation:
                 "as_of": as_of})
 
     async def _run_month(self, database: Database, units: list[Unit], plan: MonthPlan, bookings: BookingDriver,
-                         hotline: tuple[HotlineDriver, WorkOrderDriver, TelemedDriver],
+                         hotline: tuple[HotlineDriver, WorkOrderDriver, TelemedDriver, CareDriver],
                          result: SimulationResult) -> None:
         """Each day: the morning's bookings (the phone ones on the hotline's calls), at noon every unit's
         uploads and the remote diagnosis networks' cases and lab messages, in the evening the day's other calls,
@@ -425,6 +403,8 @@ class Simulation:
                         await hotline[1].run_day(day)
                     with _timed(result, "telemed"):
                         await hotline[2].evening(day)
+                    with _timed(result, "care"):
+                        await hotline[3].run_day(day)
                     await self._record_day(database, day_of_month)
                     self.progress("records", result.uploaded, records_in_month)
                     self.progress("month", day_of_month, plan.days_in_month)

@@ -38,9 +38,38 @@ _DEFECTS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 VARIANTS = 256  # distinct contents of a form per unit and event time; the record id still differs
+# One patient master record in IDENTIFIED_EVERY names a simulated resident (the others, the template's patients).
+IDENTIFIED_EVERY = 2
+PATIENT_MASTER = "patient_master_index"
+OTHER_DOCUMENT = ("99", "其他法定有效证件")  # a patient registered without their ID number
+SEX_NAMES = {1: "男", 2: "女"}
 _ID_MARK = "@record-id@"
 
 CATEGORIES = ("conforming_out", "late_out", "conforming_in", "late_in", "backlog", "public_health", "rejected")
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """A resident as a hospital's patient master record names them: `document` None is the ID number; else
+    (its number) another document, the ID number not given. The identity may disagree with the master index
+    (a conflicting record: another person's name and phone beside the ID number)."""
+
+    patient_id: str  # the hospital's own patient id
+    id_number: str
+    document: str | None
+    name: str
+    sex: int
+    birth_date: date
+    phone: str
+    address_area_code: str
+
+    def fields(self) -> dict[str, Any]:
+        """The patient master record's identity fields."""
+        code, type_name = OTHER_DOCUMENT if self.document is not None else ("01", "居民身份证")
+        return {"patient_id": self.patient_id, "name": self.name, "id_type_code": code, "id_type_name": type_name,
+                "id_number": self.document or self.id_number, "sex_code": str(self.sex),
+                "sex_name": SEX_NAMES[self.sex], "birth_date": self.birth_date.strftime("%Y%m%d"),
+                "phone": self.phone, "address_area_code": self.address_area_code}
 
 
 @dataclass(frozen=True)
@@ -109,8 +138,9 @@ class LineTemplates:
     makes a month at scale 1 (201 M records) cheaper to produce than to ingest.
     """
 
-    def __init__(self, org_code: str) -> None:
+    def __init__(self, org_code: str, patients: tuple[PatientIdentity, ...] = ()) -> None:
         self.org_code = org_code
+        self.patients = patients
         self._by_event: dict[datetime, dict[tuple[str, int], tuple[bytes, bytes]]] = {}
 
     def keep_only(self, events: tuple[datetime, ...]) -> None:
@@ -122,9 +152,17 @@ class LineTemplates:
         """A line per record id, of the form beside it, all with the same event time."""
         shapes = self._by_event.setdefault(event, {})
         crc32 = zlib.crc32
+        patients = self.patients
         for form, record_id in zip(forms, record_ids, strict=True):
             encoded = record_id.encode()
             key = (form, crc32(encoded) % VARIANTS)
+            if patients and form == PATIENT_MASTER:
+                who = crc32(b"patient:" + encoded)
+                if who % IDENTIFIED_EVERY == 0:  # a resident's record: built whole, not from a shape
+                    patient = patients[(who // IDENTIFIED_EVERY) % len(patients)]
+                    record = make_record(form, self.org_code, record_id, event, seed=key[1], **patient.fields())
+                    yield orjson.dumps({"form": form, **record})
+                    continue
             parts = shapes.get(key)
             if parts is None:
                 parts = shapes[key] = self._shape(form, event, key[1])
@@ -141,7 +179,8 @@ class LineTemplates:
 class UnitFeed:
     """Produces a unit's records for any day of the month; record ids are unique within the unit."""
 
-    def __init__(self, unit: UnitPlan, org_code: str, month_start: date, record_area: str) -> None:
+    def __init__(self, unit: UnitPlan, org_code: str, month_start: date, record_area: str,
+                 patients: tuple[PatientIdentity, ...] = ()) -> None:
         self.unit = unit
         self.org_code = org_code
         self.month_start = month_start
@@ -151,7 +190,7 @@ class UnitFeed:
         self._form_cursor: dict[str, int] = {}
         self._public_health_left = dict(unit.public_health)
         self._health_record_serial = 0
-        self._templates = LineTemplates(org_code)
+        self._templates = LineTemplates(org_code, patients)
 
     def _next_id(self, prefix: str) -> str:
         return self._next_ids(prefix, 1)[0]

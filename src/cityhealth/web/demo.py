@@ -1,4 +1,5 @@
-"""The demo operator `make demo` prints: a data-quality operator with a random password and a TOTP secret.
+"""The demo staff `make demo` prints: a data-quality operator and a family doctor, each with a random password
+and a TOTP secret.
 
 Not for production: the credentials are printed, and `totp_code` hands out the second factor.
 """
@@ -44,14 +45,24 @@ def _refuse_outside_development(settings: Settings, what: str) -> None:
 async def ensure_demo_operator(session: AsyncSession, clock: Clock, settings: Settings, *,
                                actor: str) -> DemoOperator:
     """Create the demo operator, or reset its password and TOTP secret: running it twice is harmless."""
-    _refuse_outside_development(settings, "the demo operator")
+    return await ensure_demo_staff(session, clock, settings, actor=actor, username=DEMO_USERNAME,
+                                   display_name="演示数据质量操作员", roles=DEMO_ROLES, organization_id=None)
+
+
+async def ensure_demo_staff(session: AsyncSession, clock: Clock, settings: Settings, *, actor: str, username: str,
+                            display_name: str, roles: frozenset[Role], organization_id: int | None) -> DemoOperator:
+    """Create a demo member of staff with a second factor (the demo operator, the demo family doctor), or reset
+    the password, TOTP secret, roles and organization of the existing one."""
+    _refuse_outside_development(settings, f"the demo account {username}")
     password = secrets.token_urlsafe(18)
-    existing = await staff.find_staff_user(session, DEMO_USERNAME, for_update=True)
+    existing = await staff.find_staff_user(session, username, for_update=True)
     if existing is None:
-        created = await staff.create_staff_user(session, clock, settings, username=DEMO_USERNAME,
-                                                display_name="演示数据质量操作员", password=password,
-                                                roles=DEMO_ROLES, organization_id=None)
-        assert created.totp_uri is not None  # noqa: S101 - the operator role requires a second factor
+        created = await staff.create_staff_user(session, clock, settings, username=username,
+                                                display_name=display_name, password=password,
+                                                roles=roles, organization_id=organization_id)
+        if created.totp_uri is None:
+            raise Forbidden(f"the demo account {username} needs a role with a second factor", field="roles",
+                            value=" ".join(sorted(roles)), rule="demo.second_factor")
         secret = str(pyotp.parse_uri(created.totp_uri).secret)
         user_id, uri = created.user.id, created.totp_uri
     else:
@@ -59,17 +70,18 @@ async def ensure_demo_operator(session: AsyncSession, clock: Clock, settings: Se
         now = clock.now()
         secret = new_totp_secret()
         existing.password_hash = hash_password(password)
-        existing.roles = " ".join(sorted(DEMO_ROLES))
+        existing.roles = " ".join(sorted(roles))
+        existing.organization_id = organization_id
         existing.totp_secret_enc = field_cipher(settings).encrypt(Purpose.STAFF_TOTP_SECRET, secret)
         existing.totp_pending_enc = None
         existing.totp_confirmed_at = existing.totp_last_step = existing.locked_until = None
         existing.failed_logins, existing.is_active, existing.updated_at = 0, True, now
         await end_all_staff_sessions(session, clock, existing.id, "reset")
         await session.flush()
-        user_id, uri = existing.id, provisioning_uri(secret, DEMO_USERNAME)
+        user_id, uri = existing.id, provisioning_uri(secret, username)
     record(session, clock, None, Action.CREATE if existing is None else Action.UPDATE, "staff_user",
-           resource_id=user_id, detail="demo operator", actor=actor, actor_kind=OPERATOR_KIND)
-    return DemoOperator(DEMO_USERNAME, password, secret, uri, created=existing is None)
+           resource_id=user_id, detail=f"demo account {username}", actor=actor, actor_kind=OPERATOR_KIND)
+    return DemoOperator(username, password, secret, uri, created=existing is None)
 
 
 async def current_totp_code(session: AsyncSession, clock: Clock, settings: Settings, username: str, *,
