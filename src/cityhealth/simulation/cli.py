@@ -103,8 +103,9 @@ def _print_demo_accounts(settings: Settings, scenario: Scenario, scale: Decimal,
     resident, doctor = accounts.resident, accounts.doctor
     typer.echo(f"Demo resident (simulated; signed with a family doctor team of {accounts.centre}):")
     typer.echo(f"  name:      {resident.name}")
-    typer.echo(f"  phone:     {resident.phone}  (sign in to the resident app with this phone and the one-time "
-               "SMS code, which the development SMS sink holds)")
+    typer.echo(f"  phone:     {resident.phone}  (the resident app: register once at /app/register with this "
+               "phone, the name and the ID number, then sign in at /app/login; each one-time SMS code is printed by "
+               "`cityhealth sms outbox`, the development SMS sink)")
     typer.echo(f"  ID number: {resident.id_number}")
     typer.echo(f"Demo family doctor at {accounts.centre} (staff sign-in: /login):")
     typer.echo(f"  username:    {doctor.username}")
