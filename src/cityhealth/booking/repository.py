@@ -496,12 +496,3 @@ async def lapsed_day_holds(session: AsyncSession, resident_id: int, day: date, n
         Booking.resident_id == resident_id, Booking.service_date == day, Booking.status == "held",
         Booking.hold_expires_at <= now).order_by(Booking.id))).scalars().all())
 
-
-async def booking_at_organization(session: AsyncSession, resident_id: int, organization_id: int, first_day: date,
-                                  last_day: date) -> int | None:
-    """The latest booked or checked-in booking of a resident at an organization between two service days."""
-    return await session.scalar(
-        select(Booking.id).where(Booking.resident_id == resident_id, Booking.organization_id == organization_id,
-                                 Booking.service_date.between(first_day, last_day),
-                                 Booking.status.in_(("booked", "checked_in")))
-        .order_by(Booking.service_date.desc(), Booking.id.desc()).limit(1))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from cityhealth.booking import idempotency, messages, repository, statistics
+from cityhealth.booking import evidence_repository, idempotency, messages, repository, statistics
 from cityhealth.booking.attempts import (
     RESOURCE,
     Attempt,
@@ -349,4 +349,4 @@ async def booking_at_organization(session: AsyncSession, resident_id: int, organ
                                   last_day: date) -> int | None:
     """The id of a resident's live booking (booked or checked in) at an organization with a service day between
     `first_day` and `last_day`, if any: the shared record's access check asks it (unaudited: the caller audits)."""
-    return await repository.booking_at_organization(session, resident_id, organization_id, first_day, last_day)
+    return await evidence_repository.booking_at_organization(session, resident_id, organization_id, first_day, last_day)
