@@ -142,7 +142,7 @@ async def _bulletin_json(url: str, month: str) -> dict[str, Any]:
     return parsed
 
 
-def run_round_trip(settings: Settings, scale: str) -> None:
+def run_round_trip(settings: Settings, scale: str, *, linkage: bool = True) -> None:
     path = bundled_scenario("nanjing-2022-06")
     scenario = load_scenario(path)
     result = simulate(create_app, settings, scenario, Decimal(scale), seed=7)
@@ -176,7 +176,8 @@ def run_round_trip(settings: Settings, scale: str) -> None:
     phone = asyncio.run(_reconciliation(settings.effective_database_url, date(2022, 6, 1), date(2022, 6, 30)))
     assert phone.phone_bookings == phone.phone_bookings_with_call == phone.phone_booking_calls
     assert phone.phone_booking_calls_with_booking == phone.phone_booking_calls
-    assert_identities_exercise_the_linkage(settings)
+    if linkage:
+        assert_identities_exercise_the_linkage(settings)
 
 
 def test_the_nanjing_month_at_scale_0_001_round_trips(settings: Settings) -> None:
@@ -191,4 +192,6 @@ def test_the_month_round_trips_with_its_bulk_jobs_run_by_the_queue_two_at_a_time
 
 @pytest.mark.slow
 def test_the_nanjing_month_at_scale_0_01_round_trips(settings: Settings) -> None:
-    run_round_trip(settings, "0.01")
+    # The linker's pass is checked at 0.001: at about 3 ms of CPU a record it would take this month's 2 million
+    # records the better part of two hours, until linking is set-based (docs/decisions/records-linkage.md).
+    run_round_trip(settings, "0.01", linkage=False)
