@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, tuple_, update
+from sqlalchemy import Row, Table, and_, bindparam, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.records.models import (
@@ -63,11 +63,6 @@ async def link_events(session: AsyncSession, organization_id: int, patient_key: 
 # --- review queue --------------------------------------------------------------------------------------------
 
 
-async def review_exists(session: AsyncSession, organization_id: int, patient_key: str, resident_id: int,
-                        version: int) -> bool:
-    return bool(await session.scalar(select(exists().where(
-        LinkReview.organization_id == organization_id, LinkReview.patient_key == patient_key,
-        LinkReview.resident_id == resident_id, LinkReview.source_version == version))))
 
 
 async def open_reviews(session: AsyncSession, after_id: int, limit: int) -> list[LinkReview]:
@@ -80,55 +75,19 @@ async def lock_review(session: AsyncSession, review_id: int) -> LinkReview | Non
                                 .execution_options(populate_existing=True))
 
 
-async def supersede_reviews(session: AsyncSession, organization_id: int, patient_key: str, now: datetime,
-                            actor: str, *, except_id: int | None = None) -> None:
-    """Close a patient identity's other open reviews: its link was decided."""
-    statement = update(LinkReview).where(LinkReview.organization_id == organization_id,
-                                         LinkReview.patient_key == patient_key, LinkReview.status == "open")
-    if except_id is not None:
-        statement = statement.where(LinkReview.id != except_id)
-    await session.execute(statement.values(status="superseded", decided_at=now, decided_by=actor)
-                          .execution_options(synchronize_session=False))
 
 
 # --- timeline ------------------------------------------------------------------------------------------------
-# The bulk updates below do not synchronise the session's objects: matching them in Python costs a pass over
-# every object of the linker's page per statement; the linker reads none of them again in that transaction.
 
 
-async def timeline_entry(session: AsyncSession, organization_id: int, form: str, record_id: str
-                         ) -> TimelineEntry | None:
-    return await session.get(TimelineEntry, (organization_id, form, record_id))
 
 
-async def delete_timeline_entry(session: AsyncSession, organization_id: int, form: str, record_id: str) -> None:
-    await session.execute(delete(TimelineEntry).where(TimelineEntry.organization_id == organization_id,
-                                                      TimelineEntry.form == form, TimelineEntry.record_id == record_id))
 
 
-async def encounter_owner(session: AsyncSession, organization_id: int, kind: str, number: str) -> str | None:
-    """The patient identity of a visit or admission (from its own record), if it has arrived."""
-    return await session.scalar(select(TimelineEntry.patient_key).where(
-        TimelineEntry.organization_id == organization_id, TimelineEntry.encounter_kind == kind,
-        TimelineEntry.encounter_no == number, TimelineEntry.owns_encounter.is_(True)).limit(1))
 
 
-async def adopt_encounter(session: AsyncSession, organization_id: int, kind: str, number: str, patient_key: str,
-                          resident_id: int | None) -> None:
-    """Give an encounter's other records its patient identity and resident (those that came before it too)."""
-    await session.execute(update(TimelineEntry).where(
-        TimelineEntry.organization_id == organization_id, TimelineEntry.encounter_kind == kind,
-        TimelineEntry.encounter_no == number, TimelineEntry.owns_encounter.is_(False),
-    ).values(patient_key=patient_key, resident_id=resident_id).execution_options(synchronize_session=False))
 
 
-async def assign_resident(session: AsyncSession, organization_id: int, patient_key: str,
-                          resident_id: int | None) -> int:
-    """Point every indexed record of a patient identity at `resident_id` (None: at no one); how many."""
-    result = await session.execute(update(TimelineEntry).where(
-        TimelineEntry.organization_id == organization_id, TimelineEntry.patient_key == patient_key,
-    ).values(resident_id=resident_id).execution_options(synchronize_session=False))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def count_identity_records(session: AsyncSession, organization_id: int, patient_key: str) -> int:
@@ -235,22 +194,114 @@ async def open_reviews_of(session: AsyncSession, organization_id: int, patient_k
         LinkReview.status == "open"))).all())
 
 
-async def timeline_entries(session: AsyncSession, keys: Collection[tuple[int, str, str]]
-                           ) -> dict[tuple[int, str, str], TimelineEntry]:
-    """The indexed entries of these records (a page's, in one statement)."""
-    if not keys:
-        return {}
-    rows = await session.scalars(select(TimelineEntry).where(
-        tuple_(TimelineEntry.organization_id, TimelineEntry.form, TimelineEntry.record_id).in_(sorted(keys))))
-    return {(row.organization_id, row.form, row.record_id): row for row in rows}
+# --- the linker's page: one statement per kind of work, whatever the page's size -----------------------------
+# Core statements and executemany, no ORM objects: a page touches a thousand rows, and the operator's paths above
+# (one link at a time) are the only ones that load objects.
 
 
-async def links_for(session: AsyncSession, keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], PatientLink]:
+async def lock_links(session: AsyncSession, keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], Row[Any]]:
+    """The links of these patient identities, locked against an operator's change (PostgreSQL; SQLite serialises)."""
     if not keys:
         return {}
-    rows = await session.scalars(select(PatientLink).where(
-        tuple_(PatientLink.organization_id, PatientLink.patient_key).in_(sorted(keys))))
+    rows = await session.execute(select(PatientLink.__table__).where(
+        tuple_(PatientLink.organization_id, PatientLink.patient_key).in_(sorted(keys))).with_for_update())
     return {(row.organization_id, row.patient_key): row for row in rows}
+
+
+async def link_states(session: AsyncSession, keys: Collection[tuple[int, str]]
+                      ) -> dict[tuple[int, str], int | None]:
+    """The resident each of these patient identities is linked to (None: held for review, or unlinked)."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(PatientLink.organization_id, PatientLink.patient_key, PatientLink.status,
+                                        PatientLink.resident_id).where(
+        tuple_(PatientLink.organization_id, PatientLink.patient_key).in_(sorted(keys))))
+    return {(org, key): resident if status == "linked" else None for org, key, status, resident in rows}
+
+
+async def insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(model), rows)
+
+
+async def update_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Update each row by the primary key it carries (one executemany)."""
+    if rows:
+        await session.execute(update(model), rows)
+
+
+async def reviews_present(session: AsyncSession, candidates: Collection[tuple[int, str, int, int]]
+                          ) -> set[tuple[int, str, int, int]]:
+    """Which of these (organization, patient key, resident, version) candidates are queued already."""
+    if not candidates:
+        return set()
+    rows = await session.execute(select(LinkReview.organization_id, LinkReview.patient_key, LinkReview.resident_id,
+                                        LinkReview.source_version).where(
+        tuple_(LinkReview.organization_id, LinkReview.patient_key, LinkReview.resident_id, LinkReview.source_version)
+        .in_(sorted(candidates))))
+    return {(org, key, resident, version) for org, key, resident, version in rows}
+
+
+_TIMELINE: Table = TimelineEntry.__table__  # type: ignore[assignment]
+_REVIEWS: Table = LinkReview.__table__  # type: ignore[assignment]
+_ASSIGN = (update(_TIMELINE)
+           .where(_TIMELINE.c.organization_id == bindparam("o"),
+                  _TIMELINE.c.patient_key == bindparam("k"))
+           .values(resident_id=bindparam("r")))
+_SUPERSEDE = (update(_REVIEWS)
+              .where(_REVIEWS.c.organization_id == bindparam("o"),
+                     _REVIEWS.c.patient_key == bindparam("k"), _REVIEWS.c.status == "open")
+              .values(status="superseded", decided_at=bindparam("at"), decided_by=bindparam("by")))
+_ADOPT = (update(_TIMELINE)
+          .where(_TIMELINE.c.organization_id == bindparam("o"),
+                 _TIMELINE.c.encounter_kind == bindparam("kind"),
+                 _TIMELINE.c.encounter_no == bindparam("no"),
+                 _TIMELINE.c.owns_encounter.is_(False))
+          .values(patient_key=bindparam("k"), resident_id=bindparam("r")))
+_DELETE_ENTRY = (delete(_TIMELINE)
+                 .where(_TIMELINE.c.organization_id == bindparam("o"),
+                        _TIMELINE.c.form == bindparam("f"),
+                        _TIMELINE.c.record_id == bindparam("id")))
+
+
+async def _executemany(session: AsyncSession, statement: Any, params: list[dict[str, Any]]) -> None:
+    if params:
+        connection = await session.connection()
+        await connection.execute(statement, params)
+
+
+async def assign_residents(session: AsyncSession, changes: Collection[tuple[int, str, int | None]]) -> None:
+    """Point every indexed record of each (organization, patient key) at its resident (None: at no one)."""
+    await _executemany(session, _ASSIGN, [{"o": org, "k": key, "r": resident} for org, key, resident in changes])
+
+
+async def supersede_reviews_of(session: AsyncSession, keys: Collection[tuple[int, str]], now: datetime,
+                               actor: str) -> None:
+    """Close these patient identities' open reviews: their links were decided."""
+    await _executemany(session, _SUPERSEDE, [{"o": org, "k": key, "at": now, "by": actor} for org, key in keys])
+
+
+async def adopt_encounters(session: AsyncSession,
+                           owners: Collection[tuple[int, str, str, str, int | None]]) -> None:
+    """Give each (organization, kind, number) encounter's other records its patient key and resident."""
+    await _executemany(session, _ADOPT, [{"o": org, "kind": kind, "no": number, "k": key, "r": resident}
+                                         for org, kind, number, key, resident in owners])
+
+
+async def delete_timeline_entries(session: AsyncSession, keys: Collection[tuple[int, str, str]]) -> None:
+    await _executemany(session, _DELETE_ENTRY, [{"o": org, "f": form, "id": record_id}
+                                                for org, form, record_id in keys])
+
+
+async def timeline_versions(session: AsyncSession, keys: Collection[tuple[int, str, str]]
+                            ) -> dict[tuple[int, str, str], int]:
+    """The indexed version of each of these records that is in the index."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(TimelineEntry.organization_id, TimelineEntry.form, TimelineEntry.record_id,
+                                        TimelineEntry.version).where(
+        tuple_(TimelineEntry.organization_id, TimelineEntry.form, TimelineEntry.record_id).in_(sorted(keys))))
+    return {(org, form, record_id): version for org, form, record_id, version in rows}
 
 
 async def encounter_owners(session: AsyncSession, keys: Collection[tuple[int, str, str]]

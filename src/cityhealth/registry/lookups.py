@@ -197,7 +197,11 @@ async def link_candidates(session: AsyncSession, *, name: str | None, birth_date
 
 
 async def resident_traits(session: AsyncSession, resident_id: int) -> ResidentTraits | None:
-    row = await repository.get_resident(session, resident_id)
-    if row is None:
-        return None
-    return ResidentTraits(row.id, row.name, row.sex, row.birth_date, row.phone_hash, row.address_area_code)
+    return (await residents_traits(session, [resident_id])).get(resident_id)
+
+
+async def residents_traits(session: AsyncSession, resident_ids: Collection[int]) -> dict[int, ResidentTraits]:
+    """What linkage compares of these residents, by id, in one statement (unaudited, as link_candidates)."""
+    rows = await repository.resident_trait_rows(session, resident_ids)
+    return {row.id: ResidentTraits(row.id, row.name, row.sex, row.birth_date, row.phone_hash, row.address_area_code)
+            for row in rows}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import date
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -230,6 +230,16 @@ def client_apps_query(*, channel: str | None, active: bool | None) -> Select[Cli
 
 async def get_resident(session: AsyncSession, resident_id: int) -> Resident | None:
     return await session.get(Resident, resident_id)
+
+
+async def resident_trait_rows(session: AsyncSession, resident_ids: Collection[int]) -> list[Any]:
+    """id, name, sex, birth date, phone hash and address area of these residents (Core rows, no objects)."""
+    if not resident_ids:
+        return []
+    connection = await session.connection()
+    return list(await connection.execute(select(
+        Resident.id, Resident.name, Resident.sex, Resident.birth_date, Resident.phone_hash, Resident.address_area_code,
+    ).where(Resident.id.in_(sorted(set(resident_ids))))))
 
 
 async def resident_by_id_number_hash(session: AsyncSession, id_number_hash: str) -> Resident | None:

@@ -47,6 +47,7 @@ from cityhealth.registry.lookups import resident_ids_by_id_number_hash as reside
 from cityhealth.registry.lookups import resident_phone as resident_phone
 from cityhealth.registry.lookups import resident_traits as resident_traits
 from cityhealth.registry.lookups import resident_view as resident_view
+from cityhealth.registry.lookups import residents_traits as residents_traits
 from cityhealth.registry.models import Area, Organization
 from cityhealth.registry.phone_accounts import AccountChoice as AccountChoice
 from cityhealth.registry.phone_accounts import PhoneSignIn as PhoneSignIn
