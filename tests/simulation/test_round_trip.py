@@ -192,6 +192,7 @@ def test_the_month_round_trips_with_its_bulk_jobs_run_by_the_queue_two_at_a_time
 
 @pytest.mark.slow
 def test_the_nanjing_month_at_scale_0_01_round_trips(settings: Settings) -> None:
-    # The linker's pass is checked at 0.001: at about 3 ms of CPU a record it would take this month's 2 million
-    # records the better part of two hours, until linking is set-based (docs/decisions/records-linkage.md).
+    # The linker's pass is checked at 0.001: set-based, it still takes a few thousand records a second on this
+    # machine's shared PostgreSQL, so this month's 2 million records would add ten minutes or more to the slow
+    # stage; benchmarks/records.py measures it.
     run_round_trip(settings, "0.01", linkage=False)

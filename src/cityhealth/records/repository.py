@@ -7,9 +7,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cityhealth.db import keyed
 from cityhealth.records.models import (
     AccessLogEntry,
     Consent,
@@ -195,27 +196,28 @@ async def open_reviews_of(session: AsyncSession, organization_id: int, patient_k
 
 
 # --- the linker's page: one statement per kind of work, whatever the page's size -----------------------------
-# Core statements and executemany, no ORM objects: a page touches a thousand rows, and the operator's paths above
-# (one link at a time) are the only ones that load objects.
+# Core statements on many keys at once (db.keyed), no ORM objects: a page touches a thousand rows, and the
+# operator's paths above (one link at a time) are the only ones that load objects.
+
+_LINKS: Table = PatientLink.__table__  # type: ignore[assignment]
+_REVIEWS: Table = LinkReview.__table__  # type: ignore[assignment]
+_TIMELINE: Table = TimelineEntry.__table__  # type: ignore[assignment]
+_IDENTITY = ("organization_id", "patient_key")
+_RECORD = ("organization_id", "form", "record_id")
+_ENCOUNTER = ("organization_id", "encounter_kind", "encounter_no")
 
 
-async def lock_links(session: AsyncSession, keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], Row[Any]]:
+async def lock_links(session: AsyncSession, keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], Any]:
     """The links of these patient identities, locked against an operator's change (PostgreSQL; SQLite serialises)."""
-    if not keys:
-        return {}
-    rows = await session.execute(select(PatientLink.__table__).where(
-        tuple_(PatientLink.organization_id, PatientLink.patient_key).in_(sorted(keys))).with_for_update())
+    rows = await keyed.select_by_keys(session, _LINKS, [column.name for column in _LINKS.c], _IDENTITY, keys,
+                                      for_update=True)
     return {(row.organization_id, row.patient_key): row for row in rows}
 
 
 async def link_states(session: AsyncSession, keys: Collection[tuple[int, str]]
                       ) -> dict[tuple[int, str], int | None]:
     """The resident each of these patient identities is linked to (None: held for review, or unlinked)."""
-    if not keys:
-        return {}
-    rows = await session.execute(select(PatientLink.organization_id, PatientLink.patient_key, PatientLink.status,
-                                        PatientLink.resident_id).where(
-        tuple_(PatientLink.organization_id, PatientLink.patient_key).in_(sorted(keys))))
+    rows = await keyed.select_by_keys(session, _LINKS, (*_IDENTITY, "status", "resident_id"), _IDENTITY, keys)
     return {(org, key): resident if status == "linked" else None for org, key, status, resident in rows}
 
 
@@ -233,84 +235,43 @@ async def update_rows(session: AsyncSession, model: Any, rows: list[dict[str, An
 async def reviews_present(session: AsyncSession, candidates: Collection[tuple[int, str, int, int]]
                           ) -> set[tuple[int, str, int, int]]:
     """Which of these (organization, patient key, resident, version) candidates are queued already."""
-    if not candidates:
-        return set()
-    rows = await session.execute(select(LinkReview.organization_id, LinkReview.patient_key, LinkReview.resident_id,
-                                        LinkReview.source_version).where(
-        tuple_(LinkReview.organization_id, LinkReview.patient_key, LinkReview.resident_id, LinkReview.source_version)
-        .in_(sorted(candidates))))
-    return {(org, key, resident, version) for org, key, resident, version in rows}
-
-
-_TIMELINE: Table = TimelineEntry.__table__  # type: ignore[assignment]
-_REVIEWS: Table = LinkReview.__table__  # type: ignore[assignment]
-_ASSIGN = (update(_TIMELINE)
-           .where(_TIMELINE.c.organization_id == bindparam("o"),
-                  _TIMELINE.c.patient_key == bindparam("k"))
-           .values(resident_id=bindparam("r")))
-_SUPERSEDE = (update(_REVIEWS)
-              .where(_REVIEWS.c.organization_id == bindparam("o"),
-                     _REVIEWS.c.patient_key == bindparam("k"), _REVIEWS.c.status == "open")
-              .values(status="superseded", decided_at=bindparam("at"), decided_by=bindparam("by")))
-_ADOPT = (update(_TIMELINE)
-          .where(_TIMELINE.c.organization_id == bindparam("o"),
-                 _TIMELINE.c.encounter_kind == bindparam("kind"),
-                 _TIMELINE.c.encounter_no == bindparam("no"),
-                 _TIMELINE.c.owns_encounter.is_(False))
-          .values(patient_key=bindparam("k"), resident_id=bindparam("r")))
-_DELETE_ENTRY = (delete(_TIMELINE)
-                 .where(_TIMELINE.c.organization_id == bindparam("o"),
-                        _TIMELINE.c.form == bindparam("f"),
-                        _TIMELINE.c.record_id == bindparam("id")))
-
-
-async def _executemany(session: AsyncSession, statement: Any, params: list[dict[str, Any]]) -> None:
-    if params:
-        connection = await session.connection()
-        await connection.execute(statement, params)
+    names = (*_IDENTITY, "resident_id", "source_version")
+    return {tuple(row) for row in await keyed.select_by_keys(session, _REVIEWS, names, names, candidates)}
 
 
 async def assign_residents(session: AsyncSession, changes: Collection[tuple[int, str, int | None]]) -> None:
     """Point every indexed record of each (organization, patient key) at its resident (None: at no one)."""
-    await _executemany(session, _ASSIGN, [{"o": org, "k": key, "r": resident} for org, key, resident in changes])
+    await keyed.update_by_keys(session, _TIMELINE, _IDENTITY, ("resident_id",), changes)
 
 
 async def supersede_reviews_of(session: AsyncSession, keys: Collection[tuple[int, str]], now: datetime,
                                actor: str) -> None:
     """Close these patient identities' open reviews: their links were decided."""
-    await _executemany(session, _SUPERSEDE, [{"o": org, "k": key, "at": now, "by": actor} for org, key in keys])
+    await keyed.update_by_keys(session, _REVIEWS, _IDENTITY, (), keys, where=[_REVIEWS.c.status == "open"],
+                               fixed={"status": "superseded", "decided_at": now, "decided_by": actor})
 
 
 async def adopt_encounters(session: AsyncSession,
                            owners: Collection[tuple[int, str, str, str, int | None]]) -> None:
     """Give each (organization, kind, number) encounter's other records its patient key and resident."""
-    await _executemany(session, _ADOPT, [{"o": org, "kind": kind, "no": number, "k": key, "r": resident}
-                                         for org, kind, number, key, resident in owners])
+    await keyed.update_by_keys(session, _TIMELINE, _ENCOUNTER, ("patient_key", "resident_id"), owners,
+                               where=[_TIMELINE.c.owns_encounter.is_(False)])
 
 
 async def delete_timeline_entries(session: AsyncSession, keys: Collection[tuple[int, str, str]]) -> None:
-    await _executemany(session, _DELETE_ENTRY, [{"o": org, "f": form, "id": record_id}
-                                                for org, form, record_id in keys])
+    await keyed.delete_by_keys(session, _TIMELINE, _RECORD, keys)
 
 
 async def timeline_versions(session: AsyncSession, keys: Collection[tuple[int, str, str]]
                             ) -> dict[tuple[int, str, str], int]:
     """The indexed version of each of these records that is in the index."""
-    if not keys:
-        return {}
-    rows = await session.execute(select(TimelineEntry.organization_id, TimelineEntry.form, TimelineEntry.record_id,
-                                        TimelineEntry.version).where(
-        tuple_(TimelineEntry.organization_id, TimelineEntry.form, TimelineEntry.record_id).in_(sorted(keys))))
+    rows = await keyed.select_by_keys(session, _TIMELINE, (*_RECORD, "version"), _RECORD, keys)
     return {(org, form, record_id): version for org, form, record_id, version in rows}
 
 
 async def encounter_owners(session: AsyncSession, keys: Collection[tuple[int, str, str]]
                            ) -> dict[tuple[int, str, str], str | None]:
     """The patient identities of these visits and admissions (organization, kind, number), where they arrived."""
-    if not keys:
-        return {}
-    rows = await session.execute(select(TimelineEntry.organization_id, TimelineEntry.encounter_kind,
-                                        TimelineEntry.encounter_no, TimelineEntry.patient_key).where(
-        tuple_(TimelineEntry.organization_id, TimelineEntry.encounter_kind, TimelineEntry.encounter_no)
-        .in_(sorted(keys)), TimelineEntry.owns_encounter.is_(True)))
+    rows = await keyed.select_by_keys(session, _TIMELINE, (*_ENCOUNTER, "patient_key"), _ENCOUNTER, keys,
+                                      where=[_TIMELINE.c.owns_encounter.is_(True)])
     return {(org, str(kind), str(number)): key for org, kind, number, key in rows}

@@ -182,18 +182,12 @@ async def link_candidates(session: AsyncSession, *, name: str | None, birth_date
                           phone_hash: str | None, limit: int = 10) -> list[ResidentTraits]:
     """The active residents sharing a name and birth date, or a birth date alone, or a phone number (blocking
     for the match score), unaudited: linkage reads no personal value out of them."""
-    found: dict[int, Resident] = {}
-    if birth_date is not None:
-        for row in await repository.residents_matching(session, name=name, birth_date=birth_date, limit=limit):
-            found[row.id] = row
-        if name is not None:  # the name may be misspelt: the birth date alone, within the limit
-            for row in await repository.residents_matching(session, birth_date=birth_date, limit=limit):
-                found.setdefault(row.id, row)
-    if phone_hash is not None:
-        for row in await repository.residents_matching(session, phone_hash=phone_hash, limit=limit):
-            found.setdefault(row.id, row)
-    return [ResidentTraits(row.id, row.name, row.sex, row.birth_date, row.phone_hash, row.address_area_code)
-            for row in found.values()]
+    found: dict[int, ResidentTraits] = {}
+    for row in await repository.link_candidate_rows(session, name=name, birth_date=birth_date,
+                                                    phone_hash=phone_hash, limit=limit):
+        found.setdefault(row.id, ResidentTraits(row.id, row.name, row.sex, row.birth_date, row.phone_hash,
+                                                row.address_area_code))
+    return list(found.values())
 
 
 async def resident_traits(session: AsyncSession, resident_id: int) -> ResidentTraits | None:

@@ -141,6 +141,7 @@ class Resident(Base):
     __table_args__ = (
         CheckConstraint("sex IN (0, 1, 2, 9)", name="sex"),
         Index("ix_residents_phone_hash", "phone_hash"),
+        Index("ix_residents_birth_date", "birth_date"),  # linkage's blocking on the birth date
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

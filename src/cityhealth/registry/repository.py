@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.db.driver import is_postgres, pg_driver
@@ -270,6 +270,27 @@ async def residents_matching(session: AsyncSession, *, name: str | None = None, 
     if birth_date is not None:
         statement = statement.where(Resident.birth_date == birth_date)
     return list((await session.scalars(statement)).all())
+
+
+async def link_candidate_rows(session: AsyncSession, *, name: str | None, birth_date: date | None,
+                              phone_hash: str | None, limit: int) -> list[Any]:
+    """linkage's blocks in one statement: active residents of the name and birth date, of the birth date alone
+    (the name may be misspelt) and of the phone's keyed hash, at most `limit` of each (Core rows of the traits)."""
+    blocks = []
+    if birth_date is not None and name is not None:
+        blocks.append([Resident.name == name, Resident.birth_date == birth_date])
+    if birth_date is not None:
+        blocks.append([Resident.birth_date == birth_date])
+    if phone_hash is not None:
+        blocks.append([Resident.phone_hash == phone_hash])
+    if not blocks:
+        return []
+    traits = (Resident.id, Resident.name, Resident.sex, Resident.birth_date, Resident.phone_hash,
+              Resident.address_area_code)
+    parts = [select(*traits).where(Resident.is_active.is_(True), *block).order_by(Resident.id).limit(limit)
+             .subquery().select() for block in blocks]
+    connection = await session.connection()
+    return list(await connection.execute(union_all(*parts)))
 
 
 def residents_query(*, name: str | None, address_area_code: str | None, active: bool | None
