@@ -10,25 +10,16 @@ recount, and sending every batch once more changes nothing (all answered duplica
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from cityhealth.db.engine import Database
-from cityhealth.security.audit_verify import verify_chain
 from tests.drills.checks import recount
-from tests.drills.cluster import free_port
-from tests.drills.platform import FORM, Platform, platform, serve, wait_ready
+from tests.drills.platform import FORM, Platform, crash_rig, platform
 
 CLIENTS = 3
 BATCH = 25
@@ -85,60 +76,35 @@ async def _client(base_url: str, site: Platform, number: int, stop: asyncio.Even
             n += 1
 
 
-async def _chain_ok(database: Database) -> bool:
-    return (await verify_chain(database)).problem is None
-
-
 async def run(*, crashes: int = 20, seed: int = 1) -> CrashResult:
     chance = random.Random(seed)
-    root = Path(tempfile.mkdtemp(prefix="drill-crash-api-"))
-    url = f"sqlite:///{root / 'cityhealth.sqlite'}"
     result = CrashResult()
-    server: subprocess.Popen[bytes] | None = None
-    async with platform(url, root / "var") as site:
-        pass  # migrated, the hospital and its client registered; the server processes serve from here on
-    checker = Database(url)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-
-    def start() -> subprocess.Popen[bytes]:
-        return serve(site.settings, site.keys, port, root / "serve.log", CITYHEALTH_WORKERS="1")
-
-    try:
-        server = start()
-        await wait_ready(base_url)
+    async with crash_rig("drill-crash-api-") as rig:
+        async with platform(rig.url, rig.root / "var") as site:
+            pass  # migrated, the hospital and its client registered; the server processes serve from here on
+        await rig.serve(site)
         stop = asyncio.Event()
-        clients = [asyncio.create_task(_client(base_url, site, n, stop, result)) for n in range(CLIENTS)]
+        clients = [asyncio.create_task(_client(rig.base_url, site, n, stop, result)) for n in range(CLIENTS)]
         for _ in range(crashes):
             await asyncio.sleep(chance.uniform(0.3, 1.5))
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            result.audit_failures += 0 if await rig.crash() else 1
             result.crashes += 1
-            result.audit_failures += 0 if await _chain_ok(checker) else 1
-            server = start()
-            await wait_ready(base_url)
         await asyncio.sleep(1.0)
         stop.set()
         await asyncio.gather(*clients)
-        counts = await recount(checker)
+        counts = await recount(rig.checker)
         result.stored, result.counters_ok = counts.records, counts.ok
         expected = sum(len(records) for records in result.sent.values())
         result.lost = max(0, expected - counts.records)
         result.duplicated = max(0, counts.records - expected)
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=rig.base_url, timeout=30) as http:
             for records in list(result.sent.values())[-10:]:  # the last ones: sent around the final crashes
                 again = await _send_until_taken(http, site, records, result)
                 result.retry_changed += sum(n for status, n in again["counts"].items()
                                             if status not in ("received", "duplicate"))
-        result.retry_changed += (await recount(checker)).records - counts.records
-        result.audit_failures += 0 if await _chain_ok(checker) else 1
+        result.retry_changed += (await recount(rig.checker)).records - counts.records
+        result.audit_failures += 0 if await rig.chain_ok() else 1
         return result
-    finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
-        await checker.dispose()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,13 @@ every resident's request sent once more with its key answers the booking the dat
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,12 +25,9 @@ from sqlalchemy import func, select
 
 from cityhealth.booking.models import Booking
 from cityhealth.clock import business_date
-from cityhealth.db.engine import Database
-from cityhealth.security.audit_verify import verify_chain
 from cityhealth.security.principals import Principal
 from cityhealth.security.tokens import issue_access_token
-from tests.drills.cluster import free_port
-from tests.drills.platform import platform, serve, wait_ready
+from tests.drills.platform import crash_rig, platform
 from tests.factories.booking import add_resident, build_world, online_app, publish
 from tests.factories.security import headers_for
 
@@ -100,30 +91,23 @@ async def _book(http: httpx.AsyncClient, tokens: Tokens, session_id: int, id_num
 
 async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
     chance = random.Random(seed)
-    root = Path(tempfile.mkdtemp(prefix="drill-crash-booking-"))
-    url = f"sqlite:///{root / 'cityhealth.sqlite'}"
     result = BookingCrashResult()
-    server: subprocess.Popen[bytes] | None = None
-    async with platform(url, root / "var") as site, httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=site.app), base_url="http://testserver") as local:
-        now = site.app.state.clock.now()
-        world = await build_world(site.app.state.database, now)
-        residents = [await add_resident(site.app.state.database, site.settings, now, n) for n in range(RESIDENTS)]
-        session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=2),
-                                capacity=CAPACITY)
-        app_principal = online_app(world)
-        await headers_for(site.app, app_principal)  # the app's client row
-    tokens = Tokens(app_principal, site.settings.secret("token_signing_key"), site.settings.access_token_ttl_s,
-                    site.app.state.clock)
-    keys = {number: uuid.uuid4().hex for _, number in residents}
-    checker = Database(url)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    answers: dict[str, httpx.Response] = {}
-    try:
-        server = serve(site.settings, site.keys, port, root / "serve.log", CITYHEALTH_WORKERS="1")
-        await wait_ready(base_url)
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    async with crash_rig("drill-crash-booking-") as rig:
+        async with platform(rig.url, rig.root / "var") as site, httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=site.app), base_url="http://testserver") as local:
+            now = site.app.state.clock.now()
+            world = await build_world(site.app.state.database, now)
+            residents = [await add_resident(site.app.state.database, site.settings, now, n) for n in range(RESIDENTS)]
+            session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=2),
+                                    capacity=CAPACITY)
+            app_principal = online_app(world)
+            await headers_for(site.app, app_principal)  # the app's client row
+        tokens = Tokens(app_principal, site.settings.secret("token_signing_key"), site.settings.access_token_ttl_s,
+                        site.app.state.clock)
+        keys = {number: uuid.uuid4().hex for _, number in residents}
+        answers: dict[str, httpx.Response] = {}
+        await rig.serve(site)
+        async with httpx.AsyncClient(base_url=rig.base_url, timeout=30) as http:
 
             async def resident(number: str) -> None:
                 await asyncio.sleep(chance.uniform(0, 2.0 + crashes * 0.5))  # arrivals spread over the crashes
@@ -132,15 +116,11 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
             racing = [asyncio.create_task(resident(number)) for _, number in residents]
             for _ in range(crashes):
                 await asyncio.sleep(chance.uniform(0.2, 1.0))
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+                result.audit_failures += 0 if await rig.crash() else 1
                 result.crashes += 1
-                result.audit_failures += 0 if (await verify_chain(checker)).problem is None else 1
-                server = serve(site.settings, site.keys, port, root / "serve.log", CITYHEALTH_WORKERS="1")
-                await wait_ready(base_url)
             await asyncio.gather(*racing)
             result.booked_answers = sum(1 for response in answers.values() if response.status_code == 201)
-            async with checker.transaction() as session_:
+            async with rig.checker.transaction() as session_:
                 per_resident = dict((await session_.execute(
                     select(Booking.resident_id, func.count()).where(
                         Booking.status.in_(ACTIVE), Booking.session_id == session["id"]).group_by(Booking.resident_id)
@@ -154,14 +134,8 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
                 again = await _book(http, tokens, session["id"], number, keys[number], None)
                 if resident_id in held and (again.status_code != 201 or again.json().get("id") != held[resident_id]):
                     result.unfindable += 1
-        result.audit_failures += 0 if (await verify_chain(checker)).problem is None else 1
+        result.audit_failures += 0 if await rig.chain_ok() else 1
         return result
-    finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
-        await checker.dispose()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,8 +31,10 @@ from cityhealth.clock import SystemClock
 from cityhealth.config import Environment, Settings
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
+from cityhealth.security.audit_verify import verify_chain
 from cityhealth.security.principals import Scope
 from cityhealth.security.tokens import issue_access_token
+from tests.drills.cluster import free_port
 from tests.factories.collection import add_organization, make_record
 from tests.factories.security import headers_for, machine
 
@@ -123,3 +128,54 @@ async def wait_ready(base_url: str, timeout_s: float = 60.0) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"{base_url} not ready within {timeout_s:.0f} s")
+
+
+class CrashRig:
+    """A crash drill's ground: a throwaway SQLite platform directory, a checker's own connection to its database,
+    and the `cityhealth serve` process (one worker, on a free port) that the drill kills and starts again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"sqlite:///{root / 'cityhealth.sqlite'}"
+        self.checker = Database(self.url)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._site: Platform | None = None
+        self._server: subprocess.Popen[bytes] | None = None
+
+    async def serve(self, site: Platform) -> None:
+        """Start the server on `site`'s settings and keys, and wait until it answers ready."""
+        self._site = site
+        self._server = serve(site.settings, site.keys, self.port, self.root / "serve.log", CITYHEALTH_WORKERS="1")
+        await wait_ready(self.base_url)
+
+    async def chain_ok(self) -> bool:
+        return (await verify_chain(self.checker)).problem is None
+
+    async def crash(self) -> bool:
+        """SIGKILL the server's process group, verify the audit chain while it is down, start it again; True when
+        the chain verified."""
+        if self._server is None or self._site is None:
+            raise RuntimeError("crash() before serve(): there is no server to kill")
+        os.killpg(self._server.pid, signal.SIGKILL)
+        self._server.wait()
+        verified = await self.chain_ok()
+        await self.serve(self._site)
+        return verified
+
+    def stop(self) -> None:
+        if self._server is not None and self._server.poll() is None:
+            self._server.send_signal(signal.SIGTERM)
+            self._server.wait(timeout=30)
+
+
+@asynccontextmanager
+async def crash_rig(prefix: str) -> AsyncIterator[CrashRig]:
+    """A crash drill's rig in a new temporary directory; on leaving, the server stopped and everything removed."""
+    rig = CrashRig(Path(tempfile.mkdtemp(prefix=prefix)))
+    try:
+        yield rig
+    finally:
+        rig.stop()
+        await rig.checker.dispose()
+        shutil.rmtree(rig.root, ignore_errors=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
+import httpx
 from fastapi import FastAPI
 
 from cityhealth.errors import NotFound
@@ -25,6 +26,7 @@ _users = itertools.count(700)
 _staff_codes = itertools.count(1)
 _residents = itertools.count(1)
 _teams = itertools.count(1)
+Row = TypeVar("Row")
 
 
 async def ensure_areas(app: FastAPI) -> None:
@@ -103,3 +105,34 @@ async def district_platform(app: FastAPI, organization_id: int) -> dict[str, str
 def signing(resident_ids: list[int], team_id: int, package_id: int, **extra: Any) -> dict[str, Any]:
     return {"resident_ids": resident_ids, "team_id": team_id, "package_id": package_id} | {
         key: value.isoformat() if isinstance(value, date) else value for key, value in extra.items()}
+
+
+class Signed(NamedTuple):
+    centre_id: int
+    team_id: int
+    package_id: int
+    headers: dict[str, str]  # the centre's family doctor's
+    contract: dict[str, Any]  # as the API answered it
+
+    @property
+    def resident_id(self) -> int:
+        resident_id: int = self.contract["resident_id"]
+        return resident_id
+
+
+async def sign_one(app: FastAPI, client: httpx.AsyncClient) -> Signed:
+    """One new resident signed today, through the API, by the family doctor of a new centre's team."""
+    chc = await centre(app)
+    team_id, package_id, person = await team(app, chc), await package(app), await resident(app)
+    headers = await doctor(app, chc)
+    response = await client.post(f"{FAMILY}/contracts", headers=headers, json=signing([person], team_id, package_id))
+    assert response.status_code == 201, response.text
+    return Signed(chc, team_id, package_id, headers, response.json()[0])
+
+
+async def stored(app: FastAPI, model: type[Row], key: Any) -> Row:
+    """The row of `model` whose primary key is `key`, which must exist."""
+    async with app.state.database.sessions() as session:
+        found: Row | None = await session.get(model, key)
+    assert found is not None, (model, key)
+    return found

@@ -1,5 +1,8 @@
 """Records test support: a small city (tests.factories.booking's world), its hospitals uploading through the
-collection API, residents of the master index, the linker run as its task runs it, and the callers."""
+collection API, residents of the master index, the linker run as its task runs it, and the callers.
+
+`City` (the `city` fixture) holds what a linkage or shared-record test works with, so that each test asks for
+one fixture and says only what its own case uploads."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -26,6 +29,7 @@ from tests.factories.security import headers_for, machine, resident, staff
 
 RECORDS = "/api/records"
 LINKAGE = "/api/records/linkage"
+GULOU, CHILD = "H-GULOU", "H-CHILD"  # the codes of the world's hospital and other hospital
 
 
 @dataclass(frozen=True)
@@ -123,11 +127,6 @@ async def open_reviews(database: Database) -> list[LinkReview]:
                                            .order_by(LinkReview.id))).all())
 
 
-async def count(database: Database, model: Any) -> int:
-    async with database.transaction() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 async def clinician(app: FastAPI, organization_id: int, user_id: int = 41) -> dict[str, str]:
     return await headers_for(app, staff(Role.CLINICIAN, organization_id=organization_id, user_id=user_id))
 
@@ -148,7 +147,72 @@ def hours_ago(clock: SimulatedClock, hours: float) -> datetime:
     return clock.now() - timedelta(hours=hours)
 
 
-def code_of(world: World, which: str = "hospital") -> str:
-    return "H-GULOU" if which == "hospital" else "H-CHILD"
+@dataclass(frozen=True)
+class City:
+    """The app and its client, the database, settings and clock, and the world's hospitals; uploads go to the
+    world's hospital (Gulou) unless `organization_id` names another."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    database: Database
+    settings: Settings
+    clock: SimulatedClock
+    world: World
+
+    def hours_ago(self, hours: float) -> datetime:
+        return hours_ago(self.clock, hours)
+
+    async def person(self, seq: int, phone: str | None = "13812345678") -> Person:
+        return await person(self.database, self.settings, self.clock, seq, phone)
+
+    async def upload(self, form: str, records: list[dict[str, Any]], organization_id: int | None = None) -> None:
+        await upload(self.client, self.app, organization_id or self.world.hospital_id, form, records)
+
+    async def register(self, who: Person, *, hours: float = 3, patient_id: str = "P001", by_passport: bool = False,
+                       **overrides: Any) -> None:
+        """Gulou's master record of `who` (m-1, as its patient `patient_id`, fields overridden), `hours` ago;
+        `by_passport`: with a passport instead of the ID number (passport_master)."""
+        record = (passport_master if by_passport else master)(GULOU, "m-1", self.hours_ago(hours), patient_id, who,
+                                                              **overrides)
+        await self.upload("patient_master_index", [record])
+
+    async def registered(self, seq: int, *, hours: float = 3, patient_id: str = "P001", by_passport: bool = False,
+                         **overrides: Any) -> Person:
+        """A new resident of the index, registered at Gulou (`register`)."""
+        who = await self.person(seq)
+        await self.register(who, hours=hours, patient_id=patient_id, by_passport=by_passport, **overrides)
+        return who
+
+    async def visited(self, *, record_id: str = "v-1", hours: float = 2, patient_id: str = "P001",
+                      visit_no: str = "V9", **overrides: Any) -> None:
+        """An outpatient visit at Gulou, `hours` ago."""
+        await self.upload("outpatient_visit",
+                          [visit(GULOU, record_id, self.hours_ago(hours), patient_id, visit_no, **overrides)])
+
+    async def diagnosed(self, *, hours: float = 2, visit_no: str = "V9") -> None:
+        """The I10 diagnosis (d-1) of a visit at Gulou, `hours` ago."""
+        await self.upload("outpatient_diagnosis", [diagnosis(GULOU, "d-1", self.hours_ago(hours), visit_no)])
+
+    async def clinician(self, organization_id: int | None = None, user_id: int = 41) -> dict[str, str]:
+        """Headers of a clinician of `organization_id` (the world's hospital unless named)."""
+        return await clinician(self.app, organization_id or self.world.hospital_id, user_id)
+
+    async def operator(self) -> dict[str, str]:
+        return await operator(self.app)
+
+    async def auditor(self) -> dict[str, str]:
+        return await auditor(self.app)
+
+    async def resident_headers(self, resident_id: int) -> dict[str, str]:
+        return await resident_headers(self.app, resident_id)
+
+    async def link(self, **options: Any) -> PassCounts:
+        return await link(self.database, self.clock, self.settings, **options)
+
+    async def link_of(self, patient_key: str) -> PatientLink | None:
+        return await link_of(self.database, self.world.hospital_id, patient_key)
+
+    async def events_of(self, patient_key: str) -> list[tuple[Any, ...]]:
+        return await events_of(self.database, self.world.hospital_id, patient_key)
 
 

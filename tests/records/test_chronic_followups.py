@@ -24,6 +24,7 @@ from tests.records.family_support import (
     package,
     resident,
     signing,
+    stored,
     team,
 )
 
@@ -70,10 +71,7 @@ async def test_a_follow_up_out_of_physiological_range_writes_nothing(app: FastAP
                                  json=visit(fbg_mmol_l=72.0))
     assert response.status_code == 422
     assert (response.json()["field"], response.json()["rule"]) == ("fbg_mmol_l", "chronic.fbg_mmol_l.range")
-    async with app.state.database.sessions() as session:
-        row = await session.get(ChronicRegistration, registration["id"])
-        assert row is not None
-        assert row.next_due_on == date(2022, 1, 5)
+    assert (await stored(app, ChronicRegistration, registration["id"])).next_due_on == date(2022, 1, 5)
     assert await count(app.state.database, ChronicFollowup) == 0
 
 
@@ -117,14 +115,6 @@ async def test_another_centre_cannot_record_a_follow_up(app: FastAPI, client: ht
     assert response.status_code == 404
 
 
-async def _centre_code(app: FastAPI, organization_id: int) -> str:
-    async with app.state.database.sessions() as session:
-        found = await session.get(Organization, organization_id)
-        assert found is not None
-        code: str = found.code
-        return code
-
-
 def upload(id_number: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"record_id": "HF-001", "program": "hypertension", "id_number": id_number, "organization_code": code,
             "visit_date": "2022-06-01", "sbp": 128, "dbp": 82} | extra
@@ -134,17 +124,15 @@ async def test_an_upload_enters_the_resident_found_by_id_number_once(app: FastAP
     chc = await centre(app)
     person = await resident(app, seq=4242)
     headers = await district_platform(app, await centre(app, kind="district_platform"))
-    body = upload(id_number_of(4242), await _centre_code(app, chc))
+    body = upload(id_number_of(4242), (await stored(app, Organization, chc)).code)
     first = await client.post(f"{CHRONIC}/followup-uploads", headers=headers, json=body)
     again = await client.post(f"{CHRONIC}/followup-uploads", headers=headers, json=body)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     assert first.json()["due_on"] == "2022-09-01"
-    async with app.state.database.sessions() as session:
-        registration = await session.get(ChronicRegistration, first.json()["registration_id"])
-        assert registration is not None
-        assert (registration.resident_id, registration.source, registration.organization_id) == (
-            person, "followup_upload", chc)
+    registration = await stored(app, ChronicRegistration, first.json()["registration_id"])
+    assert (registration.resident_id, registration.source, registration.organization_id) == (
+        person, "followup_upload", chc)
     assert await count(app.state.database, ChronicFollowup) == 1
     events = await audit_events(app.state.database, resource_type="chronic_followup")
     assert {event.resident_id for event in events} == {person}
@@ -154,7 +142,7 @@ async def test_an_upload_for_an_unknown_id_number_is_refused_masked(app: FastAPI
     chc = await centre(app)
     headers = await district_platform(app, await centre(app, kind="district_platform"))
     response = await client.post(f"{CHRONIC}/followup-uploads", headers=headers,
-                                 json=upload(id_number_of(999), await _centre_code(app, chc)))
+                                 json=upload(id_number_of(999), (await stored(app, Organization, chc)).code))
     assert response.status_code == 422
     assert response.json()["rule"] == "chronic.upload.resident_unknown"
     assert response.json()["value"].count("*") == 8
@@ -165,8 +153,8 @@ async def test_an_upload_with_impossible_readings_registers_no_one(app: FastAPI,
     chc = await centre(app)
     await resident(app, seq=4343)
     headers = await district_platform(app, await centre(app, kind="district_platform"))
-    response = await client.post(f"{CHRONIC}/followup-uploads", headers=headers,
-                                 json=upload(id_number_of(4343), await _centre_code(app, chc), sbp=90, dbp=90))
+    body = upload(id_number_of(4343), (await stored(app, Organization, chc)).code, sbp=90, dbp=90)
+    response = await client.post(f"{CHRONIC}/followup-uploads", headers=headers, json=body)
     assert response.status_code == 422
     assert response.json()["rule"] == "chronic.pressure.systolic_above_diastolic"
     assert await count(app.state.database, ChronicRegistration) == 0

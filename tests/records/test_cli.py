@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from cityhealth.cli import app as cli
-from cityhealth.clock import SimulatedClock
-from cityhealth.config import Settings
-from cityhealth.db.engine import Database
-from tests.factories.booking import World
-from tests.records.support import hours_ago, master, person, upload, visit
+from tests.records.support import City
 
 
 @pytest.fixture
@@ -25,14 +19,10 @@ def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-async def uploaded(app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings,
-                   clock: SimulatedClock, world: World) -> None:
+async def uploaded(city: City) -> None:
     """A resident's master record and a visit, stored by the collection room, not yet linked."""
-    who = await person(database, settings, clock, 3)
-    await upload(client, app, world.hospital_id, "patient_master_index",
-                 [master("H-GULOU", "m-1", hours_ago(clock, 3), "P001", who)])
-    await upload(client, app, world.hospital_id, "outpatient_visit",
-                 [visit("H-GULOU", "v-1", hours_ago(clock, 2), "P001", "V9")])
+    await city.registered(3)
+    await city.visited()
 
 
 @pytest.mark.usefixtures("configured", "uploaded")

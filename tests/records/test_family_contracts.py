@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -13,7 +12,7 @@ from fastapi import FastAPI
 from cityhealth.clock import BUSINESS_TZ, SimulatedClock
 from cityhealth.records import family_doctors
 from cityhealth.records.family_doctors import OrganizationKey, PractitionerKey, has_active_contract, one_year_after
-from cityhealth.records.family_models import FamilyContract, FamilyTeam
+from cityhealth.records.family_models import FamilyContract
 from cityhealth.records.family_schemas import ContractSign
 from cityhealth.registry import service as registry
 from tests.factories.registry import audit_events, count
@@ -26,25 +25,17 @@ from tests.records.family_support import (
     package,
     practitioner,
     resident,
+    sign_one,
     signing,
+    stored,
     team,
 )
 
 TODAY = date(2022, 6, 15)  # the test clock's day
 
 
-async def _signed(app: FastAPI, client: httpx.AsyncClient) -> tuple[int, int, int, dict[str, str], dict[str, Any]]:
-    """(centre, team, package, doctor's headers, the contract) of one resident signed today."""
-    chc = await centre(app)
-    team_id, package_id, person = await team(app, chc), await package(app), await resident(app)
-    headers = await doctor(app, chc)
-    response = await client.post(f"{FAMILY}/contracts", headers=headers, json=signing([person], team_id, package_id))
-    assert response.status_code == 201
-    return chc, team_id, package_id, headers, response.json()[0]
-
-
 async def test_a_signing_runs_one_year_from_today_and_is_audited(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, team_id, _, _, contract = await _signed(app, client)
+    _, team_id, _, _, contract = await sign_one(app, client)
     assert (contract["status"], contract["starts_on"], contract["ends_on"]) == ("active", "2022-06-15", "2023-06-15")
     assert contract["team_id"] == team_id
     assert contract["area_code"] == "320102"
@@ -54,7 +45,7 @@ async def test_a_signing_runs_one_year_from_today_and_is_audited(app: FastAPI, c
 
 async def test_a_second_contract_while_one_is_active_is_refused_naming_it(app: FastAPI,
                                                                         client: httpx.AsyncClient) -> None:
-    chc, _, package_id, headers, contract = await _signed(app, client)
+    chc, _, package_id, headers, contract = await sign_one(app, client)
     other_team = await team(app, chc)
     response = await client.post(f"{FAMILY}/contracts", headers=headers,
                                  json=signing([contract["resident_id"]], other_team, package_id))
@@ -67,7 +58,7 @@ async def test_a_second_contract_while_one_is_active_is_refused_naming_it(app: F
 
 
 async def test_the_same_signing_again_returns_the_contract_it_made(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, team_id, package_id, headers, contract = await _signed(app, client)
+    _, team_id, package_id, headers, contract = await sign_one(app, client)
     again = await client.post(f"{FAMILY}/contracts", headers=headers,
                               json=signing([contract["resident_id"]], team_id, package_id))
     assert again.status_code == 201
@@ -90,7 +81,7 @@ async def test_a_household_is_signed_together_under_one_key(app: FastAPI, client
 
 async def test_a_household_with_one_member_already_signed_writes_nothing(app: FastAPI,
                                                                          client: httpx.AsyncClient) -> None:
-    chc, _, package_id, headers, contract = await _signed(app, client)
+    chc, _, package_id, headers, contract = await sign_one(app, client)
     newcomer = await resident(app)
     response = await client.post(f"{FAMILY}/contracts", headers=headers,
                                  json=signing([newcomer, contract["resident_id"]], await team(app, chc), package_id))
@@ -101,11 +92,10 @@ async def test_a_household_with_one_member_already_signed_writes_nothing(app: Fa
 
 async def test_a_switch_ends_the_old_contract_the_day_the_new_one_starts(app: FastAPI,
                                                                         client: httpx.AsyncClient) -> None:
-    _, old_team, package_id, _, contract = await _signed(app, client)
+    old_centre, _, package_id, _, contract = await sign_one(app, client)
     new_centre = await centre(app)
     new_team = await team(app, new_centre)
     starts = TODAY + timedelta(days=10)
-    old_centre = await _centre_of(app, old_team)
     response = await client.post(f"{FAMILY}/contracts", headers=await doctor(app, new_centre),
                                  json=signing([contract["resident_id"]], new_team, package_id, starts_on=starts,
                                               switch=True))
@@ -125,16 +115,8 @@ async def test_a_switch_ends_the_old_contract_the_day_the_new_one_starts(app: Fa
         assert not await has_active_contract(session, OrganizationKey(new_centre), person, day_before)
 
 
-async def _centre_of(app: FastAPI, team_id: int) -> int:
-    async with app.state.database.sessions() as session:
-        found = await session.get(FamilyTeam, team_id)
-        assert found is not None
-        organization_id: int = found.organization_id
-        return organization_id
-
-
 async def test_a_switch_to_the_same_team_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, team_id, package_id, headers, contract = await _signed(app, client)
+    _, team_id, package_id, headers, contract = await sign_one(app, client)
     response = await client.post(f"{FAMILY}/contracts", headers=headers,
                                  json=signing([contract["resident_id"]], team_id, package_id,
                                               starts_on=TODAY + timedelta(days=1), switch=True))
@@ -160,7 +142,7 @@ async def test_has_active_contract_names_the_teams_practitioners_only(app: FastA
 
 
 async def test_renewal_before_its_window_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, _, _, headers, contract = await _signed(app, client)
+    _, _, _, headers, contract = await sign_one(app, client)
     response = await client.post(f"{FAMILY}/contracts/{contract['id']}/renew", headers=headers, json={})
     assert response.status_code == 409
     assert response.json()["rule"] == "family.contract.renewal_window"
@@ -168,9 +150,9 @@ async def test_renewal_before_its_window_is_refused(app: FastAPI, client: httpx.
 
 async def test_renewal_starts_the_day_the_year_ends_and_again_returns_it(app: FastAPI, client: httpx.AsyncClient,
                                                                         clock: SimulatedClock) -> None:
-    _, _, _, headers, contract = await _signed(app, client)
+    chc, _, _, _, contract = await sign_one(app, client)
     clock.set(datetime(2023, 5, 20, 10, tzinfo=BUSINESS_TZ))
-    headers = await doctor(app, await _centre_of(app, contract["team_id"]))
+    headers = await doctor(app, chc)  # a token of the new day: the signing's has expired
     first = await client.post(f"{FAMILY}/contracts/{contract['id']}/renew", headers=headers, json={})
     again = await client.post(f"{FAMILY}/contracts/{contract['id']}/renew", headers=headers, json={})
     assert first.status_code == again.status_code == 200
@@ -181,7 +163,7 @@ async def test_renewal_starts_the_day_the_year_ends_and_again_returns_it(app: Fa
 
 
 async def test_a_cancelled_contract_lets_the_resident_sign_again(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, team_id, package_id, headers, contract = await _signed(app, client)
+    _, team_id, package_id, headers, contract = await sign_one(app, client)
     cancelled = await client.post(f"{FAMILY}/contracts/{contract['id']}/cancel", headers=headers,
                                   json={"reason": "居民搬离辖区"})
     assert cancelled.status_code == 200
@@ -195,20 +177,17 @@ async def test_a_cancelled_contract_lets_the_resident_sign_again(app: FastAPI, c
 
 
 async def test_another_centre_cannot_cancel_a_contract(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, _, _, _, contract = await _signed(app, client)
+    _, _, _, _, contract = await sign_one(app, client)
     stranger = await doctor(app, await centre(app))
     response = await client.post(f"{FAMILY}/contracts/{contract['id']}/cancel", headers=stranger,
                                  json={"reason": "x"})
     assert response.status_code == 404
-    async with app.state.database.sessions() as session:
-        row = await session.get(FamilyContract, contract["id"])
-        assert row is not None
-        assert row.status == "active"
+    assert (await stored(app, FamilyContract, contract["id"])).status == "active"
 
 
 async def test_a_panel_shows_the_covered_residents_masked_and_is_audited(app: FastAPI,
                                                                         client: httpx.AsyncClient) -> None:
-    _, team_id, _, headers, contract = await _signed(app, client)
+    _, team_id, _, headers, contract = await sign_one(app, client)
     response = await client.get(f"{FAMILY}/teams/{team_id}/panel", headers=headers)
     assert response.status_code == 200
     [entry] = response.json()
@@ -219,7 +198,7 @@ async def test_a_panel_shows_the_covered_residents_masked_and_is_audited(app: Fa
 
 
 async def test_a_resident_reads_their_own_contracts(app: FastAPI, client: httpx.AsyncClient) -> None:
-    _, _, _, _, contract = await _signed(app, client)
+    _, _, _, _, contract = await sign_one(app, client)
     headers = await headers_for(app, resident_principal(contract["resident_id"], account_id=77))
     response = await client.get(f"{FAMILY}/my-contracts", headers=headers)
     assert response.status_code == 200

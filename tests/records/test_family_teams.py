@@ -10,11 +10,17 @@ from tests.factories.registry import count
 from tests.records.family_support import FAMILY, admin, centre, doctor, practitioner
 
 
+async def _put_team(client: httpx.AsyncClient, organization_id: int, headers: dict[str, str], practitioner_id: int,
+                    role: str) -> httpx.Response:
+    """PUT team T1 of the organization with one member."""
+    return await client.put(f"{FAMILY}/organizations/{organization_id}/teams/T1", headers=headers,
+                            json={"name": "团队", "members": [{"practitioner_id": practitioner_id, "role": role}]})
+
+
 async def test_a_team_at_a_hospital_is_refused_naming_the_rule(app: FastAPI, client: httpx.AsyncClient) -> None:
     hospital = await centre(app, kind="hospital")
     member = await practitioner(app, hospital)
-    response = await client.put(f"{FAMILY}/organizations/{hospital}/teams/T1", headers=await admin(app),
-                                json={"name": "团队", "members": [{"practitioner_id": member, "role": "doctor"}]})
+    response = await _put_team(client, hospital, await admin(app), member, "doctor")
     assert response.status_code == 422
     assert response.json()["rule"] == "family.team.community_health_centre_only"
     assert response.json()["field"] == "organization_id"
@@ -24,8 +30,7 @@ async def test_a_team_at_a_hospital_is_refused_naming_the_rule(app: FastAPI, cli
 async def test_a_member_from_another_organization_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
     chc, other = await centre(app), await centre(app)
     stranger = await practitioner(app, other)
-    response = await client.put(f"{FAMILY}/organizations/{chc}/teams/T1", headers=await doctor(app, chc),
-                                json={"name": "团队", "members": [{"practitioner_id": stranger, "role": "doctor"}]})
+    response = await _put_team(client, chc, await doctor(app, chc), stranger, "doctor")
     assert response.status_code == 422
     assert response.json()["rule"] == "family.team.member_of_centre"
     assert response.json()["field"] == "members[0].practitioner_id"
@@ -34,8 +39,7 @@ async def test_a_member_from_another_organization_is_refused(app: FastAPI, clien
 async def test_a_team_without_a_doctor_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
     chc = await centre(app)
     nurse = await practitioner(app, chc)
-    response = await client.put(f"{FAMILY}/organizations/{chc}/teams/T1", headers=await doctor(app, chc),
-                                json={"name": "团队", "members": [{"practitioner_id": nurse, "role": "nurse"}]})
+    response = await _put_team(client, chc, await doctor(app, chc), nurse, "nurse")
     assert response.status_code == 422
     assert response.json()["rule"] == "family.team.needs_doctor"
 
@@ -59,7 +63,6 @@ async def test_putting_the_same_team_twice_keeps_one_team(app: FastAPI, client: 
 async def test_another_centres_team_looks_like_not_found(app: FastAPI, client: httpx.AsyncClient) -> None:
     chc, other = await centre(app), await centre(app)
     gp = await practitioner(app, chc)
-    created = await client.put(f"{FAMILY}/organizations/{chc}/teams/T1", headers=await doctor(app, chc),
-                               json={"name": "团队", "members": [{"practitioner_id": gp, "role": "doctor"}]})
+    created = await _put_team(client, chc, await doctor(app, chc), gp, "doctor")
     response = await client.get(f"{FAMILY}/teams/{created.json()['id']}", headers=await doctor(app, other))
     assert response.status_code == 404

@@ -3,57 +3,29 @@ every hospital newest first and paged, and the public-health record — all from
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import httpx
-from fastapi import FastAPI
-
-from cityhealth.clock import SimulatedClock
-from cityhealth.config import Settings
-from cityhealth.db.engine import Database
 from cityhealth.registry.identifiers import mask_resident_id
-from tests.factories.booking import World
 from tests.factories.collection import add_organization, make_record
-from tests.records.support import (
-    RECORDS,
-    clinician,
-    diagnosis,
-    hours_ago,
-    link,
-    master,
-    person,
-    resident_headers,
-    upload,
-    visit,
-)
-
-GULOU, CHILD = "H-GULOU", "H-CHILD"
+from tests.records.support import CHILD, GULOU, RECORDS, City, master, visit
 
 
-async def _consented(client: httpx.AsyncClient, app: FastAPI, resident_id: int, organization_id: int) -> None:
-    response = await client.post(f"{RECORDS}/me/consents", headers=await resident_headers(app, resident_id),
-                                 json={"organization_id": organization_id, "days": 7})
+async def _consented(city: City, resident_id: int) -> None:
+    """The resident's consent to the world's hospital, for a week."""
+    response = await city.client.post(f"{RECORDS}/me/consents", headers=await city.resident_headers(resident_id),
+                                      json={"organization_id": city.world.hospital_id, "days": 7})
     assert response.status_code == 201, response.text
 
 
-async def test_the_timeline_joins_every_hospital_newest_first(
-        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
-        world: World) -> None:
-    who = await person(database, settings, clock, 3)
-    await upload(client, app, world.hospital_id, "patient_master_index",
-                 [master(GULOU, "m-1", hours_ago(clock, 100), "G-7", who)])
-    await upload(client, app, world.other_hospital_id, "patient_master_index",
-                 [master(CHILD, "m-1", hours_ago(clock, 100), "C-3", who)])
-    await upload(client, app, world.hospital_id, "outpatient_visit",
-                 [visit(GULOU, "v-1", hours_ago(clock, 50), "G-7", "V1")])
-    await upload(client, app, world.other_hospital_id, "outpatient_visit",
-                 [visit(CHILD, "v-1", hours_ago(clock, 30), "C-3", "V1")])
-    await upload(client, app, world.hospital_id, "outpatient_diagnosis",
-                 [diagnosis(GULOU, "d-1", hours_ago(clock, 49), "V1")])
-    await link(database, clock, settings)
-    await _consented(client, app, who.resident_id, world.hospital_id)
-    response = await client.get(f"{RECORDS}/residents/{who.resident_id}",
-                                headers=await clinician(app, world.hospital_id))
+async def test_the_timeline_joins_every_hospital_newest_first(city: City) -> None:
+    who = await city.registered(3, hours=100, patient_id="G-7")
+    await city.upload("patient_master_index", [master(CHILD, "m-1", city.hours_ago(100), "C-3", who)],
+                      city.world.other_hospital_id)
+    await city.visited(hours=50, patient_id="G-7", visit_no="V1")
+    await city.upload("outpatient_visit", [visit(CHILD, "v-1", city.hours_ago(30), "C-3", "V1")],
+                      city.world.other_hospital_id)
+    await city.diagnosed(hours=49, visit_no="V1")
+    await city.link()
+    await _consented(city, who.resident_id)
+    response = await city.client.get(f"{RECORDS}/residents/{who.resident_id}", headers=await city.clinician())
     assert response.status_code == 200, response.text
     body = response.json()
     assert [(item["organization_name"], item["category"]) for item in body["timeline"]] == [
@@ -64,22 +36,18 @@ async def test_the_timeline_joins_every_hospital_newest_first(
     assert who.id_number not in response.text
 
 
-async def test_the_timeline_is_paged_with_the_token_it_gives(
-        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
-        world: World) -> None:
-    who = await person(database, settings, clock, 3)
-    await upload(client, app, world.hospital_id, "patient_master_index",
-                 [master(GULOU, "m-1", hours_ago(clock, 100), "G-7", who)])
-    await upload(client, app, world.hospital_id, "outpatient_visit",
-                 [visit(GULOU, f"v-{n}", hours_ago(clock, 10 + n), "G-7", f"V{n}") for n in range(5)])
-    await link(database, clock, settings)
-    await _consented(client, app, who.resident_id, world.hospital_id)
-    headers = await clinician(app, world.hospital_id)
+async def test_the_timeline_is_paged_with_the_token_it_gives(city: City) -> None:
+    who = await city.registered(3, hours=100, patient_id="G-7")
+    await city.upload("outpatient_visit",
+                      [visit(GULOU, f"v-{n}", city.hours_ago(10 + n), "G-7", f"V{n}") for n in range(5)])
+    await city.link()
+    await _consented(city, who.resident_id)
+    headers = await city.clinician()
     seen: list[str] = []
     before = None
     while True:
         params = {"limit": 2} | ({"before": before} if before else {})
-        page = (await client.get(f"{RECORDS}/residents/{who.resident_id}", headers=headers, params=params)).json()
+        page = (await city.client.get(f"{RECORDS}/residents/{who.resident_id}", headers=headers, params=params)).json()
         seen += [item["record_id"] for item in page["timeline"]]
         before = page["next_before"]
         if before is None:
@@ -87,55 +55,46 @@ async def test_the_timeline_is_paged_with_the_token_it_gives(
     assert seen == ["v-0", "v-1", "v-2", "v-3", "v-4"]
 
 
-async def test_a_broken_page_token_is_malformed(
-        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
-        world: World) -> None:
-    who = await person(database, settings, clock, 3)
-    await _consented(client, app, who.resident_id, world.hospital_id)
-    response = await client.get(f"{RECORDS}/residents/{who.resident_id}", params={"before": "not-a-token"},
-                                headers=await clinician(app, world.hospital_id))
+async def test_a_broken_page_token_is_malformed(city: City) -> None:
+    who = await city.person(3)
+    await _consented(city, who.resident_id)
+    response = await city.client.get(f"{RECORDS}/residents/{who.resident_id}", params={"before": "not-a-token"},
+                                     headers=await city.clinician())
     assert response.status_code == 422, response.text
     assert (response.json()["field"], response.json()["rule"]) == ("before", "page.cursor")
 
 
-async def test_the_public_health_record_and_its_follow_ups_link_through_the_health_record_number(
-        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
-        world: World) -> None:
-    who = await person(database, settings, clock, 3)
-    district = await add_organization(database, clock, "D320115", kind="district_platform", area_code="320115")
+async def test_the_public_health_record_and_its_follow_ups_link_through_the_health_record_number(city: City) -> None:
+    who = await city.person(3)
+    district = await add_organization(city.database, city.clock, "D320115", kind="district_platform",
+                                      area_code="320115")
     number = "32011500100100042"
-    await upload(client, app, district.id, "health_record", [make_record(
-        "health_record", "D320115", "hr-1", hours_ago(clock, 400), record_no=number, name=who.name,
+    await city.upload("health_record", [make_record(
+        "health_record", "D320115", "hr-1", city.hours_ago(400), record_no=number, name=who.name,
         id_number=who.id_number, sex_code=str(who.sex), sex_name="男" if who.sex == 1 else "女",
-        birth_date=who.birth)])
-    await upload(client, app, district.id, "hypertension_followup", [make_record(
-        "hypertension_followup", "D320115", "f-1", hours_ago(clock, 48), health_record_no=number, sbp=150, dbp=95,
-        classification_code="2", classification_name="控制不满意")])
-    await link(database, clock, settings)
-    await _consented(client, app, who.resident_id, world.hospital_id)
-    body = (await client.get(f"{RECORDS}/residents/{who.resident_id}",
-                             headers=await clinician(app, world.hospital_id))).json()
+        birth_date=who.birth)], district.id)
+    await city.upload("hypertension_followup", [make_record(
+        "hypertension_followup", "D320115", "f-1", city.hours_ago(48), health_record_no=number, sbp=150, dbp=95,
+        classification_code="2", classification_name="控制不满意")], district.id)
+    await city.link()
+    await _consented(city, who.resident_id)
+    body = (await city.client.get(f"{RECORDS}/residents/{who.resident_id}", headers=await city.clinician())).json()
     assert [item["category"] for item in body["public_health"]] == ["hypertension_followup", "health_record"]
     assert body["flags"]["hypertension"] is True
     assert body["flags"]["last_blood_pressure"] == "150/95"
     assert body["timeline"] == []
 
 
-async def test_the_blood_group_comes_from_the_latest_discharge(
-        app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings, clock: SimulatedClock,
-        world: World) -> None:
-    who = await person(database, settings, clock, 3)
-    admitted = hours_ago(clock, 200)
-    await upload(client, app, world.hospital_id, "patient_master_index",
-                 [master(GULOU, "m-1", admitted - timedelta(hours=1), "G-7", who)])
-    await upload(client, app, world.hospital_id, "admission", [make_record(
+async def test_the_blood_group_comes_from_the_latest_discharge(city: City) -> None:
+    who = await city.registered(3, hours=201, patient_id="G-7")  # an hour before the admission
+    admitted = city.hours_ago(200)
+    await city.upload("admission", [make_record(
         "admission", GULOU, "a-1", admitted, patient_id="G-7", admission_no="A1")])
-    await upload(client, app, world.hospital_id, "discharge", [make_record(
-        "discharge", GULOU, "x-1", hours_ago(clock, 100), admission_no="A1",
+    await city.upload("discharge", [make_record(
+        "discharge", GULOU, "x-1", city.hours_ago(100), admission_no="A1",
         admission_time=make_record("admission", GULOU, "a-1", admitted)["admission_time"])])
-    await link(database, clock, settings)
-    await _consented(client, app, who.resident_id, world.hospital_id)
-    body = (await client.get(f"{RECORDS}/residents/{who.resident_id}",
-                             headers=await clinician(app, world.hospital_id))).json()
+    await city.link()
+    await _consented(city, who.resident_id)
+    body = (await city.client.get(f"{RECORDS}/residents/{who.resident_id}", headers=await city.clinician())).json()
     assert body["flags"]["blood_group"] == "A 阳性"
     assert [item["category"] for item in body["timeline"]] == ["discharge", "admission"]

@@ -21,21 +21,36 @@ from cityhealth.simulation.people import (
 )
 from cityhealth.simulation.scenario import bundled_scenario, load_scenario
 
-WANTED = st.dictionaries(st.text(alphabet="0123456789", min_size=6, max_size=6), st.integers(0, 10**6), max_size=12)
+AREA = st.text(alphabet="0123456789", min_size=6, max_size=6)
+WANTED = st.dictionaries(AREA, st.integers(0, 10**6), max_size=12)
 
 
-@given(WANTED, st.integers(0, 5000))
-def test_within_the_bound_every_share_is_as_wanted(wanted: dict[str, int], bound: int) -> None:
-    if sum(wanted.values()) <= bound:
-        assert _shares(wanted, bound) == wanted
+@st.composite
+def within_the_bound(draw: st.DrawFn) -> tuple[dict[str, int], int]:
+    """Wanted counts and a bound at or above their total (the total itself included)."""
+    wanted = draw(WANTED)
+    return wanted, sum(wanted.values()) + draw(st.integers(0, 5000))
 
 
-@given(WANTED, st.integers(0, 5000))
+@st.composite
+def above_the_bound(draw: st.DrawFn) -> tuple[dict[str, int], int]:
+    """Wanted counts and a bound below their total (down to 0)."""
+    wanted = draw(st.dictionaries(AREA, st.integers(0, 10**6), min_size=1, max_size=12).filter(
+        lambda counts: any(counts.values())))
+    return wanted, draw(st.integers(0, sum(wanted.values()) - 1))
+
+
+@given(within_the_bound())
+def test_within_the_bound_every_share_is_as_wanted(case: tuple[dict[str, int], int]) -> None:
+    wanted, bound = case
+    assert _shares(wanted, bound) == wanted
+
+
+@given(above_the_bound())
 def test_above_the_bound_the_shares_add_up_to_it_each_within_one_of_its_exact_part(
-        wanted: dict[str, int], bound: int) -> None:
+        case: tuple[dict[str, int], int]) -> None:
+    wanted, bound = case
     total = sum(wanted.values())
-    if total <= bound:
-        return
     shares = _shares(wanted, bound)
     assert sum(shares.values()) == bound
     for key, value in wanted.items():

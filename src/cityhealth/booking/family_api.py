@@ -81,7 +81,7 @@ async def member_bookings(principal: Reader, session: SessionDep, clock: ClockDe
 async def hold_for_member(principal: Writer, request: Request, room: RoomDep, link_id: RowId, data: HoldCreate,
                           idempotency_key: IdempotencyKeyHeader = None) -> Response:
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
-    async with service.read_connection(room.database) as connection:
+    async with room.database.read_connection() as connection:
         caller = await family.member_caller(connection, room.clock, principal, link_id)
     result = await service.take_as(room.database, room.clock, room.cipher, room.runtime, caller, data.session_id,
                                    data.id_number, data.channel, idem, hold=True)
@@ -95,7 +95,7 @@ async def book_for_member(principal: Writer, request: Request, session: SessionD
     idem = context_for(principal.subject, idempotency_key, "POST", request.url.path, await request.body())
     if data.hold_id is None:  # the group commit's own transaction: the request's session stays unused
         assert data.session_id is not None  # noqa: S101 - the schema demands one of the two
-        async with service.read_connection(room.database) as connection:
+        async with room.database.read_connection() as connection:
             caller = await family.member_caller(connection, room.clock, principal, link_id)
         result = await service.take_as(room.database, room.clock, room.cipher, room.runtime, caller,
                                        data.session_id, data.id_number, data.channel, idem, hold=False)

@@ -9,7 +9,6 @@ from cityhealth.booking import feed_repository
 from cityhealth.booking.availability import BookingRuntime
 from cityhealth.booking.channels import caller_of, with_app
 from cityhealth.booking.feed_free import PUBLIC_CHANNEL, free_slots, rules_of
-from cityhealth.booking.service import read_connection
 from cityhealth.db.engine import Database
 from cityhealth.errors import DomainError
 from cityhealth.security.principals import Principal
@@ -30,7 +29,7 @@ async def asking_channel(database: Database, runtime: BookingRuntime, principal:
             app_id = caller.app_id
 
             async def load() -> list[dict[str, Any]]:
-                async with read_connection(database) as connection:
+                async with database.read_connection() as connection:
                     channel, active, others = await feed_repository.app_channels(connection, app_id)
                 return [{"channel": channel, "active": active, "others": others}]
 

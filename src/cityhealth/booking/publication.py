@@ -29,7 +29,6 @@ from cityhealth.booking import feed_repository, feed_subjects
 from cityhealth.booking.feed_cache import FeedCache
 from cityhealth.booking.feed_free import PUBLIC_CHANNEL, free_slots, last_modified, rules_of
 from cityhealth.booking.release import ReleaseRules, at_business_time
-from cityhealth.booking.service import read_connection
 from cityhealth.clock import BUSINESS_TZ, Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import DomainError
@@ -75,7 +74,7 @@ async def validator(database: Database, clock: Clock) -> Validator:
     now = clock.now()
     first, last = _window(now)
     local_time = now.astimezone(BUSINESS_TZ).time()
-    async with read_connection(database) as connection:
+    async with database.read_connection() as connection:
         state = await feed_repository.feed_state(connection, first, last, now, local_time)
     # Hospitals without a policy close tomorrow's booking at the default cut-off.
     cutoffs = [c for c in (state.cutoff_passed, ReleaseRules().next_day_cutoff) if c is not None and c <= local_time]
@@ -152,7 +151,7 @@ async def _load(database: Database, now: datetime, state: Validator, known: Feed
                 changed: set[int] | None) -> FeedData:
     """The state's sessions (those unchanged since `known` not fetched again); their places read again only
     when a place or policy changed or a new one is named."""
-    async with read_connection(database) as connection:
+    async with database.read_connection() as connection:
         sessions, versions = await _sessions(connection, now, known, changed)
         ids = ({r["organization_id"] for r in sessions}, {r["department_id"] for r in sessions},
                {r["practitioner_id"] for r in sessions if r["practitioner_id"] is not None})

@@ -31,7 +31,6 @@ from cityhealth.booking.schemas import (
     TemplateCreate,
     TemplateRead,
 )
-from cityhealth.booking.service import read_connection
 from cityhealth.clock import Clock, business_date
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -237,7 +236,7 @@ async def search(database: Database, clock: Clock, runtime: BookingRuntime, prin
                                code="filter_required", field="organization_id", rule="booking.search_filter")
 
     async def load() -> list[dict[str, Any]]:
-        async with read_connection(database) as connection:
+        async with database.read_connection() as connection:
             return await feed_repository.sessions_with_policies(
                 connection, first, last, organization_id=organization_id, department_id=department_id,
                 practitioner_id=practitioner_id, now=now)

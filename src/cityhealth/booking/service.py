@@ -12,13 +12,12 @@ nothing, each attempt with its own answer.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.booking import evidence_repository, idempotency, messages, repository, statistics
 from cityhealth.booking.attempts import (
@@ -41,9 +40,15 @@ from cityhealth.booking.channels import (
     parse_target_resident,
     with_app,
 )
+from cityhealth.booking.family import LINK as FAMILY_LINK
+from cityhealth.booking.family import add_member as add_family_member
+from cityhealth.booking.family import confirm as confirm_family_link
+from cityhealth.booking.family import links as family_links
+from cityhealth.booking.family import revoke as revoke_family_link
 from cityhealth.booking.group_commit import WritePath, decide_batch
 from cityhealth.booking.idempotency import IdempotencyContext, context_for
 from cityhealth.booking.models import Booking, Callback
+from cityhealth.booking.nearby import nearby
 from cityhealth.booking.release import ReleaseRules
 from cityhealth.booking.schemas import (
     AvailabilityRead,
@@ -69,21 +74,15 @@ from cityhealth.security.principals import Principal, PrincipalKind
 if TYPE_CHECKING:  # booking/schedules.py builds on this module
     from cityhealth.booking.schedules import ChannelAnswer as ChannelAnswer
 
-# The room's use cases, and the outcome types and audit helpers that its api and other domains use with them.
-__all__ = ["RESOURCE", "BookingCreate", "BookingRead", "BookingRuntime", "CallbackRead", "CancelRequest",
-           "IdempotencyContext", "Refused", "RescheduleRequest", "WriteResult", "audit_refusal", "audit_settled",
-           "book", "booking_read", "bulletin_section", "cancel", "channel_answers", "close_callback", "context_for",
-           "due_callback", "due_callbacks", "get_session", "hold", "own_bookings", "owned_booking", "owns",
-           "phone_bookings", "read_connection", "reschedule", "runtime_of", "search", "take_as"]
-
-
-@asynccontextmanager
-async def read_connection(database: Database) -> AsyncIterator[AsyncConnection]:
-    """A connection for a single read; on PostgreSQL in autocommit, saving the BEGIN and ROLLBACK."""
-    async with database.engine.connect() as connection:
-        if not database.is_sqlite:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield connection
+# The room's use cases, and the outcome types and audit helpers that its api and other domains use with them;
+# the resident app's map and family links are the e-map's and the family routes' use cases (booking/nearby.py,
+# booking/family.py), which build on the room's lower modules, not on this one, so they are imported here.
+__all__ = ["FAMILY_LINK", "RESOURCE", "BookingCreate", "BookingRead", "BookingRuntime", "CallbackRead",
+           "CancelRequest", "IdempotencyContext", "Refused", "RescheduleRequest", "WriteResult", "add_family_member",
+           "audit_refusal", "audit_settled", "book", "booking_read", "bulletin_section", "cancel", "channel_answers",
+           "close_callback", "confirm_family_link", "context_for", "due_callback", "due_callbacks", "family_links",
+           "get_session", "hold", "nearby", "own_bookings", "owned_booking", "owns", "phone_bookings", "reschedule",
+           "revoke_family_link", "runtime_of", "search", "take_as"]
 
 
 async def book(database: Database, clock: Clock, cipher: FieldCipher, runtime: BookingRuntime,
@@ -163,7 +162,7 @@ async def _pre_check(database: Database, clock: Clock, runtime: BookingRuntime, 
             subject=idem.subject, key=idem.key, app_id=caller.app_id, session_id=session_id, now=now))
         pre = repository.pre_check_of(row)
     else:
-        async with read_connection(database) as connection:
+        async with database.read_connection() as connection:
             pre = await repository.pre_check(connection, subject=idem.subject, key=idem.key, app_id=caller.app_id,
                                              session_id=session_id, now=now)
     replay = idempotency.replay_of(idem, pre.stored_fingerprint, pre.stored_status, pre.stored_body)

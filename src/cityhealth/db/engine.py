@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from cityhealth.errors import ConfigurationError
@@ -109,6 +109,14 @@ class Database:
         """One unit of work: commits when the block ends normally, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a single read; on PostgreSQL in autocommit, saving the BEGIN and ROLLBACK."""
+        async with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query (readiness)."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from cityhealth.booking import family
+from cityhealth.booking import service
 from cityhealth.booking.schemas import FamilyLinkRead, FamilyMemberCreate
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
@@ -60,14 +60,14 @@ def _page(request: Request, links: list[FamilyLinkRead], *, notice: str | None =
 async def family_members(request: Request, principal: Reader, session: SessionDep, clock: ClockDep,
                          settings: SettingsDep, done: Literal["added", "confirmed", "revoked"] | None = None
                          ) -> HTMLResponse:
-    links = await family.links(session, clock, field_cipher(settings), principal)
+    links = await service.family_links(session, clock, field_cipher(settings), principal)
     return _page(request, links, notice=NOTICES[done] if done else None)
 
 
 async def _refused(request: Request, principal: Principal, settings: SettingsDep, clock: ClockDep,
                    database: DatabaseDep, text: str, status_code: int) -> HTMLResponse:
     async with database.transaction() as session:
-        links = await family.links(session, clock, field_cipher(settings), principal)
+        links = await service.family_links(session, clock, field_cipher(settings), principal)
     return _page(request, links, error=text, status_code=status_code)
 
 
@@ -89,9 +89,9 @@ async def add_member(
         return await _refused(request, principal, settings, clock, database, "请完整填写身份证号码、姓名和关系。", 422)
     try:
         async with database.transaction() as session:
-            await family.add_member(session, clock, field_cipher(settings), principal, data)
+            await service.add_family_member(session, clock, field_cipher(settings), principal, data)
     except DomainError as exc:
-        await record_now(database, clock, principal, AuditAction.CREATE, family.LINK, outcome=Outcome.DENIED,
+        await record_now(database, clock, principal, AuditAction.CREATE, service.FAMILY_LINK, outcome=Outcome.DENIED,
                          resident_ids=[principal.resident_id], detail=exc.code)
         return await _refused(request, principal, settings, clock, database, REFUSALS.get(exc.code, REFUSED),
                               exc.status)
@@ -109,9 +109,9 @@ async def change_link(
     try:
         async with database.transaction() as session:
             if action == "confirm":
-                await family.confirm(session, clock, field_cipher(settings), principal, link_id)
+                await service.confirm_family_link(session, clock, field_cipher(settings), principal, link_id)
             else:
-                await family.revoke(session, clock, field_cipher(settings), principal, link_id)
+                await service.revoke_family_link(session, clock, field_cipher(settings), principal, link_id)
     except DomainError as exc:  # another resident's link is not found (404), as the API answers
         return await _refused(request, principal, settings, clock, database, REFUSALS.get(exc.code, REFUSED),
                               exc.status)

@@ -13,8 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from cityhealth.booking.nearby import nearby
-from cityhealth.booking.service import runtime_of
+from cityhealth.booking.service import nearby, runtime_of
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
 from cityhealth.records import mine
 from cityhealth.registry.service import NearQuery

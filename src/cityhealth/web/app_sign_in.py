@@ -11,6 +11,7 @@ phone, as the password sign-in does (security/endpoints.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -31,6 +32,9 @@ from cityhealth.web.session import CSRF_FIELD, csrf_ok, signed_in
 from cityhealth.web.templating import page
 
 router = APIRouter(include_in_schema=False)
+Csrf = Annotated[str, Form(alias=CSRF_FIELD, max_length=128)]
+Challenge = Annotated[str, Form(max_length=64)]  # the challenge's token, in a hidden field
+Code = Annotated[str, Form(max_length=16)]
 
 HOME = "/app/"
 ACTOR = "resident-app:phone"  # who an anonymous step is audited as
@@ -121,44 +125,61 @@ def _answer(request: Request, settings: SettingsDep, clock: ClockDep, purpose: C
     return _code_form(request, purpose, token, error=refusal_text(refusal), status_code=_status(refusal))
 
 
-@router.get("/login", response_class=HTMLResponse)
-async def sign_in_form(request: Request) -> HTMLResponse:
-    return _phone_form(request, CodePurpose.SIGN_IN)
+async def _code_step(request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
+                     purpose: CodePurpose, token: str, submitted: str,
+                     complete: Callable[[], Awaitable[PhoneSignIn | Response]]) -> Response:
+    """The code step that sign-in and registration share: the form's CSRF token and the limiter first, then
+    `complete` (the code's check and what the flow does with it), answered by `_answer` unless it answered."""
+    if not csrf_ok(request, settings, submitted, None):
+        return _code_form(request, purpose, token, error=STALE_FORM, status_code=403)
+    if await _limited(request, settings, clock, database, None):
+        return _code_form(request, purpose, token, error=TOO_MANY, status_code=429)
+    result = await complete()
+    return result if isinstance(result, Response) else _answer(request, settings, clock, purpose, token, result)
 
 
-@router.post("/login", response_class=HTMLResponse)
-async def send_sign_in_code(
-    request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
-    phone: Annotated[str, Form(max_length=32)] = "",
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
-) -> Response:
-    return await _send(request, settings, clock, database, CodePurpose.SIGN_IN, phone, csrf_token)
+def _phone_step(path: str, purpose: CodePurpose) -> None:
+    """The first step that sign-in and registration share, at `path`: the phone form, and its post sending the
+    code (`_send`)."""
+
+    @router.get(path, response_class=HTMLResponse, name=f"app_{purpose.value}_form")
+    async def phone_form(request: Request) -> HTMLResponse:
+        return _phone_form(request, purpose)
+
+    @router.post(path, response_class=HTMLResponse, name=f"app_{purpose.value}_send_code")
+    async def send_code(
+        request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
+        phone: Annotated[str, Form(max_length=32)] = "",
+        csrf_token: Csrf = "",
+    ) -> Response:
+        return await _send(request, settings, clock, database, purpose, phone, csrf_token)
+
+
+_phone_step("/login", CodePurpose.SIGN_IN)
 
 
 @router.post("/login/code", response_class=HTMLResponse)
 async def sign_in_with_code(
     request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
-    token: Annotated[str, Form(max_length=64)] = "",
-    code: Annotated[str, Form(max_length=16)] = "",
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    token: Challenge = "",
+    code: Code = "",
+    csrf_token: Csrf = "",
 ) -> Response:
-    if not csrf_ok(request, settings, csrf_token, None):
-        return _code_form(request, CodePurpose.SIGN_IN, token, error=STALE_FORM, status_code=403)
-    if await _limited(request, settings, clock, database, None):
-        return _code_form(request, CodePurpose.SIGN_IN, token, error=TOO_MANY, status_code=429)
-    # Committed even when refused: a wrong code counts towards the challenge's attempts.
-    async with database.transaction() as session:
-        result = await registry_service.sign_in_with_code(session, clock, settings, token=token, code=code,
-                                                          source_address=source_address(request))
-    return _answer(request, settings, clock, CodePurpose.SIGN_IN, token, result)
+    async def complete() -> PhoneSignIn:
+        # Committed even when refused: a wrong code counts towards the challenge's attempts.
+        async with database.transaction() as session:
+            return await registry_service.sign_in_with_code(session, clock, settings, token=token, code=code,
+                                                            source_address=source_address(request))
+
+    return await _code_step(request, settings, clock, database, CodePurpose.SIGN_IN, token, csrf_token, complete)
 
 
 @router.post("/login/choose", response_class=HTMLResponse)
 async def choose_account(
     request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
     account_id: Annotated[RowId, Form()],
-    token: Annotated[str, Form(max_length=64)] = "",
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    token: Challenge = "",
+    csrf_token: Csrf = "",
 ) -> Response:
     if not csrf_ok(request, settings, csrf_token, None):
         return _phone_form(request, CodePurpose.SIGN_IN, error=STALE_FORM, status_code=403)
@@ -168,46 +189,34 @@ async def choose_account(
     return _answer(request, settings, clock, CodePurpose.SIGN_IN, token, result)
 
 
-@router.get("/register", response_class=HTMLResponse)
-async def register_form(request: Request) -> HTMLResponse:
-    return _phone_form(request, CodePurpose.REGISTER)
-
-
-@router.post("/register", response_class=HTMLResponse)
-async def send_register_code(
-    request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
-    phone: Annotated[str, Form(max_length=32)] = "",
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
-) -> Response:
-    return await _send(request, settings, clock, database, CodePurpose.REGISTER, phone, csrf_token)
+_phone_step("/register", CodePurpose.REGISTER)
 
 
 @router.post("/register/complete", response_class=HTMLResponse)
 async def register(
     request: Request, settings: SettingsDep, clock: ClockDep, database: DatabaseDep,
-    token: Annotated[str, Form(max_length=64)] = "",
-    code: Annotated[str, Form(max_length=16)] = "",
+    token: Challenge = "",
+    code: Code = "",
     id_number: Annotated[str, Form(max_length=32)] = "",
     name: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=MAX_PASSWORD_CHARS)] = "",
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    csrf_token: Csrf = "",
 ) -> Response:
-    purpose = CodePurpose.REGISTER
-    if not csrf_ok(request, settings, csrf_token, None):
-        return _code_form(request, purpose, token, error=STALE_FORM, status_code=403)
-    if await _limited(request, settings, clock, database, None):
-        return _code_form(request, purpose, token, error=TOO_MANY, status_code=429)
-    async with database.transaction() as session:  # the code's check, committed on its own
-        refusal = await registry_service.check_registration_code(session, clock, settings, token=token, code=code)
-    if refusal is not None:
-        return _answer(request, settings, clock, purpose, token, PhoneSignIn(refusal=refusal.value))
-    try:
-        async with database.transaction() as session:
-            result = await registry_service.register_with_code(
-                session, clock, settings, token=token, id_number=id_number, name=name, password=password,
-                source_address=source_address(request))
-    except DomainError as exc:  # a 4th account on the phone, an account already, a weak password: rolled back
-        await record_now(database, clock, None, Action.CREATE, "resident_account", outcome=Outcome.FAILURE,
-                         detail=exc.code, actor=ACTOR, actor_kind=PrincipalKind.RESIDENT.value)
-        return _code_form(request, purpose, token, error=refusal_text(_error_key(exc)), status_code=exc.status)
-    return _answer(request, settings, clock, purpose, token, result)
+    async def complete() -> PhoneSignIn | Response:
+        async with database.transaction() as session:  # the code's check, committed on its own
+            refusal = await registry_service.check_registration_code(session, clock, settings, token=token,
+                                                                     code=code)
+        if refusal is not None:
+            return PhoneSignIn(refusal=refusal.value)
+        try:
+            async with database.transaction() as session:
+                return await registry_service.register_with_code(
+                    session, clock, settings, token=token, id_number=id_number, name=name, password=password,
+                    source_address=source_address(request))
+        except DomainError as exc:  # a 4th account on the phone, an account already, a weak password: rolled back
+            await record_now(database, clock, None, Action.CREATE, "resident_account", outcome=Outcome.FAILURE,
+                             detail=exc.code, actor=ACTOR, actor_kind=PrincipalKind.RESIDENT.value)
+            return _code_form(request, CodePurpose.REGISTER, token, error=refusal_text(_error_key(exc)),
+                              status_code=exc.status)
+
+    return await _code_step(request, settings, clock, database, CodePurpose.REGISTER, token, csrf_token, complete)
