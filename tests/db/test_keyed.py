@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 
 from cityhealth.db import keyed
 from cityhealth.db.engine import Database
@@ -20,12 +20,12 @@ AT = datetime(2022, 6, 1, tzinfo=UTC)
 def _row(org: int, n: int) -> dict[str, Any]:
     return {"organization_id": org, "form": "outpatient_visit", "record_id": f"V{n}", "version": 1,
             "category": "visit", "encounter_kind": "visit", "encounter_no": f"V{n}", "owns_encounter": n % 2 == 0,
-            "patient_key": f"P{n}", "resident_id": None, "event_time": AT, "summary": {}}
+            "patient_key": f"P{n}", "resident_id": None, "event_time": AT, "summary": {"dept_name": f"内科{n}"}}
 
 
 async def _fill(database: Database, count: int) -> None:
     async with database.transaction() as session:
-        await session.execute(insert(TimelineEntry), [_row(org, n) for org in (1, 2) for n in range(count)])
+        await keyed.insert_many(session, TIMELINE, [_row(org, n) for org in (1, 2) for n in range(count)])
 
 
 async def _table(database: Database) -> dict[tuple[int, str], tuple[str | None, int | None]]:
@@ -78,3 +78,13 @@ async def test_delete_removes_the_named_rows_only(database: Database) -> None:
     table = await _table(database)
     assert sorted(key for key in table if key[0] == 1) == sorted((1, f"V{n}") for n in range(540, 550))
     assert len([key for key in table if key[0] == 2]) == 550
+
+
+async def test_new_rows_come_back_as_written_times_in_utc_and_json_as_json(database: Database) -> None:
+    await _fill(database, 3)
+    async with database.transaction() as session:
+        await keyed.insert_many(session, TIMELINE, [])
+        rows = (await session.scalars(select(TimelineEntry).where(TimelineEntry.organization_id == 2)
+                                      .order_by(TimelineEntry.record_id))).all()
+    assert [(row.record_id, row.event_time, row.summary, row.owns_encounter) for row in rows] == [
+        (f"V{n}", AT, {"dept_name": f"内科{n}"}, n % 2 == 0) for n in range(3)]

@@ -1,9 +1,10 @@
-"""Many rows named by a composite key, read, changed or removed in one statement.
+"""Many rows named by a composite key, read, changed or removed in one statement, and many new rows added.
 
 On PostgreSQL the keys travel as one array per column and are joined as a table (`unnest`): the statement's text is
 the same whatever their number, so the driver prepares it once, and the planner joins the keys against the index
 instead of expanding a thousand-term OR. On SQLite (in the process, no round trips) the same work is a tuple IN,
-in chunks the engine's parameter limit allows, or an executemany.
+in chunks the engine's parameter limit allows, or an executemany. New rows go to PostgreSQL by binary COPY, each
+value passed through its column type's own bind processing first (UTC times, JSON text), as a statement would.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cityhealth.db.driver import is_postgres
+from cityhealth.db.driver import is_postgres, pg_driver
 
 CHUNK = 500  # keys per SQLite statement: well inside its limit of bound parameters
 
@@ -84,3 +85,20 @@ async def delete_by_keys(session: AsyncSession, table: Table, names: Sequence[st
     for start in range(0, len(ordered), CHUNK):
         await session.execute(delete(table).where(
             tuple_(*(table.c[name] for name in names)).in_(ordered[start:start + CHUNK])))
+
+
+async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Add the rows (each with the same columns): binary COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        await session.execute(insert(table), list(rows))
+        return
+    names = list(rows[0])
+    dialect = session.get_bind().dialect
+    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    records = [tuple(value if process is None or value is None else process(value)
+                     for process, value in zip(processors, (row[name] for name in names), strict=True))
+               for row in rows]
+    driver = await pg_driver(session)
+    await driver.copy_records_to_table(table.name, records=records, columns=names)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import Table, and_, delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.db import keyed
@@ -222,8 +222,7 @@ async def link_states(session: AsyncSession, keys: Collection[tuple[int, str]]
 
 
 async def insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(model), rows)
+    await keyed.insert_many(session, model.__table__, rows)
 
 
 async def update_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
