@@ -25,8 +25,10 @@ from asyncpg.exceptions import (  # type: ignore[import-untyped]
 )
 from fastapi import FastAPI
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection, PGDialect_asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from tests.conftest import BACKEND, PG_URL
 from tests.factories.collection import add_organization, make_record
 from tests.factories.security import headers_for, machine
 
@@ -35,6 +37,7 @@ from cityhealth.clock import SimulatedClock
 from cityhealth.collection import realtime
 from cityhealth.collection import service as collection_service
 from cityhealth.config import Settings
+from cityhealth.db.admin import fetch_on_server
 from cityhealth.db.engine import Database
 from cityhealth.db.failures import RETRY_AFTER_S, answer_for, is_storage_full, is_unavailable
 from cityhealth.security import audit
@@ -253,3 +256,27 @@ async def test_a_not_found_whose_denial_cannot_be_recorded_answers_503_not_404(
     assert _is_503_with_retry_after(response), response.text
     assert response.headers["x-content-type-options"] == "nosniff"  # still inside the security headers
     assert "x-request-id" in response.headers
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="a PostgreSQL server ends the connections")
+async def test_an_upload_on_pooled_connections_the_server_ended_answers_503_then_the_pool_recovers(
+    client: httpx.AsyncClient, sender: tuple[str, dict[str, str]], clock: SimulatedClock, settings: Settings,
+) -> None:
+    # The drill's restart in small: the pool's connections are ended by the server (as a shutdown ends them);
+    # the next upload's BEGIN, sent on the driver's connection itself, meets one of them.
+    code, headers = sender
+    first = await client.post("/api/collection/forms/outpatient_visit/records",
+                              json=_batch(code, clock, "before"), headers=headers)
+    assert first.status_code == 200, first.text
+    name = make_url(settings.effective_database_url).database
+    ended = await fetch_on_server(PG_URL, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                          "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+    assert ended
+    lost = await client.post("/api/collection/forms/outpatient_visit/records",
+                             json=_batch(code, clock, "after"), headers=headers)
+    assert _is_503_with_retry_after(lost), lost.text
+    # Sent again, as the client was told: the connection the server closed was not taken back into the pool,
+    # nor its other connections of before (one request saw the restart).
+    again = await client.post("/api/collection/forms/outpatient_visit/records",
+                              json=_batch(code, clock, "after"), headers=headers)
+    assert again.status_code == 200, again.text
