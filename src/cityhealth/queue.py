@@ -474,14 +474,16 @@ class ServerWorker:
                 await run_worker(self.runtime, concurrency=concurrency, run_periodic=run_periodic, stop=self._stop,
                                  in_server=True)
                 return  # stopped as asked
-            except Exception:
+            except Exception as error:
                 if self._stop.is_set():
                     raise
                 if time.monotonic() - started > RESTART_PAUSES_S[-1]:
                     failures = 0
                 pause = RESTART_PAUSES_S[min(failures, len(RESTART_PAUSES_S) - 1)]
                 failures += 1
-                logger.exception("the server's task worker failed; starting it again in %.0f s", pause)
+                # WorkerEnded's cause is in procrastinate's own log line, with its traceback; another error's here.
+                logger.error("the server's task worker failed (%s); starting it again in %.0f s", error, pause,
+                             exc_info=None if isinstance(error, WorkerEnded) else error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), pause)
             if self._stop.is_set():
