@@ -7,6 +7,7 @@ from the real-time upload's direct BEGIN, and a denial's audit write failing as 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -260,23 +261,35 @@ async def test_a_not_found_whose_denial_cannot_be_recorded_answers_503_not_404(
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="a PostgreSQL server ends the connections")
 async def test_an_upload_on_pooled_connections_the_server_ended_answers_503_then_the_pool_recovers(
-    client: httpx.AsyncClient, sender: tuple[str, dict[str, str]], clock: SimulatedClock, settings: Settings,
+    settings: Settings, database: Database, clock: SimulatedClock,
 ) -> None:
     # The drill's restart in small: the pool's connections are ended by the server (as a shutdown ends them);
-    # the next upload's BEGIN, sent on the driver's connection itself, meets one of them.
-    code, headers = sender
-    first = await client.post("/api/collection/forms/outpatient_visit/records",
-                              json=_batch(code, clock, "before"), headers=headers)
-    assert first.status_code == 200, first.text
-    name = make_url(settings.effective_database_url).database
-    ended = await fetch_on_server(PG_URL, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                          "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
-    assert ended
-    lost = await client.post("/api/collection/forms/outpatient_visit/records",
-                             json=_batch(code, clock, "after"), headers=headers)
-    assert _is_503_with_retry_after(lost), lost.text
-    # Sent again, as the client was told: the connection the server closed was not taken back into the pool,
-    # nor its other connections of before (one request saw the restart).
-    again = await client.post("/api/collection/forms/outpatient_visit/records",
-                              json=_batch(code, clock, "after"), headers=headers)
-    assert again.status_code == 200, again.text
+    # the next upload's BEGIN, sent on the driver's connection itself, meets one of them. No task worker in
+    # the server: its periodic work would meet them first, and SQLAlchemy's error would empty the pool.
+    quiet = create_app(settings.model_copy(update={"server_worker_concurrency": 0}), database=database, clock=clock)
+    async with quiet.router.lifespan_context(quiet):
+        org = await add_organization(database, clock, "H0001")
+        headers = await headers_for(quiet, machine(Scope.COLLECTION_UPLOAD, organization_id=org.id))
+        transport = httpx.ASGITransport(app=quiet, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as http:
+            url = "/api/collection/forms/outpatient_visit/records"
+            first = await http.post(url, json=_batch(org.code, clock, "before"))
+            assert first.status_code == 200, first.text
+            name = make_url(settings.effective_database_url).database
+            pids = [row[0] for row in await fetch_on_server(
+                PG_URL, "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)]
+            assert pids
+            await fetch_on_server(PG_URL, "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+            for _ in range(200):  # pg_terminate_backend only signals: wait for those server processes to end
+                if not await fetch_on_server(PG_URL, "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+                                             pids):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"the server processes {pids} did not end within 10 s")
+            lost = await http.post(url, json=_batch(org.code, clock, "after"))
+            assert _is_503_with_retry_after(lost), lost.text
+            # Sent again, as the client was told: the connection the server closed was not taken back into the
+            # pool, nor its other connections of before (one request saw the restart).
+            again = await http.post(url, json=_batch(org.code, clock, "after"))
+            assert again.status_code == 200, again.text
