@@ -52,7 +52,7 @@ async def main(arguments: argparse.Namespace) -> int:
     else:
         _say("disk_full: skipped (needs root to mount its tmpfs)")
 
-    restart = await (db_restart.run(outage_s=2, steady_s=2) if arguments.short else db_restart.run())
+    restart = await (db_restart.run(**db_restart.SHORT) if arguments.short else db_restart.run())
     _say(restart.line())
     if not restart.ok:
         failed.append("db_restart")

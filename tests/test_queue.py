@@ -221,3 +221,52 @@ async def test_a_lock_race_between_two_workers_fetching_is_no_job_not_a_crash() 
     with pytest.raises(UniqueViolation) as caught:
         await app.job_manager.fetch_job(queues=["cityhealth"], worker_id=1)
     assert caught.value is other
+
+
+class _Loop:
+    """A procrastinate Worker's part that _work_until uses: run() ends at once (`ends`) or when stopped."""
+
+    def __init__(self, name: str, *, ends: bool) -> None:
+        self.worker_name = name
+        self._stopped = asyncio.Event()
+        if ends:
+            self._stopped.set()
+
+    async def run(self) -> None:
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+async def test_a_worker_loop_that_ends_unasked_is_a_failure_not_a_stop() -> None:
+    # procrastinate ends a worker whose listener lost its connection (a database restart) without raising.
+    with pytest.raises(queue.WorkerEnded):
+        await queue._work_until(asyncio.Event(), [_Loop("server", ends=True), _Loop("periodic", ends=False)])
+    stop = asyncio.Event()
+    stop.set()
+    await queue._work_until(stop, [_Loop("server", ends=False), _Loop("periodic", ends=False)])
+
+
+async def test_the_server_worker_is_started_again_after_it_failed(
+    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    async def run_worker(runtime: queue.Runtime, *, stop: asyncio.Event, **_options: Any) -> None:
+        calls.append("run")
+        if len(calls) < 3:
+            raise queue.WorkerEnded("its listener lost the database")
+        await stop.wait()
+
+    monkeypatch.setattr(queue, "run_worker", run_worker)
+    monkeypatch.setattr(queue, "RESTART_PAUSES_S", (0.01, 0.02))
+    worker = queue.ServerWorker(queue.Runtime(settings, database, clock), concurrency=1, run_periodic=False)
+    for _ in range(200):
+        if len(calls) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert (len(calls), worker.restarts) == (3, 2)
+    await worker.stop()
+    assert worker._task.done()
+    assert worker._task.exception() is None

@@ -20,7 +20,7 @@ from cityhealth.collection import api as collection_api
 from cityhealth.collection import tasks as collection_tasks
 from cityhealth.config import Environment, Settings, load_settings
 from cityhealth.db.engine import Database
-from cityhealth.db.failures import install_database_error_handlers
+from cityhealth.db.failures import DatabaseFailureMiddleware
 from cityhealth.db.schema import ensure_durable, ensure_schema_current
 from cityhealth.errors import ConfigurationError
 from cityhealth.hotline import api as hotline_api
@@ -123,8 +123,10 @@ def create_app(
     # (booking/api.py, collection/api.py).
     app.add_middleware(booking_api.AttemptLane)
     app.add_middleware(collection_api.UploadLane)
+    # Around the routes and the lanes, inside the platform's 500: a database that is gone or full, whatever
+    # class its error arrives in, is answered 503 + Retry-After / 507 (db/failures.py).
+    app.add_middleware(DatabaseFailureMiddleware)
     install_error_handlers(app)
-    install_database_error_handlers(app)
     app.add_middleware(StrictJsonMiddleware, self_parsed_paths=SELF_PARSED_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_bytes,
                        large_body_paths=STREAMING_UPLOAD_PATHS)

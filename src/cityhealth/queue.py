@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -413,8 +414,17 @@ async def run_worker(
 _STOP_AGAIN_S = 0.5
 
 
+class WorkerEnded(RuntimeError):
+    """A worker loop ended without being asked to stop."""
+
+
 async def _work_until(stop: asyncio.Event, workers: list[Any]) -> None:
-    """Run the workers until `stop` is set or one of them ends, then stop them all and wait for them."""
+    """Run the workers until `stop` is set or one of them ends, then stop them all and wait for them.
+
+    A loop that ended unasked is a failure (WorkerEnded, or the error it raised): procrastinate ends a worker whose
+    side task failed — its listener's connection lost to a database restart — without raising, after logging why,
+    and a `cityhealth worker` that exited 0 then would look to its supervisor like one that was told to stop.
+    """
     runs = {asyncio.create_task(worker.run(), name=f"procrastinate-{worker.worker_name}") for worker in workers}
     stopping = asyncio.create_task(stop.wait(), name="worker-stop")
     try:
@@ -429,19 +439,56 @@ async def _work_until(stop: asyncio.Event, workers: list[Any]) -> None:
             _, pending = await asyncio.wait(pending, timeout=_STOP_AGAIN_S)
     for run in runs:
         if not run.cancelled():
-            run.result()  # raises the error a worker ended on (one of its side tasks failed)
+            run.result()  # raises the error a worker ended on
+    if not stop.is_set():
+        raise WorkerEnded("a task worker loop ended without being asked to stop (procrastinate's log line above "
+                          "says why: its connection to the queue was lost, say)")
+
+
+# The pauses before the server's worker is started again after it failed, one more step for each failure in a
+# row; a worker that ran longer than the last pause before failing starts from the first again.
+RESTART_PAUSES_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class ServerWorker:
-    """The server's own worker (PostgreSQL): started in its lifespan and stopped at the lifespan's end."""
+    """The server's own worker (PostgreSQL): started in its lifespan and stopped at the lifespan's end.
+
+    A worker fails when one of its loops ends unasked, as procrastinate's do when their connection to the queue
+    is lost (the database stopped or restarted). A `cityhealth worker` process then exits 1 for its supervisor
+    to start again; the server's worker has no supervisor but this: it is started again after a pause, so that a
+    database restart does not leave the server answering requests with its background work stopped until the
+    server itself restarts.
+    """
 
     def __init__(self, runtime: Runtime, *, concurrency: int, run_periodic: bool) -> None:
         self.runtime = runtime
+        self.restarts = 0
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(
-            run_worker(runtime, concurrency=concurrency, run_periodic=run_periodic, stop=self._stop, in_server=True),
-            name="task-worker",
-        )
+        self._task = asyncio.create_task(self._run(concurrency, run_periodic), name="task-worker")
+
+    async def _run(self, concurrency: int, run_periodic: bool) -> None:
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await run_worker(self.runtime, concurrency=concurrency, run_periodic=run_periodic, stop=self._stop,
+                                 in_server=True)
+                return  # stopped as asked
+            except Exception as error:
+                if self._stop.is_set():
+                    raise
+                if time.monotonic() - started > RESTART_PAUSES_S[-1]:
+                    failures = 0
+                pause = RESTART_PAUSES_S[min(failures, len(RESTART_PAUSES_S) - 1)]
+                failures += 1
+                # WorkerEnded's cause is in procrastinate's own log line, with its traceback; another error's here.
+                logger.error("the server's task worker failed (%s); starting it again in %.0f s", error, pause,
+                             exc_info=None if isinstance(error, WorkerEnded) else error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), pause)
+            if self._stop.is_set():
+                return
+            self.restarts += 1
 
     async def stop(self) -> None:
         """Stop the worker and wait for it: a job it runs gets the shutdown timeout, then is cancelled.

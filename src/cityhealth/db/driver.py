@@ -15,6 +15,13 @@ from sqlalchemy.util import await_
 # session.info key: the asyncpg connection of the session's current transaction, with that transaction.
 _DRIVER = "cityhealth.db.pg_driver"
 
+# _BEGIN_FAILED: a BEGIN sent on the adapter directly fails past SQLAlchemy's Connection, which would neither
+# wrap the error nor invalidate the connection — and the adapter forgets a transaction that did not start, so
+# the pool's reset finds nothing to roll back and takes a connection the server closed back as sound, to fail
+# every transaction begun on it for as long as it is busy (a restarted database's pool never recovered). The
+# transaction is begun SQLAlchemy's way instead: on a lost connection that raises its DBAPIError, with the
+# connection and the pool's older ones invalidated as on any statement; if it succeeds, the work goes on.
+
 
 # A constraint refused a write: raised by SQLAlchemy for its own statements, by the driver for pg_driver()'s.
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, IntegrityConstraintViolationError)
@@ -53,7 +60,10 @@ async def pg_driver(session: AsyncSession) -> Any:
         # just that saves the round trip and the ORM's execution path of a `SELECT 1` on every transaction.
         begin = getattr(raw.dbapi_connection, "_start_transaction", None)
         if begin is not None and getattr(raw.dbapi_connection, "_transaction", "") is None:
-            await begin()
+            try:
+                await begin()
+            except Exception:
+                await connection.execute(text("SELECT 1"))  # see _BEGIN_FAILED
         else:  # another adapter version: let a statement begin it
             await connection.execute(text("SELECT 1"))
     sync_session.info[_DRIVER] = (sync_session.get_transaction(), driver)
@@ -72,5 +82,9 @@ def begin_in_greenlet(session: Session) -> None:
     begin = getattr(adapted, "_start_transaction", None)
     if begin is None or getattr(adapted, "_transaction", "") is not None:
         return
-    await_(begin())
+    try:
+        await_(begin())
+    except Exception:
+        session.connection().exec_driver_sql("SELECT 1")  # see _BEGIN_FAILED
+        return
     session.info[_DRIVER] = (session.get_transaction(), raw.driver_connection)

@@ -15,13 +15,13 @@ import logging
 import shutil
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhealth.db.engine import Database
 from cityhealth.errors import DomainError
-from cityhealth.observability import problem_response
+from cityhealth.observability import ResponseStart, problem_response
 
 logger = logging.getLogger("cityhealth.db")
 
@@ -129,27 +129,34 @@ def answer_for(exc: BaseException) -> DomainError | None:
     return None
 
 
-async def on_database_error(request: Request, exc: Exception) -> Response:
-    """Exception handler: a database that is gone or full answers 503 / 507; any other failure goes on to the 500."""
-    error = answer_for(exc)
-    if error is None:
-        raise exc
-    logger.warning("database failure answered %s", error.status,
-                   extra={"request_id": getattr(request.state, "request_id", None), "error_type": type(exc).__name__})
-    return problem_response(error, getattr(request.state, "request_id", None), getattr(error, "headers", None))
+class DatabaseFailureMiddleware:
+    """ASGI middleware: a database failure (above) raised by anything inside it, answered 503 with Retry-After
+    (or 507) while no response has started; any other error is raised on, to the platform's 500.
 
+    It goes by the failure's chain, not by the class raised, because the same lost connection arrives in many
+    wrappings: SQLAlchemy's DBAPIError; the asyncpg adapter's own DBAPI errors (raised past SQLAlchemy's
+    Connection by db/driver.py's direct BEGIN, on the real-time upload's path); asyncpg's errors (pg_driver's
+    statements); or, when a handler's answer could not be sent because a write at the response's start failed,
+    Starlette's RuntimeError around it. Installed twice (app.py, security/http.py): inside the platform's 500,
+    around the routes and the hot-path lanes past the router; and around the audit middleware, whose writes run
+    as the response starts — there a 404 or 403 whose denial could not be recorded is answered 503, not sent.
+    """
 
-def install_database_error_handlers(app: FastAPI) -> None:
-    """Answer the database's unavailability and lack of room (above) on every route."""
-    # Not every OSError: a missing file is a bug to see as a 500. A refused or reset connection is one of these
-    # (asyncpg raises the socket's own error when the server is down).
-    classes: list[type[Exception]] = [DBAPIError, PoolTimeout, ConnectionError, TimeoutError]
-    try:
-        import asyncpg  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - a SQLite-only installation
-        pass
-    else:
-        classes += [asyncpg.PostgresError, asyncpg.InterfaceError]
-    for cls in classes:
-        app.add_exception_handler(cls, on_database_error)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        watch = ResponseStart(send)
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            error = None if watch.started else answer_for(exc)
+            if error is None:
+                raise
+            request_id = scope.get("state", {}).get("request_id")
+            logger.warning("database failure answered %s", error.status,
+                           extra={"request_id": request_id, "error_type": type(exc).__name__})
+            await problem_response(error, request_id, getattr(error, "headers", None))(scope, receive, send)

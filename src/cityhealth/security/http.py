@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhealth.config import Environment, Settings
+from cityhealth.db.failures import DatabaseFailureMiddleware
 from cityhealth.errors import Forbidden, TooManyRequests
 from cityhealth.observability import ResponseStart, header, problem_response
 from cityhealth.request_vars import client_address_var
@@ -164,6 +165,9 @@ class AuditMiddleware:
 def install(app: FastAPI, settings: Settings) -> None:
     # Innermost of the platform's middleware: its deferred writes run inside the request's context.
     app.add_middleware(AuditMiddleware)
+    # Its writes run as the response starts, outside the routes' own answer to a database failure: a denial
+    # that cannot be recorded while the database is gone is answered 503 + Retry-After (db/failures.py).
+    app.add_middleware(DatabaseFailureMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
