@@ -18,6 +18,7 @@ from tests.factories.booking import World, add_resident, publish
 from tests.factories.security import headers_for, staff
 from tests.hotline.desk_support import open_call
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Booker, Seeded
+from tests.web.pages_support import publish_issue
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -29,7 +30,10 @@ from cityhealth.web.svg import PALETTE
 
 pytestmark = pytest.mark.browser
 
-async def test_bulletin_page_shows_its_tables(browser: Browser, seeded: Seeded) -> None:
+@pytest.mark.usefixtures("no_office")
+async def test_a_published_bulletin_page_shows_its_tables(
+        browser: Browser, app: FastAPI, client: httpx.AsyncClient, seeded: Seeded) -> None:
+    await publish_issue(app, client)
     page = browser.page
     response = await page.goto(f"{browser.base_url}/bulletin/{MONTH}")
     assert response is not None

@@ -7,6 +7,7 @@ starts again at 1 in a new year, 总第M期 never restarts. Only a region's firs
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import anyio
@@ -198,6 +199,18 @@ async def published_edition(session: AsyncSession, region_code: str | None, mont
         raise NotFound(f"the issue of {month} was published without a {fmt.value} edition", field="format",
                        value=fmt.value, rule="bulletin.issue.edition_exists")
     return await _read(session, latest), stored.content
+
+
+async def unpublished_edition(session: AsyncSession, month: str, fmt: Edition) -> tuple[IssueRead | None, bytes]:
+    """For an editor, a month without a published issue as the public would see it once published: its draft
+    rendered from today's figures (as the console's preview), or, with no draft yet, the figures alone."""
+    draft = next((issue for issue in await repository.issues_of_month(session, None, month)
+                  if issue.status == DRAFT), None)
+    if draft is not None:
+        return await _read(session, draft), await render_issue(session, draft, fmt)
+    data = await service.build_bulletin(session, month)
+    profile = await profiles.profile_for_issue(session, data.region.code)
+    return None, await anyio.to_thread.run_sync(functools.partial(service.render, data, fmt, profile=profile))
 
 
 async def published_issues(session: AsyncSession, region_code: str | None = None) -> list[IssueRead]:
