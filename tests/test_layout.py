@@ -72,6 +72,7 @@ TRANSACTION_OWNERS = frozenset({
     "web/telemed_worklist.py",  # reading pages: a refused step is audited after rollback, then the case re-read
     "hotline/knowledge_cli.py",  # `cityhealth knowledge load-starter`: the starter set in one transaction
     "reporting/profile_cli.py",  # `cityhealth bulletin-profile set`: the profile and its audit event
+    "reporting/issue_cli.py",  # `cityhealth bulletin-issue publish`: the issue, its editions and audit events
     "hotline/work_order_outbox.py",  # sending the results owed to 12345, a task: one transaction per run
     "records/chronic_cli.py",  # `cityhealth chronic rebuild`: a month's patient-months in one transaction
     "records/chronic_tasks.py",  # the patient-month rebuild, a periodic task: one transaction per month

@@ -41,6 +41,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "family": ("cityhealth.records.family_cli", "app"),
     "chronic": ("cityhealth.records.chronic_cli", "app"),
     "bulletin-profile": ("cityhealth.reporting.profile_cli", "app"),
+    "bulletin-issue": ("cityhealth.reporting.issue_cli", "app"),
     "records": ("cityhealth.records.cli", "app"),
 }
 

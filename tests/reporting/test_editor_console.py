@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +13,8 @@ from cityhealth.clock import SimulatedClock
 from cityhealth.db.engine import Database
 from cityhealth.reporting import render_pdf, sources
 from cityhealth.reporting.model import BulletinData
-from cityhealth.security import staff
 from cityhealth.security.principals import Role
-from cityhealth.web.demo import DemoOperator
-from tests.web.pages_support import CSRF_INPUT, log_in
-
-PASSWORD = "a long editor password 7"
+from tests.web.pages_support import CSRF_INPUT, as_visitor, log_in, staff_account
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +26,6 @@ def figures(nanjing: BulletinData, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(render_pdf, "office_program", lambda: None)
 
 
-async def _account(app: FastAPI, database: Database, clock: SimulatedClock, role: Role, name: str) -> DemoOperator:
-    async with database.transaction() as session:
-        created = await staff.create_staff_user(session, clock, app.state.settings, username=name,
-                                                display_name=name, password=PASSWORD, roles=frozenset({role}),
-                                                organization_id=None)
-    secret = str(pyotp.parse_uri(created.totp_uri).secret) if created.totp_uri else ""
-    return DemoOperator(username=name, password=PASSWORD, totp_secret=secret or pyotp.random_base32(),
-                        totp_uri=created.totp_uri or "", created=True)
-
-
 def _csrf(html: str) -> str:
     found = CSRF_INPUT.search(html)
     assert found is not None
@@ -50,7 +35,7 @@ def _csrf(html: str) -> str:
 async def test_an_editor_drafts_previews_and_publishes_an_issue(
     app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock
 ) -> None:
-    editor = await _account(app, database, clock, Role.BULLETIN_EDITOR, "editor1")
+    editor = await staff_account(app, database, clock, Role.BULLETIN_EDITOR, "editor1")
     assert (await log_in(client, editor, clock)).status_code == 303
     console = await client.get("/editor/bulletin")
     assert console.status_code == 200
@@ -65,19 +50,28 @@ async def test_an_editor_drafts_previews_and_publishes_an_issue(
     preview = await client.get(f"{issue_url}/preview.html")
     assert "本月平稳。&lt;b&gt;粗&lt;/b&gt;" in preview.text
     assert "<li>一条简讯。</li>" in preview.text
-    assert "本月平稳" not in (await client.get("/bulletin/2022-06")).text  # not public while a draft
+    public = await as_visitor(app, "/bulletin/2022-06")
+    assert public.status_code == 404
+    assert "本月平稳" not in public.text  # not public while a draft
+    preview = await client.get("/bulletin/2022-06")  # the editor sees the draft on the public page, marked so
+    assert "本月平稳" in preview.text
+    assert 'class="preview-banner"' in preview.text
+    assert preview.headers["cache-control"] == "no-store"
     published = await client.post(f"{issue_url}/publish", data={"csrf_token": _csrf(issue_page.text)})
     assert published.status_code == 303
     after = await client.get(issue_url)
     assert "已出版" in after.text
     assert len(re.findall(r"<code>sha256 [0-9a-f]{64}</code>", after.text)) == 4
-    assert "本月平稳" in (await client.get("/bulletin/2022-06")).text
+    published_page = await as_visitor(app, "/bulletin/2022-06")
+    assert published_page.status_code == 200
+    assert "本月平稳" in published_page.text
+    assert 'class="preview-banner"' not in published_page.text
 
 
 async def test_someone_without_the_editor_role_is_refused_the_console(
     app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock
 ) -> None:
-    operator = await _account(app, database, clock, Role.DATA_QUALITY_OPERATOR, "operator1")
+    operator = await staff_account(app, database, clock, Role.DATA_QUALITY_OPERATOR, "operator1")
     assert (await log_in(client, operator, clock)).status_code == 303
     assert (await client.get("/editor/bulletin")).status_code == 403
 
@@ -85,7 +79,7 @@ async def test_someone_without_the_editor_role_is_refused_the_console(
 async def test_a_form_without_its_csrf_token_saves_nothing(
     app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock
 ) -> None:
-    editor = await _account(app, database, clock, Role.BULLETIN_EDITOR, "editor2")
+    editor = await staff_account(app, database, clock, Role.BULLETIN_EDITOR, "editor2")
     await log_in(client, editor, clock)
     refused = await client.post("/editor/bulletin/issues", data={
         "csrf_token": "forged", "region_code": "320100", "month": "2022-06", "published_on": "2022-07-28",
@@ -97,7 +91,7 @@ async def test_a_form_without_its_csrf_token_saves_nothing(
 async def test_an_editor_corrects_a_published_issue_with_a_note(
     app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock
 ) -> None:
-    editor = await _account(app, database, clock, Role.BULLETIN_EDITOR, "editor3")
+    editor = await staff_account(app, database, clock, Role.BULLETIN_EDITOR, "editor3")
     await log_in(client, editor, clock)
     console = await client.get("/editor/bulletin")
     saved = await client.post("/editor/bulletin/issues", data={
@@ -113,6 +107,6 @@ async def test_an_editor_corrects_a_published_issue_with_a_note(
     correction_page = await client.get(correction_url)
     assert "第1次修订" in correction_page.text
     await client.post(f"{correction_url}/publish", data={"csrf_token": _csrf(correction_page.text)})
-    public = (await client.get("/bulletin/2022-06")).text
+    public = (await as_visitor(app, "/bulletin/2022-06")).text
     assert "更正说明（第1次修订）" in public
     assert "更正表1第3行的电话预约量。" in public

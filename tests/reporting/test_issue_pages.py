@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -45,8 +47,10 @@ async def test_a_draft_is_previewed_by_the_editor_and_not_shown_to_the_public(
     assert "草稿要闻" in preview.text
     assert (await client.get(f"{ISSUES}/{issue_id}/editions/html")).status_code == 401
     public = await client.get("/bulletin/2022-06")
-    assert public.status_code == 200
+    assert public.status_code == 404
     assert "草稿要闻" not in public.text
+    assert "2022 年 6 月预约挂号服务统计" not in public.text  # nor the month's figures
+    assert (await client.get("/bulletin/2022-06.md")).status_code == 404
     assert "已出版" not in (await client.get("/bulletin/")).text
 
 
@@ -60,8 +64,6 @@ async def test_the_public_page_serves_the_issue_as_published_whatever_the_data_s
     assert "草稿要闻" in page.text
     assert "2022 年 6 月预约挂号服务统计" in page.text
     markdown = await client.get("/bulletin/2022-06.md")
-    import hashlib
-
     md = next(edition for edition in published["editions"] if edition["format"] == "md")
     assert hashlib.sha256(markdown.content).hexdigest() == md["sha256"]
     index = (await client.get("/bulletin/")).text

@@ -20,6 +20,7 @@ from cityhealth.config import Environment, Settings
 from cityhealth.db.engine import Database
 from cityhealth.registry import service as registry_service
 from cityhealth.registry.schemas import OrganizationRead
+from cityhealth.reporting import render_pdf
 from cityhealth.security.principals import Scope
 from cityhealth.web.demo import DemoOperator, ensure_demo_operator
 
@@ -66,6 +67,12 @@ async def seeded(app: FastAPI, client: httpx.AsyncClient, database: Database, cl
     await _upload(app, client, not_enrolled, [
         make_record("outpatient_visit", not_enrolled.code, f"sr-{i}", now - timedelta(hours=3)) for i in range(2)])
     return Seeded(enrolled, not_enrolled, platform)
+
+
+@pytest.fixture
+def no_office(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a machine without LibreOffice: an issue is published without its PDF edition (seconds saved)."""
+    monkeypatch.setattr(render_pdf, "office_program", lambda: None)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """What the page tests share: reading a page's tables and sections, logging in through the form, a bulk upload
-with rejected rows, the drill-down's URL and the audit events written."""
+with rejected rows, the drill-down's URL, the audit events written, and the bulletin's issues published, an
+editor's account and a visitor without cookies."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import pyotp
 from fastapi import FastAPI
 from sqlalchemy import select
 from tests.factories.collection import make_record
-from tests.factories.security import headers_for, machine
+from tests.factories.security import headers_for, machine, staff
 from tests.web.conftest import MONTH, Seeded
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection.api import runtime
 from cityhealth.db.engine import Database
+from cityhealth.security import staff as staff_accounts
 from cityhealth.security.models import AuditEvent
-from cityhealth.security.principals import Scope
+from cityhealth.security.principals import Role, Scope
 from cityhealth.web.demo import DemoOperator
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -81,3 +83,58 @@ async def audit_events(database: Database, **where: Any) -> list[AuditEvent]:
         for column, value in where.items():
             statement = statement.where(getattr(AuditEvent, column) == value)
         return list((await session.execute(statement)).scalars())
+
+
+STAFF_PASSWORD = "a long editor password 7"
+REGION = "320100"  # Nanjing, the seeded city
+
+
+async def staff_account(app: FastAPI, database: Database, clock: SimulatedClock, role: Role,
+                        name: str) -> DemoOperator:
+    """A member of staff with `role`, its password and second factor, to log in through the form."""
+    async with database.transaction() as session:
+        created = await staff_accounts.create_staff_user(
+            session, clock, app.state.settings, username=name, display_name=name, password=STAFF_PASSWORD,
+            roles=frozenset({role}), organization_id=None)
+    secret = str(pyotp.parse_uri(created.totp_uri).secret) if created.totp_uri else ""
+    return DemoOperator(username=name, password=STAFF_PASSWORD, totp_secret=secret or pyotp.random_base32(),
+                        totp_uri=created.totp_uri or "", created=True)
+
+
+async def log_in_as_editor(app: FastAPI, client: httpx.AsyncClient, database: Database,
+                           clock: SimulatedClock, name: str = "editor") -> None:
+    """`client` signed in to the web session as a bulletin editor."""
+    editor = await staff_account(app, database, clock, Role.BULLETIN_EDITOR, name)
+    assert (await log_in(client, editor, clock)).status_code == 303
+
+
+async def draft_issue(app: FastAPI, client: httpx.AsyncClient, month: str = MONTH, *, news: str = "",
+                      published_on: str = "2022-07-28", first: bool = True) -> dict[str, Any]:
+    """The month's issue drafted through the editor's API (2022年第7期, 总第125期 when it is the first)."""
+    headers = await headers_for(app, staff(Role.BULLETIN_EDITOR))
+    body: dict[str, Any] = {"region_code": REGION, "month": month, "published_on": published_on,
+                            "news_markdown": news}
+    if first:
+        body |= {"number": 7, "total_number": 125}
+    response = await client.put("/api/bulletin/issues", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def publish_issue(app: FastAPI, client: httpx.AsyncClient, month: str = MONTH, *, news: str = "",
+                        published_on: str = "2022-07-28", first: bool = True) -> dict[str, Any]:
+    """The month's issue drafted and published through the editor's API, as the public pages then serve it."""
+    draft = await draft_issue(app, client, month, news=news, published_on=published_on, first=first)
+    headers = await headers_for(app, staff(Role.BULLETIN_EDITOR))
+    response = await client.post(f"/api/bulletin/issues/{draft['id']}/publish", headers=headers)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def as_visitor(app: FastAPI, path: str) -> httpx.Response:
+    """GET `path` as an anonymous visitor: a client of its own, without the test client's cookies."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
+        return await visitor.get(path)

@@ -18,6 +18,7 @@ from tests.factories.booking import World, add_resident, publish
 from tests.factories.security import headers_for, staff
 from tests.hotline.desk_support import open_call
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Booker, Seeded
+from tests.web.pages_support import publish_issue, staff_account
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -29,7 +30,10 @@ from cityhealth.web.svg import PALETTE
 
 pytestmark = pytest.mark.browser
 
-async def test_bulletin_page_shows_its_tables(browser: Browser, seeded: Seeded) -> None:
+@pytest.mark.usefixtures("no_office")
+async def test_a_published_bulletin_page_shows_its_tables(
+        browser: Browser, app: FastAPI, client: httpx.AsyncClient, seeded: Seeded) -> None:
+    await publish_issue(app, client)
     page = browser.page
     response = await page.goto(f"{browser.base_url}/bulletin/{MONTH}")
     assert response is not None
@@ -46,6 +50,32 @@ async def test_bulletin_page_shows_its_tables(browser: Browser, seeded: Seeded) 
     await hospitals.screenshot(path=str(table_shot))
     assert png_size(table_shot)[0] > 400
     assert path.stat().st_size > table_shot.stat().st_size
+    browser.assert_only_local_requests()
+
+
+async def test_an_editor_sees_an_unpublished_month_under_the_preview_banner(
+        browser: Browser, app: FastAPI, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
+    page = browser.page
+    public = await page.goto(f"{browser.base_url}/bulletin/{MONTH}")
+    assert public is not None
+    assert public.status == 404
+    assert f"{MONTH} 的简报尚未出版" in await page.locator("main").inner_text()
+    assert await page.locator("header.masthead").count() == 0  # no bulletin, no figure
+    await screenshot(browser, "bulletin-unpublished", min_bytes=5_000)
+    editor = await staff_account(app, database, clock, Role.BULLETIN_EDITOR, "editor")
+    await page.goto(f"{browser.base_url}/login?next=/bulletin/{MONTH}")
+    await page.fill("#username", editor.username)
+    await page.fill("#password", editor.password)
+    await page.fill("#totp", pyotp.TOTP(editor.totp_secret).at(clock.now()))
+    async with page.expect_navigation():
+        await page.click("form.login button[type=submit]")
+    assert page.url == f"{browser.base_url}/bulletin/{MONTH}"
+    banner = page.locator("p.preview-banner")
+    assert await banner.is_visible()
+    assert "未出版 · 仅编辑可见的预览" in await banner.inner_text()
+    assert await page.locator("header.masthead h1").inner_text() == "南京卫生信息化简报"
+    path = await screenshot(browser, "bulletin-editor-preview")
+    assert has_colour(path, (0xFF, 0xF1, 0xCC)), "the banner's background is not in the picture"
     browser.assert_only_local_requests()
 
 

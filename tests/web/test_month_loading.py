@@ -1,16 +1,24 @@
 """While a month is being loaded (the demo simulates it behind a running server): a progress banner on every
-page, the month's bulletin page saying so, its downloads refused; once complete, the bulletin as ever."""
+page, the month's bulletin page saying so, its downloads refused and its issue not published; once complete, the
+month is published as any other."""
 
 from __future__ import annotations
 
 import re
 
 import httpx
+import pytest
+from fastapi import FastAPI
+from tests.factories.security import headers_for, staff
 from tests.web.conftest import MONTH, Seeded
+from tests.web.pages_support import draft_issue, publish_issue
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.db.engine import Database
 from cityhealth.reporting import month_loads
+from cityhealth.security.principals import Role
+
+pytestmark = pytest.mark.usefixtures("no_office")
 
 _BANNER = re.compile(r'<p class="loading" role="status" data-month="([^"]+)" data-percent="(\d+)">')
 
@@ -55,18 +63,36 @@ async def test_the_months_downloads_are_refused_until_it_is_complete(
 
 
 async def test_other_months_bulletins_are_served_during_the_load(
-        client: httpx.AsyncClient, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
+        app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
     await _loading(database, clock, 5)
+    await publish_issue(app, client, "2022-05", published_on="2022-06-28")
     response = await client.get("/bulletin/2022-05.json")
     assert response.status_code == 200
     assert response.json()["month"] == "2022-05"
 
 
-async def test_once_complete_the_banner_goes_and_the_bulletin_is_served(
-        client: httpx.AsyncClient, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
+async def test_the_month_is_not_published_while_it_loads(
+        app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
+    await _loading(database, clock, 29)
+    draft = await draft_issue(app, client)
+    headers = await headers_for(app, staff(Role.BULLETIN_EDITOR))
+    response = await client.post(f"/api/bulletin/issues/{draft['id']}/publish", headers=headers)
+    assert response.status_code == 409
+    assert (response.json()["code"], response.json()["field"]) == ("month_in_progress", "month")
+    assert (await client.get(f"/bulletin/{MONTH}")).status_code == 200  # still the loading page
+    assert "已出版" not in (await client.get("/bulletin/")).text
+
+
+async def test_once_complete_the_banner_goes_and_the_month_can_be_published(
+        app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
     await _loading(database, clock, 30)
     async with database.transaction() as session:
         await month_loads.complete(session, clock, MONTH)
+    unpublished = await client.get(f"/bulletin/{MONTH}")
+    assert unpublished.status_code == 404  # whole now, but not yet published
+    assert not _BANNER.search(unpublished.text)
+    assert "南京鼓楼医院" not in unpublished.text
+    await publish_issue(app, client)
     page = await client.get(f"/bulletin/{MONTH}")
     assert page.status_code == 200
     assert not _BANNER.search(page.text)

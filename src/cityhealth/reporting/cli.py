@@ -16,6 +16,7 @@ from cityhealth.config import Settings, load_settings
 from cityhealth.errors import DomainError
 from cityhealth.reporting import month_loads
 from cityhealth.reporting.model import BulletinData, month_parts
+from cityhealth.reporting.news import read_news
 from cityhealth.reporting.schemas import PublicationProfileIn
 from cityhealth.reporting.service import Edition, build_bulletin, render, warnings
 from cityhealth.reporting.tables import Issue
@@ -111,13 +112,10 @@ def bulletin(
         _say(f"error: the figures are not in the scenario format:\n{exc}", typer.colors.RED)
         raise typer.Exit(1) from exc
     try:
-        news_md = news.read_text(encoding="utf-8") if news else None
-    except UnicodeDecodeError as exc:
-        _say(f"error: {news} is not UTF-8 text (byte {exc.start}); save it as UTF-8 Markdown", typer.colors.RED)
+        news_md = read_news(news) if news else None
+    except DomainError as exc:
+        _say(f"error: {exc.message}", typer.colors.RED)
         raise typer.Exit(1) from exc
-    if news_md is not None and "\x00" in news_md:
-        _say(f"error: {news} holds a NUL character; it is not a Markdown text file", typer.colors.RED)
-        raise typer.Exit(1)
     try:
         content = render(data, fmt, news_md, issue=numbering, profile=profile)
     except DomainError as exc:  # the PDF edition on a machine without LibreOffice

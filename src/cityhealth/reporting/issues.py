@@ -7,6 +7,7 @@ starts again at 1 in a new year, 总第M期 never restarts. Only a region's firs
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import anyio
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
 from cityhealth.errors import Conflict, NotFound, ValidationFailed
-from cityhealth.reporting import profiles, render_pdf, repository, service
+from cityhealth.reporting import month_loads, profiles, render_pdf, repository, service
 from cityhealth.reporting.models import BulletinEdition, BulletinIssue
 from cityhealth.reporting.schemas import CorrectionIn, EditionRead, IssueDraftIn, IssueRead
 from cityhealth.reporting.service import Edition
@@ -26,8 +27,15 @@ RESOURCE = "bulletin_issue"
 DRAFT, PUBLISHED = "draft", "published"
 
 
-def _by(principal: Principal | None) -> str:
-    return principal.subject if principal is not None else "system"
+def _by(principal: Principal | None, operator: str | None = None) -> str:
+    return operator or (principal.subject if principal is not None else "system")
+
+
+def _audit(session: AsyncSession, clock: Clock, principal: Principal | None, operator: str | None, action: Action,
+           issue_id: int, detail: str) -> None:
+    """An issue's audit event, by the editor's principal or by the operator at the command line."""
+    record(session, clock, principal, action, RESOURCE, resource_id=issue_id, detail=detail,
+           actor=operator, actor_kind="operator" if operator else None)
 
 
 async def _read(session: AsyncSession, issue: BulletinIssue) -> IssueRead:
@@ -57,7 +65,7 @@ def _next_numbers(last: BulletinIssue | None, data: IssueDraftIn) -> tuple[int, 
 
 
 async def draft_issue(session: AsyncSession, clock: Clock, principal: Principal | None,
-                      data: IssueDraftIn) -> IssueRead:
+                      data: IssueDraftIn, *, operator: str | None = None) -> IssueRead:
     """The month's draft, created or rewritten (the same draft again changes nothing); a month already
     published is corrected, not drafted again."""
     month_issues = await repository.issues_of_month(session, data.region_code, data.month)
@@ -69,14 +77,14 @@ async def draft_issue(session: AsyncSession, clock: Clock, principal: Principal 
     draft = next((issue for issue in month_issues if issue.status == DRAFT), None)
     if draft is None:
         draft = BulletinIssue(region_code=data.region_code, month=data.month, revision=0, status=DRAFT,
-                              created_at=clock.now(), created_by=_by(principal), year=0, number=0,
+                              created_at=clock.now(), created_by=_by(principal, operator), year=0, number=0,
                               total_number=0, published_on=data.published_on, news_markdown="")
         session.add(draft)
     wanted = (data.published_on.year, number, total, data.published_on, data.news_markdown)
     if (draft.year, draft.number, draft.total_number, draft.published_on, draft.news_markdown) != wanted:
         draft.year, draft.number, draft.total_number, draft.published_on, draft.news_markdown = wanted
         await session.flush()
-        record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=draft.id, detail="draft")
+        _audit(session, clock, principal, operator, Action.UPDATE, draft.id, "draft")
     return await _read(session, draft)
 
 
@@ -100,9 +108,9 @@ async def render_issue(session: AsyncSession, issue: BulletinIssue, fmt: Edition
 
 
 async def publish_issue(session: AsyncSession, clock: Clock, principal: Principal | None,
-                        issue_id: int) -> IssueRead:
+                        issue_id: int, *, operator: str | None = None) -> IssueRead:
     """Render every edition once, archive it with its SHA-256 and freeze the issue; publishing a published
-    issue again changes nothing."""
+    issue again changes nothing, and a month still being loaded is refused (its figures are partial)."""
     issue = await repository.issue_for_update(session, issue_id)
     if issue is None:
         raise NotFound("no such issue", field="issue_id", value=issue_id, rule="bulletin.issue.exists")
@@ -114,6 +122,7 @@ async def publish_issue(session: AsyncSession, clock: Clock, principal: Principa
         raise Conflict(f"总第{issue.total_number}期 would come after 总第{last.total_number}期: draft it again to "
                        "renumber it", field="total_number", value=issue.total_number,
                        rule="bulletin.issue.number_sequence")
+    month_loads.refuse_partial(await month_loads.get(session, issue.month))
     editions = [Edition.HTML, Edition.DOCX, Edition.MD, Edition.JSON]
     if render_pdf.office_program() is not None:  # the PDF edition where LibreOffice is installed (scripts/office-deps)
         editions.append(Edition.PDF)
@@ -121,11 +130,36 @@ async def publish_issue(session: AsyncSession, clock: Clock, principal: Principa
         content = await render_issue(session, issue, fmt)
         session.add(BulletinEdition(issue_id=issue.id, format=fmt.value, content=content, size=len(content),
                                     sha256=hashlib.sha256(content).hexdigest()))
-    issue.status, issue.published_at, issue.published_by = PUBLISHED, clock.now(), _by(principal)
+    issue.status, issue.published_at, issue.published_by = PUBLISHED, clock.now(), _by(principal, operator)
     await session.flush()
-    record(session, clock, principal, Action.UPDATE, RESOURCE, resource_id=issue.id,
-           detail=f"published {issue.year}年第{issue.number}期 revision {issue.revision}")
+    _audit(session, clock, principal, operator, Action.UPDATE, issue.id,
+           f"published {issue.year}年第{issue.number}期 revision {issue.revision}")
     return await _read(session, issue)
+
+
+def _published_as(issue: BulletinIssue, data: IssueDraftIn) -> bool:
+    """Whether a published revision carries `data`: its date and text, and its numbers where `data` gives them."""
+    return (issue.published_on == data.published_on and issue.news_markdown == data.news_markdown
+            and data.number in (None, issue.number) and data.total_number in (None, issue.total_number))
+
+
+async def publish_month(session: AsyncSession, clock: Clock, principal: Principal | None, data: IssueDraftIn, *,
+                        operator: str | None = None) -> tuple[IssueRead, bool]:
+    """Draft the month's issue and publish it in one step (the command line's way, as the console's two steps);
+    a month already published with this date, text and numbers is left as it is: (the issue, False). Published
+    otherwise, it is refused: a change to a published issue is a correction."""
+    revisions = await repository.issues_of_month(session, data.region_code, data.month)
+    published = [issue for issue in revisions if issue.status == PUBLISHED]
+    if published:
+        same = next((issue for issue in published if _published_as(issue, data)), None)
+        if same is None:
+            latest = published[0]
+            raise Conflict(f"{data.month} is published as {latest.year}年第{latest.number}期 with another date, "
+                           "text or numbers; a change is a correction of it", field="month", value=data.month,
+                           rule="bulletin.issue.published")
+        return await _read(session, published[0]), False
+    draft = await draft_issue(session, clock, principal, data, operator=operator)
+    return await publish_issue(session, clock, principal, draft.id, operator=operator), True
 
 
 async def correct_issue(session: AsyncSession, clock: Clock, principal: Principal | None, issue_id: int,
@@ -165,6 +199,18 @@ async def published_edition(session: AsyncSession, region_code: str | None, mont
         raise NotFound(f"the issue of {month} was published without a {fmt.value} edition", field="format",
                        value=fmt.value, rule="bulletin.issue.edition_exists")
     return await _read(session, latest), stored.content
+
+
+async def unpublished_edition(session: AsyncSession, month: str, fmt: Edition) -> tuple[IssueRead | None, bytes]:
+    """For an editor, a month without a published issue as the public would see it once published: its draft
+    rendered from today's figures (as the console's preview), or, with no draft yet, the figures alone."""
+    draft = next((issue for issue in await repository.issues_of_month(session, None, month)
+                  if issue.status == DRAFT), None)
+    if draft is not None:
+        return await _read(session, draft), await render_issue(session, draft, fmt)
+    data = await service.build_bulletin(session, month)
+    profile = await profiles.profile_for_issue(session, data.region.code)
+    return None, await anyio.to_thread.run_sync(functools.partial(service.render, data, fmt, profile=profile))
 
 
 async def published_issues(session: AsyncSession, region_code: str | None = None) -> list[IssueRead]:

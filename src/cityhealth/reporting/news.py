@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from cityhealth.errors import ValidationFailed
 
 BRIEFS_TITLE = "简讯"
 FOOTER_TITLE = "页脚"
@@ -116,3 +119,16 @@ def parse_news(text: str) -> News:
             # An article keeps its list items as paragraphs, in place.
             articles.append(Article(section.title, tuple(text for _, text in section.blocks)))
     return News(articles=tuple(articles), briefs=tuple(briefs), footer=tuple(footer))
+
+
+def read_news(path: Path) -> str:
+    """The editor's Markdown file as text; a file that is not UTF-8 text is refused, saying why."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 Markdown",
+                               field="news", value=str(path), rule="bulletin.news.utf8") from exc
+    if "\x00" in text:
+        raise ValidationFailed(f"{path} holds a NUL character; it is not a Markdown text file", field="news",
+                               value=str(path), rule="bulletin.news.text")
+    return text

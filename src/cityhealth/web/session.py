@@ -284,18 +284,27 @@ def require_app_resident(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     return _login_dependency(PrincipalKind.RESIDENT, scopes, APP_LOGIN)
 
 
-async def optional_resident(request: Request) -> Principal | None:
-    """The signed-in resident on a public page, or None: no cookie, another kind of login, an ended one.
-
-    Only the token and its session are checked (no personal data is read); a public page never redirects.
-    """
+async def _optional(request: Request, kind: PrincipalKind) -> Principal | None:
     state = request.app.state
     try:
-        principal = await _cookie_principal(request, state.settings, state.clock, state.database,
-                                            PrincipalKind.RESIDENT)
+        principal = await _cookie_principal(request, state.settings, state.clock, state.database, kind)
     except LoginRequired as refused:
         request.state.forget_session = refused.forget_session
         return None
     request.state.principal = principal
     request.state.renewed_session_token = session_token(principal, state.settings, state.clock)
     return principal
+
+
+async def optional_resident(request: Request) -> Principal | None:
+    """The signed-in resident on a public page, or None: no cookie, another kind of login, an ended one.
+
+    Only the token and its session are checked (no personal data is read); a public page never redirects.
+    """
+    return await _optional(request, PrincipalKind.RESIDENT)
+
+
+async def optional_staff(request: Request) -> Principal | None:
+    """The signed-in member of staff on a public page (the bulletin's editor, who sees what is not yet
+    published), or None, as `optional_resident`; what the principal may see is the page's to decide."""
+    return await _optional(request, PrincipalKind.STAFF)
