@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from cityhealth.clock import SimulatedClock
@@ -78,3 +79,18 @@ async def test_record_each_leaves_the_events_record_leaves_one_by_one(database: 
                     actor="cli:tester")
         one_by_one, together = session.sync_session.info[audit._PENDING]
     assert one_by_one == together
+
+
+async def test_a_commit_larger_than_one_statement_goes_in_several_in_order(
+        database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "_LINKED_DOCUMENT_EVENTS", 40)
+    for write_before_commit in (False, True):
+        async with database.transaction() as session:
+            record_each(session, clock, None, "resident", [(Action.CREATE, n, None) for n in range(MANY)],
+                        actor="cli:tester")
+            if write_before_commit:
+                await write_pending_now(session)
+    report = await verify_chain(database)
+    assert report.ok
+    assert report.checked == 2 * MANY
+    assert await _resident_ids(database) == [*range(MANY), *range(MANY)]

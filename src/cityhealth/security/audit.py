@@ -14,7 +14,7 @@ import contextvars
 import functools
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -314,10 +314,18 @@ def _linked(prev: str, pending: list[PendingEvent]) -> list[tuple[PendingEvent, 
     return links
 
 
-def _pg_linked_document(prev: str, pending: list[PendingEvent]) -> bytes:
-    """The events as one JSON document for _PG_INSERT_LINKED, numbered from 1 in order, with their links."""
-    return orjson.dumps([{**fields, "n": number, "prev_hash": before, "hash": digest}
-                         for number, (_, fields, before, digest) in enumerate(_linked(prev, pending), start=1)])
+# Events per _PG_INSERT_LINKED statement: a parameter is at most 1 GB, and a large import commits millions.
+_LINKED_DOCUMENT_EVENTS = 20_000
+
+
+def _pg_linked_documents(prev: str, pending: list[PendingEvent]) -> Iterator[bytes]:
+    """The events as JSON documents for _PG_INSERT_LINKED, in order, each numbered from 1, with their links; sent
+    one after another, they append the events in chain order."""
+    for start in range(0, len(pending), _LINKED_DOCUMENT_EVENTS):
+        links = _linked(prev, pending[start:start + _LINKED_DOCUMENT_EVENTS])
+        yield orjson.dumps([{**fields, "n": number, "prev_hash": before, "hash": digest}
+                            for number, (_, fields, before, digest) in enumerate(links, start=1)])
+        prev = links[-1][3]
 
 
 def _pg_document(pending: list[PendingEvent]) -> bytes:
@@ -355,7 +363,8 @@ async def write_pending_now(session: AsyncSession) -> None:
         await driver.execute(_PG_APPEND_DRIVER, _pg_document(pending), GENESIS)
     else:
         prev = await driver.fetchval(_PG_LAST_HASH_DRIVER) or GENESIS
-        await driver.execute(_PG_INSERT_LINKED_DRIVER, _pg_linked_document(prev, pending))
+        for document in _pg_linked_documents(prev, pending):
+            await driver.execute(_PG_INSERT_LINKED_DRIVER, document)
     del info[_PENDING]  # written: the commit hook has nothing left to do
     _count_written(len(pending))
 
@@ -382,7 +391,8 @@ def _write_pending(session: Session) -> None:
             connection.execute(_PG_APPEND, {"document": _pg_document(pending), "genesis": GENESIS})
         else:  # the head read after the lock's own statement, as _PG_APPEND reads it
             prev = connection.execute(_LAST_HASH).scalar() or GENESIS
-            connection.execute(_PG_INSERT_LINKED, {"document": _pg_linked_document(prev, pending)})
+            for document in _pg_linked_documents(prev, pending):
+                connection.execute(_PG_INSERT_LINKED, {"document": document})
     else:
         prev = connection.execute(_LAST_HASH).scalar() or GENESIS
         # The event's own fields as they are (dataclasses.asdict deep-copies every value, the times included).
