@@ -1,12 +1,14 @@
 """Records benchmark on PostgreSQL: the master index's bulk load and lookup, linkage, and the shared record page.
 
-A scratch database on the server at `--url` (default CITYHEALTH_TEST_PG_URL) migrated to head gets
-`--residents` residents through the registry's bulk import (`registry.imports.import_records`, a transaction per
-5,000 rows); `--lookups` lookups by ID number through `registry.service` (the keyed hash, then the index);
-`--patients` patient master records (each one a resident's, a tenth of them with a passport instead, so the
+A scratch database on the server at `--url` (default CITYHEALTH_TEST_PG_URL) migrated to head gets `--residents`
+residents, each a distinct ID number, through the registry's bulk import (`registry.imports.import_records`, a
+transaction per 5,000 rows, the rows made before the clock starts; with the process's CPU per resident), then the
+same rows, hashed and encrypted beforehand, sent by COPY alone (the database's own ceiling, with and without an
+audit event's row each); `--lookups` lookups by ID number through `registry.service` (the keyed hash, then the
+index); `--patients` patient master records (each one a resident's, a tenth of them with a passport instead, so the
 score decides) and as many visits with a diagnosis each, written to the collection's stored records as the
-collector stores them, then linked and indexed by the linker (`records.tasks.run_linker`); and `--openings`
-shared records of linked residents, read as `records.shared_record.shared_record` serves them.
+collector stores them, then linked and indexed by the linker (`records.tasks.run_linker`); and `--openings` shared
+records of linked residents, read as `records.shared_record.shared_record` serves them.
 The issue's scale is 10 million residents; here it runs at what the machine allows (`--residents`).
 Last line: `residents_per_s=A lookup_p99_ms=B link_per_s=C record_p99_ms=D`.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
 import sys
@@ -36,6 +39,7 @@ from cityhealth.collection.prepare import Collector
 from cityhealth.config import Environment, Settings, generate_key
 from cityhealth.db.admin import create_database, drop_database
 from cityhealth.db.cli import upgrade
+from cityhealth.db.driver import pg_driver
 from cityhealth.db.engine import Database
 from cityhealth.records import shared_record
 from cityhealth.records.tasks import run_linker
@@ -43,6 +47,7 @@ from cityhealth.registry import imports
 from cityhealth.registry import service as registry
 from cityhealth.registry.identifiers import make_resident_id
 from cityhealth.registry.models import Organization
+from cityhealth.registry.protection import ID_NUMBER, PHONE
 from cityhealth.security.crypto import field_cipher
 
 BATCH = 5_000
@@ -51,21 +56,70 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 
 
 def _person(n: int) -> dict[str, Any]:
+    """Resident n's row; a distinct ID number for each n below 25 million: the birth date walks 25,000 days, and the
+    sequence code (its parity the sex) moves on by one with each lap."""
     born = date(1940, 1, 1) + timedelta(days=(n * 7919) % 25_000)
-    sex = 1 if n % 2 else 2
-    return {"id_number": make_resident_id("320102", born, (n // 2) % 500 * 2 + (1 if sex == 1 else 0)),
+    seq = (n + n // 25_000) % 1000
+    sex = 1 if seq % 2 else 2
+    return {"id_number": make_resident_id("320102", born, seq),
             "name": f"{SURNAMES[n % len(SURNAMES)]}居民{n}", "sex": sex, "birth_date": born.isoformat(),
             "phone": f"139{n:08d}"}
 
 
-async def _load(database: Database, clock: SimulatedClock, settings: Settings, count: int) -> float:
+async def _load(database: Database, clock: SimulatedClock, settings: Settings, count: int) -> tuple[float, float]:
+    """Residents per second through the import, and this process's CPU seconds per resident."""
     cipher = field_cipher(settings)
-    started = time.perf_counter()
-    for first in range(0, count, BATCH):
-        rows = [(n + 1, _person(n)) for n in range(first, min(count, first + BATCH))]
+    # The file's rows are made before the clock starts, as a file is read before its import: making the numbers
+    # (check characters, dates) costs more than importing them.
+    batches = [[(n + 1, _person(n)) for n in range(first, min(count, first + BATCH))]
+               for first in range(0, count, BATCH)]
+    with imports.heap_frozen():  # as `cityhealth registry import` runs it
+        started, cpu = time.perf_counter(), time.process_time()
+        for rows in batches:
+            async with database.transaction() as session:
+                await imports.import_records(session, clock, "residents", rows, cipher=cipher, actor="bench")
+        return count / (time.perf_counter() - started), (time.process_time() - cpu) / count
+
+
+_CEILING_RESIDENT_COLUMNS = ["id", "id_number_hash", "id_number_enc", "name", "sex", "birth_date", "phone_hash",
+                             "phone_enc", "address_area_code", "is_active", "created_at", "updated_at"]
+_CEILING_EVENT_COLUMNS = ["occurred_at", "actor", "actor_kind", "action", "resource_type", "resource_id",
+                          "resident_id", "outcome", "detail", "prev_hash", "hash"]
+
+
+async def _copy_ceiling(database: Database, settings: Settings, count: int) -> tuple[float, float]:
+    """The database's own bound, residents per second: the same residents' rows, hashed and encrypted before the
+    clock starts, sent by COPY in transactions of BATCH rows into tables shaped like residents and audit_events
+    (their indexes, not their triggers); the rows alone, then each with its audit event's row."""
+    cipher = field_cipher(settings)
+    residents, events = [], []
+    for n in range(count):
+        person = _person(n)
+        number, phone = person["id_number"], person["phone"]
+        residents.append((n + 1, cipher.lookup_hash(ID_NUMBER, number), cipher.encrypt(ID_NUMBER, number),
+                          person["name"], person["sex"], date.fromisoformat(person["birth_date"]),
+                          cipher.lookup_hash(PHONE, phone), cipher.encrypt(PHONE, phone), None, True, NOW, NOW))
+        events.append((NOW, "bench", "anonymous", "create", "resident", str(n + 1), n + 1, "success", "import",
+                       hashlib.sha256(b"%d" % n).hexdigest(), hashlib.sha256(b"%d" % (n + 1)).hexdigest()))
+    async with database.transaction() as session:
+        driver = await pg_driver(session)
+        await driver.execute("CREATE TABLE bench_residents (LIKE residents INCLUDING ALL);"
+                             "CREATE TABLE bench_audit_events (LIKE audit_events INCLUDING ALL)")
+    figures = []
+    for with_events in (False, True):
+        started = time.perf_counter()
+        for first in range(0, count, BATCH):
+            async with database.transaction() as session:
+                driver = await pg_driver(session)
+                await driver.copy_records_to_table("bench_residents", records=residents[first:first + BATCH],
+                                                   columns=_CEILING_RESIDENT_COLUMNS)
+                if with_events:
+                    await driver.copy_records_to_table("bench_audit_events", records=events[first:first + BATCH],
+                                                       columns=_CEILING_EVENT_COLUMNS)
+        figures.append(count / (time.perf_counter() - started))
         async with database.transaction() as session:
-            await imports.import_records(session, clock, "residents", rows, cipher=cipher, actor="bench")
-    return count / (time.perf_counter() - started)
+            await (await pg_driver(session)).execute("TRUNCATE bench_residents, bench_audit_events")
+    return figures[0], figures[1]
 
 
 async def _lookups(database: Database, clock: SimulatedClock, settings: Settings, residents: int,
@@ -166,8 +220,12 @@ async def main(args: argparse.Namespace) -> None:
         try:
             async with database.transaction() as session:
                 await imports.load_reference(session, clock, "nanjing")
-            per_s = await _load(database, clock, settings, args.residents)
-            print(f"bulk load: {args.residents} residents at {per_s:.0f}/s")
+            per_s, cpu_s = await _load(database, clock, settings, args.residents)
+            print(f"bulk load: {args.residents} residents at {per_s:.0f}/s, {1e6 * cpu_s:.1f} µs of this process's "
+                  f"CPU per resident (the database's own not counted); loadavg {os.getloadavg()[0]:.2f}")
+            bare, bare_events = await _copy_ceiling(database, settings, args.residents)
+            print(f"bulk load ceiling (COPY of the same rows, prepared beforehand): {bare:.0f} residents/s alone, "
+                  f"{bare_events:.0f}/s with an audit event each; loadavg {os.getloadavg()[0]:.2f}")
             lookup = await _lookups(database, clock, settings, args.residents, args.lookups)
             print(f"lookup by ID number: p99 {lookup:.2f} ms over {args.lookups}")
             _, stored = await _records(database, settings, args.residents, args.patients)

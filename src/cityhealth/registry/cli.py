@@ -145,7 +145,7 @@ def import_command(
                                                 actor=_actor(), progress=advance)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console) as progress:
+    with Progress(*columns, console=err_console) as progress, imports.heap_frozen():
         task = progress.add_task(f"importing {kind.value}", total=len(rows))
         try:
             report = asyncio.run(run(lambda n: progress.advance(task, n)))

@@ -6,6 +6,7 @@ no error message, repr or log line built here ever carries a whole one: they car
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -52,6 +53,7 @@ class Sex(IntEnum):
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK_CHARS = "10X98765432"
+_ID_ZEROS = ord("0") * sum(_ID_WEIGHTS)
 _EARLIEST_BIRTH_YEAR = 1880  # the standard's own example number is born 1880-01-01
 
 # First two digits of a GB/T 2260 area code. 71 is Taiwan in GB/T 2260; 81/82/83 are the address
@@ -95,7 +97,8 @@ def resident_id_check_char(first17: str) -> str:
         raise IdentifierError("id_number.length", "the check character is computed over exactly 17 digits")
     if not _DIGITS.issuperset(first17):
         raise IdentifierError("id_number.charset", "the first 17 characters of an ID number must be digits")
-    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    # Over the ASCII codes (digits checked above), less the weighted '0's: a bulk import checks millions of these.
+    total = sum(map(operator.mul, first17.encode("ascii"), _ID_WEIGHTS)) - _ID_ZEROS
     return _ID_CHECK_CHARS[total % 11]
 
 

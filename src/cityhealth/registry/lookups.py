@@ -130,10 +130,11 @@ async def resident_phone(session: AsyncSession, cipher: FieldCipher, resident_id
     return residents.phone_of(cipher, await residents.resident_of(session, resident_id))
 
 
-def parse_id_number(value: str, clock: Clock, *, field: str = "id_number") -> ResidentId:
-    """A checked ID number (15-digit legacy forms converted to 18), or 422 with the masked value."""
+def parse_id_number(value: str, clock: Clock, *, field: str = "id_number", today: date | None = None) -> ResidentId:
+    """A checked ID number (15-digit legacy forms converted to 18), or 422 with the masked value. Birth dates are
+    bounded by the clock's business date, or by `today` if given (a batch reads the clock once)."""
     try:
-        return parse_resident_id(value, today=business_date(clock.now()))
+        return parse_resident_id(value, today=today or business_date(clock.now()))
     except IdentifierError as exc:
         raise ValidationFailed(exc.message, field=field, value=mask_resident_id(value), rule=exc.rule) from None
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import date
-from typing import Any, Literal, TypeVar
+import operator
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Literal, NamedTuple, TypeVar
 
-from sqlalchemy import Select, delete, func, insert, or_, select, union_all
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.db.driver import is_postgres, pg_driver
@@ -257,6 +258,80 @@ async def resident_ids_by_id_number_hashes(session: AsyncSession, hashes: Collec
     rows = await connection.execute(select(Resident.id_number_hash, Resident.id)
                                     .where(Resident.id_number_hash.in_(sorted(set(hashes)))))
     return {found_hash: resident_id for found_hash, resident_id in rows}
+
+
+class StoredResident(NamedTuple):
+    """What an import compares of a registered resident (its ID number only as the keyed hash)."""
+
+    id: int
+    id_number_hash: str
+    name: str
+    sex: int
+    birth_date: date
+    phone_hash: str | None
+    phone_enc: str | None
+    address_area_code: str | None
+    is_active: bool
+
+
+_STORED_COLUMNS = [Resident.__table__.c[name] for name in StoredResident._fields]
+_PG_STORED_BY_HASH = ("SELECT id, id_number_hash, name, sex, birth_date, phone_hash, phone_enc, address_area_code, "
+                      "is_active FROM residents WHERE id_number_hash = ANY($1::varchar[])")
+# A new resident's columns, in the order insert_residents sends them (the id first).
+NEW_RESIDENT_COLUMNS = ("id_number_hash", "id_number_enc", "name", "sex", "birth_date", "phone_hash", "phone_enc",
+                        "address_area_code", "is_active", "created_at", "updated_at")
+_NEW_RESIDENT_VALUES = operator.itemgetter(*NEW_RESIDENT_COLUMNS)
+_PG_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('residents', 'id')) FROM generate_series(1, $1)"
+
+
+async def residents_to_compare(session: AsyncSession, hashes: Collection[str]) -> dict[str, StoredResident]:
+    """The registered residents among these ID number hashes, by hash, in one statement (no objects loaded)."""
+    if not hashes:
+        return {}
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        found = await driver.fetch(_PG_STORED_BY_HASH, list(hashes))
+        return {row[1]: StoredResident(*row) for row in found}
+    connection = await session.connection()
+    rows = await connection.execute(select(*_STORED_COLUMNS).where(Resident.id_number_hash.in_(list(hashes))))
+    return {row[1]: StoredResident(*row) for row in rows}
+
+
+async def insert_residents(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert new residents (NEW_RESIDENT_COLUMNS of each); their ids, in the same order.
+
+    PostgreSQL: the ids drawn from the table's sequence in one statement, then the rows sent by COPY (the driver
+    encodes them; no statement per row). SQLite: one executemany returning the ids in the rows' order."""
+    if not rows:
+        return []
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        ids = [row[0] for row in await driver.fetch(_PG_NEW_IDS, len(rows))]
+        await driver.copy_records_to_table(
+            "residents", columns=["id", *NEW_RESIDENT_COLUMNS],
+            records=[(resident_id, *_NEW_RESIDENT_VALUES(row)) for resident_id, row in zip(ids, rows, strict=True)])
+        return ids
+    connection = await session.connection()
+    result = await connection.execute(
+        insert(Resident).returning(Resident.id, sort_by_parameter_order=True), list(rows))
+    return [row[0] for row in result]
+
+
+async def update_residents(session: AsyncSession, changes: Sequence[tuple[int, Mapping[str, Any]]],
+                           now: datetime) -> None:
+    """Write each resident's changed columns and stamp its updated_at: one executemany per set of columns that
+    change together (an import's changes are mostly of the same few kinds)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for resident_id, columns in changes:
+        groups.setdefault(tuple(sorted(columns)), []).append(
+            {"resident_id": resident_id, "new_updated_at": now, **{f"new_{k}": v for k, v in columns.items()}})
+    if not groups:
+        return
+    connection = await session.connection()
+    for names, parameters in groups.items():
+        statement = (update(Resident).where(Resident.id == bindparam("resident_id"))
+                     .values({name: bindparam(f"new_{name}") for name in (*names, "updated_at")}))
+        await connection.execute(statement, parameters)
 
 
 async def residents_matching(session: AsyncSession, *, name: str | None = None, birth_date: date | None = None,

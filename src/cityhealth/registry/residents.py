@@ -7,13 +7,15 @@ one event per resident concerned.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.clock import Clock
+from cityhealth.db.driver import INTEGRITY_ERRORS
 from cityhealth.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cityhealth.registry import repository
 from cityhealth.registry.identifiers import (
@@ -37,11 +39,13 @@ from cityhealth.registry.schemas import (
 from cityhealth.registry.service import (
     Change,
     apply_changes,
+    check_area,
+    differences,
     flush_unique,
     parse_id_number,
     require_area,
 )
-from cityhealth.security.audit import REVEALED, Action, record
+from cityhealth.security.audit import REVEALED, Action, record, record_each
 from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.principals import Principal, Scope
 
@@ -115,49 +119,51 @@ async def _resident(session: AsyncSession, resident_id: int) -> Resident:
 async def register_resident(session: AsyncSession, clock: Clock, cipher: FieldCipher,
                             principal: Principal | None, data: ResidentCreate) -> ResidentRead:
     """Add a resident to the index; 409 `resident_exists` if the ID number is already registered."""
-    resident = await _insert(session, clock, cipher, data, is_active=True, known_absent=False)
+    resident = await _insert(session, clock, cipher, data, is_active=True)
     record(session, clock, principal, Action.CREATE, RESOURCE, resource_id=resident.id,
            resident_ids=[resident.id])
     return _view(cipher, resident)
 
 
-async def _insert(session: AsyncSession, clock: Clock, cipher: FieldCipher, data: ResidentCreate, *,
-                  is_active: bool, known_absent: bool) -> Resident:
-    rid = parse_id_number(data.id_number, clock)
+def _new_resident(now: datetime, cipher: FieldCipher, data: ResidentCreate, rid: ResidentId, id_hash: str, *,
+                  is_active: bool) -> dict[str, Any]:
+    """A new resident's columns, after the checks that need no database: its own sex and birth date against
+    its ID number (each defaults to the number's), and its phone number."""
     sex = data.sex if data.sex is not None else int(rid.sex)
     birth_date = data.birth_date or rid.birth_date
     _cross_check(rid, sex, birth_date)
     phone = _phone(data.phone) if data.phone is not None else None
+    return {
+        "id_number_hash": id_hash, "id_number_enc": cipher.encrypt(ID_NUMBER, rid.number), "name": data.name,
+        "sex": sex, "birth_date": birth_date, "phone_hash": cipher.lookup_hash(PHONE, phone) if phone else None,
+        "phone_enc": cipher.encrypt(PHONE, phone) if phone else None, "address_area_code": data.address_area_code,
+        "is_active": is_active, "created_at": now, "updated_at": now}
+
+
+async def _insert(session: AsyncSession, clock: Clock, cipher: FieldCipher, data: ResidentCreate, *,
+                  is_active: bool) -> Resident:
+    rid = parse_id_number(data.id_number, clock)
+    id_hash = cipher.lookup_hash(ID_NUMBER, rid.number)
+    values = _new_resident(clock.now(), cipher, data, rid, id_hash, is_active=is_active)
     if data.address_area_code is not None:
         await require_area(session, data.address_area_code, field="address_area_code")
-    id_hash = cipher.lookup_hash(ID_NUMBER, rid.number)
-    if not known_absent and await repository.resident_by_id_number_hash(session, id_hash) is not None:
+    if await repository.resident_by_id_number_hash(session, id_hash) is not None:
         raise _exists(rid)
-    now = clock.now()
-    resident = Resident(
-        id_number_hash=id_hash, id_number_enc=cipher.encrypt(ID_NUMBER, rid.number), name=data.name, sex=sex,
-        birth_date=birth_date, phone_hash=cipher.lookup_hash(PHONE, phone) if phone else None,
-        phone_enc=cipher.encrypt(PHONE, phone) if phone else None, address_area_code=data.address_area_code,
-        is_active=is_active, created_at=now, updated_at=now)
+    resident = Resident(**values)
     session.add(resident)
     await flush_unique(session, _exists(rid))
     return resident
 
 
-async def _change(session: AsyncSession, clock: Clock, cipher: FieldCipher, resident: Resident,
-                  changes: Mapping[str, Any]) -> bool:
-    """Apply the changes that differ, after checking the resulting record; True if anything changed."""
+def _column_changes(clock: Clock, cipher: FieldCipher, resident: Any, changes: Mapping[str, Any],
+                    rid: ResidentId | None, *, number_changed: bool) -> dict[str, Any]:
+    """The columns `changes` set on a resident (an ORM row, or a Core row read for comparison), checked as the
+    whole record they make: sex and birth date against the ID number (`rid`, else the stored one) when either
+    they or the number change, the phone number's format. The phone is compared by keyed hash. The caller
+    checks a new address area; the ID number's own columns are the caller's too."""
     columns: dict[str, Any] = {k: changes[k] for k in ("name", "sex", "birth_date", "is_active") if k in changes}
-    rid: ResidentId | None = None
-    if "id_number" in changes:
-        rid = parse_id_number(changes["id_number"], clock)
-        id_hash = cipher.lookup_hash(ID_NUMBER, rid.number)
-        if id_hash != resident.id_number_hash:
-            if await repository.resident_by_id_number_hash(session, id_hash) is not None:
-                raise _exists(rid)
-            columns |= {"id_number_hash": id_hash, "id_number_enc": cipher.encrypt(ID_NUMBER, rid.number)}
     sex, birth_date = columns.get("sex", resident.sex), columns.get("birth_date", resident.birth_date)
-    if rid is not None or (sex, birth_date) != (resident.sex, resident.birth_date):
+    if number_changed or (sex, birth_date) != (resident.sex, resident.birth_date):
         if rid is None:
             rid = parse_id_number(cipher.decrypt(ID_NUMBER, resident.id_number_enc), clock)
         _cross_check(rid, sex, birth_date)
@@ -169,9 +175,25 @@ async def _change(session: AsyncSession, clock: Clock, cipher: FieldCipher, resi
             columns |= {"phone_hash": phone_hash, "phone_enc": cipher.encrypt(PHONE, phone) if phone else None}
     area_code = changes.get("address_area_code", resident.address_area_code)
     if area_code != resident.address_area_code:
-        if area_code is not None:
-            await require_area(session, area_code, field="address_area_code")
         columns["address_area_code"] = area_code
+    return columns
+
+
+async def _change(session: AsyncSession, clock: Clock, cipher: FieldCipher, resident: Resident,
+                  changes: Mapping[str, Any]) -> bool:
+    """Apply the changes that differ, after checking the resulting record; True if anything changed."""
+    number: dict[str, Any] = {}
+    rid: ResidentId | None = None
+    if "id_number" in changes:
+        rid = parse_id_number(changes["id_number"], clock)
+        id_hash = cipher.lookup_hash(ID_NUMBER, rid.number)
+        if id_hash != resident.id_number_hash:
+            if await repository.resident_by_id_number_hash(session, id_hash) is not None:
+                raise _exists(rid)
+            number = {"id_number_hash": id_hash, "id_number_enc": cipher.encrypt(ID_NUMBER, rid.number)}
+    columns = _column_changes(clock, cipher, resident, changes, rid, number_changed=rid is not None) | number
+    if columns.get("address_area_code") is not None:
+        await require_area(session, columns["address_area_code"], field="address_area_code")
     changed = apply_changes(resident, columns, clock)
     if changed:
         await flush_unique(session, Conflict("a resident with this ID number was registered concurrently",
@@ -293,20 +315,75 @@ async def deactivate_resident(session: AsyncSession, clock: Clock, cipher: Field
     return _view(cipher, resident)
 
 
-async def save_resident(session: AsyncSession, clock: Clock, cipher: FieldCipher, data: ResidentImport,
-                        present: set[str], *, actor: str) -> Change:
-    """Create, or bring the resident with this ID number to the given fields (imports); audited if written."""
-    rid = parse_id_number(data.id_number, clock)
-    existing = await repository.resident_by_id_number_hash(session, cipher.lookup_hash(ID_NUMBER, rid.number))
-    if existing is None:
-        resident = await _insert(session, clock, cipher, data, is_active=data.is_active is not False,
-                                 known_absent=True)
-        record(session, clock, None, Action.CREATE, RESOURCE, resource_id=resident.id,
-               resident_ids=[resident.id], actor=actor)
-        return Change.CREATED
-    changes = data.model_dump(include=present - {"id_number"})
-    if not await _change(session, clock, cipher, existing, changes):
-        return Change.UNCHANGED
-    record(session, clock, None, Action.UPDATE, RESOURCE, resource_id=existing.id, resident_ids=[existing.id],
-           actor=actor)
-    return Change.UPDATED
+@dataclass(frozen=True, slots=True)
+class ImportedResident:
+    """One row of a resident import, valid as far as the row alone tells: its fields (`present`: the ones it
+    gives, registry/imports.py), its checked ID number and that number's keyed hash."""
+
+    number: int
+    data: ResidentImport
+    present: frozenset[str]
+    rid: ResidentId
+    id_hash: str
+
+
+# The changed columns an import's audit event names (the phone's two columns are one field).
+_FIELD_OF_COLUMN = {"phone_hash": "phone", "phone_enc": "phone"}
+
+
+async def save_residents(session: AsyncSession, clock: Clock, cipher: FieldCipher, rows: Sequence[ImportedResident],
+                         *, actor: str, write: bool = True) -> list[Change | ValidationFailed]:
+    """Bring the residents of an import's rows (distinct ID numbers) to the fields they give: a new number is
+    inserted, a registered one changed where it differs; each written resident audited, the change naming the
+    fields it changed. One outcome per row: its Change, or the refusal of the first rule it breaks.
+
+    The whole batch is read in two statements (the residents, the areas it names) and written in one statement
+    per kind of write; `write=False` only checks (for an import that already failed)."""
+    stored = await repository.residents_to_compare(session, [row.id_hash for row in rows])
+    named = {row.data.address_area_code for row in rows if row.data.address_area_code is not None}
+    areas = {code: area.is_active for code, area in (await repository.areas_by_code(session, named)).items()}
+    now = clock.now()
+    outcomes: list[Change | ValidationFailed] = []
+    new: list[dict[str, Any]] = []
+    changed: list[tuple[int, dict[str, Any]]] = []
+    trail: list[tuple[Action, int | None, str]] = []  # in row order; a new resident's id once inserted
+    for row in rows:
+        current = stored.get(row.id_hash)
+        try:
+            if current is None:
+                values = _new_resident(now, cipher, row.data, row.rid, row.id_hash,
+                                       is_active=row.data.is_active is not False)
+                area_code = row.data.address_area_code
+            else:
+                changes = row.data.model_dump(include=set(row.present - {"id_number"}))
+                values = differences(current, _column_changes(clock, cipher, current, changes, row.rid,
+                                                              number_changed=False))
+                area_code = values.get("address_area_code")
+            if area_code is not None:
+                check_area(area_code, areas.get(area_code), field="address_area_code")
+        except ValidationFailed as exc:
+            outcomes.append(exc)
+            continue
+        if current is None:
+            new.append(values)
+            trail.append((Action.CREATE, None, "import"))
+            outcomes.append(Change.CREATED)
+        elif values:
+            changed.append((current.id, values))
+            fields = dict.fromkeys(_FIELD_OF_COLUMN.get(column, column) for column in values)
+            trail.append((Action.UPDATE, current.id, f"import; changed {', '.join(fields)}"))
+            outcomes.append(Change.UPDATED)
+        else:
+            outcomes.append(Change.UNCHANGED)
+    if not write:
+        return outcomes
+    try:
+        new_ids = iter(await repository.insert_residents(session, new))
+    except INTEGRITY_ERRORS as exc:
+        raise Conflict("a resident with one of these ID numbers was registered concurrently",
+                       code="resident_exists", field="id_number", rule="resident.unique_id_number") from exc
+    await repository.update_residents(session, changed, now)
+    record_each(session, clock, None, RESOURCE,
+                [(action, next(new_ids) if resident_id is None else resident_id, detail)
+                 for action, resident_id, detail in trail], actor=actor)
+    return outcomes

@@ -85,16 +85,19 @@ class Change(StrEnum):
     UNCHANGED = "unchanged"
 
 
+def differences(row: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that differ from the row's (an ORM object, or a Core row read for comparison)."""
+    return {key: value for key, value in values.items() if getattr(row, key) != value}
+
+
 def apply_changes(row: Any, values: Mapping[str, Any], clock: Clock) -> bool:
     """Set the attributes that differ; stamp updated_at only if something did."""
-    changed = False
-    for key, value in values.items():
-        if getattr(row, key) != value:
-            setattr(row, key, value)
-            changed = True
+    changed = differences(row, values)
+    for key, value in changed.items():
+        setattr(row, key, value)
     if changed:
         row.updated_at = clock.now()
-    return changed
+    return bool(changed)
 
 
 async def flush_unique(session: AsyncSession, error: Conflict) -> None:
@@ -153,12 +156,18 @@ def _area_view(area: Area, maps_to: list[str]) -> AreaRead:
 async def require_area(session: AsyncSession, code: str, *, field: str, must_be_active: bool = True) -> Area:
     """The area with this code, or 422 naming the field that referenced it."""
     area = await repository.get_area(session, code)
-    if area is None:
+    check_area(code, None if area is None else area.is_active, field=field, must_be_active=must_be_active)
+    assert area is not None  # noqa: S101 - check_area refused a missing one
+    return area
+
+
+def check_area(code: str, is_active: bool | None, *, field: str, must_be_active: bool = True) -> None:
+    """Refuse a reference to an area that does not exist (`is_active` None) or, by default, is deactivated."""
+    if is_active is None:
         raise ValidationFailed(f"{field}: no area has code {code}", field=field, value=code, rule="area.unknown")
-    if must_be_active and not area.is_active:
+    if must_be_active and not is_active:
         raise ValidationFailed(f"{field}: area {code} is deactivated", field=field, value=code,
                                rule="area.inactive")
-    return area
 
 
 _CODE_SHAPES = {

@@ -63,12 +63,14 @@ class FieldCipher:
         self._keys = {self.current_key_id: self._current}
         for old in previous_keys or []:
             self._keys.setdefault(key_id(old), AESGCM(hashlib.sha256(b"cityhealth-aead" + old).digest()))
-        self._lookup_key = hashlib.sha256(b"cityhealth-lookup" + lookup_key).digest()
+        # The HMAC with its key absorbed, copied for each value: keying it anew cost more than hashing the value.
+        self._lookup = hmac.new(hashlib.sha256(b"cityhealth-lookup" + lookup_key).digest(), digestmod=hashlib.sha256)
 
     def lookup_hash(self, purpose: str, value: str) -> str:
         """Deterministic keyed HMAC-SHA256 of a normalised value, for equality lookup and uniqueness."""
-        digest = hmac.new(self._lookup_key, f"{purpose}\0{value}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        mac = self._lookup.copy()
+        mac.update(f"{purpose}\0{value}".encode())
+        return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
     def encrypt(self, purpose: str, value: str) -> str:
         nonce = os.urandom(12)
