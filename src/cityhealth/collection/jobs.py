@@ -188,6 +188,7 @@ async def process_job(
                 following = await anext(source, None)  # prepared while the database writes `current`
                 await writing
                 writing = None
+                await database.let_writers_in()  # on SQLite, a waiting booking's turn between chunks
                 written += len(current[0])
                 current = following
                 if written >= _COLLECT_EVERY_ROWS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,6 +78,9 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+SQLITE_WRITER_PAUSE_S = 0.12
+
+
 class Database:
     """One engine and its session factory; made once per process by create_app() or the CLI."""
 
@@ -117,6 +121,14 @@ class Database:
             if not self.is_sqlite:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
+
+    async def let_writers_in(self) -> None:
+        """Between the transactions of a long pass (a bulk job's chunks, the linker's pages): on SQLite, a pause
+        longer than a waiting writer's retry (its busy handler sleeps up to 100 ms between tries), without which
+        back-to-back transactions leave it no moment to take the file's lock until the pass ends, and a booking
+        fails on its busy timeout. Nothing on PostgreSQL, whose writers wait for rows, not for the file."""
+        if self.is_sqlite:
+            await asyncio.sleep(SQLITE_WRITER_PAUSE_S)
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query (readiness)."""

@@ -3,8 +3,6 @@ arrive (off the upload's path: the ingest transaction does not wait for it)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from cityhealth import queue
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
@@ -14,10 +12,6 @@ from cityhealth.security.crypto import FieldCipher, field_cipher
 
 LINK_EVERY_S = 60
 PAGE = 1000
-# On SQLite a writer waiting for the file's lock retries on a timer (the busy handler, at most 100 ms apart), so
-# pages taken back to back leave it no moment to take the lock in: a booking would wait out the whole pass and
-# then its busy timeout. A pause longer than the retry between pages lets each waiting writer in.
-SQLITE_PAUSE_S = 0.12
 
 
 @queue.periodic("records.link_new_records", every_s=LINK_EVERY_S)
@@ -41,5 +35,4 @@ async def run_linker(database: Database, clock: Clock, cipher: FieldCipher, *, p
         total.add(counts)
         if counts.read < page:
             return total
-        if database.is_sqlite:
-            await asyncio.sleep(SQLITE_PAUSE_S)
+        await database.let_writers_in()  # on SQLite, a waiting booking's turn between pages
