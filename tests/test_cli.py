@@ -164,7 +164,7 @@ def test_a_worker_runs_the_periodic_work_unless_told_not_to(
     from contextlib import asynccontextmanager
     from typing import Any
 
-    from cityhealth import queue
+    from cityhealth import worker
     from cityhealth.db import cli as db_cli
 
     @asynccontextmanager
@@ -179,7 +179,7 @@ def test_a_worker_runs_the_periodic_work_unless_told_not_to(
     monkeypatch.setenv("CITYHEALTH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/not_opened")
     monkeypatch.setenv("CITYHEALTH_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setattr(db_cli, "checked_database", no_database)
-    monkeypatch.setattr(queue, "run_worker", run_worker)
+    monkeypatch.setattr(worker, "run_worker", run_worker)
     result = runner.invoke(app, ["worker", *arguments])
     assert result.exit_code == 0, result.output
     assert asked == [periodic]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cityhealth import queue
+from cityhealth import queue, worker
 from cityhealth.app import TASK_MODULES
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -146,8 +146,8 @@ async def test_unfinished_work_with_no_task_is_deferred_again_once(
     runtime = queue.Runtime(settings, database, clock)
     async with database.transaction() as session:
         await queue.defer(session, PROBE, item=21)  # still has its task
-    assert await queue.requeue_lost(runtime) == 1
-    assert await queue.requeue_lost(runtime) == 0
+    assert await worker.requeue_lost(runtime) == 1
+    assert await worker.requeue_lost(runtime) == 0
     assert await _queued(database) == 2
 
 
@@ -176,7 +176,7 @@ def test_the_periodic_work_is_registered_with_its_schedule() -> None:
     [(30, "* * * * * */30"), (1, "* * * * * */1"), (300, "*/5 * * * *"), (3600, "0 */1 * * *")],
 )
 def test_a_period_becomes_a_cron_line(every_s: int, cron: str) -> None:
-    assert queue._cron(every_s) == cron
+    assert queue.cron_line(every_s) == cron
 
 
 @pytest.mark.parametrize("every_s", [7, 90, 5400])
@@ -189,8 +189,8 @@ def test_a_worker_schedules_the_periodic_work_only_on_the_system_clock(
     settings: Settings, database: Database, clock: SimulatedClock
 ) -> None:
     runtime = queue.Runtime(settings, database, clock)
-    with_periodic = queue.procrastinate_app(runtime, run_periodic=True)
-    without = queue.procrastinate_app(runtime, run_periodic=False)
+    with_periodic = worker.procrastinate_app(runtime, run_periodic=True)
+    without = worker.procrastinate_app(runtime, run_periodic=False)
     scheduled = {name for name, _ in with_periodic.periodic_registry.periodic_tasks}
     assert "collection.process_job" in with_periodic.tasks
     assert "booking.sweep_holds" in with_periodic.tasks
@@ -213,8 +213,8 @@ async def test_a_lock_race_between_two_workers_fetching_is_no_job_not_a_crash() 
         raise raised.pop()
 
     app = SimpleNamespace(job_manager=SimpleNamespace(fetch_job=fetch_job))
-    queue._tolerate_lock_races(app)
-    raised.append(UniqueViolation(constraint_name=queue.LOCK_INDEX, queueing_lock=None))
+    worker._tolerate_lock_races(app)
+    raised.append(UniqueViolation(constraint_name=worker.LOCK_INDEX, queueing_lock=None))
     assert await app.job_manager.fetch_job(queues=["cityhealth"], worker_id=1) is None
     other = UniqueViolation(constraint_name="procrastinate_jobs_queueing_lock_idx_v1", queueing_lock="x")
     raised.append(other)
@@ -241,11 +241,11 @@ class _Loop:
 
 async def test_a_worker_loop_that_ends_unasked_is_a_failure_not_a_stop() -> None:
     # procrastinate ends a worker whose listener lost its connection (a database restart) without raising.
-    with pytest.raises(queue.WorkerEnded):
-        await queue._work_until(asyncio.Event(), [_Loop("server", ends=True), _Loop("periodic", ends=False)])
+    with pytest.raises(worker.WorkerEnded):
+        await worker._work_until(asyncio.Event(), [_Loop("server", ends=True), _Loop("periodic", ends=False)])
     stop = asyncio.Event()
     stop.set()
-    await queue._work_until(stop, [_Loop("server", ends=False), _Loop("periodic", ends=False)])
+    await worker._work_until(stop, [_Loop("server", ends=False), _Loop("periodic", ends=False)])
 
 
 async def test_the_server_worker_is_started_again_after_it_failed(
@@ -256,17 +256,17 @@ async def test_the_server_worker_is_started_again_after_it_failed(
     async def run_worker(runtime: queue.Runtime, *, stop: asyncio.Event, **_options: Any) -> None:
         calls.append("run")
         if len(calls) < 3:
-            raise queue.WorkerEnded("its listener lost the database")
+            raise worker.WorkerEnded("its listener lost the database")
         await stop.wait()
 
-    monkeypatch.setattr(queue, "run_worker", run_worker)
-    monkeypatch.setattr(queue, "RESTART_PAUSES_S", (0.01, 0.02))
-    worker = queue.ServerWorker(queue.Runtime(settings, database, clock), concurrency=1, run_periodic=False)
+    monkeypatch.setattr(worker, "run_worker", run_worker)
+    monkeypatch.setattr(worker, "RESTART_PAUSES_S", (0.01, 0.02))
+    server_worker = worker.ServerWorker(queue.Runtime(settings, database, clock), concurrency=1, run_periodic=False)
     for _ in range(200):
         if len(calls) == 3:
             break
         await asyncio.sleep(0.01)
-    assert (len(calls), worker.restarts) == (3, 2)
-    await worker.stop()
-    assert worker._task.done()
-    assert worker._task.exception() is None
+    assert (len(calls), server_worker.restarts) == (3, 2)
+    await server_worker.stop()
+    assert server_worker._task.done()
+    assert server_worker._task.exception() is None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from cityhealth import queue
+from cityhealth import queue, worker
 from cityhealth.app import create_app
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings
@@ -33,14 +33,14 @@ async def test_a_stop_that_lands_as_the_workers_pool_fills_is_not_lost(
     # wait ends in the very loop iteration the lifespan ends in. On Python 3.11 a cancellation arriving then
     # is dropped by wait_for, which returns its result instead: a worker stopped by cancelling it ran on.
     reached, filled = asyncio.Event(), asyncio.Event()
-    requeue_lost = queue.requeue_lost
+    requeue_lost = worker.requeue_lost
 
     async def requeue_once_the_pool_is_full(runtime: queue.Runtime) -> Any:
         reached.set()
         await asyncio.wait_for(filled.wait(), 30)
         return await requeue_lost(runtime)
 
-    monkeypatch.setattr(queue, "requeue_lost", requeue_once_the_pool_is_full)
+    monkeypatch.setattr(worker, "requeue_lost", requeue_once_the_pool_is_full)
     application = _app(settings, database, clock)
     async with application.router.lifespan_context(application):
         await asyncio.wait_for(reached.wait(), 30)

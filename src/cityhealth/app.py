@@ -52,6 +52,7 @@ from cityhealth.telemed import files_api as telemed_files_api
 from cityhealth.telemed import imaging_api as telemed_imaging_api
 from cityhealth.telemed import pathology_api as telemed_pathology_api
 from cityhealth.web import pages as web_pages
+from cityhealth.worker import ServerWorker
 
 # The rooms' task modules: importing them registers their tasks and periodic work with the queue.
 TASK_MODULES = (booking_jobs, collection_tasks, hotline_tasks, records_chronic_tasks, records_tasks, security_tasks)
@@ -89,8 +90,8 @@ def create_app(
             runner = queue.LocalRunner(tasks, run_periodic=run_periodic)
             await runner.start()
         elif settings.server_worker_concurrency:
-            worker = queue.ServerWorker(tasks, concurrency=settings.server_worker_concurrency,
-                                        run_periodic=run_periodic)
+            worker = ServerWorker(tasks, concurrency=settings.server_worker_concurrency,
+                                  run_periodic=run_periodic)
         app.state.task_runner = runner
         try:
             yield

@@ -160,7 +160,7 @@ def worker(
     """
     import asyncio
 
-    from cityhealth import queue
+    from cityhealth import queue, worker
     from cityhealth.clock import SystemClock
     from cityhealth.db import cli as db_cli
     from cityhealth.observability import configure_logging
@@ -177,7 +177,7 @@ def worker(
         async with db_cli.checked_database(settings) as database:
             runtime = queue.Runtime(settings, database, SystemClock())
             try:
-                await queue.run_worker(runtime, concurrency=concurrency, run_periodic=periodic)
+                await worker.run_worker(runtime, concurrency=concurrency, run_periodic=periodic)
             finally:
                 await runtime.close()
 
