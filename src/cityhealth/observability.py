@@ -180,6 +180,24 @@ class ResponseStart:
         await self._send(message)
 
 
+async def answer_errors(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                        answer: Callable[[Exception], Response | None]) -> None:
+    """Run `app`; an error it raises before its response has started is answered with `answer(error)` instead
+    (None: the error is raised on). Once part of a response is out, nothing sound can be sent: it is raised on.
+
+    The middlewares that turn errors into responses (the body limit's 413, the database's 503, the platform's
+    500) all answer this way.
+    """
+    watch = ResponseStart(send)
+    try:
+        await app(scope, receive, watch)
+    except Exception as exc:
+        response = None if watch.started else answer(exc)
+        if response is None:
+            raise
+        await response(scope, receive, send)
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """A request header's value (`name` in lower case, as ASGI servers give them); the last one if repeated."""
     found = None
@@ -273,16 +291,14 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge(received, limit)
             return message
 
-        watch = ResponseStart(send)
-        try:
-            await self.app(scope, limited_receive, watch)
-        except _BodyTooLarge as exc:
-            if watch.started:
-                raise
-            response = problem_response(PayloadTooLarge(
+        def too_large(exc: Exception) -> Response | None:
+            if not isinstance(exc, _BodyTooLarge):
+                return None
+            return problem_response(PayloadTooLarge(
                 f"request body exceeds the limit of {exc.limit} bytes",
                 field="body", value=exc.received, rule="max_request_bytes"), request_id)
-            await response(scope, receive, send)
+
+        await answer_errors(self.app, scope, limited_receive, send, too_large)
 
 
 class _BodyTooLarge(Exception):
@@ -447,16 +463,12 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        watch = ResponseStart(send)
-        try:
-            await self.app(scope, receive, watch)
-        except _BodyTooLarge:
-            raise  # BodyLimitMiddleware answers it with a 413
-        except Exception as exc:
-            if watch.started:  # part of a response is already out: nothing sound can be sent any more
-                raise
-            response = _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
-            await response(scope, receive, send)
+        def internal_error(exc: Exception) -> Response | None:
+            if isinstance(exc, _BodyTooLarge):
+                return None  # BodyLimitMiddleware answers it with a 413
+            return _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
+
+        await answer_errors(self.app, scope, receive, send, internal_error)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhealth.db.engine import Database
 from cityhealth.errors import DomainError
-from cityhealth.observability import ResponseStart, problem_response
+from cityhealth.observability import answer_errors, problem_response
 
 logger = logging.getLogger("cityhealth.db")
 
@@ -149,14 +150,13 @@ class DatabaseFailureMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        watch = ResponseStart(send)
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            error = None if watch.started else answer_for(exc)
+        def database_failure(exc: Exception) -> Response | None:
+            error = answer_for(exc)
             if error is None:
-                raise
+                return None
             request_id = scope.get("state", {}).get("request_id")
             logger.warning("database failure answered %s", error.status,
                            extra={"request_id": request_id, "error_type": type(exc).__name__})
-            await problem_response(error, request_id, getattr(error, "headers", None))(scope, receive, send)
+            return problem_response(error, request_id, getattr(error, "headers", None))
+
+        await answer_errors(self.app, scope, receive, send, database_failure)
