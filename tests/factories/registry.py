@@ -13,6 +13,7 @@ from cityhealth.db.engine import Database
 from cityhealth.registry import imports, service
 from cityhealth.registry.identifiers import Sex, make_resident_id, make_uscc
 from cityhealth.registry.schemas import AreaCreate
+from cityhealth.security.crypto import FieldCipher
 from cityhealth.security.models import AuditEvent
 
 _sequence = itertools.count(1)
@@ -32,6 +33,18 @@ async def seed_areas(database: Database, clock: Clock) -> None:
     async with database.transaction() as session:
         for area in SMALL_AREA_TREE:
             await service.insert_area(session, clock, area)
+
+
+def csv_rows(*records: object) -> list[tuple[int, object]]:
+    """Rows numbered as a CSV file's lines would be (the header is line 1)."""
+    return list(enumerate(records, 2))
+
+
+async def import_rows(database: Database, clock: Clock, kind: str, rows: list[tuple[int, object]],
+                      cipher: FieldCipher | None = None) -> imports.ImportReport:
+    """An import of `kind` in one transaction, as the CLI's operator would run it."""
+    async with database.transaction() as session:
+        return await imports.import_records(session, clock, kind, rows, cipher=cipher, actor="cli:tester")
 
 
 async def load_nanjing(database: Database, clock: Clock) -> dict[str, imports.ImportReport]:

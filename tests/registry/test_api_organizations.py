@@ -14,7 +14,6 @@ from tests.factories.registry import (
     department_payload,
     organization_payload,
     practitioner_payload,
-    seed_areas,
     uscc,
 )
 from tests.factories.security import admin_headers, headers_for, machine, staff
@@ -29,14 +28,12 @@ ORGS = "/api/registry/organizations"
 APPS = "/api/registry/client-apps"
 
 
+pytestmark = pytest.mark.usefixtures("seeded_areas")
+
+
 @pytest.fixture
 async def admin(app: FastAPI) -> dict[str, str]:
     return await admin_headers(app)
-
-
-@pytest.fixture(autouse=True)
-async def areas(database: Database, clock: SimulatedClock) -> None:
-    await seed_areas(database, clock)
 
 
 async def _create(client: httpx.AsyncClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:

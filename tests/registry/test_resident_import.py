@@ -11,40 +11,25 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.factories.registry import audit_events, count, resident_id, resident_payload, seed_areas
+from tests.factories.registry import audit_events, count, csv_rows, import_rows, resident_id, resident_payload
 
 from cityhealth.clock import SimulatedClock
-from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.errors import Conflict, ValidationFailed
 from cityhealth.registry import imports, repository, service
 from cityhealth.registry.identifiers import Sex, mask_resident_id
 from cityhealth.registry.models import Resident
-from cityhealth.registry.protection import ID_NUMBER, PHONE, cipher_for
+from cityhealth.registry.protection import ID_NUMBER, PHONE
 from cityhealth.security.audit_verify import verify_chain
 from cityhealth.security.crypto import FieldCipher
 
-
-@pytest.fixture(autouse=True)
-async def areas(database: Database, clock: SimulatedClock) -> None:
-    await seed_areas(database, clock)
-
-
-@pytest.fixture
-def cipher(settings: Settings) -> FieldCipher:
-    return cipher_for(settings)
-
+pytestmark = pytest.mark.usefixtures("seeded_areas")
 
 @pytest.fixture(params=[imports.RESIDENT_BATCH_ROWS, 2], ids=["one-batch", "batches-of-2"])
 def batch_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """Each test runs with the files in one batch, and again cut into batches of two rows."""
     monkeypatch.setattr(imports, "RESIDENT_BATCH_ROWS", request.param)
     return int(request.param)
-
-
-def _rows(*records: object) -> list[tuple[int, object]]:
-    """Rows numbered as a CSV file's lines would be (the header is line 1)."""
-    return list(enumerate(records, 2))
 
 
 def _person(seq: int, **overrides: Any) -> dict[str, Any]:
@@ -54,8 +39,7 @@ def _person(seq: int, **overrides: Any) -> dict[str, Any]:
 
 async def _import(database: Database, clock: SimulatedClock, cipher: FieldCipher,
                   rows: list[tuple[int, object]]) -> imports.ImportReport:
-    async with database.transaction() as session:
-        return await imports.import_records(session, clock, "residents", rows, cipher=cipher, actor="cli:tester")
+    return await import_rows(database, clock, "residents", rows, cipher)
 
 
 async def _refused(database: Database, clock: SimulatedClock, cipher: FieldCipher,
@@ -78,12 +62,12 @@ async def _residents(database: Database, cipher: FieldCipher) -> dict[str, dict[
 
 async def test_new_changed_and_unchanged_rows_in_one_file(database: Database, clock: SimulatedClock,
                                                           cipher: FieldCipher, batch_rows: int) -> None:
-    first = await _import(database, clock, cipher, _rows(_person(1), _person(2), _person(3)))
+    first = await _import(database, clock, cipher, csv_rows(_person(1), _person(2), _person(3)))
     assert (first.rows, first.created, first.updated, first.unchanged) == (3, 3, 0, 0)
     before = await _residents(database, cipher)
     clock.advance(timedelta(hours=1))
 
-    second = await _import(database, clock, cipher, _rows(
+    second = await _import(database, clock, cipher, csv_rows(
         _person(1),  # unchanged
         _person(4, is_active="false"),  # new, registered inactive
         _person(2, name="改名", phone="02583626620"),  # two fields changed
@@ -116,7 +100,7 @@ async def test_new_changed_and_unchanged_rows_in_one_file(database: Database, cl
 
 async def test_the_same_file_twice_changes_nothing_the_second_time(database: Database, clock: SimulatedClock,
                                                                    cipher: FieldCipher, batch_rows: int) -> None:
-    rows = _rows(*(_person(n) for n in range(1, 8)))
+    rows = csv_rows(*(_person(n) for n in range(1, 8)))
     assert (await _import(database, clock, cipher, rows)).created == 7
     before, events = await _residents(database, cipher), len(await audit_events(database))
     clock.advance(timedelta(days=1))
@@ -128,9 +112,9 @@ async def test_the_same_file_twice_changes_nothing_the_second_time(database: Dat
 
 async def test_a_bad_row_in_the_middle_writes_nothing_and_is_named(database: Database, clock: SimulatedClock,
                                                                    cipher: FieldCipher, batch_rows: int) -> None:
-    await _import(database, clock, cipher, _rows(_person(1)))
+    await _import(database, clock, cipher, csv_rows(_person(1)))
     before, events = await _residents(database, cipher), len(await audit_events(database))
-    errors = await _refused(database, clock, cipher, _rows(
+    errors = await _refused(database, clock, cipher, csv_rows(
         _person(2), _person(1, name="改名"), _person(3, phone="12345"), _person(4), _person(5)))
     assert errors == [(4, "phone", "phone.format", "*****")]
     assert await _residents(database, cipher) == before
@@ -139,10 +123,10 @@ async def test_a_bad_row_in_the_middle_writes_nothing_and_is_named(database: Dat
 
 async def test_every_bad_row_is_listed_in_row_order_with_its_rule(database: Database, clock: SimulatedClock,
                                                                   cipher: FieldCipher, batch_rows: int) -> None:
-    await _import(database, clock, cipher, _rows(_person(1)))
+    await _import(database, clock, cipher, csv_rows(_person(1)))
     bad_check = resident_id(7)[:17] + ("0" if resident_id(7)[17] != "0" else "1")
     woman = resident_id(8, sex=Sex.FEMALE)
-    errors = await _refused(database, clock, cipher, _rows(
+    errors = await _refused(database, clock, cipher, csv_rows(
         _person(2),
         _person(3, sex="5"),  # 3: the schema's rule
         {"id_number": bad_check, "name": "某"},  # 4: the ID number's check character
@@ -172,7 +156,7 @@ async def test_both_forms_of_one_number_in_a_file_are_duplicates(database: Datab
                                                                  cipher: FieldCipher, batch_rows: int) -> None:
     number = resident_id(5)
     legacy = number[:6] + number[8:17]  # the 15-digit form of a number born in the 1900s
-    errors = await _refused(database, clock, cipher, _rows(_person(1), _person(5), _person(6),
+    errors = await _refused(database, clock, cipher, csv_rows(_person(1), _person(5), _person(6),
                                                            _person(5, id_number=legacy)))
     assert errors == [(5, "id_number", "import.duplicate_key", mask_resident_id(legacy))]
     assert await count(database, Resident) == 0
@@ -180,22 +164,22 @@ async def test_both_forms_of_one_number_in_a_file_are_duplicates(database: Datab
 
 async def test_an_inactive_area_is_refused_for_new_and_moved_residents_only(
         database: Database, clock: SimulatedClock, cipher: FieldCipher, batch_rows: int) -> None:
-    await _import(database, clock, cipher, _rows(_person(1, address_area_code="320106")))
+    await _import(database, clock, cipher, csv_rows(_person(1, address_area_code="320106")))
     async with database.transaction() as session:
         await service.deactivate_area(session, clock, None, "320106")
-    errors = await _refused(database, clock, cipher, _rows(
+    errors = await _refused(database, clock, cipher, csv_rows(
         _person(1, address_area_code="320106"),  # stays where it is: allowed
         _person(2, address_area_code="320106"),
         _person(3, address_area_code="320102"),
     ))
     assert errors == [(3, "address_area_code", "area.inactive", "320106")]
-    report = await _import(database, clock, cipher, _rows(_person(1, address_area_code="320106"), _person(3)))
+    report = await _import(database, clock, cipher, csv_rows(_person(1, address_area_code="320106"), _person(3)))
     assert (report.unchanged, report.created) == (1, 1)
 
 
 async def test_a_file_of_many_batches_audits_each_new_resident_by_its_own_id(
         database: Database, clock: SimulatedClock, cipher: FieldCipher, batch_rows: int) -> None:
-    report = await _import(database, clock, cipher, _rows(*(_person(n) for n in range(1, 12))))
+    report = await _import(database, clock, cipher, csv_rows(*(_person(n) for n in range(1, 12))))
     assert report.created == 11
     stored = await _residents(database, cipher)
     events = await audit_events(database, resource_type="resident", action="create")
@@ -209,7 +193,7 @@ async def test_progress_counts_every_row(database: Database, clock: SimulatedClo
                                          batch_rows: int) -> None:
     seen: list[int] = []
     async with database.transaction() as session:
-        await imports.import_records(session, clock, "residents", _rows(*(_person(n) for n in range(1, 6))),
+        await imports.import_records(session, clock, "residents", csv_rows(*(_person(n) for n in range(1, 6))),
                                      cipher=cipher, progress=seen.append)
     assert sum(seen) == 5
     assert len(seen) == -(-5 // batch_rows)
@@ -218,10 +202,10 @@ async def test_progress_counts_every_row(database: Database, clock: SimulatedClo
 async def test_a_resident_registered_meanwhile_fails_the_import_as_a_conflict(
         database: Database, clock: SimulatedClock, cipher: FieldCipher, monkeypatch: pytest.MonkeyPatch) -> None:
     # Another writer registers the number between the batch's read and its insert: the unique index refuses it.
-    await _import(database, clock, cipher, _rows(_person(2)))
+    await _import(database, clock, cipher, csv_rows(_person(2)))
     monkeypatch.setattr(repository, "residents_to_compare", _none_registered)
     with pytest.raises(Conflict) as caught:
-        await _import(database, clock, cipher, _rows(_person(1), _person(2), _person(3)))
+        await _import(database, clock, cipher, csv_rows(_person(1), _person(2), _person(3)))
     assert (caught.value.code, caught.value.rule) == ("resident_exists", "resident.unique_id_number")
     assert await count(database, Resident) == 1
 
