@@ -5,6 +5,14 @@ the same whatever their number, so the driver prepares it once, and the planner 
 instead of expanding a thousand-term OR. On SQLite (in the process, no round trips) the same work is a tuple IN,
 in chunks the engine's parameter limit allows, or an executemany. New rows go to PostgreSQL by binary COPY, each
 value passed through its column type's own bind processing first (UTC times, JSON text), as a statement would.
+
+Three hot paths keep their own hand-written `unnest` statements, because what they need is not one table's rows
+by key: the real-time upload's counters (collection/repository/counters.py) and the group commit of bookings
+(booking/group_repository.py) each add to several tables in one statement of chained CTEs, once per batch, with
+upserts that add to the stored counts; the lab listener (telemed/lab_repository.py) inserts messages, reports and
+observations joined by position in one statement, and probes its keys one index lookup each (a lateral join: a
+row-value list let the planner scan every message of a shared application name). They also run on the driver's
+own connection, where a statement through SQLAlchemy's execution layer cost more CPU than the database spent on it.
 """
 
 from __future__ import annotations
