@@ -188,6 +188,23 @@ async def test_an_editors_preview_of_a_drafted_month_is_the_draft(
     assert "仍是草稿的正文。" not in public.text
 
 
+async def test_an_editor_opening_a_month_without_figures_is_told_so_on_a_page(
+        app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock) -> None:
+    # A platform with no hospital enrolled yet: an enrolled one would be listed, with zeros, in every month.
+    await log_in_as_editor(app, client, database, clock)
+    response = await client.get("/bulletin/2021-01")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    notice = re.search(r'<p class="notice" role="status" data-state="no-figures">(.*?)</p>', response.text, re.DOTALL)
+    assert notice is not None
+    assert "平台没有 2021-01 的任何数据" in notice.group(1)
+    assert 'href="/bulletin/2021-02" rel="next"' in response.text
+    download = await client.get("/bulletin/2021-01.json")  # a download is the bulletin: its problem says why not
+    assert download.status_code == 404
+    assert (download.json()["code"], download.json()["rule"]) == ("bulletin_no_figures", "bulletin.month.has_figures")
+
+
 async def test_an_editors_download_of_an_unpublished_month_says_so_and_is_never_cached(
         app: FastAPI, client: httpx.AsyncClient, database: Database, clock: SimulatedClock, seeded: Seeded) -> None:
     await log_in_as_editor(app, client, database, clock)

@@ -20,6 +20,7 @@ from cityhealth.errors import NotFound, ValidationFailed
 from cityhealth.reporting import issues, month_loads
 from cityhealth.reporting.schemas import IssueRead
 from cityhealth.reporting.service import Edition
+from cityhealth.reporting.sources import NoFigures
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.web import (
     app,
@@ -163,7 +164,16 @@ async def _editor_preview(request: Request, database: DatabaseDep, month: str, e
     """An unpublished month for its editor: the page with the preview banner, or a download marked as such;
     neither kept by any cache."""
     fmt = DOWNLOADS[extension][0] if extension is not None else Edition.HTML
-    draft, content = await _preview(database, month, fmt)
+    try:
+        draft, content = await _preview(database, month, fmt)
+    except NoFigures:
+        if extension is not None:
+            raise  # a download is the bulletin itself: its problem document says why there is none
+        # A page saying so, where the editor was looking for a preview, rather than a problem document.
+        response = page(request, "bulletin_no_figures.html", status_code=404, month=month,
+                        previous=sources.shift_month(month, -1), following=sources.shift_month(month, 1))
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if extension is not None:
         response = _download(content, month, extension, name="-unpublished", private=True)
     else:
