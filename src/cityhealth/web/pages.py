@@ -170,10 +170,11 @@ async def _editor_preview(request: Request, database: DatabaseDep, month: str, e
         if extension is not None:
             raise  # a download is the bulletin itself: its problem document says why there is none
         # A page saying so, where the editor was looking for a preview, rather than a problem document.
-        response = page(request, "bulletin_no_figures.html", status_code=404, month=month,
-                        previous=sources.shift_month(month, -1), following=sources.shift_month(month, 1))
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        empty = page(request, "bulletin_no_figures.html", status_code=404, month=month,
+                     previous=sources.shift_month(month, -1), following=sources.shift_month(month, 1))
+        empty.headers["Cache-Control"] = "no-store"
+        return empty
+    response: Response
     if extension is not None:
         response = _download(content, month, extension, name="-unpublished", private=True)
     else:
