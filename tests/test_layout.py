@@ -90,15 +90,15 @@ def is_repository(path: PurePosixPath) -> bool:
 
 
 def may_build_sql(path: PurePosixPath) -> bool:
-    return (is_repository(path) or path.parts[0] == "db" or path.name == "queue.py" or path.stem == "models"
-            or "models" in path.parts[:-1])
+    return (is_repository(path) or path.parts[0] == "db" or path.name in {"queue.py", "worker.py"}
+            or path.stem == "models" or "models" in path.parts[:-1])
 
 
 def may_commit(path: PurePosixPath) -> bool:
     """The owners of a transaction: db/ (sessions, the group-commit leader), the job queue (queue.py, which
-    runs tasks and defers them in the caller's transaction), the request scope (context.py), CLI commands
-    (cli.py) and the rooms' task runners (tasks.py)."""
-    return path.parts[0] == "db" or path.name in {"queue.py", "context.py", "cli.py", "tasks.py"}
+    runs tasks and defers them in the caller's transaction, and worker.py, which requeues lost work), the request
+    scope (context.py), CLI commands (cli.py) and the rooms' task runners (tasks.py)."""
+    return path.parts[0] == "db" or path.name in {"queue.py", "worker.py", "context.py", "cli.py", "tasks.py"}
 
 
 def may_open_transaction(path: PurePosixPath) -> bool:
