@@ -8,7 +8,8 @@ Each drill prints its figures on a line of its own and the run fails (exit 1) wh
   is refused 507 with nothing left behind, and the platform goes on serving (needs root: it mounts);
 - db_restart: PostgreSQL stopped and started, then killed and started, under uploads and reads;
 - crash_worker / crash_api / crash_booking: `cityhealth worker` SIGKILLed mid-job, `cityhealth serve` SIGKILLed
-  during real-time uploads and during a booking race, at random moments, N times each;
+  during real-time uploads and during a booking race (bookings, holds confirmed, holds left for the sweeper to
+  release), at random moments, N times each;
 - soak: mixed load on serve and worker processes for a set duration (memory, p99, errors, lost records).
 
 PostgreSQL drills start clusters of their own on free loopback ports (scripts/with-postgres's way), never

@@ -1,5 +1,6 @@
 """What every drill checks afterwards, from the database: the audit chain (through `cityhealth audit verify`),
-the collection counters against a recount of the stored records, and a digest of every table's rows."""
+the collection counters against a recount of the stored records, a booking session's slot counters against a
+recount of its active bookings, and a digest of every table's rows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
+from cityhealth.booking.models import ACTIVE_STATUSES, CHANNELS, Booking, BookingSession
 from cityhealth.clock import business_date
 from cityhealth.collection.models import DailyCount, Record
 from cityhealth.db.engine import Database
@@ -68,6 +70,25 @@ async def recount(database: Database) -> Counts:
         if stored.get(key, 0) != counted.get(key, 0)
     ))
     return Counts(sum(stored.values()), sum(counted.values()), mismatched)
+
+
+async def slot_mismatches(database: Database, session_id: int) -> tuple[str, ...]:
+    """The booking session's counters (slots taken in all, per channel and from the open pool, and its slot map)
+    that differ from a recount of its active bookings: a slot taken or given back without its counter."""
+    async with database.transaction() as session:
+        row = await session.get(BookingSession, session_id)
+        taken = (await session.execute(select(Booking.channel, Booking.slot_no).where(
+            Booking.session_id == session_id, Booking.status.in_(ACTIVE_STATUSES)))).all()
+    if row is None:
+        raise LookupError(f"no booking session {session_id}")
+    channels = Counter(channel for channel, _ in taken)
+    slots = {slot_no for _, slot_no in taken}
+    recounted: dict[str, object] = {
+        "booked": len(taken), **{f"booked_{channel}": channels[channel] for channel in CHANNELS},
+        "open_booked": sum(n for channel, n in channels.items() if getattr(row, f"quota_{channel}") is None),
+        "slot_map": "".join("1" if slot_no in slots else "0" for slot_no in range(1, row.capacity + 1)),
+    }
+    return tuple(name for name, value in recounted.items() if getattr(row, name) != value)
 
 
 async def table_digests(database: Database) -> dict[str, tuple[int, str]]:

@@ -1,11 +1,18 @@
 """The booking-race crash drill: `cityhealth serve` SIGKILLed at random moments while many residents race for
 the few slots of one session through an app, and started again.
 
-Each resident's booking is one request with its own Idempotency-Key, sent again with the same key after a
-broken connection or a 503 until it is answered for good (201 booked, or a 4xx such as sold out). Afterwards,
-from the database: no session has more active bookings than slots (oversold), no resident two (doubled); and
-every resident's request sent once more with its key answers the booking the database holds for that resident
-(so every booking is findable by its key, none answered to nobody). The audit chain verifies after each crash.
+A third of the residents book in one step; a third hold a slot and confirm the hold; a third hold one and never
+confirm it (a caller who hangs up). Each request has its own Idempotency-Key and is sent again with it after a
+broken connection, a 503 or an "in flight" 409 until it is answered for good (201, or a 4xx such as sold out).
+The hospital's policy holds a slot for 1 minute, the shortest it allows, so that the drill can then wait for
+the unconfirmed holds to lapse and for the hold sweeper (booking/jobs.py: on SQLite the server's own periodic
+work, started again with every server) to release them. Afterwards, from the database: no session has more
+active bookings than slots (oversold), no resident two bookings (doubled); each resident's booking is the one
+their answers told them of, in the state they imply (booked when a booking or confirmation was answered 201,
+expired for a hold never confirmed); every request that made or confirmed a booking, sent once more with its
+key, answers that booking (findable by its key, none answered to nobody); no hold is left past its expiry, the
+sweeper released at least one, and the session's counters and slot map equal a recount of its active bookings
+(the released slots are back). The audit chain verifies after each crash.
 """
 
 from __future__ import annotations
@@ -23,40 +30,94 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from cityhealth.booking.models import Booking
-from cityhealth.clock import business_date
+from cityhealth.booking.jobs import HOLD_SWEEP_EVERY_S
+from cityhealth.booking.lifecycle import HOLD_SWEEP_ACTOR
+from cityhealth.booking.models import ACTIVE_STATUSES, Booking
+from cityhealth.clock import Clock, business_date
+from cityhealth.db.engine import Database
+from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Principal
 from cityhealth.security.tokens import issue_access_token
+from tests.drills.checks import slot_mismatches
 from tests.drills.platform import crash_rig, platform
-from tests.factories.booking import add_resident, build_world, online_app, publish
+from tests.factories.booking import add_resident, build_world, online_app, publish, put_policy
 from tests.factories.security import headers_for
 
 RESIDENTS = 60
 CAPACITY = 20
-ACTIVE = ("held", "booked", "checked_in")
+HOLD_MINUTES = 1
+BOOK, HOLD = "/api/booking/bookings", "/api/booking/holds"
+PLANS = ("book", "confirm", "abandon")  # resident n follows PLANS[n % 3]
+
+Request = tuple[str, dict[str, Any], str]  # path, body, Idempotency-Key
 
 
 @dataclass
 class BookingCrashResult:
     crashes: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
-    booked_answers: int = 0
+    booked_answers: int = 0  # bookings and confirmations answered 201
     active: int = 0
+    holds: int = 0  # holds answered 201
+    confirmed: int = 0  # of those, confirmations answered 201
+    released: int = 0  # holds ended expired
+    swept: int = 0  # of those, released by the sweeper
+    left: int = 0  # holds still held past their expiry at the end
     oversold: int = 0
     doubled: int = 0
+    mismatched: int = 0  # residents whose bookings in the database are not what their answers said
     unfindable: int = 0
+    counters: tuple[str, ...] = ()  # the session's counters that differ from a recount
     audit_failures: int = 0
 
     @property
     def ok(self) -> bool:
-        return (self.crashes > 0 and not self.oversold and not self.doubled and not self.unfindable
-                and not self.audit_failures and 500 not in self.statuses and self.active == self.booked_answers)
+        return (self.crashes > 0 and not self.oversold and not self.doubled and not self.mismatched
+                and not self.unfindable and not self.left and self.swept > 0 and not self.counters
+                and not self.audit_failures and 500 not in self.statuses)
 
     def line(self) -> str:
         return (f"crash_booking: ok={int(self.ok)} crashes={self.crashes} residents={RESIDENTS} slots={CAPACITY} "
-                f"active={self.active} booked_answers={self.booked_answers} oversold={self.oversold} "
-                f"doubled={self.doubled} unfindable={self.unfindable} audit_failures={self.audit_failures} "
-                f"answers={dict(sorted(self.statuses.items()))}")
+                f"active={self.active} booked_answers={self.booked_answers} holds={self.holds} "
+                f"confirmed={self.confirmed} released={self.released} swept={self.swept} left={self.left} "
+                f"oversold={self.oversold} doubled={self.doubled} mismatched={self.mismatched} "
+                f"unfindable={self.unfindable} counters_ok={int(not self.counters)} "
+                f"audit_failures={self.audit_failures} answers={dict(sorted(self.statuses.items()))}")
+
+
+@dataclass
+class Resident:
+    """One resident of the race: the plan followed, and each request sent with its final answer."""
+
+    resident_id: int
+    number: str
+    plan: str
+    requests: list[Request] = field(default_factory=list)
+    answers: list[httpx.Response] = field(default_factory=list)
+
+    @property
+    def booking_id(self) -> int | None:
+        """The booking or hold the first request was answered with; None when it was refused."""
+        if not self.answers or self.answers[0].status_code != 201:
+            return None
+        booking_id: int = self.answers[0].json()["id"]
+        return booking_id
+
+    @property
+    def booked(self) -> bool:
+        """A booking, or the confirmation of a hold, answered 201."""
+        return self.booking_id is not None and self.plan != "abandon" and self.answers[-1].status_code == 201
+
+    def expected(self) -> list[tuple[int, str]]:
+        """The resident's bookings the database must hold at the end, once every lapsed hold is released."""
+        if self.booking_id is None:
+            return []
+        return [(self.booking_id, "booked" if self.booked else "expired")]
+
+    def keyed(self, status: str) -> list[Request]:
+        """The requests whose key must answer the resident's booking in `status`: the one that made it (booking
+        or hold), and the confirmation that booked a hold."""
+        return self.requests[:2] if status == "booked" else self.requests[:1]
 
 
 class Tokens:
@@ -71,12 +132,20 @@ class Tokens:
         return self._issued[1]
 
 
-async def _book(http: httpx.AsyncClient, tokens: Tokens, session_id: int, id_number: str, key: str,
+def _unanswered(response: httpx.Response) -> bool:
+    """Not answered for good yet: the server was unavailable, or still runs this key's request (one sent again
+    after a timeout while the first still ran)."""
+    if response.status_code in (502, 503, 504):
+        return True
+    return response.status_code == 409 and response.json().get("code") == "idempotency_key_in_flight"
+
+
+async def _send(http: httpx.AsyncClient, tokens: Tokens, request: Request,
                 result: BookingCrashResult | None) -> httpx.Response:
+    path, body, key = request
     while True:
         try:
-            response = await http.post("/api/booking/bookings", json={"session_id": session_id, "id_number": id_number},
-                                       headers={**tokens.headers(), "Idempotency-Key": key})
+            response = await http.post(path, json=body, headers={**tokens.headers(), "Idempotency-Key": key})
         except httpx.TransportError:
             if result is not None:
                 result.statuses[-1] += 1
@@ -84,9 +153,40 @@ async def _book(http: httpx.AsyncClient, tokens: Tokens, session_id: int, id_num
             continue
         if result is not None:
             result.statuses[response.status_code] += 1
-        if response.status_code not in (502, 503, 504):
+        if not _unanswered(response):
             return response
         await asyncio.sleep(0.2)
+
+
+async def _holds_left(database: Database, clock: Clock, session_id: int) -> int:
+    """Wait until the session has no hold left or until two sweeper rounds have passed since the last one lapsed;
+    the holds still held then (all past their expiry)."""
+    while True:
+        async with database.transaction() as tx:
+            expiries = [moment for moment in (await tx.execute(select(Booking.hold_expires_at).where(
+                Booking.session_id == session_id, Booking.status == "held"))).scalars() if moment is not None]
+        if not expiries or clock.now() > max(expiries) + timedelta(seconds=2 * HOLD_SWEEP_EVERY_S):
+            return len(expiries)
+        await asyncio.sleep(1.0)
+
+
+async def _bookings(database: Database, session_id: int) -> dict[int, list[tuple[int, str]]]:
+    """Each resident's bookings of the session (id, status), holds ended or not."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    async with database.transaction() as tx:
+        for resident_id, booking_id, status in await tx.execute(
+                select(Booking.resident_id, Booking.id, Booking.status)
+                .where(Booking.session_id == session_id).order_by(Booking.id)):
+            found.setdefault(resident_id, []).append((booking_id, status))
+    return found
+
+
+async def _swept(database: Database, booking_ids: list[int]) -> int:
+    """How many of these bookings the hold sweeper expired (by its audit events)."""
+    async with database.transaction() as tx:
+        return int((await tx.execute(select(func.count(func.distinct(AuditEvent.resource_id))).where(
+            AuditEvent.actor == HOLD_SWEEP_ACTOR, AuditEvent.resource_type == "booking",
+            AuditEvent.resource_id.in_([str(booking_id) for booking_id in booking_ids])))).scalar_one())
 
 
 async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
@@ -97,43 +197,58 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
                 transport=httpx.ASGITransport(app=site.app), base_url="http://testserver") as local:
             now = site.app.state.clock.now()
             world = await build_world(site.app.state.database, now)
-            residents = [await add_resident(site.app.state.database, site.settings, now, n) for n in range(RESIDENTS)]
+            people = [Resident(*await add_resident(site.app.state.database, site.settings, now, n),
+                               PLANS[n % len(PLANS)]) for n in range(RESIDENTS)]
+            await put_policy(local, site.app, world, hold_minutes=HOLD_MINUTES)
             session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=2),
                                     capacity=CAPACITY)
             app_principal = online_app(world)
             await headers_for(site.app, app_principal)  # the app's client row
+        clock = site.app.state.clock
         tokens = Tokens(app_principal, site.settings.secret("token_signing_key"), site.settings.access_token_ttl_s,
-                        site.app.state.clock)
-        keys = {number: uuid.uuid4().hex for _, number in residents}
-        answers: dict[str, httpx.Response] = {}
+                        clock)
         await rig.serve(site)
         async with httpx.AsyncClient(base_url=rig.base_url, timeout=30) as http:
 
-            async def resident(number: str) -> None:
-                await asyncio.sleep(chance.uniform(0, 2.0 + crashes * 0.5))  # arrivals spread over the crashes
-                answers[number] = await _book(http, tokens, session["id"], number, keys[number], result)
+            async def ask(person: Resident, path: str, body: dict[str, Any]) -> None:
+                person.requests.append((path, body, uuid.uuid4().hex))
+                person.answers.append(await _send(http, tokens, person.requests[-1], result))
 
-            racing = [asyncio.create_task(resident(number)) for _, number in residents]
+            async def act(person: Resident) -> None:
+                await asyncio.sleep(chance.uniform(0, 2.0 + crashes * 0.5))  # arrivals spread over the crashes
+                await ask(person, BOOK if person.plan == "book" else HOLD,
+                          {"session_id": session["id"], "id_number": person.number})
+                if person.plan == "confirm" and person.booking_id is not None:
+                    await asyncio.sleep(chance.uniform(0, 2.0))  # the resident reads the hold, then confirms it
+                    await ask(person, BOOK, {"hold_id": person.booking_id, "id_number": person.number})
+
+            racing = [asyncio.create_task(act(person)) for person in people]
             for _ in range(crashes):
                 await asyncio.sleep(chance.uniform(0.2, 1.0))
                 result.audit_failures += 0 if await rig.crash() else 1
                 result.crashes += 1
             await asyncio.gather(*racing)
-            result.booked_answers = sum(1 for response in answers.values() if response.status_code == 201)
-            async with rig.checker.transaction() as session_:
-                per_resident = dict((await session_.execute(
-                    select(Booking.resident_id, func.count()).where(
-                        Booking.status.in_(ACTIVE), Booking.session_id == session["id"]).group_by(Booking.resident_id)
-                )).all())
-                held = {rid: bid for rid, bid in (await session_.execute(
-                    select(Booking.resident_id, Booking.id).where(Booking.status.in_(ACTIVE)))).all()}
-            result.active = sum(per_resident.values())
-            result.oversold = max(0, result.active - CAPACITY)
-            result.doubled = sum(n - 1 for n in per_resident.values() if n > 1)
-            for resident_id, number in residents:  # the same request again: the booking the database holds
-                again = await _book(http, tokens, session["id"], number, keys[number], None)
-                if resident_id in held and (again.status_code != 201 or again.json().get("id") != held[resident_id]):
-                    result.unfindable += 1
+            result.left = await _holds_left(rig.checker, clock, session["id"])
+            found = await _bookings(rig.checker, session["id"])
+            for person in people:  # the same requests again: each answers the booking the database holds
+                for booking_id, status in found.get(person.resident_id, []):
+                    for request in person.keyed(status):
+                        again = await _send(http, tokens, request, None)
+                        if again.status_code != 201 or again.json().get("id") != booking_id:
+                            result.unfindable += 1
+        held = await _bookings(rig.checker, session["id"])
+        rows = [row for bookings in held.values() for row in bookings]
+        result.active = sum(1 for _, status in rows if status in ACTIVE_STATUSES)
+        result.oversold = max(0, result.active - CAPACITY)
+        result.doubled = sum(len(bookings) - 1 for bookings in held.values())
+        result.mismatched = sum(1 for person in people if held.get(person.resident_id, []) != person.expected())
+        result.booked_answers = sum(1 for person in people if person.booked)
+        result.holds = sum(1 for person in people if person.plan != "book" and person.booking_id is not None)
+        result.confirmed = sum(1 for person in people if person.plan == "confirm" and person.booked)
+        expired = [booking_id for booking_id, status in rows if status == "expired"]
+        result.released = len(expired)
+        result.swept = await _swept(rig.checker, expired)
+        result.counters = await slot_mismatches(rig.checker, session["id"])
         result.audit_failures += 0 if await rig.chain_ok() else 1
         return result
 

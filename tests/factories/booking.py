@@ -151,6 +151,15 @@ async def publish(client: httpx.AsyncClient, app: FastAPI, world: World, *, serv
     return body
 
 
+async def put_policy(client: httpx.AsyncClient, app: FastAPI, world: World, **rules: Any) -> dict[str, Any]:
+    """Set the hospital's release policy through the API as its system (rules not given take their defaults)."""
+    headers = await headers_for(app, scheduler(world))
+    response = await client.put(f"/api/booking/policies/{world.hospital_id}", headers=headers, json=rules)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def book(client: httpx.AsyncClient, app: FastAPI, principal: Principal, session_id: int,
                id_number: str | None = None, *, key: str | None = None, **extra: Any) -> httpx.Response:
     payload: dict[str, Any] = {"session_id": session_id, **extra}
