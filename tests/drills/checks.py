@@ -1,5 +1,6 @@
 """What every drill checks afterwards, from the database: the audit chain (through `cityhealth audit verify`),
-the collection counters against a recount of the stored records, and a digest of every table's rows."""
+the collection counters against a recount of the stored records, the booking sessions' slots against their
+active bookings, and a digest of every table's rows."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
+from cityhealth.booking.models import Booking, BookingSession
 from cityhealth.clock import business_date
 from cityhealth.collection.models import DailyCount, Record
 from cityhealth.db.engine import Database
@@ -29,6 +31,19 @@ class Counts:
     @property
     def ok(self) -> bool:
         return not self.mismatched
+
+
+ACTIVE_BOOKINGS = ("held", "booked", "checked_in")  # the bookings that take a slot
+
+
+@dataclass(frozen=True)
+class Seats:
+    """Active bookings in all; the bookings beyond their session's capacity, and the sessions whose counter of
+    slots taken differs from their active bookings."""
+
+    active: int
+    oversold: int
+    miscounted: int
 
 
 def cli(database_url: str, *arguments: str, var_dir: Path | None = None,
@@ -68,6 +83,18 @@ async def recount(database: Database) -> Counts:
         if stored.get(key, 0) != counted.get(key, 0)
     ))
     return Counts(sum(stored.values()), sum(counted.values()), mismatched)
+
+
+async def seats(database: Database) -> Seats:
+    """Every booking session's capacity and slots taken against a count of its active bookings."""
+    async with database.transaction() as session:
+        rows = (await session.execute(
+            select(BookingSession.capacity, BookingSession.booked, func.count(Booking.id))
+            .outerjoin(Booking, (Booking.session_id == BookingSession.id) & Booking.status.in_(ACTIVE_BOOKINGS))
+            .group_by(BookingSession.id, BookingSession.capacity, BookingSession.booked))).all()
+    return Seats(active=sum(active for _, _, active in rows),
+                 oversold=sum(max(0, active - capacity) for capacity, _, active in rows),
+                 miscounted=sum(1 for _, taken, active in rows if taken != active))
 
 
 async def table_digests(database: Database) -> dict[str, tuple[int, str]]:

@@ -13,27 +13,19 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
 from cityhealth.booking.models import Booking
-from cityhealth.clock import business_date
-from cityhealth.security.principals import Principal
-from cityhealth.security.tokens import issue_access_token
-from tests.drills.platform import crash_rig, platform
-from tests.factories.booking import add_resident, build_world, online_app, publish
-from tests.factories.security import headers_for
+from tests.drills.checks import ACTIVE_BOOKINGS
+from tests.drills.platform import Tokens, booking_ground, crash_rig, platform
 
 RESIDENTS = 60
 CAPACITY = 20
-ACTIVE = ("held", "booked", "checked_in")
 
 
 @dataclass
@@ -59,18 +51,6 @@ class BookingCrashResult:
                 f"answers={dict(sorted(self.statuses.items()))}")
 
 
-class Tokens:
-    def __init__(self, principal: Principal, key: bytes, ttl_s: int, clock: Any) -> None:
-        self.principal, self.key, self.ttl_s, self.clock = principal, key, ttl_s, clock
-        self._issued: tuple[float, dict[str, str]] = (0.0, {})
-
-    def headers(self) -> dict[str, str]:
-        if time.monotonic() - self._issued[0] > 120:
-            token = issue_access_token(self.principal, key=self.key, now=self.clock.now(), ttl_s=self.ttl_s)
-            self._issued = (time.monotonic(), {"Authorization": f"Bearer {token}"})
-        return self._issued[1]
-
-
 async def _book(http: httpx.AsyncClient, tokens: Tokens, session_id: int, id_number: str, key: str,
                 result: BookingCrashResult | None) -> httpx.Response:
     while True:
@@ -93,17 +73,9 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
     chance = random.Random(seed)
     result = BookingCrashResult()
     async with crash_rig("drill-crash-booking-") as rig:
-        async with platform(rig.url, rig.root / "var") as site, httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=site.app), base_url="http://testserver") as local:
-            now = site.app.state.clock.now()
-            world = await build_world(site.app.state.database, now)
-            residents = [await add_resident(site.app.state.database, site.settings, now, n) for n in range(RESIDENTS)]
-            session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=2),
-                                    capacity=CAPACITY)
-            app_principal = online_app(world)
-            await headers_for(site.app, app_principal)  # the app's client row
-        tokens = Tokens(app_principal, site.settings.secret("token_signing_key"), site.settings.access_token_ttl_s,
-                        site.app.state.clock)
+        async with platform(rig.url, rig.root / "var") as site:
+            ground = await booking_ground(site, residents=RESIDENTS, capacity=CAPACITY)
+        residents, tokens, session_id = ground.residents, ground.app, ground.session_id
         keys = {number: uuid.uuid4().hex for _, number in residents}
         answers: dict[str, httpx.Response] = {}
         await rig.serve(site)
@@ -111,7 +83,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
 
             async def resident(number: str) -> None:
                 await asyncio.sleep(chance.uniform(0, 2.0 + crashes * 0.5))  # arrivals spread over the crashes
-                answers[number] = await _book(http, tokens, session["id"], number, keys[number], result)
+                answers[number] = await _book(http, tokens, session_id, number, keys[number], result)
 
             racing = [asyncio.create_task(resident(number)) for _, number in residents]
             for _ in range(crashes):
@@ -120,18 +92,19 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
                 result.crashes += 1
             await asyncio.gather(*racing)
             result.booked_answers = sum(1 for response in answers.values() if response.status_code == 201)
-            async with rig.checker.transaction() as session_:
-                per_resident = dict((await session_.execute(
+            async with rig.checker.transaction() as session:
+                per_resident = dict((await session.execute(
                     select(Booking.resident_id, func.count()).where(
-                        Booking.status.in_(ACTIVE), Booking.session_id == session["id"]).group_by(Booking.resident_id)
+                        Booking.status.in_(ACTIVE_BOOKINGS), Booking.session_id == session_id
+                    ).group_by(Booking.resident_id)
                 )).all())
-                held = {rid: bid for rid, bid in (await session_.execute(
-                    select(Booking.resident_id, Booking.id).where(Booking.status.in_(ACTIVE)))).all()}
+                held = {rid: bid for rid, bid in (await session.execute(
+                    select(Booking.resident_id, Booking.id).where(Booking.status.in_(ACTIVE_BOOKINGS)))).all()}
             result.active = sum(per_resident.values())
             result.oversold = max(0, result.active - CAPACITY)
             result.doubled = sum(n - 1 for n in per_resident.values() if n > 1)
             for resident_id, number in residents:  # the same request again: the booking the database holds
-                again = await _book(http, tokens, session["id"], number, keys[number], None)
+                again = await _book(http, tokens, session_id, number, keys[number], None)
                 if resident_id in held and (again.status_code != 201 or again.json().get("id") != held[resident_id]):
                     result.unfindable += 1
         result.audit_failures += 0 if await rig.chain_ok() else 1
