@@ -10,7 +10,8 @@ Each drill prints its figures on a line of its own and the run fails (exit 1) wh
 - crash_worker / crash_api / crash_booking: `cityhealth worker` SIGKILLed mid-job, `cityhealth serve` SIGKILLed
   during real-time uploads and during a booking race (bookings, holds confirmed, holds left for the sweeper to
   release), at random moments, N times each;
-- soak: mixed load on serve and worker processes for a set duration (memory, p99, errors, lost records).
+- soak: mixed load on serve and worker processes for a set duration — uploads, bookings and cancellations, and
+  the pages staff read signed in (memory, p99, errors, lost records, bookings against the database).
 
 PostgreSQL drills start clusters of their own on free loopback ports (scripts/with-postgres's way), never
 the shared server. `--short` is the version `make test` runs. The last line:
@@ -74,8 +75,8 @@ async def main(arguments: argparse.Namespace) -> int:
 
     _say(f"drills: {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
     _say(f"crashes={worker.crashes + api.crashes + booking.crashes} lost={worker.lost + api.lost + soaked.lost} "
-         f"duplicated={worker.duplicated + api.duplicated + booking.doubled} oversold={booking.oversold} "
-         f"restore_ok={int(restore.restore_ok)} "
+         f"duplicated={worker.duplicated + api.duplicated + booking.doubled} "
+         f"oversold={booking.oversold + soaked.oversold} restore_ok={int(restore.restore_ok)} "
          f"soak_rss_growth_pct={soaked.rss_growth_pct:.1f}")
     return 1 if failed else 0
 

@@ -1,6 +1,6 @@
 """What every drill checks afterwards, from the database: the audit chain (through `cityhealth audit verify`),
-the collection counters against a recount of the stored records, a booking session's slot counters against a
-recount of its active bookings, and a digest of every table's rows."""
+the collection counters against a recount of the stored records, the booking sessions' slots against their
+active bookings (all sessions, and one session's every counter), and a digest of every table's rows."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from cityhealth.booking.models import ACTIVE_STATUSES, CHANNELS, Booking, BookingSession
 from cityhealth.clock import business_date
@@ -31,6 +31,18 @@ class Counts:
     @property
     def ok(self) -> bool:
         return not self.mismatched
+
+
+
+
+@dataclass(frozen=True)
+class Seats:
+    """Active bookings in all; the bookings beyond their session's capacity, and the sessions whose counter of
+    slots taken differs from their active bookings."""
+
+    active: int
+    oversold: int
+    miscounted: int
 
 
 def cli(database_url: str, *arguments: str, var_dir: Path | None = None,
@@ -89,6 +101,18 @@ async def slot_mismatches(database: Database, session_id: int) -> tuple[str, ...
         "slot_map": "".join("1" if slot_no in slots else "0" for slot_no in range(1, row.capacity + 1)),
     }
     return tuple(name for name, value in recounted.items() if getattr(row, name) != value)
+
+
+async def seats(database: Database) -> Seats:
+    """Every booking session's capacity and slots taken against a count of its active bookings."""
+    async with database.transaction() as session:
+        rows = (await session.execute(
+            select(BookingSession.capacity, BookingSession.booked, func.count(Booking.id))
+            .outerjoin(Booking, (Booking.session_id == BookingSession.id) & Booking.status.in_(ACTIVE_STATUSES))
+            .group_by(BookingSession.id, BookingSession.capacity, BookingSession.booked))).all()
+    return Seats(active=sum(active for _, _, active in rows),
+                 oversold=sum(max(0, active - capacity) for capacity, _, active in rows),
+                 miscounted=sum(1 for _, taken, active in rows if taken != active))
 
 
 async def table_digests(database: Database) -> dict[str, tuple[int, str]]:

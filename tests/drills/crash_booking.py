@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,15 +32,11 @@ from sqlalchemy import func, select
 from cityhealth.booking.jobs import HOLD_SWEEP_EVERY_S
 from cityhealth.booking.lifecycle import HOLD_SWEEP_ACTOR
 from cityhealth.booking.models import ACTIVE_STATUSES, Booking
-from cityhealth.clock import Clock, business_date
+from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
 from cityhealth.security.models import AuditEvent
-from cityhealth.security.principals import Principal
-from cityhealth.security.tokens import issue_access_token
 from tests.drills.checks import slot_mismatches
-from tests.drills.platform import crash_rig, platform
-from tests.factories.booking import add_resident, build_world, online_app, publish, put_policy
-from tests.factories.security import headers_for
+from tests.drills.platform import Tokens, booking_ground, crash_rig, platform
 
 RESIDENTS = 60
 CAPACITY = 20
@@ -120,18 +115,6 @@ class Resident:
         return self.requests[:2] if status == "booked" else self.requests[:1]
 
 
-class Tokens:
-    def __init__(self, principal: Principal, key: bytes, ttl_s: int, clock: Any) -> None:
-        self.principal, self.key, self.ttl_s, self.clock = principal, key, ttl_s, clock
-        self._issued: tuple[float, dict[str, str]] = (0.0, {})
-
-    def headers(self) -> dict[str, str]:
-        if time.monotonic() - self._issued[0] > 120:
-            token = issue_access_token(self.principal, key=self.key, now=self.clock.now(), ttl_s=self.ttl_s)
-            self._issued = (time.monotonic(), {"Authorization": f"Bearer {token}"})
-        return self._issued[1]
-
-
 def _unanswered(response: httpx.Response) -> bool:
     """Not answered for good yet: the server was unavailable, or still runs this key's request (one sent again
     after a timeout while the first still ran)."""
@@ -193,20 +176,11 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
     chance = random.Random(seed)
     result = BookingCrashResult()
     async with crash_rig("drill-crash-booking-") as rig:
-        async with platform(rig.url, rig.root / "var") as site, httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=site.app), base_url="http://testserver") as local:
-            now = site.app.state.clock.now()
-            world = await build_world(site.app.state.database, now)
-            people = [Resident(*await add_resident(site.app.state.database, site.settings, now, n),
-                               PLANS[n % len(PLANS)]) for n in range(RESIDENTS)]
-            await put_policy(local, site.app, world, hold_minutes=HOLD_MINUTES)
-            session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=2),
-                                    capacity=CAPACITY)
-            app_principal = online_app(world)
-            await headers_for(site.app, app_principal)  # the app's client row
-        clock = site.app.state.clock
-        tokens = Tokens(app_principal, site.settings.secret("token_signing_key"), site.settings.access_token_ttl_s,
-                        clock)
+        async with platform(rig.url, rig.root / "var") as site:
+            ground = await booking_ground(site, residents=RESIDENTS, capacity=CAPACITY, hold_minutes=HOLD_MINUTES)
+        people = [Resident(resident_id, number, PLANS[n % len(PLANS)])
+                  for n, (resident_id, number) in enumerate(ground.residents)]
+        clock, tokens, session_id = site.app.state.clock, ground.app, ground.session_id
         await rig.serve(site)
         async with httpx.AsyncClient(base_url=rig.base_url, timeout=30) as http:
 
@@ -217,7 +191,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
             async def act(person: Resident) -> None:
                 await asyncio.sleep(chance.uniform(0, 2.0 + crashes * 0.5))  # arrivals spread over the crashes
                 await ask(person, BOOK if person.plan == "book" else HOLD,
-                          {"session_id": session["id"], "id_number": person.number})
+                          {"session_id": session_id, "id_number": person.number})
                 if person.plan == "confirm" and person.booking_id is not None:
                     await asyncio.sleep(chance.uniform(0, 2.0))  # the resident reads the hold, then confirms it
                     await ask(person, BOOK, {"hold_id": person.booking_id, "id_number": person.number})
@@ -228,15 +202,15 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
                 result.audit_failures += 0 if await rig.crash() else 1
                 result.crashes += 1
             await asyncio.gather(*racing)
-            result.left = await _holds_left(rig.checker, clock, session["id"])
-            found = await _bookings(rig.checker, session["id"])
+            result.left = await _holds_left(rig.checker, clock, session_id)
+            found = await _bookings(rig.checker, session_id)
             for person in people:  # the same requests again: each answers the booking the database holds
                 for booking_id, status in found.get(person.resident_id, []):
                     for request in person.keyed(status):
                         again = await _send(http, tokens, request, None)
                         if again.status_code != 201 or again.json().get("id") != booking_id:
                             result.unfindable += 1
-        held = await _bookings(rig.checker, session["id"])
+        held = await _bookings(rig.checker, session_id)
         rows = [row for bookings in held.values() for row in bookings]
         result.active = sum(1 for _, status in rows if status in ACTIVE_STATUSES)
         result.oversold = max(0, result.active - CAPACITY)
@@ -248,7 +222,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
         expired = [booking_id for booking_id, status in rows if status == "expired"]
         result.released = len(expired)
         result.swept = await _swept(rig.checker, expired)
-        result.counters = await slot_mismatches(rig.checker, session["id"])
+        result.counters = await slot_mismatches(rig.checker, session_id)
         result.audit_failures += 0 if await rig.chain_ok() else 1
         return result
 

@@ -1,4 +1,5 @@
-"""The platform a drill drives: migrated on the drill's database, a hospital with a machine client, real time.
+"""The platform a drill drives: migrated on the drill's database, a hospital with a machine client, real time;
+on demand, a booking city with an app that books for its residents.
 
 In the drill's own process (an ASGI client) or as `cityhealth serve` processes sharing the same keys, so that
 tokens minted here are honoured there and a process can be killed.
@@ -27,14 +28,15 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from cityhealth.app import create_app
-from cityhealth.clock import SystemClock
+from cityhealth.clock import Clock, SystemClock, business_date
 from cityhealth.config import Environment, Settings
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
 from cityhealth.security.audit_verify import verify_chain
-from cityhealth.security.principals import Scope
+from cityhealth.security.principals import Principal, Scope
 from cityhealth.security.tokens import issue_access_token
 from tests.drills.cluster import free_port
+from tests.factories.booking import add_resident, build_world, online_app, publish, put_policy
 from tests.factories.collection import add_organization, make_record
 from tests.factories.security import headers_for, machine
 
@@ -58,26 +60,41 @@ def environment_for(settings: Settings, keys: dict[str, str], **more: str) -> di
             **{f"CITYHEALTH_{name.upper()}": value for name, value in keys.items()}, **more}
 
 
+class Tokens:
+    """A caller's bearer headers, minted as the platform mints them and renewed every 2 minutes (tokens live 5)."""
+
+    def __init__(self, principal: Principal, key: bytes, ttl_s: int, clock: Clock) -> None:
+        self.principal, self.key, self.ttl_s, self.clock = principal, key, ttl_s, clock
+        self._issued: tuple[float, dict[str, str]] = (0.0, {})
+
+    def headers(self) -> dict[str, str]:
+        if time.monotonic() - self._issued[0] > 120:
+            token = issue_access_token(self.principal, key=self.key, now=self.clock.now(), ttl_s=self.ttl_s)
+            self._issued = (time.monotonic(), {"Authorization": f"Bearer {token}"})
+        return self._issued[1]
+
+
 @dataclass
 class Platform:
-    """A migrated database with one hospital and its upload client; fresh tokens on demand (they live 5 min)."""
+    """A migrated database with one hospital and its upload client; fresh tokens on demand."""
 
     app: FastAPI
     settings: Settings
     keys: dict[str, str]
     organization_id: int
     org_code: str
-    _issued: tuple[float, dict[str, str]] = field(default=(0.0, {}))
+    uploader: Tokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploader = self.tokens(machine(Scope.COLLECTION_UPLOAD, Scope.COLLECTION_READ,
+                                            organization_id=self.organization_id))
+
+    def tokens(self, principal: Principal) -> Tokens:
+        return Tokens(principal, self.settings.secret("token_signing_key"), self.settings.access_token_ttl_s,
+                      self.app.state.clock)
 
     def headers(self) -> dict[str, str]:
-        issued_at, headers = self._issued
-        if time.monotonic() - issued_at > 120:
-            principal = machine(Scope.COLLECTION_UPLOAD, Scope.COLLECTION_READ, organization_id=self.organization_id)
-            token = issue_access_token(principal, key=self.settings.secret("token_signing_key"),
-                                       now=self.app.state.clock.now(), ttl_s=self.settings.access_token_ttl_s)
-            headers = {"Authorization": f"Bearer {token}"}
-            self._issued = (time.monotonic(), headers)
-        return headers
+        return self.uploader.headers()
 
     def batch(self, prefix: str, size: int, at: datetime | None = None) -> list[dict[str, Any]]:
         moment = at or (self.app.state.clock.now() - timedelta(hours=1))
@@ -106,6 +123,33 @@ async def platform(database_url: str, var_dir: Path, *, migrate: bool = True,
 def client_of(app: FastAPI) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
+
+
+@dataclass(frozen=True)
+class BookingGround:
+    """A booking city on the platform's database: residents of the master index, one session of its hospital
+    published through the API, and the online app the residents book through."""
+
+    session_id: int
+    department_id: int
+    residents: list[tuple[int, str]]  # (resident id, ID number)
+    app: Tokens
+
+
+async def booking_ground(site: Platform, *, residents: int, capacity: int, **policy: Any) -> BookingGround:
+    """The session is 3 days ahead: bookable, and cancellable for two days yet (until 16:00 the day before).
+    `policy`: release rules of the hospital set before it publishes (a short hold lifetime, say)."""
+    database, now = site.app.state.database, site.app.state.clock.now()
+    world = await build_world(database, now)
+    people = [await add_resident(database, site.settings, now, n) for n in range(residents)]
+    async with client_of(site.app) as local:
+        if policy:
+            await put_policy(local, site.app, world, **policy)
+        session = await publish(local, site.app, world, service_date=business_date(now) + timedelta(days=3),
+                                capacity=capacity)
+    principal = online_app(world)
+    await headers_for(site.app, principal)  # the app's client row
+    return BookingGround(session["id"], world.department_id, people, site.tokens(principal))
 
 
 def serve(settings: Settings, keys: dict[str, str], port: int, log: Path, **more: str) -> subprocess.Popen[bytes]:

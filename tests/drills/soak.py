@@ -1,10 +1,15 @@
 """The soak drill (PostgreSQL, the drill's own cluster): a `cityhealth serve` process and a `cityhealth worker`
-under mixed load for a set duration — real-time uploads, bulk uploads processed by the worker, reads of the
-quality report (the bulletin's tables) and of jobs, readiness.
+under mixed load for a set duration — real-time uploads, bulk uploads processed by the worker, residents booking
+and cancelling through an app, availability searches, reads of the quality report and of jobs, readiness, and
+the pages staff read signed in through the login form: the bulletin as its editor previews the month, the
+data-quality dashboard and a hospital's rejected records as an operator sees them.
 
 Measured: every process's resident memory, sampled every few seconds, from the end of the warm-up (the first
 fifth) to the end (growth in %); each path's p99 latency in the first and the last quarter after the warm-up;
-errors (any answer but 200/202); records lost (stored against acknowledged).
+errors (a broken connection, or any answer but the request's own success: 201 for a booking, 202 for a bulk
+upload, 200 for the rest); records lost (stored against acknowledged); bookings (active in the database against
+those answered 201 less those cancelled, none beyond a session's slots, each session's counter of slots taken
+equal to its active bookings).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
+import uuid
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -27,12 +35,29 @@ from cityhealth.clock import business_date
 from cityhealth.collection.models import Record
 from cityhealth.db.admin import create_database
 from cityhealth.db.engine import Database
-from tests.drills.checks import audit_verifies, recount
+from cityhealth.security.principals import Role
+from tests.drills.checks import audit_verifies, recount, seats
 from tests.drills.cluster import Cluster, free_port, workspace
 from tests.drills.crash_worker import _worker
-from tests.drills.platform import FORM, Platform, platform, serve, wait_ready
+from tests.drills.platform import (
+    FORM,
+    BookingGround,
+    Platform,
+    booking_ground,
+    client_of,
+    platform,
+    serve,
+    wait_ready,
+)
+from tests.factories.collection import add_organization
+from tests.factories.security import admin_headers
+from tests.factories.sign_in import log_in, staff_account
 
 BULK_RECORDS = 2_000
+BOOKERS = 2  # residents booking through the app at the same time
+HELD = 4  # bookings a booker keeps: it cancels its oldest before booking again, so at most BOOKERS * HELD
+CAPACITY = 20  # are active and the session never fills (a 409 "sold out" would be a defect of the drill)
+PAGE_EVERY_S = 5.0  # the bulletin and the dashboard are computed from the month's data: heavy, read at a pace
 
 
 @dataclass
@@ -45,6 +70,11 @@ class SoakResult:
     errors: int = 0
     acknowledged: int = 0
     stored: int = 0
+    booked: int = 0  # bookings answered 201
+    cancelled: int = 0  # cancellations answered 200
+    active: int = 0  # active bookings in the database afterwards
+    oversold: int = 0
+    miscounted: int = 0
     counters_ok: bool = False
     audit_ok: bool = False
 
@@ -61,9 +91,14 @@ class SoakResult:
         return max(0, self.acknowledged - self.stored)
 
     @property
+    def bookings_ok(self) -> bool:
+        return (self.booked > 0 and self.active == self.booked - self.cancelled and not self.oversold
+                and not self.miscounted)
+
+    @property
     def ok(self) -> bool:
         return (not self.errors and not self.lost and self.stored == self.acknowledged and self.counters_ok
-                and self.audit_ok and self.rss_growth_pct <= 10
+                and self.bookings_ok and self.audit_ok and self.rss_growth_pct <= 10
                 and (self.p99_ratio <= 1.5 or not self.judge_latency))
 
     def line(self) -> str:
@@ -72,7 +107,8 @@ class SoakResult:
         judged = "" if self.judge_latency else " (not judged: short run)"
         return (f"soak: ok={int(self.ok)} duration_s={self.duration_s:.0f} requests={self.requests} "
                 f"errors={self.errors} acknowledged={self.acknowledged} stored={self.stored} lost={self.lost} "
-                f"counters_ok={int(self.counters_ok)} audit_ok={int(self.audit_ok)} "
+                f"booked={self.booked} cancelled={self.cancelled} active={self.active} oversold={self.oversold} "
+                f"miscounted={self.miscounted} counters_ok={int(self.counters_ok)} audit_ok={int(self.audit_ok)} "
                 f"rss_growth_pct={self.rss_growth_pct:.1f} ({rss}) p99_ratio={self.p99_ratio:.2f}{judged} ({p99})")
 
 
@@ -95,22 +131,25 @@ def _rss_kb(pid: int) -> int:
 class Load:
     def __init__(self, http: httpx.AsyncClient, site: Platform, until: float) -> None:
         self.http, self.site, self.until = http, site, until
+        # The month of the uploads' records (an hour old), whose report, bulletin and dashboard are read.
+        self.month = business_date(site.app.state.clock.now() - timedelta(hours=1)).strftime("%Y-%m")
         self.latencies: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        self.requests = self.errors = self.acknowledged = 0
+        self.requests = self.errors = self.acknowledged = self.booked = self.cancelled = 0
 
-    async def timed(self, path: str, method: str, url: str, **kwargs: object) -> httpx.Response | None:
+    async def timed(self, path: str, method: str, url: str, *, expect: int = 200, http: httpx.AsyncClient | None = None,
+                    headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response | None:
+        """One request of `path`, as the upload client unless `headers` (or a signed-in `http`) say otherwise;
+        an error when the connection breaks or the answer is not `expect`."""
         started = time.monotonic()
+        self.requests += 1
         try:
-            response = await self.http.request(method, url, headers={**self.site.headers(),
-                                                                     **kwargs.pop("headers", {})},  # type: ignore[dict-item]
-                                               **kwargs)  # type: ignore[arg-type]
+            response = await (http or self.http).request(
+                method, url, headers=self.site.headers() if headers is None else headers, **kwargs)
         except httpx.TransportError:
-            self.requests += 1
             self.errors += 1
             return None
         self.latencies[path].append((started, time.monotonic() - started))
-        self.requests += 1
-        if response.status_code not in (200, 202):
+        if response.status_code != expect:
             self.errors += 1
         return response
 
@@ -128,8 +167,8 @@ class Load:
         n = 0
         while time.monotonic() < self.until:
             body = b"".join(orjson.dumps({"form": FORM, **r}) + b"\n" for r in self.site.batch(f"b{n}", BULK_RECORDS))
-            response = await self.timed("bulk", "POST", "/api/collection/jobs", content=body,
-                                        headers={"content-type": "application/x-ndjson"})
+            response = await self.timed("bulk", "POST", "/api/collection/jobs", expect=202, content=body,
+                                        headers={**self.site.headers(), "content-type": "application/x-ndjson"})
             n += 1
             if response is None or response.status_code != 202:
                 continue
@@ -143,11 +182,53 @@ class Load:
                 await asyncio.sleep(0.5)
 
     async def reads(self) -> None:
-        month = business_date(self.site.app.state.clock.now()).strftime("%Y-%m")
         while time.monotonic() < self.until:
-            await self.timed("quality", "GET", "/api/collection/quality", params={"month": month})
+            await self.timed("quality", "GET", "/api/collection/quality", params={"month": self.month})
             await self.timed("readyz", "GET", "/readyz")
             await asyncio.sleep(0.5)
+
+    async def bookings(self, ground: BookingGround, residents: list[str]) -> None:
+        """A booker: its HELD + 1 residents booked in turn through the app, each with a key of its own, the
+        oldest booking cancelled first once HELD are active (so none of them is ever booked twice at once),
+        and the department's availability searched between."""
+        app, held, n = ground.app, deque[int](), 0
+        while time.monotonic() < self.until:
+            if len(held) == HELD:
+                cancelled = await self.timed("cancel", "POST", f"/api/booking/bookings/{held.popleft()}/cancel",
+                                             headers=app.headers())
+                if cancelled is not None and cancelled.status_code == 200:
+                    self.cancelled += 1
+            resident = residents[n % len(residents)]
+            booked = await self.timed("booking", "POST", "/api/booking/bookings", expect=201,
+                                      json={"session_id": ground.session_id, "id_number": resident},
+                                      headers={**app.headers(), "Idempotency-Key": uuid.uuid4().hex})
+            if booked is not None and booked.status_code == 201:
+                self.booked += 1
+                held.append(booked.json()["id"])
+            n += 1
+            await self.timed("availability", "GET", "/api/booking/sessions", headers=app.headers(),
+                             params={"department_id": ground.department_id})
+            await asyncio.sleep(0.5)
+
+    async def pages(self, http: httpx.AsyncClient, *paths: tuple[str, str]) -> None:
+        """Pages read by a member of staff signed in on `http` (its cookies), every PAGE_EVERY_S, the first
+        PAGE_EVERY_S after the start (the month has figures by then)."""
+        while time.monotonic() + PAGE_EVERY_S < self.until:
+            await asyncio.sleep(PAGE_EVERY_S)
+            for path, url in paths:
+                await self.timed(path, "GET", url, http=http, headers={})
+
+
+async def _reported(site: Platform) -> None:
+    """What the month's pages report on: the hospital enrolled for outpatient monitoring (the dashboard rates
+    and charts it) and its district's health platform registered (the bulletin reports by district)."""
+    await add_organization(site.app.state.database, site.app.state.clock, "P0001", kind="district_platform",
+                           name="drill district platform")
+    async with client_of(site.app) as local:
+        enrolled = await local.post("/api/collection/enrolments", headers=await admin_headers(site.app), json={
+            "organization_code": site.org_code, "group": "outpatient", "start_date": "2020-01-01"})
+    if enrolled.status_code != 201:
+        raise AssertionError(f"the hospital not enrolled: {enrolled.text}")
 
 
 def _p99(samples: list[float]) -> float:
@@ -165,20 +246,36 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
         cluster.start()
         url = await create_database(cluster.url, "drill")
         async with platform(url, root / "var", server_worker_concurrency=0) as site:
-            pass
+            await _reported(site)
+            ground = await booking_ground(site, residents=BOOKERS * (HELD + 1), capacity=CAPACITY)
+            database, clock = site.app.state.database, site.app.state.clock
+            editor = await staff_account(site.app, database, clock, Role.BULLETIN_EDITOR, "editor")
+            operator = await staff_account(site.app, database, clock, Role.DATA_QUALITY_OPERATOR, "operator")
         port = free_port()
         processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
                                     CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
         processes["worker"] = _worker(site, root / "worker")
         base_url = f"http://127.0.0.1:{port}"
         await wait_ready(base_url)
-        started = time.monotonic()
-        warm = started + duration_s / 5
         rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        async with (httpx.AsyncClient(base_url=base_url, timeout=60) as http,
+                    httpx.AsyncClient(base_url=base_url, timeout=60) as editing,
+                    httpx.AsyncClient(base_url=base_url, timeout=60) as operating):
+            for browser, account in ((editing, editor), (operating, operator)):  # the form, over HTTP
+                if (signed := await log_in(browser, account, clock)).status_code != 303:
+                    raise AssertionError(f"{account.username} not signed in: {signed.status_code}")
+            started = time.monotonic()
+            warm = started + duration_s / 5
             load = Load(http, site, started + duration_s)
+            numbers = [number for _, number in ground.residents]
             tasks = [asyncio.create_task(load.realtime(n)) for n in range(2)]
-            tasks += [asyncio.create_task(load.bulk()), asyncio.create_task(load.reads())]
+            tasks += [asyncio.create_task(load.bookings(ground, numbers[n::BOOKERS])) for n in range(BOOKERS)]
+            tasks += [asyncio.create_task(load.bulk()), asyncio.create_task(load.reads()),
+                      asyncio.create_task(load.pages(editing, ("bulletin", f"/bulletin/{load.month}"))),
+                      asyncio.create_task(load.pages(
+                          operating, ("dashboard", f"/dashboard/quality?month={load.month}"),
+                          ("rejections", f"/dashboard/quality/units/{site.organization_id}/rejections"
+                                         f"?month={load.month}")))]
             while time.monotonic() < load.until:
                 for name, process in processes.items():
                     rss[name].append((time.monotonic(), _rss_kb(process.pid)))
@@ -194,12 +291,15 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
             last = [s for at, s in timings if at >= load.until - quarter]
             result.p99_ms[path] = (_p99(first), _p99(last))
         result.requests, result.errors, result.acknowledged = load.requests, load.errors, load.acknowledged
+        result.booked, result.cancelled = load.booked, load.cancelled
         await asyncio.sleep(2)  # the last bulk job's completion is acknowledged only when read completed
         checker = Database(url)
         try:
             async with checker.transaction() as session:
                 result.stored = (await session.execute(select(func.count()).select_from(Record))).scalar_one()
             result.counters_ok = (await recount(checker)).ok
+            slots = await seats(checker)
+            result.active, result.oversold, result.miscounted = slots.active, slots.oversold, slots.miscounted
         finally:
             await checker.dispose()
         result.audit_ok, _ = audit_verifies(url)

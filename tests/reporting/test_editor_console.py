@@ -14,7 +14,8 @@ from cityhealth.db.engine import Database
 from cityhealth.reporting import render_pdf, sources
 from cityhealth.reporting.model import BulletinData
 from cityhealth.security.principals import Role
-from tests.web.pages_support import CSRF_INPUT, as_visitor, log_in, staff_account
+from tests.factories.sign_in import CSRF_INPUT, log_in, staff_account
+from tests.web.pages_support import as_visitor
 
 
 @pytest.fixture(autouse=True)

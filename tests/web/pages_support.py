@@ -1,6 +1,6 @@
-"""What the page tests share: reading a page's tables and sections, logging in through the form, a bulk upload
-with rejected rows, the drill-down's URL, the audit events written, and the bulletin's issues published, an
-editor's account and a visitor without cookies."""
+"""What the page tests share: reading a page's tables and sections, a bulk upload with rejected rows, the
+drill-down's URL, the audit events written, the bulletin's issues published, an editor signed in (the form's
+sign-in is tests/factories/sign_in.py, which the soak drill shares) and a visitor without cookies."""
 
 from __future__ import annotations
 
@@ -10,22 +10,18 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pyotp
 from fastapi import FastAPI
 from sqlalchemy import select
 from tests.factories.collection import make_record
 from tests.factories.security import headers_for, machine, staff
+from tests.factories.sign_in import log_in, staff_account
 from tests.web.conftest import MONTH, Seeded
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection.api import runtime
 from cityhealth.db.engine import Database
-from cityhealth.security import staff as staff_accounts
 from cityhealth.security.models import AuditEvent
 from cityhealth.security.principals import Role, Scope
-from cityhealth.web.demo import DemoOperator
-
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def rows_of(html: str, table_class: str) -> list[list[str]]:
@@ -41,17 +37,6 @@ def section(html: str, section_id: str) -> str:
     found = re.search(rf'<section[^>]*id="{re.escape(section_id)}"[^>]*>(.*?)</section>', html, re.DOTALL)
     assert found is not None, f"no section #{section_id}"
     return found.group(1)
-
-
-async def log_in(client: httpx.AsyncClient, operator: DemoOperator, clock: SimulatedClock, *,
-                 next_url: str = "", code: str | None = None) -> httpx.Response:
-    form = await client.get("/login")
-    csrf = CSRF_INPUT.search(form.text)
-    assert csrf is not None
-    return await client.post("/login", data={
-        "username": operator.username, "password": operator.password,
-        "totp": pyotp.TOTP(operator.totp_secret).at(clock.now()) if code is None else code,
-        "csrf_token": csrf.group(1), "next": next_url})
 
 
 async def upload_job(app: FastAPI, client: httpx.AsyncClient, clock: SimulatedClock, seeded: Seeded,
@@ -85,20 +70,7 @@ async def audit_events(database: Database, **where: Any) -> list[AuditEvent]:
         return list((await session.execute(statement)).scalars())
 
 
-STAFF_PASSWORD = "a long editor password 7"
 REGION = "320100"  # Nanjing, the seeded city
-
-
-async def staff_account(app: FastAPI, database: Database, clock: SimulatedClock, role: Role,
-                        name: str) -> DemoOperator:
-    """A member of staff with `role`, its password and second factor, to log in through the form."""
-    async with database.transaction() as session:
-        created = await staff_accounts.create_staff_user(
-            session, clock, app.state.settings, username=name, display_name=name, password=STAFF_PASSWORD,
-            roles=frozenset({role}), organization_id=None)
-    secret = str(pyotp.parse_uri(created.totp_uri).secret) if created.totp_uri else ""
-    return DemoOperator(username=name, password=STAFF_PASSWORD, totp_secret=secret or pyotp.random_base32(),
-                        totp_uri=created.totp_uri or "", created=True)
 
 
 async def log_in_as_editor(app: FastAPI, client: httpx.AsyncClient, database: Database,

@@ -16,9 +16,10 @@ from fastapi import FastAPI
 from tests.browser import RESULTS, Browser, has_colour, png_size, rgb, screenshot
 from tests.factories.booking import World, add_resident, publish
 from tests.factories.security import headers_for, staff
+from tests.factories.sign_in import staff_account
 from tests.hotline.desk_support import open_call
 from tests.web.conftest import ENROLLED, MONTH, NOT_ENROLLED, Booker, Seeded
-from tests.web.pages_support import publish_issue, staff_account
+from tests.web.pages_support import publish_issue
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.config import Settings

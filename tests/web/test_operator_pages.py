@@ -18,8 +18,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 from tests.factories.collection import make_record
 from tests.factories.security import headers_for, machine, staff
+from tests.factories.sign_in import CSRF_INPUT, log_in
 from tests.web.conftest import Seeded
-from tests.web.pages_support import CSRF_INPUT, audit_events, drill_down, log_in, rows_of, upload_job
+from tests.web.pages_support import audit_events, drill_down, rows_of, upload_job
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection.api import runtime
