@@ -12,7 +12,7 @@ export CITYHEALTH_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-.PHONY: install lock browser-deps orthanc-deps office-deps lint test test-sqlite test-postgres test-slow drills drills-short serve demo bench clean
+.PHONY: install lock browser-deps orthanc-deps office-deps fuse-deps lint test test-sqlite test-postgres test-slow drills drills-short serve demo bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cityhealth needs Python >= 3.11")'
@@ -46,6 +46,10 @@ orthanc-deps:
 office-deps:
 	scripts/office-deps
 
+# libfuse3 (Debian's fuse3, a few seconds to install): the slow-disk drill's filesystem.
+fuse-deps:
+	scripts/fuse-deps
+
 test-sqlite: install browser-deps orthanc-deps office-deps
 	CITYHEALTH_TEST_DATABASE=sqlite $(PYTEST) -m "not slow"
 
@@ -60,11 +64,12 @@ test-slow: install orthanc-deps
 # 20-minute soak: about 35 minutes); `drills-short`, the same drills smaller (4.4 minutes once on a busy 2-core
 # machine, 7-8.5 minutes on a busier one). `make test` runs it beside the slow stage (one long test that keeps one
 # core busy; the drills mostly wait on their processes), so that it adds its time to neither.
-# The full-disk drill mounts a tmpfs: as root only (it says so and is skipped otherwise).
-drills: install
+# The full-disk drill mounts a tmpfs, the slow-disk drill a FUSE filesystem: as root only (each says so and is
+# skipped otherwise).
+drills: install fuse-deps
 	$(BIN)/python benchmarks/drills.py
 
-drills-short: install
+drills-short: install fuse-deps
 	$(BIN)/python benchmarks/drills.py --short
 
 test: lint test-sqlite test-postgres
