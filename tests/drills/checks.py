@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from cityhealth.clock import business_date
 from cityhealth.collection.models import DailyCount, Record
@@ -47,6 +47,11 @@ def audit_verifies(database_url: str, var_dir: Path | None = None) -> tuple[bool
     done = cli(database_url, "audit", "verify", var_dir=var_dir)
     lines = done.stdout.strip().splitlines() or done.stderr.strip().splitlines() or [""]
     return done.returncode == 0, lines[-1]
+
+
+async def count_rows(database: Database, model: type[object]) -> int:
+    async with database.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 async def recount(database: Database) -> Counts:

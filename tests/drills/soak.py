@@ -21,18 +21,18 @@ from pathlib import Path
 
 import httpx
 import orjson
-from sqlalchemy import func, select
 
 from cityhealth.clock import business_date
 from cityhealth.collection.models import Record
 from cityhealth.db.admin import create_database
 from cityhealth.db.engine import Database
-from tests.drills.checks import audit_verifies, recount
+from tests.drills.checks import audit_verifies, count_rows, recount
 from tests.drills.cluster import Cluster, free_port, workspace
 from tests.drills.crash_worker import _worker
 from tests.drills.platform import FORM, Platform, platform, serve, wait_ready
 
 BULK_RECORDS = 2_000
+JOB_PATIENCE_S = 120  # how long after the load's end its last bulk job is followed before it counts as an error
 
 
 @dataclass
@@ -93,8 +93,11 @@ def _rss_kb(pid: int) -> int:
 
 
 class Load:
-    def __init__(self, http: httpx.AsyncClient, site: Platform, until: float) -> None:
-        self.http, self.site, self.until = http, site, until
+    """The mixed load, until a moment: real-time uploaders, a bulk uploader that follows each job to its end, and
+    a reader of the quality report and readiness. `tag` keeps the records of two loads on one platform apart."""
+
+    def __init__(self, http: httpx.AsyncClient, site: Platform, until: float, tag: str = "") -> None:
+        self.http, self.site, self.until, self.tag = http, site, until, tag
         self.latencies: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.requests = self.errors = self.acknowledged = 0
 
@@ -118,7 +121,7 @@ class Load:
         n = 0
         while time.monotonic() < self.until:
             response = await self.timed("realtime", "POST", f"/api/collection/forms/{FORM}/records",
-                                        json=self.site.batch(f"s{number}-{n}", 50))
+                                        json=self.site.batch(f"{self.tag}s{number}-{n}", 50))
             if response is not None and response.status_code == 200:
                 self.acknowledged += 50
             n += 1
@@ -127,7 +130,8 @@ class Load:
     async def bulk(self) -> None:
         n = 0
         while time.monotonic() < self.until:
-            body = b"".join(orjson.dumps({"form": FORM, **r}) + b"\n" for r in self.site.batch(f"b{n}", BULK_RECORDS))
+            records = self.site.batch(f"{self.tag}b{n}", BULK_RECORDS)
+            body = b"".join(orjson.dumps({"form": FORM, **r}) + b"\n" for r in records)
             response = await self.timed("bulk", "POST", "/api/collection/jobs", content=body,
                                         headers={"content-type": "application/x-ndjson"})
             n += 1
@@ -136,9 +140,14 @@ class Load:
             job = response.json()["id"]
             while True:  # its reads are the job path's load
                 read = await self.timed("job_read", "GET", f"/api/collection/jobs/{job}")
-                if read is None or read.status_code != 200 or read.json()["status"] in ("completed", "failed"):
-                    if read is not None and read.status_code == 200 and read.json()["status"] == "completed":
-                        self.acknowledged += BULK_RECORDS
+                if read is None or read.status_code != 200:  # counted as an error by timed()
+                    break
+                status = read.json()["status"]
+                if status == "completed":
+                    self.acknowledged += BULK_RECORDS
+                    break
+                if status == "failed" or time.monotonic() > self.until + JOB_PATIENCE_S:
+                    self.errors += 1  # a job that failed or never ends is an error, though every answer was 200
                     break
                 await asyncio.sleep(0.5)
 
@@ -149,8 +158,12 @@ class Load:
             await self.timed("readyz", "GET", "/readyz")
             await asyncio.sleep(0.5)
 
+    def start(self, realtime_clients: int = 2) -> list[asyncio.Task[None]]:
+        tasks = [asyncio.create_task(self.realtime(n)) for n in range(realtime_clients)]
+        return [*tasks, asyncio.create_task(self.bulk()), asyncio.create_task(self.reads())]
 
-def _p99(samples: list[float]) -> float:
+
+def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
 
@@ -177,8 +190,7 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
         rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
             load = Load(http, site, started + duration_s)
-            tasks = [asyncio.create_task(load.realtime(n)) for n in range(2)]
-            tasks += [asyncio.create_task(load.bulk()), asyncio.create_task(load.reads())]
+            tasks = load.start()
             while time.monotonic() < load.until:
                 for name, process in processes.items():
                     rss[name].append((time.monotonic(), _rss_kb(process.pid)))
@@ -192,13 +204,12 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
         for path, timings in load.latencies.items():
             first = [s for at, s in timings if warm <= at < warm + quarter]
             last = [s for at, s in timings if at >= load.until - quarter]
-            result.p99_ms[path] = (_p99(first), _p99(last))
+            result.p99_ms[path] = (p99(first), p99(last))
         result.requests, result.errors, result.acknowledged = load.requests, load.errors, load.acknowledged
         await asyncio.sleep(2)  # the last bulk job's completion is acknowledged only when read completed
         checker = Database(url)
         try:
-            async with checker.transaction() as session:
-                result.stored = (await session.execute(select(func.count()).select_from(Record))).scalar_one()
+            result.stored = await count_rows(checker, Record)
             result.counters_ok = (await recount(checker)).ok
         finally:
             await checker.dispose()
