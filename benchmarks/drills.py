@@ -6,8 +6,9 @@ Each drill prints its figures on a line of its own and the run fails (exit 1) wh
   of a simulated month — the same rows as at that moment, `audit verify` passes, counters equal a recount;
 - disk_full: the database (and the bulk-upload spool in it) on a small tmpfs; a bulk upload that does not fit
   is refused 507 with nothing left behind, and the platform goes on serving (needs root: it mounts);
-- slow_disk: the database on a FUSE filesystem that holds each fsync, under mixed load, at normal and at slow
-  disk: no error, nothing lost, reads answered, the p99s and the write rate of both (needs root and libfuse3);
+- slow_disk: the database (SQLite; in the full run PostgreSQL's data directory too) on a FUSE filesystem that
+  holds each fsync, under mixed load, at normal and at slow disk: no error, nothing lost, reads answered, the
+  p99s and the write rate of both (needs root and libfuse3);
 - db_restart: PostgreSQL stopped and started, then killed and started, under uploads and reads;
 - crash_worker / crash_api / crash_booking: `cityhealth worker` SIGKILLed mid-job, `cityhealth serve` SIGKILLed
   during real-time uploads and during a booking race, at random moments, N times each;
@@ -56,11 +57,13 @@ async def main(arguments: argparse.Namespace) -> int:
 
     slow_lost = slow_twice = 0
     if (reason := slow_disk.unavailable()) is None:
-        slow = await (slow_disk.run(**slow_disk.SHORT) if arguments.short else slow_disk.run())
-        _say(slow.line())
-        slow_lost, slow_twice = slow.lost, slow.twice
-        if not slow.ok:
-            failed.append("slow_disk")
+        for backend in ("sqlite",) if arguments.short else ("sqlite", "postgresql"):
+            slow = await (slow_disk.run(backend=backend, **slow_disk.SHORT) if arguments.short
+                          else slow_disk.run(backend=backend))
+            _say(slow.line())
+            slow_lost, slow_twice = slow_lost + slow.lost, slow_twice + slow.twice
+            if not slow.ok:
+                failed.append(f"slow_disk[{backend}]")
     else:
         _say(f"slow_disk: skipped ({reason})")
 

@@ -75,6 +75,16 @@ async def recount(database: Database) -> Counts:
     return Counts(sum(stored.values()), sum(counted.values()), mismatched)
 
 
+async def settled(database_url: str) -> tuple[int, bool, bool]:
+    """After a load has ended: the records stored, whether the counters equal a recount, whether the chain verifies."""
+    checker = Database(database_url)
+    try:
+        stored, counts = await count_rows(checker, Record), await recount(checker)
+    finally:
+        await checker.dispose()
+    return stored, counts.ok, audit_verifies(database_url)[0]
+
+
 async def table_digests(database: Database) -> dict[str, tuple[int, str]]:
     """Every table's row count and an md5 of its rows in a fixed order (PostgreSQL): equal digests, equal data."""
     async with database.transaction() as session:

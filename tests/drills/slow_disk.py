@@ -1,8 +1,9 @@
-"""The slow-disk drill: the SQLite database (and the bulk-upload spool in its table) on a filesystem that holds
-every fsync for a set delay (tests/drills/slowfs.py), under the soak's mixed load on a `cityhealth serve`
-process: real-time and bulk uploads, job reads, the quality report and readiness. One phase with no delay, then
-one with the delay. Guarantees: no error in either phase (every answer 200 or 202, every bulk job completed),
-every path answered in the slow phase, nothing lost or stored twice, counters equal a recount, the audit chain
+"""The slow-disk drill: the database on a filesystem that holds every fsync for a set delay
+(tests/drills/slowfs.py) — SQLite's file (the embedded default, with the bulk-upload spool in its table), or a
+throwaway PostgreSQL cluster's data directory — under the soak's mixed load on the platform's processes:
+real-time and bulk uploads, job reads, the quality report and readiness. One phase with no delay, then one with
+the delay. Guarantees: no error in either phase (every answer 200 or 202, every bulk job completed), every path
+answered in the slow phase, nothing lost or stored without its answer, counters equal a recount, the audit chain
 verifies; the figures are each path's p99 and the records taken per second at normal and at slow disk.
 
 A probe commit on the same disk (SQLite, WAL, `synchronous=FULL` as the platform's) before each phase shows the
@@ -23,7 +24,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +31,11 @@ from pathlib import Path
 
 import httpx
 
-from cityhealth.collection.models import Record
-from tests.drills.checks import count_rows, recount
-from tests.drills.platform import CrashRig, Platform, platform
-from tests.drills.soak import Load, p99
+from cityhealth.db.admin import create_database
+from tests.drills.checks import settled
+from tests.drills.cluster import Cluster, workspace
+from tests.drills.platform import Platform, platform
+from tests.drills.soak import Load, p99, served
 
 PATHS = ("realtime", "bulk", "job_read", "quality", "readyz")
 SHORT = {"phase_s": 10.0}
@@ -82,11 +83,11 @@ class SlowDisk:
 
 
 @contextlib.contextmanager
-def slow_disk(root: Path) -> Iterator[SlowDisk]:
-    """The slow filesystem mounted at `root`/mnt over `root`/backing, holding no fsync yet; unmounted on leaving
-    (every process using it must have closed its files by then)."""
-    backing, mountpoint, delay_file = root / "backing", root / "mnt", root / "fsync-delay-ms"
-    backing.mkdir()
+def slow_disk(root: Path, mountpoint: Path) -> Iterator[SlowDisk]:
+    """The slow filesystem mounted at `mountpoint` (made empty) over `root`/backing, holding no fsync yet;
+    unmounted on leaving (every process using it must have closed its files by then)."""
+    backing, delay_file = root / "backing", root / "fsync-delay-ms"
+    backing.mkdir(parents=True)
     mountpoint.mkdir()
     delay_file.write_text("0")
     log = root / "slowfs.log"
@@ -134,6 +135,7 @@ class Phase:
 
 @dataclass
 class SlowDiskResult:
+    backend: str
     phases: list[Phase]
     stored: int
     counters_ok: bool
@@ -160,8 +162,8 @@ class SlowDiskResult:
                 and self.counters_ok and self.audit_ok)
 
     def line(self) -> str:
-        return (f"slow_disk: ok={int(self.ok)} acknowledged={self.acknowledged} stored={self.stored} "
-                f"lost={self.lost} twice={self.twice} "
+        return (f"slow_disk: backend={self.backend} ok={int(self.ok)} acknowledged={self.acknowledged} "
+                f"stored={self.stored} lost={self.lost} twice={self.twice} "
                 f"counters_ok={int(self.counters_ok)} audit_ok={int(self.audit_ok)} | "
                 + " | ".join(phase.figures() for phase in self.phases))
 
@@ -177,28 +179,33 @@ async def _phase(http: httpx.AsyncClient, site: Platform, disk: SlowDisk, name: 
                  {path: p99([took for _, took in timings]) for path, timings in load.latencies.items()})
 
 
-async def run(*, phase_s: float = 60.0, fsync_delay_ms: float = 50.0) -> SlowDiskResult:
+async def run(*, backend: str = "sqlite", phase_s: float = 60.0, fsync_delay_ms: float = 50.0) -> SlowDiskResult:
+    """`backend` "sqlite" or "postgresql"."""
     reason = unavailable()
     if reason:
         raise RuntimeError(f"the slow-disk drill {reason}")
-    root = Path(tempfile.mkdtemp(prefix="drill-slowdisk-"))
+    root = workspace("drill-slowdisk-")
+    cluster = Cluster(root, "data") if backend == "postgresql" else None
     try:
-        with slow_disk(root) as disk:
-            rig = CrashRig(disk.mountpoint)  # the database on the slow disk, one `cityhealth serve` on it
+        with slow_disk(root / "fs", root / "data") as disk:
             try:
-                async with platform(rig.url, root / "var") as site:
+                if cluster is None:
+                    url = f"sqlite:///{disk.mountpoint / 'cityhealth.sqlite'}"
+                else:  # its data directory is the mount
+                    cluster.init()
+                    cluster.start()
+                    url = await create_database(cluster.url, "drill")
+                async with platform(url, root / "var", server_worker_concurrency=0) as site:
                     pass
-                await rig.serve(site)
-                async with httpx.AsyncClient(base_url=rig.base_url, timeout=60) as http:
+                async with served(site, root) as (base_url, _), httpx.AsyncClient(base_url=base_url,
+                                                                                    timeout=60) as http:
                     phases = [await _phase(http, site, disk, name, delay, phase_s)
                               for name, delay in (("normal", 0.0), ("slow", fsync_delay_ms))]
-                rig.stop()
-                stored, counts = await count_rows(rig.checker, Record), await recount(rig.checker)
-                chain_ok = await rig.chain_ok()
+                stored, counters_ok, audit_ok = await settled(url)
             finally:
-                rig.stop()
-                await rig.checker.dispose()
-        return SlowDiskResult(phases, stored, counts.ok, chain_ok)
+                if cluster is not None:
+                    cluster.stop("fast")
+        return SlowDiskResult(backend, phases, stored, counters_ok, audit_ok)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -206,6 +213,8 @@ async def run(*, phase_s: float = 60.0, fsync_delay_ms: float = 50.0) -> SlowDis
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--short", action="store_true", help=f"phases of {SHORT['phase_s']:.0f} s instead of 60")
-    outcome = asyncio.run(run(**SHORT) if parser.parse_args().short else run())
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parsed = parser.parse_args()
+    outcome = asyncio.run(run(backend=parsed.backend, **SHORT) if parsed.short else run(backend=parsed.backend))
     print(outcome.line())  # noqa: T201
     sys.exit(0 if outcome.ok else 1)

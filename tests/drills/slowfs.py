@@ -5,7 +5,7 @@ milliseconds in a file outside the mount, read at every fsync).
 Why fsync: the platform's SQLite commits with `synchronous=FULL` (db/engine.py), so every commit waits for an
 fsync of its WAL and a checkpoint for one of the database file, while its writes land in the page cache. A disk
 slow to the platform is a disk whose flush is slow. Device-mapper's delay target would do it in the kernel, but
-is not on every machine (not on the development one), and cgroup I/O throttling misses buffered writes' flushes.
+is not in every kernel (not the development machine's), and cgroup I/O throttling misses buffered writes' flushes.
 
 Through mfusepy (ctypes over Debian's libfuse3, which scripts/fuse-deps installs; it loads the library as it
 is imported, so only this program imports it), as root, in a process of its own:
@@ -14,7 +14,6 @@ is imported, so only this program imports it), as root, in a process of its own:
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
@@ -39,6 +38,12 @@ class Passthrough(mfusepy.Operations):  # type: ignore[misc]  # mfusepy has no t
     def _real(self, path: str) -> str:
         return os.path.join(self.backing, path.lstrip("/"))
 
+    def _caller(self) -> tuple[int, int]:
+        """The user and group of the process calling: what it creates is its own (PostgreSQL checks that its data
+        directory is), though this filesystem, running as root, makes it."""
+        uid, gid, _ = mfusepy.fuse_get_context()
+        return uid, gid
+
     def _hold(self) -> None:
         time.sleep(float(self.delay_file.read_text()) / 1000)
 
@@ -51,11 +56,6 @@ class Passthrough(mfusepy.Operations):  # type: ignore[misc]  # mfusepy has no t
         found = os.statvfs(self._real(path))
         return {name: getattr(found, name) for name in STATVFS_FIELDS}
 
-    def access(self, path: str, amode: int) -> int:
-        if not os.access(self._real(path), amode):
-            raise mfusepy.FuseOSError(errno.EACCES)
-        return 0
-
     def readdir(self, path: str, fh: int) -> list[str]:
         return [".", "..", *os.listdir(self._real(path))]
 
@@ -63,7 +63,9 @@ class Passthrough(mfusepy.Operations):  # type: ignore[misc]  # mfusepy has no t
         return os.open(self._real(path), flags)
 
     def create(self, path: str, mode: int, fi: object = None) -> int:
-        return os.open(self._real(path), os.O_RDWR | os.O_CREAT, mode)
+        handle = os.open(self._real(path), os.O_RDWR | os.O_CREAT, mode)
+        os.fchown(handle, *self._caller())
+        return handle
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         return os.pread(fh, size, offset)
@@ -103,6 +105,7 @@ class Passthrough(mfusepy.Operations):  # type: ignore[misc]  # mfusepy has no t
 
     def mkdir(self, path: str, mode: int) -> int:
         os.mkdir(self._real(path), mode)
+        os.chown(self._real(path), *self._caller())
         return 0
 
     def rmdir(self, path: str) -> int:
@@ -127,5 +130,6 @@ class Passthrough(mfusepy.Operations):  # type: ignore[misc]  # mfusepy has no t
 
 if __name__ == "__main__":
     backing_dir, mountpoint, delay_path = sys.argv[1:4]
+    # allow_other: a PostgreSQL cluster on it runs as the postgres user; the files' own modes still apply.
     mfusepy.FUSE(Passthrough(backing_dir, Path(delay_path)), mountpoint, foreground=True, nothreads=False,
-                 fsname="drill-slowfs")
+                 fsname="drill-slowfs", allow_other=True, default_permissions=True)

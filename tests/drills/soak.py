@@ -10,12 +10,14 @@ errors (any answer but 200/202); records lost (stored against acknowledged).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +25,8 @@ import httpx
 import orjson
 
 from cityhealth.clock import business_date
-from cityhealth.collection.models import Record
 from cityhealth.db.admin import create_database
-from cityhealth.db.engine import Database
-from tests.drills.checks import audit_verifies, count_rows, recount
+from tests.drills.checks import settled
 from tests.drills.cluster import Cluster, free_port, workspace
 from tests.drills.crash_worker import _worker
 from tests.drills.platform import FORM, Platform, platform, serve, wait_ready
@@ -168,53 +168,23 @@ def p99(samples: list[float]) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
 
 
-async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> SoakResult:
-    root = workspace("drill-soak-")
-    cluster = Cluster(root, "data")
-    result = SoakResult(duration_s, judge_latency)
+@contextlib.asynccontextmanager
+async def served(site: Platform, root: Path) -> AsyncIterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """`site`'s platform as processes, ready: a `cityhealth serve` and, on PostgreSQL, a `cityhealth worker` beside
+    it (the server's own task worker off; on SQLite the server runs the tasks). Their base URL and the processes by
+    name; on leaving, each is sent SIGTERM and killed if it has not ended within 30 s."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    port = free_port()
     try:
-        cluster.init()
-        cluster.start()
-        url = await create_database(cluster.url, "drill")
-        async with platform(url, root / "var", server_worker_concurrency=0) as site:
-            pass
-        port = free_port()
-        processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
-                                    CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
-        processes["worker"] = _worker(site, root / "worker")
+        if site.app.state.database.is_sqlite:
+            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log")
+        else:
+            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
+                                        CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
+            processes["worker"] = _worker(site, root / "worker")
         base_url = f"http://127.0.0.1:{port}"
         await wait_ready(base_url)
-        started = time.monotonic()
-        warm = started + duration_s / 5
-        rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-            load = Load(http, site, started + duration_s)
-            tasks = load.start()
-            while time.monotonic() < load.until:
-                for name, process in processes.items():
-                    rss[name].append((time.monotonic(), _rss_kb(process.pid)))
-                await asyncio.sleep(min(5.0, duration_s / 40))
-            await asyncio.gather(*tasks)
-        for name, samples in rss.items():
-            after = [kb for at, kb in samples if at >= warm]
-            if after:
-                result.rss_mb[name] = (after[0] / 1024, max(after) / 1024)
-        quarter = (load.until - warm) / 4
-        for path, timings in load.latencies.items():
-            first = [s for at, s in timings if warm <= at < warm + quarter]
-            last = [s for at, s in timings if at >= load.until - quarter]
-            result.p99_ms[path] = (p99(first), p99(last))
-        result.requests, result.errors, result.acknowledged = load.requests, load.errors, load.acknowledged
-        await asyncio.sleep(2)  # the last bulk job's completion is acknowledged only when read completed
-        checker = Database(url)
-        try:
-            result.stored = await count_rows(checker, Record)
-            result.counters_ok = (await recount(checker)).ok
-        finally:
-            await checker.dispose()
-        result.audit_ok, _ = audit_verifies(url)
-        return result
+        yield base_url, processes
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -225,6 +195,43 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> SoakResult:
+    root = workspace("drill-soak-")
+    cluster = Cluster(root, "data")
+    result = SoakResult(duration_s, judge_latency)
+    try:
+        cluster.init()
+        cluster.start()
+        url = await create_database(cluster.url, "drill")
+        async with platform(url, root / "var", server_worker_concurrency=0) as site:
+            pass
+        async with served(site, root) as (base_url, processes):
+            started = time.monotonic()
+            warm = started + duration_s / 5
+            rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
+            async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+                load = Load(http, site, started + duration_s)
+                tasks = load.start()
+                while time.monotonic() < load.until:
+                    for name, process in processes.items():
+                        rss[name].append((time.monotonic(), _rss_kb(process.pid)))
+                    await asyncio.sleep(min(5.0, duration_s / 40))
+                await asyncio.gather(*tasks)
+        for name, samples in rss.items():
+            after = [kb for at, kb in samples if at >= warm]
+            if after:
+                result.rss_mb[name] = (after[0] / 1024, max(after) / 1024)
+        quarter = (load.until - warm) / 4
+        for path, timings in load.latencies.items():
+            first = [s for at, s in timings if warm <= at < warm + quarter]
+            last = [s for at, s in timings if at >= load.until - quarter]
+            result.p99_ms[path] = (p99(first), p99(last))
+        result.requests, result.errors, result.acknowledged = load.requests, load.errors, load.acknowledged
+        result.stored, result.counters_ok, result.audit_ok = await settled(url)
+        return result
+    finally:
         cluster.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
 
