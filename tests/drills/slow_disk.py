@@ -102,8 +102,15 @@ def slow_disk(root: Path, mountpoint: Path) -> Iterator[SlowDisk]:
             time.sleep(0.05)
         yield SlowDisk(mountpoint, delay_file)
     finally:
-        if os.path.ismount(mountpoint) and subprocess.run(["umount", str(mountpoint)], check=False).returncode:  # noqa: S603, S607
-            subprocess.run(["umount", "-l", str(mountpoint)], check=False)  # noqa: S603, S607 - a file left open
+        # A process that has just ended may hold it a moment longer (PostgreSQL's postmaster has its data
+        # directory as its working directory until it is gone): retry, then detach it lazily.
+        deadline = time.monotonic() + 10
+        while os.path.ismount(mountpoint) and subprocess.run(["umount", str(mountpoint)],  # noqa: S603, S607
+                                                             capture_output=True, check=False).returncode:
+            if time.monotonic() > deadline:
+                subprocess.run(["umount", "-l", str(mountpoint)], check=False)  # noqa: S603, S607
+                break
+            time.sleep(0.2)
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
