@@ -61,9 +61,10 @@ test-slow: install orthanc-deps
 
 # Reliability drills (docs/reliability.md): crashes, a database restart, a point-in-time restore, a full disk, a
 # slow disk and a soak, on throwaway PostgreSQL clusters of their own. `drills` is the full run (20 SIGKILLs per
-# crash drill, a 20-minute soak: about 35 minutes); `drills-short`, the same drills smaller (4.4 minutes once on a
-# busy 2-core machine, 7-8.5 minutes on a busier one). `make test` runs it beside the slow stage (one long test that
-# keeps one core busy; the drills mostly wait on their processes), so that it adds its time to neither.
+# crash drill, a 20-minute soak: about 35 minutes, and 6.5 more for the slow disk on both databases);
+# `drills-short`, the same drills smaller (4.4 minutes once on a busy 2-core machine, 7-8.5 minutes on a busier one;
+# the slow disk, added since, about 1 more). `make test` runs it beside the slow stage (one long test that keeps one
+# core busy; the drills mostly wait on their processes), so that it adds its time to neither.
 # The full-disk drill mounts a tmpfs, the slow-disk drill a FUSE filesystem: as root only (each says so and is
 # skipped otherwise).
 drills: install fuse-deps
