@@ -6,6 +6,9 @@ Each drill prints its figures on a line of its own and the run fails (exit 1) wh
   of a simulated month — the same rows as at that moment, `audit verify` passes, counters equal a recount;
 - disk_full: the database (and the bulk-upload spool in it) on a small tmpfs; a bulk upload that does not fit
   is refused 507 with nothing left behind, and the platform goes on serving (needs root: it mounts);
+- slow_disk: the database (SQLite; in the full run PostgreSQL's data directory too) on a FUSE filesystem that
+  holds each fsync, under mixed load, at normal and at slow disk: no error, nothing lost, reads answered, the
+  p99s and the write rate of both (needs root and libfuse3);
 - db_restart: PostgreSQL stopped and started, then killed and started, under uploads and reads;
 - crash_worker / crash_api / crash_booking: `cityhealth worker` SIGKILLed mid-job, `cityhealth serve` SIGKILLed
   during real-time uploads and during a booking race (bookings, holds confirmed, holds left for the sweeper to
@@ -29,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.drills import crash_api, crash_booking, crash_worker, db_restart, disk_full, pitr, soak
+from tests.drills import crash_api, crash_booking, crash_worker, db_restart, disk_full, pitr, slow_disk, soak
 
 
 def _say(line: str) -> None:
@@ -54,6 +57,18 @@ async def main(arguments: argparse.Namespace) -> int:
     else:
         _say("disk_full: skipped (needs root to mount its tmpfs)")
 
+    slow_lost = slow_twice = 0
+    if (reason := slow_disk.unavailable()) is None:
+        for backend in ("sqlite",) if arguments.short else ("sqlite", "postgresql"):
+            slow = await (slow_disk.run(backend=backend, **slow_disk.SHORT) if arguments.short
+                          else slow_disk.run(backend=backend))
+            _say(slow.line())
+            slow_lost, slow_twice = slow_lost + slow.lost, slow_twice + slow.twice
+            if not slow.ok:
+                failed.append(f"slow_disk[{backend}]")
+    else:
+        _say(f"slow_disk: skipped ({reason})")
+
     restart = await (db_restart.run(**db_restart.SHORT) if arguments.short else db_restart.run())
     _say(restart.line())
     if not restart.ok:
@@ -74,8 +89,9 @@ async def main(arguments: argparse.Namespace) -> int:
         failed.append("soak")
 
     _say(f"drills: {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
-    _say(f"crashes={worker.crashes + api.crashes + booking.crashes} lost={worker.lost + api.lost + soaked.lost} "
-         f"duplicated={worker.duplicated + api.duplicated + booking.doubled} "
+    lost = worker.lost + api.lost + soaked.lost + slow_lost
+    _say(f"crashes={worker.crashes + api.crashes + booking.crashes} lost={lost} "
+         f"duplicated={worker.duplicated + api.duplicated + booking.doubled + slow_twice} "
          f"oversold={booking.oversold + soaked.oversold} restore_ok={int(restore.restore_ok)} "
          f"soak_rss_growth_pct={soaked.rss_growth_pct:.1f}")
     return 1 if failed else 0

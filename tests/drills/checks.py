@@ -63,6 +63,11 @@ def audit_verifies(database_url: str, var_dir: Path | None = None) -> tuple[bool
     return done.returncode == 0, lines[-1]
 
 
+async def count_rows(database: Database, model: type[object]) -> int:
+    async with database.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
 async def recount(database: Database) -> Counts:
     """Each unit's records stored per form and first business day, against the accepted counter of that day."""
     async with database.transaction() as session:
@@ -113,6 +118,16 @@ async def seats(database: Database) -> Seats:
     return Seats(active=sum(active for _, _, active in rows),
                  oversold=sum(max(0, active - capacity) for capacity, _, active in rows),
                  miscounted=sum(1 for _, taken, active in rows if taken != active))
+
+
+async def settled(database_url: str) -> tuple[int, bool, bool]:
+    """After a load has ended: the records stored, whether the counters equal a recount, whether the chain verifies."""
+    checker = Database(database_url)
+    try:
+        stored, counts = await count_rows(checker, Record), await recount(checker)
+    finally:
+        await checker.dispose()
+    return stored, counts.ok, audit_verifies(database_url)[0]
 
 
 async def table_digests(database: Database) -> dict[str, tuple[int, str]]:

@@ -16,11 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import orjson
-from sqlalchemy import func, select
 
 from cityhealth.collection.models import Job, Record, SpoolFrame
-from cityhealth.db.engine import Database
-from tests.drills.checks import recount
+from tests.drills.checks import count_rows, recount
 from tests.drills.platform import FORM, Platform, client_of, platform
 
 SPARE_FILES = {"cityhealth.sqlite", "cityhealth.sqlite-wal", "cityhealth.sqlite-shm"}
@@ -55,11 +53,6 @@ def _body(site: Platform, megabytes: float) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-async def _count(database: Database, model: type[object]) -> int:
-    async with database.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
-
-
 async def run(filesystem_mb: int = 32, reserve_mb: int = 8) -> DiskFullResult:
     if os.geteuid() != 0:
         raise PermissionError("the full-disk drill mounts a tmpfs: run it as root")
@@ -81,14 +74,14 @@ async def run(filesystem_mb: int = 32, reserve_mb: int = 8) -> DiskFullResult:
                                       headers={**site.headers(), "content-type": "application/x-ndjson"})
             refused_in = time.monotonic() - started
             problem = refused.json() if refused.headers.get("content-type") == "application/problem+json" else {}
-            jobs, frames = await _count(database, Job), await _count(database, SpoolFrame)
+            jobs, frames = await count_rows(database, Job), await count_rows(database, SpoolFrame)
             served = 0
             for n in range(20):
                 after = await http.post(f"/api/collection/forms/{FORM}/records", json=site.batch(f"after-{n}", 50),
                                         headers=site.headers())
                 ready = await http.get("/readyz")
                 served += int(after.status_code == 200 and ready.status_code == 200)
-            stored = await _count(database, Record)
+            stored = await count_rows(database, Record)
             counts = await recount(database)
         stray = sorted(p.name for p in mountpoint.iterdir() if p.name not in SPARE_FILES)
         ok = (refused.status_code == 507 and problem.get("rule") == "storage.reserve" and jobs == 0 and frames == 0

@@ -7,14 +7,15 @@ data-quality dashboard and a hospital's rejected records as an operator sees the
 Measured: every process's resident memory, sampled every few seconds, from the end of the warm-up (the first
 fifth) to the end (growth in %); each path's p99 latency in the first and the last quarter after the warm-up;
 errors (a broken connection, or any answer but the request's own success: 201 for a booking, 202 for a bulk
-upload, 200 for the rest); records lost (stored against acknowledged); bookings (active in the database against
-those answered 201 less those cancelled, none beyond a session's slots, each session's counter of slots taken
-equal to its active bookings).
+upload, 200 for the rest; a bulk job that fails or never ends); records lost (stored against acknowledged);
+bookings (active in the database against those answered 201 less those cancelled, none beyond a session's slots,
+each session's counter of slots taken equal to its active bookings). The slow-disk drill runs the same load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -29,14 +31,12 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import func, select
 
 from cityhealth.clock import business_date
-from cityhealth.collection.models import Record
 from cityhealth.db.admin import create_database
 from cityhealth.db.engine import Database
 from cityhealth.security.principals import Role
-from tests.drills.checks import audit_verifies, recount, seats
+from tests.drills.checks import seats, settled
 from tests.drills.cluster import Cluster, free_port, workspace
 from tests.drills.crash_worker import _worker
 from tests.drills.platform import (
@@ -54,6 +54,7 @@ from tests.factories.security import admin_headers
 from tests.factories.sign_in import log_in, staff_account
 
 BULK_RECORDS = 2_000
+JOB_PATIENCE_S = 120  # how long after the load's end its last bulk job is followed before it counts as an error
 BOOKERS = 2  # residents booking through the app at the same time
 HELD = 4  # bookings a booker keeps: it cancels its oldest before booking again, so at most BOOKERS * HELD
 CAPACITY = 20  # are active and the session never fills (a 409 "sold out" would be a defect of the drill)
@@ -129,8 +130,12 @@ def _rss_kb(pid: int) -> int:
 
 
 class Load:
-    def __init__(self, http: httpx.AsyncClient, site: Platform, until: float) -> None:
-        self.http, self.site, self.until = http, site, until
+    """The mixed load, until a moment: real-time uploaders, a bulk uploader that follows each job to its end, a
+    reader of the quality report and readiness (`start`), and the soak's bookers and signed-in page readers.
+    `tag` keeps the records of two loads on one platform apart."""
+
+    def __init__(self, http: httpx.AsyncClient, site: Platform, until: float, tag: str = "") -> None:
+        self.http, self.site, self.until, self.tag = http, site, until, tag
         # The month of the uploads' records (an hour old), whose report, bulletin and dashboard are read.
         self.month = business_date(site.app.state.clock.now() - timedelta(hours=1)).strftime("%Y-%m")
         self.latencies: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -157,7 +162,7 @@ class Load:
         n = 0
         while time.monotonic() < self.until:
             response = await self.timed("realtime", "POST", f"/api/collection/forms/{FORM}/records",
-                                        json=self.site.batch(f"s{number}-{n}", 50))
+                                        json=self.site.batch(f"{self.tag}s{number}-{n}", 50))
             if response is not None and response.status_code == 200:
                 self.acknowledged += 50
             n += 1
@@ -166,7 +171,8 @@ class Load:
     async def bulk(self) -> None:
         n = 0
         while time.monotonic() < self.until:
-            body = b"".join(orjson.dumps({"form": FORM, **r}) + b"\n" for r in self.site.batch(f"b{n}", BULK_RECORDS))
+            records = self.site.batch(f"{self.tag}b{n}", BULK_RECORDS)
+            body = b"".join(orjson.dumps({"form": FORM, **r}) + b"\n" for r in records)
             response = await self.timed("bulk", "POST", "/api/collection/jobs", expect=202, content=body,
                                         headers={**self.site.headers(), "content-type": "application/x-ndjson"})
             n += 1
@@ -175,9 +181,14 @@ class Load:
             job = response.json()["id"]
             while True:  # its reads are the job path's load
                 read = await self.timed("job_read", "GET", f"/api/collection/jobs/{job}")
-                if read is None or read.status_code != 200 or read.json()["status"] in ("completed", "failed"):
-                    if read is not None and read.status_code == 200 and read.json()["status"] == "completed":
-                        self.acknowledged += BULK_RECORDS
+                if read is None or read.status_code != 200:  # counted as an error by timed()
+                    break
+                status = read.json()["status"]
+                if status == "completed":
+                    self.acknowledged += BULK_RECORDS
+                    break
+                if status == "failed" or time.monotonic() > self.until + JOB_PATIENCE_S:
+                    self.errors += 1  # a job that failed or never ends is an error, though every answer was 200
                     break
                 await asyncio.sleep(0.5)
 
@@ -186,6 +197,11 @@ class Load:
             await self.timed("quality", "GET", "/api/collection/quality", params={"month": self.month})
             await self.timed("readyz", "GET", "/readyz")
             await asyncio.sleep(0.5)
+
+    def start(self, realtime_clients: int = 2) -> list[asyncio.Task[None]]:
+        """The uploads and the reads every drill's load has (the soak adds its bookers and page readers)."""
+        tasks = [asyncio.create_task(self.realtime(n)) for n in range(realtime_clients)]
+        return [*tasks, asyncio.create_task(self.bulk()), asyncio.create_task(self.reads())]
 
     async def bookings(self, ground: BookingGround, residents: list[str]) -> None:
         """A booker: its HELD + 1 residents booked in turn through the app, each with a key of its own, the
@@ -231,16 +247,44 @@ async def _reported(site: Platform) -> None:
         raise AssertionError(f"the hospital not enrolled: {enrolled.text}")
 
 
-def _p99(samples: list[float]) -> float:
+def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+@contextlib.asynccontextmanager
+async def served(site: Platform, root: Path) -> AsyncIterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """`site`'s platform as processes, ready: a `cityhealth serve` and, on PostgreSQL, a `cityhealth worker` beside
+    it (the server's own task worker off; on SQLite the server runs the tasks). Their base URL and the processes by
+    name; on leaving, each is sent SIGTERM and killed if it has not ended within 30 s."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    port = free_port()
+    try:
+        if site.app.state.database.is_sqlite:
+            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log")
+        else:
+            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
+                                        CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
+            processes["worker"] = _worker(site, root / "worker")
+        base_url = f"http://127.0.0.1:{port}"
+        await wait_ready(base_url)
+        yield base_url, processes
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> SoakResult:
     root = workspace("drill-soak-")
     cluster = Cluster(root, "data")
     result = SoakResult(duration_s, judge_latency)
-    processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         cluster.init()
         cluster.start()
@@ -251,14 +295,9 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
             database, clock = site.app.state.database, site.app.state.clock
             editor = await staff_account(site.app, database, clock, Role.BULLETIN_EDITOR, "editor")
             operator = await staff_account(site.app, database, clock, Role.DATA_QUALITY_OPERATOR, "operator")
-        port = free_port()
-        processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
-                                    CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
-        processes["worker"] = _worker(site, root / "worker")
-        base_url = f"http://127.0.0.1:{port}"
-        await wait_ready(base_url)
         rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        async with (httpx.AsyncClient(base_url=base_url, timeout=60) as http,
+        async with (served(site, root) as (base_url, processes),
+                    httpx.AsyncClient(base_url=base_url, timeout=60) as http,
                     httpx.AsyncClient(base_url=base_url, timeout=60) as editing,
                     httpx.AsyncClient(base_url=base_url, timeout=60) as operating):
             for browser, account in ((editing, editor), (operating, operator)):  # the form, over HTTP
@@ -268,10 +307,9 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
             warm = started + duration_s / 5
             load = Load(http, site, started + duration_s)
             numbers = [number for _, number in ground.residents]
-            tasks = [asyncio.create_task(load.realtime(n)) for n in range(2)]
+            tasks = load.start()
             tasks += [asyncio.create_task(load.bookings(ground, numbers[n::BOOKERS])) for n in range(BOOKERS)]
-            tasks += [asyncio.create_task(load.bulk()), asyncio.create_task(load.reads()),
-                      asyncio.create_task(load.pages(editing, ("bulletin", f"/bulletin/{load.month}"))),
+            tasks += [asyncio.create_task(load.pages(editing, ("bulletin", f"/bulletin/{load.month}"))),
                       asyncio.create_task(load.pages(
                           operating, ("dashboard", f"/dashboard/quality?month={load.month}"),
                           ("rejections", f"/dashboard/quality/units/{site.organization_id}/rejections"
@@ -289,31 +327,18 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
         for path, timings in load.latencies.items():
             first = [s for at, s in timings if warm <= at < warm + quarter]
             last = [s for at, s in timings if at >= load.until - quarter]
-            result.p99_ms[path] = (_p99(first), _p99(last))
+            result.p99_ms[path] = (p99(first), p99(last))
         result.requests, result.errors, result.acknowledged = load.requests, load.errors, load.acknowledged
         result.booked, result.cancelled = load.booked, load.cancelled
-        await asyncio.sleep(2)  # the last bulk job's completion is acknowledged only when read completed
+        result.stored, result.counters_ok, result.audit_ok = await settled(url)
         checker = Database(url)
         try:
-            async with checker.transaction() as session:
-                result.stored = (await session.execute(select(func.count()).select_from(Record))).scalar_one()
-            result.counters_ok = (await recount(checker)).ok
             slots = await seats(checker)
-            result.active, result.oversold, result.miscounted = slots.active, slots.oversold, slots.miscounted
         finally:
             await checker.dispose()
-        result.audit_ok, _ = audit_verifies(url)
+        result.active, result.oversold, result.miscounted = slots.active, slots.oversold, slots.miscounted
         return result
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         cluster.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
 
