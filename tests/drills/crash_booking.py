@@ -35,7 +35,7 @@ from cityhealth.booking.models import ACTIVE_STATUSES, Booking
 from cityhealth.clock import Clock
 from cityhealth.db.engine import Database
 from cityhealth.security.models import AuditEvent
-from tests.drills.checks import slot_mismatches
+from tests.drills.checks import seats
 from tests.drills.platform import Tokens, booking_ground, crash_rig, platform
 
 RESIDENTS = 60
@@ -222,7 +222,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
         expired = [booking_id for booking_id, status in rows if status == "expired"]
         result.released = len(expired)
         result.swept = await _swept(rig.checker, expired)
-        result.counters = await slot_mismatches(rig.checker, session_id)
+        result.counters = (await seats(rig.checker, [session_id])).mismatched.get(session_id, ())
         result.audit_failures += 0 if await rig.chain_ok() else 1
         return result
 

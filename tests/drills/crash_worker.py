@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 from sqlalchemy import func, select
@@ -26,7 +25,7 @@ from cityhealth.db.engine import Database
 from cityhealth.security.audit_verify import verify_chain
 from tests.drills.checks import recount
 from tests.drills.cluster import Cluster, workspace
-from tests.drills.platform import FORM, Platform, client_of, environment_for, platform
+from tests.drills.platform import FORM, Platform, client_of, platform, start_worker
 
 RECORDS_PER_JOB = 3_000
 CHUNK_ROWS = 100  # thirty transactions a job: many moments to be killed inside one
@@ -62,17 +61,6 @@ class WorkerCrashResult:
                 f"counters_ok={int(self.counters_ok)} audit_failures={self.audit_failures}")
 
 
-def _worker(site: Platform, directory: Path) -> subprocess.Popen[bytes]:
-    directory.mkdir(parents=True, exist_ok=True)
-    environment = environment_for(site.settings, site.keys, CITYHEALTH_WORKER_HEARTBEAT_S="1",
-                                  CITYHEALTH_WORKER_STALLED_AFTER_S="3", CITYHEALTH_BULK_CHUNK_ROWS=str(CHUNK_ROWS))
-    return subprocess.Popen(
-        [sys.executable, "-m", "cityhealth.cli", "worker", "--concurrency", "1"], cwd=directory, env=environment,
-        stdout=subprocess.DEVNULL, stderr=(directory / "worker.log").open("ab"),
-        start_new_session=True,  # its process group: killed with any prepare processes it started
-    )
-
-
 def _body(site: Platform, job: int) -> bytes:
     return b"".join(orjson.dumps({"form": FORM, **record}) + b"\n"
                     for record in site.batch(f"j{job}", RECORDS_PER_JOB))
@@ -96,7 +84,7 @@ async def run(*, crashes: int = 20, seed: int = 1, timeout_s: float = 1800) -> W
         url = await create_database(cluster.url, "drill")
         async with platform(url, root / "var", server_worker_concurrency=0) as site, client_of(site.app) as http:
             database = site.app.state.database
-            workers = [_worker(site, root / f"worker-{n}") for n in range(2)]
+            workers = [start_worker(site, root / f"worker-{n}", chunk_rows=CHUNK_ROWS) for n in range(2)]
             started = 2
             deadline = time.monotonic() + timeout_s
 
@@ -126,7 +114,7 @@ async def run(*, crashes: int = 20, seed: int = 1, timeout_s: float = 1800) -> W
                 victim.wait()
                 result.crashes += 1
                 result.audit_failures += 0 if (await verify_chain(database)).problem is None else 1
-                workers.append(_worker(site, root / f"worker-{started}"))
+                workers.append(start_worker(site, root / f"worker-{started}", chunk_rows=CHUNK_ROWS))
                 started += 1
             while True:
                 positions = await _positions(database)

@@ -174,6 +174,48 @@ async def wait_ready(base_url: str, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"{base_url} not ready within {timeout_s:.0f} s")
 
 
+def start_worker(site: Platform, directory: Path, *, chunk_rows: int = 100) -> subprocess.Popen[bytes]:
+    """`cityhealth worker --concurrency 1` on the platform's database, in `directory`: heartbeat 1 s, taken as
+    stalled after 3 s, bulk chunks of `chunk_rows` (many moments for a crash drill to kill it inside a job)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    environment = environment_for(site.settings, site.keys, CITYHEALTH_WORKER_HEARTBEAT_S="1",
+                                  CITYHEALTH_WORKER_STALLED_AFTER_S="3", CITYHEALTH_BULK_CHUNK_ROWS=str(chunk_rows))
+    return subprocess.Popen(
+        [sys.executable, "-m", "cityhealth.cli", "worker", "--concurrency", "1"], cwd=directory, env=environment,
+        stdout=subprocess.DEVNULL, stderr=(directory / "worker.log").open("ab"),
+        start_new_session=True,  # its process group: killed with any prepare processes it started
+    )
+
+
+@asynccontextmanager
+async def served(site: Platform, root: Path) -> AsyncIterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """`site`'s platform as processes, ready: a `cityhealth serve` and, on PostgreSQL, a `cityhealth worker` beside
+    it (the server's own task worker off; on SQLite the server runs the tasks). Their base URL and the processes by
+    name; on leaving, each is sent SIGTERM and killed if it has not ended within 30 s."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    port = free_port()
+    try:
+        if site.app.state.database.is_sqlite:
+            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log")
+        else:
+            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
+                                        CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
+            processes["worker"] = start_worker(site, root / "worker")
+        base_url = f"http://127.0.0.1:{port}"
+        await wait_ready(base_url)
+        yield base_url, processes
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 class CrashRig:
     """A crash drill's ground: a throwaway SQLite platform directory, a checker's own connection to its database,
     and the `cityhealth serve` process (one worker, on a free port) that the drill kills and starts again."""

@@ -15,15 +15,11 @@ each session's counter of slots taken equal to its active bookings). The slow-di
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,8 +33,7 @@ from cityhealth.db.admin import create_database
 from cityhealth.db.engine import Database
 from cityhealth.security.principals import Role
 from tests.drills.checks import seats, settled
-from tests.drills.cluster import Cluster, free_port, workspace
-from tests.drills.crash_worker import _worker
+from tests.drills.cluster import Cluster, workspace
 from tests.drills.platform import (
     FORM,
     BookingGround,
@@ -46,8 +41,7 @@ from tests.drills.platform import (
     booking_ground,
     client_of,
     platform,
-    serve,
-    wait_ready,
+    served,
 )
 from tests.factories.collection import add_organization
 from tests.factories.security import admin_headers
@@ -250,35 +244,6 @@ async def _reported(site: Platform) -> None:
 def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
-
-
-@contextlib.asynccontextmanager
-async def served(site: Platform, root: Path) -> AsyncIterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
-    """`site`'s platform as processes, ready: a `cityhealth serve` and, on PostgreSQL, a `cityhealth worker` beside
-    it (the server's own task worker off; on SQLite the server runs the tasks). Their base URL and the processes by
-    name; on leaving, each is sent SIGTERM and killed if it has not ended within 30 s."""
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    port = free_port()
-    try:
-        if site.app.state.database.is_sqlite:
-            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log")
-        else:
-            processes["server"] = serve(site.settings, site.keys, port, root / "serve.log",
-                                        CITYHEALTH_SERVER_WORKER_CONCURRENCY="0")
-            processes["worker"] = _worker(site, root / "worker")
-        base_url = f"http://127.0.0.1:{port}"
-        await wait_ready(base_url)
-        yield base_url, processes
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> SoakResult:

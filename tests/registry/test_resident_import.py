@@ -37,15 +37,10 @@ def _person(seq: int, **overrides: Any) -> dict[str, Any]:
     return {k: str(v) for k, v in resident_payload(seq).items()} | overrides
 
 
-async def _import(database: Database, clock: SimulatedClock, cipher: FieldCipher,
-                  rows: list[tuple[int, object]]) -> imports.ImportReport:
-    return await import_rows(database, clock, "residents", rows, cipher)
-
-
 async def _refused(database: Database, clock: SimulatedClock, cipher: FieldCipher,
                    rows: list[tuple[int, object]]) -> list[tuple[Any, ...]]:
     with pytest.raises(ValidationFailed) as caught:
-        await _import(database, clock, cipher, rows)
+        await import_rows(database, clock, "residents", rows, cipher)
     return [(e["row"], e["field"], e["rule"], e["value"]) for e in caught.value.errors]
 
 
@@ -62,17 +57,17 @@ async def _residents(database: Database, cipher: FieldCipher) -> dict[str, dict[
 
 async def test_new_changed_and_unchanged_rows_in_one_file(database: Database, clock: SimulatedClock,
                                                           cipher: FieldCipher, batch_rows: int) -> None:
-    first = await _import(database, clock, cipher, csv_rows(_person(1), _person(2), _person(3)))
+    first = await import_rows(database, clock, "residents", csv_rows(_person(1), _person(2), _person(3)), cipher)
     assert (first.rows, first.created, first.updated, first.unchanged) == (3, 3, 0, 0)
     before = await _residents(database, cipher)
     clock.advance(timedelta(hours=1))
 
-    second = await _import(database, clock, cipher, csv_rows(
+    second = await import_rows(database, clock, "residents", csv_rows(
         _person(1),  # unchanged
         _person(4, is_active="false"),  # new, registered inactive
         _person(2, name="改名", phone="02583626620"),  # two fields changed
         _person(3, address_area_code="", sex=""),  # the address cleared; an empty sex leaves it as it is
-    ))
+    ), cipher)
     assert (second.rows, second.created, second.updated, second.unchanged) == (4, 1, 2, 1)
 
     after = await _residents(database, cipher)
@@ -101,10 +96,10 @@ async def test_new_changed_and_unchanged_rows_in_one_file(database: Database, cl
 async def test_the_same_file_twice_changes_nothing_the_second_time(database: Database, clock: SimulatedClock,
                                                                    cipher: FieldCipher, batch_rows: int) -> None:
     rows = csv_rows(*(_person(n) for n in range(1, 8)))
-    assert (await _import(database, clock, cipher, rows)).created == 7
+    assert (await import_rows(database, clock, "residents", rows, cipher)).created == 7
     before, events = await _residents(database, cipher), len(await audit_events(database))
     clock.advance(timedelta(days=1))
-    again = await _import(database, clock, cipher, rows)
+    again = await import_rows(database, clock, "residents", rows, cipher)
     assert (again.rows, again.created, again.updated, again.unchanged) == (7, 0, 0, 7)
     assert await _residents(database, cipher) == before
     assert len(await audit_events(database)) == events
@@ -112,7 +107,7 @@ async def test_the_same_file_twice_changes_nothing_the_second_time(database: Dat
 
 async def test_a_bad_row_in_the_middle_writes_nothing_and_is_named(database: Database, clock: SimulatedClock,
                                                                    cipher: FieldCipher, batch_rows: int) -> None:
-    await _import(database, clock, cipher, csv_rows(_person(1)))
+    await import_rows(database, clock, "residents", csv_rows(_person(1)), cipher)
     before, events = await _residents(database, cipher), len(await audit_events(database))
     errors = await _refused(database, clock, cipher, csv_rows(
         _person(2), _person(1, name="改名"), _person(3, phone="12345"), _person(4), _person(5)))
@@ -123,7 +118,7 @@ async def test_a_bad_row_in_the_middle_writes_nothing_and_is_named(database: Dat
 
 async def test_every_bad_row_is_listed_in_row_order_with_its_rule(database: Database, clock: SimulatedClock,
                                                                   cipher: FieldCipher, batch_rows: int) -> None:
-    await _import(database, clock, cipher, csv_rows(_person(1)))
+    await import_rows(database, clock, "residents", csv_rows(_person(1)), cipher)
     bad_check = resident_id(7)[:17] + ("0" if resident_id(7)[17] != "0" else "1")
     woman = resident_id(8, sex=Sex.FEMALE)
     errors = await _refused(database, clock, cipher, csv_rows(
@@ -164,7 +159,7 @@ async def test_both_forms_of_one_number_in_a_file_are_duplicates(database: Datab
 
 async def test_an_inactive_area_is_refused_for_new_and_moved_residents_only(
         database: Database, clock: SimulatedClock, cipher: FieldCipher, batch_rows: int) -> None:
-    await _import(database, clock, cipher, csv_rows(_person(1, address_area_code="320106")))
+    await import_rows(database, clock, "residents", csv_rows(_person(1, address_area_code="320106")), cipher)
     async with database.transaction() as session:
         await service.deactivate_area(session, clock, None, "320106")
     errors = await _refused(database, clock, cipher, csv_rows(
@@ -173,13 +168,14 @@ async def test_an_inactive_area_is_refused_for_new_and_moved_residents_only(
         _person(3, address_area_code="320102"),
     ))
     assert errors == [(3, "address_area_code", "area.inactive", "320106")]
-    report = await _import(database, clock, cipher, csv_rows(_person(1, address_area_code="320106"), _person(3)))
+    rows = csv_rows(_person(1, address_area_code="320106"), _person(3))
+    report = await import_rows(database, clock, "residents", rows, cipher)
     assert (report.unchanged, report.created) == (1, 1)
 
 
 async def test_a_file_of_many_batches_audits_each_new_resident_by_its_own_id(
         database: Database, clock: SimulatedClock, cipher: FieldCipher, batch_rows: int) -> None:
-    report = await _import(database, clock, cipher, csv_rows(*(_person(n) for n in range(1, 12))))
+    report = await import_rows(database, clock, "residents", csv_rows(*(_person(n) for n in range(1, 12))), cipher)
     assert report.created == 11
     stored = await _residents(database, cipher)
     events = await audit_events(database, resource_type="resident", action="create")
@@ -202,10 +198,10 @@ async def test_progress_counts_every_row(database: Database, clock: SimulatedClo
 async def test_a_resident_registered_meanwhile_fails_the_import_as_a_conflict(
         database: Database, clock: SimulatedClock, cipher: FieldCipher, monkeypatch: pytest.MonkeyPatch) -> None:
     # Another writer registers the number between the batch's read and its insert: the unique index refuses it.
-    await _import(database, clock, cipher, csv_rows(_person(2)))
+    await import_rows(database, clock, "residents", csv_rows(_person(2)), cipher)
     monkeypatch.setattr(repository, "residents_to_compare", _none_registered)
     with pytest.raises(Conflict) as caught:
-        await _import(database, clock, cipher, csv_rows(_person(1), _person(2), _person(3)))
+        await import_rows(database, clock, "residents", csv_rows(_person(1), _person(2), _person(3)), cipher)
     assert (caught.value.code, caught.value.rule) == ("resident_exists", "resident.unique_id_number")
     assert await count(database, Resident) == 1
 
