@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
+from cityhealth.db.failures import is_transient
 
 logger = logging.getLogger("cityhealth.queue")
 QUEUE_NAME = "cityhealth"  # the rooms' tasks (bulk jobs)
@@ -37,6 +38,7 @@ QUEUE_NAME = "cityhealth"  # the rooms' tasks (bulk jobs)
 # that a hold sweep is never stuck behind a bulk job that takes minutes.
 PERIODIC_QUEUE = "cityhealth-periodic"
 _PENDING = "cityhealth.queue.pending"
+RETRY_PAUSE_S = 2.0  # before the in-process runner runs again a task the database interrupted
 _T = TypeVar("_T")
 
 
@@ -183,6 +185,7 @@ class LocalRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: dict[str, tuple[str, dict[str, Any]]] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._retries: set[asyncio.TimerHandle] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -207,13 +210,27 @@ class LocalRunner:
     async def _run(self, key: str, spec: TaskSpec, arguments: dict[str, Any]) -> None:
         try:
             await spec.function(self.runtime, **arguments)
-        except Exception:  # recorded by the task on its own rows; the runner goes on with the others
-            logger.exception("task failed", extra={"task": spec.name})
+        except Exception as exc:  # recorded by the task on its own rows; the runner goes on with the others
+            if is_transient(exc) and self._loop is not None:
+                # The database failed, not the work: run it again after a pause, as a queue retries a task.
+                logger.warning("task interrupted by the database; running it again in %.0f s", RETRY_PAUSE_S,
+                               extra={"task": spec.name, "error_type": type(exc).__name__})
+                self._retry_later(self._loop, spec.name, arguments)
+            else:
+                logger.exception("task failed", extra={"task": spec.name})
         finally:
             del self._running[key]
             again = self._again.pop(key, None)
             if again is not None:
                 self.submit(*again)
+
+    def _retry_later(self, loop: asyncio.AbstractEventLoop, name: str, arguments: dict[str, Any]) -> None:
+        def fire() -> None:
+            self._retries.discard(handle)
+            self.submit(name, arguments)
+
+        handle = loop.call_later(RETRY_PAUSE_S, fire)
+        self._retries.add(handle)
 
     async def _every(self, spec: PeriodicSpec) -> None:
         while True:
@@ -232,6 +249,9 @@ class LocalRunner:
         """Cancel what runs and wait for it: an interrupted task resumes from its rows at the next start."""
         _local_runners.pop(self.runtime.database.engine.sync_engine, None)
         self._again.clear()
+        for retry in self._retries:  # their work resumes from its rows at the next start
+            retry.cancel()
+        self._retries.clear()
         tasks = [*self._loops, *self._running.values()]
         for running in tasks:
             running.cancel()

@@ -48,6 +48,7 @@ from cityhealth.collection.rules import RecordError
 from cityhealth.collection.spool import FRAME_BYTES, csv_rows, read_spool
 from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool
 from cityhealth.db.engine import Database
+from cityhealth.db.failures import is_transient
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, Outcome, record
 
@@ -200,6 +201,13 @@ async def process_job(
             with contextlib.suppress(BaseException):
                 await writing
         await source.aclose()
+        if is_transient(exc):
+            # Not the upload's fault: the job stays running from its last committed chunk, and its task is run
+            # again (on PostgreSQL the stalled-job check defers it once no task of it is left; in process, the
+            # runner after a pause).
+            logger.warning("collection job interrupted by the database; it resumes from its last chunk",
+                           extra={"job_id": job_id, "error_type": type(exc).__name__})
+            raise
         logger.exception("collection job failed", extra={"job_id": job_id})
         async with database.transaction() as session:
             job = await bulk_jobs.job_for_update(session, job_id)

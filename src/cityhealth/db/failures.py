@@ -117,6 +117,17 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# SQLSTATE 40001 serialization failure, 40P01 deadlock detected: the transaction was rolled back by the server's
+# own concurrency control, and the same work run again may well succeed.
+_PG_RETRY_STATES = ("40001", "40P01")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is a failure that running the same transaction again later may not meet: the database
+    unavailable, or the transaction rolled back as a deadlock's or a serialization conflict's victim."""
+    return is_unavailable(exc) or any(_sqlstate(error) in _PG_RETRY_STATES for error in _chain(exc))
+
+
 def answer_for(exc: BaseException) -> DomainError | None:
     """The problem a database failure is answered with, or None when it is not one of those above."""
     if is_storage_full(exc):

@@ -1,0 +1,79 @@
+"""A bulk job the database interrupts (its connection lost, a deadlock's victim) is not the upload's failure: it
+stays running from its last committed chunk, is run again, and completes with every record stored once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from cityhealth import queue
+from cityhealth.clock import SimulatedClock
+from cityhealth.collection import jobs
+from cityhealth.collection.models import DailyCount
+from cityhealth.config import Settings
+from cityhealth.db.engine import Database
+from cityhealth.db.failures import is_transient
+from tests.collection.conftest import Unit, stored_count, wait_for_job
+from tests.collection.test_jobs import ndjson, upload
+
+RECORDS = 12
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A short heartbeat: on PostgreSQL the stalled-job check, which defers an interrupted job again, runs each
+    second (the in-process runner of SQLite waits RETRY_PAUSE_S)."""
+    return settings.model_copy(update={"worker_heartbeat_s": 1, "worker_stalled_after_s": 2})
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+@pytest.mark.parametrize("failure", [ConnectionResetError("connection reset by peer"), _Deadlock("deadlock detected")],
+                         ids=["connection-lost", "deadlock"])
+async def test_a_job_the_database_interrupts_resumes_and_stores_each_record_once(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database,
+    monkeypatch: pytest.MonkeyPatch, failure: Exception,
+) -> None:
+    app.state.tasks.resources[jobs.CHUNK_ROWS_SETTING] = 3
+    monkeypatch.setattr(queue, "RETRY_PAUSE_S", 0.05)
+    real, calls = jobs._write_chunk, [0]
+
+    async def interrupted_once(*arguments: Any, **options: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 2:  # the second chunk's transaction: the first is committed
+            raise failure
+        await real(*arguments, **options)
+
+    monkeypatch.setattr(jobs, "_write_chunk", interrupted_once)
+    response = await upload(client, hospital, ndjson(hospital, clock, RECORDS))
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    await wait_for_job(app, job_id)
+    job = (await client.get(f"/api/collection/jobs/{job_id}", headers=hospital.headers)).json()
+    assert (job["status"], job["counts"], job.get("error")) == ("completed", {"received": RECORDS, "accepted": RECORDS},
+                                                                None)
+    assert calls[0] == RECORDS // 3 + 1  # every chunk written once, the interrupted one twice
+    assert await stored_count(database) == RECORDS
+    async with database.transaction() as session:
+        accepted = (await session.execute(select(func.sum(DailyCount.accepted)))).scalar_one()
+    assert accepted == RECORDS
+
+
+def test_only_the_databases_own_passing_failures_are_transient() -> None:
+    assert is_transient(ConnectionResetError())
+    assert is_transient(_Deadlock())
+    serialization = type("SerializationFailure", (Exception,), {"sqlstate": "40001"})
+    assert is_transient(RuntimeError("wrapped")) is False
+    wrapped = RuntimeError("the chunk failed")
+    wrapped.__cause__ = serialization()
+    assert is_transient(wrapped)
+    unique = type("UniqueViolation", (Exception,), {"sqlstate": "23505"})
+    assert not is_transient(unique())  # a bad statement or bad data: the job fails, and says why
+    assert not is_transient(ValueError("a line that is not JSON"))
+
