@@ -181,18 +181,19 @@ class ResponseStart:
 
 
 async def answer_errors(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
-                        answer: Callable[[Exception], Response | None]) -> None:
-    """Run `app`; an error it raises before its response has started is answered with `answer(error)` instead
-    (None: the error is raised on). Once part of a response is out, nothing sound can be sent: it is raised on.
+                        answer: Callable[[Scope, Exception], Response | None]) -> None:
+    """Run `app`; an error it raises before its response has started is answered with `answer(scope, error)`
+    instead (None: the error is raised on). Once part of a response is out, nothing sound can be sent: it is
+    raised on.
 
     The middlewares that turn errors into responses (the body limit's 413, the database's 503, the platform's
-    500) all answer this way.
+    500) all answer this way, each with a method of its own: nothing is built per request for the answer.
     """
     watch = ResponseStart(send)
     try:
         await app(scope, receive, watch)
     except Exception as exc:
-        response = None if watch.started else answer(exc)
+        response = None if watch.started else answer(scope, exc)
         if response is None:
             raise
         await response(scope, receive, send)
@@ -291,14 +292,16 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge(received, limit)
             return message
 
-        def too_large(exc: Exception) -> Response | None:
-            if not isinstance(exc, _BodyTooLarge):
-                return None
-            return problem_response(PayloadTooLarge(
-                f"request body exceeds the limit of {exc.limit} bytes",
-                field="body", value=exc.received, rule="max_request_bytes"), request_id)
+        await answer_errors(self.app, scope, limited_receive, send, self.too_large)
 
-        await answer_errors(self.app, scope, limited_receive, send, too_large)
+    @staticmethod
+    def too_large(scope: Scope, exc: Exception) -> Response | None:
+        """The 413 of a body that went past the limit as it was read."""
+        if not isinstance(exc, _BodyTooLarge):
+            return None
+        return problem_response(PayloadTooLarge(
+            f"request body exceeds the limit of {exc.limit} bytes",
+            field="body", value=exc.received, rule="max_request_bytes"), scope.get("state", {}).get("request_id"))
 
 
 class _BodyTooLarge(Exception):
@@ -463,12 +466,13 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        def internal_error(exc: Exception) -> Response | None:
-            if isinstance(exc, _BodyTooLarge):
-                return None  # BodyLimitMiddleware answers it with a 413
-            return _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
+        await answer_errors(self.app, scope, receive, send, self.internal_error)
 
-        await answer_errors(self.app, scope, receive, send, internal_error)
+    @staticmethod
+    def internal_error(scope: Scope, exc: Exception) -> Response | None:
+        if isinstance(exc, _BodyTooLarge):
+            return None  # BodyLimitMiddleware answers it with a 413
+        return _internal_error(scope.get("state", {}).get("request_id") or request_id_var.get(), exc)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}

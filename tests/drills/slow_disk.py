@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from cityhealth.db.admin import create_database
+from cityhealth.db.engine import SQLITE_PRAGMAS
 from tests.drills.checks import settled
 from tests.drills.cluster import Cluster, workspace
 from tests.drills.platform import Platform, platform
@@ -68,11 +69,11 @@ class SlowDisk:
         scratch.replace(self._delay_file)  # whole: an fsync never reads half a number
 
     def probe_commit_ms(self, commits: int = 5) -> float:
-        """The median time of a commit on this disk (SQLite in WAL with `synchronous=FULL`, as the platform's):
+        """The median time of a commit on this disk (SQLite with the platform's own pragmas: WAL, `synchronous=FULL`):
         what the disk makes each write transaction wait, with no load on the database."""
         with contextlib.closing(sqlite3.connect(self.mountpoint / "probe.sqlite", isolation_level=None)) as probe:
-            probe.execute("PRAGMA journal_mode=WAL")
-            probe.execute("PRAGMA synchronous=FULL")
+            for pragma in SQLITE_PRAGMAS:
+                probe.execute(f"PRAGMA {pragma}")
             probe.execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER)")
             took = []
             for n in range(commits):

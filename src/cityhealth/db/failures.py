@@ -161,13 +161,14 @@ class DatabaseFailureMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        def database_failure(exc: Exception) -> Response | None:
-            error = answer_for(exc)
-            if error is None:
-                return None
-            request_id = scope.get("state", {}).get("request_id")
-            logger.warning("database failure answered %s", error.status,
-                           extra={"request_id": request_id, "error_type": type(exc).__name__})
-            return problem_response(error, request_id, getattr(error, "headers", None))
+        await answer_errors(self.app, scope, receive, send, self.database_failure)
 
-        await answer_errors(self.app, scope, receive, send, database_failure)
+    @staticmethod
+    def database_failure(scope: Scope, exc: Exception) -> Response | None:
+        error = answer_for(exc)
+        if error is None:
+            return None
+        request_id = scope.get("state", {}).get("request_id")
+        logger.warning("database failure answered %s", error.status,
+                       extra={"request_id": request_id, "error_type": type(exc).__name__})
+        return problem_response(error, request_id, getattr(error, "headers", None))
