@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +12,7 @@ from tests.conftest import BACKEND, PG_URL
 
 from cityhealth.db.admin import execute_on_server
 from cityhealth.db.engine import Database, async_url
-from cityhealth.db.schema import ensure_durable
+from cityhealth.db.schema import current_revisions, ensure_durable
 from cityhealth.db.types import UTCDateTime
 from cityhealth.errors import ConfigurationError
 
@@ -32,6 +34,27 @@ async def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(database: Data
         assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await connection.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
         assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's file lock")
+async def test_sqlite_readers_do_not_wait_for_a_writer_holding_the_lock(database: Database) -> None:
+    # A writer whose commit a slow disk holds keeps the file's write lock; the readiness check and the single
+    # reads used to begin IMMEDIATE and so waited for it (up to the 30 s busy timeout).
+    async with database.transaction() as session:
+        await session.execute(text("CREATE TABLE probe (n INTEGER)"))
+        await session.execute(text("INSERT INTO probe VALUES (1)"))
+    writer = sqlite3.connect(str(database.url.database), isolation_level=None, timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO probe VALUES (2)")  # not committed: the write lock stays held
+        await asyncio.wait_for(database.ping(), timeout=5)
+        await asyncio.wait_for(current_revisions(database), timeout=5)  # the readiness check's other read
+        async with database.read_connection() as connection:
+            seen = (await asyncio.wait_for(connection.execute(text("SELECT n FROM probe")), timeout=5)).scalars().all()
+        assert seen == [1]  # the last committed state
+    finally:
+        writer.rollback()
+        writer.close()
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL settings")

@@ -75,10 +75,16 @@ def _ping_when_idle(dialect: Dialect) -> Any:
     return on_checkout
 
 
+# A connection's execution option: it only reads (Database.read_connection), so SQLite begins it deferred.
+READ_ONLY = "cityhealth_read_only"
+
+
 def _sqlite_on_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that later writes can fail with
-    # SQLITE_BUSY instead of waiting, which would turn contention into spurious errors.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # SQLITE_BUSY instead of waiting, which would turn contention into spurious errors. A connection that only
+    # reads begins deferred: in WAL it reads its snapshot without the write lock, so it never waits for a writer
+    # (one whose commit is held by a slow disk's fsync, say), as the platform's readiness check did.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 SQLITE_WRITER_PAUSE_S = 0.12
@@ -119,10 +125,11 @@ class Database:
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a single read; on PostgreSQL in autocommit, saving the BEGIN and ROLLBACK."""
+        """A connection that only reads: on PostgreSQL in autocommit, saving the BEGIN and ROLLBACK; on SQLite
+        in a deferred transaction, which takes no write lock and so waits for no writer."""
         async with self.engine.connect() as connection:
-            if not self.is_sqlite:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execution_options(**({READ_ONLY: True} if self.is_sqlite else
+                                                  {"isolation_level": "AUTOCOMMIT"}))
             yield connection
 
     async def let_writers_in(self) -> None:
@@ -135,7 +142,7 @@ class Database:
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query (readiness)."""
-        async with self.engine.connect() as connection:
+        async with self.read_connection() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:

@@ -79,7 +79,7 @@ def _current_revisions(connection: Connection) -> frozenset[str]:
 
 
 async def current_revisions(database: Database) -> frozenset[str]:
-    async with database.engine.connect() as connection:
+    async with database.read_connection() as connection:
         return await connection.run_sync(_current_revisions)
 
 
