@@ -12,7 +12,7 @@ Each drill prints its figures on a line of its own and the run fails (exit 1) wh
 - db_restart: PostgreSQL stopped and started, then killed and started, under uploads and reads;
 - crash_worker / crash_api / crash_booking: `cityhealth worker` SIGKILLed mid-job, `cityhealth serve` SIGKILLed
   during real-time uploads and during a booking race (bookings, holds confirmed, holds left for the sweeper to
-  release), at random moments, N times each;
+  release; on SQLite and on PostgreSQL), at random moments, N times each;
 - soak: mixed load on serve and worker processes for a set duration — uploads, bookings and cancellations, and
   the pages staff read signed in (memory, p99, errors, lost records, bookings against the database).
 
@@ -78,10 +78,12 @@ async def main(arguments: argparse.Namespace) -> int:
     _say(worker.line())
     api = await crash_api.run(crashes=arguments.crashes)
     _say(api.line())
-    booking = await crash_booking.run(crashes=arguments.crashes)
-    _say(booking.line())
+    bookings = [await crash_booking.run(crashes=arguments.crashes, backend=backend)
+                for backend in ("sqlite", "postgresql")]
+    for booking in bookings:
+        _say(booking.line())
     failed += [name for name, ok in (("crash_worker", worker.ok), ("crash_api", api.ok),
-                                     ("crash_booking", booking.ok)) if not ok]
+                                     *((f"crash_booking[{b.backend}]", b.ok) for b in bookings)) if not ok]
 
     soaked = await soak.run(duration_s=arguments.soak_s, judge_latency=not arguments.short)
     _say(soaked.line())
@@ -90,9 +92,9 @@ async def main(arguments: argparse.Namespace) -> int:
 
     _say(f"drills: {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
     lost = worker.lost + api.lost + soaked.lost + slow_lost
-    _say(f"crashes={worker.crashes + api.crashes + booking.crashes} lost={lost} "
-         f"duplicated={worker.duplicated + api.duplicated + booking.doubled + slow_twice} "
-         f"oversold={booking.oversold + soaked.oversold} restore_ok={int(restore.restore_ok)} "
+    _say(f"crashes={worker.crashes + api.crashes + sum(b.crashes for b in bookings)} lost={lost} "
+         f"duplicated={worker.duplicated + api.duplicated + sum(b.doubled for b in bookings) + slow_twice} "
+         f"oversold={sum(b.oversold for b in bookings) + soaked.oversold} restore_ok={int(restore.restore_ok)} "
          f"soak_rss_growth_pct={soaked.rss_growth_pct:.1f}")
     return 1 if failed else 0
 

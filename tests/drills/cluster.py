@@ -69,6 +69,10 @@ class Cluster:
     def database_url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def pid(self) -> int:
+        """The running server's postmaster (its first line of postmaster.pid)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def _run(self, program: str, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix, _ = _owner()
         return subprocess.run([*prefix, str(server_programs() / program), *arguments],  # noqa: S603 - PostgreSQL's own

@@ -5,7 +5,7 @@ A third of the residents book in one step; a third hold a slot and confirm the h
 confirm it (a caller who hangs up). Each request has its own Idempotency-Key and is sent again with it after a
 broken connection, a 503 or an "in flight" 409 until it is answered for good (201, or a 4xx such as sold out).
 The hospital's policy holds a slot for 1 minute, the shortest it allows, so that the drill can then wait for
-the unconfirmed holds to lapse and for the hold sweeper (booking/jobs.py: on SQLite the server's own periodic
+the unconfirmed holds to lapse and for the hold sweeper (booking/jobs.py: the server's own periodic
 work, started again with every server) to release them. Afterwards, from the database: no session has more
 active bookings than slots (oversold), no resident two bookings (doubled); each resident's booking is the one
 their answers told them of, in the state they imply (booked when a booking or confirmation was answered 201,
@@ -49,6 +49,7 @@ Request = tuple[str, dict[str, Any], str]  # path, body, Idempotency-Key
 
 @dataclass
 class BookingCrashResult:
+    backend: str = "sqlite"
     crashes: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     booked_answers: int = 0  # bookings and confirmations answered 201
@@ -72,7 +73,8 @@ class BookingCrashResult:
                 and not self.audit_failures and 500 not in self.statuses)
 
     def line(self) -> str:
-        return (f"crash_booking: ok={int(self.ok)} crashes={self.crashes} residents={RESIDENTS} slots={CAPACITY} "
+        return (f"crash_booking: ok={int(self.ok)} backend={self.backend} crashes={self.crashes} "
+                f"residents={RESIDENTS} slots={CAPACITY} "
                 f"active={self.active} booked_answers={self.booked_answers} holds={self.holds} "
                 f"confirmed={self.confirmed} released={self.released} swept={self.swept} left={self.left} "
                 f"oversold={self.oversold} doubled={self.doubled} mismatched={self.mismatched} "
@@ -172,10 +174,10 @@ async def _swept(database: Database, booking_ids: list[int]) -> int:
             AuditEvent.resource_id.in_([str(booking_id) for booking_id in booking_ids])))).scalar_one())
 
 
-async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
+async def run(*, crashes: int = 20, seed: int = 1, backend: str = "sqlite") -> BookingCrashResult:
     chance = random.Random(seed)
-    result = BookingCrashResult()
-    async with crash_rig("drill-crash-booking-") as rig:
+    result = BookingCrashResult(backend)
+    async with crash_rig("drill-crash-booking-", backend) as rig:
         async with platform(rig.url, rig.root / "var") as site:
             ground = await booking_ground(site, residents=RESIDENTS, capacity=CAPACITY, hold_minutes=HOLD_MINUTES)
         people = [Resident(resident_id, number, PLANS[n % len(PLANS)])
@@ -228,6 +230,7 @@ async def run(*, crashes: int = 20, seed: int = 1) -> BookingCrashResult:
 
 
 if __name__ == "__main__":
-    outcome = asyncio.run(run(crashes=int(sys.argv[1]) if len(sys.argv) > 1 else 20))
+    outcome = asyncio.run(run(crashes=int(sys.argv[1]) if len(sys.argv) > 1 else 20,
+                              backend=sys.argv[2] if len(sys.argv) > 2 else "sqlite"))
     print(outcome.line())  # noqa: T201
     sys.exit(0 if outcome.ok else 1)

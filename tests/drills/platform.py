@@ -30,12 +30,13 @@ from pydantic import SecretStr
 from cityhealth.app import create_app
 from cityhealth.clock import Clock, SystemClock, business_date
 from cityhealth.config import Environment, Settings
+from cityhealth.db.admin import create_database
 from cityhealth.db.cli import upgrade
 from cityhealth.db.engine import Database
 from cityhealth.security.audit_verify import verify_chain
 from cityhealth.security.principals import Principal, Scope
 from cityhealth.security.tokens import issue_access_token
-from tests.drills.cluster import free_port
+from tests.drills.cluster import Cluster, free_port, workspace
 from tests.factories.booking import add_resident, build_world, online_app, publish, put_policy
 from tests.factories.collection import add_organization, make_record
 from tests.factories.security import headers_for, machine
@@ -217,12 +218,14 @@ async def served(site: Platform, root: Path) -> AsyncIterator[tuple[str, dict[st
 
 
 class CrashRig:
-    """A crash drill's ground: a throwaway SQLite platform directory, a checker's own connection to its database,
-    and the `cityhealth serve` process (one worker, on a free port) that the drill kills and starts again."""
+    """A crash drill's ground: a throwaway platform directory with its database (a SQLite file, or a database on a
+    PostgreSQL cluster of the drill's own), a checker's own connection to it, and the `cityhealth serve` process
+    (one worker, on a free port; on PostgreSQL with its own task worker, which runs the periodic work) that the
+    drill kills and starts again."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, url: str) -> None:
         self.root = root
-        self.url = f"sqlite:///{root / 'cityhealth.sqlite'}"
+        self.url = url
         self.checker = Database(self.url)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -256,12 +259,25 @@ class CrashRig:
 
 
 @asynccontextmanager
-async def crash_rig(prefix: str) -> AsyncIterator[CrashRig]:
-    """A crash drill's rig in a new temporary directory; on leaving, the server stopped and everything removed."""
-    rig = CrashRig(Path(tempfile.mkdtemp(prefix=prefix)))
+async def crash_rig(prefix: str, backend: str = "sqlite") -> AsyncIterator[CrashRig]:
+    """A crash drill's rig in a new temporary directory, on `backend` (sqlite or postgresql); on leaving, the
+    server stopped, the cluster stopped and everything removed."""
+    root = workspace(prefix) if backend == "postgresql" else Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = Cluster(root, "data") if backend == "postgresql" else None
     try:
-        yield rig
+        if cluster is None:
+            url = f"sqlite:///{root / 'cityhealth.sqlite'}"
+        else:
+            cluster.init()
+            cluster.start()
+            url = await create_database(cluster.url, "drill")
+        rig = CrashRig(root, url)
+        try:
+            yield rig
+        finally:
+            rig.stop()
+            await rig.checker.dispose()
     finally:
-        rig.stop()
-        await rig.checker.dispose()
-        shutil.rmtree(rig.root, ignore_errors=True)
+        if cluster is not None:
+            cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)

@@ -15,6 +15,8 @@ each session's counter of slots taken equal to its active bookings). The slow-di
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import sys
 import time
@@ -60,6 +62,8 @@ class SoakResult:
     duration_s: float
     judge_latency: bool = True  # a short soak's quarters are seconds long: one stall decides their p99
     rss_mb: dict[str, tuple[float, float]] = field(default_factory=dict)  # process: (after warm-up, peak after)
+    # process (and PostgreSQL's): CPU ms per request answered after the warm-up, the whole mix's average
+    cpu_ms: dict[str, float] = field(default_factory=dict)
     p99_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # path: (first quarter, last quarter)
     requests: int = 0
     errors: int = 0
@@ -99,28 +103,52 @@ class SoakResult:
     def line(self) -> str:
         rss = " ".join(f"{name}={a:.0f}->{b:.0f}MB" for name, (a, b) in self.rss_mb.items())
         p99 = " ".join(f"{path}={a:.0f}->{b:.0f}ms" for path, (a, b) in self.p99_ms.items())
+        cpu = " ".join(f"{name}={ms:.1f}" for name, ms in self.cpu_ms.items())
         judged = "" if self.judge_latency else " (not judged: short run)"
         return (f"soak: ok={int(self.ok)} duration_s={self.duration_s:.0f} requests={self.requests} "
                 f"errors={self.errors} acknowledged={self.acknowledged} stored={self.stored} lost={self.lost} "
                 f"booked={self.booked} cancelled={self.cancelled} active={self.active} oversold={self.oversold} "
                 f"miscounted={self.miscounted} counters_ok={int(self.counters_ok)} audit_ok={int(self.audit_ok)} "
-                f"rss_growth_pct={self.rss_growth_pct:.1f} ({rss}) p99_ratio={self.p99_ratio:.2f}{judged} ({p99})")
+                f"rss_growth_pct={self.rss_growth_pct:.1f} ({rss}) p99_ratio={self.p99_ratio:.2f}{judged} ({p99}) "
+                f"cpu_ms_per_request ({cpu})")
 
 
-def _rss_kb(pid: int) -> int:
-    """Resident memory of a process and its children (a worker's prepare processes), in KiB."""
-    total = 0
-    pids = [pid]
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (a worker's prepare processes, PostgreSQL's backends) still alive."""
+    found, pids = [], [pid]
     while pids:
         current = pids.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except FileNotFoundError:
             continue
-        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        found.append(current)
         pids += [int(child) for child in children]
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    """Resident memory of a process and its children, in KiB."""
+    total = 0
+    for current in _tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total
+
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) a process and its children have used, those it has waited for included.
+    PostgreSQL's ended backends are counted by the postmaster's waited-for children's times."""
+    total = 0
+    for current in _tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(fields[n]) for n in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    return total * _TICK_S
 
 
 class Load:
@@ -279,11 +307,18 @@ async def run(*, duration_s: float = 1200.0, judge_latency: bool = True) -> Soak
                           operating, ("dashboard", f"/dashboard/quality?month={load.month}"),
                           ("rejections", f"/dashboard/quality/units/{site.organization_id}/rejections"
                                          f"?month={load.month}")))]
+            measured = {**{name: process.pid for name, process in processes.items()}, "postgres": cluster.pid()}
+            cpu_at_warm: dict[str, float] = {}
             while time.monotonic() < load.until:
                 for name, process in processes.items():
                     rss[name].append((time.monotonic(), _rss_kb(process.pid)))
+                if not cpu_at_warm and time.monotonic() >= warm:
+                    cpu_at_warm = {name: _cpu_s(pid) for name, pid in measured.items()}
                 await asyncio.sleep(min(5.0, duration_s / 40))
+            cpu_used = {name: _cpu_s(pid) - cpu_at_warm.get(name, 0.0) for name, pid in measured.items()}
             await asyncio.gather(*tasks)
+        answered = sum(1 for timings in load.latencies.values() for at, _ in timings if at >= warm)
+        result.cpu_ms = {name: 1000 * used / max(1, answered) for name, used in cpu_used.items()}
         for name, samples in rss.items():
             after = [kb for at, kb in samples if at >= warm]
             if after:
