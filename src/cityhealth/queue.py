@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from cityhealth.clock import Clock
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from cityhealth.db.failures import is_transient
+from cityhealth.db.failure_kinds import is_transient
 
 logger = logging.getLogger("cityhealth.queue")
 QUEUE_NAME = "cityhealth"  # the rooms' tasks (bulk jobs)

@@ -16,7 +16,7 @@ from cityhealth.collection import jobs
 from cityhealth.collection.models import DailyCount
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
-from cityhealth.db.failures import is_transient
+from cityhealth.db.failure_kinds import is_transient
 from tests.collection.conftest import Unit, stored_count, wait_for_job
 from tests.collection.test_jobs import ndjson, upload
 

@@ -48,7 +48,7 @@ from cityhealth.collection.rules import RecordError
 from cityhealth.collection.spool import FRAME_BYTES, csv_rows, read_spool
 from cityhealth.collection.workers import ChunkRows, ChunkTask, PreparedChunk, PreparePool
 from cityhealth.db.engine import Database
-from cityhealth.db.failures import is_transient
+from cityhealth.db.failure_kinds import is_transient
 from cityhealth.errors import Conflict, NotFound
 from cityhealth.security.audit import Action, Outcome, record
 

@@ -4,39 +4,26 @@ A request that meets a stopped, restarting or killed PostgreSQL server (or its p
 gone) has changed nothing: its transaction never committed. Answering it 503 with Retry-After tells the client
 to send it again, which every write path takes idempotently; a 500 would say the platform is broken. A database
 whose disk is full refuses the write that needed the space; the client learns which rule refused it (507,
-`storage.full`), and the rest of the platform goes on serving. Both are recognised from the driver's error
-codes (SQLSTATE for PostgreSQL, SQLite's result code, errno), however deep in an exception's chain they are.
+`storage.full`), and the rest of the platform goes on serving. Both are recognised by db/failure_kinds.py.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import shutil
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhealth.db.engine import Database
+from cityhealth.db.failure_kinds import is_storage_full, is_unavailable
 from cityhealth.errors import DomainError
 from cityhealth.observability import answer_errors, problem_response
 
 logger = logging.getLogger("cityhealth.db")
 
 RETRY_AFTER_S = 2  # what a client waits before sending again; a restart takes a few seconds
-_SQLITE_FULL = 13
-# SQLSTATE classes/codes: 08 connection exception, 57P01-57P03 shutdown / crash / cannot connect now,
-# 53100 disk full.
-_PG_UNAVAILABLE_PREFIXES = ("08", "57P01", "57P02", "57P03")
-_PG_DISK_FULL = "53100"
-_UNAVAILABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
-                       errno.EHOSTUNREACH, errno.ENETUNREACH}
-# asyncpg's errors for a connection that is gone (no SQLSTATE: the client side noticed).
-_GONE_CONNECTION_ERRORS = {"ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError",
-                           "InternalClientError"}
 
 
 class DatabaseUnavailable(DomainError):
@@ -71,61 +58,6 @@ def ensure_room(database: Database, needed: int, reserve: int) -> None:
             "kept for everything else (CITYHEALTH_STORAGE_RESERVE_BYTES)",
             field="body", value=needed, rule="storage.reserve",
         )
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 16:
-        seen.append(current)
-        orig = getattr(current, "orig", None)  # SQLAlchemy's wrapper → the driver's error
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return seen
-
-
-def _sqlstate(exc: BaseException) -> str:
-    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-    return state if isinstance(state, str) else ""
-
-
-def is_storage_full(exc: BaseException) -> bool:
-    """Whether the database (or the disk under it) had no room for a write somewhere in `exc`'s chain."""
-    for error in _chain(exc):
-        if getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL or _sqlstate(error) == _PG_DISK_FULL:
-            return True
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "database or disk is full" in str(error):  # aiosqlite may re-raise without the result code
-            return True
-    return False
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` says the database could not be reached or its connection was lost (not a bad statement)."""
-    for error in _chain(exc):
-        if isinstance(error, PoolTimeout):
-            return True
-        if isinstance(error, DBAPIError) and error.connection_invalidated:
-            return True
-        if _sqlstate(error).startswith(_PG_UNAVAILABLE_PREFIXES):
-            return True
-        if type(error).__name__ in _GONE_CONNECTION_ERRORS and type(error).__module__.startswith("asyncpg"):
-            return True
-        if isinstance(error, ConnectionError | TimeoutError) or (
-                isinstance(error, OSError) and error.errno in _UNAVAILABLE_ERRNOS):
-            return True
-    return False
-
-
-# SQLSTATE 40001 serialization failure, 40P01 deadlock detected: the transaction was rolled back by the server's
-# own concurrency control, and the same work run again may well succeed.
-_PG_RETRY_STATES = ("40001", "40P01")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` is a failure that running the same transaction again later may not meet: the database
-    unavailable, or the transaction rolled back as a deadlock's or a serialization conflict's victim."""
-    return is_unavailable(exc) or any(_sqlstate(error) in _PG_RETRY_STATES for error in _chain(exc))
 
 
 def answer_for(exc: BaseException) -> DomainError | None:
