@@ -36,10 +36,29 @@ async def probe_unfinished(runtime: queue.Runtime) -> list[dict[str, Any]]:
     return list(unfinished)
 
 
+FLAKY = "test.flaky"
+flaky_runs: list[int] = []
+
+
+@queue.task(FLAKY)
+async def flaky(runtime: queue.Runtime, item: int) -> None:
+    """Its first run meets a lost connection. Its rows never say it is unfinished, and it has no lock (on PostgreSQL,
+    requeue_lost passes it over): only the runner's retry can run it again."""
+    flaky_runs.append(item)
+    if len(flaky_runs) == 1:
+        raise ConnectionResetError("connection reset by peer")
+
+
+@queue.recover(FLAKY)
+async def flaky_unfinished(runtime: queue.Runtime) -> list[dict[str, Any]]:
+    return []
+
+
 @pytest.fixture(autouse=True)
 async def gate() -> asyncio.Event:
     ran.clear()
     unfinished.clear()
+    flaky_runs.clear()
     gates.append(asyncio.Event())
     gates[-1].set()
     return gates[-1]
@@ -300,3 +319,51 @@ async def test_the_stalled_job_check_goes_on_past_a_job_that_ended_after_it_was_
         left = (await session.execute(text("SELECT args->>'item', status FROM procrastinate_jobs "
                                            "WHERE task_name = :name"), {"name": PROBE})).all()
     assert [tuple(row) for row in left] == [("2", "todo")]  # retried: a worker takes it again
+
+
+async def test_a_task_the_database_interrupts_is_run_again_by_the_runner_of_either_backend(
+    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue, "RETRY_PAUSE_S", 0)
+    runtime = queue.Runtime(settings, database, clock)
+    stop = asyncio.Event()
+    if BACKEND == "sqlite":
+        runner = queue.LocalRunner(runtime, run_periodic=False)
+        await runner.start()
+    else:
+        running = asyncio.create_task(worker.run_worker(runtime, concurrency=1, run_periodic=False, stop=stop))
+    try:
+        async with database.transaction() as session:
+            await queue.defer(session, FLAKY, item=5)
+        for _ in range(1000):
+            if len(flaky_runs) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert flaky_runs == [5, 5]  # interrupted, then run again to its end
+    finally:
+        if BACKEND == "sqlite":
+            await runner.close()
+        else:
+            stop.set()
+            await running
+    if BACKEND == "postgresql":
+        async with database.transaction() as session:
+            left = (await session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :name"),
+                                          {"name": FLAKY})).scalar_one()
+        assert left == 0  # succeeded on its second attempt (successful jobs are deleted)
+
+
+async def test_only_a_failure_of_the_database_is_an_interruption(
+    settings: Settings, database: Database, clock: SimulatedClock
+) -> None:
+    runtime = queue.Runtime(settings, database, clock)
+    with pytest.raises(queue.Interrupted, match=r"test\.flaky interrupted by the database"):
+        await queue.run_task(queue.TASKS[FLAKY], runtime, {"item": 1})
+    await queue.run_task(queue.TASKS[FLAKY], runtime, {"item": 1})
+    spec = queue.TaskSpec(name="test.bad", function=_bad_data, lock_by=None)
+    with pytest.raises(ValueError, match="not JSON"):  # the work's own failure is not retried
+        await queue.run_task(spec, runtime, {})
+
+
+async def _bad_data(runtime: queue.Runtime) -> None:
+    raise ValueError("a line that is not JSON")

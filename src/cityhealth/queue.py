@@ -38,7 +38,7 @@ QUEUE_NAME = "cityhealth"  # the rooms' tasks (bulk jobs)
 # that a hold sweep is never stuck behind a bulk job that takes minutes.
 PERIODIC_QUEUE = "cityhealth-periodic"
 _PENDING = "cityhealth.queue.pending"
-RETRY_PAUSE_S = 2.0  # before the in-process runner runs again a task the database interrupted
+RETRY_PAUSE_S = 2  # before either runner runs again a task the database interrupted (whole seconds: procrastinate)
 _T = TypeVar("_T")
 
 
@@ -125,6 +125,22 @@ def periodic(name: str, *, every_s: int) -> Callable[[PeriodicFunction[_T]], Per
     return register
 
 
+class Interrupted(Exception):
+    """A task's database failed under it (connection lost, server restarting, a deadlock's or a serialization
+    conflict's victim): the work did not fail, and running the task again resumes it from its rows. Both runners
+    run it again after RETRY_PAUSE_S: the in-process one itself, procrastinate by the tasks' retry strategy."""
+
+
+async def run_task(spec: TaskSpec, runtime: Runtime, arguments: dict[str, Any]) -> None:
+    """One run of a task, by either runner: a failure of the database rather than of the work is `Interrupted`."""
+    try:
+        await spec.function(runtime, **arguments)
+    except Exception as exc:
+        if is_transient(exc):
+            raise Interrupted(f"task {spec.name} interrupted by the database ({type(exc).__name__})") from exc
+        raise
+
+
 def lock_of(spec: TaskSpec, arguments: dict[str, Any]) -> str | None:
     return None if spec.lock_by is None else f"{spec.name}:{arguments[spec.lock_by]}"
 
@@ -186,10 +202,8 @@ class LocalRunner:
         self._again: dict[str, tuple[str, dict[str, Any]]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.TimerHandle] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         _local_runners[self.runtime.database.engine.sync_engine] = self
         for spec in TASKS.values():
             if spec.recover is not None:
@@ -209,27 +223,24 @@ class LocalRunner:
 
     async def _run(self, key: str, spec: TaskSpec, arguments: dict[str, Any]) -> None:
         try:
-            await spec.function(self.runtime, **arguments)
-        except Exception as exc:  # recorded by the task on its own rows; the runner goes on with the others
-            if is_transient(exc) and self._loop is not None:
-                # The database failed, not the work: run it again after a pause, as a queue retries a task.
-                logger.warning("task interrupted by the database; running it again in %.0f s", RETRY_PAUSE_S,
-                               extra={"task": spec.name, "error_type": type(exc).__name__})
-                self._retry_later(self._loop, spec.name, arguments)
-            else:
-                logger.exception("task failed", extra={"task": spec.name})
+            await run_task(spec, self.runtime, arguments)
+        except Interrupted as interrupted:
+            logger.warning("%s; running it again in %.0f s", interrupted, RETRY_PAUSE_S, extra={"task": spec.name})
+            self._retry_later(spec.name, arguments)
+        except Exception:  # recorded by the task on its own rows; the runner goes on with the others
+            logger.exception("task failed", extra={"task": spec.name})
         finally:
             del self._running[key]
             again = self._again.pop(key, None)
             if again is not None:
                 self.submit(*again)
 
-    def _retry_later(self, loop: asyncio.AbstractEventLoop, name: str, arguments: dict[str, Any]) -> None:
+    def _retry_later(self, name: str, arguments: dict[str, Any]) -> None:
         def fire() -> None:
             self._retries.discard(handle)
             self.submit(name, arguments)
 
-        handle = loop.call_later(RETRY_PAUSE_S, fire)
+        handle = asyncio.get_running_loop().call_later(RETRY_PAUSE_S, fire)
         self._retries.add(handle)
 
     async def _every(self, spec: PeriodicSpec) -> None:

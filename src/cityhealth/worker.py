@@ -40,8 +40,11 @@ def procrastinate_app(runtime: queue.Runtime, *, run_periodic: bool) -> Any:
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(runtime.database)))
     _tolerate_lock_races(app)
+    # A task the database interrupted is run again after the same pause as in process, as often as it takes: the
+    # database failed, not the work (queue.Interrupted).
+    interrupted = procrastinate.RetryStrategy(wait=queue.RETRY_PAUSE_S, retry_exceptions=[queue.Interrupted])
     for spec in queue.TASKS.values():
-        app.task(name=spec.name, queue=queue.QUEUE_NAME, pass_context=False)(_bound(spec.function, runtime))
+        app.task(name=spec.name, queue=queue.QUEUE_NAME, pass_context=False, retry=interrupted)(_bound(spec, runtime))
     settings = runtime.settings
 
     async def retry_stalled(timestamp: int) -> None:
@@ -94,9 +97,9 @@ def _tolerate_lock_races(app: Any) -> None:
     app.job_manager.fetch_job = fetch_job
 
 
-def _bound(function: queue.TaskFunction, runtime: queue.Runtime) -> Callable[..., Awaitable[None]]:
+def _bound(spec: queue.TaskSpec, runtime: queue.Runtime) -> Callable[..., Awaitable[None]]:
     async def run(**arguments: Any) -> None:
-        await function(runtime, **arguments)
+        await queue.run_task(spec, runtime, arguments)
 
     return run
 

@@ -202,9 +202,8 @@ async def process_job(
                 await writing
         await source.aclose()
         if is_transient(exc):
-            # Not the upload's fault: the job stays running from its last committed chunk, and its task is run
-            # again (on PostgreSQL the stalled-job check defers it once no task of it is left; in process, the
-            # runner after a pause).
+            # Not the upload's fault: the job stays running from its last committed chunk, and the runner runs
+            # its task again after a pause (queue.Interrupted).
             logger.warning("collection job interrupted by the database; it resumes from its last chunk",
                            extra={"job_id": job_id, "error_type": type(exc).__name__})
             raise

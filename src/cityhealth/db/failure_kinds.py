@@ -53,21 +53,21 @@ def is_storage_full(exc: BaseException) -> bool:
     return False
 
 
+def _gone(error: BaseException) -> bool:
+    """One link of a chain: the database could not be reached, or the connection was lost."""
+    return (
+        isinstance(error, PoolTimeout)
+        or (isinstance(error, DBAPIError) and error.connection_invalidated)
+        or _sqlstate(error).startswith(_PG_UNAVAILABLE_PREFIXES)
+        or (type(error).__name__ in _GONE_CONNECTION_ERRORS and type(error).__module__.startswith("asyncpg"))
+        or isinstance(error, ConnectionError | TimeoutError)
+        or (isinstance(error, OSError) and error.errno in _UNAVAILABLE_ERRNOS)
+    )
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the database could not be reached or its connection was lost (not a bad statement)."""
-    for error in _chain(exc):
-        if isinstance(error, PoolTimeout):
-            return True
-        if isinstance(error, DBAPIError) and error.connection_invalidated:
-            return True
-        if _sqlstate(error).startswith(_PG_UNAVAILABLE_PREFIXES):
-            return True
-        if type(error).__name__ in _GONE_CONNECTION_ERRORS and type(error).__module__.startswith("asyncpg"):
-            return True
-        if isinstance(error, ConnectionError | TimeoutError) or (
-                isinstance(error, OSError) and error.errno in _UNAVAILABLE_ERRNOS):
-            return True
-    return False
+    return any(_gone(error) for error in _chain(exc))
 
 
 # SQLSTATE 40001 serialization failure, 40P01 deadlock detected: the transaction was rolled back by the server's
@@ -78,4 +78,4 @@ _PG_RETRY_STATES = ("40001", "40P01")
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` is a failure that running the same transaction again later may not meet: the database
     unavailable, or the transaction rolled back as a deadlock's or a serialization conflict's victim."""
-    return is_unavailable(exc) or any(_sqlstate(error) in _PG_RETRY_STATES for error in _chain(exc))
+    return any(_gone(error) or _sqlstate(error) in _PG_RETRY_STATES for error in _chain(exc))
