@@ -132,6 +132,61 @@ async def _state(database: Database, directory: Path) -> str:
     return "\n".join(lines)
 
 
+Process = subprocess.Popen[bytes]
+
+
+def _supervise(
+    workers: list[Process], victim: Process | None, start: Callable[[int], Process], directory: Path
+) -> None:
+    """The test as the workers' supervisor (systemd's part in production): a `cityhealth worker` exits 1 when its
+    connection to the queue fails, for its supervisor to start it again. A worker other than the one killed that
+    ended is started again (`start(its number)`), with a warning carrying the end of its log: a run that needed it
+    is seen in the warnings summary, not hidden."""
+    for n, process in enumerate(workers):
+        if process is victim or process.poll() is None:
+            continue
+        logs = sorted(directory.glob(f"worker-{n + 1}*/worker.log"))
+        tail = "\n".join(line for log in logs for line in _log_tail(log))
+        warnings.warn(f"worker {n + 1} ended on its own (exit {process.returncode}); started again. Its log ends:\n"
+                      f"{tail}", stacklevel=2)
+        workers[n] = start(n + 1)
+
+
+def test_the_supervisor_starts_again_a_worker_that_ended_on_its_own_and_says_so(tmp_path: Path) -> None:
+    def sleeper() -> Process:
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    (tmp_path / "worker-2").mkdir()
+    (tmp_path / "worker-2" / "worker.log").write_text("registering_periodic_task x\nlost the connection to the queue\n")
+    victim, alive = sleeper(), sleeper()
+    ended = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    ended.wait()
+    victim.kill()
+    victim.wait()
+    workers, started = [victim, ended, alive], []
+
+    def start(n: int) -> Process:
+        started.append(n)
+        return sleeper()
+
+    try:
+        with pytest.warns(UserWarning, match=r"worker 2 ended on its own \(exit 1\)") as said:
+            _supervise(workers, victim, start, tmp_path)
+        assert started == [2]  # not the killed one, not the one still running
+        assert workers[0] is victim
+        assert workers[2] is alive
+        assert workers[1].poll() is None  # its replacement runs
+        message = str(said[0].message)
+        assert "lost the connection to the queue" in message
+        assert "registering_periodic_task" not in message  # the startup lines are left out
+        _supervise(workers, victim, start, tmp_path)  # nothing ended since: nothing started
+        assert started == [2]
+    finally:
+        for process in workers:
+            process.kill()
+            process.wait()
+
+
 async def _positions(database: Database) -> dict[int, tuple[str, int]]:
     async with database.transaction() as session:
         rows = await session.execute(select(Job.id, Job.status, Job.next_position))
@@ -162,17 +217,10 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
         return await _state(database, tmp_path)
 
     def supervise() -> None:
-        """The test as the workers' supervisor (systemd's part in production): a `cityhealth worker` exits 1 when
-        its connection to the queue fails, for its supervisor to start it again. A worker other than the one killed
-        that ended is started again, with a warning carrying the end of its log: a run that needed it is seen."""
-        for n, process in enumerate(workers):
-            if process is victim or process.poll() is None:
-                continue
-            logs = sorted(tmp_path.glob(f"worker-{n + 1}*/worker.log"))
-            tail = "\n".join(line for log in logs for line in _log_tail(log))
-            warnings.warn(f"worker {n + 1} ended on its own (exit {process.returncode}); started again. Its log ends:\n"
-                          f"{tail}", stacklevel=1)
-            workers[n] = _start_worker(settings, tmp_path / f"worker-{n + 1}-again-{time.monotonic_ns()}")
+        def again(n: int) -> Process:
+            return _start_worker(settings, tmp_path / f"worker-{n}-again-{time.monotonic_ns()}")
+
+        _supervise(workers, victim, again, tmp_path)
 
     async def both_workers_listening() -> bool:
         async with database.transaction() as session:
