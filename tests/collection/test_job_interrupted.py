@@ -1,5 +1,6 @@
 """A bulk job the database interrupts (its connection lost, a deadlock's victim) is not the upload's failure: it
-stays running from its last committed chunk, is run again, and completes with every record stored once."""
+stays running from its last committed chunk, is run again, and completes with every record stored once. A job
+whose runs keep dying at the same chunk is stopped there with the reason, and an operator's rerun resumes it."""
 
 from __future__ import annotations
 
@@ -13,20 +14,22 @@ from sqlalchemy import func, select
 from cityhealth import queue
 from cityhealth.clock import SimulatedClock
 from cityhealth.collection import jobs
+from cityhealth.collection.api import runtime
 from cityhealth.collection.models import DailyCount
 from cityhealth.config import Settings
 from cityhealth.db.engine import Database
 from cityhealth.db.failure_kinds import is_transient
 from tests.collection.conftest import Unit, stored_count, wait_for_job
 from tests.collection.test_jobs import ndjson, upload
+from tests.factories.security import admin_headers
 
 RECORDS = 12
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """A short heartbeat: on PostgreSQL the stalled-job check, which defers an interrupted job again, runs each
-    second (the in-process runner of SQLite waits RETRY_PAUSE_S)."""
+    """A short heartbeat: were the queue's retry to miss the interrupted job on PostgreSQL, the stalled-job check
+    would still defer it again within seconds (the retry itself waits RETRY_PAUSE_S, on either backend)."""
     return settings.model_copy(update={"worker_heartbeat_s": 1, "worker_stalled_after_s": 2})
 
 
@@ -77,3 +80,51 @@ def test_only_the_databases_own_passing_failures_are_transient() -> None:
     assert not is_transient(unique())  # a bad statement or bad data: the job fails, and says why
     assert not is_transient(ValueError("a line that is not JSON"))
 
+
+
+class _WorkerDied(BaseException):
+    """What a run cut short by its process's death leaves behind: nothing after it runs (no handler, no row)."""
+
+
+async def test_a_job_whose_runs_keep_dying_at_one_chunk_is_stopped_there_and_a_rerun_resumes_it(
+    app: FastAPI, client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock, database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deferred: list[dict[str, Any]] = []
+
+    async def no_task(session: Any, name: str, **arguments: Any) -> None:
+        deferred.append(arguments)  # the test runs the job itself, as a worker would, run after run
+
+    monkeypatch.setattr(queue, "defer", no_task)
+    real, calls = jobs._write_chunk, [0]
+
+    async def dies_at_the_second_chunk(*arguments: Any, **options: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise _WorkerDied
+        await real(*arguments, **options)
+
+    monkeypatch.setattr(jobs, "_write_chunk", dies_at_the_second_chunk)
+    response = await upload(client, hospital, ndjson(hospital, clock, RECORDS))
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert deferred == [{"job_id": job_id}]
+    collector, _ = runtime(app)
+    for _ in range(1 + jobs.MAX_RUNS_WITHOUT_PROGRESS):  # the first run commits a chunk; then five make no progress
+        with pytest.raises(_WorkerDied):
+            await jobs.process_job(database, collector, clock, job_id, chunk_rows=3)
+    await jobs.process_job(database, collector, clock, job_id, chunk_rows=3)  # stops it instead of running it
+    assert calls[0] == 1 + 1 + jobs.MAX_RUNS_WITHOUT_PROGRESS
+    job = (await client.get(f"/api/collection/jobs/{job_id}", headers=hospital.headers)).json()
+    assert job["status"] == "failed"
+    assert job["error"].startswith("stopped at record 4: the job was started 5 times")
+    assert "The 3 records before it are stored" in job["error"]
+    assert await stored_count(database) == 3
+    await jobs.process_job(database, collector, clock, job_id, chunk_rows=3)  # a task left over: still stopped
+    assert calls[0] == 1 + 1 + jobs.MAX_RUNS_WITHOUT_PROGRESS
+
+    monkeypatch.setattr(jobs, "_write_chunk", real)  # the cause found and mended
+    rerun = await client.post(f"/api/collection/jobs/{job_id}/rerun", headers=await admin_headers(app))
+    assert rerun.status_code == 200, rerun.text
+    assert (rerun.json()["status"], rerun.json()["counts"]) == ("completed", {"received": RECORDS, "accepted": RECORDS})
+    assert await stored_count(database) == RECORDS

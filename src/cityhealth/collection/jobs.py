@@ -70,6 +70,9 @@ COLLECTOR = "collection.collector"
 PREPARE_POOL = "collection.prepare_pool"
 CHUNK_ROWS_SETTING = "collection.chunk_rows"  # tests set smaller chunks through these two
 POOL_MIN_BYTES_SETTING = "collection.pool_min_bytes"
+# A job whose task starts this many times without committing a chunk is stopped there, failed with the reason:
+# a record that takes its worker down (a crash, the memory's limit) would otherwise do so on every retry, for ever.
+MAX_RUNS_WITHOUT_PROGRESS = 5
 
 
 def _spool_id(job: Job) -> str:
@@ -163,6 +166,10 @@ async def process_job(
         job = await bulk_jobs.job_for_update(session, job_id)
         if job is None or job.status == "completed":
             return
+        if job.runs_without_progress >= MAX_RUNS_WITHOUT_PROGRESS:
+            _stop_stuck(job, clock)
+            return
+        job.runs_without_progress += 1
         job.status, job.error = "running", None
         job.started_at = job.started_at or clock.now()
         sender = await organizations.organization_by_id(session, job.organization_id)
@@ -218,6 +225,20 @@ async def process_job(
         job = await bulk_jobs.job_for_update(session, job_id)
         if job is not None:
             job.status, job.finished_at = "completed", clock.now()
+
+
+def _stop_stuck(job: Job, clock: Clock) -> None:
+    if job.status != "failed":
+        logger.error("collection job stopped: its runs keep ending before its next chunk commits",
+                     extra={"job_id": job.id, "position": job.next_position})
+        job.finished_at = clock.now()
+    job.status = "failed"
+    job.error = (
+        f"stopped at record {job.next_position + 1}: the job was started {job.runs_without_progress} times and each "
+        f"run ended before the chunk from that record on was stored (its worker stopped or crashed; a record there "
+        f"may take it down). The {job.next_position} records before it are stored. Rerun the job once the cause is "
+        "found."
+    )
 
 
 async def _text_bytes(session: AsyncSession, job: Job) -> int:
@@ -338,6 +359,7 @@ async def _write_chunk(
         _summarise(job, result)
         _audit_foreign(session, clock, job, result)
         job.next_position = last
+        job.runs_without_progress = 0
 
 
 def _snapshot(job: Job) -> Job:

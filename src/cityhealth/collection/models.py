@@ -120,6 +120,8 @@ class Job(Base):
     spool_id: Mapped[str | None] = mapped_column(String(255))  # its frames in collection_spool_frames; None: purged
     bytes_received: Mapped[int] = mapped_column(BigInteger)
     next_position: Mapped[int] = mapped_column(BigInteger)  # rows committed so far (positions are 1-based)
+    # Runs of its task started since a chunk last committed (jobs.MAX_RUNS_WITHOUT_PROGRESS); a rerun resets it.
+    runs_without_progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counts: Mapped[dict[str, int]] = mapped_column(JSON)
     rejections_by_rule: Mapped[dict[str, int]] = mapped_column(JSON)
     rejections_by_field: Mapped[dict[str, int]] = mapped_column(JSON)

@@ -391,6 +391,7 @@ async def job_to_rerun(session: AsyncSession, job_id: int) -> Job:
         raise Conflict(
             f"the raw upload of job {job_id} has been purged", code="raw_payload_purged", field="job", value=job_id
         )
+    job.runs_without_progress = 0  # an operator's rerun gives a stopped job its runs again
     return job
 
 
