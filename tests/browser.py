@@ -20,6 +20,9 @@ RESULTS = Path(__file__).resolve().parents[1] / "test-results" / "web"
 VIEWPORT = {"width": 1280, "height": 900}
 PHONE_VIEWPORT = {"width": 390, "height": 844}  # a phone's screen in CSS pixels (the resident app's tests)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Playwright's waits: twice its 30 s default, for CI, where the SQLite stage's two test processes, the slow stage's
+# two and Chromium share two cores. A page that never comes still fails; one that comes late on a loaded host does not.
+PAGE_TIMEOUT_MS = 60_000
 
 
 @dataclass
@@ -57,6 +60,7 @@ async def _browser(live_server: str, viewport: dict[str, int], **options: Any) -
         launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = await launched.new_context(viewport=viewport, locale="zh-CN", **options)
+            context.set_default_timeout(PAGE_TIMEOUT_MS)
             session = Browser(live_server, await context.new_page(), context, viewport=dict(viewport))
             context.on("request", lambda request: session.requested.append(request.url))
             yield session

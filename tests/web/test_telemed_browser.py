@@ -10,7 +10,7 @@ import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
-from tests.browser import Browser, screenshot
+from tests.browser import PAGE_TIMEOUT_MS, Browser, screenshot
 from tests.web.telemed_support import reading_world
 
 from cityhealth.security import staff as staff_accounts
@@ -36,6 +36,7 @@ async def _doctor_with_a_login(app: FastAPI, organization_id: int) -> str:
 async def _page_as(browser: Browser, headers: dict[str, str]) -> Any:
     """A page in a browser context of its own, signed in with the caller's session cookie."""
     context = await browser.context.browser.new_context(locale="zh-CN")
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
     context.on("request", lambda request: browser.requested.append(request.url))
     await context.add_cookies([{"name": SESSION_COOKIE, "url": browser.base_url,
                                 "value": headers["Authorization"].removeprefix("Bearer ")}])
@@ -84,7 +85,8 @@ async def test_a_doctor_reads_a_case_and_the_requester_gets_the_report(
     await page.click("button.save-draft")
     await page.wait_for_selector("p.notice:has-text('报告草稿已保存')")
     await page.click("button.sign")
-    await page.wait_for_selector("p.notice:has-text('报告已签发')")
+    await page.wait_for_selector("p.notice:has-text('报告已签发'), p.error")
+    assert await page.locator("p.error").count() == 0, await page.locator("p.error").inner_text()  # says why not
     assert await page.locator("dd.status").inner_text() == "已完成"
     assert await page.locator("p.conclusion").inner_text() == "正常心电图"
     await page.wait_for_function("() => { const image = document.querySelector('figure.ecg img');"
