@@ -114,7 +114,8 @@ async def test_the_tracing_is_drawn_as_a_12_lead_report_at_25_mm_s_and_10_mm_mv(
     # aVR (lead index 3) steps by 4 x 40 x 6.25 uV = 1 mV each half second.
     async with database.transaction() as session:
         summary = await ecg.store_ecg(session, clock, field_cipher(settings), DOCTOR, dicom_ecg(sensitivity="6.25"))
-        svg = await ecg.ecg_svg(session, clock, DOCTOR, summary.id)
+        drawing = await ecg.ecg_drawing(session, clock, DOCTOR, summary.id)
+    svg = drawing.svg()
     root = ET.fromstring(svg)  # noqa: S314 - the platform's own output
     assert root.get("width") == "267mm"
     assert root.get("height") == "130mm"

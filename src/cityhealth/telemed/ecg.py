@@ -136,12 +136,28 @@ async def ecg_summary(
     return _summary(row, cipher, created=False)
 
 
-async def ecg_svg(session: AsyncSession, clock: Clock, principal: Principal, tracing_id: int) -> str:
-    """The tracing drawn on ECG paper (ecg_render.py)."""
+@dataclass(frozen=True)
+class Drawing:
+    """A tracing's samples as read, to be drawn once the transaction that read them has ended: drawing is CPU
+    work (tens of milliseconds for twelve leads), which on SQLite would hold the write lock taken by the read's
+    audit event, and in any case belongs off the event loop (`asyncio.to_thread(drawing.svg)`)."""
+
+    leads: tuple[str, ...]
+    sampling_rate_hz: float
+    samples: bytes
+    sample_count: int
+
+    def svg(self) -> str:
+        """The tracing drawn on ECG paper (ecg_render.py)."""
+        unpacked = unpack_samples(self.samples, len(self.leads), self.sample_count)
+        return render_svg(self.leads, self.sampling_rate_hz, unpacked)
+
+
+async def ecg_drawing(session: AsyncSession, clock: Clock, principal: Principal, tracing_id: int) -> Drawing:
+    """What drawing the tracing takes, its reading audited."""
     row = await _tracing(session, tracing_id)
     audit.record(session, clock, principal, Action.READ, RESOURCE, resource_id=row.id, detail="tracing drawn")
-    leads = tuple(row.leads.split(","))
-    return render_svg(leads, row.sampling_rate_hz, unpack_samples(row.samples, len(leads), row.sample_count))
+    return Drawing(tuple(row.leads.split(",")), row.sampling_rate_hz, row.samples, row.sample_count)
 
 
 async def ecg_samples(

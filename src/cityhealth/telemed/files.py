@@ -163,11 +163,12 @@ async def ecg_of_case(
     return _ecg_read(await ecg.ecg_summary(session, clock, cipher, principal, tracing_id), case_id)
 
 
-async def ecg_svg_of_case(
+async def ecg_drawing_of_case(
     session: AsyncSession, clock: Clock, principal: Principal, case_id: int, tracing_id: int
-) -> str:
+) -> ecg.Drawing:
+    """One of the case's tracings, to draw after the transaction (ecg.Drawing)."""
     await _tracing_of(session, principal, case_id, tracing_id)
-    return await ecg.ecg_svg(session, clock, principal, tracing_id)
+    return await ecg.ecg_drawing(session, clock, principal, tracing_id)
 
 
 async def _tracings(

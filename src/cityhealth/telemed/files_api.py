@@ -6,13 +6,14 @@ organization, or the reading centre the case is routed to; anyone else finds no 
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from cityhealth.context import ClockDep, SessionDep, SettingsDep
+from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.types import RowId
 from cityhealth.errors import PayloadTooLarge
 from cityhealth.security.crypto import field_cipher
@@ -95,9 +96,11 @@ async def get_ecg(
     summary="One of the case's ECG tracings drawn on ECG paper (25 mm/s, 10 mm/mV) as SVG",
 )
 async def get_ecg_svg(
-    principal: Member, session: SessionDep, clock: ClockDep, case_id: RowId, tracing_id: RowId
+    principal: Member, database: DatabaseDep, clock: ClockDep, case_id: RowId, tracing_id: RowId
 ) -> Response:
-    svg = await files.ecg_svg_of_case(session, clock, principal, case_id, tracing_id)
+    async with database.transaction() as session:  # ended before the drawing: see ecg.Drawing
+        drawing = await files.ecg_drawing_of_case(session, clock, principal, case_id, tracing_id)
+    svg = await asyncio.to_thread(drawing.svg)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 

@@ -10,6 +10,7 @@ post with a CSRF token and a request key, and come back to the case (post, redir
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Annotated, Any
 
@@ -134,11 +135,12 @@ async def requester_case(request: Request, principal: Requester, case_id: RowId)
 async def _svg(request: Request, principal: Principal, case_id: int, tracing_id: int) -> Response:
     state = request.app.state
     try:
-        async with state.database.transaction() as session:
-            svg = await files.ecg_svg_of_case(session, state.clock, principal, case_id, tracing_id)
+        async with state.database.transaction() as session:  # ended before the drawing: see ecg.Drawing
+            drawing = await files.ecg_drawing_of_case(session, state.clock, principal, case_id, tracing_id)
     except NotFound as missing:
         await _denied(request, principal, missing)
         return Response(status_code=404)
+    svg = await asyncio.to_thread(drawing.svg)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 
