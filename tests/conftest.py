@@ -268,7 +268,6 @@ async def live_server(app: FastAPI) -> AsyncIterator[str]:
         listener.close()
 
 
-
 # --- The security harness's suite-wide part (tests/security/harness.py) ------------------------------
 
 

@@ -72,7 +72,6 @@ def test_the_log_scrubber_is_the_same_recogniser() -> None:
     assert observability.scrub is scrub
 
 
-
 @given(texts=st.lists(st.one_of(st.text(), numbers), max_size=5))
 @example(texts=["1391234", "5678"])
 @example(texts=["id 320102198504120372", "ok"])

@@ -225,7 +225,6 @@ def upgrade() -> None:
     op.create_index("ix_telemed_cases_network_submitted_at", "telemed_cases", ["network_code", "submitted_at"])
 
 
-
 def downgrade() -> None:
     op.drop_index("ix_telemed_cases_network_submitted_at", table_name="telemed_cases")
 

@@ -81,7 +81,6 @@ def test_only_the_databases_own_passing_failures_are_transient() -> None:
     assert not is_transient(ValueError("a line that is not JSON"))
 
 
-
 class _WorkerDied(BaseException):
     """What a run cut short by its process's death leaves behind: nothing after it runs (no handler, no row)."""
 

@@ -404,7 +404,6 @@ async def test_a_dry_run_answers_like_the_real_thing_and_keeps_nothing(
     assert dry["counts"] == real["counts"]
 
 
-
 async def test_an_id_number_used_as_record_id_is_answered_masked_when_accepted(
     client: httpx.AsyncClient, hospital: Unit, clock: SimulatedClock
 ) -> None:

@@ -34,8 +34,6 @@ class Counts:
         return not self.mismatched
 
 
-
-
 @dataclass(frozen=True)
 class Seats:
     """Active bookings in all; the bookings beyond their session's capacity; and, per session whose counters do

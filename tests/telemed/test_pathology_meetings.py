@@ -201,7 +201,6 @@ async def test_a_lecture_is_held_once_with_its_attendance(app: FastAPI, client: 
     assert problem(twice) == (409, "status", "held", "telemed.pathology.lecture.hold")
 
 
-
 async def test_an_organization_lists_the_meetings_it_organizes_or_attends(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

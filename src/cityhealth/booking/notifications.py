@@ -103,7 +103,6 @@ async def queue(tx: AsyncSession, *, resident_id: int, booking_id: int | None, k
     await send_soon(tx)
 
 
-
 @dataclass(frozen=True)
 class DispatchResult:
     sent: int

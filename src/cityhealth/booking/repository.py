@@ -470,7 +470,6 @@ async def waiting_until(session: AsyncSession, last_day: date) -> list[tuple[int
     return [(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
-
 async def lapsed_holds(session: AsyncSession, session_id: int, now: datetime) -> list[LapsedHold]:
     """The session's holds lapsed at `now` whose slots count as free: none while someone waits for it (the
     sweeper then offers them in order)."""

@@ -285,7 +285,6 @@ def today(clock: Clock) -> date:
     return business_date(clock.now())
 
 
-
 # The starter set is content the project ships, reviewed before it was shipped: it is loaded published, its
 # versions marked as written and approved by two distinct system names so the four-eyes rule holds.
 STARTER_AUTHOR = "system:starter-set"

@@ -140,7 +140,6 @@ async def events_of(session: AsyncSession, call_ids: Collection[int]) -> dict[in
     return found
 
 
-
 async def write_calls(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, tuple[int, bool]]:
     """The calls' projections, new calls (`id` None) and held ones alike: by telephony id, each call's id and
     whether this report inserted it. A call another report inserted meanwhile comes back as not inserted."""

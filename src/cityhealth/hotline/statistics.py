@@ -31,7 +31,6 @@ from cityhealth.hotline.work_order_statistics import work_order_figures
 UNCATEGORIZED = "uncategorized"
 
 
-
 async def call_statistics(session: AsyncSession, month: str) -> CallStatistics:
     """The month's calls by city, by category and by both, with the peaks.
 

@@ -64,8 +64,6 @@ async def link_events(session: AsyncSession, organization_id: int, patient_key: 
 # --- review queue --------------------------------------------------------------------------------------------
 
 
-
-
 async def open_reviews(session: AsyncSession, after_id: int, limit: int) -> list[LinkReview]:
     return list((await session.scalars(select(LinkReview).where(LinkReview.status == "open", LinkReview.id > after_id)
                                        .order_by(LinkReview.id).limit(limit))).all())
@@ -76,19 +74,7 @@ async def lock_review(session: AsyncSession, review_id: int) -> LinkReview | Non
                                 .execution_options(populate_existing=True))
 
 
-
-
 # --- timeline ------------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
 
 
 async def count_identity_records(session: AsyncSession, organization_id: int, patient_key: str) -> int:

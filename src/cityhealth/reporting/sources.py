@@ -150,8 +150,6 @@ async def _telemed(session: AsyncSession, month: str, city_code: str) -> Telemed
     return TelemedSection.model_validate(document | {"pathology": pathology})
 
 
-
-
 async def _region(session: AsyncSession, region_code: str | None, collection: CollectionSection) -> Region:
     """The given region, or the one area every reported district belongs to."""
     if region_code is None:
