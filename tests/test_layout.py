@@ -60,6 +60,7 @@ TRANSACTION_OWNERS = frozenset({
     "collection/jobs.py",  # the bulk-job task: one transaction per chunk, so a job resumes at its last chunk
     "collection/rejection_masking.py",  # a batch rewrite run by its command, one transaction per page
     "collection/uploads.py",  # the real-time route: its read before the group commit, and a dry run
+    "telemed/files_api.py",  # the ECG drawing: the reading's transaction ends before the tracing is drawn
     "booking/group_commit.py",  # the booking group-commit leader, outside any request
     "booking/availability.py",  # the write engine the booking leader's batches run on
     "booking/lifecycle.py",  # hold sweep and no-show marking: periodic tasks, one transaction per round
