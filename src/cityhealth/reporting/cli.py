@@ -51,11 +51,12 @@ async def _from_database(settings: Settings, month: str,
     from cityhealth.reporting.profiles import profile_for_issue
 
     async with checked_database(settings) as database, database.transaction() as session:
+        if not database.is_sqlite:
+            # Both sources read one snapshot, so booking and collection figures belong to the same instant. Set
+            # before the first statement: once the transaction has its connection, the level would be ignored.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         # A month still being loaded (the demo's simulation) has partial figures: no bulletin is written of it.
         month_loads.refuse_partial(await month_loads.get(session, month))
-        if not database.is_sqlite:
-            # Both sources read one snapshot, so booking and collection figures belong to the same instant.
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         data = await build_bulletin(session, month, region_code=region)
         return data, await profile_for_issue(session, data.region.code)
 
