@@ -4,6 +4,7 @@ whose runs keep dying at the same chunk is stopped there with the reason, and an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -37,6 +38,22 @@ class _Deadlock(Exception):
     sqlstate = "40P01"
 
 
+def _write_chunk_failing(monkeypatch: pytest.MonkeyPatch, fails: Callable[[int], BaseException | None]) -> list[int]:
+    """jobs._write_chunk replaced by one that raises what `fails(n)` gives for its n-th call (1-based), if anything,
+    and writes the chunk otherwise. Returns the call counter (a one-item list)."""
+    real, calls = jobs._write_chunk, [0]
+
+    async def failing(*arguments: Any, **options: Any) -> None:
+        calls[0] += 1
+        failure = fails(calls[0])
+        if failure is not None:
+            raise failure
+        await real(*arguments, **options)
+
+    monkeypatch.setattr(jobs, "_write_chunk", failing)
+    return calls
+
+
 @pytest.mark.parametrize("failure", [ConnectionResetError("connection reset by peer"), _Deadlock("deadlock detected")],
                          ids=["connection-lost", "deadlock"])
 async def test_a_job_the_database_interrupts_resumes_and_stores_each_record_once(
@@ -45,15 +62,8 @@ async def test_a_job_the_database_interrupts_resumes_and_stores_each_record_once
 ) -> None:
     app.state.tasks.resources[jobs.CHUNK_ROWS_SETTING] = 3
     monkeypatch.setattr(queue, "RETRY_PAUSE_S", 0.05)
-    real, calls = jobs._write_chunk, [0]
-
-    async def interrupted_once(*arguments: Any, **options: Any) -> None:
-        calls[0] += 1
-        if calls[0] == 2:  # the second chunk's transaction: the first is committed
-            raise failure
-        await real(*arguments, **options)
-
-    monkeypatch.setattr(jobs, "_write_chunk", interrupted_once)
+    # The second chunk's transaction is interrupted once: the first is committed.
+    calls = _write_chunk_failing(monkeypatch, lambda call: failure if call == 2 else None)
     response = await upload(client, hospital, ndjson(hospital, clock, RECORDS))
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
@@ -95,15 +105,8 @@ async def test_a_job_whose_runs_keep_dying_at_one_chunk_is_stopped_there_and_a_r
         deferred.append(arguments)  # the test runs the job itself, as a worker would, run after run
 
     monkeypatch.setattr(queue, "defer", no_task)
-    real, calls = jobs._write_chunk, [0]
-
-    async def dies_at_the_second_chunk(*arguments: Any, **options: Any) -> None:
-        calls[0] += 1
-        if calls[0] > 1:
-            raise _WorkerDied
-        await real(*arguments, **options)
-
-    monkeypatch.setattr(jobs, "_write_chunk", dies_at_the_second_chunk)
+    real = jobs._write_chunk
+    calls = _write_chunk_failing(monkeypatch, lambda call: _WorkerDied() if call > 1 else None)  # dies at the 2nd
     response = await upload(client, hospital, ndjson(hospital, clock, RECORDS))
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
