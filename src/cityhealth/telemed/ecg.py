@@ -147,17 +147,25 @@ class Drawing:
     samples: bytes
     sample_count: int
 
+    @classmethod
+    def of(cls, row: EcgTracing) -> Drawing:
+        return cls(tuple(row.leads.split(",")), row.sampling_rate_hz, row.samples, row.sample_count)
+
+    def by_lead(self) -> dict[str, tuple[int, ...]]:
+        """Each lead's samples in microvolts, as stored."""
+        unpacked = unpack_samples(self.samples, len(self.leads), self.sample_count)
+        return dict(zip(self.leads, unpacked, strict=True))
+
     def svg(self) -> str:
         """The tracing drawn on ECG paper (ecg_render.py)."""
-        unpacked = unpack_samples(self.samples, len(self.leads), self.sample_count)
-        return render_svg(self.leads, self.sampling_rate_hz, unpacked)
+        return render_svg(self.leads, self.sampling_rate_hz, tuple(self.by_lead().values()))
 
 
 async def ecg_drawing(session: AsyncSession, clock: Clock, principal: Principal, tracing_id: int) -> Drawing:
     """What drawing the tracing takes, its reading audited."""
     row = await _tracing(session, tracing_id)
     audit.record(session, clock, principal, Action.READ, RESOURCE, resource_id=row.id, detail="tracing drawn")
-    return Drawing(tuple(row.leads.split(",")), row.sampling_rate_hz, row.samples, row.sample_count)
+    return Drawing.of(row)
 
 
 async def ecg_samples(
@@ -166,8 +174,7 @@ async def ecg_samples(
     """Each lead's samples in microvolts, as stored."""
     row = await _tracing(session, tracing_id)
     audit.record(session, clock, principal, Action.READ, RESOURCE, resource_id=row.id, detail="samples")
-    leads = row.leads.split(",")
-    return dict(zip(leads, unpack_samples(row.samples, len(leads), row.sample_count), strict=True))
+    return Drawing.of(row).by_lead()
 
 
 async def _tracing(session: AsyncSession, tracing_id: int) -> EcgTracing:
