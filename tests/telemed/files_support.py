@@ -3,13 +3,18 @@ is not routed to, ECG uploads, and the PACS named in the settings."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from cityhealth.security.models import AuditEvent
+from cityhealth.telemed import ecg
 from cityhealth.telemed.ecg_models import EcgTracing
 from cityhealth.telemed.imaging_models import ImagingStudy
 from tests.telemed.support import CASES, Side, centre, designate, requester, submit
@@ -61,3 +66,23 @@ def with_pacs(app: FastAPI, **roots: str) -> None:
     """Name PACSs for the imaging routes (the settings are frozen: a copy replaces them)."""
     settings = app.state.settings
     app.state.settings = settings.model_copy(update={"telemed_pacs": {**settings.telemed_pacs, **roots}})
+
+
+def watch_drawings(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int]]:
+    """Each tracing drawn from now on, as (drawn off the event loop's thread, "tracing drawn" audit events already
+    committed when the drawing began). Drawing is tens of milliseconds of CPU: inside the reading's transaction it
+    would hold SQLite's write lock (the audit event's), and on the event loop it would hold every request."""
+    loop, real, seen = asyncio.get_running_loop(), ecg.Drawing.svg, []
+
+    async def drawn_events() -> int:
+        async with app.state.database.transaction() as session:
+            return int(await session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.resource_type == ecg.RESOURCE, AuditEvent.detail == "tracing drawn")) or 0)
+
+    def svg(drawing: ecg.Drawing) -> str:
+        in_thread = threading.current_thread() is not threading.main_thread()
+        seen.append((in_thread, asyncio.run_coroutine_threadsafe(drawn_events(), loop).result(timeout=30)))
+        return real(drawing)
+
+    monkeypatch.setattr(ecg.Drawing, "svg", svg)
+    return seen

@@ -4,19 +4,16 @@ upload is a 422 (or 413) naming the problem with nothing kept; anyone else finds
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydicom.uid import generate_uid
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cityhealth.security.models import AuditEvent
-from cityhealth.telemed import ecg, files
+from cityhealth.telemed import files
 from tests.telemed.ecg_files import aecg, dicom_ecg, image_instance
-from tests.telemed.files_support import case_world, tracings_kept, upload
+from tests.telemed.files_support import case_world, tracings_kept, upload, watch_drawings
 from tests.telemed.support import CASES, submit
 
 
@@ -47,28 +44,13 @@ async def test_a_dicom_ecg_is_uploaded_by_the_requester_and_read_by_the_centre(
 async def test_a_tracing_is_drawn_off_the_event_loop_once_its_reading_has_committed(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Drawing twelve leads is tens of milliseconds of CPU: inside the reading's transaction it held SQLite's write
-    # lock (the audit event's) from every booking and sign-off, and on the event loop it held every request.
     world = await case_world(app, client)
     kept = (await upload(client, world.requester.headers, world.ecg(), dicom_ecg(), "application/dicom")).json()
-    loop, real, seen = asyncio.get_running_loop(), ecg.Drawing.svg, []
-
-    async def drawn_events() -> int:
-        async with app.state.database.transaction() as session:
-            return int(await session.scalar(select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.resource_type == ecg.RESOURCE, AuditEvent.detail == "tracing drawn")) or 0)
-
-    def svg(drawing: ecg.Drawing) -> str:
-        seen.append(threading.current_thread() is not threading.main_thread())
-        seen.append(asyncio.run_coroutine_threadsafe(drawn_events(), loop).result(timeout=30))
-        return real(drawing)
-
-    monkeypatch.setattr(ecg.Drawing, "svg", svg)
-    for url, caller in ((world.ecg(f"/{kept['id']}/svg"), world.centre), (world.ecg(f"/{kept['id']}/svg"),
-                                                                          world.requester)):
-        drawn = await client.get(url, headers=caller.headers)
+    drawings = watch_drawings(app, monkeypatch)
+    for caller in (world.centre, world.requester):
+        drawn = await client.get(world.ecg(f"/{kept['id']}/svg"), headers=caller.headers)
         assert drawn.status_code == 200, drawn.text
-    assert seen == [True, 1, True, 2]  # in a thread, each reading's audit event already committed
+    assert drawings == [(True, 1), (True, 2)]  # in a thread, each reading's audit event already committed
 
 
 @pytest.mark.parametrize("content_type", ["application/hl7-v3+xml", "text/xml; charset=utf-8", None])

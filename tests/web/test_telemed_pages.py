@@ -8,9 +8,11 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from tests.factories.booking import add_resident
+from tests.telemed.files_support import watch_drawings
 from tests.telemed.lab_support import oru, wire
 from tests.telemed.support import CASES, doctor
 from tests.web.pages_support import rows_of
@@ -148,6 +150,18 @@ async def test_another_centres_doctor_finds_no_such_case(app: FastAPI, client: h
         assert (refused.status_code, NOT_FOUND in refused.text) == (404, True)
     detail = await client.get(f"{CASES}/{world.case_id}", headers=world.hospital.headers)
     assert detail.json()["status"] == "requested"
+
+
+async def test_the_pages_draw_a_tracing_off_the_event_loop_once_its_reading_has_committed(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await reading_world(app, client)
+    drawings = watch_drawings(app, monkeypatch)
+    for headers, base in ((world.centre.headers, WORKLIST), (world.requester_doctor, "/telemed/requests")):
+        signed_in(client, headers)
+        drawn = await client.get(f"{base}/cases/{world.case_id}/ecg/{world.tracing_id}/svg")
+        assert drawn.status_code == 200, drawn.text
+    assert drawings == [(True, 1), (True, 2)]  # in a thread, each reading's audit event already committed
 
 
 async def test_the_requester_sees_its_cases_and_the_report_only_once_signed(
