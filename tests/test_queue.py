@@ -41,11 +41,11 @@ flaky_runs: list[int] = []
 
 
 @queue.task(FLAKY)
-async def flaky(runtime: queue.Runtime, item: int) -> None:
-    """Its first run meets a lost connection. Its rows never say it is unfinished, and it has no lock (on PostgreSQL,
-    requeue_lost passes it over): only the runner's retry can run it again."""
+async def flaky(runtime: queue.Runtime, item: int, interruptions: int = 1) -> None:
+    """Its first `interruptions` runs meet a lost connection. Its rows never say it is unfinished, and it has no lock
+    (on PostgreSQL, requeue_lost passes it over): only the runner's retry can run it again."""
     flaky_runs.append(item)
-    if len(flaky_runs) == 1:
+    if len(flaky_runs) <= interruptions:
         raise ConnectionResetError("connection reset by peer")
 
 
@@ -321,11 +321,18 @@ async def test_the_stalled_job_check_goes_on_past_a_job_that_ended_after_it_was_
     assert [tuple(row) for row in left] == [("2", "todo")]  # retried: a worker takes it again
 
 
-async def test_a_task_the_database_interrupts_is_run_again_by_the_runner_of_either_backend(
-    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(queue, "RETRY_PAUSE_S", 0)
-    runtime = queue.Runtime(settings, database, clock)
+def test_a_task_interrupted_again_and_again_waits_twice_as_long_each_time_then_is_given_up() -> None:
+    pauses = [queue.retry_pause(n) for n in range(1, queue.MAX_INTERRUPTIONS + 2)]
+    assert pauses[:4] == [queue.RETRY_PAUSE_S, 2 * queue.RETRY_PAUSE_S, 4 * queue.RETRY_PAUSE_S,
+                          8 * queue.RETRY_PAUSE_S]
+    assert max(pause for pause in pauses if pause is not None) == queue.MAX_RETRY_PAUSE_S
+    assert pauses[-1] is None  # the first run, then MAX_INTERRUPTIONS runs again: no more
+    assert 30 * 60 < sum(pause for pause in pauses if pause is not None) < 2 * 3600  # outlasts a restart or failover
+
+
+async def _flaky_runs_on_either_backend(runtime: queue.Runtime, runs: int, **arguments: Any) -> list[Any]:
+    """FLAKY deferred with `arguments` and run by the backend's runner until it has run `runs` times (and a moment
+    more, for a run too many); on PostgreSQL, with the statuses of its jobs left in the queue."""
     stop = asyncio.Event()
     if BACKEND == "sqlite":
         runner = queue.LocalRunner(runtime, run_periodic=False)
@@ -333,24 +340,44 @@ async def test_a_task_the_database_interrupts_is_run_again_by_the_runner_of_eith
     else:
         running = asyncio.create_task(worker.run_worker(runtime, concurrency=1, run_periodic=False, stop=stop))
     try:
-        async with database.transaction() as session:
-            await queue.defer(session, FLAKY, item=5)
+        async with runtime.database.transaction() as session:
+            await queue.defer(session, FLAKY, **arguments)
         for _ in range(1000):
-            if len(flaky_runs) == 2:
+            if len(flaky_runs) >= runs:
                 break
             await asyncio.sleep(0.01)
-        assert flaky_runs == [5, 5]  # interrupted, then run again to its end
+        await asyncio.sleep(0.3)
     finally:
         if BACKEND == "sqlite":
             await runner.close()
         else:
             stop.set()
             await running
-    if BACKEND == "postgresql":
-        async with database.transaction() as session:
-            left = (await session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :name"),
-                                          {"name": FLAKY})).scalar_one()
-        assert left == 0  # succeeded on its second attempt (successful jobs are deleted)
+    if BACKEND == "sqlite":
+        return []
+    async with runtime.database.transaction() as session:
+        left = await session.scalars(text("SELECT status FROM procrastinate_jobs WHERE task_name = :name"),
+                                     {"name": FLAKY})
+        return list(left)
+
+
+async def test_a_task_the_database_interrupts_is_run_again_by_the_runner_of_either_backend(
+    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue, "RETRY_PAUSE_S", 0.0)
+    left = await _flaky_runs_on_either_backend(queue.Runtime(settings, database, clock), 2, item=5)
+    assert flaky_runs == [5, 5]  # interrupted, then run again to its end
+    assert left == []  # on PostgreSQL: succeeded on its second attempt (successful jobs are deleted)
+
+
+async def test_a_task_interrupted_more_than_the_cap_is_given_up_by_the_runner_of_either_backend(
+    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue, "RETRY_PAUSE_S", 0.0)
+    monkeypatch.setattr(queue, "MAX_INTERRUPTIONS", 2)
+    left = await _flaky_runs_on_either_backend(queue.Runtime(settings, database, clock), 3, item=6, interruptions=99)
+    assert flaky_runs == [6, 6, 6]  # its run, then two more: no fourth
+    assert left == ([] if BACKEND == "sqlite" else ["failed"])
 
 
 async def test_only_a_failure_of_the_database_is_an_interruption(

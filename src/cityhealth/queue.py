@@ -38,7 +38,12 @@ QUEUE_NAME = "cityhealth"  # the rooms' tasks (bulk jobs)
 # that a hold sweep is never stuck behind a bulk job that takes minutes.
 PERIODIC_QUEUE = "cityhealth-periodic"
 _PENDING = "cityhealth.queue.pending"
-RETRY_PAUSE_S = 2  # before either runner runs again a task the database interrupted (whole seconds: procrastinate)
+# A task the database interrupted (Interrupted) is run again by either runner after a pause that doubles from
+# RETRY_PAUSE_S up to MAX_RETRY_PAUSE_S, at most MAX_INTERRUPTIONS times in a row: about an hour of outage. Then it
+# is given up, and its rows say what is left (recovered at the next start, or by an operator's rerun).
+RETRY_PAUSE_S = 2.0
+MAX_RETRY_PAUSE_S = 300.0
+MAX_INTERRUPTIONS = 20
 _T = TypeVar("_T")
 
 
@@ -128,7 +133,15 @@ def periodic(name: str, *, every_s: int) -> Callable[[PeriodicFunction[_T]], Per
 class Interrupted(Exception):
     """A task's database failed under it (connection lost, server restarting, a deadlock's or a serialization
     conflict's victim): the work did not fail, and running the task again resumes it from its rows. Both runners
-    run it again after RETRY_PAUSE_S: the in-process one itself, procrastinate by the tasks' retry strategy."""
+    run it again after `retry_pause`: the in-process one itself, procrastinate by the tasks' retry strategy."""
+
+
+def retry_pause(interruptions: int) -> float | None:
+    """The pause before a task's next run after its `interruptions`-th interruption in a row (1 for the first), or
+    None once it has been interrupted more than MAX_INTERRUPTIONS times: the one rule of both runners."""
+    if interruptions > MAX_INTERRUPTIONS:
+        return None
+    return min(RETRY_PAUSE_S * (1 << (interruptions - 1)), MAX_RETRY_PAUSE_S)
 
 
 async def run_task(spec: TaskSpec, runtime: Runtime, arguments: dict[str, Any]) -> None:
@@ -202,6 +215,7 @@ class LocalRunner:
         self._again: dict[str, tuple[str, dict[str, Any]]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.TimerHandle] = set()
+        self._interruptions: dict[str, int] = {}  # by task key: interruptions in a row
 
     async def start(self) -> None:
         _local_runners[self.runtime.database.engine.sync_engine] = self
@@ -224,10 +238,19 @@ class LocalRunner:
     async def _run(self, key: str, spec: TaskSpec, arguments: dict[str, Any]) -> None:
         try:
             await run_task(spec, self.runtime, arguments)
+            self._interruptions.pop(key, None)
         except Interrupted as interrupted:
-            logger.warning("%s; running it again in %.0f s", interrupted, RETRY_PAUSE_S, extra={"task": spec.name})
-            self._retry_later(spec.name, arguments)
+            count = self._interruptions[key] = self._interruptions.get(key, 0) + 1
+            pause = retry_pause(count)
+            if pause is None:
+                del self._interruptions[key]
+                logger.error("%s %d times in a row; given up until the next start", interrupted, count,
+                             extra={"task": spec.name})
+            else:
+                logger.warning("%s; running it again in %.0f s", interrupted, pause, extra={"task": spec.name})
+                self._retry_later(spec.name, arguments, pause)
         except Exception:  # recorded by the task on its own rows; the runner goes on with the others
+            self._interruptions.pop(key, None)
             logger.exception("task failed", extra={"task": spec.name})
         finally:
             del self._running[key]
@@ -235,12 +258,12 @@ class LocalRunner:
             if again is not None:
                 self.submit(*again)
 
-    def _retry_later(self, name: str, arguments: dict[str, Any]) -> None:
+    def _retry_later(self, name: str, arguments: dict[str, Any], pause: float) -> None:
         def fire() -> None:
             self._retries.discard(handle)
             self.submit(name, arguments)
 
-        handle = asyncio.get_running_loop().call_later(RETRY_PAUSE_S, fire)
+        handle = asyncio.get_running_loop().call_later(pause, fire)
         self._retries.add(handle)
 
     async def _every(self, spec: PeriodicSpec) -> None:

@@ -40,11 +40,19 @@ def procrastinate_app(runtime: queue.Runtime, *, run_periodic: bool) -> Any:
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(runtime.database)))
     _tolerate_lock_races(app)
-    # A task the database interrupted is run again after the same pause as in process, as often as it takes: the
-    # database failed, not the work (queue.Interrupted).
-    interrupted = procrastinate.RetryStrategy(wait=queue.RETRY_PAUSE_S, retry_exceptions=[queue.Interrupted])
+    from procrastinate.retry import RetryDecision
+
+    class RetryInterrupted(procrastinate.BaseRetryStrategy):
+        """A task the database interrupted runs again after the pause the in-process runner takes too
+        (queue.retry_pause); any other failure is the work's, and is not retried."""
+
+        def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+            pause = queue.retry_pause(job.attempts + 1) if isinstance(exception, queue.Interrupted) else None
+            return None if pause is None else RetryDecision(retry_in={"milliseconds": round(pause * 1000)})
+
     for spec in queue.TASKS.values():
-        app.task(name=spec.name, queue=queue.QUEUE_NAME, pass_context=False, retry=interrupted)(_bound(spec, runtime))
+        app.task(name=spec.name, queue=queue.QUEUE_NAME, pass_context=False,
+                 retry=RetryInterrupted())(_bound(spec, runtime))
     settings = runtime.settings
 
     async def retry_stalled(timestamp: int) -> None:

@@ -210,9 +210,7 @@ async def process_job(
         await source.aclose()
         if is_transient(exc):
             # Not the upload's fault: the job stays running from its last committed chunk, and the runner runs
-            # its task again after a pause (queue.Interrupted).
-            logger.warning("collection job interrupted by the database; it resumes from its last chunk",
-                           extra={"job_id": job_id, "error_type": type(exc).__name__})
+            # its task again after a pause (queue.Interrupted), and logs it once.
             raise
         logger.exception("collection job failed", extra={"job_id": job_id})
         async with database.transaction() as session:
