@@ -13,6 +13,7 @@ from tests.factories.security import admin_headers, headers_for, staff
 from cityhealth.clock import SimulatedClock
 from cityhealth.db.engine import Database
 from cityhealth.registry.models import Area, AreaMapping
+from cityhealth.registry.schemas import MAX_OFFSET
 from cityhealth.security.principals import Role
 
 AREAS = "/api/registry/areas"
@@ -60,6 +61,16 @@ async def test_page_size_above_500_is_refused(client: httpx.AsyncClient, admin: 
     response = await client.get(AREAS, params={"limit": 501}, headers=admin)
     assert response.status_code == 422
     assert response.json()["field"] == "query.limit"
+
+
+@pytest.mark.parametrize("path", [AREAS, "/api/registry/residents", "/api/registry/organizations"])
+async def test_an_offset_past_a_million_rows_is_refused_naming_it(client: httpx.AsyncClient, admin: dict[str, str],
+                                                                  path: str) -> None:
+    # Deeper pages cost a scan of every row before them; a list that long is searched by its filters.
+    assert (await client.get(path, params={"offset": MAX_OFFSET}, headers=admin)).status_code == 200
+    response = await client.get(path, params={"offset": MAX_OFFSET + 1}, headers=admin)
+    assert response.status_code == 422
+    assert response.json()["field"] == "query.offset"
 
 
 async def test_get_reporting_unit_shows_the_districts_it_maps_to(client: httpx.AsyncClient,
