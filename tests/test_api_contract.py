@@ -30,7 +30,8 @@ from tests.conftest import BACKEND
 from tests.factories.security import admin_headers
 
 EXAMPLES_PER_OPERATION_AND_MODE = 5
-# Turned away before any input is read: one example per operation and mode shows it (see the anonymous pass).
+# Anonymous callers are turned away whatever the input: one example per operation and mode shows it (see the
+# anonymous pass).
 ANONYMOUS_EXAMPLES_PER_OPERATION_AND_MODE = 1
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 HeadersFactory = Callable[[], dict[str, str]]

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from cityhealth.apidocs import PROBLEM_MEDIA_TYPE, problem_statuses
+from cityhealth.db.types import MAX_OFFSET
 
 _PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
 
@@ -80,3 +81,11 @@ def test_statuses_are_read_from_the_operations_shape() -> None:
 
 def test_the_document_is_generated_once(app: FastAPI) -> None:
     assert app.openapi() is app.openapi()
+
+
+def test_every_list_pages_no_deeper_than_the_one_offset_limit(document: dict[str, Any]) -> None:
+    offsets = {f"{method.upper()} {path}": (parameter["schema"].get("minimum"), parameter["schema"].get("maximum"))
+               for path, item in document["paths"].items() for method, operation in item.items()
+               for parameter in operation.get("parameters", []) if parameter["name"] == "offset"}
+    assert len(offsets) >= 5  # the registry's lists, the knowledge base's, the map's
+    assert set(offsets.values()) == {(0, MAX_OFFSET)}, offsets

@@ -12,8 +12,8 @@ from tests.factories.security import admin_headers, headers_for, staff
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.db.engine import Database
+from cityhealth.db.types import MAX_OFFSET
 from cityhealth.registry.models import Area, AreaMapping
-from cityhealth.registry.schemas import MAX_OFFSET
 from cityhealth.security.principals import Role
 
 AREAS = "/api/registry/areas"

@@ -10,6 +10,7 @@ from cityhealth.booking import nearby
 from cityhealth.booking.availability import BookingRuntime, runtime_of
 from cityhealth.booking.schemas import NearbyPage
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep
+from cityhealth.db.types import PageOffset
 from cityhealth.registry.facility_schemas import MAX_NEAR_PAGE, Crs, ServiceCode
 from cityhealth.registry.geo import MAX_DISTANCE_M
 from cityhealth.registry.service import NearQuery
@@ -38,7 +39,7 @@ async def search_nearby(
     service: Annotated[ServiceCode | None, Query(description="only facilities offering it")] = None,
     open_now: Annotated[bool, Query(description="only facilities open now (Asia/Shanghai)")] = False,
     limit: Annotated[int, Query(ge=1, le=MAX_NEAR_PAGE)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: PageOffset = 0,
 ) -> NearbyPage:
     query = NearQuery(latitude=latitude, longitude=longitude, crs=crs, radius_m=radius_m, service=service,
                       open_now=open_now, limit=limit, offset=offset)

@@ -44,3 +44,7 @@ RowId = Annotated[int, Interval(ge=INT32_MIN, le=INT32_MAX)]
 inside the driver. Every integer a request carries into a query (path and query parameters, ids in
 bodies) is declared RowId, or Int64 where its column is a BIGINT, so an out-of-range one is a 422 naming
 the parameter instead of a 500 from the driver."""
+MAX_OFFSET = 1_000_000
+PageOffset = Annotated[int, Interval(ge=0, le=MAX_OFFSET)]
+"""How many rows a list skips, in every room. Deeper pages cost the database a scan of every row before them, and
+a list that long is searched by its filters, not paged through."""

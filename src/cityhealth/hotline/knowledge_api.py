@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from cityhealth.context import ClockDep, SessionDep
-from cityhealth.db.types import RowId
+from cityhealth.db.types import PageOffset, RowId
 from cityhealth.hotline import knowledge, knowledge_answers, knowledge_lexicon
 from cityhealth.hotline.knowledge_index import KnowledgeIndex, index_of
 from cityhealth.hotline.knowledge_schemas import (
@@ -35,7 +35,6 @@ Reviewer = Annotated[Principal, Depends(require(Scope.HOTLINE_KB_REVIEW))]
 Ivr = Annotated[Principal, Depends(require(Scope.HOTLINE_SELF_SERVICE))]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Term = Annotated[str, Path(min_length=1, max_length=40)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 def knowledge_index(request: Request) -> KnowledgeIndex:
@@ -55,7 +54,7 @@ async def categories(_: Reader) -> dict[str, str]:
 async def list_articles(_: Editor, session: SessionDep, category: Annotated[str | None, Query(max_length=24)] = None,
                         article_status: Annotated[str | None, Query(alias="status", pattern="^(draft|published|"
                                                                     "unpublished)$")] = None,
-                        limit: Limit = 50, offset: Offset = 0) -> ArticlePage:
+                        limit: Limit = 50, offset: PageOffset = 0) -> ArticlePage:
     return await knowledge.list_articles(session, category=category, status=article_status, limit=limit,
                                          offset=offset)
 
@@ -135,7 +134,7 @@ async def self_service(principal: Ivr, session: SessionDep, clock: ClockDep, ind
             summary="Self-service questions without an answer, grouped, most asked first")
 async def list_unanswered(_: Editor, session: SessionDep,
                           question_status: Annotated[str | None, Query(alias="status", max_length=16)] = "open",
-                          limit: Limit = 50, offset: Offset = 0) -> UnansweredPage:
+                          limit: Limit = 50, offset: PageOffset = 0) -> UnansweredPage:
     return await knowledge.list_unanswered(session, status=question_status, limit=limit, offset=offset)
 
 

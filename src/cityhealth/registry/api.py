@@ -11,12 +11,11 @@ from fastapi import APIRouter, Depends, Query, status
 from cityhealth.clock import Clock
 from cityhealth.context import ClockDep, DatabaseDep, SessionDep, SettingsDep
 from cityhealth.db.engine import Database
-from cityhealth.db.types import RowId
+from cityhealth.db.types import MAX_OFFSET, PageOffset, RowId
 from cityhealth.errors import DomainError
 from cityhealth.registry import client_apps, departments, residents, service
 from cityhealth.registry.protection import cipher_for
 from cityhealth.registry.schemas import (
-    MAX_OFFSET,
     MAX_PAGE_SIZE,
     AreaCreate,
     AreaLevel,
@@ -59,7 +58,7 @@ ResidentWriter = Annotated[Principal, Depends(require(Scope.RESIDENT_WRITE))]
 # A resident may read their own record (the service answers 404 for anyone else's).
 ResidentViewer = Annotated[Principal, Depends(require_any(Scope.RESIDENT_READ, Scope.RESIDENT_SELF))]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"rows skipped, at most {MAX_OFFSET}")]
+Offset = Annotated[PageOffset, Query(description=f"rows skipped, at most {MAX_OFFSET}")]
 
 
 async def get_cipher(settings: SettingsDep) -> FieldCipher:

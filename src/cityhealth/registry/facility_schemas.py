@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from cityhealth.db.types import PageOffset
 from cityhealth.registry import geo
 from cityhealth.registry.models import FACILITY_SERVICES
 from cityhealth.registry.schemas import BookingPhone
@@ -117,7 +118,7 @@ class NearQuery(BaseModel):
     service: ServiceCode | None = None
     open_now: bool = False
     limit: Annotated[int, Field(ge=1, le=MAX_NEAR_PAGE)] = 20
-    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    offset: PageOffset = 0
 
 
 class FacilityNear(BaseModel):

@@ -30,9 +30,6 @@ from cityhealth.registry.models import AREA_LEVELS, CHANNELS, ORGANIZATION_KINDS
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 500
-# How far a list pages by offset, as the other rooms' lists: deeper pages cost the database a scan of every row
-# before them, and a list that long is searched by its filters, not paged through.
-MAX_OFFSET = 1_000_000
 HOSPITAL_LEVELS = ("三级", "二级", "一级")
 SEX_CODES = (0, 1, 2, 9)  # GB/T 2261.1
 
