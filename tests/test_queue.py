@@ -146,6 +146,24 @@ async def test_closing_the_runner_cancels_and_awaits_what_runs(
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="the in-process runner is SQLite's")
+async def test_closing_the_runner_cancels_a_task_waiting_to_run_again(
+    settings: Settings, database: Database, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue, "RETRY_PAUSE_S", 3600.0)
+    runner = queue.LocalRunner(queue.Runtime(settings, database, clock), run_periodic=False)
+    await runner.start()
+    async with database.transaction() as session:
+        await queue.defer(session, FLAKY, item=8)
+    await _settle()
+    waiting = [task for task in asyncio.all_tasks() if task.get_name() == f"retry-{FLAKY}"]
+    assert flaky_runs == [8]  # interrupted, to run again in an hour
+    assert len(waiting) == 1
+    await asyncio.wait_for(runner.close(), timeout=5)
+    assert waiting[0].cancelled()
+    assert flaky_runs == [8]  # its work resumes from its rows at the next start
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the in-process runner is SQLite's")
 async def test_the_runner_takes_up_unfinished_work_when_it_starts(
     settings: Settings, database: Database, clock: SimulatedClock
 ) -> None:
@@ -331,8 +349,9 @@ def test_a_task_interrupted_again_and_again_waits_twice_as_long_each_time_then_i
 
 
 async def _flaky_runs_on_either_backend(runtime: queue.Runtime, runs: int, **arguments: Any) -> list[Any]:
-    """FLAKY deferred with `arguments` and run by the backend's runner until it has run `runs` times (and a moment
-    more, for a run too many); on PostgreSQL, with the statuses of its jobs left in the queue."""
+    """FLAKY deferred with `arguments` and run by the backend's runner: in process until nothing is left to run;
+    on PostgreSQL until it has run `runs` times (and a moment more, for a run too many), with the statuses of
+    its jobs left in the queue."""
     stop = asyncio.Event()
     if BACKEND == "sqlite":
         runner = queue.LocalRunner(runtime, run_periodic=False)
@@ -342,11 +361,14 @@ async def _flaky_runs_on_either_backend(runtime: queue.Runtime, runs: int, **arg
     try:
         async with runtime.database.transaction() as session:
             await queue.defer(session, FLAKY, **arguments)
-        for _ in range(1000):
-            if len(flaky_runs) >= runs:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)
+        if BACKEND == "sqlite":
+            await runner.idle()
+        else:
+            for _ in range(1000):
+                if len(flaky_runs) >= runs:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
     finally:
         if BACKEND == "sqlite":
             await runner.close()

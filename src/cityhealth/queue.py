@@ -214,7 +214,7 @@ class LocalRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: dict[str, tuple[str, dict[str, Any]]] = {}
         self._loops: list[asyncio.Task[None]] = []
-        self._retries: set[asyncio.TimerHandle] = set()
+        self._retries: set[asyncio.Task[None]] = set()  # interrupted tasks waiting out their pause
         self._interruptions: dict[str, int] = {}  # by task key: interruptions in a row
 
     async def start(self) -> None:
@@ -259,12 +259,13 @@ class LocalRunner:
                 self.submit(*again)
 
     def _retry_later(self, name: str, arguments: dict[str, Any], pause: float) -> None:
-        def fire() -> None:
-            self._retries.discard(handle)
+        async def later() -> None:
+            await asyncio.sleep(pause)
             self.submit(name, arguments)
 
-        handle = asyncio.get_running_loop().call_later(pause, fire)
-        self._retries.add(handle)
+        retry = asyncio.create_task(later(), name=f"retry-{name}")
+        self._retries.add(retry)
+        retry.add_done_callback(self._retries.discard)
 
     async def _every(self, spec: PeriodicSpec) -> None:
         while True:
@@ -275,18 +276,16 @@ class LocalRunner:
             await asyncio.sleep(spec.every_s)
 
     async def idle(self) -> None:
-        """Until no task runs (tests, and the simulator between days)."""
-        while self._running:
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        """Until no task runs or waits out an interruption's pause to run again (tests)."""
+        while self._running or self._retries:
+            await asyncio.gather(*self._running.values(), *self._retries, return_exceptions=True)
 
     async def close(self) -> None:
         """Cancel what runs and wait for it: an interrupted task resumes from its rows at the next start."""
         _local_runners.pop(self.runtime.database.engine.sync_engine, None)
         self._again.clear()
-        for retry in self._retries:  # their work resumes from its rows at the next start
-            retry.cancel()
-        self._retries.clear()
-        tasks = [*self._loops, *self._running.values()]
+        # A task waiting to run again is cancelled too: its work resumes from its rows at the next start.
+        tasks = [*self._loops, *self._retries, *self._running.values()]
         for running in tasks:
             running.cancel()
         for running in tasks:
