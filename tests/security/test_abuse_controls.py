@@ -236,3 +236,32 @@ async def test_production_behind_a_declared_proxy_accepts_forwarded_https(settin
     assert plain.status_code == 403
     assert forwarded.status_code == 200
     assert forwarded.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_the_in_process_windows_are_kept_without_leaving_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # limits' asyncio memory storage expires old entries by handing each key it holds to a thread after every
+    # hit: with many addresses in the window, tens of thread round trips per login or token.
+    handed: list[object] = []
+
+    async def to_thread(function: object, *args: object) -> None:
+        handed.append(function)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    limiter = AuthRateLimiter(3, window_s=1)
+    for n in range(200):
+        await limiter.hit(address=f"10.0.{n // 100}.{n % 100}", account=f"user{n}")
+    await asyncio.sleep(0.05)
+    assert handed == []
+    await limiter.hit(address="10.0.0.1", account=None)
+    await limiter.hit(address="10.0.0.1", account=None)
+    with pytest.raises(Exception, match="3 authentication attempts"):  # the window still counts, in process
+        await limiter.hit(address="10.0.0.1", account=None)
+
+
+async def test_addresses_whose_attempts_left_the_window_are_forgotten() -> None:
+    limiter = AuthRateLimiter(3, window_s=1)
+    for n in range(100):
+        await limiter.hit(address=f"10.0.1.{n}", account=None)
+    await asyncio.sleep(1.1)
+    await limiter.hit(address="10.0.0.1", account=None)
+    assert len(limiter._limiter._windows) == 1  # type: ignore[attr-defined]  # the in-process store

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections import deque
+from typing import Protocol
 
 from fastapi import FastAPI
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItem, RateLimitItemPerSecond, WindowStats
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -24,6 +26,55 @@ WINDOW_S = 60
 _FAILING_KEPT = 100_000  # addresses with a recent failure remembered in-process, at most
 
 
+class _Windows(Protocol):
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+    async def test(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+class _InProcessWindows:
+    """Moving windows kept in this process: for each key, the times of its counted attempts, oldest first.
+
+    An attempt drops the expired times of its own key only, and keys with nothing left in their window are
+    forgotten by a sweep at most once a window. (limits' memory storages walk every key they hold after each
+    hit, the asyncio one handing each to a thread: with thousands of addresses in the window, milliseconds
+    of CPU per login or token; benchmarks/auth_rate_limit.py.)
+    """
+
+    def __init__(self, sweep_every_s: float) -> None:
+        self._windows: dict[str, tuple[float, deque[float]]] = {}  # key -> (window length, attempt times)
+        self._sweep_every_s = sweep_every_s
+        self._swept_at = time.time()
+
+    def _current(self, item: RateLimitItem, identifiers: tuple[str, ...], now: float) -> tuple[str, deque[float]]:
+        if now - self._swept_at >= self._sweep_every_s:
+            self._windows = {key: kept for key, kept in self._windows.items()
+                             if kept[1] and kept[1][-1] > now - kept[0]}
+            self._swept_at = now
+        key = item.key_for(*identifiers)
+        length = float(item.get_expiry())
+        times = self._windows.setdefault(key, (length, deque()))[1]
+        while times and times[0] <= now - length:
+            times.popleft()
+        return key, times
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        now = time.time()
+        _, times = self._current(item, identifiers, now)
+        if len(times) >= item.amount:
+            return False
+        times.append(now)
+        return True
+
+    async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return len(self._current(item, identifiers, time.time())[1]) < item.amount
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        now = time.time()
+        _, times = self._current(item, identifiers, now)
+        return WindowStats((times[0] if times else now) + item.get_expiry(), item.amount - len(times))
+
+
 class AuthRateLimiter:
     """At most `attempts` authentication attempts per `window_s` from one address and on one account, and
     at most `failures` failed authentications per `window_s` from one address on any route."""
@@ -31,7 +82,9 @@ class AuthRateLimiter:
     def __init__(self, attempts: int, storage_url: str = "memory://", window_s: int = WINDOW_S,
                  failures: int | None = None) -> None:
         url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-        self._limiter = MovingWindowRateLimiter(storage_from_string(url))
+        self._local = url.startswith("async+memory")
+        self._limiter: _Windows = _InProcessWindows(window_s) if self._local else MovingWindowRateLimiter(
+            storage_from_string(url))
         self._item = RateLimitItemPerSecond(attempts, window_s)
         self._failure_item = RateLimitItemPerSecond(failures or attempts, window_s)
         self.attempts = attempts
@@ -40,7 +93,6 @@ class AuthRateLimiter:
         # In-process storage: this limiter counted every failure its window holds, so an address with none
         # counted in the last window is not over it, and every request need not ask the storage so (a shared
         # store, Redis, also holds the other workers' counts: it is always asked).
-        self._local = url.startswith("async+memory")
         self._failing_until: dict[str, float] = {}  # address -> when its last counted failure leaves the window
 
     async def hit(self, *, address: str | None, account: str | None) -> None:
