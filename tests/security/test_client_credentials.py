@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from jwt.algorithms import ECAlgorithm
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from cityhealth.clock import SimulatedClock
 from cityhealth.security.models import AuditEvent, MachineClient, UsedJti
@@ -282,6 +282,25 @@ async def test_a_revoked_clients_token_stops_working_within_60_s(
     response = await client.get("/api/me/sessions", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "client_revoked"
+
+
+async def test_a_new_tokens_first_request_does_not_read_the_client_again(
+        app: FastAPI, client: httpx.AsyncClient, es_key: ClientKey) -> None:
+    await register(app, "his-a", es_key)
+    token = (await _token(client, token_form(assertion(es_key, app, "his-a")))).json()["access_token"]
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        response = await client.get("/api/me/sessions", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert response.status_code == 200
+    assert not [statement for statement in statements if "machine_clients" in statement]  # the exchange read it
 
 
 async def test_revoking_through_the_api_stops_the_token_at_once(

@@ -96,6 +96,8 @@ async def token(
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    # The exchange has just read the client unrevoked: its first request need not read it again.
+    client_state_cache(request.app).put(sessions.subject_id(grant.principal), True, clock.now())
     return token_response(grant.principal, settings, clock)
 
 
