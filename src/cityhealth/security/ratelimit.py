@@ -1,9 +1,9 @@
 """Abuse control on authentication: on the authentication endpoints a moving window of attempts per source
 address and per account; on every route a moving window of failed authentications per source address.
 
-Windows run on wall-clock time kept by the `limits` storage (in-process memory by default, Redis when
-several workers must share them), not on the injected Clock: they limit how fast real requests arrive,
-and a shared Redis window cannot follow one process's simulated clock anyway.
+Windows run on wall-clock time, kept in this process by default (`_InProcessWindows`) or in Redis through the
+`limits` library when several workers must share them, not on the injected Clock: they limit how fast real
+requests arrive, and a shared Redis window cannot follow one process's simulated clock anyway.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from cityhealth.config import Settings
 from cityhealth.errors import TooManyRequests
 
 WINDOW_S = 60
-_FAILING_KEPT = 100_000  # addresses with a recent failure remembered in-process, at most
 
 
 class _Windows(Protocol):
@@ -33,46 +32,47 @@ class _Windows(Protocol):
 
 
 class _InProcessWindows:
-    """Moving windows kept in this process: for each key, the times of its counted attempts, oldest first.
+    """Moving windows of one length kept in this process: for each key (the identifiers, the first naming the
+    window), the times of its counted attempts, oldest first.
 
-    An attempt drops the expired times of its own key only, and keys with nothing left in their window are
-    forgotten by a sweep at most once a window. (limits' memory storages walk every key they hold after each
-    hit, the asyncio one handing each to a thread: with thousands of addresses in the window, milliseconds
-    of CPU per login or token; benchmarks/auth_rate_limit.py.)
+    An attempt drops the expired times of its own key only; asking about a key stores nothing; keys with
+    nothing left in the window are forgotten by a sweep at most once a window. (limits' memory storages walk
+    every key they hold after each hit, the asyncio one handing each to a thread: with thousands of addresses
+    in the window, milliseconds of CPU per login or token; benchmarks/auth_rate_limit.py.)
     """
 
-    def __init__(self, sweep_every_s: float) -> None:
-        self._windows: dict[str, tuple[float, deque[float]]] = {}  # key -> (window length, attempt times)
-        self._sweep_every_s = sweep_every_s
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._swept_at = time.time()
 
-    def _current(self, item: RateLimitItem, identifiers: tuple[str, ...], now: float) -> tuple[str, deque[float]]:
-        if now - self._swept_at >= self._sweep_every_s:
-            self._windows = {key: kept for key, kept in self._windows.items()
-                             if kept[1] and kept[1][-1] > now - kept[0]}
+    def _current(self, identifiers: tuple[str, ...], now: float) -> deque[float] | None:
+        start = now - self._window_s
+        if now - self._swept_at >= self._window_s:
+            self._windows = {key: times for key, times in self._windows.items() if times and times[-1] > start}
             self._swept_at = now
-        key = item.key_for(*identifiers)
-        length = float(item.get_expiry())
-        times = self._windows.setdefault(key, (length, deque()))[1]
-        while times and times[0] <= now - length:
+        times = self._windows.get(identifiers)
+        while times and times[0] <= start:
             times.popleft()
-        return key, times
+        return times
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         now = time.time()
-        _, times = self._current(item, identifiers, now)
+        times = self._current(identifiers, now)
+        if times is None:
+            times = self._windows[identifiers] = deque()
         if len(times) >= item.amount:
             return False
         times.append(now)
         return True
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return len(self._current(item, identifiers, time.time())[1]) < item.amount
+        return len(self._current(identifiers, time.time()) or ()) < item.amount
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         now = time.time()
-        _, times = self._current(item, identifiers, now)
-        return WindowStats((times[0] if times else now) + item.get_expiry(), item.amount - len(times))
+        times = self._current(identifiers, now) or deque()
+        return WindowStats((times[0] if times else now) + self._window_s, item.amount - len(times))
 
 
 class AuthRateLimiter:
@@ -82,18 +82,13 @@ class AuthRateLimiter:
     def __init__(self, attempts: int, storage_url: str = "memory://", window_s: int = WINDOW_S,
                  failures: int | None = None) -> None:
         url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-        self._local = url.startswith("async+memory")
-        self._limiter: _Windows = _InProcessWindows(window_s) if self._local else MovingWindowRateLimiter(
-            storage_from_string(url))
+        self._limiter: _Windows = _InProcessWindows(window_s) if url.startswith("async+memory") else \
+            MovingWindowRateLimiter(storage_from_string(url))
         self._item = RateLimitItemPerSecond(attempts, window_s)
         self._failure_item = RateLimitItemPerSecond(failures or attempts, window_s)
         self.attempts = attempts
         self.failures = failures or attempts
         self.window_s = window_s
-        # In-process storage: this limiter counted every failure its window holds, so an address with none
-        # counted in the last window is not over it, and every request need not ask the storage so (a shared
-        # store, Redis, also holds the other workers' counts: it is always asked).
-        self._failing_until: dict[str, float] = {}  # address -> when its last counted failure leaves the window
 
     async def hit(self, *, address: str | None, account: str | None) -> None:
         """Count one attempt; raise 429 with Retry-After once either window is full."""
@@ -109,9 +104,7 @@ class AuthRateLimiter:
 
     async def refuse_failing(self, address: str | None) -> None:
         """Raise 429 with Retry-After while `address` has used up its failed authentications (counts nothing)."""
-        if not address or (self._local and self._failing_until.get(address, 0.0) <= time.monotonic()):
-            return
-        if not await self._limiter.test(self._failure_item, "auth-failure", address):
+        if address and not await self._limiter.test(self._failure_item, "auth-failure", address):
             raise await self._too_many(self._failure_item, ("auth-failure", address),
                                        f"more than {self.failures} failed authentications", "address",
                                        "auth_failures_per_address")
@@ -119,13 +112,6 @@ class AuthRateLimiter:
     async def count_failure(self, address: str | None) -> None:
         """Count one failed authentication from `address` (its window full: nothing more to count)."""
         if address:
-            if self._local:
-                now = time.monotonic()
-                if len(self._failing_until) >= _FAILING_KEPT:  # forget those whose failures left the window
-                    self._failing_until = {a: t for a, t in self._failing_until.items() if t > now}
-                    if len(self._failing_until) >= _FAILING_KEPT:  # (a flood of addresses: ask the storage)
-                        self._local = False
-                self._failing_until[address] = now + self.window_s + 1
             await self._limiter.hit(self._failure_item, "auth-failure", address)
 
     async def _too_many(self, item: RateLimitItemPerSecond, key: tuple[str, ...], what: str, kind: str,
