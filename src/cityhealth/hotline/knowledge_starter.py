@@ -45,7 +45,8 @@ def hospitals() -> list[dict[str, Any]]:
     return [o for o in reference["organizations"] if o["kind"] == "hospital"]
 
 
-def _hospital_articles(h: dict[str, Any]) -> list[StarterArticle]:
+def _hospital_articles(h: dict[str, Any], phrasings: dict[str, list[str]]) -> list[StarterArticle]:
+    """A hospital's four articles; `phrasings`: each topic's callers' phrasings, `{short}` for its name."""
     name, short = h["name"], h.get("short_name") or h["name"]
     also = f"（简称{short}）" if short != name else ""
     where = f"{h.get('address_district') or ''}{h.get('address_line') or ''}"
@@ -56,22 +57,26 @@ def _hospital_articles(h: dict[str, Any]) -> list[StarterArticle]:
                else "周六上午开设部分专科门诊，周日和法定节假日以医院公告为准，急诊24小时开放。")
     kind = h.get("ws218_type_name") or "医院"
     level = h.get("level") or ""
+
+    def asked(topic: str) -> tuple[str, ...]:
+        return tuple(phrasing.format(short=short) for phrasing in phrasings[topic])
+
     return [
         StarterArticle(hospital_key(name, "address"), "hospital", f"{name}的地址和联系电话",
-                       (f"{short}在哪里", f"{short}的地址", f"{short}的电话"),
+                       asked("address"),
                        f"{name}{also}位于{h.get('address_city') or ''}{where}。预约咨询电话{phone}，"
                        f"也可以拨打12320卫生热线咨询和预约。建议乘坐公共交通前往，就诊高峰时段医院周边停车较难。"),
         StarterArticle(hospital_key(name, "hours"), "hours", f"{name}的门诊时间",
-                       (f"{short}几点开门", f"{short}门诊时间", f"{short}周末看病吗"),
+                       asked("hours"),
                        f"{name}门诊时间：周一至周五上午8:00至12:00，下午14:00至17:30（夏季作息下午14:30至17:30）。"
                        f"{weekend}各科室具体出诊安排以医院当日公布为准。"),
         StarterArticle(hospital_key(name, "booking"), "booking", f"{name}预约挂号规则",
-                       (f"{short}怎么挂号", f"{short}提前几天放号", f"{short}几点前可以退号"),
+                       asked("booking"),
                        f"{name}可以预约次日起7天内的号源，第7天的号源每天零点放出。预约次日号源截止到当天{cutoff}。"
                        f"取消预约请在就诊前一天16:00前办理，逾期未取消又未就诊的记为爽约。可以通过12320电话、"
                        f"健康南京客户端等渠道预约，也可以拨打医院预约电话{phone}。"),
         StarterArticle(hospital_key(name, "profile"), "hospital", f"{name}简介",
-                       (f"{short}是几级医院", f"{short}是什么类型的医院", f"{short}看什么病"),
+                       asked("profile"),
                        f"{name}{also}是一所{level}{kind}，位于{h.get('address_district') or '南京市'}。"
                        f"开设的科室和专家出诊信息可以在健康南京客户端中查看，或拨打12320咨询。"),
     ]
@@ -82,7 +87,8 @@ def starter_articles() -> tuple[StarterArticle, ...]:
     """Every article of the starter set, hand-written ones first, then four per hospital."""
     written = [StarterArticle(a["key"], a["category"], a["title"], tuple(a["questions"]), a["body"])
                for a in _data("knowledge_articles.json")]
-    generated = [article for h in hospitals() for article in _hospital_articles(h)]
+    phrasings = _data("knowledge_hospital_phrasings.json")
+    generated = [article for h in hospitals() for article in _hospital_articles(h, phrasings)]
     return tuple(written + generated)
 
 
