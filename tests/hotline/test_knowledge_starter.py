@@ -17,7 +17,9 @@ from cityhealth.hotline.knowledge_search import Analyzer, Document, SearchIndex,
 from cityhealth.hotline.knowledge_starter import (
     hospitals,
     labelled_questions,
+    name_synonyms,
     organization_synonyms,
+    spoken_names,
     starter_articles,
 )
 from tests.hotline.knowledge_support import BASE, ivr
@@ -43,12 +45,12 @@ def test_every_labelled_question_names_an_article_of_the_set() -> None:
 
 
 def test_the_benchmark_sets_name_articles_of_the_set_and_share_no_question_with_the_tuned_one() -> None:
-    # The held-out and fresh sets measure how well the ranking generalises: a question shared with the labelled
+    # The held-out, fresh and blind sets measure how well the ranking generalises: a question shared with the labelled
     # set (tuned on) or an article key gone stale would make their figures mean something else.
     keys = {a.key for a in starter_articles()}
     tuned = {q.question for q in labelled_questions()}
     seen: set[str] = set()
-    for name in ("knowledge_heldout.json", "knowledge_fresh.json"):
+    for name in ("knowledge_heldout.json", "knowledge_fresh.json", "knowledge_blind.json", "knowledge_blind2.json"):
         rows = json.loads((Path(__file__).parents[2] / "benchmarks" / "data" / name).read_text("utf-8"))
         assert len(rows) >= 150
         assert [r["article"] for r in rows if r["article"] is not None and r["article"] not in keys] == []
@@ -101,3 +103,16 @@ async def test_self_service_answers_from_the_loaded_starter_set(client: httpx.As
                                 headers=await ivr(app))).json()
     assert answer["answered"] is True
     assert answer["title"] == "被限制预约后什么时候恢复"
+
+
+def test_callers_shortened_names_fold_into_the_full_name_unless_two_organizations_share_them() -> None:
+    assert spoken_names("南京市第一医院") >= {"市第一医院", "市一医院"}
+    assert spoken_names("江苏省人民医院") >= {"省人民医院", "省人医"}
+    assert spoken_names("南京仁品耳鼻喉专科医院") >= {"仁品耳鼻喉专科医院", "仁品耳鼻喉医院"}
+    assert "医科大学附属逸夫医院" not in spoken_names("南京医科大学附属逸夫医院")  # a university keeps its city
+    assert spoken_names("南京市江宁医院（湖山路）") == {"南京市江宁医院（湖山路）"}
+    synonyms = name_synonyms([("南京市第一医院", "市第一医院"), ("南京市江宁医院", "江宁医院"),
+                              ("南京江宁医院", None)])
+    assert synonyms["市一医院"] == synonyms["市第一医院"] == "南京市第一医院"
+    assert "江宁医院" not in synonyms  # both 江宁 hospitals are called so: it names neither
+    assert organization_synonyms()["省人医"] == "江苏省人民医院"

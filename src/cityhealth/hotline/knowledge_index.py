@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.hotline import knowledge_repository as repository
 from cityhealth.hotline.knowledge_search import Analyzer, Document, SearchIndex, starter_dictionary, starter_synonyms
-from cityhealth.hotline.knowledge_starter import hospitals, organization_synonyms
+from cityhealth.hotline.knowledge_starter import hospitals, name_synonyms, organization_synonyms
 from cityhealth.registry import service as registry
 
 
@@ -39,7 +39,7 @@ class KnowledgeIndex:
         organizations = await registry.organization_words(session)
         departments = await registry.department_names(session)
         # A hospital's short name is folded into its full name, so either finds the articles naming it.
-        short_names = {short: name for name, short in organizations if short and short != name}
+        short_names = name_synonyms(organizations)  # and the forms callers shorten names to
         words = frozenset({name for name, _ in organizations} | set(departments) | set(short_names))
         # The editors' words and synonym groups (knowledge_lexicon), added to the shipped ones.
         lexicon = frozenset((e.kind, e.term, e.variants) for e in await repository.lexicon_current(session)

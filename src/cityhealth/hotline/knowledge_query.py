@@ -49,8 +49,26 @@ def _stop_pattern() -> re.Pattern[str]:
 
 
 def without_fillers(text: str) -> str:
-    """The question with its spoken fillers replaced by a break (the words either side stay apart)."""
-    return _stop_pattern().sub(" ", unicodedata.normalize("NFKC", text).lower())
+    """The question with its spoken fillers replaced by a break (the words either side stay apart), and numbers
+    said digit by digit written in digits (spoken_digits)."""
+    return spoken_digits(_stop_pattern().sub(" ", unicodedata.normalize("NFKC", text).lower()))
+
+
+_DIGITS = {"幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
+           "八": "8", "九": "9", "零": "0", "〇": "0", "洞": "0"}
+_DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
+
+
+def spoken_digits(text: str) -> str:
+    """A telephone number or code read out digit by digit (幺二三二零, 幺二零) in digits (12320, 120): runs of
+    three or more digit words holding 幺, 零 or 洞 (said only in numbers), or of five or more."""
+    def written(run: re.Match[str]) -> str:
+        said = run.group()
+        if len(said) >= 5 or any(char in said for char in "幺零〇洞"):
+            return "".join(_DIGITS[char] for char in said)
+        return said
+
+    return _DIGIT_RUN.sub(written, text)
 
 
 def bigrams(text: str) -> list[str]:

@@ -22,7 +22,14 @@ from typing import Any
 
 import jieba  # type: ignore[import-untyped]
 
-from cityhealth.hotline.knowledge_confidence import Evidence, calibrated
+from cityhealth.hotline.knowledge_confidence import (
+    Evidence,
+    Phrasings,
+    calibrated,
+    phrasing_match,
+    softened,
+    whole_words,
+)
 from cityhealth.hotline.knowledge_query import (
     BIGRAM_FACTOR,
     BIGRAM_MARK,
@@ -45,6 +52,11 @@ CHAMPIONS = 600
 # A character pair only backs words up: fewer of its best documents are candidates (common pairs such as 医院
 # sit in most articles, and their lists were half of a search's time at 20,000 articles).
 PAIR_CHAMPIONS = 150
+# The best candidates by score are ranked again by their score relative to the best one plus this many times
+# how closely the question matches their nearest phrasing (knowledge_confidence.phrasing_match): a caller's
+# question is usually worded like one of the ways its article is asked. RERANKED candidates at least, so that
+# the first hits do not depend on how many are asked for (up to a third of it).
+PHRASING_RANK, RERANKED = 1.0, 30
 _PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -154,8 +166,9 @@ class Document:
 @dataclass(frozen=True)
 class Hit:
     article_id: int
-    score: float
+    score: float  # the ranking: BM25F relative to the best candidate plus the nearest phrasing's match
     confidence: float  # the chance that the article answers the question, 0..1 (knowledge_confidence)
+    evidence: Evidence  # what the confidence was made of
 
 
 @dataclass
@@ -171,12 +184,13 @@ class SearchIndex:
     documents: list[Document] = field(default_factory=list)
     postings: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     impacts: list[dict[str, float]] = field(default_factory=list)  # per document: term -> impact
+    phrasings: list[Phrasings] = field(default_factory=list)  # per document: how it is asked
     weights: dict[str, float] = field(default_factory=dict)  # per term: its IDF (halved for a lone character)
     restricted: frozenset[int] = frozenset()  # documents with validity dates, checked at search time
     sounds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pinyin -> indexed words that sound so
     _by_article: dict[int, Document] = field(default_factory=dict)
     # Terms of (article, version) already cut: a rebuild cuts only what changed.
-    _cut: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+    _cut: dict[tuple[int, int], tuple[dict[str, float], tuple[frozenset[str], ...]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, analyzer: Analyzer, documents: Sequence[Document],
@@ -184,14 +198,15 @@ class SearchIndex:
         index = cls(analyzer)
         cut = previous._cut if previous is not None else {}
         frequencies: list[dict[str, float]] = []
+        asked: list[tuple[frozenset[str], ...]] = []
         found_in: dict[str, int] = defaultdict(int)
         for document in documents:
             key = (document.article_id, document.version_no)
-            frequency = cut.get(key)
-            if frequency is None:
-                frequency = index._frequencies(document)
-            index._cut[key] = frequency
+            terms = cut.get(key) or index._terms(document)
+            index._cut[key] = terms
+            frequency, phrasings = terms
             index.documents.append(document)
+            asked.append(phrasings)
             frequencies.append(frequency)
             for term in frequency:
                 found_in[term] += 1
@@ -216,20 +231,30 @@ class SearchIndex:
             ranked = sorted(range(len(ids)), key=lambda i: -values[i])
             postings[term] = ([ids[i] for i in ranked], [values[i] for i in ranked])
         index.postings = postings
-        index.sounds = sounds_of(term for term in postings if term[0] != BIGRAM_MARK)
+        index.phrasings = [Phrasings.of(phrasings, index.weight) for phrasings in asked]
+        # A synonym's variant is heard too (a hospital's short name misrecognised: 古楼医院), and searches for
+        # the word it folds into.
+        index.sounds = sounds_of([term for term in postings if term[0] != BIGRAM_MARK]
+                                 + [variant for variant, word in analyzer.synonyms.items() if word in postings])
         index._by_article = {d.article_id: d for d in documents}
         index.restricted = frozenset(p for p, d in enumerate(documents) if d.valid_from or d.valid_until)
         return index
 
-    def _frequencies(self, document: Document) -> dict[str, float]:
+    def _terms(self, document: Document) -> tuple[dict[str, float], tuple[frozenset[str], ...]]:
+        """(each term's weighted frequency over the fields, the whole words of the title and of each phrasing)."""
         weights: dict[str, float] = defaultdict(float)
-        for text, weight in ((document.title, TITLE_WEIGHT), (document.questions, QUESTIONS_WEIGHT),
-                             (document.body, BODY_WEIGHT)):
-            for term in self.analyzer.terms(text):
+        phrasings = []
+        texts = [(document.title, TITLE_WEIGHT, True), (document.body, BODY_WEIGHT, False)]
+        texts += [(line, QUESTIONS_WEIGHT, True) for line in document.questions.splitlines()]
+        for text, weight, asked in texts:
+            terms = self.analyzer.terms(text)
+            for term in terms:
                 weights[term] += weight
             for pair in bigrams(text.lower()):
                 weights[pair] += weight
-        return dict(weights)
+            if asked and terms:
+                phrasings.append(frozenset(whole_words(terms)))
+        return dict(weights), tuple(phrasings)
 
     def weight(self, term: str) -> float:
         """A query term's IDF; one no article holds weighs as the rarest could."""
@@ -281,8 +306,30 @@ class SearchIndex:
                     found[position] += impact * times
                 elif plain or self._admits(position, today, category):
                     found[position] = impact * times
-        shortlist = heapq.nlargest(limit * 3, found, key=found.__getitem__)
+        shortlist = heapq.nlargest(max(limit * 3, RERANKED), found, key=found.__getitem__)
         exact = {p: sum(self.impacts[p].get(term, 0.0) * factor[term] for term in present) for p in shortlist}
-        best = sorted(exact, key=lambda p: (-exact[p], self.documents[p].article_id))[:limit]
-        return [Hit(self.documents[p].article_id, round(exact[p], 4),
-                    round(calibrated(Evidence.of(query, self.impacts[p], self.weight)), 4)) for p in best]
+        top = max(exact.values(), default=0.0) or 1.0
+        words = softened(whole_words(query.words), self.weight)
+        named = {word: ENTITY_BOOST for word in words if word in self.analyzer.entities}
+        # Ranked again best score first: once a candidate's score could not lift it into the best `need` even
+        # with a perfect phrasing match, neither could any after it.
+        need = max(limit, 2)  # the first hit's lead is over the second
+        ranked: dict[int, float] = {}
+        matched: dict[int, tuple[float, float]] = {}
+        best: list[float] = []  # the best `need` ranking scores so far, lowest first
+        for p in sorted(exact, key=lambda p: -exact[p]):
+            relative = exact[p] / top
+            if len(best) == need and relative + PHRASING_RANK < best[0]:
+                break
+            matched[p] = phrasing_match(words, self.phrasings[p], named)
+            ranked[p] = relative + PHRASING_RANK * matched[p][0]
+            (heapq.heappush if len(best) < need else heapq.heappushpop)(best, ranked[p])
+        order = sorted(ranked, key=lambda p: (-ranked[p], self.documents[p].article_id))
+        hits = []
+        for p in order[:limit]:
+            others = [ranked[q] for q in order[:2] if q != p]
+            evidence = Evidence.of(query, self.impacts[p], self.weight, matched[p][1],
+                                   ranked[p] - (others[0] if others else 0.0))
+            hits.append(Hit(self.documents[p].article_id, round(ranked[p], 4), round(calibrated(evidence), 4),
+                            evidence))
+        return hits

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -98,5 +100,44 @@ def labelled_questions() -> list[LabelledQuestion]:
 
 
 def organization_synonyms() -> dict[str, str]:
-    """A hospital's short name -> its full name, so a caller's short name finds the full one."""
-    return {h["short_name"]: h["name"] for h in hospitals() if h.get("short_name")}
+    """A hospital's short name and the names callers shorten it to -> its full name, so any of them finds the
+    full one."""
+    return name_synonyms((h["name"], h.get("short_name")) for h in hospitals())
+
+
+_ORDINAL = re.compile(r"第([一二三四五六七八九十]+)")
+# A leading city or province, and what callers say in its place; a university's name keeps its city.
+_PLACES = (("南京市", "市"), ("江苏省", "省"), ("南京", ""))
+_KEEPS_PLACE = ("医科大学", "大学", "省")
+
+
+def spoken_names(name: str) -> set[str]:
+    """The shorter forms callers make of an organization's name by the usual rules: the city or province said
+    as 市 or 省 or left off (南京市胸科医院: 市胸科医院), an ordinal said without 第 (市第一医院: 市一医院),
+    人民医院 as 人医, 专科 left out. A name with a bracketed part (a campus) has none."""
+    if "（" in name or "(" in name:
+        return {name}
+    found = {name}
+    for place, said in _PLACES:
+        rest = name[len(place):]
+        if name.startswith(place) and len(rest) > 2 and not rest.startswith(_KEEPS_PLACE):
+            found.add(said + rest)
+            break
+    for form in list(found):
+        found.add(_ORDINAL.sub(r"\1", form))
+    for form in list(found):
+        found.add(form.replace("人民医院", "人医").replace("专科医院", "医院"))
+    return {form for form in found if len(form) >= 3}
+
+
+def name_synonyms(names: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """Each organization's short name and spoken forms (spoken_names) -> its full name; a form two organizations
+    share, or that is another's full name, names neither."""
+    pairs = [(name, short) for name, short in names]
+    full = {name for name, _ in pairs}
+    claimed: dict[str, set[str]] = {}
+    for name, short in pairs:
+        for form in spoken_names(name) | (spoken_names(short) if short else set()):
+            if form != name:
+                claimed.setdefault(form, set()).add(name)
+    return {form: next(iter(owners)) for form, owners in claimed.items() if len(owners) == 1 and form not in full}
