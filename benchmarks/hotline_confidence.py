@@ -1,15 +1,15 @@
 """Fit the knowledge base's confidence model (knowledge_confidence.COEFFICIENTS) and show the threshold's trade.
 
 The starter set is indexed as the service indexes it; each question of the labelled set (knowledge_questions.json)
-and of the held-out, fresh and first blind sets (benchmarks/data/) is searched, and its best hit's evidence
-(coverage, the share of a phrasing it holds, its lead over the next) is paired with whether that hit is the
-question's article (an off-topic question's best hit never is). A logistic model is fitted on those pairs by
+and of the held-out, fresh and first two blind sets (benchmarks/data/) is searched, and its best hit's evidence
+(Evidence.features: the coverage, the share of a phrasing it holds, its lead ...) is paired with whether that hit is
+the question's article (an off-topic question's best hit never is). A logistic model is fitted on those pairs by
 maximum likelihood (Newton's method); printed: the coefficients, each set's log-likelihood under them and under
 the coefficients in force, and for thresholds from 0.3 to 0.9 on each set the top-1 answered, the off-topic
 questions refused and the answers' net worth (right answers less wrong ones, per question: a wrong answer costs
 the caller as much as a right one saves; a question not answered goes to an agent).
 
-The second blind set (knowledge_blind2.json) is left out on purpose: it is the one figure never fitted or chosen
+The third blind set (knowledge_blind3.json) is left out on purpose: it is the one figure never fitted or chosen
 on, and benchmarks/hotline.py reports it at the threshold in force.
 
     .venv/bin/python benchmarks/hotline_confidence.py
@@ -29,6 +29,7 @@ from benchmarks.hotline import benchmark_questions
 
 from cityhealth.hotline import knowledge_confidence
 from cityhealth.hotline.knowledge_answers import ANSWER_THRESHOLD
+from cityhealth.hotline.knowledge_confidence import Evidence
 from cityhealth.hotline.knowledge_search import (
     Analyzer,
     Document,
@@ -69,7 +70,7 @@ def cases(index: SearchIndex, keys: list[str], questions: list[LabelledQuestion]
     for question in questions:
         hits = index.search(question.question, today=TODAY, limit=1)
         right = bool(hits) and keys[hits[0].article_id] == question.article_key
-        features = hits[0].evidence.features if hits else (1.0, 0.0, 0.0, 0.0)
+        features = hits[0].evidence.features if hits else Evidence(0.0).features
         found.append(Case(features, right, question.article_key is None))
     return found
 
@@ -130,10 +131,11 @@ def main() -> None:
     index, keys = starter_index()
     sets = {"labelled": cases(index, keys, labelled_questions()),
             **{name: cases(index, keys, benchmark_questions(f"knowledge_{name.replace('-', '')}.json"))
-               for name in ("held-out", "fresh", "blind")}}
+               for name in ("held-out", "fresh", "blind", "blind2")}}
     beta = fit([case for data in sets.values() for case in data])
     current = tuple(knowledge_confidence.COEFFICIENTS)
-    print("fitted coefficients (intercept, coverage, phrasing held, lead):", ", ".join(f"{b:.3f}" for b in beta))
+    print("fitted coefficients (intercept, coverage, phrasing held, lead, named, log words):",
+          ", ".join(f"{b:.3f}" for b in beta))
     print("in force:", ", ".join(f"{b:.3f}" for b in current), f"threshold {ANSWER_THRESHOLD}")
     for name, data in sets.items():
         print(f"{name}: mean log-likelihood fitted {log_likelihood(beta, data):.4f}, "

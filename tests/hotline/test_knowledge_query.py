@@ -130,3 +130,22 @@ def test_a_misheard_short_name_finds_the_organization_it_sounds_like() -> None:
     index = SearchIndex.build(analyzer, documents)
     assert "南京鼓楼医院" in index.query("古楼医院几点开门").factors  # heard as the short name, folded into the full
     assert index.search("古楼医院几点开门", today=TODAY, limit=1)[0].article_id == 1
+
+
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(-1, 1), st.integers(0, 40))
+def test_naming_the_organization_the_article_holds_raises_the_confidence(coverage: float, held: float, lead: float,
+                                                                         words: int) -> None:
+    unnamed, named = (calibrated(Evidence(coverage, held, lead, holds, words)) for holds in (0.0, 1.0))
+    assert unnamed <= named
+
+
+def test_the_evidence_says_whether_the_article_holds_the_organization_named() -> None:
+    analyzer = Analyzer([], {"鼓楼医院": "南京鼓楼医院"})
+    analyzer.add_entities(["南京鼓楼医院", "南京市儿童医院"])
+    index = SearchIndex.build(analyzer, [
+        Document(1, 1, "hospital", "南京鼓楼医院的门诊时间", "", "南京鼓楼医院周一至周五上午8:00开诊。"),
+        Document(2, 1, "hours", "门诊时间", "", "各医院门诊一般上午8:00开诊。")])
+    named, general = index.search("鼓楼医院几点开诊", today=TODAY, limit=2)
+    assert (named.article_id, named.evidence.named) == (1, 1.0)
+    assert (general.article_id, general.evidence.named) == (2, 0.0)
+    assert named.evidence.words == len(index.query("鼓楼医院几点开诊").words)

@@ -50,7 +50,8 @@ def test_the_benchmark_sets_name_articles_of_the_set_and_share_no_question_with_
     keys = {a.key for a in starter_articles()}
     tuned = {q.question for q in labelled_questions()}
     seen: set[str] = set()
-    for name in ("knowledge_heldout.json", "knowledge_fresh.json", "knowledge_blind.json", "knowledge_blind2.json"):
+    for name in ("knowledge_heldout.json", "knowledge_fresh.json", "knowledge_blind.json", "knowledge_blind2.json",
+                 "knowledge_blind3.json"):
         rows = json.loads((Path(__file__).parents[2] / "benchmarks" / "data" / name).read_text("utf-8"))
         assert len(rows) >= 150
         assert [r["article"] for r in rows if r["article"] is not None and r["article"] not in keys] == []
@@ -115,4 +116,9 @@ def test_callers_shortened_names_fold_into_the_full_name_unless_two_organization
                               ("南京江宁医院", None)])
     assert synonyms["市一医院"] == synonyms["市第一医院"] == "南京市第一医院"
     assert "江宁医院" not in synonyms  # both 江宁 hospitals are called so: it names neither
+    assert spoken_names("江苏省人民医院") >= {"人民医院"}
+    found = name_synonyms([("江苏省人民医院", "省人民医院"), ("南京江北人民医院", None), ("南京鼓楼医院", "鼓楼医院"),
+                           ("泰康仙林鼓楼医院", None)])
+    assert "人民医院" not in found  # made up, and another's name holds it
+    assert found["鼓楼医院"] == "南京鼓楼医院"  # the short name the registry gives stands all the same
     assert organization_synonyms()["省人医"] == "江苏省人民医院"

@@ -1,9 +1,10 @@
 """How sure the knowledge base is that its best article answers a question: a calibrated probability.
 
 The evidence about an article is what share of the question's weight it covers, how much of one of the ways
-the article is asked (its title and listed phrasings) the question holds, and its lead over the next candidate;
-a logistic model turns them into the chance that it is the right answer (fitted on the labelled, held-out and
-fresh questions: docs/decisions/hotline-knowledge.md). A confidence of 0.8 then means that about four answers
+the article is asked (its title and listed phrasings) the question holds, its lead over the next candidate,
+whether it holds the organization the question names, and how long the question is; a logistic model turns
+them into the chance that it is the right answer (fitted on five labelled sets:
+docs/decisions/hotline-knowledge.md). A confidence of 0.8 then means that about four answers
 in five given at it are right, and the self-service threshold reads as a chance.
 """
 
@@ -21,9 +22,11 @@ PART_CREDIT = 0.5
 # not outweigh the rest of the question; 1 (plain IDF) and 0.5 did worse on the labelled set.
 IDF_POWER = 0.75
 # The logistic model: intercept and slopes on the coverage, on how much of the nearest phrasing the question
-# holds and on the article's lead over the next, fitted (maximum likelihood, benchmarks/hotline_confidence.py) on
-# the labelled, held-out and fresh sets' best hits, right or not (off-topic questions count as not right).
-COEFFICIENTS = (-3.433, 3.875, 3.203, 2.794)
+# holds, on the article's lead over the next, on the question naming an organization the article holds, and on
+# the logarithm of the question's length in words (with the coverage, a long question says more than the answer
+# covers); fitted (maximum likelihood, benchmarks/hotline_confidence.py) on the labelled, held-out, fresh and the
+# first two blind sets' best hits, right or not (off-topic questions count as not right).
+COEFFICIENTS = (-5.860, 4.495, 2.327, 3.859, 1.706, 1.033)
 
 
 def whole_words(words: Sequence[str]) -> list[str]:
@@ -86,27 +89,29 @@ class Evidence:
     coverage: float  # the share of the question's weight that the article holds, 0..1
     contained: float = 0.0  # how much of one of the article's phrasings the question holds, at most, 0..1
     lead: float = 0.0  # the article's ranking score less the best other candidate's (negative when behind)
+    named: float = 0.0  # 1 when the question names an organization and the article holds its name
+    words: int = 0  # how many words the question was cut into
 
     @classmethod
     def of(cls, query: Query, held: Mapping[str, float], weight: Callable[[str], float], contained: float = 0.0,
-           lead: float = 0.0) -> Evidence:
+           lead: float = 0.0, named: bool = False) -> Evidence:
         """Each word of the question weighs its IDF (softened; a word no article holds weighs as the rarest
         could); the article earns a word's weight by holding it, part of it by a part, its character pairs or
-        its sound (knowledge_query). `contained` and `lead`: as the fields, from the search."""
+        its sound (knowledge_query). `contained`, `lead` and `named`: as the fields, from the search."""
         words = list(query.words)
         whole = whole_words(words)
         weights = softened(whole, weight)
         total = sum(weights.values())
         if total <= 0:
-            return cls(0.0, contained, lead)
+            return cls(0.0, contained, lead, float(named), len(words))
         heard = [term for term, factor in query.factors.items() if factor == HOMOPHONE_FACTOR and term in held]
         covered = sum(weights[word] * _credit(word, words, held, heard) for word in whole)
-        return cls(min(1.0, covered / total), contained, lead)
+        return cls(min(1.0, covered / total), contained, lead, float(named), len(words))
 
     @property
-    def features(self) -> tuple[float, float, float, float]:
-        """The model's inputs, the constant first."""
-        return 1.0, self.coverage, self.contained, self.lead
+    def features(self) -> tuple[float, ...]:
+        """The model's inputs, the constant first; a question's length in words counts by its logarithm."""
+        return 1.0, self.coverage, self.contained, self.lead, self.named, math.log1p(self.words)
 
 
 def calibrated(evidence: Evidence) -> float:

@@ -23,6 +23,7 @@ from typing import Any
 import jieba  # type: ignore[import-untyped]
 
 from cityhealth.hotline.knowledge_confidence import (
+    IDF_POWER,
     Evidence,
     Phrasings,
     calibrated,
@@ -310,7 +311,11 @@ class SearchIndex:
         exact = {p: sum(self.impacts[p].get(term, 0.0) * factor[term] for term in present) for p in shortlist}
         top = max(exact.values(), default=0.0) or 1.0
         words = softened(whole_words(query.words), self.weight)
+        for term, times in query.factors.items():  # a word heard by its sound (古楼医院) counts as in BM25F
+            if times == HOMOPHONE_FACTOR and term not in words:
+                words[term] = self.weight(term) ** IDF_POWER * times
         named = {word: ENTITY_BOOST for word in words if word in self.analyzer.entities}
+        names = [term for term in query.factors if term in self.analyzer.entities]
         # Ranked again best score first: once a candidate's score could not lift it into the best `need` even
         # with a perfect phrasing match, neither could any after it.
         need = max(limit, 2)  # the first hit's lead is over the second
@@ -329,7 +334,8 @@ class SearchIndex:
         for p in order[:limit]:
             others = [ranked[q] for q in order[:2] if q != p]
             evidence = Evidence.of(query, self.impacts[p], self.weight, matched[p][1],
-                                   ranked[p] - (others[0] if others else 0.0))
+                                   ranked[p] - (others[0] if others else 0.0),
+                                   any(name in self.impacts[p] for name in names))
             hits.append(Hit(self.documents[p].article_id, round(ranked[p], 4), round(calibrated(evidence), 4),
                             evidence))
         return hits

@@ -113,7 +113,7 @@ _KEEPS_PLACE = ("医科大学", "大学", "省")
 
 def spoken_names(name: str) -> set[str]:
     """The shorter forms callers make of an organization's name by the usual rules: the city or province said
-    as 市 or 省 or left off (南京市胸科医院: 市胸科医院), an ordinal said without 第 (市第一医院: 市一医院),
+    as 市 or 省 or left off (南京市胸科医院: 市胸科医院, 胸科医院), an ordinal said without 第 (市第一医院: 市一医院),
     人民医院 as 人医, 专科 left out. A name with a bracketed part (a campus) has none."""
     if "（" in name or "(" in name:
         return {name}
@@ -123,6 +123,9 @@ def spoken_names(name: str) -> set[str]:
         if name.startswith(place) and len(rest) > 2 and not rest.startswith(_KEEPS_PLACE):
             found.add(said + rest)
             break
+    for form in list(found):  # 市儿童医院: 儿童医院
+        if form[0] in "市省" and form != name and len(form) > 4 and form[1] not in "第一二三四五六七八九十":
+            found.add(form[1:])
     for form in list(found):
         found.add(_ORDINAL.sub(r"\1", form))
     for form in list(found):
@@ -131,8 +134,9 @@ def spoken_names(name: str) -> set[str]:
 
 
 def name_synonyms(names: Iterable[tuple[str, str | None]]) -> dict[str, str]:
-    """Each organization's short name and spoken forms (spoken_names) -> its full name; a form two organizations
-    share, or that is another's full name, names neither."""
+    """Each organization's short name and the forms callers make of its names (spoken_names) -> its full name.
+    A form two organizations share names neither, nor does a made-up form that another's full name holds
+    (人民医院); a short name the registry gives stands."""
     pairs = [(name, short) for name, short in names]
     full = {name for name, _ in pairs}
     claimed: dict[str, set[str]] = {}
@@ -140,4 +144,10 @@ def name_synonyms(names: Iterable[tuple[str, str | None]]) -> dict[str, str]:
         for form in spoken_names(name) | (spoken_names(short) if short else set()):
             if form != name:
                 claimed.setdefault(form, set()).add(name)
-    return {form: next(iter(owners)) for form, owners in claimed.items() if len(owners) == 1 and form not in full}
+    given = {short for _, short in pairs if short}
+    found = {}
+    for form, owners in claimed.items():
+        owner = next(iter(owners))
+        if len(owners) == 1 and (form in given or not any(form in other for other in full if other != owner)):
+            found[form] = owner
+    return found
