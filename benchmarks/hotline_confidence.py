@@ -30,20 +30,9 @@ from benchmarks.hotline import benchmark_questions
 from cityhealth.hotline import knowledge_confidence
 from cityhealth.hotline.knowledge_answers import ANSWER_THRESHOLD
 from cityhealth.hotline.knowledge_confidence import Evidence
-from cityhealth.hotline.knowledge_search import (
-    Analyzer,
-    Document,
-    SearchIndex,
-    starter_dictionary,
-    starter_synonyms,
-)
-from cityhealth.hotline.knowledge_starter import (
-    LabelledQuestion,
-    hospitals,
-    labelled_questions,
-    organization_synonyms,
-    starter_articles,
-)
+from cityhealth.hotline.knowledge_index import starter_analyzer
+from cityhealth.hotline.knowledge_search import Document, SearchIndex
+from cityhealth.hotline.knowledge_starter import LabelledQuestion, labelled_questions, starter_articles
 
 TODAY = date(2022, 6, 15)
 
@@ -57,12 +46,10 @@ class Case:
 
 def starter_index() -> tuple[SearchIndex, list[str]]:
     """The starter set indexed as knowledge_index builds it before the registry is read; the articles' keys."""
-    analyzer = Analyzer(starter_dictionary(), starter_synonyms() | organization_synonyms())
-    analyzer.add_entities(h["name"] for h in hospitals())
     articles = starter_articles()
     documents = [Document(n, 1, a.category, a.title, "\n".join(a.questions), a.body, key=a.key)
                  for n, a in enumerate(articles)]
-    return SearchIndex.build(analyzer, documents), [a.key for a in articles]
+    return SearchIndex.build(starter_analyzer(), documents), [a.key for a in articles]
 
 
 def cases(index: SearchIndex, keys: list[str], questions: list[LabelledQuestion]) -> list[Case]:

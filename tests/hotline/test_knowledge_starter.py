@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cityhealth.cli import app as cli_app
 from cityhealth.hotline.knowledge_answers import ANSWER_THRESHOLD
+from cityhealth.hotline.knowledge_index import starter_analyzer
 from cityhealth.hotline.knowledge_search import Analyzer, Document, SearchIndex, starter_dictionary, starter_synonyms
 from cityhealth.hotline.knowledge_starter import (
     hospitals,
@@ -69,10 +70,8 @@ def test_hospital_names_are_kept_whole_and_short_names_fold_into_full_ones() -> 
 
 
 def test_the_labelled_questions_find_their_articles_at_the_target_accuracy() -> None:
-    analyzer = Analyzer(starter_dictionary() + [h["name"] for h in hospitals()],
-                        starter_synonyms() | organization_synonyms())
     articles = starter_articles()
-    index = SearchIndex.build(analyzer, [Document(n, 1, a.category, a.title, "\n".join(a.questions), a.body)
+    index = SearchIndex.build(starter_analyzer(), [Document(n, 1, a.category, a.title, "\n".join(a.questions), a.body)
                                          for n, a in enumerate(articles)])
     positives = [q for q in labelled_questions() if q.article_key is not None]
     top1 = 0

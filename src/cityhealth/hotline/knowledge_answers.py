@@ -15,8 +15,8 @@ from cityhealth.personal_numbers import scrub
 from cityhealth.security.principals import Principal
 
 # Below this confidence (the chance that the best article is right, knowledge_confidence) the IVR says it has
-# no answer and offers an agent. The highest at which the labelled, held-out and fresh questions each keep their
-# best top-1 (benchmarks/hotline_confidence.py, docs/decisions/hotline-knowledge.md).
+# no answer and offers an agent: it answers when right is likelier than wrong, a wrong answer costing the caller
+# as much as a right one saves (benchmarks/hotline_confidence.py, docs/decisions/hotline-knowledge.md).
 ANSWER_THRESHOLD = 0.5
 NO_TERMS_KEY = "(no terms)"
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cityhealth.hotline import knowledge_repository as repository
 from cityhealth.hotline.knowledge_search import Analyzer, Document, SearchIndex, starter_dictionary, starter_synonyms
-from cityhealth.hotline.knowledge_starter import hospitals, name_synonyms, organization_synonyms
+from cityhealth.hotline.knowledge_starter import name_synonyms, organization_synonyms, starter_names
 from cityhealth.registry import service as registry
 
 
@@ -38,20 +38,19 @@ class KnowledgeIndex:
     async def _rebuild(self, session: AsyncSession) -> SearchIndex:
         organizations = await registry.organization_words(session)
         departments = await registry.department_names(session)
-        # A hospital's short name is folded into its full name, so either finds the articles naming it.
-        short_names = name_synonyms(organizations)  # and the forms callers shorten names to
+        # Short names and the forms callers shorten names to fold into the full name, so any finds the articles
+        # naming it: the registry's and the starter set's hospitals told apart together.
+        short_names = name_synonyms([*starter_names(), *organizations])
         words = frozenset({name for name, _ in organizations} | set(departments) | set(short_names))
         # The editors' words and synonym groups (knowledge_lexicon), added to the shipped ones.
         lexicon = frozenset((e.kind, e.term, e.variants) for e in await repository.lexicon_current(session)
                             if e.active)
         previous = self._index
         if self._analyzer is None:
-            # The starter set names the demo city's hospitals: their names are known before the registry is loaded.
-            self._analyzer = Analyzer(starter_dictionary(), starter_synonyms() | organization_synonyms())
-            self._analyzer.add_entities(h["name"] for h in hospitals())
+            self._analyzer = starter_analyzer()
         if words != self._words or lexicon != self._lexicon:
             analyzer = self._analyzer
-            synonyms = starter_synonyms() | organization_synonyms() | short_names
+            synonyms = starter_synonyms() | short_names
             base = dict(synonyms)
             for kind, term, variants in sorted(lexicon):
                 if kind == "synonyms":  # an editor's group overrides the shipped one a variant was in
@@ -71,6 +70,14 @@ class KnowledgeIndex:
         # Cutting every article takes seconds at tens of thousands of them: off the event loop, so that the
         # process's other requests go on meanwhile (searches wait for the index behind the lock).
         return await asyncio.to_thread(SearchIndex.build, self._analyzer, documents, previous)
+
+
+def starter_analyzer() -> Analyzer:
+    """The analyzer before the registry is read: the starter set names the demo city's hospitals, so their
+    names (and the forms callers make of them) are known from the start."""
+    analyzer = Analyzer(starter_dictionary(), starter_synonyms() | organization_synonyms())
+    analyzer.add_entities(name for name, _ in starter_names())
+    return analyzer
 
 
 def index_of(state: Any) -> KnowledgeIndex:

@@ -315,7 +315,6 @@ class SearchIndex:
             if times == HOMOPHONE_FACTOR and term not in words:
                 words[term] = self.weight(term) ** IDF_POWER * times
         named = {word: ENTITY_BOOST for word in words if word in self.analyzer.entities}
-        names = [term for term in query.factors if term in self.analyzer.entities]
         # Ranked again best score first: once a candidate's score could not lift it into the best `need` even
         # with a perfect phrasing match, neither could any after it.
         need = max(limit, 2)  # the first hit's lead is over the second
@@ -335,7 +334,7 @@ class SearchIndex:
             others = [ranked[q] for q in order[:2] if q != p]
             evidence = Evidence.of(query, self.impacts[p], self.weight, matched[p][1],
                                    ranked[p] - (others[0] if others else 0.0),
-                                   any(name in self.impacts[p] for name in names))
+                                   any(name in self.impacts[p] for name in named))
             hits.append(Hit(self.documents[p].article_id, round(ranked[p], 4), round(calibrated(evidence), 4),
                             evidence))
         return hits

@@ -99,10 +99,15 @@ def labelled_questions() -> list[LabelledQuestion]:
     return [LabelledQuestion(q["question"], q["article"]) for q in _data("knowledge_questions.json")]
 
 
+def starter_names() -> list[tuple[str, str | None]]:
+    """(name, short name) of each hospital the starter set has articles about."""
+    return [(h["name"], h.get("short_name")) for h in hospitals()]
+
+
 def organization_synonyms() -> dict[str, str]:
     """A hospital's short name and the names callers shorten it to -> its full name, so any of them finds the
     full one."""
-    return name_synonyms((h["name"], h.get("short_name")) for h in hospitals())
+    return name_synonyms(starter_names())
 
 
 _ORDINAL = re.compile(r"第([一二三四五六七八九十]+)")
@@ -137,17 +142,20 @@ def name_synonyms(names: Iterable[tuple[str, str | None]]) -> dict[str, str]:
     """Each organization's short name and the forms callers make of its names (spoken_names) -> its full name.
     A form two organizations share names neither, nor does a made-up form that another's full name holds
     (人民医院); a short name the registry gives stands."""
-    pairs = [(name, short) for name, short in names]
-    full = {name for name, _ in pairs}
+    pairs = list(names)
     claimed: dict[str, set[str]] = {}
     for name, short in pairs:
         for form in spoken_names(name) | (spoken_names(short) if short else set()):
             if form != name:
                 claimed.setdefault(form, set()).add(name)
+    # Which full names hold each form: found by walking every name's pieces once (a city's registry holds
+    # thousands of organizations, too many to search each name for each form).
+    held_by: dict[str, set[str]] = {}
+    for name in {name for name, _ in pairs}:
+        for start in range(len(name)):
+            for end in range(start + 3, len(name) + 1):
+                if name[start:end] in claimed:
+                    held_by.setdefault(name[start:end], set()).add(name)
     given = {short for _, short in pairs if short}
-    found = {}
-    for form, owners in claimed.items():
-        owner = next(iter(owners))
-        if len(owners) == 1 and (form in given or not any(form in other for other in full if other != owner)):
-            found[form] = owner
-    return found
+    return {form: next(iter(owners)) for form, owners in claimed.items()
+            if len(owners) == 1 and (form in given or not held_by.get(form, set()) - owners)}
