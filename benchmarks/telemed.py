@@ -6,13 +6,19 @@ its command (`--processes`, one per core by default, sharing the port); a load g
 a script, another process) whose lab systems each hold one MLLP connection and send their messages one after
 another, each waiting for its ACK (original mode), as lab systems do. The messages are built with python-hl7
 before the clock starts; four in five name a resident in the index, the others a patient it does not hold.
-Reported: messages/s, the ACK latency percentiles, CPU per message of the listener's processes, the
+Two loads after a warm-up: back to back (each lab system sends its next message as soon as the last one's ACK
+comes: the listener's capacity, where the ACK latency is the lab systems in flight over that capacity), then
+paced at `--rate` messages/s offered by the lab systems together (default: the goal and a fifth more), each
+message due at its moment and its ACK latency counted from then (open loop: a late ACK delays the system's
+next message, and that delay counts in the next message's latency). The goal is judged on the paced load.
+Reported for each: messages/s, the ACK latency percentiles, CPU per message of the listener's processes, the
 database's backends and the load generator's sending (from /proc), the core count and the load average; what
 the database holds, checked against what was sent; then the bare ceiling under the same load
 (benchmarks/mllp_bare.py: the ACK sent at once, nothing read or stored) with the same figures.
 
 Goal (issue 16): >= 2,000 messages/s with ACK p99 <= 20 ms on this 2-core machine, and 0 double claims.
-Last line: `mllp_msgs_per_s=X ack_p99_ms=Y double_claims=N`.
+Last line: `mllp_msgs_per_s=X ack_p99_ms=Y double_claims=N`, X and Y of the paced load (of the back-to-back one
+with `--rate 0`).
 """
 
 from __future__ import annotations
@@ -122,11 +128,21 @@ def oru(control_id: str, facility: str, id_number: str, observations: int) -> by
 # --- Load generator (its own process) --------------------------------------------------------------------
 
 
-async def _sender(port: int, messages: list[bytes], latencies: list[float], codes: dict[str, int]) -> None:
+async def _sender(
+    port: int, messages: list[bytes], latencies: list[float], codes: dict[str, int], first_due: float, interval: float
+) -> None:
+    """Send the messages one after another, each after the last one's ACK; paced (`interval` > 0): message k is
+    due at `first_due` + k * `interval`, sent then or, when the ACKs run late, as soon as the last one comes,
+    and its latency counted from when it was due (a lab system's backlog is its latency too)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        for raw in messages:
+        for k, raw in enumerate(messages):
             began = time.perf_counter()
+            if interval:
+                due = first_due + k * interval
+                if due > began:
+                    await asyncio.sleep(due - began)
+                began = due
             writer.write(START + raw + END)
             ack = await reader.readuntil(END)
             latencies.append(time.perf_counter() - began)
@@ -139,7 +155,7 @@ async def _sender(port: int, messages: list[bytes], latencies: list[float], code
 async def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     from cityhealth.registry.identifiers import make_resident_id
 
-    known, senders, total = spec["residents"], spec["senders"], spec["messages"]
+    known, senders, total, rate = spec["residents"], spec["senders"], spec["messages"], spec["rate"]
     numbers = [make_resident_id("320102", date(1950, 1, 1) + timedelta(days=n // 900), n % 900) for n in range(known)]
     strangers = [make_resident_id("320104", date(1960, 1, 1) + timedelta(days=n), 1) for n in range(500)]
     plans: list[list[bytes]] = [[] for _ in range(senders)]
@@ -150,9 +166,18 @@ async def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
         )
     latencies: list[float] = []
     codes: dict[str, int] = {}
+    # Paced: the lab systems' messages interleave, one due every 1/rate s across them; the first are due once
+    # every connection has had time to open.
+    first_due = time.perf_counter() + (0.5 if rate else 0.0)
+    interval = senders / rate if rate else 0.0
     began, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(_sender(spec["port"], plan, latencies, codes) for plan in plans))
-    return {"wall_s": time.perf_counter() - began, "latencies": latencies, "codes": codes,
+    await asyncio.gather(
+        *(
+            _sender(spec["port"], plan, latencies, codes, first_due + n / rate if rate else 0.0, interval)
+            for n, plan in enumerate(plans)
+        )
+    )
+    return {"wall_s": time.perf_counter() - max(began, first_due), "latencies": latencies, "codes": codes,
             "cpu_s": time.process_time() - cpu}
 
 
@@ -248,8 +273,11 @@ async def _wait_listening(port: int, server: subprocess.Popen[bytes], timeout_s:
     raise SystemExit("the listener did not start listening")
 
 
-async def _run_load(args: argparse.Namespace, workdir: Path, port: int, prefix: str, messages: int) -> dict[str, Any]:
+async def _run_load(
+    args: argparse.Namespace, workdir: Path, port: int, prefix: str, messages: int, rate: float = 0.0
+) -> dict[str, Any]:
     spec = {
+        "rate": rate,
         "port": port,
         "messages": messages,
         "senders": args.senders,
@@ -266,21 +294,32 @@ async def _run_load(args: argparse.Namespace, workdir: Path, port: int, prefix: 
 
 
 async def _measured_load(args: argparse.Namespace, workdir: Path, port: int, server: subprocess.Popen[bytes],
-                         database: tuple[str, str] | None) -> dict[str, Any]:
-    """A warm-up, then the measured load: its results with the CPU seconds of the server's process tree, the
-    database's backends (`database`: server URL and name) and the load generator's sending."""
+                         database: tuple[str, str] | None) -> list[tuple[str, dict[str, Any]]]:
+    """A warm-up, then the measured loads: back to back (the capacity), then paced at `args.rate` (when not 0),
+    each (its name, its results with the CPU seconds of the server's process tree, the database's backends
+    (`database`: server URL and name) and the load generator's sending)."""
     await _wait_listening(port, server)
     await _run_load(args, workdir, port, "warm-", args.senders * 20)  # pools open, code paths warm
-    server_before = process_tree_cpu_s(server.pid)
-    database_before = await database_cpu_s(*database) if database else 0.0
-    outcome = await _run_load(args, workdir, port, "run-", args.messages)
-    outcome["cpu"] = {
-        "server": process_tree_cpu_s(server.pid) - server_before,
-        "database": (await database_cpu_s(*database) - database_before) if database else 0.0,
-        "loadgen": outcome["cpu_s"],
-    }
-    outcome["load"] = os.getloadavg()
-    return outcome
+    loads = [("back to back", "run-", args.messages, 0.0)]
+    if args.rate:
+        loads.append((f"paced at {args.rate:.0f}/s", "paced-", _paced_messages(args), args.rate))
+    outcomes = []
+    for name, prefix, messages, rate in loads:
+        server_before = process_tree_cpu_s(server.pid)
+        database_before = await database_cpu_s(*database) if database else 0.0
+        outcome = await _run_load(args, workdir, port, prefix, messages, rate)
+        outcome["cpu"] = {
+            "server": process_tree_cpu_s(server.pid) - server_before,
+            "database": (await database_cpu_s(*database) - database_before) if database else 0.0,
+            "loadgen": outcome["cpu_s"],
+        }
+        outcome["load"] = os.getloadavg()
+        outcomes.append((name, outcome))
+    return outcomes
+
+
+def _paced_messages(args: argparse.Namespace) -> int:
+    return int(args.rate * args.paced_seconds) if args.rate else 0
 
 
 def _stop(server: subprocess.Popen[bytes] | None) -> None:
@@ -316,14 +355,14 @@ async def mllp(args: argparse.Namespace) -> tuple[float, float]:
             f"{args.processes} listener processes",
             flush=True,
         )
-        outcome = await _measured_load(args, made.workdir, port, server, (args.url, made.name))
+        outcomes = await _measured_load(args, made.workdir, port, server, (args.url, made.name))
         _stop(server)
         server = None
-        stored = await _stored(made.url)
-        rate, p99 = _report(args, "mllp", outcome, stored)
+        figures = [_report(f"mllp, {name}", outcome) for name, outcome in outcomes]
+        _check_stored(args, await _stored(made.url))
         if args.bare:
             await _bare(args, made.workdir)
-        return rate, p99
+        return figures[-1]  # paced at the offered rate when there is one: the goal's figures
     finally:
         _stop(server)
         if args.keep:
@@ -340,15 +379,14 @@ async def _bare(args: argparse.Namespace, workdir: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        outcome = await _measured_load(args, workdir, port, bare, None)
+        outcomes = await _measured_load(args, workdir, port, bare, None)
     finally:
         _stop(bare)
-    _report(args, "bare", outcome, None)
+    for name, outcome in outcomes:
+        _report(f"bare, {name}", outcome)
 
 
-def _report(
-    args: argparse.Namespace, label: str, outcome: dict[str, Any], stored: dict[str, int] | None
-) -> tuple[float, float]:
+def _report(label: str, outcome: dict[str, Any]) -> tuple[float, float]:
     latencies = sorted(outcome["latencies"])
     wall, cpu, load = outcome["wall_s"], outcome["cpu"], outcome["load"]
     rate = len(latencies) / wall
@@ -365,17 +403,19 @@ def _report(
         + f"; total={total * 1e6:.0f} -> at most {cores / total:.0f} messages/s on {cores} idle cores"
     )
     print(f"{label}: cores={cores} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; shared)")
-    if stored is not None:
-        warm = args.senders * 20
-        print(
-            f"{label}: in the database {stored} (sent {args.messages} + {warm} warm-up; each message stored once, "
-            f"one report each, each credited to its lab's month)"
-        )
-        expected = args.messages + warm
-        if not stored["accepted"] == stored["reports"] == stored["credited"] == expected:
-            print(f"{label}: MISMATCH: {expected} sent, {stored['accepted']} accepted, {stored['reports']} reports, "
-                  f"{stored['credited']} credited to the senders' month")
     return rate, p99
+
+
+def _check_stored(args: argparse.Namespace, stored: dict[str, int]) -> None:
+    warm = args.senders * 20
+    expected = args.messages + warm + _paced_messages(args)
+    print(
+        f"mllp: in the database {stored} (sent {expected - warm} + {warm} warm-up; each message stored once, "
+        f"one report each, each credited to its lab's month)"
+    )
+    if not stored["accepted"] == stored["reports"] == stored["credited"] == expected:
+        print(f"mllp: MISMATCH: {expected} sent, {stored['accepted']} accepted, {stored['reports']} reports, "
+              f"{stored['credited']} credited to the senders' month")
 
 
 def main() -> None:
@@ -386,11 +426,18 @@ def main() -> None:
         help="a PostgreSQL server the scratch database is made on",
     )
     parser.add_argument("--messages", type=int, default=30_000)
-    parser.add_argument("--senders", type=int, default=12, help="lab systems, one MLLP connection each")
+    parser.add_argument("--senders", type=int, default=24, help="lab systems, one MLLP connection each")
+    parser.add_argument(
+        "--rate", type=float, default=GOAL_MSGS_PER_S * 1.2,
+        help="messages/s the lab systems offer together in the paced load (0: back to back only)",
+    )
+    parser.add_argument("--paced-seconds", type=float, default=12.0, help="length of the paced load")
     parser.add_argument("--observations", type=int, default=6, help="OBX segments per message")
     parser.add_argument("--residents", type=int, default=5_000)
     parser.add_argument("--max-batch", type=int, default=256)
-    parser.add_argument("--processes", type=int, default=1, help="listener processes sharing the port")
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="listener processes sharing the port"
+    )
     parser.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare MLLP ceiling")
     parser.add_argument("--no-claims", dest="claims", action="store_false", help="skip the claim race")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
