@@ -224,5 +224,5 @@ class LabListener:
             return await self._ingest(items)
 
     async def _ingest(self, items: list[Received]) -> list[Outcome]:
-        async with group_transaction(self.database) as session:
+        async with group_transaction(self.database, begin=True) as session:
             return await lab_service.ingest(session, self.clock, self.cipher, items, self.senders)
