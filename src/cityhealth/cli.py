@@ -139,12 +139,15 @@ def serve(
 def served_app() -> FastAPI:
     """The app `serve` runs, built in each server process with its logging: a worker process that uvicorn
     spawns (`--workers 2` and up) inherits none of the parent's configuration, so without this it logs nothing."""
+    from cityhealth import heap
     from cityhealth.app import create_app
     from cityhealth.observability import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    heap.freeze_startup()
+    return app
 
 
 def worker(

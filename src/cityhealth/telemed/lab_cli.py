@@ -24,6 +24,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from cityhealth import heap
 from cityhealth.clock import SystemClock
 from cityhealth.config import load_settings
 from cityhealth.db.cli import checked_database
@@ -62,6 +63,7 @@ async def _serve(
     async with checked_database(settings) as database:
         listener = LabListener(database, SystemClock(), registry.cipher_for(settings), max_batch=max_batch)
         bound = await listener.start(host, port, reuse_port=reuse_port)
+        heap.freeze_startup()
         ready(*bound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
