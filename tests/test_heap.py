@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cityhealth import cli, heap
+from cityhealth import cli, heap, observability
 
 
 class _Node:
@@ -49,6 +49,8 @@ def test_a_cycle_made_after_the_freeze_is_still_collected(unfrozen: None) -> Non
 def test_the_served_app_freezes_its_start_up_heap(monkeypatch: pytest.MonkeyPatch) -> None:
     frozen: list[bool] = []
     monkeypatch.setattr(heap, "freeze_startup", lambda: frozen.append(True))
+    # The server process's logging setup replaces the root handlers: not this test process's.
+    monkeypatch.setattr(observability, "configure_logging", lambda level: None)
     app = cli.served_app()
     assert frozen == [True]
     assert app.title == "cityhealth"

@@ -15,6 +15,7 @@ import gc
 
 
 def freeze_startup() -> None:
-    """Collect what start-up left, then freeze the rest (to be called once, when the process is ready to serve)."""
+    """Collect what start-up left, then freeze the rest (called once a process has built what it serves with:
+    the listener once it listens, a server worker once its app is made)."""
     gc.collect()
     gc.freeze()

@@ -151,9 +151,10 @@ def name_synonyms(names: Iterable[tuple[str, str | None]]) -> dict[str, str]:
     # Which full names hold each form: found by walking every name's pieces once (a city's registry holds
     # thousands of organizations, too many to search each name for each form).
     held_by: dict[str, set[str]] = {}
+    shortest = min(map(len, claimed), default=1)
     for name in {name for name, _ in pairs}:
         for start in range(len(name)):
-            for end in range(start + 3, len(name) + 1):
+            for end in range(start + shortest, len(name) + 1):
                 if name[start:end] in claimed:
                     held_by.setdefault(name[start:end], set()).add(name)
     given = {short for _, short in pairs if short}
