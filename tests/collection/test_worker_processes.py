@@ -41,6 +41,9 @@ RECORDS = 6_000
 # Small chunks for the workers: a job is sixty transactions, long enough on a quiet machine for both workers to
 # be inside one at the same moment (at the default 2,500 rows each job could end before the other began).
 CHUNK_ROWS = 100
+# A `cityhealth worker` registers two procrastinate workers (worker.run_worker: the rooms' tasks and the periodic
+# queue), so one process alone shows two rows in procrastinate_workers.
+LOOPS_PER_WORKER = 2
 _KEYS = {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in
          ("field_encryption_key", "lookup_hmac_key", "token_signing_key")}
 _SRC = Path(__file__).resolve().parents[2] / "src"
@@ -122,7 +125,7 @@ async def _state(database: Database, directory: Path) -> str:
         for query in (
             "SELECT id, status, next_position, error FROM collection_jobs ORDER BY id",
             "SELECT id, task_name, status, lock, worker_id, attempts, args FROM procrastinate_jobs ORDER BY id",
-            "SELECT id, name, last_heartbeat, now() - last_heartbeat FROM procrastinate_workers ORDER BY id",
+            "SELECT id, last_heartbeat, now() - last_heartbeat FROM procrastinate_workers ORDER BY id",
         ):
             lines.append(query)
             lines.extend(f"  {tuple(row)}" for row in await session.execute(text(query)))
@@ -150,6 +153,15 @@ def _supervise(
         warnings.warn(f"worker {n + 1} ended on its own (exit {process.returncode}); started again. Its log ends:\n"
                       f"{tail}", stacklevel=2)
         workers[n] = start(n + 1)
+
+
+async def test_what_explains_a_timeout_reads_the_jobs_queue_and_logs(database: Database, tmp_path: Path) -> None:
+    (tmp_path / "worker-1").mkdir()
+    (tmp_path / "worker-1" / "worker.log").write_text("loading_blueprint x\nthe job failed: no such table\n")
+    said = await _state(database, tmp_path)
+    assert "FROM procrastinate_workers" in said  # each query ran (a wrong column name would raise here)
+    assert "the job failed: no such table" in said
+    assert "loading_blueprint" not in said
 
 
 def test_the_supervisor_starts_again_a_worker_that_ended_on_its_own_and_says_so(tmp_path: Path) -> None:
@@ -224,7 +236,8 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
 
     async def both_workers_listening() -> bool:
         async with database.transaction() as session:
-            return (await session.execute(text("SELECT count(*) FROM procrastinate_workers"))).scalar_one() >= 2
+            loops = (await session.execute(text("SELECT count(*) FROM procrastinate_workers"))).scalar_one()
+            return bool(loops >= LOOPS_PER_WORKER * len(workers))
 
     # Both workers first: a worker slow to start on a loaded machine would leave every job to the other one,
     # and no moment would come with both inside a job.
