@@ -346,7 +346,8 @@ async def mllp(args: argparse.Namespace) -> tuple[float, float]:
         log = (made.workdir / "listener.log").open("wb")
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
             [str(Path(sys.executable).parent / "cityhealth"), "telemed", "mllp", "--port", str(port),
-             "--max-batch", str(args.max_batch), "--processes", str(args.processes)],
+             "--max-batch", str(args.max_batch), "--processes", str(args.processes),
+             *(["--batch-interval-ms", str(args.batch_interval_ms)] if args.batch_interval_ms is not None else [])],
             env=made.env, stdout=log, stderr=log, start_new_session=True,
         )
         print(
@@ -435,6 +436,8 @@ def main() -> None:
     parser.add_argument("--observations", type=int, default=6, help="OBX segments per message")
     parser.add_argument("--residents", type=int, default=5_000)
     parser.add_argument("--max-batch", type=int, default=256)
+    parser.add_argument("--batch-interval-ms", type=float, default=None,
+                        help="the listener's pause between a process's transactions (default: the listener's own)")
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count() or 1, help="listener processes sharing the port"
     )

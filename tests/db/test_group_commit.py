@@ -80,6 +80,46 @@ async def test_a_batch_is_bounded_by_items_and_by_weight() -> None:
     assert recorder.batches == [[0, 1], [2], [3], [4]]  # an item heavier than the bound still goes, alone
 
 
+async def test_a_trickle_of_items_waits_out_the_interval_and_goes_as_one_batch() -> None:
+    interval = 0.2
+    commit: GroupCommit[int, str] = GroupCommit(min_interval_s=interval)
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Event()
+    gate.set()
+    starts: list[float] = []
+    batches: list[list[int]] = []
+
+    async def decide(batch: Batch[int, str]) -> Sequence[str | BaseException]:
+        starts.append(loop.time())
+        batches.append(batch.take())  # taken at once: what comes during the batch is left for the next
+        await gate.wait()
+        return [f"done {item}" for item in batches[-1]]
+
+    begun = loop.time()
+    await commit.submit("k", 0, decide)
+    assert starts[0] - begun < interval / 2  # an item that finds its key idle is decided at once
+    gate.clear()
+    leading = asyncio.create_task(commit.submit("k", 1, decide))
+    await asyncio.sleep(0.01)
+    trickle = []
+    for n in range(2, 6):  # arriving one by one while that batch is under way
+        trickle.append(asyncio.create_task(commit.submit("k", n, decide)))
+        await asyncio.sleep(0.005)
+    gate.set()
+    assert await asyncio.gather(leading, *trickle) == [f"done {n}" for n in range(1, 6)]
+    assert batches == [[0], [1], [2, 3, 4, 5]]
+    assert starts[2] - starts[1] >= interval - 0.01  # less the timer's resolution
+    assert commit.idle
+
+
+async def test_a_full_queue_does_not_wait_out_the_interval() -> None:
+    commit: GroupCommit[int, str] = GroupCommit(max_items=2, min_interval_s=60.0)
+    recorder = Recorder()
+    answers = await asyncio.wait_for(asyncio.gather(*(commit.submit("k", n, recorder.decide) for n in range(6))), 5)
+    assert answers == [f"done {n}" for n in range(6)]
+    assert recorder.batches == [[0, 1], [2, 3], [4, 5]]
+
+
 async def test_each_item_gets_its_own_result_or_exception() -> None:
     commit: GroupCommit[int, str] = GroupCommit()
 

@@ -22,8 +22,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.parametrize("options", [[], ["--batch-interval-ms", "20"]], ids=["default", "batch-interval"])
 async def test_the_command_listens_on_loopback_acknowledges_and_stops_on_sigterm(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, options: list[str]
 ) -> None:
     port = _free_port()
     env = {
@@ -40,6 +41,7 @@ async def test_the_command_listens_on_loopback_acknowledges_and_stops_on_sigterm
         "mllp",
         "--port",
         str(port),
+        *options,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -48,10 +50,10 @@ async def test_the_command_listens_on_loopback_acknowledges_and_stops_on_sigterm
         assert process.stdout is not None
         started = await asyncio.wait_for(process.stdout.readline(), 60)
         assert f"MLLP listener on 127.0.0.1:{port}" in started.decode()
-        [ack] = await send(port, wire(oru("CLI-1", [])))
-        assert ack_code(ack) == "AA"
+        acks = await send(port, wire(oru("CLI-1", [])), wire(oru("CLI-2", [])))
+        assert [ack_code(ack) for ack in acks] == ["AA", "AA"]
     finally:
         process.send_signal(signal.SIGTERM)
         output = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
     assert process.returncode == 0, output
-    assert "stopped: 1 received, 1 accepted, 0 refused" in output
+    assert "stopped: 2 received, 2 accepted, 0 refused" in output

@@ -94,9 +94,14 @@ Decide = Callable[[Batch[T, R]], Awaitable[Sequence[R | BaseException]]]
 class GroupCommit(Generic[T, R]):
     """Per process: a queue and at most one leader task per key (see the module's docstring)."""
 
-    def __init__(self, max_items: int = 128, max_weight: int | None = None) -> None:
+    def __init__(self, max_items: int = 128, max_weight: int | None = None, *, min_interval_s: float = 0.0) -> None:
         self.max_items = max_items
         self.max_weight = max_weight
+        # A key's next batch starts no sooner than this after its last one started, unless `max_items` wait: under
+        # a steady trickle of items, fewer and larger batches (a batch's fixed cost, its transaction and round
+        # trips, shared by more items) for at most this much more latency. An item that finds its key idle is
+        # decided at once.
+        self.min_interval_s = min_interval_s
         self._queues: dict[Hashable, deque[_Queued[T, R]]] = {}
         self._leaders: dict[Hashable, asyncio.Task[None]] = {}
         self._closed = False
@@ -129,9 +134,16 @@ class GroupCommit(Generic[T, R]):
     async def _lead(self, key: Hashable, decide: Decide[T, R]) -> None:
         queue = self._queues[key]
         batch: Batch[T, R] | None = None
+        clock = asyncio.get_running_loop().time
         try:
             await asyncio.sleep(0)  # the items submitted in this turn of the loop join the first batch
+            started: float | None = None
             while queue:
+                if started is not None and len(queue) < self.max_items:
+                    pause = started + self.min_interval_s - clock()
+                    if pause > 0:
+                        await asyncio.sleep(pause)
+                started = clock()
                 batch = Batch(queue, self.max_items, self.max_weight)
                 try:
                     outcomes = await decide(batch)

@@ -19,6 +19,7 @@ import multiprocessing.connection
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -35,20 +36,37 @@ app = typer.Typer(help="Remote diagnosis networks: the lab listener (HL7 v2 over
 console = Console()
 
 
+# TODO measured default
+BATCH_INTERVAL_MS = 0.0
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a listener process groups its messages into transactions (mllp.LabListener)."""
+
+    max_batch: int = 256
+    interval_s: float = 0.0
+
+
 @app.command("mllp")
 def mllp(
     host: str = typer.Option("127.0.0.1", help="the address to listen on (loopback unless told otherwise)"),
     port: int = typer.Option(2575, min=0, max=65535, help="the TCP port (2575: HL7's registered port)"),
     max_batch: int = typer.Option(256, min=1, max=4096, help="at most this many messages decided in one transaction"),
+    batch_interval_ms: float = typer.Option(
+        BATCH_INTERVAL_MS, min=0.0, max=1000.0,
+        help="a process's next transaction starts no sooner than this after its last one started (0: at once)",
+    ),
     processes: int = typer.Option(
         1, min=1, max=64, help="listener processes sharing the port (SO_REUSEPORT): one per core uses them all"
     ),
 ) -> None:
     """Receive lab results and specimen steps over MLLP until interrupted (SIGINT or SIGTERM)."""
+    batching = Batching(max_batch, batch_interval_ms / 1000)
     if processes > 1:
-        stats = run_processes(host, port, max_batch, processes, console.print)
+        stats = run_processes(host, port, batching, processes, console.print)
     else:
-        stats = run(host, port, max_batch, reuse_port=False,
+        stats = run(host, port, batching, reuse_port=False,
                     ready=lambda bound_host, bound_port: console.print(f"MLLP listener on {bound_host}:{bound_port}"))
     console.print(f"stopped: {stats.received} received, {stats.accepted} accepted, {stats.refused} refused")
 
@@ -57,11 +75,12 @@ Say = Callable[[str], None]
 
 
 async def _serve(
-    host: str, port: int, max_batch: int, reuse_port: bool, ready: Callable[[str, int], None]
+    host: str, port: int, batching: Batching, reuse_port: bool, ready: Callable[[str, int], None]
 ) -> ListenerStats:
     settings = load_settings()
     async with checked_database(settings) as database:
-        listener = LabListener(database, SystemClock(), registry.cipher_for(settings), max_batch=max_batch)
+        listener = LabListener(database, SystemClock(), registry.cipher_for(settings), max_batch=batching.max_batch,
+                               batch_interval_s=batching.interval_s)
         bound = await listener.start(host, port, reuse_port=reuse_port)
         heap.freeze_startup()
         ready(*bound)
@@ -74,18 +93,20 @@ async def _serve(
         return listener.stats
 
 
-def run(host: str, port: int, max_batch: int, *, reuse_port: bool, ready: Callable[[str, int], None]) -> ListenerStats:
+def run(
+    host: str, port: int, batching: Batching, *, reuse_port: bool, ready: Callable[[str, int], None]
+) -> ListenerStats:
     """Serve until SIGINT or SIGTERM, on uvloop where it installs (less CPU per message); what was received."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - platforms without it
-        return asyncio.run(_serve(host, port, max_batch, reuse_port, ready))
-    return uvloop.run(_serve(host, port, max_batch, reuse_port, ready))
+        return asyncio.run(_serve(host, port, batching, reuse_port, ready))
+    return uvloop.run(_serve(host, port, batching, reuse_port, ready))
 
 
-def _child(host: str, port: int, max_batch: int, pipe: Any) -> None:
+def _child(host: str, port: int, batching: Batching, pipe: Any) -> None:
     """A listener process: says "ready" once it listens, and sends its figures when it stops."""
-    stats = run(host, port, max_batch, reuse_port=True, ready=lambda *_: pipe.send("ready"))
+    stats = run(host, port, batching, reuse_port=True, ready=lambda *_: pipe.send("ready"))
     pipe.send((stats.received, stats.accepted, stats.refused))
     pipe.close()
 
@@ -99,7 +120,7 @@ def reserve(host: str, port: int) -> socket.socket:
     return reserved
 
 
-def run_processes(host: str, port: int, max_batch: int, processes: int, say: Say) -> ListenerStats:
+def run_processes(host: str, port: int, batching: Batching, processes: int, say: Say) -> ListenerStats:
     """`processes` listener processes on one port until SIGINT or SIGTERM; their figures summed."""
     reserved = reserve(host, port)
     bound_port = int(reserved.getsockname()[1])
@@ -115,7 +136,7 @@ def run_processes(host: str, port: int, max_batch: int, processes: int, say: Say
     try:
         for _ in range(processes):
             ours, theirs = context.Pipe()
-            child = context.Process(target=_child, args=(host, bound_port, max_batch, theirs), daemon=False)
+            child = context.Process(target=_child, args=(host, bound_port, batching, theirs), daemon=False)
             child.start()
             theirs.close()
             children.append((child, ours))

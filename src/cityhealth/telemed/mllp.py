@@ -113,12 +113,17 @@ class ListenerStats:
 class LabListener:
     """The listener: `start()` binds it, `close()` stops taking connections and lets the batches finish."""
 
-    def __init__(self, database: Database, clock: Clock, cipher: FieldCipher, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, cipher: FieldCipher, *, max_batch: int = 256,
+        batch_interval_s: float = 0.0,
+    ) -> None:
         self.database = database
         self.clock = clock
         self.cipher = cipher
         self.senders = registry.OrganizationIds(clock)
-        self.group: GroupCommit[Received, Outcome] = GroupCommit(max_items=max_batch)
+        self.group: GroupCommit[Received, Outcome] = GroupCommit(
+            max_items=max_batch, min_interval_s=batch_interval_s
+        )
         self.stats = ListenerStats()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
