@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +33,29 @@ def test_development_keys_are_generated_once_with_mode_0600(tmp_path: Path) -> N
     assert settings.secret("field_encryption_key") == key
     assert len(key) == 32
     assert settings.secret("lookup_hmac_key") != key
+
+
+def test_processes_starting_together_read_one_whole_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two listener processes started at once: one found the key file its twin had created and not yet written,
+    read "", and failed to start (CI). Here the writing is slowed so that the others look meanwhile."""
+    opened = os.fdopen
+
+    def slowly(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", slowly)
+    start = threading.Barrier(8)
+
+    def read_key() -> bytes:
+        start.wait()
+        return Settings(var_dir=tmp_path / "var").secret("field_encryption_key")
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: read_key(), range(8)))
+    assert len(set(keys)) == 1
+    assert len(keys[0]) == 32
+    assert os.listdir(tmp_path / "var" / "secrets") == ["field_encryption_key"]  # no half-written file left
 
 
 def test_production_requires_every_key_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

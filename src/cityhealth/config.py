@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -199,13 +200,21 @@ def _load_or_create_key(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     encoded = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    # O_EXCL: two processes starting at once must not each write a different key.
+    # Written whole under a name of its own (mode 0600), then linked into place: a process starting at the same
+    # moment finds no key or the whole of it, never a file still empty (it read "" and failed to start), and the
+    # link refuses to replace a key another process put there first, so no two processes hold different keys.
+    fd, written = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _decode_key(path.name, path.read_text())
-    with os.fdopen(fd, "w") as handle:
-        handle.write(encoded)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(encoded)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(written, path)
+        except FileExistsError:
+            return _decode_key(path.name, path.read_text())
+    finally:
+        os.unlink(written)
     return base64.urlsafe_b64decode(encoded)
 
 

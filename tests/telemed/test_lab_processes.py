@@ -102,7 +102,9 @@ async def test_listener_processes_share_the_port_and_store_each_message_once(
         assert process.stdout is not None
         started = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
         found = re.search(r"MLLP listener on 127\.0\.0\.1:(\d+) \(2 processes\)", started)
-        assert found is not None, started
+        if found is None:  # what the command said up to its end explains it (a listener's traceback, say)
+            said = started + (await asyncio.wait_for(process.stdout.read(), 60)).decode(errors="replace")
+            raise AssertionError(f"the listeners did not start:\n{said}")
         port = int(found.group(1))
         assert len(_children(process.pid)) >= 2  # the two listeners (the spawn's resource tracker besides)
         same = wire(oru("DUP-P", []))
