@@ -12,8 +12,10 @@ paced at `--rate` messages/s offered by the lab systems together (default: the g
 message due at its moment and its ACK latency counted from then (open loop: a late ACK delays the system's
 next message, and that delay counts in the next message's latency). The goal is judged on the paced load.
 Reported for each: messages/s, the ACK latency percentiles, CPU per message of the listener's processes, the
-database's backends and the load generator's sending (from /proc), the core count and the load average; what
-the database holds, checked against what was sent; then the bare ceiling under the same load
+database's backends and the load generator's sending (from /proc), the core count and the load average, and the
+storage's floor meanwhile (measure.CommitProbe: a one-row commit every 5 ms on a connection of its own, whose
+stalls every transaction shares); what the database holds, checked against what was sent; then the bare ceiling
+under the same load
 (benchmarks/mllp_bare.py: the ACK sent at once, nothing read or stored) with the same figures.
 
 Goal (issue 16): >= 2,000 messages/s with ACK p99 <= 20 ms on this 2-core machine, and 0 double claims.
@@ -39,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.booking_race import free_port, percentile, raise_fd_limit
-from benchmarks.measure import database_cpu_s, process_tree_cpu_s
+from benchmarks.measure import CommitProbe, database_cpu_s, process_tree_cpu_s
 from benchmarks.telemed_claims import add_claim_arguments, claim_race
 
 from cityhealth.simulation.lab_feed import field, segment
@@ -307,7 +309,12 @@ async def _measured_load(args: argparse.Namespace, workdir: Path, port: int, ser
     for name, prefix, messages, rate in loads:
         server_before = process_tree_cpu_s(server.pid)
         database_before = await database_cpu_s(*database) if database else 0.0
-        outcome = await _run_load(args, workdir, port, prefix, messages, rate)
+        if database:
+            async with CommitProbe(database[0]) as probe:
+                outcome = await _run_load(args, workdir, port, prefix, messages, rate)
+            outcome["probe"] = probe.summary()
+        else:
+            outcome = await _run_load(args, workdir, port, prefix, messages, rate)
         outcome["cpu"] = {
             "server": process_tree_cpu_s(server.pid) - server_before,
             "database": (await database_cpu_s(*database) - database_before) if database else 0.0,
@@ -404,6 +411,8 @@ def _report(label: str, outcome: dict[str, Any]) -> tuple[float, float]:
         + f"; total={total * 1e6:.0f} -> at most {cores / total:.0f} messages/s on {cores} idle cores"
     )
     print(f"{label}: cores={cores} loadavg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} (1, 5, 15 min; shared)")
+    if "probe" in outcome:
+        print(f"{label}: {outcome['probe']}")
     return rate, p99
 
 
