@@ -5,7 +5,8 @@ one transaction each makes them queue on the lock one after another. Here they q
 instead: the first item submitted under a key starts that key's leader task, which hands what has queued
 to a `decide` function as one batch (up to `max_items` items and `max_weight` weight); while the batch is
 being decided, new items queue and form the next batch. The batch grows with the load, so the cost of a
-transaction is shared by more items the more there are.
+transaction is shared by more items the more there are. Under a steady trickle (items arriving one by one, as
+lab messages do) the batches stay small; `min_interval_s` spaces a key's batches out to let more join each.
 
 Each item gets its own answer: `decide` returns one result or exception per item it took. An item whose
 outcome is `Requeue` goes back to the head of the queue for the next batch. When `decide` raises, nothing
