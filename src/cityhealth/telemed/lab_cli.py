@@ -37,11 +37,11 @@ console = Console()
 
 
 # Paced at 2,000 messages/s over 24 lab systems on two cores, batches started as soon as the last ended held four
-# or five messages, and a batch's fixed cost (its transaction's six round trips) was most of a message's: at 6 ms
-# the batches double and the CPU a message falls by a fifth (about 880 to 700 µs, listener and database), for a
-# few milliseconds' wait (docs/decisions/telemed-lab.md, session 24). At 3 ms nothing changes (a batch already
-# takes that long); at 10 ms the CPU falls further and the latency rises.
-BATCH_INTERVAL_MS = 6.0
+# or five messages, and a batch's fixed cost (its transaction's six round trips) was most of a message's. Spaced
+# 8 ms apart they hold about ten, and the CPU a message falls by a third (about 870 to 550 µs, listener, database
+# and load generator), for a few milliseconds' wait (docs/decisions/telemed-lab.md, session 24). At 3 ms nothing
+# changes (a batch already takes that long); 6 ms costs a tenth more CPU than 8 for the same latency.
+BATCH_INTERVAL_MS = 8.0
 
 
 @dataclass(frozen=True)
