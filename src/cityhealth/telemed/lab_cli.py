@@ -49,7 +49,7 @@ class Batching:
     """How a listener process groups its messages into transactions (mllp.LabListener)."""
 
     max_batch: int = 256
-    interval_s: float = 0.0
+    interval_s: float = BATCH_INTERVAL_MS / 1000
 
 
 @app.command("mllp")
