@@ -56,7 +56,9 @@ class Batching:
 def mllp(
     host: str = typer.Option("127.0.0.1", help="the address to listen on (loopback unless told otherwise)"),
     port: int = typer.Option(2575, min=0, max=65535, help="the TCP port (2575: HL7's registered port)"),
-    max_batch: int = typer.Option(256, min=1, max=4096, help="at most this many messages decided in one transaction"),
+    max_batch: int = typer.Option(
+        Batching.max_batch, min=1, max=4096, help="at most this many messages decided in one transaction"
+    ),
     batch_interval_ms: float = typer.Option(
         BATCH_INTERVAL_MS, min=0.0, max=1000.0,
         help="a process's next transaction starts no sooner than this after its last one started (0: at once)",
